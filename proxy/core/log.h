@@ -1,0 +1,26 @@
+/* Structured logging: one line per event, "ts=... level=... ev=<what> k=v ...".
+ * Values that may carry spaces or quotes are written with xs_log_quote()
+ * helpers by the caller's format, so every line stays machine-parseable. */
+#ifndef XS_CORE_LOG_H
+#define XS_CORE_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+enum xs_log_level { XS_LOG_DEBUG = 0, XS_LOG_INFO, XS_LOG_WARN, XS_LOG_ERROR };
+
+/* The threshold is the one process-wide setting the logger has: it is set
+ * once from the command line, and tests leave it alone. */
+void xs_log_set_level(enum xs_log_level level);
+int xs_log_enabled(enum xs_log_level level);
+
+/* ev: short dotted event name ("s2s.in.state"); fmt: the key=value rest. */
+void xs_log(enum xs_log_level level, const char *ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes s into out (size n) as a log value: bare if it has no space, quote,
+ * '=' or control character, else double-quoted with escapes; truncated to fit.
+ * Returns out, so it can sit in a printf argument list. NULL prints as "-". */
+const char *xs_log_quote(char *out, size_t n, const char *s);
+
+#endif

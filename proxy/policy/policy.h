@@ -1,0 +1,88 @@
+/* The Lua policy: one generation = one lua_State built from lua/ and a policy
+ * file, validated, then used until the next reload replaces it. The C core
+ * reads the declarative part once as a struct xs_config and calls into Lua
+ * only through xs_policy_route() (and later hooks of the same shape). */
+#ifndef XS_POLICY_POLICY_H
+#define XS_POLICY_POLICY_H
+
+#include <stddef.h>
+
+#include "event.h"
+
+enum xs_tls_req { XS_TLS_REQUIRED = 0, XS_TLS_OPTIONAL = 1 };
+
+/* One federated XMPP domain, from `partner "domain" { ... }`. A partner whose
+ * domain is "*" applies to every domain not listed by name. */
+struct xs_partner {
+    char *domain;
+    enum xs_tls_req tls;
+    int dialback;     /* 1: Server Dialback allowed/used with this partner */
+    char *route_host; /* static route, NULL to use DNS SRV/A */
+    int route_port;
+};
+
+enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1 };
+
+struct xs_sip_endpoint {
+    enum xs_sip_transport transport;
+    char *host;
+    int port;
+};
+
+/* The declarative part of a policy, as plain C data. All strings owned by the
+ * struct; freed with the policy. */
+struct xs_config {
+    char **domains; /* the SIP domains the gateway speaks for, lower-case */
+    size_t n_domains;
+
+    char *xmpp_listen_host; /* xmpp.listen "host:port" (IPv6 as "[::]:5269") */
+    int xmpp_listen_port;
+    char *tls_cert; /* PEM paths; NULL when the policy names none */
+    char *tls_key;
+    char *dialback_secret; /* XEP-0185 secret; generated at load when absent */
+    double xmpp_connect_timeout; /* seconds, outbound stream set-up incl. dialback */
+    double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
+    size_t xmpp_max_stanza;      /* bytes */
+    size_t xmpp_queue_max;       /* stanzas queued per outbound stream while it sets up */
+
+    struct xs_sip_endpoint *sip_listen;
+    size_t n_sip_listen;
+    struct xs_sip_endpoint sip_next_hop; /* host NULL when none is configured */
+    size_t sip_max_message;              /* bytes of one SIP message */
+
+    struct xs_partner *partners;
+    size_t n_partners;
+
+    int log_bodies; /* 1 only when the policy asks for message bodies in logs */
+};
+
+struct xs_policy;
+
+/* Builds a new generation from `policy_path`, with the gateway's Lua library
+ * at `lua_dir` (lua/). On failure returns a negative XS_E* code and writes a
+ * one-line reason naming the file and line into err (size errlen); nothing is
+ * allocated then. */
+int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_policy **out,
+                   char *err, size_t errlen);
+void xs_policy_free(struct xs_policy *p);
+
+/* Borrowed; lives as long as the policy. */
+const struct xs_config *xs_policy_config(const struct xs_policy *p);
+
+/* The partner entry that applies to `domain` (exact match first, then "*"),
+ * or NULL when the domain is not federated. Borrowed from the config. */
+const struct xs_partner *xs_policy_partner(const struct xs_policy *p, const char *domain);
+
+/* 1 when `domain` is one of config->domains. */
+int xs_policy_is_local_domain(const struct xs_policy *p, const char *domain);
+
+/* Asks the policy what to do with an event that arrived from ev->origin.
+ * On XS_COND_NONE the event has been rewritten in place: addresses mapped
+ * into the other side's form (a URI "sip:..." for SIP, a JID for XMPP) and
+ * whatever the hooks changed. Otherwise the event must not be delivered and
+ * *text (owned by the caller, free() it; may be NULL) says why. A hook that
+ * raises an error, or runs past its instruction or memory budget, yields
+ * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line. */
+enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text);
+
+#endif

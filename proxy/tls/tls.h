@@ -1,0 +1,57 @@
+/* TLS over mbedtls as a filter between a byte stream and a protocol: no
+ * sockets here. The owner feeds ciphertext that arrived, reads plaintext,
+ * writes plaintext and collects ciphertext to send. That is what lets
+ * STARTTLS begin in the middle of an XMPP stream. */
+#ifndef XS_TLS_TLS_H
+#define XS_TLS_TLS_H
+
+#include <stddef.h>
+
+/* Shared per policy generation: certificate chain, key, RNG, CA set. */
+struct xs_tls_ctx;
+
+/* Loads cert_path/key_path (PEM). When both are NULL, generates a
+ * self-signed certificate (EC P-256) whose subject CN and subjectAltName
+ * dNSNames are `names` (n_names >= 1), for the shipped default. On failure
+ * returns a negative XS_E* and a one-line reason in err. */
+int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *const *names,
+                   size_t n_names, struct xs_tls_ctx **out, char *err, size_t errlen);
+/* Reference counted: sessions hold the context they were made from, so a
+ * reload can drop its reference while old sessions live on. */
+void xs_tls_ctx_ref(struct xs_tls_ctx *ctx);
+void xs_tls_ctx_unref(struct xs_tls_ctx *ctx);
+
+struct xs_tls;
+
+/* A session. `server_name` (client side) is sent as SNI and, later,
+ * checked against the certificate; NULL on the server side. Peer
+ * certificates are not verified yet (dialback authenticates the domain). */
+int xs_tls_new(struct xs_tls_ctx *ctx, int is_server, const char *server_name,
+               struct xs_tls **out);
+void xs_tls_free(struct xs_tls *t);
+
+/* Ciphertext from the network. At most 64 KiB may wait unprocessed;
+ * beyond that XS_ELIMIT (the owner stops reading until xs_tls_read drains). */
+int xs_tls_feed(struct xs_tls *t, const char *data, size_t len);
+/* Advances the handshake: 0 when complete, XS_EAGAIN while more input is
+ * needed (check xs_tls_out for bytes to send either way), XS_ETLS on failure
+ * (xs_tls_error() says why). */
+int xs_tls_handshake(struct xs_tls *t);
+/* Plaintext out of what was fed: n > 0 bytes, XS_EAGAIN when nothing is
+ * available, XS_ECLOSED on close_notify, XS_ETLS on failure. */
+int xs_tls_read(struct xs_tls *t, char *out, size_t cap);
+/* Encrypts all of data into the outgoing ciphertext buffer (bounded at 1 MiB
+ * pending: XS_ELIMIT). */
+int xs_tls_write(struct xs_tls *t, const char *data, size_t len);
+/* Queues a close_notify alert. */
+void xs_tls_close_notify(struct xs_tls *t);
+/* Ciphertext waiting to go out: points into the session (valid until the next
+ * call on it); consume what was handed to the socket. */
+void xs_tls_out(struct xs_tls *t, const char **data, size_t *len);
+void xs_tls_out_consume(struct xs_tls *t, size_t n);
+/* Last failure as text, "" if none. */
+const char *xs_tls_error(const struct xs_tls *t);
+/* Negotiated protocol and cipher for logs ("TLSv1.2/TLS-ECDHE-..."), "" before. */
+const char *xs_tls_describe(const struct xs_tls *t);
+
+#endif

@@ -1,0 +1,106 @@
+/* XML for XMPP streams: an element tree (stanzas), its serializer, and a
+ * streaming parser on expat that turns arbitrarily split input into a stream
+ * header, whole top-level stanzas and a stream end.
+ *
+ * The parser enforces RFC 6120 §11: no DTD, no entity declarations or
+ * references other than the five predefined and character references, no
+ * processing instructions, no comments. It bounds stanza size in bytes, depth
+ * and attributes per element. A violation stops the parser for good and
+ * names the stream error condition to send. */
+#ifndef XS_XMPP_XML_H
+#define XS_XMPP_XML_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+struct xs_xml_attr {
+    char *name; /* qualified as written after namespace resolution: "xml:lang" for
+                   the xml namespace, "id", or "{uri}local" for other prefixed ones */
+    char *value;
+};
+
+/* An element. Children and text are kept in document order as nodes; an
+ * element's own character data is the concatenation of its text nodes. */
+struct xs_xml_node;
+struct xs_xml_el {
+    char *name; /* local name */
+    char *ns;   /* namespace URI, "" when none */
+    struct xs_xml_attr *attrs;
+    size_t n_attrs;
+    struct xs_xml_node *children;
+    size_t n_children;
+    size_t cap_children;
+};
+
+struct xs_xml_node {
+    int is_text;
+    union {
+        struct xs_xml_el *el;
+        char *text;
+    } u;
+};
+
+/* Tree building. All return NULL / negative on OOM. Strings are copied. */
+struct xs_xml_el *xs_xml_el_new(const char *ns, const char *name);
+void xs_xml_el_free(struct xs_xml_el *el);
+int xs_xml_el_set_attr(struct xs_xml_el *el, const char *name, const char *value);
+const char *xs_xml_el_attr(const struct xs_xml_el *el, const char *name); /* borrowed or NULL */
+/* Adds a new child element and returns it (borrowed; owned by the parent). */
+struct xs_xml_el *xs_xml_el_add_child(struct xs_xml_el *el, const char *ns, const char *name);
+/* Appends text (len bytes) as a text node. */
+int xs_xml_el_add_text(struct xs_xml_el *el, const char *text, size_t len);
+/* First child element with that name (and ns, unless ns is NULL); borrowed. */
+struct xs_xml_el *xs_xml_el_child(const struct xs_xml_el *el, const char *ns, const char *name);
+/* Concatenated character data of el's direct text nodes; returned owned
+ * (free()), "" when there is none, NULL on OOM. */
+char *xs_xml_el_text(const struct xs_xml_el *el);
+
+/* Serializes el and its subtree into out. `parent_ns` is the default
+ * namespace in scope at the insertion point (e.g. "jabber:server" inside an
+ * s2s stream): an xmlns attribute is written only where an element's ns
+ * differs from its parent's. Text and attribute values are escaped
+ * (& < > " '). Returns 0, or XS_ELIMIT when out's maximum is reached. */
+int xs_xml_serialize(const struct xs_xml_el *el, const char *parent_ns, struct xs_buf *out);
+/* Appends s escaped for text or attribute content. */
+int xs_xml_escape(struct xs_buf *out, const char *s, size_t len);
+
+struct xs_xml_limits {
+    size_t max_stanza_bytes; /* bytes of input one stanza may span */
+    size_t max_depth;        /* element depth inside a stanza (stanza itself = 1) */
+    size_t max_attrs;        /* attributes on one element */
+};
+
+struct xs_xml_cbs {
+    /* The <stream:stream> open tag; the element has no children. Borrowed
+     * for the call. */
+    void (*stream_open)(void *ud, const struct xs_xml_el *header);
+    /* A whole first-level child of the stream; ownership passes to the callee. */
+    void (*stanza)(void *ud, struct xs_xml_el *stanza);
+    /* </stream:stream> */
+    void (*stream_close)(void *ud);
+};
+
+struct xs_xml_parser;
+
+/* NULL on OOM. `cbs` and `ud` are borrowed for the parser's life. */
+struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim, const struct xs_xml_cbs *cbs,
+                                        void *ud);
+void xs_xml_parser_free(struct xs_xml_parser *p);
+/* Feeds bytes. Returns 0, or a negative XS_E* once the input is bad (then
+ * xs_xml_parser_condition() names the stream error) or after
+ * xs_xml_parser_stop(). Once failed or stopped, every later call fails too. */
+int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len);
+/* Called from inside a callback: parse nothing more of this stream. Bytes
+ * after the current element are discarded (what a peer sends after
+ * <starttls/> before the handshake must never be read as part of the
+ * encrypted stream). The owner then makes a new parser for the restart. */
+void xs_xml_parser_stop(struct xs_xml_parser *p);
+/* RFC 6120 stream error condition for the failure ("not-well-formed",
+ * "restricted-xml", "policy-violation", "invalid-namespace",
+ * "bad-format", "unsupported-encoding"...), NULL if none. */
+const char *xs_xml_parser_condition(const struct xs_xml_parser *p);
+/* Human-readable detail of the failure for logs, "" if none. */
+const char *xs_xml_parser_detail(const struct xs_xml_parser *p);
+
+#endif
