@@ -6,6 +6,7 @@
 #ifndef XS_EVENT_H
 #define XS_EVENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum xs_side_id { XS_SIDE_XMPP = 0, XS_SIDE_SIP = 1 };

@@ -1,0 +1,184 @@
+#include "gateway.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "policy/policy.h"
+#include "router.h"
+#include "sip/sip.h"
+#include "tls/tls.h"
+#include "xmpp/dialback_key.h"
+#include "xmpp/xmpp_side.h"
+
+struct xs_gateway {
+    uv_loop_t *loop;
+    char *policy_path;
+    char *lua_dir;
+    struct xs_policy *policy;
+    struct xs_tls_ctx *tls;
+    /* Kept across reloads when the policy names none, so keys handed out
+     * before a reload still verify after it. */
+    char secret[65];
+    struct xs_router router;
+    struct xs_xmpp *xmpp;
+    struct xs_sip *sip;
+    int generation;
+    int sides_open;
+    void (*stopped)(void *ud);
+    void *stopped_ud;
+};
+
+static int same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static int make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out)
+{
+    char err[256];
+    int rc = xs_tls_ctx_new(cfg->tls_cert, cfg->tls_key, (const char *const *)cfg->domains,
+                            cfg->n_domains, out, err, sizeof err);
+    if (rc != 0)
+        xs_log(XS_LOG_ERROR, "tls.config", "result=failed reason=\"%s\"", err);
+    else if (!cfg->tls_cert)
+        xs_log(XS_LOG_INFO, "tls.config",
+               "result=self-signed reason=\"the policy names no certificate\"");
+    return rc;
+}
+
+static const char *secret_of(const struct xs_gateway *gw, const struct xs_config *cfg)
+{
+    return cfg->dialback_secret && *cfg->dialback_secret ? cfg->dialback_secret : gw->secret;
+}
+
+int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
+                     struct xs_gateway **out)
+{
+    struct xs_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw)
+        return XS_ENOMEM;
+    gw->loop = loop;
+    gw->policy_path = strdup(policy_path);
+    gw->lua_dir = strdup(lua_dir);
+    int rc = XS_ENOMEM;
+    if (!gw->policy_path || !gw->lua_dir)
+        goto fail;
+    xs_dialback_random_secret(gw->secret);
+
+    char err[512];
+    rc = xs_policy_load(policy_path, lua_dir, &gw->policy, err, sizeof err);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "policy.load", "path=%s result=rejected reason=\"%s\"", policy_path,
+               err);
+        goto fail;
+    }
+    const struct xs_config *cfg = xs_policy_config(gw->policy);
+    rc = make_tls(cfg, &gw->tls);
+    if (rc != 0)
+        goto fail;
+    xs_router_init(&gw->router, gw->policy);
+    rc = xs_xmpp_start(loop, gw->policy, gw->tls, secret_of(gw, cfg), xs_router_submit,
+                       &gw->router, &gw->xmpp);
+    if (rc != 0)
+        goto fail;
+    rc = xs_sip_start(loop, cfg, xs_router_submit, &gw->router, &gw->sip);
+    if (rc != 0)
+        goto fail_xmpp;
+    gw->router.sides[XS_SIDE_XMPP] = (struct xs_side){gw->xmpp, xs_xmpp_deliver};
+    gw->router.sides[XS_SIDE_SIP] = (struct xs_side){gw->sip, xs_sip_deliver};
+    gw->generation = 1;
+    xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
+           policy_path, cfg->n_domains, cfg->n_partners);
+    *out = gw;
+    return 0;
+
+fail_xmpp:
+    xs_xmpp_close(gw->xmpp, NULL, NULL);
+fail:
+    if (gw->tls)
+        xs_tls_ctx_unref(gw->tls);
+    if (gw->policy)
+        xs_policy_free(gw->policy);
+    free(gw->policy_path);
+    free(gw->lua_dir);
+    free(gw);
+    return rc;
+}
+
+int xs_gateway_reload(struct xs_gateway *gw)
+{
+    char err[512];
+    struct xs_policy *next = NULL;
+    int rc = xs_policy_load(gw->policy_path, gw->lua_dir, &next, err, sizeof err);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "policy.reload",
+               "path=%s result=rejected generation=%d reason=\"%s\" kept=previous",
+               gw->policy_path, gw->generation, err);
+        return rc;
+    }
+    const struct xs_config *old = xs_policy_config(gw->policy);
+    const struct xs_config *cfg = xs_policy_config(next);
+    struct xs_tls_ctx *tls = gw->tls;
+    if (!same(old->tls_cert, cfg->tls_cert) || !same(old->tls_key, cfg->tls_key)) {
+        rc = make_tls(cfg, &tls);
+        if (rc != 0) {
+            xs_log(XS_LOG_ERROR, "policy.reload",
+                   "path=%s result=rejected generation=%d reason=\"TLS certificate or key "
+                   "unusable\" kept=previous",
+                   gw->policy_path, gw->generation);
+            xs_policy_free(next);
+            return rc;
+        }
+    }
+    if (!same(secret_of(gw, old), secret_of(gw, cfg)))
+        xs_log(XS_LOG_WARN, "policy.reload",
+               "reason=\"dialback secret changed: takes effect on restart\"");
+    struct xs_policy *prev = gw->policy;
+    gw->policy = next;
+    gw->generation++;
+    xs_router_set_policy(&gw->router, next);
+    xs_sip_reconfigure(gw->sip, cfg);
+    xs_xmpp_set_policy(gw->xmpp, next, tls);
+    if (tls != gw->tls) {
+        xs_tls_ctx_unref(gw->tls);
+        gw->tls = tls;
+    }
+    xs_policy_free(prev);
+    xs_log(XS_LOG_INFO, "policy.reload",
+           "path=%s result=ok generation=%d domains=%zu partners=%zu", gw->policy_path,
+           gw->generation, cfg->n_domains, cfg->n_partners);
+    return 0;
+}
+
+static void on_side_closed(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    if (--gw->sides_open > 0)
+        return;
+    xs_tls_ctx_unref(gw->tls);
+    xs_policy_free(gw->policy);
+    free(gw->policy_path);
+    free(gw->lua_dir);
+    void (*cb)(void *) = gw->stopped;
+    void *cb_ud = gw->stopped_ud;
+    xs_log(XS_LOG_INFO, "gateway.stopped", "routed=%llu refused=%llu bounced=%llu",
+           gw->router.routed, gw->router.refused, gw->router.bounced);
+    free(gw);
+    if (cb)
+        cb(cb_ud);
+}
+
+void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
+{
+    gw->stopped = done;
+    gw->stopped_ud = ud;
+    xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->generation);
+    /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
+     * still answer them. The XMPP side then waits for the outcomes SIP owes
+     * it, which SIP's close delivers. */
+    gw->sides_open = 2;
+    xs_xmpp_close(gw->xmpp, on_side_closed, gw);
+    xs_sip_close(gw->sip, on_side_closed, gw);
+}

@@ -1,0 +1,28 @@
+/* The gateway object: one loop, the current policy generation, the router
+ * and both sides. It starts them, swaps policy generations on reload, and
+ * drains and stops them. Signals are main.c's business; this only offers
+ * what they trigger. */
+#ifndef XS_GATEWAY_H
+#define XS_GATEWAY_H
+
+#include <uv.h>
+
+struct xs_gateway;
+
+/* Loads the policy, prepares TLS and starts both sides. On failure returns a
+ * negative XS_E* after logging why; nothing is left running. Strings are
+ * copied. */
+int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
+                     struct xs_gateway **out);
+
+/* Builds a new policy generation from the same file. When it is good it
+ * replaces the current one and every stream is re-checked; when it is not,
+ * the running generation stays and the reason is logged. Returns 0 or the
+ * load error. */
+int xs_gateway_reload(struct xs_gateway *gw);
+
+/* Closes both sides (pending work is answered, not dropped) and frees the
+ * gateway; `done` runs once everything is released. */
+void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,293 @@
+#include "net/link.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define LINK_READ_SIZE 16384
+#define LINK_CLOSE_GRACE_MS 2000
+
+struct xs_link {
+    uv_tcp_t *tcp;
+    uv_write_t wreq;
+    uv_timer_t grace;
+    struct xs_link_cbs cbs;
+    void *ud;
+    struct xs_tls *tls;
+    int tls_ready;
+    /* Bytes waiting to be written, and the bytes of the one write in flight. */
+    struct xs_buf pending;
+    struct xs_buf inflight;
+    int writing;
+    int closing;
+    int close_reason;
+    int handles_open; /* tcp and grace timer each count one until their close callback */
+    char peer[64];
+    char rbuf[LINK_READ_SIZE]; /* what the socket read */
+    char *plain;               /* LINK_READ_SIZE of decrypted bytes, once TLS is on */
+};
+
+static void link_flush(struct xs_link *l);
+static void link_fail(struct xs_link *l, int reason);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct xs_link *l = h->data;
+    if (h == (uv_handle_t *)l->tcp)
+        free(l->tcp);
+    if (--l->handles_open > 0)
+        return;
+    if (l->cbs.closed)
+        l->cbs.closed(l->ud, l->close_reason);
+    if (l->tls)
+        xs_tls_free(l->tls);
+    xs_buf_free(&l->pending);
+    xs_buf_free(&l->inflight);
+    free(l->plain);
+    free(l);
+}
+
+static void link_close_now(struct xs_link *l)
+{
+    if (uv_is_closing((uv_handle_t *)l->tcp))
+        return;
+    uv_close((uv_handle_t *)&l->grace, on_handle_closed);
+    uv_close((uv_handle_t *)l->tcp, on_handle_closed);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    link_close_now(t->data);
+}
+
+void xs_link_close(struct xs_link *l, int reason)
+{
+    if (l->closing)
+        return;
+    l->closing = 1;
+    l->close_reason = reason;
+    uv_read_stop((uv_stream_t *)l->tcp);
+    if (l->tls && l->tls_ready && reason == XS_OK) {
+        xs_tls_close_notify(l->tls);
+        link_flush(l);
+    }
+    if (!l->writing && l->pending.len == 0) {
+        link_close_now(l);
+        return;
+    }
+    uv_timer_start(&l->grace, on_grace, LINK_CLOSE_GRACE_MS, 0);
+}
+
+/* A failure closes at once: what is queued can no longer be trusted to go out. */
+static void link_fail(struct xs_link *l, int reason)
+{
+    if (l->closing && uv_is_closing((uv_handle_t *)l->tcp))
+        return;
+    l->closing = 1;
+    l->close_reason = reason;
+    uv_read_stop((uv_stream_t *)l->tcp);
+    link_close_now(l);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct xs_link *l = req->data;
+    l->writing = 0;
+    xs_buf_reset(&l->inflight);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            link_fail(l, XS_EIO);
+        return;
+    }
+    link_flush(l);
+    if (l->closing && !l->writing && l->pending.len == 0 &&
+        !uv_is_closing((uv_handle_t *)l->tcp))
+        link_close_now(l);
+}
+
+/* Moves TLS output into the queue and starts a write if none is in flight. */
+static void link_flush(struct xs_link *l)
+{
+    if (l->tls) {
+        const char *p;
+        size_t n;
+        xs_tls_out(l->tls, &p, &n);
+        if (n) {
+            if (xs_buf_append(&l->pending, p, n) != 0) {
+                link_fail(l, XS_ELIMIT);
+                return;
+            }
+            xs_tls_out_consume(l->tls, n);
+        }
+    }
+    if (l->writing || l->pending.len == 0 || uv_is_closing((uv_handle_t *)l->tcp))
+        return;
+    struct xs_buf tmp = l->inflight;
+    l->inflight = l->pending;
+    l->pending = tmp;
+    uv_buf_t b = uv_buf_init(l->inflight.data, (unsigned int)l->inflight.len);
+    l->wreq.data = l;
+    if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, on_write) != 0) {
+        link_fail(l, XS_EIO);
+        return;
+    }
+    l->writing = 1;
+}
+
+int xs_link_write(struct xs_link *l, const char *data, size_t len)
+{
+    if (l->closing)
+        return XS_ECLOSED;
+    int rc;
+    if (l->tls)
+        rc = xs_tls_write(l->tls, data, len);
+    else
+        rc = xs_buf_append(&l->pending, data, len);
+    if (rc != 0)
+        return rc;
+    link_flush(l);
+    return l->closing ? XS_ECLOSED : 0;
+}
+
+static void tls_input(struct xs_link *l, const char *data, size_t len)
+{
+    if (xs_tls_feed(l->tls, data, len) != 0) {
+        link_fail(l, XS_ELIMIT);
+        return;
+    }
+    if (!l->tls_ready) {
+        int rc = xs_tls_handshake(l->tls);
+        link_flush(l);
+        if (l->closing)
+            return;
+        if (rc == XS_EAGAIN)
+            return;
+        if (rc != 0) {
+            xs_log(XS_LOG_WARN, "link.tls", "peer=%s result=failed reason=\"%s\"", l->peer,
+                   xs_tls_error(l->tls));
+            link_fail(l, XS_ETLS);
+            return;
+        }
+        l->tls_ready = 1;
+        if (l->cbs.tls_ready)
+            l->cbs.tls_ready(l->ud);
+        if (l->closing)
+            return;
+    }
+    for (;;) {
+        int n = xs_tls_read(l->tls, l->plain, LINK_READ_SIZE);
+        link_flush(l);
+        if (l->closing)
+            return;
+        if (n == XS_EAGAIN)
+            return;
+        if (n == XS_ECLOSED) {
+            link_fail(l, XS_ECLOSED);
+            return;
+        }
+        if (n < 0) {
+            link_fail(l, XS_ETLS);
+            return;
+        }
+        l->cbs.data(l->ud, l->plain, (size_t)n);
+        if (l->closing)
+            return;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct xs_link *l = h->data;
+    *buf = uv_buf_init(l->rbuf, LINK_READ_SIZE);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct xs_link *l = s->data;
+    if (nread == 0 || l->closing)
+        return;
+    if (nread < 0) {
+        link_fail(l, nread == UV_EOF ? XS_ECLOSED : XS_EIO);
+        return;
+    }
+    if (l->tls)
+        tls_input(l, buf->base, (size_t)nread);
+    else
+        l->cbs.data(l->ud, buf->base, (size_t)nread);
+}
+
+struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *ud, size_t out_max)
+{
+    struct xs_link *l = calloc(1, sizeof *l);
+    if (!l) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
+    }
+    l->tcp = tcp;
+    l->cbs = *cbs;
+    l->ud = ud;
+    xs_buf_init(&l->pending, out_max);
+    xs_buf_init(&l->inflight, out_max);
+    tcp->data = l;
+    uv_timer_init(tcp->loop, &l->grace);
+    l->grace.data = l;
+    l->handles_open = 2;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(l->peer, sizeof l->peer, "%s:%d", host, port);
+    uv_tcp_nodelay(tcp, 1);
+    if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
+        l->closing = 1;
+        l->close_reason = XS_EIO;
+        link_close_now(l);
+    }
+    return l;
+}
+
+int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
+                      const char *server_name)
+{
+    if (l->tls || l->closing)
+        return XS_ESTATE;
+    l->plain = malloc(LINK_READ_SIZE);
+    if (!l->plain)
+        return XS_ENOMEM;
+    int rc = xs_tls_new(ctx, is_server, server_name, &l->tls);
+    if (rc != 0)
+        return rc;
+    if (!is_server) {
+        xs_tls_handshake(l->tls);
+        link_flush(l);
+    }
+    return 0;
+}
+
+int xs_link_is_tls(const struct xs_link *l)
+{
+    return l->tls != NULL && l->tls_ready;
+}
+
+const char *xs_link_tls_describe(const struct xs_link *l)
+{
+    return l->tls ? xs_tls_describe(l->tls) : "plain";
+}
+
+const char *xs_link_peer(const struct xs_link *l)
+{
+    return l->peer;
+}

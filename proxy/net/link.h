@@ -1,0 +1,55 @@
+/* A link is one TCP connection with an optional TLS layer stacked on it at any
+ * point (STARTTLS). The protocol above sees plaintext in and plaintext out;
+ * it never touches the socket. Output is one bounded queue with at most one
+ * write in flight, so bytes leave in the order they were written, whether
+ * they were queued before or after TLS started. */
+#ifndef XS_NET_LINK_H
+#define XS_NET_LINK_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "tls/tls.h"
+
+struct xs_link;
+
+struct xs_link_cbs {
+    /* Plaintext that arrived. The callee may write, start TLS or close the
+     * link; after a close no further callback but `closed` comes. */
+    void (*data)(void *ud, const char *data, size_t len);
+    /* The TLS handshake completed. */
+    void (*tls_ready)(void *ud);
+    /* The link is gone: peer closed (XS_ECLOSED), failed (XS_EIO, XS_ETLS,
+     * XS_ETIMEOUT, XS_ELIMIT) or was closed locally (the reason given to
+     * xs_link_close). Called once; the link is freed right after it returns. */
+    void (*closed)(void *ud, int reason);
+};
+
+/* Wraps a connected TCP handle. `tcp` is taken: heap-allocated with malloc,
+ * closed and freed by the link. `out_max` bounds queued output bytes. Reading
+ * starts at once. Returns NULL on OOM (tcp is then closed and freed). */
+struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *ud,
+                            size_t out_max);
+
+/* Queues len bytes (copied). XS_ELIMIT when the output queue would pass its
+ * bound (the caller should treat the peer as too slow and close), XS_ECLOSED
+ * after close, XS_ETLS when the TLS layer failed. */
+int xs_link_write(struct xs_link *l, const char *data, size_t len);
+
+/* Stacks TLS on the link from the next byte on, in either role. `ctx` is
+ * borrowed (the session holds its own reference). `server_name` is the SNI
+ * for clients, NULL for servers. */
+int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
+                      const char *server_name);
+int xs_link_is_tls(const struct xs_link *l);
+/* "TLSv1.2/..." or "plain". */
+const char *xs_link_tls_describe(const struct xs_link *l);
+
+/* Closes after what is queued has been written (bounded by a short grace
+ * timer). `closed` is called with `reason` from the close callback. */
+void xs_link_close(struct xs_link *l, int reason);
+
+/* "ip:port" of the peer, for logs. */
+const char *xs_link_peer(const struct xs_link *l);
+
+#endif

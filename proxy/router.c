@@ -1,0 +1,83 @@
+#include "router.h"
+
+#include <stdlib.h>
+
+#include "core/log.h"
+
+/* Wraps the sender's done callback so that every failed delivery is logged
+ * once, here, with the event it belonged to. */
+struct route_ctx {
+    struct xs_router *r;
+    xs_done_cb done;
+    void *ud;
+    unsigned long long serial;
+    enum xs_side_id origin;
+};
+
+static const char *side_name(enum xs_side_id s)
+{
+    return s == XS_SIDE_XMPP ? "xmpp" : "sip";
+}
+
+void xs_router_init(struct xs_router *r, struct xs_policy *policy)
+{
+    *r = (struct xs_router){0};
+    xs_router_set_policy(r, policy);
+}
+
+void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy)
+{
+    r->policy = policy;
+    r->log_bodies = xs_policy_config(policy)->log_bodies;
+}
+
+static void on_delivered(void *ud, enum xs_cond cond, const char *text)
+{
+    struct route_ctx *c = ud;
+    if (cond != XS_COND_NONE) {
+        c->r->bounced++;
+        char q[256];
+        xs_log(XS_LOG_WARN, "router.bounce", "event=%llu origin=%s cond=%s text=%s", c->serial,
+               side_name(c->origin), xs_cond_name(cond), xs_log_quote(q, sizeof q, text));
+    }
+    c->done(c->ud, cond, text);
+    free(c);
+}
+
+void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud)
+{
+    struct xs_router *r = router;
+    char qf[256], qt[256], qx[256];
+    xs_log(XS_LOG_DEBUG, "router.in", "event=%llu origin=%s from=%s to=%s",
+           (unsigned long long)ev->serial, side_name(ev->origin),
+           xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    enum xs_side_id origin = ev->origin;
+    char *text = NULL;
+    enum xs_cond cond = xs_policy_route(r->policy, ev, &text);
+    if (cond != XS_COND_NONE) {
+        r->refused++;
+        xs_log(XS_LOG_WARN, "router.refused", "event=%llu origin=%s from=%s to=%s cond=%s text=%s",
+               (unsigned long long)ev->serial, side_name(origin),
+               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
+               xs_cond_name(cond), xs_log_quote(qx, sizeof qx, text));
+        xs_event_free(ev);
+        done(done_ud, cond, text);
+        free(text);
+        return;
+    }
+    struct route_ctx *c = malloc(sizeof *c);
+    if (!c) {
+        xs_event_free(ev);
+        done(done_ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+        return;
+    }
+    *c = (struct route_ctx){r, done, done_ud, (unsigned long long)ev->serial, origin};
+    r->routed++;
+    struct xs_side *target = &r->sides[origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP];
+    if (r->log_bodies)
+        xs_log(XS_LOG_INFO, "router.body", "event=%llu body=%s", (unsigned long long)ev->serial,
+               xs_log_quote(qx, sizeof qx, ev->body));
+    xs_log(XS_LOG_DEBUG, "router.out", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
+           xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    target->deliver(target->impl, ev, on_delivered, c);
+}

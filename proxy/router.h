@@ -1,0 +1,24 @@
+/* The router: the only place that asks the policy. An event that arrives
+ * from one side is checked and mapped by the current policy generation and
+ * handed to the other side; a refusal or a failed delivery goes back to the
+ * sender through the side's done callback, and every one is logged. */
+#ifndef XS_ROUTER_H
+#define XS_ROUTER_H
+
+#include "event.h"
+#include "policy/policy.h"
+
+struct xs_router {
+    struct xs_policy *policy; /* borrowed: the current generation */
+    struct xs_side sides[2];  /* indexed by enum xs_side_id */
+    int log_bodies;
+    unsigned long long routed, refused, bounced;
+};
+
+void xs_router_init(struct xs_router *r, struct xs_policy *policy);
+void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy);
+
+/* An xs_submit_fn: `router` is a struct xs_router. */
+void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud);
+
+#endif

@@ -1,0 +1,112 @@
+/* Internal to the XMPP side: the side object and the two kinds of stream,
+ * shared between side.c, s2s_in.c, s2s_out.c and s2s_wire.c. Nothing outside
+ * proxy/xmpp/ includes this. */
+#ifndef XS_XMPP_S2S_H
+#define XS_XMPP_S2S_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "event.h"
+#include "net/dns.h"
+#include "net/link.h"
+#include "policy/policy.h"
+#include "xmpp/xml.h"
+
+#define XS_NS_SERVER "jabber:server"
+#define XS_NS_STREAMS "http://etherx.jabber.org/streams"
+#define XS_NS_DIALBACK "jabber:server:dialback"
+#define XS_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define XS_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
+#define XS_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+
+#define XS_DOMAIN_MAX 256
+#define XS_STREAM_ID_LEN 32
+#define XS_S2S_PAIRS_MAX 16
+#define XS_S2S_STREAMS_MAX 1024
+#define XS_S2S_OUTPUT_MAX (4u << 20)
+#define XS_S2S_VERIFY_MAX 64
+
+struct s2s_in;
+struct s2s_out;
+
+struct xs_xmpp {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweep; /* one timer checks every stream's deadline each second */
+    struct xs_policy *policy;
+    const struct xs_config *cfg;
+    struct xs_tls_ctx *tls;
+    char secret[128];
+    xs_submit_fn submit;
+    void *router;
+    struct s2s_in *ins;
+    struct s2s_out *outs;
+    size_t n_streams;
+    /* Messages handed to the router whose outcome has not come back yet;
+     * the side outlives them, since a late failure still needs to bounce. */
+    size_t pending_outcomes;
+    uint64_t next_serial;
+    struct xs_buf scratch; /* serialization buffer, reused for every stanza */
+    int closing;
+    int handles_open;
+    void (*on_closed)(void *ud);
+    void *on_closed_ud;
+};
+
+/* What an inbound stream asked an outbound one to verify (XEP-0220 §2.3):
+ * the answer goes back to the inbound stream by its serial, which survives
+ * the stream itself going away. */
+typedef void (*xs_verify_cb)(struct xs_xmpp *x, uint64_t in_serial, const char *local,
+                             const char *remote, int valid);
+
+/* side.c */
+double xs_xmpp_now(const struct xs_xmpp *x);
+void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial);
+/* Sends `el` (taken) from local to remote over the outbound stream for the
+ * pair, creating it if needed. done (may be NULL) learns the outcome. */
+void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
+                  xs_done_cb done, void *ud);
+void xs_xmpp_stream_gone(struct xs_xmpp *x);
+/* An outcome that was pending has come back. */
+void xs_xmpp_outcome_done(struct xs_xmpp *x);
+
+/* s2s_in.c */
+void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
+                        const char *remote, int valid);
+void xs_s2s_in_sweep(struct s2s_in *in, double now);
+/* Closes the stream with a stream error when its peer is no longer a partner. */
+void xs_s2s_in_recheck(struct s2s_in *in);
+void xs_s2s_in_shutdown(struct s2s_in *in);
+struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
+uint64_t xs_s2s_in_serial(const struct s2s_in *in);
+
+/* s2s_out.c */
+struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
+struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote);
+/* Queues or writes an already serialized stanza (copied). */
+void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, xs_done_cb done, void *ud);
+void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
+                       xs_verify_cb cb);
+void xs_s2s_out_sweep(struct s2s_out *o, double now);
+void xs_s2s_out_recheck(struct s2s_out *o);
+void xs_s2s_out_shutdown(struct s2s_out *o);
+struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
+
+/* s2s_wire.c: what both kinds of stream write. */
+int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id);
+int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el);
+/* Writes <stream:error> with the condition and text, closes the stream and
+ * the link. */
+void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text);
+void xs_s2s_close_stream(struct xs_link *l);
+struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs,
+                                        void *ud);
+/* Copies the domain part of `jid` lower-cased into out; 0 or XS_EINVAL. */
+int xs_s2s_domain_of(const char *jid, char out[XS_DOMAIN_MAX]);
+int xs_s2s_valid_domain(const char *s);
+
+#endif

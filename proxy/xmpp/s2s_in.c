@@ -1,0 +1,579 @@
+/* Inbound s2s streams: a peer server connected to us. We answer its header,
+ * offer STARTTLS and dialback, verify the domains it claims through our
+ * outbound stream to its authoritative server (XEP-0220), answer db:verify
+ * for keys we handed out, and turn authenticated stanzas into events. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "xmpp/dialback_key.h"
+#include "xmpp/s2s.h"
+#include "xmpp/translate.h"
+
+#define IN_HEADER_TIMEOUT 30.0
+#define IN_AUTH_TIMEOUT 60.0
+
+enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
+
+enum pair_state { PAIR_PENDING = 1, PAIR_VALID = 2 };
+
+struct in_pair {
+    char local[XS_DOMAIN_MAX];
+    char remote[XS_DOMAIN_MAX];
+    enum pair_state state;
+};
+
+struct s2s_in {
+    struct s2s_in *next;
+    struct xs_xmpp *x;
+    uint64_t serial;
+    struct xs_link *link;
+    struct xs_xml_parser *parser;
+    enum in_state state;
+    int tls;
+    int restart;
+    char id[XS_STREAM_ID_LEN + 1];
+    char local[XS_DOMAIN_MAX];  /* the header's to */
+    char remote[XS_DOMAIN_MAX]; /* the header's from, "" when the peer gave none */
+    struct in_pair pairs[XS_S2S_PAIRS_MAX];
+    size_t n_pairs;
+    double deadline;
+    double last_activity;
+};
+
+static const char *state_name(enum in_state s)
+{
+    switch (s) {
+    case IN_WAIT_HEADER:
+        return "wait-header";
+    case IN_OPEN:
+        return "open";
+    case IN_TLS_HANDSHAKE:
+        return "tls-handshake";
+    case IN_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+static void set_state(struct s2s_in *in, enum in_state s, const char *why)
+{
+    xs_log(XS_LOG_INFO, "s2s.in.state",
+           "stream=in%llu peer=%s remote=%s local=%s from=%s to=%s tls=%s reason=\"%s\"",
+           (unsigned long long)in->serial, xs_link_peer(in->link), in->remote[0] ? in->remote : "-",
+           in->local[0] ? in->local : "-", state_name(in->state), state_name(s),
+           xs_link_tls_describe(in->link), why);
+    in->state = s;
+}
+
+static void in_error(struct s2s_in *in, const char *cond, const char *text)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    xs_log(XS_LOG_WARN, "s2s.in.error", "stream=in%llu peer=%s remote=%s cond=%s text=\"%s\"",
+           (unsigned long long)in->serial, xs_link_peer(in->link), in->remote[0] ? in->remote : "-",
+           cond, text ? text : "");
+    set_state(in, IN_CLOSED, cond);
+    if (in->parser)
+        xs_xml_parser_stop(in->parser);
+    xs_s2s_stream_error(in->link, cond, text);
+}
+
+static struct in_pair *find_pair(struct s2s_in *in, const char *local, const char *remote)
+{
+    for (size_t i = 0; i < in->n_pairs; i++)
+        if (!strcmp(in->pairs[i].local, local) && !strcmp(in->pairs[i].remote, remote))
+            return &in->pairs[i];
+    return NULL;
+}
+
+static void write_features(struct s2s_in *in)
+{
+    const struct xs_partner *p = in->remote[0] ? xs_policy_partner(in->x->policy, in->remote) : NULL;
+    int tls_required = !p || p->tls == XS_TLS_REQUIRED;
+    char buf[512];
+    int n;
+    if (!in->tls)
+        n = snprintf(buf, sizeof buf,
+                     "<stream:features><starttls xmlns='" XS_NS_TLS "'>%s</starttls>"
+                     "<dialback xmlns='" XS_NS_DIALBACK_FEATURE "'/></stream:features>",
+                     tls_required ? "<required/>" : "");
+    else
+        n = snprintf(buf, sizeof buf,
+                     "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
+                     "'/></stream:features>");
+    xs_link_write(in->link, buf, (size_t)n);
+}
+
+static void on_stream_open(void *ud, const struct xs_xml_el *h)
+{
+    struct s2s_in *in = ud;
+    const char *to = xs_xml_el_attr(h, "to");
+    const char *from = xs_xml_el_attr(h, "from");
+    const char *version = xs_xml_el_attr(h, "version");
+
+    /* The header must be answered with our own before any stream error. */
+    in->local[0] = '\0';
+    if (to && xs_s2s_domain_of(to, in->local) != 0)
+        in->local[0] = '\0';
+    if (from && xs_s2s_domain_of(from, in->remote) != 0)
+        in->remote[0] = '\0';
+    xs_xmpp_random_id(in->id);
+    xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
+                        in->remote[0] ? in->remote : NULL, in->id);
+    if (!in->local[0] || !xs_policy_is_local_domain(in->x->policy, in->local)) {
+        in_error(in, "host-unknown", "this gateway does not serve that domain");
+        return;
+    }
+    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote)) {
+        xs_log(XS_LOG_WARN, "s2s.in.refused", "stream=in%llu remote=%s reason=not-a-partner",
+               (unsigned long long)in->serial, in->remote);
+        in_error(in, "policy-violation", "domain is not a federated partner of this gateway");
+        return;
+    }
+    set_state(in, IN_OPEN, "header");
+    in->deadline = xs_xmpp_now(in->x) + IN_AUTH_TIMEOUT;
+    if (version && !strcmp(version, "1.0"))
+        write_features(in);
+}
+
+static void reply_db(struct s2s_in *in, const char *name, const char *from, const char *to,
+                     const char *id, const char *type, const char *cond)
+{
+    struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, name);
+    if (!el)
+        return;
+    xs_xml_el_set_attr(el, "from", from);
+    xs_xml_el_set_attr(el, "to", to);
+    if (id)
+        xs_xml_el_set_attr(el, "id", id);
+    xs_xml_el_set_attr(el, "type", type);
+    if (cond) {
+        struct xs_xml_el *e = xs_xml_el_add_child(el, XS_NS_DIALBACK, "error");
+        if (e) {
+            xs_xml_el_set_attr(e, "type", "cancel");
+            xs_xml_el_add_child(e, "urn:ietf:params:xml:ns:xmpp-stanzas", cond);
+        }
+    }
+    xs_s2s_write_el(in->x, in->link, el);
+    xs_xml_el_free(el);
+}
+
+/* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
+static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
+{
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    const char *to = xs_xml_el_attr(el, "to"), *from = xs_xml_el_attr(el, "from");
+    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote)) {
+        in_error(in, "improper-addressing", "db:result needs valid from and to");
+        return;
+    }
+    if (!xs_policy_is_local_domain(in->x->policy, local)) {
+        reply_db(in, "result", local, remote, NULL, "error", "item-not-found");
+        return;
+    }
+    const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
+    const char *refusal = NULL;
+    if (!p)
+        refusal = "not a federated partner";
+    else if (!p->dialback)
+        refusal = "dialback not allowed for this partner";
+    else if (p->tls == XS_TLS_REQUIRED && !in->tls)
+        refusal = "TLS required before dialback";
+    if (refusal) {
+        xs_log(XS_LOG_WARN, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=refused reason=\"%s\"",
+               (unsigned long long)in->serial, remote, local, refusal);
+        reply_db(in, "result", local, remote, NULL, "error", "policy-violation");
+        return;
+    }
+    char *key = xs_xml_el_text(el);
+    if (!key || !*key || strlen(key) > 256) {
+        free(key);
+        in_error(in, "invalid-xml", "db:result without a usable key");
+        return;
+    }
+    struct in_pair *pair = find_pair(in, local, remote);
+    if (!pair) {
+        if (in->n_pairs == XS_S2S_PAIRS_MAX) {
+            free(key);
+            in_error(in, "policy-violation", "too many domain pairs on one stream");
+            return;
+        }
+        pair = &in->pairs[in->n_pairs++];
+        snprintf(pair->local, sizeof pair->local, "%s", local);
+        snprintf(pair->remote, sizeof pair->remote, "%s", remote);
+    }
+    pair->state = PAIR_PENDING;
+    struct s2s_out *o = xs_s2s_out_find(in->x, local, remote);
+    if (!o)
+        o = xs_s2s_out_new(in->x, local, remote);
+    if (!o) {
+        free(key);
+        reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
+        return;
+    }
+    xs_log(XS_LOG_INFO, "s2s.in.dialback", "stream=in%llu remote=%s local=%s result=verifying",
+           (unsigned long long)in->serial, remote, local);
+    xs_s2s_out_verify(o, in->serial, in->id, key, xs_s2s_in_verified);
+    free(key);
+}
+
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
+                        const char *remote, int valid)
+{
+    struct s2s_in *in = xs_xmpp_find_in(x, in_serial);
+    if (!in || in->state != IN_OPEN)
+        return;
+    struct in_pair *pair = find_pair(in, local, remote);
+    if (!pair)
+        return;
+    xs_log(valid > 0 ? XS_LOG_INFO : XS_LOG_WARN, "s2s.in.dialback",
+           "stream=in%llu remote=%s local=%s result=%s", (unsigned long long)in->serial, remote,
+           local, valid > 0 ? "valid" : valid == 0 ? "invalid" : "error");
+    if (valid > 0) {
+        pair->state = PAIR_VALID;
+        reply_db(in, "result", local, remote, NULL, "valid", NULL);
+        return;
+    }
+    *pair = in->pairs[--in->n_pairs];
+    if (valid == 0)
+        reply_db(in, "result", local, remote, NULL, "invalid", NULL);
+    else
+        reply_db(in, "result", local, remote, NULL, "error", "remote-connection-failed");
+}
+
+/* XEP-0220 §2.3: the peer checks a key we sent on our outbound stream. */
+static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
+{
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    const char *id = xs_xml_el_attr(el, "id");
+    if (xs_s2s_domain_of(xs_xml_el_attr(el, "to"), local) ||
+        xs_s2s_domain_of(xs_xml_el_attr(el, "from"), remote) || !id) {
+        in_error(in, "improper-addressing", "db:verify needs from, to and id");
+        return;
+    }
+    if (!xs_policy_is_local_domain(in->x->policy, local)) {
+        reply_db(in, "verify", local, remote, id, "error", "item-not-found");
+        return;
+    }
+    char *key = xs_xml_el_text(el);
+    char expected[65];
+    int valid = key && xs_dialback_key(in->x->secret, remote, local, id, expected) == 0 &&
+                xs_dialback_key_equal(expected, key);
+    free(key);
+    xs_log(valid ? XS_LOG_INFO : XS_LOG_WARN, "s2s.in.verify",
+           "stream=in%llu remote=%s local=%s result=%s", (unsigned long long)in->serial, remote,
+           local, valid ? "valid" : "invalid");
+    reply_db(in, "verify", local, remote, id, valid ? "valid" : "invalid", NULL);
+}
+
+struct bounce_ctx {
+    struct xs_xmpp *x;
+    char *from; /* the original sender: where the error goes */
+    char *to;   /* the original recipient: the error's sender */
+    char *id;
+};
+
+static void bounce_free(struct bounce_ctx *b)
+{
+    free(b->from);
+    free(b->to);
+    free(b->id);
+    free(b);
+}
+
+static void send_error(struct xs_xmpp *x, const char *orig_from, const char *orig_to,
+                       const char *id, const char *stanza, enum xs_cond cond, const char *text)
+{
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote))
+        return;
+    struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
+    if (!err)
+        return;
+    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, orig_to,
+           orig_from, xs_cond_name(cond));
+    xs_xmpp_send(x, local, remote, err, NULL, NULL);
+}
+
+/* The router's answer for a message that came in on an inbound stream. The
+ * stream may be gone by now; the error goes out on our outbound stream, so
+ * only the addresses are needed. */
+static void on_message_done(void *ud, enum xs_cond cond, const char *text)
+{
+    struct bounce_ctx *b = ud;
+    struct xs_xmpp *x = b->x;
+    if (cond != XS_COND_NONE)
+        send_error(x, b->from, b->to, b->id, "message", cond, text);
+    bounce_free(b);
+    xs_xmpp_outcome_done(x);
+}
+
+static void on_message(struct s2s_in *in, struct xs_xml_el *el)
+{
+    struct xs_xmpp *x = in->x;
+    const char *type = xs_xml_el_attr(el, "type");
+    const char *from = xs_xml_el_attr(el, "from");
+    const char *to = xs_xml_el_attr(el, "to");
+    if (type && !strcmp(type, "error")) {
+        /* An error about a message we delivered earlier: SIP already had its
+         * final response, so all that is left is to record it. */
+        char *text = NULL;
+        enum xs_cond c = xs_xmpp_error_condition(el, &text);
+        xs_log(XS_LOG_WARN, "xmpp.error.in", "stream=in%llu from=%s to=%s id=%s cond=%s",
+               (unsigned long long)in->serial, from ? from : "-", to ? to : "-",
+               xs_xml_el_attr(el, "id") ? xs_xml_el_attr(el, "id") : "-", xs_cond_name(c));
+        free(text);
+        return;
+    }
+    struct xs_event *ev = NULL;
+    enum xs_cond cond = XS_COND_NONE;
+    int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
+    if (rc == XS_ENOTFOUND)
+        return; /* nothing to carry: chat states, receipts without a body */
+    if (rc != 0) {
+        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
+                   cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
+        return;
+    }
+    struct bounce_ctx *b = calloc(1, sizeof *b);
+    if (!b) {
+        xs_event_free(ev);
+        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
+                   XS_COND_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    b->x = x;
+    b->from = strdup(from);
+    b->to = strdup(to);
+    b->id = xs_xml_el_attr(el, "id") ? strdup(xs_xml_el_attr(el, "id")) : NULL;
+    if (!b->from || !b->to) {
+        bounce_free(b);
+        xs_event_free(ev);
+        return;
+    }
+    x->pending_outcomes++;
+    x->submit(x->router, ev, on_message_done, b);
+}
+
+static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
+{
+    const char *type = xs_xml_el_attr(el, "type");
+    if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
+        send_error(in->x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
+                   xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    /* Presence is the next capability; until then it is recorded, not carried. */
+    xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=%s type=%s",
+           (unsigned long long)in->serial, el->name, type ? type : "-");
+}
+
+static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
+{
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    if (xs_s2s_domain_of(xs_xml_el_attr(el, "to"), local) ||
+        xs_s2s_domain_of(xs_xml_el_attr(el, "from"), remote)) {
+        in_error(in, "improper-addressing", "stanza without valid from and to");
+        return;
+    }
+    struct in_pair *pair = find_pair(in, local, remote);
+    if (!pair || pair->state != PAIR_VALID) {
+        in_error(in, "not-authorized", "stanza for a domain pair not authenticated");
+        return;
+    }
+    if (!strcmp(el->name, "message"))
+        on_message(in, el);
+    else
+        on_other_stanza(in, el);
+}
+
+static void on_stanza(void *ud, struct xs_xml_el *el)
+{
+    struct s2s_in *in = ud;
+    if (in->state != IN_OPEN) {
+        xs_xml_el_free(el);
+        return;
+    }
+    in->last_activity = xs_xmpp_now(in->x);
+    if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "starttls")) {
+        if (in->tls) {
+            in_error(in, "policy-violation", "TLS is already on");
+        } else {
+            static const char proceed[] = "<proceed xmlns='" XS_NS_TLS "'/>";
+            xs_link_write(in->link, proceed, sizeof proceed - 1);
+            in->restart = 1;
+            xs_xml_parser_stop(in->parser);
+        }
+    } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
+        on_db_result(in, el);
+    } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
+        on_db_verify(in, el);
+    } else if (!strcmp(el->ns, XS_NS_SERVER)) {
+        on_stanza_authenticated(in, el);
+    } else {
+        in_error(in, "unsupported-stanza-type", el->name);
+    }
+    xs_xml_el_free(el);
+}
+
+static void on_stream_close(void *ud)
+{
+    struct s2s_in *in = ud;
+    if (in->state == IN_CLOSED)
+        return;
+    set_state(in, IN_CLOSED, "peer closed the stream");
+    xs_xml_parser_stop(in->parser);
+    xs_s2s_close_stream(in->link);
+}
+
+static const struct xs_xml_cbs parser_cbs = {on_stream_open, on_stanza, on_stream_close};
+
+static void on_data(void *ud, const char *data, size_t len)
+{
+    struct s2s_in *in = ud;
+    if (in->state == IN_CLOSED)
+        return;
+    in->last_activity = xs_xmpp_now(in->x);
+    int rc = xs_xml_parser_feed(in->parser, data, len);
+    if (in->restart) {
+        in->restart = 0;
+        xs_xml_parser_free(in->parser);
+        in->parser = xs_s2s_parser_new(in->x, &parser_cbs, in);
+        if (!in->parser) {
+            in_error(in, "resource-constraint", NULL);
+            return;
+        }
+        if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
+            in_error(in, "internal-server-error", "TLS could not start");
+            return;
+        }
+        set_state(in, IN_TLS_HANDSHAKE, "starttls");
+        in->deadline = xs_xmpp_now(in->x) + IN_HEADER_TIMEOUT;
+        return;
+    }
+    if (rc < 0 && in->state != IN_CLOSED) {
+        const char *cond = xs_xml_parser_condition(in->parser);
+        in_error(in, cond ? cond : "not-well-formed", xs_xml_parser_detail(in->parser));
+    }
+}
+
+static void on_tls_ready(void *ud)
+{
+    struct s2s_in *in = ud;
+    in->tls = 1;
+    set_state(in, IN_WAIT_HEADER, "tls established");
+}
+
+static void on_closed(void *ud, int reason)
+{
+    struct s2s_in *in = ud;
+    struct xs_xmpp *x = in->x;
+    if (in->state != IN_CLOSED)
+        set_state(in, IN_CLOSED, xs_strerror(reason));
+    for (struct s2s_in **pp = &x->ins; *pp; pp = &(*pp)->next) {
+        if (*pp == in) {
+            *pp = in->next;
+            break;
+        }
+    }
+    if (in->parser)
+        xs_xml_parser_free(in->parser);
+    free(in);
+    xs_xmpp_stream_gone(x);
+}
+
+static const struct xs_link_cbs link_cbs = {on_data, on_tls_ready, on_closed};
+
+void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
+{
+    struct s2s_in *in = calloc(1, sizeof *in);
+    if (!in) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    in->x = x;
+    in->serial = ++x->next_serial;
+    in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
+    in->link = xs_link_new(tcp, &link_cbs, in, XS_S2S_OUTPUT_MAX);
+    if (!in->link || !in->parser) {
+        /* Without a link nothing will call on_closed; with one, its close does. */
+        if (in->link) {
+            xs_link_close(in->link, XS_ENOMEM);
+            in->next = x->ins;
+            x->ins = in;
+            x->n_streams++;
+            return;
+        }
+        if (in->parser)
+            xs_xml_parser_free(in->parser);
+        free(in);
+        return;
+    }
+    in->next = x->ins;
+    x->ins = in;
+    x->n_streams++;
+    in->state = IN_WAIT_HEADER;
+    in->last_activity = xs_xmpp_now(x);
+    in->deadline = in->last_activity + IN_HEADER_TIMEOUT;
+    xs_log(XS_LOG_INFO, "s2s.in.state", "stream=in%llu peer=%s from=- to=wait-header reason=accepted",
+           (unsigned long long)in->serial, xs_link_peer(in->link));
+}
+
+void xs_s2s_in_sweep(struct s2s_in *in, double now)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    int authenticated = 0;
+    for (size_t i = 0; i < in->n_pairs; i++)
+        authenticated |= in->pairs[i].state == PAIR_VALID;
+    if (!authenticated && now > in->deadline) {
+        in_error(in, "connection-timeout", "stream set-up took too long");
+        return;
+    }
+    if (now - in->last_activity > in->x->cfg->xmpp_idle_timeout) {
+        set_state(in, IN_CLOSED, "idle");
+        xs_s2s_close_stream(in->link);
+    }
+}
+
+void xs_s2s_in_recheck(struct s2s_in *in)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    if (in->local[0] && !xs_policy_is_local_domain(in->x->policy, in->local)) {
+        in_error(in, "host-gone", "this gateway no longer serves that domain");
+        return;
+    }
+    const char *gone = NULL;
+    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote))
+        gone = in->remote;
+    for (size_t i = 0; i < in->n_pairs && !gone; i++)
+        if (!xs_policy_partner(in->x->policy, in->pairs[i].remote))
+            gone = in->pairs[i].remote;
+    if (gone) {
+        xs_log(XS_LOG_WARN, "s2s.in.refused", "stream=in%llu remote=%s reason=partner-removed",
+               (unsigned long long)in->serial, gone);
+        in_error(in, "policy-violation", "domain is no longer a federated partner");
+    }
+}
+
+void xs_s2s_in_shutdown(struct s2s_in *in)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    set_state(in, IN_CLOSED, "shutdown");
+    xs_s2s_stream_error(in->link, "system-shutdown", NULL);
+}
+
+struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
+{
+    return in->next;
+}
+
+uint64_t xs_s2s_in_serial(const struct s2s_in *in)
+{
+    return in->serial;
+}

@@ -1,0 +1,593 @@
+/* Outbound s2s streams: one per (local domain, remote domain) pair. The
+ * stream finds the peer (static route, SRV, A/AAAA), connects, upgrades with
+ * STARTTLS, authenticates with dialback, and then carries the stanzas that
+ * queued up meanwhile, in order. It also carries our db:verify requests to the
+ * peer's authoritative server on behalf of inbound streams. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "xmpp/dialback_key.h"
+#include "xmpp/s2s.h"
+
+#define OUT_MAX_TARGETS 8
+
+enum out_state {
+    OUT_RESOLVING,
+    OUT_CONNECTING,
+    OUT_WAIT_HEADER,
+    OUT_WAIT_FEATURES,
+    OUT_WAIT_PROCEED,
+    OUT_TLS_HANDSHAKE,
+    OUT_WAIT_DIALBACK,
+    OUT_ESTABLISHED,
+    OUT_CLOSED,
+};
+
+struct out_item {
+    struct out_item *next;
+    xs_done_cb done;
+    void *ud;
+    size_t len;
+    char data[]; /* the serialized stanza */
+};
+
+struct out_verify {
+    uint64_t in_serial;
+    xs_verify_cb cb;
+    int sent;
+    char id[XS_STREAM_ID_LEN * 2 + 1];
+    char key[257];
+};
+
+struct s2s_out {
+    struct s2s_out *next;
+    struct xs_xmpp *x;
+    uint64_t serial;
+    enum out_state state;
+    char local[XS_DOMAIN_MAX];
+    char remote[XS_DOMAIN_MAX];
+    struct xs_dns_req *dns;
+    struct xs_connect_req *connect;
+    struct xs_dns_target targets[OUT_MAX_TARGETS];
+    size_t n_targets, next_target;
+    struct xs_link *link;
+    struct xs_xml_parser *parser;
+    int tls;
+    int restart;
+    int dialback_sent;
+    char peer_id[XS_STREAM_ID_LEN * 2 + 1];
+    struct out_item *head, *tail;
+    size_t queued;
+    struct out_verify verifies[XS_S2S_VERIFY_MAX];
+    size_t n_verifies;
+    enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
+    char fail_text[160];
+    double deadline;
+    double last_activity;
+};
+
+static const char *state_name(enum out_state s)
+{
+    static const char *const names[] = {"resolving",   "connecting",    "wait-header",
+                                        "wait-features", "wait-proceed", "tls-handshake",
+                                        "wait-dialback", "established", "closed"};
+    return names[s];
+}
+
+static void set_state(struct s2s_out *o, enum out_state s, const char *why)
+{
+    xs_log(XS_LOG_INFO, "s2s.out.state",
+           "stream=out%llu local=%s remote=%s peer=%s from=%s to=%s tls=%s queued=%zu reason=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote,
+           o->link ? xs_link_peer(o->link) : "-", state_name(o->state), state_name(s),
+           o->link ? xs_link_tls_describe(o->link) : "-", o->queued, why);
+    o->state = s;
+}
+
+static void flush_queue(struct s2s_out *o, enum xs_cond cond, const char *text)
+{
+    struct out_item *it = o->head;
+    o->head = o->tail = NULL;
+    o->queued = 0;
+    while (it) {
+        struct out_item *next = it->next;
+        if (it->done)
+            it->done(it->ud, cond, text);
+        free(it);
+        it = next;
+    }
+}
+
+static void fail_verifies(struct s2s_out *o)
+{
+    size_t n = o->n_verifies;
+    o->n_verifies = 0;
+    for (size_t i = 0; i < n; i++)
+        o->verifies[i].cb(o->x, o->verifies[i].in_serial, o->local, o->remote, -1);
+}
+
+/* Ends the stream: everything still waiting bounces with the recorded reason.
+ * The object is freed once the link (if any) is closed. */
+static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
+{
+    if (o->state == OUT_CLOSED)
+        return;
+    if (o->fail_cond == XS_COND_NONE) {
+        o->fail_cond = cond;
+        snprintf(o->fail_text, sizeof o->fail_text, "%s", text ? text : "");
+    }
+    xs_log(XS_LOG_WARN, "s2s.out.failed", "stream=out%llu local=%s remote=%s cond=%s text=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
+           o->fail_text);
+    set_state(o, OUT_CLOSED, o->fail_text);
+    flush_queue(o, o->fail_cond, o->fail_text);
+    fail_verifies(o);
+}
+
+static void out_free(struct s2s_out *o)
+{
+    struct xs_xmpp *x = o->x;
+    for (struct s2s_out **pp = &x->outs; *pp; pp = &(*pp)->next) {
+        if (*pp == o) {
+            *pp = o->next;
+            break;
+        }
+    }
+    if (o->parser)
+        xs_xml_parser_free(o->parser);
+    free(o);
+    xs_xmpp_stream_gone(x);
+}
+
+/* Fails the stream and releases it: through the link's close when there is
+ * one, at once otherwise. */
+static void out_abort(struct s2s_out *o, enum xs_cond cond, const char *text,
+                      const char *stream_cond)
+{
+    out_fail(o, cond, text);
+    if (o->link) {
+        if (o->parser)
+            xs_xml_parser_stop(o->parser);
+        if (stream_cond)
+            xs_s2s_stream_error(o->link, stream_cond, text);
+        else
+            xs_link_close(o->link, XS_EPROTO);
+        return;
+    }
+    if (o->dns) {
+        xs_dns_cancel(o->dns);
+        o->dns = NULL;
+    }
+    if (o->connect) {
+        xs_net_connect_cancel(o->connect);
+        o->connect = NULL;
+    }
+    out_free(o);
+}
+
+static void send_verifies(struct s2s_out *o)
+{
+    for (size_t i = 0; i < o->n_verifies; i++) {
+        struct out_verify *v = &o->verifies[i];
+        if (v->sent)
+            continue;
+        struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, "verify");
+        if (!el)
+            return;
+        xs_xml_el_set_attr(el, "from", o->local);
+        xs_xml_el_set_attr(el, "to", o->remote);
+        xs_xml_el_set_attr(el, "id", v->id);
+        xs_xml_el_add_text(el, v->key, strlen(v->key));
+        xs_s2s_write_el(o->x, o->link, el);
+        xs_xml_el_free(el);
+        v->sent = 1;
+    }
+}
+
+static void start_dialback(struct s2s_out *o)
+{
+    const struct xs_partner *p = xs_policy_partner(o->x->policy, o->remote);
+    if (p && p->tls == XS_TLS_REQUIRED && !o->tls) {
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
+                  "peer does not offer TLS, which this partner requires", "policy-violation");
+        return;
+    }
+    if (p && !p->dialback) {
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
+                  "no authentication method left: dialback is off for this partner",
+                  "policy-violation");
+        return;
+    }
+    char key[65];
+    if (xs_dialback_key(o->x->secret, o->remote, o->local, o->peer_id, key) != 0) {
+        out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "dialback key derivation failed",
+                  "internal-server-error");
+        return;
+    }
+    struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, "result");
+    if (!el) {
+        out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
+        return;
+    }
+    xs_xml_el_set_attr(el, "from", o->local);
+    xs_xml_el_set_attr(el, "to", o->remote);
+    xs_xml_el_add_text(el, key, strlen(key));
+    xs_s2s_write_el(o->x, o->link, el);
+    xs_xml_el_free(el);
+    o->dialback_sent = 1;
+    set_state(o, OUT_WAIT_DIALBACK, "db:result sent");
+    send_verifies(o);
+}
+
+static void on_stream_open(void *ud, const struct xs_xml_el *h)
+{
+    struct s2s_out *o = ud;
+    if (o->state != OUT_WAIT_HEADER)
+        return;
+    const char *id = xs_xml_el_attr(h, "id");
+    if (!id || !*id || strlen(id) >= sizeof o->peer_id) {
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "peer sent no usable stream id",
+                  "invalid-id");
+        return;
+    }
+    snprintf(o->peer_id, sizeof o->peer_id, "%s", id);
+    const char *version = xs_xml_el_attr(h, "version");
+    if (version && !strcmp(version, "1.0")) {
+        set_state(o, OUT_WAIT_FEATURES, "header");
+        return;
+    }
+    /* A pre-1.0 peer sends no features: dialback right away, without TLS. */
+    start_dialback(o);
+}
+
+static void on_features(struct s2s_out *o, struct xs_xml_el *el)
+{
+    struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
+    if (starttls && !o->tls) {
+        static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
+        xs_link_write(o->link, req, sizeof req - 1);
+        set_state(o, OUT_WAIT_PROCEED, "starttls offered");
+        return;
+    }
+    start_dialback(o);
+}
+
+static void established(struct s2s_out *o)
+{
+    set_state(o, OUT_ESTABLISHED, "dialback valid");
+    o->last_activity = xs_xmpp_now(o->x);
+    struct out_item *it = o->head;
+    o->head = o->tail = NULL;
+    o->queued = 0;
+    while (it) {
+        struct out_item *next = it->next;
+        int rc = o->state == OUT_ESTABLISHED ? xs_link_write(o->link, it->data, it->len) : XS_ECLOSED;
+        if (it->done)
+            it->done(it->ud, rc == 0 ? XS_COND_NONE : XS_COND_REMOTE_SERVER_TIMEOUT,
+                     rc == 0 ? NULL : "stream to the remote server failed");
+        free(it);
+        it = next;
+    }
+}
+
+static void on_db_result(struct s2s_out *o, struct xs_xml_el *el)
+{
+    const char *type = xs_xml_el_attr(el, "type");
+    if (o->state != OUT_WAIT_DIALBACK)
+        return;
+    if (type && !strcmp(type, "valid")) {
+        established(o);
+        return;
+    }
+    xs_log(XS_LOG_WARN, "s2s.out.dialback", "stream=out%llu local=%s remote=%s result=%s",
+           (unsigned long long)o->serial, o->local, o->remote, type ? type : "-");
+    out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused our dialback key",
+              NULL);
+}
+
+static void on_db_verify(struct s2s_out *o, struct xs_xml_el *el)
+{
+    const char *id = xs_xml_el_attr(el, "id");
+    const char *type = xs_xml_el_attr(el, "type");
+    if (!id)
+        return;
+    for (size_t i = 0; i < o->n_verifies; i++) {
+        struct out_verify *v = &o->verifies[i];
+        if (!v->sent || strcmp(v->id, id))
+            continue;
+        struct out_verify done = *v;
+        *v = o->verifies[--o->n_verifies];
+        int valid = type && !strcmp(type, "valid") ? 1 : type && !strcmp(type, "invalid") ? 0 : -1;
+        done.cb(o->x, done.in_serial, o->local, o->remote, valid);
+        return;
+    }
+}
+
+static void on_stanza(void *ud, struct xs_xml_el *el)
+{
+    struct s2s_out *o = ud;
+    o->last_activity = xs_xmpp_now(o->x);
+    if (!strcmp(el->ns, XS_NS_STREAMS) && !strcmp(el->name, "features")) {
+        if (o->state == OUT_WAIT_FEATURES)
+            on_features(o, el);
+    } else if (!strcmp(el->ns, XS_NS_STREAMS) && !strcmp(el->name, "error")) {
+        char text[160] = "stream error from the remote server";
+        if (el->n_children > 0 && !el->children[0].is_text)
+            snprintf(text, sizeof text, "stream error from the remote server: %s",
+                     el->children[0].u.el->name);
+        out_fail(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text);
+        xs_xml_parser_stop(o->parser);
+        xs_link_close(o->link, XS_EPROTO);
+    } else if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "proceed")) {
+        if (o->state == OUT_WAIT_PROCEED) {
+            o->restart = 1;
+            xs_xml_parser_stop(o->parser);
+        }
+    } else if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "failure")) {
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused STARTTLS", NULL);
+    } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
+        on_db_result(o, el);
+    } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
+        on_db_verify(o, el);
+    } else {
+        xs_log(XS_LOG_DEBUG, "s2s.out.ignored", "stream=out%llu element=%s",
+               (unsigned long long)o->serial, el->name);
+    }
+    xs_xml_el_free(el);
+}
+
+static void on_stream_close(void *ud)
+{
+    struct s2s_out *o = ud;
+    out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server closed the stream");
+    xs_xml_parser_stop(o->parser);
+    xs_s2s_close_stream(o->link);
+}
+
+static const struct xs_xml_cbs parser_cbs = {on_stream_open, on_stanza, on_stream_close};
+
+static void on_data(void *ud, const char *data, size_t len)
+{
+    struct s2s_out *o = ud;
+    if (o->state == OUT_CLOSED)
+        return;
+    int rc = xs_xml_parser_feed(o->parser, data, len);
+    if (o->restart) {
+        o->restart = 0;
+        xs_xml_parser_free(o->parser);
+        o->parser = xs_s2s_parser_new(o->x, &parser_cbs, o);
+        if (!o->parser || xs_link_start_tls(o->link, o->x->tls, 0, o->remote) != 0) {
+            out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "TLS could not start", NULL);
+            return;
+        }
+        set_state(o, OUT_TLS_HANDSHAKE, "proceed");
+        return;
+    }
+    if (rc < 0 && o->state != OUT_CLOSED) {
+        const char *cond = xs_xml_parser_condition(o->parser);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_xml_parser_detail(o->parser),
+                  cond ? cond : "not-well-formed");
+    }
+}
+
+static void on_tls_ready(void *ud)
+{
+    struct s2s_out *o = ud;
+    o->tls = 1;
+    set_state(o, OUT_WAIT_HEADER, "tls established");
+    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+}
+
+static void on_closed(void *ud, int reason)
+{
+    struct s2s_out *o = ud;
+    out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, xs_strerror(reason));
+    out_free(o);
+}
+
+static const struct xs_link_cbs link_cbs = {on_data, on_tls_ready, on_closed};
+
+static int try_next_target(struct s2s_out *o);
+
+static void on_connected(void *ud, int status, uv_tcp_t *tcp)
+{
+    struct s2s_out *o = ud;
+    o->connect = NULL;
+    struct xs_dns_target *t = &o->targets[o->next_target - 1];
+    if (status != 0) {
+        xs_log(XS_LOG_INFO, "s2s.out.connect", "stream=out%llu remote=%s target=%s:%u result=%s",
+               (unsigned long long)o->serial, o->remote, t->host, t->port, xs_errname(status));
+        if (o->next_target < o->n_targets) {
+            try_next_target(o);
+            return;
+        }
+        out_abort(o,
+                  status == XS_ETIMEOUT ? XS_COND_REMOTE_SERVER_TIMEOUT
+                                        : XS_COND_REMOTE_SERVER_NOT_FOUND,
+                  status == XS_ETIMEOUT ? "connecting to the remote server timed out"
+                                        : "the remote server could not be reached",
+                  NULL);
+        return;
+    }
+    o->parser = xs_s2s_parser_new(o->x, &parser_cbs, o);
+    o->link = xs_link_new(tcp, &link_cbs, o, XS_S2S_OUTPUT_MAX);
+    if (!o->link || !o->parser) {
+        out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
+        return;
+    }
+    set_state(o, OUT_WAIT_HEADER, "connected");
+    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+}
+
+/* Returns nonzero when the stream was aborted (and freed). */
+static int try_next_target(struct s2s_out *o)
+{
+    struct xs_dns_target *t = &o->targets[o->next_target++];
+    double timeout = o->x->cfg->xmpp_connect_timeout;
+    int rc = xs_net_connect(o->x->loop, t->host, t->port, timeout, on_connected, o, &o->connect);
+    if (rc != 0) {
+        o->connect = NULL;
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_strerror(rc), NULL);
+    }
+    return rc;
+}
+
+static void on_resolved(void *ud, int status, const struct xs_dns_target *targets, size_t n)
+{
+    struct s2s_out *o = ud;
+    o->dns = NULL;
+    if (status != 0 || n == 0) {
+        xs_log(XS_LOG_WARN, "s2s.out.dns", "stream=out%llu remote=%s result=%s",
+               (unsigned long long)o->serial, o->remote, xs_errname(status));
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote domain could not be resolved",
+                  NULL);
+        return;
+    }
+    o->n_targets = n < OUT_MAX_TARGETS ? n : OUT_MAX_TARGETS;
+    memcpy(o->targets, targets, o->n_targets * sizeof *targets);
+    set_state(o, OUT_CONNECTING, "resolved");
+    try_next_target(o);
+}
+
+struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote)
+{
+    for (struct s2s_out *o = x->outs; o; o = o->next)
+        if (o->state != OUT_CLOSED && !strcmp(o->local, local) && !strcmp(o->remote, remote))
+            return o;
+    return NULL;
+}
+
+struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote)
+{
+    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX)
+        return NULL;
+    struct s2s_out *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    o->x = x;
+    o->serial = ++x->next_serial;
+    snprintf(o->local, sizeof o->local, "%s", local);
+    snprintf(o->remote, sizeof o->remote, "%s", remote);
+    o->next = x->outs;
+    x->outs = o;
+    x->n_streams++;
+    o->last_activity = xs_xmpp_now(x);
+    o->deadline = o->last_activity + x->cfg->xmpp_connect_timeout;
+    o->state = OUT_RESOLVING;
+    xs_log(XS_LOG_INFO, "s2s.out.state",
+           "stream=out%llu local=%s remote=%s from=- to=resolving reason=new",
+           (unsigned long long)o->serial, local, remote);
+    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
+    if (p && p->route_host) {
+        snprintf(o->targets[0].host, sizeof o->targets[0].host, "%s", p->route_host);
+        o->targets[0].port = (uint16_t)p->route_port;
+        o->n_targets = 1;
+        set_state(o, OUT_CONNECTING, "static route");
+        return try_next_target(o) == 0 ? o : NULL;
+    }
+    if (xs_dns_srv(x->loop, "xmpp-server", remote, 5269, on_resolved, o, &o->dns) != 0) {
+        o->dns = NULL;
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "name resolution could not start", NULL);
+        return NULL;
+    }
+    return o;
+}
+
+void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, xs_done_cb done, void *ud)
+{
+    if (o->state == OUT_ESTABLISHED) {
+        int rc = xs_link_write(o->link, data, len);
+        o->last_activity = xs_xmpp_now(o->x);
+        if (done)
+            done(ud, rc == 0 ? XS_COND_NONE : XS_COND_RESOURCE_CONSTRAINT,
+                 rc == 0 ? NULL : "the stream to the remote server is congested");
+        return;
+    }
+    if (o->state == OUT_CLOSED || o->queued >= o->x->cfg->xmpp_queue_max) {
+        if (done)
+            done(ud, o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
+                 o->state == OUT_CLOSED ? o->fail_text
+                                        : "too many stanzas waiting for the remote server");
+        return;
+    }
+    struct out_item *it = malloc(sizeof *it + len);
+    if (!it) {
+        if (done)
+            done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+        return;
+    }
+    it->next = NULL;
+    it->done = done;
+    it->ud = ud;
+    it->len = len;
+    memcpy(it->data, data, len);
+    if (o->tail)
+        o->tail->next = it;
+    else
+        o->head = it;
+    o->tail = it;
+    o->queued++;
+}
+
+void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
+                       xs_verify_cb cb)
+{
+    if (o->state == OUT_CLOSED || o->n_verifies == XS_S2S_VERIFY_MAX ||
+        strlen(id) >= sizeof o->verifies[0].id || strlen(key) >= sizeof o->verifies[0].key) {
+        cb(o->x, in_serial, o->local, o->remote, -1);
+        return;
+    }
+    struct out_verify *v = &o->verifies[o->n_verifies++];
+    v->in_serial = in_serial;
+    v->cb = cb;
+    v->sent = 0;
+    snprintf(v->id, sizeof v->id, "%s", id);
+    snprintf(v->key, sizeof v->key, "%s", key);
+    /* Verification may travel on the stream before our own dialback is done. */
+    if (o->dialback_sent && o->state != OUT_CLOSED)
+        send_verifies(o);
+}
+
+void xs_s2s_out_sweep(struct s2s_out *o, double now)
+{
+    if (o->state == OUT_CLOSED)
+        return;
+    if (o->state != OUT_ESTABLISHED && now > o->deadline) {
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "stream set-up took too long",
+                  "connection-timeout");
+        return;
+    }
+    if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
+        fail_verifies(o);
+        set_state(o, OUT_CLOSED, "idle");
+        xs_xml_parser_stop(o->parser);
+        xs_s2s_close_stream(o->link);
+    }
+}
+
+void xs_s2s_out_recheck(struct s2s_out *o)
+{
+    if (o->state == OUT_CLOSED)
+        return;
+    if (!xs_policy_partner(o->x->policy, o->remote) ||
+        !xs_policy_is_local_domain(o->x->policy, o->local)) {
+        xs_log(XS_LOG_WARN, "s2s.out.refused", "stream=out%llu remote=%s reason=partner-removed",
+               (unsigned long long)o->serial, o->remote);
+        out_abort(o, XS_COND_FORBIDDEN, "domain is no longer a federated partner",
+                  "policy-violation");
+    }
+}
+
+void xs_s2s_out_shutdown(struct s2s_out *o)
+{
+    if (o->state == OUT_CLOSED)
+        return;
+    out_abort(o, XS_COND_SERVICE_UNAVAILABLE, "the gateway is shutting down", "system-shutdown");
+}
+
+struct s2s_out *xs_s2s_out_next(struct s2s_out *o)
+{
+    return o->next;
+}

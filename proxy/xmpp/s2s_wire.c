@@ -1,0 +1,125 @@
+/* What inbound and outbound s2s streams write on the wire: stream headers,
+ * stanzas, stream errors. Attribute values that came from the network are
+ * escaped here, never trusted to be clean. */
+#include <ctype.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "xmpp/s2s.h"
+
+static int append_attr(struct xs_buf *b, const char *name, const char *value)
+{
+    if (!value || !*value)
+        return 0;
+    int rc = xs_buf_printf(b, " %s='", name);
+    if (!rc)
+        rc = xs_xml_escape(b, value, strlen(value));
+    if (!rc)
+        rc = xs_buf_append(b, "'", 1);
+    return rc;
+}
+
+int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 4096);
+    int rc = xs_buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" XS_NS_SERVER
+                                   "' xmlns:stream='" XS_NS_STREAMS "' xmlns:db='" XS_NS_DIALBACK
+                                   "'");
+    if (!rc)
+        rc = append_attr(&b, "from", from);
+    if (!rc)
+        rc = append_attr(&b, "to", to);
+    if (!rc)
+        rc = append_attr(&b, "id", id);
+    if (!rc)
+        rc = xs_buf_append_str(&b, " version='1.0'>");
+    if (!rc)
+        rc = xs_link_write(l, b.data, b.len);
+    xs_buf_free(&b);
+    return rc;
+}
+
+int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el)
+{
+    xs_buf_reset(&x->scratch);
+    int rc = xs_xml_serialize(el, XS_NS_SERVER, &x->scratch);
+    if (rc == 0)
+        rc = xs_link_write(l, x->scratch.data, x->scratch.len);
+    return rc;
+}
+
+void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 4096);
+    int rc = xs_buf_printf(&b, "<stream:error><%s xmlns='" XS_NS_STREAM_ERRORS "'/>", cond);
+    if (!rc && text) {
+        rc = xs_buf_append_str(&b, "<text xmlns='" XS_NS_STREAM_ERRORS "'>");
+        if (!rc)
+            rc = xs_xml_escape(&b, text, strlen(text));
+        if (!rc)
+            rc = xs_buf_append_str(&b, "</text>");
+    }
+    if (!rc)
+        rc = xs_buf_append_str(&b, "</stream:error></stream:stream>");
+    if (!rc)
+        xs_link_write(l, b.data, b.len);
+    xs_buf_free(&b);
+    xs_link_close(l, XS_EPROTO);
+}
+
+void xs_s2s_close_stream(struct xs_link *l)
+{
+    static const char end[] = "</stream:stream>";
+    xs_link_write(l, end, sizeof end - 1);
+    xs_link_close(l, XS_OK);
+}
+
+struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs, void *ud)
+{
+    struct xs_xml_limits lim = {
+        .max_stanza_bytes = x->cfg->xmpp_max_stanza,
+        .max_depth = 32,
+        .max_attrs = 32,
+    };
+    return xs_xml_parser_new(&lim, cbs, ud);
+}
+
+int xs_s2s_valid_domain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= XS_DOMAIN_MAX)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        /* Internationalized domains arrive as UTF-8 and pass; what can never
+         * be part of a domain (controls, space, delimiters) does not. */
+        if (c <= 0x20 || c == '@' || c == '/' || c == '\'' || c == '"' || c == '<' ||
+            c == '>' || c == '&' || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int xs_s2s_domain_of(const char *jid, char out[XS_DOMAIN_MAX])
+{
+    if (!jid)
+        return XS_EINVAL;
+    /* RFC 7622 §3.2: the domain ends at the first '/', and a localpart, if
+     * any, ends at the first '@' before that. */
+    const char *slash = strchr(jid, '/');
+    const char *end = slash ? slash : jid + strlen(jid);
+    const char *at = memchr(jid, '@', (size_t)(end - jid));
+    const char *start = at ? at + 1 : jid;
+    size_t n = (size_t)(end - start);
+    if (n == 0 || n >= XS_DOMAIN_MAX)
+        return XS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)start[i]);
+    out[n] = '\0';
+    if (n > 1 && out[n - 1] == '.')
+        out[n - 1] = '\0';
+    return xs_s2s_valid_domain(out) ? 0 : XS_EINVAL;
+}

@@ -1,0 +1,256 @@
+/* The XMPP side object: the 5269 listener, the registry of inbound and
+ * outbound streams, the once-a-second sweep of their timers, and the two
+ * faces toward the middle. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "xmpp/s2s.h"
+#include "xmpp/translate.h"
+#include "xmpp/xmpp_side.h"
+
+#define SCRATCH_MAX (1u << 20)
+
+double xs_xmpp_now(const struct xs_xmpp *x)
+{
+    return (double)uv_now(x->loop) / 1000.0;
+}
+
+void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[XS_STREAM_ID_LEN / 2];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        abort(); /* the kernel's RNG does not fail once the system is up */
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[XS_STREAM_ID_LEN] = '\0';
+}
+
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial)
+{
+    for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
+        if (xs_s2s_in_serial(in) == serial)
+            return in;
+    return NULL;
+}
+
+static void maybe_closed(struct xs_xmpp *x)
+{
+    if (!x->closing || x->handles_open > 0 || x->ins || x->outs || x->pending_outcomes)
+        return;
+    xs_buf_free(&x->scratch);
+    xs_tls_ctx_unref(x->tls);
+    void (*cb)(void *) = x->on_closed;
+    void *ud = x->on_closed_ud;
+    free(x);
+    if (cb)
+        cb(ud);
+}
+
+void xs_xmpp_stream_gone(struct xs_xmpp *x)
+{
+    x->n_streams--;
+    maybe_closed(x);
+}
+
+void xs_xmpp_outcome_done(struct xs_xmpp *x)
+{
+    x->pending_outcomes--;
+    maybe_closed(x);
+}
+
+void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
+                  xs_done_cb done, void *ud)
+{
+    struct s2s_out *o = x->closing ? NULL : xs_s2s_out_find(x, local, remote);
+    if (!o && !x->closing)
+        o = xs_s2s_out_new(x, local, remote);
+    if (!o) {
+        xs_xml_el_free(el);
+        if (done)
+            done(ud, x->closing ? XS_COND_SERVICE_UNAVAILABLE : XS_COND_REMOTE_SERVER_NOT_FOUND,
+                 x->closing ? "the gateway is shutting down"
+                            : "no stream to the remote server could be set up");
+        return;
+    }
+    xs_buf_reset(&x->scratch);
+    int rc = xs_xml_serialize(el, XS_NS_SERVER, &x->scratch);
+    xs_xml_el_free(el);
+    if (rc != 0) {
+        if (done)
+            done(ud, XS_COND_RESOURCE_CONSTRAINT, "stanza too large");
+        return;
+    }
+    xs_s2s_out_send(o, x->scratch.data, x->scratch.len, done, ud);
+}
+
+void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
+{
+    struct xs_xmpp *x = impl;
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    if (xs_s2s_domain_of(ev->from, local) || xs_s2s_domain_of(ev->to, remote)) {
+        xs_event_free(ev);
+        done(ud, XS_COND_JID_MALFORMED, "address could not be mapped to a JID");
+        return;
+    }
+    if (!ev->id) {
+        /* An id lets a later error stanza from the peer be matched in the logs. */
+        char id[XS_STREAM_ID_LEN + 1];
+        xs_xmpp_random_id(id);
+        xs_event_set(&ev->id, id);
+    }
+    struct xs_xml_el *el = xs_xmpp_event_to_stanza(ev);
+    xs_event_free(ev);
+    if (!el) {
+        done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+        return;
+    }
+    xs_xmpp_send(x, local, remote, el, done, ud);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct xs_xmpp *x = t->data;
+    double now = xs_xmpp_now(x);
+    for (struct s2s_in *in = x->ins, *next; in; in = next) {
+        next = xs_s2s_in_next(in);
+        xs_s2s_in_sweep(in, now);
+    }
+    for (struct s2s_out *o = x->outs, *next; o; o = next) {
+        next = xs_s2s_out_next(o);
+        xs_s2s_out_sweep(o, now);
+    }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct xs_xmpp *x = server->data;
+    if (status < 0) {
+        xs_log(XS_LOG_WARN, "xmpp.listen", "result=accept-failed reason=\"%s\"",
+               uv_strerror(status));
+        return;
+    }
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    if (!tcp)
+        return;
+    uv_tcp_init(x->loop, tcp);
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX) {
+        xs_log(XS_LOG_WARN, "xmpp.listen", "result=refused reason=%s",
+               x->closing ? "shutting-down" : "too-many-streams");
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    xs_s2s_in_accept(x, tcp);
+}
+
+int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *tls,
+                  const char *secret, xs_submit_fn submit, void *router, struct xs_xmpp **out)
+{
+    struct xs_xmpp *x = calloc(1, sizeof *x);
+    if (!x)
+        return XS_ENOMEM;
+    x->loop = loop;
+    x->policy = policy;
+    x->cfg = xs_policy_config(policy);
+    x->tls = tls;
+    xs_tls_ctx_ref(tls);
+    snprintf(x->secret, sizeof x->secret, "%s", secret);
+    x->submit = submit;
+    x->router = router;
+    xs_buf_init(&x->scratch, SCRATCH_MAX);
+
+    struct sockaddr_storage addr;
+    const char *host = x->cfg->xmpp_listen_host;
+    int rc = strchr(host, ':') ? uv_ip6_addr(host, x->cfg->xmpp_listen_port,
+                                             (struct sockaddr_in6 *)&addr)
+                               : uv_ip4_addr(host, x->cfg->xmpp_listen_port,
+                                             (struct sockaddr_in *)&addr);
+    uv_tcp_init(loop, &x->listener);
+    x->listener.data = x;
+    uv_timer_init(loop, &x->sweep);
+    x->sweep.data = x;
+    x->handles_open = 2;
+    if (rc == 0)
+        rc = uv_tcp_bind(&x->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&x->listener, 128, on_connection);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "xmpp.listen", "addr=%s port=%d result=failed reason=\"%s\"", host,
+               x->cfg->xmpp_listen_port, uv_strerror(rc));
+        xs_xmpp_close(x, NULL, NULL);
+        return XS_EIO;
+    }
+    uv_timer_start(&x->sweep, on_sweep, 1000, 1000);
+    xs_log(XS_LOG_INFO, "xmpp.listen", "addr=%s port=%d result=listening", host,
+           xs_xmpp_port(x));
+    *out = x;
+    return 0;
+}
+
+int xs_xmpp_port(const struct xs_xmpp *x)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&x->listener, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_tls_ctx *tls)
+{
+    const struct xs_config *old = x->cfg;
+    x->policy = policy;
+    x->cfg = xs_policy_config(policy);
+    if (strcmp(old->xmpp_listen_host, x->cfg->xmpp_listen_host) ||
+        old->xmpp_listen_port != x->cfg->xmpp_listen_port)
+        xs_log(XS_LOG_WARN, "xmpp.listen", "result=unchanged reason=\"a new listen address "
+                                           "takes effect on restart\"");
+    if (tls != x->tls) {
+        xs_tls_ctx_ref(tls);
+        xs_tls_ctx_unref(x->tls);
+        x->tls = tls;
+    }
+    for (struct s2s_in *in = x->ins, *next; in; in = next) {
+        next = xs_s2s_in_next(in);
+        xs_s2s_in_recheck(in);
+    }
+    for (struct s2s_out *o = x->outs, *next; o; o = next) {
+        next = xs_s2s_out_next(o);
+        xs_s2s_out_recheck(o);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct xs_xmpp *x = h->data;
+    x->handles_open--;
+    maybe_closed(x);
+}
+
+void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
+{
+    x->closing = 1;
+    x->on_closed = on_closed;
+    x->on_closed_ud = ud;
+    for (struct s2s_in *in = x->ins, *next; in; in = next) {
+        next = xs_s2s_in_next(in);
+        xs_s2s_in_shutdown(in);
+    }
+    for (struct s2s_out *o = x->outs, *next; o; o = next) {
+        next = xs_s2s_out_next(o);
+        xs_s2s_out_shutdown(o);
+    }
+    uv_close((uv_handle_t *)&x->listener, on_handle_closed);
+    uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
+}

@@ -1,0 +1,40 @@
+/* The XMPP side of the gateway: server-to-server streams in (the listener)
+ * and out (one per local/remote domain pair), STARTTLS, Server Dialback in
+ * both roles. Toward the middle it has the two faces of every side: stanzas
+ * that arrive become events handed to `submit`, and xs_xmpp_deliver() turns
+ * an approved event into a stanza on the right outbound stream. */
+#ifndef XS_XMPP_XMPP_SIDE_H
+#define XS_XMPP_XMPP_SIDE_H
+
+#include <uv.h>
+
+#include "event.h"
+#include "policy/policy.h"
+#include "tls/tls.h"
+
+struct xs_xmpp;
+
+/* Starts listening on the policy's xmpp.listen. `policy` and `tls` are
+ * borrowed until replaced by xs_xmpp_set_policy (the side takes its own
+ * reference on `tls`). `secret` is the dialback secret (copied). */
+int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *tls,
+                  const char *secret, xs_submit_fn submit, void *router, struct xs_xmpp **out);
+
+/* Switches to a new policy generation (and TLS context), then re-checks
+ * every stream: streams with a domain that is no longer a partner are closed
+ * with a stream error, and what was queued on them is bounced. */
+void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_tls_ctx *tls);
+
+/* The side's deliver face (see struct xs_side): ev->to is a JID in a remote
+ * domain, ev->from a JID in one of ours. */
+void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
+
+/* Stops listening and closes every stream with </stream:stream>; queued
+ * stanzas are bounced with service-unavailable. `on_closed` runs when the
+ * last handle is released. */
+void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
+
+/* The bound address's port (for tests that listen on port 0). */
+int xs_xmpp_port(const struct xs_xmpp *x);
+
+#endif
