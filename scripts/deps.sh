@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what is missing from Debian's packages: `deps.sh build` for the
+# gateway itself, `deps.sh test` for the whole test suite as well.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
+            libosip2-dev liblua5.4-dev lua5.4)
+test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody kamailio sip-tester
+           python3 python3-slixmpp openssl procps)
+
+want=("${build_pkgs[@]}")
+[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing packages: ${missing[*]}" >&2
+    echo "deps: run as root (or install them with: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts the packaged daemons on install where an init system runs;
+# the tests start their own instances, so the system ones must not hold the ports.
+for svc in prosody kamailio; do
+    if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+        systemctl stop "$svc" || true
+        systemctl disable -q "$svc" 2>/dev/null || true
+    fi
+done
