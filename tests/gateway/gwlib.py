@@ -1,0 +1,443 @@
+"""A harness for driving a real xsgw process from Python, on loopback inside
+a private network namespace (see run_in_netns.sh): a fake XMPP server
+("peer.test") that does STARTTLS and Server Dialback in both roles for real,
+and a fake SIP endpoint that answers MESSAGEs. Standard library only."""
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import uuid
+import xml.parsers.expat
+from xml.sax.saxutils import escape, quoteattr
+
+NS_STREAMS = "http://etherx.jabber.org/streams"
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_DB = "jabber:server:dialback"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_STREAM_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
+
+TIMEOUT = 10.0
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def dialback_key(secret, receiving, originating, stream_id):
+    """XEP-0185: HMAC-SHA256 keyed with the hex SHA-256 of the secret."""
+    k = hashlib.sha256(secret.encode()).hexdigest().encode()
+    msg = f"{receiving} {originating} {stream_id}".encode()
+    return hmac.new(k, msg, hashlib.sha256).hexdigest()
+
+
+class El:
+    """A parsed element: name, ns, attrs, children, text."""
+
+    def __init__(self, ns, name, attrs):
+        self.ns, self.name, self.attrs = ns, name, attrs
+        self.children, self.text = [], ""
+
+    def child(self, name, ns=None):
+        for c in self.children:
+            if c.name == name and (ns is None or c.ns == ns):
+                return c
+        return None
+
+    def __repr__(self):
+        return f"<{self.name} {self.attrs} text={self.text!r} children={[c.name for c in self.children]}>"
+
+
+class StreamParser:
+    """Incremental XMPP stream parser: header, then top-level elements."""
+
+    def __init__(self):
+        self.p = xml.parsers.expat.ParserCreate(namespace_separator="\x01")
+        self.p.StartElementHandler = self._start
+        self.p.EndElementHandler = self._end
+        self.p.CharacterDataHandler = self._text
+        self.depth, self.stack = 0, []
+        self.header, self.closed, self.items = None, False, []
+
+    @staticmethod
+    def _split(n):
+        if "\x01" in n:
+            ns, local = n.split("\x01", 1)
+            return ns, local
+        return "", n
+
+    def _start(self, name, attrs):
+        ns, local = self._split(name)
+        a = {}
+        for k, v in attrs.items():
+            kns, kl = self._split(k)
+            a["xml:lang" if kns == "http://www.w3.org/XML/1998/namespace" else kl] = v
+        el = El(ns, local, a)
+        self.depth += 1
+        if self.depth == 1:
+            self.header = el
+            self.items.append(("header", el))
+            return
+        if self.stack:
+            self.stack[-1].children.append(el)
+        self.stack.append(el)
+
+    def _end(self, name):
+        self.depth -= 1
+        if self.depth == 0:
+            self.closed = True
+            self.items.append(("close", None))
+            return
+        el = self.stack.pop()
+        if not self.stack:
+            self.items.append(("el", el))
+
+    def _text(self, data):
+        if self.stack:
+            self.stack[-1].text += data
+
+    def feed(self, data):
+        self.p.Parse(data, False)
+        out, self.items = self.items, []
+        return out
+
+
+def header(frm, to, sid=None):
+    s = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+         "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'")
+    if frm:
+        s += f" from='{frm}'"
+    if to:
+        s += f" to='{to}'"
+    if sid:
+        s += f" id='{sid}'"
+    return s + " version='1.0'>"
+
+
+class XStream:
+    """One TCP connection speaking an XMPP stream, with STARTTLS."""
+
+    def __init__(self, reader, writer):
+        self.r, self.w = reader, writer
+        self.parser = StreamParser()
+        self.pending = []
+
+    @classmethod
+    async def connect(cls, port, host="127.0.0.1"):
+        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), TIMEOUT)
+        return cls(r, w)
+
+    def send(self, data):
+        self.w.write(data.encode() if isinstance(data, str) else data)
+
+    async def next(self, timeout=TIMEOUT):
+        """Next ("header"|"el"|"close"|"eof", El|None)."""
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no XMPP data in time")
+            data = await asyncio.wait_for(self.r.read(65536), left)
+            if not data:
+                return ("eof", None)
+            self.pending.extend(self.parser.feed(data))
+        return self.pending.pop(0)
+
+    async def expect_el(self, name, timeout=TIMEOUT):
+        kind, el = await self.next(timeout)
+        while kind == "el" and el.name != name and name != "*":
+            kind, el = await self.next(timeout)
+        if kind != "el":
+            raise AssertionError(f"expected <{name}>, got {kind}")
+        return el
+
+    async def close(self):
+        try:
+            self.w.close()
+            await asyncio.wait_for(self.w.wait_closed(), 2)
+        except Exception:
+            pass
+
+
+def make_cert(tmp, name):
+    cert, key = os.path.join(tmp, f"{name}.crt"), os.path.join(tmp, f"{name}.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}", "-keyout",
+                    key, "-out", cert, "-days", "2"], check=True, capture_output=True)
+    return cert, key
+
+
+class Peer:
+    """A fake XMPP server for `domain`: accepts the gateway's outbound
+    streams and verifies its dialback keys by asking the gateway back
+    (db:verify), and opens its own streams to the gateway."""
+
+    def __init__(self, tmp, gw_port, domain="peer.test", secret="peer-secret", tls=True):
+        self.domain, self.secret, self.gw_port, self.use_tls = domain, secret, gw_port, tls
+        cert, key = make_cert(tmp, domain)
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(cert, key)
+        self.client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.client_ctx.check_hostname = False
+        self.client_ctx.verify_mode = ssl.CERT_NONE
+        self.received = asyncio.Queue()   # stanzas the gateway sent us
+        self.verified = []                # (gateway key, result) pairs we checked
+        self.server = None
+        self.port = None
+        self.inbound = []
+
+    async def start(self, port):
+        self.port = port
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", port)
+
+    async def stop(self):
+        if self.server:
+            self.server.close()
+        for s in self.inbound:
+            await s.close()
+
+    async def _accept(self, r, w):
+        s = XStream(r, w)
+        self.inbound.append(s)
+        try:
+            await self._serve(s)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, AssertionError,
+                ssl.SSLError, xml.parsers.expat.ExpatError):
+            pass
+
+    async def _serve(self, s):
+        tls_done = False
+        while True:
+            kind, h = await s.next(60)
+            if kind != "header":
+                return
+            sid = uuid.uuid4().hex
+            s.send(header(self.domain, h.attrs.get("from"), sid))
+            if self.use_tls and not tls_done:
+                s.send(f"<stream:features><starttls xmlns='{NS_TLS}'><required/></starttls>"
+                       "</stream:features>")
+                await s.expect_el("starttls")
+                s.send(f"<proceed xmlns='{NS_TLS}'/>")
+                await s.w.drain()
+                await s.w.start_tls(self.server_ctx)
+                s.parser = StreamParser()
+                tls_done = True
+                continue
+            s.send("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+                   "</stream:features>")
+            break
+        while True:
+            kind, el = await s.next(120)
+            if kind != "el":
+                return
+            if el.ns == NS_DB and el.name == "result":
+                ok = await self.verify_with_gateway(el.attrs["from"], sid, el.text)
+                self.verified.append((el.text, ok))
+                s.send(f"<db:result from='{self.domain}' to='{el.attrs['from']}' "
+                       f"type='{'valid' if ok else 'invalid'}'/>")
+            elif el.ns == NS_DB and el.name == "verify":
+                want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
+                ok = hmac.compare_digest(want, el.text)
+                s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
+                       f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+            else:
+                await self.received.put(el)
+
+    async def verify_with_gateway(self, gw_domain, sid, key):
+        """XEP-0220 §2.3 as the receiving server: ask the gateway (the
+        authoritative server for gw_domain) whether it issued `key`."""
+        s = await self.open_stream(gw_domain, tls=self.use_tls)
+        s.send(f"<db:verify from='{self.domain}' to='{gw_domain}' id='{sid}'>{key}</db:verify>")
+        el = await s.expect_el("verify")
+        await s.close()
+        return el.attrs.get("type") == "valid"
+
+    async def open_stream(self, to, tls=True, frm=None):
+        """Connects to the gateway, negotiates STARTTLS if asked; returns the
+        stream after the (post-TLS) features, with .sid set."""
+        s = await XStream.connect(self.gw_port)
+        s.send(header(frm or self.domain, to))
+        kind, h = await s.next()
+        if kind != "header":
+            raise AssertionError(f"gateway answered {kind}")
+        s.sid = h.attrs.get("id")
+        feats = await s.expect_el("features")
+        if tls:
+            if feats.child("starttls", NS_TLS) is None:
+                raise AssertionError("gateway offers no STARTTLS")
+            s.send(f"<starttls xmlns='{NS_TLS}'/>")
+            await s.expect_el("proceed")
+            await s.w.drain()
+            await s.w.start_tls(self.client_ctx, server_hostname=to)
+            s.parser = StreamParser()
+            s.send(header(frm or self.domain, to))
+            kind, h = await s.next()
+            s.sid = h.attrs.get("id")
+            feats = await s.expect_el("features")
+        s.features = feats
+        return s
+
+    async def authenticated_stream(self, to="sip.test", tls=True, key=None):
+        """A stream on which the gateway accepted our domain via dialback."""
+        s = await self.open_stream(to, tls=tls)
+        k = key or dialback_key(self.secret, to, self.domain, s.sid)
+        s.send(f"<db:result from='{self.domain}' to='{to}'>{k}</db:result>")
+        el = await s.expect_el("result", timeout=20)
+        s.db_result = el
+        return s
+
+
+def message(frm, to, body, mid="m1", extra=""):
+    return (f"<message from={quoteattr(frm)} to={quoteattr(to)} type='chat' id={quoteattr(mid)}>"
+            f"<body>{escape(body)}</body>{extra}</message>")
+
+
+class SipEndpoint(asyncio.DatagramProtocol):
+    """A UDP SIP endpoint: the gateway's next hop (answers MESSAGEs with
+    `code`) and a sender of MESSAGEs to the gateway."""
+
+    def __init__(self, code=200):
+        self.code = code
+        self.requests = asyncio.Queue()
+        self.responses = asyncio.Queue()
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        text = data.decode("utf-8", "replace")
+        if text.startswith("SIP/2.0"):
+            self.responses.put_nowait(parse_sip(data))
+            return
+        req = parse_sip(data)
+        self.requests.put_nowait(req)
+        if req["method"] in ("MESSAGE", "OPTIONS"):
+            code = self.code
+            reason = {200: "OK", 404: "Not Found", 480: "Temporarily Unavailable",
+                      403: "Forbidden", 503: "Service Unavailable"}.get(code, "Whatever")
+            hdrs = req["headers"]
+            to = hdrs["to"][0]
+            if ";tag=" not in to:
+                to += ";tag=uas1"
+            resp = (f"SIP/2.0 {code} {reason}\r\n"
+                    + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
+                    + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
+                    f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n")
+            self.transport.sendto(resp.encode(), addr)
+
+    def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
+                     content_type="text/plain;charset=UTF-8", extra=""):
+        call_id = call_id or uuid.uuid4().hex
+        branch = branch or "z9hG4bK" + uuid.uuid4().hex
+        port = self.transport.get_extra_info("sockname")[1]
+        b = body.encode()
+        req = (f"MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n"
+               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\nTo: <{to}>\r\n"
+               f"Call-ID: {call_id}\r\nCSeq: {cseq} MESSAGE\r\nContent-Type: {content_type}\r\n"
+               f"{extra}Content-Length: {len(b)}\r\n\r\n").encode() + b
+        self.transport.sendto(req, ("127.0.0.1", gw_port))
+        return req
+
+
+def parse_sip(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8", "replace").split("\r\n")
+    first = lines[0]
+    msg = {"first": first, "body": body, "headers": {}}
+    if first.startswith("SIP/2.0"):
+        msg["code"] = int(first.split()[1])
+    else:
+        msg["method"], msg["uri"] = first.split()[0], first.split()[1]
+    compact = {"f": "from", "t": "to", "v": "via", "i": "call-id", "c": "content-type",
+               "l": "content-length", "s": "subject"}
+    for line in lines[1:]:
+        if ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        k = k.strip().lower()
+        k = compact.get(k, k)
+        msg["headers"].setdefault(k, []).append(v.strip())
+    return msg
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Gateway:
+    """Runs build/xsgw with a policy written from `policy_text`."""
+
+    def __init__(self, tmp, policy_text):
+        self.tmp = tmp
+        self.policy = os.path.join(tmp, "policy.lua")
+        self.log = os.path.join(tmp, "xsgw.log")
+        self.write_policy(policy_text)
+        self.proc = None
+
+    def write_policy(self, text):
+        with open(self.policy, "w") as f:
+            f.write(text)
+
+    def start(self):
+        binary = os.environ.get("XSGW", os.path.join(REPO, "build", "xsgw"))
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
+                                      os.path.join(REPO, "lua"), "--log-level", "debug"],
+                                     stderr=self.logf, stdout=self.logf)
+        self.wait_log("ev=gateway.ready")
+
+    def log_text(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern, timeout=TIMEOUT, start=0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()[start:]
+            if re.search(pattern, text):
+                return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"xsgw exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"no log line matching {pattern!r}:\n{self.log_text()[-3000:]}")
+
+    def reload(self):
+        mark = len(self.log_text())
+        self.proc.send_signal(signal.SIGHUP)
+        self.wait_log(r"ev=policy\.reload.*result=(ok|rejected)", start=mark)
+        return self.log_text()[mark:]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+        return self.proc.returncode if self.proc else None
+
+
+def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
+           peer_tls="required"):
+    return f"""
+gateway {{
+  domains = {{ "sip.test" }},
+  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
+  sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
+           next_hop = "udp:127.0.0.1:{next_hop_port}" }},
+}}
+partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{peer_port}" }}
+{extra_partners}
+{hook}
+"""
