@@ -1,0 +1,100 @@
+/* The core pieces every module leans on: the bounded buffer, the error
+ * space, log value quoting, and the event with its condition names. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "event.h"
+
+static void test_buf(void)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 10);
+    CHECK(xs_buf_append(&b, "hello", 5) == 0);
+    CHECK(xs_buf_append(&b, "world", 5) == 0);
+    CHECK(b.len == 10 && memcmp(b.data, "helloworld", 10) == 0 && b.data[10] == '\0');
+    /* One byte past the maximum fails and changes nothing. */
+    CHECK(xs_buf_append(&b, "!", 1) == XS_ELIMIT);
+    CHECK(b.len == 10);
+    xs_buf_consume(&b, 5);
+    CHECK(b.len == 5 && strcmp(b.data, "world") == 0);
+    CHECK(xs_buf_printf(&b, "%d", 12345) == 0);
+    CHECK_STR(b.data, "world12345");
+    CHECK(xs_buf_printf(&b, "x") == XS_ELIMIT);
+    xs_buf_consume(&b, 1000);
+    CHECK(b.len == 0 && b.data[0] == '\0');
+    /* A length that would overflow size_t arithmetic is refused, not wrapped. */
+    CHECK(xs_buf_append(&b, "x", (size_t)-1) == XS_ELIMIT);
+    xs_buf_free(&b);
+
+    xs_buf_init(&b, 1u << 20);
+    for (int i = 0; i < 1000; i++)
+        CHECK(xs_buf_append_str(&b, "0123456789") == 0);
+    CHECK(b.len == 10000);
+    xs_buf_reset(&b);
+    CHECK(b.len == 0);
+    xs_buf_free(&b);
+}
+
+static void test_err(void)
+{
+    CHECK_STR(xs_strerror(0), "success");
+    CHECK_STR(xs_strerror(XS_ELIMIT), "limit exceeded");
+    CHECK_STR(xs_errname(XS_EPROTO), "EPROTO");
+    CHECK_STR(xs_strerror(-9999), "unknown error");
+    CHECK(XS_ENOMEM < 0 && XS_EAUTH < 0 && XS_ENOMEM != XS_EAUTH);
+}
+
+static void test_log_quote(void)
+{
+    char out[32];
+    CHECK_STR(xs_log_quote(out, sizeof out, "plain"), "plain");
+    CHECK_STR(xs_log_quote(out, sizeof out, NULL), "-");
+    CHECK_STR(xs_log_quote(out, sizeof out, ""), "\"\"");
+    CHECK_STR(xs_log_quote(out, sizeof out, "a b"), "\"a b\"");
+    CHECK_STR(xs_log_quote(out, sizeof out, "k=v \"q\""), "\"k=v \\\"q\\\"\"");
+    CHECK_STR(xs_log_quote(out, sizeof out, "line\nbreak"), "\"line\\x0abreak\"");
+    /* Truncated values still fit and stay terminated. */
+    char small[8];
+    xs_log_quote(small, sizeof small, "a very long value with spaces");
+    CHECK(strlen(small) < sizeof small);
+}
+
+static void test_event(void)
+{
+    CHECK_STR(xs_cond_name(XS_COND_ITEM_NOT_FOUND), "item-not-found");
+    CHECK_STR(xs_cond_type(XS_COND_RECIPIENT_UNAVAILABLE), "wait");
+    CHECK(xs_cond_name(XS_COND_NONE) == NULL);
+    for (int c = 1; c < XS_COND_COUNT_; c++)
+        CHECK(xs_cond_from_name(xs_cond_name((enum xs_cond)c)) == (enum xs_cond)c);
+    CHECK(xs_cond_from_name("no-such-condition") == XS_COND_UNDEFINED_CONDITION);
+    CHECK(xs_cond_from_name(NULL) == XS_COND_UNDEFINED_CONDITION);
+
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    struct xs_event *ev2 = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    CHECK(ev2->serial > ev->serial);
+    CHECK(xs_event_set(&ev->body, "héllo") == 0);
+    CHECK(xs_event_setn(&ev->from, "sip:bob@sip.testXXX", 16) == 0);
+    CHECK_STR(ev->from, "sip:bob@sip.test");
+    struct xs_event *d = xs_event_dup(ev);
+    CHECK(d && d->serial == ev->serial);
+    CHECK_STR(d->body, "héllo");
+    CHECK(d->body != ev->body);
+    CHECK(xs_event_set(&d->body, NULL) == 0 && d->body == NULL);
+    xs_event_free(d);
+    xs_event_free(ev);
+    xs_event_free(ev2);
+    xs_event_free(NULL);
+}
+
+int main(void)
+{
+    test_buf();
+    test_err();
+    test_log_quote();
+    test_event();
+    return check_report("test_core");
+}

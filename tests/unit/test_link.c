@@ -1,0 +1,203 @@
+/* net/link over a real loopback TCP connection: plaintext first, then TLS
+ * started mid-stream by both ends (what STARTTLS does), bulk data through
+ * TLS, the output bound, and the close reasons each side sees. */
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "check.h"
+#include "core/err.h"
+#include "net/link.h"
+#include "tls/tls.h"
+
+#define BULK (200 * 1024)
+
+struct end {
+    const char *name;
+    struct xs_link *link;
+    char got[BULK + 64];
+    size_t n;
+    int tls_ready;
+    int closed;
+    int close_reason;
+};
+
+static uv_loop_t *loop;
+static uv_tcp_t listener;
+static struct xs_tls_ctx *ctx;
+static struct end server = {.name = "server"}, client = {.name = "client"};
+static int phase;
+
+static void on_closed(void *ud, int reason)
+{
+    struct end *e = ud;
+    e->closed = 1;
+    e->close_reason = reason;
+    e->link = NULL;
+    if (server.closed && client.closed)
+        uv_close((uv_handle_t *)&listener, NULL);
+}
+
+static void on_tls_ready(void *ud)
+{
+    struct end *e = ud;
+    e->tls_ready = 1;
+    if (e == &client) {
+        /* Bulk data through TLS, in pieces the TLS layer must split. */
+        char *bulk = malloc(BULK);
+        for (size_t i = 0; i < BULK; i++)
+            bulk[i] = (char)('a' + i % 26);
+        CHECK(xs_link_write(client.link, bulk, BULK) == 0);
+        free(bulk);
+    }
+}
+
+static void on_data(void *ud, const char *data, size_t len)
+{
+    struct end *e = ud;
+    if (e->n + len > sizeof e->got) {
+        CHECK(!"more data than expected");
+        return;
+    }
+    memcpy(e->got + e->n, data, len);
+    e->n += len;
+    if (e == &server && phase == 0 && e->n == 9 && !memcmp(e->got, "starttls!", 9)) {
+        phase = 1;
+        e->n = 0;
+        CHECK(xs_link_write(server.link, "proceed!", 8) == 0);
+        CHECK(xs_link_start_tls(server.link, ctx, 1, NULL) == 0);
+    } else if (e == &client && phase == 1 && e->n == 8 && !memcmp(e->got, "proceed!", 8)) {
+        phase = 2;
+        e->n = 0;
+        CHECK(xs_link_start_tls(client.link, ctx, 0, "sip.test") == 0);
+    } else if (e == &server && phase == 2 && e->n == BULK) {
+        phase = 3;
+        int ok = 1;
+        for (size_t i = 0; i < BULK; i++)
+            ok &= e->got[i] == (char)('a' + i % 26);
+        CHECK(ok);
+        CHECK(xs_link_is_tls(server.link));
+        CHECK(strcmp(xs_link_tls_describe(server.link), "plain") != 0);
+        xs_link_close(server.link, XS_OK);
+    }
+}
+
+static const struct xs_link_cbs cbs = {on_data, on_tls_ready, on_closed};
+
+static void on_connection(uv_stream_t *s, int status)
+{
+    CHECK(status == 0);
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    CHECK(uv_accept(s, (uv_stream_t *)tcp) == 0);
+    server.link = xs_link_new(tcp, &cbs, &server, 1 << 20);
+    CHECK(server.link != NULL);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    CHECK(status == 0);
+    client.link = xs_link_new((uv_tcp_t *)req->handle, &cbs, &client, 1 << 20);
+    free(req);
+    CHECK(strncmp(xs_link_peer(client.link), "127.0.0.1:", 10) == 0);
+    CHECK(xs_link_write(client.link, "starttls!", 9) == 0);
+}
+
+static int listen_any(uv_tcp_t *l, uv_connection_cb cb)
+{
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    uv_tcp_init(loop, l);
+    CHECK(uv_tcp_bind(l, (struct sockaddr *)&addr, 0) == 0);
+    CHECK(uv_listen((uv_stream_t *)l, 8, cb) == 0);
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
+    return ntohs(bound.sin_port);
+}
+
+static void connect_to(int port)
+{
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    uv_connect_t *req = malloc(sizeof *req);
+    CHECK(uv_tcp_connect(req, tcp, (struct sockaddr *)&addr, on_connect) == 0);
+}
+
+static void test_starttls_and_bulk(void)
+{
+    int port = listen_any(&listener, on_connection);
+    connect_to(port);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(phase == 3);
+    CHECK(server.tls_ready && client.tls_ready);
+    CHECK(server.closed && server.close_reason == XS_OK);
+    /* The client saw the server's close_notify (or the EOF right after it). */
+    CHECK(client.closed && client.close_reason == XS_ECLOSED);
+}
+
+/* The output bound: a write past it fails and queues nothing. */
+static struct xs_link *bound_link;
+static int bound_closed;
+
+static void bound_closed_cb(void *ud, int reason)
+{
+    bound_closed = 1;
+    uv_close((uv_handle_t *)&listener, NULL);
+}
+
+static void bound_data(void *ud, const char *d, size_t n)
+{
+}
+
+static const struct xs_link_cbs bound_cbs = {bound_data, NULL, bound_closed_cb};
+
+static void bound_accept(uv_stream_t *s, int status)
+{
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    uv_accept(s, (uv_stream_t *)tcp);
+    bound_link = xs_link_new(tcp, &bound_cbs, NULL, 1000);
+    char big[1500];
+    memset(big, 'x', sizeof big);
+    CHECK(xs_link_write(bound_link, big, 600) == 0);
+    /* The first write is in flight; the second waits; the third would pass the bound. */
+    CHECK(xs_link_write(bound_link, big, 600) == 0);
+    CHECK(xs_link_write(bound_link, big, sizeof big) == XS_ELIMIT);
+    xs_link_close(bound_link, XS_OK);
+    CHECK(xs_link_write(bound_link, "x", 1) == XS_ECLOSED);
+}
+
+static void bound_connected(uv_connect_t *req, int status)
+{
+    uv_close((uv_handle_t *)req->handle, (uv_close_cb)free);
+    free(req);
+}
+
+static void test_output_bound(void)
+{
+    int port = listen_any(&listener, bound_accept);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    uv_connect_t *req = malloc(sizeof *req);
+    uv_tcp_connect(req, tcp, (struct sockaddr *)&addr, bound_connected);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(bound_closed);
+}
+
+int main(void)
+{
+    loop = uv_default_loop();
+    const char *names[] = {"sip.test"};
+    char err[256];
+    CHECK(xs_tls_ctx_new(NULL, NULL, names, 1, &ctx, err, sizeof err) == 0);
+    test_starttls_and_bulk();
+    test_output_bound();
+    xs_tls_ctx_unref(ctx);
+    uv_loop_close(loop);
+    return check_report("test_link");
+}
