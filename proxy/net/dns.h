@@ -24,26 +24,46 @@ typedef void (*xs_dns_srv_cb)(void *ud, int status, const struct xs_dns_target *
 struct xs_dns_req;
 
 /* Looks up _<service>._tcp.<domain> ("xmpp-server"). *out (may be NULL) lets
- * the caller cancel: after xs_dns_cancel the callback is never called. */
+ * the caller cancel: after xs_dns_cancel the callback is never called. The
+ * callback never runs before xs_dns_srv returns, and the request is freed
+ * right after it, so neither cancel it then nor keep the pointer. An IP
+ * literal domain is answered as {domain, default_port} without a lookup.
+ * At most 32 targets. Returns XS_EINVAL for a malformed service or domain. */
 int xs_dns_srv(uv_loop_t *loop, const char *service, const char *domain, uint16_t default_port,
                xs_dns_srv_cb cb, void *ud, struct xs_dns_req **out);
 void xs_dns_cancel(struct xs_dns_req *req);
 
 /* Parses a DNS response carrying SRV answers (wire format) into targets
- * sorted by priority then weight, without the random step; for tests and the
- * fuzzer. Returns the number of targets (<= max), or a negative XS_E*. */
+ * sorted by priority ascending, then weight descending, answer order on ties,
+ * without the random step; for tests and the fuzzer. SRV records past `max`
+ * are dropped; the root target is written as ".". Returns the number of
+ * targets (<= max), XS_ENOTFOUND for NXDOMAIN, XS_EDNS for another error
+ * rcode, XS_EPROTO for anything malformed (truncation, pointer loops, names
+ * over 255 bytes or with bytes a host name cannot have). */
 int xs_dns_parse_srv(const unsigned char *msg, size_t len, struct xs_dns_target *targets,
                      size_t max);
 
+/* The RFC 2782 step xs_dns_srv applies after parsing: within each run of
+ * equal priority (targets must already be sorted by priority), reorders by
+ * weighted random selection. *seed is the caller's generator state (any
+ * value; updated), so tests can repeat a sequence. */
+void xs_dns_weighted_order(struct xs_dns_target *targets, size_t n, uint64_t *seed);
+
 /* Connects a TCP handle to host:port, resolving host with uv_getaddrinfo and
- * trying each address in turn. status 0: `tcp` is connected (owned by the
- * caller, who must uv_close it); otherwise `tcp` is NULL and status says why
- * (XS_EDNS, XS_EREFUSED, XS_ETIMEOUT, XS_EIO). TCP_NODELAY is set. */
+ * trying each address in turn, all within timeout_s (<= 0: no deadline of our
+ * own). status 0: `tcp` is connected, TCP_NODELAY set, tcp->data NULL. It is
+ * returned owned: it was malloc()ed, and the caller must uv_close() it and
+ * free() it in the close callback. Otherwise `tcp` is NULL and status says
+ * why (XS_EDNS, XS_EREFUSED, XS_ETIMEOUT, XS_EIO, XS_ENOMEM). The callback
+ * never runs before xs_net_connect returns. */
 typedef void (*xs_connect_cb)(void *ud, int status, uv_tcp_t *tcp);
 struct xs_connect_req;
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out);
-/* After cancel the callback is never called and any half-open socket is closed. */
+/* After cancel the callback is never called and any half-open socket is
+ * closed. The request is freed by the loop after its callback has run or after
+ * cancel, so the caller forgets its pointer in either place: cancelling after
+ * the callback is a use after free. */
 void xs_net_connect_cancel(struct xs_connect_req *req);
 
 #endif

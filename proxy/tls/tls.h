@@ -20,14 +20,17 @@ int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *cons
  * reload can drop its reference while old sessions live on. */
 void xs_tls_ctx_ref(struct xs_tls_ctx *ctx);
 void xs_tls_ctx_unref(struct xs_tls_ctx *ctx);
+/* Writes the context's leaf certificate and private key as PEM files (the key
+ * created with mode 0600), so a generated certificate can be handed to a peer
+ * to trust. Returns 0, XS_ENOMEM or XS_EIO. */
+int xs_tls_ctx_write_pem(const struct xs_tls_ctx *ctx, const char *cert_path, const char *key_path);
 
 struct xs_tls;
 
 /* A session. `server_name` (client side) is sent as SNI and, later,
  * checked against the certificate; NULL on the server side. Peer
  * certificates are not verified yet (dialback authenticates the domain). */
-int xs_tls_new(struct xs_tls_ctx *ctx, int is_server, const char *server_name,
-               struct xs_tls **out);
+int xs_tls_new(struct xs_tls_ctx *ctx, int is_server, const char *server_name, struct xs_tls **out);
 void xs_tls_free(struct xs_tls *t);
 
 /* Ciphertext from the network. At most 64 KiB may wait unprocessed;
@@ -51,6 +54,11 @@ void xs_tls_out(struct xs_tls *t, const char **data, size_t *len);
 void xs_tls_out_consume(struct xs_tls *t, size_t n);
 /* Last failure as text, "" if none. */
 const char *xs_tls_error(const struct xs_tls *t);
+/* 1 when the handshake is complete and the peer's certificate chain
+ * verified against the context's trust anchors (mbedtls flags == 0), else 0.
+ * Verification is OPTIONAL for now, so the handshake completes either way;
+ * this keeps the result for the code that will require it. */
+int xs_tls_peer_verified(const struct xs_tls *t);
 /* Negotiated protocol and cipher for logs ("TLSv1.2/TLS-ECDHE-..."), "" before. */
 const char *xs_tls_describe(const struct xs_tls *t);
 

@@ -1,0 +1,258 @@
+/* The connector against a libuv listener on 127.0.0.1: success, refusal,
+ * cancel at several moments, an unresolvable name, and a deadline. Run under
+ * ASan, a leak in any path fails the test. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "core/err.h"
+#include "net/dns.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+struct result {
+    int called;
+    int status;
+    int nodelay_ok;
+};
+
+static void free_on_close(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connected(void *ud, int status, uv_tcp_t *tcp)
+{
+    struct result *r = ud;
+    r->called++;
+    r->status = status;
+    if (tcp) {
+        r->nodelay_ok = tcp->data == NULL;
+        uv_close((uv_handle_t *)tcp, free_on_close);
+    }
+}
+
+static int accepted;
+
+static void on_accept(uv_stream_t *server, int status)
+{
+    if (status != 0)
+        return;
+    uv_tcp_t *c = malloc(sizeof *c);
+    uv_tcp_init(server->loop, c);
+    if (uv_accept(server, (uv_stream_t *)c) == 0)
+        accepted++;
+    uv_close((uv_handle_t *)c, free_on_close);
+}
+
+/* A listener on an ephemeral port; returns the port. */
+static int listen_on(uv_loop_t *loop, uv_tcp_t *srv)
+{
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(loop, srv);
+    if (uv_tcp_bind(srv, (const struct sockaddr *)&a, 0) != 0 ||
+        uv_listen((uv_stream_t *)srv, 8, on_accept) != 0)
+        return -1;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(srv, (struct sockaddr *)&ss, &len);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A port nothing listens on: bind one, note it, close it. */
+static int closed_port(uv_loop_t *loop)
+{
+    uv_tcp_t t;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    uv_tcp_init(loop, &t);
+    uv_tcp_bind(&t, (const struct sockaddr *)&a, 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    uv_tcp_getsockname(&t, (struct sockaddr *)&ss, &len);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void stop_listener(uv_handle_t *h, void *arg)
+{
+    if (h == arg && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Runs the loop until `flag` is set (the listener keeps it alive). */
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+    for (int i = 0; i < 1000 && !*flag; i++)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static void test_success_and_refused(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_tcp_t srv;
+    int port = listen_on(&loop, &srv);
+    CHECK(port > 0);
+
+    struct result ok = {0};
+    struct xs_connect_req *req = NULL;
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 5.0, on_connected, &ok, &req) == 0);
+    CHECK(req != NULL);
+    CHECK(ok.called == 0);
+    run_until(&loop, &ok.called);
+    CHECK(ok.called == 1 && ok.status == 0 && ok.nodelay_ok);
+    run_until(&loop, &accepted);
+    CHECK(accepted == 1);
+
+    /* "localhost" goes through the resolver (the hosts file) and may give
+     * ::1 first; the connector moves on to 127.0.0.1 if ::1 refuses. */
+    struct result lh = {0};
+    CHECK(xs_net_connect(&loop, "localhost", (uint16_t)port, 5.0, on_connected, &lh, NULL) == 0);
+    run_until(&loop, &lh.called);
+    CHECK(lh.called == 1 && lh.status == 0);
+
+    int dead = closed_port(&loop);
+    struct result ref = {0};
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)dead, 5.0, on_connected, &ref, NULL) == 0);
+    run_until(&loop, &ref.called);
+    CHECK(ref.called == 1 && ref.status == XS_EREFUSED);
+
+    uv_walk(&loop, stop_listener, &srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+static void test_cancel(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_tcp_t srv;
+    int port = listen_on(&loop, &srv);
+
+    /* Cancel while the address lookup is queued or running. */
+    struct result r1 = {0};
+    struct xs_connect_req *req = NULL;
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 5.0, on_connected, &r1, &req) == 0);
+    xs_net_connect_cancel(req);
+
+    /* A connect started after the cancelled one is unaffected. */
+    struct result r3 = {0};
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 5.0, on_connected, &r3, NULL) == 0);
+    run_until(&loop, &r3.called);
+
+    for (int i = 0; i < 50; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(r1.called == 0);
+    CHECK(r3.called == 1 && r3.status == 0);
+
+    uv_walk(&loop, stop_listener, &srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(r1.called == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* A listening socket that never accepts, with the smallest backlog: once
+ * one connection waits in its queue the kernel drops further SYNs, so the
+ * next connect hangs on loopback until someone gives up. */
+static int stuck_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void test_timeout_and_inflight_cancel(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int port = 0;
+    int fd = stuck_listener(&port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+
+    /* Fill the accept queue. */
+    struct result fill = {0};
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 5.0, on_connected, &fill, NULL) == 0);
+    run_until(&loop, &fill.called);
+    CHECK(fill.status == 0);
+
+    /* This one hangs: the deadline answers. */
+    struct result to = {0};
+    uint64_t t0 = uv_now(&loop);
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 0.2, on_connected, &to, NULL) == 0);
+    /* And this one hangs too, until it is cancelled mid-connect. */
+    struct result cancelled = {0};
+    struct xs_connect_req *req = NULL;
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)port, 5.0, on_connected, &cancelled, &req) ==
+          0);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(cancelled.called == 0);
+    xs_net_connect_cancel(req);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(to.called == 1 && to.status == XS_ETIMEOUT);
+    CHECK(uv_now(&loop) - t0 >= 190);
+    CHECK(cancelled.called == 0);
+    close(fd);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+static void test_errors(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct result r = {0};
+    CHECK(xs_net_connect(&loop, "", 5269, 1.0, on_connected, &r, NULL) == XS_EINVAL);
+    CHECK(xs_net_connect(&loop, "127.0.0.1", 0, 1.0, on_connected, &r, NULL) == XS_EINVAL);
+
+    /* A 64-character label is no DNS name: the resolver rejects it while
+     * building the query, so nothing leaves the machine. */
+    char name[80];
+    memset(name, 'a', 64);
+    snprintf(name + 64, sizeof name - 64, ".test");
+    struct result bad = {0};
+    CHECK(xs_net_connect(&loop, name, 5269, 2.0, on_connected, &bad, NULL) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(bad.called == 1 && bad.status == XS_EDNS);
+    CHECK(r.called == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+int main(void)
+{
+    test_success_and_refused();
+    test_cancel();
+    test_timeout_and_inflight_cancel();
+    test_errors();
+    if (failures) {
+        fprintf(stderr, "test_connect: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_connect: ok\n");
+    return 0;
+}

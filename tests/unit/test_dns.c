@@ -1,0 +1,481 @@
+/* The SRV wire parser on crafted responses, well-formed and hostile, and
+ * xs_dns_srv for IP literals (no resolver involved). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "core/err.h"
+#include "net/dns.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+struct msg {
+    unsigned char b[4096];
+    size_t n;
+};
+
+static void put8(struct msg *m, unsigned v)
+{
+    if (m->n >= sizeof m->b)
+        abort();
+    m->b[m->n++] = (unsigned char)v;
+}
+
+static void put16(struct msg *m, unsigned v)
+{
+    put8(m, v >> 8);
+    put8(m, v & 0xff);
+}
+
+static void put_bytes(struct msg *m, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put8(m, ((const unsigned char *)p)[i]);
+}
+
+/* Dotted name to uncompressed wire labels. */
+static void put_name(struct msg *m, const char *name)
+{
+    while (*name) {
+        const char *dot = strchr(name, '.');
+        size_t l = dot ? (size_t)(dot - name) : strlen(name);
+        put8(m, (unsigned)l);
+        put_bytes(m, name, l);
+        name += l + (dot ? 1 : 0);
+    }
+    put8(m, 0);
+}
+
+static void header(struct msg *m, unsigned rcode, unsigned qd, unsigned an)
+{
+    m->n = 0;
+    put16(m, 0x1234);
+    put16(m, 0x8180 | rcode); /* response, RD, RA */
+    put16(m, qd);
+    put16(m, an);
+    put16(m, 0);
+    put16(m, 0);
+}
+
+#define QNAME "_xmpp-server._tcp.example.com"
+/* Offset of the "example" label inside the question name at 12. */
+#define EXAMPLE_OFF (12 + 13 + 5)
+
+static void question(struct msg *m)
+{
+    put_name(m, QNAME);
+    put16(m, 33);
+    put16(m, 1);
+}
+
+/* One SRV answer whose owner points at the question. */
+static void srv_rr(struct msg *m, unsigned prio, unsigned weight, unsigned port, const char *target)
+{
+    put16(m, 0xc00c);
+    put16(m, 33);
+    put16(m, 1);
+    put16(m, 0);
+    put16(m, 300);
+    struct msg t = {.n = 0};
+    put_name(&t, target);
+    put16(m, 6 + (unsigned)t.n);
+    put16(m, prio);
+    put16(m, weight);
+    put16(m, port);
+    put_bytes(m, t.b, t.n);
+}
+
+static void srv_rr_raw(struct msg *m, unsigned prio, const unsigned char *raw, size_t rawlen,
+                       int rdlen_adjust)
+{
+    put16(m, 0xc00c);
+    put16(m, 33);
+    put16(m, 1);
+    put16(m, 0);
+    put16(m, 300);
+    put16(m, (unsigned)(6 + (int)rawlen + rdlen_adjust));
+    put16(m, prio);
+    put16(m, 0);
+    put16(m, 5269);
+    put_bytes(m, raw, rawlen);
+}
+
+static void build_three(struct msg *m)
+{
+    header(m, 0, 1, 3);
+    question(m);
+    srv_rr(m, 20, 0, 5269, "c.example.com");
+    srv_rr(m, 10, 40, 5270, "b.example.com");
+    srv_rr(m, 10, 60, 5269, "a.example.com");
+}
+
+/* Parses from an exactly sized heap copy, so ASan sees any over-read. */
+static int parse(const struct msg *m, size_t len, struct xs_dns_target *t, size_t max)
+{
+    unsigned char *copy = malloc(len ? len : 1);
+    memcpy(copy, m->b, len);
+    int rc = xs_dns_parse_srv(copy, len, t, max);
+    free(copy);
+    return rc;
+}
+
+static void test_normal(void)
+{
+    struct msg m;
+    struct xs_dns_target t[8];
+    build_three(&m);
+    CHECK(parse(&m, m.n, t, 8) == 3);
+    CHECK(strcmp(t[0].host, "a.example.com") == 0 && t[0].priority == 10 && t[0].weight == 60 &&
+          t[0].port == 5269);
+    CHECK(strcmp(t[1].host, "b.example.com") == 0 && t[1].port == 5270);
+    CHECK(strcmp(t[2].host, "c.example.com") == 0 && t[2].priority == 20);
+
+    /* A CNAME before the SRV answers is skipped. */
+    header(&m, 0, 1, 2);
+    question(&m);
+    put16(&m, 0xc00c);
+    put16(&m, 5);
+    put16(&m, 1);
+    put16(&m, 0);
+    put16(&m, 300);
+    put16(&m, 2);
+    put16(&m, 0xc000 | EXAMPLE_OFF);
+    srv_rr(&m, 0, 0, 5269, "xmpp.example.com");
+    CHECK(parse(&m, m.n, t, 8) == 1);
+    CHECK(strcmp(t[0].host, "xmpp.example.com") == 0);
+
+    /* No answers at all: zero targets, the caller falls back. */
+    header(&m, 0, 1, 0);
+    question(&m);
+    CHECK(parse(&m, m.n, t, 8) == 0);
+}
+
+static void test_compression(void)
+{
+    struct msg m;
+    struct xs_dns_target t[4];
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char raw[] = {4, 'x', 'm', 'p', 'p', 0xc0, EXAMPLE_OFF};
+    srv_rr_raw(&m, 5, raw, sizeof raw, 0);
+    CHECK(parse(&m, m.n, t, 4) == 1);
+    CHECK(strcmp(t[0].host, "xmpp.example.com") == 0);
+    CHECK(t[0].priority == 5);
+
+    /* A pointer straight to the whole question name. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char raw2[] = {0xc0, 12};
+    srv_rr_raw(&m, 5, raw2, sizeof raw2, 0);
+    CHECK(parse(&m, m.n, t, 4) == 1);
+    CHECK(strcmp(t[0].host, QNAME) == 0);
+}
+
+static void test_hostile_pointers(void)
+{
+    struct msg m;
+    struct xs_dns_target t[4];
+
+    /* A pointer to itself. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    size_t at = m.n + 12 + 6; /* where the target starts */
+    unsigned char self[] = {(unsigned char)(0xc0 | (at >> 8)), (unsigned char)(at & 0xff)};
+    srv_rr_raw(&m, 0, self, sizeof self, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+
+    /* A forward pointer past the end. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char fwd[] = {0xcf, 0xff};
+    srv_rr_raw(&m, 0, fwd, sizeof fwd, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+
+    /* A loop made only of backward pointers: label "a" then a pointer to
+     * that label. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    at = m.n + 12 + 6;
+    unsigned char loop[] = {1, 'a', (unsigned char)(0xc0 | (at >> 8)), (unsigned char)(at & 0xff)};
+    srv_rr_raw(&m, 0, loop, sizeof loop, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+
+    /* The owner name of an answer is a loop. */
+    header(&m, 0, 0, 1);
+    at = m.n;
+    put16(&m, 0xc000 | (unsigned)at);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+
+    /* Obsolete label types 0x40 / 0x80. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char ext[] = {0x41, 'x', 0};
+    srv_rr_raw(&m, 0, ext, sizeof ext, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+}
+
+static void test_truncated(void)
+{
+    struct msg m;
+    struct xs_dns_target t[8];
+    build_three(&m);
+    for (size_t len = 0; len < m.n; len++) {
+        int rc = parse(&m, len, t, 8);
+        if (rc >= 0) {
+            fprintf(stderr, "truncated at %zu of %zu parsed: %d\n", len, m.n, rc);
+            failures++;
+        }
+    }
+    /* An answer count that promises more than is there. */
+    build_three(&m);
+    m.b[7] = 5;
+    CHECK(parse(&m, m.n, t, 8) == XS_EPROTO);
+    /* A question count likewise. */
+    build_three(&m);
+    m.b[5] = 9;
+    CHECK(parse(&m, m.n, t, 8) == XS_EPROTO);
+    /* Trailing bytes after the last record are ignored (EDNS OPT, say). */
+    build_three(&m);
+    put16(&m, 0);
+    CHECK(parse(&m, m.n, t, 8) == 3);
+}
+
+static void test_bad_rdata(void)
+{
+    struct msg m;
+    struct xs_dns_target t[4];
+    /* rdlength one short of the target name. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char name[] = {1, 'a', 0};
+    srv_rr_raw(&m, 0, name, sizeof name, -1);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    /* rdlength one longer than the target name. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    srv_rr_raw(&m, 0, name, sizeof name, 1);
+    put8(&m, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    /* rdata too short to hold priority, weight and port. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    put16(&m, 0xc00c);
+    put16(&m, 33);
+    put16(&m, 1);
+    put16(&m, 0);
+    put16(&m, 300);
+    put16(&m, 3);
+    put8(&m, 0);
+    put8(&m, 0);
+    put8(&m, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    /* A space in a host name. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char spaced[] = {3, 'a', ' ', 'b', 0};
+    srv_rr_raw(&m, 0, spaced, sizeof spaced, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    /* A NUL byte in a label. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    unsigned char nul[] = {3, 'a', 0, 'b', 0};
+    srv_rr_raw(&m, 0, nul, sizeof nul, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+}
+
+static void test_name_length(void)
+{
+    struct msg m;
+    struct xs_dns_target t[4];
+    char label63[64];
+    memset(label63, 'x', 63);
+    label63[63] = '\0';
+    char name[400];
+    /* 63+63+63+61 characters and 3 dots: 253, the longest name there is. */
+    snprintf(name, sizeof name, "%s.%s.%s.%.61s", label63, label63, label63, label63);
+    header(&m, 0, 1, 1);
+    question(&m);
+    srv_rr(&m, 0, 0, 5269, name);
+    CHECK(parse(&m, m.n, t, 4) == 1);
+    CHECK(strlen(t[0].host) == 253);
+    /* One more character is too long. */
+    snprintf(name, sizeof name, "%s.%s.%s.%.62s", label63, label63, label63, label63);
+    header(&m, 0, 1, 1);
+    question(&m);
+    srv_rr(&m, 0, 0, 5269, name);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    /* Too long only after decompression: a suffix reached through a pointer. */
+    header(&m, 0, 1, 1);
+    question(&m);
+    struct msg raw = {.n = 0};
+    for (int i = 0; i < 4; i++) {
+        put8(&raw, 63);
+        put_bytes(&raw, label63, 63);
+    }
+    put16(&raw, 0xc000 | EXAMPLE_OFF);
+    srv_rr_raw(&m, 0, raw.b, raw.n, 0);
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+}
+
+static void test_root_and_rcode(void)
+{
+    struct msg m;
+    struct xs_dns_target t[4];
+    header(&m, 0, 1, 1);
+    question(&m);
+    srv_rr(&m, 0, 0, 0, "");
+    CHECK(parse(&m, m.n, t, 4) == 1);
+    CHECK(strcmp(t[0].host, ".") == 0);
+
+    header(&m, 3, 1, 0);
+    question(&m);
+    CHECK(parse(&m, m.n, t, 4) == XS_ENOTFOUND);
+    header(&m, 2, 1, 0);
+    question(&m);
+    CHECK(parse(&m, m.n, t, 4) == XS_EDNS);
+    /* A query, not a response. */
+    build_three(&m);
+    m.b[2] &= 0x7f;
+    CHECK(parse(&m, m.n, t, 4) == XS_EPROTO);
+    CHECK(xs_dns_parse_srv(NULL, 0, t, 4) == XS_EPROTO);
+}
+
+static void test_bound_and_sort(void)
+{
+    struct msg m;
+    struct xs_dns_target t[32];
+    header(&m, 0, 1, 40);
+    question(&m);
+    for (unsigned i = 0; i < 40; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "h%u.example.com", i);
+        srv_rr(&m, (i * 7) % 5, i % 3, 5000 + i, host);
+    }
+    int n = parse(&m, m.n, t, 32);
+    CHECK(n == 32);
+    for (int i = 1; i < n; i++) {
+        CHECK(t[i - 1].priority <= t[i].priority);
+        if (t[i - 1].priority == t[i].priority)
+            CHECK(t[i - 1].weight >= t[i].weight);
+    }
+    /* Ties keep the order of the answer section. */
+    for (int i = 1; i < n; i++)
+        if (t[i - 1].priority == t[i].priority && t[i - 1].weight == t[i].weight)
+            CHECK(t[i - 1].port < t[i].port);
+    CHECK(parse(&m, m.n, t, 0) == 0);
+}
+
+static void test_weighted_order(void)
+{
+    /* Priority 1: weights 90 and 10; priority 2: one target; priority 3:
+     * two zero weights. Over many runs the heavier target leads about 90%
+     * of the time, the priorities never mix, and nothing is lost. */
+    uint64_t seed = 42;
+    int heavy_first = 0;
+    int zero_a_first = 0;
+    const int runs = 10000;
+    for (int i = 0; i < runs; i++) {
+        struct xs_dns_target t[5] = {
+            {"heavy", 1, 1, 90}, {"light", 2, 1, 10}, {"solo", 3, 2, 0},
+            {"za", 4, 3, 0},     {"zb", 5, 3, 0},
+        };
+        xs_dns_weighted_order(t, 5, &seed);
+        heavy_first += strcmp(t[0].host, "heavy") == 0;
+        zero_a_first += strcmp(t[3].host, "za") == 0;
+        CHECK(t[0].priority == 1 && t[1].priority == 1 && strcmp(t[0].host, t[1].host) != 0);
+        CHECK(strcmp(t[2].host, "solo") == 0);
+        CHECK(t[3].priority == 3 && t[4].priority == 3 && strcmp(t[3].host, t[4].host) != 0);
+    }
+    CHECK(heavy_first > runs * 85 / 100 && heavy_first < runs * 95 / 100);
+    /* Zero weights still get picked first sometimes. */
+    CHECK(zero_a_first > runs / 4 && zero_a_first < runs * 3 / 4);
+
+    /* A zero-weight target among weighted ones keeps a small chance. */
+    int zero_first = 0;
+    for (int i = 0; i < runs; i++) {
+        struct xs_dns_target t[2] = {{"w", 1, 1, 100}, {"z", 2, 1, 0}};
+        xs_dns_weighted_order(t, 2, &seed);
+        zero_first += strcmp(t[0].host, "z") == 0;
+    }
+    CHECK(zero_first > 0 && zero_first < runs / 20);
+    xs_dns_weighted_order(NULL, 0, &seed);
+}
+
+struct result {
+    int called;
+    int status;
+    size_t n;
+    struct xs_dns_target t0;
+};
+
+static void on_srv(void *ud, int status, const struct xs_dns_target *targets, size_t n)
+{
+    struct result *r = ud;
+    r->called++;
+    r->status = status;
+    r->n = n;
+    if (n)
+        r->t0 = targets[0];
+}
+
+static void test_literal(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct result r4 = {0}, r6 = {0}, rc = {0};
+    struct xs_dns_req *req = NULL;
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "127.0.0.1", 5269, on_srv, &r4, &req) == 0);
+    CHECK(req != NULL);
+    CHECK(r4.called == 0); /* never before the call returns */
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "::1", 5270, on_srv, &r6, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "127.0.0.2", 5269, on_srv, &rc, &req) == 0);
+    xs_dns_cancel(req);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(r4.called == 1 && r4.status == 0 && r4.n == 1);
+    CHECK(strcmp(r4.t0.host, "127.0.0.1") == 0 && r4.t0.port == 5269);
+    CHECK(r6.called == 1 && r6.status == 0 && r6.n == 1);
+    CHECK(strcmp(r6.t0.host, "::1") == 0 && r6.t0.port == 5270);
+    CHECK(rc.called == 0);
+
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "", 5269, on_srv, &rc, NULL) == XS_EINVAL);
+    CHECK(xs_dns_srv(&loop, "xmpp server", "a.test", 5269, on_srv, &rc, NULL) == XS_EINVAL);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "a b.test", 5269, on_srv, &rc, NULL) == XS_EINVAL);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "a..test", 5269, on_srv, &rc, NULL) == XS_EINVAL);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    CHECK(xs_dns_srv(&loop, "xmpp-server", longname, 5269, on_srv, &rc, NULL) == XS_EINVAL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(rc.called == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+int main(void)
+{
+    test_normal();
+    test_compression();
+    test_hostile_pointers();
+    test_truncated();
+    test_bad_rdata();
+    test_name_length();
+    test_root_and_rcode();
+    test_bound_and_sort();
+    test_weighted_order();
+    test_literal();
+    if (failures) {
+        fprintf(stderr, "test_dns: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_dns: ok\n");
+    return 0;
+}
