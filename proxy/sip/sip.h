@@ -2,7 +2,30 @@
  * non-INVITE transactions, and MESSAGE (RFC 3428) both ways, on libosip2's
  * parser. Toward the middle it has the two faces of every side: arriving
  * MESSAGEs become events handed to `submit`, and xs_sip_deliver() turns an
- * event into a MESSAGE toward the configured next hop. */
+ * event into a MESSAGE toward the configured next hop.
+ *
+ * Choices worth knowing:
+ * - An arriving MESSAGE becomes an event with from/to taken from the From
+ *   and To URIs as "sip:user@host" (no display name, port or parameters;
+ *   host lower-cased). To is preferred to the Request-URI, which RFC 3428
+ *   lets be a contact or GRUU rather than the address of record. thread =
+ *   Call-ID, subject = Subject, lang = first Content-Language tag, type =
+ *   "chat". Only text/plain (charset UTF-8 or none) is accepted (415 with
+ *   Accept otherwise); the body must be UTF-8 text XML can carry (400).
+ * - The final response goes out only when the router's done() comes: 200,
+ *   or the RFC 7247 status with the reason in "Warning: 399 <domain>".
+ *   Retransmissions are absorbed; a completed transaction answers them
+ *   again until Timer J (64*T1 on UDP, at once on TCP).
+ * - A datagram larger than sip_max_message is answered 413 when it parses
+ *   as a request, else dropped with a log line. On TCP, Content-Length is
+ *   required; a missing or bad one gets 400, an oversized message 413, and
+ *   the connection is closed after the answer is written.
+ * - Responses to UDP requests go to the packet's source address and port
+ *   (what rport asks for; RFC 3581), without adding received/rport.
+ * - Requests we send to the next hop leave from their own socket (an
+ *   ephemeral connected UDP socket, or one TCP connection) and carry rport.
+ * - osip's parser keeps a process-wide header table (parser_init); it is the
+ *   only global state of the SIP side and is filled idempotently. */
 #ifndef XS_SIP_SIP_H
 #define XS_SIP_SIP_H
 
@@ -27,13 +50,44 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
 /* Sends ev (taken; ev->from and ev->to are SIP URIs) as a MESSAGE to the next
  * hop in a client transaction; done() gets XS_COND_NONE on a 2xx, the RFC
  * 7247 condition for any other final response, remote-server-timeout on
- * Timer F / transport failure. */
+ * Timer F. Transport failures: remote-server-not-found when the next hop is
+ * not configured, does not resolve or refuses the connection;
+ * service-unavailable when the TCP connection is lost with the request in
+ * flight (RFC 3261 §17.1.4 treats that as a 503) or the side is closing;
+ * resource-constraint when too many transactions are pending;
+ * jid-malformed / bad-request / policy-violation when the event cannot be
+ * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
-/* Stops listening and closes every connection; transactions still pending
- * complete with service-unavailable. `on_closed` runs once everything is
+/* Stops listening and closes every connection; client transactions still
+ * pending complete with service-unavailable, server transactions still
+ * waiting for the router are answered 503 (their done() may still come and
+ * is then ignored). `on_closed` runs once everything is
  * released (after the last libuv close callback). */
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud);
+
+/* Tunables that are not part of the policy. The defaults are RFC 3261's
+ * timers; tests shorten them. */
+struct xs_sip_opts {
+    unsigned t1_ms;         /* RTT estimate: 500 */
+    unsigned t2_ms;         /* retransmit interval cap: 4000 */
+    unsigned t4_ms;         /* Timer K, responses in the network: 5000 */
+    unsigned tcp_idle_ms;   /* TCP connection idle timeout: 300000 */
+    size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
+    size_t max_client_txns; /* resource-constraint beyond this: 4096 */
+    size_t max_tcp_conns;   /* inbound TCP connections: 256 */
+    size_t tcp_out_max;     /* bytes queued per connection/socket: 1 MiB */
+};
+
+void xs_sip_default_opts(struct xs_sip_opts *opts);
+
+/* xs_sip_start with explicit tunables (opts copied). */
+int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct xs_sip_opts *opts,
+                      xs_submit_fn submit, void *router, struct xs_sip **out);
+
+/* The port cfg->sip_listen[i] is bound to (useful after asking for port 0),
+ * or -1. */
+int xs_sip_port(const struct xs_sip *sip, size_t i);
 
 /* The RFC 7247 mappings, exposed for tests and for other SIP methods. */
 enum xs_cond xs_sip_status_to_cond(int status);

@@ -1,0 +1,107 @@
+/* SIP messages as bytes: framing, parsing and validation of what arrives
+ * (into an event or a local answer), and building of the requests and
+ * responses the gateway sends. libosip2 is used only as a parser for header
+ * fields; bodies are taken from the raw bytes, and everything we send is
+ * written here as text. No sockets, no timers: the fuzzer drives this file
+ * alone. */
+#ifndef XS_SIP_MSG_H
+#define XS_SIP_MSG_H
+
+#include <osipparser2/osip_parser.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "event.h"
+
+/* Bytes of a transaction key: branch, sent-by and method, each bounded. */
+#define XS_SIP_KEY_MAX 320
+
+/* osip keeps its header-name table in process-wide memory, filled by
+ * parser_init(); this is the one global the SIP side touches. It also turns
+ * osip's own stderr tracing off (we log parse failures ourselves). Safe to
+ * call any number of times; must run before the first parse. */
+void xs_sip_msg_global_init(void);
+
+/* Finds one message at the start of data[0..len). `stream` is 1 on TCP,
+ * where Content-Length is required (RFC 3261 §18.3), 0 for a datagram, where
+ * a missing Content-Length means "the rest". Returns 1 with *msg_len set when
+ * a whole message is there, 0 when more bytes are needed (stream only), or
+ * XS_EPROTO (no or bad Content-Length, header section not terminated in a
+ * datagram), XS_ELIMIT (header section or whole message larger than `max`).
+ * *hdr_len is set whenever the header section is complete (else 0), so a
+ * caller can still answer a framing error. */
+int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
+                 size_t *hdr_len);
+
+enum xs_sip_verdict {
+    XS_SIP_DROP = 0, /* nothing can be answered: log and forget */
+    XS_SIP_RESPONSE, /* a response; match it against client transactions */
+    XS_SIP_ACK,      /* absorbed */
+    XS_SIP_ANSWER,   /* a request answered locally with `status` */
+    XS_SIP_SUBMIT,   /* a valid MESSAGE; `ev` is ready for the router */
+};
+
+struct xs_sip_in {
+    enum xs_sip_verdict verdict;
+    osip_message_t *msg;      /* owned; NULL for DROP */
+    int status;               /* ANSWER: the status to send */
+    const char *why;          /* static text: why DROP or ANSWER, for logs and Warning */
+    struct xs_event *ev;      /* owned; SUBMIT only */
+    char key[XS_SIP_KEY_MAX]; /* transaction key, for every verdict but DROP */
+};
+
+/* Parses one framed message (data borrowed). `oversize` is 1 when the
+ * transport saw more than the configured maximum: a parsable request then
+ * gets 413. Always fills *in; release with xs_sip_in_clear. */
+void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_in *in);
+void xs_sip_in_clear(struct xs_sip_in *in);
+
+/* Parses only a header section data[0..hdr_len) (borrowed) whose framing
+ * failed, so the request can still be answered: Content-Length lines are
+ * left out before osip sees it. Only in->msg and in->verdict (DROP or
+ * ANSWER for a request other than ACK) are meaningful. */
+void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in);
+
+/* Writes 2 * nbytes lowercase hex digits of fresh randomness and a NUL into
+ * out (size at least 2 * nbytes + 1), for tags, branches and Call-IDs. */
+void xs_sip_random_hex(char *out, size_t nbytes);
+
+/* The standard reason phrase for a status ("Not Found"); "Unknown" else. */
+const char *xs_sip_reason_phrase(int status);
+
+/* Builds a response to req (borrowed) into out. `to_tag` is added when the
+ * request's To carries none. When `warn_text` is not NULL a Warning: 399
+ * header carries it, quoted and cleaned, with agent `warn_host`. `extra` is
+ * zero or more complete header lines ("Allow: ...\r\n"), may be NULL.
+ * Headers missing from the request are left out. */
+int xs_sip_build_response(const osip_message_t *req, int status, const char *to_tag,
+                          const char *warn_host, const char *warn_text, const char *extra,
+                          struct xs_buf *out);
+
+struct xs_sip_req_params {
+    const char *transport; /* "UDP" or "TCP" */
+    const char *via_host;  /* our sent-by */
+    int via_port;
+    const char *branch;   /* "z9hG4bK..." */
+    const char *from_tag; /* tag for From */
+    const char *call_id;  /* used when ev->thread is not a usable Call-ID */
+    uint32_t cseq;
+};
+
+/* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why
+ * (static) set: XS_EINVAL for an address that is not a SIP URI, XS_EPROTO
+ * for a missing or non-text body, XS_ELIMIT when out's maximum is passed. The Call-ID is ev->thread
+ * when xs_sip_callid_ok() accepts it, else p->call_id. */
+int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
+                         struct xs_buf *out, const char **why);
+
+/* 1 when s can be sent as a Call-ID as it is (RFC 3261 word ["@" word],
+ * bounded length). */
+int xs_sip_callid_ok(const char *s);
+
+/* 1 when s[0..len) is well-formed UTF-8 with no NUL and no control
+ * characters but TAB, LF and CR (what XML 1.0 and so XMPP can carry). */
+int xs_sip_text_ok(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,81 @@
+/* SIP transports: UDP and TCP listeners, inbound TCP connections framed by
+ * Content-Length, and the way out to the configured next hop (a connected
+ * UDP socket, or one reused TCP connection). Bytes in, bytes out: the layer
+ * above sees whole messages and answers through xs_sip_tp_reply(). */
+#ifndef XS_SIP_TRANSPORT_H
+#define XS_SIP_TRANSPORT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "policy/policy.h"
+
+/* Where a message came from: enough to send the answer back. */
+struct xs_sip_peer {
+    enum xs_sip_transport transport;
+    int sock;      /* UDP: listener index, or -1 for the next-hop socket */
+    uint64_t conn; /* TCP: connection id (ids are never reused) */
+    struct sockaddr_storage addr;
+    char desc[64]; /* "ip:port", for logs */
+};
+
+/* Our end of the way out, for the Via of requests we send. */
+struct xs_sip_local {
+    enum xs_sip_transport transport;
+    char host[64];
+    int port;
+};
+
+struct xs_sip_tp_cbs {
+    /* One whole message (borrowed for the call). `oversize` is 1 when it
+     * passed max_message (datagrams only; TCP refuses those itself). */
+    void (*message)(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
+                    int oversize);
+    /* The way out changed: 0 ready (xs_sip_tp_next_hop now gives 0), or a
+     * negative XS_E*: XS_EDNS / XS_EREFUSED / XS_EIO when it could not be set
+     * up, XS_ECLOSED when the TCP connection to it was lost. */
+    void (*next_hop)(void *ud, int status);
+};
+
+struct xs_sip_tp_limits {
+    size_t max_message;    /* bytes of one SIP message */
+    size_t max_conns;      /* inbound TCP connections */
+    size_t out_max;        /* bytes queued for writing per TCP connection */
+    unsigned idle_ms;      /* TCP connection idle timeout */
+    const char *warn_host; /* agent for Warning headers on framing errors (borrowed, kept) */
+};
+
+struct xs_sip_tp;
+
+/* Binds every listener in cfg->sip_listen; `lim` and `cbs` are copied.
+ * Returns 0 or a negative XS_E* (after logging which listener failed). */
+int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
+                    const struct xs_sip_tp_limits *lim, const struct xs_sip_tp_cbs *cbs, void *ud,
+                    struct xs_sip_tp **out);
+
+/* Takes new limits and next hop (ep borrowed). A changed next hop drops the
+ * current way out (pending users get next_hop(XS_ECLOSED)). */
+void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim,
+                           const struct xs_sip_endpoint *ep);
+
+/* Sends a response toward a peer a request came from. XS_ECLOSED when its
+ * connection is gone; the bytes are then dropped. */
+int xs_sip_tp_reply(struct xs_sip_tp *tp, const struct xs_sip_peer *to, const char *data,
+                    size_t len);
+
+/* 0 with *local filled when the way out is ready; XS_EAGAIN when it is being
+ * set up (next_hop() will follow); XS_ENOTFOUND when none is configured;
+ * XS_ECLOSED while closing. */
+int xs_sip_tp_next_hop(struct xs_sip_tp *tp, struct xs_sip_local *local);
+int xs_sip_tp_send_next_hop(struct xs_sip_tp *tp, const char *data, size_t len);
+
+/* The port listener i is bound to (after port 0 was asked), or -1. */
+int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i);
+
+/* Closes everything; `done` runs from the last close callback, after which
+ * tp is freed. No callback of cbs runs once this is called. */
+void xs_sip_tp_close(struct xs_sip_tp *tp, void (*done)(void *ud), void *ud);
+
+#endif

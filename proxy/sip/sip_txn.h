@@ -1,0 +1,104 @@
+/* RFC 3261 §17 non-INVITE transactions, both roles, and the side object
+ * they live in. Internal to proxy/sip/: sip.c owns start and close, this
+ * module owns what happens to each request and response. */
+#ifndef XS_SIP_TXN_H
+#define XS_SIP_TXN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "sip/sip.h"
+#include "sip/sip_msg.h"
+#include "sip/sip_transport.h"
+
+enum xs_sip_txn_kind { XS_TXN_SERVER = 0, XS_TXN_CLIENT = 1 };
+
+enum xs_sip_txn_state {
+    XS_TXN_WAITING = 0, /* client: the way out is being set up */
+    XS_TXN_TRYING,      /* server: waiting for done(); client: sent, no answer yet */
+    XS_TXN_PROCEEDING,  /* client: a 1xx came */
+    XS_TXN_COMPLETED,   /* final response sent (server) or received (client) */
+};
+
+struct xs_sip_txn {
+    struct xs_sip_txn *hnext;       /* hash chain */
+    struct xs_sip_txn *prev, *next; /* the side's list of this kind */
+    struct xs_sip *sip;             /* NULL once detached by close */
+    enum xs_sip_txn_kind kind;
+    enum xs_sip_txn_state state;
+    char key[XS_SIP_KEY_MAX];
+    uv_timer_t timer; /* J (server); E, F and K (client) */
+    int destroyed;    /* out of the table, timer closing */
+    int timer_closed;
+    int done_owed; /* server: submit's done() has not come yet */
+    uint64_t serial;
+
+    /* server */
+    struct xs_sip_peer peer;
+    osip_message_t *req; /* owned until the final response is built */
+    char to_tag[17];
+    struct xs_buf resp; /* the final response, resent on retransmissions */
+
+    /* client */
+    struct xs_event *ev; /* owned */
+    xs_done_cb done;
+    void *done_ud;
+    struct xs_buf out; /* the request as sent */
+    enum xs_sip_transport transport;
+    uint64_t f_deadline; /* loop time (ms) of Timer F */
+    unsigned interval;   /* current Timer E interval */
+    char branch[40];
+    char from_tag[17];
+    char call_id[300];
+};
+
+struct xs_sip_table {
+    struct xs_sip_txn **buckets;
+    size_t n_buckets; /* a power of two */
+    size_t count;
+};
+
+struct xs_sip {
+    uv_loop_t *loop;
+    struct xs_sip_opts opts;
+    struct xs_sip_tp *tp;
+    xs_submit_fn submit;
+    void *router;
+    struct xs_sip_table servers, clients;
+    /* Newest first; the tails are the oldest, evicted first when a table
+     * is full and they only wait out Timer J or K. */
+    struct xs_sip_txn *server_list, *client_list;
+    struct xs_sip_txn *server_tail, *client_tail;
+    size_t max_message;
+    char host[256]; /* our name for Warning agents and generated Call-IDs */
+    uint32_t cseq;
+    /* The listeners as started, to tell a reload that changes them. */
+    struct xs_sip_endpoint *listen;
+    size_t n_listen;
+    int closing;
+    int tp_open;
+    size_t timers_open;
+    void (*on_closed)(void *ud);
+    void *closed_ud;
+};
+
+int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets);
+void xs_sip_table_free(struct xs_sip_table *t);
+
+/* A request (SUBMIT, ANSWER or ACK verdict; `in` is consumed) from `from`. */
+void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from,
+                           struct xs_sip_in *in);
+/* A response (RESPONSE verdict; `in` borrowed). */
+void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in);
+/* Starts a client transaction for ev (taken). */
+void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb done, void *ud);
+/* The transport's next_hop() callback. */
+void xs_sip_client_next_hop(struct xs_sip *sip, int status);
+/* Completes every transaction for close: client ones with
+ * service-unavailable, server ones still waiting with a 503. */
+void xs_sip_txn_close_all(struct xs_sip *sip);
+/* Called when a transaction timer has closed, so close can finish. */
+void xs_sip_maybe_closed(struct xs_sip *sip);
+
+#endif
