@@ -3,26 +3,54 @@
 # again under ASan/UBSan, a short run of every libFuzzer target, and the
 # interop tests against real Prosody, Kamailio, sipp and slixmpp in network
 # namespaces (these need root; without it they are counted as skipped).
-# Installs what is missing first. Ends with "N passed, N failed, N skipped".
+# Installs what is missing first. Ends with one line that adds up every test
+# of every stage: "tests: N passed, N failed, N skipped".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 fuzz_seconds=${XS_FUZZ_SECONDS:-20}
-passed=0 failed=0 skipped=0
+tests_passed=0 tests_failed=0 tests_skipped=0
 failures=()
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
-stage() {  # stage NAME COMMAND...: runs one stage, counts it
-    local name=$1; shift
-    echo "=== $name"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        failures+=("$name")
+# Adds the counts a stage printed: ctest's "N tests failed out of M" and its
+# skipped list, or the harnesses' own "N passed, N failed, N skipped" line.
+count() {
+    local line total nfail nskip
+    line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        nfail=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
+        total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+        nskip=$(grep -cE '^\s+[0-9]+ - .*\(Skipped\)' "$log" || true)
+        tests_failed=$((tests_failed + nfail))
+        tests_skipped=$((tests_skipped + nskip))
+        tests_passed=$((tests_passed + total - nfail - nskip))
+        return
+    fi
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        read -r p _ f _ s _ <<<"$(tr -d ',' <<<"$line")"
+        tests_passed=$((tests_passed + p))
+        tests_failed=$((tests_failed + f))
+        tests_skipped=$((tests_skipped + ${s:-0}))
     fi
 }
 
-"$top/scripts/deps.sh" test || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+stage() {  # stage NAME COMMAND...: runs one stage, shows and counts its output
+    local name=$1; shift
+    echo "=== $name"
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    count
+    if [ "$rc" -ne 0 ]; then
+        failures+=("$name")
+        grep -qE 'tests? failed out of|^[0-9]+ passed, [0-9]+ failed' "$log" ||
+            tests_failed=$((tests_failed + 1))
+    fi
+}
+
+"$top/scripts/deps.sh" test || { echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
 
 build_and_ctest() {  # build_and_ctest DIR CMAKE-ARGS...
     local dir=$1; shift
@@ -32,39 +60,36 @@ build_and_ctest() {  # build_and_ctest DIR CMAKE-ARGS...
 }
 
 stage "unit+lua tests" build_and_ctest "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-stage "unit+lua tests under ASan/UBSan" \
-    env ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    bash -c "$(declare -f build_and_ctest); top='$top'; build_and_ctest '$top/build-asan' -DCMAKE_BUILD_TYPE=Debug -DXS_SANITIZE=ON"
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+stage "unit+lua tests under ASan/UBSan" build_and_ctest "$top/build-asan" \
+    -DCMAKE_BUILD_TYPE=Debug -DXS_SANITIZE=ON
 
 fuzz_all() {
     cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DXS_FUZZ=ON \
         -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
         cmake --build "$top/build-fuzz" -j"$(nproc)" || return 1
-    local ok=0 f
-    for f in "$top"/build-fuzz/tests/fuzz_*; do
-        [ -x "$f" ] || continue
-        echo "--- $(basename "$f") for ${fuzz_seconds}s"
-        mkdir -p "$top/build-fuzz/corpus/$(basename "$f")"
-        "$f" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -print_final_stats=0 \
-            "$top/build-fuzz/corpus/$(basename "$f")" 2>&1 | tail -n 3 || ok=1
+    local p=0 f=0 t
+    for t in "$top"/build-fuzz/tests/fuzz_*; do
+        [ -x "$t" ] || continue
+        echo "--- $(basename "$t") for ${fuzz_seconds}s"
+        mkdir -p "$top/build-fuzz/corpus/$(basename "$t")"
+        if "$t" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
+            "$top/build-fuzz/corpus/$(basename "$t")" >"$top/build-fuzz/$(basename "$t").log" 2>&1; then
+            p=$((p + 1))
+            grep -E '^(Done|#[0-9]+.*DONE)' "$top/build-fuzz/$(basename "$t").log" | tail -n 1
+        else
+            f=$((f + 1))
+            tail -n 40 "$top/build-fuzz/$(basename "$t").log"
+        fi
     done
-    return $ok
+    echo "$p passed, $f failed"
+    [ "$f" -eq 0 ]
 }
 stage "fuzz targets (${fuzz_seconds}s each)" fuzz_all
 
-interop() {
-    XSGW="$top/build/xsgw" "$top/tests/interop/run.sh"
-    local rc=$?
-    [ $rc -eq 0 ]
-}
-if [ -x "$top/tests/interop/run.sh" ]; then
-    stage "interop tests" interop
-else
-    echo "=== interop tests: tests/interop/run.sh missing"
-    failed=$((failed + 1)); failures+=("interop tests")
-fi
+stage "interop tests" env XSGW="$top/build/xsgw" "$top/tests/interop/run.sh"
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed stages: ${failures[*]}"
-echo "stages: $passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+echo "tests: $tests_passed passed, $tests_failed failed, $tests_skipped skipped"
+[ ${#failures[@]} -eq 0 ]
