@@ -44,6 +44,7 @@ struct xs_xml_node {
 /* Tree building. All return NULL / negative on OOM. Strings are copied. */
 struct xs_xml_el *xs_xml_el_new(const char *ns, const char *name);
 void xs_xml_el_free(struct xs_xml_el *el);
+/* Sets or replaces an attribute; a NULL value removes it. */
 int xs_xml_el_set_attr(struct xs_xml_el *el, const char *name, const char *value);
 const char *xs_xml_el_attr(const struct xs_xml_el *el, const char *name); /* borrowed or NULL */
 /* Adds a new child element and returns it (borrowed; owned by the parent). */
@@ -55,6 +56,8 @@ struct xs_xml_el *xs_xml_el_child(const struct xs_xml_el *el, const char *ns, co
 /* Concatenated character data of el's direct text nodes; returned owned
  * (free()), "" when there is none, NULL on OOM. */
 char *xs_xml_el_text(const struct xs_xml_el *el);
+/* Deep copy of el and its subtree; returned owned (xs_xml_el_free), NULL on OOM. */
+struct xs_xml_el *xs_xml_el_dup(const struct xs_xml_el *el);
 
 /* Serializes el and its subtree into out. `parent_ns` is the default
  * namespace in scope at the insertion point (e.g. "jabber:server" inside an
@@ -62,7 +65,13 @@ char *xs_xml_el_text(const struct xs_xml_el *el);
  * differs from its parent's. Text and attribute values are escaped
  * (& < > " '). Returns 0, or XS_ELIMIT when out's maximum is reached. */
 int xs_xml_serialize(const struct xs_xml_el *el, const char *parent_ns, struct xs_buf *out);
-/* Appends s escaped for text or attribute content. */
+/* Appends s escaped for text or attribute content. The output is always
+ * well-formed XML 1.0 whatever s holds: the five specials become entities,
+ * tab, LF and CR become character references (so attribute value
+ * normalization cannot change them), and bytes that are not valid UTF-8 or
+ * code points XML 1.0 forbids (C0 controls, U+FFFE, U+FFFF) become U+FFFD.
+ * A tree may carry text from SIP; one stray byte must not make the peer kill
+ * the whole stream. Returns 0 or XS_ELIMIT. */
 int xs_xml_escape(struct xs_buf *out, const char *s, size_t len);
 
 struct xs_xml_limits {
@@ -84,21 +93,30 @@ struct xs_xml_cbs {
 struct xs_xml_parser;
 
 /* NULL on OOM. `cbs` and `ud` are borrowed for the parser's life. */
-struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim, const struct xs_xml_cbs *cbs,
-                                        void *ud);
+struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
+                                        const struct xs_xml_cbs *cbs, void *ud);
 void xs_xml_parser_free(struct xs_xml_parser *p);
 /* Feeds bytes. Returns 0, or a negative XS_E* once the input is bad (then
  * xs_xml_parser_condition() names the stream error) or after
  * xs_xml_parser_stop(). Once failed or stopped, every later call fails too. */
 int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len);
-/* Called from inside a callback: parse nothing more of this stream. Bytes
+/* Called from inside a callback: parse nothing more of this stream. The feed
+ * that is running returns 0; later feeds return XS_ESTATE. Feeds after
+ * </stream:stream> also return XS_ESTATE, and bytes after it in the same feed
+ * are discarded. The parser must not be freed from inside a callback. Bytes
  * after the current element are discarded (what a peer sends after
  * <starttls/> before the handshake must never be read as part of the
  * encrypted stream). The owner then makes a new parser for the restart. */
 void xs_xml_parser_stop(struct xs_xml_parser *p);
 /* RFC 6120 stream error condition for the failure ("not-well-formed",
  * "restricted-xml", "policy-violation", "invalid-namespace",
- * "bad-format", "unsupported-encoding"...), NULL if none. */
+ * "bad-format", "unsupported-encoding"...), NULL if none. Feed returns
+ * XS_EPROTO for bad input, XS_ELIMIT for a limit ("policy-violation") and
+ * XS_ENOMEM when memory ran out ("resource-constraint"). Character data
+ * other than whitespace between stanzas is "bad-format": it is well-formed
+ * XML, but nothing XMPP can process (RFC 6120 §4.9.3.1). A first element
+ * that is not <stream> is "bad-format"; <stream> in another namespace is
+ * "invalid-namespace" (§4.9.3.10). */
 const char *xs_xml_parser_condition(const struct xs_xml_parser *p);
 /* Human-readable detail of the failure for logs, "" if none. */
 const char *xs_xml_parser_detail(const struct xs_xml_parser *p);

@@ -1,0 +1,297 @@
+/* <message> stanzas to events and back, stanza errors, JIDs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "xmpp/translate.h"
+
+static const char ns_server[] = "jabber:server";
+
+struct jid_parts {
+    const char *local, *domain, *resource;
+    size_t local_len, domain_len, resource_len;
+};
+
+static int has_byte(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || strchr(set, s[i]))
+            return 1;
+    return 0;
+}
+
+/* RFC 7622 §3.1: the resource starts at the first '/', and a localpart, if
+ * any, ends at the first '@' before it; so a resource may hold '@' and '/'. */
+static int jid_split(const char *jid, struct jid_parts *j)
+{
+    if (!jid)
+        return XS_EINVAL;
+    size_t len = strlen(jid);
+    if (len == 0 || len > XS_JID_MAX)
+        return XS_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)jid[i] < 0x20 || jid[i] == 0x7f)
+            return XS_EINVAL;
+    const char *slash = strchr(jid, '/');
+    const char *end = slash ? slash : jid + len;
+    const char *at = memchr(jid, '@', (size_t)(end - jid));
+    memset(j, 0, sizeof *j);
+    if (at) {
+        j->local = jid;
+        j->local_len = (size_t)(at - jid);
+        if (j->local_len == 0 || j->local_len > XS_JID_PART_MAX ||
+            has_byte(j->local, j->local_len, "\"&'/:<>@"))
+            return XS_EINVAL;
+    }
+    j->domain = at ? at + 1 : jid;
+    j->domain_len = (size_t)(end - j->domain);
+    if (j->domain_len && j->domain[j->domain_len - 1] == '.')
+        j->domain_len--;
+    if (j->domain_len == 0 || j->domain_len > XS_JID_PART_MAX ||
+        has_byte(j->domain, j->domain_len, "\"&'/<>@"))
+        return XS_EINVAL;
+    if (slash) {
+        j->resource = slash + 1;
+        j->resource_len = len - (size_t)(slash + 1 - jid);
+        if (j->resource_len == 0 || j->resource_len > XS_JID_PART_MAX)
+            return XS_EINVAL;
+    }
+    return 0;
+}
+
+int xs_jid_check(const char *jid)
+{
+    struct jid_parts j;
+    return jid_split(jid, &j);
+}
+
+static void lower_ascii(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] - 'A' + 'a');
+}
+
+int xs_jid_domain(const char *jid, char *out, size_t n)
+{
+    struct jid_parts j;
+    if (jid_split(jid, &j))
+        return XS_EINVAL;
+    if (j.domain_len + 1 > n)
+        return XS_ELIMIT;
+    memcpy(out, j.domain, j.domain_len);
+    out[j.domain_len] = '\0';
+    lower_ascii(out, j.domain_len);
+    return 0;
+}
+
+int xs_jid_bare(const char *jid, char *out, size_t n)
+{
+    struct jid_parts j;
+    if (jid_split(jid, &j))
+        return XS_EINVAL;
+    size_t at = j.local ? j.local_len + 1 : 0;
+    if (at + j.domain_len + 1 > n)
+        return XS_ELIMIT;
+    if (j.local) {
+        memcpy(out, j.local, j.local_len);
+        out[j.local_len] = '@';
+    }
+    memcpy(out + at, j.domain, j.domain_len);
+    out[at + j.domain_len] = '\0';
+    lower_ascii(out + at, j.domain_len);
+    return 0;
+}
+
+/* The first child `name` without xml:lang or in `lang`; failing that, the
+ * first one at all, whose language *chosen_lang then names. */
+static const struct xs_xml_el *pick_lang(const struct xs_xml_el *st, const char *name,
+                                         const char *lang, const char **chosen_lang)
+{
+    const struct xs_xml_el *first = NULL;
+    for (size_t i = 0; i < st->n_children; i++) {
+        const struct xs_xml_node *n = &st->children[i];
+        if (n->is_text || strcmp(n->u.el->name, name) || strcmp(n->u.el->ns, st->ns))
+            continue;
+        const char *l = xs_xml_el_attr(n->u.el, "xml:lang");
+        if (!l || (lang && !strcmp(l, lang))) {
+            *chosen_lang = lang;
+            return n->u.el;
+        }
+        if (!first)
+            first = n->u.el;
+    }
+    if (first)
+        *chosen_lang = xs_xml_el_attr(first, "xml:lang");
+    return first;
+}
+
+/* Copies the text of el into *field (NULL el leaves it NULL). */
+static int take_text(char **field, const struct xs_xml_el *el)
+{
+    if (!el)
+        return 0;
+    *field = xs_xml_el_text(el);
+    return *field ? 0 : XS_ENOMEM;
+}
+
+static const char *message_type(const char *type)
+{
+    static const char *const known[] = {"chat", "normal", "headline"};
+    for (size_t i = 0; type && i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(type, known[i]))
+            return known[i];
+    return "normal";
+}
+
+int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
+{
+    *out = NULL;
+    *cond = XS_COND_NONE;
+    if (strcmp(st->name, "message") || strcmp(st->ns, ns_server)) {
+        *cond = XS_COND_BAD_REQUEST;
+        return XS_EPROTO;
+    }
+    const char *type = xs_xml_el_attr(st, "type");
+    if (type && !strcmp(type, "error"))
+        return XS_EINVAL;
+    if (type && !strcmp(type, "groupchat")) {
+        *cond = XS_COND_SERVICE_UNAVAILABLE;
+        return XS_EPROTO;
+    }
+    const char *from = xs_xml_el_attr(st, "from");
+    const char *to = xs_xml_el_attr(st, "to");
+    if (!from || !to) {
+        *cond = XS_COND_BAD_REQUEST;
+        return XS_EPROTO;
+    }
+    if (xs_jid_check(from) || xs_jid_check(to)) {
+        *cond = XS_COND_JID_MALFORMED;
+        return XS_EPROTO;
+    }
+    const char *lang = xs_xml_el_attr(st, "xml:lang");
+    const char *body_lang = NULL, *subject_lang = NULL;
+    const struct xs_xml_el *body = pick_lang(st, "body", lang, &body_lang);
+    if (!body)
+        return XS_ENOTFOUND;
+    const struct xs_xml_el *subject = pick_lang(st, "subject", body_lang, &subject_lang);
+    const struct xs_xml_el *thread = xs_xml_el_child(st, st->ns, "thread");
+
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
+    int rc = xs_event_set(&ev->from, from);
+    if (!rc)
+        rc = xs_event_set(&ev->to, to);
+    if (!rc)
+        rc = xs_event_set(&ev->id, xs_xml_el_attr(st, "id"));
+    if (!rc)
+        rc = xs_event_set(&ev->type, message_type(type));
+    if (!rc)
+        rc = xs_event_set(&ev->lang, body_lang);
+    if (!rc)
+        rc = take_text(&ev->body, body);
+    if (!rc)
+        rc = take_text(&ev->subject, subject);
+    if (!rc)
+        rc = take_text(&ev->thread, thread);
+    if (rc) {
+        xs_event_free(ev);
+        *cond = XS_COND_RESOURCE_CONSTRAINT;
+        return XS_ENOMEM;
+    }
+    *out = ev;
+    return 0;
+}
+
+/* Adds <name>text</name> under el when text is not NULL. */
+static int add_text_child(struct xs_xml_el *el, const char *ns, const char *name, const char *text)
+{
+    if (!text)
+        return 0;
+    struct xs_xml_el *c = xs_xml_el_add_child(el, ns, name);
+    if (!c)
+        return XS_ENOMEM;
+    return *text ? xs_xml_el_add_text(c, text, strlen(text)) : 0;
+}
+
+struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev)
+{
+    if (!ev->from || !ev->to)
+        return NULL;
+    struct xs_xml_el *el = xs_xml_el_new(ns_server, "message");
+    if (!el)
+        return NULL;
+    int rc = xs_xml_el_set_attr(el, "from", ev->from);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "to", ev->to);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "id", ev->id);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "type", ev->type ? ev->type : "chat");
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
+    if (!rc)
+        rc = add_text_child(el, ns_server, "subject", ev->subject);
+    if (!rc)
+        rc = add_text_child(el, ns_server, "body", ev->body);
+    if (!rc)
+        rc = add_text_child(el, ns_server, "thread", ev->thread);
+    if (rc) {
+        xs_xml_el_free(el);
+        return NULL;
+    }
+    return el;
+}
+
+struct xs_xml_el *xs_xmpp_error_reply(const struct xs_xml_el *orig, const char *from,
+                                      const char *to, const char *id, const char *stanza_name,
+                                      enum xs_cond cond, const char *text)
+{
+    if (!stanza_name)
+        stanza_name = orig ? orig->name : "message";
+    if (!id && orig)
+        id = xs_xml_el_attr(orig, "id");
+    if (cond == XS_COND_NONE || !xs_cond_name(cond))
+        cond = XS_COND_UNDEFINED_CONDITION;
+    struct xs_xml_el *el = xs_xml_el_new(ns_server, stanza_name);
+    if (!el)
+        return NULL;
+    int rc = xs_xml_el_set_attr(el, "type", "error");
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "from", from);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "to", to);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "id", id);
+    struct xs_xml_el *err = rc ? NULL : xs_xml_el_add_child(el, ns_server, "error");
+    if (!err || xs_xml_el_set_attr(err, "type", xs_cond_type(cond)) ||
+        !xs_xml_el_add_child(err, XS_NS_STANZAS, xs_cond_name(cond)) ||
+        add_text_child(err, XS_NS_STANZAS, "text", text)) {
+        xs_xml_el_free(el);
+        return NULL;
+    }
+    return el;
+}
+
+enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text)
+{
+    if (text)
+        *text = NULL;
+    const struct xs_xml_el *err = xs_xml_el_child(st, NULL, "error");
+    if (!err)
+        return XS_COND_UNDEFINED_CONDITION;
+    enum xs_cond cond = XS_COND_UNDEFINED_CONDITION;
+    int found = 0;
+    for (size_t i = 0; i < err->n_children; i++) {
+        const struct xs_xml_node *n = &err->children[i];
+        if (n->is_text || strcmp(n->u.el->ns, XS_NS_STANZAS))
+            continue;
+        if (!strcmp(n->u.el->name, "text")) {
+            if (text && !*text)
+                *text = xs_xml_el_text(n->u.el);
+        } else if (!found) {
+            cond = xs_cond_from_name(n->u.el->name);
+            found = 1;
+        }
+    }
+    return cond;
+}
