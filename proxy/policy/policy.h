@@ -6,6 +6,7 @@
 #define XS_POLICY_POLICY_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "event.h"
 
@@ -39,7 +40,7 @@ struct xs_config {
     int xmpp_listen_port;
     char *tls_cert; /* PEM paths; NULL when the policy names none */
     char *tls_key;
-    char *dialback_secret; /* XEP-0185 secret; generated at load when absent */
+    char *dialback_secret; /* XEP-0185 secret; NULL when absent (the gateway keeps its own) */
     double xmpp_connect_timeout; /* seconds, outbound stream set-up incl. dialback */
     double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
     size_t xmpp_max_stanza;      /* bytes */
@@ -84,5 +85,9 @@ int xs_policy_is_local_domain(const struct xs_policy *p, const char *domain);
  * raises an error, or runs past its instruction or memory budget, yields
  * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line. */
 enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text);
+
+/* `xsgw --check`: loads the policy, prints "OK: <path>" and a summary or
+ * "FAILED: <file:line: reason>" to out. Returns 0 or the load error. */
+int xs_policy_check(const char *path, const char *lua_dir, FILE *out);
 
 #endif

@@ -1,0 +1,52 @@
+-- The default policy of xsgw: a gateway for the SIP domain sip.test that
+-- federates with the XMPP domain xmpp.test, on loopback ports. Copy it,
+-- change the domains and addresses, and point xsgw --policy at your copy.
+-- `xsgw --check FILE` validates a policy without starting anything;
+-- SIGHUP makes a running gateway reload it.
+
+gateway {
+  -- The SIP domains this gateway speaks for. XMPP servers reach them through
+  -- the SRV record _xmpp-server._tcp.<domain>, which must point here.
+  domains = { "sip.test" },
+
+  xmpp = {
+    -- Server-to-server listener (RFC 6120). Use "0.0.0.0:5269" or "[::]:5269"
+    -- to accept streams from the network.
+    listen = "127.0.0.1:5269",
+    -- tls = { cert = "/etc/xsgw/cert.pem", key = "/etc/xsgw/key.pem" },
+    --   Certificate for STARTTLS. Without it a self-signed certificate for the
+    --   domains above is generated at start (Prosody accepts it for dialback
+    --   with its default s2s_secure_auth = false).
+    -- dialback_secret = "...",
+    --   Secret the dialback keys are derived from (XEP-0185). Set the same
+    --   value on every instance behind one SRV record; without it each start
+    --   picks a random one.
+    -- connect_timeout = 30,   seconds to set up an outbound stream
+    -- idle_timeout = 600,     seconds before an idle stream is closed
+    -- max_stanza = 262144,    bytes of one stanza; larger ones end the stream
+    -- queue_max = 1000,       stanzas waiting per remote domain during set-up
+  },
+
+  sip = {
+    -- Where SIP requests arrive: "udp:HOST:PORT" or "tcp:HOST:PORT".
+    listen = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" },
+    -- Where MESSAGEs for SIP users go: the SIP edge proxy (Kamailio, ...).
+    next_hop = "udp:127.0.0.1:5070",
+    -- max_message = 65536,    bytes of one SIP message
+  },
+
+  -- log = { bodies = true },  -- message bodies in the logs (off: privacy by default)
+}
+
+-- The federated XMPP domains: nothing from or to any other domain crosses
+-- the gateway. tls = "required" refuses dialback on unencrypted streams;
+-- route = "HOST:PORT" skips DNS for that domain. partner "*" { } would
+-- federate with every domain.
+partner "xmpp.test" { tls = "required", dialback = true }
+
+-- on_message(m) sees every message after address mapping and may return it
+-- (changed or not), or reject("condition", "text") to refuse it; the sender
+-- then gets the matching error. Without the hook every message passes.
+-- function on_message(m)
+--   return m
+-- end
