@@ -33,6 +33,7 @@ struct s2s_in {
     enum in_state state;
     int tls;
     int restart;
+    int header_sent; /* on this (possibly restarted) stream */
     char id[XS_STREAM_ID_LEN + 1];
     char local[XS_DOMAIN_MAX];  /* the header's to */
     char remote[XS_DOMAIN_MAX]; /* the header's from, "" when the peer gave none */
@@ -77,6 +78,11 @@ static void in_error(struct s2s_in *in, const char *cond, const char *text)
     set_state(in, IN_CLOSED, cond);
     if (in->parser)
         xs_xml_parser_stop(in->parser);
+    /* RFC 6120 §4.9.1.1: a stream error needs a stream to live in. */
+    if (!in->header_sent) {
+        xs_xmpp_random_id(in->id);
+        xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+    }
     xs_s2s_stream_error(in->link, cond, text);
 }
 
@@ -122,6 +128,7 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
     xs_xmpp_random_id(in->id);
     xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
                         in->remote[0] ? in->remote : NULL, in->id);
+    in->header_sent = 1;
     if (!in->local[0] || !xs_policy_is_local_domain(in->x->policy, in->local)) {
         in_error(in, "host-unknown", "this gateway does not serve that domain");
         return;
@@ -451,6 +458,7 @@ static void on_data(void *ud, const char *data, size_t len)
             return;
         }
         set_state(in, IN_TLS_HANDSHAKE, "starttls");
+        in->header_sent = 0;
         in->deadline = xs_xmpp_now(in->x) + IN_HEADER_TIMEOUT;
         return;
     }

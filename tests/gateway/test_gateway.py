@@ -158,7 +158,10 @@ async def test_unknown_host(tmp):
 
 async def test_hostile_xml(tmp):
     cases = {
-        "restricted-xml": "<!DOCTYPE lol [<!ENTITY a 'aaaa'>]><x>&a;</x>",
+        # A DOCTYPE inside the root element is a syntax error before it is a
+        # restricted construct; one before the stream header is tested below.
+        "not-well-formed  ": "<!DOCTYPE lol [<!ENTITY a 'aaaa'>]><x>&a;</x>",
+        "restricted-xml": "<message><body>&undefined;</body></message>",
         "restricted-xml ": "<!-- comment -->",
         "restricted-xml  ": "<?pi data?>",
         "not-well-formed": "<message><body>unclosed</message>",
@@ -172,6 +175,17 @@ async def test_hostile_xml(tmp):
             names = [c.name for c in el.children]
             assert cond.strip() in names, f"{junk!r}: {names}"
             await s.close()
+        # Billion laughs before the stream header: refused at the DOCTYPE,
+        # after a stream header of ours (RFC 6120 §4.9.1.1).
+        s = await XStream.connect(e.gw_port)
+        s.send("<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'>"
+               "<!ENTITY lol2 '&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>]>"
+               + header("peer.test", "sip.test"))
+        kind, _ = await s.next()
+        assert kind == "header", kind
+        el = await s.expect_el("error")
+        assert el.child("restricted-xml", NS_STREAM_ERR) is not None, el
+        await s.close()
         # An oversized stanza: the gateway's default max_stanza is 256 KiB.
         s = await e.peer.open_stream("sip.test", tls=False)
         s.send("<message><body>" + "x" * (300 * 1024))
