@@ -1,0 +1,174 @@
+-- The policy vocabulary, its validation and the routing decision, run in
+-- plain Lua the way the gateway runs them.
+local t = require("testlib")
+local policy = require("xsgw.policy")
+
+-- Loads policy source the way the core does; returns cfg, route or nil, err.
+local function load_policy(src, name)
+    name = name or "test.lua"
+    local callsite = function()
+        for level = 2, 50 do
+            local info = debug.getinfo(level, "Sl")
+            if not info then break end
+            if info.source == "@" .. name then return name .. ":" .. info.currentline end
+        end
+        return name
+    end
+    local env, decl = policy.new_env(callsite)
+    local chunk, err = load(src, "@" .. name, "t", env)
+    if not chunk then return nil, err end
+    local ok, e = pcall(chunk)
+    if not ok then return nil, e end
+    local ok2, cfg, route = pcall(policy.finish, env, decl)
+    if not ok2 then return nil, cfg end
+    return cfg, route
+end
+
+local BASE = [[
+gateway {
+  domains = { "sip.test" },
+  xmpp = { listen = "127.0.0.1:5269" },
+  sip = { listen = { "udp:127.0.0.1:5060" }, next_hop = "udp:127.0.0.1:5070" },
+}
+partner "xmpp.test" { tls = "required", dialback = true }
+]]
+
+local function expect_error(src, pattern)
+    local cfg, err = load_policy(src)
+    if cfg then error("policy loaded but should not have: " .. src, 2) end
+    if not tostring(err):find(pattern) then
+        error(string.format("error %q does not match %q", tostring(err), pattern), 2)
+    end
+end
+
+t.test("the base policy loads with defaults", function()
+    local cfg = assert(load_policy(BASE))
+    t.eq(cfg.domains[1], "sip.test")
+    t.eq(cfg.xmpp_listen_port, 5269)
+    t.eq(cfg.xmpp_idle_timeout, 600)
+    t.eq(cfg.xmpp_max_stanza, 262144)
+    t.eq(cfg.sip_listen[1].transport, "udp")
+    t.eq(cfg.sip_next_hop.port, 5070)
+    t.eq(cfg.partners[1].domain, "xmpp.test")
+    t.eq(cfg.partners[1].dialback, true)
+    t.eq(cfg.log_bodies, false)
+end)
+
+t.test("IPv6 listeners", function()
+    local cfg = assert(load_policy(BASE:gsub('"127.0.0.1:5269"', '"[::]:5269"')))
+    t.eq(cfg.xmpp_listen_host, "::")
+end)
+
+t.test("errors name the file and the line of the declaration", function()
+    expect_error(BASE .. 'partner "x.test" { tls = "sometimes" }\n', "^test.lua:7: partner 'x.test': tls must be")
+    expect_error(BASE .. 'partner "xmpp.test" { }\n', "^test.lua:7: partner 'xmpp.test' is declared twice %(first at test.lua:6%)")
+    expect_error(BASE:gsub("udp:127.0.0.1:5060", "udp:127.0.0.1:99999"), "^test.lua:%d: sip.listen%[1%]")
+    expect_error(BASE:gsub("listen = \"127", "lisen = \"127"), "unknown key 'lisen' in gateway.xmpp")
+    expect_error(BASE:gsub("domains = { \"sip.test\" }", "domains = { }"), "at least one domain")
+    expect_error(BASE:gsub("\"sip.test\"", "\"not a domain\""), "not a valid domain name")
+    expect_error(BASE .. "gateway { }\n", "gateway{} given twice")
+    expect_error(BASE .. "on_message = 5\n", "on_message must be a function")
+    expect_error(BASE .. 'partner "bad domain" { }\n', "^test.lua:7: partner 'bad domain' is not a valid domain")
+    expect_error(BASE .. 'partner "sip.test" { }\n', "one of this gateway's own domains")
+    expect_error(BASE .. 'partner "*" { route = "1.2.3.4:5269" }\n', "cannot have a static route")
+    expect_error("x = = 1", "^test.lua:1:")
+    expect_error("partner 'a.test' { }", "declares no gateway")
+end)
+
+local function ev(origin, from, to, body)
+    return { kind = "message", origin = origin, from = from, to = to, body = body or "hi",
+        type = "chat" }
+end
+
+t.test("XMPP to SIP: mapped, checked against domains and partners", function()
+    local _, route = assert(load_policy(BASE))
+    local r = assert(route(ev("xmpp", "alice@xmpp.test/phone", "bob@sip.test")))
+    t.eq(r.from, "sip:alice@xmpp.test")
+    t.eq(r.to, "sip:bob@sip.test")
+    local _, cond = route(ev("xmpp", "alice@xmpp.test", "bob@elsewhere.test"))
+    t.eq(cond, "item-not-found")
+    _, cond = route(ev("xmpp", "eve@stranger.test", "bob@sip.test"))
+    t.eq(cond, "forbidden")
+    _, cond = route(ev("xmpp", "bad jid@xmpp.test", "bob@sip.test"))
+    t.eq(cond, "jid-malformed")
+end)
+
+t.test("SIP to XMPP: sender must be ours, recipient a partner", function()
+    local _, route = assert(load_policy(BASE))
+    local r = assert(route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test")))
+    t.eq(r.from, "bob@sip.test")
+    t.eq(r.to, "alice@xmpp.test")
+    local _, cond = route(ev("sip", "sip:mallory@evil.test", "sip:alice@xmpp.test"))
+    t.eq(cond, "forbidden")
+    _, cond = route(ev("sip", "sip:bob@sip.test", "sip:carol@stranger.test"))
+    t.eq(cond, "forbidden")
+    _, cond = route(ev("sip", "sip:bob@sip.test", "sip:carol@sip.test"))
+    t.eq(cond, "item-not-found")
+    _, cond = route(ev("sip", "sip:bob@sip.test", "tel:+123"))
+    t.eq(cond, "jid-malformed")
+end)
+
+t.test("partner * federates with everyone", function()
+    local _, route = assert(load_policy(BASE .. 'partner "*" { }\n'))
+    assert(route(ev("sip", "sip:bob@sip.test", "sip:carol@anywhere.test")))
+end)
+
+t.test("on_message may rewrite or reject", function()
+    local _, route = assert(load_policy(BASE .. [[
+function on_message(m)
+  if m.body:find("forbidden word", 1, true) then
+    return reject("policy-violation", "not carried")
+  end
+  m.body = m.body:upper()
+  return m
+end
+]]))
+    local r = assert(route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", "hello")))
+    t.eq(r.body, "HELLO")
+    local _, cond, text = route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", "a forbidden word"))
+    t.eq(cond, "policy-violation")
+    t.eq(text, "not carried")
+end)
+
+t.test("a hook that misbehaves is an error, not a silent pass", function()
+    local _, route = assert(load_policy(BASE .. "function on_message(m) return 42 end\n"))
+    local ok = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
+    t.eq(ok, false)
+    _, route = assert(load_policy(BASE .. "function on_message(m) m.body = nil return m end\n"))
+    ok = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
+    t.eq(ok, false)
+    _, route = assert(load_policy(BASE .. "function on_message(m) return reject('no-such-thing') end\n"))
+    ok = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
+    t.eq(ok, false)
+end)
+
+t.test("a policy can override the address mapping", function()
+    local _, route = assert(load_policy(BASE .. [[
+function map_to_xmpp(uri)
+  local user, host = uri:match("^sip:([^@]+)@(.+)$")
+  return user .. "+sip@" .. host
+end
+]]))
+    local r = assert(route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test")))
+    t.eq(r.from, "bob+sip@sip.test")
+end)
+
+t.test("the shipped policies load", function()
+    for _, f in ipairs({ "policies/default.lua", "policies/examples/open-federation.lua",
+        "policies/examples/content-filter.lua", "policies/examples/static-route.lua" }) do
+        local src = assert(io.open(f)):read("a")
+        local cfg, err = load_policy(src, f)
+        assert(cfg, err)
+    end
+end)
+
+t.test("content-filter example behaves as its comments say", function()
+    local src = assert(io.open("policies/examples/content-filter.lua")):read("a")
+    local _, route = assert(load_policy(src, "cf.lua"))
+    local _, cond = route(ev("xmpp", "alice@xmpp.test", "bob@sip.test", "Wire Transfer now"))
+    t.eq(cond, "policy-violation")
+    local r = assert(route(ev("xmpp", "p@partner.example", "bob@sip.test", "hi")))
+    t.eq(r.subject, "[external] ")
+end)
+
+t.finish()
