@@ -388,11 +388,12 @@ class Gateway:
 
     def start(self):
         binary = os.environ.get("XSGW", os.path.join(REPO, "build", "xsgw"))
+        mark = len(self.log_text()) if os.path.exists(self.log) else 0
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(REPO, "lua"), "--log-level", "debug"],
                                      stderr=self.logf, stdout=self.logf)
-        self.wait_log("ev=gateway.ready")
+        self.wait_log("ev=gateway.ready", start=mark)
 
     def log_text(self):
         with open(self.log, "rb") as f:
