@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the interop scenario groups (t_*.sh) and totals their verdicts.
+#   run.sh                      every group
+#   run.sh basic reload         the named groups (t_basic.sh, t_reload.sh)
+#   run.sh basic.xmpp_to_sip    one scenario: its group runs, only that verdict counts
+# Environment: XSGW (gateway binary, default build/xsgw), XS_IT_KEEP=1 keeps temp files,
+# XS_IT_GROUP_TIMEOUT (seconds per group, default 300).
+# Ends with the line "N passed, N failed, N skipped"; exits 1 if anything failed.
+set -u
+dir=$(cd "$(dirname "$0")" && pwd)
+all=(env basic errors retrans reload burst kamailio)
+
+declare -A only=()
+groups=()
+for arg in "$@"; do
+    arg=${arg#t_}
+    arg=${arg%.sh}
+    group=${arg%%.*}
+    if [ ! -f "$dir/t_$group.sh" ]; then
+        echo "run.sh: no scenario group '$group' (groups: ${all[*]})" >&2
+        exit 2
+    fi
+    [ "$arg" != "$group" ] && only[$arg]=1
+    [[ " ${groups[*]} " == *" $group "* ]] || groups+=("$group")
+done
+[ ${#groups[@]} -gt 0 ] || groups=("${all[@]}")
+
+passed=0 failed=0 skipped=0
+out=$(mktemp /tmp/xsgw-it-run.XXXXXX)
+trap 'rm -f "$out"' EXIT
+for group in "${groups[@]}"; do
+    echo "== $group"
+    timeout --signal=TERM --kill-after=20 "${XS_IT_GROUP_TIMEOUT:-300}" \
+        bash "$dir/t_$group.sh" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    counted=0
+    while read -r verdict name _; do
+        name=${name%:}
+        if [ ${#only[@]} -gt 0 ] && [ -z "${only[$name]:-}" ]; then continue; fi
+        counted=1
+        case $verdict in
+            PASS) passed=$((passed + 1)) ;;
+            FAIL) failed=$((failed + 1)) ;;
+            SKIP) skipped=$((skipped + 1)) ;;
+        esac
+    done < <(grep -E '^(PASS|FAIL|SKIP) ' "$out")
+    if [ $rc != 0 ] && ! grep -q '^FAIL ' "$out"; then
+        echo "FAIL $group: the group exited with status $rc without a verdict"
+        failed=$((failed + 1))
+    elif [ $counted = 0 ] && [ ${#only[@]} -gt 0 ]; then
+        echo "FAIL $group: none of the named scenarios was reported"
+        failed=$((failed + 1))
+    fi
+done
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The peers on their own, without the gateway: proves the harness (namespace, DNS, Prosody,
+# slixmpp, sipp, Kamailio) works, so a failure in the other groups points at the gateway.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_setup env env.dns env.prosody_local env.prosody_s2s_reaches_gateway env.sipp \
+    env.kamailio_register_route env.kamailio_to_gateway
+
+# env.dns: A and SRV records, a TTL, NXDOMAIN for a name with no records.
+it_dns_start
+ok=1
+why=
+a=$(it_dns_query gw.sip.test A)
+srv=$(it_dns_query _xmpp-server._tcp.sip.test SRV)
+nx=$(it_dns_query nowhere.test A)
+echo "$a" | grep -q '^A 127.0.0.3 ttl=60$' || { ok=0; why="gw.sip.test A: $a"; }
+echo "$srv" | grep -q '^SRV 0 5 5269 gw.sip.test' || { ok=0; why="$why SRV: $srv"; }
+echo "$nx" | grep -q '^rcode=3$' || { ok=0; why="$why nowhere.test: $nx"; }
+if [ $ok = 1 ]; then it_pass env.dns; else it_fail env.dns "$why"; fi
+
+# env.prosody_local: alice -> carol on the same Prosody, exact body.
+body="héllo ☺ <b>&amp;</b> 'x' \"y\""
+if ! it_prosody_start; then
+    it_fail env.prosody_local "Prosody did not start (see prosody.log, prosodyctl.log)"
+else
+    it_xmpp carol --jid carol@xmpp.test --expect 1 --timeout 20
+    if ! it_xmpp_online carol; then
+        it_fail env.prosody_local "carol could not log in: $(tail -n 3 "$IT_TMP/carol.out")"
+    else
+        it_xmpp alice1 --to carol@xmpp.test --send 1 --body "$body" --timeout 20
+        it_wait_exit carol 20
+        got=$(it_xmpp_messages carol | "$PY" -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l); print(m["from"].split("/")[0], m["type"], m["body"])')
+        if [ "$got" = "alice@xmpp.test chat $body" ]; then
+            it_pass env.prosody_local
+        else
+            it_fail env.prosody_local "carol got: ${got:-nothing}"
+        fi
+        it_stop alice1
+    fi
+fi
+
+# env.prosody_s2s_reaches_gateway: a message to bob@sip.test makes Prosody look up
+# _xmpp-server._tcp.sip.test through libunbound and dnsmasq and connect to 127.0.0.3:5269.
+cat >"$IT_TMP/listener.py" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.3", 5269))
+s.listen(4)
+s.settimeout(20)
+c, peer = s.accept()
+c.settimeout(5)
+data = b""
+try:
+    while len(data) < 4096 and b">" not in data[data.find(b"<stream:stream"):]:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except socket.timeout:
+    pass
+print("peer=%s:%d" % peer)
+print(data.decode("utf-8", "replace"))
+EOF
+it_start listener "$PY" "$IT_TMP/listener.py"
+sleep 0.3
+if it_running prosody; then
+    it_xmpp alice2 --to bob@sip.test --send 1 --body "to the gateway" --timeout 10
+    it_wait_exit listener 20
+    if grep -q "<stream:stream" "$IT_TMP/listener.out" &&
+        grep -q "to=['\"]sip.test['\"]" "$IT_TMP/listener.out"; then
+        it_pass env.prosody_s2s_reaches_gateway
+    else
+        it_fail env.prosody_s2s_reaches_gateway \
+            "nothing arrived at 127.0.0.3:5269: $(head -c 300 "$IT_TMP/listener.out")"
+    fi
+    it_stop alice2
+else
+    it_fail env.prosody_s2s_reaches_gateway "Prosody is not running"
+fi
+
+# env.sipp: sipp UAC -> sipp UAS, three numbered MESSAGEs with exact headers and bodies.
+it_sipp_uas uas 127.0.0.4 5070 200 OK 3
+it_sipp_uac uac 127.0.0.4:5070 sip:bob@sip.test sip:alice@xmpp.test "$body" 3 -r 50
+it_wait_exit uas 10
+got=$(it_sip_requests uas | "$PY" -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l); h = m["headers"]
+    print(m["uri"], h["from"].split(";")[0], h["content-type"], m["body"])')
+want=$(for n in 1 2 3; do
+    echo "sip:alice@xmpp.test <sip:bob@sip.test> text/plain;charset=UTF-8 $body $n"
+done)
+codes=$(it_sip_final_codes uac | tr '\n' ' ')
+if [ "$got" = "$want" ] && [ "$codes" = "200 200 200 " ]; then
+    it_pass env.sipp
+else
+    it_fail env.sipp "UAS got [$got], UAC codes [$codes]"
+fi
+
+# env.kamailio_register_route: bob's UA registers at Kamailio; a MESSAGE to bob@sip.test
+# sent to Kamailio reaches it.
+it_kamailio_start
+it_sipp_register bob sip:bob@127.0.0.6:5090
+reg=$?
+it_sipp_uas bobua 127.0.0.6 5090 200 OK 1
+it_sipp_uac uac2 127.0.0.4:5060 sip:alice@xmpp.test sip:bob@sip.test "via kamailio" 1
+it_wait_exit bobua 10
+got=$(it_sip_requests bobua | "$PY" -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l); print(m["uri"], m["body"])')
+codes=$(it_sip_final_codes uac2 | tr '\n' ' ')
+if [ $reg = 0 ] && [ "$got" = "sip:bob@127.0.0.6:5090 via kamailio" ] && [ "$codes" = "200 " ]; then
+    it_pass env.kamailio_register_route
+else
+    it_fail env.kamailio_register_route "register rc=$reg, UA got [$got], UAC codes [$codes]"
+fi
+
+# env.kamailio_to_gateway: a MESSAGE for a non-local domain is forwarded to 127.0.0.3:5060,
+# where a sipp UAS stands in for the gateway.
+it_sipp_uas fakegw 127.0.0.3 5060 200 OK 1
+it_sipp_uac uac3 127.0.0.4:5060 sip:bob@sip.test sip:alice@xmpp.test "to xmpp" 1
+it_wait_exit fakegw 10
+got=$(it_sip_requests fakegw | "$PY" -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l); print(m["uri"], m["body"])')
+codes=$(it_sip_final_codes uac3 | tr '\n' ' ')
+if [ "$got" = "sip:alice@xmpp.test to xmpp" ] && [ "$codes" = "200 " ]; then
+    it_pass env.kamailio_to_gateway
+else
+    it_fail env.kamailio_to_gateway "stand-in gateway got [$got], UAC codes [$codes]"
+fi
