@@ -25,6 +25,11 @@ gateway {
     -- idle_timeout = 600,     seconds before an idle stream is closed
     -- max_stanza = 262144,    bytes of one stanza; larger ones end the stream
     -- queue_max = 1000,       stanzas waiting per remote domain during set-up
+    -- error_grace = 1,        seconds a SIP MESSAGE's final response waits,
+    --                         after its stanza went out, for an error stanza
+    --                         from the XMPP server (unknown user, ...), so that
+    --                         the SIP sender gets that error instead of a 200.
+    --                         0 answers 200 as soon as the stanza is written.
   },
 
   sip = {

@@ -170,7 +170,8 @@ local function normalize_gateway(decl)
     local x = g.xmpp
     want(where, "gateway.xmpp", x, "table")
     check_keys(where, "gateway.xmpp", x, { listen = true, tls = true, dialback_secret = true,
-        connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true })
+        connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true,
+        error_grace = true })
     cfg.xmpp_listen_host, cfg.xmpp_listen_port = parse_hostport(where, "xmpp.listen", x.listen)
     if x.tls ~= nil then
         want(where, "xmpp.tls", x.tls, "table")
@@ -189,6 +190,11 @@ local function normalize_gateway(decl)
     cfg.xmpp_max_stanza = math.floor(positive(where, "xmpp.max_stanza", x.max_stanza, 262144,
         16 * 1024 * 1024))
     cfg.xmpp_queue_max = math.floor(positive(where, "xmpp.queue_max", x.queue_max, 1000, 1000000))
+    if x.error_grace ~= nil and (type(x.error_grace) ~= "number" or x.error_grace < 0 or
+        x.error_grace > 30) then
+        fail(where, "xmpp.error_grace must be a number of seconds from 0 to 30")
+    end
+    cfg.xmpp_error_grace = x.error_grace or 1
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")

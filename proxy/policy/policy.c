@@ -116,6 +116,7 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
+    c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
     c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
     c->log_bodies = lua_getfield(L, t, "log_bodies") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);

@@ -45,6 +45,7 @@ struct xs_config {
     double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
     size_t xmpp_max_stanza;      /* bytes */
     size_t xmpp_queue_max;       /* stanzas queued per outbound stream while it sets up */
+    double xmpp_error_grace;     /* seconds a written stanza waits for an error before success */
 
     struct xs_sip_endpoint *sip_listen;
     size_t n_sip_listen;

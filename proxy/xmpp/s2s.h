@@ -34,7 +34,7 @@ struct s2s_out;
 struct xs_xmpp {
     uv_loop_t *loop;
     uv_tcp_t listener;
-    uv_timer_t sweep; /* one timer checks every stream's deadline each second */
+    uv_timer_t sweep; /* one timer checks every stream's deadlines */
     struct xs_policy *policy;
     const struct xs_config *cfg;
     struct xs_tls_ctx *tls;
@@ -87,8 +87,17 @@ uint64_t xs_s2s_in_serial(const struct s2s_in *in);
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
 struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote);
-/* Queues or writes an already serialized stanza (copied). */
-void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, xs_done_cb done, void *ud);
+/* Queues or writes an already serialized stanza (copied). `id` (borrowed,
+ * may be NULL) is the stanza's id: once written, done() waits up to the
+ * policy's xmpp.error_grace for an error stanza with that id before it
+ * reports success. */
+void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
+                     xs_done_cb done, void *ud);
+/* An error stanza about stanza `id` came back from the peer: the sender
+ * learns it instead of a success. Returns 1 when it matched a waiting send. */
+int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text);
+/* Reports success for written stanzas whose grace ran out by `now`. */
+void xs_s2s_out_expire(struct s2s_out *o, double now);
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb);
 void xs_s2s_out_sweep(struct s2s_out *o, double now);

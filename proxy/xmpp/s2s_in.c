@@ -325,13 +325,21 @@ static void on_message(struct s2s_in *in, struct xs_xml_el *el)
     const char *from = xs_xml_el_attr(el, "from");
     const char *to = xs_xml_el_attr(el, "to");
     if (type && !strcmp(type, "error")) {
-        /* An error about a message we delivered earlier: SIP already had its
-         * final response, so all that is left is to record it. */
+        /* An error about a message we sent: while its error grace runs, the
+         * SIP sender gets it as the final response; later it can only be
+         * recorded, since SIP already had its answer. */
         char *text = NULL;
+        char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+        const char *id = xs_xml_el_attr(el, "id");
         enum xs_cond c = xs_xmpp_error_condition(el, &text);
-        xs_log(XS_LOG_WARN, "xmpp.error.in", "stream=in%llu from=%s to=%s id=%s cond=%s",
-               (unsigned long long)in->serial, from ? from : "-", to ? to : "-",
-               xs_xml_el_attr(el, "id") ? xs_xml_el_attr(el, "id") : "-", xs_cond_name(c));
+        struct s2s_out *o = NULL;
+        if (!xs_s2s_domain_of(to, local) && !xs_s2s_domain_of(from, remote))
+            o = xs_s2s_out_find(x, local, remote);
+        int matched = o && xs_s2s_out_error(o, id, c, text ? text : "error from the XMPP server");
+        xs_log(matched ? XS_LOG_INFO : XS_LOG_WARN, "xmpp.error.in",
+               "stream=in%llu from=%s to=%s id=%s cond=%s result=%s",
+               (unsigned long long)in->serial, from ? from : "-", to ? to : "-", id ? id : "-",
+               xs_cond_name(c), matched ? "reported-to-sender" : "too-late-recorded");
         free(text);
         return;
     }

@@ -29,8 +29,15 @@ struct out_item {
     struct out_item *next;
     xs_done_cb done;
     void *ud;
+    double deadline; /* while written and waiting out the error grace */
+    char id[65];     /* the stanza id, "" when it has none usable */
     size_t len;
-    char data[]; /* the serialized stanza */
+    char data[]; /* the serialized stanza; not kept once written */
+};
+
+struct out_list {
+    struct out_item *head, *tail;
+    size_t n;
 };
 
 struct out_verify {
@@ -58,8 +65,8 @@ struct s2s_out {
     int restart;
     int dialback_sent;
     char peer_id[XS_STREAM_ID_LEN * 2 + 1];
-    struct out_item *head, *tail;
-    size_t queued;
+    struct out_list queue;   /* waiting for the stream to be established */
+    struct out_list written; /* written, waiting out the error grace, oldest first */
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
@@ -82,22 +89,89 @@ static void set_state(struct s2s_out *o, enum out_state s, const char *why)
            "stream=out%llu local=%s remote=%s peer=%s from=%s to=%s tls=%s queued=%zu reason=\"%s\"",
            (unsigned long long)o->serial, o->local, o->remote,
            o->link ? xs_link_peer(o->link) : "-", state_name(o->state), state_name(s),
-           o->link ? xs_link_tls_describe(o->link) : "-", o->queued, why);
+           o->link ? xs_link_tls_describe(o->link) : "-", o->queue.n, why);
     o->state = s;
+}
+
+static void list_push(struct out_list *l, struct out_item *it)
+{
+    it->next = NULL;
+    if (l->tail)
+        l->tail->next = it;
+    else
+        l->head = it;
+    l->tail = it;
+    l->n++;
+}
+
+static struct out_item *list_pop(struct out_list *l)
+{
+    struct out_item *it = l->head;
+    if (it) {
+        l->head = it->next;
+        if (!l->head)
+            l->tail = NULL;
+        l->n--;
+    }
+    return it;
+}
+
+/* Completes every item of a list. Items are unlinked before their callback
+ * runs, since a callback may send again on this stream. */
+static void list_complete(struct out_list *l, enum xs_cond cond, const char *text)
+{
+    struct out_item *it;
+    while ((it = list_pop(l)) != NULL) {
+        if (it->done)
+            it->done(it->ud, cond, text);
+        free(it);
+    }
 }
 
 static void flush_queue(struct s2s_out *o, enum xs_cond cond, const char *text)
 {
-    struct out_item *it = o->head;
-    o->head = o->tail = NULL;
-    o->queued = 0;
-    while (it) {
-        struct out_item *next = it->next;
+    list_complete(&o->queue, cond, text);
+    /* What was written has left for the peer; without an error from it in
+     * time, it counts as handed off. */
+    list_complete(&o->written, XS_COND_NONE, NULL);
+}
+
+/* A stanza went out: its sender hears of success now, or after the error
+ * grace when it can still be matched with an error from the peer. */
+static void after_write(struct s2s_out *o, struct out_item *it)
+{
+    double grace = o->x->cfg->xmpp_error_grace;
+    if (!it->done || grace <= 0 || !it->id[0]) {
         if (it->done)
-            it->done(it->ud, cond, text);
+            it->done(it->ud, XS_COND_NONE, NULL);
         free(it);
-        it = next;
+        return;
     }
+    if (o->written.n >= o->x->cfg->xmpp_queue_max) {
+        struct out_item *old = list_pop(&o->written);
+        old->done(old->ud, XS_COND_NONE, NULL);
+        free(old);
+    }
+    it->deadline = xs_xmpp_now(o->x) + grace;
+    list_push(&o->written, it);
+}
+
+static struct out_item *item_new(const char *data, size_t len, const char *id, xs_done_cb done,
+                                 void *ud)
+{
+    struct out_item *it = malloc(sizeof *it + len);
+    if (!it)
+        return NULL;
+    it->next = NULL;
+    it->done = done;
+    it->ud = ud;
+    it->deadline = 0;
+    it->id[0] = '\0';
+    if (id && strlen(id) < sizeof it->id)
+        memcpy(it->id, id, strlen(id) + 1);
+    it->len = len;
+    memcpy(it->data, data, len);
+    return it;
 }
 
 static void fail_verifies(struct s2s_out *o)
@@ -258,17 +332,15 @@ static void established(struct s2s_out *o)
 {
     set_state(o, OUT_ESTABLISHED, "dialback valid");
     o->last_activity = xs_xmpp_now(o->x);
-    struct out_item *it = o->head;
-    o->head = o->tail = NULL;
-    o->queued = 0;
-    while (it) {
-        struct out_item *next = it->next;
-        int rc = o->state == OUT_ESTABLISHED ? xs_link_write(o->link, it->data, it->len) : XS_ECLOSED;
+    struct out_item *it;
+    while (o->state == OUT_ESTABLISHED && (it = list_pop(&o->queue)) != NULL) {
+        if (xs_link_write(o->link, it->data, it->len) == 0) {
+            after_write(o, it);
+            continue;
+        }
         if (it->done)
-            it->done(it->ud, rc == 0 ? XS_COND_NONE : XS_COND_REMOTE_SERVER_TIMEOUT,
-                     rc == 0 ? NULL : "stream to the remote server failed");
+            it->done(it->ud, XS_COND_REMOTE_SERVER_TIMEOUT, "stream to the remote server failed");
         free(it);
-        it = next;
     }
 }
 
@@ -495,40 +567,69 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     return o;
 }
 
-void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, xs_done_cb done, void *ud)
+void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
+                     xs_done_cb done, void *ud)
 {
     if (o->state == OUT_ESTABLISHED) {
         int rc = xs_link_write(o->link, data, len);
         o->last_activity = xs_xmpp_now(o->x);
-        if (done)
-            done(ud, rc == 0 ? XS_COND_NONE : XS_COND_RESOURCE_CONSTRAINT,
-                 rc == 0 ? NULL : "the stream to the remote server is congested");
+        if (rc != 0) {
+            if (done)
+                done(ud, XS_COND_RESOURCE_CONSTRAINT, "the stream to the remote server is congested");
+            return;
+        }
+        /* Only the id and callback are kept; the bytes are gone already. */
+        struct out_item *it = item_new(data, 0, id, done, ud);
+        if (!it) {
+            if (done)
+                done(ud, XS_COND_NONE, NULL);
+            return;
+        }
+        after_write(o, it);
         return;
     }
-    if (o->state == OUT_CLOSED || o->queued >= o->x->cfg->xmpp_queue_max) {
+    if (o->state == OUT_CLOSED || o->queue.n >= o->x->cfg->xmpp_queue_max) {
         if (done)
             done(ud, o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
                  o->state == OUT_CLOSED ? o->fail_text
                                         : "too many stanzas waiting for the remote server");
         return;
     }
-    struct out_item *it = malloc(sizeof *it + len);
+    struct out_item *it = item_new(data, len, id, done, ud);
     if (!it) {
         if (done)
             done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
         return;
     }
-    it->next = NULL;
-    it->done = done;
-    it->ud = ud;
-    it->len = len;
-    memcpy(it->data, data, len);
-    if (o->tail)
-        o->tail->next = it;
-    else
-        o->head = it;
-    o->tail = it;
-    o->queued++;
+    list_push(&o->queue, it);
+}
+
+int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text)
+{
+    if (!id)
+        return 0;
+    for (struct out_item **pp = &o->written.head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        struct out_item *it = *pp;
+        if (strcmp(it->id, id) != 0)
+            continue;
+        *pp = it->next;
+        if (o->written.tail == it)
+            o->written.tail = prev;
+        o->written.n--;
+        it->done(it->ud, cond, text);
+        free(it);
+        return 1;
+    }
+    return 0;
+}
+
+void xs_s2s_out_expire(struct s2s_out *o, double now)
+{
+    while (o->written.head && o->written.head->deadline <= now) {
+        struct out_item *it = list_pop(&o->written);
+        it->done(it->ud, XS_COND_NONE, NULL);
+        free(it);
+    }
 }
 
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
@@ -561,6 +662,7 @@ void xs_s2s_out_sweep(struct s2s_out *o, double now)
     }
     if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
         fail_verifies(o);
+        flush_queue(o, XS_COND_NONE, NULL);
         set_state(o, OUT_CLOSED, "idle");
         xs_xml_parser_stop(o->parser);
         xs_s2s_close_stream(o->link);

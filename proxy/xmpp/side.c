@@ -79,14 +79,14 @@ void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, stru
         return;
     }
     xs_buf_reset(&x->scratch);
-    int rc = xs_xml_serialize(el, XS_NS_SERVER, &x->scratch);
-    xs_xml_el_free(el);
-    if (rc != 0) {
+    if (xs_xml_serialize(el, XS_NS_SERVER, &x->scratch) != 0) {
+        xs_xml_el_free(el);
         if (done)
             done(ud, XS_COND_RESOURCE_CONSTRAINT, "stanza too large");
         return;
     }
-    xs_s2s_out_send(o, x->scratch.data, x->scratch.len, done, ud);
+    xs_s2s_out_send(o, x->scratch.data, x->scratch.len, xs_xml_el_attr(el, "id"), done, ud);
+    xs_xml_el_free(el);
 }
 
 void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
@@ -113,10 +113,14 @@ void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
     xs_xmpp_send(x, local, remote, el, done, ud);
 }
 
+/* Every 100 ms: written stanzas whose error grace ran out are reported
+ * delivered, and every stream's set-up and idle deadlines are checked. */
 static void on_sweep(uv_timer_t *t)
 {
     struct xs_xmpp *x = t->data;
     double now = xs_xmpp_now(x);
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        xs_s2s_out_expire(o, now);
     for (struct s2s_in *in = x->ins, *next; in; in = next) {
         next = xs_s2s_in_next(in);
         xs_s2s_in_sweep(in, now);
@@ -189,7 +193,7 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
         xs_xmpp_close(x, NULL, NULL);
         return XS_EIO;
     }
-    uv_timer_start(&x->sweep, on_sweep, 1000, 1000);
+    uv_timer_start(&x->sweep, on_sweep, 100, 100);
     xs_log(XS_LOG_INFO, "xmpp.listen", "addr=%s port=%d result=listening", host,
            xs_xmpp_port(x));
     *out = x;

@@ -184,6 +184,10 @@ class Peer:
         self.client_ctx.check_hostname = False
         self.client_ctx.verify_mode = ssl.CERT_NONE
         self.received = asyncio.Queue()   # stanzas the gateway sent us
+        self.unknown_users = set()        # messages to these JIDs bounce with an error
+        self.bounce_stream = None
+        self.bounce_lock = asyncio.Lock()
+        self.tasks = []
         self.verified = []                # (gateway key, result) pairs we checked
         self.server = None
         self.port = None
@@ -196,6 +200,8 @@ class Peer:
     async def stop(self):
         if self.server:
             self.server.close()
+        for t in self.tasks:
+            t.cancel()
         for s in self.inbound:
             await s.close()
 
@@ -243,8 +249,23 @@ class Peer:
                 ok = hmac.compare_digest(want, el.text)
                 s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
                        f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+            elif el.name == "message" and el.attrs.get("to") in self.unknown_users:
+                # Its own task: authenticating the bounce stream needs this
+                # loop to answer the gateway's db:verify meanwhile.
+                self.tasks.append(asyncio.ensure_future(self.bounce(el)))
             else:
                 await self.received.put(el)
+
+    async def bounce(self, el):
+        """What a real server does for a user it does not have: an error
+        stanza back to the sender, on our own stream to the gateway."""
+        async with self.bounce_lock:
+            if self.bounce_stream is None:
+                self.bounce_stream = await self.authenticated_stream()
+        self.bounce_stream.send(
+            f"<message type='error' from={quoteattr(el.attrs['to'])} to={quoteattr(el.attrs['from'])}"
+            f" id={quoteattr(el.attrs.get('id', ''))}><error type='cancel'>"
+            f"<service-unavailable xmlns='{NS_STANZAS}'/></error></message>")
 
     async def verify_with_gateway(self, gw_domain, sid, key):
         """XEP-0220 §2.3 as the receiving server: ask the gateway (the

@@ -258,6 +258,23 @@ async def test_sip_to_xmpp_in_order_while_stream_sets_up(tmp):
         assert codes == [200] * n, codes
 
 
+async def test_sip_to_xmpp_error_becomes_final_response(tmp):
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("nobody@peer.test")
+        start = time.monotonic()
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 503, resp["first"]
+        # The error came back well inside the grace: the answer did not wait it out.
+        assert time.monotonic() - start < 5
+        assert "result=reported-to-sender" in e.gw.log_text()
+        # A deliverable message still gets its 200 once the grace has passed.
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "hello")
+        await get(e.peer.received, 20)
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 200, resp["first"]
+
+
 async def test_sip_retransmission_delivered_once(tmp):
     async with Env(tmp) as e:
         branch, call_id = "z9hG4bK" + uuid.uuid4().hex, uuid.uuid4().hex
