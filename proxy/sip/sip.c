@@ -20,7 +20,7 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->t4_ms = 5000;
     o->tcp_idle_ms = 300000;
     o->max_server_txns = 16384;
-    o->max_client_txns = 4096;
+    o->max_client_txns = 16384;
     o->max_tcp_conns = 256;
     o->tcp_out_max = 1u << 20;
 }

@@ -74,7 +74,7 @@ struct xs_sip_opts {
     unsigned t4_ms;         /* Timer K, responses in the network: 5000 */
     unsigned tcp_idle_ms;   /* TCP connection idle timeout: 300000 */
     size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
-    size_t max_client_txns; /* resource-constraint beyond this: 4096 */
+    size_t max_client_txns; /* resource-constraint beyond this: 16384 */
     size_t max_tcp_conns;   /* inbound TCP connections: 256 */
     size_t tcp_out_max;     /* bytes queued per connection/socket: 1 MiB */
 };

@@ -159,10 +159,18 @@ static int make_room(struct xs_sip *sip, struct xs_sip_table *t, struct xs_sip_t
 {
     if (t->count < max)
         return 0;
-    if (!oldest || oldest->state != XS_TXN_COMPLETED)
-        return XS_ELIMIT;
-    txn_destroy(oldest);
-    return 0;
+    /* Transactions finish roughly in the order they began, so a completed
+     * one (only absorbing retransmissions until Timer J or K) sits near the
+     * oldest end even when the very oldest is still waiting for an answer.
+     * The walk is bounded so a full table of pending work costs little. */
+    struct xs_sip_txn *x = oldest;
+    for (int steps = 0; x && steps < 256; steps++, x = x->prev) {
+        if (x->state == XS_TXN_COMPLETED && !x->destroyed) {
+            txn_destroy(x);
+            return 0;
+        }
+    }
+    return XS_ELIMIT;
 }
 
 /* ---- server transactions ---- */
