@@ -7,10 +7,9 @@
 static const struct {
     const char *name;
     const char *type;
-} conds[XS_COND_COUNT_] = {
-    [XS_COND_NONE] = {NULL, NULL},
+} conds[XS_COND_COUNT_] = {[XS_COND_NONE] = {NULL, NULL},
 #define XS_COND_ROW(id, n, t) [XS_COND_##id] = {n, t},
-    XS_COND_MAP(XS_COND_ROW)
+                           XS_COND_MAP(XS_COND_ROW)
 #undef XS_COND_ROW
 };
 

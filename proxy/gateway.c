@@ -79,8 +79,8 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
     if (rc != 0)
         goto fail;
     xs_router_init(&gw->router, gw->policy);
-    rc = xs_xmpp_start(loop, gw->policy, gw->tls, secret_of(gw, cfg), xs_router_submit,
-                       &gw->router, &gw->xmpp);
+    rc = xs_xmpp_start(loop, gw->policy, gw->tls, secret_of(gw, cfg), xs_router_submit, &gw->router,
+                       &gw->xmpp);
     if (rc != 0)
         goto fail;
     rc = xs_sip_start(loop, cfg, xs_router_submit, &gw->router, &gw->sip);
@@ -114,8 +114,8 @@ int xs_gateway_reload(struct xs_gateway *gw)
     int rc = xs_policy_load(gw->policy_path, gw->lua_dir, &next, err, sizeof err);
     if (rc != 0) {
         xs_log(XS_LOG_ERROR, "policy.reload",
-               "path=%s result=rejected generation=%d reason=\"%s\" kept=previous",
-               gw->policy_path, gw->generation, err);
+               "path=%s result=rejected generation=%d reason=\"%s\" kept=previous", gw->policy_path,
+               gw->generation, err);
         return rc;
     }
     const struct xs_config *old = xs_policy_config(gw->policy);
@@ -146,9 +146,8 @@ int xs_gateway_reload(struct xs_gateway *gw)
         gw->tls = tls;
     }
     xs_policy_free(prev);
-    xs_log(XS_LOG_INFO, "policy.reload",
-           "path=%s result=ok generation=%d domains=%zu partners=%zu", gw->policy_path,
-           gw->generation, cfg->n_domains, cfg->n_partners);
+    xs_log(XS_LOG_INFO, "policy.reload", "path=%s result=ok generation=%d domains=%zu partners=%zu",
+           gw->policy_path, gw->generation, cfg->n_domains, cfg->n_partners);
     return 0;
 }
 

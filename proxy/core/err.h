@@ -4,22 +4,22 @@
 #ifndef XS_CORE_ERR_H
 #define XS_CORE_ERR_H
 
-#define XS_ERRNO_MAP(X)                                                       \
-    X(NOMEM, "out of memory")                                                 \
-    X(INVAL, "invalid argument")                                              \
-    X(AGAIN, "operation would block")                                         \
-    X(LIMIT, "limit exceeded")                                                \
-    X(PROTO, "protocol violation")                                            \
-    X(IO, "input/output error")                                               \
-    X(CLOSED, "connection closed")                                            \
-    X(NOTFOUND, "not found")                                                  \
-    X(TIMEOUT, "timed out")                                                   \
-    X(TLS, "TLS failure")                                                     \
-    X(DNS, "name resolution failed")                                          \
-    X(POLICY, "policy error")                                                 \
-    X(REFUSED, "refused")                                                     \
-    X(EXISTS, "already exists")                                               \
-    X(STATE, "not allowed in this state")                                     \
+#define XS_ERRNO_MAP(X)                                                                            \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVAL, "invalid argument")                                                                   \
+    X(AGAIN, "operation would block")                                                              \
+    X(LIMIT, "limit exceeded")                                                                     \
+    X(PROTO, "protocol violation")                                                                 \
+    X(IO, "input/output error")                                                                    \
+    X(CLOSED, "connection closed")                                                                 \
+    X(NOTFOUND, "not found")                                                                       \
+    X(TIMEOUT, "timed out")                                                                        \
+    X(TLS, "TLS failure")                                                                          \
+    X(DNS, "name resolution failed")                                                               \
+    X(POLICY, "policy error")                                                                      \
+    X(REFUSED, "refused")                                                                          \
+    X(EXISTS, "already exists")                                                                    \
+    X(STATE, "not allowed in this state")                                                          \
     X(AUTH, "authentication failed")
 
 enum {

@@ -104,8 +104,7 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     link_flush(l);
-    if (l->closing && !l->writing && l->pending.len == 0 &&
-        !uv_is_closing((uv_handle_t *)l->tcp))
+    if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
         link_close_now(l);
 }
 

@@ -28,8 +28,7 @@ struct xs_link_cbs {
 /* Wraps a connected TCP handle. `tcp` is taken: heap-allocated with malloc,
  * closed and freed by the link. `out_max` bounds queued output bytes. Reading
  * starts at once. Returns NULL on OOM (tcp is then closed and freed). */
-struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *ud,
-                            size_t out_max);
+struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *ud, size_t out_max);
 
 /* Queues len bytes (copied). XS_ELIMIT when the output queue would pass its
  * bound (the caller should treat the peer as too slow and close), XS_ECLOSED

@@ -212,8 +212,8 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     return rc;
 }
 
-int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_policy **out,
-                   char *err, size_t errlen)
+int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_policy **out, char *err,
+                   size_t errlen)
 {
     struct xs_policy *p = calloc(1, sizeof *p);
     if (!p) {

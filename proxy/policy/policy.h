@@ -40,7 +40,7 @@ struct xs_config {
     int xmpp_listen_port;
     char *tls_cert; /* PEM paths; NULL when the policy names none */
     char *tls_key;
-    char *dialback_secret; /* XEP-0185 secret; NULL when absent (the gateway keeps its own) */
+    char *dialback_secret;       /* XEP-0185 secret; NULL when absent (the gateway keeps its own) */
     double xmpp_connect_timeout; /* seconds, outbound stream set-up incl. dialback */
     double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
     size_t xmpp_max_stanza;      /* bytes */
@@ -64,8 +64,8 @@ struct xs_policy;
  * at `lua_dir` (lua/). On failure returns a negative XS_E* code and writes a
  * one-line reason naming the file and line into err (size errlen); nothing is
  * allocated then. */
-int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_policy **out,
-                   char *err, size_t errlen);
+int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_policy **out, char *err,
+                   size_t errlen);
 void xs_policy_free(struct xs_policy *p);
 
 /* Borrowed; lives as long as the policy. */

@@ -164,15 +164,16 @@ struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long i
         return NULL;
     }
     lua_State *L = s->L;
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},    {LUA_STRLIBNAME, luaopen_string},
-                                    {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
-                                    {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
     for (const luaL_Reg *l = libs; l->name; l++) {
         luaL_requiref(L, l->name, l->func, 1);
         lua_pop(L, 1);
     }
-    static const char *const removed[] = {"dofile", "loadfile", "load", "collectgarbage",
-                                          "print", NULL};
+    static const char *const removed[] = {"dofile",         "loadfile", "load",
+                                          "collectgarbage", "print",    NULL};
     for (const char *const *r = removed; *r; r++) {
         lua_pushnil(L);
         lua_setglobal(L, *r);

@@ -112,8 +112,7 @@ int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el
  * the link. */
 void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text);
 void xs_s2s_close_stream(struct xs_link *l);
-struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs,
-                                        void *ud);
+struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs, void *ud);
 /* Copies the domain part of `jid` lower-cased into out; 0 or XS_EINVAL. */
 int xs_s2s_domain_of(const char *jid, char out[XS_DOMAIN_MAX]);
 int xs_s2s_valid_domain(const char *s);

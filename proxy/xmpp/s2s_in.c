@@ -96,7 +96,8 @@ static struct in_pair *find_pair(struct s2s_in *in, const char *local, const cha
 
 static void write_features(struct s2s_in *in)
 {
-    const struct xs_partner *p = in->remote[0] ? xs_policy_partner(in->x->policy, in->remote) : NULL;
+    const struct xs_partner *p =
+        in->remote[0] ? xs_policy_partner(in->x->policy, in->remote) : NULL;
     int tls_required = !p || p->tls == XS_TLS_REQUIRED;
     char buf[512];
     int n;
@@ -238,7 +239,10 @@ void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local
         return;
     xs_log(valid > 0 ? XS_LOG_INFO : XS_LOG_WARN, "s2s.in.dialback",
            "stream=in%llu remote=%s local=%s result=%s", (unsigned long long)in->serial, remote,
-           local, valid > 0 ? "valid" : valid == 0 ? "invalid" : "error");
+           local,
+           valid > 0    ? "valid"
+           : valid == 0 ? "invalid"
+                        : "error");
     if (valid > 0) {
         pair->state = PAIR_VALID;
         reply_db(in, "result", local, remote, NULL, "valid", NULL);
@@ -356,8 +360,8 @@ static void on_message(struct s2s_in *in, struct xs_xml_el *el)
     struct bounce_ctx *b = calloc(1, sizeof *b);
     if (!b) {
         xs_event_free(ev);
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
-                   XS_COND_RESOURCE_CONSTRAINT, NULL);
+        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message", XS_COND_RESOURCE_CONSTRAINT,
+                   NULL);
         return;
     }
     b->x = x;
@@ -534,7 +538,8 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     in->state = IN_WAIT_HEADER;
     in->last_activity = xs_xmpp_now(x);
     in->deadline = in->last_activity + IN_HEADER_TIMEOUT;
-    xs_log(XS_LOG_INFO, "s2s.in.state", "stream=in%llu peer=%s from=- to=wait-header reason=accepted",
+    xs_log(XS_LOG_INFO, "s2s.in.state",
+           "stream=in%llu peer=%s from=- to=wait-header reason=accepted",
            (unsigned long long)in->serial, xs_link_peer(in->link));
 }
 

@@ -77,19 +77,20 @@ struct s2s_out {
 
 static const char *state_name(enum out_state s)
 {
-    static const char *const names[] = {"resolving",   "connecting",    "wait-header",
+    static const char *const names[] = {"resolving",     "connecting",   "wait-header",
                                         "wait-features", "wait-proceed", "tls-handshake",
-                                        "wait-dialback", "established", "closed"};
+                                        "wait-dialback", "established",  "closed"};
     return names[s];
 }
 
 static void set_state(struct s2s_out *o, enum out_state s, const char *why)
 {
-    xs_log(XS_LOG_INFO, "s2s.out.state",
-           "stream=out%llu local=%s remote=%s peer=%s from=%s to=%s tls=%s queued=%zu reason=\"%s\"",
-           (unsigned long long)o->serial, o->local, o->remote,
-           o->link ? xs_link_peer(o->link) : "-", state_name(o->state), state_name(s),
-           o->link ? xs_link_tls_describe(o->link) : "-", o->queue.n, why);
+    xs_log(
+        XS_LOG_INFO, "s2s.out.state",
+        "stream=out%llu local=%s remote=%s peer=%s from=%s to=%s tls=%s queued=%zu reason=\"%s\"",
+        (unsigned long long)o->serial, o->local, o->remote, o->link ? xs_link_peer(o->link) : "-",
+        state_name(o->state), state_name(s), o->link ? xs_link_tls_describe(o->link) : "-",
+        o->queue.n, why);
     o->state = s;
 }
 
@@ -575,7 +576,8 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
         o->last_activity = xs_xmpp_now(o->x);
         if (rc != 0) {
             if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT, "the stream to the remote server is congested");
+                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+                     "the stream to the remote server is congested");
             return;
         }
         /* Only the id and callback are kept; the bytes are gone already. */
@@ -608,7 +610,8 @@ int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const
 {
     if (!id)
         return 0;
-    for (struct out_item **pp = &o->written.head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+    for (struct out_item **pp = &o->written.head, *prev = NULL; *pp;
+         prev = *pp, pp = &(*pp)->next) {
         struct out_item *it = *pp;
         if (strcmp(it->id, id) != 0)
             continue;

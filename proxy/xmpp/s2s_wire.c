@@ -24,9 +24,9 @@ int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, con
 {
     struct xs_buf b;
     xs_buf_init(&b, 4096);
-    int rc = xs_buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" XS_NS_SERVER
-                                   "' xmlns:stream='" XS_NS_STREAMS "' xmlns:db='" XS_NS_DIALBACK
-                                   "'");
+    int rc =
+        xs_buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='" XS_NS_SERVER
+                              "' xmlns:stream='" XS_NS_STREAMS "' xmlns:db='" XS_NS_DIALBACK "'");
     if (!rc)
         rc = append_attr(&b, "from", from);
     if (!rc)
@@ -96,8 +96,8 @@ int xs_s2s_valid_domain(const char *s)
         unsigned char c = (unsigned char)*p;
         /* Internationalized domains arrive as UTF-8 and pass; what can never
          * be part of a domain (controls, space, delimiters) does not. */
-        if (c <= 0x20 || c == '@' || c == '/' || c == '\'' || c == '"' || c == '<' ||
-            c == '>' || c == '&' || c == 0x7f)
+        if (c <= 0x20 || c == '@' || c == '/' || c == '\'' || c == '"' || c == '<' || c == '>' ||
+            c == '&' || c == 0x7f)
             return 0;
     }
     return 1;

@@ -174,10 +174,9 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
 
     struct sockaddr_storage addr;
     const char *host = x->cfg->xmpp_listen_host;
-    int rc = strchr(host, ':') ? uv_ip6_addr(host, x->cfg->xmpp_listen_port,
-                                             (struct sockaddr_in6 *)&addr)
-                               : uv_ip4_addr(host, x->cfg->xmpp_listen_port,
-                                             (struct sockaddr_in *)&addr);
+    int rc = strchr(host, ':')
+                 ? uv_ip6_addr(host, x->cfg->xmpp_listen_port, (struct sockaddr_in6 *)&addr)
+                 : uv_ip4_addr(host, x->cfg->xmpp_listen_port, (struct sockaddr_in *)&addr);
     uv_tcp_init(loop, &x->listener);
     x->listener.data = x;
     uv_timer_init(loop, &x->sweep);
@@ -194,8 +193,7 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
         return XS_EIO;
     }
     uv_timer_start(&x->sweep, on_sweep, 100, 100);
-    xs_log(XS_LOG_INFO, "xmpp.listen", "addr=%s port=%d result=listening", host,
-           xs_xmpp_port(x));
+    xs_log(XS_LOG_INFO, "xmpp.listen", "addr=%s port=%d result=listening", host, xs_xmpp_port(x));
     *out = x;
     return 0;
 }
@@ -218,8 +216,9 @@ void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_t
     x->cfg = xs_policy_config(policy);
     if (strcmp(old->xmpp_listen_host, x->cfg->xmpp_listen_host) ||
         old->xmpp_listen_port != x->cfg->xmpp_listen_port)
-        xs_log(XS_LOG_WARN, "xmpp.listen", "result=unchanged reason=\"a new listen address "
-                                           "takes effect on restart\"");
+        xs_log(XS_LOG_WARN, "xmpp.listen",
+               "result=unchanged reason=\"a new listen address "
+               "takes effect on restart\"");
     if (tls != x->tls) {
         xs_tls_ctx_ref(tls);
         xs_tls_ctx_unref(x->tls);
