@@ -37,13 +37,6 @@ it_skip() {
     echo "SKIP $1: $2"
 }
 
-# it_check NAME CONDITION-DESCRIPTION COMMAND...: PASS when COMMAND succeeds.
-it_check() {
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then it_pass "$name"; else it_fail "$name" "$why"; fi
-}
-
 # Every scenario the group announced must end up with exactly one verdict, even when the
 # script dies half-way: the missing ones are reported as failed in it_cleanup.
 it_setup() {
@@ -90,7 +83,8 @@ it_cleanup() {
     local rc=$? s
     trap - EXIT
     for s in "${IT_SCENARIOS[@]}"; do
-        [ -n "${IT_REPORTED[$s]:-}" ] || it_fail "$s" "not reached (the script stopped early, exit $rc)"
+        [ -n "${IT_REPORTED[$s]:-}" ] ||
+            it_fail "$s" "not reached (the script stopped early, exit $rc)"
     done
     local name
     for name in "${!IT_PID[@]}"; do it_stop "$name"; done
@@ -179,7 +173,7 @@ it_wait_tcp() {
 
 # ---- DNS -------------------------------------------------------------------------------
 
-# it_dns_start [EXTRA-DNSMASQ-ARGS...]: dnsmasq on 127.0.0.53 answering only for *.test from
+# it_dns_start: dnsmasq on 127.0.0.53 answering only for *.test from
 # its own records (NXDOMAIN for everything else under test., nothing forwarded anywhere).
 # other.test resolves (to Prosody) but is no partner of the gateway; nowhere.test has nothing.
 it_dns_start() {
@@ -195,8 +189,7 @@ it_dns_start() {
         --srv-host=_xmpp-server._tcp.sip.test,gw.sip.test,5269,0,5 \
         --srv-host=_xmpp-server._tcp.xmpp.test,xmpp.test,5269,0,5 \
         --srv-host=_sip._udp.sip.test,sip.test,5060,0,5 \
-        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5 \
-        "$@"
+        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5
     it_wait_dns xmpp.test 127.0.0.2 5
 }
 

@@ -10,7 +10,7 @@ set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 all=(env basic errors retrans reload burst kamailio)
 
-declare -A only=()
+declare -A only=() filtered=()
 groups=()
 for arg in "$@"; do
     arg=${arg#t_}
@@ -20,7 +20,10 @@ for arg in "$@"; do
         echo "run.sh: no scenario group '$group' (groups: ${all[*]})" >&2
         exit 2
     fi
-    [ "$arg" != "$group" ] && only[$arg]=1
+    if [ "$arg" != "$group" ]; then
+        only[$arg]=1
+        filtered[$group]=1
+    fi
     [[ " ${groups[*]} " == *" $group "* ]] || groups+=("$group")
 done
 [ ${#groups[@]} -gt 0 ] || groups=("${all[@]}")
@@ -36,7 +39,7 @@ for group in "${groups[@]}"; do
     counted=0
     while read -r verdict name _; do
         name=${name%:}
-        if [ ${#only[@]} -gt 0 ] && [ -z "${only[$name]:-}" ]; then continue; fi
+        if [ -n "${filtered[$group]:-}" ] && [ -z "${only[$name]:-}" ]; then continue; fi
         counted=1
         case $verdict in
             PASS) passed=$((passed + 1)) ;;
@@ -44,10 +47,10 @@ for group in "${groups[@]}"; do
             SKIP) skipped=$((skipped + 1)) ;;
         esac
     done < <(grep -E '^(PASS|FAIL|SKIP) ' "$out")
-    if [ $rc != 0 ] && ! grep -q '^FAIL ' "$out"; then
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' "$out"; then
         echo "FAIL $group: the group exited with status $rc without a verdict"
         failed=$((failed + 1))
-    elif [ $counted = 0 ] && [ ${#only[@]} -gt 0 ]; then
+    elif [ $counted = 0 ] && [ -n "${filtered[$group]:-}" ]; then
         echo "FAIL $group: none of the named scenarios was reported"
         failed=$((failed + 1))
     fi

@@ -16,7 +16,8 @@ import re
 import sys
 
 HEAD = re.compile(
-    rb"^-{47} [^\n]*\n(UDP|TCP|TLS|SCTP) message (received|sent) [\[(](\d+)[\])? ]*bytes ?\)?:?\n\n",
+    rb"^-{47} [^\n]*\n"
+    rb"(UDP|TCP|TLS|SCTP) message (received|sent) [\[(](\d+)[\])? ]*bytes ?\)?:?\n\n",
     re.M)
 MAX_FILE = 256 * 1024 * 1024
 

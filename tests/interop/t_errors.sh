@@ -6,7 +6,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 it_setup errors errors.sip_404 errors.sip_480 errors.sip_403 errors.sip_503 errors.sip_408 \
-    errors.sip_no_answer errors.to_nowhere errors.to_unfederated errors.prosody_down
+    errors.sip_no_answer errors.to_nowhere errors.to_unfederated errors.policy_reject_xmpp \
+    errors.policy_reject_sip errors.prosody_down
 
 it_world udp:127.0.0.4:5070
 tab=$'\t'
@@ -63,6 +64,21 @@ it_sip_refused() {
 
 it_sip_refused errors.to_nowhere sip:carol@nowhere.test "a domain without DNS records"
 it_sip_refused errors.to_unfederated sip:dave@other.test "a domain that is no partner"
+
+# errors.policy_reject_*: the policy's on_message rejects bodies with "forbidden word" (see
+# conf/policy.lua.in): alice gets policy-violation, bob a 4xx-6xx, and nothing is delivered.
+IT_UAS_HOLD=300 it_sipp_uas uas-policy 127.0.0.4 5070 200 OK 1
+it_xmpp alice-policy --to bob@sip.test --send 1 --body "a forbidden word" --expect 1 --timeout 15
+it_wait_exit alice-policy 20
+got=$(it_xmpp_summary alice-policy | cut -f1-3)
+it_stop uas-policy
+delivered=$(it_sip_summary uas-policy)
+if [ "$got" = "bob@sip.test${tab}error${tab}policy-violation" ] && [ -z "$delivered" ]; then
+    it_pass errors.policy_reject_xmpp
+else
+    it_fail errors.policy_reject_xmpp "alice got [${got:-nothing}], the UAS got [$delivered]"
+fi
+it_sip_refused errors.policy_reject_sip sip:alice@xmpp.test "a forbidden word"
 
 # errors.prosody_down: with Prosody stopped, a MESSAGE to alice is refused, not 200.
 it_stop prosody

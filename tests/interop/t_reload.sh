@@ -12,7 +12,6 @@ it_setup reload reload.check_good reload.check_bad_syntax reload.check_bad_seman
     reload.bad_semantic_kept
 
 hop=udp:127.0.0.4:5070
-tab=$'\t'
 pol=$IT_TMP/policy.lua
 it_policy "$IT_TMP/good.lua" policy.lua.in "$hop"
 it_policy "$IT_TMP/nopartner.lua" policy.lua.in "$hop" "-- partner xmpp.test removed"
@@ -31,7 +30,8 @@ it_check_policy() {
     if [ "$rc" = "$3" ] && [[ "$out" =~ $4 ]]; then
         it_pass "$1"
     else
-        it_fail "$1" "xsgw --check $(basename "$2") exited $rc (want $3), said: $(echo "$out" | head -n 3)"
+        it_fail "$1" \
+            "xsgw --check $(basename "$2") exited $rc (want $3), said: $(echo "$out" | head -n 3)"
     fi
 }
 it_check_policy reload.check_good "$IT_TMP/good.lua" 0 '^OK:'
@@ -49,7 +49,7 @@ it_xmpp_to_sip() {
     it_xmpp "alice-$tag" --to bob@sip.test --send 1 --body "reload $tag" --expect 1 \
         --timeout "$limit"
     for ((i = 0; i < limit * 10; i++)); do
-        it_running "uas-$tag" && it_running "alice-$tag" || break
+        if ! it_running "uas-$tag" || ! it_running "alice-$tag"; then break; fi
         sleep 0.1
     done
     # An error for alice may trail the SIP side by a moment.
@@ -118,7 +118,8 @@ if tail -n +"$((prosody_lines + 1))" "$IT_TMP/prosody.log" |
     grep -qE 's2s stream (sip\.test->xmpp\.test|xmpp\.test->sip\.test) closed'; then
     it_pass reload.streams_closed
 else
-    it_fail reload.streams_closed "Prosody logged no closed s2s stream with sip.test after the reload"
+    it_fail reload.streams_closed \
+        "Prosody logged no closed s2s stream with sip.test after the reload"
 fi
 
 # Partner restored: traffic flows again.
@@ -140,7 +141,8 @@ it_bad_reload() {
     line=$(it_gateway_reload)
     cp "$IT_TMP/good.lua" "$pol"
     if [[ "$line" != *result=rejected* ]] || [[ "$line" != *policy.lua:$3* ]]; then
-        it_fail "$name" "want result=rejected naming policy.lua:$3, got [${line:-no ev=policy.reload}]"
+        it_fail "$name" \
+            "want result=rejected naming policy.lua:$3, got [${line:-no ev=policy.reload}]"
     elif ! it_running xsgw; then
         it_fail "$name" "the gateway exited after the rejected reload"
     elif it_flows "${name#reload.}"; then
