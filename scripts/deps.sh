@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
             libosip2-dev liblua5.4-dev lua5.4)
-test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody kamailio sip-tester
+test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody lua-unbound kamailio sip-tester
            python3 python3-slixmpp openssl procps)
 
 want=("${build_pkgs[@]}")
