@@ -144,7 +144,7 @@ async def test_non_partner_refused(tmp):
         assert kind == "header"
         el = await s.expect_el("error")
         assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
-        assert "ev=s2s.in.refused" in e.gw.log_text()
+        e.gw.wait_log("ev=s2s.in.refused")
 
 
 async def test_unknown_host(tmp):
@@ -267,7 +267,8 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         assert resp["code"] == 503, resp["first"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
-        assert "result=reported-to-sender" in e.gw.log_text()
+        # The log line follows the response on the wire; wait for it.
+        e.gw.wait_log("result=reported-to-sender")
         # A deliverable message still gets its 200 once the grace has passed.
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "hello")
         await get(e.peer.received, 20)
@@ -294,7 +295,7 @@ async def test_sip_to_unfederated_domain_refused(tmp):
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@stranger.test", "x")
         resp = await get(e.uac.responses)
         assert 400 <= resp["code"] < 700, resp["first"]
-        assert "ev=router.refused" in e.gw.log_text()
+        e.gw.wait_log("ev=router.refused")
 
 
 async def test_sip_to_unreachable_partner_fails(tmp):

@@ -18,17 +18,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "check.h"
 #include "policy/policy.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static inline void pump(uv_loop_t *loop, int ms)
 {

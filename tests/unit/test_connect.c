@@ -9,18 +9,9 @@
 
 #include <uv.h>
 
+#include "check.h"
 #include "core/err.h"
 #include "net/dns.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 struct result {
     int called;
@@ -249,10 +240,5 @@ int main(void)
     test_cancel();
     test_timeout_and_inflight_cancel();
     test_errors();
-    if (failures) {
-        fprintf(stderr, "test_connect: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_connect: ok\n");
-    return 0;
+    return check_report("test_connect");
 }

@@ -1,20 +1,10 @@
 /* Dialback keys against the published vectors, plus the properties the s2s
  * code relies on: keys bind every input, and equality is exact. */
-#include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "core/err.h"
 #include "xmpp/dialback_key.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void test_vectors(void)
 {
@@ -86,10 +76,5 @@ int main(void)
     test_binding();
     test_equal();
     test_random_secret();
-    if (failures) {
-        fprintf(stderr, "test_dialback_key: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_dialback_key: ok\n");
-    return 0;
+    return check_report("test_dialback_key");
 }

@@ -117,8 +117,8 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
             const char *b = strstr(buf, "branch=");
             if (copies++ == 0 && b)
                 snprintf(first_branch, sizeof first_branch, "%.27s", b);
-            else if (b && strncmp(b, first_branch, strlen(first_branch)) != 0)
-                failures++;
+            else if (b)
+                CHECK(strncmp(b, first_branch, strlen(first_branch)) == 0);
         }
     }
     CHECK(copies >= 5 && copies <= 14);
@@ -228,9 +228,9 @@ int main(void)
     opts.t2_ms = 160;
     opts.t4_ms = 50;
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start_opts(&loop, &tc.cfg, &opts, NULL, NULL, &sip) == 0);
+    CHECK(xs_sip_start_opts(&loop, &tc.cfg, &opts, NULL, NULL, &sip) == 0 && sip);
     if (!sip)
-        return 1;
+        return check_report("test_sip_client");
     test_udp(&loop, sip, hop_fd);
     test_tcp(&loop, sip, &tc);
 
@@ -264,10 +264,5 @@ int main(void)
     CHECK(closed && pending.calls == 1);
     close(hop_fd);
     CHECK(uv_loop_close(&loop) == 0);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_sip_client: ok\n");
-    return 0;
+    return check_report("test_sip_client");
 }

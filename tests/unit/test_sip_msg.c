@@ -66,7 +66,7 @@ static void test_errmap(void)
             fprintf(stderr, "status %d -> %s, want %s\n", in[i].status,
                     xs_cond_name(got) ? xs_cond_name(got) : "none",
                     xs_cond_name(in[i].cond) ? xs_cond_name(in[i].cond) : "none");
-            failures++;
+            CHECK(!"status maps to its condition");
         }
     }
     /* RFC 7247 §8.1: XMPP -> SIP. */
@@ -101,7 +101,7 @@ static void test_errmap(void)
             fprintf(stderr, "cond %s -> %d, want %d\n",
                     xs_cond_name((enum xs_cond)c) ? xs_cond_name((enum xs_cond)c) : "none", got,
                     out[c]);
-            failures++;
+            CHECK(!"condition maps to its status");
         }
     }
 }
@@ -177,10 +177,7 @@ static void test_build_and_parse(void)
              "Content-Type: text/plain;charset=UTF-8\r\n"
              "Content-Length: %zu\r\n\r\n%s",
              strlen(BODY), BODY);
-    if (strcmp(out.data, want) != 0) {
-        fprintf(stderr, "built:\n%s\nwant:\n%s\n", out.data, want);
-        failures++;
-    }
+    CHECK_STR(out.data, want);
 
     struct xs_sip_in in;
     xs_sip_in_parse(out.data, out.len, 0, &in);
@@ -292,10 +289,5 @@ int main(void)
     test_text();
     test_build_and_parse();
     test_validation();
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_sip_msg: ok\n");
-    return 0;
+    return check_report("test_sip_msg");
 }

@@ -54,7 +54,7 @@ static void expect_status(uv_loop_t *loop, int fd, const char *status_line, cons
         (also && !strstr(buf, also))) {
         fprintf(stderr, "want %s%s%s, got:\n%s\n", status_line, also ? " with " : "",
                 also ? also : "", n ? buf : "(nothing)");
-        failures++;
+        CHECK(!"the expected status");
     }
 }
 
@@ -134,7 +134,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
         udp_send_to(fd, port, junk[i], strlen(junk[i]));
     if (udp_wait(loop, fd, buf, sizeof buf, 50, NULL) != 0) {
         fprintf(stderr, "garbage was answered:\n%s\n", buf);
-        failures++;
+        CHECK(!"garbage goes unanswered");
     }
     n = make_request(m, sizeof m, "OPTIONS", "z9hG4bKu7", port_peer, "Call-ID: c7\r\n", NULL);
     udp_send_to(fd, port, m, n);
@@ -287,9 +287,9 @@ int main(void)
     test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start(&loop, &tc.cfg, submit, &r, &sip) == 0);
+    CHECK(xs_sip_start(&loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
     if (!sip)
-        return 1;
+        return check_report("test_sip_server");
     int udp_port = xs_sip_port(sip, 0), tcp_port = xs_sip_port(sip, 1);
     CHECK(udp_port > 0 && tcp_port > 0 && xs_sip_port(sip, 2) == -1);
 
@@ -314,10 +314,5 @@ int main(void)
     close(fd);
     xs_event_free(r.last);
     CHECK(uv_loop_close(&loop) == 0);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_sip_server: ok\n");
-    return 0;
+    return check_report("test_sip_server");
 }

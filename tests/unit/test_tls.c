@@ -8,18 +8,9 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/x509_crt.h>
 
+#include "check.h"
 #include "core/err.h"
 #include "tls/tls.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 #define CHUNK 16384
 
@@ -83,13 +74,10 @@ static size_t move(struct xs_tls *from, struct xs_tls *to, struct sink *to_sink,
 static void pump(struct xs_tls *c, struct xs_tls *s, struct sink *cs, struct sink *ss, int *hs_c,
                  int *hs_s)
 {
-    for (int i = 0; i < 10000; i++) {
-        size_t moved = move(c, s, ss, hs_s) + move(s, c, cs, hs_c);
-        if (moved == 0)
-            return;
-    }
-    fprintf(stderr, "pump did not settle\n");
-    failures++;
+    size_t moved = 1;
+    for (int i = 0; i < 10000 && moved; i++)
+        moved = move(c, s, ss, hs_s) + move(s, c, cs, hs_c);
+    CHECK(moved == 0);
 }
 
 struct pair {
@@ -128,8 +116,9 @@ static int handshake_pair(struct xs_tls_ctx *client_ctx, struct xs_tls_ctx *serv
 static void test_session(struct xs_tls_ctx *ctx)
 {
     struct pair p;
-    CHECK(handshake_pair(ctx, ctx, &p) == 0);
-    if (failures) {
+    int hs = handshake_pair(ctx, ctx, &p);
+    CHECK(hs == 0);
+    if (hs != 0) {
         pair_free(&p);
         return;
     }
@@ -293,11 +282,10 @@ static void check_san(const char *cert_path, const char *const *names, size_t n)
 static void test_pem_files(struct xs_tls_ctx *generated, const char *const *names, size_t n)
 {
     char dir[] = "/tmp/xs_tls_test_XXXXXX";
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "mkdtemp failed\n");
-        failures++;
+    const char *made = mkdtemp(dir);
+    CHECK(made != NULL);
+    if (!made)
         return;
-    }
     char cert[128], key[128], cmd[512], err[256];
     snprintf(cert, sizeof cert, "%s/gen.crt", dir);
     snprintf(key, sizeof key, "%s/gen.key", dir);
@@ -369,7 +357,7 @@ int main(void)
     CHECK(rc == 0);
     if (rc != 0) {
         fprintf(stderr, "ctx: %s\n", err);
-        return 1;
+        return check_report("test_tls");
     }
     test_session(ctx);
     test_garbage(ctx);
@@ -377,10 +365,5 @@ int main(void)
     test_bad_args();
     test_pem_files(ctx, names, 3);
     xs_tls_ctx_unref(ctx);
-    if (failures) {
-        fprintf(stderr, "test_tls: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_tls: ok\n");
-    return 0;
+    return check_report("test_tls");
 }

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "core/err.h"
 #include "xmpp/xml.h"
+#include "xml_testutil.h"
 
 static char *ser(const struct xs_xml_el *el, const char *parent_ns)
 {
@@ -100,37 +101,6 @@ static void test_escape(void)
     CHECK(xs_xml_escape(&b, "x\0y", 3) == 0);
     CHECK_STR(b.data, "x\xEF\xBF\xBDy");
     xs_buf_free(&b);
-}
-
-struct one {
-    struct xs_xml_el *st;
-};
-
-static void keep(void *ud, struct xs_xml_el *st)
-{
-    struct one *o = ud;
-    xs_xml_el_free(o->st);
-    o->st = st;
-}
-
-/* Parses one stanza inside a jabber:server stream; owned result or NULL. */
-static struct xs_xml_el *parse_one(const char *xml)
-{
-    static const struct xs_xml_cbs cbs = {NULL, keep, NULL};
-    static const struct xs_xml_limits lim = {1 << 16, 16, 16};
-    struct one o = {NULL};
-    struct xs_xml_parser *p = xs_xml_parser_new(&lim, &cbs, &o);
-    static const char hdr[] = "<stream:stream xmlns='jabber:server' "
-                              "xmlns:stream='http://etherx.jabber.org/streams'>";
-    int rc = xs_xml_parser_feed(p, hdr, sizeof hdr - 1);
-    if (!rc)
-        rc = xs_xml_parser_feed(p, xml, strlen(xml));
-    xs_xml_parser_free(p);
-    if (rc) {
-        xs_xml_el_free(o.st);
-        return NULL;
-    }
-    return o.st;
 }
 
 static void test_round_trip(void)
