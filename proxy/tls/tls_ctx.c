@@ -69,6 +69,23 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Ends DER written backwards from the end of buf: wraps the `total` bytes
+ * before p in a SEQUENCE header and returns where the result starts. */
+static int close_sequence(unsigned char *p, unsigned char *buf, size_t total, unsigned char **der,
+                          size_t *der_len)
+{
+    int rc;
+    if ((rc = mbedtls_asn1_write_len(&p, buf, total)) < 0)
+        return rc;
+    total += (size_t)rc;
+    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
+        0)
+        return rc;
+    *der = p;
+    *der_len = total + (size_t)rc;
+    return 0;
+}
+
 /* subjectAltName ::= SEQUENCE OF GeneralName, each dNSName [2] IA5String.
  * ASN.1 is written backwards from the end of buf. */
 static int write_san(unsigned char *buf, size_t size, const char *const *names, size_t n,
@@ -90,15 +107,7 @@ static int write_san(unsigned char *buf, size_t size, const char *const *names, 
             return rc;
         total += entry + (size_t)rc;
     }
-    if ((rc = mbedtls_asn1_write_len(&p, buf, total)) < 0)
-        return rc;
-    total += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
-        0)
-        return rc;
-    *der = p;
-    *der_len = total + (size_t)rc;
-    return 0;
+    return close_sequence(p, buf, total, der, der_len);
 }
 
 /* extKeyUsage ::= SEQUENCE OF KeyPurposeId: serverAuth and clientAuth, since
@@ -117,15 +126,7 @@ static int write_eku(unsigned char *buf, size_t size, unsigned char **der, size_
                                      MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH))) < 0)
         return rc;
     total += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_len(&p, buf, total)) < 0)
-        return rc;
-    total += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)) <
-        0)
-        return rc;
-    *der = p;
-    *der_len = total + (size_t)rc;
-    return 0;
+    return close_sequence(p, buf, total, der, der_len);
 }
 
 /* X.509 validity as "YYYYMMDDhhmmss" in UTC. */
