@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
             libosip2-dev liblua5.4-dev lua5.4)
-test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody lua-unbound kamailio sip-tester
+test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio sip-tester
            python3 python3-slixmpp openssl procps)
 
 want=("${build_pkgs[@]}")
@@ -28,7 +28,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged daemons on install where an init system runs;
 # the tests start their own instances, so the system ones must not hold the ports.
-for svc in prosody kamailio; do
+for svc in prosody ejabberd kamailio; do
     if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
         systemctl disable -q "$svc" 2>/dev/null || true

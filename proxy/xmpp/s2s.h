@@ -108,6 +108,13 @@ struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
 /* s2s_wire.c: what both kinds of stream write. */
 int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id);
 int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el);
+/* Writes a dialback element, <db:NAME from to [id] [type]>key</db:NAME>,
+ * with an <error type='cancel'><cond/></error> child when cond is given.
+ * The db: prefix is written as XEP-0220 shows it: some servers (ejabberd)
+ * match the prefixed name and ignore an unprefixed element in the same
+ * namespace. The stream header declares the prefix. */
+int xs_s2s_write_db(struct xs_link *l, const char *name, const char *from, const char *to,
+                    const char *id, const char *type, const char *key, const char *cond);
 /* Writes <stream:error> with the condition and text, closes the stream and
  * the link. */
 void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text);

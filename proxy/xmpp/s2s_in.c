@@ -149,23 +149,7 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 static void reply_db(struct s2s_in *in, const char *name, const char *from, const char *to,
                      const char *id, const char *type, const char *cond)
 {
-    struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, name);
-    if (!el)
-        return;
-    xs_xml_el_set_attr(el, "from", from);
-    xs_xml_el_set_attr(el, "to", to);
-    if (id)
-        xs_xml_el_set_attr(el, "id", id);
-    xs_xml_el_set_attr(el, "type", type);
-    if (cond) {
-        struct xs_xml_el *e = xs_xml_el_add_child(el, XS_NS_DIALBACK, "error");
-        if (e) {
-            xs_xml_el_set_attr(e, "type", "cancel");
-            xs_xml_el_add_child(e, "urn:ietf:params:xml:ns:xmpp-stanzas", cond);
-        }
-    }
-    xs_s2s_write_el(in->x, in->link, el);
-    xs_xml_el_free(el);
+    xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
 }
 
 /* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
@@ -430,6 +414,15 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         on_db_result(in, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
         on_db_verify(in, el);
+    } else if (!strcmp(el->ns, XS_NS_STREAMS) && !strcmp(el->name, "error")) {
+        /* The peer ends the stream with a reason: record it and close ours. */
+        const char *cond =
+            el->n_children > 0 && !el->children[0].is_text ? el->children[0].u.el->name : "-";
+        xs_log(XS_LOG_WARN, "s2s.in.peer-error", "stream=in%llu remote=%s cond=%s",
+               (unsigned long long)in->serial, in->remote[0] ? in->remote : "-", cond);
+        set_state(in, IN_CLOSED, "stream error from the peer");
+        xs_xml_parser_stop(in->parser);
+        xs_s2s_close_stream(in->link);
     } else if (!strcmp(el->ns, XS_NS_SERVER)) {
         on_stanza_authenticated(in, el);
     } else {

@@ -248,15 +248,7 @@ static void send_verifies(struct s2s_out *o)
         struct out_verify *v = &o->verifies[i];
         if (v->sent)
             continue;
-        struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, "verify");
-        if (!el)
-            return;
-        xs_xml_el_set_attr(el, "from", o->local);
-        xs_xml_el_set_attr(el, "to", o->remote);
-        xs_xml_el_set_attr(el, "id", v->id);
-        xs_xml_el_add_text(el, v->key, strlen(v->key));
-        xs_s2s_write_el(o->x, o->link, el);
-        xs_xml_el_free(el);
+        xs_s2s_write_db(o->link, "verify", o->local, o->remote, v->id, NULL, v->key, NULL);
         v->sent = 1;
     }
 }
@@ -281,16 +273,7 @@ static void start_dialback(struct s2s_out *o)
                   "internal-server-error");
         return;
     }
-    struct xs_xml_el *el = xs_xml_el_new(XS_NS_DIALBACK, "result");
-    if (!el) {
-        out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
-        return;
-    }
-    xs_xml_el_set_attr(el, "from", o->local);
-    xs_xml_el_set_attr(el, "to", o->remote);
-    xs_xml_el_add_text(el, key, strlen(key));
-    xs_s2s_write_el(o->x, o->link, el);
-    xs_xml_el_free(el);
+    xs_s2s_write_db(o->link, "result", o->local, o->remote, NULL, NULL, key, NULL);
     o->dialback_sent = 1;
     set_state(o, OUT_WAIT_DIALBACK, "db:result sent");
     send_verifies(o);

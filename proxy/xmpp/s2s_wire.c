@@ -50,6 +50,40 @@ int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el
     return rc;
 }
 
+int xs_s2s_write_db(struct xs_link *l, const char *name, const char *from, const char *to,
+                    const char *id, const char *type, const char *key, const char *cond)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 4096);
+    int rc = xs_buf_printf(&b, "<db:%s", name);
+    if (!rc)
+        rc = append_attr(&b, "from", from);
+    if (!rc)
+        rc = append_attr(&b, "to", to);
+    if (!rc)
+        rc = append_attr(&b, "id", id);
+    if (!rc)
+        rc = append_attr(&b, "type", type);
+    if (!rc && !key && !cond)
+        rc = xs_buf_append_str(&b, "/>");
+    else if (!rc)
+        rc = xs_buf_append_str(&b, ">");
+    if (!rc && key)
+        rc = xs_xml_escape(&b, key, strlen(key));
+    /* XEP-0220 §2.4: the error child is in the stream's default namespace. */
+    if (!rc && cond)
+        rc = xs_buf_printf(&b,
+                           "<error type='cancel'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                           "</error>",
+                           cond);
+    if (!rc && (key || cond))
+        rc = xs_buf_printf(&b, "</db:%s>", name);
+    if (!rc)
+        rc = xs_link_write(l, b.data, b.len);
+    xs_buf_free(&b);
+    return rc;
+}
+
 void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text)
 {
     struct xs_buf b;

@@ -124,6 +124,7 @@ class XStream:
         self.r, self.w = reader, writer
         self.parser = StreamParser()
         self.pending = []
+        self.raw = bytearray()  # everything received, for checks on the exact wire form
 
     @classmethod
     async def connect(cls, port, host="127.0.0.1"):
@@ -143,6 +144,8 @@ class XStream:
             data = await asyncio.wait_for(self.r.read(65536), left)
             if not data:
                 return ("eof", None)
+            if len(self.raw) < 1 << 20:
+                self.raw += data
             self.pending.extend(self.parser.feed(data))
         return self.pending.pop(0)
 

@@ -106,6 +106,22 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             await s.close()
 
 
+async def test_dialback_elements_carry_the_db_prefix(tmp):
+    """ejabberd matches dialback elements by their literal name (db:result,
+    db:verify) and ignores <result xmlns='jabber:server:dialback'/>, so the
+    gateway writes them the way XEP-0220 shows them, in both roles."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()        # gateway answers our db:result
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "x")
+        await get(e.peer.received, 20)                  # gateway sent db:result, answered db:verify
+        answers = bytes(s.raw)
+        sent = b"".join(bytes(i.raw) for i in e.peer.inbound)
+        assert b"<db:result" in answers and b"type='valid'" in answers, answers[-300:]
+        assert b"<db:result" in sent and b"<db:verify" in sent, sent[-600:]
+        for raw in (answers, sent):
+            assert b"<result" not in raw and b"<verify" not in raw, raw[-600:]
+
+
 async def test_stanza_before_dialback_is_refused(tmp):
     async with Env(tmp) as e:
         s = await e.peer.open_stream("sip.test")

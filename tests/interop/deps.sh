@@ -2,6 +2,7 @@
 # Installs what the interop tests run (Debian 12 packages) when it is missing.
 set -eu
 pkgs=(prosody kamailio sip-tester dnsmasq-base python3-slixmpp iproute2 openssl lua-unbound)
+pkgs+=(ejabberd)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

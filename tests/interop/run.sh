@@ -8,7 +8,7 @@
 # Ends with the line "N passed, N failed, N skipped"; exits 1 if anything failed.
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
-all=(env basic errors retrans reload burst kamailio)
+all=(env basic errors retrans reload burst kamailio ejabberd)
 
 declare -A only=() filtered=()
 groups=()

@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# ejabberd (Debian 12's 23.01) instead of Prosody as the gateway's XMPP partner: ejab.test on
+# 127.0.0.7 (c2s 5222, s2s 5269, STARTTLS + dialback, self-signed certificate), user
+# ella@ejab.test. A chat from ella reaches bob@sip.test (sipp UAS), and bob's MESSAGE (sipp
+# UAC) reaches ella. 127.0.0.7 rather than 127.0.0.5: lib.sh's SIP UAC (bob) sends from .5.
+#
+# The Erlang node runs in the foreground as root, started with /usr/bin/erl directly (not
+# ejabberdctl, which su's to the ejabberd user and leaves su as the process we would know),
+# so the PID it_start records is beam.smp itself. No epmd at all: `-start_epmd false
+# -erl_epmd_port PORT` (what ejabberdctl does when ERL_DIST_PORT is set) makes the node
+# listen for distribution on a fixed port, and the control node (`ejabberd_ctl`, used for
+# `register`) connects to that port with `-dist_listen false`. The last scenario stops the
+# node by PID and checks that nothing Erlang is left in the namespace.
+# XS_IT_EJABBERD_LOGLEVEL (default debug: every XML element on every stream) sets ejabberd's
+# loglevel; its log is $IT_TMP/ejabberd/ejabberd.log.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_setup ejabberd ejabberd.xmpp_to_sip ejabberd.sip_to_xmpp ejabberd.prosody_control \
+    ejabberd.clean_stop
+
+EJ_ADDR=127.0.0.7
+EJ_DOMAIN=ejab.test
+EJ_USER=ella
+EJ_DIST_PORT=4370
+EJ_NODE=ejab$$@localhost
+EJ_COOKIE=xsgwit$$$RANDOM
+EJ_DIR=$IT_TMP/ejabberd
+EJ_ERL=/usr/bin/erl
+EJ_LIBS=/usr/lib/x86_64-linux-gnu
+tab=$'\t'
+body="héllo from ejabberd ☺ <b>&amp;</b> 'x' \"y\" ]]> &lt; </stream:stream>"
+
+# On a failure, also show ejabberd's s2s traffic and stderr (lib.sh's tail knows Prosody, not
+# ejabberd); the full debug log stays in the kept temp directory.
+ej_exit() {
+    local rc=$? s unreported=0
+    for s in "${IT_SCENARIOS[@]}"; do
+        [ -n "${IT_REPORTED[$s]:-}" ] || unreported=1
+    done
+    if [ "$IT_FAILED" = 1 ] || [ $unreported = 1 ]; then
+        if [ -s "$EJ_DIR/ejabberd.log" ]; then
+            echo "---- s2s lines of $EJ_DIR/ejabberd.log (tail)"
+            grep -E 's2s|dialback|XML on stream = <<"<(db:|result|verify|stream:error)' \
+                "$EJ_DIR/ejabberd.log" | grep -v 'Running hook' | cut -c1-400 |
+                tail -n "${IT_TAIL:-40}"
+        fi
+        if [ -s "$IT_TMP/ejabberd.err" ]; then
+            echo "---- tail of $IT_TMP/ejabberd.err"
+            tail -n 10 "$IT_TMP/ejabberd.err"
+        fi
+    fi
+    (exit "$rc")
+    it_cleanup
+}
+trap ej_exit EXIT
+
+# ej_dns_start: the group's own dnsmasq (lib.sh's it_dns_start has a fixed record list and
+# no hook for more). Only the names this group uses: the gateway for sip.test, ejab.test, and
+# xmpp.test (Prosody, for the control scenario).
+ej_dns_start() {
+    it_start dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts \
+        --log-queries --log-facility=- --listen-address=127.0.0.53 --port=53 \
+        --pid-file="$IT_TMP/dnsmasq.pid" --user=root --group=root \
+        --local=/test/ --local-ttl=60 \
+        --host-record=gw.sip.test,127.0.0.3 \
+        --host-record=sip.test,127.0.0.4 \
+        --host-record=$EJ_DOMAIN,$EJ_ADDR \
+        --host-record=xmpp.test,127.0.0.2 \
+        --srv-host=_xmpp-server._tcp.xmpp.test,xmpp.test,5269,0,5 \
+        --srv-host=_xmpp-server._tcp.sip.test,gw.sip.test,5269,0,5 \
+        --srv-host=_xmpp-server._tcp.$EJ_DOMAIN,$EJ_DOMAIN,5269,0,5 \
+        --srv-host=_sip._udp.sip.test,sip.test,5060,0,5 \
+        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5
+    it_wait_dns $EJ_DOMAIN $EJ_ADDR 5 &&
+        it_dns_query _xmpp-server._tcp.$EJ_DOMAIN SRV | grep -q "^SRV 0 5 5269 $EJ_DOMAIN "
+}
+
+# The environment ejabberdctl would export, pointing into the temp dir (for `env`).
+EJ_ENV=(env HOME="$EJ_DIR" ERL_LIBS="$EJ_LIBS" ERL_INETRC="$EJ_DIR/inetrc"
+    ERL_CRASH_DUMP="$EJ_DIR/erl_crash.dump" ERL_CRASH_DUMP_BYTES=0
+    EJABBERD_CONFIG_PATH="$EJ_DIR/ejabberd.yml" EJABBERD_LOG_PATH="$EJ_DIR/ejabberd.log")
+
+# ej_ctl COMMAND...: what `ejabberdctl COMMAND...` does, against our node, bounded to 30 s.
+ej_ctl() {
+    nsx timeout 30 "${EJ_ENV[@]}" "$EJ_ERL" -sname "ejabctl$$-$RANDOM@localhost" \
+        -setcookie "$EJ_COOKIE" -hidden -noinput -start_epmd false \
+        -erl_epmd_port "$EJ_DIST_PORT" -dist_listen false \
+        -s ejabberd_ctl -extra "$EJ_NODE" "$@"
+}
+
+# ej_start: certificate, config, spool, the node; waits for c2s and s2s and for
+# `ejabberdctl status` to answer, then registers the test user.
+ej_start() {
+    mkdir -p "$EJ_DIR/spool"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$EJ_DOMAIN" \
+        -addext "subjectAltName=DNS:$EJ_DOMAIN" \
+        -keyout "$EJ_DIR/key.pem" -out "$EJ_DIR/crt.pem" 2>/dev/null || return 1
+    cat "$EJ_DIR/crt.pem" "$EJ_DIR/key.pem" >"$EJ_DIR/$EJ_DOMAIN.pem"
+    sed -e "s|@DIR@|$EJ_DIR|g" -e "s|@ADDR@|$EJ_ADDR|g" \
+        -e "s|@LOGLEVEL@|${XS_IT_EJABBERD_LOGLEVEL:-debug}|" \
+        "$IT_DIR/conf/ejabberd.yml.in" >"$EJ_DIR/ejabberd.yml"
+    # Erlang's resolver: /etc/hosts for the node names, the namespace's dnsmasq for s2s.
+    printf '%s\n' '{lookup, ["file", "native"]}.' '{file, resolv, "/etc/resolv.conf"}.' \
+        >"$EJ_DIR/inetrc"
+    it_start ejabberd "${EJ_ENV[@]}" "$EJ_ERL" -sname "$EJ_NODE" -setcookie "$EJ_COOKIE" \
+        -noinput -start_epmd false -erl_epmd_port "$EJ_DIST_PORT" \
+        -kernel inet_dist_use_interface '{127,0,0,1}' \
+        -mnesia dir "\"$EJ_DIR/spool\"" -s ejabberd
+    it_wait_tcp $EJ_ADDR 5222 40 && it_wait_tcp $EJ_ADDR 5269 10 || return 1
+    local i
+    for ((i = 0; i < 10; i++)); do
+        ej_ctl status >>"$IT_TMP/ejabberdctl.log" 2>&1 && break
+        sleep 1
+    done
+    ej_ctl register "$EJ_USER" "$EJ_DOMAIN" "$IT_PASSWORD" >>"$IT_TMP/ejabberdctl.log" 2>&1
+}
+
+# ej_xmpp NAME ARGS...: xmpp_client.py as ella@ejab.test, c2s at ejabberd.
+ej_xmpp() {
+    local name=$1
+    shift
+    it_start "$name" "$PY" "$IT_DIR/xmpp_client.py" --jid "$EJ_USER@$EJ_DOMAIN" \
+        --password "$IT_PASSWORD" --server $EJ_ADDR "$@"
+}
+
+# ej_hint: what ejabberd's log says about the gateway's dialback elements, for FAIL lines.
+# ejabberd's codec (xmpp, XEP-0220) knows dialback only as the prefixed names <db:result> and
+# <db:verify>; <result xmlns='jabber:server:dialback'/> (the same element to a namespace-aware
+# parser such as Prosody's) is an unknown tag to it and is dropped without an answer.
+ej_hint() {
+    local n
+    n=$(grep -oE "<(result|verify) xmlns='jabber:server:dialback'" "$EJ_DIR/ejabberd.log" \
+        2>/dev/null | wc -l)
+    [ "${n:-0}" -gt 0 ] || return 0
+    printf '; ejabberd got %s unprefixed dialback element(s) <result|verify ' "$n"
+    printf "xmlns='jabber:server:dialback'> from the gateway and answered none (it only "
+    printf 'decodes <db:result>/<db:verify>)'
+}
+
+# ej_ns_erlang: Erlang/epmd processes alive in the namespace, "PID COMM" a line.
+ej_ns_erlang() {
+    local pid comm
+    for pid in $(ip netns pids "$IT_NS" 2>/dev/null); do
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+        case $comm in
+            beam* | epmd | erl_child_setup | inet_gethost | erlexec | heart | memsup | cpu_sup)
+                echo "$pid $comm"
+                ;;
+        esac
+    done
+}
+
+it_have_gateway || it_fail_rest "no gateway binary at $XSGW (build it or set XSGW)"
+if [ ! -x "$EJ_ERL" ] || ! ls -d "$EJ_LIBS"/ejabberd-*/ebin >/dev/null 2>&1; then
+    for s in "${IT_SCENARIOS[@]}"; do it_skip "$s" "ejabberd is not installed (deps.sh)"; done
+    exit 0
+fi
+ej_dns_start || it_fail_rest "dnsmasq did not answer for $EJ_DOMAIN on 127.0.0.53"
+ej_start || it_fail_rest "ejabberd did not start or register failed (ejabberd.log, ejabberdctl.log)"
+if ej_ns_erlang | grep -qw epmd; then
+    it_log "an epmd runs in the namespace: $(ej_ns_erlang | tr '\n' ' ')"
+fi
+it_policy "$IT_TMP/policy.lua" policy.lua.in udp:127.0.0.4:5070 \
+    "partner \"$EJ_DOMAIN\" { tls = \"required\", dialback = true }"
+it_gateway_start "$IT_TMP/policy.lua" ||
+    it_fail_rest "the gateway did not log ev=gateway.ready within 15 s"
+
+# ejabberd.xmpp_to_sip: ella's chat to bob@sip.test; ejabberd finds the gateway by SRV, does
+# STARTTLS and dialback; the UAS gets the exact body, From sip:ella@ejab.test.
+it_sipp_uas uas1 127.0.0.4 5070 200 OK 1
+ej_xmpp ella-tx --to bob@sip.test --send 1 --body "$body" --expect 0 --linger 1 --timeout 30
+it_wait_exit uas1 35
+it_stop ella-tx
+got=$(it_sip_summary uas1)
+want="sip:bob@sip.test${tab}sip:$EJ_USER@$EJ_DOMAIN${tab}sip:bob@sip.test"
+want+="${tab}text/plain;charset=utf-8${tab}$body"
+if [ "$got" = "$want" ]; then
+    it_pass ejabberd.xmpp_to_sip
+else
+    it_fail ejabberd.xmpp_to_sip "the SIP UAS got [${got:-nothing}], wanted [$want]$(ej_hint)"
+fi
+
+# ejabberd.sip_to_xmpp: bob's MESSAGE to sip:ella@ejab.test; the gateway opens its own s2s
+# stream to ejab.test (STARTTLS, dialback verified by ejabberd over a second connection).
+ej_xmpp ella-rx --expect 1 --timeout 30
+if it_xmpp_online ella-rx 20; then
+    it_sipp_uac uac1 127.0.0.3:5060 sip:bob@sip.test "sip:$EJ_USER@$EJ_DOMAIN" "$body back" 1 \
+        -p 5080
+    it_wait_exit ella-rx 30
+    got=$(it_xmpp_summary ella-rx)
+    codes=$(it_sip_final_codes uac1 | tr '\n' ' ')
+    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}$body back" ] && [ "$codes" = "200 " ]; then
+        it_pass ejabberd.sip_to_xmpp
+    else
+        it_fail ejabberd.sip_to_xmpp \
+            "ella got [${got:-nothing}], bob got final codes [$codes]$(ej_hint)"
+    fi
+else
+    it_fail ejabberd.sip_to_xmpp "ella could not log in: $(tail -n 2 "$IT_TMP/ella-rx.out")"
+fi
+
+# ejabberd.prosody_control: the same ejabberd federating with Prosody (STARTTLS, self-signed
+# certificates, dialback both ways): alice@xmpp.test's chat reaches ella. It tells a problem of
+# this ejabberd setup from a problem of the gateway.
+if it_prosody_start; then
+    ej_xmpp ella-ctl --expect 1 --timeout 30
+    if it_xmpp_online ella-ctl 20; then
+        it_xmpp alice-ctl --to "$EJ_USER@$EJ_DOMAIN" --send 1 --body "$body control" --linger 1 \
+            --timeout 20
+        it_wait_exit ella-ctl 30
+        it_stop alice-ctl
+        got=$(it_xmpp_summary ella-ctl)
+        if [ "$got" = "alice@xmpp.test${tab}chat${tab}-${tab}$body control" ]; then
+            it_pass ejabberd.prosody_control
+        else
+            it_fail ejabberd.prosody_control "ella got [${got:-nothing}] from alice@xmpp.test"
+        fi
+    else
+        it_fail ejabberd.prosody_control "ella could not log in"
+    fi
+else
+    it_fail ejabberd.prosody_control "Prosody did not start (prosody.log, prosodyctl.log)"
+fi
+
+# ejabberd.clean_stop: SIGTERM to the node's PID stops it within it_stop's 5 s, and nothing
+# of Erlang (beam, erl_child_setup, memsup, epmd) is left alive in the namespace, nor any
+# process anywhere whose command line names this group's ejabberd directory; no epmd ever
+# ran. (erl_child_setup stays a zombie for about a second until PID 1 reaps it: zombies have
+# left the namespace and have no command line, so they do not count.)
+before=$(ej_ns_erlang | tr '\n' ' ')
+it_stop ejabberd
+for ((i = 0; i < 30; i++)); do
+    left=$(ej_ns_erlang | tr '\n' ' ')
+    left+=$(pgrep -f -- "$EJ_DIR" | sed 's/$/ (outside)/' | tr '\n' ' ')
+    [ -z "$left" ] && break
+    sleep 0.1
+done
+if [ -z "$left" ] && [[ "$before" != *epmd* ]] && [[ "$before" == *beam* ]]; then
+    it_pass ejabberd.clean_stop
+else
+    it_fail ejabberd.clean_stop "before the stop [$before], left [${left:-nothing}]"
+fi
