@@ -54,7 +54,7 @@ stage() {  # stage NAME COMMAND...: runs one stage, shows and counts its output
 
 build_and_ctest() {  # build_and_ctest DIR CMAKE-ARGS...
     local dir=$1; shift
-    cmake -S "$top" -B "$dir" "$@" >/dev/null &&
+    cmake -S "$top" -B "$dir" -DXS_WERROR=ON "$@" >/dev/null &&
         cmake --build "$dir" -j"$(nproc)" &&
         (cd "$dir" && ctest --output-on-failure -j"$(nproc)" --timeout 300)
 }
@@ -65,7 +65,7 @@ stage "unit+lua tests under ASan/UBSan" build_and_ctest "$top/build-asan" \
     -DCMAKE_BUILD_TYPE=Debug -DXS_SANITIZE=ON
 
 fuzz_all() {
-    cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DXS_FUZZ=ON \
+    cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DXS_FUZZ=ON -DXS_WERROR=ON \
         -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
         cmake --build "$top/build-fuzz" -j"$(nproc)" || return 1
     local p=0 f=0 t

@@ -367,7 +367,9 @@ struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
      * in a small last segment until more bytes come, and an XMPP peer sends
      * nothing more until it is answered. The reparsing it saves is bounded
      * here anyway: no token outgrows max_stanza_bytes. */
+#ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL
     XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+#endif
     return p;
 }
 
@@ -403,7 +405,9 @@ static void expat_failed(struct xs_xml_parser *p)
     case XML_ERROR_BINARY_ENTITY_REF:
     case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
     case XML_ERROR_ENTITY_DECLARED_IN_PE:
+#ifdef XS_HAVE_EXPAT_AMPLIFICATION
     case XML_ERROR_AMPLIFICATION_LIMIT_BREACH:
+#endif
         cond = "restricted-xml";
         break;
     default:
