@@ -89,6 +89,8 @@ struct xs_event *xs_event_dup(const struct xs_event *ev)
     d->kind = ev->kind;
     d->origin = ev->origin;
     d->serial = ev->serial;
+    d->secure = ev->secure;
+    d->auth = ev->auth;
     if (xs_event_set(&d->from, ev->from) || xs_event_set(&d->to, ev->to) ||
         xs_event_set(&d->id, ev->id) || xs_event_set(&d->thread, ev->thread) ||
         xs_event_set(&d->subject, ev->subject) || xs_event_set(&d->lang, ev->lang) ||

@@ -69,6 +69,12 @@ struct xs_event {
     char *lang;    /* xml:lang; SIP Content-Language */
     char *type;    /* XMPP message type: "chat", "normal", ... */
     char *body;
+    /* How the event arrived, for the policy to decide on: whether the stream
+     * or connection it came over was encrypted, and how its peer proved who
+     * it is ("dialback", "sasl-external", "trusted-source"; a static string,
+     * NULL when unknown). Set by the side that built the event. */
+    int secure;
+    const char *auth;
     /* A per-process serial number for correlating log lines; never reused. */
     uint64_t serial;
 };
