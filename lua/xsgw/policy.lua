@@ -139,8 +139,16 @@ function M.new_env(callsite)
     env.xsgw = { address = address }
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
-        "setmetatable", "getmetatable" }) do
+        "getmetatable" }) do
         env[name] = _G[name]
+    end
+    -- Finalizers would run at any allocation and in lua_close at reload,
+    -- outside the call whose budget they belong to: a policy gets none.
+    function env.setmetatable(t, mt)
+        if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("setmetatable(): finalizers (__gc) are not allowed in a policy", 2)
+        end
+        return setmetatable(t, mt)
     end
     env.string, env.table, env.math, env.utf8 = string, table, math, utf8
     env._VERSION = _VERSION

@@ -19,6 +19,10 @@ struct xs_lua {
     size_t limit;
     unsigned long instr_limit;
     unsigned long ticks;
+    /* Sticky until the next xs_lua_call: once a call has spent its budget,
+     * every further instruction raises (the hook runs with a count of 1), so
+     * a pcall in the policy cannot swallow the error and carry on. */
+    const char *spent;
     char *lua_dir;
 };
 
@@ -39,13 +43,57 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void count_hook(lua_State *L, lua_Debug *ar)
+static struct xs_lua *sandbox_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    struct xs_lua *s = ud;
-    if (++s->ticks * HOOK_EVERY > s->instr_limit)
-        luaL_error(L, "instruction budget exceeded");
+    return ud;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    struct xs_lua *s = sandbox_of(L);
+    if (!s->spent && ++s->ticks * HOOK_EVERY > s->instr_limit) {
+        s->spent = "instruction budget exceeded";
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    }
+    if (s->spent)
+        luaL_error(L, "%s", s->spent);
+}
+
+/* pcall and xpcall for sandboxed code: like the base library's, except that
+ * an error raised because the call's budget is spent goes on up instead of
+ * being caught, so the error reaches the C caller. */
+static int reraise_spent(lua_State *L)
+{
+    lua_pushstring(L, sandbox_of(L)->spent);
+    return lua_error(L);
+}
+
+static int l_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (st != LUA_OK && sandbox_of(L)->spent)
+        return reraise_spent(L);
+    lua_pushboolean(L, st == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+static int l_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_copy(L, 2, 1);
+    lua_replace(L, 2);
+    int st = lua_pcall(L, n - 2, LUA_MULTRET, 1);
+    if (st != LUA_OK && sandbox_of(L)->spent)
+        return reraise_spent(L);
+    lua_pushboolean(L, st == LUA_OK);
+    lua_replace(L, 1);
+    return lua_gettop(L);
 }
 
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
@@ -104,9 +152,7 @@ static int l_require(lua_State *L)
     const char *mod = strncmp(name, "xsgw.", 5) == 0 ? name + 5 : NULL;
     if (!mod || !*mod || strspn(mod, "abcdefghijklmnopqrstuvwxyz_") != strlen(mod))
         return luaL_error(L, "module '%s' is not part of the gateway's library", name);
-    void *ud;
-    lua_getallocf(L, &ud);
-    struct xs_lua *s = ud;
+    struct xs_lua *s = sandbox_of(L);
     char path[1024], err[512];
     snprintf(path, sizeof path, "%s/xsgw/%s.lua", s->lua_dir, mod);
     if (xs_lua_load_file(s, path, err, sizeof err) != 0)
@@ -136,6 +182,8 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
     s->ticks = 0;
+    s->spent = NULL;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     int st = lua_pcall(L, nargs, nresults, base);
     lua_remove(L, base);
     if (st == LUA_OK)
@@ -186,6 +234,10 @@ struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long i
     lua_setfield(L, LUA_REGISTRYINDEX, "xsgw.loaded");
     lua_pushcfunction(L, l_require);
     lua_setglobal(L, "require");
+    lua_pushcfunction(L, l_pcall);
+    lua_setglobal(L, "pcall");
+    lua_pushcfunction(L, l_xpcall);
+    lua_setglobal(L, "xpcall");
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     return s;
 }
@@ -194,6 +246,12 @@ void xs_lua_free(struct xs_lua *s)
 {
     if (!s)
         return;
+    /* Finalizers run in lua_close. Policies cannot set __gc (policy.lua
+     * refuses it), and whatever the library's objects do still runs under a
+     * fresh budget, with the hook armed, so a reload cannot hang here. */
+    s->ticks = 0;
+    s->spent = NULL;
+    lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_close(s->L);
     free(s->lua_dir);
     free(s);

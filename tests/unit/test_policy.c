@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -66,6 +67,66 @@ static enum xs_cond route(struct xs_policy *p, enum xs_side_id origin, const cha
     enum xs_cond c = xs_policy_route(p, ev, text);
     *out = ev;
     return c;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A hang is a failure, not a stuck test run: SIGALRM ends the process. */
+#define BOUNDED(secs) alarm(secs)
+
+/* The budget cannot be escaped by catching its error: the pcall loop of the
+ * code review (L1) ends at load, through --check, and in on_message. */
+static void test_budget_pcall(void)
+{
+    static const char loop[] = "while true do pcall(function() while true do end end) end\n";
+    static const char xloop[] =
+        "while true do xpcall(function() while true do end end, function(e) return e end) end\n";
+    BOUNDED(10);
+    double t0 = now_s();
+    expect_load_error(loop, "instruction budget exceeded");
+    expect_load_error(xloop, "instruction budget exceeded");
+    FILE *out = tmpfile();
+    CHECK(xs_policy_check(write_policy("loop.lua", loop), lua_dir, out) != 0);
+    rewind(out);
+    char line[512] = "";
+    CHECK(fgets(line, sizeof line, out) && strstr(line, "FAILED:") &&
+          strstr(line, "instruction budget exceeded"));
+    fclose(out);
+    CHECK(now_s() - t0 < 2.0);
+
+    char err[512];
+    struct xs_policy *p = load("function on_message(m)\n"
+                               "  if m.body == 'loop' then\n"
+                               "    while true do pcall(function() while true do end end) end\n"
+                               "  end\n"
+                               "  return m\n"
+                               "end\n",
+                               err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        struct xs_event *ev;
+        char *text = NULL;
+        t0 = now_s();
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "loop", &ev,
+                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
+        CHECK(now_s() - t0 < 1.0);
+        free(text);
+        xs_event_free(ev);
+        text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev,
+                    &text) == XS_COND_NONE);
+        xs_event_free(ev);
+        xs_policy_free(p);
+    }
+    /* Finalizers would run outside any call's budget, at reload too. */
+    expect_load_error("setmetatable({}, { __gc = function() while true do end end })\n",
+                      "p.lua:8: setmetatable(): finalizers (__gc) are not allowed");
+    BOUNDED(0);
 }
 
 static void test_config(void)
@@ -239,6 +300,7 @@ int main(void)
     test_errors();
     test_sandbox();
     test_budgets();
+    test_budget_pcall();
     test_route();
     test_shipped();
     char cmd[300];
