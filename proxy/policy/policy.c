@@ -24,6 +24,7 @@
  * so this is the last line, not the mechanism. */
 static const struct xs_lua_limits policy_limits = {
     .memory = 64u << 20,
+    .call_memory = 16u << 20,
     .instructions = 1000000ul,
     .call_seconds = 0.5,
     .watchdog_warn = 2.0,
@@ -33,6 +34,7 @@ static const struct xs_lua_limits policy_limits = {
 struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
+    int keep_rc; /* config_from's result, from inside keep_trampoline */
     char *path;
     struct xs_config cfg;
 };
@@ -178,6 +180,16 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     return c->partners ? 0 : rc;
 }
 
+/* keep_trampoline(p, cfg, route): keeps the route function and copies the
+ * configuration out, inside the protected call like all other Lua work. */
+static int keep_trampoline(lua_State *L)
+{
+    struct xs_policy *p = lua_touserdata(L, 1);
+    p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->keep_rc = config_from(L, 2, &p->cfg);
+    return 0;
+}
+
 static int load_into(struct xs_policy *p, const char *path, char *err, size_t errlen)
 {
     lua_State *L = xs_lua_state(p->lua);
@@ -219,9 +231,14 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
         }
         return rc;
     }
-    p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    rc = config_from(L, lua_gettop(L), &p->cfg);
+    lua_pushcfunction(L, keep_trampoline);
+    lua_insert(L, -3);
+    lua_pushlightuserdata(L, p);
+    lua_insert(L, -3);
+    rc = xs_lua_call(p->lua, 3, 0, err, errlen);
     lua_settop(L, 0);
+    if (rc == 0 && p->keep_rc)
+        rc = p->keep_rc;
     if (rc)
         snprintf(err, errlen, "%s: out of memory", path);
     return rc;
@@ -294,9 +311,20 @@ static void set_field(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
+/* What route_trampoline works on: the event in, the decision out. */
+struct route_call {
+    struct xs_policy *p;
+    struct xs_event *ev;
+    enum xs_cond cond;
+    char *text;
+};
+
+/* Raw reads only: the table came from the policy, and a metamethod there
+ * would run code outside the hook's view of the result. */
 static int copy_back(lua_State *L, int t, const char *k, char **field)
 {
-    int ty = lua_getfield(L, t, k);
+    lua_pushstring(L, k);
+    int ty = lua_rawget(L, t);
     int rc = 0;
     if (ty == LUA_TSTRING) {
         size_t n;
@@ -309,15 +337,17 @@ static int copy_back(lua_State *L, int t, const char *k, char **field)
     return rc;
 }
 
-enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text)
+/* All the Lua work of one routing decision, run inside xs_lua_call so that
+ * a memory error or a budget error anywhere in it (building the event table
+ * with a 256 KiB body, the hooks, reading the result) is one failed call and
+ * never a panic. Argument 1 is a lightuserdata struct route_call. */
+static int route_trampoline(lua_State *L)
 {
-    lua_State *L = xs_lua_state(p->lua);
-    *text = NULL;
+    struct route_call *rc = lua_touserdata(L, 1);
+    const struct xs_event *ev = rc->ev;
     lua_settop(L, 0);
-    if (!lua_checkstack(L, 8))
-        return XS_COND_RESOURCE_CONSTRAINT;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->route_ref);
-    lua_createtable(L, 0, 10);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rc->p->route_ref);
+    lua_createtable(L, 0, 12);
     set_field(L, "kind", "message");
     set_field(L, "origin", ev->origin == XS_SIDE_XMPP ? "xmpp" : "sip");
     set_field(L, "from", ev->from);
@@ -328,16 +358,8 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     set_field(L, "lang", ev->lang);
     set_field(L, "type", ev->type);
     set_field(L, "body", ev->body);
-    char err[512];
-    if (xs_lua_call(p->lua, 1, 3, err, sizeof err) != 0) {
-        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=on_message reason=\"%s\"",
-               (unsigned long long)ev->serial, err);
-        lua_settop(L, 0);
-        *text = strdup("policy error");
-        return XS_COND_INTERNAL_SERVER_ERROR;
-    }
-    enum xs_cond cond = XS_COND_NONE;
-    if (lua_istable(L, 1)) {
+    lua_call(L, 1, 3);
+    if (lua_type(L, 1) == LUA_TTABLE) {
         static const struct {
             const char *k;
             size_t off;
@@ -351,19 +373,49 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
             {"type", offsetof(struct xs_event, type)},
             {"body", offsetof(struct xs_event, body)},
         };
+        rc->cond = XS_COND_NONE;
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-            if (copy_back(L, 1, fields[i].k, (char **)((char *)ev + fields[i].off)) != 0) {
-                cond = XS_COND_RESOURCE_CONSTRAINT;
+            if (copy_back(L, 1, fields[i].k, (char **)((char *)rc->ev + fields[i].off)) != 0) {
+                rc->cond = XS_COND_RESOURCE_CONSTRAINT;
                 break;
             }
         }
-    } else {
-        cond = xs_cond_from_name(lua_tostring(L, 2));
-        if (lua_type(L, 3) == LUA_TSTRING)
-            *text = strdup(lua_tostring(L, 3));
+        return 0;
     }
+    rc->cond = lua_type(L, 2) == LUA_TSTRING ? xs_cond_from_name(lua_tostring(L, 2))
+                                              : XS_COND_UNDEFINED_CONDITION;
+    if (lua_type(L, 3) == LUA_TSTRING)
+        rc->text = strdup(lua_tostring(L, 3));
+    return 0;
+}
+
+enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text)
+{
+    lua_State *L = xs_lua_state(p->lua);
+    *text = NULL;
     lua_settop(L, 0);
-    return cond;
+    if (!lua_checkstack(L, 4))
+        return XS_COND_RESOURCE_CONSTRAINT;
+    struct route_call rc = {p, ev, XS_COND_INTERNAL_SERVER_ERROR, NULL};
+    lua_pushcfunction(L, route_trampoline);
+    lua_pushlightuserdata(L, &rc);
+    char err[512];
+    int st = xs_lua_call(p->lua, 1, 0, err, sizeof err);
+    lua_settop(L, 0);
+    if (st != 0) {
+        free(rc.text);
+        /* Memory is the one failure that is not the policy's bug alone: the
+         * sender may try again later, so it gets resource-constraint. */
+        enum xs_cond cond =
+            st == XS_ENOMEM ? XS_COND_RESOURCE_CONSTRAINT : XS_COND_INTERNAL_SERVER_ERROR;
+        char q[600];
+        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=on_message cond=%s reason=%s",
+               (unsigned long long)ev->serial, xs_cond_name(cond), xs_log_quote(q, sizeof q, err));
+        *text = strdup(st == XS_ENOMEM ? "policy out of memory" : "policy error");
+        return cond;
+    }
+    *text = rc.text;
+    return rc.cond;
 }
 
 int xs_policy_check(const char *path, const char *lua_dir, FILE *out)

@@ -34,7 +34,8 @@ struct xs_lua {
      * every further instruction raises (the hook runs with a count of 1), so
      * a pcall in the policy cannot swallow the error and carry on. */
     const char *spent;
-    int depth; /* nesting of xs_lua_call */
+    int depth;       /* nesting of xs_lua_call */
+    size_t call_cap; /* what `used` may reach during the running call */
     char *lua_dir;
     char *name;
 
@@ -71,8 +72,11 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= old;
         return NULL;
     }
-    if (nsize > old && s->used + (nsize - old) > s->lim.memory)
-        return NULL;
+    if (nsize > old) {
+        size_t after = s->used + (nsize - old);
+        if (after > s->lim.memory || (s->depth && after > s->call_cap))
+            return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p)
         s->used = s->used - old + nsize;
@@ -356,6 +360,10 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
         s->ticks = 0;
         s->spent = NULL;
         s->deadline = now_ns() + to_ns(s->lim.call_seconds);
+        /* One leaking call fails on its own instead of starving the calls
+         * after it; the emergency collection that precedes a failed
+         * allocation still frees the garbage of earlier calls. */
+        s->call_cap = s->used + s->lim.call_memory;
         lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
         uv_mutex_lock(&s->mu);
         s->call_start = now_ns();
@@ -379,6 +387,17 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     snprintf(err, errlen, "%.*s", (int)line, msg);
     lua_pop(L, 1);
     return st == LUA_ERRMEM ? XS_ENOMEM : XS_EPOLICY;
+}
+
+/* Every call into Lua is protected, so this should never run; if it does,
+ * the log says why before Lua aborts the process. */
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    char q[512];
+    xs_log(XS_LOG_ERROR, "policy.panic", "reason=%s action=abort",
+           xs_log_quote(q, sizeof q, msg ? msg : "(error object is not a string)"));
+    return 0;
 }
 
 static void sandbox_destroy(struct xs_lua *s, int watching)
@@ -431,6 +450,7 @@ struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, 
         return NULL;
     }
     lua_State *L = s->L;
+    lua_atpanic(L, on_panic);
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
         {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},

@@ -210,6 +210,69 @@ static void test_deadline(void)
     BOUNDED(0);
 }
 
+/* Audit H5: a policy that keeps state derived from messages, fed distinct
+ * 60 KB bodies until the state's memory cap. Every call gets an answer
+ * (resource-constraint once the cap is reached), the process does not abort,
+ * and small messages still route afterwards. */
+static void test_memory_cap(void)
+{
+    char err[512];
+    struct xs_policy *p = load("local recent = {}\n"
+                               "function on_message(m)\n"
+                               "  if recent[m.body] then\n"
+                               "    return reject('not-acceptable', 'duplicate message')\n"
+                               "  end\n"
+                               "  recent[m.body] = true\n"
+                               "  return m\n"
+                               "end\n",
+                               err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    size_t n = 60000;
+    char *body = malloc(n + 1);
+    memset(body, 'b', n);
+    body[n] = '\0';
+    int passed = 0, constrained = 0, other = 0;
+    BOUNDED(60);
+    for (int i = 0; i < 1400; i++) {
+        snprintf(body, 16, "%08d", i);
+        body[8] = 'b';
+        struct xs_event *ev;
+        char *text = NULL;
+        enum xs_cond c =
+            route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", body, &ev, &text);
+        if (c == XS_COND_NONE)
+            passed++;
+        else if (c == XS_COND_RESOURCE_CONSTRAINT && constrained++ == 0)
+            CHECK_STR(text, "policy out of memory");
+        else if (c != XS_COND_RESOURCE_CONSTRAINT)
+            other++;
+        /* Once the cap is reached, no large body passes again. */
+        CHECK(c != XS_COND_NONE || constrained == 0);
+        free(text);
+        xs_event_free(ev);
+    }
+    BOUNDED(0);
+    CHECK(passed > 900 && passed < 1150);
+    CHECK(constrained == 1400 - passed);
+    CHECK(other == 0);
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev, &text) ==
+          XS_COND_NONE);
+    CHECK_STR(ev->body, "hi");
+    xs_event_free(ev);
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev, &text) ==
+          XS_COND_NOT_ACCEPTABLE);
+    CHECK_STR(text, "duplicate message");
+    free(text);
+    xs_event_free(ev);
+    fprintf(stderr, "memory cap: %d passed, %d refused\n", passed, constrained);
+    free(body);
+    xs_policy_free(p);
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -229,6 +292,7 @@ static void test_watchdog(void)
 {
     static const struct xs_lua_limits lim = {
         .memory = 8u << 20,
+        .call_memory = 1u << 20,
         .instructions = 1000000,
         .call_seconds = 10,
         .watchdog_warn = 0.15,
@@ -351,11 +415,14 @@ static void test_budgets(void)
     if (!p)
         return;
     static const char *const bad[] = {"loop", "bomb", "bad"};
+    static const enum xs_cond want[] = {XS_COND_INTERNAL_SERVER_ERROR,
+                                        XS_COND_RESOURCE_CONSTRAINT,
+                                        XS_COND_INTERNAL_SERVER_ERROR};
     for (size_t i = 0; i < 3; i++) {
         struct xs_event *ev;
         char *text = NULL;
         CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", bad[i], &ev,
-                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
+                    &text) == want[i]);
         free(text);
         xs_event_free(ev);
         /* The state is still usable after each failure. */
@@ -442,6 +509,7 @@ int main(void)
     test_budget_pcall();
     test_deadline();
     test_watchdog();
+    test_memory_cap();
     test_route();
     test_shipped();
     char cmd[300];
