@@ -8,6 +8,15 @@
 
 local address = require("xsgw.address")
 
+-- The library's own references, taken before any policy runs: nothing a
+-- policy does later can change what route() calls.
+local jid_domain, sip_domain = address.jid_domain, address.sip_domain
+local default_to_sip, default_to_xmpp = address.to_sip, address.to_xmpp
+local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable,
+    rawget, type, error, tostring
+local pairs, ipairs, next, select = pairs, ipairs, next, select
+local format, concat, sort, utf8_len = string.format, table.concat, table.sort, utf8.len
+
 local M = {}
 
 local CONDITIONS = {}
@@ -23,12 +32,29 @@ M.CONDITIONS = CONDITIONS
 local MAX_BODY = 256 * 1024
 local MAX_FIELD = 4096
 
--- A rejection is a table only reject() makes; on_message returns it.
-local Rejection = {}
-Rejection.__index = Rejection
+-- A rejection is a table only reject() makes; on_message returns it. The
+-- weak set recognizes them, so a policy cannot forge one or reach the
+-- metatable.
+local Rejection = { __metatable = false }
+local rejections = setmetatable({}, { __mode = "k" })
+
+-- A read-only view of a library table for policies: reads go through,
+-- assignments fail with the name of what was assigned, and the view hides
+-- its metatable.
+local function readonly(t, name)
+    return setmetatable({}, {
+        __index = t,
+        __newindex = function(_, k)
+            error(format("%s is read-only: cannot assign %s.%s", name, name, tostring(k)), 2)
+        end,
+        __pairs = function() return next, t, nil end,
+        __len = function() return #t end,
+        __metatable = false,
+    })
+end
 
 local function fail(where, fmt, ...)
-    error((where and (where .. ": ") or "") .. string.format(fmt, ...), 0)
+    error((where and (where .. ": ") or "") .. format(fmt, ...), 0)
 end
 
 local function check_keys(where, what, t, allowed)
@@ -36,9 +62,9 @@ local function check_keys(where, what, t, allowed)
         if not allowed[k] then
             local names = {}
             for a in pairs(allowed) do names[#names + 1] = a end
-            table.sort(names)
+            sort(names)
             fail(where, "unknown key '%s' in %s (known: %s)", tostring(k), what,
-                table.concat(names, ", "))
+                concat(names, ", "))
         end
     end
 end
@@ -138,13 +164,16 @@ function M.new_env(callsite, native)
         if text ~= nil and type(text) ~= "string" then
             error("reject(): text must be a string", 2)
         end
-        return setmetatable({ condition = condition, text = text }, Rejection)
+        local r = setmetatable({ condition = condition, text = text }, Rejection)
+        rejections[r] = true
+        return r
     end
 
-    env.xsgw = { address = address }
+    local xsgw = { address = readonly(address, "xsgw.address") }
     for _, name in ipairs(NATIVE) do
-        env.xsgw[name] = native[name]
+        xsgw[name] = native[name]
     end
+    env.xsgw = readonly(xsgw, "xsgw")
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
         "getmetatable" }) do
@@ -158,7 +187,8 @@ function M.new_env(callsite, native)
         end
         return setmetatable(t, mt)
     end
-    env.string, env.table, env.math, env.utf8 = string, table, math, utf8
+    env.string, env.table = readonly(string, "string"), readonly(table, "table")
+    env.math, env.utf8 = readonly(math, "math"), readonly(utf8, "utf8")
     env._VERSION = _VERSION
     return env, decl
 end
@@ -284,8 +314,8 @@ function M.finish(env, decl)
     local partners = {}
     for _, p in ipairs(cfg.partners) do partners[p.domain] = p end
 
-    local to_sip = rawget(env, "map_to_sip") or address.to_sip
-    local to_xmpp = rawget(env, "map_to_xmpp") or address.to_xmpp
+    local to_sip = rawget(env, "map_to_sip") or default_to_sip
+    local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
 
     local function partner(domain)
@@ -295,7 +325,7 @@ function M.finish(env, decl)
     local function checked_string(ev, k, max)
         local v = ev[k]
         if v == nil then return true end
-        return type(v) == "string" and #v <= max and utf8.len(v) ~= nil
+        return type(v) == "string" and #v <= max and utf8_len(v) ~= nil
     end
 
     -- Decides for one event; returns the (possibly rewritten) event, or
@@ -303,7 +333,7 @@ function M.finish(env, decl)
     local function route(ev)
         local from, to
         if ev.origin == "xmpp" then
-            local fd, td = address.jid_domain(ev.from), address.jid_domain(ev.to)
+            local fd, td = jid_domain(ev.from), jid_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a valid JID" end
             if not local_domains[td] then
                 return nil, "item-not-found", "this gateway does not serve " .. td
@@ -317,7 +347,7 @@ function M.finish(env, decl)
             to, err = to_sip(ev.to)
             if not to then return nil, err or "jid-malformed", "recipient cannot be mapped to SIP" end
         elseif ev.origin == "sip" then
-            local fd, td = address.sip_domain(ev.from), address.sip_domain(ev.to)
+            local fd, td = sip_domain(ev.from), sip_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a usable SIP URI" end
             if not local_domains[fd] then
                 return nil, "forbidden", "sender is not in a domain this gateway serves"
@@ -339,7 +369,7 @@ function M.finish(env, decl)
         ev.from, ev.to = from, to
         if on_message then
             local r = on_message(ev)
-            if getmetatable(r) == Rejection then return nil, r.condition, r.text end
+            if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
             if r ~= nil then
                 if type(r) ~= "table" then
                     error("on_message must return the message, nil or reject(...), not " .. type(r))

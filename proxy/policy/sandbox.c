@@ -229,6 +229,15 @@ static void bound_library(lua_State *L)
     lua_setfield(L, -2, "rep");
     xs_pattern_open(L, xs_lua_tick);
     lua_pop(L, 1);
+    /* getmetatable("") would hand out the string metatable, whose __index is
+     * the string table the library's own s:lower() calls go through. */
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_getglobal(L, "table");
     wrap_field(L, "move", l_move);
     wrap_field(L, "insert", l_shift);

@@ -273,6 +273,61 @@ static void test_memory_cap(void)
     xs_policy_free(p);
 }
 
+/* Policies see read-only views of the library (code review L5): assigning
+ * into one fails with a clear error, at load and in on_message, and routing
+ * afterwards is what it was. */
+static void test_readonly(void)
+{
+    expect_load_error("xsgw.address.jid_domain = function() return 'xmpp.test' end\n",
+                      "p.lua:8: xsgw.address is read-only: cannot assign xsgw.address.jid_domain");
+    expect_load_error("string.lower = function(s) return s end\n",
+                      "p.lua:8: string is read-only: cannot assign string.lower");
+    expect_load_error("xsgw.trim = nil\n", "p.lua:8: xsgw is read-only: cannot assign xsgw.trim");
+    expect_load_error("getmetatable('').__index.lower = nil\n", "p.lua:8:");
+    expect_load_error("getmetatable(string).__index.lower = nil\n", "p.lua:8:");
+    expect_load_error("getmetatable(reject('forbidden')).x = 1\n", "p.lua:8:");
+    char err[512];
+    struct xs_policy *p = load("function on_message(m)\n"
+                               "  if m.body == 'a' then\n"
+                               "    xsgw.address.jid_domain = function() return 'xmpp.test' end\n"
+                               "  end\n"
+                               "  if m.body == 's' then string.lower = function(s) return s end end\n"
+                               "  if m.body == 'r' then rawset(string, 'lower', 1) end\n"
+                               "  if m.body == 'f' then\n"
+                               "    return setmetatable({ condition = 'forbidden' },\n"
+                               "                        getmetatable(reject('forbidden')))\n"
+                               "  end\n"
+                               "  return m\n"
+                               "end\n",
+                               err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    static const char *const tries[] = {"a", "s", "r", "f"};
+    static const enum xs_cond want[] = {XS_COND_INTERNAL_SERVER_ERROR,
+                                        XS_COND_INTERNAL_SERVER_ERROR, XS_COND_NONE,
+                                        XS_COND_INTERNAL_SERVER_ERROR};
+    for (size_t i = 0; i < 4; i++) {
+        struct xs_event *ev;
+        char *text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", tries[i], &ev,
+                    &text) == want[i]);
+        free(text);
+        xs_event_free(ev);
+        /* A stranger is still refused, and addresses still map (lower-cased). */
+        CHECK(route(p, XS_SIDE_XMPP, "eve@stranger.test", "bob@sip.test", "x", &ev, &text) ==
+              XS_COND_FORBIDDEN);
+        free(text);
+        xs_event_free(ev);
+        text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:Bob@SIP.test", "sip:alice@XMPP.test", "x", &ev, &text) ==
+              XS_COND_NONE);
+        CHECK_STR(ev->to, "alice@xmpp.test");
+        xs_event_free(ev);
+    }
+    xs_policy_free(p);
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -510,6 +565,7 @@ int main(void)
     test_deadline();
     test_watchdog();
     test_memory_cap();
+    test_readonly();
     test_route();
     test_shipped();
     char cmd[300];
