@@ -118,6 +118,8 @@ end
 
 -- The primitives the C core provides (proxy/policy/helpers.c and policy.c);
 -- plain Lua tests pass stand-ins.
+-- `defined_at(f)` ("file:line" where a function was defined) is the
+-- library's own and not handed to policies.
 local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
 
 -- A fresh declaration collector and the environment a policy chunk runs in.
@@ -128,8 +130,11 @@ function M.new_env(callsite, native)
     local decl = { partners = {}, partner_order = {}, native = native }
     local env = {}
 
-    function env.gateway(t)
+    function env.gateway(t, ...)
         local where = callsite()
+        if select("#", ...) > 0 then
+            fail(where, "gateway{} takes one table: write gateway { ... }")
+        end
         if decl.gateway then
             fail(where, "gateway{} given twice (first at %s)", decl.gateway_where)
         end
@@ -137,9 +142,13 @@ function M.new_env(callsite, native)
         decl.gateway, decl.gateway_where = t, where
     end
 
-    function env.partner(domain)
+    function env.partner(domain, ...)
         local where = callsite()
         want(where, "partner name", domain, "string")
+        if select("#", ...) > 0 then
+            fail(where, "partner(%q, ...) takes the name alone, the options come after it:"
+                .. " write partner %q { ... }", domain, domain)
+        end
         domain = domain:lower()
         if domain ~= "*" and not valid_dns_name(domain) then
             fail(where, "partner '%s' is not a valid domain name", domain)
@@ -151,8 +160,12 @@ function M.new_env(callsite, native)
         local entry = { where = where, opts = {} }
         decl.partners[domain] = entry
         decl.partner_order[#decl.partner_order + 1] = domain
-        return function(opts)
+        return function(opts, ...)
             want(where, "partner '" .. domain .. "' options", opts, "table")
+            if select("#", ...) > 0 then
+                fail(where, "partner %q takes one table of options: write partner %q { ... }",
+                    domain, domain)
+            end
             entry.opts = opts
         end
     end
@@ -281,6 +294,11 @@ local function normalize_partners(decl, cfg)
                 type(tls) == "string" and ('"' .. tls .. '"') or tostring(tls))
         end
         want(where, "partner '" .. domain .. "' dialback", o.dialback, "boolean", true)
+        if o.dialback == false then
+            fail(where, "partner '%s': dialback = false leaves no way to authenticate it (the"
+                .. " gateway has no SASL EXTERNAL yet), so every stream with it would be refused;"
+                .. " remove the partner or allow dialback", domain)
+        end
         local p = { domain = domain, tls = tls, dialback = o.dialback ~= false }
         if o.route ~= nil then
             if domain == "*" then fail(where, "partner '*' cannot have a static route") end
@@ -298,6 +316,34 @@ end
 
 local HOOKS = { on_message = true, map_to_sip = true, map_to_xmpp = true }
 
+-- The fields of the message table on_message sees; it may set no others.
+local EVENT_FIELDS = { kind = true, origin = true, from = true, to = true, id = true,
+    thread = true, subject = true, lang = true, type = true, body = true, secure = true,
+    auth = true }
+
+local function sorted_keys(t)
+    local names = {}
+    for k in pairs(t) do names[#names + 1] = k end
+    sort(names)
+    return concat(names, ", ")
+end
+
+-- A global function named like a hook that is not one is almost always a
+-- misspelled hook, which would otherwise be silently never called.
+local function check_hook_names(env, defined_at)
+    local bad = {}
+    for name, v in pairs(env) do
+        if type(name) == "string" and type(v) == "function" and not HOOKS[name]
+            and (name:match("^on_") or name:match("^map_")) then
+            bad[#bad + 1] = name
+        end
+    end
+    if #bad == 0 then return end
+    sort(bad)
+    fail(defined_at(env[bad[1]]), "%s is not a hook this gateway calls (hooks: %s)", bad[1],
+        sorted_keys(HOOKS))
+end
+
 -- Validates what a policy chunk declared. Returns the configuration table
 -- and a route function bound to it.
 function M.finish(env, decl)
@@ -309,6 +355,7 @@ function M.finish(env, decl)
             fail(nil, "%s must be a function, not %s", name, type(h))
         end
     end
+    check_hook_names(env, decl.native.defined_at)
     local local_domains = {}
     for _, d in ipairs(cfg.domains) do local_domains[d] = true end
     local partners = {}
@@ -375,6 +422,12 @@ function M.finish(env, decl)
                     error("on_message must return the message, nil or reject(...), not " .. type(r))
                 end
                 ev = r
+            end
+        end
+        for k in pairs(ev) do
+            if not EVENT_FIELDS[k] then
+                error(format("on_message set '%s' on the message, which is not one of its fields"
+                    .. " (%s)", tostring(k), sorted_keys(EVENT_FIELDS)))
             end
         end
         if type(ev.body) ~= "string" then error("on_message left the message without a body") end

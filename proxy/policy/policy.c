@@ -57,6 +57,19 @@ static int l_callsite(lua_State *L)
     return 1;
 }
 
+/* defined_at(f): "file:line" where the Lua function f was defined, for
+ * errors about a definition (a misspelled hook). */
+static int l_defined_at(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Debug ar;
+    lua_pushvalue(L, 1);
+    lua_getinfo(L, ">S", &ar);
+    lua_pushfstring(L, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                    ar.linedefined);
+    return 1;
+}
+
 static char *dup_field(lua_State *L, int t, const char *k)
 {
     char *r = NULL;
@@ -206,6 +219,8 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     lua_pushcclosure(L, l_callsite, 1);
     lua_newtable(L);
     xs_helpers_open(L);
+    lua_pushcfunction(L, l_defined_at);
+    lua_setfield(L, -2, "defined_at");
     if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);

@@ -29,6 +29,10 @@ M.native = {
     starts_with = function(s, p) return s:sub(1, #p) == p end,
     ends_with = function(s, p) return #p == 0 or s:sub(-#p) == p end,
     contains = function(s, p) return s:find(p, 1, true) ~= nil end,
+    defined_at = function(f)
+        local info = debug.getinfo(f, "S")
+        return info.short_src .. ":" .. info.linedefined
+    end,
 }
 
 function M.finish()

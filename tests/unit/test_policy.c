@@ -328,6 +328,51 @@ static void test_readonly(void)
     xs_policy_free(p);
 }
 
+/* Forms that used to be accepted and then ignored are refused by --check,
+ * with the file and line (code review L7, L8, L9). */
+static void test_mistakes(void)
+{
+    expect_load_error("\nfunction on_mesage(m)\n  return m\nend\n",
+                      "p.lua:9: on_mesage is not a hook this gateway calls (hooks: map_to_sip, "
+                      "map_to_xmpp, on_message)");
+    expect_load_error("function map_to_xmp(u) return u end\n",
+                      "p.lua:8: map_to_xmp is not a hook");
+    expect_load_error("partner(\"x.test\", { tls = \"optional\" })\n",
+                      "p.lua:8: partner(\"x.test\", ...) takes the name alone, the options come "
+                      "after it: write partner \"x.test\" { ... }");
+    expect_load_error("partner \"x.test\" ({ }, { tls = \"optional\" })\n",
+                      "p.lua:8: partner \"x.test\" takes one table of options");
+    expect_load_error("partner \"x.test\" { dialback = false }\n",
+                      "p.lua:8: partner 'x.test': dialback = false leaves no way to authenticate "
+                      "it (the gateway has no SASL EXTERNAL yet)");
+    FILE *out = tmpfile();
+    CHECK(xs_policy_check(write_policy("typo.lua", "function on_mesage(m) return m end\n"),
+                          lua_dir, out) != 0);
+    rewind(out);
+    char line[512] = "";
+    CHECK(fgets(line, sizeof line, out) && strstr(line, "FAILED: ") &&
+          strstr(line, "typo.lua:8: on_mesage is not a hook"));
+    fclose(out);
+
+    /* A field the message does not have is an error, not a silent no-op. */
+    char err[512];
+    struct xs_policy *p = load("function on_message(m) m.bdy = 'x' return m end\n", err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        struct xs_event *ev;
+        char *text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev, &text) ==
+              XS_COND_INTERNAL_SERVER_ERROR);
+        free(text);
+        xs_event_free(ev);
+        xs_policy_free(p);
+    }
+    /* Local helpers with other names are fine. */
+    p = load("function onward(x) return x end\nlocal function on_x() end\n", err, sizeof err);
+    CHECK(p != NULL);
+    xs_policy_free(p);
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -566,6 +611,7 @@ int main(void)
     test_watchdog();
     test_memory_cap();
     test_readonly();
+    test_mistakes();
     test_route();
     test_shipped();
     char cmd[300];
