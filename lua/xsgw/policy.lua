@@ -29,8 +29,14 @@ for c in ([[bad-request conflict feature-not-implemented forbidden gone internal
 end
 M.CONDITIONS = CONDITIONS
 
-local MAX_BODY = 256 * 1024
 local MAX_FIELD = 4096
+
+-- One size for a message body, gateway.max_body, from which the XMPP stanza
+-- and SIP message limits are derived: a stanza or SIP message must hold a
+-- body of max_body plus what surrounds it (FRAME_MIN), and by default gets
+-- FRAME_ROOM for that.
+local MAX_BODY_DEFAULT, MAX_BODY_MIN, MAX_BODY_MAX = 256 * 1024, 1024, 1024 * 1024
+local FRAME_MIN, FRAME_ROOM = 4096, 16384
 
 -- A rejection is a table only reject() makes; on_message returns it. The
 -- weak set recognizes them, so a policy cannot forge one or reach the
@@ -209,8 +215,25 @@ end
 local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
-    check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true })
+    check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
+        max_body = true })
     local cfg = {}
+    if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
+        or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
+        fail(where, "gateway.max_body must be a number of bytes from %d to %d", MAX_BODY_MIN,
+            MAX_BODY_MAX)
+    end
+    local max_body = math.floor(g.max_body or MAX_BODY_DEFAULT)
+    cfg.max_body = max_body
+    -- An explicit limit below what max_body needs would refuse, at the stream
+    -- or transport, bodies the policy was told to accept.
+    local function derived(what, v, max)
+        if v ~= nil and type(v) == "number" and v < max_body + FRAME_MIN then
+            fail(where, "%s = %d is smaller than gateway.max_body (%d) needs: at least %d",
+                what, v, max_body, max_body + FRAME_MIN)
+        end
+        return math.floor(positive(where, what, v, max_body + FRAME_ROOM, max))
+    end
 
     want(where, "gateway.domains", g.domains, "table")
     cfg.domains = {}
@@ -246,8 +269,7 @@ local function normalize_gateway(decl)
     cfg.dialback_secret = x.dialback_secret
     cfg.xmpp_connect_timeout = positive(where, "xmpp.connect_timeout", x.connect_timeout, 30, 3600)
     cfg.xmpp_idle_timeout = positive(where, "xmpp.idle_timeout", x.idle_timeout, 600, 86400 * 7)
-    cfg.xmpp_max_stanza = math.floor(positive(where, "xmpp.max_stanza", x.max_stanza, 262144,
-        16 * 1024 * 1024))
+    cfg.xmpp_max_stanza = derived("xmpp.max_stanza", x.max_stanza, 16 * 1024 * 1024)
     cfg.xmpp_queue_max = math.floor(positive(where, "xmpp.queue_max", x.queue_max, 1000, 1000000))
     if x.error_grace ~= nil and (type(x.error_grace) ~= "number" or x.error_grace < 0 or
         x.error_grace > 30) then
@@ -269,8 +291,7 @@ local function normalize_gateway(decl)
     if s.next_hop ~= nil then
         cfg.sip_next_hop = parse_sip_endpoint(where, "sip.next_hop", s.next_hop)
     end
-    cfg.sip_max_message = math.floor(positive(where, "sip.max_message", s.max_message, 65536,
-        4 * 1024 * 1024))
+    cfg.sip_max_message = derived("sip.max_message", s.max_message, 4 * 1024 * 1024)
 
     if g.log ~= nil then
         want(where, "gateway.log", g.log, "table")
@@ -364,6 +385,7 @@ function M.finish(env, decl)
     local to_sip = rawget(env, "map_to_sip") or default_to_sip
     local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
+    local max_body = cfg.max_body
 
     local function partner(domain)
         return partners[domain] or partners["*"]
@@ -414,6 +436,14 @@ function M.finish(env, decl)
             return nil, "bad-request", "unknown origin"
         end
         ev.from, ev.to = from, to
+        -- What arrives is checked here, so that only what on_message did is
+        -- blamed on it below (the router refuses oversized bodies before this).
+        if type(ev.body) ~= "string" or not utf8_len(ev.body) then
+            return nil, "not-acceptable", "message body is not UTF-8 text"
+        end
+        if #ev.body > max_body then
+            return nil, "policy-violation", format("message body exceeds %d bytes", max_body)
+        end
         if on_message then
             local r = on_message(ev)
             if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
@@ -436,8 +466,9 @@ function M.finish(env, decl)
                 error("on_message set " .. k .. " to something that is not a short UTF-8 string")
             end
         end
-        if not checked_string(ev, "body", MAX_BODY) then
-            error("on_message set body to something that is not UTF-8 text of at most 256 KiB")
+        if not checked_string(ev, "body", max_body) then
+            error(format("on_message set body to something that is not UTF-8 text of at most"
+                .. " %d bytes (gateway.max_body)", max_body))
         end
         return ev
     end

@@ -142,6 +142,7 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->dialback_secret = dup_field(L, t, "dialback_secret");
     c->xmpp_connect_timeout = num_field(L, t, "xmpp_connect_timeout");
     c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
+    c->max_body = (size_t)num_field(L, t, "max_body");
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
@@ -446,6 +447,8 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     fprintf(out, "OK: %s\n  domains:", path);
     for (size_t i = 0; i < c->n_domains; i++)
         fprintf(out, " %s", c->domains[i]);
+    fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
+            c->xmpp_max_stanza, c->sip_max_message);
     fprintf(out, "\n  xmpp: listen %s:%d, tls %s\n  sip: %zu listener(s)", c->xmpp_listen_host,
             c->xmpp_listen_port, c->tls_cert ? c->tls_cert : "self-signed", c->n_sip_listen);
     if (c->sip_next_hop.host)

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "policy/policy.h"
 #include "policy/sandbox.h"
+#include "router.h"
 
 static char dir[] = "/tmp/xsgw-policy-XXXXXX";
 static const char *lua_dir = "lua";
@@ -373,6 +374,136 @@ static void test_mistakes(void)
     xs_policy_free(p);
 }
 
+static const char small_gw[] =
+    "gateway {\n"
+    "  domains = { \"sip.test\" }, max_body = 1024,\n"
+    "  xmpp = { listen = \"127.0.0.1:5269\" %s },\n"
+    "  sip = { listen = { \"udp:127.0.0.1:5060\" }, next_hop = \"tcp:127.0.0.1:5070\" %s },\n"
+    "}\n"
+    "partner \"xmpp.test\" { }\n%s";
+
+static struct xs_policy *load_small(const char *x, const char *sip, const char *extra, char *err,
+                                    size_t n)
+{
+    char src[1024];
+    snprintf(src, sizeof src, small_gw, x, sip, extra);
+    char path[256];
+    snprintf(path, sizeof path, "%s/small.lua", dir);
+    FILE *f = fopen(path, "w");
+    fputs(src, f);
+    fclose(f);
+    struct xs_policy *p = NULL;
+    if (xs_policy_load(path, lua_dir, &p, err, n) != 0)
+        return NULL;
+    return p;
+}
+
+struct answer {
+    int calls;
+    enum xs_cond cond;
+    char text[128];
+};
+
+static void on_answer(void *ud, enum xs_cond cond, const char *text)
+{
+    struct answer *a = ud;
+    a->calls++;
+    a->cond = cond;
+    snprintf(a->text, sizeof a->text, "%s", text ? text : "");
+}
+
+static void never_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
+{
+    (void)impl;
+    xs_event_free(ev);
+    done(ud, XS_COND_NONE, NULL);
+}
+
+/* One max_body: the stanza and SIP limits follow it, --check refuses limits
+ * that contradict it, and the router refuses a larger body before the policy
+ * runs (code review E3). */
+static void test_max_body(void)
+{
+    char err[512];
+    struct xs_policy *p = load_small("", "", "", err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        const struct xs_config *c = xs_policy_config(p);
+        CHECK(c->max_body == 1024 && c->xmpp_max_stanza == 1024 + 16384 &&
+              c->sip_max_message == 1024 + 16384);
+        xs_policy_free(p);
+    }
+    p = load_small(", max_stanza = 5120", ", max_message = 100000", "", err, sizeof err);
+    CHECK(p && xs_policy_config(p)->xmpp_max_stanza == 5120 &&
+          xs_policy_config(p)->sip_max_message == 100000);
+    xs_policy_free(p);
+    CHECK(load_small(", max_stanza = 5119", "", "", err, sizeof err) == NULL);
+    CHECK(strstr(err, "small.lua:1: xmpp.max_stanza = 5119 is smaller than gateway.max_body "
+                      "(1024) needs: at least 5120") != NULL);
+    CHECK(load_small("", ", max_message = 2048", "", err, sizeof err) == NULL);
+    CHECK(strstr(err, "sip.max_message = 2048 is smaller than gateway.max_body") != NULL);
+    {
+        /* max_body out of bounds */
+        struct xs_policy *q = NULL;
+        char path[256];
+        snprintf(path, sizeof path, "%s/big.lua", dir);
+        FILE *f = fopen(path, "w");
+        fputs("gateway { domains = { 'sip.test' }, max_body = 2^30,\n"
+              "  xmpp = { listen = '127.0.0.1:5269' }, sip = { listen = 'udp:127.0.0.1:5060' } }\n",
+              f);
+        fclose(f);
+        CHECK(xs_policy_load(path, lua_dir, &q, err, sizeof err) != 0);
+        CHECK(strstr(err, "big.lua:1: gateway.max_body must be a number of bytes from 1024 to "
+                          "1048576") != NULL);
+    }
+
+    /* The hook fails every call it sees, so a refusal that names the size
+     * shows it never ran. */
+    p = load_small("", "", "function on_message(m) error('hook ran') end\n", err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    struct xs_router r;
+    xs_router_init(&r, p);
+    r.sides[XS_SIDE_XMPP] = (struct xs_side){NULL, never_deliver};
+    r.sides[XS_SIDE_SIP] = (struct xs_side){NULL, never_deliver};
+    char body[1026];
+    memset(body, 'x', 1025);
+    body[1025] = '\0';
+    struct answer a = {0};
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_POLICY_VIOLATION);
+    CHECK_STR(a.text, "message body exceeds 1024 bytes");
+    body[1024] = '\0';
+    a = (struct answer){0};
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_INTERNAL_SERVER_ERROR);
+    xs_policy_free(p);
+
+    /* Without a hook, a body of exactly max_body passes. */
+    p = load_small("", "", "", err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    xs_router_set_policy(&r, p);
+    a = (struct answer){0};
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_NONE);
+    xs_policy_free(p);
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -445,7 +576,9 @@ static void test_config(void)
     CHECK(c->tls_cert == NULL && c->dialback_secret == NULL);
     CHECK(c->n_sip_listen == 1 && c->sip_listen[0].transport == XS_SIP_UDP);
     CHECK(c->sip_next_hop.transport == XS_SIP_TCP && c->sip_next_hop.port == 5070);
-    CHECK(c->xmpp_queue_max == 1000 && c->xmpp_max_stanza == 262144);
+    CHECK(c->xmpp_queue_max == 1000);
+    CHECK(c->max_body == 262144 && c->xmpp_max_stanza == 262144 + 16384 &&
+          c->sip_max_message == 262144 + 16384);
     CHECK(c->n_partners == 2);
     const struct xs_partner *x = xs_policy_partner(p, "XMPP.test");
     CHECK(x && x->tls == XS_TLS_REQUIRED && x->dialback && !x->route_host);
@@ -612,6 +745,7 @@ int main(void)
     test_memory_cap();
     test_readonly();
     test_mistakes();
+    test_max_body();
     test_route();
     test_shipped();
     char cmd[300];
