@@ -124,8 +124,9 @@ end
 
 -- The primitives the C core provides (proxy/policy/helpers.c and policy.c);
 -- plain Lua tests pass stand-ins.
--- `defined_at(f)` ("file:line" where a function was defined) is the
--- library's own and not handed to policies.
+-- The library uses the others itself and hands them on through the
+-- vocabulary: defined_at(f) ("file:line" where a function was defined),
+-- log(level, where, text), now(), clock(), status_to_cond(code).
 local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
 
 -- A fresh declaration collector and the environment a policy chunk runs in.
@@ -176,9 +177,19 @@ function M.new_env(callsite, native)
         end
     end
 
+    -- reject(condition, text) with an RFC 6120 condition, or with a SIP
+    -- status (300-699), which becomes the condition RFC 7247 maps it to.
     function env.reject(condition, text)
-        if type(condition) ~= "string" or not CONDITIONS[condition] then
-            error("reject(): '" .. tostring(condition) .. "' is not an RFC 6120 stanza error condition", 2)
+        if type(condition) == "number" then
+            local code = math.tointeger(condition)
+            local c = code and code >= 300 and code <= 699 and native.status_to_cond(code)
+            if not c then
+                error("reject(): " .. condition .. " is not a SIP failure status (300 to 699)", 2)
+            end
+            condition = c
+        elseif type(condition) ~= "string" or not CONDITIONS[condition] then
+            error("reject(): '" .. tostring(condition) .. "' is not an RFC 6120 stanza error"
+                .. " condition or a SIP status", 2)
         end
         if text ~= nil and type(text) ~= "string" then
             error("reject(): text must be a string", 2)
@@ -193,6 +204,23 @@ function M.new_env(callsite, native)
         xsgw[name] = native[name]
     end
     env.xsgw = readonly(xsgw, "xsgw")
+
+    local LEVELS = { debug = true, info = true, warn = true, error = true }
+    local MAX_LOG = 1000
+    -- log(level, ...): the arguments, as tostring() writes them and separated
+    -- by spaces, in the gateway's log with the policy's file:line.
+    function env.log(level, ...)
+        if not LEVELS[level] then
+            error("log(): level must be \"debug\", \"info\", \"warn\" or \"error\", not "
+                .. tostring(level), 2)
+        end
+        local parts = { ... }
+        for i = 1, select("#", ...) do parts[i] = tostring(parts[i]) end
+        local text = concat(parts, " ")
+        if #text > MAX_LOG then text = text:sub(1, MAX_LOG) .. "..." end
+        native.log(level, callsite(), text)
+    end
+    env.now, env.clock = native.now, native.clock
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
         "getmetatable" }) do

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
@@ -14,6 +15,7 @@
 #include "core/log.h"
 #include "policy/helpers.h"
 #include "policy/sandbox.h"
+#include "sip/sip.h"
 
 /* The budgets of one call into the policy. A hook that needs more than a
  * million VM instructions or half a second is broken, and the loop is
@@ -67,6 +69,59 @@ static int l_defined_at(lua_State *L)
     lua_getinfo(L, ">S", &ar);
     lua_pushfstring(L, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
                     ar.linedefined);
+    return 1;
+}
+
+/* log(level, where, text): one line ev=policy.log in the gateway's log, with
+ * the policy's file:line; xs_log_quote escapes control characters, so a
+ * message body cannot forge lines. */
+static int l_log(lua_State *L)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error", NULL};
+    static const enum xs_log_level levels[] = {XS_LOG_DEBUG, XS_LOG_INFO, XS_LOG_WARN,
+                                               XS_LOG_ERROR};
+    enum xs_log_level level = levels[luaL_checkoption(L, 1, NULL, names)];
+    const char *where = luaL_checkstring(L, 2);
+    const char *text = luaL_checkstring(L, 3);
+    if (!xs_log_enabled(level))
+        return 0;
+    char qw[256], qt[1024];
+    xs_log(level, "policy.log", "where=%s text=%s", xs_log_quote(qw, sizeof qw, where),
+           xs_log_quote(qt, sizeof qt, text));
+    return 0;
+}
+
+static double clock_seconds(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* now(): seconds since the epoch, for rules about the time of day. */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_REALTIME));
+    return 1;
+}
+
+/* clock(): seconds on a monotonic clock, for intervals and rates. */
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_MONOTONIC));
+    return 1;
+}
+
+/* status_to_cond(code): the RFC 7247 condition of a SIP status, as the SIP
+ * side maps it (sip_errmap.c); nil for a status that is not a failure. */
+static int l_status_to_cond(lua_State *L)
+{
+    lua_Integer code = luaL_checkinteger(L, 1);
+    enum xs_cond c = code >= 100 && code <= 699 ? xs_sip_status_to_cond((int)code) : XS_COND_NONE;
+    if (c == XS_COND_NONE)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, xs_cond_name(c));
     return 1;
 }
 
@@ -220,8 +275,13 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     lua_pushcclosure(L, l_callsite, 1);
     lua_newtable(L);
     xs_helpers_open(L);
-    lua_pushcfunction(L, l_defined_at);
-    lua_setfield(L, -2, "defined_at");
+    static const luaL_Reg natives[] = {{"defined_at", l_defined_at},
+                                       {"log", l_log},
+                                       {"now", l_now},
+                                       {"clock", l_clock},
+                                       {"status_to_cond", l_status_to_cond},
+                                       {NULL, NULL}};
+    luaL_setfuncs(L, natives, 0);
     if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);
@@ -374,6 +434,9 @@ static int route_trampoline(lua_State *L)
     set_field(L, "lang", ev->lang);
     set_field(L, "type", ev->type);
     set_field(L, "body", ev->body);
+    lua_pushboolean(L, ev->secure);
+    lua_setfield(L, -2, "secure");
+    set_field(L, "auth", ev->auth);
     lua_call(L, 1, 3);
     if (lua_type(L, 1) == LUA_TTABLE) {
         static const struct {

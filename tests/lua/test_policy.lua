@@ -147,6 +147,32 @@ t.test("a hook that misbehaves is an error, not a silent pass", function()
     t.eq(ok, false)
 end)
 
+t.test("log(), reject() with a SIP status, and the arrival facts", function()
+    local _, route = assert(load_policy(BASE .. [[
+function on_message(m)
+  log("warn", "from", m.from, "secure", m.secure)
+  if not m.secure then return reject(403, "encrypted only") end
+  if m.auth ~= "dialback" then return reject(486) end
+  return m
+end
+]]))
+    t.logged = {}
+    local e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    local _, cond, text = route(e)
+    t.eq(cond, "forbidden")
+    t.eq(text, "encrypted only")
+    t.eq(t.logged[1], "warn test.lua:8 from sip:alice@xmpp.test secure nil")
+    e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    e.secure = true
+    _, cond = route(e)
+    t.eq(cond, "recipient-unavailable")
+    e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    e.secure, e.auth = true, "dialback"
+    assert(route(e))
+    expect_error(BASE .. "reject(200)\n", "200 is not a SIP failure status")
+    expect_error(BASE .. "log('shout', 1)\n", "^test.lua:7: log%(%): level must be")
+end)
+
 t.test("a policy can override the address mapping", function()
     local _, route = assert(load_policy(BASE .. [[
 function map_to_xmpp(uri)

@@ -504,6 +504,123 @@ static void test_max_body(void)
     xs_policy_free(p);
 }
 
+/* Runs fn with stderr (the log) going to a file; returns what was logged. */
+static void capture_log(void (*fn)(void *), void *arg, char *buf, size_t n)
+{
+    char logpath[300];
+    snprintf(logpath, sizeof logpath, "%s/capture.log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    if (!freopen(logpath, "w", stderr))
+        return;
+    xs_log_set_level(XS_LOG_DEBUG);
+    fn(arg);
+    xs_log_set_level(XS_LOG_ERROR + 1);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(logpath, "r");
+    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[got] = '\0';
+    if (f)
+        fclose(f);
+}
+
+static void route_logging(void *arg)
+{
+    struct xs_policy *p = arg;
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test",
+                "log a\nts=0 level=error ev=forged", &ev, &text) == XS_COND_NONE);
+    xs_event_free(ev);
+}
+
+/* What operators reach for: log(), now(), clock(), reject() with a SIP
+ * status, and the facts of how a message arrived (code review L9). */
+static void test_operator_vocabulary(void)
+{
+    char err[512];
+    struct xs_policy *p =
+        load("function on_message(m)\n"
+             "  if m.body:find('^log') then\n"
+             "    log('info', 'got', m.body, 42, nil)\n"
+             "  end\n"
+             "  if m.body == '403' then return reject(403, 'not you') end\n"
+             "  if m.body == '486' then return reject(486) end\n"
+             "  if m.body == '200' then return reject(200) end\n"
+             "  if m.body == 'loud' then log('loud', 'x') end\n"
+             "  if m.body == 'time' then\n"
+             "    local t0 = clock()\n"
+             "    m.body = tostring(math.abs(now() - NOW) < 5) .. ' ' .. tostring(clock() >= t0)\n"
+             "  end\n"
+             "  if m.body == 'facts' then\n"
+             "    m.body = tostring(m.secure) .. ' ' .. tostring(m.auth)\n"
+             "  end\n"
+             "  return m\n"
+             "end\n"
+             "NOW = now()\n",
+             err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    char buf[4096];
+    capture_log(route_logging, p, buf, sizeof buf);
+    CHECK(strstr(buf, "level=info ev=policy.log where=") != NULL);
+    CHECK(strstr(buf, "p.lua:10 text=\"got log a\\x0ats=0 level=error ev=forged 42 nil\"\n") !=
+          NULL);
+    CHECK(strstr(buf, "\nts=0") == NULL);
+
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "403", &ev, &text) ==
+          XS_COND_FORBIDDEN);
+    CHECK_STR(text, "not you");
+    free(text);
+    xs_event_free(ev);
+    text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "486", &ev, &text) ==
+          XS_COND_RECIPIENT_UNAVAILABLE);
+    free(text);
+    xs_event_free(ev);
+    static const char *const misuse[] = {"200", "loud"};
+    for (size_t i = 0; i < 2; i++) {
+        text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", misuse[i], &ev,
+                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
+        free(text);
+        xs_event_free(ev);
+    }
+    text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "time", &ev, &text) ==
+          XS_COND_NONE);
+    CHECK_STR(ev->body, "true true");
+    xs_event_free(ev);
+
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
+    xs_event_set(&ev->from, "alice@xmpp.test");
+    xs_event_set(&ev->to, "bob@sip.test");
+    xs_event_set(&ev->body, "facts");
+    ev->secure = 1;
+    ev->auth = "dialback";
+    CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
+    CHECK_STR(ev->body, "true dialback");
+    CHECK(ev->secure == 1 && ev->auth && !strcmp(ev->auth, "dialback"));
+    xs_event_free(ev);
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, "facts");
+    CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
+    CHECK_STR(ev->body, "false nil");
+    xs_event_free(ev);
+    xs_policy_free(p);
+    expect_load_error("reject(99)\n", "p.lua:8: reject(): 99 is not a SIP failure status");
+    expect_load_error("log('info', 'at load')\nlog(1)\n", "p.lua:9: log(): level must be");
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -746,6 +863,7 @@ int main(void)
     test_readonly();
     test_mistakes();
     test_max_body();
+    test_operator_vocabulary();
     test_route();
     test_shipped();
     char cmd[300];
