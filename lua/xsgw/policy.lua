@@ -127,7 +127,9 @@ end
 -- The library uses the others itself and hands them on through the
 -- vocabulary: defined_at(f) ("file:line" where a function was defined),
 -- log(level, where, text), now(), clock(), status_to_cond(code).
-local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
+-- partner(domain) is the core's partner matcher, the one stream admission
+-- uses, so routing and streams cannot disagree on who is a partner.
+local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains", "partner" }
 
 -- A fresh declaration collector and the environment a policy chunk runs in.
 -- `callsite()` returns "file:line" of the policy line that called into the
@@ -407,16 +409,44 @@ function M.finish(env, decl)
     check_hook_names(env, decl.native.defined_at)
     local local_domains = {}
     for _, d in ipairs(cfg.domains) do local_domains[d] = true end
-    local partners = {}
-    for _, p in ipairs(cfg.partners) do partners[p.domain] = p end
+    local partner = decl.native.partner
 
     local to_sip = rawget(env, "map_to_sip") or default_to_sip
     local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
     local max_body = cfg.max_body
 
-    local function partner(domain)
-        return partners[domain] or partners["*"]
+    -- The XMPP side of a message must be a partner, the SIP side one of ours;
+    -- a partner "*" does not make our own domains partners.
+    local function federated(domain)
+        return domain ~= nil and not local_domains[domain] and partner(domain) ~= nil
+    end
+
+    -- After the hooks: whatever they rewrote, the message still goes from
+    -- one of ours to a partner or the other way round (audit L5).
+    local function recheck(ev, origin)
+        local fd, td
+        if origin == "sip" then
+            fd, td = jid_domain(ev.from), jid_domain(ev.to)
+            if not (fd and local_domains[fd]) then
+                error("the hooks made the sender " .. tostring(ev.from)
+                    .. ", which is not in a domain this gateway serves")
+            end
+            if not federated(td) then
+                error("the hooks made the recipient " .. tostring(ev.to)
+                    .. ", which is not in a federated partner domain")
+            end
+        else
+            fd, td = sip_domain(ev.from), sip_domain(ev.to)
+            if not (td and local_domains[td]) then
+                error("the hooks made the recipient " .. tostring(ev.to)
+                    .. ", which is not in a domain this gateway serves")
+            end
+            if not federated(fd) then
+                error("the hooks made the sender " .. tostring(ev.from)
+                    .. ", which is not in a federated partner domain")
+            end
+        end
     end
 
     local function checked_string(ev, k, max)
@@ -429,13 +459,14 @@ function M.finish(env, decl)
     -- nil, condition, text.
     local function route(ev)
         local from, to
-        if ev.origin == "xmpp" then
+        local origin = ev.origin
+        if origin == "xmpp" then
             local fd, td = jid_domain(ev.from), jid_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a valid JID" end
             if not local_domains[td] then
                 return nil, "item-not-found", "this gateway does not serve " .. td
             end
-            if not partner(fd) then
+            if not federated(fd) then
                 return nil, "forbidden", fd .. " is not a federated partner"
             end
             local err
@@ -443,7 +474,7 @@ function M.finish(env, decl)
             if not from then return nil, err or "jid-malformed", "sender cannot be mapped to SIP" end
             to, err = to_sip(ev.to)
             if not to then return nil, err or "jid-malformed", "recipient cannot be mapped to SIP" end
-        elseif ev.origin == "sip" then
+        elseif origin == "sip" then
             local fd, td = sip_domain(ev.from), sip_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a usable SIP URI" end
             if not local_domains[fd] then
@@ -452,7 +483,7 @@ function M.finish(env, decl)
             if local_domains[td] then
                 return nil, "item-not-found", td .. " is served on the SIP side, not through XMPP"
             end
-            if not partner(td) then
+            if not federated(td) then
                 return nil, "forbidden", td .. " is not a federated partner"
             end
             local err
@@ -498,6 +529,7 @@ function M.finish(env, decl)
             error(format("on_message set body to something that is not UTF-8 text of at most"
                 .. " %d bytes (gateway.max_body)", max_body))
         end
+        recheck(ev, origin)
         return ev
     end
 

@@ -125,6 +125,37 @@ static int l_status_to_cond(lua_State *L)
     return 1;
 }
 
+/* partner(domain): the partner entry that applies to domain, through the one
+ * matcher the streams use too (xs_policy_partner), as a fresh table; nil
+ * when the domain is not federated. Upvalue 1: the struct xs_policy. Only
+ * hooks can ask: while the policy file itself runs there is no
+ * configuration yet. */
+static int l_partner(lua_State *L)
+{
+    const struct xs_policy *p = lua_touserdata(L, lua_upvalueindex(1));
+    const char *domain = luaL_checkstring(L, 1);
+    if (!p->cfg.partners)
+        return luaL_error(L, "xsgw.partner() can only be called from a hook");
+    const struct xs_partner *pt = xs_policy_partner(p, domain);
+    if (!pt) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, pt->domain);
+    lua_setfield(L, -2, "domain");
+    lua_pushstring(L, pt->tls == XS_TLS_REQUIRED ? "required" : "optional");
+    lua_setfield(L, -2, "tls");
+    lua_pushboolean(L, pt->dialback);
+    lua_setfield(L, -2, "dialback");
+    if (pt->route_host) {
+        lua_pushfstring(L, strchr(pt->route_host, ':') ? "[%s]:%d" : "%s:%d", pt->route_host,
+                        pt->route_port);
+        lua_setfield(L, -2, "route");
+    }
+    return 1;
+}
+
 static char *dup_field(lua_State *L, int t, const char *k)
 {
     char *r = NULL;
@@ -282,6 +313,9 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
                                        {"status_to_cond", l_status_to_cond},
                                        {NULL, NULL}};
     luaL_setfuncs(L, natives, 0);
+    lua_pushlightuserdata(L, p);
+    lua_pushcclosure(L, l_partner, 1);
+    lua_setfield(L, -2, "partner");
     if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);

@@ -14,13 +14,28 @@ local function load_policy(src, name)
         end
         return name
     end
-    local env, decl = policy.new_env(callsite, t.native)
+    -- The core's partner matcher (xs_policy_partner) is C; this stand-in
+    -- answers from the configuration finish() returns.
+    local cfg_seen
+    local native = setmetatable({
+        partner = function(domain)
+            if not cfg_seen then error("xsgw.partner() can only be called from a hook") end
+            local wild
+            for _, p in ipairs(cfg_seen.partners) do
+                if p.domain == domain:lower() then return p end
+                if p.domain == "*" then wild = p end
+            end
+            return wild
+        end,
+    }, { __index = t.native })
+    local env, decl = policy.new_env(callsite, native)
     local chunk, err = load(src, "@" .. name, "t", env)
     if not chunk then return nil, err end
     local ok, e = pcall(chunk)
     if not ok then return nil, e end
     local ok2, cfg, route = pcall(policy.finish, env, decl)
     if not ok2 then return nil, cfg end
+    cfg_seen = cfg
     return cfg, route
 end
 

@@ -621,6 +621,83 @@ static void test_operator_vocabulary(void)
     expect_load_error("log('info', 'at load')\nlog(1)\n", "p.lua:9: log(): level must be");
 }
 
+/* One partner matcher (code review A3): hooks ask the core's through
+ * xsgw.partner(), and after the hooks the route is checked again, so a
+ * rewritten address cannot leave our domains or the partners (audit L5). */
+static void test_partner_once(void)
+{
+    expect_load_error("local x = xsgw.partner('xmpp.test')\n",
+                      "p.lua:8: xsgw.partner() can only be called from a hook");
+    char err[512];
+    struct xs_policy *p =
+        load("function on_message(m)\n"
+             "  if m.body == 'ask' then\n"
+             "    m.body = xsgw.partner('XMPP.test').tls .. ' ' .. xsgw.partner('legacy.test').route\n"
+             "      .. ' ' .. tostring(xsgw.partner('legacy.test').dialback) .. ' '\n"
+             "      .. tostring(xsgw.partner('nope.test'))\n"
+             "  end\n"
+             "  if m.body == 'to-stranger' then m.to = 'alice@stranger.test' end\n"
+             "  if m.body == 'to-local' then m.to = 'bob@sip.test' end\n"
+             "  if m.body == 'from-partner' then m.from = 'eve@xmpp.test' end\n"
+             "  if m.body == 'to-partner' then m.to = 'carol@legacy.test' end\n"
+             "  if m.body == 'sip-from-local' then m.from = 'sip:boss@sip.test' end\n"
+             "  if m.body == 'sip-to-partner' then m.to = 'sip:x@xmpp.test' end\n"
+             "  return m\n"
+             "end\n",
+             err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "ask", &ev, &text) ==
+          XS_COND_NONE);
+    CHECK_STR(ev->body, "required 127.0.0.5:5269 true nil");
+    xs_event_free(ev);
+    static const struct {
+        enum xs_side_id origin;
+        const char *body;
+        enum xs_cond want;
+    } cases[] = {
+        {XS_SIDE_SIP, "to-stranger", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "to-local", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "from-partner", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "to-partner", XS_COND_NONE},
+        {XS_SIDE_XMPP, "sip-from-local", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_XMPP, "sip-to-partner", XS_COND_INTERNAL_SERVER_ERROR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = NULL;
+        enum xs_cond c = cases[i].origin == XS_SIDE_SIP
+                             ? route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test",
+                                     cases[i].body, &ev, &text)
+                             : route(p, XS_SIDE_XMPP, "alice@xmpp.test", "bob@sip.test",
+                                     cases[i].body, &ev, &text);
+        if (c != cases[i].want)
+            fprintf(stderr, "%s: %s\n", cases[i].body, xs_cond_name(c));
+        CHECK(c == cases[i].want);
+        free(text);
+        xs_event_free(ev);
+    }
+    xs_policy_free(p);
+
+    /* With partner "*", our own domain is still not a partner. */
+    p = load("partner \"*\" { }\n", err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        text = NULL;
+        CHECK(route(p, XS_SIDE_XMPP, "mallory@sip.test", "bob@sip.test", "x", &ev, &text) ==
+              XS_COND_FORBIDDEN);
+        free(text);
+        xs_event_free(ev);
+        text = NULL;
+        CHECK(route(p, XS_SIDE_XMPP, "carol@Anywhere.test", "bob@sip.test", "x", &ev, &text) ==
+              XS_COND_NONE);
+        xs_event_free(ev);
+        xs_policy_free(p);
+    }
+}
+
 static void sleepy(lua_State *L)
 {
     (void)L;
@@ -864,6 +941,7 @@ int main(void)
     test_mistakes();
     test_max_body();
     test_operator_vocabulary();
+    test_partner_once();
     test_route();
     test_shipped();
     char cmd[300];
