@@ -248,10 +248,11 @@ static void bound_library(lua_State *L)
 /* pcall and xpcall for sandboxed code: like the base library's, except that
  * an error raised because the call's budget is spent goes on up instead of
  * being caught, so the error reaches the C caller. */
+/* The error names the line that called pcall, where the policy's own code
+ * is stopped. */
 static int reraise_spent(lua_State *L)
 {
-    lua_pushstring(L, sandbox_of(L)->spent);
-    return lua_error(L);
+    return luaL_error(L, "%s", sandbox_of(L)->spent);
 }
 
 static int l_pcall(lua_State *L)

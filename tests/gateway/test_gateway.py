@@ -356,6 +356,24 @@ end"""
         assert 400 <= resp["code"] < 500, resp["first"]
 
 
+async def test_body_over_max_body_refused_before_the_policy(tmp):
+    # The default gateway.max_body is 256 KiB; the stanza limit derived from
+    # it leaves room for the stanza around a body one byte too long. The hook
+    # would pass anything: the refusal comes from the router, not from it.
+    hook = "function on_message(m) return m end"
+    async with Env(tmp, hook=hook) as e:
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test", "bob@sip.test", "x" * (256 * 1024 + 1), mid="big"))
+        err = await get(e.peer.received, 20)
+        assert err.attrs.get("type") == "error" and err.attrs.get("id") == "big", err
+        assert err.child("error").child("policy-violation") is not None, err.child("error")
+        assert err.child("error").child("text").text == "message body exceeds 262144 bytes", err
+        await expect_nothing(e.sip.requests, 1)
+        s.send(message("alice@peer.test", "bob@sip.test", "small"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"small", req["body"]
+
+
 async def test_reload_removes_partner(tmp):
     async with Env(tmp) as e:
         s = await e.peer.authenticated_stream()

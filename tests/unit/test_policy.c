@@ -91,8 +91,8 @@ static void test_budget_pcall(void)
         "while true do xpcall(function() while true do end end, function(e) return e end) end\n";
     BOUNDED(10);
     double t0 = now_s();
-    expect_load_error(loop, "instruction budget exceeded");
-    expect_load_error(xloop, "instruction budget exceeded");
+    expect_load_error(loop, "p.lua:8: instruction budget exceeded");
+    expect_load_error(xloop, "p.lua:8: instruction budget exceeded");
     FILE *out = tmpfile();
     CHECK(xs_policy_check(write_policy("loop.lua", loop), lua_dir, out) != 0);
     rewind(out);
