@@ -257,10 +257,14 @@ int xs__xml_attr_append(struct xs_xml_el *el, const char *pre, const char *uri, 
     const char *v = name ? arena_strndup(el->arena, value, strlen(value)) : NULL;
     if (!v)
         return XS_ENOMEM;
-    memcpy(name, pre, lp);
-    memcpy(name + lp, uri, uri_len);
-    memcpy(name + lp + uri_len, post, ls);
-    memcpy(name + lp + uri_len + ls, local, ll + 1);
+    char *o = name;
+    if (lp)
+        o = (char *)memcpy(o, pre, lp) + lp;
+    if (uri_len)
+        o = (char *)memcpy(o, uri, uri_len) + uri_len;
+    if (ls)
+        o = (char *)memcpy(o, post, ls) + ls;
+    memcpy(o, local, ll + 1);
     el->attrs[el->n_attrs].name = name;
     el->attrs[el->n_attrs].value = v;
     el->n_attrs++;

@@ -98,6 +98,7 @@ struct rec {
     struct xs_buf log; /* what the callbacks saw, serialized */
     int opens, stanzas, closes;
     int stop_after; /* stanzas after which the callback stops the parser; 0 never */
+    const struct xs_xml_limits *then; /* set by the first stanza's callback, if not NULL */
 };
 
 static void on_open(void *ud, const struct xs_xml_el *h)
@@ -117,6 +118,8 @@ static void on_stanza(void *ud, struct xs_xml_el *st)
     xs_xml_el_free(st);
     if (r->stop_after && r->stanzas == r->stop_after)
         xs_xml_parser_stop(r->p);
+    if (r->then && r->stanzas == 1)
+        xs_xml_parser_set_limits(r->p, r->then);
 }
 
 static void on_close(void *ud)
@@ -519,7 +522,6 @@ static int run_children(struct rec *r, const struct xs_xml_limits *lim, const ch
 static void test_memory_bounds(void)
 {
     const struct xs_xml_limits lim = {.max_stanza_bytes = 262144, .max_depth = 32, .max_attrs = 32};
-    const size_t tree_cap = 4 * 262144;
     struct {
         const char *name, *decl;
         size_t uri_len;
@@ -564,7 +566,7 @@ static void test_memory_bounds(void)
 #if XS_TEST_OWN_MALLOC
         /* The tree's cap, plus expat's buffers and the record's log. */
         size_t peak = PEAK_SINCE(base);
-        if (peak > tree_cap + 256 * 1024) {
+        if (peak > 4 * lim.max_stanza_bytes + 256 * 1024) {
             fprintf(stderr, "%s: %zu bytes peak for %zu bytes of input\n", cases[i].name, peak,
                     fed);
             CHECK(!"allocation not bounded");
@@ -677,6 +679,55 @@ static void test_trickle(void)
     }
 }
 
+/* Limits change from the next stanza on: small before authentication, the
+ * full ones after, whether set between feeds, from the stanza callback or
+ * while a stanza is half parsed. */
+static void test_set_limits(void)
+{
+    const struct xs_xml_limits small = {.max_stanza_bytes = 512, .max_depth = 4, .max_attrs = 8};
+    char *st = stanza_of(1000);
+    struct rec r;
+
+    rec_init(&r, &small);
+    CHECK(xs_xml_parser_feed(r.p, HDR "<auth/>", strlen(HDR "<auth/>")) == 0);
+    xs_xml_parser_set_limits(r.p, &big);
+    CHECK(xs_xml_parser_feed(r.p, st, 1000) == 0 && r.stanzas == 2);
+    rec_free(&r);
+
+    /* From the callback, in the same feed as the stanza that follows. */
+    struct xs_buf in;
+    xs_buf_init(&in, 1 << 16);
+    xs_buf_printf(&in, "%s<auth/>%s", HDR, st);
+    rec_init(&r, &small);
+    r.then = &big;
+    CHECK(xs_xml_parser_feed(r.p, in.data, in.len) == 0 && r.stanzas == 2);
+    rec_free(&r);
+    /* And shrinking the same way refuses the next large stanza. */
+    rec_init(&r, &big);
+    r.then = &small;
+    CHECK(xs_xml_parser_feed(r.p, in.data, in.len) == XS_ELIMIT && r.stanzas == 1);
+    CHECK_STR(xs_xml_parser_condition(r.p), "policy-violation");
+    rec_free(&r);
+
+    /* Half a stanza in: it finishes under the limits it began with. */
+    rec_init(&r, &big);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(r.p, st, 600) == 0);
+    xs_xml_parser_set_limits(r.p, &small);
+    CHECK(xs_xml_parser_feed(r.p, st + 600, 400) == 0 && r.stanzas == 1);
+    CHECK(xs_xml_parser_feed(r.p, st, 1000) == XS_ELIMIT && r.stanzas == 1);
+    rec_free(&r);
+
+    /* Before the header, the header is the next thing bounded. */
+    struct xs_xml_limits tiny = {.max_stanza_bytes = 100, .max_depth = 4, .max_attrs = 16};
+    rec_init(&r, &big);
+    xs_xml_parser_set_limits(r.p, &tiny);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == XS_ELIMIT && r.opens == 0);
+    rec_free(&r);
+    xs_buf_free(&in);
+    free(st);
+}
+
 #if XS_TEST_OWN_MALLOC
 /* Fails each allocation of a whole stream's parse in turn: every run ends in
  * success or XS_ENOMEM with resource-constraint, never a crash. */
@@ -728,6 +779,7 @@ int main(void)
     test_xml_decl();
     test_memory_bounds();
     test_trickle();
+    test_set_limits();
 #if XS_TEST_OWN_MALLOC
     test_oom();
 #endif
