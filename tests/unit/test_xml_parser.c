@@ -729,6 +729,41 @@ static void test_set_limits(void)
 }
 
 #if XS_TEST_OWN_MALLOC
+static void drop_stanza(void *ud, struct xs_xml_el *st)
+{
+    (*(int *)ud)++;
+    xs_xml_el_free(st);
+}
+
+/* After a large stanza the parser returns to about what it held before,
+ * so an idle stream does not keep the peak of its largest stanza. */
+static void test_shrink(void)
+{
+    static const struct xs_xml_cbs drop = {NULL, drop_stanza, NULL};
+    const struct xs_xml_limits lim = {.max_stanza_bytes = 262144, .max_depth = 8, .max_attrs = 8};
+    int got = 0;
+    size_t before = bytes_live;
+    struct xs_xml_parser *p = xs_xml_parser_new(&lim, &drop, &got);
+    static const char small[] = "<message><body>hi</body></message>";
+    CHECK(xs_xml_parser_feed(p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0);
+    size_t idle = bytes_live - before;
+    char *big_st = malloc(250000);
+    int n = snprintf(big_st, 64, "<message><body>");
+    memset(big_st + n, 'x', 240000);
+    n += 240000;
+    n += snprintf(big_st + n, 250000 - (size_t)n, "</body><x a='%0*d'/></message>", 8000, 0);
+    CHECK(xs_xml_parser_feed(p, big_st, (size_t)n) == 0);
+    free(big_st);
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0 && got == 3);
+    size_t after = bytes_live - before;
+    if (after > idle + 32 * 1024) {
+        fprintf(stderr, "parser holds %zu bytes after a large stanza, %zu before\n", after, idle);
+        CHECK(!"peak kept");
+    }
+    xs_xml_parser_free(p);
+}
+
 /* Fails each allocation of a whole stream's parse in turn: every run ends in
  * success or XS_ENOMEM with resource-constraint, never a crash. */
 static void test_oom(void)
@@ -781,6 +816,7 @@ int main(void)
     test_trickle();
     test_set_limits();
 #if XS_TEST_OWN_MALLOC
+    test_shrink();
     test_oom();
 #endif
     return check_report("test_xml_parser");
