@@ -102,6 +102,31 @@ static void test_log_forging(void)
     CHECK(strlen(line) < 2048 && strchr(line, '\n') == line + strlen(line) - 1);
 }
 
+static const char *counted(int *calls)
+{
+    (*calls)++;
+    return "v";
+}
+
+/* Code review P3: a disabled level formats nothing; an enabled one logs. */
+static void test_log_macro(void)
+{
+    int calls = 0;
+    CHECK(!xs_log_enabled(XS_LOG_DEBUG) && xs_log_enabled(XS_LOG_WARN));
+    XS_LOG(XS_LOG_DEBUG, "test.debug", "x=%s", counted(&calls));
+    CHECK(calls == 0);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = tmpfile();
+    dup2(fileno(f), 2);
+    XS_LOG(XS_LOG_WARN, "test.warn", "x=%s", counted(&calls));
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    CHECK(calls == 1 && ftell(f) > 0);
+    fclose(f);
+}
+
 static void test_event(void)
 {
     CHECK_STR(xs_cond_name(XS_COND_ITEM_NOT_FOUND), "item-not-found");
@@ -135,6 +160,7 @@ int main(void)
     test_err();
     test_log_quote();
     test_log_forging();
+    test_log_macro();
     test_event();
     return check_report("test_core");
 }
