@@ -12,8 +12,10 @@
 
 static const char hdr[] = "<stream:stream xmlns='jabber:server' "
                           "xmlns:stream='http://etherx.jabber.org/streams'>";
-static const struct xs_xml_limits small = {2048, 8, 8};
-static const struct xs_xml_limits roomy = {1 << 20, 64, 64};
+static const struct xs_xml_limits small = {
+    .max_stanza_bytes = 2048, .max_depth = 8, .max_attrs = 8};
+static const struct xs_xml_limits roomy = {
+    .max_stanza_bytes = 1 << 20, .max_depth = 64, .max_attrs = 64};
 
 struct ctx {
     struct xs_buf *again; /* set while reparsing: where the second serialization goes */

@@ -2,6 +2,7 @@
  * space, log value quoting, and the event with its condition names. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/buf.h"
@@ -63,6 +64,44 @@ static void test_log_quote(void)
     CHECK(strlen(small) < sizeof small);
 }
 
+/* Runs xs_log with stderr sent to a file and returns what it wrote. */
+static char *captured_log(const char *value)
+{
+    static char out[4096];
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = tmpfile();
+    dup2(fileno(f), 2);
+    xs_log(XS_LOG_WARN, "test.forge", "id=%s cond=none", value);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return out;
+}
+
+/* Audit L4: whatever a value holds, one call writes one line. */
+static void test_log_forging(void)
+{
+    char *line = captured_log("x\nts=2026-01-01T00:00:00.000Z level=info ev=s2s.in.dialback "
+                              "result=valid");
+    CHECK(strchr(line, '\n') == line + strlen(line) - 1);
+    CHECK(strstr(line, " level=warn ev=test.forge id=x\\x0ats=2026-01-01T00:00:00.000Z "
+                       "level=info ev=s2s.in.dialback result=valid cond=none\n") != NULL);
+    line = captured_log("a\rb\tc\x7f\x01\xc3\xa9");
+    CHECK(strstr(line, "id=a\\x0db\\x09c\\x7f\\x01\xc3\xa9 cond=none\n") != NULL);
+    CHECK(strchr(line, '\n') == line + strlen(line) - 1);
+    /* A value longer than a line is cut, and the line still ends once. */
+    char longv[5000];
+    memset(longv, '\n', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    line = captured_log(longv);
+    CHECK(strlen(line) < 2048 && strchr(line, '\n') == line + strlen(line) - 1);
+}
+
 static void test_event(void)
 {
     CHECK_STR(xs_cond_name(XS_COND_ITEM_NOT_FOUND), "item-not-found");
@@ -95,6 +134,7 @@ int main(void)
     test_buf();
     test_err();
     test_log_quote();
+    test_log_forging();
     test_event();
     return check_report("test_core");
 }
