@@ -90,11 +90,16 @@ local function positive(where, what, v, default, max)
     return v
 end
 
+-- The primitives the C core provides (proxy/policy/helpers.c and policy.c);
+-- plain Lua tests pass stand-ins.
+local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
+
 -- A fresh declaration collector and the environment a policy chunk runs in.
 -- `callsite()` returns "file:line" of the policy line that called into the
 -- vocabulary (the core provides it; plain Lua tests pass one built on debug).
-function M.new_env(callsite)
-    local decl = { partners = {}, partner_order = {} }
+-- `native` holds the core's primitives (NATIVE).
+function M.new_env(callsite, native)
+    local decl = { partners = {}, partner_order = {}, native = native }
     local env = {}
 
     function env.gateway(t)
@@ -137,10 +142,21 @@ function M.new_env(callsite)
     end
 
     env.xsgw = { address = address }
+    for _, name in ipairs(NATIVE) do
+        env.xsgw[name] = native[name]
+    end
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
-        "setmetatable", "getmetatable" }) do
+        "getmetatable" }) do
         env[name] = _G[name]
+    end
+    -- Finalizers would run at any allocation and in lua_close at reload,
+    -- outside the call whose budget they belong to: a policy gets none.
+    function env.setmetatable(t, mt)
+        if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("setmetatable(): finalizers (__gc) are not allowed in a policy", 2)
+        end
+        return setmetatable(t, mt)
     end
     env.string, env.table, env.math, env.utf8 = string, table, math, utf8
     env._VERSION = _VERSION

@@ -14,7 +14,7 @@ local function load_policy(src, name)
         end
         return name
     end
-    local env, decl = policy.new_env(callsite)
+    local env, decl = policy.new_env(callsite, t.native)
     local chunk, err = load(src, "@" .. name, "t", env)
     if not chunk then return nil, err end
     local ok, e = pcall(chunk)
