@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import uuid
@@ -195,6 +196,17 @@ class Peer:
         self.server = None
         self.port = None
         self.inbound = []
+        # A peer that stops reading: after `stall_after` stanzas on a stream
+        # of the gateway's it reads nothing more, sets `stalled`, and once
+        # `cut` is set resets the connection (RST, nothing read is kept).
+        self.stall_after = None
+        self.stalled = asyncio.Event()
+        self.cut = asyncio.Event()
+        self.stanzas_in = 0
+        # Ends the gateway's stream with </stream:stream> right after this
+        # many stanzas on it ("close"), or closes TCP without a word ("eof").
+        self.end_after = None
+        self.end_how = "close"
 
     async def start(self, port):
         self.port = port
@@ -258,6 +270,26 @@ class Peer:
                 self.tasks.append(asyncio.ensure_future(self.bounce(el)))
             else:
                 await self.received.put(el)
+                self.stanzas_in += 1
+                if self.stall_after is not None and self.stanzas_in >= self.stall_after:
+                    await self._stall_and_cut(s)
+                    return
+                if self.end_after is not None and self.stanzas_in >= self.end_after:
+                    if self.end_how == "close":
+                        s.send("</stream:stream>")
+                        await s.w.drain()
+                        await s.next(5)             # the gateway's </stream:stream>
+                    # A bare TCP close under TLS: no close_notify, just FIN.
+                    s.w.transport.abort()
+                    return
+
+    async def _stall_and_cut(self, s):
+        s.w.transport.pause_reading()
+        self.stalled.set()
+        await self.cut.wait()
+        sock = s.w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.w.transport.abort()
 
     async def bounce(self, el):
         """What a real server does for a user it does not have: an error

@@ -5,6 +5,7 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -290,6 +291,97 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         await get(e.peer.received, 20)
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+
+
+async def sip_burst(e, bodies):
+    """Sends one MESSAGE per body; returns {call_id: body}."""
+    calls = {}
+    for body in bodies:
+        cid = uuid.uuid4().hex
+        calls[cid] = body
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", body,
+                           call_id=cid)
+        if len(calls) % 20 == 0:
+            await asyncio.sleep(0.02)  # paced, so no datagram is lost on the way in
+    return calls
+
+
+async def final_codes(e, calls, timeout=20):
+    """{call_id: final status} for every call in `calls`, or an AssertionError."""
+    codes = {}
+    deadline = time.monotonic() + timeout
+    while len(codes) < len(calls):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{len(calls) - len(codes)} of {len(calls)} MESSAGEs unanswered")
+        r = await get(e.uac.responses, left)
+        cid = r["headers"]["call-id"][0]
+        if cid in calls and r["code"] >= 200:
+            assert cid not in codes, f"two final responses for {cid}"
+            codes[cid] = r["code"]
+    return codes
+
+
+def drain(q):
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+async def test_cut_link_mid_burst_no_false_200(tmp):
+    """Nothing is called delivered that was not: the peer stops reading our
+    stream, a burst goes out, and the connection is reset inside the error
+    grace. Every 200 must match a stanza the peer read; every other MESSAGE
+    gets a final error, none is left unanswered. (Loopback's socket buffers
+    take the whole burst, so every stanza here reaches the kernel and is in
+    its grace at the cut; test_link covers bytes the kernel never took.)"""
+    n = 60
+    async with Env(tmp) as e:
+        e.peer.stall_after = 3
+        first = await sip_burst(e, [f"warm{i}" for i in range(3)])
+        for _ in range(3):
+            await get(e.peer.received, 20)
+        assert set((await final_codes(e, first)).values()) == {200}
+        await asyncio.wait_for(e.peer.stalled.wait(), 10)
+        calls = await sip_burst(e, [f"burst{i} " + "x" * 700 for i in range(n)])
+        await asyncio.sleep(0.4)   # written and confirmed by the kernel, inside the 1 s grace
+        e.peer.cut.set()
+        codes = await final_codes(e, calls)
+        got = {el.child("body").text for el in drain(e.peer.received)}
+        false_200 = [c for c, code in codes.items() if code == 200 and calls[c] not in got]
+        print(f"  cut-link: sent={n} read-by-peer={len(got)} answered-200={sum(c == 200 for c in codes.values())}"
+              f" 200-for-unread={len(false_200)} codes={sorted(set(codes.values()))}")
+        assert not false_200, f"{len(false_200)} of {n} answered 200 but never read by the peer"
+        assert set(codes.values()) <= {200, 408}, codes
+        e.gw.wait_log("ev=s2s.out.unconfirmed")
+        print("  " + re.search(r"ev=s2s\.out\.unconfirmed.*", e.gw.log_text()).group(0))
+        # A new stream carries the next message.
+        e.peer.stall_after = None
+        again = await sip_burst(e, ["after the cut"])
+        assert (await get(e.peer.received, 20)).child("body").text == "after the cut"
+        assert list((await final_codes(e, again)).values()) == [200]
+
+
+async def test_peer_ends_stream_during_grace(tmp):
+    """The peer reads a stanza and ends the stream inside its error grace,
+    with </stream:stream> or with a bare TCP close (no close_notify). The
+    stanza was read, and the link ended in order, so the sender gets 200 (the
+    rule in s2s.h); the gateway answers </stream:stream> with its own, and the
+    next message opens a new stream."""
+    for how in ("close", "eof"):
+        async with Env(tmp) as e:
+            e.peer.end_after, e.peer.end_how = 1, how
+            calls = await sip_burst(e, [f"last words {how}"])
+            assert (await get(e.peer.received, 20)).child("body").text == f"last words {how}"
+            assert list((await final_codes(e, calls)).values()) == [200], how
+            reason = "the remote server closed the stream" if how == "close" else "connection closed"
+            e.gw.wait_log(f"ev=s2s.out.state stream=out1 .*to=closed.*reason=\"{reason}\"")
+            e.peer.end_after = None
+            again = await sip_burst(e, ["next"])
+            assert (await get(e.peer.received, 20)).child("body").text == "next"
+            assert list((await final_codes(e, again)).values()) == [200]
+            e.gw.wait_log("ev=s2s.out.state stream=out3 ")
 
 
 async def test_sip_retransmission_delivered_once(tmp):
