@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -405,6 +406,7 @@ class Gateway:
         self.log = os.path.join(tmp, "xsgw.log")
         self.write_policy(policy_text)
         self.proc = None
+        self.nofile = None  # RLIMIT_NOFILE for the process, when a test sets one
 
     def write_policy(self, text):
         with open(self.policy, "w") as f:
@@ -416,8 +418,26 @@ class Gateway:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(REPO, "lua"), "--log-level", "debug"],
-                                     stderr=self.logf, stdout=self.logf)
+                                     stderr=self.logf, stdout=self.logf,
+                                     preexec_fn=self._limits if self.nofile else None)
         self.wait_log("ev=gateway.ready", start=mark)
+
+    def _limits(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def count_log(self, pattern, start=0):
+        return len(re.findall(pattern, self.log_text()[start:]))
+
+    def wait_count(self, pattern, n, timeout=TIMEOUT, start=0):
+        """Waits until `pattern` has matched at least n log lines."""
+        deadline = time.monotonic() + timeout
+        while self.count_log(pattern, start) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.count_log(pattern, start)} of {n} log lines "
+                                     f"matching {pattern!r}:\n{self.log_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"xsgw exited with {self.proc.returncode}")
+            time.sleep(0.05)
 
     def log_text(self):
         with open(self.log, "rb") as f:

@@ -244,6 +244,90 @@ async def test_iq_gets_service_unavailable(tmp):
         assert err.child("error").child("service-unavailable") is not None
 
 
+# --- hostile inbound streams --------------------------------------------------
+
+async def open_idle(port, sources, per_source, send_header=True):
+    """Opens per_source connections from each source address (loopback
+    aliases); every other one sends a stream header and then nothing."""
+    conns = []
+    for src in sources:
+        for j in range(per_source):
+            r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0))
+            if send_header and j % 2:
+                w.write(header("peer.test", "sip.test").encode())
+            conns.append((src, r, w))
+    return conns
+
+
+async def still_open(conns):
+    """Which connections the gateway has not closed (no EOF within 0.3 s)."""
+    async def alive(r):
+        try:
+            while await asyncio.wait_for(r.read(65536), 0.3):
+                pass
+            return False
+        except asyncio.TimeoutError:
+            return True
+        except ConnectionError:
+            return False
+    flags = await asyncio.gather(*(alive(r) for _, r, _ in conns))
+    return [c for c, ok in zip(conns, flags) if ok]
+
+
+async def test_idle_inbound_flood_leaves_federation_working(tmp):
+    """Audit H3: 1,200 idle connections to 5269 (40 sources x 30) once made
+    every outbound stream fail and kept partners out. Now unauthenticated
+    streams are capped per source (8) and in total (256), the oldest are
+    evicted, and outbound streams have their own budget."""
+    async with Env(tmp) as e:
+        sources = [f"127.0.0.{i}" for i in range(2, 42)]
+        conns = await open_idle(e.gw_port, sources, 30)
+        e.gw.wait_count("reason=accepted|reason=too-many-streams", 1200, timeout=30)
+        # SIP -> XMPP: a new outbound stream, and peer.test dialing back in.
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "through")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "through", st
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 200, resp["first"]
+        # XMPP -> SIP: the real partner connects in and authenticates.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "in too"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"in too", req["body"]
+        held = await still_open(conns)
+        per = {}
+        for src, _, _ in held:
+            per[src] = per.get(src, 0) + 1
+        evicted = e.gw.count_log(r"ev=s2s\.in\.evicted")
+        print(f"  flood: 1200 opened, {len(held)} held open, {evicted} evicted, "
+              f"max {max(per.values(), default=0)} per source")
+        assert len(held) <= 256, len(held)
+        assert max(per.values(), default=0) <= 8, per
+        assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_descriptor_limit_sizes_the_budgets(tmp):
+    """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
+    e = Env(tmp)
+    e.gw.nofile = 600
+    async with e:
+        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=1920 in_max=200 "
+                      r"out_max=100 unauth_max=50")
+        sources = [f"127.0.0.{i}" for i in range(2, 10)]
+        conns = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 64)
+        held = await still_open(conns)
+        assert len(held) == 50, len(held)
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "small")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "small", st
+        for _, _, w in conns:
+            w.close()
+
+
 # --- SIP -> XMPP -----------------------------------------------------------
 
 async def test_sip_to_xmpp_message(tmp):
