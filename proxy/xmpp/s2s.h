@@ -26,6 +26,13 @@
 #define XS_S2S_PAIRS_MAX 16
 #define XS_S2S_OUTPUT_MAX (4u << 20)
 #define XS_S2S_VERIFY_MAX 64
+/* Element depth and attributes per element in a stanza. */
+#define XS_S2S_XML_DEPTH 32
+#define XS_S2S_XML_ATTRS 32
+/* Before a stream has an authenticated pair, a stanza may span this many
+ * bytes: dialback, STARTTLS and stream errors fit many times over, and a
+ * stranger cannot make us hold more than this per socket. */
+#define XS_S2S_PREAUTH_STANZA_MAX 8192
 
 /* Stream budgets (audit H3). Inbound and outbound streams count apart, so
  * nothing done to the listener can make an outbound stream fail. Inbound

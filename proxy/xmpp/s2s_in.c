@@ -65,6 +65,22 @@ static const char *state_name(enum in_state s)
     return "?";
 }
 
+/* Tight stanza limits until the stream has an authenticated pair, the
+ * policy's after (and again tight if it loses them). */
+static void apply_limits(struct s2s_in *in)
+{
+    size_t full = in->x->cfg->xmpp_max_stanza;
+    struct xs_xml_limits lim = {
+        .max_stanza_bytes = in_authenticated(in) || full < XS_S2S_PREAUTH_STANZA_MAX
+                                ? full
+                                : XS_S2S_PREAUTH_STANZA_MAX,
+        .max_depth = XS_S2S_XML_DEPTH,
+        .max_attrs = XS_S2S_XML_ATTRS,
+    };
+    if (in->parser)
+        xs_xml_parser_set_limits(in->parser, &lim);
+}
+
 static void set_state(struct s2s_in *in, enum in_state s, const char *why)
 {
     xs_log(XS_LOG_INFO, "s2s.in.state",
@@ -240,6 +256,7 @@ void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local
                         : "error");
     if (valid > 0) {
         pair->state = PAIR_VALID;
+        apply_limits(in);
         reply_db(in, "result", local, remote, NULL, "valid", NULL);
         return;
     }
@@ -469,6 +486,7 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
+        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
@@ -592,6 +610,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     in->serial = ++x->next_serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
+    apply_limits(in);
     in->link = xs_link_new(tcp, &link_cbs, in, XS_S2S_OUTPUT_MAX);
     if (!in->link || !in->parser) {
         /* Without a link nothing will call on_closed; with one, its close does. */

@@ -461,3 +461,9 @@ const char *xs_xml_parser_detail(const struct xs_xml_parser *p)
 {
     return p->state == P_FAILED ? p->detail : "";
 }
+
+void xs_xml_parser_set_limits(struct xs_xml_parser *p, const struct xs_xml_limits *lim)
+{
+    p->lim = *lim;
+    p->text.max = lim->max_stanza_bytes;
+}

@@ -309,6 +309,45 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
             w.close()
 
 
+async def test_unauthenticated_deadlines(tmp):
+    """Audit H3: 10 s for the header (was 30), 30 s from it to authenticate
+    (was 60), measured on two idle streams side by side."""
+    async def timed_out(s):
+        kind, el = await s.next(timeout=40)
+        if kind == "header":  # ours, sent before the error to a silent peer
+            kind, el = await s.next(timeout=40)
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("connection-timeout", NS_STREAM_ERR) is not None, el
+        return time.monotonic()
+
+    async with Env(tmp) as e:
+        start = time.monotonic()
+        silent = await XStream.connect(e.gw_port)
+        opened = await e.peer.open_stream("sip.test", tls=False)
+        t_silent, t_opened = await asyncio.gather(timed_out(silent), timed_out(opened))
+        assert 9 <= t_silent - start <= 12, t_silent - start
+        assert 29 <= t_opened - start <= 32, t_opened - start
+
+
+async def test_preauth_stanza_limit(tmp):
+    """Before any pair is authenticated a stanza may span 8 KiB: a 20 KB one
+    ends the stream with policy-violation (not not-authorized, which is what
+    a stanza that was parsed whole gets). After dialback the policy's
+    max_stanza (256 KiB) applies."""
+    big = "<x xmlns='urn:example:pad'>" + "p" * 20000 + "</x>"
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test")
+        s.send(message("alice@peer.test", "bob@sip.test", "early", extra=big))
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "big but fine", extra=big))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"big but fine", req["body"]
+        await expect_nothing(e.sip.requests, 0.3)
+
+
 async def test_descriptor_limit_sizes_the_budgets(tmp):
     """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
     e = Env(tmp)
