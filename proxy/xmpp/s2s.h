@@ -48,9 +48,14 @@
 /* Descriptors kept for what is not s2s: SIP over TCP (256), DNS, the log. */
 #define XS_S2S_FD_RESERVE 384
 /* An inbound stream must send its header this long after the connection
- * (or the TLS restart) and authenticate a pair this long after its header. */
+ * (or the TLS restart) and authenticate a pair this long after its first
+ * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
 #define XS_S2S_IN_AUTH_TIMEOUT 30.0
+/* Dialback on one inbound stream (audit M3): pairs being verified at once,
+ * and db:result elements a stream may send before any pair is valid. */
+#define XS_S2S_IN_VERIFY_INFLIGHT 4
+#define XS_S2S_IN_DB_ATTEMPTS_MAX 32
 
 struct xs_s2s_budget {
     size_t in_max;     /* inbound streams, closing ones included */

@@ -37,6 +37,7 @@ struct s2s_in {
     char remote[XS_DOMAIN_MAX];    /* the header's from, "" when the peer gave none */
     struct in_pair pairs[XS_S2S_PAIRS_MAX];
     size_t n_pairs;
+    unsigned db_attempts;   /* db:result elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
@@ -179,11 +180,25 @@ static void reply_db(struct s2s_in *in, const char *name, const char *from, cons
     xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
 }
 
+static size_t count_pending(const struct s2s_in *in)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in->n_pairs; i++)
+        n += in->pairs[i].state == PAIR_PENDING;
+    return n;
+}
+
 /* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
 static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
     const char *to = xs_xml_el_attr(el, "to"), *from = xs_xml_el_attr(el, "from");
+    /* Each attempt may cost the partner a db:verify from us: a stream that
+     * has authenticated nothing gets a bounded number of them. */
+    if (!in_authenticated(in) && ++in->db_attempts > XS_S2S_IN_DB_ATTEMPTS_MAX) {
+        in_error(in, "policy-violation", "too many dialback attempts on one stream");
+        return;
+    }
     if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote)) {
         in_error(in, "improper-addressing", "db:result needs valid from and to");
         return;
@@ -214,6 +229,24 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         return;
     }
     struct in_pair *pair = find_pair(in, local, remote);
+    if (pair && pair->state == PAIR_PENDING) {
+        /* One verification per pair in flight (audit M3): a repeat would
+         * only queue another db:verify toward the partner and crowd out
+         * the partner's own. Debug only: the attempt cap ends a flood. */
+        free(key);
+        xs_log(XS_LOG_DEBUG, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=ignored reason=already-verifying",
+               (unsigned long long)in->serial, remote, local);
+        return;
+    }
+    if (count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT) {
+        free(key);
+        xs_log(XS_LOG_WARN, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=refused reason=too-many-in-flight",
+               (unsigned long long)in->serial, remote, local);
+        reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
+        return;
+    }
     if (!pair) {
         if (in->n_pairs == XS_S2S_PAIRS_MAX) {
             free(key);
@@ -229,7 +262,10 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
     if (!o) {
+        /* The peer learns the pair failed, so it must not linger pending. */
         free(key);
+        *pair = in->pairs[--in->n_pairs];
+        apply_limits(in);
         reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
         return;
     }

@@ -193,6 +193,8 @@ class Peer:
         self.bounce_lock = asyncio.Lock()
         self.tasks = []
         self.verified = []                # (gateway key, result) pairs we checked
+        self.verify_requests = 0          # db:verify the gateway asked us
+        self.verify_delay = 0             # seconds before answering one (a WAN round trip)
         self.server = None
         self.port = None
         self.inbound = []
@@ -249,16 +251,24 @@ class Peer:
                 s.send(f"<db:result from='{self.domain}' to='{el.attrs['from']}' "
                        f"type='{'valid' if ok else 'invalid'}'/>")
             elif el.ns == NS_DB and el.name == "verify":
-                want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
-                ok = hmac.compare_digest(want, el.text)
-                s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
-                       f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+                self.verify_requests += 1
+                if self.verify_delay:
+                    self.tasks.append(asyncio.ensure_future(self.answer_verify(s, el)))
+                else:
+                    await self.answer_verify(s, el)
             elif el.name == "message" and el.attrs.get("to") in self.unknown_users:
                 # Its own task: authenticating the bounce stream needs this
                 # loop to answer the gateway's db:verify meanwhile.
                 self.tasks.append(asyncio.ensure_future(self.bounce(el)))
             else:
                 await self.received.put(el)
+
+    async def answer_verify(self, s, el):
+        await asyncio.sleep(self.verify_delay)
+        want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
+        ok = hmac.compare_digest(want, el.text)
+        s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
+               f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
 
     async def bounce(self, el):
         """What a real server does for a user it does not have: an error

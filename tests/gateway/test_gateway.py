@@ -348,6 +348,68 @@ async def test_preauth_stanza_limit(tmp):
         await expect_nothing(e.sip.requests, 0.3)
 
 
+async def test_dialback_flood_does_not_starve_the_partner(tmp):
+    """Audit M3: 1,000 db:result for peer.test on one stream, while the
+    partner takes 200 ms to answer each db:verify, once filled the 64
+    verification slots and the real partner's dialback failed. Now one
+    verification per pair is in flight, repeats are ignored, and the stream
+    is closed after 32 attempts."""
+    async with Env(tmp) as e:
+        e.peer.verify_delay = 0.2
+        flood = await e.peer.open_stream("sip.test")
+        flood.send("".join(f"<db:result from='peer.test' to='sip.test'>{i:064x}</db:result>"
+                           for i in range(1000)))
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        # Closed with unread input, the kernel may turn the close into a reset
+        # that overtakes the stream error; the log says why either way.
+        try:
+            el = await flood.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log("cond=policy-violation text=\"too many dialback attempts on one stream\"")
+        s.send(message("alice@peer.test", "bob@sip.test", "authenticated"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"authenticated"
+        print(f"  db:verify the partner was asked: {e.peer.verify_requests}")
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+
+
+async def test_dialback_in_flight_cap(tmp):
+    """At most 4 pairs are being verified on one stream: the fifth db:result
+    is answered with resource-constraint at once. The partners' servers
+    accept TCP and say nothing, so the verifications stay pending."""
+    silent_port = free_port()
+    names = ["a.test", "b.test", "c.test", "d.test", "e.test"]
+    extra = "\n".join(f'partner "{n}" {{ tls = "optional", dialback = true, '
+                      f'route = "127.0.0.1:{silent_port}" }}' for n in names)
+    held = []
+
+    async def silent(r, w):
+        held.append(w)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", silent_port)
+    try:
+        async with Env(tmp, extra_partners=extra) as e:
+            s = await XStream.connect(e.gw_port)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            for n in names:
+                s.send(f"<db:result from='{n}' to='sip.test'>{'ab' * 32}</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("from") == "sip.test" and el.attrs.get("to") == "e.test", el
+            assert el.attrs.get("type") == "error", el
+            assert el.child("error").child("resource-constraint") is not None, el
+            e.gw.wait_log("remote=e.test local=sip.test result=refused reason=too-many-in-flight")
+            assert e.gw.count_log("result=verifying") == 4
+    finally:
+        server.close()
+        for w in held:
+            w.close()
+
+
 async def test_descriptor_limit_sizes_the_budgets(tmp):
     """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
     e = Env(tmp)
