@@ -585,7 +585,7 @@ struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char
 
 struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote)
 {
-    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX)
+    if (x->closing || !xs_xmpp_out_room(x))
         return NULL;
     struct s2s_out *o = calloc(1, sizeof *o);
     if (!o)

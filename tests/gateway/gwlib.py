@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -193,6 +194,8 @@ class Peer:
         self.bounce_lock = asyncio.Lock()
         self.tasks = []
         self.verified = []                # (gateway key, result) pairs we checked
+        self.verify_requests = 0          # db:verify the gateway asked us
+        self.verify_delay = 0             # seconds before answering one (a WAN round trip)
         self.server = None
         self.port = None
         self.inbound = []
@@ -260,10 +263,11 @@ class Peer:
                 s.send(f"<db:result from='{self.domain}' to='{el.attrs['from']}' "
                        f"type='{'valid' if ok else 'invalid'}'/>")
             elif el.ns == NS_DB and el.name == "verify":
-                want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
-                ok = hmac.compare_digest(want, el.text)
-                s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
-                       f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+                self.verify_requests += 1
+                if self.verify_delay:
+                    self.tasks.append(asyncio.ensure_future(self.answer_verify(s, el)))
+                else:
+                    await self.answer_verify(s, el)
             elif el.name == "message" and el.attrs.get("to") in self.unknown_users:
                 # Its own task: authenticating the bounce stream needs this
                 # loop to answer the gateway's db:verify meanwhile.
@@ -290,6 +294,13 @@ class Peer:
         sock = s.w.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.w.transport.abort()
+
+    async def answer_verify(self, s, el):
+        await asyncio.sleep(self.verify_delay)
+        want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
+        ok = hmac.compare_digest(want, el.text)
+        s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
+               f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
 
     async def bounce(self, el):
         """What a real server does for a user it does not have: an error
@@ -437,6 +448,7 @@ class Gateway:
         self.log = os.path.join(tmp, "xsgw.log")
         self.write_policy(policy_text)
         self.proc = None
+        self.nofile = None  # RLIMIT_NOFILE for the process, when a test sets one
 
     def write_policy(self, text):
         with open(self.policy, "w") as f:
@@ -448,8 +460,26 @@ class Gateway:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(REPO, "lua"), "--log-level", "debug"],
-                                     stderr=self.logf, stdout=self.logf)
+                                     stderr=self.logf, stdout=self.logf,
+                                     preexec_fn=self._limits if self.nofile else None)
         self.wait_log("ev=gateway.ready", start=mark)
+
+    def _limits(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def count_log(self, pattern, start=0):
+        return len(re.findall(pattern, self.log_text()[start:]))
+
+    def wait_count(self, pattern, n, timeout=TIMEOUT, start=0):
+        """Waits until `pattern` has matched at least n log lines."""
+        deadline = time.monotonic() + timeout
+        while self.count_log(pattern, start) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.count_log(pattern, start)} of {n} log lines "
+                                     f"matching {pattern!r}:\n{self.log_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"xsgw exited with {self.proc.returncode}")
+            time.sleep(0.05)
 
     def log_text(self):
         with open(self.log, "rb") as f:
