@@ -25,10 +25,12 @@ void xs_sip_msg_global_init(void);
 
 /* Finds one message at the start of data[0..len). `stream` is 1 on TCP,
  * where Content-Length is required (RFC 3261 §18.3), 0 for a datagram, where
- * a missing Content-Length means "the rest". Returns 1 with *msg_len set when
- * a whole message is there, 0 when more bytes are needed (stream only), or
- * XS_EPROTO (no or bad Content-Length, header section not terminated in a
- * datagram), XS_ELIMIT (header section or whole message larger than `max`).
+ * a missing Content-Length means "the rest" and one larger than the rest
+ * still frames the whole datagram (xs_sip_in_parse answers it 400). Returns
+ * 1 with *msg_len set when a whole message is there, 0 when more bytes are
+ * needed (stream only), or XS_EPROTO (no or bad Content-Length, header
+ * section not terminated in a datagram), XS_ELIMIT (header section or whole
+ * message larger than `max`).
  * *hdr_len is set whenever the header section is complete (else 0), so a
  * caller can still answer a framing error. */
 int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,

@@ -210,6 +210,54 @@ static void test_tcp(uv_loop_t *loop, struct router *r, int port)
     close(good);
 }
 
+/* Requests RFC 3261 wants answered although they are broken: no CSeq (400,
+ * over UDP and TCP), a datagram shorter than its Content-Length (400),
+ * Max-Forwards 0 (483). None of them reaches the router. */
+static void test_hostile(uv_loop_t *loop, struct router *r, int udp_port, int tcp_port)
+{
+    int before = r->n;
+    int port_peer;
+    int fd = udp_peer(&port_peer);
+    char m[4096];
+    int len = snprintf(m, sizeof m,
+                       "MESSAGE sip:bob@sip.test SIP/2.0\r\n"
+                       "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKh1;rport\r\n"
+                       "From: <sip:bob@sip.test>;tag=1\r\nTo: <sip:alice@xmpp.test>\r\n"
+                       "Call-ID: h1\r\nContent-Type: text/plain\r\n"
+                       "Content-Length: 2\r\n\r\nhi",
+                       port_peer);
+    udp_send_to(fd, udp_port, m, (size_t)len);
+    expect_status(loop, fd, "SIP/2.0 400 Bad Request\r\n", "branch=z9hG4bKh1");
+    CHECK(strstr(buf, "missing or malformed CSeq") != NULL);
+
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKh2", port_peer, PLAIN, BODY);
+    udp_send_to(fd, udp_port, m, n - 4);
+    expect_status(loop, fd, "SIP/2.0 400 Bad Request\r\n", "branch=z9hG4bKh2");
+    CHECK(strstr(buf, "Content-Length larger than the datagram") != NULL);
+
+    n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKh3", port_peer, PLAIN, BODY);
+    memcpy(strstr(m, "Max-Forwards: 70") + 14, "0 ", 2);
+    udp_send_to(fd, udp_port, m, n);
+    expect_status(loop, fd, "SIP/2.0 483 Too Many Hops\r\n", "branch=z9hG4bKh3");
+    close(fd);
+
+    int eof;
+    int t = tcp_peer(tcp_port);
+    len = snprintf(m, sizeof m,
+                   "MESSAGE sip:bob@sip.test SIP/2.0\r\n"
+                   "Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKh4\r\n"
+                   "From: <sip:bob@sip.test>;tag=1\r\nTo: <sip:alice@xmpp.test>\r\n"
+                   "Call-ID: h4\r\nContent-Type: text/plain\r\n"
+                   "Content-Length: 2\r\n\r\nhi");
+    CHECK(send(t, m, (size_t)len, 0) == len);
+    tcp_read(loop, t, buf, sizeof buf, 200, &eof);
+    CHECK(strncmp(buf, "SIP/2.0 400 Bad Request\r\n", 25) == 0);
+    CHECK(strstr(buf, "branch=z9hG4bKh4") != NULL);
+    close(t);
+    pump(loop, 20);
+    CHECK(r->n == before);
+}
+
 /* Bounds: one inbound TCP connection, one server transaction, a short idle
  * timeout; and a TCP request whose connection is gone before done(). */
 static void test_limits(uv_loop_t *loop)
@@ -295,6 +343,7 @@ int main(void)
 
     test_udp(&loop, &r, udp_port);
     test_tcp(&loop, &r, tcp_port);
+    test_hostile(&loop, &r, udp_port, tcp_port);
     test_limits(&loop);
 
     /* Close with a request the router still holds: the peer gets 503, and
