@@ -592,11 +592,11 @@ void xs_sip_in_clear(struct xs_sip_in *in)
     memset(in, 0, sizeof *in);
 }
 
-void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in)
+/* Copies a header section without its Content-Length lines into copy
+ * (initialised here; free it), so osip parses it as a request with no body. */
+static int copy_without_length(const char *data, size_t hdr_len, struct xs_buf *copy)
 {
-    memset(in, 0, sizeof *in);
-    struct xs_buf copy;
-    xs_buf_init(&copy, hdr_len);
+    xs_buf_init(copy, hdr_len);
     const char *end = data + hdr_len;
     const char *line = data;
     int rc = 0;
@@ -609,9 +609,17 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
                     (n > 2 && (line[0] == 'l' || line[0] == 'L') &&
                      (line[1] == ':' || line[1] == ' ' || line[1] == '\t'));
         if (!is_cl)
-            rc = xs_buf_append(&copy, line, n);
+            rc = xs_buf_append(copy, line, n);
         line = eol;
     }
+    return rc;
+}
+
+void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in)
+{
+    memset(in, 0, sizeof *in);
+    struct xs_buf copy;
+    int rc = copy_without_length(data, hdr_len, &copy);
     if (!rc && copy.len) {
         xs_sip_in_parse(copy.data, copy.len, 0, in);
         if (in->verdict == XS_SIP_SUBMIT) {
@@ -622,6 +630,35 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
         if (in->verdict != XS_SIP_ANSWER)
             in->verdict = XS_SIP_DROP;
     }
+    xs_buf_free(&copy);
+}
+
+void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in)
+{
+    memset(in, 0, sizeof *in);
+    in->verdict = XS_SIP_DROP;
+    in->why = "not a request that can be answered";
+    const char *hend = memmem(data, len, "\r\n\r\n", 4);
+    size_t hl = hend ? (size_t)(hend - data) + 4 : len;
+    struct xs_buf copy;
+    osip_message_t *m = NULL;
+    if (copy_without_length(data, hl, &copy) != 0 || !copy.len || osip_message_init(&m) != 0)
+        goto done;
+    if (osip_message_parse(m, copy.data, copy.len) != 0) {
+        osip_message_free(m);
+        goto done;
+    }
+    in->msg = m;
+    osip_via_t *via = NULL;
+    osip_message_get_via(m, 0, &via);
+    if (MSG_IS_RESPONSE(m) || !m->sip_method || strcmp(m->sip_method, "ACK") == 0 || !via ||
+        !via->host || !via->host[0])
+        goto done;
+    make_key(m, via, m->sip_method, 1, in->key, sizeof in->key);
+    in->verdict = XS_SIP_ANSWER;
+    in->status = 403;
+    in->why = "source not trusted";
+done:
     xs_buf_free(&copy);
 }
 

@@ -65,6 +65,12 @@ void xs_sip_in_clear(struct xs_sip_in *in);
  * ANSWER for a request other than ACK) are meaningful. */
 void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in);
 
+/* Reads only what an answer to a request from an untrusted source needs:
+ * the header section of data[0..len) (borrowed), without Content-Length, so
+ * the body is never looked at. For a request other than ACK with a Via the
+ * verdict is ANSWER (status 403, in->msg and in->key set), else DROP. */
+void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in);
+
 /* Writes 2 * nbytes lowercase hex digits of fresh randomness and a NUL into
  * out (size at least 2 * nbytes + 1), for tags, branches and Call-IDs. */
 void xs_sip_random_hex(char *out, size_t nbytes);
