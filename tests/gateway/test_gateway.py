@@ -22,12 +22,14 @@ UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
-    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners=""):
+    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
+                 sip_extra=""):
         self.tmp = tmp
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
-        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls)
+        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
+                                sip_extra=sip_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -41,6 +43,9 @@ class Env:
         await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
         self.uac = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+        # A sender on another address of the namespace's loopback.
+        self.stranger = SipEndpoint()
+        await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
         self.peer = Peer(self.tmp, self.gw_port)
         await self.peer.start(self.peer_port)
         return self
@@ -49,6 +54,7 @@ class Env:
         await self.peer.stop()
         self.sip.transport.close()
         self.uac.transport.close()
+        self.stranger.transport.close()
         rc = self.gw.stop()
         if exc[0] is None and rc not in (0, None):
             raise AssertionError(f"xsgw exited with {rc} on SIGTERM")
@@ -606,6 +612,34 @@ async def test_sip_bad_content_type(tmp):
                            content_type="text/html")
         resp = await get(e.uac.responses)
         assert resp["code"] == 415, resp["first"]
+
+
+async def test_sip_from_untrusted_source_refused(tmp):
+    # No sip.trusted: the next hop's address (127.0.0.1) is trusted, 127.0.0.2 is not.
+    async with Env(tmp) as e:
+        e.stranger.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test",
+                                "Please wire 50k today")
+        resp = await get(e.stranger.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        assert "warning" not in resp["headers"] and "allow" not in resp["headers"], resp
+        e.gw.wait_log(r"ev=sip\.refused transport=udp peer=127\.0\.0\.2:\d+ status=403")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "from the edge")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "from the edge", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
+async def test_sip_trusted_list_replaces_next_hop(tmp):
+    async with Env(tmp, sip_extra='trusted = { "127.0.0.2/32", "::1" }') as e:
+        e.uac.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test", "forged")
+        resp = await get(e.uac.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "trusted")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "trusted", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
 
 
 # --- policy ------------------------------------------------------------------
