@@ -29,6 +29,7 @@
 #ifndef XS_SIP_SIP_H
 #define XS_SIP_SIP_H
 
+#include <osipparser2/osip_parser.h>
 #include <uv.h>
 
 #include "event.h"
@@ -89,8 +90,25 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
  * or -1. */
 int xs_sip_port(const struct xs_sip *sip, size_t i);
 
-/* The RFC 7247 mappings, exposed for tests and for other SIP methods. */
+/* The RFC 7247 §7 mappings (sip_errmap.c), exposed for tests and for other
+ * SIP methods. The plain tables: */
 enum xs_cond xs_sip_status_to_cond(int status);
 int xs_sip_cond_to_status(enum xs_cond cond);
+
+/* The final response for a request that failed with cond and text (a done()
+ * text, borrowed; may start with a new address, see xs_cond_text_addr):
+ * gone and redirect with an address the gateway can write as a SIP URI give
+ * 301/302 and a Contact line, everything else the table's status. */
+struct xs_sip_error {
+    int status;
+    const char *text;   /* for the Warning: borrowed from text, may be NULL */
+    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+};
+void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
+
+/* The condition for a final SIP response (borrowed), and in text (n bytes;
+ * XS_COND_ADDR_MAX + 160 is enough) "SIP <code> <reason>", preceded by
+ * "<uri> " with the first Contact for 301 and the other 3xx. */
+enum xs_cond xs_sip_response_cond(const osip_message_t *resp, char *text, size_t n);
 
 #endif

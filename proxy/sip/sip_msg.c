@@ -181,6 +181,10 @@ const char *xs_sip_reason_phrase(int status)
         return "OK";
     case 202:
         return "Accepted";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Moved Temporarily";
     case 400:
         return "Bad Request";
     case 401:

@@ -87,9 +87,17 @@ async def test_xmpp_to_sip_message(tmp):
 
 
 async def test_xmpp_to_sip_error_bounces(tmp):
-    for code, cond in ((404, "item-not-found"), (480, "recipient-unavailable"),
-                       (403, "forbidden"), (503, "service-unavailable")):
+    # RFC 7247 §7.2; 503 is the SIP server's own trouble (note 9), and 301
+    # carries the new address from Contact into <gone/> (note 1).
+    for code, cond, addr in ((404, "item-not-found", None),
+                             (480, "recipient-unavailable", None),
+                             (403, "forbidden", None), (503, "internal-server-error", None),
+                             (407, "registration-required", None),
+                             (603, "recipient-unavailable", None),
+                             (301, "gone", "sip:bob@moved.test")):
         async with Env(tmp, sip_code=code) as e:
+            if addr:
+                e.sip.extra = f"Contact: <{addr}>\r\n"
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid=f"e{code}"))
             await get(e.sip.requests)
@@ -103,6 +111,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             e_el = err.child("error")
             assert e_el is not None and e_el.child(cond, NS_STANZAS) is not None, \
                 f"{code}: {[c.name for c in e_el.children]}"
+            assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
 
 
@@ -280,7 +289,10 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         start = time.monotonic()
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
         resp = await get(e.uac.responses, 20)
-        assert resp["code"] == 503, resp["first"]
+        # The peer's per-user <service-unavailable/> is no 503 (RFC 7247
+        # §7.1 note 5): a SIP proxy would back off from the whole gateway.
+        assert resp["code"] == 403, resp["first"]
+        assert "retry-after" not in resp["headers"], resp["headers"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
         # The log line follows the response on the wire; wait for it.
@@ -290,6 +302,24 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         await get(e.peer.received, 20)
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+
+
+async def test_sip_to_xmpp_gone_becomes_301_with_contact(tmp):
+    """RFC 7247 §7.1 note 3: a <gone/> naming a new address MUST become 301;
+    the SIP sender gets that address as a SIP URI in Contact."""
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("romeo@peer.test")
+        e.peer.bounce_error = (f"<gone xmlns='{NS_STANZAS}'>\n xmpp:romeo@afterlife.example.net\n"
+                               f"</gone>")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 301, resp["first"]
+        assert resp["headers"].get("contact") == ["<sip:romeo@afterlife.example.net>"], resp
+        e.peer.bounce_error = f"<gone xmlns='{NS_STANZAS}'/>"
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 410 and "contact" not in resp["headers"], resp
+        await expect_nothing(e.peer.received, 0.5)
 
 
 async def test_sip_retransmission_delivered_once(tmp):
