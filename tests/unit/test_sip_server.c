@@ -99,7 +99,8 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     pump(loop, 30);
     CHECK(r->n == 2);
     answer(r, XS_COND_ITEM_NOT_FOUND, "no such \"user\"");
-    expect_status(loop, fd, "SIP/2.0 404 Not Found\r\n",
+    /* The gateway only addresses bare JIDs: 604 (RFC 7247 §7.1 note 2). */
+    expect_status(loop, fd, "SIP/2.0 604 Does Not Exist Anywhere\r\n",
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
