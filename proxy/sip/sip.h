@@ -6,11 +6,12 @@
  *
  * Choices worth knowing:
  * - An arriving MESSAGE becomes an event with from/to taken from the From
- *   and To URIs as "sip:user@host" (no display name, port or parameters;
- *   host lower-cased). To is preferred to the Request-URI, which RFC 3428
- *   lets be a contact or GRUU rather than the address of record. thread =
- *   Call-ID, subject = Subject, lang = first Content-Language tag, type =
- *   "chat". Only text/plain (charset UTF-8 or none) is accepted (415 with
+ *   and To URIs as "sip:user@host" (no display name, port or parameters but
+ *   a GRUU's ";gr=", which becomes the JID's resource; host lower-cased).
+ *   To is preferred to the Request-URI, which RFC 3428 lets be a contact or
+ *   GRUU rather than the address of record. thread = Call-ID, subject =
+ *   Subject, lang = first Content-Language tag, type = "normal" (RFC 7572
+ *   §5). Only text/plain (charset UTF-8 or none) is accepted (415 with
  *   Accept otherwise); the body must be UTF-8 text XML can carry (400).
  * - The final response goes out only when the router's done() comes: 200,
  *   or the RFC 7247 status with the reason in "Warning: 399 <domain>".

@@ -228,7 +228,7 @@ struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev)
     if (!rc)
         rc = xs_xml_el_set_attr(el, "id", ev->id);
     if (!rc)
-        rc = xs_xml_el_set_attr(el, "type", ev->type ? ev->type : "chat");
+        rc = xs_xml_el_set_attr(el, "type", ev->type);
     if (!rc)
         rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
     if (!rc)

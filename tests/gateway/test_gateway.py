@@ -77,7 +77,8 @@ async def test_xmpp_to_sip_message(tmp):
         h = req["headers"]
         assert req["method"] == "MESSAGE", req
         assert req["uri"] == "sip:bob@sip.test", req["uri"]
-        assert "<sip:alice@peer.test>" in h["from"][0], h["from"]
+        # RFC 7572 §4 note 1: the sender's resource travels as the GRUU.
+        assert "<sip:alice@peer.test;gr=phone>" in h["from"][0], h["from"]
         assert "<sip:bob@sip.test>" in h["to"][0], h["to"]
         assert h["content-type"][0].lower().replace(" ", "") == "text/plain;charset=utf-8", h
         assert req["body"].decode() == UNICODE_BODY, req["body"]
@@ -262,10 +263,16 @@ async def test_sip_to_xmpp_message(tmp):
         assert st.name == "message", st
         assert st.attrs.get("from") == "bob@sip.test", st.attrs
         assert st.attrs.get("to") == "alice@peer.test", st.attrs
-        assert st.attrs.get("type") == "chat", st.attrs
+        # RFC 7572 §5: no type or "normal", never "chat".
+        assert st.attrs.get("type") in (None, "normal"), st.attrs
         assert st.child("body").text == UNICODE_BODY, st.child("body").text
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+        # A sender's GRUU becomes the JID's resource (RFC 7572 §5 note 1).
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test;gr=desk%201", "sip:alice@peer.test", "g")
+        st = await get(e.peer.received, 20)
+        assert st.attrs.get("from") == "bob@sip.test/desk 1", st.attrs
+        assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
 

@@ -275,7 +275,7 @@ static void test_build_and_parse(void)
         CHECK(strcmp(in.ev->thread, "thread-1@xmpp.test") == 0);
         CHECK(strcmp(in.ev->subject, "Hi there") == 0);
         CHECK(strcmp(in.ev->lang, "de") == 0);
-        CHECK(strcmp(in.ev->type, "chat") == 0);
+        CHECK(strcmp(in.ev->type, "normal") == 0); /* RFC 7572 §5: never "chat" */
         CHECK(strcmp(in.ev->body, BODY) == 0);
         CHECK(in.ev->origin == XS_SIDE_SIP);
     }
@@ -305,7 +305,32 @@ static void test_build_and_parse(void)
     CHECK(xs_sip_build_message(ev, &p, &out, &why) == XS_EINVAL);
     xs_event_set(&ev->to, "sip:bob@sip.test>\r\nX: y");
     CHECK(xs_sip_build_message(ev, &p, &out, &why) == XS_EINVAL);
+    /* RFC 7572 §4 note 1: the XMPP sender's resource is the GRUU on From;
+     * and back (§5 note 1), a SIP sender's gr reaches the event. */
     xs_event_set(&ev->to, "sip:bob@sip.test");
+    xs_event_set(&ev->from, "sip:baz@xmpp.example;gr=qux");
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &p, &out, &why) == 0);
+    CHECK(strstr(out.data, "\r\nFrom: <sip:baz@xmpp.example;gr=qux>;tag=ftag\r\n") != NULL);
+    xs_sip_in_parse(out.data, out.len, 0, &in);
+    CHECK(in.verdict == XS_SIP_SUBMIT);
+    if (in.ev)
+        CHECK_STR(in.ev->from, "sip:baz@xmpp.example;gr=qux");
+    xs_sip_in_clear(&in);
+    xs_event_set(&ev->from, "sip:foo@sip.example;transport=tcp;Gr=my%20ph%3Bone;lr");
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &p, &out, &why) == 0);
+    xs_sip_in_parse(out.data, out.len, 0, &in);
+    if (in.ev)
+        CHECK_STR(in.ev->from, "sip:foo@sip.example;gr=my%20ph%3Bone");
+    xs_sip_in_clear(&in);
+    xs_event_set(&ev->from, "sip:foo@sip.example;gr");
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &p, &out, &why) == 0);
+    xs_sip_in_parse(out.data, out.len, 0, &in);
+    if (in.ev)
+        CHECK_STR(in.ev->from, "sip:foo@sip.example");
+    xs_sip_in_clear(&in);
     xs_event_set(&ev->body, NULL);
     CHECK(xs_sip_build_message(ev, &p, &out, &why) == XS_EPROTO);
     xs_buf_free(&out);

@@ -73,7 +73,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
         CHECK(strcmp(r->last->thread, "call-1@sip.test") == 0);
         CHECK(strcmp(r->last->subject, "greetings") == 0);
         CHECK(strcmp(r->last->lang, "fr") == 0);
-        CHECK(strcmp(r->last->type, "chat") == 0);
+        CHECK(strcmp(r->last->type, "normal") == 0); /* RFC 7572 §5 */
         CHECK(strcmp(r->last->body, BODY) == 0);
     }
     /* Nothing goes back before the router has answered, not even for a
