@@ -225,13 +225,16 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
         server_final(x, 200, NULL, NULL);
         return;
     }
-    int status = xs_sip_cond_to_status(cond);
-    const char *why = text && text[0] ? text : xs_cond_name(cond);
+    /* A per-user failure never becomes 503 (RFC 7247 §7.1 note 5); only the
+     * side's own overload and shutdown answer 503 with Retry-After. */
+    struct xs_sip_error e;
+    xs_sip_error_for(cond, text, &e);
+    const char *why = e.text && e.text[0] ? e.text : xs_cond_name(cond);
     char q[256];
     xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=%d cond=%s reason=%s",
-           (unsigned long long)x->serial, x->peer.desc, status, xs_cond_name(cond),
+           (unsigned long long)x->serial, x->peer.desc, e.status, xs_cond_name(cond),
            xs_log_quote(q, sizeof q, why));
-    server_final(x, status, why, status == 503 ? RETRY_AFTER_HEADER : NULL);
+    server_final(x, e.status, why, e.contact[0] ? e.contact : NULL);
 }
 
 /* Answers without keeping state: used when the table is full. */
@@ -483,10 +486,8 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
         client_finish(x, XS_COND_NONE, NULL);
         return;
     }
-    char text[160];
-    snprintf(text, sizeof text, "SIP %d %s", code,
-             in->msg->reason_phrase ? in->msg->reason_phrase : "");
-    client_finish(x, xs_sip_status_to_cond(code), text);
+    char text[XS_COND_ADDR_MAX + 160];
+    client_finish(x, xs_sip_response_cond(in->msg, text, sizeof text), text);
 }
 
 /* Walks a snapshot of the client list, so callbacks that start or end other
