@@ -196,6 +196,9 @@ static void config_free(struct xs_config *c)
         free(c->sip_listen[i].host);
     free(c->sip_listen);
     free(c->sip_next_hop.host);
+    for (size_t i = 0; i < c->n_sip_trusted; i++)
+        free(c->sip_trusted[i]);
+    free(c->sip_trusted);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         free(c->partners[i].route_host);
@@ -255,6 +258,23 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
         endpoint_from(L, lua_gettop(L), &c->sip_next_hop) != 0) {
         lua_pop(L, 1);
         return rc;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "sip_trusted") == LUA_TTABLE) {
+        size_t n = lua_rawlen(L, -1);
+        c->sip_trusted = calloc(n + 1, sizeof *c->sip_trusted);
+        for (size_t i = 0; c->sip_trusted && i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            c->sip_trusted[i] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+            if (!c->sip_trusted[i])
+                break;
+            c->n_sip_trusted++;
+        }
+        if (!c->sip_trusted || c->n_sip_trusted < n) {
+            lua_pop(L, 1);
+            return rc;
+        }
     }
     lua_pop(L, 1);
 
@@ -554,6 +574,13 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    fprintf(out, "  sip trusted:");
+    for (size_t i = 0; i < c->n_sip_trusted; i++)
+        fprintf(out, " %s", c->sip_trusted[i]);
+    fprintf(out, "%s\n",
+            !c->sip_trusted      ? " the next hop's addresses (resolved at start and reload)"
+            : c->n_sip_trusted ? ""
+                               : " nobody: every SIP request is refused");
     fprintf(out, "  partners:");
     for (size_t i = 0; i < c->n_partners; i++)
         fprintf(out, " %s(tls %s%s)", c->partners[i].domain,
