@@ -67,8 +67,7 @@ static int l_defined_at(lua_State *L)
     lua_Debug ar;
     lua_pushvalue(L, 1);
     lua_getinfo(L, ">S", &ar);
-    lua_pushfstring(L, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
-                    ar.linedefined);
+    lua_pushfstring(L, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src, ar.linedefined);
     return 1;
 }
 
@@ -326,12 +325,9 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     lua_pushcclosure(L, l_callsite, 1);
     lua_newtable(L);
     xs_helpers_open(L);
-    static const luaL_Reg natives[] = {{"defined_at", l_defined_at},
-                                       {"log", l_log},
-                                       {"now", l_now},
-                                       {"clock", l_clock},
-                                       {"status_to_cond", l_status_to_cond},
-                                       {NULL, NULL}};
+    static const luaL_Reg natives[] = {
+        {"defined_at", l_defined_at},         {"log", l_log}, {"now", l_now}, {"clock", l_clock},
+        {"status_to_cond", l_status_to_cond}, {NULL, NULL}};
     luaL_setfuncs(L, natives, 0);
     lua_pushlightuserdata(L, p);
     lua_pushcclosure(L, l_partner, 1);
@@ -516,7 +512,7 @@ static int route_trampoline(lua_State *L)
         return 0;
     }
     rc->cond = lua_type(L, 2) == LUA_TSTRING ? xs_cond_from_name(lua_tostring(L, 2))
-                                              : XS_COND_UNDEFINED_CONDITION;
+                                             : XS_COND_UNDEFINED_CONDITION;
     if (lua_type(L, 3) == LUA_TSTRING)
         rc->text = strdup(lua_tostring(L, 3));
     return 0;
@@ -578,7 +574,7 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         fprintf(out, " %s", c->sip_trusted[i]);
     fprintf(out, "%s\n",
-            !c->sip_trusted      ? " the next hop's addresses (resolved at start and reload)"
+            !c->sip_trusted    ? " the next hop's addresses (resolved at start and reload)"
             : c->n_sip_trusted ? ""
                                : " nobody: every SIP request is refused");
     fprintf(out, "  partners:");

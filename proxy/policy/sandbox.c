@@ -19,10 +19,11 @@
 #define MAX_SOURCE (1u << 20)
 #define WATCH_PERIOD_NS 100000000ull /* how often the watchdog looks */
 /* Bounds for the library functions that otherwise loop in C for as long as
- * their arguments say: string.rep's result, and the elements table.move,
- * insert and remove may touch in one call. */
+ * their arguments say: string.rep's result, the elements table.move, insert
+ * and remove may touch in one call, and the length table.sort may order. */
 #define MAX_REP (16u << 20)
 #define MAX_TABLE_SPAN (1 << 22)
+#define MAX_SORT (1 << 20)
 
 struct xs_lua {
     lua_State *L;
@@ -45,10 +46,10 @@ struct xs_lua {
     uv_thread_t watchdog;
     uv_mutex_t mu;
     uv_cond_t cond;
-    int stop;                 /* under mu */
-    uint64_t call_start;      /* under mu; 0 when no call runs */
-    unsigned long call_seq;   /* under mu */
-    char where[256];          /* under mu: the last policy line the hook saw */
+    int stop;               /* under mu */
+    uint64_t call_start;    /* under mu; 0 when no call runs */
+    unsigned long call_seq; /* under mu */
+    char where[256];        /* under mu: the last policy line the hook saw */
 };
 
 static uint64_t now_ns(void)
@@ -201,12 +202,14 @@ static int l_move(lua_State *L)
 }
 
 /* table.insert and remove shift up to #t elements in C, and __len can make
- * #t anything. */
-static int l_shift(lua_State *L)
+ * #t anything; table.sort with the default order runs n log n comparisons
+ * in C. Upvalues: the original function, the largest #t allowed. */
+static int l_len_capped(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (luaL_len(L, 1) >= MAX_TABLE_SPAN)
-        return luaL_error(L, "table.insert/remove: table longer than %d elements", MAX_TABLE_SPAN);
+    lua_Integer max = lua_tointeger(L, lua_upvalueindex(2));
+    if (luaL_len(L, 1) > max)
+        return luaL_error(L, "table longer than %d elements", (int)max);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -217,6 +220,14 @@ static void wrap_field(lua_State *L, const char *k, lua_CFunction fn)
 {
     lua_getfield(L, -1, k);
     lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, k);
+}
+
+static void cap_length(lua_State *L, const char *k, lua_Integer max)
+{
+    lua_getfield(L, -1, k);
+    lua_pushinteger(L, max);
+    lua_pushcclosure(L, l_len_capped, 2);
     lua_setfield(L, -2, k);
 }
 
@@ -240,8 +251,9 @@ static void bound_library(lua_State *L)
     lua_pop(L, 1);
     lua_getglobal(L, "table");
     wrap_field(L, "move", l_move);
-    wrap_field(L, "insert", l_shift);
-    wrap_field(L, "remove", l_shift);
+    cap_length(L, "insert", MAX_TABLE_SPAN - 1);
+    cap_length(L, "remove", MAX_TABLE_SPAN - 1);
+    cap_length(L, "sort", MAX_SORT);
     lua_pop(L, 1);
 }
 
