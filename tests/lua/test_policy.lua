@@ -213,6 +213,40 @@ end
     expect_error(BASE .. "log('shout', 1)\n", "^test.lua:7: log%(%): level must be")
 end)
 
+t.test("the library is read-only to policies", function()
+    expect_error(BASE .. "string.lower = nil\n", "^test.lua:7: string is read%-only: cannot assign string.lower")
+    expect_error(BASE .. "xsgw.address.to_sip = nil\n", "xsgw.address is read%-only")
+    expect_error(BASE .. "math.pi = 3\n", "math is read%-only")
+    local cfg = assert(load_policy(BASE .. "local n = 0 for k in pairs(string) do n = n + 1 end\n"
+        .. "assert(n > 10 and string.upper('a') == 'A' and #table == 0)\n"))
+    assert(cfg)
+end)
+
+t.test("mistakes that used to be ignored are refused", function()
+    expect_error(BASE .. "\nfunction on_mesage(m) return m end\n", "^test.lua:8: on_mesage is not a hook")
+    expect_error(BASE .. 'partner("x.test", { tls = "optional" })\n', 'write partner "x.test" { ... }')
+    expect_error(BASE .. 'partner "x.test" { dialback = false }\n', "no SASL EXTERNAL yet")
+    expect_error(BASE .. 'function on_message(m) return m end\nsetmetatable({}, { __gc = function() end })\n',
+        "^test.lua:8: setmetatable%(%): finalizers")
+    local _, route = assert(load_policy(BASE .. "function on_message(m) m.bdy = 1 return m end\n"))
+    local ok, err = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
+    t.eq(ok, false)
+    assert(tostring(err):find("'bdy'"), err)
+end)
+
+t.test("max_body: derived limits, and the size check is not blamed on the hook", function()
+    local cfg = assert(load_policy(BASE:gsub("domains = ", "max_body = 2048, domains = ")))
+    t.eq(cfg.max_body, 2048)
+    t.eq(cfg.xmpp_max_stanza, 2048 + 16384)
+    expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", max_stanza = 1000'),
+        "xmpp.max_stanza = 1000 is smaller than gateway.max_body %(262144%) needs: at least 266240")
+    local _, route = assert(load_policy(BASE:gsub("domains = ", "max_body = 2048, domains = ")))
+    local _, cond, text = route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", ("x"):rep(2049)))
+    t.eq(cond, "policy-violation")
+    t.eq(text, "message body exceeds 2048 bytes")
+    assert(route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", ("x"):rep(2048))))
+end)
+
 t.test("a policy can override the address mapping", function()
     local _, route = assert(load_policy(BASE .. [[
 function map_to_xmpp(uri)
