@@ -133,28 +133,34 @@ static void watchdog_main(void *arg)
     uint64_t warn = to_ns(s->lim.watchdog_warn), abort_at = to_ns(s->lim.watchdog_abort);
     unsigned long warned_seq = 0;
     uint64_t warned_at = 0;
+    char qname[300], qwhere[300];
+    xs_log_quote(qname, sizeof qname, s->name);
     uv_mutex_lock(&s->mu);
     while (!s->stop) {
         uv_cond_timedwait(&s->cond, &s->mu, WATCH_PERIOD_NS);
         if (s->stop || !s->call_start)
             continue;
         uint64_t stuck = now_ns() - s->call_start;
-        if (abort_at && stuck > abort_at) {
-            xs_log(XS_LOG_ERROR, "policy.watchdog",
-                   "file=%s where=%s stuck=%.1fs action=abort reason=\"the event loop is stuck "
-                   "inside one policy call\"",
-                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
+        int fatal = abort_at && stuck > abort_at;
+        /* Once per call, and again for every further `warn` it stays stuck. */
+        if (!fatal &&
+            !(warn && stuck > warn && (warned_seq != s->call_seq || stuck - warned_at > warn)))
+            continue;
+        warned_seq = s->call_seq;
+        warned_at = stuck;
+        xs_log_quote(qwhere, sizeof qwhere, s->where[0] ? s->where : NULL);
+        /* The log write may block (a full pipe); the hook must not wait on
+         * the lock meanwhile. */
+        uv_mutex_unlock(&s->mu);
+        xs_log(XS_LOG_ERROR, "policy.watchdog",
+               "file=%s where=%s stuck=%.1fs%s reason=\"the event loop is stuck inside one "
+               "policy call\"",
+               qname, qwhere, stuck / 1e9, fatal ? " action=abort" : "");
+        if (fatal) {
+            fflush(stderr);
             abort();
         }
-        /* Once per call, and again for every further `warn` it stays stuck. */
-        if (warn && stuck > warn && (warned_seq != s->call_seq || stuck - warned_at > warn)) {
-            warned_seq = s->call_seq;
-            warned_at = stuck;
-            xs_log(XS_LOG_ERROR, "policy.watchdog",
-                   "file=%s where=%s stuck=%.1fs reason=\"the event loop is stuck inside one "
-                   "policy call\"",
-                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
-        }
+        uv_mutex_lock(&s->mu);
     }
     uv_mutex_unlock(&s->mu);
 }

@@ -3,10 +3,12 @@
  * too), memory per state and per call, the watchdog, and the read-only
  * library; and that the state stays usable after each failure. */
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -308,6 +310,60 @@ static void run_stuck_call(void *arg)
     xs_lua_free(s);
 }
 
+static int l_sleep_long(lua_State *L)
+{
+    (void)L;
+    struct timespec ts = {3, 0};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+/* Past the larger bound the watchdog says so and aborts the process (here a
+ * child, so the test survives it). */
+static void test_watchdog_abort(void)
+{
+    char logpath[300];
+    snprintf(logpath, sizeof logpath, "%s/abort.log", dir);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen(logpath, "w", stderr))
+            _exit(2);
+        xs_log_set_level(XS_LOG_ERROR);
+        static const struct xs_lua_limits lim = {
+            .memory = 8u << 20,
+            .call_memory = 1u << 20,
+            .instructions = 1000000,
+            .call_seconds = 10,
+            .watchdog_warn = 0.1,
+            .watchdog_abort = 0.5,
+        };
+        struct xs_lua *s = xs_lua_new(lua_dir, &lim, "stuck.lua");
+        if (!s)
+            _exit(3);
+        lua_State *L = xs_lua_state(s);
+        lua_register(L, "sleep_long", l_sleep_long);
+        char err[256];
+        static const char chunk[] = "sleep_long()\n";
+        if (luaL_loadbufferx(L, chunk, sizeof chunk - 1, "@stuck.lua", "t") != LUA_OK)
+            _exit(4);
+        xs_lua_call(s, 0, 0, err, sizeof err);
+        _exit(0);
+    }
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    FILE *f = fopen(logpath, "r");
+    char buf[4096] = "";
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[got] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(buf, "ev=policy.watchdog file=stuck.lua where=- stuck=0.") != NULL);
+    CHECK(strstr(buf, "action=abort") != NULL);
+}
+
 static void test_watchdog(void)
 {
     char buf[4096];
@@ -374,6 +430,7 @@ int main(void)
     test_budget_pcall();
     test_deadline();
     test_watchdog();
+    test_watchdog_abort();
     test_memory_cap();
     test_readonly();
     char cmd[300];
