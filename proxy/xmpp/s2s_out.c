@@ -271,13 +271,33 @@ static void out_abort(struct s2s_out *o, enum xs_cond cond, const char *text,
     out_free(o);
 }
 
+/* A write the link refused ends the stream: XS_ELIMIT means the peer does
+ * not read what we send, anything else that the link is failing. */
+static void write_failed(struct s2s_out *o, int rc)
+{
+    xs_log(XS_LOG_WARN, "s2s.out.write", "stream=out%llu remote=%s result=failed reason=%s",
+           (unsigned long long)o->serial, o->remote, xs_errname(rc));
+    if (rc == XS_ELIMIT)
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
+                  "resource-constraint");
+    else
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
+                  NULL);
+}
+
 static void send_verifies(struct s2s_out *o)
 {
     for (size_t i = 0; i < o->n_verifies; i++) {
         struct out_verify *v = &o->verifies[i];
         if (v->sent)
             continue;
-        xs_s2s_write_db(o->link, "verify", o->local, o->remote, v->id, NULL, v->key, NULL);
+        int rc = xs_s2s_write_db(o->link, "verify", o->local, o->remote, v->id, NULL, v->key, NULL);
+        if (rc != 0) {
+            /* Not sent: the abort fails this and every other verification,
+             * so the inbound pairs waiting on them fail instead of hanging. */
+            write_failed(o, rc);
+            return;
+        }
         v->sent = 1;
     }
 }
@@ -302,7 +322,11 @@ static void start_dialback(struct s2s_out *o)
                   "internal-server-error");
         return;
     }
-    xs_s2s_write_db(o->link, "result", o->local, o->remote, NULL, NULL, key, NULL);
+    int rc = xs_s2s_write_db(o->link, "result", o->local, o->remote, NULL, NULL, key, NULL);
+    if (rc != 0) {
+        write_failed(o, rc);
+        return;
+    }
     o->dialback_sent = 1;
     set_state(o, OUT_WAIT_DIALBACK, "db:result sent");
     send_verifies(o);
@@ -334,25 +358,15 @@ static void on_features(struct s2s_out *o, struct xs_xml_el *el)
     struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
     if (starttls && !o->tls) {
         static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
-        xs_link_write(o->link, req, sizeof req - 1);
+        int rc = xs_link_write(o->link, req, sizeof req - 1);
+        if (rc != 0) {
+            write_failed(o, rc);
+            return;
+        }
         set_state(o, OUT_WAIT_PROCEED, "starttls offered");
         return;
     }
     start_dialback(o);
-}
-
-/* A write the link refused ends the stream: XS_ELIMIT means the peer does
- * not read what we send, anything else that the link is failing. */
-static void write_failed(struct s2s_out *o, int rc)
-{
-    xs_log(XS_LOG_WARN, "s2s.out.write", "stream=out%llu remote=%s result=failed reason=%s",
-           (unsigned long long)o->serial, o->remote, xs_errname(rc));
-    if (rc == XS_ELIMIT)
-        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
-                  "resource-constraint");
-    else
-        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
-                  NULL);
 }
 
 static void established(struct s2s_out *o)
@@ -483,7 +497,9 @@ static void on_tls_ready(void *ud)
     struct s2s_out *o = ud;
     o->tls = 1;
     set_state(o, OUT_WAIT_HEADER, "tls established");
-    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    if (rc != 0)
+        write_failed(o, rc);
 }
 
 static void on_closed(void *ud, int reason)
@@ -542,7 +558,9 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
     }
     xs_link_on_flushed(o->link, on_flushed);
     set_state(o, OUT_WAIT_HEADER, "connected");
-    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    if (rc != 0)
+        write_failed(o, rc);
 }
 
 /* Returns nonzero when the stream was aborted (and freed). */

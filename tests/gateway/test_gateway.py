@@ -6,6 +6,7 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 import asyncio
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -213,6 +214,55 @@ async def test_hostile_xml(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "still here"))
         req = await get(e.sip.requests)
         assert req["body"] == b"still here"
+
+
+async def stream_ends(s, timeout):
+    """Reads until the gateway ends the stream: a stream error, its closing
+    tag, EOF or a reset. Returns what ended it; AssertionError if it stays open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("the gateway kept the stream open")
+        try:
+            kind, el = await s.next(left)
+        except (TimeoutError, asyncio.TimeoutError):
+            continue
+        except (ConnectionError, OSError):
+            return "reset"
+        if kind in ("eof", "close") or (kind == "el" and el.name == "error"):
+            return kind if kind != "el" else "stream-error"
+
+
+async def test_unanswerable_verify_closes_stream(tmp):
+    """A db:verify whose answer cannot be written (the echoed id would pass
+    the 4 KiB reply bound) ends the stream instead of leaving the peer
+    waiting for an answer that never comes."""
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test", tls=False)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 700}\">k</db:verify>")
+        print("  ended by", await stream_ends(s, 5))
+
+
+async def test_peer_that_does_not_read_is_closed(tmp):
+    """Audit L6: an unauthenticated peer sends db:verify requests and never
+    reads the answers. Once the output bound is reached the gateway closes
+    the stream instead of holding megabytes for it."""
+    async with Env(tmp) as e:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", e.gw_port))
+        r, w = await asyncio.open_connection(sock=sock)
+        s = XStream(r, w)
+        s.send(header("peer.test", "sip.test"))
+        w.transport.pause_reading()
+        req = f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 60}\">k</db:verify>"
+        for _ in range(40):
+            s.send(req * 500)
+            await w.drain()
+        e.gw.wait_log("ev=s2s.in.write .*reason=ELIMIT", timeout=20)
+        w.transport.resume_reading()
+        print("  ended by", await stream_ends(s, 10))
 
 
 async def test_whitespace_keepalive(tmp):
