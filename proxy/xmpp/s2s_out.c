@@ -119,14 +119,31 @@ static struct out_item *list_pop(struct out_list *l)
     return it;
 }
 
+/* Tells the sender the outcome. A stanza without a sender (an error we
+ * bounce back to an XMPP user) that fails has nobody to tell, so the loss is
+ * logged rather than silent. */
+static void complete(const struct s2s_out *o, xs_done_cb done, void *ud, const char *id,
+                     enum xs_cond cond, const char *text)
+{
+    if (done) {
+        done(ud, cond, text);
+        return;
+    }
+    if (cond != XS_COND_NONE)
+        xs_log(XS_LOG_WARN, "s2s.out.dropped",
+               "stream=out%llu local=%s remote=%s id=%s cond=%s text=\"%s\"",
+               (unsigned long long)o->serial, o->local, o->remote, id && *id ? id : "-",
+               xs_cond_name(cond), text ? text : "");
+}
+
 /* Completes every item of a list. Items are unlinked before their callback
  * runs, since a callback may send again on this stream. */
-static void list_complete(struct out_list *l, enum xs_cond cond, const char *text)
+static void list_complete(const struct s2s_out *o, struct out_list *l, enum xs_cond cond,
+                          const char *text)
 {
     struct out_item *it;
     while ((it = list_pop(l)) != NULL) {
-        if (it->done)
-            it->done(it->ud, cond, text);
+        complete(o, it->done, it->ud, it->id, cond, text);
         free(it);
     }
 }
@@ -178,11 +195,11 @@ static void after_write(struct s2s_out *o, struct out_item *it)
 static void settle_written(struct s2s_out *o, enum xs_cond cond, const char *text, int in_order)
 {
     promote_flushed(o);
-    list_complete(&o->unflushed, cond, text);
+    list_complete(o, &o->unflushed, cond, text);
     if (in_order)
-        list_complete(&o->written, XS_COND_NONE, NULL);
+        list_complete(o, &o->written, XS_COND_NONE, NULL);
     else
-        list_complete(&o->written, XS_COND_REMOTE_SERVER_TIMEOUT,
+        list_complete(o, &o->written, XS_COND_REMOTE_SERVER_TIMEOUT,
                       "the stream to the remote server failed before the stanza was confirmed");
 }
 
@@ -226,7 +243,7 @@ static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
            (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
            o->fail_text);
     set_state(o, OUT_CLOSED, o->fail_text);
-    list_complete(&o->queue, o->fail_cond, o->fail_text);
+    list_complete(o, &o->queue, o->fail_cond, o->fail_text);
     fail_verifies(o);
 }
 
@@ -645,8 +662,7 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
             xs_log(XS_LOG_WARN, "s2s.out.congested",
                    "stream=out%llu remote=%s unwritten=%zu result=refused",
                    (unsigned long long)o->serial, o->remote, o->unflushed.n);
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             return;
         }
@@ -657,15 +673,13 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
         if (!it) {
             xs_log(XS_LOG_ERROR, "s2s.out.send", "stream=out%llu result=failed reason=oom",
                    (unsigned long long)o->serial);
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
             return;
         }
         int rc = xs_link_write(o->link, data, len);
         o->last_activity = xs_xmpp_now(o->x);
         if (rc != 0) {
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             free(it);
             write_failed(o, rc);
@@ -675,16 +689,15 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
         return;
     }
     if (o->state == OUT_CLOSED || o->queue.n >= o->x->cfg->xmpp_queue_max) {
-        if (done)
-            done(ud, o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
+        complete(o, done, ud, id,
+                 o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
                  o->state == OUT_CLOSED ? o->fail_text
                                         : "too many stanzas waiting for the remote server");
         return;
     }
     struct out_item *it = item_new(data, len, id, done, ud);
     if (!it) {
-        if (done)
-            done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+        complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
         return;
     }
     list_push(&o->queue, it);

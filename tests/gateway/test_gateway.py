@@ -108,6 +108,22 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             await s.close()
 
 
+async def test_bounce_that_cannot_be_sent_is_logged(tmp):
+    """An error bounced to an XMPP sender has nobody to answer if it cannot
+    go out; it is logged, not dropped in silence (E2). The peer stops
+    listening and ends the gateway's stream, then sends a message SIP
+    refuses: the bounce needs a new outbound stream, which cannot connect."""
+    async with Env(tmp, sip_code=404) as e:
+        s = await e.peer.authenticated_stream()
+        e.peer.server.close()
+        for st in e.peer.inbound:
+            await st.close()
+        e.gw.wait_log(r"ev=s2s\.out\.state stream=out\d+ .*to=closed")
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid="lost-bounce"))
+        await get(e.sip.requests)
+        e.gw.wait_log(r"ev=s2s\.out\.dropped .*id=lost-bounce cond=remote-server-not-found", timeout=15)
+
+
 async def test_dialback_elements_carry_the_db_prefix(tmp):
     """ejabberd matches dialback elements by their literal name (db:result,
     db:verify) and ignores <result xmlns='jabber:server:dialback'/>, so the
