@@ -622,6 +622,14 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
 {
     if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX)
         return NULL;
+    /* Never a stream for a domain we do not serve or to one that is not (or,
+     * after a reload, no longer) a partner: it would sign dialback keys for,
+     * or talk to, whoever the caller named (audit L1, L5). */
+    if (!xs_policy_is_local_domain(x->policy, local) || !xs_policy_partner(x->policy, remote)) {
+        xs_log(XS_LOG_WARN, "s2s.out.refused", "local=%s remote=%s reason=%s", local, remote,
+               xs_policy_is_local_domain(x->policy, local) ? "not-a-partner" : "not-local");
+        return NULL;
+    }
     struct s2s_out *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;

@@ -84,6 +84,19 @@ static void send_failed(struct xs_xml_el *el, const char *local, const char *rem
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud)
 {
+    /* The policy hook may have rewritten the addresses (audit L5): whatever
+     * it did, we speak only for our own domains and only to partners. */
+    const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "sender-not-local"
+                          : !xs_policy_partner(x->policy, remote)     ? "not-a-partner"
+                                                                      : NULL;
+    if (refusal) {
+        xs_log(XS_LOG_WARN, "xmpp.send.refused", "local=%s remote=%s reason=%s", local, remote,
+               refusal);
+        send_failed(el, local, remote, done, ud, XS_COND_FORBIDDEN,
+                    *refusal == 's' ? "the sender is not in a domain this gateway serves"
+                                    : "the recipient's domain is not a federated partner");
+        return;
+    }
     struct s2s_out *o = x->closing ? NULL : xs_s2s_out_find(x, local, remote);
     if (!o && !x->closing)
         o = xs_s2s_out_new(x, local, remote);

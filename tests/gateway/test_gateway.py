@@ -514,6 +514,28 @@ end"""
         assert 400 <= resp["code"] < 500, resp["first"]
 
 
+async def test_rewritten_addresses_checked_again_in_c(tmp):
+    """Audit L5: a hook that rewrites `to` to a non-partner or `from` to a
+    domain we do not serve gets 403; no stream is opened for it and nothing
+    reaches the peer."""
+    hook = """
+function on_message(m)
+  if m.body == "to stranger" then m.to = "carol@stranger.test" end
+  if m.body == "as peer" then m.from = "mallory@peer.test" end
+  return m
+end"""
+    async with Env(tmp, hook=hook) as e:
+        for body in ("to stranger", "as peer"):
+            calls = await sip_burst(e, [body])
+            assert list((await final_codes(e, calls)).values()) == [403], body
+        e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(not-a-partner|not a federated)")
+        e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(sender-not-local|not in a domain)")
+        await expect_nothing(e.peer.received, 0.5)
+        assert not e.peer.inbound, "a stream was opened for a refused message"
+        log = e.gw.log_text()
+        assert "ev=s2s.out.state" not in log, log[-2000:]
+
+
 async def test_reload_removes_partner(tmp):
     async with Env(tmp) as e:
         s = await e.peer.authenticated_stream()
