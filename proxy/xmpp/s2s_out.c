@@ -56,6 +56,12 @@ struct s2s_out {
     enum out_state state;
     char local[XS_DOMAIN_MAX];
     char remote[XS_DOMAIN_MAX];
+    /* The partner entry the stream was set up under; a reload that changes
+     * any of these restarts the stream. */
+    char route_host[XS_DOMAIN_MAX]; /* "" when DNS finds the peer */
+    int route_port;
+    enum xs_tls_req tls_req;
+    int dialback;
     struct xs_dns_req *dns;
     struct xs_connect_req *connect;
     struct xs_dns_target targets[OUT_MAX_TARGETS];
@@ -637,6 +643,11 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     o->serial = ++x->next_serial;
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
+    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
+    snprintf(o->route_host, sizeof o->route_host, "%s", p->route_host ? p->route_host : "");
+    o->route_port = p->route_port;
+    o->tls_req = p->tls;
+    o->dialback = p->dialback;
     o->next = x->outs;
     x->outs = o;
     x->n_streams++;
@@ -646,8 +657,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     xs_log(XS_LOG_INFO, "s2s.out.state",
            "stream=out%llu local=%s remote=%s from=- to=resolving reason=new",
            (unsigned long long)o->serial, local, remote);
-    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
-    if (p && p->route_host) {
+    if (p->route_host) {
         snprintf(o->targets[0].host, sizeof o->targets[0].host, "%s", p->route_host);
         o->targets[0].port = (uint16_t)p->route_port;
         o->n_targets = 1;
@@ -786,17 +796,52 @@ void xs_s2s_out_sweep(struct s2s_out *o, double now)
     }
 }
 
+/* Ends this stream and hands what is still queued to a fresh one set up
+ * under the current partner entry. Verifications in flight fail: the peer's
+ * inbound stream learns it and may ask again. */
+static void out_restart(struct s2s_out *o, const char *why)
+{
+    xs_log(XS_LOG_INFO, "s2s.out.restart", "stream=out%llu local=%s remote=%s reason=%s-changed",
+           (unsigned long long)o->serial, o->local, o->remote, why);
+    /* Both branches below mark the old stream closed, so the new one is
+     * what xs_s2s_out_find returns from now on. */
+    struct s2s_out *n = o->queue.head ? xs_s2s_out_new(o->x, o->local, o->remote) : NULL;
+    if (n) {
+        n->queue = o->queue;
+        o->queue = (struct out_list){0};
+    }
+    if (o->link && o->state == OUT_ESTABLISHED) {
+        /* What was written settles when the link closes, by the usual rule. */
+        fail_verifies(o);
+        set_state(o, OUT_CLOSED, "partner settings changed");
+        xs_xml_parser_stop(o->parser);
+        xs_s2s_close_stream(o->link);
+        return;
+    }
+    out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
+              n ? "partner settings changed" : "partner settings changed; no new stream", NULL);
+}
+
 void xs_s2s_out_recheck(struct s2s_out *o)
 {
     if (o->state == OUT_CLOSED)
         return;
-    if (!xs_policy_partner(o->x->policy, o->remote) ||
-        !xs_policy_is_local_domain(o->x->policy, o->local)) {
+    const struct xs_partner *p = xs_policy_partner(o->x->policy, o->remote);
+    if (!p || !xs_policy_is_local_domain(o->x->policy, o->local)) {
         xs_log(XS_LOG_WARN, "s2s.out.refused", "stream=out%llu remote=%s reason=partner-removed",
                (unsigned long long)o->serial, o->remote);
         out_abort(o, XS_COND_FORBIDDEN, "domain is no longer a federated partner",
                   "policy-violation");
+        return;
     }
+    const char *changed = strcmp(o->route_host, p->route_host ? p->route_host : "") ||
+                                  o->route_port != p->route_port
+                              ? "route"
+                          : o->tls_req != p->tls       ? "tls"
+                          : o->dialback != p->dialback ? "dialback"
+                                                       : NULL;
+    if (changed)
+        out_restart(o, changed);
 }
 
 void xs_s2s_out_shutdown(struct s2s_out *o)

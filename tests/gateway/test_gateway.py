@@ -23,8 +23,10 @@ UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
-    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners=""):
+    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
+                 peer_offers_tls=True):
         self.tmp = tmp
+        self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
@@ -42,7 +44,7 @@ class Env:
         await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
         self.uac = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
-        self.peer = Peer(self.tmp, self.gw_port)
+        self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
         await self.peer.start(self.peer_port)
         return self
 
@@ -561,6 +563,55 @@ async def test_reload_removes_partner(tmp):
         s3.send(message("alice@peer.test", "bob@sip.test", "again"))
         req = await get(e.sip.requests)
         assert req["body"] == b"again"
+
+
+async def test_reload_changed_route_restarts_stream(tmp):
+    """O5/L1: a reload that moves a partner's route restarts the outbound
+    stream; the next message goes to the new address, and the old stream is
+    ended with </stream:stream>."""
+    async with Env(tmp) as e:
+        calls = await sip_burst(e, ["before"])
+        assert (await get(e.peer.received, 20)).child("body").text == "before"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        old = [st for st in e.peer.inbound]
+        moved = Peer(tmp, e.gw_port)
+        new_port = free_port()
+        await moved.start(new_port)
+        try:
+            e.gw.write_policy(e.policy_text().replace(f"127.0.0.1:{e.peer_port}",
+                                                      f"127.0.0.1:{new_port}"))
+            assert "result=ok" in e.gw.reload()
+            e.gw.wait_log("ev=s2s.out.restart .*reason=route-changed")
+            calls = await sip_burst(e, ["after"])
+            assert (await get(moved.received, 20)).child("body").text == "after"
+            assert list((await final_codes(e, calls)).values()) == [200]
+            await expect_nothing(e.peer.received, 0.3)
+            # The old stream was ended in order.
+            assert any(b"</stream:stream>" in bytes(st.raw) for st in old), \
+                [bytes(st.raw)[-200:] for st in old]
+        finally:
+            await moved.stop()
+
+
+async def test_reload_tls_required_restarts_plaintext_stream(tmp):
+    """O5/L1: a partner that authenticated our plaintext stream while TLS was
+    optional is reloaded to tls = "required": the plaintext stream ends, and
+    a message after the reload is not carried in the clear."""
+    async with Env(tmp, peer_tls="optional", peer_offers_tls=False) as e:
+        calls = await sip_burst(e, ["in the clear, allowed"])
+        assert (await get(e.peer.received, 20)).child("body").text == "in the clear, allowed"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        e.gw.write_policy(e.policy_text(peer_tls="required"))
+        assert "result=ok" in e.gw.reload()
+        e.gw.wait_log("ev=s2s.out.restart .*reason=tls-changed")
+        calls = await sip_burst(e, ["in the clear, refused"])
+        code = list((await final_codes(e, calls)).values())[0]
+        assert code == 404, code
+        e.gw.wait_log("peer does not offer TLS, which this partner requires")
+        await asyncio.sleep(0.3)
+        got = drain(e.peer.received)
+        assert [el.name for el in got] == ["error"], got   # our policy-violation, no message
+        assert got[0].child("policy-violation") is not None, got
 
 
 async def test_bad_policy_reload_keeps_running(tmp):
