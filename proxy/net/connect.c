@@ -26,6 +26,8 @@ struct xs_connect_req {
     int refs;
     int finished; /* the callback ran, or cancel made sure it never will */
     int last_err; /* libuv code of the last failed attempt */
+    int flags;    /* XS_NET_* */
+    int skipped;  /* addresses XS_NET_PUBLIC_ONLY ruled out */
 };
 
 static void req_unref(struct xs_connect_req *r)
@@ -86,6 +88,10 @@ static void try_next(struct xs_connect_req *r)
     while (r->next) {
         struct addrinfo *ai = r->next;
         r->next = ai->ai_next;
+        if ((r->flags & XS_NET_PUBLIC_ONLY) && xs_net_addr_special(ai->ai_addr)) {
+            r->skipped++;
+            continue;
+        }
         uv_tcp_t *tcp = malloc(sizeof *tcp);
         if (!tcp) {
             finish(r, XS_ENOMEM, NULL);
@@ -110,7 +116,11 @@ static void try_next(struct xs_connect_req *r)
         r->last_err = rc;
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
     }
-    finish(r, r->last_err ? map_connect_error(r->last_err) : XS_EDNS, NULL);
+    finish(r,
+           r->last_err ? map_connect_error(r->last_err)
+           : r->skipped ? XS_EPOLICY
+                        : XS_EDNS,
+           NULL);
 }
 
 static void on_connect(uv_connect_t *c, int status)
@@ -158,6 +168,12 @@ static void on_timeout(uv_timer_t *t)
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out)
 {
+    return xs_net_connect_flags(loop, host, port, timeout_s, 0, cb, ud, out);
+}
+
+int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
+                         int flags, xs_connect_cb cb, void *ud, struct xs_connect_req **out)
+{
     if (out)
         *out = NULL;
     if (!host || !*host || strlen(host) > 255 || !cb || port == 0)
@@ -168,6 +184,7 @@ int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double time
     r->loop = loop;
     r->cb = cb;
     r->ud = ud;
+    r->flags = flags;
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     r->refs = 1; /* the timer, released in its close callback */

@@ -49,6 +49,21 @@ int xs_dns_parse_srv(const unsigned char *msg, size_t len, struct xs_dns_target 
  * value; updated), so tests can repeat a sequence. */
 void xs_dns_weighted_order(struct xs_dns_target *targets, size_t n, uint64_t *seed);
 
+/* 1 when `sa` (AF_INET or AF_INET6) is an address a stranger's DNS must not
+ * be able to point us at: unspecified, loopback, private (RFC 1918), shared
+ * (100.64/10), link-local, unique-local, site-local, multicast, broadcast and
+ * reserved, documentation and benchmarking ranges, IETF protocol blocks,
+ * and IPv6 forms that carry such an IPv4 address (mapped, NAT64, 6to4).
+ * 0 for a global unicast address; 1 for any other family. */
+int xs_net_addr_special(const struct sockaddr *sa);
+/* 1 when `s` is an IPv4 or IPv6 address written out, not a name. */
+int xs_net_is_ip_literal(const char *s);
+
+/* xs_net_connect_flags: skip every address xs_net_addr_special() names; when
+ * that leaves none, the connect fails with XS_EPOLICY. For peers nobody
+ * vouched for (open federation), whose DNS could aim us at internal hosts. */
+#define XS_NET_PUBLIC_ONLY 1
+
 /* Connects a TCP handle to host:port, resolving host with uv_getaddrinfo and
  * trying each address in turn, all within timeout_s (<= 0: no deadline of our
  * own). status 0: `tcp` is connected, TCP_NODELAY set, tcp->data NULL. It is
@@ -60,6 +75,9 @@ typedef void (*xs_connect_cb)(void *ud, int status, uv_tcp_t *tcp);
 struct xs_connect_req;
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out);
+/* xs_net_connect with XS_NET_* flags. */
+int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
+                         int flags, xs_connect_cb cb, void *ud, struct xs_connect_req **out);
 /* After cancel the callback is never called and any half-open socket is
  * closed. The request is freed by the loop after its callback has run or after
  * cancel, so the caller forgets its pointer in either place: cancelling after

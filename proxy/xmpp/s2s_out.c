@@ -62,6 +62,10 @@ struct s2s_out {
     int route_port;
     enum xs_tls_req tls_req;
     int dialback;
+    /* Open federation (the "*" entry): nobody vouched for the remote's DNS,
+     * so it may not aim us at loopback, private or other special addresses
+     * (audit M4). A named partner's DNS, or a route, is the operator's word. */
+    int public_only;
     struct xs_dns_req *dns;
     struct xs_connect_req *connect;
     struct xs_dns_target targets[OUT_MAX_TARGETS];
@@ -569,7 +573,9 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
                   status == XS_ETIMEOUT ? XS_COND_REMOTE_SERVER_TIMEOUT
                                         : XS_COND_REMOTE_SERVER_NOT_FOUND,
                   status == XS_ETIMEOUT ? "connecting to the remote server timed out"
-                                        : "the remote server could not be reached",
+                  : status == XS_EPOLICY
+                      ? "the remote server's addresses are not public, and no route names them"
+                      : "the remote server could not be reached",
                   NULL);
         return;
     }
@@ -591,7 +597,9 @@ static int try_next_target(struct s2s_out *o)
 {
     struct xs_dns_target *t = &o->targets[o->next_target++];
     double timeout = o->x->cfg->xmpp_connect_timeout;
-    int rc = xs_net_connect(o->x->loop, t->host, t->port, timeout, on_connected, o, &o->connect);
+    int rc = xs_net_connect_flags(o->x->loop, t->host, t->port, timeout,
+                                  o->public_only ? XS_NET_PUBLIC_ONLY : 0, on_connected, o,
+                                  &o->connect);
     if (rc != 0) {
         o->connect = NULL;
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_strerror(rc), NULL);
@@ -631,9 +639,15 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     /* Never a stream for a domain we do not serve or to one that is not (or,
      * after a reload, no longer) a partner: it would sign dialback keys for,
      * or talk to, whoever the caller named (audit L1, L5). */
-    if (!xs_policy_is_local_domain(x->policy, local) || !xs_policy_partner(x->policy, remote)) {
+    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
+    int open_fed = p && !strcmp(p->domain, "*");
+    const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "not-local"
+                          : !p                                        ? "not-a-partner"
+                          : open_fed && xs_net_is_ip_literal(remote)  ? "ip-literal"
+                                                                      : NULL;
+    if (refusal) {
         xs_log(XS_LOG_WARN, "s2s.out.refused", "local=%s remote=%s reason=%s", local, remote,
-               xs_policy_is_local_domain(x->policy, local) ? "not-a-partner" : "not-local");
+               refusal);
         return NULL;
     }
     struct s2s_out *o = calloc(1, sizeof *o);
@@ -643,7 +657,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     o->serial = ++x->next_serial;
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
-    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
+    o->public_only = open_fed;
     snprintf(o->route_host, sizeof o->route_host, "%s", p->route_host ? p->route_host : "");
     o->route_port = p->route_port;
     o->tls_req = p->tls;

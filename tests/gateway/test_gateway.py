@@ -483,6 +483,37 @@ async def test_sip_to_unreachable_partner_fails(tmp):
         assert 400 <= resp["code"] < 700, resp["first"]
 
 
+async def test_open_federation_refuses_ip_literals(tmp):
+    """Audit M4: with partner "*", an IP-literal domain, from SIP or claimed
+    in an inbound db:result, opens no connection to that address (a port
+    scanner's oracle otherwise)."""
+    extra = 'partner "*" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        hits = []
+
+        async def internal(r, w):
+            hits.append(w.get_extra_info("peername"))
+            w.close()
+        srv = await asyncio.start_server(internal, "127.0.0.9", 5269)
+        try:
+            calls = await sip_burst(e, ["to an address"])
+            calls = {c: b for c, b in calls.items()}
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@127.0.0.9", "scan",
+                               call_id="lit")
+            calls["lit"] = "scan"
+            codes = await final_codes(e, calls)
+            assert codes["lit"] == 404, codes
+            e.gw.wait_log("ev=s2s.out.refused local=sip.test remote=127.0.0.9 reason=ip-literal")
+            s = await e.peer.open_stream("sip.test", tls=False)
+            s.send("<db:result from='127.0.0.9' to='sip.test'>abc</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("type") == "error", el
+            await asyncio.sleep(0.3)
+            assert hits == [], hits
+        finally:
+            srv.close()
+
+
 async def test_sip_bad_content_type(tmp):
     async with Env(tmp) as e:
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "<b>x</b>",
