@@ -6,6 +6,7 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 import asyncio
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -512,6 +513,94 @@ async def test_open_federation_refuses_ip_literals(tmp):
             assert hits == [], hits
         finally:
             srv.close()
+
+
+class BlackHole:
+    """A TCP server that accepts and never says a word; keeps what it got."""
+
+    def __init__(self):
+        self.got = bytearray()
+        self.writers = []
+
+    async def start(self, port):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+
+    async def _serve(self, r, w):
+        self.writers.append(w)
+        while True:
+            data = await r.read(4096)
+            if not data:
+                return
+            self.got += data
+
+    def stop(self):
+        self.server.close()
+        for w in self.writers:
+            w.close()
+
+
+async def test_outbound_setup_deadline(tmp):
+    """A peer that accepts the connection and never answers: the stream's
+    set-up deadline (xmpp.connect_timeout, 5 s here) ends it with a
+    connection-timeout stream error, and the queued message gets 408."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra) as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            start = time.monotonic()
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
+                               call_id="hole")
+            codes = await final_codes(e, {"hole": "x"}, timeout=15)
+            took = time.monotonic() - start
+            assert codes == {"hole": 408}, codes
+            assert 4.5 < took < 8, took
+            await asyncio.sleep(0.2)
+            assert b"<stream:stream" in hole.got, hole.got
+            assert b"connection-timeout" in hole.got, hole.got
+            e.gw.wait_log("ev=s2s.out.failed .*remote=hole.test cond=remote-server-timeout")
+        finally:
+            hole.stop()
+
+
+async def test_sigterm_answers_queued_stanzas(tmp):
+    """SIGTERM with outbound streams open: messages queued on a stream still
+    setting up are answered 503 before the gateway exits; nothing is left in
+    flight (the router's count is 0) and the exit status is 0."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra) as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            warm = await sip_burst(e, ["delivered before"])
+            await get(e.peer.received, 20)
+            assert list((await final_codes(e, warm)).values()) == [200]
+            calls = {}
+            for i in range(5):
+                cid = f"q{i}"
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test",
+                                   f"queued {i}", call_id=cid)
+                calls[cid] = f"queued {i}"
+            e.gw.wait_log("ev=s2s.out.state .*remote=hole.test .*to=wait-header")
+            # And three the peer has read, still inside their error grace:
+            # flushed before the orderly shutdown, so they count as delivered.
+            graced = await sip_burst(e, [f"in grace {i}" for i in range(3)])
+            for _ in range(3):
+                await get(e.peer.received, 5)
+            e.gw.proc.send_signal(signal.SIGTERM)
+            codes = await final_codes(e, calls, timeout=10)
+            assert set(codes.values()) == {503}, codes
+            codes = await final_codes(e, graced, timeout=10)
+            assert set(codes.values()) == {200}, codes
+            e.gw.proc.wait(5)
+            assert e.gw.proc.returncode == 0, e.gw.proc.returncode
+            log = e.gw.log_text()
+            assert "routes_in_flight=0" in log, log[-2000:]
+            assert "system-shutdown" in hole.got.decode(errors="replace"), hole.got
+        finally:
+            hole.stop()
 
 
 async def test_sip_bad_content_type(tmp):
