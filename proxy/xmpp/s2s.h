@@ -66,7 +66,9 @@ double xs_xmpp_now(const struct xs_xmpp *x);
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
 struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial);
 /* Sends `el` (taken) from local to remote over the outbound stream for the
- * pair, creating it if needed. done (may be NULL) learns the outcome. */
+ * pair, creating it if needed. done (may be NULL) learns the outcome; a
+ * failure without done is logged. Refused (forbidden) unless `local` is one
+ * of our domains and `remote` has a partner entry, whatever a hook rewrote. */
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud);
 void xs_xmpp_stream_gone(struct xs_xmpp *x);
