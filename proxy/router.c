@@ -42,6 +42,7 @@ static void on_delivered(void *ud, enum xs_cond cond, const char *text)
         xs_log(XS_LOG_WARN, "router.bounce", "event=%llu origin=%s cond=%s text=%s", c->serial,
                side_name(c->origin), xs_cond_name(cond), xs_log_quote(q, sizeof q, text));
     }
+    c->r->in_flight--;
     c->done(c->ud, cond, text);
     free(c);
 }
@@ -87,6 +88,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     }
     *c = (struct route_ctx){r, done, done_ud, (unsigned long long)ev->serial, origin};
     r->routed++;
+    r->in_flight++;
     struct xs_side *target = &r->sides[origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP];
     if (r->log_bodies)
         xs_log(XS_LOG_INFO, "router.body", "event=%llu body=%s", (unsigned long long)ev->serial,

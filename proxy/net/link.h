@@ -35,7 +35,8 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
  * bound (the caller should treat the peer as too slow and close), XS_ECLOSED
  * after close, XS_ETLS when the TLS layer failed. On success the bytes end at
  * xs_link_accepted(). */
-int xs_link_write(struct xs_link *l, const char *data, size_t len);
+int xs_link_write(struct xs_link *l, const char *data, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Offsets in the plaintext the link was given, counted from its start:
  * `accepted` grows with every successful xs_link_write; `flushed` is how far

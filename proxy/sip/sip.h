@@ -70,7 +70,9 @@ void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
- * is then ignored). `on_closed` runs once everything is
+ * is then ignored). Lifetime rule: every event handed to xs_sip_deliver has
+ * had its done() called by the time xs_sip_close returns, and none comes
+ * after (the router is freed right after the sides close). `on_closed` runs once everything is
  * released (after the last libuv close callback). */
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud);
 

@@ -6,6 +6,8 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 import asyncio
 import os
 import re
+import signal
+import socket
 import sys
 import tempfile
 import time
@@ -23,8 +25,9 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra=""):
+                 sip_extra="", peer_offers_tls=True):
         self.tmp = tmp
+        self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
@@ -46,7 +49,7 @@ class Env:
         # A sender on another address of the namespace's loopback.
         self.stranger = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
-        self.peer = Peer(self.tmp, self.gw_port)
+        self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
         await self.peer.start(self.peer_port)
         return self
 
@@ -121,6 +124,22 @@ async def test_xmpp_to_sip_error_bounces(tmp):
                 f"{code}: {[c.name for c in e_el.children]}"
             assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
+
+
+async def test_bounce_that_cannot_be_sent_is_logged(tmp):
+    """An error bounced to an XMPP sender has nobody to answer if it cannot
+    go out; it is logged, not dropped in silence (E2). The peer stops
+    listening and ends the gateway's stream, then sends a message SIP
+    refuses: the bounce needs a new outbound stream, which cannot connect."""
+    async with Env(tmp, sip_code=404) as e:
+        s = await e.peer.authenticated_stream()
+        e.peer.server.close()
+        for st in e.peer.inbound:
+            await st.close()
+        e.gw.wait_log(r"ev=s2s\.out\.state stream=out\d+ .*to=closed")
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid="lost-bounce"))
+        await get(e.sip.requests)
+        e.gw.wait_log(r"ev=s2s\.out\.dropped .*id=lost-bounce cond=remote-server-not-found", timeout=15)
 
 
 async def test_dialback_elements_carry_the_db_prefix(tmp):
@@ -229,6 +248,55 @@ async def test_hostile_xml(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "still here"))
         req = await get(e.sip.requests)
         assert req["body"] == b"still here"
+
+
+async def stream_ends(s, timeout):
+    """Reads until the gateway ends the stream: a stream error, its closing
+    tag, EOF or a reset. Returns what ended it; AssertionError if it stays open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("the gateway kept the stream open")
+        try:
+            kind, el = await s.next(left)
+        except (TimeoutError, asyncio.TimeoutError):
+            continue
+        except (ConnectionError, OSError):
+            return "reset"
+        if kind in ("eof", "close") or (kind == "el" and el.name == "error"):
+            return kind if kind != "el" else "stream-error"
+
+
+async def test_unanswerable_verify_closes_stream(tmp):
+    """A db:verify whose answer cannot be written (the echoed id would pass
+    the 4 KiB reply bound) ends the stream instead of leaving the peer
+    waiting for an answer that never comes."""
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test", tls=False)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 700}\">k</db:verify>")
+        print("  ended by", await stream_ends(s, 5))
+
+
+async def test_peer_that_does_not_read_is_closed(tmp):
+    """Audit L6: an unauthenticated peer sends db:verify requests and never
+    reads the answers. Once the output bound is reached the gateway closes
+    the stream instead of holding megabytes for it."""
+    async with Env(tmp) as e:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", e.gw_port))
+        r, w = await asyncio.open_connection(sock=sock)
+        s = XStream(r, w)
+        s.send(header("peer.test", "sip.test"))
+        w.transport.pause_reading()
+        req = f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 60}\">k</db:verify>"
+        for _ in range(40):
+            s.send(req * 500)
+            await w.drain()
+        e.gw.wait_log("ev=s2s.in.write .*reason=ELIMIT", timeout=20)
+        w.transport.resume_reading()
+        print("  ended by", await stream_ends(s, 10))
 
 
 async def test_whitespace_keepalive(tmp):
@@ -643,6 +711,125 @@ async def test_sip_to_unreachable_partner_fails(tmp):
         assert 400 <= resp["code"] < 700, resp["first"]
 
 
+async def test_open_federation_refuses_ip_literals(tmp):
+    """Audit M4: with partner "*", an IP-literal domain, from SIP or claimed
+    in an inbound db:result, opens no connection to that address (a port
+    scanner's oracle otherwise)."""
+    extra = 'partner "*" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        hits = []
+
+        async def internal(r, w):
+            hits.append(w.get_extra_info("peername"))
+            w.close()
+        srv = await asyncio.start_server(internal, "127.0.0.9", 5269)
+        try:
+            calls = await sip_burst(e, ["to an address"])
+            calls = {c: b for c, b in calls.items()}
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@127.0.0.9", "scan",
+                               call_id="lit")
+            calls["lit"] = "scan"
+            codes = await final_codes(e, calls)
+            assert codes["lit"] == 404, codes
+            e.gw.wait_log("ev=s2s.out.refused local=sip.test remote=127.0.0.9 reason=ip-literal")
+            s = await e.peer.open_stream("sip.test", tls=False)
+            s.send("<db:result from='127.0.0.9' to='sip.test'>abc</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("type") == "error", el
+            await asyncio.sleep(0.3)
+            assert hits == [], hits
+        finally:
+            srv.close()
+
+
+class BlackHole:
+    """A TCP server that accepts and never says a word; keeps what it got."""
+
+    def __init__(self):
+        self.got = bytearray()
+        self.writers = []
+
+    async def start(self, port):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+
+    async def _serve(self, r, w):
+        self.writers.append(w)
+        while True:
+            data = await r.read(4096)
+            if not data:
+                return
+            self.got += data
+
+    def stop(self):
+        self.server.close()
+        for w in self.writers:
+            w.close()
+
+
+async def test_outbound_setup_deadline(tmp):
+    """A peer that accepts the connection and never answers: the stream's
+    set-up deadline (xmpp.connect_timeout, 5 s here) ends it with a
+    connection-timeout stream error, and the queued message gets 408."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra) as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            start = time.monotonic()
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
+                               call_id="hole")
+            codes = await final_codes(e, {"hole": "x"}, timeout=15)
+            took = time.monotonic() - start
+            assert codes == {"hole": 408}, codes
+            assert 4.5 < took < 8, took
+            await asyncio.sleep(0.2)
+            assert b"<stream:stream" in hole.got, hole.got
+            assert b"connection-timeout" in hole.got, hole.got
+            e.gw.wait_log("ev=s2s.out.failed .*remote=hole.test cond=remote-server-timeout")
+        finally:
+            hole.stop()
+
+
+async def test_sigterm_answers_queued_stanzas(tmp):
+    """SIGTERM with outbound streams open: messages queued on a stream still
+    setting up are answered 503 before the gateway exits; nothing is left in
+    flight (the router's count is 0) and the exit status is 0."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra) as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            warm = await sip_burst(e, ["delivered before"])
+            await get(e.peer.received, 20)
+            assert list((await final_codes(e, warm)).values()) == [200]
+            calls = {}
+            for i in range(5):
+                cid = f"q{i}"
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test",
+                                   f"queued {i}", call_id=cid)
+                calls[cid] = f"queued {i}"
+            e.gw.wait_log("ev=s2s.out.state .*remote=hole.test .*to=wait-header")
+            # And three the peer has read, still inside their error grace:
+            # flushed before the orderly shutdown, so they count as delivered.
+            graced = await sip_burst(e, [f"in grace {i}" for i in range(3)])
+            for _ in range(3):
+                await get(e.peer.received, 5)
+            e.gw.proc.send_signal(signal.SIGTERM)
+            codes = await final_codes(e, calls, timeout=10)
+            assert set(codes.values()) == {503}, codes
+            codes = await final_codes(e, graced, timeout=10)
+            assert set(codes.values()) == {200}, codes
+            e.gw.proc.wait(5)
+            assert e.gw.proc.returncode == 0, e.gw.proc.returncode
+            log = e.gw.log_text()
+            assert "routes_in_flight=0" in log, log[-2000:]
+            assert "system-shutdown" in hole.got.decode(errors="replace"), hole.got
+        finally:
+            hole.stop()
+
+
 async def test_sip_bad_content_type(tmp):
     async with Env(tmp) as e:
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "<b>x</b>",
@@ -722,6 +909,28 @@ async def test_body_over_max_body_refused_before_the_policy(tmp):
         assert req["body"] == b"small", req["body"]
 
 
+async def test_rewritten_addresses_checked_again_in_c(tmp):
+    """Audit L5: a hook that rewrites `to` to a non-partner or `from` to a
+    domain we do not serve gets 403; no stream is opened for it and nothing
+    reaches the peer."""
+    hook = """
+function on_message(m)
+  if m.body == "to stranger" then m.to = "carol@stranger.test" end
+  if m.body == "as peer" then m.from = "mallory@peer.test" end
+  return m
+end"""
+    async with Env(tmp, hook=hook) as e:
+        for body in ("to stranger", "as peer"):
+            calls = await sip_burst(e, [body])
+            assert list((await final_codes(e, calls)).values()) == [403], body
+        e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(not-a-partner|not a federated)")
+        e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(sender-not-local|not in a domain)")
+        await expect_nothing(e.peer.received, 0.5)
+        assert not e.peer.inbound, "a stream was opened for a refused message"
+        log = e.gw.log_text()
+        assert "ev=s2s.out.state" not in log, log[-2000:]
+
+
 async def test_reload_removes_partner(tmp):
     async with Env(tmp) as e:
         s = await e.peer.authenticated_stream()
@@ -747,6 +956,55 @@ async def test_reload_removes_partner(tmp):
         s3.send(message("alice@peer.test", "bob@sip.test", "again"))
         req = await get(e.sip.requests)
         assert req["body"] == b"again"
+
+
+async def test_reload_changed_route_restarts_stream(tmp):
+    """O5/L1: a reload that moves a partner's route restarts the outbound
+    stream; the next message goes to the new address, and the old stream is
+    ended with </stream:stream>."""
+    async with Env(tmp) as e:
+        calls = await sip_burst(e, ["before"])
+        assert (await get(e.peer.received, 20)).child("body").text == "before"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        old = [st for st in e.peer.inbound]
+        moved = Peer(tmp, e.gw_port)
+        new_port = free_port()
+        await moved.start(new_port)
+        try:
+            e.gw.write_policy(e.policy_text().replace(f"127.0.0.1:{e.peer_port}",
+                                                      f"127.0.0.1:{new_port}"))
+            assert "result=ok" in e.gw.reload()
+            e.gw.wait_log("ev=s2s.out.restart .*reason=route-changed")
+            calls = await sip_burst(e, ["after"])
+            assert (await get(moved.received, 20)).child("body").text == "after"
+            assert list((await final_codes(e, calls)).values()) == [200]
+            await expect_nothing(e.peer.received, 0.3)
+            # The old stream was ended in order.
+            assert any(b"</stream:stream>" in bytes(st.raw) for st in old), \
+                [bytes(st.raw)[-200:] for st in old]
+        finally:
+            await moved.stop()
+
+
+async def test_reload_tls_required_restarts_plaintext_stream(tmp):
+    """O5/L1: a partner that authenticated our plaintext stream while TLS was
+    optional is reloaded to tls = "required": the plaintext stream ends, and
+    a message after the reload is not carried in the clear."""
+    async with Env(tmp, peer_tls="optional", peer_offers_tls=False) as e:
+        calls = await sip_burst(e, ["in the clear, allowed"])
+        assert (await get(e.peer.received, 20)).child("body").text == "in the clear, allowed"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        e.gw.write_policy(e.policy_text(peer_tls="required"))
+        assert "result=ok" in e.gw.reload()
+        e.gw.wait_log("ev=s2s.out.restart .*reason=tls-changed")
+        calls = await sip_burst(e, ["in the clear, refused"])
+        code = list((await final_codes(e, calls)).values())[0]
+        assert code == 404, code
+        e.gw.wait_log("peer does not offer TLS, which this partner requires")
+        await asyncio.sleep(0.3)
+        got = drain(e.peer.received)
+        assert [el.name for el in got] == ["error"], got   # our policy-violation, no message
+        assert got[0].child("policy-violation") is not None, got
 
 
 async def test_bad_policy_reload_keeps_running(tmp):
