@@ -56,6 +56,11 @@
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4
 #define XS_S2S_IN_DB_ATTEMPTS_MAX 32
+/* db:verify answered on one stream before any pair on it is valid (audit
+ * L6), and the longest id such a request may carry. A receiving server
+ * needs one per key it checks; the set-up deadline ends the stream anyway. */
+#define XS_S2S_IN_DB_VERIFY_MAX 64
+#define XS_S2S_DB_ID_MAX 64
 
 struct xs_s2s_budget {
     size_t in_max;     /* inbound streams, closing ones included */

@@ -2,6 +2,7 @@
  * offer STARTTLS and dialback, verify the domains it claims through our
  * outbound stream to its authoritative server (XEP-0220), answer db:verify
  * for keys we handed out, and turn authenticated stanzas into events. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ struct s2s_in {
     struct in_pair pairs[XS_S2S_PAIRS_MAX];
     size_t n_pairs;
     unsigned db_attempts;   /* db:result elements while unauthenticated */
+    unsigned db_verifies;   /* db:verify elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
@@ -180,6 +182,28 @@ static void reply_db(struct s2s_in *in, const char *name, const char *from, cons
     xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
 }
 
+/* Whether a domain is an address rather than a name: bracketed or bare
+ * IPv6, a dotted quad, any form inet_aton takes ("127.1", "0x7f000001"),
+ * or a name whose last label is all digits (no top-level domain is). With
+ * `partner "*"` such a `from` would make us connect wherever the peer
+ * says (audit M4). */
+static int ip_literal(const char *domain)
+{
+    unsigned char a6[sizeof(struct in6_addr)];
+    struct in_addr a4;
+    if (domain[0] == '[' || strchr(domain, ':') || inet_pton(AF_INET6, domain, a6) == 1 ||
+        inet_aton(domain, &a4))
+        return 1;
+    const char *last = strrchr(domain, '.');
+    last = last ? last + 1 : domain;
+    if (!*last)
+        return 0;
+    for (const char *c = last; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
+}
+
 static size_t count_pending(const struct s2s_in *in)
 {
     size_t n = 0;
@@ -209,7 +233,9 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
     const char *refusal = NULL;
-    if (!p)
+    if (ip_literal(remote))
+        refusal = "an IP address is not a domain we verify";
+    else if (!p)
         refusal = "not a federated partner";
     else if (!p->dialback)
         refusal = "dialback not allowed for this partner";
@@ -311,6 +337,17 @@ static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
     if (xs_s2s_domain_of(xs_xml_el_attr(el, "to"), local) ||
         xs_s2s_domain_of(xs_xml_el_attr(el, "from"), remote) || !id) {
         in_error(in, "improper-addressing", "db:verify needs from, to and id");
+        return;
+    }
+    /* Audit L6: the answer echoes the id, escaped (up to six times its
+     * size), into a queue the peer may never read. Our stream ids are 32
+     * bytes, and common servers' are no longer than 64. */
+    if (strlen(id) > XS_S2S_DB_ID_MAX) {
+        in_error(in, "policy-violation", "dialback id longer than 64 bytes");
+        return;
+    }
+    if (!in_authenticated(in) && ++in->db_verifies > XS_S2S_IN_DB_VERIFY_MAX) {
+        in_error(in, "policy-violation", "too many db:verify on one stream");
         return;
     }
     if (!xs_policy_is_local_domain(in->x->policy, local)) {

@@ -410,6 +410,67 @@ async def test_dialback_in_flight_cap(tmp):
             w.close()
 
 
+async def bare_stream(port, to="sip.test"):
+    """A plaintext stream with no `from`, past the gateway's features."""
+    s = await XStream.connect(port)
+    s.send(header(None, to))
+    assert (await s.next())[0] == "header"
+    await s.expect_el("features")
+    return s
+
+
+async def test_ip_literal_dialback_refused(tmp):
+    """Audit M4: with partner "*", db:result from an IP literal made the
+    gateway connect to that address. Every form is refused, and no stream
+    is opened."""
+    extra = 'partner "*" { tls = "optional", dialback = true }'
+    hits = []
+
+    async def trap(r, w):
+        hits.append(w.get_extra_info("sockname"))
+        w.close()
+
+    server = await asyncio.start_server(trap, "127.0.0.9", 5269)
+    try:
+        async with Env(tmp, extra_partners=extra) as e:
+            s = await bare_stream(e.gw_port)
+            literals = ["127.0.0.9", "[::1]", "::1", "127.9", "2130706441", "0x7f000009",
+                        "10.0.0.1."]
+            for d in literals:
+                s.send(f"<db:result from='{d}' to='sip.test'>{'ab' * 32}</db:result>")
+                el = await s.expect_el("result")
+                assert el.attrs.get("to") == d.rstrip("."), el
+                assert el.attrs.get("type") == "error", el
+                assert el.child("error").child("policy-violation") is not None, el
+            await asyncio.sleep(0.3)
+            assert hits == [], hits
+            assert e.gw.count_log("ev=s2s.out.state") == 0
+            assert e.gw.count_log("an IP address is not a domain we verify") == len(literals)
+    finally:
+        server.close()
+
+
+async def test_db_verify_limits(tmp):
+    """Audit L6: ids up to 64 bytes are answered, longer ones end the
+    stream; an unauthenticated stream gets 64 answers, then policy-violation."""
+    async with Env(tmp) as e:
+        s = await bare_stream(e.gw_port)
+        id64 = "i" * 64
+        for n in range(64):
+            s.send(f"<db:verify from='peer.test' to='sip.test' id='{id64}'>{'00' * 32}</db:verify>")
+            el = await s.expect_el("verify")
+            assert el.attrs.get("id") == id64 and el.attrs.get("type") == "invalid", (n, el)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id='{id64}'>{'00' * 32}</db:verify>")
+        kind, el = await s.next()
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        s = await bare_stream(e.gw_port)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id='{'j' * 65}'>{'00' * 32}</db:verify>")
+        kind, el = await s.next()
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+
+
 async def test_descriptor_limit_sizes_the_budgets(tmp):
     """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
     e = Env(tmp)
