@@ -203,10 +203,17 @@ async def test_hostile_xml(tmp):
         assert el.child("restricted-xml", NS_STREAM_ERR) is not None, el
         await s.close()
         # An oversized stanza: the gateway's default max_stanza is 256 KiB.
+        # Before authentication the limit is 8 KiB, so the gateway closes
+        # with most of this unread, and the kernel may turn that close into
+        # a reset that overtakes the stream error; the log says why.
         s = await e.peer.open_stream("sip.test", tls=False)
         s.send("<message><body>" + "x" * (300 * 1024))
-        el = await s.expect_el("error")
-        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        try:
+            el = await s.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log(r"ev=s2s\.in\.error .*cond=policy-violation text=\"stanza exceeds 8192 bytes")
         # Nothing else was lost: a good stream still works.
         s = await e.peer.authenticated_stream()
         s.send(message("alice@peer.test", "bob@sip.test", "still here"))
@@ -338,8 +345,12 @@ async def test_preauth_stanza_limit(tmp):
     async with Env(tmp) as e:
         s = await e.peer.open_stream("sip.test")
         s.send(message("alice@peer.test", "bob@sip.test", "early", extra=big))
-        el = await s.expect_el("error")
-        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        try:  # closed with input unread: a reset may overtake the stream error
+            el = await s.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log(r"ev=s2s\.in\.error .*cond=policy-violation text=\"stanza exceeds 8192 bytes")
         s = await e.peer.authenticated_stream()
         assert s.db_result.attrs.get("type") == "valid", s.db_result
         s.send(message("alice@peer.test", "bob@sip.test", "big but fine", extra=big))
