@@ -565,6 +565,12 @@ static void on_data(void *ud, const char *data, size_t len)
             return;
         }
         set_state(in, IN_TLS_HANDSHAKE, "starttls");
+        /* RFC 6120 §5.4.3.3: nothing learned before TLS survives it, not
+         * the pairs dialback authenticated, nor the header's from. Answers
+         * to verifications still in flight find no pair and are dropped. */
+        in->n_pairs = 0;
+        in->remote[0] = '\0';
+        apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
         return;

@@ -12,8 +12,8 @@ import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint, XStream,  # noqa: E402
-                   dialback_key, free_port, header, message, policy)
+from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
+                   StreamParser, XStream, dialback_key, free_port, header, message, policy)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -480,6 +480,28 @@ async def test_db_verify_limits(tmp):
         kind, el = await s.next()
         assert kind == "el" and el.name == "error", (kind, el)
         assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+
+
+async def test_starttls_discards_dialback_state(tmp):
+    """Audit I1 (RFC 6120 §5.4.3.3): a pair authenticated over plaintext
+    (tls = "optional") and the header's from do not survive STARTTLS."""
+    async with Env(tmp, peer_tls="optional") as e:
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await s.expect_el("proceed")
+        await s.w.drain()
+        await s.w.start_tls(e.peer.client_ctx, server_hostname="sip.test")
+        s.parser = StreamParser()
+        s.send(header(None, "sip.test"))
+        assert (await s.next())[0] == "header"
+        await s.expect_el("features")
+        s.send(message("alice@peer.test", "bob@sip.test", "pre-TLS pair"))
+        el = await s.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        await expect_nothing(e.sip.requests, 0.5)
+        # The header after TLS had no from; the one before it is forgotten.
+        e.gw.wait_log(r'remote=- local=sip\.test from=wait-header to=open tls=TLS\S+ reason="header"')
 
 
 async def test_descriptor_limit_sizes_the_budgets(tmp):
