@@ -384,13 +384,26 @@ static void send_error(struct xs_xmpp *x, const char *orig_from, const char *ori
                        const char *id, const char *stanza, enum xs_cond cond, const char *text)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote))
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, orig_from);
+    xs_log_quote(qt, sizeof qt, orig_to);
+    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote)) {
+        xs_log(XS_LOG_WARN, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"no address to answer\"",
+               stanza, qt, qf, xs_cond_name(cond));
         return;
+    }
     struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
-    if (!err)
+    if (!err) {
+        xs_log(XS_LOG_ERROR, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"out of memory\"",
+               stanza, qt, qf, xs_cond_name(cond));
         return;
-    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, orig_to,
-           orig_from, xs_cond_name(cond));
+    }
+    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, qt, qf,
+           xs_cond_name(cond));
     xs_xmpp_send(x, local, remote, err, NULL, NULL);
 }
 
@@ -435,31 +448,88 @@ static void on_message(struct s2s_in *in, struct xs_xml_el *el)
     struct xs_event *ev = NULL;
     enum xs_cond cond = XS_COND_NONE;
     int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
-    if (rc == XS_ENOTFOUND)
-        return; /* nothing to carry: chat states, receipts without a body */
+    if (rc == XS_ENOTFOUND) {
+        /* Nothing to carry: chat states, receipts without a body. */
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=message reason=no-body",
+               (unsigned long long)in->serial);
+        return;
+    }
     if (rc != 0) {
         send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
                    cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
         return;
     }
+    const char *id = xs_xml_el_attr(el, "id");
     struct bounce_ctx *b = calloc(1, sizeof *b);
-    if (!b) {
-        xs_event_free(ev);
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message", XS_COND_RESOURCE_CONSTRAINT,
-                   NULL);
-        return;
+    if (b) {
+        b->x = x;
+        b->from = strdup(from);
+        b->to = strdup(to);
+        b->id = id ? strdup(id) : NULL;
     }
-    b->x = x;
-    b->from = strdup(from);
-    b->to = strdup(to);
-    b->id = xs_xml_el_attr(el, "id") ? strdup(xs_xml_el_attr(el, "id")) : NULL;
-    if (!b->from || !b->to) {
-        bounce_free(b);
+    if (!b || !b->from || !b->to || (id && !b->id)) {
+        /* Without the context the outcome could not be answered: refuse
+         * now, while the addresses are still at hand. */
+        if (b)
+            bounce_free(b);
         xs_event_free(ev);
+        xs_log(XS_LOG_ERROR, "s2s.in.message",
+               "stream=in%llu result=refused reason=\"out of memory\"",
+               (unsigned long long)in->serial);
+        send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
     x->pending_outcomes++;
     x->submit(x->router, ev, on_message_done, b);
+}
+
+/* A copy of jid without its resource; NULL on OOM. */
+static char *bare_jid(const char *jid)
+{
+    const char *slash = strchr(jid, '/');
+    return strndup(jid, slash ? (size_t)(slash - jid) : strlen(jid));
+}
+
+/* RFC 6121 §3.1.3: a subscription request the contact will not approve is
+ * answered with unsubscribed, from the contact's bare JID to the user's.
+ * Until presence is carried that is every request: left unanswered, the
+ * remote roster entry would stay pending for good. */
+static void refuse_subscription(struct s2s_in *in, const struct xs_xml_el *el)
+{
+    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
+    const char *id = xs_xml_el_attr(el, "id");
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, from);
+    xs_log_quote(qt, sizeof qt, to);
+    /* on_stanza_authenticated parsed both already. */
+    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote))
+        return;
+    char *user = bare_jid(from), *contact = bare_jid(to);
+    struct xs_xml_el *p = xs_xml_el_new(XS_NS_SERVER, "presence");
+    int rc = user && contact && p ? 0 : XS_ENOMEM;
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "from", contact);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "to", user);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "type", "unsubscribed");
+    if (!rc && id)
+        rc = xs_xml_el_set_attr(p, "id", id);
+    free(user);
+    free(contact);
+    if (rc) {
+        xs_xml_el_free(p);
+        xs_log(XS_LOG_ERROR, "s2s.in.presence",
+               "stream=in%llu from=%s to=%s type=subscribe result=dropped reason=\"out of memory\"",
+               (unsigned long long)in->serial, qf, qt);
+        return;
+    }
+    xs_log(XS_LOG_INFO, "s2s.in.presence",
+           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed "
+           "reason=\"presence is not carried\"",
+           (unsigned long long)in->serial, qf, qt);
+    xs_xmpp_send(in->x, local, remote, p, NULL, NULL);
 }
 
 static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
@@ -468,6 +538,10 @@ static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
     if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
         send_error(in->x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
                    xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (!strcmp(el->name, "presence") && type && !strcmp(type, "subscribe")) {
+        refuse_subscription(in, el);
         return;
     }
     /* Presence is the next capability; until then it is recorded, not carried. */

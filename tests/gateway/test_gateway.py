@@ -239,6 +239,26 @@ async def test_message_without_body_dropped_quietly(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "real"))
         req = await get(e.sip.requests)
         assert req["body"] == b"real"
+        e.gw.wait_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=message reason=no-body")
+
+
+async def test_presence_subscription_answered_unsubscribed(tmp):
+    """Until presence is carried, a subscription request is answered with
+    unsubscribed (RFC 6121 3.1.3), bare JID to bare JID, instead of leaving
+    the remote roster entry pending; other presence is only logged."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send("<presence from='alice@peer.test/phone' to='bob@sip.test'/>")
+        s.send("<presence from='alice@peer.test' to='bob@sip.test' type='probe' id='p0'/>")
+        s.send("<presence from='alice@peer.test/phone' to='bob@sip.test/x' type='subscribe' id='s1'/>")
+        st = await get(e.peer.received, 20)
+        assert st.name == "presence", st
+        assert st.attrs == {"from": "bob@sip.test", "to": "alice@peer.test",
+                            "type": "unsubscribed", "id": "s1"}, st.attrs
+        await expect_nothing(e.peer.received, 0.5)
+        await expect_nothing(e.sip.requests, 0.1)
+        assert e.gw.count_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=presence") == 2
+        e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
 
 
 async def test_iq_gets_service_unavailable(tmp):
