@@ -125,7 +125,9 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
                         const char *remote, int valid);
 void xs_s2s_in_sweep(struct s2s_in *in, double now);
-/* Closes the stream with a stream error when its peer is no longer a partner. */
+/* After a reload: closes the stream with a stream error when its peer is no
+ * longer a partner or any of its pairs fails the new rules (partner, its tls
+ * and dialback settings, the local domain). */
 void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);

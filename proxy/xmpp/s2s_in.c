@@ -808,6 +808,22 @@ void xs_s2s_in_sweep(struct s2s_in *in, double now)
     }
 }
 
+/* Why the partner entry for `remote` no longer admits dialback on this
+ * stream, or NULL when it still does: the same rules on_db_result applies. */
+static const char *pair_refusal(const struct s2s_in *in, const char *local, const char *remote)
+{
+    const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
+    if (!xs_policy_is_local_domain(in->x->policy, local))
+        return "local domain no longer served";
+    if (!p)
+        return "domain is no longer a federated partner";
+    if (!p->dialback)
+        return "dialback no longer allowed for this partner";
+    if (p->tls == XS_TLS_REQUIRED && !in->tls)
+        return "partner now requires TLS";
+    return NULL;
+}
+
 void xs_s2s_in_recheck(struct s2s_in *in)
 {
     if (in->state == IN_CLOSED)
@@ -816,17 +832,26 @@ void xs_s2s_in_recheck(struct s2s_in *in)
         in_error(in, "host-gone", "this gateway no longer serves that domain");
         return;
     }
-    const char *gone = NULL;
-    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote))
-        gone = in->remote;
-    for (size_t i = 0; i < in->n_pairs && !gone; i++)
-        if (!xs_policy_partner(in->x->policy, in->pairs[i].remote))
-            gone = in->pairs[i].remote;
-    if (gone) {
+    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote)) {
         xs_log(XS_LOG_WARN, "s2s.in.refused", "stream=in%llu remote=%s reason=partner-removed",
-               (unsigned long long)in->serial, gone);
+               (unsigned long long)in->serial, in->remote);
         in_error(in, "policy-violation", "domain is no longer a federated partner");
+        return;
     }
+    /* Every pair is admitted again under the new rules (audit L1). Dialback
+     * has no way to withdraw one pair, so a pair that fails ends the stream;
+     * the peer reconnects and authenticates what is still allowed. */
+    for (size_t i = 0; i < in->n_pairs; i++) {
+        const char *why = pair_refusal(in, in->pairs[i].local, in->pairs[i].remote);
+        if (why) {
+            xs_log(XS_LOG_WARN, "s2s.in.refused",
+                   "stream=in%llu remote=%s local=%s reason=reload detail=\"%s\"",
+                   (unsigned long long)in->serial, in->pairs[i].remote, in->pairs[i].local, why);
+            in_error(in, "policy-violation", why);
+            return;
+        }
+    }
+    apply_limits(in);
 }
 
 void xs_s2s_in_shutdown(struct s2s_in *in)

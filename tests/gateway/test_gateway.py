@@ -682,6 +682,36 @@ async def test_reload_removes_partner(tmp):
         assert req["body"] == b"again"
 
 
+async def test_reload_to_tls_required_closes_plaintext_stream(tmp):
+    """Audit L1: peer.test authenticated over plaintext while tls was
+    "optional"; after a reload to "required" the stream is closed with
+    policy-violation and nothing sent on it is delivered."""
+    async with Env(tmp, peer_tls="optional") as e:
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "plaintext, allowed"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"plaintext, allowed"
+        e.gw.write_policy(e.policy_text(peer_tls="required"))
+        assert "result=ok" in e.gw.reload()
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        e.gw.wait_log(r'ev=s2s\.in\.refused .*remote=peer\.test local=sip\.test reason=reload '
+                      r'detail="partner now requires TLS"')
+        try:
+            s.send(message("alice@peer.test", "bob@sip.test", "plaintext, after"))
+            await s.w.drain()
+        except ConnectionError:
+            pass
+        await expect_nothing(e.sip.requests, 0.5)
+        # Over TLS the partner is welcome under the new rules.
+        s2 = await e.peer.authenticated_stream()
+        assert s2.db_result.attrs.get("type") == "valid", s2.db_result
+        s2.send(message("alice@peer.test", "bob@sip.test", "over TLS"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"over TLS"
+
+
 async def test_bad_policy_reload_keeps_running(tmp):
     async with Env(tmp) as e:
         good = e.policy_text()
