@@ -479,6 +479,12 @@ static void on_message(struct s2s_in *in, struct xs_xml_el *el)
         send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
+    /* The stream's facts, for the policy: the pair passed dialback (the
+     * only way a pair becomes valid here), over TLS or not. */
+    ev->secure = in->tls;
+    ev->auth = "dialback";
+    xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
+           (unsigned long long)in->serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
     x->pending_outcomes++;
     x->submit(x->router, ev, on_message_done, b);
 }

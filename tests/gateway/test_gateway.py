@@ -242,6 +242,20 @@ async def test_message_without_body_dropped_quietly(tmp):
         e.gw.wait_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=message reason=no-body")
 
 
+async def test_event_carries_stream_facts(tmp):
+    """The event built from an inbound stanza says whether its stream was
+    encrypted and how the peer authenticated (the policy's m.secure and
+    m.auth once exposed; here through the side's debug line)."""
+    async with Env(tmp, peer_tls="optional") as e:
+        for tls, secure in ((True, 1), (False, 0)):
+            s = await e.peer.authenticated_stream(tls=tls)
+            s.send(message("alice@peer.test", "bob@sip.test", f"tls={tls}"))
+            req = await get(e.sip.requests)
+            assert req["body"] == f"tls={tls}".encode()
+            e.gw.wait_log(rf"ev=s2s\.in\.message stream=in\d+ event=\d+ secure={secure} auth=dialback")
+            await s.close()
+
+
 async def test_presence_subscription_answered_unsubscribed(tmp):
     """Until presence is carried, a subscription request is answered with
     unsubscribed (RFC 6121 3.1.3), bare JID to bare JID, instead of leaving
