@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "event.h"
+#include "net/connect.h"
 #include "net/dns.h"
 #include "net/link.h"
 #include "policy/policy.h"
@@ -137,9 +138,25 @@ uint64_t xs_s2s_in_serial(const struct s2s_in *in);
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
 struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote);
 /* Queues or writes an already serialized stanza (copied). `id` (borrowed,
- * may be NULL) is the stanza's id: once written, done() waits up to the
- * policy's xmpp.error_grace for an error stanza with that id before it
- * reports success. */
+ * may be NULL) is the stanza's id.
+ *
+ * What done() reports, and when. A stanza is "flushed" once the kernel has
+ * confirmed its last byte (xs_link_flushed); nothing is reported delivered
+ * before that. Once flushed, done() waits up to the policy's
+ * xmpp.error_grace for an error stanza with that id (at once without an id
+ * or grace) and then reports success.
+ * When the stream dies:
+ *  - stanzas still queued (never written) fail with the stream's reason;
+ *  - stanzas written but not flushed fail with remote-server-timeout;
+ *  - flushed stanzas still inside their grace succeed if the link ended in
+ *    order (our close after the queue drained, the peer's FIN or
+ *    close_notify, a stream error either way: XS_OK, XS_ECLOSED, XS_EPROTO),
+ *    since TCP delivered them before the end; they fail with
+ *    remote-server-timeout if the link failed (reset, write error, TLS
+ *    failure, output overflow, close grace run out), since the peer may
+ *    never have read them.
+ *  - at shutdown every sender hears before xs_xmpp_close returns: what was
+ *    not flushed fails with service-unavailable, flushed stanzas succeed. */
 void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
                      xs_done_cb done, void *ud);
 /* An error stanza about stanza `id` came back from the peer: the sender

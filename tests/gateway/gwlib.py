@@ -12,6 +12,7 @@ import resource
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import uuid
@@ -189,6 +190,7 @@ class Peer:
         self.client_ctx.verify_mode = ssl.CERT_NONE
         self.received = asyncio.Queue()   # stanzas the gateway sent us
         self.unknown_users = set()        # messages to these JIDs bounce with an error
+        self.bounce_error = f"<service-unavailable xmlns='{NS_STANZAS}'/>"  # ... this one
         self.bounce_stream = None
         self.bounce_lock = asyncio.Lock()
         self.tasks = []
@@ -198,6 +200,17 @@ class Peer:
         self.server = None
         self.port = None
         self.inbound = []
+        # A peer that stops reading: after `stall_after` stanzas on a stream
+        # of the gateway's it reads nothing more, sets `stalled`, and once
+        # `cut` is set resets the connection (RST, nothing read is kept).
+        self.stall_after = None
+        self.stalled = asyncio.Event()
+        self.cut = asyncio.Event()
+        self.stanzas_in = 0
+        # Ends the gateway's stream with </stream:stream> right after this
+        # many stanzas on it ("close"), or closes TCP without a word ("eof").
+        self.end_after = None
+        self.end_how = "close"
 
     async def start(self, port):
         self.port = port
@@ -262,6 +275,26 @@ class Peer:
                 self.tasks.append(asyncio.ensure_future(self.bounce(el)))
             else:
                 await self.received.put(el)
+                self.stanzas_in += 1
+                if self.stall_after is not None and self.stanzas_in >= self.stall_after:
+                    await self._stall_and_cut(s)
+                    return
+                if self.end_after is not None and self.stanzas_in >= self.end_after:
+                    if self.end_how == "close":
+                        s.send("</stream:stream>")
+                        await s.w.drain()
+                        await s.next(5)             # the gateway's </stream:stream>
+                    # A bare TCP close under TLS: no close_notify, just FIN.
+                    s.w.transport.abort()
+                    return
+
+    async def _stall_and_cut(self, s):
+        s.w.transport.pause_reading()
+        self.stalled.set()
+        await self.cut.wait()
+        sock = s.w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.w.transport.abort()
 
     async def answer_verify(self, s, el):
         await asyncio.sleep(self.verify_delay)
@@ -279,7 +312,7 @@ class Peer:
         self.bounce_stream.send(
             f"<message type='error' from={quoteattr(el.attrs['to'])} to={quoteattr(el.attrs['from'])}"
             f" id={quoteattr(el.attrs.get('id', ''))}><error type='cancel'>"
-            f"<service-unavailable xmlns='{NS_STANZAS}'/></error></message>")
+            f"{self.bounce_error}</error></message>")
 
     async def verify_with_gateway(self, gw_domain, sid, key):
         """XEP-0220 §2.3 as the receiving server: ask the gateway (the
@@ -336,6 +369,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def __init__(self, code=200):
         self.code = code
+        self.extra = ""  # header lines added to our responses ("Contact: <...>\r\n")
         self.requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         self.transport = None
@@ -352,8 +386,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.requests.put_nowait(req)
         if req["method"] in ("MESSAGE", "OPTIONS"):
             code = self.code
-            reason = {200: "OK", 404: "Not Found", 480: "Temporarily Unavailable",
-                      403: "Forbidden", 503: "Service Unavailable"}.get(code, "Whatever")
+            reason = {200: "OK", 301: "Moved Permanently", 404: "Not Found",
+                      407: "Proxy Authentication Required", 480: "Temporarily Unavailable",
+                      403: "Forbidden", 503: "Service Unavailable", 603: "Decline"}.get(code, "Whatever")
             hdrs = req["headers"]
             to = hdrs["to"][0]
             if ";tag=" not in to:
@@ -361,7 +396,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             resp = (f"SIP/2.0 {code} {reason}\r\n"
                     + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
                     + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
-                    f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n")
+                    f"CSeq: {hdrs['cseq'][0]}\r\n{self.extra}Content-Length: 0\r\n\r\n")
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
@@ -484,13 +519,15 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required"):
+           peer_tls="required", sip_extra=""):
+    # Without sip_extra the gateway trusts SIP requests from the next hop's
+    # address, 127.0.0.1, which is where every test sender lives.
     return f"""
 gateway {{
   domains = {{ "sip.test" }},
   xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
-           next_hop = "udp:127.0.0.1:{next_hop_port}" }},
+           next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}
 partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{peer_port}" }}
 {extra_partners}

@@ -5,6 +5,7 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -21,12 +22,14 @@ UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
-    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners=""):
+    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
+                 sip_extra=""):
         self.tmp = tmp
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
-        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls)
+        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
+                                sip_extra=sip_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -40,6 +43,9 @@ class Env:
         await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
         self.uac = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+        # A sender on another address of the namespace's loopback.
+        self.stranger = SipEndpoint()
+        await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
         self.peer = Peer(self.tmp, self.gw_port)
         await self.peer.start(self.peer_port)
         return self
@@ -48,6 +54,7 @@ class Env:
         await self.peer.stop()
         self.sip.transport.close()
         self.uac.transport.close()
+        self.stranger.transport.close()
         rc = self.gw.stop()
         if exc[0] is None and rc not in (0, None):
             raise AssertionError(f"xsgw exited with {rc} on SIGTERM")
@@ -77,7 +84,8 @@ async def test_xmpp_to_sip_message(tmp):
         h = req["headers"]
         assert req["method"] == "MESSAGE", req
         assert req["uri"] == "sip:bob@sip.test", req["uri"]
-        assert "<sip:alice@peer.test>" in h["from"][0], h["from"]
+        # RFC 7572 §4 note 1: the sender's resource travels as the GRUU.
+        assert "<sip:alice@peer.test;gr=phone>" in h["from"][0], h["from"]
         assert "<sip:bob@sip.test>" in h["to"][0], h["to"]
         assert h["content-type"][0].lower().replace(" ", "") == "text/plain;charset=utf-8", h
         assert req["body"].decode() == UNICODE_BODY, req["body"]
@@ -87,9 +95,17 @@ async def test_xmpp_to_sip_message(tmp):
 
 
 async def test_xmpp_to_sip_error_bounces(tmp):
-    for code, cond in ((404, "item-not-found"), (480, "recipient-unavailable"),
-                       (403, "forbidden"), (503, "service-unavailable")):
+    # RFC 7247 §7.2; 503 is the SIP server's own trouble (note 9), and 301
+    # carries the new address from Contact into <gone/> (note 1).
+    for code, cond, addr in ((404, "item-not-found", None),
+                             (480, "recipient-unavailable", None),
+                             (403, "forbidden", None), (503, "internal-server-error", None),
+                             (407, "registration-required", None),
+                             (603, "recipient-unavailable", None),
+                             (301, "gone", "sip:bob@moved.test")):
         async with Env(tmp, sip_code=code) as e:
+            if addr:
+                e.sip.extra = f"Contact: <{addr}>\r\n"
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid=f"e{code}"))
             await get(e.sip.requests)
@@ -103,6 +119,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             e_el = err.child("error")
             assert e_el is not None and e_el.child(cond, NS_STANZAS) is not None, \
                 f"{code}: {[c.name for c in e_el.children]}"
+            assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
 
 
@@ -566,10 +583,16 @@ async def test_sip_to_xmpp_message(tmp):
         assert st.name == "message", st
         assert st.attrs.get("from") == "bob@sip.test", st.attrs
         assert st.attrs.get("to") == "alice@peer.test", st.attrs
-        assert st.attrs.get("type") == "chat", st.attrs
+        # RFC 7572 §5: no type or "normal", never "chat".
+        assert st.attrs.get("type") in (None, "normal"), st.attrs
         assert st.child("body").text == UNICODE_BODY, st.child("body").text
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+        # A sender's GRUU becomes the JID's resource (RFC 7572 §5 note 1).
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test;gr=desk%201", "sip:alice@peer.test", "g")
+        st = await get(e.peer.received, 20)
+        assert st.attrs.get("from") == "bob@sip.test/desk 1", st.attrs
+        assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
 
@@ -593,7 +616,10 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         start = time.monotonic()
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
         resp = await get(e.uac.responses, 20)
-        assert resp["code"] == 503, resp["first"]
+        # The peer's per-user <service-unavailable/> is no 503 (RFC 7247
+        # §7.1 note 5): a SIP proxy would back off from the whole gateway.
+        assert resp["code"] == 403, resp["first"]
+        assert "retry-after" not in resp["headers"], resp["headers"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
         # The log line follows the response on the wire; wait for it.
@@ -603,6 +629,115 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         await get(e.peer.received, 20)
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+
+
+async def sip_burst(e, bodies):
+    """Sends one MESSAGE per body; returns {call_id: body}."""
+    calls = {}
+    for body in bodies:
+        cid = uuid.uuid4().hex
+        calls[cid] = body
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", body,
+                           call_id=cid)
+        if len(calls) % 20 == 0:
+            await asyncio.sleep(0.02)  # paced, so no datagram is lost on the way in
+    return calls
+
+
+async def final_codes(e, calls, timeout=20):
+    """{call_id: final status} for every call in `calls`, or an AssertionError."""
+    codes = {}
+    deadline = time.monotonic() + timeout
+    while len(codes) < len(calls):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{len(calls) - len(codes)} of {len(calls)} MESSAGEs unanswered")
+        r = await get(e.uac.responses, left)
+        cid = r["headers"]["call-id"][0]
+        if cid in calls and r["code"] >= 200:
+            assert cid not in codes, f"two final responses for {cid}"
+            codes[cid] = r["code"]
+    return codes
+
+
+def drain(q):
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+async def test_cut_link_mid_burst_no_false_200(tmp):
+    """Nothing is called delivered that was not: the peer stops reading our
+    stream, a burst goes out, and the connection is reset inside the error
+    grace. Every 200 must match a stanza the peer read; every other MESSAGE
+    gets a final error, none is left unanswered. (Loopback's socket buffers
+    take the whole burst, so every stanza here reaches the kernel and is in
+    its grace at the cut; test_link covers bytes the kernel never took.)"""
+    n = 60
+    async with Env(tmp) as e:
+        e.peer.stall_after = 3
+        first = await sip_burst(e, [f"warm{i}" for i in range(3)])
+        for _ in range(3):
+            await get(e.peer.received, 20)
+        assert set((await final_codes(e, first)).values()) == {200}
+        await asyncio.wait_for(e.peer.stalled.wait(), 10)
+        calls = await sip_burst(e, [f"burst{i} " + "x" * 700 for i in range(n)])
+        await asyncio.sleep(0.4)   # written and confirmed by the kernel, inside the 1 s grace
+        e.peer.cut.set()
+        codes = await final_codes(e, calls)
+        got = {el.child("body").text for el in drain(e.peer.received)}
+        false_200 = [c for c, code in codes.items() if code == 200 and calls[c] not in got]
+        print(f"  cut-link: sent={n} read-by-peer={len(got)} answered-200={sum(c == 200 for c in codes.values())}"
+              f" 200-for-unread={len(false_200)} codes={sorted(set(codes.values()))}")
+        assert not false_200, f"{len(false_200)} of {n} answered 200 but never read by the peer"
+        assert set(codes.values()) <= {200, 408}, codes
+        e.gw.wait_log("ev=s2s.out.unconfirmed")
+        print("  " + re.search(r"ev=s2s\.out\.unconfirmed.*", e.gw.log_text()).group(0))
+        # A new stream carries the next message.
+        e.peer.stall_after = None
+        again = await sip_burst(e, ["after the cut"])
+        assert (await get(e.peer.received, 20)).child("body").text == "after the cut"
+        assert list((await final_codes(e, again)).values()) == [200]
+
+
+async def test_peer_ends_stream_during_grace(tmp):
+    """The peer reads a stanza and ends the stream inside its error grace,
+    with </stream:stream> or with a bare TCP close (no close_notify). The
+    stanza was read, and the link ended in order, so the sender gets 200 (the
+    rule in s2s.h); the gateway answers </stream:stream> with its own, and the
+    next message opens a new stream."""
+    for how in ("close", "eof"):
+        async with Env(tmp) as e:
+            e.peer.end_after, e.peer.end_how = 1, how
+            calls = await sip_burst(e, [f"last words {how}"])
+            assert (await get(e.peer.received, 20)).child("body").text == f"last words {how}"
+            assert list((await final_codes(e, calls)).values()) == [200], how
+            reason = "the remote server closed the stream" if how == "close" else "connection closed"
+            e.gw.wait_log(f"ev=s2s.out.state stream=out1 .*to=closed.*reason=\"{reason}\"")
+            e.peer.end_after = None
+            again = await sip_burst(e, ["next"])
+            assert (await get(e.peer.received, 20)).child("body").text == "next"
+            assert list((await final_codes(e, again)).values()) == [200]
+            e.gw.wait_log("ev=s2s.out.state stream=out3 ")
+
+
+async def test_sip_to_xmpp_gone_becomes_301_with_contact(tmp):
+    """RFC 7247 §7.1 note 3: a <gone/> naming a new address MUST become 301;
+    the SIP sender gets that address as a SIP URI in Contact."""
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("romeo@peer.test")
+        e.peer.bounce_error = (f"<gone xmlns='{NS_STANZAS}'>\n xmpp:romeo@afterlife.example.net\n"
+                               f"</gone>")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 301, resp["first"]
+        assert resp["headers"].get("contact") == ["<sip:romeo@afterlife.example.net>"], resp
+        e.peer.bounce_error = f"<gone xmlns='{NS_STANZAS}'/>"
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 410 and "contact" not in resp["headers"], resp
+        await expect_nothing(e.peer.received, 0.5)
 
 
 async def test_sip_retransmission_delivered_once(tmp):
@@ -642,6 +777,34 @@ async def test_sip_bad_content_type(tmp):
                            content_type="text/html")
         resp = await get(e.uac.responses)
         assert resp["code"] == 415, resp["first"]
+
+
+async def test_sip_from_untrusted_source_refused(tmp):
+    # No sip.trusted: the next hop's address (127.0.0.1) is trusted, 127.0.0.2 is not.
+    async with Env(tmp) as e:
+        e.stranger.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test",
+                                "Please wire 50k today")
+        resp = await get(e.stranger.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        assert "warning" not in resp["headers"] and "allow" not in resp["headers"], resp
+        e.gw.wait_log(r"ev=sip\.refused transport=udp peer=127\.0\.0\.2:\d+ status=403")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "from the edge")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "from the edge", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
+async def test_sip_trusted_list_replaces_next_hop(tmp):
+    async with Env(tmp, sip_extra='trusted = { "127.0.0.2/32", "::1" }') as e:
+        e.uac.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test", "forged")
+        resp = await get(e.uac.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "trusted")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "trusted", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
 
 
 # --- policy ------------------------------------------------------------------
