@@ -200,8 +200,10 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_t *tcp = malloc(sizeof *tcp);
-    if (!tcp)
+    if (!tcp) {
+        xs_log(XS_LOG_ERROR, "xmpp.listen", "result=accept-failed reason=\"out of memory\"");
         return;
+    }
     uv_tcp_init(x->loop, tcp);
     if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
