@@ -1,5 +1,6 @@
 #include "sip/sip_txn.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,8 @@ static void txn_destroy(struct xs_sip_txn *x)
     x->destroyed = 1;
     struct xs_sip *sip = x->sip;
     if (sip) {
+        sip->stored_bytes -= x->stored;
+        x->stored = 0;
         table_remove(x->kind == XS_TXN_SERVER ? &sip->servers : &sip->clients, x);
         struct xs_sip_txn **list = list_of(sip, x);
         if (x->prev)
@@ -177,10 +180,38 @@ static int make_room(struct xs_sip *sip, struct xs_sip_table *t, struct xs_sip_t
 
 static void server_send(struct xs_sip_txn *x)
 {
+    if (!x->resp.len)
+        return;
     int rc = xs_sip_tp_reply(x->sip->tp, &x->peer, x->resp.data, x->resp.len);
     if (rc != 0)
         xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", x->peer.desc,
                xs_errname(rc));
+}
+
+/* Counts x's final response against opts.max_stored_bytes, making room by
+ * ending the oldest completed transactions. When that is not enough the
+ * bytes are let go: the transaction still absorbs retransmissions (so the
+ * message is never delivered twice), it just cannot answer them. */
+static void keep_response(struct xs_sip *sip, struct xs_sip_txn *x)
+{
+    size_t len = x->resp.len;
+    struct xs_sip_txn *y = sip->server_tail;
+    for (int steps = 0; sip->stored_bytes + len > sip->opts.max_stored_bytes && y && steps < 256;
+         steps++) {
+        struct xs_sip_txn *older = y;
+        y = y->prev;
+        if (older != x && older->stored && !older->destroyed)
+            txn_destroy(older);
+    }
+    if (sip->stored_bytes + len > sip->opts.max_stored_bytes) {
+        if (xs_sip_log_ok(sip))
+            xs_log(XS_LOG_WARN, "sip.txn", "peer=%s stored=%zu reason=\"response store full\"",
+                   x->peer.desc, sip->stored_bytes);
+        xs_buf_free(&x->resp);
+        return;
+    }
+    x->stored = len;
+    sip->stored_bytes += len;
 }
 
 /* Builds and sends the final response, then keeps it for Timer J so
@@ -204,6 +235,7 @@ static void server_final(struct xs_sip_txn *x, int status, const char *warn, con
         txn_destroy(x);
         return;
     }
+    keep_response(sip, x);
     uv_timer_start(&x->timer, on_expire, (uint64_t)TIMER_J_T1 * sip->opts.t1_ms, 0);
 }
 
@@ -248,6 +280,46 @@ static void answer_stateless(struct xs_sip *sip, const struct xs_sip_peer *from,
     xs_buf_free(&b);
 }
 
+/* 1 when a and b name the same transport source: a retransmission is
+ * answered only there (RFC 3261 §18.2.2), never toward a forged address. */
+static int same_source(const struct xs_sip_peer *a, const struct xs_sip_peer *b)
+{
+    if (a->transport != b->transport)
+        return 0;
+    if (a->transport == XS_SIP_TCP)
+        return a->conn == b->conn;
+    if (a->sock != b->sock || a->addr.ss_family != b->addr.ss_family)
+        return 0;
+    if (a->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+/* An absurd request (see xs_sip_in.absurd): a terse answer, no state. */
+static void answer_absurd(struct xs_sip *sip, const struct xs_sip_peer *from,
+                          const struct xs_sip_in *in)
+{
+    if (xs_sip_log_ok(sip)) {
+        xs_log(XS_LOG_WARN, "sip.refused", "peer=%s status=%d reason=\"%s\" unlogged=%lu",
+               from->desc, in->status, in->why, sip->unlogged);
+        sip->unlogged = 0;
+    }
+    struct xs_buf b;
+    char tag[17];
+    xs_sip_random_hex(tag, 8);
+    xs_buf_init(&b, 4096);
+    if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &b) == 0)
+        xs_sip_tp_reply(sip->tp, from, b.data, b.len);
+    xs_buf_free(&b);
+}
+
 void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, struct xs_sip_in *in)
 {
     char q[256];
@@ -255,16 +327,28 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
      * it is never answered. */
     if (in->verdict == XS_SIP_ACK)
         return;
+    if (in->verdict == XS_SIP_ANSWER && in->absurd) {
+        answer_absurd(sip, from, in);
+        return;
+    }
     struct xs_sip_txn *x = table_find(&sip->servers, in->key);
     if (x) {
+        if (!same_source(&x->peer, from)) {
+            if (xs_sip_log_ok(sip)) {
+                xs_log(XS_LOG_WARN, "sip.drop",
+                       "peer=%s first=%s unlogged=%lu "
+                       "reason=\"retransmission from another source\"",
+                       from->desc, x->peer.desc, sip->unlogged);
+                sip->unlogged = 0;
+            }
+            return;
+        }
         /* A retransmission: nothing was sent yet while the router decides
          * (no provisional for MESSAGE), else the final response again. */
         xs_log(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
                (int)x->state);
-        if (x->state == XS_TXN_COMPLETED) {
-            x->peer = *from;
+        if (x->state == XS_TXN_COMPLETED)
             server_send(x);
-        }
         return;
     }
     const char *method = in->msg->sip_method;

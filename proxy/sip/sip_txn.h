@@ -40,6 +40,7 @@ struct xs_sip_txn {
     osip_message_t *req; /* owned until the final response is built */
     char to_tag[17];
     struct xs_buf resp; /* the final response, resent on retransmissions */
+    size_t stored;      /* bytes of resp counted in sip->stored_bytes */
 
     /* client */
     struct xs_event *ev; /* owned */
@@ -72,6 +73,7 @@ struct xs_sip {
     struct xs_sip_txn *server_list, *client_list;
     struct xs_sip_txn *server_tail, *client_tail;
     size_t max_message;
+    size_t stored_bytes; /* of final responses kept, against opts.max_stored_bytes */
     char host[256]; /* our name for Warning agents and generated Call-IDs */
     uint32_t cseq;
     /* The listeners as started, to tell a reload that changes them. */
@@ -84,11 +86,10 @@ struct xs_sip {
     unsigned trust_gen;         /* bumped by every reload: older lookups are stale */
     struct xs_sip_resolve *resolve; /* the newest next-hop lookup in flight */
     size_t resolving;               /* lookups whose callback is still due */
-    /* Refusals of untrusted sources are logged at most this many per second;
-     * the rest are counted and reported with the next line that goes out. */
-    uint64_t refusal_window;
-    unsigned refusal_lines;
-    unsigned long refusals_unlogged;
+    /* See xs_sip_log_ok. */
+    uint64_t log_window;
+    unsigned log_lines;
+    unsigned long unlogged;
     int closing;
     int tp_open;
     size_t timers_open;
@@ -113,5 +114,9 @@ void xs_sip_client_next_hop(struct xs_sip *sip, int status);
 void xs_sip_txn_close_all(struct xs_sip *sip);
 /* Called when a transaction timer has closed, so close can finish. */
 void xs_sip_maybe_closed(struct xs_sip *sip);
+/* 1 when a line about a hostile or stray packet may be logged now: at most
+ * ten a second, so a flood cannot flood the log. The lines held back are
+ * counted in sip->unlogged. */
+int xs_sip_log_ok(struct xs_sip *sip);
 
 #endif
