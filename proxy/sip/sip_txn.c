@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/random.h"
 
 #define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain\r\n"
 /* How long a peer should wait before trying again after our 503. */
@@ -18,9 +19,12 @@
 
 int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets)
 {
-    t->buckets = calloc(n_buckets, sizeof *t->buckets);
     t->n_buckets = n_buckets;
     t->count = 0;
+    t->buckets = NULL;
+    if (xs_random_bytes(t->seed, sizeof t->seed) != 0)
+        return XS_EIO;
+    t->buckets = calloc(n_buckets, sizeof *t->buckets);
     return t->buckets ? 0 : XS_ENOMEM;
 }
 
@@ -30,18 +34,14 @@ void xs_sip_table_free(struct xs_sip_table *t)
     t->buckets = NULL;
 }
 
-static size_t hash_key(const char *k, size_t n_buckets)
+size_t xs_sip_table_bucket(const struct xs_sip_table *t, const char *key)
 {
-    /* FNV-1a: keys carry a random branch, so spreading is all that is needed. */
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return (size_t)h & (n_buckets - 1);
+    return (size_t)xs_siphash(t->seed, key, strlen(key)) & (t->n_buckets - 1);
 }
 
 static struct xs_sip_txn *table_find(struct xs_sip_table *t, const char *key)
 {
-    for (struct xs_sip_txn *x = t->buckets[hash_key(key, t->n_buckets)]; x; x = x->hnext)
+    for (struct xs_sip_txn *x = t->buckets[xs_sip_table_bucket(t, key)]; x; x = x->hnext)
         if (strcmp(x->key, key) == 0)
             return x;
     return NULL;
@@ -49,7 +49,7 @@ static struct xs_sip_txn *table_find(struct xs_sip_table *t, const char *key)
 
 static void table_insert(struct xs_sip_table *t, struct xs_sip_txn *x)
 {
-    size_t b = hash_key(x->key, t->n_buckets);
+    size_t b = xs_sip_table_bucket(t, x->key);
     x->hnext = t->buckets[b];
     t->buckets[b] = x;
     t->count++;
@@ -57,7 +57,7 @@ static void table_insert(struct xs_sip_table *t, struct xs_sip_txn *x)
 
 static void table_remove(struct xs_sip_table *t, struct xs_sip_txn *x)
 {
-    for (struct xs_sip_txn **p = &t->buckets[hash_key(x->key, t->n_buckets)]; *p; p = &(*p)->hnext)
+    for (struct xs_sip_txn **p = &t->buckets[xs_sip_table_bucket(t, x->key)]; *p; p = &(*p)->hnext)
         if (*p == x) {
             *p = x->hnext;
             t->count--;

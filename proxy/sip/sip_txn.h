@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/siphash.h"
 #include "sip/sip.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_msg.h"
@@ -59,6 +60,9 @@ struct xs_sip_table {
     struct xs_sip_txn **buckets;
     size_t n_buckets; /* a power of two */
     size_t count;
+    /* Server keys carry the branch the peer chose, so the hash is keyed
+     * with a secret drawn per table: nobody can aim keys at one bucket. */
+    uint8_t seed[XS_SIPHASH_KEY_LEN];
 };
 
 struct xs_sip {
@@ -97,8 +101,12 @@ struct xs_sip {
     void *closed_ud;
 };
 
+/* n_buckets must be a power of two. Returns 0, XS_ENOMEM, or XS_EIO when
+ * no random seed can be had. */
 int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets);
 void xs_sip_table_free(struct xs_sip_table *t);
+/* The bucket `key` falls into (for tests of the spreading). */
+size_t xs_sip_table_bucket(const struct xs_sip_table *t, const char *key);
 
 /* A request (SUBMIT, ANSWER or ACK verdict; `in` is consumed) from `from`. */
 void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from,

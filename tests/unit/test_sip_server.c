@@ -3,6 +3,7 @@
  * framing, and close with a request still pending. */
 #include "core/log.h"
 #include "sip/sip.h"
+#include "sip/sip_txn.h"
 #include "sip_testutil.h"
 
 struct router {
@@ -564,6 +565,87 @@ static void test_response_store(uv_loop_t *loop)
     xs_event_free(r.last);
 }
 
+static size_t fnv1a_bucket(const char *k, size_t n_buckets)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return (size_t)h & (n_buckets - 1);
+}
+
+#define FLOOD 64
+
+/* Code review P4: server keys embed the peer's branch, so with the unkeyed
+ * FNV of before a peer could aim every transaction at one bucket. Branches
+ * precomputed to collide under FNV spread out under the seeded hash, each
+ * table has its own seed, and the lookups of a real server still work. */
+static void test_hash_flood(uv_loop_t *loop)
+{
+    struct xs_sip_table t1, t2;
+    CHECK(xs_sip_table_init(&t1, 4096) == 0 && xs_sip_table_init(&t2, 4096) == 0);
+    CHECK(memcmp(t1.seed, t2.seed, sizeof t1.seed) != 0);
+
+    int pp;
+    int fd = udp_peer(&pp);
+    static char branches[FLOOD][32];
+    char key[XS_SIP_KEY_MAX];
+    int found = 0;
+    for (unsigned long i = 0; found < FLOOD && i < 50000000ul; i++) {
+        snprintf(branches[found], sizeof branches[found], "z9hG4bKf%lu", i);
+        snprintf(key, sizeof key, "b=%s|127.0.0.1:%d|OPTIONS", branches[found], pp);
+        if (fnv1a_bucket(key, 4096) == 0)
+            found++;
+    }
+    CHECK(found == FLOOD);
+    static unsigned per_bucket[4096];
+    memset(per_bucket, 0, sizeof per_bucket);
+    unsigned longest = 0, same_in_both = 0;
+    for (int i = 0; i < found; i++) {
+        snprintf(key, sizeof key, "b=%s|127.0.0.1:%d|OPTIONS", branches[i], pp);
+        size_t b = xs_sip_table_bucket(&t1, key);
+        if (++per_bucket[b] > longest)
+            longest = per_bucket[b];
+        same_in_both += b == xs_sip_table_bucket(&t2, key);
+    }
+    printf("P4: %d keys in one FNV bucket -> longest seeded chain %u\n", found, longest);
+    CHECK(longest <= 4);
+    CHECK(same_in_both < 8);
+    xs_sip_table_free(&t1);
+    xs_sip_table_free(&t2);
+
+    /* The same branches against a running server: each is answered, and
+     * each retransmission finds its transaction (the same To-tag again). */
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct router r = {0};
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start(loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 0);
+    static char first[FLOOD][600];
+    char m[2048];
+    int answered = 0, again = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < found; i++) {
+            size_t n = make_request(m, sizeof m, "OPTIONS", branches[i], pp, "Call-ID: fl\r\n",
+                                    NULL);
+            udp_send_to(fd, port, m, n);
+            size_t got = udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+            if (pass == 0) {
+                answered += got > 0 && strncmp(buf, "SIP/2.0 200 OK\r\n", 16) == 0 &&
+                            strstr(buf, branches[i]) != NULL;
+                snprintf(first[i], sizeof first[i], "%.599s", buf);
+            } else {
+                again += got > 0 && strcmp(buf, first[i]) == 0;
+            }
+        }
+    }
+    CHECK(answered == found && again == found);
+    close(fd);
+    stop(loop, sip);
+}
+
 /* Bounds: one inbound TCP connection, one server transaction, a short idle
  * timeout; and a TCP request whose connection is gone before done(). */
 static void test_limits(uv_loop_t *loop)
@@ -654,6 +736,7 @@ int main(void)
     test_trust(&loop);
     test_amplification(&loop);
     test_response_store(&loop);
+    test_hash_flood(&loop);
 
     /* Close with a request the router still holds: the peer gets 503, and
      * the late done() finds nothing to answer. */
