@@ -45,5 +45,7 @@ void xs_random_hex(char *out, size_t n)
         }
         n -= k;
     }
+    /* The hex may be a secret (a dialback secret); leave no copy behind. */
+    explicit_bzero(raw, sizeof raw);
     out[o] = '\0';
 }

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
@@ -189,7 +190,7 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
     if (in.verdict == XS_SIP_ANSWER && !(in.absurd && from->transport == XS_SIP_UDP)) {
         struct xs_buf b;
         char tag[17];
-        xs_sip_random_hex(tag, 8);
+        xs_random_hex(tag, 8);
         xs_buf_init(&b, len + 512);
         if (xs_sip_build_terse_response(in.msg, status, tag, !in.absurd, &b) == 0)
             xs_sip_tp_reply(sip->tp, from, b.data, b.len);

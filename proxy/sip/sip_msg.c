@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "core/err.h"
+#include "core/random.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
 #define CALLID_MAX 128
@@ -680,23 +680,7 @@ done:
 
 void xs_sip_random_hex(char *out, size_t nbytes)
 {
-    unsigned char raw[32];
-    if (nbytes > sizeof raw)
-        nbytes = sizeof raw;
-    /* uv_random without a loop is synchronous (getrandom/urandom); failing
-     * it is not possible on a working system, and a tag need not be secret,
-     * only unique, so the address of the stack is a last resort. */
-    if (uv_random(NULL, NULL, raw, nbytes, 0, NULL) != 0) {
-        uintptr_t v = (uintptr_t)raw ^ (uintptr_t)uv_hrtime();
-        for (size_t i = 0; i < nbytes; i++)
-            raw[i] = (unsigned char)(v >> ((i % sizeof v) * 8));
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    xs_random_hex(out, nbytes);
 }
 
 /* ---- what we send ---- */

@@ -81,8 +81,8 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
  * xs_sip_in_parse), else DROP. */
 void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in);
 
-/* Writes 2 * nbytes lowercase hex digits of fresh randomness and a NUL into
- * out (size at least 2 * nbytes + 1), for tags, branches and Call-IDs. */
+/* xs_random_hex (core/random.h), under the name sip_transport.c still
+ * calls: it goes once the transport calls xs_random_hex itself. */
 void xs_sip_random_hex(char *out, size_t nbytes);
 
 /* The standard reason phrase for a status ("Not Found"); "Unknown" else. */

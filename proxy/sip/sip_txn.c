@@ -273,7 +273,7 @@ static void answer_stateless(struct xs_sip *sip, const struct xs_sip_peer *from,
 {
     struct xs_buf b;
     char tag[17];
-    xs_sip_random_hex(tag, 8);
+    xs_random_hex(tag, 8);
     xs_buf_init(&b, sip->max_message + 4096);
     if (xs_sip_build_response(req, status, tag, sip->host, why, extra, &b) == 0)
         xs_sip_tp_reply(sip->tp, from, b.data, b.len);
@@ -313,7 +313,7 @@ static void answer_absurd(struct xs_sip *sip, const struct xs_sip_peer *from,
     }
     struct xs_buf b;
     char tag[17];
-    xs_sip_random_hex(tag, 8);
+    xs_random_hex(tag, 8);
     xs_buf_init(&b, 4096);
     if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &b) == 0)
         xs_sip_tp_reply(sip->tp, from, b.data, b.len);
@@ -370,7 +370,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     x->peer = *from;
     x->req = in->msg;
     in->msg = NULL;
-    xs_sip_random_hex(x->to_tag, 8);
+    xs_random_hex(x->to_tag, 8);
     x->state = XS_TXN_TRYING;
     if (in->verdict == XS_SIP_ANSWER) {
         const char *extra = NULL;
@@ -518,7 +518,7 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
     }
     char branch[40], key[XS_SIP_KEY_MAX];
     memcpy(branch, "z9hG4bK", 7);
-    xs_sip_random_hex(branch + 7, 12);
+    xs_random_hex(branch + 7, 12);
     snprintf(key, sizeof key, "b=%s|MESSAGE", branch);
     struct xs_sip_txn *x = txn_new(sip, XS_TXN_CLIENT, key);
     if (!x) {
@@ -527,9 +527,9 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
         return;
     }
     memcpy(x->branch, branch, sizeof branch);
-    xs_sip_random_hex(x->from_tag, 8);
+    xs_random_hex(x->from_tag, 8);
     char r[33];
-    xs_sip_random_hex(r, 16);
+    xs_random_hex(r, 16);
     snprintf(x->call_id, sizeof x->call_id, "%s@%s", r, sip->host);
     x->ev = ev;
     x->serial = ev->serial;
