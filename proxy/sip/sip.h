@@ -11,6 +11,8 @@
  *   alone (503 while the next hop is still being looked up), logged at most
  *   ten lines a second. Responses are not checked: they only match our own
  *   random branches. Events from trusted sources carry auth "trusted-source".
+ *   A sip.trusted list replaces the default, so a next hop that also sends
+ *   requests must be listed in it.
  * - An arriving MESSAGE becomes an event with from/to taken from the From
  *   and To URIs as "sip:user@host" (no display name, port or parameters;
  *   host lower-cased). To is preferred to the Request-URI, which RFC 3428

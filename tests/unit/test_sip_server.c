@@ -359,14 +359,38 @@ static void test_trust(uv_loop_t *loop)
         CHECK_STR(answer, "SIP/2.0 403 Forbidden");
         stop(loop, sip);
     }
-    /* ... or as a name, looked up at start. */
+    /* ... or as a name, looked up at start... */
     sip = start_trusting(loop, &r, NULL, 0, "localhost");
     if (sip) {
         pump(loop, 100);
         CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
         CHECK_STR(answer, "SIP/2.0 200 OK");
+        /* ... and at every reload. */
+        struct test_cfg tc;
+        test_cfg_init(&tc, "127.0.0.2", 5060, XS_SIP_UDP);
+        tc.cfg.sip_trusted = NULL;
+        tc.cfg.n_sip_trusted = 0;
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 403 Forbidden");
+        tc.cfg.sip_next_hop.host = "localhost";
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        pump(loop, 100);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 200 OK");
+        /* A reload racing the lookup: the older answer is ignored. */
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        tc.cfg.sip_next_hop.host = "127.0.0.2";
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        pump(loop, 100);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 403 Forbidden");
         stop(loop, sip);
     }
+    /* Closing while a lookup is in flight waits for it. */
+    sip = start_trusting(loop, &r, NULL, 0, "localhost");
+    if (sip)
+        stop(loop, sip);
     /* An empty list trusts nobody. */
     sip = start_trusting(loop, &r, only2, 0, "127.0.0.1");
     if (sip) {
