@@ -411,7 +411,7 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         fprintf(out, " %s", c->sip_trusted[i]);
     fprintf(out, "%s\n",
-            !c->sip_trusted      ? " the next hop's addresses (resolved at start and reload)"
+            !c->sip_trusted    ? " the next hop's addresses (resolved at start and reload)"
             : c->n_sip_trusted ? ""
                                : " nobody: every SIP request is refused");
     fprintf(out, "  partners:");

@@ -178,11 +178,10 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
 {
     int status = sip->trusted ? 403 : 503;
     if (xs_sip_log_ok(sip)) {
-        xs_log(XS_LOG_WARN, "sip.refused",
-               "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
-               sip->trusted ? "source not trusted" : "trusted peers not resolved yet",
-               sip->unlogged);
+        xs_log(
+            XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
+            from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
+            sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
         sip->unlogged = 0;
     }
     struct xs_sip_in in;

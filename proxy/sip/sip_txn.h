@@ -78,7 +78,7 @@ struct xs_sip {
     struct xs_sip_txn *server_tail, *client_tail;
     size_t max_message;
     size_t stored_bytes; /* of final responses kept, against opts.max_stored_bytes */
-    char host[256]; /* our name for Warning agents and generated Call-IDs */
+    char host[256];      /* our name for Warning agents and generated Call-IDs */
     uint32_t cseq;
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
@@ -87,7 +87,7 @@ struct xs_sip {
      * resolved addresses). NULL until the first resolution of the next hop
      * is done: requests are answered 503 meanwhile. */
     struct xs_sip_acl *trusted;
-    unsigned trust_gen;         /* bumped by every reload: older lookups are stale */
+    unsigned trust_gen;             /* bumped by every reload: older lookups are stale */
     struct xs_sip_resolve *resolve; /* the newest next-hop lookup in flight */
     size_t resolving;               /* lookups whose callback is still due */
     /* See xs_sip_log_ok. */

@@ -285,8 +285,7 @@ static void stop(uv_loop_t *loop, struct xs_sip *sip)
 /* A MESSAGE from 127.0.0.1 and one from 127.0.0.2 to sip's UDP listener,
  * the router delivering at once: returns how many reached the router;
  * *answer gets the first line of what 127.0.0.1 was answered. */
-static int from_both(uv_loop_t *loop, struct router *r, struct xs_sip *sip, char *answer,
-                     size_t an)
+static int from_both(uv_loop_t *loop, struct router *r, struct xs_sip *sip, char *answer, size_t an)
 {
     int before = r->n;
     r->auto_done = 1;
@@ -444,8 +443,7 @@ static void test_amplification(uv_loop_t *loop)
                                 "OPTIONS sip:x SIP/2.0\r\n"
                                 "Via: SIP/2.0/UDP a.example;branch=z9hG4bKamp1\r\n");
     for (int i = 0; i < 1900; i++)
-        n += (size_t)snprintf(big + n, sizeof big - n, "Via: SIP/2.0/UDP h;branch=z%d\r\n",
-                              i);
+        n += (size_t)snprintf(big + n, sizeof big - n, "Via: SIP/2.0/UDP h;branch=z%d\r\n", i);
     n += (size_t)snprintf(big + n, sizeof big - n,
                           "From: <sip:a@b>;tag=1\r\nTo: <sip:x@sip.test>\r\nCall-ID: amp\r\n"
                           "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
@@ -652,8 +650,8 @@ static void test_hash_flood(uv_loop_t *loop)
     int answered = 0, again = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < found; i++) {
-            size_t n = make_request(m, sizeof m, "OPTIONS", branches[i], pp, "Call-ID: fl\r\n",
-                                    NULL);
+            size_t n =
+                make_request(m, sizeof m, "OPTIONS", branches[i], pp, "Call-ID: fl\r\n", NULL);
             udp_send_to(fd, port, m, n);
             size_t got = udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
             if (pass == 0) {
