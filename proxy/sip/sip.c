@@ -169,10 +169,13 @@ int xs_sip_log_ok(struct xs_sip *sip)
     return 1;
 }
 
+#define REFUSALS_PER_S 100
+
 /* A request from a source that is not trusted: a terse 403 (503 while the
  * trusted list is still being resolved) built from the header section only,
- * so the answer is never much larger than the request (audit L3). An absurd
- * request gets nothing over UDP, where its source may be forged. */
+ * so the answer is never much larger than the request (audit L3). Over UDP,
+ * where the source may be forged, an absurd request gets nothing, and at most
+ * REFUSALS_PER_S answers a second go out to untrusted sources in all. */
 static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from, const char *data,
                              size_t len)
 {
@@ -184,6 +187,14 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
             sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
         sip->unlogged = 0;
     }
+    uint64_t now = uv_now(sip->loop);
+    if (now - sip->refuse_window >= 1000) {
+        sip->refuse_window = now;
+        sip->refusals = 0;
+    }
+    if (from->transport == XS_SIP_UDP && sip->refusals >= REFUSALS_PER_S)
+        return;
+    sip->refusals++;
     struct xs_sip_in in;
     xs_sip_in_parse_refused(data, len, &in);
     if (in.verdict == XS_SIP_ANSWER && !(in.absurd && from->transport == XS_SIP_UDP)) {

@@ -94,6 +94,10 @@ struct xs_sip {
     uint64_t log_window;
     unsigned log_lines;
     unsigned long unlogged;
+    /* Answers to untrusted sources, all together, in the current second:
+     * a bound on what forged sources can make the gateway send anywhere. */
+    uint64_t refuse_window;
+    unsigned refusals;
     int closing;
     int tp_open;
     size_t timers_open;

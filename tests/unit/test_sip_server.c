@@ -525,6 +525,16 @@ static void test_amplification(uv_loop_t *loop)
             CHECK(!"the answer to an untrusted source is at most 32 B larger than the request");
         }
     }
+    /* A flood from untrusted sources: at most 100 answers a second go out,
+     * whatever the number of requests. */
+    pump(loop, 1000);
+    const char *flood = "OPTIONS sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKfl\r\n"
+                        "CSeq: 1 OPTIONS\r\n\r\n";
+    for (int i = 0; i < 300; i++)
+        udp_send_to(stranger, port, flood, strlen(flood));
+    drain_udp(loop, stranger, 300, &datagrams);
+    printf("L3 flood: 300 requests from an untrusted source -> %d answers\n", datagrams);
+    CHECK(datagrams >= 90 && datagrams <= 200);
     close(attacker);
     close(victim);
     close(stranger);
