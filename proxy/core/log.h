@@ -20,6 +20,15 @@ int xs_log_enabled(enum xs_log_level level);
 void xs_log(enum xs_log_level level, const char *ev, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Logs only when the level is enabled, without evaluating the arguments
+ * otherwise: per-message DEBUG lines quote several values each, and that
+ * work must cost nothing at the default level. */
+#define XS_LOG(level, ...)                                                                         \
+    do {                                                                                           \
+        if (xs_log_enabled(level))                                                                 \
+            xs_log(level, __VA_ARGS__);                                                            \
+    } while (0)
+
 /* Writes s into out (size n) as a log value: bare if it has no space, quote,
  * '=' or control character, else double-quoted with escapes; truncated to fit.
  * Returns out, so it can sit in a printf argument list. NULL prints as "-". */

@@ -188,6 +188,10 @@ const char *xs_sip_reason_phrase(int status)
         return "OK";
     case 202:
         return "Accepted";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Moved Temporarily";
     case 400:
         return "Bad Request";
     case 401:
@@ -288,9 +292,16 @@ static int user_char_ok(unsigned char c)
     return isalnum(c) || (c && strchr("-_.!~*'()&=+$,;?/", c));
 }
 
+/* RFC 3261 paramchar: param-unreserved / unreserved. */
+static int param_char_ok(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("[]/:&+$-_.!~*'()", c));
+}
+
 /* "sip:user@host" from a parsed URI, without display name, port or
- * parameters: the form RFC 7247 maps to a bare JID. NULL when the URI is not
- * SIP or its host is not a plain host name or address. */
+ * parameters but "gr": the form RFC 7247 §6.4 maps to a bare JID, or with
+ * ";gr=value" to a full JID (§6.4 step 8, RFC 7572 §5 note 1). NULL when the
+ * URI is not SIP or its host is not a plain host name or address. */
 static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
 {
     *status = 400;
@@ -330,6 +341,15 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
     if (v6 && !rc)
         rc = xs_buf_append(&b, "]", 1);
+    /* osip hands parameter values over percent-decoded; a gr without a value
+     * (a temporary GRUU's flag form) names no resource. */
+    osip_uri_param_t *gr = NULL;
+    osip_uri_uparam_get_byname((osip_uri_t *)u, "gr", &gr);
+    if (!rc && gr && gr->gvalue && gr->gvalue[0]) {
+        rc = xs_buf_append_str(&b, ";gr=");
+        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p && !rc; p++)
+            rc = param_char_ok(*p) ? xs_buf_append(&b, p, 1) : xs_buf_printf(&b, "%%%02X", *p);
+    }
     if (rc) {
         xs_buf_free(&b);
         return NULL;
@@ -444,7 +464,8 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     ev->to = to;
     char lang[LANG_MAX + 1];
     int rc = xs_event_set(&ev->thread, callid);
-    rc = rc ? rc : xs_event_set(&ev->type, "chat");
+    /* RFC 7572 §5: no type, or "normal"; never "chat". */
+    rc = rc ? rc : xs_event_set(&ev->type, "normal");
     rc = rc ? rc : xs_event_setn(&ev->body, body, blen);
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);

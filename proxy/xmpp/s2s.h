@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "event.h"
+#include "net/connect.h"
 #include "net/dns.h"
 #include "net/link.h"
 #include "policy/policy.h"

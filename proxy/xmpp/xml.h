@@ -128,10 +128,6 @@ int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len);
  * <starttls/> before the handshake must never be read as part of the
  * encrypted stream). The owner then makes a new parser for the restart. */
 void xs_xml_parser_stop(struct xs_xml_parser *p);
-/* Replaces the limits (copied) from the next event on: a stream may parse
- * under tight limits until its peer authenticated, and the full ones after.
- * Input already accepted is not re-checked. */
-void xs_xml_parser_set_limits(struct xs_xml_parser *p, const struct xs_xml_limits *lim);
 /* RFC 6120 stream error condition for the failure ("not-well-formed",
  * "restricted-xml", "policy-violation", "invalid-namespace",
  * "bad-format", "unsupported-encoding"...), NULL if none. Feed returns

@@ -190,6 +190,7 @@ class Peer:
         self.client_ctx.verify_mode = ssl.CERT_NONE
         self.received = asyncio.Queue()   # stanzas the gateway sent us
         self.unknown_users = set()        # messages to these JIDs bounce with an error
+        self.bounce_error = f"<service-unavailable xmlns='{NS_STANZAS}'/>"  # ... this one
         self.bounce_stream = None
         self.bounce_lock = asyncio.Lock()
         self.tasks = []
@@ -311,7 +312,7 @@ class Peer:
         self.bounce_stream.send(
             f"<message type='error' from={quoteattr(el.attrs['to'])} to={quoteattr(el.attrs['from'])}"
             f" id={quoteattr(el.attrs.get('id', ''))}><error type='cancel'>"
-            f"<service-unavailable xmlns='{NS_STANZAS}'/></error></message>")
+            f"{self.bounce_error}</error></message>")
 
     async def verify_with_gateway(self, gw_domain, sid, key):
         """XEP-0220 §2.3 as the receiving server: ask the gateway (the
@@ -368,6 +369,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def __init__(self, code=200):
         self.code = code
+        self.extra = ""  # header lines added to our responses ("Contact: <...>\r\n")
         self.requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         self.transport = None
@@ -384,8 +386,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.requests.put_nowait(req)
         if req["method"] in ("MESSAGE", "OPTIONS"):
             code = self.code
-            reason = {200: "OK", 404: "Not Found", 480: "Temporarily Unavailable",
-                      403: "Forbidden", 503: "Service Unavailable"}.get(code, "Whatever")
+            reason = {200: "OK", 301: "Moved Permanently", 404: "Not Found",
+                      407: "Proxy Authentication Required", 480: "Temporarily Unavailable",
+                      403: "Forbidden", 503: "Service Unavailable", 603: "Decline"}.get(code, "Whatever")
             hdrs = req["headers"]
             to = hdrs["to"][0]
             if ";tag=" not in to:
@@ -393,7 +396,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             resp = (f"SIP/2.0 {code} {reason}\r\n"
                     + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
                     + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
-                    f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n")
+                    f"CSeq: {hdrs['cseq'][0]}\r\n{self.extra}Content-Length: 0\r\n\r\n")
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,

@@ -84,7 +84,8 @@ async def test_xmpp_to_sip_message(tmp):
         h = req["headers"]
         assert req["method"] == "MESSAGE", req
         assert req["uri"] == "sip:bob@sip.test", req["uri"]
-        assert "<sip:alice@peer.test>" in h["from"][0], h["from"]
+        # RFC 7572 §4 note 1: the sender's resource travels as the GRUU.
+        assert "<sip:alice@peer.test;gr=phone>" in h["from"][0], h["from"]
         assert "<sip:bob@sip.test>" in h["to"][0], h["to"]
         assert h["content-type"][0].lower().replace(" ", "") == "text/plain;charset=utf-8", h
         assert req["body"].decode() == UNICODE_BODY, req["body"]
@@ -94,9 +95,17 @@ async def test_xmpp_to_sip_message(tmp):
 
 
 async def test_xmpp_to_sip_error_bounces(tmp):
-    for code, cond in ((404, "item-not-found"), (480, "recipient-unavailable"),
-                       (403, "forbidden"), (503, "service-unavailable")):
+    # RFC 7247 §7.2; 503 is the SIP server's own trouble (note 9), and 301
+    # carries the new address from Contact into <gone/> (note 1).
+    for code, cond, addr in ((404, "item-not-found", None),
+                             (480, "recipient-unavailable", None),
+                             (403, "forbidden", None), (503, "internal-server-error", None),
+                             (407, "registration-required", None),
+                             (603, "recipient-unavailable", None),
+                             (301, "gone", "sip:bob@moved.test")):
         async with Env(tmp, sip_code=code) as e:
+            if addr:
+                e.sip.extra = f"Contact: <{addr}>\r\n"
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid=f"e{code}"))
             await get(e.sip.requests)
@@ -110,6 +119,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             e_el = err.child("error")
             assert e_el is not None and e_el.child(cond, NS_STANZAS) is not None, \
                 f"{code}: {[c.name for c in e_el.children]}"
+            assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
 
 
@@ -445,10 +455,16 @@ async def test_sip_to_xmpp_message(tmp):
         assert st.name == "message", st
         assert st.attrs.get("from") == "bob@sip.test", st.attrs
         assert st.attrs.get("to") == "alice@peer.test", st.attrs
-        assert st.attrs.get("type") == "chat", st.attrs
+        # RFC 7572 §5: no type or "normal", never "chat".
+        assert st.attrs.get("type") in (None, "normal"), st.attrs
         assert st.child("body").text == UNICODE_BODY, st.child("body").text
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+        # A sender's GRUU becomes the JID's resource (RFC 7572 §5 note 1).
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test;gr=desk%201", "sip:alice@peer.test", "g")
+        st = await get(e.peer.received, 20)
+        assert st.attrs.get("from") == "bob@sip.test/desk 1", st.attrs
+        assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
 
@@ -472,7 +488,10 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         start = time.monotonic()
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
         resp = await get(e.uac.responses, 20)
-        assert resp["code"] == 503, resp["first"]
+        # The peer's per-user <service-unavailable/> is no 503 (RFC 7247
+        # §7.1 note 5): a SIP proxy would back off from the whole gateway.
+        assert resp["code"] == 403, resp["first"]
+        assert "retry-after" not in resp["headers"], resp["headers"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
         # The log line follows the response on the wire; wait for it.
@@ -573,6 +592,24 @@ async def test_peer_ends_stream_during_grace(tmp):
             assert (await get(e.peer.received, 20)).child("body").text == "next"
             assert list((await final_codes(e, again)).values()) == [200]
             e.gw.wait_log("ev=s2s.out.state stream=out3 ")
+
+
+async def test_sip_to_xmpp_gone_becomes_301_with_contact(tmp):
+    """RFC 7247 §7.1 note 3: a <gone/> naming a new address MUST become 301;
+    the SIP sender gets that address as a SIP URI in Contact."""
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("romeo@peer.test")
+        e.peer.bounce_error = (f"<gone xmlns='{NS_STANZAS}'>\n xmpp:romeo@afterlife.example.net\n"
+                               f"</gone>")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 301, resp["first"]
+        assert resp["headers"].get("contact") == ["<sip:romeo@afterlife.example.net>"], resp
+        e.peer.bounce_error = f"<gone xmlns='{NS_STANZAS}'/>"
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 410 and "contact" not in resp["headers"], resp
+        await expect_nothing(e.peer.received, 0.5)
 
 
 async def test_sip_retransmission_delivered_once(tmp):

@@ -111,7 +111,7 @@ end
 t.test("XMPP to SIP: mapped, checked against domains and partners", function()
     local _, route = assert(load_policy(BASE))
     local r = assert(route(ev("xmpp", "alice@xmpp.test/phone", "bob@sip.test")))
-    t.eq(r.from, "sip:alice@xmpp.test")
+    t.eq(r.from, "sip:alice@xmpp.test;gr=phone") -- RFC 7572 §4 note 1
     t.eq(r.to, "sip:bob@sip.test")
     local _, cond = route(ev("xmpp", "alice@xmpp.test", "bob@elsewhere.test"))
     t.eq(cond, "item-not-found")

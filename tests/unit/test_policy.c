@@ -386,7 +386,7 @@ static void test_route(void)
     char *text = NULL;
     CHECK(route(p, XS_SIDE_XMPP, "alice@xmpp.test/phone", "bob@sip.test", "héllo <&>", &ev,
                 &text) == XS_COND_NONE);
-    CHECK_STR(ev->from, "sip:alice@xmpp.test");
+    CHECK_STR(ev->from, "sip:alice@xmpp.test;gr=phone"); /* RFC 7572 §4 note 1 */
     CHECK_STR(ev->to, "sip:bob@sip.test");
     CHECK_STR(ev->body, "héllo <&>");
     CHECK_STR(ev->type, "chat");

@@ -74,7 +74,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
         CHECK(strcmp(r->last->thread, "call-1@sip.test") == 0);
         CHECK(strcmp(r->last->subject, "greetings") == 0);
         CHECK(strcmp(r->last->lang, "fr") == 0);
-        CHECK(strcmp(r->last->type, "chat") == 0);
+        CHECK(strcmp(r->last->type, "normal") == 0); /* RFC 7572 §5 */
         CHECK(strcmp(r->last->body, BODY) == 0);
     }
     /* Nothing goes back before the router has answered, not even for a
@@ -100,7 +100,8 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     pump(loop, 30);
     CHECK(r->n == 2);
     answer(r, XS_COND_ITEM_NOT_FOUND, "no such \"user\"");
-    expect_status(loop, fd, "SIP/2.0 404 Not Found\r\n",
+    /* The gateway only addresses bare JIDs: 604 (RFC 7247 §7.1 note 2). */
+    expect_status(loop, fd, "SIP/2.0 604 Does Not Exist Anywhere\r\n",
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
