@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
@@ -25,6 +26,7 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_client_txns = 16384;
     o->max_tcp_conns = 256;
     o->tcp_out_max = 1u << 20;
+    o->max_stored_bytes = 32u << 20;
 }
 
 static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
@@ -46,8 +48,6 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
 }
 
 /* ---- trusted peers ---- */
-
-#define REFUSAL_LOG_PER_S 10
 
 struct xs_sip_resolve {
     uv_getaddrinfo_t req;
@@ -152,48 +152,57 @@ static int trust_configure(struct xs_sip *sip, const struct xs_config *cfg)
     return 1;
 }
 
-/* 1 when a refusal line may be logged now (at most REFUSAL_LOG_PER_S a
- * second: an attacker must not be able to flood the log). */
-static int refusal_log_ok(struct xs_sip *sip)
+#define LOG_LINES_PER_S 10
+
+int xs_sip_log_ok(struct xs_sip *sip)
 {
     uint64_t now = uv_now(sip->loop);
-    if (now - sip->refusal_window >= 1000) {
-        sip->refusal_window = now;
-        sip->refusal_lines = 0;
+    if (now - sip->log_window >= 1000) {
+        sip->log_window = now;
+        sip->log_lines = 0;
     }
-    if (sip->refusal_lines >= REFUSAL_LOG_PER_S) {
-        sip->refusals_unlogged++;
+    if (sip->log_lines >= LOG_LINES_PER_S) {
+        sip->unlogged++;
         return 0;
     }
-    sip->refusal_lines++;
+    sip->log_lines++;
     return 1;
 }
 
-/* A request from a source that is not trusted: 403 (503 while the trusted
- * list is still being resolved) built from the header section only, with
- * nothing added that the request did not carry (no Warning, no Allow), so
- * the answer is no larger than the request gives reason for. */
+#define REFUSALS_PER_S 100
+
+/* A request from a source that is not trusted: a terse 403 (503 while the
+ * trusted list is still being resolved) built from the header section only,
+ * so the answer is never much larger than the request (audit L3). Over UDP,
+ * where the source may be forged, an absurd request gets nothing, and at most
+ * REFUSALS_PER_S answers a second go out to untrusted sources in all. */
 static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from, const char *data,
                              size_t len)
 {
     int status = sip->trusted ? 403 : 503;
-    if (refusal_log_ok(sip)) {
-        xs_log(XS_LOG_WARN, "sip.refused",
-               "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
-               sip->trusted ? "source not trusted" : "trusted peers not resolved yet",
-               sip->refusals_unlogged);
-        sip->refusals_unlogged = 0;
+    if (xs_sip_log_ok(sip)) {
+        xs_log(
+            XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
+            from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
+            sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
+        sip->unlogged = 0;
     }
+    uint64_t now = uv_now(sip->loop);
+    if (now - sip->refuse_window >= 1000) {
+        sip->refuse_window = now;
+        sip->refusals = 0;
+    }
+    if (from->transport == XS_SIP_UDP && sip->refusals >= REFUSALS_PER_S)
+        return;
+    sip->refusals++;
     struct xs_sip_in in;
     xs_sip_in_parse_refused(data, len, &in);
-    if (in.verdict == XS_SIP_ANSWER) {
+    if (in.verdict == XS_SIP_ANSWER && !(in.absurd && from->transport == XS_SIP_UDP)) {
         struct xs_buf b;
         char tag[17];
-        xs_sip_random_hex(tag, 8);
+        xs_random_hex(tag, 8);
         xs_buf_init(&b, len + 512);
-        if (xs_sip_build_response(in.msg, status, tag, NULL, NULL,
-                                  status == 503 ? "Retry-After: 5\r\n" : NULL, &b) == 0)
+        if (xs_sip_build_terse_response(in.msg, status, tag, !in.absurd, &b) == 0)
             xs_sip_tp_reply(sip->tp, from, b.data, b.len);
         xs_buf_free(&b);
     }

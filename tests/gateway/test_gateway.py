@@ -994,6 +994,20 @@ async def test_sip_trusted_list_replaces_next_hop(tmp):
         await expect_nothing(e.peer.received, 1.0)
 
 
+async def test_sip_trusted_list_follows_reload(tmp):
+    async with Env(tmp) as e:
+        e.gw.write_policy(e.policy_text(sip_extra='trusted = "127.0.0.2"'))
+        out = e.gw.reload()
+        assert "result=ok" in out and "ev=sip.trusted entries=1 source=sip.trusted" in out, out
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "no longer")
+        assert (await get(e.uac.responses))["first"] == "SIP/2.0 403 Forbidden"
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "now")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "now", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
 # --- policy ------------------------------------------------------------------
 
 async def test_policy_hook_rejects_both_ways(tmp):
