@@ -9,6 +9,7 @@
 #include <lualib.h>
 
 #include "core/err.h"
+#include "policy/lua_addr.h"
 
 #define HOOK_EVERY 1000
 #define MAX_SOURCE (1u << 20)
@@ -183,6 +184,7 @@ struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long i
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
     lua_newtable(L);
+    xs_lua_addr_preload(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "xsgw.loaded");
     lua_pushcfunction(L, l_require);
     lua_setglobal(L, "require");

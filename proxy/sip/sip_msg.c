@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
@@ -306,12 +307,21 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         *why = "only sip: and sips: addresses are supported";
         return NULL;
     }
-    size_t hl = strlen(u->host);
-    if (hl > 253)
+    /* osip gives an IPv6 host without its brackets. */
+    int v6 = strchr(u->host, ':') && u->host[0] != '[';
+    char host[URI_MAX];
+    int hl = snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "");
+    if (hl < 0 || (size_t)hl >= sizeof host)
         return NULL;
-    for (const char *p = u->host; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("-.:[]", *p))
+    if (hl > 1 && host[hl - 1] == '.')
+        host[--hl] = '\0';
+    /* RFC 7247 §6.1: IDNs are not allowed in the SIP address format, so the
+     * host must also be ASCII, which the shared validator does not demand. */
+    for (const char *p = host; *p; p++)
+        if ((unsigned char)*p >= 0x80)
             return NULL;
+    if (!xs_addr_valid_domain(host, (size_t)hl))
+        return NULL;
     struct xs_buf b;
     xs_buf_init(&b, URI_MAX);
     int rc = 0;
@@ -327,13 +337,8 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         }
         rc = rc ? rc : xs_buf_append(&b, "@", 1);
     }
-    int v6 = strchr(u->host, ':') && u->host[0] != '[';
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "[", 1);
-    for (const char *p = u->host; *p && !rc; p++)
+    for (const char *p = host; *p && !rc; p++)
         rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "]", 1);
     /* osip hands parameter values over percent-decoded; a gr without a value
      * (a temporary GRUU's flag form) names no resource. */
     osip_uri_param_t *gr = NULL;

@@ -393,6 +393,45 @@ static void test_validation(void)
     xs_sip_in_clear(&in);
 }
 
+/* The addresses an arriving MESSAGE hands to the policy: user parts keep
+ * ';' and '?' (RFC 3261 user-unreserved) and a decoded '%' travels as %25, so
+ * the Lua mapping (RFC 7247 §6.4) sees what the sender wrote. */
+static void test_event_addresses(void)
+{
+    static const struct {
+        const char *from;
+        const char *want; /* NULL: refused with 400 */
+    } cases[] = {
+        {"<sip:a;b@SIP.test>", "sip:a;b@sip.test"},
+        {"<sip:a%3Bb@sip.test;transport=udp>", "sip:a;b@sip.test"},
+        {"<sip:100%25@sip.test>", "sip:100%25@sip.test"},
+        {"<sip:bob@[2001:db8::1]:5060>", "sip:bob@[2001:db8::1]"},
+        {"<sip:bob@sip.test.>", "sip:bob@sip.test"},
+        {"<sip:bob@b\xc3\xbc" "cher.test>", NULL},
+        {"<sip:bob@a..test>", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char m[1024];
+        int n = snprintf(m, sizeof m,
+                         "MESSAGE sip:alice@xmpp.test SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKe%zu\r\n"
+                         "From: %s;tag=1\r\nTo: <sip:alice@xmpp.test>\r\nCall-ID: c%zu\r\n"
+                         "CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: 2\r\n\r\nhi",
+                         i, cases[i].from, i);
+        struct xs_sip_in in;
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        if (cases[i].want) {
+            CHECK(in.verdict == XS_SIP_SUBMIT);
+            if (in.ev)
+                CHECK_STR(in.ev->from, cases[i].want);
+        } else {
+            CHECK(in.verdict == XS_SIP_ANSWER && in.status == 400);
+        }
+        xs_sip_in_clear(&in);
+    }
+}
+
 int main(void)
 {
     xs_sip_msg_global_init();
@@ -402,5 +441,6 @@ int main(void)
     test_text();
     test_build_and_parse();
     test_validation();
+    test_event_addresses();
     return check_report("test_sip_msg");
 }
