@@ -737,6 +737,7 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         return XS_EPROTO;
     }
     const char *cid = xs_sip_callid_ok(ev->thread) ? ev->thread : p->call_id;
+    size_t start = out->len;
     int v6 = strchr(p->via_host, ':') != NULL;
     int rc = xs_buf_printf(out,
                            "MESSAGE %s SIP/2.0\r\n"
@@ -766,7 +767,17 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
                            blen);
     if (!rc)
         rc = xs_buf_append(out, ev->body, blen);
-    if (rc)
+    if (rc) {
         *why = rc == XS_ELIMIT ? "message larger than sip.max_message" : "out of memory";
-    return rc;
+        return rc;
+    }
+    /* RFC 3428 §6: outside a media session a MESSAGE MUST NOT exceed 1300
+     * bytes unless it goes over a congestion-controlled transport; RFC 7572
+     * §6 answers a larger one with policy-violation. */
+    if (strcmp(p->transport, "UDP") == 0 && out->len - start > XS_SIP_UDP_MESSAGE_MAX) {
+        *why = "message larger than 1300 bytes, the most RFC 3428 allows over UDP, and the SIP "
+               "next hop is UDP";
+        return XS_ELIMIT;
+    }
+    return 0;
 }

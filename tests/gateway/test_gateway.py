@@ -116,6 +116,25 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             await s.close()
 
 
+async def test_xmpp_to_sip_large_message_not_over_udp(tmp):
+    """RFC 3428 §6: a MESSAGE over 1300 bytes MUST NOT go over UDP; RFC 7572
+    §6 answers it with policy-violation. The next hop here is UDP."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 1400, mid="big"))
+        err = await get(e.peer.received, 20)
+        assert err.attrs.get("type") == "error" and err.attrs.get("id") == "big", err
+        e_el = err.child("error")
+        assert e_el.child("policy-violation", NS_STANZAS) is not None, e_el
+        assert "1300 bytes" in e_el.child("text", NS_STANZAS).text, e_el.child("text", NS_STANZAS)
+        await expect_nothing(e.sip.requests, 0.5)
+        # A small one still goes.
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 100, mid="small"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"x" * 100
+        await s.close()
+
+
 async def test_dialback_elements_carry_the_db_prefix(tmp):
     """ejabberd matches dialback elements by their literal name (db:result,
     db:verify) and ignores <result xmlns='jabber:server:dialback'/>, so the

@@ -337,6 +337,48 @@ static void test_build_and_parse(void)
     xs_event_free(ev);
 }
 
+/* RFC 3428 §6 / RFC 7572 §6: more than 1300 bytes never goes over UDP. */
+static void test_udp_size(void)
+{
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
+    xs_event_set(&ev->from, "sip:alice@xmpp.test");
+    xs_event_set(&ev->to, "sip:bob@sip.test");
+    struct xs_sip_req_params udp = {"UDP", "127.0.0.1", 5070, "z9hG4bKabc", "ftag", "gen@x", 3};
+    struct xs_sip_req_params tcp = udp;
+    tcp.transport = "TCP";
+    struct xs_buf out;
+    xs_buf_init(&out, 65536);
+    const char *why = NULL;
+    char body[2000];
+    memset(body, 'x', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    /* Find the body length that makes the request exactly 1300 bytes. */
+    body[1] = '\0';
+    xs_event_set(&ev->body, body);
+    CHECK(xs_sip_build_message(ev, &udp, &out, &why) == 0);
+    size_t fixed = out.len - 1, fit = XS_SIP_UDP_MESSAGE_MAX - fixed;
+    /* Content-Length grows from 1 to 4 digits between the two sizes. */
+    fit -= 3;
+    memset(body, 'x', fit);
+    body[fit] = '\0';
+    xs_event_set(&ev->body, body);
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &udp, &out, &why) == 0);
+    CHECK(out.len == XS_SIP_UDP_MESSAGE_MAX);
+    body[fit] = 'x';
+    body[fit + 1] = '\0';
+    xs_event_set(&ev->body, body);
+    xs_buf_reset(&out);
+    why = NULL;
+    CHECK(xs_sip_build_message(ev, &udp, &out, &why) == XS_ELIMIT);
+    CHECK(why && strstr(why, "1300 bytes") && strstr(why, "UDP"));
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &tcp, &out, &why) == 0);
+    CHECK(out.len == XS_SIP_UDP_MESSAGE_MAX + 1);
+    xs_buf_free(&out);
+    xs_event_free(ev);
+}
+
 static int verdict_of(const char *method, const char *extra, const char *body, int *status)
 {
     char m[2048];
@@ -442,5 +484,6 @@ int main(void)
     test_build_and_parse();
     test_validation();
     test_event_addresses();
+    test_udp_size();
     return check_report("test_sip_msg");
 }
