@@ -9,6 +9,7 @@
 
 #include "core/addr.h"
 #include "core/err.h"
+#include "sip/sip_content.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
 #define CALLID_MAX 128
@@ -364,21 +365,6 @@ static const char *header_value(const osip_message_t *m, const char *name, const
     return h ? h->hvalue : NULL;
 }
 
-static int charset_ok(const osip_content_type_t *ct)
-{
-    osip_generic_param_t *cs = NULL;
-    osip_generic_param_get_byname((osip_list_t *)&ct->gen_params, "charset", &cs);
-    if (!cs)
-        return 1;
-    const char *v = cs->gvalue ? cs->gvalue : "";
-    size_t n = strlen(v);
-    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-        v++;
-        n -= 2;
-    }
-    return n == 5 && strncasecmp(v, "utf-8", 5) == 0;
-}
-
 /* The first language tag of Content-Language, when it is one; the event
  * simply carries none otherwise, since a bad tag is no reason to lose a
  * message. */
@@ -417,34 +403,50 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
         return;
     }
     osip_content_type_t *ct = m->content_type;
-    if (!ct || !ct->type || !ct->subtype || strcasecmp(ct->type, "text") != 0 ||
-        strcasecmp(ct->subtype, "plain") != 0 || !charset_ok(ct)) {
-        set_answer(in, 415, "only text/plain;charset=UTF-8 is accepted");
-        return;
-    }
     const char *hend = memmem(data, len, "\r\n\r\n", 4);
     const char *body = hend ? hend + 4 : data + len;
     size_t blen = (size_t)(data + len - body);
-    if (blen == 0) {
+    if (ct && blen == 0) {
         set_answer(in, 400, "MESSAGE without body");
         return;
     }
-    if (!xs_sip_text_ok(body, blen)) {
-        set_answer(in, 400, "body is not UTF-8 text");
+    /* RFC 7572 §7: text/plain in any charset we can convert, text/html as
+     * its text; the result is what XML can carry. */
+    osip_generic_param_t *cs = NULL;
+    if (ct)
+        osip_generic_param_get_byname(&ct->gen_params, "charset", &cs);
+    struct xs_buf text;
+    xs_buf_init(&text, 3 * blen + 16);
+    status = xs_sip_content_to_text(ct ? ct->type : NULL, ct ? ct->subtype : NULL,
+                                    cs ? cs->gvalue : NULL, body, blen, &text, &why);
+    if (status) {
+        xs_buf_free(&text);
+        set_answer(in, status, why);
         return;
     }
     const char *subject = header_value(m, "subject", "s");
     if (subject && (strlen(subject) > SUBJECT_MAX || !xs_sip_text_ok(subject, strlen(subject)))) {
+        xs_buf_free(&text);
         set_answer(in, 400, "Subject is not UTF-8 text");
         return;
     }
     char *from = uri_for_event(m->from->url, &status, &why);
     if (!from) {
+        xs_buf_free(&text);
         set_answer(in, status, why);
         return;
     }
-    char *to = uri_for_event(m->to->url, &status, &why);
+    /* RFC 7572 §5: the recipient is named by the Request-URI or To. To is
+     * preferred (RFC 3428 lets the Request-URI be a contact), but an im: or
+     * other non-SIP To, which osip cannot split, gives way to the
+     * Request-URI, already known to be sip: or sips:. */
+    const osip_uri_t *to_uri = m->to->url;
+    if (to_uri->scheme && strcasecmp(to_uri->scheme, "sip") != 0 &&
+        strcasecmp(to_uri->scheme, "sips") != 0)
+        to_uri = m->req_uri;
+    char *to = uri_for_event(to_uri, &status, &why);
     if (!to) {
+        xs_buf_free(&text);
         free(from);
         set_answer(in, status, why);
         return;
@@ -452,6 +454,7 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     char *callid = NULL;
     if (osip_call_id_to_str(m->call_id, &callid) != 0 || !xs_sip_text_ok(callid, strlen(callid))) {
         osip_free(callid);
+        xs_buf_free(&text);
         free(from);
         free(to);
         set_answer(in, 400, "malformed Call-ID");
@@ -460,11 +463,11 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
     ev->from = from;
     ev->to = to;
+    ev->body = text.data; /* taken: malloc'd by the buffer, freed with the event */
     char lang[LANG_MAX + 1];
     int rc = xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
-    rc = rc ? rc : xs_event_setn(&ev->body, body, blen);
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);
     if (!rc && lang_of(header_value(m, "content-language", NULL), lang, sizeof lang))

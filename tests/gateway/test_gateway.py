@@ -381,10 +381,34 @@ async def test_sip_to_unreachable_partner_fails(tmp):
 
 async def test_sip_bad_content_type(tmp):
     async with Env(tmp) as e:
-        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "<b>x</b>",
-                           content_type="text/html")
-        resp = await get(e.uac.responses)
-        assert resp["code"] == 415, resp["first"]
+        for ct in ("application/json", "text/plain;charset=koi8-r"):
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "{}",
+                               content_type=ct)
+            resp = await get(e.uac.responses)
+            assert resp["code"] == 415, resp["first"]
+            assert resp["headers"].get("accept") == ["text/plain, text/html"], resp["headers"]
+        await expect_nothing(e.peer.received, 0.5)
+
+
+async def test_sip_content_converted(tmp):
+    """RFC 7572 §7: text/plain in other charsets is converted to UTF-8,
+    text/html is carried as its text; §5: an im: To with a sip: Request-URI
+    is delivered to the Request-URI's user."""
+    async with Env(tmp) as e:
+        cases = (("text/plain;charset=iso-8859-1", "caf\u00e9".encode("latin-1"), "caf\u00e9", None),
+                 ("text/plain;charset=windows-1252", b"\x93q\x94 \x80", "\u201cq\u201d \u20ac", None),
+                 ("text/plain;charset=utf-16", "h\u00e9 \U0001d11e".encode("utf-16"),
+                  "h\u00e9 \U0001d11e", None),
+                 ("text/html", b"<p>Hi &amp; <b>bye</b></p>", "Hi & bye\n", None),
+                 ("text/plain", b"to im", "to im", "im:alice@peer.test"))
+        for ct, raw, text, to_header in cases:
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", raw,
+                               content_type=ct, to_header=to_header)
+            st = await get(e.peer.received, 20)
+            assert st.attrs.get("to") == "alice@peer.test", st.attrs
+            assert st.child("body").text == text, (ct, st.child("body").text)
+            resp = await get(e.uac.responses, 20)
+            assert resp["code"] == 200, (ct, resp["first"])
 
 
 # --- policy ------------------------------------------------------------------

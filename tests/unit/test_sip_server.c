@@ -104,9 +104,9 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
-                     "Call-ID: c3\r\nContent-Type: text/html\r\n", "<p>x</p>");
+                     "Call-ID: c3\r\nContent-Type: application/json\r\n", "{}");
     udp_send_to(fd, port, m, n);
-    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain\r\n");
+    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain, text/html\r\n");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu4", port_peer, "Content-Type: text/plain\r\n",
                      "x");
