@@ -756,8 +756,16 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         /* Header folding is gone from RFC 3261; a line break in an XMPP
          * subject becomes a space so it cannot end the header. */
         rc = xs_buf_append_str(out, "Subject: ");
-        for (const char *c = ev->subject; !rc && *c && c - ev->subject < SUBJECT_MAX; c++)
-            rc = xs_buf_append(out, ((unsigned char)*c < 0x20) ? " " : c, 1);
+        /* Cut at SUBJECT_MAX bytes, but never inside a UTF-8 sequence. */
+        size_t cut = strlen(ev->subject);
+        if (cut > SUBJECT_MAX) {
+            cut = SUBJECT_MAX;
+            while (cut > 0 && ((unsigned char)ev->subject[cut] & 0xc0) == 0x80)
+                cut--;
+        }
+        for (size_t i = 0; !rc && i < cut; i++)
+            rc = xs_buf_append(out, ((unsigned char)ev->subject[i] < 0x20) ? " " : ev->subject + i,
+                               1);
         rc = rc ? rc : xs_buf_append_str(out, "\r\n");
     }
     char lang[LANG_MAX + 1];

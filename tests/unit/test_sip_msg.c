@@ -415,6 +415,38 @@ static void test_im_to(void)
     xs_sip_in_clear(&in);
 }
 
+/* A Subject longer than 1024 bytes is cut before the character that would
+ * pass the limit, never inside it. */
+static void test_subject_cut(void)
+{
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
+    xs_event_set(&ev->from, "sip:alice@xmpp.test");
+    xs_event_set(&ev->to, "sip:bob@sip.test");
+    xs_event_set(&ev->body, "b");
+    struct xs_sip_req_params p = {"TCP", "127.0.0.1", 5070, "z9hG4bKabc", "ftag", "gen@x", 3};
+    struct xs_buf out;
+    xs_buf_init(&out, 8192);
+    const char *why = NULL;
+    char subj[1100], want[1200];
+    memset(subj, 'a', 1023);
+    memcpy(subj + 1023, "\xe2\x82\xac tail", 9); /* U+20AC spans bytes 1023..1025 */
+    subj[1032] = '\0';
+    xs_event_set(&ev->subject, subj);
+    CHECK(xs_sip_build_message(ev, &p, &out, &why) == 0);
+    snprintf(want, sizeof want, "\r\nSubject: %.1023s\r\n", subj);
+    CHECK(strstr(out.data, want) != NULL);
+    /* Exactly 1024 bytes ending on a whole character stay whole. */
+    memcpy(subj + 1021, "\xe2\x82\xac", 3);
+    subj[1024] = '\0';
+    xs_event_set(&ev->subject, subj);
+    xs_buf_reset(&out);
+    CHECK(xs_sip_build_message(ev, &p, &out, &why) == 0);
+    snprintf(want, sizeof want, "\r\nSubject: %s\r\n", subj);
+    CHECK(strstr(out.data, want) != NULL);
+    xs_buf_free(&out);
+    xs_event_free(ev);
+}
+
 /* RFC 3428 §6 / RFC 7572 §6: more than 1300 bytes never goes over UDP. */
 static void test_udp_size(void)
 {
@@ -570,5 +602,6 @@ int main(void)
     test_udp_size();
     test_content();
     test_im_to();
+    test_subject_cut();
     return check_report("test_sip_msg");
 }
