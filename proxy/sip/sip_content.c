@@ -33,7 +33,9 @@ static const uint16_t cp1252_high[32] = {
 static int lookup_charset(const char *v, enum charset *cs)
 {
     if (!v) {
-        *cs = CS_UTF8; /* RFC 3428 §9 / RFC 3261: text/plain defaults to UTF-8 */
+        /* No charset: UTF-8, a superset of the US-ASCII that RFC 2046 makes
+         * the default for text, so no sender loses anything. */
+        *cs = CS_UTF8;
         return 0;
     }
     size_t n = strlen(v);

@@ -782,7 +782,7 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         *why = rc == XS_ELIMIT ? "message larger than sip.max_message" : "out of memory";
         return rc;
     }
-    /* RFC 3428 §6: outside a media session a MESSAGE MUST NOT exceed 1300
+    /* RFC 3428 §8: outside a media session a MESSAGE MUST NOT exceed 1300
      * bytes unless it goes over a congestion-controlled transport; RFC 7572
      * §6 answers a larger one with policy-violation. */
     if (strcmp(p->transport, "UDP") == 0 && out->len - start > XS_SIP_UDP_MESSAGE_MAX) {

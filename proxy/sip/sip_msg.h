@@ -89,7 +89,7 @@ struct xs_sip_req_params {
     uint32_t cseq;
 };
 
-/* The most a MESSAGE may weigh over UDP (RFC 3428 §6). */
+/* The most a MESSAGE may weigh over UDP (RFC 3428 §8). */
 #define XS_SIP_UDP_MESSAGE_MAX 1300
 
 /* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why

@@ -117,7 +117,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
 
 
 async def test_xmpp_to_sip_large_message_not_over_udp(tmp):
-    """RFC 3428 §6: a MESSAGE over 1300 bytes MUST NOT go over UDP; RFC 7572
+    """RFC 3428 §8: a MESSAGE over 1300 bytes MUST NOT go over UDP; RFC 7572
     §6 answers it with policy-violation. The next hop here is UDP."""
     async with Env(tmp) as e:
         s = await e.peer.authenticated_stream()

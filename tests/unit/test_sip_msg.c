@@ -447,7 +447,7 @@ static void test_subject_cut(void)
     xs_event_free(ev);
 }
 
-/* RFC 3428 §6 / RFC 7572 §6: more than 1300 bytes never goes over UDP. */
+/* RFC 3428 §8 / RFC 7572 §6: more than 1300 bytes never goes over UDP. */
 static void test_udp_size(void)
 {
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
