@@ -5,6 +5,12 @@
  * event into a MESSAGE toward the configured next hop.
  *
  * Choices worth knowing:
+ * - Requests are heard only from trusted sources (sip.trusted, by default
+ *   the next hop's addresses, looked up at start and at every reload; see
+ *   sip_acl.h). Anyone else gets a bare 403 built from the header section
+ *   alone (503 while the next hop is still being looked up), logged at most
+ *   ten lines a second. Responses are not checked: they only match our own
+ *   random branches. Events from trusted sources carry auth "trusted-source".
  * - An arriving MESSAGE becomes an event with from/to taken from the From
  *   and To URIs as "sip:user@host" (no display name, port or parameters but
  *   a GRUU's ";gr=", which becomes the JID's resource; host lower-cased).

@@ -220,7 +220,7 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     if (x->destroyed || x->state == XS_TXN_COMPLETED)
         return;
     if (cond == XS_COND_NONE) {
-        xs_log(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s status=200",
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s status=200",
                (unsigned long long)x->serial, x->peer.desc);
         server_final(x, 200, NULL, NULL);
         return;
@@ -262,7 +262,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     if (x) {
         /* A retransmission: nothing was sent yet while the router decides
          * (no provisional for MESSAGE), else the final response again. */
-        xs_log(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
                (int)x->state);
         if (x->state == XS_TXN_COMPLETED) {
             x->peer = *from;
@@ -308,7 +308,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     x->serial = ev->serial;
     x->done_owed = 1;
     char f[128], t[128];
-    xs_log(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s method=MESSAGE from=%s to=%s",
+    XS_LOG(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s method=MESSAGE from=%s to=%s",
            (unsigned long long)ev->serial, from->desc, xs_log_quote(f, sizeof f, ev->from),
            xs_log_quote(t, sizeof t, ev->to));
     sip->submit(sip->router, ev, server_done, x);
@@ -467,7 +467,7 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
     struct xs_sip_txn *x = table_find(&sip->clients, in->key);
     int code = in->msg->status_code;
     if (!x) {
-        xs_log(XS_LOG_DEBUG, "sip.in", "status=%d dropped=\"no matching transaction\"", code);
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "status=%d dropped=\"no matching transaction\"", code);
         return;
     }
     if (x->state == XS_TXN_COMPLETED || x->state == XS_TXN_WAITING)
@@ -481,7 +481,7 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
         return;
     }
     if (code < 300) {
-        xs_log(XS_LOG_DEBUG, "sip.out", "serial=%llu status=%d", (unsigned long long)x->serial,
+        XS_LOG(XS_LOG_DEBUG, "sip.out", "serial=%llu status=%d", (unsigned long long)x->serial,
                code);
         client_finish(x, XS_COND_NONE, NULL);
         return;

@@ -216,7 +216,9 @@ static void test_frame(void)
     const char *huge = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 999999999999\r\n\r\n";
     CHECK(xs_sip_frame(huge, strlen(huge), 4096, 1, &ml, &hl) == XS_EPROTO);
     const char *short_dgram = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 5\r\n\r\nab";
-    CHECK(xs_sip_frame(short_dgram, strlen(short_dgram), 4096, 0, &ml, &hl) == XS_EPROTO);
+    CHECK(xs_sip_frame(short_dgram, strlen(short_dgram), 4096, 0, &ml, &hl) == 1 &&
+          ml == strlen(short_dgram));
+    CHECK(xs_sip_frame(short_dgram, strlen(short_dgram), 10, 0, &ml, &hl) == XS_ELIMIT);
 }
 
 static void test_text(void)
@@ -589,6 +591,71 @@ static void test_event_addresses(void)
     }
 }
 
+/* make_request's "Max-Forwards: 70" with its value replaced by mf (two
+ * characters). */
+static int mf_verdict(const char *method, const char *mf, int *status)
+{
+    char m[2048];
+    size_t n = make_request(m, sizeof m, method, "z9hG4bK1", 5060,
+                            "Call-ID: c1\r\nContent-Type: text/plain\r\n",
+                            strcmp(method, "MESSAGE") == 0 ? "x" : NULL);
+    memcpy(strstr(m, "Max-Forwards: 70") + 14, mf, 2);
+    struct xs_sip_in in;
+    xs_sip_in_parse(m, n, 0, &in);
+    int v = in.verdict;
+    *status = in.status;
+    xs_sip_in_clear(&in);
+    return v;
+}
+
+/* Hostile requests still get the answer RFC 3261 asks for. */
+static void test_hostile(void)
+{
+    int st;
+    const char *plain = "Call-ID: c1\r\nContent-Type: text/plain\r\n";
+    /* No CSeq: 400, with a key so the transaction layer can answer. */
+    const char *nocseq = "MESSAGE sip:bob@sip.test SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnc\r\n"
+                         "From: <sip:a@sip.test>;tag=1\r\nTo: <sip:b@xmpp.test>\r\n"
+                         "Call-ID: nc\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: 2\r\n\r\nhi";
+    struct xs_sip_in in;
+    xs_sip_in_parse(nocseq, strlen(nocseq), 0, &in);
+    CHECK(in.verdict == XS_SIP_ANSWER && in.status == 400 && in.ev == NULL);
+    CHECK_STR(in.why, "missing or malformed CSeq");
+    CHECK_STR(in.key, "b=z9hG4bKnc|127.0.0.1:5060|MESSAGE");
+    xs_sip_in_clear(&in);
+    /* A response without CSeq matches nothing and is dropped. */
+    const char *resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\n"
+                       "Content-Length: 0\r\n\r\n";
+    xs_sip_in_parse(resp, strlen(resp), 0, &in);
+    CHECK(in.verdict == XS_SIP_DROP);
+    xs_sip_in_clear(&in);
+
+    /* Max-Forwards: 0 ends a MESSAGE with 483; OPTIONS is still answered
+     * (RFC 3261 §11); a value that is not a number, or two of them, is a bad
+     * request. */
+    CHECK(mf_verdict("MESSAGE", "0 ", &st) == XS_SIP_ANSWER && st == 483);
+    CHECK(mf_verdict("MESSAGE", "00", &st) == XS_SIP_ANSWER && st == 483);
+    CHECK(mf_verdict("OPTIONS", "0 ", &st) == XS_SIP_ANSWER && st == 200);
+    CHECK(mf_verdict("MESSAGE", "1 ", &st) == XS_SIP_SUBMIT);
+    CHECK(mf_verdict("MESSAGE", "x ", &st) == XS_SIP_ANSWER && st == 400);
+    CHECK(verdict_of("MESSAGE", "Call-ID: c1\r\nMax-Forwards: 5\r\nContent-Type: text/plain\r\n",
+                     "x", &st) == XS_SIP_ANSWER &&
+          st == 400);
+
+    /* A datagram shorter than its Content-Length: 400, nothing submitted. */
+    char m[2048];
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKcl", 5060, plain, "hello");
+    size_t ml, hl;
+    CHECK(xs_sip_frame(m, n - 3, n - 3, 0, &ml, &hl) == 1 && ml == n - 3);
+    xs_sip_in_parse(m, n - 3, 0, &in);
+    CHECK(in.verdict == XS_SIP_ANSWER && in.status == 400 && in.ev == NULL && in.msg != NULL);
+    CHECK_STR(in.why, "Content-Length larger than the datagram");
+    CHECK_STR(in.key, "b=z9hG4bKcl|127.0.0.1:5060|MESSAGE");
+    xs_sip_in_clear(&in);
+}
+
 int main(void)
 {
     xs_sip_msg_global_init();
@@ -603,5 +670,6 @@ int main(void)
     test_content();
     test_im_to();
     test_subject_cut();
+    test_hostile();
     return check_report("test_sip_msg");
 }
