@@ -141,6 +141,8 @@ static void test_errmap_addresses(void)
     xs_sip_error_for(XS_COND_GONE, "<sip:bob@new.test>", &e);
     CHECK(e.status == 301);
     CHECK_STR(e.contact, "Contact: <sip:bob@new.test>\r\n");
+    xs_sip_error_for(XS_COND_GONE, "<sip:o?x@new.test;lr?Route=%3Csip:evil.test%3E>", &e);
+    CHECK_STR(e.contact, "Contact: <sip:o?x@new.test;lr>\r\n");
     xs_sip_error_for(XS_COND_REDIRECT, "<xmpp:bob@other.test> try there", &e);
     CHECK(e.status == 302);
     CHECK_STR(e.contact, "Contact: <sip:bob@other.test>\r\n");
