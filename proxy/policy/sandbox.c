@@ -13,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "policy/lua_addr.h"
 #include "policy/pattern.h"
 
 #define HOOK_EVERY 1000
@@ -495,6 +496,7 @@ struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, 
     }
     bound_library(L);
     lua_newtable(L);
+    xs_lua_addr_preload(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "xsgw.loaded");
     lua_pushcfunction(L, l_require);
     lua_setglobal(L, "require");

@@ -116,10 +116,16 @@ struct xs_sip_req_params {
     uint32_t cseq;
 };
 
+/* The most a MESSAGE may weigh over UDP (RFC 3428 §8). */
+#define XS_SIP_UDP_MESSAGE_MAX 1300
+
 /* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why
  * (static) set: XS_EINVAL for an address that is not a SIP URI, XS_EPROTO
- * for a missing or non-text body, XS_ELIMIT when out's maximum is passed. The Call-ID is ev->thread
- * when xs_sip_callid_ok() accepts it, else p->call_id. */
+ * for a missing or non-text body, XS_ELIMIT when out's maximum is passed or
+ * p->transport is "UDP" and the request is larger than
+ * XS_SIP_UDP_MESSAGE_MAX (the caller answers policy-violation, RFC 7572 §6).
+ * The Call-ID is ev->thread when xs_sip_callid_ok() accepts it, else
+ * p->call_id. */
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why);
 

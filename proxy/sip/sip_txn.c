@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "core/random.h"
 
-#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain\r\n"
+#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 #define TIMER_F_T1 64

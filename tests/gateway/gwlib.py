@@ -400,13 +400,14 @@ class SipEndpoint(asyncio.DatagramProtocol):
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
-                     content_type="text/plain;charset=UTF-8", extra=""):
+                     content_type="text/plain;charset=UTF-8", extra="", to_header=None):
         call_id = call_id or uuid.uuid4().hex
         branch = branch or "z9hG4bK" + uuid.uuid4().hex
         port = self.transport.get_extra_info("sockname")[1]
-        b = body.encode()
+        b = body if isinstance(body, bytes) else body.encode()
         req = (f"MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n"
-               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\nTo: <{to}>\r\n"
+               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
+               f"To: <{to_header or to}>\r\n"
                f"Call-ID: {call_id}\r\nCSeq: {cseq} MESSAGE\r\nContent-Type: {content_type}\r\n"
                f"{extra}Content-Length: {len(b)}\r\n\r\n").encode() + b
         self.transport.sendto(req, ("127.0.0.1", gw_port))

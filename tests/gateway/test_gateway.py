@@ -142,6 +142,25 @@ async def test_bounce_that_cannot_be_sent_is_logged(tmp):
         e.gw.wait_log(r"ev=s2s\.out\.dropped .*id=lost-bounce cond=remote-server-not-found", timeout=15)
 
 
+async def test_xmpp_to_sip_large_message_not_over_udp(tmp):
+    """RFC 3428 §8: a MESSAGE over 1300 bytes MUST NOT go over UDP; RFC 7572
+    §6 answers it with policy-violation. The next hop here is UDP."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 1400, mid="big"))
+        err = await get(e.peer.received, 20)
+        assert err.attrs.get("type") == "error" and err.attrs.get("id") == "big", err
+        e_el = err.child("error")
+        assert e_el.child("policy-violation", NS_STANZAS) is not None, e_el
+        assert "1300 bytes" in e_el.child("text", NS_STANZAS).text, e_el.child("text", NS_STANZAS)
+        await expect_nothing(e.sip.requests, 0.5)
+        # A small one still goes.
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 100, mid="small"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"x" * 100
+        await s.close()
+
+
 async def test_dialback_elements_carry_the_db_prefix(tmp):
     """ejabberd matches dialback elements by their literal name (db:result,
     db:verify) and ignores <result xmlns='jabber:server:dialback'/>, so the
@@ -960,10 +979,34 @@ async def test_sigterm_answers_queued_stanzas(tmp):
 
 async def test_sip_bad_content_type(tmp):
     async with Env(tmp) as e:
-        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "<b>x</b>",
-                           content_type="text/html")
-        resp = await get(e.uac.responses)
-        assert resp["code"] == 415, resp["first"]
+        for ct in ("application/json", "text/plain;charset=koi8-r"):
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "{}",
+                               content_type=ct)
+            resp = await get(e.uac.responses)
+            assert resp["code"] == 415, resp["first"]
+            assert resp["headers"].get("accept") == ["text/plain, text/html"], resp["headers"]
+        await expect_nothing(e.peer.received, 0.5)
+
+
+async def test_sip_content_converted(tmp):
+    """RFC 7572 §7: text/plain in other charsets is converted to UTF-8,
+    text/html is carried as its text; §5: an im: To with a sip: Request-URI
+    is delivered to the Request-URI's user."""
+    async with Env(tmp) as e:
+        cases = (("text/plain;charset=iso-8859-1", "caf\u00e9".encode("latin-1"), "caf\u00e9", None),
+                 ("text/plain;charset=windows-1252", b"\x93q\x94 \x80", "\u201cq\u201d \u20ac", None),
+                 ("text/plain;charset=utf-16", "h\u00e9 \U0001d11e".encode("utf-16"),
+                  "h\u00e9 \U0001d11e", None),
+                 ("text/html", b"<p>Hi &amp; <b>bye</b></p>", "Hi & bye\n", None),
+                 ("text/plain", b"to im", "to im", "im:alice@peer.test"))
+        for ct, raw, text, to_header in cases:
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", raw,
+                               content_type=ct, to_header=to_header)
+            st = await get(e.peer.received, 20)
+            assert st.attrs.get("to") == "alice@peer.test", st.attrs
+            assert st.child("body").text == text, (ct, st.child("body").text)
+            resp = await get(e.uac.responses, 20)
+            assert resp["code"] == 200, (ct, resp["first"])
 
 
 async def test_sip_from_untrusted_source_refused(tmp):

@@ -105,9 +105,9 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
-                     "Call-ID: c3\r\nContent-Type: text/html\r\n", "<p>x</p>");
+                     "Call-ID: c3\r\nContent-Type: application/json\r\n", "{}");
     udp_send_to(fd, port, m, n);
-    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain\r\n");
+    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain, text/html\r\n");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu4", port_peer, "Content-Type: text/plain\r\n",
                      "x");
@@ -519,7 +519,7 @@ static void test_amplification(uv_loop_t *loop)
         size_t in = strlen(small[i]);
         udp_send_to(stranger, port, small[i], in);
         got = udp_wait(loop, stranger, buf, sizeof buf, 500, NULL);
-        CHECK(strncmp(buf, "SIP/2.0 403 Forbidden\r\n", 23) == 0);
+        CHECK(got >= 23 && memcmp(buf, "SIP/2.0 403 Forbidden\r\n", 23) == 0);
         printf("L3 untrusted: request %zu B -> response %zu B\n", in, got);
         if (got > in + 32) {
             fprintf(stderr, "request %zu B -> response %zu B:\n%s\n", in, got, buf);
@@ -625,7 +625,7 @@ static void test_hash_flood(uv_loop_t *loop)
     int found = 0;
     for (unsigned long i = 0; found < FLOOD && i < 50000000ul; i++) {
         snprintf(branches[found], sizeof branches[found], "z9hG4bKf%lu", i);
-        snprintf(key, sizeof key, "b=%s|127.0.0.1:%d|OPTIONS", branches[found], pp);
+        snprintf(key, sizeof key, "b=%.31s|127.0.0.1:%d|OPTIONS", branches[found], pp);
         if (fnv1a_bucket(key, 4096) == 0)
             found++;
     }
@@ -634,7 +634,7 @@ static void test_hash_flood(uv_loop_t *loop)
     memset(per_bucket, 0, sizeof per_bucket);
     unsigned longest = 0, same_in_both = 0;
     for (int i = 0; i < found; i++) {
-        snprintf(key, sizeof key, "b=%s|127.0.0.1:%d|OPTIONS", branches[i], pp);
+        snprintf(key, sizeof key, "b=%.31s|127.0.0.1:%d|OPTIONS", branches[i], pp);
         size_t b = xs_sip_table_bucket(&t1, key);
         if (++per_bucket[b] > longest)
             longest = per_bucket[b];
