@@ -23,15 +23,23 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_client_txns = 16384;
     o->max_tcp_conns = 256;
     o->tcp_out_max = 1u << 20;
+    o->tcp_connect_ms = 8000;
+    o->tcp_first_idle_ms = 10000;
+    o->max_tcp_per_source = 16;
 }
 
 static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
 {
+    /* Fields not named here (the trusted-peer hook, say) stay off. */
+    memset(lim, 0, sizeof *lim);
     lim->max_message = sip->max_message;
     lim->max_conns = sip->opts.max_tcp_conns;
     lim->out_max = sip->opts.tcp_out_max;
     lim->idle_ms = sip->opts.tcp_idle_ms;
     lim->warn_host = sip->host;
+    lim->connect_ms = sip->opts.tcp_connect_ms;
+    lim->first_idle_ms = sip->opts.tcp_first_idle_ms;
+    lim->max_per_source = sip->opts.max_tcp_per_source;
 }
 
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)

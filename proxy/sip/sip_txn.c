@@ -516,6 +516,9 @@ static void on_hop_change(struct xs_sip_txn *x, int status)
     if (x->state == XS_TXN_WAITING) {
         if (status == 0 || status == XS_ECLOSED)
             client_try(x);
+        else if (status == XS_ETIMEOUT)
+            client_finish(x, XS_COND_REMOTE_SERVER_TIMEOUT,
+                          "SIP next hop did not answer the connection");
         else
             client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
                           status == XS_EDNS ? "SIP next hop does not resolve"

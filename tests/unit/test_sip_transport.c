@@ -1,0 +1,211 @@
+/* The SIP transport set on its own, below the transactions: TCP framing
+ * cost on hostile input, the connection caps and idle timeouts, and the
+ * way out to a next hop that does not answer. The layer above is a stub
+ * that counts what arrives. */
+#include <sys/resource.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "sip/sip_msg.h"
+#include "sip/sip_transport.h"
+#include "sip_testutil.h"
+
+struct upper {
+    int messages;
+    size_t last_len;
+    int hops;
+    int hop_status;
+};
+
+static void on_message(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
+                       int oversize)
+{
+    struct upper *u = ud;
+    u->messages++;
+    u->last_len = len;
+}
+
+static void on_next_hop(void *ud, int status)
+{
+    struct upper *u = ud;
+    u->hops++;
+    u->hop_status = status;
+}
+
+static const struct xs_sip_tp_cbs cbs = {.message = on_message, .next_hop = on_next_hop};
+
+static int closed;
+static void on_closed(void *ud)
+{
+    closed = 1;
+}
+
+static void default_limits(struct xs_sip_tp_limits *lim)
+{
+    memset(lim, 0, sizeof *lim);
+    lim->max_message = 4096;
+    lim->max_conns = 256;
+    lim->out_max = 1 << 20;
+    lim->idle_ms = 300000;
+    lim->warn_host = "sip.test";
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Audit L2: a 32 KB header section and a 32 KB body sent one byte per read.
+ * Framing that rescans the buffer on every read spends over a CPU-second
+ * here; framing that remembers where it was spends about what the 64K
+ * reads themselves cost. */
+static void test_bytewise_framing(uv_loop_t *loop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_tp_limits lim;
+    default_limits(&lim);
+    lim.max_message = 128 * 1024;
+    struct upper u = {0};
+    struct xs_sip_tp *tp = NULL;
+    CHECK(xs_sip_tp_start(loop, &tc.cfg, &lim, &cbs, &u, &tp) == 0);
+    if (!tp)
+        return;
+    int fd = tcp_peer(xs_sip_tp_port(tp, 1));
+    CHECK(fd >= 0);
+    pump(loop, 5);
+
+    size_t hdr = 32 * 1024, body = 32 * 1024;
+    char *m = malloc(hdr + body + 256);
+    int off = snprintf(m, 256,
+                       "MESSAGE sip:bob@sip.test SIP/2.0\r\nContent-Length: %zu\r\n", body);
+    size_t pos = (size_t)off;
+    while (pos < hdr - 4) {
+        /* Many short header lines, as a Content-Length scan has to walk. */
+        size_t n = hdr - 4 - pos < 4 ? hdr - 4 - pos : 4;
+        memcpy(m + pos, "X:", 2);
+        memset(m + pos + 2, 'p', n);
+        pos += 2 + n;
+        memcpy(m + pos, "\r\n", 2);
+        pos += 2;
+    }
+    memcpy(m + pos, "\r\n", 2);
+    pos += 2;
+    size_t hl = pos;
+    memset(m + pos, 'b', body);
+    pos += body;
+
+    double t0 = cpu_seconds();
+    int sent_ok = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (send(fd, m + i, 1, 0) != 1)
+            sent_ok = 0;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    for (int i = 0; i < 100 && u.messages == 0; i++)
+        pump(loop, 1);
+    double spent = cpu_seconds() - t0;
+    printf("bytewise framing: %zu header + %zu body bytes, one per read: %.2f CPU-s\n", hl, body,
+           spent);
+    CHECK(sent_ok);
+    CHECK(u.messages == 1 && u.last_len == pos);
+    CHECK(spent < 0.8);
+    free(m);
+    close(fd);
+    closed = 0;
+    xs_sip_tp_close(tp, on_closed, NULL);
+    pump(loop, 20);
+    CHECK(closed);
+}
+
+/* A listening socket that never accepts, its one-slot queue filled: the
+ * kernel drops further SYNs, as a black-holed next hop does. Returns the
+ * listening fd and the fd filling the queue (close both). */
+static int stuck_listener(int *port, int *filler)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    *filler = tcp_peer(*port);
+    return fd;
+}
+
+/* Audit A1: a black-holed TCP next hop answers within the connect
+ * deadline (the old connector waited for the kernel, about 130 s), and the
+ * way out can be asked for again afterwards. */
+static void test_next_hop_deadline(uv_loop_t *loop)
+{
+    int port = 0, filler = -1;
+    int fd = stuck_listener(&port, &filler);
+    CHECK(fd >= 0 && filler >= 0);
+    struct test_cfg tc;
+    test_cfg_init(&tc, "127.0.0.1", port, XS_SIP_TCP);
+    struct xs_sip_tp_limits lim;
+    default_limits(&lim);
+    lim.connect_ms = 300;
+    struct upper u = {0};
+    struct xs_sip_tp *tp = NULL;
+    CHECK(xs_sip_tp_start(loop, &tc.cfg, &lim, &cbs, &u, &tp) == 0);
+    if (!tp)
+        return;
+    struct xs_sip_local local;
+    uint64_t t0 = uv_hrtime();
+    CHECK(xs_sip_tp_next_hop(tp, &local) == XS_EAGAIN);
+    CHECK(xs_sip_tp_next_hop(tp, &local) == XS_EAGAIN);
+    for (int i = 0; i < 2000 && u.hops == 0; i++)
+        pump(loop, 1);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    printf("black-holed SIP next hop (connect_ms 300): gave up after %.0f ms\n", ms);
+    CHECK(u.hops == 1 && u.hop_status == XS_ETIMEOUT);
+    CHECK(ms >= 290 && ms < 1000);
+    CHECK(xs_sip_tp_send_next_hop(tp, "x", 1) == XS_ECLOSED);
+
+    /* The next hop comes back: the next ask connects. */
+    close(filler);
+    close(fd);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    CHECK(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 4) == 0);
+    CHECK(xs_sip_tp_next_hop(tp, &local) == XS_EAGAIN);
+    for (int i = 0; i < 1000 && u.hops == 1; i++)
+        pump(loop, 1);
+    CHECK(u.hops == 2 && u.hop_status == 0);
+    CHECK(xs_sip_tp_next_hop(tp, &local) == 0);
+    CHECK(local.transport == XS_SIP_TCP && strcmp(local.host, "127.0.0.1") == 0 && local.port > 0);
+    int peer = accept(lfd, NULL, NULL);
+    CHECK(peer >= 0);
+    CHECK(xs_sip_tp_send_next_hop(tp, "hello", 5) == 0);
+    char got[8] = {0};
+    int eof;
+    fcntl(peer, F_SETFL, O_NONBLOCK);
+    CHECK(tcp_read(loop, peer, got, sizeof got, 100, &eof) == 5 && strcmp(got, "hello") == 0);
+
+    closed = 0;
+    xs_sip_tp_close(tp, on_closed, NULL);
+    pump(loop, 20);
+    CHECK(closed);
+    close(peer);
+    close(lfd);
+}
+
+int main(void)
+{
+    xs_log_set_level(XS_LOG_ERROR);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    test_bytewise_framing(&loop);
+    test_next_hop_deadline(&loop);
+    CHECK(uv_loop_close(&loop) == 0);
+    return check_report("test_sip_transport");
+}
