@@ -4,6 +4,8 @@
  * that counts what arrives. */
 #include <sys/resource.h>
 
+#include "net/addr.h"
+
 #include "core/err.h"
 #include "core/log.h"
 #include "sip/sip_msg.h"
@@ -199,6 +201,133 @@ static void test_next_hop_deadline(uv_loop_t *loop)
     close(lfd);
 }
 
+/* A TCP peer whose source address is `src` (any 127/8 address works on
+ * loopback), so one test can play several sources. */
+static int tcp_peer_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    struct sockaddr_in d = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        connect(fd, (struct sockaddr *)&d, sizeof d) != 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* 1 when the gateway closed the connection (EOF or reset) by now. */
+static int hung_up(int fd)
+{
+    char b[256];
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* The stand-in for the partner ACL: 127.0.0.3 is a trusted edge proxy. */
+static int trust_stub(void *ud, const struct sockaddr *sa)
+{
+    struct sockaddr_storage t;
+    xs_net_addr_parse("127.0.0.3", 0, &t);
+    (*(int *)ud)++;
+    return xs_net_addr_same_ip(sa, (struct sockaddr *)&t);
+}
+
+#define FLOOD 300
+
+/* Audit M5: 300 idle sockets from one source hold only their share of
+ * slots, and a request from another source still gets through; idle
+ * sockets that never send a message go after the short timeout; trusted
+ * peers are exempt from both. */
+static void test_connection_caps(uv_loop_t *loop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_tp_limits lim;
+    default_limits(&lim);
+    lim.max_conns = 256;
+    lim.max_per_source = 16;
+    lim.first_idle_ms = 400;
+    lim.idle_ms = 60000;
+    int asked = 0;
+    lim.is_trusted = trust_stub;
+    lim.trusted_ud = &asked;
+    struct upper u = {0};
+    struct xs_sip_tp *tp = NULL;
+    CHECK(xs_sip_tp_start(loop, &tc.cfg, &lim, &cbs, &u, &tp) == 0);
+    if (!tp)
+        return;
+    int port = xs_sip_tp_port(tp, 1);
+
+    static int flood[FLOOD];
+    int opened = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        flood[i] = tcp_peer_from("127.0.0.1", port);
+        opened += flood[i] >= 0;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    pump(loop, 50);
+    int refused = 0;
+    for (int i = 0; i < FLOOD; i++)
+        refused += flood[i] >= 0 && hung_up(flood[i]);
+    CHECK(opened == FLOOD);
+    CHECK(refused == FLOOD - 16);
+    CHECK(asked == FLOOD);
+
+    /* Another source is served while the flood holds its 16. */
+    int other = tcp_peer_from("127.0.0.2", port);
+    CHECK(other >= 0);
+    char m[2048];
+    size_t n = make_request(m, sizeof m, "OPTIONS", "z9hG4bKc1", 5060, "Call-ID: c1\r\n", NULL);
+    CHECK(send(other, m, n, 0) == (ssize_t)n);
+    for (int i = 0; i < 200 && u.messages == 0; i++)
+        pump(loop, 1);
+    CHECK(u.messages == 1 && u.last_len == n);
+
+    /* A trusted source may open more than 16, and idles longer. */
+    int trusted[20];
+    for (int i = 0; i < 20; i++)
+        trusted[i] = tcp_peer_from("127.0.0.3", port);
+    pump(loop, 50);
+    int trusted_open = 0;
+    for (int i = 0; i < 20; i++)
+        trusted_open += trusted[i] >= 0 && !hung_up(trusted[i]);
+    CHECK(trusted_open == 20);
+
+    /* After the short timeout the flood is gone, and so are its slots; the
+     * connection that sent a whole message is on the long timeout. */
+    pump(loop, 500);
+    int still = 0;
+    for (int i = 0; i < FLOOD; i++)
+        still += flood[i] >= 0 && !hung_up(flood[i]);
+    CHECK(still == 0);
+    CHECK(!hung_up(other));
+    trusted_open = 0;
+    for (int i = 0; i < 20; i++)
+        trusted_open += trusted[i] >= 0 && !hung_up(trusted[i]);
+    CHECK(trusted_open == 20);
+    int again = tcp_peer_from("127.0.0.1", port);
+    pump(loop, 30);
+    CHECK(again >= 0 && !hung_up(again));
+
+    for (int i = 0; i < FLOOD; i++)
+        if (flood[i] >= 0)
+            close(flood[i]);
+    for (int i = 0; i < 20; i++)
+        if (trusted[i] >= 0)
+            close(trusted[i]);
+    close(other);
+    close(again);
+    closed = 0;
+    xs_sip_tp_close(tp, on_closed, NULL);
+    pump(loop, 50);
+    CHECK(closed);
+}
+
 int main(void)
 {
     xs_log_set_level(XS_LOG_ERROR);
@@ -206,6 +335,7 @@ int main(void)
     uv_loop_init(&loop);
     test_bytewise_framing(&loop);
     test_next_hop_deadline(&loop);
+    test_connection_caps(&loop);
     CHECK(uv_loop_close(&loop) == 0);
     return check_report("test_sip_transport");
 }
