@@ -60,7 +60,7 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     switch (in.verdict) {
     case XS_SIP_DROP:
         xs_log(XS_LOG_WARN, "sip.drop", "transport=%s peer=%s bytes=%zu reason=\"%s\"",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, len, in.why);
+               xs_sip_tp_name(from->transport), from->desc, len, in.why);
         break;
     case XS_SIP_RESPONSE:
         xs_sip_client_response(sip, &in);

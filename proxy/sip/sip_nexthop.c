@@ -27,27 +27,33 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
     tp->out = XS__SIP_OUT_IDLE;
     if (status < 0) {
         xs_log(XS_LOG_WARN, "sip.next_hop",
-               "state=connect_failed transport=tcp host=%s port=%d reason=%s", tp->hop_host,
-               tp->hop_port, xs_errname(status));
+               "state=connect_failed transport=%s host=%s port=%d reason=%s",
+               xs_sip_tp_name(tp->hop_transport), tp->hop_host, tp->hop_port, xs_errname(status));
         xs__sip_notify(tp, status);
         return;
     }
     struct sockaddr_storage ss;
     int len = sizeof ss;
     int rc = uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len);
-    struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 1);
+    struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 1, tp->hop_transport);
     if (!c) {
-        xs__sip_notify(tp, XS_ENOMEM);
+        xs__sip_notify(tp, tp->hop_transport == XS_SIP_TLS ? XS_ETLS : XS_ENOMEM);
         return;
     }
     if (rc == 0)
-        take_local(tp, XS_SIP_TCP, &ss);
+        take_local(tp, tp->hop_transport, &ss);
     xs_link_set_keepalive(c->link, XS__SIP_KEEPALIVE_S);
     xs_link_set_idle(c->link, tp->lim.idle_ms, NULL);
     tp->out_conn = c;
+    xs_log(XS_LOG_INFO, "sip.next_hop", "state=connected transport=%s host=%s peer=%s id=%llu",
+           xs_sip_tp_name(tp->hop_transport), tp->hop_host, c->desc,
+           (unsigned long long)c->id);
+    /* Over TLS the way out is ready when the handshake is (conn_on_tls_ready). */
+    if (tp->hop_transport == XS_SIP_TLS) {
+        tp->out = XS__SIP_OUT_CONNECTING;
+        return;
+    }
     tp->out = XS__SIP_OUT_READY;
-    xs_log(XS_LOG_INFO, "sip.next_hop", "state=connected transport=tcp host=%s peer=%s id=%llu",
-           tp->hop_host, c->desc, (unsigned long long)c->id);
     xs__sip_notify(tp, 0);
 }
 
@@ -58,8 +64,8 @@ static int out_connect(struct xs_sip_tp *tp)
     if (rc != 0)
         return rc == XS_EINVAL ? XS_EDNS : rc;
     tp->out = XS__SIP_OUT_CONNECTING;
-    xs_log(XS_LOG_DEBUG, "sip.next_hop", "state=connecting transport=tcp host=%s port=%d",
-           tp->hop_host, tp->hop_port);
+    xs_log(XS_LOG_DEBUG, "sip.next_hop", "state=connecting transport=%s host=%s port=%d",
+           xs_sip_tp_name(tp->hop_transport), tp->hop_host, tp->hop_port);
     return XS_EAGAIN;
 }
 
@@ -168,7 +174,7 @@ int xs_sip_tp_next_hop(struct xs_sip_tp *tp, struct xs_sip_local *local)
     case XS__SIP_OUT_IDLE:
         break;
     }
-    int rc = tp->hop_transport == XS_SIP_TCP ? out_connect(tp) : out_udp_start(tp);
+    int rc = tp->hop_transport == XS_SIP_UDP ? out_udp_start(tp) : out_connect(tp);
     if (rc == 0)
         *local = tp->local;
     return rc;

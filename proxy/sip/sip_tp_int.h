@@ -14,6 +14,7 @@
 #include "net/connect.h"
 #include "net/link.h"
 #include "sip/sip_transport.h"
+#include "tls/tls.h"
 
 /* One datagram buffer per transport set: libuv calls the receive callback
  * right after the allocation, so the buffer is never shared between two
@@ -55,6 +56,7 @@ struct xs__sip_conn {
     struct xs_link *link; /* owned; frees itself and then calls conn_closed */
     uint64_t id;
     int outbound;
+    enum xs_sip_transport transport; /* XS_SIP_TCP or XS_SIP_TLS */
     int trusted;  /* exempt from the per-source cap (xs_sip_tp_limits.is_trusted) */
     int closing;  /* no more input is framed, no more writes are taken */
     int messages; /* complete messages framed so far */
@@ -116,9 +118,11 @@ void xs__sip_notify(struct xs_sip_tp *tp, int status);
 int xs__sip_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *addr,
                      const char *data, size_t len);
 /* Puts a connected TCP handle (taken: malloc()ed, closed and freed by the
- * link) on a link and links the connection into tp. NULL on OOM (tcp is
- * then closed and freed). */
-struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound);
+ * link) on a link and links the connection into tp; for XS_SIP_TLS starts
+ * TLS on it (server side when inbound, else client with the next hop's
+ * name as SNI). NULL on failure (tcp is then closed and freed). */
+struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound,
+                                      enum xs_sip_transport transport);
 /* Closes at once (what is queued gets the link's short grace). The
  * connection is freed from the link's close callback. */
 void xs__sip_conn_close(struct xs__sip_conn *c, int reason);

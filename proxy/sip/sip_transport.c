@@ -11,9 +11,9 @@
 #include "sip/sip_msg.h"
 #include "sip/sip_tp_int.h"
 
-static const char *tname(enum xs_sip_transport t)
+const char *xs_sip_tp_name(enum xs_sip_transport t)
 {
-    return t == XS_SIP_TCP ? "tcp" : "udp";
+    return t == XS_SIP_TLS ? "tls" : t == XS_SIP_TCP ? "tcp" : "udp";
 }
 
 /* What a libuv error is in the gateway's error space, for logs. */
@@ -52,6 +52,8 @@ void xs__sip_maybe_finish(struct xs_sip_tp *tp)
         return;
     void (*done)(void *) = tp->done;
     void *ud = tp->done_ud;
+    if (tp->lim.tls)
+        xs_tls_ctx_unref(tp->lim.tls);
     free(tp->listeners);
     free(tp);
     if (done)
@@ -184,10 +186,17 @@ static void conn_closed(void *ud, int reason)
     if (!c->outbound)
         tp->n_inbound--;
     if (c == tp->out_conn) {
-        /* The peer hung up or the link failed: nobody closed it on purpose. */
+        /* The peer hung up or the link failed: nobody closed it on purpose.
+         * Before the TLS handshake completed that is a failure to set up the
+         * way out (retrying at once would loop), after it a lost way out. */
+        int ready = tp->out == XS__SIP_OUT_READY;
         tp->out_conn = NULL;
         tp->out = XS__SIP_OUT_IDLE;
-        xs__sip_notify(tp, XS_ECLOSED);
+        if (!ready)
+            xs_log(XS_LOG_WARN, "sip.next_hop",
+                   "state=connect_failed transport=%s host=%s peer=%s reason=%s",
+                   xs_sip_tp_name(c->transport), tp->hop_host, c->desc, xs_errname(reason));
+        xs__sip_notify(tp, ready ? XS_ECLOSED : XS_ETLS);
     }
     xs_buf_free(&c->in);
     free(c);
@@ -320,7 +329,7 @@ static void conn_frame(struct xs__sip_conn *c)
         }
         if (len < c->need)
             break;
-        struct xs_sip_peer p = {.transport = XS_SIP_TCP, .sock = -1, .conn = c->id};
+        struct xs_sip_peer p = {.transport = c->transport, .sock = -1, .conn = c->id};
         p.addr = c->addr;
         snprintf(p.desc, sizeof p.desc, "%s", c->desc);
         size_t n = c->need;
@@ -350,12 +359,28 @@ static void conn_on_data(void *ud, const char *data, size_t len)
     }
 }
 
+/* Only the way out waits for this: it is ready once its handshake is. */
+static void conn_on_tls_ready(void *ud)
+{
+    struct xs__sip_conn *c = ud;
+    struct xs_sip_tp *tp = c->tp;
+    xs_log(XS_LOG_INFO, "sip.conn", "state=tls dir=%s peer=%s id=%llu tls=%s",
+           c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+           xs_link_tls_describe(c->link));
+    if (c == tp->out_conn && tp->out == XS__SIP_OUT_CONNECTING) {
+        tp->out = XS__SIP_OUT_READY;
+        xs__sip_notify(tp, 0);
+    }
+}
+
 static const struct xs_link_cbs conn_link_cbs = {
     .data = conn_on_data,
+    .tls_ready = conn_on_tls_ready,
     .closed = conn_closed,
 };
 
-struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound)
+struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound,
+                                      enum xs_sip_transport transport)
 {
     struct xs__sip_conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -374,6 +399,7 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     }
     c->tp = tp;
     c->outbound = outbound;
+    c->transport = transport;
     c->id = ++tp->next_conn_id;
     /* A whole message, plus what one read can bring beyond it. */
     xs_buf_init(&c->in, tp->lim.max_message + XS__SIP_DGRAM_MAX);
@@ -384,6 +410,15 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     tp->conns = c;
     if (!outbound)
         tp->n_inbound++;
+    if (transport == XS_SIP_TLS) {
+        int rc = tp->lim.tls ? xs_link_start_tls(c->link, tp->lim.tls, !outbound,
+                                                  outbound ? tp->hop_host : NULL)
+                             : XS_EINVAL;
+        if (rc != 0) {
+            xs__sip_conn_close(c, XS_ETLS);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -443,13 +478,14 @@ static void on_accept(uv_stream_t *server, int status)
         refuse(tcp, sa, "too many connections from this address");
         return;
     }
-    struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 0);
+    struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 0, l->transport);
     if (!c)
         return;
     c->trusted = trusted;
     conn_arm_idle(c);
-    xs_log(XS_LOG_INFO, "sip.conn", "state=open dir=in peer=%s id=%llu%s", c->desc,
-           (unsigned long long)c->id, trusted ? " trusted=1" : "");
+    xs_log(XS_LOG_INFO, "sip.conn", "state=open dir=in transport=%s peer=%s id=%llu%s",
+           xs_sip_tp_name(c->transport), c->desc, (unsigned long long)c->id,
+           trusted ? " trusted=1" : "");
 }
 
 /* ---- the set ---- */
@@ -459,7 +495,7 @@ int xs_sip_tp_reply(struct xs_sip_tp *tp, const struct xs_sip_peer *to, const ch
 {
     if (tp->closing)
         return XS_ECLOSED;
-    if (to->transport == XS_SIP_TCP) {
+    if (to->transport != XS_SIP_UDP) {
         for (struct xs__sip_conn *c = tp->conns; c; c = c->next)
             if (c->id == to->conn)
                 return xs__sip_conn_write(c, data, len);
@@ -487,13 +523,18 @@ static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
         xs_log(XS_LOG_ERROR, "sip.listen",
                "transport=%s host=%s result=failed "
                "reason=\"listen host must be an IP address\"",
-               tname(ep->transport), ep->host ? ep->host : "-");
+               xs_sip_tp_name(ep->transport), ep->host ? ep->host : "-");
+        return XS_EINVAL;
+    }
+    if (ep->transport == XS_SIP_TLS && !tp->lim.tls) {
+        xs_log(XS_LOG_ERROR, "sip.listen",
+               "transport=tls host=%s result=failed reason=\"no TLS certificate\"", ep->host);
         return XS_EINVAL;
     }
     int rc;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
-    if (ep->transport == XS_SIP_TCP) {
+    if (ep->transport != XS_SIP_UDP) {
         rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
         rc = rc ? rc : uv_listen((uv_stream_t *)&l->h.tcp, XS__SIP_LISTEN_BACKLOG, on_accept);
         rc = rc ? rc : uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&bound, &blen);
@@ -506,13 +547,13 @@ static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
         char desc[XS_NET_ADDR_STRLEN];
         xs_log(XS_LOG_ERROR, "sip.listen",
                "transport=%s addr=%s result=failed reason=%s detail=\"%s\"",
-               tname(ep->transport), xs_net_addr_format((struct sockaddr *)&ss, desc, sizeof desc),
+               xs_sip_tp_name(ep->transport), xs_net_addr_format((struct sockaddr *)&ss, desc, sizeof desc),
                xs_errname(from_uv(rc)), uv_strerror(rc));
         return XS_EIO;
     }
     char desc[XS_NET_ADDR_STRLEN];
     l->port = xs_net_addr_ip((struct sockaddr *)&bound, desc, sizeof desc);
-    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok", tname(ep->transport),
+    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok", xs_sip_tp_name(ep->transport),
            xs_net_addr_format((struct sockaddr *)&bound, desc, sizeof desc));
     return 0;
 }
@@ -522,7 +563,7 @@ static void set_hop(struct xs_sip_tp *tp, const struct xs_sip_endpoint *ep)
     tp->hop_host[0] = '\0';
     if (ep && ep->host && ep->host[0]) {
         snprintf(tp->hop_host, sizeof tp->hop_host, "%s", ep->host);
-        tp->hop_port = ep->port > 0 ? ep->port : 5060;
+        tp->hop_port = ep->port > 0 ? ep->port : ep->transport == XS_SIP_TLS ? 5061 : 5060;
         tp->hop_transport = ep->transport;
     }
 }
@@ -537,6 +578,8 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         return XS_ENOMEM;
     tp->loop = loop;
     tp->lim = *lim;
+    if (tp->lim.tls)
+        xs_tls_ctx_ref(tp->lim.tls);
     tp->cbs = *cbs;
     tp->ud = ud;
     set_hop(tp, &cfg->sip_next_hop);
@@ -553,7 +596,7 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         l->tp = tp;
         l->index = (int)i;
         l->transport = cfg->sip_listen[i].transport;
-        if (l->transport == XS_SIP_TCP)
+        if (l->transport != XS_SIP_UDP)
             uv_tcp_init(loop, &l->h.tcp);
         else
             uv_udp_init(loop, &l->h.udp);
@@ -573,6 +616,10 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
 void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim,
                            const struct xs_sip_endpoint *ep)
 {
+    if (lim->tls)
+        xs_tls_ctx_ref(lim->tls);
+    if (tp->lim.tls)
+        xs_tls_ctx_unref(tp->lim.tls);
     tp->lim = *lim;
     char host[sizeof tp->hop_host];
     int port = tp->hop_port;
@@ -581,7 +628,8 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
     set_hop(tp, ep);
     if (strcmp(host, tp->hop_host) != 0 || port != tp->hop_port || t != tp->hop_transport) {
         xs_log(XS_LOG_INFO, "sip.next_hop", "state=changed host=%s transport=%s port=%d",
-               tp->hop_host[0] ? tp->hop_host : "-", tname(tp->hop_transport), tp->hop_port);
+               tp->hop_host[0] ? tp->hop_host : "-", xs_sip_tp_name(tp->hop_transport),
+               tp->hop_port);
         xs__sip_out_drop(tp);
     }
 }

@@ -19,7 +19,7 @@
 struct xs_sip_peer {
     enum xs_sip_transport transport;
     int sock;      /* UDP: listener index, or -1 for the next-hop socket */
-    uint64_t conn; /* TCP: connection id (ids are never reused) */
+    uint64_t conn; /* TCP, TLS: connection id (ids are never reused) */
     struct sockaddr_storage addr;
     char desc[64]; /* "ip:port", for logs */
 };
@@ -54,6 +54,10 @@ struct xs_sip_tp_limits {
     unsigned connect_ms;    /* deadline for reaching the next hop over TCP, shared
                              * out among its addresses (0: the kernel's) */
     const char *warn_host;  /* agent for Warning headers on framing errors (borrowed, kept) */
+    /* Certificate for tls: listeners and context for a tls: next hop (the
+     * transport holds its own reference); NULL when there is none, and then
+     * tls: endpoints fail. Peer certificates are not verified yet. */
+    struct xs_tls_ctx *tls;
     /* Peers exempt from max_per_source and first_idle_ms (the partner ACL);
      * NULL: nobody is. Called at accept with the peer's address (borrowed). */
     int (*is_trusted)(void *ud, const struct sockaddr *sa);
@@ -61,6 +65,10 @@ struct xs_sip_tp_limits {
 };
 
 struct xs_sip_tp;
+struct xs_tls_ctx;
+
+/* "udp", "tcp" or "tls", for logs. */
+const char *xs_sip_tp_name(enum xs_sip_transport t);
 
 /* Binds every listener in cfg->sip_listen; `lim` and `cbs` are copied.
  * Returns 0 or a negative XS_E* (after logging which listener failed). */

@@ -200,7 +200,7 @@ static void server_final(struct xs_sip_txn *x, int status, const char *warn, con
         return;
     }
     server_send(x);
-    if (x->peer.transport == XS_SIP_TCP) {
+    if (x->peer.transport != XS_SIP_UDP) {
         txn_destroy(x);
         return;
     }
@@ -355,7 +355,9 @@ static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
 {
     struct xs_sip *sip = x->sip;
     struct xs_sip_req_params p = {
-        .transport = local->transport == XS_SIP_TCP ? "TCP" : "UDP",
+        .transport = local->transport == XS_SIP_TLS   ? "TLS"
+                     : local->transport == XS_SIP_TCP ? "TCP"
+                                                      : "UDP",
         .via_host = local->host,
         .via_port = local->port,
         .branch = x->branch,
@@ -523,7 +525,7 @@ static void on_hop_change(struct xs_sip_txn *x, int status)
             client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
                           status == XS_EDNS ? "SIP next hop does not resolve"
                                             : "SIP next hop refused the connection");
-    } else if (status == XS_ECLOSED && x->transport == XS_SIP_TCP && x->state != XS_TXN_COMPLETED) {
+    } else if (status == XS_ECLOSED && x->transport != XS_SIP_UDP && x->state != XS_TXN_COMPLETED) {
         client_finish(x, XS_COND_SERVICE_UNAVAILABLE, "connection to the SIP next hop lost");
     }
 }

@@ -11,10 +11,13 @@
 #include "sip/sip_msg.h"
 #include "sip/sip_transport.h"
 #include "sip_testutil.h"
+#include "tls/tls.h"
 
 struct upper {
     int messages;
     size_t last_len;
+    char last[4096];
+    struct xs_sip_peer from;
     int hops;
     int hop_status;
 };
@@ -25,6 +28,10 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     struct upper *u = ud;
     u->messages++;
     u->last_len = len;
+    u->from = *from;
+    size_t n = len < sizeof u->last - 1 ? len : sizeof u->last - 1;
+    memcpy(u->last, data, n);
+    u->last[n] = '\0';
 }
 
 static void on_next_hop(void *ud, int status)
@@ -328,6 +335,113 @@ static void test_connection_caps(uv_loop_t *loop)
     CHECK(closed);
 }
 
+/* SIP over TLS: a transport set whose next hop is tls:127.0.0.1:<port of
+ * another set's tls: listener>. A MESSAGE goes out, arrives as TLS, and
+ * the answer comes back on the same connection. A TLS next hop that does
+ * not speak TLS fails once, without a reconnect loop. */
+static void test_tls(uv_loop_t *loop)
+{
+    const char *names[] = {"sip.test"};
+    char err[256];
+    struct xs_tls_ctx *ctx = NULL;
+    CHECK(xs_tls_ctx_new(NULL, NULL, names, 1, &ctx, err, sizeof err) == 0);
+    if (!ctx)
+        return;
+    struct xs_sip_tp_limits lim;
+    default_limits(&lim);
+    struct upper ua = {0}, ub = {0};
+
+    /* A tls: listener needs a certificate. */
+    struct test_cfg ta;
+    test_cfg_init(&ta, NULL, 0, XS_SIP_UDP);
+    ta.listen[1].transport = XS_SIP_TLS;
+    struct xs_sip_tp *a = NULL;
+    CHECK(xs_sip_tp_start(loop, &ta.cfg, &lim, &cbs, &ua, &a) == XS_EINVAL && !a);
+    pump(loop, 5);
+
+    lim.tls = ctx;
+    lim.first_idle_ms = 200;
+    CHECK(xs_sip_tp_start(loop, &ta.cfg, &lim, &cbs, &ua, &a) == 0);
+    if (!a)
+        return;
+    struct test_cfg tb;
+    test_cfg_init(&tb, "127.0.0.1", xs_sip_tp_port(a, 1), XS_SIP_TLS);
+    struct xs_sip_tp *b = NULL;
+    CHECK(xs_sip_tp_start(loop, &tb.cfg, &lim, &cbs, &ub, &b) == 0);
+    /* The transport holds its own reference: dropping ours is safe. */
+    xs_tls_ctx_unref(ctx);
+    if (!b)
+        return;
+
+    struct xs_sip_local local;
+    CHECK(xs_sip_tp_next_hop(b, &local) == XS_EAGAIN);
+    for (int i = 0; i < 2000 && ub.hops == 0; i++)
+        pump(loop, 1);
+    CHECK(ub.hops == 1 && ub.hop_status == 0);
+    CHECK(xs_sip_tp_next_hop(b, &local) == 0 && local.transport == XS_SIP_TLS);
+
+    char m[2048];
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKtls1", local.port,
+                            "Call-ID: tls1\r\nContent-Type: text/plain\r\n", "over TLS");
+    CHECK(xs_sip_tp_send_next_hop(b, m, n) == 0);
+    for (int i = 0; i < 1000 && ua.messages == 0; i++)
+        pump(loop, 1);
+    CHECK(ua.messages == 1 && ua.last_len == n && memcmp(ua.last, m, n) == 0);
+    CHECK(ua.from.transport == XS_SIP_TLS);
+    CHECK(strncmp(ua.from.desc, "127.0.0.1:", 10) == 0);
+
+    const char *ok = "SIP/2.0 200 OK\r\nCall-ID: tls1\r\nContent-Length: 0\r\n\r\n";
+    CHECK(xs_sip_tp_reply(a, &ua.from, ok, strlen(ok)) == 0);
+    for (int i = 0; i < 1000 && ub.messages == 0; i++)
+        pump(loop, 1);
+    CHECK(ub.messages == 1 && strcmp(ub.last, ok) == 0 && ub.from.transport == XS_SIP_TLS);
+
+    /* A TLS next hop that is plain TCP: the handshake never completes, the
+     * far end gives up on the bytes it cannot frame, and the way out fails
+     * once with XS_ETLS. */
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_endpoint plain = {XS_SIP_TLS, "127.0.0.1", 0};
+    struct xs_sip_tp *c = NULL;
+    struct upper uc = {0};
+    struct test_cfg td;
+    test_cfg_init(&td, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_tp *d = NULL;
+    lim.tls = NULL;
+    struct upper ud = {0};
+    CHECK(xs_sip_tp_start(loop, &td.cfg, &lim, &cbs, &ud, &d) == 0);
+    if (d) {
+        plain.port = xs_sip_tp_port(d, 1);
+        tc.cfg.sip_next_hop = plain;
+        struct xs_sip_tp_limits lc;
+        default_limits(&lc);
+        CHECK(xs_tls_ctx_new(NULL, NULL, names, 1, &lc.tls, err, sizeof err) == 0);
+        CHECK(xs_sip_tp_start(loop, &tc.cfg, &lc, &cbs, &uc, &c) == 0);
+        xs_tls_ctx_unref(lc.tls);
+    }
+    if (c) {
+        CHECK(xs_sip_tp_next_hop(c, &local) == XS_EAGAIN);
+        for (int i = 0; i < 2000 && uc.hops == 0; i++)
+            pump(loop, 1);
+        CHECK(uc.hops == 1 && uc.hop_status == XS_ETLS);
+        pump(loop, 100);
+        CHECK(uc.hops == 1);
+    }
+
+    int done = 0;
+    struct xs_sip_tp *all[] = {a, b, c, d};
+    for (size_t i = 0; i < 4; i++) {
+        if (!all[i])
+            continue;
+        closed = 0;
+        xs_sip_tp_close(all[i], on_closed, NULL);
+        for (int k = 0; k < 3000 && !closed; k++)
+            pump(loop, 1);
+        done += closed;
+    }
+    CHECK(done == (c ? 4 : 3));
+}
+
 int main(void)
 {
     xs_log_set_level(XS_LOG_ERROR);
@@ -336,6 +450,7 @@ int main(void)
     test_bytewise_framing(&loop);
     test_next_hop_deadline(&loop);
     test_connection_caps(&loop);
+    test_tls(&loop);
     CHECK(uv_loop_close(&loop) == 0);
     return check_report("test_sip_transport");
 }
