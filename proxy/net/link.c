@@ -20,12 +20,17 @@ struct xs_link {
      * is closing: never both, so one handle serves. */
     uv_timer_t grace;
     struct xs_link_cbs cbs;
+    void (*on_flushed)(void *ud);
     void *ud;
     struct xs_tls *tls;
     int tls_ready;
     /* Bytes waiting to be written, and the bytes of the one write in flight. */
     struct xs_buf pending;
     struct xs_buf inflight;
+    /* Plaintext offsets (see xs_link_flushed): everything accepted before
+     * the write in flight started is covered by it, so its completion moves
+     * `flushed` to `inflight_end`. */
+    uint64_t accepted, flushed, inflight_end;
     int writing;
     int closing;
     int close_reason;
@@ -45,15 +50,16 @@ static void link_flush(struct xs_link *l);
 static void link_fail(struct xs_link *l, int reason);
 static void link_drained(struct xs_link *l);
 
+/* The tcp handle is freed with the link, not in its own close callback, so
+ * l->tcp never dangles while the grace timer is still closing. */
 static void on_handle_closed(uv_handle_t *h)
 {
     struct xs_link *l = h->data;
-    if (h == (uv_handle_t *)l->tcp)
-        free(l->tcp);
     if (--l->handles_open > 0)
         return;
     if (l->cbs.closed)
         l->cbs.closed(l->ud, l->close_reason);
+    free(l->tcp);
     if (l->tls)
         xs_tls_free(l->tls);
     xs_buf_free(&l->pending);
@@ -72,7 +78,11 @@ static void link_close_now(struct xs_link *l)
 
 static void on_grace(uv_timer_t *t)
 {
-    link_close_now(t->data);
+    struct xs_link *l = t->data;
+    /* Bytes still queued are dropped: the close is no longer an orderly one. */
+    if (l->writing || l->pending.len > 0)
+        l->close_reason = XS_ETIMEOUT;
+    link_close_now(l);
 }
 
 void xs_link_close(struct xs_link *l, int reason)
@@ -139,6 +149,11 @@ static void on_write(uv_write_t *req, int status)
             link_fail(l, XS_EIO);
         return;
     }
+    if (l->inflight_end > l->flushed) {
+        l->flushed = l->inflight_end;
+        if (l->on_flushed && !uv_is_closing((uv_handle_t *)l->tcp))
+            l->on_flushed(l->ud);
+    }
     link_flush(l);
     if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
         link_drained(l);
@@ -164,6 +179,7 @@ static void link_flush(struct xs_link *l)
     struct xs_buf tmp = l->inflight;
     l->inflight = l->pending;
     l->pending = tmp;
+    l->inflight_end = l->accepted;
     uv_buf_t b = uv_buf_init(l->inflight.data, (unsigned int)l->inflight.len);
     l->wreq.data = l;
     if (uv_write(&l->wreq, (uv_stream_t *)l->tcp, &b, 1, on_write) != 0) {
@@ -214,11 +230,27 @@ int xs_link_write(struct xs_link *l, const char *data, size_t len)
         rc = xs_buf_append(&l->pending, data, len);
     if (rc != 0)
         return rc;
+    /* Counted before the flush, which may put these bytes in flight at once. */
+    l->accepted += len;
     link_touch(l);
     link_flush(l);
     return l->closing ? XS_ECLOSED : 0;
 }
 
+uint64_t xs_link_accepted(const struct xs_link *l)
+{
+    return l->accepted;
+}
+
+uint64_t xs_link_flushed(const struct xs_link *l)
+{
+    return l->flushed;
+}
+
+void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud))
+{
+    l->on_flushed = cb;
+}
 static void tls_drain(struct xs_link *l);
 
 static void tls_input(struct xs_link *l, const char *data, size_t len)

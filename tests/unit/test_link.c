@@ -197,6 +197,104 @@ static void test_output_bound(void)
     CHECK(bound_closed);
 }
 
+/* Offsets: what the link accepted is counted at once, what the kernel took
+ * only as it takes it. A reader that never reads holds `flushed` back; once
+ * it reads, `flushed` catches up and the callback says so. A close while
+ * bytes are still stuck ends with XS_ETIMEOUT, not as an orderly close. */
+#define STUCK_TOTAL (24u << 20)
+static struct xs_link *stuck_link;
+static uv_tcp_t *stuck_reader;
+static uv_timer_t stuck_timer;
+static int stuck_phase, stuck_flushed_calls, stuck_closed, stuck_reason;
+static uint64_t stuck_flushed_while_stalled;
+static char stuck_rbuf[65536];
+
+static void stuck_closed_cb(void *ud, int reason)
+{
+    stuck_closed = 1;
+    stuck_reason = reason;
+    uv_close((uv_handle_t *)&listener, NULL);
+    uv_close((uv_handle_t *)&stuck_timer, NULL);
+    uv_close((uv_handle_t *)stuck_reader, (uv_close_cb)free);
+}
+
+static const struct xs_link_cbs stuck_cbs = {bound_data, NULL, stuck_closed_cb};
+
+static void stuck_on_flushed(void *ud)
+{
+    stuck_flushed_calls++;
+    CHECK(xs_link_flushed(stuck_link) <= xs_link_accepted(stuck_link));
+}
+
+static void stuck_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    *b = uv_buf_init(stuck_rbuf, sizeof stuck_rbuf);
+}
+
+static void stuck_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+}
+
+static void stuck_tick(uv_timer_t *t)
+{
+    if (stuck_phase == 0) {
+        /* The reader has not read a byte: not everything can have left. */
+        stuck_flushed_while_stalled = xs_link_flushed(stuck_link);
+        CHECK(xs_link_accepted(stuck_link) == STUCK_TOTAL);
+        CHECK(stuck_flushed_while_stalled < STUCK_TOTAL);
+        stuck_phase = 1;
+        uv_read_start((uv_stream_t *)stuck_reader, stuck_alloc, stuck_read);
+        uv_timer_start(&stuck_timer, stuck_tick, 50, 50);
+    } else if (stuck_phase == 1 && xs_link_flushed(stuck_link) == STUCK_TOTAL) {
+        /* Now stall again with more queued, and close: the grace runs out. */
+        stuck_phase = 2;
+        uv_timer_stop(&stuck_timer);
+        uv_read_stop((uv_stream_t *)stuck_reader);
+        char *chunk = calloc(1, 1 << 20);
+        for (int i = 0; i < 24; i++)
+            CHECK(xs_link_write(stuck_link, chunk, 1 << 20) == 0);
+        free(chunk);
+        xs_link_close(stuck_link, XS_OK);
+    }
+}
+
+static void stuck_accept(uv_stream_t *s, int status)
+{
+    stuck_reader = malloc(sizeof *stuck_reader);
+    uv_tcp_init(loop, stuck_reader);
+    CHECK(uv_accept(s, (uv_stream_t *)stuck_reader) == 0);
+}
+
+static void stuck_connected(uv_connect_t *req, int status)
+{
+    CHECK(status == 0);
+    stuck_link = xs_link_new((uv_tcp_t *)req->handle, &stuck_cbs, NULL, 64u << 20);
+    free(req);
+    xs_link_on_flushed(stuck_link, stuck_on_flushed);
+    char *chunk = calloc(1, 1 << 20);
+    for (unsigned i = 0; i < STUCK_TOTAL >> 20; i++)
+        CHECK(xs_link_write(stuck_link, chunk, 1 << 20) == 0);
+    free(chunk);
+    CHECK(xs_link_flushed(stuck_link) < xs_link_accepted(stuck_link));
+    uv_timer_start(&stuck_timer, stuck_tick, 300, 0);
+}
+
+static void test_flushed_offsets(void)
+{
+    int port = listen_any(&listener, stuck_accept);
+    uv_timer_init(loop, &stuck_timer);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", port, &addr);
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    uv_connect_t *req = malloc(sizeof *req);
+    CHECK(uv_tcp_connect(req, tcp, (struct sockaddr *)&addr, stuck_connected) == 0);
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHECK(stuck_phase == 2);
+    CHECK(stuck_flushed_calls > 0);
+    CHECK(stuck_closed && stuck_reason == XS_ETIMEOUT);
+}
+
 /* ---- one link against a plain socket ---- */
 
 struct probe {
@@ -397,6 +495,7 @@ int main(void)
     CHECK(xs_tls_ctx_new(NULL, NULL, names, 1, &ctx, err, sizeof err) == 0);
     test_starttls_and_bulk();
     test_output_bound();
+    test_flushed_offsets();
     test_idle();
     test_pause_resume();
     test_half_close();
