@@ -30,10 +30,21 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_tcp_per_source = 16;
 }
 
+/* The transports exempt trusted peers from the per-source TCP cap and the
+ * first-message timeout. sip->trusted is replaced on reload, so they ask
+ * through sip rather than hold the list. */
+static int peer_trusted(void *ud, const struct sockaddr *sa)
+{
+    const struct xs_sip *sip = ud;
+    return xs_sip_acl_allows(sip->trusted, sa);
+}
+
 static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
 {
-    /* Fields not named here (the trusted-peer hook, say) stay off. */
+    /* Fields not named here stay off. */
     memset(lim, 0, sizeof *lim);
+    lim->is_trusted = peer_trusted;
+    lim->trusted_ud = (void *)sip;
     lim->max_message = sip->max_message;
     lim->max_conns = sip->opts.max_tcp_conns;
     lim->out_max = sip->opts.tcp_out_max;

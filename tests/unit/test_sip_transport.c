@@ -208,33 +208,6 @@ static void test_next_hop_deadline(uv_loop_t *loop)
     close(lfd);
 }
 
-/* A TCP peer whose source address is `src` (any 127/8 address works on
- * loopback), so one test can play several sources. */
-static int tcp_peer_from(const char *src, int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, src, &a.sin_addr);
-    struct sockaddr_in d = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        connect(fd, (struct sockaddr *)&d, sizeof d) != 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    return fd;
-}
-
-/* 1 when the gateway closed the connection (EOF or reset) by now. */
-static int hung_up(int fd)
-{
-    char b[256];
-    ssize_t r = recv(fd, b, sizeof b, 0);
-    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
 /* The stand-in for the partner ACL: 127.0.0.3 is a trusted edge proxy. */
 static int trust_stub(void *ud, const struct sockaddr *sa)
 {
@@ -273,7 +246,7 @@ static void test_connection_caps(uv_loop_t *loop)
     static int flood[FLOOD];
     int opened = 0;
     for (int i = 0; i < FLOOD; i++) {
-        flood[i] = tcp_peer_from("127.0.0.1", port);
+        flood[i] = tcp_peer_at("127.0.0.1", port);
         opened += flood[i] >= 0;
         uv_run(loop, UV_RUN_NOWAIT);
     }
@@ -286,7 +259,7 @@ static void test_connection_caps(uv_loop_t *loop)
     CHECK(asked == FLOOD);
 
     /* Another source is served while the flood holds its 16. */
-    int other = tcp_peer_from("127.0.0.2", port);
+    int other = tcp_peer_at("127.0.0.2", port);
     CHECK(other >= 0);
     char m[2048];
     size_t n = make_request(m, sizeof m, "OPTIONS", "z9hG4bKc1", 5060, "Call-ID: c1\r\n", NULL);
@@ -298,7 +271,7 @@ static void test_connection_caps(uv_loop_t *loop)
     /* A trusted source may open more than 16, and idles longer. */
     int trusted[20];
     for (int i = 0; i < 20; i++)
-        trusted[i] = tcp_peer_from("127.0.0.3", port);
+        trusted[i] = tcp_peer_at("127.0.0.3", port);
     pump(loop, 50);
     int trusted_open = 0;
     for (int i = 0; i < 20; i++)
@@ -317,7 +290,7 @@ static void test_connection_caps(uv_loop_t *loop)
     for (int i = 0; i < 20; i++)
         trusted_open += trusted[i] >= 0 && !hung_up(trusted[i]);
     CHECK(trusted_open == 20);
-    int again = tcp_peer_from("127.0.0.1", port);
+    int again = tcp_peer_at("127.0.0.1", port);
     pump(loop, 30);
     CHECK(again >= 0 && !hung_up(again));
 
