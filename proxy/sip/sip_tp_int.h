@@ -48,9 +48,9 @@ struct xs__sip_listener {
 
 /* One TCP connection, in or out, on an xs_link. Framing state is kept
  * between reads so each read costs what it brought, not what is buffered
- * (audit L2): `scanned` bytes after `start` are known to hold no CRLFCRLF,
- * and `need` is the whole message's length once its header section has
- * been read. */
+ * (audit L2): the first `scanned` bytes of `in` are known to hold no
+ * CRLFCRLF, and `need` is the whole message's length once its header
+ * section has been read. */
 struct xs__sip_conn {
     struct xs_sip_tp *tp;
     struct xs_link *link; /* owned; frees itself and then calls conn_closed */
@@ -61,9 +61,8 @@ struct xs__sip_conn {
     int closing;  /* no more input is framed, no more writes are taken */
     int messages; /* complete messages framed so far */
     struct xs_buf in;
-    size_t start;   /* bytes of `in` already handed up, dropped once per read */
-    size_t scanned; /* bytes after start searched for the header end in vain */
-    size_t need;    /* length of the message at start once known, else 0 */
+    size_t scanned; /* bytes of `in` searched for the header end in vain */
+    size_t need;    /* length of the message at the head of `in` once known, else 0 */
     struct xs__sip_conn *prev, *next;
     struct sockaddr_storage addr;
     char desc[XS_NET_ADDR_STRLEN];
