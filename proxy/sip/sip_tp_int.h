@@ -22,6 +22,9 @@
  * the link's own buffer. */
 #define XS__SIP_DGRAM_MAX 65536
 #define XS__SIP_LISTEN_BACKLOG 128
+/* Refused connections are logged at most this many times a second; a
+ * flood must not become a log flood. */
+#define XS__SIP_REFUSALS_LOGGED_PER_S 10
 /* Keepalive probes on the connection to the next hop, so a peer that
  * vanished without a FIN is noticed while no request is outstanding. */
 #define XS__SIP_KEEPALIVE_S 60
@@ -60,6 +63,7 @@ struct xs__sip_conn {
     int trusted;  /* exempt from the per-source cap (xs_sip_tp_limits.is_trusted) */
     int closing;  /* no more input is framed, no more writes are taken */
     int messages; /* complete messages framed so far */
+    uint64_t opened; /* loop ms at accept */
     struct xs_buf in;
     size_t scanned; /* bytes of `in` searched for the header end in vain */
     size_t need;    /* length of the message at the head of `in` once known, else 0 */
@@ -84,6 +88,9 @@ struct xs_sip_tp {
     struct xs__sip_conn *conns;
     size_t n_inbound;
     uint64_t next_conn_id;
+    uint64_t refuse_window; /* loop ms when the current second of refusal logging began */
+    unsigned refuse_lines;
+    unsigned long long refuse_unlogged;
     uv_timer_t keep; /* so close always ends in a close callback */
 
     char hop_host[256];

@@ -356,6 +356,15 @@ static void conn_on_data(void *ud, const char *data, size_t len)
         return;
     }
     conn_frame(c);
+    /* The idle timer catches silence; this catches a trickle, a byte now
+     * and then, that would hold the slot without ever making a request. */
+    const struct xs_sip_tp_limits *lim = &c->tp->lim;
+    if (!c->closing && !c->outbound && !c->trusted && c->messages == 0 && lim->first_idle_ms &&
+        uv_now(c->tp->loop) - c->opened >= lim->first_idle_ms) {
+        xs_log(XS_LOG_INFO, "sip.conn", "state=slow dir=in peer=%s id=%llu bytes=%zu", c->desc,
+               (unsigned long long)c->id, c->in.len);
+        xs__sip_conn_close(c, XS_ETIMEOUT);
+    }
 }
 
 /* Only the way out waits for this: it is ready once its handshake is. */
@@ -432,13 +441,27 @@ static size_t from_same_source(const struct xs_sip_tp *tp, const struct sockaddr
     return n;
 }
 
-/* Refuses a connection before any link is built for it. */
-static void refuse(uv_tcp_t *tcp, const struct sockaddr *sa, const char *why)
+/* Refuses a connection before any link is built for it, logging at most
+ * XS__SIP_REFUSALS_LOGGED_PER_S lines a second (with how many went
+ * unlogged since the last line). */
+static void refuse(struct xs_sip_tp *tp, uv_tcp_t *tcp, const struct sockaddr *sa,
+                   const char *why)
 {
-    char desc[XS_NET_ADDR_STRLEN];
-    xs_log(XS_LOG_WARN, "sip.refused", "transport=tcp peer=%s reason=\"%s\"",
-           xs_net_addr_format(sa, desc, sizeof desc), why);
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    uint64_t now = uv_now(tp->loop);
+    if (now - tp->refuse_window >= 1000) {
+        tp->refuse_window = now;
+        tp->refuse_lines = 0;
+    }
+    if (tp->refuse_lines >= XS__SIP_REFUSALS_LOGGED_PER_S) {
+        tp->refuse_unlogged++;
+        return;
+    }
+    tp->refuse_lines++;
+    char desc[XS_NET_ADDR_STRLEN];
+    xs_log(XS_LOG_WARN, "sip.refused", "transport=tcp peer=%s reason=\"%s\" unlogged=%llu",
+           xs_net_addr_format(sa, desc, sizeof desc), why, tp->refuse_unlogged);
+    tp->refuse_unlogged = 0;
 }
 
 static void on_accept(uv_stream_t *server, int status)
@@ -469,18 +492,19 @@ static void on_accept(uv_stream_t *server, int status)
     const struct sockaddr *sa = (const struct sockaddr *)&ss;
     int trusted = tp->lim.is_trusted && tp->lim.is_trusted(tp->lim.trusted_ud, sa);
     if (tp->n_inbound >= tp->lim.max_conns) {
-        refuse(tcp, sa, "too many connections");
+        refuse(tp, tcp, sa, "too many connections");
         return;
     }
     if (!trusted && tp->lim.max_per_source &&
         from_same_source(tp, sa) >= tp->lim.max_per_source) {
-        refuse(tcp, sa, "too many connections from this address");
+        refuse(tp, tcp, sa, "too many connections from this address");
         return;
     }
     struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 0, l->transport);
     if (!c)
         return;
     c->trusted = trusted;
+    c->opened = uv_now(tp->loop);
     conn_arm_idle(c);
     xs_log(XS_LOG_INFO, "sip.conn", "state=open dir=in transport=%s peer=%s id=%llu%s",
            xs_sip_tp_name(c->transport), c->desc, (unsigned long long)c->id,

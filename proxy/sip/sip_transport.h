@@ -50,7 +50,8 @@ struct xs_sip_tp_limits {
     size_t out_max;         /* bytes queued for writing per TCP connection */
     unsigned idle_ms;       /* TCP connection idle timeout */
     unsigned first_idle_ms; /* the same until an inbound connection brought a whole
-                             * message (at most idle_ms; 0: idle_ms) */
+                             * message (at most idle_ms; 0: idle_ms), and the time
+                             * it has from accept to bring one */
     unsigned connect_ms;    /* deadline for reaching the next hop over TCP, shared
                              * out among its addresses (0: the kernel's) */
     const char *warn_host;  /* agent for Warning headers on framing errors (borrowed, kept) */

@@ -278,9 +278,20 @@ static void test_connection_caps(uv_loop_t *loop)
         trusted_open += trusted[i] >= 0 && !hung_up(trusted[i]);
     CHECK(trusted_open == 20);
 
-    /* After the short timeout the flood is gone, and so are its slots; the
-     * connection that sent a whole message is on the long timeout. */
-    pump(loop, 500);
+    /* After the short timeout the flood is gone, and so are its slots; so
+     * is a source trickling a byte every 50 ms that never completes a
+     * request. The connection that sent a whole message is on the long
+     * timeout. */
+    int slow = tcp_peer_at("127.0.0.4", port);
+    CHECK(slow >= 0);
+    int slow_sent = 0;
+    for (int i = 0; i < 10; i++) {
+        slow_sent += send(slow, "O", 1, MSG_NOSIGNAL) == 1;
+        pump(loop, 50);
+    }
+    CHECK(slow_sent >= 8);
+    CHECK(hung_up(slow));
+    close(slow);
     int still = 0;
     for (int i = 0; i < FLOOD; i++)
         still += flood[i] >= 0 && !hung_up(flood[i]);
