@@ -63,6 +63,8 @@ struct xs__sip_conn {
     int trusted;  /* exempt from the per-source cap (xs_sip_tp_limits.is_trusted) */
     int closing;  /* no more input is framed, no more writes are taken */
     int messages; /* complete messages framed so far */
+    int paused;   /* not read nor framed while too much of our output waits for the peer */
+    int framing;  /* inside conn_frame: a resume must not frame again */
     uint64_t opened; /* loop ms at accept */
     struct xs_buf in;
     size_t scanned; /* bytes of `in` searched for the header end in vain */

@@ -235,6 +235,40 @@ static void conn_hang_up(struct xs__sip_conn *c, int reason)
     xs_link_shutdown(c->link, reason);
 }
 
+/* Convention 9: a peer that does not take our answers is not read
+ * either, so it cannot make us queue more for it; reading resumes once
+ * what waits for it is down to a quarter of the bound. The idle timer still
+ * runs, so a peer that takes nothing at all is dropped. */
+static void conn_backpressure(struct xs__sip_conn *c)
+{
+    if (c->closing)
+        return;
+    uint64_t queued = xs_link_accepted(c->link) - xs_link_flushed(c->link);
+    uint64_t high = c->tp->lim.out_max / 2;
+    if (!c->paused && queued > high) {
+        c->paused = 1;
+        xs_log(XS_LOG_INFO, "sip.conn", "state=paused dir=%s peer=%s id=%llu queued=%llu",
+               c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+               (unsigned long long)queued);
+        xs_link_pause(c->link);
+    } else if (c->paused && queued <= high / 2) {
+        c->paused = 0;
+        xs_link_resume(c->link);
+    }
+}
+
+static void conn_frame(struct xs__sip_conn *c);
+
+static void conn_on_flushed(void *ud)
+{
+    struct xs__sip_conn *c = ud;
+    int was = c->paused;
+    conn_backpressure(c);
+    /* Messages read before the pause wait in `in`. */
+    if (was && !c->paused && !c->framing)
+        conn_frame(c);
+}
+
 int xs__sip_conn_write(struct xs__sip_conn *c, const char *data, size_t len)
 {
     if (c->closing)
@@ -242,6 +276,8 @@ int xs__sip_conn_write(struct xs__sip_conn *c, const char *data, size_t len)
     int rc = xs_link_write(c->link, data, len);
     if (rc == XS_ELIMIT)
         xs__sip_conn_close(c, XS_ELIMIT);
+    else if (rc == 0)
+        conn_backpressure(c);
     return rc;
 }
 
@@ -300,7 +336,8 @@ static void conn_frame(struct xs__sip_conn *c)
 {
     struct xs_sip_tp *tp = c->tp;
     size_t max = tp->lim.max_message;
-    while (!c->closing && !tp->closing) {
+    c->framing = 1;
+    while (!c->closing && !tp->closing && !c->paused) {
         if (c->need == 0) {
             /* CRLF keepalives between messages (RFC 5626 §3.5.1). */
             size_t skip = 0;
@@ -344,6 +381,7 @@ static void conn_frame(struct xs__sip_conn *c)
          * of pipelined messages costs no memmove per message. */
         xs_buf_consume(&c->in, n);
     }
+    c->framing = 0;
 }
 
 static void conn_on_data(void *ud, const char *data, size_t len)
@@ -405,6 +443,7 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
         free(c);
         return NULL;
     }
+    xs_link_on_flushed(c->link, conn_on_flushed);
     c->tp = tp;
     c->outbound = outbound;
     c->transport = transport;

@@ -20,6 +20,9 @@ struct upper {
     struct xs_sip_peer from;
     int hops;
     int hop_status;
+    struct xs_sip_tp *answer_on; /* answer each message with `answer` on this set */
+    const char *answer;
+    size_t answer_len;
 };
 
 static void on_message(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
@@ -32,6 +35,8 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     size_t n = len < sizeof u->last - 1 ? len : sizeof u->last - 1;
     memcpy(u->last, data, n);
     u->last[n] = '\0';
+    if (u->answer_on)
+        xs_sip_tp_reply(u->answer_on, from, u->answer, u->answer_len);
 }
 
 static void on_next_hop(void *ud, int status)
@@ -426,6 +431,76 @@ static void test_tls(uv_loop_t *loop)
     CHECK(done == (c ? 4 : 3));
 }
 
+/* Convention 9 on SIP/TCP: a peer that sends requests but does not read
+ * the answers is no longer read once half the output bound waits for it,
+ * instead of being cut off at the bound; when it reads again, the requests
+ * it sent meanwhile are served and every answer arrives. */
+static void test_backpressure(uv_loop_t *loop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_tp_limits lim;
+    default_limits(&lim);
+    lim.out_max = 256 * 1024;
+    struct upper u = {0};
+    struct xs_sip_tp *tp = NULL;
+    CHECK(xs_sip_tp_start(loop, &tc.cfg, &lim, &cbs, &u, &tp) == 0);
+    if (!tp)
+        return;
+    static char answer[48 * 1024];
+    int hl = snprintf(answer, sizeof answer,
+                      "SIP/2.0 200 OK\r\nContent-Length: %zu\r\n\r\n", sizeof answer - 64);
+    memset(answer + hl, 'a', sizeof answer - (size_t)hl);
+    u.answer_on = tp;
+    u.answer = answer;
+    u.answer_len = (size_t)hl + sizeof answer - 64;
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)xs_sip_tp_port(tp, 1)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    enum { REQUESTS = 200 };
+    char m[1024];
+    int sent = 0;
+    for (int i = 0; i < REQUESTS; i++) {
+        char branch[32];
+        snprintf(branch, sizeof branch, "z9hG4bKbp%d", i);
+        size_t n = make_request(m, sizeof m, "OPTIONS", branch, 5060, "Call-ID: bp\r\n", NULL);
+        sent += send(fd, m, n, MSG_NOSIGNAL) == (ssize_t)n;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    CHECK(sent == REQUESTS);
+    pump(loop, 200);
+    int while_stalled = u.messages;
+    printf("backpressure: %d of %d requests served while the peer read nothing\n",
+           while_stalled, REQUESTS);
+    CHECK(while_stalled > 0 && while_stalled < REQUESTS);
+
+    size_t got = 0;
+    int eof = 0;
+    static char b[256 * 1024];
+    for (int i = 0; i < 5000 && !eof && got < (size_t)REQUESTS * u.answer_len; i++) {
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0 || errno != EAGAIN)
+            eof = 1;
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    CHECK(!eof);
+    CHECK(u.messages == REQUESTS);
+    CHECK(got == (size_t)REQUESTS * u.answer_len);
+    close(fd);
+    closed = 0;
+    xs_sip_tp_close(tp, on_closed, NULL);
+    pump(loop, 50);
+    CHECK(closed);
+}
+
 int main(void)
 {
     xs_log_set_level(XS_LOG_ERROR);
@@ -435,6 +510,7 @@ int main(void)
     test_next_hop_deadline(&loop);
     test_connection_caps(&loop);
     test_tls(&loop);
+    test_backpressure(&loop);
     CHECK(uv_loop_close(&loop) == 0);
     return check_report("test_sip_transport");
 }
