@@ -54,6 +54,7 @@
  *                              SERVFAIL with the same condition, so the two
  *                              cannot be told apart here. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
