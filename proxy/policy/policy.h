@@ -22,7 +22,7 @@ struct xs_partner {
     int route_port;
 };
 
-enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1 };
+enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1, XS_SIP_TLS = 2 };
 
 struct xs_sip_endpoint {
     enum xs_sip_transport transport;

@@ -110,9 +110,9 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
     }
     if (cl > max - hl)
         return XS_ELIMIT;
+    *msg_len = hl + cl;
     if (cl > len - hl)
         return 0;
-    *msg_len = hl + cl;
     return 1;
 }
 

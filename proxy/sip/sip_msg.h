@@ -38,7 +38,9 @@ void xs_sip_msg_global_init(void);
  * section not terminated in a datagram), XS_ELIMIT (header section or whole
  * message larger than `max`).
  * *hdr_len is set whenever the header section is complete (else 0), so a
- * caller can still answer a framing error. */
+ * caller can still answer a framing error; *msg_len is set as soon as the
+ * Content-Length is known, even when 0 says the body is still incomplete,
+ * so a stream reader need not frame again until that many bytes are in. */
 int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
                  size_t *hdr_len);
 

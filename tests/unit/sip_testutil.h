@@ -80,6 +80,33 @@ static inline size_t udp_wait(uv_loop_t *loop, int fd, char *buf, size_t n, int 
     return 0;
 }
 
+/* A TCP peer whose source address is `src` (any 127/8 address works on
+ * loopback), so one test can play several sources. */
+static inline int tcp_peer_at(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    struct sockaddr_in d = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        connect(fd, (struct sockaddr *)&d, sizeof d) != 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* 1 when the gateway closed the connection (EOF or reset) by now. */
+static inline int hung_up(int fd)
+{
+    char b[256];
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 static inline int tcp_peer(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

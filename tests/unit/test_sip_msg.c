@@ -204,7 +204,12 @@ static void test_frame(void)
     CHECK(xs_sip_frame(m, strlen(m), 4096, 1, &ml, &hl) == 1);
     CHECK(ml == strlen(m) - 7 && hl == ml - 3);
     CHECK(xs_sip_frame(m, 20, 4096, 1, &ml, &hl) == 0);
-    CHECK(xs_sip_frame(m, hl + 1, 4096, 1, &ml, &hl) == 0);
+    /* The length is known once the header section is: a stream reader
+     * waits for that many bytes without framing again. */
+    size_t head = strlen(m) - 10;
+    CHECK(xs_sip_frame(m, head + 1, 4096, 1, &ml, &hl) == 0);
+    CHECK(hl == head && ml == strlen(m) - 7);
+    CHECK(xs_sip_frame(m, 20, 4096, 1, &ml, &hl) == 0 && ml == 0 && hl == 0);
     CHECK(xs_sip_frame(m, strlen(m), 40, 1, &ml, &hl) == XS_ELIMIT);
     const char *nocl = "MESSAGE sip:a@b SIP/2.0\r\nTo: x\r\n\r\nabc";
     CHECK(xs_sip_frame(nocl, strlen(nocl), 4096, 1, &ml, &hl) == XS_EPROTO);

@@ -747,6 +747,36 @@ static void test_limits(uv_loop_t *loop)
     xs_event_free(r.last);
 }
 
+/* Audit M5 with the real list: a trusted source may hold more TCP
+ * connections than the per-source cap (16), an untrusted one may not. */
+static void test_trusted_tcp(uv_loop_t *loop)
+{
+    char *trusted[] = {"127.0.0.2"};
+    struct router r = {0};
+    struct xs_sip *sip = start_trusting(loop, &r, trusted, 1, NULL);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 1);
+    int fds[2][20];
+    for (int i = 0; i < 20; i++) {
+        fds[0][i] = tcp_peer_at("127.0.0.1", port);
+        fds[1][i] = tcp_peer_at("127.0.0.2", port);
+        pump(loop, 0);
+    }
+    pump(loop, 30);
+    int gone[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 20; i++) {
+            gone[k] += fds[k][i] < 0 || hung_up(fds[k][i]);
+            if (fds[k][i] >= 0)
+                close(fds[k][i]);
+        }
+    CHECK(gone[0] == 4);
+    CHECK(gone[1] == 0);
+    stop(loop, sip);
+    xs_event_free(r.last);
+}
+
 int main(void)
 {
     xs_log_set_level(getenv("XS_TEST_DEBUG") ? XS_LOG_DEBUG : XS_LOG_ERROR);
@@ -770,6 +800,7 @@ int main(void)
     test_amplification(&loop);
     test_response_store(&loop);
     test_hash_flood(&loop);
+    test_trusted_tcp(&loop);
 
     /* Close with a request the router still holds: the peer gets 503, and
      * the late done() finds nothing to answer. */
