@@ -115,6 +115,12 @@ fuzz_all() {
 stage "fuzz targets (${fuzz_seconds}s each)" fuzz_all
 
 stage "interop tests" env XSGW="$top/build/xsgw" "$top/tests/interop/run.sh"
+# Real DNS, TLS with Prosody, bursts and reloads under the sanitizers too: the groups that
+# exercise the gateway itself (env checks only the peers; retrans, kamailio and ejabberd
+# add little gateway code and minutes). A sanitizer report fails the group
+# ("<group>.sanitizer").
+stage "interop tests under ASan/UBSan" env XSGW="$top/build-asan/xsgw" \
+    "$top/tests/interop/run.sh" basic errors reload burst
 
 echo
 if [ "$require" = 1 ] && [ $((tests_skipped + harness_skipped)) -gt 0 ]; then

@@ -88,6 +88,7 @@ it_cleanup() {
             it_fail "$s" "not reached (the script stopped early, exit $rc)"
     done
     it_stop_all
+    it_sanitizer_verdict
     local cmd
     for cmd in "${IT_ON_EXIT[@]}"; do eval "$cmd"; done
     if [ -n "$IT_NS" ]; then
@@ -113,6 +114,21 @@ it_start() {
     shift
     ip netns exec "$IT_NS" "$@" >"$IT_TMP/$name.out" 2>"$IT_TMP/$name.err" &
     IT_PID[$name]=$!
+}
+
+# it_sanitizer_verdict: with a gateway built with ASan/UBSan (scripts/test.sh runs some groups
+# against it), a report in its log is a failure of the group even when every scenario passed:
+# "<group>.sanitizer". Leaks are reported when xsgw exits, so this runs after it_stop_all.
+it_sanitizer_verdict() {
+    local f hit
+    for f in "$IT_TMP"/xsgw*.err; do
+        [ -f "$f" ] || continue
+        hit=$(grep -m 1 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f")
+        if [ -n "$hit" ]; then
+            it_fail "$IT_GROUP.sanitizer" "$(basename "$f"): $hit"
+            return
+        fi
+    done
 }
 
 # it_stop_all: TERM to every process this group started, all at once, then up to 5 s in all
