@@ -122,6 +122,29 @@ stage "interop tests" env XSGW="$top/build/xsgw" "$top/tests/interop/run.sh"
 stage "interop tests under ASan/UBSan" env XSGW="$top/build-asan/xsgw" \
     "$top/tests/interop/run.sh" basic errors reload burst
 
+# Line coverage per file of proxy/ after the unit, Lua and gateway tests (gcc --coverage,
+# gcov), as information: it counts no test and fails nothing. xsgw links the same xscore
+# objects, so the gateway test's processes add to the same counters.
+coverage_report() {
+    local dir=$top/build-cov
+    cmake -S "$top" -B "$dir" -DXS_COVERAGE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+        cmake --build "$dir" -j"$(nproc)" >/dev/null || { echo "coverage build failed"; return; }
+    find "$dir" -name '*.gcda' -delete
+    (cd "$dir" && ctest -j"$(nproc)" --timeout 300 >"$dir/ctest.log" 2>&1) ||
+        echo "(some tests failed in the coverage build; see $dir/ctest.log)"
+    (cd "$dir" && find CMakeFiles/xscore.dir CMakeFiles/xsgw.dir -name '*.gcda' -print0 |
+        xargs -0 gcov -n 2>/dev/null) | awk -v top="$top/" '
+        /^File / { f = $2; gsub(/\047/, "", f); sub(top, "", f); next }
+        /^Lines executed:/ && f ~ /^proxy\/.*\.c$/ && !(f in seen) {
+            seen[f] = 1; pct = $2; sub(/^executed:/, "", pct); sub(/%$/, "", pct); n = $4
+            printf "%-32s %6.1f%% of %5d lines\n", f, pct, n
+            hit += pct * n / 100; all += n; f = "" }
+        END { if (all) printf "%-32s %6.1f%% of %5d lines\n", "total", 100 * hit / all, all }' |
+        sort
+}
+echo "=== line coverage of proxy/ (unit, Lua and gateway tests; information only)"
+coverage_report
+
 echo
 if [ "$require" = 1 ] && [ $((tests_skipped + harness_skipped)) -gt 0 ]; then
     failures+=("skipped tests where every test must run (CI or root)")
