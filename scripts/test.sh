@@ -76,12 +76,15 @@ stage() {  # stage NAME COMMAND...: runs one stage, shows and counts its output
 
 build_and_ctest() {  # build_and_ctest DIR CMAKE-ARGS...
     local dir=$1; shift
-    cmake -S "$top" -B "$dir" -DXS_WERROR=ON "$@" >/dev/null &&
+    cmake -S "$top" -B "$dir" -DXS_WERROR=ON -DXS_DEV_PATHS=ON "$@" >/dev/null &&
         cmake --build "$dir" -j"$(nproc)" &&
         (cd "$dir" && ctest --output-on-failure -j"$(nproc)" --timeout 300)
 }
 
 stage "unit+lua tests" build_and_ctest "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The build users and the Docker image make (Release, tests off), installed and run from
+# its prefix without flags.
+stage "release build and install" "$top/scripts/check_install.sh" "$top/build-release"
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 stage "unit+lua tests under ASan/UBSan" build_and_ctest "$top/build-asan" \
     -DCMAKE_BUILD_TYPE=Debug -DXS_SANITIZE=ON
@@ -93,6 +96,7 @@ fuzz_all() {
         return 0
     fi
     cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DXS_FUZZ=ON -DXS_WERROR=ON \
+        -DXS_DEV_PATHS=ON \
         -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
         cmake --build "$top/build-fuzz" -j"$(nproc)" || return 1
     local p=0 f=0 t
@@ -127,7 +131,8 @@ stage "interop tests under ASan/UBSan" env XSGW="$top/build-asan/xsgw" \
 # objects, so the gateway test's processes add to the same counters.
 coverage_report() {
     local dir=$top/build-cov
-    cmake -S "$top" -B "$dir" -DXS_COVERAGE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+    cmake -S "$top" -B "$dir" -DXS_COVERAGE=ON -DXS_DEV_PATHS=ON -DCMAKE_BUILD_TYPE=Debug \
+        >/dev/null &&
         cmake --build "$dir" -j"$(nproc)" >/dev/null || { echo "coverage build failed"; return; }
     find "$dir" -name '*.gcda' -delete
     (cd "$dir" && ctest -j"$(nproc)" --timeout 300 >"$dir/ctest.log" 2>&1) ||
