@@ -49,21 +49,4 @@ int xs_dns_parse_srv(const unsigned char *msg, size_t len, struct xs_dns_target 
  * value; updated), so tests can repeat a sequence. */
 void xs_dns_weighted_order(struct xs_dns_target *targets, size_t n, uint64_t *seed);
 
-/* Connects a TCP handle to host:port, resolving host with uv_getaddrinfo and
- * trying each address in turn, all within timeout_s (<= 0: no deadline of our
- * own). status 0: `tcp` is connected, TCP_NODELAY set, tcp->data NULL. It is
- * returned owned: it was malloc()ed, and the caller must uv_close() it and
- * free() it in the close callback. Otherwise `tcp` is NULL and status says
- * why (XS_EDNS, XS_EREFUSED, XS_ETIMEOUT, XS_EIO, XS_ENOMEM). The callback
- * never runs before xs_net_connect returns. */
-typedef void (*xs_connect_cb)(void *ud, int status, uv_tcp_t *tcp);
-struct xs_connect_req;
-int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
-                   xs_connect_cb cb, void *ud, struct xs_connect_req **out);
-/* After cancel the callback is never called and any half-open socket is
- * closed. The request is freed by the loop after its callback has run or after
- * cancel, so the caller forgets its pointer in either place: cancelling after
- * the callback is a use after free. */
-void xs_net_connect_cancel(struct xs_connect_req *req);
-
 #endif

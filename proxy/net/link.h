@@ -7,6 +7,7 @@
 #define XS_NET_LINK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "tls/tls.h"
@@ -32,8 +33,20 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
 
 /* Queues len bytes (copied). XS_ELIMIT when the output queue would pass its
  * bound (the caller should treat the peer as too slow and close), XS_ECLOSED
- * after close, XS_ETLS when the TLS layer failed. */
+ * after close, XS_ETLS when the TLS layer failed. On success the bytes end at
+ * xs_link_accepted(). */
 int xs_link_write(struct xs_link *l, const char *data, size_t len);
+
+/* Offsets in the plaintext the link was given, counted from its start:
+ * `accepted` grows with every successful xs_link_write; `flushed` is how far
+ * the kernel has confirmed the bytes written (for TLS: the whole ciphertext
+ * of that plaintext), so bytes up to `flushed` have left the process and
+ * bytes past it may never leave if the link dies. flushed <= accepted. */
+uint64_t xs_link_accepted(const struct xs_link *l);
+uint64_t xs_link_flushed(const struct xs_link *l);
+/* Asks to hear (with the link's ud) each time xs_link_flushed() moves
+ * forward. The callee may write or close. */
+void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud));
 
 /* Stacks TLS on the link from the next byte on, in either role. `ctx` is
  * borrowed (the session holds its own reference). `server_name` is the SNI
@@ -45,10 +58,35 @@ int xs_link_is_tls(const struct xs_link *l);
 const char *xs_link_tls_describe(const struct xs_link *l);
 
 /* Closes after what is queued has been written (bounded by a short grace
- * timer). `closed` is called with `reason` from the close callback. */
+ * timer). `closed` is called with `reason` from the close callback, or with
+ * XS_ETIMEOUT when the grace ran out with bytes still unwritten, or with the
+ * failure that struck while the queue drained. */
 void xs_link_close(struct xs_link *l, int reason);
 
-/* "ip:port" of the peer, for logs. */
+/* "ip:port" of the peer ("[ip]:port" for IPv6), for logs. */
 const char *xs_link_peer(const struct xs_link *l);
+
+/* Closes the link when no byte has come from the peer or been written for
+ * `ms` (0 turns the timeout off; the link starts without one). With `cb`
+ * NULL the link closes itself with XS_ETIMEOUT; otherwise cb(ud) runs and
+ * decides. Calling it again restarts the wait with the new value. */
+void xs_link_set_idle(struct xs_link *l, unsigned ms, void (*cb)(void *ud));
+
+/* Backpressure: stop reading from the socket (and delivering plaintext TLS
+ * already decrypted) until resume. The idle timer does not run while paused.
+ * Both may be called from inside the data callback. */
+void xs_link_pause(struct xs_link *l);
+void xs_link_resume(struct xs_link *l);
+
+/* Half-close: no more writes are taken; once what is queued has been
+ * written (after close_notify under TLS) the link sends FIN, then discards
+ * input until the peer closes too, bounded by the close grace timer.
+ * `closed` is called with `reason`. Use it to answer and hang up without
+ * the reset that closing over unread input would send. */
+void xs_link_shutdown(struct xs_link *l, int reason);
+
+/* TCP keepalive probes after delay_s idle seconds (0: off). TCP_NODELAY is
+ * always on. */
+int xs_link_set_keepalive(struct xs_link *l, unsigned delay_s);
 
 #endif

@@ -29,7 +29,8 @@ struct out_item {
     struct out_item *next;
     xs_done_cb done;
     void *ud;
-    double deadline; /* while written and waiting out the error grace */
+    double deadline; /* while flushed and waiting out the error grace */
+    uint64_t end;    /* once written: the link offset its last byte ends at */
     char id[65];     /* the stanza id, "" when it has none usable */
     size_t len;
     char data[]; /* the serialized stanza; not kept once written */
@@ -65,8 +66,9 @@ struct s2s_out {
     int restart;
     int dialback_sent;
     char peer_id[XS_STREAM_ID_LEN * 2 + 1];
-    struct out_list queue;   /* waiting for the stream to be established */
-    struct out_list written; /* written, waiting out the error grace, oldest first */
+    struct out_list queue;     /* waiting for the stream to be established */
+    struct out_list unflushed; /* written to the link, not yet confirmed by the kernel */
+    struct out_list written;   /* confirmed, waiting out the error grace, oldest first */
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
@@ -129,17 +131,10 @@ static void list_complete(struct out_list *l, enum xs_cond cond, const char *tex
     }
 }
 
-static void flush_queue(struct s2s_out *o, enum xs_cond cond, const char *text)
-{
-    list_complete(&o->queue, cond, text);
-    /* What was written has left for the peer; without an error from it in
-     * time, it counts as handed off. */
-    list_complete(&o->written, XS_COND_NONE, NULL);
-}
-
-/* A stanza went out: its sender hears of success now, or after the error
- * grace when it can still be matched with an error from the peer. */
-static void after_write(struct s2s_out *o, struct out_item *it)
+/* A stanza's bytes left the process: its sender hears of success now, or
+ * after the error grace when it can still be matched with an error from the
+ * peer. */
+static void after_flush(struct s2s_out *o, struct out_item *it)
 {
     double grace = o->x->cfg->xmpp_error_grace;
     if (!it->done || grace <= 0 || !it->id[0]) {
@@ -148,6 +143,8 @@ static void after_write(struct s2s_out *o, struct out_item *it)
         free(it);
         return;
     }
+    /* The grace list is bounded; its oldest entry has left the process, so
+     * it is reported delivered early rather than held. */
     if (o->written.n >= o->x->cfg->xmpp_queue_max) {
         struct out_item *old = list_pop(&o->written);
         old->done(old->ud, XS_COND_NONE, NULL);
@@ -155,6 +152,38 @@ static void after_write(struct s2s_out *o, struct out_item *it)
     }
     it->deadline = xs_xmpp_now(o->x) + grace;
     list_push(&o->written, it);
+}
+
+/* Moves the stanzas the kernel has confirmed on to their grace. */
+static void promote_flushed(struct s2s_out *o)
+{
+    if (!o->link)
+        return;
+    uint64_t flushed = xs_link_flushed(o->link);
+    while (o->unflushed.head && o->unflushed.head->end <= flushed)
+        after_flush(o, list_pop(&o->unflushed));
+}
+
+/* A stanza was accepted by the link: it waits there until the kernel has
+ * its bytes. Nothing is reported delivered before that. */
+static void after_write(struct s2s_out *o, struct out_item *it)
+{
+    it->end = xs_link_accepted(o->link);
+    list_push(&o->unflushed, it);
+}
+
+/* The stream is over (see the rule in s2s.h): what the kernel never took
+ * fails, and what it took but is still inside its grace succeeds only when
+ * the link ended in order. */
+static void settle_written(struct s2s_out *o, enum xs_cond cond, const char *text, int in_order)
+{
+    promote_flushed(o);
+    list_complete(&o->unflushed, cond, text);
+    if (in_order)
+        list_complete(&o->written, XS_COND_NONE, NULL);
+    else
+        list_complete(&o->written, XS_COND_REMOTE_SERVER_TIMEOUT,
+                      "the stream to the remote server failed before the stanza was confirmed");
 }
 
 static struct out_item *item_new(const char *data, size_t len, const char *id, xs_done_cb done,
@@ -197,7 +226,7 @@ static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
            (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
            o->fail_text);
     set_state(o, OUT_CLOSED, o->fail_text);
-    flush_queue(o, o->fail_cond, o->fail_text);
+    list_complete(&o->queue, o->fail_cond, o->fail_text);
     fail_verifies(o);
 }
 
@@ -312,19 +341,40 @@ static void on_features(struct s2s_out *o, struct xs_xml_el *el)
     start_dialback(o);
 }
 
+/* A write the link refused ends the stream: XS_ELIMIT means the peer does
+ * not read what we send, anything else that the link is failing. */
+static void write_failed(struct s2s_out *o, int rc)
+{
+    xs_log(XS_LOG_WARN, "s2s.out.write", "stream=out%llu remote=%s result=failed reason=%s",
+           (unsigned long long)o->serial, o->remote, xs_errname(rc));
+    if (rc == XS_ELIMIT)
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
+                  "resource-constraint");
+    else
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
+                  NULL);
+}
+
 static void established(struct s2s_out *o)
 {
     set_state(o, OUT_ESTABLISHED, "dialback valid");
     o->last_activity = xs_xmpp_now(o->x);
     struct out_item *it;
     while (o->state == OUT_ESTABLISHED && (it = list_pop(&o->queue)) != NULL) {
-        if (xs_link_write(o->link, it->data, it->len) == 0) {
+        int rc = xs_link_write(o->link, it->data, it->len);
+        if (rc == 0) {
             after_write(o, it);
             continue;
         }
-        if (it->done)
-            it->done(it->ud, XS_COND_REMOTE_SERVER_TIMEOUT, "stream to the remote server failed");
-        free(it);
+        /* The link refused: the stanza goes back to the head of the queue
+         * and bounces with the rest as the stream is aborted. */
+        it->next = o->queue.head;
+        o->queue.head = it;
+        if (!o->queue.tail)
+            o->queue.tail = it;
+        o->queue.n++;
+        write_failed(o, rc);
+        return;
     }
 }
 
@@ -440,7 +490,24 @@ static void on_closed(void *ud, int reason)
 {
     struct s2s_out *o = ud;
     out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, xs_strerror(reason));
+    promote_flushed(o);
+    int in_order = reason == XS_OK || reason == XS_ECLOSED || reason == XS_EPROTO;
+    size_t lost = o->unflushed.n, doubtful = in_order ? 0 : o->written.n;
+    if (lost || doubtful)
+        xs_log(XS_LOG_WARN, "s2s.out.unconfirmed",
+               "stream=out%llu local=%s remote=%s reason=%s unwritten=%zu in_grace=%zu "
+               "in_grace_result=%s",
+               (unsigned long long)o->serial, o->local, o->remote, xs_errname(reason), lost,
+               o->written.n, in_order ? "delivered" : "failed");
+    settle_written(o, XS_COND_REMOTE_SERVER_TIMEOUT,
+                   "the stream to the remote server ended before the stanza was written",
+                   in_order);
     out_free(o);
+}
+
+static void on_flushed(void *ud)
+{
+    promote_flushed(ud);
 }
 
 static const struct xs_link_cbs link_cbs = {on_data, on_tls_ready, on_closed};
@@ -473,6 +540,7 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
         out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
         return;
     }
+    xs_link_on_flushed(o->link, on_flushed);
     set_state(o, OUT_WAIT_HEADER, "connected");
     xs_s2s_write_header(o->link, o->local, o->remote, NULL);
 }
@@ -517,7 +585,7 @@ struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char
 
 struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote)
 {
-    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX)
+    if (x->closing || !xs_xmpp_out_room(x))
         return NULL;
     struct s2s_out *o = calloc(1, sizeof *o);
     if (!o)
@@ -555,19 +623,34 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
                      xs_done_cb done, void *ud)
 {
     if (o->state == OUT_ESTABLISHED) {
+        if (o->unflushed.n >= o->x->cfg->xmpp_queue_max) {
+            xs_log(XS_LOG_WARN, "s2s.out.congested",
+                   "stream=out%llu remote=%s unwritten=%zu result=refused",
+                   (unsigned long long)o->serial, o->remote, o->unflushed.n);
+            if (done)
+                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+                     "the stream to the remote server is congested");
+            return;
+        }
+        /* Only the id and callback are kept; the bytes go to the link. The
+         * record is made first, so that nothing is written that could not
+         * be accounted for. */
+        struct out_item *it = item_new(data, 0, id, done, ud);
+        if (!it) {
+            xs_log(XS_LOG_ERROR, "s2s.out.send", "stream=out%llu result=failed reason=oom",
+                   (unsigned long long)o->serial);
+            if (done)
+                done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+            return;
+        }
         int rc = xs_link_write(o->link, data, len);
         o->last_activity = xs_xmpp_now(o->x);
         if (rc != 0) {
             if (done)
                 done(ud, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
-            return;
-        }
-        /* Only the id and callback are kept; the bytes are gone already. */
-        struct out_item *it = item_new(data, 0, id, done, ud);
-        if (!it) {
-            if (done)
-                done(ud, XS_COND_NONE, NULL);
+            free(it);
+            write_failed(o, rc);
             return;
         }
         after_write(o, it);
@@ -589,24 +672,34 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
     list_push(&o->queue, it);
 }
 
-int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text)
+static struct out_item *list_take_id(struct out_list *l, const char *id)
 {
-    if (!id)
-        return 0;
-    for (struct out_item **pp = &o->written.head, *prev = NULL; *pp;
-         prev = *pp, pp = &(*pp)->next) {
+    for (struct out_item **pp = &l->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
         struct out_item *it = *pp;
-        if (strcmp(it->id, id) != 0)
+        if (!it->done || strcmp(it->id, id) != 0)
             continue;
         *pp = it->next;
-        if (o->written.tail == it)
-            o->written.tail = prev;
-        o->written.n--;
-        it->done(it->ud, cond, text);
-        free(it);
-        return 1;
+        if (l->tail == it)
+            l->tail = prev;
+        l->n--;
+        return it;
     }
-    return 0;
+    return NULL;
+}
+
+int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text)
+{
+    if (!id || !*id)
+        return 0;
+    /* The peer may answer before our write callback has run. */
+    struct out_item *it = list_take_id(&o->written, id);
+    if (!it)
+        it = list_take_id(&o->unflushed, id);
+    if (!it)
+        return 0;
+    it->done(it->ud, cond, text);
+    free(it);
+    return 1;
 }
 
 void xs_s2s_out_expire(struct s2s_out *o, double now)
@@ -648,7 +741,6 @@ void xs_s2s_out_sweep(struct s2s_out *o, double now)
     }
     if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
         fail_verifies(o);
-        flush_queue(o, XS_COND_NONE, NULL);
         set_state(o, OUT_CLOSED, "idle");
         xs_xml_parser_stop(o->parser);
         xs_s2s_close_stream(o->link);
@@ -670,9 +762,12 @@ void xs_s2s_out_recheck(struct s2s_out *o)
 
 void xs_s2s_out_shutdown(struct s2s_out *o)
 {
-    if (o->state == OUT_CLOSED)
-        return;
-    out_abort(o, XS_COND_SERVICE_UNAVAILABLE, "the gateway is shutting down", "system-shutdown");
+    /* Every sender hears now (see xs_xmpp_close): what the kernel has not
+     * confirmed yet fails, since the link may drop it. */
+    settle_written(o, XS_COND_SERVICE_UNAVAILABLE, "the gateway is shutting down", 1);
+    if (o->state != OUT_CLOSED)
+        out_abort(o, XS_COND_SERVICE_UNAVAILABLE, "the gateway is shutting down",
+                  "system-shutdown");
 }
 
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o)

@@ -5,6 +5,7 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -21,12 +22,14 @@ UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
-    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners=""):
+    def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
+                 sip_extra=""):
         self.tmp = tmp
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
-        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls)
+        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
+                                sip_extra=sip_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -34,7 +37,7 @@ class Env:
         return policy(self.gw_port, self.sip_port, self.next_hop_port, self.peer_port, **args)
 
     async def __aenter__(self):
-        self.sip = self.uac = self.peer = None
+        self.sip = self.uac = self.stranger = self.peer = None
         try:
             self.gw.start()
             loop = asyncio.get_running_loop()
@@ -43,6 +46,10 @@ class Env:
                                                 local_addr=("127.0.0.1", self.next_hop_port))
             self.uac = SipEndpoint()
             await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+            # A sender on another address of the namespace's loopback.
+            self.stranger = SipEndpoint()
+            await loop.create_datagram_endpoint(lambda: self.stranger,
+                                                local_addr=("127.0.0.2", 0))
             self.peer = Peer(self.tmp, self.gw_port)
             await self.peer.start(self.peer_port)
         except BaseException:
@@ -55,7 +62,7 @@ class Env:
     async def _stop(self):
         if self.peer is not None:
             await self.peer.stop()
-        for ep in (self.sip, self.uac):
+        for ep in (self.sip, self.uac, self.stranger):
             if ep is not None and getattr(ep, "transport", None) is not None:
                 ep.transport.close()
         return self.gw.stop()
@@ -90,7 +97,8 @@ async def test_xmpp_to_sip_message(tmp):
         h = req["headers"]
         assert req["method"] == "MESSAGE", req
         assert req["uri"] == "sip:bob@sip.test", req["uri"]
-        assert "<sip:alice@peer.test>" in h["from"][0], h["from"]
+        # RFC 7572 §4 note 1: the sender's resource travels as the GRUU.
+        assert "<sip:alice@peer.test;gr=phone>" in h["from"][0], h["from"]
         assert "<sip:bob@sip.test>" in h["to"][0], h["to"]
         assert h["content-type"][0].lower().replace(" ", "") == "text/plain;charset=utf-8", h
         assert req["body"].decode() == UNICODE_BODY, req["body"]
@@ -100,9 +108,17 @@ async def test_xmpp_to_sip_message(tmp):
 
 
 async def test_xmpp_to_sip_error_bounces(tmp):
-    for code, cond in ((404, "item-not-found"), (480, "recipient-unavailable"),
-                       (403, "forbidden"), (503, "service-unavailable")):
+    # RFC 7247 §7.2; 503 is the SIP server's own trouble (note 9), and 301
+    # carries the new address from Contact into <gone/> (note 1).
+    for code, cond, addr in ((404, "item-not-found", None),
+                             (480, "recipient-unavailable", None),
+                             (403, "forbidden", None), (503, "internal-server-error", None),
+                             (407, "registration-required", None),
+                             (603, "recipient-unavailable", None),
+                             (301, "gone", "sip:bob@moved.test")):
         async with Env(tmp, sip_code=code) as e:
+            if addr:
+                e.sip.extra = f"Contact: <{addr}>\r\n"
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid=f"e{code}"))
             await get(e.sip.requests)
@@ -116,6 +132,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             e_el = err.child("error")
             assert e_el is not None and e_el.child(cond, NS_STANZAS) is not None, \
                 f"{code}: {[c.name for c in e_el.children]}"
+            assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
 
 
@@ -257,6 +274,191 @@ async def test_iq_gets_service_unavailable(tmp):
         assert err.child("error").child("service-unavailable") is not None
 
 
+# --- hostile inbound streams --------------------------------------------------
+
+async def open_idle(port, sources, per_source, send_header=True):
+    """Opens per_source connections from each source address (loopback
+    aliases); every other one sends a stream header and then nothing."""
+    conns = []
+    for src in sources:
+        for j in range(per_source):
+            r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0))
+            if send_header and j % 2:
+                w.write(header("peer.test", "sip.test").encode())
+            conns.append((src, r, w))
+    return conns
+
+
+async def still_open(conns):
+    """Which connections the gateway has not closed (no EOF within 0.3 s)."""
+    async def alive(r):
+        try:
+            while await asyncio.wait_for(r.read(65536), 0.3):
+                pass
+            return False
+        except asyncio.TimeoutError:
+            return True
+        except ConnectionError:
+            return False
+    flags = await asyncio.gather(*(alive(r) for _, r, _ in conns))
+    return [c for c, ok in zip(conns, flags) if ok]
+
+
+async def test_idle_inbound_flood_leaves_federation_working(tmp):
+    """Audit H3: 1,200 idle connections to 5269 (40 sources x 30) once made
+    every outbound stream fail and kept partners out. Now unauthenticated
+    streams are capped per source (8) and in total (256), the oldest are
+    evicted, and outbound streams have their own budget."""
+    async with Env(tmp) as e:
+        sources = [f"127.0.0.{i}" for i in range(2, 42)]
+        conns = await open_idle(e.gw_port, sources, 30)
+        e.gw.wait_count("reason=accepted|reason=too-many-streams", 1200, timeout=30)
+        # SIP -> XMPP: a new outbound stream, and peer.test dialing back in.
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "through")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "through", st
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 200, resp["first"]
+        # XMPP -> SIP: the real partner connects in and authenticates.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "in too"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"in too", req["body"]
+        held = await still_open(conns)
+        per = {}
+        for src, _, _ in held:
+            per[src] = per.get(src, 0) + 1
+        evicted = e.gw.count_log(r"ev=s2s\.in\.evicted")
+        print(f"  flood: 1200 opened, {len(held)} held open, {evicted} evicted, "
+              f"max {max(per.values(), default=0)} per source")
+        assert len(held) <= 256, len(held)
+        assert max(per.values(), default=0) <= 8, per
+        assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_unauthenticated_deadlines(tmp):
+    """Audit H3: 10 s for the header (was 30), 30 s from it to authenticate
+    (was 60), measured on two idle streams side by side."""
+    async def timed_out(s):
+        kind, el = await s.next(timeout=40)
+        if kind == "header":  # ours, sent before the error to a silent peer
+            kind, el = await s.next(timeout=40)
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("connection-timeout", NS_STREAM_ERR) is not None, el
+        return time.monotonic()
+
+    async with Env(tmp) as e:
+        start = time.monotonic()
+        silent = await XStream.connect(e.gw_port)
+        opened = await e.peer.open_stream("sip.test", tls=False)
+        t_silent, t_opened = await asyncio.gather(timed_out(silent), timed_out(opened))
+        assert 9 <= t_silent - start <= 12, t_silent - start
+        assert 29 <= t_opened - start <= 32, t_opened - start
+
+
+async def test_preauth_stanza_limit(tmp):
+    """Before any pair is authenticated a stanza may span 8 KiB: a 20 KB one
+    ends the stream with policy-violation (not not-authorized, which is what
+    a stanza that was parsed whole gets). After dialback the policy's
+    max_stanza (256 KiB) applies."""
+    big = "<x xmlns='urn:example:pad'>" + "p" * 20000 + "</x>"
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test")
+        s.send(message("alice@peer.test", "bob@sip.test", "early", extra=big))
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "big but fine", extra=big))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"big but fine", req["body"]
+        await expect_nothing(e.sip.requests, 0.3)
+
+
+async def test_dialback_flood_does_not_starve_the_partner(tmp):
+    """Audit M3: 1,000 db:result for peer.test on one stream, while the
+    partner takes 200 ms to answer each db:verify, once filled the 64
+    verification slots and the real partner's dialback failed. Now one
+    verification per pair is in flight, repeats are ignored, and the stream
+    is closed after 32 attempts."""
+    async with Env(tmp) as e:
+        e.peer.verify_delay = 0.2
+        flood = await e.peer.open_stream("sip.test")
+        flood.send("".join(f"<db:result from='peer.test' to='sip.test'>{i:064x}</db:result>"
+                           for i in range(1000)))
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        # Closed with unread input, the kernel may turn the close into a reset
+        # that overtakes the stream error; the log says why either way.
+        try:
+            el = await flood.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log("cond=policy-violation text=\"too many dialback attempts on one stream\"")
+        s.send(message("alice@peer.test", "bob@sip.test", "authenticated"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"authenticated"
+        print(f"  db:verify the partner was asked: {e.peer.verify_requests}")
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+
+
+async def test_dialback_in_flight_cap(tmp):
+    """At most 4 pairs are being verified on one stream: the fifth db:result
+    is answered with resource-constraint at once. The partners' servers
+    accept TCP and say nothing, so the verifications stay pending."""
+    silent_port = free_port()
+    names = ["a.test", "b.test", "c.test", "d.test", "e.test"]
+    extra = "\n".join(f'partner "{n}" {{ tls = "optional", dialback = true, '
+                      f'route = "127.0.0.1:{silent_port}" }}' for n in names)
+    held = []
+
+    async def silent(r, w):
+        held.append(w)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", silent_port)
+    try:
+        async with Env(tmp, extra_partners=extra) as e:
+            s = await XStream.connect(e.gw_port)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            for n in names:
+                s.send(f"<db:result from='{n}' to='sip.test'>{'ab' * 32}</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("from") == "sip.test" and el.attrs.get("to") == "e.test", el
+            assert el.attrs.get("type") == "error", el
+            assert el.child("error").child("resource-constraint") is not None, el
+            e.gw.wait_log("remote=e.test local=sip.test result=refused reason=too-many-in-flight")
+            assert e.gw.count_log("result=verifying") == 4
+    finally:
+        server.close()
+        for w in held:
+            w.close()
+
+
+async def test_descriptor_limit_sizes_the_budgets(tmp):
+    """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
+    e = Env(tmp)
+    e.gw.nofile = 600
+    async with e:
+        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=1920 in_max=200 "
+                      r"out_max=100 unauth_max=50")
+        sources = [f"127.0.0.{i}" for i in range(2, 10)]
+        conns = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 64)
+        held = await still_open(conns)
+        assert len(held) == 50, len(held)
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "small")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "small", st
+        for _, _, w in conns:
+            w.close()
+
+
 # --- SIP -> XMPP -----------------------------------------------------------
 
 async def test_sip_to_xmpp_message(tmp):
@@ -266,10 +468,16 @@ async def test_sip_to_xmpp_message(tmp):
         assert st.name == "message", st
         assert st.attrs.get("from") == "bob@sip.test", st.attrs
         assert st.attrs.get("to") == "alice@peer.test", st.attrs
-        assert st.attrs.get("type") == "chat", st.attrs
+        # RFC 7572 §5: no type or "normal", never "chat".
+        assert st.attrs.get("type") in (None, "normal"), st.attrs
         assert st.child("body").text == UNICODE_BODY, st.child("body").text
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+        # A sender's GRUU becomes the JID's resource (RFC 7572 §5 note 1).
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test;gr=desk%201", "sip:alice@peer.test", "g")
+        st = await get(e.peer.received, 20)
+        assert st.attrs.get("from") == "bob@sip.test/desk 1", st.attrs
+        assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
 
@@ -293,7 +501,10 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         start = time.monotonic()
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
         resp = await get(e.uac.responses, 20)
-        assert resp["code"] == 503, resp["first"]
+        # The peer's per-user <service-unavailable/> is no 503 (RFC 7247
+        # §7.1 note 5): a SIP proxy would back off from the whole gateway.
+        assert resp["code"] == 403, resp["first"]
+        assert "retry-after" not in resp["headers"], resp["headers"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
         # The log line follows the response on the wire; wait for it.
@@ -303,6 +514,115 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         await get(e.peer.received, 20)
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+
+
+async def sip_burst(e, bodies):
+    """Sends one MESSAGE per body; returns {call_id: body}."""
+    calls = {}
+    for body in bodies:
+        cid = uuid.uuid4().hex
+        calls[cid] = body
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", body,
+                           call_id=cid)
+        if len(calls) % 20 == 0:
+            await asyncio.sleep(0.02)  # paced, so no datagram is lost on the way in
+    return calls
+
+
+async def final_codes(e, calls, timeout=20):
+    """{call_id: final status} for every call in `calls`, or an AssertionError."""
+    codes = {}
+    deadline = time.monotonic() + timeout
+    while len(codes) < len(calls):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{len(calls) - len(codes)} of {len(calls)} MESSAGEs unanswered")
+        r = await get(e.uac.responses, left)
+        cid = r["headers"]["call-id"][0]
+        if cid in calls and r["code"] >= 200:
+            assert cid not in codes, f"two final responses for {cid}"
+            codes[cid] = r["code"]
+    return codes
+
+
+def drain(q):
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+async def test_cut_link_mid_burst_no_false_200(tmp):
+    """Nothing is called delivered that was not: the peer stops reading our
+    stream, a burst goes out, and the connection is reset inside the error
+    grace. Every 200 must match a stanza the peer read; every other MESSAGE
+    gets a final error, none is left unanswered. (Loopback's socket buffers
+    take the whole burst, so every stanza here reaches the kernel and is in
+    its grace at the cut; test_link covers bytes the kernel never took.)"""
+    n = 60
+    async with Env(tmp) as e:
+        e.peer.stall_after = 3
+        first = await sip_burst(e, [f"warm{i}" for i in range(3)])
+        for _ in range(3):
+            await get(e.peer.received, 20)
+        assert set((await final_codes(e, first)).values()) == {200}
+        await asyncio.wait_for(e.peer.stalled.wait(), 10)
+        calls = await sip_burst(e, [f"burst{i} " + "x" * 700 for i in range(n)])
+        await asyncio.sleep(0.4)   # written and confirmed by the kernel, inside the 1 s grace
+        e.peer.cut.set()
+        codes = await final_codes(e, calls)
+        got = {el.child("body").text for el in drain(e.peer.received)}
+        false_200 = [c for c, code in codes.items() if code == 200 and calls[c] not in got]
+        print(f"  cut-link: sent={n} read-by-peer={len(got)} answered-200={sum(c == 200 for c in codes.values())}"
+              f" 200-for-unread={len(false_200)} codes={sorted(set(codes.values()))}")
+        assert not false_200, f"{len(false_200)} of {n} answered 200 but never read by the peer"
+        assert set(codes.values()) <= {200, 408}, codes
+        e.gw.wait_log("ev=s2s.out.unconfirmed")
+        print("  " + re.search(r"ev=s2s\.out\.unconfirmed.*", e.gw.log_text()).group(0))
+        # A new stream carries the next message.
+        e.peer.stall_after = None
+        again = await sip_burst(e, ["after the cut"])
+        assert (await get(e.peer.received, 20)).child("body").text == "after the cut"
+        assert list((await final_codes(e, again)).values()) == [200]
+
+
+async def test_peer_ends_stream_during_grace(tmp):
+    """The peer reads a stanza and ends the stream inside its error grace,
+    with </stream:stream> or with a bare TCP close (no close_notify). The
+    stanza was read, and the link ended in order, so the sender gets 200 (the
+    rule in s2s.h); the gateway answers </stream:stream> with its own, and the
+    next message opens a new stream."""
+    for how in ("close", "eof"):
+        async with Env(tmp) as e:
+            e.peer.end_after, e.peer.end_how = 1, how
+            calls = await sip_burst(e, [f"last words {how}"])
+            assert (await get(e.peer.received, 20)).child("body").text == f"last words {how}"
+            assert list((await final_codes(e, calls)).values()) == [200], how
+            reason = "the remote server closed the stream" if how == "close" else "connection closed"
+            e.gw.wait_log(f"ev=s2s.out.state stream=out1 .*to=closed.*reason=\"{reason}\"")
+            e.peer.end_after = None
+            again = await sip_burst(e, ["next"])
+            assert (await get(e.peer.received, 20)).child("body").text == "next"
+            assert list((await final_codes(e, again)).values()) == [200]
+            e.gw.wait_log("ev=s2s.out.state stream=out3 ")
+
+
+async def test_sip_to_xmpp_gone_becomes_301_with_contact(tmp):
+    """RFC 7247 §7.1 note 3: a <gone/> naming a new address MUST become 301;
+    the SIP sender gets that address as a SIP URI in Contact."""
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("romeo@peer.test")
+        e.peer.bounce_error = (f"<gone xmlns='{NS_STANZAS}'>\n xmpp:romeo@afterlife.example.net\n"
+                               f"</gone>")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 301, resp["first"]
+        assert resp["headers"].get("contact") == ["<sip:romeo@afterlife.example.net>"], resp
+        e.peer.bounce_error = f"<gone xmlns='{NS_STANZAS}'/>"
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 410 and "contact" not in resp["headers"], resp
+        await expect_nothing(e.peer.received, 0.5)
 
 
 async def test_sip_retransmission_delivered_once(tmp):
@@ -342,6 +662,34 @@ async def test_sip_bad_content_type(tmp):
                            content_type="text/html")
         resp = await get(e.uac.responses)
         assert resp["code"] == 415, resp["first"]
+
+
+async def test_sip_from_untrusted_source_refused(tmp):
+    # No sip.trusted: the next hop's address (127.0.0.1) is trusted, 127.0.0.2 is not.
+    async with Env(tmp) as e:
+        e.stranger.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test",
+                                "Please wire 50k today")
+        resp = await get(e.stranger.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        assert "warning" not in resp["headers"] and "allow" not in resp["headers"], resp
+        e.gw.wait_log(r"ev=sip\.refused transport=udp peer=127\.0\.0\.2:\d+ status=403")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "from the edge")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "from the edge", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
+async def test_sip_trusted_list_replaces_next_hop(tmp):
+    async with Env(tmp, sip_extra='trusted = { "127.0.0.2/32", "::1" }') as e:
+        e.uac.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test", "forged")
+        resp = await get(e.uac.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "trusted")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "trusted", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
 
 
 # --- policy ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Story 3: failures come back to the sender. SIP final responses from the UAS become XMPP
-# error stanzas for alice (RFC 7247 section 8); bob's MESSAGEs that cannot be delivered get
+# error stanzas for alice (RFC 7247 section 7.2); bob's MESSAGEs that cannot be delivered get
 # the exact final response for the stage that refused them (proved by the gateway's log),
 # never 200, and nothing reaches the far end.
 set -u
@@ -37,7 +37,7 @@ it_sip_error() {
 it_sip_error 404 "Not Found" item-not-found
 it_sip_error 480 "Temporarily Unavailable" recipient-unavailable
 it_sip_error 403 Forbidden forbidden
-it_sip_error 503 "Service Unavailable" service-unavailable
+it_sip_error 503 "Service Unavailable" internal-server-error
 it_sip_error 408 "Request Timeout" remote-server-timeout
 
 # errors.sip_no_answer: the UAS stays silent; the gateway's non-INVITE transaction times out
