@@ -40,25 +40,38 @@ class Env:
         return policy(self.gw_port, self.sip_port, self.next_hop_port, self.peer_port, **args)
 
     async def __aenter__(self):
-        self.gw.start()
-        loop = asyncio.get_running_loop()
-        self.sip = SipEndpoint(self.sip_code)
-        await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
-        self.uac = SipEndpoint()
-        await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
-        # A sender on another address of the namespace's loopback.
-        self.stranger = SipEndpoint()
-        await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
-        self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
-        await self.peer.start(self.peer_port)
+        self.sip = self.uac = self.stranger = self.peer = None
+        try:
+            self.gw.start()
+            loop = asyncio.get_running_loop()
+            self.sip = SipEndpoint(self.sip_code)
+            await loop.create_datagram_endpoint(lambda: self.sip,
+                                                local_addr=("127.0.0.1", self.next_hop_port))
+            self.uac = SipEndpoint()
+            await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+            # A sender on another address of the namespace's loopback.
+            self.stranger = SipEndpoint()
+            await loop.create_datagram_endpoint(lambda: self.stranger,
+                                                local_addr=("127.0.0.2", 0))
+            self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
+            await self.peer.start(self.peer_port)
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails: stop what did start, the
+            # gateway above all, or it outlives the test inside the namespace.
+            await self._stop()
+            raise
         return self
 
+    async def _stop(self):
+        if self.peer is not None:
+            await self.peer.stop()
+        for ep in (self.sip, self.uac, self.stranger):
+            if ep is not None and getattr(ep, "transport", None) is not None:
+                ep.transport.close()
+        return self.gw.stop()
+
     async def __aexit__(self, *exc):
-        await self.peer.stop()
-        self.sip.transport.close()
-        self.uac.transport.close()
-        self.stranger.transport.close()
-        rc = self.gw.stop()
+        rc = await self._stop()
         if exc[0] is None and rc not in (0, None):
             raise AssertionError(f"xsgw exited with {rc} on SIGTERM")
 

@@ -31,6 +31,16 @@ static inline void pump(uv_loop_t *loop, int ms)
     } while (uv_hrtime() < end);
 }
 
+/* Pumps the loop until COND holds, for at most LIMIT_MS. A test that pumps a
+ * fixed 20 ms and then checks can fail on a loaded runner (ASan, ctest -j);
+ * waiting for the condition costs nothing when it is quick. */
+#define PUMP_UNTIL(loop, cond, limit_ms)                                                           \
+    do {                                                                                           \
+        uint64_t end_ = uv_hrtime() + (uint64_t)(limit_ms)*1000000u;                               \
+        while (!(cond) && uv_hrtime() < end_)                                                      \
+            pump((loop), 1);                                                                       \
+    } while (0)
+
 /* A UDP socket bound to ip (a loopback address: all of 127/8 is local). */
 static inline int udp_peer_at(const char *ip, int *port)
 {

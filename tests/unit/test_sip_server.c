@@ -66,7 +66,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     char m[8192];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu1", port_peer, PLAIN, BODY);
     udp_send_to(fd, port, m, n);
-    pump(loop, 50);
+    PUMP_UNTIL(loop, r->n == 1, 2000);
     CHECK(r->n == 1);
     if (r->last) {
         CHECK(strcmp(r->last->from, "sip:Bob@sip.test") == 0);
@@ -97,7 +97,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu2", port_peer, PLAIN, "x");
     udp_send_to(fd, port, m, n);
-    pump(loop, 30);
+    PUMP_UNTIL(loop, r->n == 2, 2000);
     CHECK(r->n == 2);
     answer(r, XS_COND_ITEM_NOT_FOUND, "no such \"user\"");
     /* The gateway only addresses bare JIDs: 604 (RFC 7247 §7.1 note 2). */
@@ -708,7 +708,7 @@ static void test_limits(uv_loop_t *loop)
     char m[4096];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKl1", 5060, PLAIN, "x");
     send(first, m, n, 0);
-    pump(loop, 20);
+    PUMP_UNTIL(loop, r.n == 1 && r.done != NULL, 2000);
     CHECK(r.n == 1 && r.done != NULL);
     int port_peer;
     int fd = udp_peer(&port_peer);
@@ -742,7 +742,7 @@ static void test_limits(uv_loop_t *loop)
 
     closed = 0;
     xs_sip_close(sip, on_closed, NULL);
-    pump(loop, 20);
+    PUMP_UNTIL(loop, closed, 2000);
     CHECK(closed);
     xs_event_free(r.last);
 }
@@ -809,11 +809,11 @@ int main(void)
     char m[4096];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKc1", port_peer, PLAIN, "x");
     udp_send_to(fd, udp_port, m, n);
-    pump(&loop, 30);
+    PUMP_UNTIL(&loop, r.done != NULL, 2000);
     CHECK(r.done != NULL);
     xs_sip_close(sip, on_closed, NULL);
     expect_status(&loop, fd, "SIP/2.0 503 ", "Retry-After: 5\r\n");
-    pump(&loop, 20);
+    PUMP_UNTIL(&loop, closed && !uv_loop_alive(&loop), 2000);
     CHECK(closed);
     answer(&r, XS_COND_NONE, NULL);
     close(fd);
