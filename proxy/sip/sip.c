@@ -404,6 +404,11 @@ static void on_tp_closed(void *ud)
     xs_sip_maybe_closed(sip);
 }
 
+void xs_sip_drain(struct xs_sip *sip)
+{
+    sip->draining = 1;
+}
+
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
 {
     if (sip->closing)

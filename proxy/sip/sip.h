@@ -75,6 +75,12 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
  * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
+/* Says the gateway is stopping, before the other side fails what it holds:
+ * from then on service-unavailable answers to SIP senders are the gateway's
+ * own (503 with Retry-After, so the edge retries elsewhere or later), not a
+ * remote user's (403, RFC 7247 §7.1 note 5). */
+void xs_sip_drain(struct xs_sip *sip);
+
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
