@@ -5,7 +5,9 @@
 gateway {
   domains = { "sip.test" },
   xmpp = { listen = "0.0.0.0:5269" },
-  sip  = { listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" }, next_hop = "udp:172.28.0.20:5060" },
+  -- Only Kamailio may send SIP requests to the gateway.
+  sip  = { listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" }, next_hop = "udp:172.28.0.20:5060",
+           trusted = { "172.28.0.20" } },
 }
 
 -- Prosody offers STARTTLS with a self-signed certificate; dialback proves the domain.

@@ -37,6 +37,10 @@ gateway {
     listen = { "udp:127.0.0.1:5060", "tcp:127.0.0.1:5060" },
     -- Where MESSAGEs for SIP users go: the SIP edge proxy (Kamailio, ...).
     next_hop = "udp:127.0.0.1:5070",
+    -- The SIP peers whose requests are accepted (addresses or networks,
+    -- IPv4 or IPv6); everyone else gets 403. Default: the next hop's
+    -- addresses, looked up at start and at every reload.
+    -- trusted = { "127.0.0.1", "10.0.0.0/24", "fd00::/8" },
     -- max_message = 65536,    bytes of one SIP message
   },
 

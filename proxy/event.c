@@ -1,6 +1,7 @@
 #include "event.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +100,61 @@ struct xs_event *xs_event_dup(const struct xs_event *ev)
         return NULL;
     }
     return d;
+}
+
+static int addr_ok(const char *a, size_t n)
+{
+    if (n < 3 || n > XS_COND_ADDR_MAX)
+        return 0;
+    size_t colon = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (c <= 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '"')
+            return 0;
+        if (c == ':' && !colon)
+            colon = i;
+    }
+    if (colon == 0 || colon + 1 == n || !isalpha((unsigned char)a[0]))
+        return 0;
+    for (size_t i = 1; i < colon; i++)
+        if (!isalnum((unsigned char)a[i]) && !strchr("+-.", a[i]))
+            return 0;
+    return 1;
+}
+
+const char *xs_cond_text_addr(const char *text, const char **addr, size_t *addr_len)
+{
+    *addr = NULL;
+    *addr_len = 0;
+    if (!text)
+        return "";
+    if (text[0] != '<')
+        return text;
+    const char *end = strchr(text + 1, '>');
+    if (!end || !addr_ok(text + 1, (size_t)(end - text - 1)))
+        return text;
+    *addr = text + 1;
+    *addr_len = (size_t)(end - text - 1);
+    return end[1] == ' ' ? end + 2 : end + 1;
+}
+
+char *xs_cond_text_with_addr(const char *addr, size_t addr_len, const char *text)
+{
+    if (!addr || !addr_ok(addr, addr_len))
+        return NULL;
+    size_t tl = text ? strlen(text) : 0;
+    char *out = malloc(addr_len + tl + 4);
+    if (!out)
+        return NULL;
+    out[0] = '<';
+    memcpy(out + 1, addr, addr_len);
+    out[addr_len + 1] = '>';
+    size_t o = addr_len + 2;
+    if (tl) {
+        out[o++] = ' ';
+        memcpy(out + o, text, tl);
+        o += tl;
+    }
+    out[o] = '\0';
+    return out;
 }

@@ -54,6 +54,20 @@ const char *xs_cond_type(enum xs_cond c);
 /* Parses a condition name; unknown names give XS_COND_UNDEFINED_CONDITION. */
 enum xs_cond xs_cond_from_name(const char *name);
 
+/* Two conditions can name where the recipient went: gone (RFC 6120
+ * §8.3.3.5) and redirect (§8.3.3.14), which RFC 7247 §7 maps to and from SIP
+ * 301/302 with a Contact. The address travels in the done() text as "<uri>"
+ * at its start, followed by a space and the human text, if any. */
+#define XS_COND_ADDR_MAX 1024
+/* The human part of text (borrowed from text; "" when text is NULL) and, in
+ * addr and addr_len, the address when text starts with one (else *addr NULL).
+ * An address is 3..XS_COND_ADDR_MAX bytes of printable ASCII without space,
+ * '<', '>' or '"', with a scheme ("x:"). */
+const char *xs_cond_text_addr(const char *text, const char **addr, size_t *addr_len);
+/* "<addr> text" (or "<addr>" when text is NULL or empty) as an owned string
+ * (free()); NULL on OOM or when addr is not an address as above. */
+char *xs_cond_text_with_addr(const char *addr, size_t addr_len, const char *text);
+
 /* All strings are owned by the event, NUL-terminated UTF-8, NULL when absent. */
 struct xs_event {
     enum xs_event_kind kind;

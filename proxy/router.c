@@ -49,7 +49,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
 {
     struct xs_router *r = router;
     char qf[256], qt[256], qx[256];
-    xs_log(XS_LOG_DEBUG, "router.in", "event=%llu origin=%s from=%s to=%s",
+    XS_LOG(XS_LOG_DEBUG, "router.in", "event=%llu origin=%s from=%s to=%s",
            (unsigned long long)ev->serial, side_name(ev->origin),
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
     enum xs_side_id origin = ev->origin;
@@ -79,7 +79,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     if (r->log_bodies)
         xs_log(XS_LOG_INFO, "router.body", "event=%llu body=%s", (unsigned long long)ev->serial,
                xs_log_quote(qx, sizeof qx, ev->body));
-    xs_log(XS_LOG_DEBUG, "router.out", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
+    XS_LOG(XS_LOG_DEBUG, "router.out", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
     target->deliver(target->impl, ev, on_delivered, c);
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing from Debian's packages: `deps.sh build` for the
 # gateway itself, `deps.sh test` for the whole test suite as well.
+# Without root nothing is installed: missing build packages are an error,
+# missing test packages only a warning (the unit and Lua tests need nothing
+# more than the build, and scripts/test.sh counts the rest as skipped).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
@@ -11,16 +14,21 @@ test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody lua-unbound ej
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
 
-missing=()
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() missing_build=()
 for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" && continue
+    missing+=("$p")
+    [[ " ${build_pkgs[*]} " == *" $p "* ]] && missing_build+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
     echo "deps: missing packages: ${missing[*]}" >&2
     echo "deps: run as root (or install them with: sudo apt-get install ${missing[*]})" >&2
-    exit 1
+    [ ${#missing_build[@]} -eq 0 ] || exit 1
+    echo "deps: the build dependencies are present; tests that need the rest are skipped" >&2
+    exit 0
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive

@@ -3,13 +3,28 @@
 # again under ASan/UBSan, a short run of every libFuzzer target, and the
 # interop tests against real Prosody, Kamailio, sipp and slixmpp in network
 # namespaces (these need root; without it they are counted as skipped).
-# Installs what is missing first. Ends with one line that adds up every test
-# of every stage: "tests: N passed, N failed, N skipped".
+# Installs what is missing first (as root; otherwise it needs the build
+# dependencies and counts what the missing test packages would run as skipped).
+# Ends with one line that adds up every test of every stage:
+# "tests: N passed, N failed, N skipped". The interop harness's self-checks
+# are totalled apart, on the line "harness: N passed, N failed, N skipped".
+#
+# Under CI (CI=true) or as root every test must run: a skipped test fails the
+# suite, so a green run cannot hide a layer that did not run. XS_IT_REQUIRE=0
+# or 1 overrides that choice.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 fuzz_seconds=${XS_FUZZ_SECONDS:-20}
 tests_passed=0 tests_failed=0 tests_skipped=0
+harness_passed=0 harness_failed=0 harness_skipped=0
+require=${XS_IT_REQUIRE:-}
+if [ -z "$require" ]; then
+    require=0
+    case ${CI:-} in "" | 0 | false | no) ;; *) require=1 ;; esac
+    [ "$(id -u)" = 0 ] && require=1
+fi
+export XS_IT_REQUIRE=$require
 failures=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -17,7 +32,14 @@ trap 'rm -f "$log"' EXIT
 # Adds the counts a stage printed: ctest's "N tests failed out of M" and its
 # skipped list, or the harnesses' own "N passed, N failed, N skipped" line.
 count() {
-    local line total nfail nskip
+    local line total nfail nskip p f s
+    line=$(grep -E '^harness: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        read -r _ p _ f _ s _ <<<"$(tr -d ',' <<<"$line")"
+        harness_passed=$((harness_passed + p))
+        harness_failed=$((harness_failed + f))
+        harness_skipped=$((harness_skipped + s))
+    fi
     line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
     if [ -n "$line" ]; then
         nfail=$(sed -E 's/.* ([0-9]+) tests? failed.*/\1/' <<<"$line")
@@ -65,6 +87,11 @@ stage "unit+lua tests under ASan/UBSan" build_and_ctest "$top/build-asan" \
     -DCMAKE_BUILD_TYPE=Debug -DXS_SANITIZE=ON
 
 fuzz_all() {
+    if ! command -v clang >/dev/null; then
+        echo "SKIP fuzz targets: clang is not installed (scripts/deps.sh test)"
+        echo "0 passed, 0 failed, 1 skipped"
+        return 0
+    fi
     cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_C_COMPILER=clang -DXS_FUZZ=ON -DXS_WERROR=ON \
         -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
         cmake --build "$top/build-fuzz" -j"$(nproc)" || return 1
@@ -90,6 +117,10 @@ stage "fuzz targets (${fuzz_seconds}s each)" fuzz_all
 stage "interop tests" env XSGW="$top/build/xsgw" "$top/tests/interop/run.sh"
 
 echo
+if [ "$require" = 1 ] && [ $((tests_skipped + harness_skipped)) -gt 0 ]; then
+    failures+=("skipped tests where every test must run (CI or root)")
+fi
 [ ${#failures[@]} -gt 0 ] && echo "failed stages: ${failures[*]}"
+echo "harness: $harness_passed passed, $harness_failed failed, $harness_skipped skipped"
 echo "tests: $tests_passed passed, $tests_failed failed, $tests_skipped skipped"
 [ ${#failures[@]} -eq 0 ]

@@ -47,6 +47,16 @@ local function valid_domain(d)
     return valid_utf8(d)
 end
 
+local function percent_decode(s)
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- RFC 7622 §3.4: a resourcepart is 1..1023 bytes of UTF-8; controls are
+-- refused here as everywhere else in an address.
+local function valid_resource(r)
+    return r ~= "" and #r <= MAX_PART and valid_utf8(r) and not r:find("%c")
+end
+
 -- Splits a JID into localpart (or nil), domain, resource (or nil).
 function M.split_jid(jid)
     if type(jid) ~= "string" or jid == "" or #jid > 3071 or not valid_utf8(jid) then
@@ -70,7 +80,8 @@ function M.jid_domain(jid)
     return domain
 end
 
--- Splits a SIP URI into user (decoded, or nil), host.
+-- Splits a SIP URI into user (decoded, or nil), host, and the decoded value
+-- of a "gr" parameter (or nil).
 function M.split_sip(uri)
     if type(uri) ~= "string" or #uri > 4096 or not valid_utf8(uri) then return nil end
     local scheme, rest = uri:match("^(%a[%w+%-.]*):(.*)$")
@@ -80,6 +91,7 @@ function M.split_sip(uri)
         return nil
     end
     rest = rest:gsub("^//", "")
+    local params = rest:match("^[^;?]*(;[^?]*)") or ""
     rest = rest:match("^([^;?]*)")
     local user, hostport = rest:match("^(.*)@(.*)$")
     if not user then hostport = rest end
@@ -94,7 +106,15 @@ function M.split_sip(uri)
     local host = hostport:match("^(%[.-%])") or hostport:match("^([^:]*)")
     host = lower_domain(host or "")
     if not valid_domain(host) then return nil end
-    return user, host
+    local gr
+    for name, value in params:gmatch(";([^;=]*)=?([^;]*)") do
+        if name:lower() == "gr" and value ~= "" then gr = value end
+    end
+    if gr then
+        gr = percent_decode(gr)
+        if not valid_resource(gr) then return nil end
+    end
+    return user, host, gr
 end
 
 -- The host of a SIP URI, lower-cased, or nil.
@@ -122,22 +142,40 @@ local function percent_encode(user)
     end))
 end
 
--- JID -> "sip:user@domain", or nil, "jid-malformed".
-function M.to_sip(jid)
-    local localpart, domain = M.split_jid(jid)
-    if not domain then return nil, "jid-malformed" end
-    if not localpart then return "sip:" .. domain end
-    return "sip:" .. percent_encode(M.unescape_localpart(localpart)) .. "@" .. domain
+-- RFC 3261 pvalue = 1*paramchar (param-unreserved / unreserved / escaped).
+local function param_encode(v)
+    return (v:gsub("[^%w%[%]/:&%+%$%-_%.!~%*'%(%)]", function(c)
+        return string.format("%%%02X", c:byte())
+    end))
 end
 
--- SIP URI -> "local@domain", or nil, "jid-malformed".
+-- JID -> "sip:user@domain", with the resource as the GRUU ";gr=" (RFC 7247
+-- §6.5 step 8; RFC 7572 §4 note 1 makes it a MUST for the sender), or nil,
+-- "jid-malformed".
+function M.to_sip(jid)
+    local localpart, domain, resource = M.split_jid(jid)
+    if not domain then return nil, "jid-malformed" end
+    local uri = "sip:" .. domain
+    if localpart then
+        uri = "sip:" .. percent_encode(M.unescape_localpart(localpart)) .. "@" .. domain
+    end
+    if resource then uri = uri .. ";gr=" .. param_encode(resource) end
+    return uri
+end
+
+-- SIP URI -> "local@domain", or "local@domain/gr" when the URI names a GRUU
+-- (RFC 7247 §6.4 step 8, RFC 7572 §5 note 1), or nil, "jid-malformed".
 function M.to_xmpp(uri)
-    local user, host = M.split_sip(uri)
+    local user, host, gr = M.split_sip(uri)
     if not host then return nil, "jid-malformed" end
-    if not user then return host end
-    local localpart = M.escape_localpart(user)
-    if #localpart > MAX_PART then return nil, "jid-malformed" end
-    return localpart .. "@" .. host
+    local jid = host
+    if user then
+        local localpart = M.escape_localpart(user)
+        if #localpart > MAX_PART then return nil, "jid-malformed" end
+        jid = localpart .. "@" .. host
+    end
+    if gr then jid = jid .. "/" .. gr end
+    return jid
 end
 
 return M

@@ -82,6 +82,62 @@ local function parse_sip_endpoint(where, what, s)
     return { transport = transport, host = host, port = port }
 end
 
+local function valid_ipv4(s)
+    local parts = { s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+    if #parts ~= 4 then return false end
+    for _, p in ipairs(parts) do
+        if #p > 3 or tonumber(p) > 255 or (#p > 1 and p:sub(1, 1) == "0") then return false end
+    end
+    return true
+end
+
+-- Counts the groups of one side of "::" (or of a whole address); nil when
+-- one is not 1 to 4 hex digits.
+local function ipv6_groups(s)
+    if s == "" then return 0 end
+    local n = 0
+    for g in (s .. ":"):gmatch("([^:]*):") do
+        if not g:match("^%x%x?%x?%x?$") then return nil end
+        n = n + 1
+    end
+    return n
+end
+
+local function valid_ipv6(s)
+    if #s > 45 or s:find("[^%x:%.]") or s:find(":::") then return false end
+    -- A trailing dotted quad stands for the last two groups.
+    local head, quad = s:match("^(.*:)([%d%.]+)$")
+    if quad and quad:find("%.") then
+        if not valid_ipv4(quad) then return false end
+        s = head .. "0:0"
+    elseif s:find("%.") then
+        return false
+    end
+    local left, right = s:match("^(.-)::(.*)$")
+    if left then
+        if right:find("::") then return false end
+        local a, b = ipv6_groups(left), ipv6_groups(right)
+        return a ~= nil and b ~= nil and a + b <= 7
+    end
+    return ipv6_groups(s) == 8
+end
+
+-- "10.0.0.5", "10.0.0.0/24", "::1", "fd00::/8" -> the entry, lower-cased.
+local function parse_trusted(where, what, s)
+    want(where, what, s, "string")
+    local addr, bits = s:match("^([^/]+)/(%d+)$")
+    if not addr then addr = s end
+    local max = valid_ipv4(addr) and 32 or valid_ipv6(addr:lower()) and 128
+    if not max then
+        fail(where, "%s '%s' is not an IPv4 or IPv6 address or network (ADDRESS or ADDRESS/PREFIX)",
+            what, s)
+    end
+    if bits and (tonumber(bits) > max or (#bits > 1 and bits:sub(1, 1) == "0")) then
+        fail(where, "%s '%s' has a prefix length past /%d", what, s, max)
+    end
+    return s:lower()
+end
+
 local function positive(where, what, v, default, max)
     if v == nil then return default end
     if type(v) ~= "number" or v <= 0 or v ~= v or (max and v > max) then
@@ -90,11 +146,16 @@ local function positive(where, what, v, default, max)
     return v
 end
 
+-- The primitives the C core provides (proxy/policy/helpers.c and policy.c);
+-- plain Lua tests pass stand-ins.
+local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
+
 -- A fresh declaration collector and the environment a policy chunk runs in.
 -- `callsite()` returns "file:line" of the policy line that called into the
 -- vocabulary (the core provides it; plain Lua tests pass one built on debug).
-function M.new_env(callsite)
-    local decl = { partners = {}, partner_order = {} }
+-- `native` holds the core's primitives (NATIVE).
+function M.new_env(callsite, native)
+    local decl = { partners = {}, partner_order = {}, native = native }
     local env = {}
 
     function env.gateway(t)
@@ -137,10 +198,21 @@ function M.new_env(callsite)
     end
 
     env.xsgw = { address = address }
+    for _, name in ipairs(NATIVE) do
+        env.xsgw[name] = native[name]
+    end
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
-        "setmetatable", "getmetatable" }) do
+        "getmetatable" }) do
         env[name] = _G[name]
+    end
+    -- Finalizers would run at any allocation and in lua_close at reload,
+    -- outside the call whose budget they belong to: a policy gets none.
+    function env.setmetatable(t, mt)
+        if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+            error("setmetatable(): finalizers (__gc) are not allowed in a policy", 2)
+        end
+        return setmetatable(t, mt)
     end
     env.string, env.table, env.math, env.utf8 = string, table, math, utf8
     env._VERSION = _VERSION
@@ -198,7 +270,8 @@ local function normalize_gateway(decl)
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")
-    check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true })
+    check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true,
+        trusted = true })
     local listen = s.listen
     if type(listen) == "string" then listen = { listen } end
     want(where, "sip.listen", listen, "table")
@@ -212,6 +285,23 @@ local function normalize_gateway(decl)
     end
     cfg.sip_max_message = math.floor(positive(where, "sip.max_message", s.max_message, 65536,
         4 * 1024 * 1024))
+    -- The SIP peers requests are accepted from. Without the key, the C side
+    -- trusts the next hop's resolved addresses.
+    if s.trusted ~= nil then
+        local trusted = s.trusted
+        if type(trusted) == "string" then trusted = { trusted } end
+        want(where, "sip.trusted", trusted, "table")
+        cfg.sip_trusted = {}
+        for k in pairs(trusted) do
+            if math.type(k) ~= "integer" or k < 1 or k > #trusted then
+                fail(where, "sip.trusted must be a list of addresses and networks")
+            end
+        end
+        for i, t in ipairs(trusted) do
+            cfg.sip_trusted[i] = parse_trusted(where, "sip.trusted[" .. i .. "]", t)
+        end
+        if #cfg.sip_trusted > 1024 then fail(where, "sip.trusted lists more than 1024 entries") end
+    end
 
     if g.log ~= nil then
         want(where, "gateway.log", g.log, "table")

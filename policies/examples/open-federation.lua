@@ -8,8 +8,11 @@ gateway {
     dialback_secret = "replace with a long random string shared by all instances",
   },
   sip = {
-    listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" },
+    -- SIP stays on the internal network: only the edge proxy may send
+    -- requests (sip.trusted), and the listeners are not on the Internet.
+    listen = { "udp:10.0.0.2:5060", "tcp:10.0.0.2:5060" },
     next_hop = "tcp:edge.sip.example.com:5060",
+    trusted = { "10.0.0.0/24" },
   },
 }
 

@@ -12,13 +12,25 @@ void xs_buf_init(struct xs_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->off = 0;
 }
 
 void xs_buf_free(struct xs_buf *b)
 {
-    free(b->data);
+    if (b->data)
+        free(b->data - b->off);
     b->data = NULL;
-    b->len = b->cap = 0;
+    b->len = b->cap = b->off = 0;
+}
+
+/* Moves the content to the start of the allocation. */
+static void compact(struct xs_buf *b)
+{
+    char *base = b->data - b->off;
+    memmove(base, b->data, b->len + 1);
+    b->data = base;
+    b->cap += b->off;
+    b->off = 0;
 }
 
 static int reserve(struct xs_buf *b, size_t extra)
@@ -28,14 +40,36 @@ static int reserve(struct xs_buf *b, size_t extra)
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t total = b->off + b->cap; /* the allocation */
+    /* Reclaiming consumed space costs a move of len bytes; it is done when
+     * at least as many were consumed, so every byte is moved at most once
+     * per byte consumed before it. */
+    if (b->off && need <= total && b->off >= b->len) {
+        compact(b);
+        return 0;
+    }
+    size_t cap = total ? total : 256;
     while (cap < need)
         cap *= 2;
     if (cap > b->max + 1)
         cap = b->max + 1;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        return XS_ENOMEM;
+    if (cap <= total) {
+        compact(b); /* at the maximum: moving is the only way to room */
+        return 0;
+    }
+    char *p;
+    if (b->off == 0) {
+        p = realloc(b->data, cap);
+        if (!p)
+            return XS_ENOMEM;
+    } else {
+        p = malloc(cap);
+        if (!p)
+            return XS_ENOMEM;
+        memcpy(p, b->data, b->len + 1);
+        free(b->data - b->off);
+        b->off = 0;
+    }
     b->data = p;
     b->cap = cap;
     return 0;
@@ -78,14 +112,21 @@ int xs_buf_printf(struct xs_buf *b, const char *fmt, ...)
 
 void xs_buf_consume(struct xs_buf *b, size_t n)
 {
+    if (!b->data)
+        return;
     if (n >= b->len) {
+        /* Empty: start over at the beginning, which moves nothing. */
+        b->data -= b->off;
+        b->cap += b->off;
+        b->off = 0;
         b->len = 0;
-    } else {
-        memmove(b->data, b->data + n, b->len - n);
-        b->len -= n;
+        b->data[0] = '\0';
+        return;
     }
-    if (b->data)
-        b->data[b->len] = '\0';
+    b->data += n;
+    b->off += n;
+    b->cap -= n;
+    b->len -= n;
 }
 
 void xs_buf_reset(struct xs_buf *b)

@@ -31,27 +31,54 @@ static const char *level_name(enum xs_log_level level)
     return "?";
 }
 
+/* Copies in to out (size n, n > 0), writing control characters as \xNN.
+ * Values reach the log from peers (a JID, an id, a reason text), and one raw
+ * newline in one would let the peer write a line of its own choosing: the
+ * logger itself makes sure a call is one line, whatever the caller passed. */
+static void escape_controls(char *out, size_t n, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (; *in; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c >= 0x20 && c != 0x7f) {
+            if (o + 1 >= n)
+                break;
+            out[o++] = (char)c;
+            continue;
+        }
+        if (o + 4 >= n)
+            break;
+        out[o++] = '\\';
+        out[o++] = 'x';
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 15];
+    }
+    out[o] = '\0';
+}
+
 void xs_log(enum xs_log_level level, const char *ev, const char *fmt, ...)
 {
     if (!xs_log_enabled(level))
         return;
-    char line[2048];
+    char raw[2048], line[2048];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ev=%s ",
+    int n = snprintf(raw, sizeof raw, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ev=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, level_name(level), ev);
     if (n < 0)
         return;
     va_list ap;
     va_start(ap, fmt);
-    if ((size_t)n < sizeof line)
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    if ((size_t)n < sizeof raw)
+        vsnprintf(raw + n, sizeof raw - (size_t)n, fmt, ap);
     va_end(ap);
+    escape_controls(line, sizeof line - 1, raw);
     /* One fputs per line keeps lines whole when several processes share stderr. */
-    size_t len = strnlen(line, sizeof line - 2);
+    size_t len = strlen(line);
     line[len] = '\n';
     line[len + 1] = '\0';
     fputs(line, stderr);

@@ -14,9 +14,20 @@ enum xs_log_level { XS_LOG_DEBUG = 0, XS_LOG_INFO, XS_LOG_WARN, XS_LOG_ERROR };
 void xs_log_set_level(enum xs_log_level level);
 int xs_log_enabled(enum xs_log_level level);
 
-/* ev: short dotted event name ("s2s.in.state"); fmt: the key=value rest. */
+/* ev: short dotted event name ("s2s.in.state"); fmt: the key=value rest.
+ * Control characters in the formatted line (newlines among them) are
+ * written as \xNN, so one call is one line whatever its values hold. */
 void xs_log(enum xs_log_level level, const char *ev, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Logs only when the level is enabled, without evaluating the arguments
+ * otherwise: per-message DEBUG lines quote several values each, and that
+ * work must cost nothing at the default level. */
+#define XS_LOG(level, ...)                                                                         \
+    do {                                                                                           \
+        if (xs_log_enabled(level))                                                                 \
+            xs_log(level, __VA_ARGS__);                                                            \
+    } while (0)
 
 /* Writes s into out (size n) as a log value: bare if it has no space, quote,
  * '=' or control character, else double-quoted with escapes; truncated to fit.

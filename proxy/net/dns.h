@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 struct xs_dns_target {
@@ -58,30 +59,5 @@ void xs_dns_weighted_order(struct xs_dns_target *targets, size_t n, uint64_t *se
 int xs_net_addr_special(const struct sockaddr *sa);
 /* 1 when `s` is an IPv4 or IPv6 address written out, not a name. */
 int xs_net_is_ip_literal(const char *s);
-
-/* xs_net_connect_flags: skip every address xs_net_addr_special() names; when
- * that leaves none, the connect fails with XS_EPOLICY. For peers nobody
- * vouched for (open federation), whose DNS could aim us at internal hosts. */
-#define XS_NET_PUBLIC_ONLY 1
-
-/* Connects a TCP handle to host:port, resolving host with uv_getaddrinfo and
- * trying each address in turn, all within timeout_s (<= 0: no deadline of our
- * own). status 0: `tcp` is connected, TCP_NODELAY set, tcp->data NULL. It is
- * returned owned: it was malloc()ed, and the caller must uv_close() it and
- * free() it in the close callback. Otherwise `tcp` is NULL and status says
- * why (XS_EDNS, XS_EREFUSED, XS_ETIMEOUT, XS_EIO, XS_ENOMEM). The callback
- * never runs before xs_net_connect returns. */
-typedef void (*xs_connect_cb)(void *ud, int status, uv_tcp_t *tcp);
-struct xs_connect_req;
-int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
-                   xs_connect_cb cb, void *ud, struct xs_connect_req **out);
-/* xs_net_connect with XS_NET_* flags. */
-int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
-                         int flags, xs_connect_cb cb, void *ud, struct xs_connect_req **out);
-/* After cancel the callback is never called and any half-open socket is
- * closed. The request is freed by the loop after its callback has run or after
- * cancel, so the caller forgets its pointer in either place: cancelling after
- * the callback is a use after free. */
-void xs_net_connect_cancel(struct xs_connect_req *req);
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "net/addr.h"
 
 #define LINK_READ_SIZE 16384
 #define LINK_CLOSE_GRACE_MS 2000
@@ -14,6 +15,9 @@
 struct xs_link {
     uv_tcp_t *tcp;
     uv_write_t wreq;
+    uv_shutdown_t sreq;
+    /* The idle timer while the link is open, the close grace timer once it
+     * is closing: never both, so one handle serves. */
     uv_timer_t grace;
     struct xs_link_cbs cbs;
     void (*on_flushed)(void *ud);
@@ -31,13 +35,20 @@ struct xs_link {
     int closing;
     int close_reason;
     int handles_open; /* tcp and grace timer each count one until their close callback */
-    char peer[64];
+    unsigned idle_ms; /* 0: no idle timeout */
+    void (*idle_cb)(void *ud);
+    int paused;      /* the owner stopped reading (xs_link_pause) */
+    int in_input;    /* inside tls_input: resume must not re-enter it */
+    int half_close;  /* xs_link_shutdown: FIN once the queue drained, then wait for EOF */
+    int fin_sent;
+    char peer[XS_NET_ADDR_STRLEN];
     char rbuf[LINK_READ_SIZE]; /* what the socket read */
     char *plain;               /* LINK_READ_SIZE of decrypted bytes, once TLS is on */
 };
 
 static void link_flush(struct xs_link *l);
 static void link_fail(struct xs_link *l, int reason);
+static void link_drained(struct xs_link *l);
 
 /* The tcp handle is freed with the link, not in its own close callback, so
  * l->tcp never dangles while the grace timer is still closing. */
@@ -103,6 +114,31 @@ static void link_fail(struct xs_link *l, int reason)
     link_close_now(l);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct xs_link *l = req->data;
+    if (status < 0 && status != UV_ECANCELED)
+        link_close_now(l);
+}
+
+/* Everything queued has been written on a closing link: a full close ends
+ * here; a half-close sends FIN and keeps reading until the peer's EOF (or
+ * the grace timer), so unread input does not turn our close into a reset
+ * that could destroy the answer before the peer read it. */
+static void link_drained(struct xs_link *l)
+{
+    if (!l->half_close) {
+        link_close_now(l);
+        return;
+    }
+    if (l->fin_sent)
+        return;
+    l->fin_sent = 1;
+    l->sreq.data = l;
+    if (uv_shutdown(&l->sreq, (uv_stream_t *)l->tcp, on_shutdown) != 0)
+        link_close_now(l);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct xs_link *l = req->data;
@@ -120,7 +156,7 @@ static void on_write(uv_write_t *req, int status)
     }
     link_flush(l);
     if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
-        link_close_now(l);
+        link_drained(l);
 }
 
 /* Moves TLS output into the queue and starts a write if none is in flight. */
@@ -153,6 +189,36 @@ static void link_flush(struct xs_link *l)
     l->writing = 1;
 }
 
+static void on_idle(uv_timer_t *t)
+{
+    struct xs_link *l = t->data;
+    if (l->closing)
+        return;
+    if (l->idle_cb)
+        l->idle_cb(l->ud);
+    else
+        xs_link_close(l, XS_ETIMEOUT);
+}
+
+/* Traffic either way restarts the idle timer. */
+static void link_touch(struct xs_link *l)
+{
+    if (l->idle_ms && !l->closing && !l->paused)
+        uv_timer_start(&l->grace, on_idle, l->idle_ms, 0);
+}
+
+void xs_link_set_idle(struct xs_link *l, unsigned ms, void (*cb)(void *ud))
+{
+    l->idle_ms = ms;
+    l->idle_cb = cb;
+    if (l->closing)
+        return;
+    if (ms)
+        link_touch(l);
+    else
+        uv_timer_stop(&l->grace);
+}
+
 int xs_link_write(struct xs_link *l, const char *data, size_t len)
 {
     if (l->closing)
@@ -166,6 +232,7 @@ int xs_link_write(struct xs_link *l, const char *data, size_t len)
         return rc;
     /* Counted before the flush, which may put these bytes in flight at once. */
     l->accepted += len;
+    link_touch(l);
     link_flush(l);
     return l->closing ? XS_ECLOSED : 0;
 }
@@ -184,6 +251,7 @@ void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud))
 {
     l->on_flushed = cb;
 }
+static void tls_drain(struct xs_link *l);
 
 static void tls_input(struct xs_link *l, const char *data, size_t len)
 {
@@ -210,25 +278,34 @@ static void tls_input(struct xs_link *l, const char *data, size_t len)
         if (l->closing)
             return;
     }
-    for (;;) {
+    tls_drain(l);
+}
+
+/* Hands the owner the plaintext the TLS layer holds, until it is empty or
+ * the owner pauses; what is left waits in the session for xs_link_resume. */
+static void tls_drain(struct xs_link *l)
+{
+    l->in_input = 1;
+    while (!l->paused) {
         int n = xs_tls_read(l->tls, l->plain, LINK_READ_SIZE);
         link_flush(l);
         if (l->closing)
             return;
         if (n == XS_EAGAIN)
-            return;
+            break;
         if (n == XS_ECLOSED) {
             link_fail(l, XS_ECLOSED);
-            return;
+            break;
         }
         if (n < 0) {
             link_fail(l, XS_ETLS);
-            return;
+            break;
         }
         l->cbs.data(l->ud, l->plain, (size_t)n);
         if (l->closing)
-            return;
+            break;
     }
+    l->in_input = 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -240,12 +317,20 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct xs_link *l = s->data;
-    if (nread == 0 || l->closing)
+    if (nread == 0)
         return;
+    if (l->closing) {
+        /* Only a half-closed link still reads: it discards input and
+         * waits for the peer's EOF to finish the close. */
+        if (nread < 0 && !uv_is_closing((uv_handle_t *)l->tcp))
+            link_close_now(l);
+        return;
+    }
     if (nread < 0) {
         link_fail(l, nread == UV_EOF ? XS_ECLOSED : XS_EIO);
         return;
     }
+    link_touch(l);
     if (l->tls)
         tls_input(l, buf->base, (size_t)nread);
     else
@@ -270,18 +355,10 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
     l->handles_open = 2;
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET) {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-    }
-    snprintf(l->peer, sizeof l->peer, "%s:%d", host, port);
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0)
+        xs_net_addr_format((struct sockaddr *)&ss, l->peer, sizeof l->peer);
+    else
+        snprintf(l->peer, sizeof l->peer, "?");
     uv_tcp_nodelay(tcp, 1);
     if (uv_read_start((uv_stream_t *)tcp, on_alloc, on_read) != 0) {
         l->closing = 1;
@@ -322,4 +399,57 @@ const char *xs_link_tls_describe(const struct xs_link *l)
 const char *xs_link_peer(const struct xs_link *l)
 {
     return l->peer;
+}
+
+void xs_link_pause(struct xs_link *l)
+{
+    if (l->paused || l->closing)
+        return;
+    l->paused = 1;
+    uv_read_stop((uv_stream_t *)l->tcp);
+    /* Silence we asked for is not the peer's idleness. */
+    uv_timer_stop(&l->grace);
+}
+
+void xs_link_resume(struct xs_link *l)
+{
+    if (!l->paused || l->closing)
+        return;
+    l->paused = 0;
+    if (uv_read_start((uv_stream_t *)l->tcp, on_alloc, on_read) != 0) {
+        link_fail(l, XS_EIO);
+        return;
+    }
+    link_touch(l);
+    /* Plaintext TLS already decrypted before the pause is delivered now,
+     * unless we are inside the loop that delivers it (it goes on by itself). */
+    if (l->tls && l->tls_ready && !l->in_input)
+        tls_drain(l);
+}
+
+void xs_link_shutdown(struct xs_link *l, int reason)
+{
+    if (l->closing)
+        return;
+    l->closing = 1;
+    l->half_close = 1;
+    l->close_reason = reason;
+    if (l->paused && uv_read_start((uv_stream_t *)l->tcp, on_alloc, on_read) != 0) {
+        link_close_now(l);
+        return;
+    }
+    if (l->tls && l->tls_ready) {
+        xs_tls_close_notify(l->tls);
+        link_flush(l);
+        if (uv_is_closing((uv_handle_t *)l->tcp))
+            return;
+    }
+    uv_timer_start(&l->grace, on_grace, LINK_CLOSE_GRACE_MS, 0);
+    if (!l->writing && l->pending.len == 0)
+        link_drained(l);
+}
+
+int xs_link_set_keepalive(struct xs_link *l, unsigned delay_s)
+{
+    return uv_tcp_keepalive(l->tcp, delay_s > 0, delay_s) == 0 ? 0 : XS_EIO;
 }

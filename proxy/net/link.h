@@ -64,7 +64,30 @@ const char *xs_link_tls_describe(const struct xs_link *l);
  * failure that struck while the queue drained. */
 void xs_link_close(struct xs_link *l, int reason);
 
-/* "ip:port" of the peer, for logs. */
+/* "ip:port" of the peer ("[ip]:port" for IPv6), for logs. */
 const char *xs_link_peer(const struct xs_link *l);
+
+/* Closes the link when no byte has come from the peer or been written for
+ * `ms` (0 turns the timeout off; the link starts without one). With `cb`
+ * NULL the link closes itself with XS_ETIMEOUT; otherwise cb(ud) runs and
+ * decides. Calling it again restarts the wait with the new value. */
+void xs_link_set_idle(struct xs_link *l, unsigned ms, void (*cb)(void *ud));
+
+/* Backpressure: stop reading from the socket (and delivering plaintext TLS
+ * already decrypted) until resume. The idle timer does not run while paused.
+ * Both may be called from inside the data callback. */
+void xs_link_pause(struct xs_link *l);
+void xs_link_resume(struct xs_link *l);
+
+/* Half-close: no more writes are taken; once what is queued has been
+ * written (after close_notify under TLS) the link sends FIN, then discards
+ * input until the peer closes too, bounded by the close grace timer.
+ * `closed` is called with `reason`. Use it to answer and hang up without
+ * the reset that closing over unread input would send. */
+void xs_link_shutdown(struct xs_link *l, int reason);
+
+/* TCP keepalive probes after delay_s idle seconds (0: off). TCP_NODELAY is
+ * always on. */
+int xs_link_set_keepalive(struct xs_link *l, unsigned delay_s);
 
 #endif

@@ -12,10 +12,23 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "policy/helpers.h"
 #include "policy/sandbox.h"
 
-#define POLICY_MEMORY (64u << 20)
-#define POLICY_INSTRUCTIONS 1000000ul
+/* The budgets of one call into the policy. A hook that needs more than a
+ * million VM instructions or half a second is broken, and the loop is
+ * waiting for it. The watchdog logs a call stuck for 2 s (only a C function
+ * that ignores the deadline can be) and aborts the process at 30 s: a
+ * gateway that has answered nothing for that long is worse off than one its
+ * supervisor restarts, and every C function a policy can reach is bounded,
+ * so this is the last line, not the mechanism. */
+static const struct xs_lua_limits policy_limits = {
+    .memory = 64u << 20,
+    .instructions = 1000000ul,
+    .call_seconds = 0.5,
+    .watchdog_warn = 2.0,
+    .watchdog_abort = 30.0,
+};
 
 struct xs_policy {
     struct xs_lua *lua;
@@ -82,6 +95,9 @@ static void config_free(struct xs_config *c)
         free(c->sip_listen[i].host);
     free(c->sip_listen);
     free(c->sip_next_hop.host);
+    for (size_t i = 0; i < c->n_sip_trusted; i++)
+        free(c->sip_trusted[i]);
+    free(c->sip_trusted);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         free(c->partners[i].route_host);
@@ -142,6 +158,23 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
         return rc;
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, t, "sip_trusted") == LUA_TTABLE) {
+        size_t n = lua_rawlen(L, -1);
+        c->sip_trusted = calloc(n + 1, sizeof *c->sip_trusted);
+        for (size_t i = 0; c->sip_trusted && i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            c->sip_trusted[i] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+            if (!c->sip_trusted[i])
+                break;
+            c->n_sip_trusted++;
+        }
+        if (!c->sip_trusted || c->n_sip_trusted < n) {
+            lua_pop(L, 1);
+            return rc;
+        }
+    }
+    lua_pop(L, 1);
 
     lua_getfield(L, t, "partners");
     c->n_partners = lua_rawlen(L, -1);
@@ -175,11 +208,13 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
         return rc;
     int mod = lua_gettop(L);
 
-    /* env, decl = policy.new_env(callsite) */
+    /* env, decl = policy.new_env(callsite, native) */
     lua_getfield(L, mod, "new_env");
     lua_pushfstring(L, "@%s", path);
     lua_pushcclosure(L, l_callsite, 1);
-    if ((rc = xs_lua_call(p->lua, 1, 2, err, errlen)) != 0)
+    lua_newtable(L);
+    xs_helpers_open(L);
+    if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);
 
@@ -222,7 +257,7 @@ int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_polic
     }
     p->route_ref = LUA_NOREF;
     p->path = strdup(policy_path);
-    p->lua = xs_lua_new(lua_dir, POLICY_MEMORY, POLICY_INSTRUCTIONS);
+    p->lua = xs_lua_new(lua_dir, &policy_limits, policy_path);
     int rc = XS_ENOMEM;
     if (!p->path || !p->lua)
         snprintf(err, errlen, "out of memory");
@@ -372,6 +407,13 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    fprintf(out, "  sip trusted:");
+    for (size_t i = 0; i < c->n_sip_trusted; i++)
+        fprintf(out, " %s", c->sip_trusted[i]);
+    fprintf(out, "%s\n",
+            !c->sip_trusted      ? " the next hop's addresses (resolved at start and reload)"
+            : c->n_sip_trusted ? ""
+                               : " nobody: every SIP request is refused");
     fprintf(out, "  partners:");
     for (size_t i = 0; i < c->n_partners; i++)
         fprintf(out, " %s(tls %s%s)", c->partners[i].domain,

@@ -51,6 +51,11 @@ struct xs_config {
     size_t n_sip_listen;
     struct xs_sip_endpoint sip_next_hop; /* host NULL when none is configured */
     size_t sip_max_message;              /* bytes of one SIP message */
+    /* sip.trusted: the peers SIP requests are accepted from ("10.0.0.5",
+     * "10.0.0.0/24", "::1", ...). NULL when the policy gives none: the
+     * resolved addresses of the next hop are trusted then. */
+    char **sip_trusted;
+    size_t n_sip_trusted;
 
     struct xs_partner *partners;
     size_t n_partners;

@@ -1,26 +1,66 @@
 #include "policy/sandbox.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <uv.h>
 
 #include "core/err.h"
+#include "core/log.h"
+#include "policy/pattern.h"
 
 #define HOOK_EVERY 1000
 #define MAX_SOURCE (1u << 20)
+#define WATCH_PERIOD_NS 100000000ull /* how often the watchdog looks */
+/* Bounds for the library functions that otherwise loop in C for as long as
+ * their arguments say: string.rep's result, and the elements table.move,
+ * insert and remove may touch in one call. */
+#define MAX_REP (16u << 20)
+#define MAX_TABLE_SPAN (1 << 22)
 
 struct xs_lua {
     lua_State *L;
     size_t used;
-    size_t limit;
-    unsigned long instr_limit;
+    struct xs_lua_limits lim;
     unsigned long ticks;
+    uint64_t deadline; /* monotonic ns; the running call is out of time after it */
+    /* Sticky until the next xs_lua_call: once a call has spent its budget,
+     * every further instruction raises (the hook runs with a count of 1), so
+     * a pcall in the policy cannot swallow the error and carry on. */
+    const char *spent;
+    int depth; /* nesting of xs_lua_call */
     char *lua_dir;
+    char *name;
+
+    /* The watchdog: a thread that wakes every WATCH_PERIOD_NS and looks at
+     * how long the loop has been inside the current call. A count hook
+     * cannot interrupt a C function; this at least says so in the log. */
+    uv_thread_t watchdog;
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    int stop;                 /* under mu */
+    uint64_t call_start;      /* under mu; 0 when no call runs */
+    unsigned long call_seq;   /* under mu */
+    char where[256];          /* under mu: the last policy line the hook saw */
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t to_ns(double seconds)
+{
+    return seconds <= 0 ? 0 : (uint64_t)(seconds * 1e9);
+}
 
 static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -31,7 +71,7 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= old;
         return NULL;
     }
-    if (nsize > old && s->used + (nsize - old) > s->limit)
+    if (nsize > old && s->used + (nsize - old) > s->lim.memory)
         return NULL;
     void *p = realloc(ptr, nsize);
     if (p)
@@ -39,13 +79,192 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void count_hook(lua_State *L, lua_Debug *ar)
+static struct xs_lua *sandbox_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    struct xs_lua *s = ud;
-    if (++s->ticks * HOOK_EVERY > s->instr_limit)
-        luaL_error(L, "instruction budget exceeded");
+    return ud;
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+static void spend(lua_State *L, struct xs_lua *s, const char *why)
+{
+    if (!s->spent) {
+        s->spent = why;
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "%s", s->spent);
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    struct xs_lua *s = sandbox_of(L);
+    if (s->spent)
+        spend(L, s, s->spent);
+    if (++s->ticks * HOOK_EVERY > s->lim.instructions)
+        spend(L, s, "instruction budget exceeded");
+    if (now_ns() > s->deadline)
+        spend(L, s, "time budget exceeded");
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) {
+        uv_mutex_lock(&s->mu);
+        snprintf(s->where, sizeof s->where, "%s:%d", ar->short_src, ar->currentline);
+        uv_mutex_unlock(&s->mu);
+    }
+}
+
+void xs_lua_tick(lua_State *L)
+{
+    struct xs_lua *s = sandbox_of(L);
+    if (s->spent)
+        spend(L, s, s->spent);
+    if (now_ns() > s->deadline)
+        spend(L, s, "time budget exceeded");
+}
+
+static void watchdog_main(void *arg)
+{
+    struct xs_lua *s = arg;
+    uint64_t warn = to_ns(s->lim.watchdog_warn), abort_at = to_ns(s->lim.watchdog_abort);
+    unsigned long warned_seq = 0;
+    uint64_t warned_at = 0;
+    uv_mutex_lock(&s->mu);
+    while (!s->stop) {
+        uv_cond_timedwait(&s->cond, &s->mu, WATCH_PERIOD_NS);
+        if (s->stop || !s->call_start)
+            continue;
+        uint64_t stuck = now_ns() - s->call_start;
+        if (abort_at && stuck > abort_at) {
+            xs_log(XS_LOG_ERROR, "policy.watchdog",
+                   "file=%s where=%s stuck=%.1fs action=abort reason=\"the event loop is stuck "
+                   "inside one policy call\"",
+                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
+            abort();
+        }
+        /* Once per call, and again for every further `warn` it stays stuck. */
+        if (warn && stuck > warn && (warned_seq != s->call_seq || stuck - warned_at > warn)) {
+            warned_seq = s->call_seq;
+            warned_at = stuck;
+            xs_log(XS_LOG_ERROR, "policy.watchdog",
+                   "file=%s where=%s stuck=%.1fs reason=\"the event loop is stuck inside one "
+                   "policy call\"",
+                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
+        }
+    }
+    uv_mutex_unlock(&s->mu);
+}
+
+/* string.rep with its result bounded before any work is done: the stock one
+ * loops `n` times even when the result is empty. */
+static int l_rep(lua_State *L)
+{
+    size_t l, lsep;
+    const char *str = luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || (l == 0 && lsep == 0)) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    if ((uint64_t)n > MAX_REP || (l + lsep) * (uint64_t)n > MAX_REP)
+        return luaL_error(L, "string.rep: result would be over %d bytes", MAX_REP);
+    size_t total = l * (size_t)n + lsep * (size_t)(n - 1);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, total);
+    for (lua_Integer i = 0; i < n; i++) {
+        memcpy(out, str, l);
+        out += l;
+        if (i + 1 < n && lsep) {
+            memcpy(out, sep, lsep);
+            out += lsep;
+        }
+    }
+    luaL_pushresultsize(&b, total);
+    return 1;
+}
+
+/* table.move: refuses spans the stock one would walk element by element for
+ * as long as the numbers say (table.move({}, 1, 2^40, 1)). */
+static int l_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= MAX_TABLE_SPAN)
+        return luaL_error(L, "table.move: more than %d elements", MAX_TABLE_SPAN);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* table.insert and remove shift up to #t elements in C, and __len can make
+ * #t anything. */
+static int l_shift(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (luaL_len(L, 1) >= MAX_TABLE_SPAN)
+        return luaL_error(L, "table.insert/remove: table longer than %d elements", MAX_TABLE_SPAN);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_field(lua_State *L, const char *k, lua_CFunction fn)
+{
+    lua_getfield(L, -1, k);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, k);
+}
+
+static void bound_library(lua_State *L)
+{
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pushcfunction(L, l_rep);
+    lua_setfield(L, -2, "rep");
+    xs_pattern_open(L, xs_lua_tick);
+    lua_pop(L, 1);
+    lua_getglobal(L, "table");
+    wrap_field(L, "move", l_move);
+    wrap_field(L, "insert", l_shift);
+    wrap_field(L, "remove", l_shift);
+    lua_pop(L, 1);
+}
+
+/* pcall and xpcall for sandboxed code: like the base library's, except that
+ * an error raised because the call's budget is spent goes on up instead of
+ * being caught, so the error reaches the C caller. */
+static int reraise_spent(lua_State *L)
+{
+    lua_pushstring(L, sandbox_of(L)->spent);
+    return lua_error(L);
+}
+
+static int l_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (st != LUA_OK && sandbox_of(L)->spent)
+        return reraise_spent(L);
+    lua_pushboolean(L, st == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+static int l_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_copy(L, 2, 1);
+    lua_replace(L, 2);
+    int st = lua_pcall(L, n - 2, LUA_MULTRET, 1);
+    if (st != LUA_OK && sandbox_of(L)->spent)
+        return reraise_spent(L);
+    lua_pushboolean(L, st == LUA_OK);
+    lua_replace(L, 1);
+    return lua_gettop(L);
 }
 
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
@@ -104,9 +323,7 @@ static int l_require(lua_State *L)
     const char *mod = strncmp(name, "xsgw.", 5) == 0 ? name + 5 : NULL;
     if (!mod || !*mod || strspn(mod, "abcdefghijklmnopqrstuvwxyz_") != strlen(mod))
         return luaL_error(L, "module '%s' is not part of the gateway's library", name);
-    void *ud;
-    lua_getallocf(L, &ud);
-    struct xs_lua *s = ud;
+    struct xs_lua *s = sandbox_of(L);
     char path[1024], err[512];
     snprintf(path, sizeof path, "%s/xsgw/%s.lua", s->lua_dir, mod);
     if (xs_lua_load_file(s, path, err, sizeof err) != 0)
@@ -135,8 +352,23 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, traceback);
     lua_insert(L, base);
-    s->ticks = 0;
+    if (s->depth++ == 0) {
+        s->ticks = 0;
+        s->spent = NULL;
+        s->deadline = now_ns() + to_ns(s->lim.call_seconds);
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        uv_mutex_lock(&s->mu);
+        s->call_start = now_ns();
+        s->call_seq++;
+        s->where[0] = '\0';
+        uv_mutex_unlock(&s->mu);
+    }
     int st = lua_pcall(L, nargs, nresults, base);
+    if (--s->depth == 0) {
+        uv_mutex_lock(&s->mu);
+        s->call_start = 0;
+        uv_mutex_unlock(&s->mu);
+    }
     lua_remove(L, base);
     if (st == LUA_OK)
         return 0;
@@ -149,18 +381,53 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     return st == LUA_ERRMEM ? XS_ENOMEM : XS_EPOLICY;
 }
 
-struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long instr_limit)
+static void sandbox_destroy(struct xs_lua *s, int watching)
+{
+    if (watching) {
+        uv_mutex_lock(&s->mu);
+        s->stop = 1;
+        uv_cond_signal(&s->cond);
+        uv_mutex_unlock(&s->mu);
+        uv_thread_join(&s->watchdog);
+    }
+    if (s->L) {
+        /* Finalizers run in lua_close. Policies cannot set __gc (policy.lua
+         * refuses it), and whatever the library's objects do still runs
+         * under a fresh budget with the hook armed, so a reload cannot hang
+         * here. */
+        s->ticks = 0;
+        s->spent = NULL;
+        s->deadline = now_ns() + to_ns(s->lim.call_seconds);
+        lua_sethook(s->L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        lua_close(s->L);
+    }
+    uv_cond_destroy(&s->cond);
+    uv_mutex_destroy(&s->mu);
+    free(s->lua_dir);
+    free(s->name);
+    free(s);
+}
+
+struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, const char *name)
 {
     struct xs_lua *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->limit = mem_limit;
-    s->instr_limit = instr_limit;
-    s->lua_dir = strdup(lua_dir);
-    s->L = s->lua_dir ? lua_newstate(budget_alloc, s) : NULL;
-    if (!s->L) {
-        free(s->lua_dir);
+    if (uv_mutex_init(&s->mu) != 0) {
         free(s);
+        return NULL;
+    }
+    if (uv_cond_init(&s->cond) != 0) {
+        uv_mutex_destroy(&s->mu);
+        free(s);
+        return NULL;
+    }
+    s->lim = *lim;
+    s->lua_dir = strdup(lua_dir);
+    s->name = strdup(name);
+    s->L = s->lua_dir && s->name ? lua_newstate(budget_alloc, s) : NULL;
+    if (!s->L || uv_thread_create(&s->watchdog, watchdog_main, s) != 0) {
+        sandbox_destroy(s, 0);
         return NULL;
     }
     lua_State *L = s->L;
@@ -178,25 +445,23 @@ struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long i
         lua_pushnil(L);
         lua_setglobal(L, *r);
     }
-    lua_getglobal(L, "string");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "dump");
-    lua_pop(L, 1);
+    bound_library(L);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "xsgw.loaded");
     lua_pushcfunction(L, l_require);
     lua_setglobal(L, "require");
+    lua_pushcfunction(L, l_pcall);
+    lua_setglobal(L, "pcall");
+    lua_pushcfunction(L, l_xpcall);
+    lua_setglobal(L, "xpcall");
     lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
     return s;
 }
 
 void xs_lua_free(struct xs_lua *s)
 {
-    if (!s)
-        return;
-    lua_close(s->L);
-    free(s->lua_dir);
-    free(s);
+    if (s)
+        sandbox_destroy(s, 1);
 }
 
 lua_State *xs_lua_state(struct xs_lua *s)

@@ -1,7 +1,10 @@
-/* One Lua state with budgets: a memory cap enforced by its allocator, and an
- * instruction budget per call enforced by a count hook. Every call from C
- * into Lua goes through xs_lua_call(), the one door that resets the budget,
- * adds a traceback and turns any failure into one status and one line. */
+/* One Lua state with budgets: a memory cap enforced by its allocator, an
+ * instruction budget and a wall-clock deadline per call enforced by a count
+ * hook (and by the library functions that loop in C, through xs_lua_tick),
+ * and a watchdog thread that reports a call stuck where no hook reaches.
+ * Every call from C into Lua goes through xs_lua_call(), the one door that
+ * resets the budgets, adds a traceback and turns any failure into one status
+ * and one line. */
 #ifndef XS_POLICY_SANDBOX_H
 #define XS_POLICY_SANDBOX_H
 
@@ -11,12 +14,27 @@
 
 struct xs_lua;
 
+struct xs_lua_limits {
+    size_t memory;              /* bytes the whole state may hold */
+    unsigned long instructions; /* VM instructions per call */
+    double call_seconds;        /* wall-clock time per call */
+    double watchdog_warn;       /* seconds inside one call before the watchdog logs */
+    double watchdog_abort;      /* seconds inside one call before it aborts; 0: never */
+};
+
 /* A new state with the safe libraries only (base without dofile, loadfile,
- * load, collectgarbage, print; string without dump; table, math, utf8), and
- * a `require` that loads "xsgw.<name>" from <lua_dir>/xsgw/<name>.lua as a
- * text chunk. NULL on OOM. `lua_dir` is copied. */
-struct xs_lua *xs_lua_new(const char *lua_dir, size_t mem_limit, unsigned long instr_limit);
+ * load, collectgarbage, print; string without dump, with metered pattern
+ * functions and a bounded rep; table with bounded move, insert and remove;
+ * math, utf8), and a `require` that loads "xsgw.<name>" from
+ * <lua_dir>/xsgw/<name>.lua as a text chunk. `name` (the policy file) is what
+ * the watchdog's log lines name. NULL on OOM or when the watchdog thread
+ * cannot start. Strings are copied; `lim` is borrowed. */
+struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, const char *name);
 void xs_lua_free(struct xs_lua *s);
+
+/* For C functions that may loop long on one call (the pattern matcher):
+ * raises a Lua error when the running call is out of time. */
+void xs_lua_tick(lua_State *L);
 lua_State *xs_lua_state(struct xs_lua *s);
 
 /* lua_pcall with the budget reset, a message handler, and the error message

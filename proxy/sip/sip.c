@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
 #define TABLE_BUCKETS 4096
@@ -43,12 +45,181 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
 
+/* ---- trusted peers ---- */
+
+#define REFUSAL_LOG_PER_S 10
+
+struct xs_sip_resolve {
+    uv_getaddrinfo_t req;
+    struct xs_sip *sip;
+    unsigned gen;
+};
+
+static void trust_set(struct xs_sip *sip, struct xs_sip_acl *acl, const char *what)
+{
+    xs_sip_acl_free(sip->trusted);
+    sip->trusted = acl;
+    xs_log(acl && xs_sip_acl_count(acl) ? XS_LOG_INFO : XS_LOG_WARN, "sip.trusted",
+           "entries=%zu source=%s", xs_sip_acl_count(acl), what);
+}
+
+static void on_hop_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct xs_sip_resolve *r = req->data;
+    struct xs_sip *sip = r->sip;
+    sip->resolving--;
+    if (sip->resolve == r)
+        sip->resolve = NULL;
+    if (r->gen == sip->trust_gen && !sip->closing) {
+        struct xs_sip_acl *acl = xs_sip_acl_new();
+        for (struct addrinfo *a = res; acl && status == 0 && a; a = a->ai_next)
+            xs_sip_acl_add_addr(acl, a->ai_addr);
+        if (status != 0)
+            xs_log(XS_LOG_ERROR, "sip.trusted",
+                   "result=failed reason=\"next hop does not resolve: %s; no SIP peer is trusted "
+                   "until a reload\"",
+                   uv_err_name(status));
+        if (acl)
+            trust_set(sip, acl, "next_hop");
+    }
+    uv_freeaddrinfo(res);
+    free(r);
+    xs_sip_maybe_closed(sip);
+}
+
+/* Looks the next hop up; its addresses become the trusted list when the
+ * answer comes (the list in force stays until then). */
+static void trust_resolve(struct xs_sip *sip, const char *host)
+{
+    struct xs_sip_resolve *r = calloc(1, sizeof *r);
+    if (!r) {
+        xs_log(XS_LOG_ERROR, "sip.trusted", "result=failed reason=%s", xs_errname(XS_ENOMEM));
+        return;
+    }
+    r->sip = sip;
+    r->gen = sip->trust_gen;
+    r->req.data = r;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM};
+    int rc = uv_getaddrinfo(sip->loop, &r->req, on_hop_resolved, host, NULL, &hints);
+    if (rc != 0) {
+        free(r);
+        xs_log(XS_LOG_ERROR, "sip.trusted", "result=failed reason=%s", uv_err_name(rc));
+        return;
+    }
+    sip->resolve = r;
+    sip->resolving++;
+}
+
+/* Builds the trusted list from sip.trusted, or from the next hop when the
+ * policy gives none: at once for an IP literal. Returns 0 when the list is
+ * in force, 1 when the next hop's name must be looked up (trust_resolve),
+ * or a negative XS_E* (the list in force is kept). */
+static int trust_configure(struct xs_sip *sip, const struct xs_config *cfg)
+{
+    sip->trust_gen++;
+    if (sip->resolve) {
+        uv_cancel((uv_req_t *)&sip->resolve->req);
+        sip->resolve = NULL;
+    }
+    struct xs_sip_acl *acl = xs_sip_acl_new();
+    if (!acl)
+        return XS_ENOMEM;
+    const char *host = cfg->sip_next_hop.host;
+    if (cfg->sip_trusted) {
+        for (size_t i = 0; i < cfg->n_sip_trusted; i++) {
+            int rc = xs_sip_acl_add(acl, cfg->sip_trusted[i]);
+            if (rc != 0) {
+                xs_log(XS_LOG_ERROR, "sip.trusted", "entry=\"%s\" result=failed reason=%s",
+                       cfg->sip_trusted[i], xs_errname(rc));
+                xs_sip_acl_free(acl);
+                return rc;
+            }
+        }
+        trust_set(sip, acl, "sip.trusted");
+        return 0;
+    }
+    char lit[300];
+    size_t hl = host ? strlen(host) : 0;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']')
+        snprintf(lit, sizeof lit, "%.*s", (int)(hl - 2), host + 1);
+    else
+        snprintf(lit, sizeof lit, "%s", host ? host : "");
+    if (!host || xs_sip_acl_add(acl, lit) == 0) {
+        trust_set(sip, acl, host ? "next_hop" : "none");
+        return 0;
+    }
+    xs_sip_acl_free(acl);
+    return 1;
+}
+
+/* 1 when a refusal line may be logged now (at most REFUSAL_LOG_PER_S a
+ * second: an attacker must not be able to flood the log). */
+static int refusal_log_ok(struct xs_sip *sip)
+{
+    uint64_t now = uv_now(sip->loop);
+    if (now - sip->refusal_window >= 1000) {
+        sip->refusal_window = now;
+        sip->refusal_lines = 0;
+    }
+    if (sip->refusal_lines >= REFUSAL_LOG_PER_S) {
+        sip->refusals_unlogged++;
+        return 0;
+    }
+    sip->refusal_lines++;
+    return 1;
+}
+
+/* A request from a source that is not trusted: 403 (503 while the trusted
+ * list is still being resolved) built from the header section only, with
+ * nothing added that the request did not carry (no Warning, no Allow), so
+ * the answer is no larger than the request gives reason for. */
+static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from, const char *data,
+                             size_t len)
+{
+    int status = sip->trusted ? 403 : 503;
+    if (refusal_log_ok(sip)) {
+        xs_log(XS_LOG_WARN, "sip.refused",
+               "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
+               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
+               sip->trusted ? "source not trusted" : "trusted peers not resolved yet",
+               sip->refusals_unlogged);
+        sip->refusals_unlogged = 0;
+    }
+    struct xs_sip_in in;
+    xs_sip_in_parse_refused(data, len, &in);
+    if (in.verdict == XS_SIP_ANSWER) {
+        struct xs_buf b;
+        char tag[17];
+        xs_sip_random_hex(tag, 8);
+        xs_buf_init(&b, len + 512);
+        if (xs_sip_build_response(in.msg, status, tag, NULL, NULL,
+                                  status == 503 ? "Retry-After: 5\r\n" : NULL, &b) == 0)
+            xs_sip_tp_reply(sip->tp, from, b.data, b.len);
+        xs_buf_free(&b);
+    }
+    xs_sip_in_clear(&in);
+}
+
+static int is_response(const char *data, size_t len)
+{
+    return len >= 4 && strncasecmp(data, "SIP/", 4) == 0;
+}
+
 static void on_message(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
                        int oversize)
 {
     struct xs_sip *sip = ud;
+    /* Responses are matched against our own random branches, so only
+     * requests need a trusted source; the check comes before any parsing. */
+    if (!is_response(data, len) &&
+        !xs_sip_acl_allows(sip->trusted, (const struct sockaddr *)&from->addr)) {
+        refuse_untrusted(sip, from, data, len);
+        return;
+    }
     struct xs_sip_in in;
     xs_sip_in_parse(data, len, oversize, &in);
+    if (in.ev)
+        in.ev->auth = "trusted-source";
     switch (in.verdict) {
     case XS_SIP_DROP:
         xs_log(XS_LOG_WARN, "sip.drop", "transport=%s peer=%s bytes=%zu reason=\"%s\"",
@@ -97,6 +268,7 @@ static int copy_listen(struct xs_sip *sip, const struct xs_config *cfg)
 
 static void sip_free(struct xs_sip *sip)
 {
+    xs_sip_acl_free(sip->trusted);
     xs_sip_table_free(&sip->servers);
     xs_sip_table_free(&sip->clients);
     free_listen(sip->listen, sip->n_listen);
@@ -119,6 +291,9 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
     int rc = xs_sip_table_init(&sip->servers, TABLE_BUCKETS);
     rc = rc ? rc : xs_sip_table_init(&sip->clients, TABLE_BUCKETS);
     rc = rc ? rc : copy_listen(sip, cfg);
+    int lookup = rc ? 0 : trust_configure(sip, cfg);
+    if (lookup < 0)
+        rc = lookup;
     if (rc != 0) {
         sip_free(sip);
         return rc;
@@ -133,6 +308,8 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
         return rc;
     }
     sip->tp_open = 1;
+    if (lookup == 1)
+        trust_resolve(sip, cfg->sip_next_hop.host);
     xs_log(XS_LOG_INFO, "sip.ready", "listeners=%zu next_hop=%s max_message=%zu", cfg->n_sip_listen,
            cfg->sip_next_hop.host ? cfg->sip_next_hop.host : "-", sip->max_message);
     *out = sip;
@@ -167,6 +344,8 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
     if (!same_listen(sip, cfg))
         xs_log(XS_LOG_WARN, "sip.reconfigure",
                "reason=\"SIP listeners changed: takes effect on restart\"");
+    if (trust_configure(sip, cfg) == 1)
+        trust_resolve(sip, cfg->sip_next_hop.host);
     take_config(sip, cfg);
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
@@ -181,7 +360,7 @@ void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 
 void xs_sip_maybe_closed(struct xs_sip *sip)
 {
-    if (!sip->closing || sip->tp_open || sip->timers_open)
+    if (!sip->closing || sip->tp_open || sip->timers_open || sip->resolving)
         return;
     void (*cb)(void *) = sip->on_closed;
     void *ud = sip->closed_ud;
@@ -208,6 +387,8 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
            sip->clients.count);
     /* Transactions first, while the transports can still carry the 503s. */
     xs_sip_txn_close_all(sip);
+    if (sip->resolve)
+        uv_cancel((uv_req_t *)&sip->resolve->req);
     xs_sip_tp_close(sip->tp, on_tp_closed, sip);
 }
 

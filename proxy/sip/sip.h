@@ -5,12 +5,19 @@
  * event into a MESSAGE toward the configured next hop.
  *
  * Choices worth knowing:
+ * - Requests are heard only from trusted sources (sip.trusted, by default
+ *   the next hop's addresses, looked up at start and at every reload; see
+ *   sip_acl.h). Anyone else gets a bare 403 built from the header section
+ *   alone (503 while the next hop is still being looked up), logged at most
+ *   ten lines a second. Responses are not checked: they only match our own
+ *   random branches. Events from trusted sources carry auth "trusted-source".
  * - An arriving MESSAGE becomes an event with from/to taken from the From
- *   and To URIs as "sip:user@host" (no display name, port or parameters;
- *   host lower-cased). To is preferred to the Request-URI, which RFC 3428
- *   lets be a contact or GRUU rather than the address of record. thread =
- *   Call-ID, subject = Subject, lang = first Content-Language tag, type =
- *   "chat". Only text/plain (charset UTF-8 or none) is accepted (415 with
+ *   and To URIs as "sip:user@host" (no display name, port or parameters but
+ *   a GRUU's ";gr=", which becomes the JID's resource; host lower-cased).
+ *   To is preferred to the Request-URI, which RFC 3428 lets be a contact or
+ *   GRUU rather than the address of record. thread = Call-ID, subject =
+ *   Subject, lang = first Content-Language tag, type = "normal" (RFC 7572
+ *   §5). Only text/plain (charset UTF-8 or none) is accepted (415 with
  *   Accept otherwise); the body must be UTF-8 text XML can carry (400).
  * - The final response goes out only when the router's done() comes: 200,
  *   or the RFC 7247 status with the reason in "Warning: 399 <domain>".
@@ -29,6 +36,7 @@
 #ifndef XS_SIP_SIP_H
 #define XS_SIP_SIP_H
 
+#include <osipparser2/osip_parser.h>
 #include <uv.h>
 
 #include "event.h"
@@ -91,8 +99,25 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
  * or -1. */
 int xs_sip_port(const struct xs_sip *sip, size_t i);
 
-/* The RFC 7247 mappings, exposed for tests and for other SIP methods. */
+/* The RFC 7247 §7 mappings (sip_errmap.c), exposed for tests and for other
+ * SIP methods. The plain tables: */
 enum xs_cond xs_sip_status_to_cond(int status);
 int xs_sip_cond_to_status(enum xs_cond cond);
+
+/* The final response for a request that failed with cond and text (a done()
+ * text, borrowed; may start with a new address, see xs_cond_text_addr):
+ * gone and redirect with an address the gateway can write as a SIP URI give
+ * 301/302 and a Contact line, everything else the table's status. */
+struct xs_sip_error {
+    int status;
+    const char *text;   /* for the Warning: borrowed from text, may be NULL */
+    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+};
+void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
+
+/* The condition for a final SIP response (borrowed), and in text (n bytes;
+ * XS_COND_ADDR_MAX + 160 is enough) "SIP <code> <reason>", preceded by
+ * "<uri> " with the first Contact for 301 and the other 3xx. */
+enum xs_cond xs_sip_response_cond(const osip_message_t *resp, char *text, size_t n);
 
 #endif

@@ -99,10 +99,17 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
             return XS_EPROTO;
         cl = len - hl;
     }
+    /* A datagram that promises more body than it carries is still one
+     * message: it goes up whole, so the request can be answered 400 (RFC
+     * 3261 §18.3) rather than vanish. */
+    if (!stream && cl > len - hl) {
+        *msg_len = len;
+        return 1;
+    }
     if (cl > max - hl)
         return XS_ELIMIT;
     if (cl > len - hl)
-        return stream ? 0 : XS_EPROTO;
+        return 0;
     *msg_len = hl + cl;
     return 1;
 }
@@ -181,6 +188,10 @@ const char *xs_sip_reason_phrase(int status)
         return "OK";
     case 202:
         return "Accepted";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Moved Temporarily";
     case 400:
         return "Bad Request";
     case 401:
@@ -281,9 +292,16 @@ static int user_char_ok(unsigned char c)
     return isalnum(c) || (c && strchr("-_.!~*'()&=+$,;?/", c));
 }
 
+/* RFC 3261 paramchar: param-unreserved / unreserved. */
+static int param_char_ok(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("[]/:&+$-_.!~*'()", c));
+}
+
 /* "sip:user@host" from a parsed URI, without display name, port or
- * parameters: the form RFC 7247 maps to a bare JID. NULL when the URI is not
- * SIP or its host is not a plain host name or address. */
+ * parameters but "gr": the form RFC 7247 §6.4 maps to a bare JID, or with
+ * ";gr=value" to a full JID (§6.4 step 8, RFC 7572 §5 note 1). NULL when the
+ * URI is not SIP or its host is not a plain host name or address. */
 static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
 {
     *status = 400;
@@ -323,6 +341,15 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
     if (v6 && !rc)
         rc = xs_buf_append(&b, "]", 1);
+    /* osip hands parameter values over percent-decoded; a gr without a value
+     * (a temporary GRUU's flag form) names no resource. */
+    osip_uri_param_t *gr = NULL;
+    osip_uri_uparam_get_byname((osip_uri_t *)u, "gr", &gr);
+    if (!rc && gr && gr->gvalue && gr->gvalue[0]) {
+        rc = xs_buf_append_str(&b, ";gr=");
+        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p && !rc; p++)
+            rc = param_char_ok(*p) ? xs_buf_append(&b, p, 1) : xs_buf_printf(&b, "%%%02X", *p);
+    }
     if (rc) {
         xs_buf_free(&b);
         return NULL;
@@ -437,7 +464,8 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     ev->to = to;
     char lang[LANG_MAX + 1];
     int rc = xs_event_set(&ev->thread, callid);
-    rc = rc ? rc : xs_event_set(&ev->type, "chat");
+    /* RFC 7572 §5: no type, or "normal"; never "chat". */
+    rc = rc ? rc : xs_event_set(&ev->type, "normal");
     rc = rc ? rc : xs_event_setn(&ev->body, body, blen);
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);
@@ -453,10 +481,74 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     in->verdict = XS_SIP_SUBMIT;
 }
 
+/* The Max-Forwards check of RFC 3261 §16.3 step 3: 0 when the request may
+ * go on, else the status to answer. An absent header is fine (RFC 2543
+ * peers); one that is not a number is not. */
+static int max_forwards_status(const osip_message_t *m)
+{
+    osip_header_t *h = NULL, *again = NULL;
+    int pos = osip_message_header_get_byname(m, "max-forwards", 0, &h);
+    if (pos < 0 || !h)
+        return 0;
+    if (osip_message_header_get_byname(m, "max-forwards", pos + 1, &again) >= 0 || !h->hvalue)
+        return 400;
+    const char *v = h->hvalue;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    unsigned long n = 0;
+    int digits = 0;
+    for (; *v >= '0' && *v <= '9'; v++)
+        if (++digits <= 9)
+            n = n * 10 + (unsigned long)(*v - '0');
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!digits || *v)
+        return 400;
+    return n == 0 ? 483 : 0;
+}
+
+/* The request checks that come before the method is looked at. */
+static void check_request(osip_message_t *m, struct xs_sip_in *in)
+{
+    int mf = max_forwards_status(m);
+    if (!m->from || !m->from->url)
+        set_answer(in, 400, "missing or malformed From");
+    else if (!m->to || !m->to->url)
+        set_answer(in, 400, "missing or malformed To");
+    else if (!m->call_id || !m->call_id->number)
+        set_answer(in, 400, "missing Call-ID");
+    else if (!m->cseq || !m->cseq->method || !m->cseq->number)
+        set_answer(in, 400, "missing or malformed CSeq");
+    else if (strcmp(m->cseq->method, m->sip_method) != 0)
+        set_answer(in, 400, "CSeq method does not match the request");
+    else if (mf == 400)
+        set_answer(in, 400, "malformed Max-Forwards");
+    /* OPTIONS with Max-Forwards 0 is how a peer asks the next element about
+     * itself, so it is answered as usual (RFC 3261 §11, §16.3). */
+    else if (mf == 483 && strcmp(m->sip_method, "OPTIONS") != 0)
+        set_answer(in, 483, "Max-Forwards reached 0");
+}
+
+/* A datagram whose Content-Length is larger than what it carries: only its
+ * header section is parsed, to answer 400 (RFC 3261 §18.3). */
+static void parse_truncated(const char *data, size_t hdr_len, struct xs_sip_in *in)
+{
+    xs_sip_in_parse_head(data, hdr_len, in);
+    if (in->verdict == XS_SIP_ANSWER)
+        set_answer(in, 400, "Content-Length larger than the datagram");
+}
+
 void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_in *in)
 {
     memset(in, 0, sizeof *in);
     in->verdict = XS_SIP_DROP;
+    const char *hend = memmem(data, len, "\r\n\r\n", 4);
+    size_t hl = hend ? (size_t)(hend - data) + 4 : len;
+    size_t cl = 0;
+    if (hend && scan_content_length(data, hl, &cl) == 1 && cl > len - hl) {
+        parse_truncated(data, hl, in);
+        return;
+    }
     osip_message_t *m = NULL;
     if (osip_message_init(&m) != 0) {
         in->why = "out of memory";
@@ -470,11 +562,15 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     in->msg = m;
     osip_via_t *via = NULL;
     osip_message_get_via(m, 0, &via);
-    if (!via || !via->host || !via->host[0] || !m->cseq || !m->cseq->method || !m->cseq->number) {
-        in->why = "no Via or CSeq to answer to";
+    if (!via || !via->host || !via->host[0]) {
+        in->why = "no Via to answer to";
         return;
     }
     if (MSG_IS_RESPONSE(m)) {
+        if (!m->cseq || !m->cseq->method || !m->cseq->number) {
+            in->why = "response without CSeq";
+            return;
+        }
         if (m->status_code < 100 || m->status_code > 699) {
             in->why = "status code out of range";
             return;
@@ -493,15 +589,10 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
         in->verdict = XS_SIP_ACK;
         return;
     }
-    if (!m->from || !m->from->url) {
-        set_answer(in, 400, "missing or malformed From");
-    } else if (!m->to || !m->to->url) {
-        set_answer(in, 400, "missing or malformed To");
-    } else if (!m->call_id || !m->call_id->number) {
-        set_answer(in, 400, "missing Call-ID");
-    } else if (strcmp(m->cseq->method, m->sip_method) != 0) {
-        set_answer(in, 400, "CSeq method does not match the request");
-    } else if (header_value(m, "require", NULL)) {
+    check_request(m, in);
+    if (in->verdict == XS_SIP_ANSWER)
+        return;
+    if (header_value(m, "require", NULL)) {
         set_answer(in, 420, "no extensions are supported");
     } else if (strcmp(m->sip_method, "OPTIONS") == 0) {
         set_answer(in, 200, NULL);
@@ -522,11 +613,11 @@ void xs_sip_in_clear(struct xs_sip_in *in)
     memset(in, 0, sizeof *in);
 }
 
-void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in)
+/* Copies a header section without its Content-Length lines into copy
+ * (initialised here; free it), so osip parses it as a request with no body. */
+static int copy_without_length(const char *data, size_t hdr_len, struct xs_buf *copy)
 {
-    memset(in, 0, sizeof *in);
-    struct xs_buf copy;
-    xs_buf_init(&copy, hdr_len);
+    xs_buf_init(copy, hdr_len);
     const char *end = data + hdr_len;
     const char *line = data;
     int rc = 0;
@@ -539,9 +630,17 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
                     (n > 2 && (line[0] == 'l' || line[0] == 'L') &&
                      (line[1] == ':' || line[1] == ' ' || line[1] == '\t'));
         if (!is_cl)
-            rc = xs_buf_append(&copy, line, n);
+            rc = xs_buf_append(copy, line, n);
         line = eol;
     }
+    return rc;
+}
+
+void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in)
+{
+    memset(in, 0, sizeof *in);
+    struct xs_buf copy;
+    int rc = copy_without_length(data, hdr_len, &copy);
     if (!rc && copy.len) {
         xs_sip_in_parse(copy.data, copy.len, 0, in);
         if (in->verdict == XS_SIP_SUBMIT) {
@@ -552,6 +651,35 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
         if (in->verdict != XS_SIP_ANSWER)
             in->verdict = XS_SIP_DROP;
     }
+    xs_buf_free(&copy);
+}
+
+void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in)
+{
+    memset(in, 0, sizeof *in);
+    in->verdict = XS_SIP_DROP;
+    in->why = "not a request that can be answered";
+    const char *hend = memmem(data, len, "\r\n\r\n", 4);
+    size_t hl = hend ? (size_t)(hend - data) + 4 : len;
+    struct xs_buf copy;
+    osip_message_t *m = NULL;
+    if (copy_without_length(data, hl, &copy) != 0 || !copy.len || osip_message_init(&m) != 0)
+        goto done;
+    if (osip_message_parse(m, copy.data, copy.len) != 0) {
+        osip_message_free(m);
+        goto done;
+    }
+    in->msg = m;
+    osip_via_t *via = NULL;
+    osip_message_get_via(m, 0, &via);
+    if (MSG_IS_RESPONSE(m) || !m->sip_method || strcmp(m->sip_method, "ACK") == 0 || !via ||
+        !via->host || !via->host[0])
+        goto done;
+    make_key(m, via, m->sip_method, 1, in->key, sizeof in->key);
+    in->verdict = XS_SIP_ANSWER;
+    in->status = 403;
+    in->why = "source not trusted";
+done:
     xs_buf_free(&copy);
 }
 

@@ -25,10 +25,12 @@ void xs_sip_msg_global_init(void);
 
 /* Finds one message at the start of data[0..len). `stream` is 1 on TCP,
  * where Content-Length is required (RFC 3261 §18.3), 0 for a datagram, where
- * a missing Content-Length means "the rest". Returns 1 with *msg_len set when
- * a whole message is there, 0 when more bytes are needed (stream only), or
- * XS_EPROTO (no or bad Content-Length, header section not terminated in a
- * datagram), XS_ELIMIT (header section or whole message larger than `max`).
+ * a missing Content-Length means "the rest" and one larger than the rest
+ * still frames the whole datagram (xs_sip_in_parse answers it 400). Returns
+ * 1 with *msg_len set when a whole message is there, 0 when more bytes are
+ * needed (stream only), or XS_EPROTO (no or bad Content-Length, header
+ * section not terminated in a datagram), XS_ELIMIT (header section or whole
+ * message larger than `max`).
  * *hdr_len is set whenever the header section is complete (else 0), so a
  * caller can still answer a framing error. */
 int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
@@ -62,6 +64,12 @@ void xs_sip_in_clear(struct xs_sip_in *in);
  * left out before osip sees it. Only in->msg and in->verdict (DROP or
  * ANSWER for a request other than ACK) are meaningful. */
 void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in);
+
+/* Reads only what an answer to a request from an untrusted source needs:
+ * the header section of data[0..len) (borrowed), without Content-Length, so
+ * the body is never looked at. For a request other than ACK with a Via the
+ * verdict is ANSWER (status 403, in->msg and in->key set), else DROP. */
+void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in);
 
 /* Writes 2 * nbytes lowercase hex digits of fresh randomness and a NUL into
  * out (size at least 2 * nbytes + 1), for tags, branches and Call-IDs. */

@@ -220,18 +220,21 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     if (x->destroyed || x->state == XS_TXN_COMPLETED)
         return;
     if (cond == XS_COND_NONE) {
-        xs_log(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s status=200",
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s status=200",
                (unsigned long long)x->serial, x->peer.desc);
         server_final(x, 200, NULL, NULL);
         return;
     }
-    int status = xs_sip_cond_to_status(cond);
-    const char *why = text && text[0] ? text : xs_cond_name(cond);
+    /* A per-user failure never becomes 503 (RFC 7247 §7.1 note 5); only the
+     * side's own overload and shutdown answer 503 with Retry-After. */
+    struct xs_sip_error e;
+    xs_sip_error_for(cond, text, &e);
+    const char *why = e.text && e.text[0] ? e.text : xs_cond_name(cond);
     char q[256];
     xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=%d cond=%s reason=%s",
-           (unsigned long long)x->serial, x->peer.desc, status, xs_cond_name(cond),
+           (unsigned long long)x->serial, x->peer.desc, e.status, xs_cond_name(cond),
            xs_log_quote(q, sizeof q, why));
-    server_final(x, status, why, status == 503 ? RETRY_AFTER_HEADER : NULL);
+    server_final(x, e.status, why, e.contact[0] ? e.contact : NULL);
 }
 
 /* Answers without keeping state: used when the table is full. */
@@ -259,7 +262,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     if (x) {
         /* A retransmission: nothing was sent yet while the router decides
          * (no provisional for MESSAGE), else the final response again. */
-        xs_log(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
                (int)x->state);
         if (x->state == XS_TXN_COMPLETED) {
             x->peer = *from;
@@ -305,7 +308,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     x->serial = ev->serial;
     x->done_owed = 1;
     char f[128], t[128];
-    xs_log(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s method=MESSAGE from=%s to=%s",
+    XS_LOG(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s method=MESSAGE from=%s to=%s",
            (unsigned long long)ev->serial, from->desc, xs_log_quote(f, sizeof f, ev->from),
            xs_log_quote(t, sizeof t, ev->to));
     sip->submit(sip->router, ev, server_done, x);
@@ -464,7 +467,7 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
     struct xs_sip_txn *x = table_find(&sip->clients, in->key);
     int code = in->msg->status_code;
     if (!x) {
-        xs_log(XS_LOG_DEBUG, "sip.in", "status=%d dropped=\"no matching transaction\"", code);
+        XS_LOG(XS_LOG_DEBUG, "sip.in", "status=%d dropped=\"no matching transaction\"", code);
         return;
     }
     if (x->state == XS_TXN_COMPLETED || x->state == XS_TXN_WAITING)
@@ -478,15 +481,13 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
         return;
     }
     if (code < 300) {
-        xs_log(XS_LOG_DEBUG, "sip.out", "serial=%llu status=%d", (unsigned long long)x->serial,
+        XS_LOG(XS_LOG_DEBUG, "sip.out", "serial=%llu status=%d", (unsigned long long)x->serial,
                code);
         client_finish(x, XS_COND_NONE, NULL);
         return;
     }
-    char text[160];
-    snprintf(text, sizeof text, "SIP %d %s", code,
-             in->msg->reason_phrase ? in->msg->reason_phrase : "");
-    client_finish(x, xs_sip_status_to_cond(code), text);
+    char text[XS_COND_ADDR_MAX + 160];
+    client_finish(x, xs_sip_response_cond(in->msg, text, sizeof text), text);
 }
 
 /* Walks a snapshot of the client list, so callbacks that start or end other

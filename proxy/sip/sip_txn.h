@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "sip/sip.h"
+#include "sip/sip_acl.h"
 #include "sip/sip_msg.h"
 #include "sip/sip_transport.h"
 
@@ -76,6 +77,18 @@ struct xs_sip {
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
     size_t n_listen;
+    /* The peers requests are accepted from (sip.trusted, or the next hop's
+     * resolved addresses). NULL until the first resolution of the next hop
+     * is done: requests are answered 503 meanwhile. */
+    struct xs_sip_acl *trusted;
+    unsigned trust_gen;         /* bumped by every reload: older lookups are stale */
+    struct xs_sip_resolve *resolve; /* the newest next-hop lookup in flight */
+    size_t resolving;               /* lookups whose callback is still due */
+    /* Refusals of untrusted sources are logged at most this many per second;
+     * the rest are counted and reported with the next line that goes out. */
+    uint64_t refusal_window;
+    unsigned refusal_lines;
+    unsigned long refusals_unlogged;
     int closing;
     int tp_open;
     size_t timers_open;

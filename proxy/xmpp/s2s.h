@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "event.h"
+#include "net/connect.h"
 #include "net/dns.h"
 #include "net/link.h"
 #include "policy/policy.h"
@@ -24,9 +25,44 @@
 #define XS_DOMAIN_MAX 256
 #define XS_STREAM_ID_LEN 32
 #define XS_S2S_PAIRS_MAX 16
-#define XS_S2S_STREAMS_MAX 1024
 #define XS_S2S_OUTPUT_MAX (4u << 20)
 #define XS_S2S_VERIFY_MAX 64
+/* Element depth and attributes per element in a stanza. */
+#define XS_S2S_XML_DEPTH 32
+#define XS_S2S_XML_ATTRS 32
+/* Before a stream has an authenticated pair, a stanza may span this many
+ * bytes: dialback, STARTTLS and stream errors fit many times over, and a
+ * stranger cannot make us hold more than this per socket. */
+#define XS_S2S_PREAUTH_STANZA_MAX 8192
+
+/* Stream budgets (audit H3). Inbound and outbound streams count apart, so
+ * nothing done to the listener can make an outbound stream fail. Inbound
+ * streams with no authenticated pair yet are capped per source address and
+ * in total; a newcomer over either cap evicts the oldest such stream, so a
+ * flood cannot keep a real partner out for longer than it takes to open the
+ * cap's worth of connections. These are the wanted sizes; the side shrinks
+ * them at start when RLIMIT_NOFILE cannot hold them. */
+#define XS_S2S_OUT_STREAMS_MAX 512
+#define XS_S2S_IN_STREAMS_MAX 1024
+#define XS_S2S_IN_UNAUTH_MAX 256
+#define XS_S2S_IN_UNAUTH_PER_SOURCE 8
+/* Descriptors kept for what is not s2s: SIP over TCP (256), DNS, the log. */
+#define XS_S2S_FD_RESERVE 384
+/* An inbound stream must send its header this long after the connection
+ * (or the TLS restart) and authenticate a pair this long after its first
+ * header. */
+#define XS_S2S_IN_HEADER_TIMEOUT 10.0
+#define XS_S2S_IN_AUTH_TIMEOUT 30.0
+/* Dialback on one inbound stream (audit M3): pairs being verified at once,
+ * and db:result elements a stream may send before any pair is valid. */
+#define XS_S2S_IN_VERIFY_INFLIGHT 4
+#define XS_S2S_IN_DB_ATTEMPTS_MAX 32
+
+struct xs_s2s_budget {
+    size_t in_max;     /* inbound streams, closing ones included */
+    size_t out_max;    /* outbound streams */
+    size_t unauth_max; /* inbound streams without an authenticated pair */
+};
 
 struct s2s_in;
 struct s2s_out;
@@ -43,7 +79,9 @@ struct xs_xmpp {
     void *router;
     struct s2s_in *ins;
     struct s2s_out *outs;
-    size_t n_streams;
+    size_t n_streams; /* inbound and outbound, closing ones included */
+    size_t n_ins;     /* of which inbound */
+    struct xs_s2s_budget budget;
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
@@ -62,6 +100,11 @@ typedef void (*xs_verify_cb)(struct xs_xmpp *x, uint64_t in_serial, const char *
                              const char *remote, int valid);
 
 /* side.c */
+/* The budgets that fit `nofile` descriptors (RLIM_INFINITY: the wanted
+ * sizes). Returns 1 when they had to be shrunk, 0 when the wanted sizes fit. */
+int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out);
+/* Whether a new outbound stream fits its budget. */
+int xs_xmpp_out_room(const struct xs_xmpp *x);
 double xs_xmpp_now(const struct xs_xmpp *x);
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
 struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial);

@@ -11,9 +11,6 @@
 #include "xmpp/s2s.h"
 #include "xmpp/translate.h"
 
-#define IN_HEADER_TIMEOUT 30.0
-#define IN_AUTH_TIMEOUT 60.0
-
 enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
 
 enum pair_state { PAIR_PENDING = 1, PAIR_VALID = 2 };
@@ -35,13 +32,24 @@ struct s2s_in {
     int restart;
     int header_sent; /* on this (possibly restarted) stream */
     char id[XS_STREAM_ID_LEN + 1];
-    char local[XS_DOMAIN_MAX];  /* the header's to */
-    char remote[XS_DOMAIN_MAX]; /* the header's from, "" when the peer gave none */
+    char source[INET6_ADDRSTRLEN]; /* the peer's address (IPv6: its /64), for per-source caps */
+    char local[XS_DOMAIN_MAX];     /* the header's to */
+    char remote[XS_DOMAIN_MAX];    /* the header's from, "" when the peer gave none */
     struct in_pair pairs[XS_S2S_PAIRS_MAX];
     size_t n_pairs;
-    double deadline;
+    unsigned db_attempts;   /* db:result elements while unauthenticated */
+    double header_deadline; /* 0 once a header came in */
+    double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
 };
+
+static int in_authenticated(const struct s2s_in *in)
+{
+    for (size_t i = 0; i < in->n_pairs; i++)
+        if (in->pairs[i].state == PAIR_VALID)
+            return 1;
+    return 0;
+}
 
 static const char *state_name(enum in_state s)
 {
@@ -56,6 +64,22 @@ static const char *state_name(enum in_state s)
         return "closed";
     }
     return "?";
+}
+
+/* Tight stanza limits until the stream has an authenticated pair, the
+ * policy's after (and again tight if it loses them). */
+static void apply_limits(struct s2s_in *in)
+{
+    size_t full = in->x->cfg->xmpp_max_stanza;
+    struct xs_xml_limits lim = {
+        .max_stanza_bytes = in_authenticated(in) || full < XS_S2S_PREAUTH_STANZA_MAX
+                                ? full
+                                : XS_S2S_PREAUTH_STANZA_MAX,
+        .max_depth = XS_S2S_XML_DEPTH,
+        .max_attrs = XS_S2S_XML_ATTRS,
+    };
+    if (in->parser)
+        xs_xml_parser_set_limits(in->parser, &lim);
 }
 
 static void set_state(struct s2s_in *in, enum in_state s, const char *why)
@@ -167,7 +191,11 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
         return;
     }
     set_state(in, IN_OPEN, "header");
-    in->deadline = xs_xmpp_now(in->x) + IN_AUTH_TIMEOUT;
+    /* The header after STARTTLS gets no fresh authentication time: the
+     * whole unauthenticated life is bounded from the first header. */
+    in->header_deadline = 0;
+    if (!in->auth_deadline)
+        in->auth_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_AUTH_TIMEOUT;
     if (version && !strcmp(version, "1.0"))
         write_features(in);
 }
@@ -180,11 +208,25 @@ static void reply_db(struct s2s_in *in, const char *name, const char *from, cons
         in_write_failed(in, rc);
 }
 
+static size_t count_pending(const struct s2s_in *in)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in->n_pairs; i++)
+        n += in->pairs[i].state == PAIR_PENDING;
+    return n;
+}
+
 /* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
 static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
     const char *to = xs_xml_el_attr(el, "to"), *from = xs_xml_el_attr(el, "from");
+    /* Each attempt may cost the partner a db:verify from us: a stream that
+     * has authenticated nothing gets a bounded number of them. */
+    if (!in_authenticated(in) && ++in->db_attempts > XS_S2S_IN_DB_ATTEMPTS_MAX) {
+        in_error(in, "policy-violation", "too many dialback attempts on one stream");
+        return;
+    }
     if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote)) {
         in_error(in, "improper-addressing", "db:result needs valid from and to");
         return;
@@ -215,6 +257,24 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         return;
     }
     struct in_pair *pair = find_pair(in, local, remote);
+    if (pair && pair->state == PAIR_PENDING) {
+        /* One verification per pair in flight (audit M3): a repeat would
+         * only queue another db:verify toward the partner and crowd out
+         * the partner's own. Debug only: the attempt cap ends a flood. */
+        free(key);
+        xs_log(XS_LOG_DEBUG, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=ignored reason=already-verifying",
+               (unsigned long long)in->serial, remote, local);
+        return;
+    }
+    if (count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT) {
+        free(key);
+        xs_log(XS_LOG_WARN, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=refused reason=too-many-in-flight",
+               (unsigned long long)in->serial, remote, local);
+        reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
+        return;
+    }
     if (!pair) {
         if (in->n_pairs == XS_S2S_PAIRS_MAX) {
             free(key);
@@ -230,7 +290,10 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
     if (!o) {
+        /* The peer learns the pair failed, so it must not linger pending. */
         free(key);
+        *pair = in->pairs[--in->n_pairs];
+        apply_limits(in);
         reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
         return;
     }
@@ -257,6 +320,7 @@ void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local
                         : "error");
     if (valid > 0) {
         pair->state = PAIR_VALID;
+        apply_limits(in);
         reply_db(in, "result", local, remote, NULL, "valid", NULL);
         return;
     }
@@ -490,13 +554,14 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
+        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
         }
         set_state(in, IN_TLS_HANDSHAKE, "starttls");
         in->header_sent = 0;
-        in->deadline = xs_xmpp_now(in->x) + IN_HEADER_TIMEOUT;
+        in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
         return;
     }
     if (rc < 0 && in->state != IN_CLOSED) {
@@ -518,6 +583,7 @@ static void on_closed(void *ud, int reason)
     struct xs_xmpp *x = in->x;
     if (in->state != IN_CLOSED)
         set_state(in, IN_CLOSED, xs_strerror(reason));
+    x->n_ins--;
     for (struct s2s_in **pp = &x->ins; *pp; pp = &(*pp)->next) {
         if (*pp == in) {
             *pp = in->next;
@@ -532,8 +598,77 @@ static void on_closed(void *ud, int reason)
 
 static const struct xs_link_cbs link_cbs = {on_data, on_tls_ready, on_closed};
 
+/* The per-source key: the address, or for IPv6 its /64, which is what one
+ * host usually holds. */
+static void source_of(uv_tcp_t *tcp, char out[INET6_ADDRSTRLEN])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(out, INET6_ADDRSTRLEN, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, out, INET6_ADDRSTRLEN);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        if (!IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+            memset(a->sin6_addr.s6_addr + 8, 0, 8);
+        uv_ip6_name(a, out, INET6_ADDRSTRLEN);
+    }
+}
+
+static void evict(struct s2s_in *in, const char *why)
+{
+    xs_log(XS_LOG_WARN, "s2s.in.evicted", "stream=in%llu peer=%s state=%s reason=%s",
+           (unsigned long long)in->serial, xs_link_peer(in->link), state_name(in->state), why);
+    in_error(in, "resource-constraint", "too many unauthenticated streams");
+}
+
+/* A new connection from `source` is about to become an unauthenticated
+ * stream: if that passes the per-source or the total cap, the oldest
+ * unauthenticated stream (of that source, or of all) makes room. Evicting
+ * rather than refusing means a flood cannot lock out a partner that
+ * connects after it; it has to outpace the partner's dialback instead. */
+static void make_room(struct xs_xmpp *x, const char *source)
+{
+    struct s2s_in *oldest_here = NULL, *oldest = NULL;
+    size_t here = 0, total = 0;
+    for (struct s2s_in *in = x->ins; in; in = in->next) {
+        if (in->state == IN_CLOSED || in_authenticated(in))
+            continue;
+        total++;
+        if (!oldest || in->serial < oldest->serial)
+            oldest = in;
+        if (!strcmp(in->source, source)) {
+            here++;
+            if (!oldest_here || in->serial < oldest_here->serial)
+                oldest_here = in;
+        }
+    }
+    if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE) {
+        if (oldest == oldest_here)
+            oldest = NULL;
+        evict(oldest_here, "per-source-cap");
+        total--;
+    }
+    if (total >= x->budget.unauth_max && oldest)
+        evict(oldest, "unauthenticated-cap");
+}
+
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
 {
+    char source[INET6_ADDRSTRLEN];
+    source_of(tcp, source);
+    /* Streams count from accept to their close callback, so this bounds the
+     * descriptors inbound streams hold. Eviction keeps unauthenticated ones
+     * far below it; what fills it is authenticated partners. */
+    if (x->n_ins >= x->budget.in_max) {
+        xs_log(XS_LOG_WARN, "xmpp.listen", "result=refused reason=too-many-streams peer=%s",
+               source);
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    make_room(x, source);
     struct s2s_in *in = calloc(1, sizeof *in);
     if (!in) {
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
@@ -541,15 +676,19 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
+    apply_limits(in);
     in->link = xs_link_new(tcp, &link_cbs, in, XS_S2S_OUTPUT_MAX);
     if (!in->link || !in->parser) {
         /* Without a link nothing will call on_closed; with one, its close does. */
         if (in->link) {
+            in->state = IN_CLOSED;
             xs_link_close(in->link, XS_ENOMEM);
             in->next = x->ins;
             x->ins = in;
             x->n_streams++;
+            x->n_ins++;
             return;
         }
         if (in->parser)
@@ -560,9 +699,10 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     in->next = x->ins;
     x->ins = in;
     x->n_streams++;
+    x->n_ins++;
     in->state = IN_WAIT_HEADER;
     in->last_activity = xs_xmpp_now(x);
-    in->deadline = in->last_activity + IN_HEADER_TIMEOUT;
+    in->header_deadline = in->last_activity + XS_S2S_IN_HEADER_TIMEOUT;
     xs_log(XS_LOG_INFO, "s2s.in.state",
            "stream=in%llu peer=%s from=- to=wait-header reason=accepted",
            (unsigned long long)in->serial, xs_link_peer(in->link));
@@ -572,10 +712,8 @@ void xs_s2s_in_sweep(struct s2s_in *in, double now)
 {
     if (in->state == IN_CLOSED)
         return;
-    int authenticated = 0;
-    for (size_t i = 0; i < in->n_pairs; i++)
-        authenticated |= in->pairs[i].state == PAIR_VALID;
-    if (!authenticated && now > in->deadline) {
+    if (!in_authenticated(in) && ((in->header_deadline && now > in->header_deadline) ||
+                                  (in->auth_deadline && now > in->auth_deadline))) {
         in_error(in, "connection-timeout", "stream set-up took too long");
         return;
     }

@@ -634,7 +634,7 @@ struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char
 
 struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char *remote)
 {
-    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX)
+    if (x->closing || !xs_xmpp_out_room(x))
         return NULL;
     /* Never a stream for a domain we do not serve or to one that is not (or,
      * after a reload, no longer) a partner: it would sign dialback keys for,

@@ -118,8 +118,8 @@ struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_c
 {
     struct xs_xml_limits lim = {
         .max_stanza_bytes = x->cfg->xmpp_max_stanza,
-        .max_depth = 32,
-        .max_attrs = 32,
+        .max_depth = XS_S2S_XML_DEPTH,
+        .max_attrs = XS_S2S_XML_ATTRS,
     };
     return xs_xml_parser_new(&lim, cbs, ud);
 }

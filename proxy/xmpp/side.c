@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -37,6 +38,65 @@ struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial)
         if (xs_s2s_in_serial(in) == serial)
             return in;
     return NULL;
+}
+
+int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out)
+{
+    const unsigned long long want =
+        XS_S2S_IN_STREAMS_MAX + XS_S2S_OUT_STREAMS_MAX + XS_S2S_FD_RESERVE;
+    if (nofile >= want) {
+        out->in_max = XS_S2S_IN_STREAMS_MAX;
+        out->out_max = XS_S2S_OUT_STREAMS_MAX;
+        out->unauth_max = XS_S2S_IN_UNAUTH_MAX;
+        return 0;
+    }
+    /* Too few descriptors: keep the reserve if there is room for it (half of
+     * them otherwise), give outbound streams a third of the rest and keep the
+     * unauthenticated share of inbound ones at a quarter, as in the wanted
+     * sizes. */
+    size_t avail =
+        (size_t)(nofile > 2 * XS_S2S_FD_RESERVE ? nofile - XS_S2S_FD_RESERVE : nofile / 2);
+    out->out_max = avail / 3 > 0 ? avail / 3 : 1;
+    out->in_max = avail > out->out_max + 2 ? avail - out->out_max : 2;
+    out->unauth_max = out->in_max / 4 > 0 ? out->in_max / 4 : 1;
+    if (out->unauth_max > XS_S2S_IN_UNAUTH_MAX)
+        out->unauth_max = XS_S2S_IN_UNAUTH_MAX;
+    return 1;
+}
+
+/* Sizes the stream budgets against the descriptor limit, raising the soft
+ * limit toward the hard one when that is all it takes. An inbound flood must
+ * meet our caps, not EMFILE, which would also break SIP over TCP and DNS. */
+static void size_budget(struct xs_xmpp *x)
+{
+    const unsigned long long want =
+        XS_S2S_IN_STREAMS_MAX + XS_S2S_OUT_STREAMS_MAX + XS_S2S_FD_RESERVE;
+    unsigned long long nofile = RLIM_INFINITY;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        nofile = rl.rlim_cur;
+        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+            struct rlimit raised = rl;
+            raised.rlim_cur =
+                rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+            if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+                xs_log(XS_LOG_INFO, "xmpp.budget", "result=raised nofile=%llu was=%llu",
+                       (unsigned long long)raised.rlim_cur, (unsigned long long)rl.rlim_cur);
+                nofile = raised.rlim_cur;
+            }
+        }
+    }
+    int shrunk = xs_xmpp_size_budget(nofile, &x->budget);
+    xs_log(shrunk ? XS_LOG_WARN : XS_LOG_INFO, "xmpp.budget",
+           "result=%s nofile=%llu want=%llu in_max=%zu out_max=%zu unauth_max=%zu "
+           "unauth_per_source=%d",
+           shrunk ? "shrunk" : "ok", nofile, want, x->budget.in_max, x->budget.out_max,
+           x->budget.unauth_max, XS_S2S_IN_UNAUTH_PER_SOURCE);
+}
+
+int xs_xmpp_out_room(const struct xs_xmpp *x)
+{
+    return x->n_streams - x->n_ins < x->budget.out_max;
 }
 
 static void maybe_closed(struct xs_xmpp *x)
@@ -183,12 +243,13 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return;
     }
-    if (x->closing || x->n_streams >= XS_S2S_STREAMS_MAX) {
-        xs_log(XS_LOG_WARN, "xmpp.listen", "result=refused reason=%s",
-               x->closing ? "shutting-down" : "too-many-streams");
+    if (x->closing) {
+        xs_log(XS_LOG_WARN, "xmpp.listen", "result=refused reason=shutting-down");
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
         return;
     }
+    /* The inbound budget and the eviction of unauthenticated streams are
+     * decided there, where the streams' states are known. */
     xs_s2s_in_accept(x, tcp);
 }
 
@@ -207,6 +268,7 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
     x->submit = submit;
     x->router = router;
     xs_buf_init(&x->scratch, SCRATCH_MAX);
+    size_budget(x);
 
     struct sockaddr_storage addr;
     const char *host = x->cfg->xmpp_listen_host;

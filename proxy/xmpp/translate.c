@@ -1,4 +1,6 @@
 /* <message> stanzas to events and back, stanza errors, JIDs. */
+#define _GNU_SOURCE /* strndup */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,7 +228,7 @@ struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev)
     if (!rc)
         rc = xs_xml_el_set_attr(el, "id", ev->id);
     if (!rc)
-        rc = xs_xml_el_set_attr(el, "type", ev->type ? ev->type : "chat");
+        rc = xs_xml_el_set_attr(el, "type", ev->type);
     if (!rc)
         rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
     if (!rc)
@@ -262,14 +264,64 @@ struct xs_xml_el *xs_xmpp_error_reply(const struct xs_xml_el *orig, const char *
         rc = xs_xml_el_set_attr(el, "to", to);
     if (!rc)
         rc = xs_xml_el_set_attr(el, "id", id);
+    /* gone and redirect carry the new address as their character data
+     * (RFC 6120 §8.3.3.5, §8.3.3.14; RFC 7247 §7.2 note 1). */
+    const char *addr = NULL;
+    size_t al = 0;
+    if (cond == XS_COND_GONE || cond == XS_COND_REDIRECT) {
+        text = xs_cond_text_addr(text, &addr, &al);
+        if (!text[0])
+            text = NULL;
+    }
     struct xs_xml_el *err = rc ? NULL : xs_xml_el_add_child(el, ns_server, "error");
+    struct xs_xml_el *c = NULL;
     if (!err || xs_xml_el_set_attr(err, "type", xs_cond_type(cond)) ||
-        !xs_xml_el_add_child(err, XS_NS_STANZAS, xs_cond_name(cond)) ||
+        !(c = xs_xml_el_add_child(err, XS_NS_STANZAS, xs_cond_name(cond))) ||
+        (addr && xs_xml_el_add_text(c, addr, al)) ||
         add_text_child(err, XS_NS_STANZAS, "text", text)) {
         xs_xml_el_free(el);
         return NULL;
     }
     return el;
+}
+
+/* The address a <gone/> or <redirect/> holds as character data, trimmed of
+ * surrounding white space, with an IRI's non-ASCII bytes percent-encoded
+ * (RFC 3987 §3.1) so it can stand in a SIP header. NULL when there is none
+ * or it cannot be an address; owned (free()). */
+static char *condition_address(const struct xs_xml_el *el)
+{
+    char *raw = xs_xml_el_text(el);
+    if (!raw)
+        return NULL;
+    const char *b = raw, *e = raw + strlen(raw);
+    while (b < e && strchr(" \t\r\n", *b))
+        b++;
+    while (e > b && strchr(" \t\r\n", e[-1]))
+        e--;
+    char uri[XS_COND_ADDR_MAX + 1];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)b; p < (const unsigned char *)e; p++) {
+        if (o + 4 > sizeof uri) {
+            o = 0;
+            break;
+        }
+        if (*p >= 0x80) {
+            static const char hex[] = "0123456789ABCDEF";
+            uri[o++] = '%';
+            uri[o++] = hex[*p >> 4];
+            uri[o++] = hex[*p & 15];
+        } else {
+            uri[o++] = (char)*p;
+        }
+    }
+    free(raw);
+    const char *addr;
+    size_t al;
+    char probe[XS_COND_ADDR_MAX + 3];
+    snprintf(probe, sizeof probe, "<%.*s>", (int)o, uri);
+    xs_cond_text_addr(probe, &addr, &al);
+    return addr ? strndup(addr, al) : NULL;
 }
 
 enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text)
@@ -280,7 +332,7 @@ enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text)
     if (!err)
         return XS_COND_UNDEFINED_CONDITION;
     enum xs_cond cond = XS_COND_UNDEFINED_CONDITION;
-    int found = 0;
+    const struct xs_xml_el *cond_el = NULL;
     for (size_t i = 0; i < err->n_children; i++) {
         const struct xs_xml_node *n = &err->children[i];
         if (n->is_text || strcmp(n->u.el->ns, XS_NS_STANZAS))
@@ -288,9 +340,22 @@ enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text)
         if (!strcmp(n->u.el->name, "text")) {
             if (text && !*text)
                 *text = xs_xml_el_text(n->u.el);
-        } else if (!found) {
+        } else if (!cond_el) {
             cond = xs_cond_from_name(n->u.el->name);
-            found = 1;
+            cond_el = n->u.el;
+        }
+    }
+    if (text && (cond == XS_COND_GONE || cond == XS_COND_REDIRECT)) {
+        /* RFC 7247 §7.1 note 3: a <gone/> with a new address becomes 301, so
+         * the address must reach the SIP side with the condition. */
+        char *addr = condition_address(cond_el);
+        if (addr) {
+            char *with = xs_cond_text_with_addr(addr, strlen(addr), *text);
+            if (with) {
+                free(*text);
+                *text = with;
+            }
+            free(addr);
         }
     }
     return cond;

@@ -34,8 +34,9 @@
 int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond);
 
 /* <message from to id type xml:lang><subject/><body/><thread/></message> in
- * jabber:server from an event whose addresses are JIDs already. Type is
- * "chat" when ev->type is NULL; id and xml:lang are left out when NULL.
+ * jabber:server from an event whose addresses are JIDs already. Type, id
+ * and xml:lang are left out when NULL (no type reads as "normal", which is
+ * what RFC 7572 §5 asks for a message from SIP).
  * `ev` is borrowed. Returns an owned tree (xs_xml_el_free), NULL on OOM or
  * when ev->from or ev->to is missing. */
 struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev);

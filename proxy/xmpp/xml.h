@@ -4,9 +4,11 @@
  *
  * The parser enforces RFC 6120 §11: no DTD, no entity declarations or
  * references other than the five predefined and character references, no
- * processing instructions, no comments. It bounds stanza size in bytes, depth
- * and attributes per element. A violation stops the parser for good and
- * names the stream error condition to send. */
+ * processing instructions, no comments. It bounds stanza size in input
+ * bytes, the heap a stanza's tree takes, elements, depth and attributes, the
+ * length of names and namespace URIs, and the bytes expat may buffer in one
+ * unfinished token. A violation stops the parser for good and names the
+ * stream error condition to send. */
 #ifndef XS_XMPP_XML_H
 #define XS_XMPP_XML_H
 
@@ -15,22 +17,27 @@
 #include "core/buf.h"
 
 struct xs_xml_attr {
-    char *name; /* qualified as written after namespace resolution: "xml:lang" for
-                   the xml namespace, "id", or "{uri}local" for other prefixed ones */
-    char *value;
+    const char *name; /* qualified as written after namespace resolution: "xml:lang" for
+                         the xml namespace, "id", or "{uri}local" for other prefixed ones */
+    const char *value;
 };
 
 /* An element. Children and text are kept in document order as nodes; an
- * element's own character data is the concatenation of its text nodes. */
+ * element's own character data is the concatenation of its text nodes. All
+ * of a tree's memory (elements, strings, arrays) belongs to its root and
+ * goes with it; the fields are read-only outside xml_tree.c. */
 struct xs_xml_node;
+struct xs_xml_arena;
 struct xs_xml_el {
-    char *name; /* local name */
-    char *ns;   /* namespace URI, "" when none */
+    const char *name; /* local name */
+    const char *ns;   /* namespace URI, "" when none; shared by the tree's elements */
     struct xs_xml_attr *attrs;
     size_t n_attrs;
+    size_t cap_attrs;
     struct xs_xml_node *children;
     size_t n_children;
     size_t cap_children;
+    struct xs_xml_arena *arena; /* the tree's memory */
 };
 
 struct xs_xml_node {
@@ -42,7 +49,9 @@ struct xs_xml_node {
 };
 
 /* Tree building. All return NULL / negative on OOM. Strings are copied. */
-struct xs_xml_el *xs_xml_el_new(const char *ns, const char *name);
+struct xs_xml_el *xs_xml_el_new(const char *ns, const char *name); /* a new root, owned */
+/* Frees a root and its whole tree; a child is freed with its root only, so
+ * this does nothing for one. */
 void xs_xml_el_free(struct xs_xml_el *el);
 /* Sets or replaces an attribute; a NULL value removes it. */
 int xs_xml_el_set_attr(struct xs_xml_el *el, const char *name, const char *value);
@@ -74,11 +83,22 @@ int xs_xml_serialize(const struct xs_xml_el *el, const char *parent_ns, struct x
  * the whole stream. Returns 0 or XS_ELIMIT. */
 int xs_xml_escape(struct xs_buf *out, const char *s, size_t len);
 
+/* Limits on what one stream may make the parser hold. A field left 0 takes
+ * the default named beside it, so a caller sets only what it cares about. */
 struct xs_xml_limits {
     size_t max_stanza_bytes; /* bytes of input one stanza may span */
     size_t max_depth;        /* element depth inside a stanza (stanza itself = 1) */
     size_t max_attrs;        /* attributes on one element */
+    size_t max_elements;     /* elements in one stanza, itself included; 0: 4096 */
+    size_t max_tree_bytes;   /* heap one stanza's tree may take; 0: 4 x max_stanza_bytes
+                                (at least 8 KiB) */
+    size_t max_pending;      /* input bytes expat may hold without an event, i.e. the
+                                largest tag, name or unfinished token; 0: 16 KiB */
 };
+
+/* Namespace URIs and local names longer than this are refused; a prefixed
+ * attribute's "{uri}local" name is thus at most 2 KiB. */
+#define XS_XML_MAX_NAME 1024
 
 struct xs_xml_cbs {
     /* The <stream:stream> open tag; the element has no children. Borrowed
@@ -120,5 +140,9 @@ void xs_xml_parser_stop(struct xs_xml_parser *p);
 const char *xs_xml_parser_condition(const struct xs_xml_parser *p);
 /* Human-readable detail of the failure for logs, "" if none. */
 const char *xs_xml_parser_detail(const struct xs_xml_parser *p);
+/* Replaces the limits (copied) from the next stanza on: at once between
+ * stanzas or from a callback, after the current stanza when one is half
+ * parsed. A stream starts small before authentication and grows after. */
+void xs_xml_parser_set_limits(struct xs_xml_parser *p, const struct xs_xml_limits *lim);
 
 #endif

@@ -9,9 +9,23 @@
  * attributes, say) in its own buffer without calling us, so this check is
  * what stops it from growing, and a 10 MB stanza fails after about
  * max_stanza_bytes + one slice. The handlers check the exact size at each
- * event, so a stanza one byte over the limit fails however it is split. */
+ * event, so a stanza one byte over the limit fails however it is split.
+ *
+ * Memory follows bytes, not counts: each stanza's tree lives in an arena
+ * capped at max_tree_bytes, namespace URIs are interned in it, and elements,
+ * names and URIs have their own caps, so a peer cannot make a few bytes of
+ * input (a long URI in scope of thousands of empty elements) cost megabytes.
+ *
+ * CPU follows bytes too. Expat re-tokenizes an unfinished token from its
+ * start on every call; a token trickled in tiny pieces would cost time
+ * quadratic in its length (CVE-2023-52425). Expat 2.6 defers such reparsing
+ * until the buffer has doubled; where that exists it stays on. Independently
+ * of the expat version, the bytes expat holds since the end of the last
+ * event (`pending`) are capped at max_pending: no legitimate tag is that
+ * large, while character data, which expat reports as it comes, streams. */
 #include <expat.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +33,31 @@
 
 #include "core/err.h"
 #include "xmpp/xml.h"
+#include "xmpp/xml_tree_int.h"
 
 #define NS_SEP '\x01' /* a control character: it can be part of no XML name or URI */
 #define NS_STREAMS "http://etherx.jabber.org/streams"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 #define FEED_SLICE 4096
+#define DEFAULT_MAX_ELEMENTS 4096
+#define DEFAULT_MAX_PENDING (16 * 1024)
+#define MIN_TREE_BYTES (8 * 1024)
+/* An unfinished token up to this size is parsed at the end of every slice
+ * even where expat would defer it: the last bytes of a stanza must not wait
+ * for more input that a peer waiting for our answer will never send. Above
+ * it, expat's doubling rule bounds the reparsing. */
+#define FLUSH_MAX (8 * 1024)
+/* After a stanza, a text buffer larger than this is released, so an idle
+ * stream does not keep the peak of its largest stanza. */
+#define TEXT_KEEP 4096
 
 enum pstate { P_RUNNING, P_STOPPED, P_CLOSED, P_FAILED };
 
 struct xs_xml_parser {
     XML_Parser xp;
     struct xs_xml_limits lim;
+    struct xs_xml_limits next_lim; /* set by xs_xml_parser_set_limits mid-stanza */
+    int has_next_lim;
     const struct xs_xml_cbs *cbs; /* borrowed */
     void *ud;
     enum pstate state;
@@ -40,9 +68,11 @@ struct xs_xml_parser {
     size_t depth;             /* open elements, counting <stream:stream> as 1 */
     struct xs_xml_el **stack; /* open elements of the current stanza; stack[0] owns the tree */
     size_t stack_cap;
-    struct xs_buf text;      /* character data not yet attached to the innermost element */
-    unsigned long long fed;  /* bytes handed to expat so far */
-    unsigned long long mark; /* where the current region began */
+    struct xs_buf text;          /* character data not yet attached to the innermost element */
+    unsigned long long fed;      /* bytes handed to expat so far */
+    unsigned long long mark;     /* where the current region began */
+    unsigned long long last_end; /* where the last event expat reported ended */
+    size_t elements;             /* elements of the current stanza so far */
 };
 
 static void fail(struct xs_xml_parser *p, int err, const char *cond, const char *fmt, ...)
@@ -75,6 +105,44 @@ static unsigned long long event_end(const struct xs_xml_parser *p)
            (unsigned long long)XML_GetCurrentByteCount(p->xp);
 }
 
+/* Every handler calls this first: expat has got this far. */
+static void seen(struct xs_xml_parser *p)
+{
+    p->last_end = event_end(p);
+}
+
+/* Fills the defaults in for fields left 0. */
+static struct xs_xml_limits normalized(const struct xs_xml_limits *lim)
+{
+    struct xs_xml_limits l = *lim;
+    if (!l.max_elements)
+        l.max_elements = DEFAULT_MAX_ELEMENTS;
+    if (!l.max_pending)
+        l.max_pending = DEFAULT_MAX_PENDING;
+    if (!l.max_tree_bytes)
+        l.max_tree_bytes = l.max_stanza_bytes < SIZE_MAX / 4 ? 4 * l.max_stanza_bytes : SIZE_MAX;
+    if (l.max_tree_bytes < MIN_TREE_BYTES)
+        l.max_tree_bytes = MIN_TREE_BYTES;
+    return l;
+}
+
+static void apply_limits(struct xs_xml_parser *p, const struct xs_xml_limits *lim)
+{
+    p->lim = normalized(lim);
+    p->text.max = p->lim.max_stanza_bytes;
+    p->has_next_lim = 0;
+}
+
+/* A tree operation failed: the cap or the heap. */
+static void fail_tree(struct xs_xml_parser *p, const struct xs_xml_el *tree)
+{
+    if (tree && xs__xml_over_cap(tree))
+        fail(p, XS_ELIMIT, "policy-violation", "stanza tree exceeds %zu bytes of memory",
+             p->lim.max_tree_bytes);
+    else
+        fail_nomem(p);
+}
+
 /* Nonzero (and the parser failed) when the region has grown past the limit
  * by the end of the current event. */
 static int over_size(struct xs_xml_parser *p, const char *what)
@@ -94,37 +162,52 @@ static int is_ws(const char *s, int len)
     return 1;
 }
 
-/* Splits an expat name "uri<SEP>local" into a NUL-terminated namespace copy
- * (returned owned, "" when unqualified) and the local part. */
-static char *split_name(const char *name, const char **local)
+/* Splits an expat name "uri<SEP>local" into the namespace (ns_len bytes at
+ * name, 0 when unqualified) and the local part. Fails the parser when either
+ * is longer than XS_XML_MAX_NAME. */
+static int split_name(struct xs_xml_parser *p, const char *name, size_t *ns_len, const char **local)
 {
     const char *sep = strchr(name, NS_SEP);
     *local = sep ? sep + 1 : name;
-    return sep ? strndup(name, (size_t)(sep - name)) : strdup("");
+    *ns_len = sep ? (size_t)(sep - name) : 0;
+    if (*ns_len > XS_XML_MAX_NAME) {
+        fail(p, XS_ELIMIT, "policy-violation", "namespace URI longer than %d bytes",
+             XS_XML_MAX_NAME);
+        return -1;
+    }
+    if (strlen(*local) > XS_XML_MAX_NAME) {
+        fail(p, XS_ELIMIT, "policy-violation", "name longer than %d bytes", XS_XML_MAX_NAME);
+        return -1;
+    }
+    return 0;
 }
 
-static int set_attrs(struct xs_xml_el *el, const char **atts)
+/* Copies the attributes into el, qualified as struct xs_xml_attr says. */
+static int set_attrs(struct xs_xml_parser *p, struct xs_xml_el *el, const char **atts)
 {
+    size_t n = 0;
+    while (atts[2 * n])
+        n++;
+    if (xs__xml_attrs_reserve(el, n)) {
+        fail_tree(p, el);
+        return -1;
+    }
     for (size_t i = 0; atts[i]; i += 2) {
         const char *local;
-        char *ns = split_name(atts[i], &local);
-        if (!ns)
-            return XS_ENOMEM;
-        struct xs_buf name;
-        xs_buf_init(&name, (size_t)-1 / 2);
+        size_t ns_len;
+        if (split_name(p, atts[i], &ns_len, &local))
+            return -1;
         int rc;
-        if (!*ns)
-            rc = xs_buf_append_str(&name, local);
-        else if (!strcmp(ns, NS_XML))
-            rc = xs_buf_printf(&name, "xml:%s", local);
+        if (!ns_len)
+            rc = xs__xml_attr_append(el, NULL, NULL, 0, NULL, local, atts[i + 1]);
+        else if (ns_len == sizeof NS_XML - 1 && !memcmp(atts[i], NS_XML, ns_len))
+            rc = xs__xml_attr_append(el, "xml:", NULL, 0, NULL, local, atts[i + 1]);
         else
-            rc = xs_buf_printf(&name, "{%s}%s", ns, local);
-        free(ns);
-        if (!rc)
-            rc = xs_xml_el_set_attr(el, name.data, atts[i + 1]);
-        xs_buf_free(&name);
-        if (rc)
-            return XS_ENOMEM;
+            rc = xs__xml_attr_append(el, "{", atts[i], ns_len, "}", local, atts[i + 1]);
+        if (rc) {
+            fail_tree(p, el);
+            return -1;
+        }
     }
     return 0;
 }
@@ -147,19 +230,18 @@ static int flush_text(struct xs_xml_parser *p, struct xs_xml_el *el)
         return 0;
     int rc = xs_xml_el_add_text(el, p->text.data, p->text.len);
     xs_buf_reset(&p->text);
+    if (rc)
+        fail_tree(p, el);
     return rc;
 }
 
 static void on_stream_header(struct xs_xml_parser *p, const char *name, const char **atts)
 {
     const char *local;
-    char *ns = split_name(name, &local);
-    if (!ns) {
-        fail_nomem(p);
+    size_t ns_len;
+    if (split_name(p, name, &ns_len, &local))
         return;
-    }
-    int ok_ns = !strcmp(ns, NS_STREAMS);
-    free(ns);
+    int ok_ns = ns_len == sizeof NS_STREAMS - 1 && !memcmp(name, NS_STREAMS, ns_len);
     if (strcmp(local, "stream")) {
         fail(p, XS_EPROTO, "bad-format", "first element is not <stream:stream>");
         return;
@@ -170,10 +252,14 @@ static void on_stream_header(struct xs_xml_parser *p, const char *name, const ch
     }
     if (over_size(p, "stream header") || too_many_attrs(p, atts))
         return;
-    struct xs_xml_el *h = xs_xml_el_new(NS_STREAMS, "stream");
-    if (!h || set_attrs(h, atts)) {
-        xs_xml_el_free(h);
+    struct xs_xml_el *h =
+        xs__xml_root_new(p->lim.max_tree_bytes, NS_STREAMS, sizeof NS_STREAMS - 1, "stream");
+    if (!h) {
         fail_nomem(p);
+        return;
+    }
+    if (set_attrs(p, h, atts)) {
+        xs_xml_el_free(h);
         return;
     }
     p->depth = 1;
@@ -202,35 +288,67 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     struct xs_xml_parser *p = ud;
     if (p->state != P_RUNNING)
         return;
+    seen(p);
     if (p->depth == 0) {
         on_stream_header(p, name, atts);
         return;
     }
     size_t level = p->depth - 1; /* index in the stack: the stanza is 0 */
-    if (level == 0)
+    if (level == 0) {
         p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+        p->elements = 0;
+    }
     if (over_size(p, "stanza") || too_many_attrs(p, atts))
         return;
     if (level + 1 > p->lim.max_depth) {
         fail(p, XS_ELIMIT, "policy-violation", "elements nested deeper than %zu", p->lim.max_depth);
         return;
     }
+    if (++p->elements > p->lim.max_elements) {
+        fail(p, XS_ELIMIT, "policy-violation", "more than %zu elements in one stanza",
+             p->lim.max_elements);
+        return;
+    }
     const char *local;
-    char *ns = split_name(name, &local);
-    struct xs_xml_el *el = NULL;
-    if (ns && level == 0)
-        el = xs_xml_el_new(ns, local);
-    else if (ns && !flush_text(p, p->stack[level - 1]))
-        el = xs_xml_el_add_child(p->stack[level - 1], ns, local);
-    free(ns);
+    size_t ns_len;
+    if (split_name(p, name, &ns_len, &local))
+        return;
+    struct xs_xml_el *el;
+    if (level == 0) {
+        el = xs__xml_root_new(p->lim.max_tree_bytes, name, ns_len, local);
+        if (!el) {
+            fail_nomem(p);
+            return;
+        }
+    } else {
+        struct xs_xml_el *parent = p->stack[level - 1];
+        if (flush_text(p, parent))
+            return;
+        el = xs__xml_child_new(parent, name, ns_len, local);
+        if (!el) {
+            fail_tree(p, parent);
+            return;
+        }
+    }
     /* A child already hangs in the tree; only a new stanza root needs freeing. */
-    if (!el || set_attrs(el, atts) || push(p, el, level)) {
-        if (el && level == 0)
+    if (set_attrs(p, el, atts) || push(p, el, level)) {
+        if (p->state == P_RUNNING)
+            fail_nomem(p);
+        if (level == 0)
             xs_xml_el_free(el);
-        fail_nomem(p);
         return;
     }
     p->depth++;
+}
+
+/* Namespace URIs are capped where they are declared, before expat copies
+ * one into the name of every element in its scope. */
+static void XMLCALL on_ns_decl(void *ud, const char *prefix, const char *uri)
+{
+    struct xs_xml_parser *p = ud;
+    if (p->state == P_RUNNING && uri && strlen(uri) > XS_XML_MAX_NAME)
+        fail(p, XS_ELIMIT, "policy-violation", "namespace URI longer than %d bytes",
+             XS_XML_MAX_NAME);
 }
 
 static void XMLCALL on_end(void *ud, const char *name)
@@ -238,6 +356,7 @@ static void XMLCALL on_end(void *ud, const char *name)
     struct xs_xml_parser *p = ud;
     if (p->state != P_RUNNING)
         return;
+    seen(p);
     if (p->depth == 1) {
         p->state = P_CLOSED;
         p->depth = 0;
@@ -248,10 +367,8 @@ static void XMLCALL on_end(void *ud, const char *name)
         return;
     }
     size_t level = p->depth - 2;
-    if (flush_text(p, p->stack[level])) {
-        fail_nomem(p);
+    if (flush_text(p, p->stack[level]))
         return;
-    }
     if (level > 0) {
         p->depth--;
         return;
@@ -262,6 +379,11 @@ static void XMLCALL on_end(void *ud, const char *name)
     p->stack[0] = NULL;
     p->depth = 1;
     p->mark = event_end(p);
+    if (p->text.cap > TEXT_KEEP)
+        xs_buf_free(&p->text);
+    if (p->has_next_lim)
+        apply_limits(p, &p->next_lim);
+    xs__xml_uncap(st);
     if (p->cbs->stanza)
         p->cbs->stanza(p->ud, st);
     else
@@ -273,6 +395,7 @@ static void XMLCALL on_text(void *ud, const char *s, int len)
     struct xs_xml_parser *p = ud;
     if (p->state != P_RUNNING)
         return;
+    seen(p);
     if (p->depth <= 1) {
         /* Whitespace keepalives between stanzas: each one restarts the
          * region, so a stream that idles for days is not cut off. */
@@ -331,6 +454,7 @@ static int XMLCALL on_external_entity(XML_Parser xp, const char *context, const 
 static void XMLCALL on_xml_decl(void *ud, const char *version, const char *encoding, int standalone)
 {
     struct xs_xml_parser *p = ud;
+    seen(p);
     /* The parser is created for UTF-8, which overrides any declaration; a
      * peer that declares something else means it and would be misread. */
     if (encoding && strcasecmp(encoding, "UTF-8"))
@@ -343,11 +467,11 @@ struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
     struct xs_xml_parser *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->lim = *lim;
     p->cbs = cbs;
     p->ud = ud;
     p->state = P_RUNNING;
-    xs_buf_init(&p->text, lim->max_stanza_bytes);
+    xs_buf_init(&p->text, 0);
+    apply_limits(p, lim);
     p->xp = XML_ParserCreateNS("UTF-8", NS_SEP);
     if (!p->xp) {
         free(p);
@@ -356,6 +480,7 @@ struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
     XML_SetCharacterDataHandler(p->xp, on_text);
+    XML_SetStartNamespaceDeclHandler(p->xp, on_ns_decl);
     XML_SetStartDoctypeDeclHandler(p->xp, on_doctype);
     XML_SetEntityDeclHandler(p->xp, on_entity_decl);
     XML_SetProcessingInstructionHandler(p->xp, on_pi);
@@ -363,13 +488,8 @@ struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
     XML_SetExternalEntityRefHandler(p->xp, on_external_entity);
     XML_SetXmlDeclHandler(p->xp, on_xml_decl);
     XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
-    /* Deferral (CVE-2023-52425) would hold the end of a stanza that arrives
-     * in a small last segment until more bytes come, and an XMPP peer sends
-     * nothing more until it is answered. The reparsing it saves is bounded
-     * here anyway: no token outgrows max_stanza_bytes. */
-#ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL
-    XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
-#endif
+    /* Reparse deferral (expat >= 2.6) stays on, its default: see the top of
+     * this file and settle() for how the latency it would add is avoided. */
     return p;
 }
 
@@ -418,6 +538,46 @@ static void expat_failed(struct xs_xml_parser *p)
          (unsigned long)XML_GetCurrentColumnNumber(p->xp));
 }
 
+#ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL
+/* Makes expat parse what it holds now instead of waiting for its buffer to
+ * double. */
+static void flush_deferred(struct xs_xml_parser *p)
+{
+    XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+    enum XML_Status st = XML_Parse(p->xp, "", 0, XML_FALSE);
+    XML_SetReparseDeferralEnabled(p->xp, XML_TRUE);
+    if (p->state == P_RUNNING && st != XML_STATUS_OK)
+        expat_failed(p);
+}
+#endif
+
+static int over_limits(const struct xs_xml_parser *p)
+{
+    return p->fed - p->last_end > p->lim.max_pending || p->fed - p->mark > p->lim.max_stanza_bytes;
+}
+
+/* After a slice: nothing small waits in expat, and nothing large waits
+ * longer than the limits allow. A limit is judged only after a flush, so
+ * what deferral holds back is never counted against the peer. */
+static void settle(struct xs_xml_parser *p)
+{
+#ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL
+    unsigned long long pending = p->fed - p->last_end;
+    if (pending && (pending <= FLUSH_MAX || over_limits(p)))
+        flush_deferred(p);
+    if (p->state != P_RUNNING)
+        return;
+#endif
+    if (!over_limits(p))
+        return;
+    if (p->fed - p->last_end > p->lim.max_pending)
+        fail(p, XS_ELIMIT, "policy-violation", "a tag or token exceeds %zu bytes",
+             p->lim.max_pending);
+    else
+        fail(p, XS_ELIMIT, "policy-violation", "%s exceeds %zu bytes",
+             p->depth == 0 ? "stream header" : "stanza", p->lim.max_stanza_bytes);
+}
+
 int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len)
 {
     if (p->state == P_FAILED)
@@ -435,9 +595,8 @@ int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len)
             break;
         if (st != XML_STATUS_OK)
             expat_failed(p);
-        else if (p->fed - p->mark > p->lim.max_stanza_bytes)
-            fail(p, XS_ELIMIT, "policy-violation", "%s exceeds %zu bytes",
-                 p->depth == 0 ? "stream header" : "stanza", p->lim.max_stanza_bytes);
+        else
+            settle(p);
     }
     p->in_feed = 0;
     return p->state == P_FAILED ? p->err : 0;
@@ -460,4 +619,16 @@ const char *xs_xml_parser_condition(const struct xs_xml_parser *p)
 const char *xs_xml_parser_detail(const struct xs_xml_parser *p)
 {
     return p->state == P_FAILED ? p->detail : "";
+}
+
+void xs_xml_parser_set_limits(struct xs_xml_parser *p, const struct xs_xml_limits *lim)
+{
+    /* Between stanzas (or inside the stanza callback, which runs once the
+     * stanza is done) nothing is in flight that the old limits admitted. */
+    if (p->depth <= 1) {
+        apply_limits(p, lim);
+        return;
+    }
+    p->next_lim = *lim;
+    p->has_next_lim = 1;
 }

@@ -1,7 +1,9 @@
 /* Feeds bytes to the XMPP stream parser in two pieces (the second byte picks
- * the split), with small limits. Every stanza that comes out is serialized,
- * parsed again and serialized again, which must give the same text, and is
- * run through the message translation. */
+ * the split), with small limits that the first byte may tighten between the
+ * pieces, as the gateway does around authentication. Every stanza that comes
+ * out is serialized, parsed again and serialized again, which must give the
+ * same text, and is run through the message translation. Seeds and a
+ * dictionary: tests/fuzz/xml_seeds/, tests/fuzz/xml.dict. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +14,13 @@
 
 static const char hdr[] = "<stream:stream xmlns='jabber:server' "
                           "xmlns:stream='http://etherx.jabber.org/streams'>";
-static const struct xs_xml_limits small = {2048, 8, 8};
-static const struct xs_xml_limits roomy = {1 << 20, 64, 64};
+/* Elements allowed in numbers that reach the tree's byte cap. */
+static const struct xs_xml_limits small = {
+    .max_stanza_bytes = 2048, .max_depth = 8, .max_attrs = 8, .max_elements = 1000};
+static const struct xs_xml_limits tight = {
+    .max_stanza_bytes = 512, .max_depth = 4, .max_attrs = 4, .max_elements = 8, .max_pending = 128};
+static const struct xs_xml_limits roomy = {
+    .max_stanza_bytes = 1 << 20, .max_depth = 64, .max_attrs = 64};
 
 struct ctx {
     struct xs_buf *again; /* set while reparsing: where the second serialization goes */
@@ -88,8 +95,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     /* Byte 0: bit 0 puts a valid stream header first, so the fuzzer reaches
-     * stanzas without having to guess the namespace. Byte 1: the split. */
+     * stanzas without having to guess the namespace; bit 1 tightens the
+     * limits after the first piece. Byte 1: the split. */
     int with_hdr = data[0] & 1;
+    int tighten = data[0] & 2;
     const char *d = (const char *)data + 2;
     size -= 2;
     size_t cut = size * data[1] / 256;
@@ -100,6 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = with_hdr ? xs_xml_parser_feed(p, hdr, sizeof hdr - 1) : 0;
     if (rc == 0)
         rc = xs_xml_parser_feed(p, d, cut);
+    if (tighten)
+        xs_xml_parser_set_limits(p, &tight);
     if (rc == 0 && cut < size)
         rc = xs_xml_parser_feed(p, d + cut, size - cut);
     if (rc && !xs_xml_parser_condition(p) && rc != XS_ESTATE)

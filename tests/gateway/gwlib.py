@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -189,10 +190,13 @@ class Peer:
         self.client_ctx.verify_mode = ssl.CERT_NONE
         self.received = asyncio.Queue()   # stanzas the gateway sent us
         self.unknown_users = set()        # messages to these JIDs bounce with an error
+        self.bounce_error = f"<service-unavailable xmlns='{NS_STANZAS}'/>"  # ... this one
         self.bounce_stream = None
         self.bounce_lock = asyncio.Lock()
         self.tasks = []
         self.verified = []                # (gateway key, result) pairs we checked
+        self.verify_requests = 0          # db:verify the gateway asked us
+        self.verify_delay = 0             # seconds before answering one (a WAN round trip)
         self.server = None
         self.port = None
         self.inbound = []
@@ -260,10 +264,11 @@ class Peer:
                 s.send(f"<db:result from='{self.domain}' to='{el.attrs['from']}' "
                        f"type='{'valid' if ok else 'invalid'}'/>")
             elif el.ns == NS_DB and el.name == "verify":
-                want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
-                ok = hmac.compare_digest(want, el.text)
-                s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
-                       f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+                self.verify_requests += 1
+                if self.verify_delay:
+                    self.tasks.append(asyncio.ensure_future(self.answer_verify(s, el)))
+                else:
+                    await self.answer_verify(s, el)
             elif el.name == "message" and el.attrs.get("to") in self.unknown_users:
                 # Its own task: authenticating the bounce stream needs this
                 # loop to answer the gateway's db:verify meanwhile.
@@ -291,6 +296,13 @@ class Peer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.w.transport.abort()
 
+    async def answer_verify(self, s, el):
+        await asyncio.sleep(self.verify_delay)
+        want = dialback_key(self.secret, el.attrs["from"], self.domain, el.attrs["id"])
+        ok = hmac.compare_digest(want, el.text)
+        s.send(f"<db:verify from='{self.domain}' to='{el.attrs['from']}' "
+               f"id='{el.attrs['id']}' type='{'valid' if ok else 'invalid'}'/>")
+
     async def bounce(self, el):
         """What a real server does for a user it does not have: an error
         stanza back to the sender, on our own stream to the gateway."""
@@ -300,7 +312,7 @@ class Peer:
         self.bounce_stream.send(
             f"<message type='error' from={quoteattr(el.attrs['to'])} to={quoteattr(el.attrs['from'])}"
             f" id={quoteattr(el.attrs.get('id', ''))}><error type='cancel'>"
-            f"<service-unavailable xmlns='{NS_STANZAS}'/></error></message>")
+            f"{self.bounce_error}</error></message>")
 
     async def verify_with_gateway(self, gw_domain, sid, key):
         """XEP-0220 §2.3 as the receiving server: ask the gateway (the
@@ -357,6 +369,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
 
     def __init__(self, code=200):
         self.code = code
+        self.extra = ""  # header lines added to our responses ("Contact: <...>\r\n")
         self.requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         self.transport = None
@@ -373,8 +386,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.requests.put_nowait(req)
         if req["method"] in ("MESSAGE", "OPTIONS"):
             code = self.code
-            reason = {200: "OK", 404: "Not Found", 480: "Temporarily Unavailable",
-                      403: "Forbidden", 503: "Service Unavailable"}.get(code, "Whatever")
+            reason = {200: "OK", 301: "Moved Permanently", 404: "Not Found",
+                      407: "Proxy Authentication Required", 480: "Temporarily Unavailable",
+                      403: "Forbidden", 503: "Service Unavailable", 603: "Decline"}.get(code, "Whatever")
             hdrs = req["headers"]
             to = hdrs["to"][0]
             if ";tag=" not in to:
@@ -382,7 +396,7 @@ class SipEndpoint(asyncio.DatagramProtocol):
             resp = (f"SIP/2.0 {code} {reason}\r\n"
                     + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
                     + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
-                    f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n")
+                    f"CSeq: {hdrs['cseq'][0]}\r\n{self.extra}Content-Length: 0\r\n\r\n")
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
@@ -437,6 +451,7 @@ class Gateway:
         self.log = os.path.join(tmp, "xsgw.log")
         self.write_policy(policy_text)
         self.proc = None
+        self.nofile = None  # RLIMIT_NOFILE for the process, when a test sets one
 
     def write_policy(self, text):
         with open(self.policy, "w") as f:
@@ -448,8 +463,26 @@ class Gateway:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(REPO, "lua"), "--log-level", "debug"],
-                                     stderr=self.logf, stdout=self.logf)
+                                     stderr=self.logf, stdout=self.logf,
+                                     preexec_fn=self._limits if self.nofile else None)
         self.wait_log("ev=gateway.ready", start=mark)
+
+    def _limits(self):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def count_log(self, pattern, start=0):
+        return len(re.findall(pattern, self.log_text()[start:]))
+
+    def wait_count(self, pattern, n, timeout=TIMEOUT, start=0):
+        """Waits until `pattern` has matched at least n log lines."""
+        deadline = time.monotonic() + timeout
+        while self.count_log(pattern, start) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.count_log(pattern, start)} of {n} log lines "
+                                     f"matching {pattern!r}:\n{self.log_text()[-3000:]}")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"xsgw exited with {self.proc.returncode}")
+            time.sleep(0.05)
 
     def log_text(self):
         with open(self.log, "rb") as f:
@@ -486,13 +519,15 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required"):
+           peer_tls="required", sip_extra=""):
+    # Without sip_extra the gateway trusts SIP requests from the next hop's
+    # address, 127.0.0.1, which is where every test sender lives.
     return f"""
 gateway {{
   domains = {{ "sip.test" }},
   xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
-           next_hop = "udp:127.0.0.1:{next_hop_port}" }},
+           next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}
 partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{peer_port}" }}
 {extra_partners}

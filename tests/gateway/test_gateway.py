@@ -25,13 +25,14 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 peer_offers_tls=True):
+                 sip_extra="", peer_offers_tls=True):
         self.tmp = tmp
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
-        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls)
+        self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
+                                sip_extra=sip_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -45,6 +46,9 @@ class Env:
         await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
         self.uac = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+        # A sender on another address of the namespace's loopback.
+        self.stranger = SipEndpoint()
+        await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
         self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
         await self.peer.start(self.peer_port)
         return self
@@ -53,6 +57,7 @@ class Env:
         await self.peer.stop()
         self.sip.transport.close()
         self.uac.transport.close()
+        self.stranger.transport.close()
         rc = self.gw.stop()
         if exc[0] is None and rc not in (0, None):
             raise AssertionError(f"xsgw exited with {rc} on SIGTERM")
@@ -82,7 +87,8 @@ async def test_xmpp_to_sip_message(tmp):
         h = req["headers"]
         assert req["method"] == "MESSAGE", req
         assert req["uri"] == "sip:bob@sip.test", req["uri"]
-        assert "<sip:alice@peer.test>" in h["from"][0], h["from"]
+        # RFC 7572 §4 note 1: the sender's resource travels as the GRUU.
+        assert "<sip:alice@peer.test;gr=phone>" in h["from"][0], h["from"]
         assert "<sip:bob@sip.test>" in h["to"][0], h["to"]
         assert h["content-type"][0].lower().replace(" ", "") == "text/plain;charset=utf-8", h
         assert req["body"].decode() == UNICODE_BODY, req["body"]
@@ -92,9 +98,17 @@ async def test_xmpp_to_sip_message(tmp):
 
 
 async def test_xmpp_to_sip_error_bounces(tmp):
-    for code, cond in ((404, "item-not-found"), (480, "recipient-unavailable"),
-                       (403, "forbidden"), (503, "service-unavailable")):
+    # RFC 7247 §7.2; 503 is the SIP server's own trouble (note 9), and 301
+    # carries the new address from Contact into <gone/> (note 1).
+    for code, cond, addr in ((404, "item-not-found", None),
+                             (480, "recipient-unavailable", None),
+                             (403, "forbidden", None), (503, "internal-server-error", None),
+                             (407, "registration-required", None),
+                             (603, "recipient-unavailable", None),
+                             (301, "gone", "sip:bob@moved.test")):
         async with Env(tmp, sip_code=code) as e:
+            if addr:
+                e.sip.extra = f"Contact: <{addr}>\r\n"
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid=f"e{code}"))
             await get(e.sip.requests)
@@ -108,6 +122,7 @@ async def test_xmpp_to_sip_error_bounces(tmp):
             e_el = err.child("error")
             assert e_el is not None and e_el.child(cond, NS_STANZAS) is not None, \
                 f"{code}: {[c.name for c in e_el.children]}"
+            assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
 
 
@@ -314,6 +329,191 @@ async def test_iq_gets_service_unavailable(tmp):
         assert err.child("error").child("service-unavailable") is not None
 
 
+# --- hostile inbound streams --------------------------------------------------
+
+async def open_idle(port, sources, per_source, send_header=True):
+    """Opens per_source connections from each source address (loopback
+    aliases); every other one sends a stream header and then nothing."""
+    conns = []
+    for src in sources:
+        for j in range(per_source):
+            r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(src, 0))
+            if send_header and j % 2:
+                w.write(header("peer.test", "sip.test").encode())
+            conns.append((src, r, w))
+    return conns
+
+
+async def still_open(conns):
+    """Which connections the gateway has not closed (no EOF within 0.3 s)."""
+    async def alive(r):
+        try:
+            while await asyncio.wait_for(r.read(65536), 0.3):
+                pass
+            return False
+        except asyncio.TimeoutError:
+            return True
+        except ConnectionError:
+            return False
+    flags = await asyncio.gather(*(alive(r) for _, r, _ in conns))
+    return [c for c, ok in zip(conns, flags) if ok]
+
+
+async def test_idle_inbound_flood_leaves_federation_working(tmp):
+    """Audit H3: 1,200 idle connections to 5269 (40 sources x 30) once made
+    every outbound stream fail and kept partners out. Now unauthenticated
+    streams are capped per source (8) and in total (256), the oldest are
+    evicted, and outbound streams have their own budget."""
+    async with Env(tmp) as e:
+        sources = [f"127.0.0.{i}" for i in range(2, 42)]
+        conns = await open_idle(e.gw_port, sources, 30)
+        e.gw.wait_count("reason=accepted|reason=too-many-streams", 1200, timeout=30)
+        # SIP -> XMPP: a new outbound stream, and peer.test dialing back in.
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "through")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "through", st
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 200, resp["first"]
+        # XMPP -> SIP: the real partner connects in and authenticates.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "in too"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"in too", req["body"]
+        held = await still_open(conns)
+        per = {}
+        for src, _, _ in held:
+            per[src] = per.get(src, 0) + 1
+        evicted = e.gw.count_log(r"ev=s2s\.in\.evicted")
+        print(f"  flood: 1200 opened, {len(held)} held open, {evicted} evicted, "
+              f"max {max(per.values(), default=0)} per source")
+        assert len(held) <= 256, len(held)
+        assert max(per.values(), default=0) <= 8, per
+        assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_unauthenticated_deadlines(tmp):
+    """Audit H3: 10 s for the header (was 30), 30 s from it to authenticate
+    (was 60), measured on two idle streams side by side."""
+    async def timed_out(s):
+        kind, el = await s.next(timeout=40)
+        if kind == "header":  # ours, sent before the error to a silent peer
+            kind, el = await s.next(timeout=40)
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("connection-timeout", NS_STREAM_ERR) is not None, el
+        return time.monotonic()
+
+    async with Env(tmp) as e:
+        start = time.monotonic()
+        silent = await XStream.connect(e.gw_port)
+        opened = await e.peer.open_stream("sip.test", tls=False)
+        t_silent, t_opened = await asyncio.gather(timed_out(silent), timed_out(opened))
+        assert 9 <= t_silent - start <= 12, t_silent - start
+        assert 29 <= t_opened - start <= 32, t_opened - start
+
+
+async def test_preauth_stanza_limit(tmp):
+    """Before any pair is authenticated a stanza may span 8 KiB: a 20 KB one
+    ends the stream with policy-violation (not not-authorized, which is what
+    a stanza that was parsed whole gets). After dialback the policy's
+    max_stanza (256 KiB) applies."""
+    big = "<x xmlns='urn:example:pad'>" + "p" * 20000 + "</x>"
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test")
+        s.send(message("alice@peer.test", "bob@sip.test", "early", extra=big))
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "big but fine", extra=big))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"big but fine", req["body"]
+        await expect_nothing(e.sip.requests, 0.3)
+
+
+async def test_dialback_flood_does_not_starve_the_partner(tmp):
+    """Audit M3: 1,000 db:result for peer.test on one stream, while the
+    partner takes 200 ms to answer each db:verify, once filled the 64
+    verification slots and the real partner's dialback failed. Now one
+    verification per pair is in flight, repeats are ignored, and the stream
+    is closed after 32 attempts."""
+    async with Env(tmp) as e:
+        e.peer.verify_delay = 0.2
+        flood = await e.peer.open_stream("sip.test")
+        flood.send("".join(f"<db:result from='peer.test' to='sip.test'>{i:064x}</db:result>"
+                           for i in range(1000)))
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        # Closed with unread input, the kernel may turn the close into a reset
+        # that overtakes the stream error; the log says why either way.
+        try:
+            el = await flood.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log("cond=policy-violation text=\"too many dialback attempts on one stream\"")
+        s.send(message("alice@peer.test", "bob@sip.test", "authenticated"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"authenticated"
+        print(f"  db:verify the partner was asked: {e.peer.verify_requests}")
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+
+
+async def test_dialback_in_flight_cap(tmp):
+    """At most 4 pairs are being verified on one stream: the fifth db:result
+    is answered with resource-constraint at once. The partners' servers
+    accept TCP and say nothing, so the verifications stay pending."""
+    silent_port = free_port()
+    names = ["a.test", "b.test", "c.test", "d.test", "e.test"]
+    extra = "\n".join(f'partner "{n}" {{ tls = "optional", dialback = true, '
+                      f'route = "127.0.0.1:{silent_port}" }}' for n in names)
+    held = []
+
+    async def silent(r, w):
+        held.append(w)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", silent_port)
+    try:
+        async with Env(tmp, extra_partners=extra) as e:
+            s = await XStream.connect(e.gw_port)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            for n in names:
+                s.send(f"<db:result from='{n}' to='sip.test'>{'ab' * 32}</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("from") == "sip.test" and el.attrs.get("to") == "e.test", el
+            assert el.attrs.get("type") == "error", el
+            assert el.child("error").child("resource-constraint") is not None, el
+            e.gw.wait_log("remote=e.test local=sip.test result=refused reason=too-many-in-flight")
+            assert e.gw.count_log("result=verifying") == 4
+    finally:
+        server.close()
+        for w in held:
+            w.close()
+
+
+async def test_descriptor_limit_sizes_the_budgets(tmp):
+    """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
+    e = Env(tmp)
+    e.gw.nofile = 600
+    async with e:
+        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=1920 in_max=200 "
+                      r"out_max=100 unauth_max=50")
+        sources = [f"127.0.0.{i}" for i in range(2, 10)]
+        conns = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 64)
+        held = await still_open(conns)
+        assert len(held) == 50, len(held)
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "small")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "small", st
+        for _, _, w in conns:
+            w.close()
+
+
 # --- SIP -> XMPP -----------------------------------------------------------
 
 async def test_sip_to_xmpp_message(tmp):
@@ -323,10 +523,16 @@ async def test_sip_to_xmpp_message(tmp):
         assert st.name == "message", st
         assert st.attrs.get("from") == "bob@sip.test", st.attrs
         assert st.attrs.get("to") == "alice@peer.test", st.attrs
-        assert st.attrs.get("type") == "chat", st.attrs
+        # RFC 7572 §5: no type or "normal", never "chat".
+        assert st.attrs.get("type") in (None, "normal"), st.attrs
         assert st.child("body").text == UNICODE_BODY, st.child("body").text
         resp = await get(e.uac.responses, 20)
         assert resp["code"] == 200, resp["first"]
+        # A sender's GRUU becomes the JID's resource (RFC 7572 §5 note 1).
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test;gr=desk%201", "sip:alice@peer.test", "g")
+        st = await get(e.peer.received, 20)
+        assert st.attrs.get("from") == "bob@sip.test/desk 1", st.attrs
+        assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
 
@@ -350,7 +556,10 @@ async def test_sip_to_xmpp_error_becomes_final_response(tmp):
         start = time.monotonic()
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:nobody@peer.test", "anyone?")
         resp = await get(e.uac.responses, 20)
-        assert resp["code"] == 503, resp["first"]
+        # The peer's per-user <service-unavailable/> is no 503 (RFC 7247
+        # §7.1 note 5): a SIP proxy would back off from the whole gateway.
+        assert resp["code"] == 403, resp["first"]
+        assert "retry-after" not in resp["headers"], resp["headers"]
         # The error came back well inside the grace: the answer did not wait it out.
         assert time.monotonic() - start < 5
         # The log line follows the response on the wire; wait for it.
@@ -451,6 +660,24 @@ async def test_peer_ends_stream_during_grace(tmp):
             assert (await get(e.peer.received, 20)).child("body").text == "next"
             assert list((await final_codes(e, again)).values()) == [200]
             e.gw.wait_log("ev=s2s.out.state stream=out3 ")
+
+
+async def test_sip_to_xmpp_gone_becomes_301_with_contact(tmp):
+    """RFC 7247 §7.1 note 3: a <gone/> naming a new address MUST become 301;
+    the SIP sender gets that address as a SIP URI in Contact."""
+    async with Env(tmp) as e:
+        e.peer.unknown_users.add("romeo@peer.test")
+        e.peer.bounce_error = (f"<gone xmlns='{NS_STANZAS}'>\n xmpp:romeo@afterlife.example.net\n"
+                               f"</gone>")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 301, resp["first"]
+        assert resp["headers"].get("contact") == ["<sip:romeo@afterlife.example.net>"], resp
+        e.peer.bounce_error = f"<gone xmlns='{NS_STANZAS}'/>"
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:romeo@peer.test", "hello?")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 410 and "contact" not in resp["headers"], resp
+        await expect_nothing(e.peer.received, 0.5)
 
 
 async def test_sip_retransmission_delivered_once(tmp):
@@ -566,7 +793,8 @@ async def test_outbound_setup_deadline(tmp):
 
 async def test_sigterm_answers_queued_stanzas(tmp):
     """SIGTERM with outbound streams open: messages queued on a stream still
-    setting up are answered 503 before the gateway exits; nothing is left in
+    setting up are answered service-unavailable (403, RFC 7247 §7.1) before
+    the gateway exits; nothing is left in
     flight (the router's count is 0) and the exit status is 0."""
     hole_port = free_port()
     extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
@@ -591,7 +819,7 @@ async def test_sigterm_answers_queued_stanzas(tmp):
                 await get(e.peer.received, 5)
             e.gw.proc.send_signal(signal.SIGTERM)
             codes = await final_codes(e, calls, timeout=10)
-            assert set(codes.values()) == {503}, codes
+            assert set(codes.values()) == {403}, codes
             codes = await final_codes(e, graced, timeout=10)
             assert set(codes.values()) == {200}, codes
             e.gw.proc.wait(5)
@@ -609,6 +837,34 @@ async def test_sip_bad_content_type(tmp):
                            content_type="text/html")
         resp = await get(e.uac.responses)
         assert resp["code"] == 415, resp["first"]
+
+
+async def test_sip_from_untrusted_source_refused(tmp):
+    # No sip.trusted: the next hop's address (127.0.0.1) is trusted, 127.0.0.2 is not.
+    async with Env(tmp) as e:
+        e.stranger.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test",
+                                "Please wire 50k today")
+        resp = await get(e.stranger.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        assert "warning" not in resp["headers"] and "allow" not in resp["headers"], resp
+        e.gw.wait_log(r"ev=sip\.refused transport=udp peer=127\.0\.0\.2:\d+ status=403")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "from the edge")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "from the edge", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
+async def test_sip_trusted_list_replaces_next_hop(tmp):
+    async with Env(tmp, sip_extra='trusted = { "127.0.0.2/32", "::1" }') as e:
+        e.uac.send_message(e.sip_port, "sip:ceo@sip.test", "sip:alice@peer.test", "forged")
+        resp = await get(e.uac.responses)
+        assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "trusted")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "trusted", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
 
 
 # --- policy ------------------------------------------------------------------
@@ -638,7 +894,7 @@ end"""
 
 async def test_rewritten_addresses_checked_again_in_c(tmp):
     """Audit L5: a hook that rewrites `to` to a non-partner or `from` to a
-    domain we do not serve gets 403; no stream is opened for it and nothing
+    domain we do not serve is refused as forbidden (603, RFC 7247 §7.1); no stream is opened for it and nothing
     reaches the peer."""
     hook = """
 function on_message(m)
@@ -649,7 +905,7 @@ end"""
     async with Env(tmp, hook=hook) as e:
         for body in ("to stranger", "as peer"):
             calls = await sip_burst(e, [body])
-            assert list((await final_codes(e, calls)).values()) == [403], body
+            assert list((await final_codes(e, calls)).values()) == [603], body
         e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(not-a-partner|not a federated)")
         e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(sender-not-local|not in a domain)")
         await expect_nothing(e.peer.received, 0.5)

@@ -176,6 +176,10 @@ it_wait_tcp() {
 # it_dns_start: dnsmasq on 127.0.0.53 answering only for *.test from
 # its own records (NXDOMAIN for everything else under test., nothing forwarded anywhere).
 # other.test resolves (to Prosody) but is no partner of the gateway; nowhere.test has nothing.
+# Broken DNS for partners (t_errors.sh): nx.test has no records at all (NXDOMAIN);
+# queries for timeout.test go to 127.0.0.54, where nothing answers (the resolver times out,
+# the same h_errno as SERVFAIL); srvgone.test's SRV target has no address; dot.test's SRV
+# target is "." (RFC 2782: the service is decidedly not available).
 it_dns_start() {
     it_start dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts \
         --log-queries --log-facility=- --listen-address=127.0.0.53 --port=53 \
@@ -189,7 +193,10 @@ it_dns_start() {
         --srv-host=_xmpp-server._tcp.sip.test,gw.sip.test,5269,0,5 \
         --srv-host=_xmpp-server._tcp.xmpp.test,xmpp.test,5269,0,5 \
         --srv-host=_sip._udp.sip.test,sip.test,5060,0,5 \
-        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5
+        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5 \
+        --server=/timeout.test/127.0.0.54 \
+        --srv-host=_xmpp-server._tcp.srvgone.test,gone.srvgone.test,5269,0,5 \
+        --srv-host=_xmpp-server._tcp.dot.test
     it_wait_dns xmpp.test 127.0.0.2 5
 }
 
@@ -329,7 +336,9 @@ it_sipp_uas() {
 
 # it_sipp_uac NAME TARGET FROM TO BODY COUNT [SIPP-ARGS...]: foreground sipp UAC from
 # 127.0.0.5 sending COUNT MESSAGEs; with COUNT > 1 each body ends in " <call number>".
-# Responses are logged in NAME.msg. Bounded by COUNT, the rate and -timeout.
+# Responses are logged in NAME.msg. Bounded by COUNT, the rate and -timeout. Returns sipp's
+# status: 0 when every MESSAGE got a final response, non-zero when one did not (or 124 when
+# the whole run timed out).
 it_sipp_uac() {
     local name=$1 target=$2 from=$3 to=$4 body=$5 count=$6 seq=
     shift 6
@@ -339,7 +348,6 @@ it_sipp_uac() {
     nsx timeout "${IT_UAC_TIMEOUT:-60}" sipp -sf "$IT_TMP/$name.xml" "$target" -i 127.0.0.5 \
         -key from "$from" -key to "$to" -key body "$body" -m "$count" -timeout 50s -nostdin \
         -trace_msg -message_file "$IT_TMP/$name.msg" "$@" >"$IT_TMP/$name.out" 2>&1
-    return 0
 }
 
 # it_sip_final_codes NAME: the final status codes received by UAC NAME, one per MESSAGE.
@@ -413,13 +421,14 @@ it_fail_rest() {
     exit 1
 }
 
-# it_world NEXT-HOP: DNS, Prosody and the gateway (policy in $IT_TMP/policy.lua with the
-# xmpp.test partner). Fails the whole group when any of them does not come up.
+# it_world NEXT-HOP [PARTNERS]: DNS, Prosody and the gateway (policy in $IT_TMP/policy.lua
+# with the xmpp.test partner, or the PARTNERS declarations on one line). Fails the whole
+# group when any of them does not come up.
 it_world() {
     it_have_gateway || it_fail_rest "no gateway binary at $XSGW (build it or set XSGW)"
     it_dns_start || it_fail_rest "dnsmasq did not answer on 127.0.0.53"
     it_prosody_start || it_fail_rest "Prosody did not start (prosody.log, prosodyctl.log)"
-    it_policy "$IT_TMP/policy.lua" policy.lua.in "$1"
+    it_policy "$IT_TMP/policy.lua" policy.lua.in "$1" ${2+"$2"}
     it_gateway_start "$IT_TMP/policy.lua" ||
         it_fail_rest "the gateway did not log ev=gateway.ready within 15 s"
 }

@@ -46,13 +46,15 @@ for tp in udp tcp; do
     [ $tp = tcp ] && args=(-t t1)
     it_sipp_uac uac-$tp 127.0.0.3:5060 sip:bob@sip.test sip:alice@xmpp.test "$body $tp" 1 \
         -p 5080 "${args[@]}"
+    rc=$?
     it_wait_exit alice-$tp 20
     got=$(it_xmpp_summary alice-$tp)
     codes=$(it_sip_final_codes uac-$tp | tr '\n' ' ')
-    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}$body $tp" ] && [ "$codes" = "200 " ]; then
+    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}$body $tp" ] && [ "$codes" = "200 " ] &&
+        [ "$rc" = 0 ]; then
         it_pass "$name"
     else
-        it_fail "$name" "alice got [${got:-nothing}], bob got final codes [$codes]"
+        it_fail "$name" "alice got [${got:-nothing}], bob got final codes [$codes], sipp $rc"
     fi
 done
 
@@ -60,14 +62,17 @@ done
 if it_alice_listen alice3 10 25; then
     it_sipp_uac uac3 127.0.0.3:5060 sip:bob@sip.test sip:alice@xmpp.test "seq" 10 -p 5080 \
         -r 1000 -rp 1000
+    rc=$?
     it_wait_exit alice3 20
     got=$(it_xmpp_summary alice3 | cut -f4 | tr '\n' ',')
     want=$(for n in $(seq 1 10); do printf 'seq %d,' "$n"; done)
     codes=$(it_sip_final_codes uac3 | sort | uniq -c | tr -s ' ' | tr '\n' ',')
-    if [ "$got" = "$want" ]; then
+    # Every MESSAGE gets exactly one final response, and it is 200.
+    if [ "$got" = "$want" ] && [ "$codes" = " 10 200," ] && [ "$rc" = 0 ]; then
         it_pass basic.sip_to_xmpp_order
     else
-        it_fail basic.sip_to_xmpp_order "alice got [$got], bob got codes [$codes]"
+        it_fail basic.sip_to_xmpp_order \
+            "alice got [$got], bob got codes [$codes] (want 10 x 200), sipp exited $rc"
     fi
 else
     it_fail basic.sip_to_xmpp_order "alice could not log in"

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Story 3: failures come back to the sender. SIP final responses from the UAS become XMPP
-# error stanzas for alice (RFC 7247 section 8); bob's MESSAGEs that cannot be delivered get
-# a 4xx/5xx final response, never 200.
+# error stanzas for alice (RFC 7247 section 7.2); bob's MESSAGEs that cannot be delivered get
+# the exact final response for the stage that refused them (proved by the gateway's log),
+# never 200, and nothing reaches the far end.
 set -u
 . "$(dirname "$0")/lib.sh"
 
 it_setup errors errors.sip_404 errors.sip_480 errors.sip_403 errors.sip_503 errors.sip_408 \
-    errors.sip_no_answer errors.to_nowhere errors.to_unfederated errors.policy_reject_xmpp \
+    errors.sip_no_answer errors.to_nowhere errors.to_unfederated errors.dns_nxdomain \
+    errors.dns_timeout errors.dns_srv_nowhere errors.dns_srv_dot errors.policy_reject_xmpp \
     errors.policy_reject_sip errors.prosody_down
 
-it_world udp:127.0.0.4:5070
+partners='partner "xmpp.test" { tls = "required", dialback = true }'
+for d in nx.test timeout.test srvgone.test dot.test; do
+    partners+=" partner \"$d\" { tls = \"required\", dialback = true }"
+done
+it_world udp:127.0.0.4:5070 "$partners"
 tab=$'\t'
 
 # errors.sip_CODE: the UAS answers CODE; alice gets one error stanza with CONDITION.
@@ -31,7 +37,7 @@ it_sip_error() {
 it_sip_error 404 "Not Found" item-not-found
 it_sip_error 480 "Temporarily Unavailable" recipient-unavailable
 it_sip_error 403 Forbidden forbidden
-it_sip_error 503 "Service Unavailable" service-unavailable
+it_sip_error 503 "Service Unavailable" internal-server-error
 it_sip_error 408 "Request Timeout" remote-server-timeout
 
 # errors.sip_no_answer: the UAS stays silent; the gateway's non-INVITE transaction times out
@@ -49,21 +55,65 @@ else
     it_fail errors.sip_no_answer "alice got [${got:-nothing}] within 45 s"
 fi
 
-# it_sip_refused NAME TO WHAT: bob's MESSAGE to TO gets a 4xx/5xx final response.
+# it_sip_refused NAME TO WHAT CODE PROOF [WAIT-MS]: bob's MESSAGE to TO gets exactly one final
+# response, CODE, and the gateway logs a line matching PROOF (the stage that refused it)
+# after the MESSAGE was sent. When IT_FAR_END names an online XMPP client, it must have
+# received nothing; IT_NO_STREAM=DOMAIN asserts that no outbound stream to DOMAIN was opened.
 it_sip_refused() {
-    local name=$1 to=$2 what=$3 codes
-    IT_UAC_WAIT=${4:-10000} it_sipp_uac "uac-${name#errors.}" 127.0.0.3:5060 \
-        sip:bob@sip.test "$to" "$what" 1 -p 5080
-    codes=$(it_sip_final_codes "uac-${name#errors.}" | tr '\n' ' ')
-    if [[ "$codes" =~ ^[456][0-9][0-9]\ $ ]]; then
+    local name=$1 to=$2 what=$3 code=$4 proof=$5 uac="uac-${1#errors.}" codes rc mark
+    local problems=() arrived
+    mark=$(wc -l <"$IT_TMP/xsgw.err")
+    IT_UAC_WAIT=${6:-10000} it_sipp_uac "$uac" 127.0.0.3:5060 sip:bob@sip.test "$to" "$what" 1 \
+        -p 5080
+    rc=$?
+    codes=$(it_sip_final_codes "$uac" | tr '\n' ' ')
+    [ "$codes" = "$code " ] || problems+=("final codes [${codes:-none}], want $code")
+    [ "$rc" = 0 ] || problems+=("sipp exited $rc")
+    tail -n +"$((mark + 1))" "$IT_TMP/xsgw.err" | grep -qE -- "$proof" ||
+        problems+=("no gateway log line matching [$proof]")
+    if [ -n "${IT_NO_STREAM:-}" ] && tail -n +"$((mark + 1))" "$IT_TMP/xsgw.err" |
+        grep -qE "ev=s2s\.out\.state .*remote=${IT_NO_STREAM//./\\.} "; then
+        problems+=("the gateway opened a stream to $IT_NO_STREAM")
+    fi
+    if [ -n "${IT_FAR_END:-}" ]; then
+        # The refusal is synchronous, so a delivery would already be on its way; give it
+        # the error grace and a margin to arrive before looking.
+        sleep 2
+        it_stop "$IT_FAR_END"
+        arrived=$(it_xmpp_summary "$IT_FAR_END")
+        [ -z "$arrived" ] || problems+=("alice received [$arrived]")
+    fi
+    if [ ${#problems[@]} = 0 ]; then
         it_pass "$name"
     else
-        it_fail "$name" "bob's MESSAGE to $to ($what) got final codes [${codes:-none}]"
+        it_fail "$name" "bob's MESSAGE to $to ($what): $(IFS=';'; echo "${problems[*]}")"
     fi
 }
 
-it_sip_refused errors.to_nowhere sip:carol@nowhere.test "a domain without DNS records"
-it_sip_refused errors.to_unfederated sip:dave@other.test "a domain that is no partner"
+# A domain that is no partner is refused by the allow-list (403) before any DNS lookup or
+# stream: other.test has SRV records pointing at Prosody, so a broken allow-list would
+# reach Prosody (host-unknown, i.e. 404) instead.
+IT_NO_STREAM=nowhere.test it_sip_refused errors.to_nowhere sip:carol@nowhere.test \
+    "a domain without DNS records that is no partner" 403 \
+    'ev=router\.refused .*to=sip:carol@nowhere\.test cond=forbidden'
+IT_NO_STREAM=other.test it_sip_refused errors.to_unfederated sip:dave@other.test \
+    "a domain that is no partner" 403 \
+    'ev=router\.refused .*to=sip:dave@other\.test cond=forbidden'
+
+# Partners whose DNS is broken (see it_dns_start): the lookup really happens and fails.
+# NXDOMAIN: no SRV, so the RFC 6120 3.2.2 fallback tries the domain itself, which has no
+# address either.
+it_sip_refused errors.dns_nxdomain sip:carol@nx.test "a partner with no DNS records" 404 \
+    'ev=s2s\.out\.connect .*remote=nx\.test target=nx\.test:5269 result=EDNS'
+# No answer from the DNS server (the resolver reports it like SERVFAIL).
+it_sip_refused errors.dns_timeout sip:carol@timeout.test "a partner whose DNS times out" 404 \
+    'ev=s2s\.out\.dns .*remote=timeout\.test result=EDNS' 40000
+# The SRV record names a host with no address.
+it_sip_refused errors.dns_srv_nowhere sip:carol@srvgone.test "an SRV target without address" \
+    404 'ev=s2s\.out\.connect .*remote=srvgone\.test target=gone\.srvgone\.test:5269 result=EDNS'
+# The SRV target is ".": the service is decidedly not available, no connection is tried.
+it_sip_refused errors.dns_srv_dot sip:carol@dot.test "an SRV target of ." 404 \
+    'ev=s2s\.out\.dns .*remote=dot\.test result=ENOTFOUND'
 
 # errors.policy_reject_*: the policy's on_message rejects bodies with "forbidden word" (see
 # conf/policy.lua.in): alice gets policy-violation, bob a 4xx-6xx, and nothing is delivered.
@@ -78,8 +128,16 @@ if [ "$got" = "bob@sip.test${tab}error${tab}policy-violation" ] && [ -z "$delive
 else
     it_fail errors.policy_reject_xmpp "alice got [${got:-nothing}], the UAS got [$delivered]"
 fi
-it_sip_refused errors.policy_reject_sip sip:alice@xmpp.test "a forbidden word"
+if it_alice_listen alice-reject 1 15; then
+    IT_FAR_END=alice-reject it_sip_refused errors.policy_reject_sip sip:alice@xmpp.test \
+        "a forbidden word" 403 \
+        'ev=router\.refused .*origin=sip .*to=sip:alice@xmpp\.test cond=policy-violation'
+else
+    it_fail errors.policy_reject_sip "alice could not log in"
+fi
 
-# errors.prosody_down: with Prosody stopped, a MESSAGE to alice is refused, not 200.
+# errors.prosody_down: with Prosody stopped, a MESSAGE to alice is refused, not 200: the
+# connection to xmpp.test's s2s port is refused (remote-server-not-found, 404).
 it_stop prosody
-it_sip_refused errors.prosody_down sip:alice@xmpp.test "xmpp.test with Prosody down" 20000
+it_sip_refused errors.prosody_down sip:alice@xmpp.test "xmpp.test with Prosody down" 404 \
+    'ev=s2s\.out\.connect .*remote=xmpp\.test target=xmpp\.test:5269 result=EREFUSED' 20000

@@ -2,10 +2,34 @@
 local t = require("testlib")
 local a = require("xsgw.address")
 
-t.test("plain JID to SIP drops the resource", function()
-    t.eq(a.to_sip("alice@xmpp.test/phone"), "sip:alice@xmpp.test")
+t.test("plain JID to SIP; the resource travels as the GRUU", function()
+    t.eq(a.to_sip("alice@xmpp.test/phone"), "sip:alice@xmpp.test;gr=phone")
     t.eq(a.to_sip("alice@XMPP.Test"), "sip:alice@xmpp.test")
     t.eq(a.to_sip("xmpp.test"), "sip:xmpp.test")
+end)
+
+-- RFC 7572 §4 note 1 / §5 note 1 and RFC 7247 §6.4 step 8, §6.5 step 8, with
+-- the RFCs' own examples.
+t.test("GRUU <-> resource (RFC 7572, RFC 7247 examples)", function()
+    t.eq(a.to_xmpp("sip:foo@sip.example;gr=bar"), "foo@sip.example/bar")
+    t.eq(a.to_sip("baz@xmpp.example/qux"), "sip:baz@xmpp.example;gr=qux")
+    t.eq(a.to_sip(a.to_xmpp("sip:foo@sip.example;gr=bar")), "sip:foo@sip.example;gr=bar")
+    t.eq(a.to_xmpp(a.to_sip("baz@xmpp.example/qux")), "baz@xmpp.example/qux")
+    -- gr among other parameters, in any case, percent-encoded
+    t.eq(a.to_xmpp("sip:foo@sip.example;transport=tcp;GR=a%20b%3Bc"), "foo@sip.example/a b;c")
+    t.eq(a.to_xmpp("sip:foo@sip.example;gr=urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6"),
+        "foo@sip.example/urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
+    -- a gr without a value (temporary GRUU flag) names no resource
+    t.eq(a.to_xmpp("sip:foo@sip.example;gr"), "foo@sip.example")
+    -- a resource may hold what a URI parameter may not
+    t.eq(a.to_sip("a@x.test/my phone;1@home"), "sip:a@x.test;gr=my%20phone%3B1%40home")
+    t.eq(a.to_xmpp("sip:a@x.test;gr=my%20phone%3B1%40home"), "a@x.test/my phone;1@home")
+    t.eq(a.to_sip("a@x.test/t\195\169l"), "sip:a@x.test;gr=t%C3%A9l")
+    -- a gr that cannot be a resource is refused, not dropped
+    local r, err = a.to_xmpp("sip:a@x.test;gr=%00x")
+    t.eq(r, nil)
+    t.eq(err, "jid-malformed")
+    t.eq(a.to_xmpp("sip:a@x.test;gr=" .. string.rep("r", 1024)), nil)
 end)
 
 t.test("SIP to JID drops parameters, headers and passwords", function()

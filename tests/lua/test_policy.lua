@@ -14,7 +14,7 @@ local function load_policy(src, name)
         end
         return name
     end
-    local env, decl = policy.new_env(callsite)
+    local env, decl = policy.new_env(callsite, t.native)
     local chunk, err = load(src, "@" .. name, "t", env)
     if not chunk then return nil, err end
     local ok, e = pcall(chunk)
@@ -60,6 +60,31 @@ t.test("IPv6 listeners", function()
     t.eq(cfg.xmpp_listen_host, "::")
 end)
 
+t.test("sip.trusted takes addresses and networks, IPv4 and IPv6", function()
+    local cfg = assert(load_policy(BASE))
+    t.eq(cfg.sip_trusted, nil)
+    local function with(list)
+        return (BASE:gsub('next_hop = "udp:127.0.0.1:5070"',
+            'next_hop = "udp:127.0.0.1:5070", trusted = ' .. list))
+    end
+    cfg = assert(load_policy(with('{ "10.0.0.5", "10.0.0.0/24", "::1", "FD00::/8", ' ..
+        '"::ffff:192.0.2.1", "2001:db8::1:2:3:4:5", "0.0.0.0/0", "::/0", "1:2:3:4:5:6:7:8/128" }')))
+    t.eq(#cfg.sip_trusted, 9)
+    t.eq(cfg.sip_trusted[4], "fd00::/8")
+    cfg = assert(load_policy(with('"192.0.2.7"')))
+    t.eq(cfg.sip_trusted[1], "192.0.2.7")
+    cfg = assert(load_policy(with("{}")))
+    t.eq(#cfg.sip_trusted, 0)
+    for _, bad in ipairs({ "10.0.0.256", "10.0.0", "010.0.0.1", "10.0.0.0/33", "::1/129",
+        "10.0.0.0/", "10.0.0.0/08", "edge.sip.test", "1:2:3:4:5:6:7:8:9", "1::2::3",
+        "12345::", ":::1", "[::1]", "::1.2.3", "1.2.3.4::", "" }) do
+        expect_error(with('{ "127.0.0.1", "' .. bad .. '" }'), "^test.lua:1: sip.trusted%[2%] '" ..
+            bad:gsub("%p", "%%%0") .. "'")
+    end
+    expect_error(with("{ 5 }"), "^test.lua:1: sip.trusted%[1%] must be a string")
+    expect_error(with('{ x = "10.0.0.1" }'), "sip.trusted must be a list")
+end)
+
 t.test("errors name the file and the line of the declaration", function()
     expect_error(BASE .. 'partner "x.test" { tls = "sometimes" }\n', "^test.lua:7: partner 'x.test': tls must be")
     expect_error(BASE .. 'partner "xmpp.test" { }\n', "^test.lua:7: partner 'xmpp.test' is declared twice %(first at test.lua:6%)")
@@ -86,7 +111,7 @@ end
 t.test("XMPP to SIP: mapped, checked against domains and partners", function()
     local _, route = assert(load_policy(BASE))
     local r = assert(route(ev("xmpp", "alice@xmpp.test/phone", "bob@sip.test")))
-    t.eq(r.from, "sip:alice@xmpp.test")
+    t.eq(r.from, "sip:alice@xmpp.test;gr=phone") -- RFC 7572 §4 note 1
     t.eq(r.to, "sip:bob@sip.test")
     local _, cond = route(ev("xmpp", "alice@xmpp.test", "bob@elsewhere.test"))
     t.eq(cond, "item-not-found")

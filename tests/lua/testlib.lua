@@ -19,6 +19,18 @@ function M.eq(got, want, what)
     end
 end
 
+-- Stand-ins for the primitives the C core gives the library (policy.new_env's
+-- `native`), so the library runs in the stock interpreter. The real ones are
+-- tested from C (tests/unit/test_policy.c).
+M.native = {
+    trim = function(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end,
+    lower = string.lower,
+    upper = string.upper,
+    starts_with = function(s, p) return s:sub(1, #p) == p end,
+    ends_with = function(s, p) return #p == 0 or s:sub(-#p) == p end,
+    contains = function(s, p) return s:find(p, 1, true) ~= nil end,
+}
+
 function M.finish()
     print(string.format("%d passed, %d failed", M.passed, M.failed))
     os.exit(M.failed == 0 and 0 or 1)

@@ -31,10 +31,12 @@ static inline void pump(uv_loop_t *loop, int ms)
     } while (uv_hrtime() < end);
 }
 
-static inline int udp_peer(int *port)
+/* A UDP socket bound to ip (a loopback address: all of 127/8 is local). */
+static inline int udp_peer_at(const char *ip, int *port)
 {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ip, &a.sin_addr);
     bind(fd, (struct sockaddr *)&a, sizeof a);
     socklen_t len = sizeof a;
     getsockname(fd, (struct sockaddr *)&a, &len);
@@ -42,6 +44,11 @@ static inline int udp_peer(int *port)
         *port = ntohs(a.sin_port);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
+}
+
+static inline int udp_peer(int *port)
+{
+    return udp_peer_at("127.0.0.1", port);
 }
 
 static inline void udp_send_to(int fd, int port, const char *data, size_t len)
@@ -141,6 +148,7 @@ struct test_cfg {
     struct xs_config cfg;
     struct xs_sip_endpoint listen[2];
     char *domains[1];
+    char *trusted[1];
 };
 
 static inline void test_cfg_init(struct test_cfg *t, const char *hop_host, int hop_port,
@@ -156,6 +164,10 @@ static inline void test_cfg_init(struct test_cfg *t, const char *hop_host, int h
     t->cfg.n_sip_listen = 2;
     t->cfg.sip_next_hop = (struct xs_sip_endpoint){hop_transport, (char *)hop_host, hop_port};
     t->cfg.sip_max_message = 4096;
+    /* The test peers all send from 127.0.0.1. */
+    t->trusted[0] = "127.0.0.1";
+    t->cfg.sip_trusted = t->trusted;
+    t->cfg.n_sip_trusted = 1;
 }
 
 #endif

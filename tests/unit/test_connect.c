@@ -1,5 +1,6 @@
 /* The connector against a libuv listener on 127.0.0.1: success, refusal,
- * cancel at several moments, an unresolvable name, and a deadline. Run under
+ * cancel at several moments, an unresolvable name, a deadline, and fail-over
+ * from a black-holed address to the next within the deadline. Run under
  * ASan, a leak in any path fails the test. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 
 #include "check.h"
 #include "core/err.h"
-#include "net/dns.h"
+#include "net/addr.h"
+#include "net/connect.h"
 
 struct result {
     int called;
@@ -213,6 +215,64 @@ static void test_timeout_and_inflight_cancel(void)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* Audit A1: a next hop whose first address drops SYNs. The deadline is
+ * shared out, so the second address is tried after half of it and
+ * answers; with both black-holed the whole deadline ends the request. */
+static void test_failover(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int stuck_port = 0;
+    int fd = stuck_listener(&stuck_port);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    uv_tcp_t srv;
+    int good_port = listen_on(&loop, &srv);
+    struct result fill = {0};
+    CHECK(xs_net_connect(&loop, "127.0.0.1", (uint16_t)stuck_port, 5.0, on_connected, &fill,
+                         NULL) == 0);
+    run_until(&loop, &fill.called);
+    CHECK(fill.status == 0);
+
+    struct sockaddr_storage addrs[2];
+    xs_net_addr_parse("127.0.0.1", stuck_port, &addrs[0]);
+    xs_net_addr_parse("127.0.0.1", good_port, &addrs[1]);
+    int before = accepted;
+    struct result ok = {0};
+    uint64_t t0 = uv_hrtime();
+    CHECK(xs_net_connect_addrs(&loop, addrs, 2, 1.0, on_connected, &ok, NULL) == 0);
+    CHECK(ok.called == 0);
+    run_until(&loop, &ok.called);
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    printf("fail-over past a black-holed address (deadline 1000 ms): connected after %.0f ms\n",
+           ms);
+    CHECK(ok.called == 1 && ok.status == 0);
+    CHECK(ms >= 450 && ms < 1000);
+    run_until(&loop, &accepted);
+    CHECK(accepted == before + 1);
+
+    xs_net_addr_parse("127.0.0.1", stuck_port, &addrs[1]);
+    struct result dead = {0};
+    t0 = uv_hrtime();
+    CHECK(xs_net_connect_addrs(&loop, addrs, 2, 0.3, on_connected, &dead, NULL) == 0);
+    run_until(&loop, &dead.called);
+    ms = (double)(uv_hrtime() - t0) / 1e6;
+    CHECK(dead.called == 1 && dead.status == XS_ETIMEOUT);
+    CHECK(ms >= 290 && ms < 800);
+
+    struct result bad = {0};
+    memset(&addrs[0], 0, sizeof addrs[0]);
+    CHECK(xs_net_connect_addrs(&loop, addrs, 1, 1.0, on_connected, &bad, NULL) == XS_EINVAL);
+    CHECK(xs_net_connect_addrs(&loop, addrs, 0, 1.0, on_connected, &bad, NULL) == XS_EINVAL);
+
+    uv_walk(&loop, stop_listener, &srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close(fd);
+    CHECK(bad.called == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 static void test_errors(void)
 {
     uv_loop_t loop;
@@ -273,6 +333,7 @@ int main(void)
     test_success_and_refused();
     test_cancel();
     test_timeout_and_inflight_cancel();
+    test_failover();
     test_errors();
     test_public_only();
     return check_report("test_connect");

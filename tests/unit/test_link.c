@@ -1,12 +1,20 @@
 /* net/link over a real loopback TCP connection: plaintext first, then TLS
  * started mid-stream by both ends (what STARTTLS does), bulk data through
- * TLS, the output bound, and the close reasons each side sees. */
+ * TLS, the output bound, and the close reasons each side sees. Then what
+ * the SIP side needs of a link: the idle timer, pause/resume and the
+ * half-close, against a plain socket playing the peer; and the address
+ * helper the link formats its peer with. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "check.h"
 #include "core/err.h"
+#include "net/addr.h"
 #include "net/link.h"
 #include "tls/tls.h"
 
@@ -287,6 +295,198 @@ static void test_flushed_offsets(void)
     CHECK(stuck_closed && stuck_reason == XS_ETIMEOUT);
 }
 
+/* ---- one link against a plain socket ---- */
+
+struct probe {
+    struct xs_link *link;
+    char got[256];
+    size_t n;
+    int closed;
+    int reason;
+    int idle_calls;
+    uint64_t closed_at;
+};
+
+static struct probe probe;
+static uv_tcp_t probe_listener;
+
+static void probe_data(void *ud, const char *d, size_t n)
+{
+    struct probe *p = ud;
+    if (p->n + n > sizeof p->got)
+        n = sizeof p->got - p->n;
+    memcpy(p->got + p->n, d, n);
+    p->n += n;
+}
+
+static void probe_closed(void *ud, int reason)
+{
+    struct probe *p = ud;
+    p->closed = 1;
+    p->reason = reason;
+    p->link = NULL;
+    p->closed_at = uv_now(loop);
+}
+
+static void probe_idle(void *ud)
+{
+    struct probe *p = ud;
+    p->idle_calls++;
+    xs_link_close(p->link, XS_OK);
+}
+
+static const struct xs_link_cbs probe_cbs = {probe_data, NULL, probe_closed};
+
+static void probe_accept(uv_stream_t *s, int status)
+{
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    uv_tcp_init(loop, tcp);
+    CHECK(uv_accept(s, (uv_stream_t *)tcp) == 0);
+    probe.link = xs_link_new(tcp, &probe_cbs, &probe, 1 << 20);
+}
+
+static void run_ms(int ms)
+{
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+    while (uv_hrtime() < end) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
+/* A fresh link in `probe`; returns the peer's non-blocking socket. */
+static int probe_open(void)
+{
+    memset(&probe, 0, sizeof probe);
+    int port = listen_any(&probe_listener, probe_accept);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", port, &a);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 200 && !probe.link; i++)
+        run_ms(1);
+    CHECK(probe.link != NULL);
+    uv_close((uv_handle_t *)&probe_listener, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return fd;
+}
+
+static void run_until_closed(int ms)
+{
+    for (int i = 0; i < ms && !probe.closed; i++)
+        run_ms(1);
+}
+
+static void test_idle(void)
+{
+    /* Without a callback the link closes itself with XS_ETIMEOUT. */
+    int fd = probe_open();
+    uint64_t t0 = uv_now(loop);
+    xs_link_set_idle(probe.link, 60, NULL);
+    run_until_closed(1000);
+    CHECK(probe.closed && probe.reason == XS_ETIMEOUT);
+    CHECK(probe.closed_at - t0 >= 55);
+    close(fd);
+
+    /* Traffic from the peer restarts the wait; the callback decides. */
+    fd = probe_open();
+    xs_link_set_idle(probe.link, 100, probe_idle);
+    for (int i = 0; i < 8; i++) {
+        CHECK(send(fd, "k", 1, 0) == 1);
+        run_ms(30);
+    }
+    CHECK(probe.idle_calls == 0 && !probe.closed && probe.n == 8);
+    run_until_closed(1000);
+    CHECK(probe.idle_calls == 1 && probe.closed && probe.reason == XS_OK);
+    close(fd);
+
+    /* 0 turns it off. */
+    fd = probe_open();
+    xs_link_set_idle(probe.link, 40, NULL);
+    xs_link_set_idle(probe.link, 0, NULL);
+    run_ms(120);
+    CHECK(!probe.closed);
+    CHECK(xs_link_set_keepalive(probe.link, 30) == 0);
+    xs_link_close(probe.link, XS_OK);
+    run_until_closed(1000);
+    close(fd);
+}
+
+static void test_pause_resume(void)
+{
+    int fd = probe_open();
+    xs_link_set_idle(probe.link, 80, NULL);
+    xs_link_pause(probe.link);
+    CHECK(send(fd, "abc", 3, 0) == 3);
+    /* Paused: nothing is delivered, and our own silence is no idleness. */
+    run_ms(200);
+    CHECK(probe.n == 0 && !probe.closed);
+    xs_link_resume(probe.link);
+    run_ms(20);
+    CHECK(probe.n == 3 && memcmp(probe.got, "abc", 3) == 0);
+    /* The idle timer runs again after resume. */
+    run_until_closed(1000);
+    CHECK(probe.closed && probe.reason == XS_ETIMEOUT);
+    close(fd);
+}
+
+static void test_half_close(void)
+{
+    int fd = probe_open();
+    /* The peer's bytes sit unread in our socket when we hang up: a plain
+     * close would answer them with a reset. */
+    CHECK(send(fd, "unread", 6, 0) == 6);
+    static char big[300 * 1024];
+    memset(big, 'z', sizeof big);
+    xs_link_pause(probe.link);
+    CHECK(xs_link_write(probe.link, big, sizeof big) == 0);
+    xs_link_shutdown(probe.link, XS_EPROTO);
+    CHECK(xs_link_write(probe.link, "x", 1) == XS_ECLOSED);
+    size_t got = 0;
+    int eof = 0, reset = 0;
+    for (int i = 0; i < 2000 && !eof && !reset; i++) {
+        char b[65536];
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0)
+            eof = 1;
+        else if (errno != EAGAIN)
+            reset = 1;
+        run_ms(1);
+        if (i == 5)
+            send(fd, "more", 4, 0); /* input after our FIN is discarded */
+    }
+    CHECK(got == sizeof big && eof && !reset);
+    /* Half-closed: the link waits for the peer's close, then reports. */
+    CHECK(!probe.closed);
+    close(fd);
+    run_until_closed(1000);
+    CHECK(probe.closed && probe.reason == XS_EPROTO);
+    CHECK(probe.n == 0);
+}
+
+static void test_addr(void)
+{
+    struct sockaddr_storage ss, v4;
+    char out[XS_NET_ADDR_STRLEN];
+    CHECK(xs_net_addr_parse("[::1]", 5060, &ss) == 0);
+    CHECK_STR(xs_net_addr_format((struct sockaddr *)&ss, out, sizeof out), "[::1]:5060");
+    CHECK(xs_net_addr_parse("::1", 5061, &ss) == 0);
+    CHECK_STR(xs_net_addr_format((struct sockaddr *)&ss, out, sizeof out), "[::1]:5061");
+    CHECK(xs_net_addr_parse("192.0.2.7", 5060, &v4) == 0);
+    CHECK_STR(xs_net_addr_format((struct sockaddr *)&v4, out, sizeof out), "192.0.2.7:5060");
+    CHECK(xs_net_addr_parse("sip.example", 5060, &ss) == XS_EINVAL);
+    CHECK(xs_net_addr_parse("::ffff:192.0.2.7", 1, &ss) == 0);
+    CHECK(xs_net_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&v4));
+    CHECK(xs_net_addr_parse("192.0.2.8", 5060, &ss) == 0);
+    CHECK(!xs_net_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&v4));
+    CHECK(xs_net_addr_parse("::1", 1, &ss) == 0);
+    CHECK(!xs_net_addr_same_ip((struct sockaddr *)&ss, (struct sockaddr *)&v4));
+    CHECK(xs_net_addr_len((struct sockaddr *)&ss) == sizeof(struct sockaddr_in6));
+}
+
 int main(void)
 {
     loop = uv_default_loop();
@@ -296,6 +496,10 @@ int main(void)
     test_starttls_and_bulk();
     test_output_bound();
     test_flushed_offsets();
+    test_idle();
+    test_pause_resume();
+    test_half_close();
+    test_addr();
     xs_tls_ctx_unref(ctx);
     uv_loop_close(loop);
     return check_report("test_link");

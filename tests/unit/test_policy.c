@@ -2,15 +2,18 @@
  * the sandbox (what a policy cannot reach), the instruction and memory
  * budgets (and that the state stays usable after them), routing results
  * copied back into the event, and partner lookup. */
+#include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "policy/sandbox.h"
 
 static char dir[] = "/tmp/xsgw-policy-XXXXXX";
 static const char *lua_dir = "lua";
@@ -66,6 +69,203 @@ static enum xs_cond route(struct xs_policy *p, enum xs_side_id origin, const cha
     enum xs_cond c = xs_policy_route(p, ev, text);
     *out = ev;
     return c;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A hang is a failure, not a stuck test run: SIGALRM ends the process. */
+#define BOUNDED(secs) alarm(secs)
+
+/* The budget cannot be escaped by catching its error: the pcall loop of the
+ * code review (L1) ends at load, through --check, and in on_message. */
+static void test_budget_pcall(void)
+{
+    static const char loop[] = "while true do pcall(function() while true do end end) end\n";
+    static const char xloop[] =
+        "while true do xpcall(function() while true do end end, function(e) return e end) end\n";
+    BOUNDED(10);
+    double t0 = now_s();
+    expect_load_error(loop, "instruction budget exceeded");
+    expect_load_error(xloop, "instruction budget exceeded");
+    FILE *out = tmpfile();
+    CHECK(xs_policy_check(write_policy("loop.lua", loop), lua_dir, out) != 0);
+    rewind(out);
+    char line[512] = "";
+    CHECK(fgets(line, sizeof line, out) && strstr(line, "FAILED:") &&
+          strstr(line, "instruction budget exceeded"));
+    fclose(out);
+    CHECK(now_s() - t0 < 2.0);
+
+    char err[512];
+    struct xs_policy *p = load("function on_message(m)\n"
+                               "  if m.body == 'loop' then\n"
+                               "    while true do pcall(function() while true do end end) end\n"
+                               "  end\n"
+                               "  return m\n"
+                               "end\n",
+                               err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        struct xs_event *ev;
+        char *text = NULL;
+        t0 = now_s();
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "loop", &ev,
+                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
+        CHECK(now_s() - t0 < 1.0);
+        free(text);
+        xs_event_free(ev);
+        text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev,
+                    &text) == XS_COND_NONE);
+        xs_event_free(ev);
+        xs_policy_free(p);
+    }
+    /* Finalizers would run outside any call's budget, at reload too. */
+    expect_load_error("setmetatable({}, { __gc = function() while true do end end })\n",
+                      "p.lua:8: setmetatable(): finalizers (__gc) are not allowed");
+    BOUNDED(0);
+}
+
+/* Time in C library functions is bounded too: the trim idiom on a 32 KB
+ * body is stopped by the call's deadline (audit M1), and the helpers that
+ * replace it give the right answer at once. */
+static void test_deadline(void)
+{
+    char err[512];
+    struct xs_policy *p =
+        load("function on_message(m)\n"
+             "  if m.subject == 'idiom' then m.body = m.body:match('^%s*(.-)%s*$') end\n"
+             "  if m.subject == 'caught' then\n"
+             "    while true do pcall(string.match, m.body, '^%s*(.-)%s*$') end\n"
+             "  end\n"
+             "  if m.subject == 'rep' then local x = string.rep('x', 2^40) end\n"
+             "  if m.subject == 'move' then table.move({}, 1, 2^40, 1) end\n"
+             "  if m.subject == 'insert' then\n"
+             "    table.insert(setmetatable({}, { __len = function() return 2^40 end }), 1, 1)\n"
+             "  end\n"
+             "  if m.subject == 'helpers' then\n"
+             "    local b = xsgw.trim(m.body)\n"
+             "    m.body = b:sub(1, 3) .. #b .. tostring(xsgw.starts_with(b, 'x ')) ..\n"
+             "      tostring(xsgw.ends_with(b, ' y')) .. tostring(xsgw.contains(b, 'yx')) ..\n"
+             "      xsgw.lower('AbC') .. xsgw.upper('aBc') .. '[' .. xsgw.trim(' \\t\\r\\n ') .. ']' ..\n"
+             "      #string.rep('', 2^40)\n"
+             "  end\n"
+             "  m.subject = nil\n"
+             "  return m\n"
+             "end\n",
+             err, sizeof err);
+    CHECK(p != NULL);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return;
+    }
+    size_t n = 32768;
+    char *body = malloc(n + 3);
+    body[0] = 'x';
+    memset(body + 1, ' ', n);
+    body[n + 1] = 'y';
+    body[n + 2] = '\0';
+    static const char *const stopped[] = {"idiom", "caught", "rep", "move", "insert"};
+    BOUNDED(20);
+    for (size_t i = 0; i < sizeof stopped / sizeof stopped[0]; i++) {
+        struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+        xs_event_set(&ev->from, "sip:bob@sip.test");
+        xs_event_set(&ev->to, "sip:alice@xmpp.test");
+        xs_event_set(&ev->body, body);
+        xs_event_set(&ev->subject, stopped[i]);
+        char *text = NULL;
+        double t0 = now_s();
+        enum xs_cond c = xs_policy_route(p, ev, &text);
+        double took = now_s() - t0;
+        if (c != XS_COND_INTERNAL_SERVER_ERROR || took > 1.5)
+            fprintf(stderr, "%s: cond %s after %.2fs\n", stopped[i], xs_cond_name(c), took);
+        CHECK(c == XS_COND_INTERNAL_SERVER_ERROR);
+        CHECK(took < 1.5);
+        free(text);
+        xs_event_free(ev);
+    }
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    body[n / 2] = 'y';
+    body[n / 2 + 1] = 'x';
+    char *padded = malloc(n + 16);
+    snprintf(padded, n + 16, " \t x %s \r\n", body);
+    xs_event_set(&ev->body, padded);
+    xs_event_set(&ev->subject, "helpers");
+    char *text = NULL;
+    double t0 = now_s();
+    CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
+    CHECK(now_s() - t0 < 0.2);
+    CHECK_STR(ev->body, "x x32772truetruetrueabcABC[]0");
+    xs_event_free(ev);
+    free(padded);
+    free(body);
+    xs_policy_free(p);
+    BOUNDED(0);
+}
+
+static void sleepy(lua_State *L)
+{
+    (void)L;
+    struct timespec ts = {0, 400 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int l_sleepy(lua_State *L)
+{
+    sleepy(L);
+    return 0;
+}
+
+/* A call stuck where no hook reaches (here a C function that sleeps) is
+ * reported by the watchdog with the file and the last line the hook saw. */
+static void test_watchdog(void)
+{
+    static const struct xs_lua_limits lim = {
+        .memory = 8u << 20,
+        .instructions = 1000000,
+        .call_seconds = 10,
+        .watchdog_warn = 0.15,
+        .watchdog_abort = 0,
+    };
+    char logpath[300];
+    snprintf(logpath, sizeof logpath, "%s/watchdog.log", dir);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *logf = freopen(logpath, "w", stderr);
+    CHECK(logf != NULL);
+    xs_log_set_level(XS_LOG_ERROR);
+    struct xs_lua *s = xs_lua_new(lua_dir, &lim, "watch.lua");
+    CHECK(s != NULL);
+    if (s) {
+        lua_State *L = xs_lua_state(s);
+        lua_register(L, "sleepy", l_sleepy);
+        char err[256];
+        static const char chunk[] = "local x = 0\nfor i = 1, 5000 do x = x + i end\nsleepy()\n";
+        CHECK(luaL_loadbufferx(L, chunk, sizeof chunk - 1, "@watch.lua", "t") == LUA_OK);
+        CHECK(xs_lua_call(s, 0, 0, err, sizeof err) == 0);
+        xs_lua_free(s);
+    }
+    xs_log_set_level(XS_LOG_ERROR + 1);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(logpath, "r");
+    char buf[4096] = "";
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[got] = '\0';
+    if (f)
+        fclose(f);
+    if (!strstr(buf, "ev=policy.watchdog file=watch.lua where=watch.lua:2"))
+        fprintf(stderr, "watchdog log: %s\n", buf);
+    CHECK(strstr(buf, "ev=policy.watchdog file=watch.lua where=watch.lua:2") != NULL);
+    CHECK(strstr(buf, "action=abort") == NULL);
 }
 
 static void test_config(void)
@@ -186,7 +386,7 @@ static void test_route(void)
     char *text = NULL;
     CHECK(route(p, XS_SIDE_XMPP, "alice@xmpp.test/phone", "bob@sip.test", "héllo <&>", &ev,
                 &text) == XS_COND_NONE);
-    CHECK_STR(ev->from, "sip:alice@xmpp.test");
+    CHECK_STR(ev->from, "sip:alice@xmpp.test;gr=phone"); /* RFC 7572 §4 note 1 */
     CHECK_STR(ev->to, "sip:bob@sip.test");
     CHECK_STR(ev->body, "héllo <&>");
     CHECK_STR(ev->type, "chat");
@@ -239,6 +439,9 @@ int main(void)
     test_errors();
     test_sandbox();
     test_budgets();
+    test_budget_pcall();
+    test_deadline();
+    test_watchdog();
     test_route();
     test_shipped();
     char cmd[300];

@@ -49,6 +49,22 @@ static size_t respond(const char *req, int code, const char *reason, char *out, 
 
 static char buf[65536], resp[8192];
 
+/* The request's CSeq line is "CSeq: N MESSAGE" with N in 1..2^31-1
+ * (RFC 3261 section 8.1.1.5); returns N, or 0 when the line is missing or
+ * malformed. */
+static unsigned long cseq_of(const char *req)
+{
+    const char *c = strstr(req, "\r\nCSeq: ");
+    if (!c)
+        return 0;
+    c += 8;
+    char *end;
+    unsigned long n = strtoul(c, &end, 10);
+    if (end == c || n == 0 || n > 0x7fffffffUL || strncmp(end, " MESSAGE\r\n", 10) != 0)
+        return 0;
+    return n;
+}
+
 static void wait_done(uv_loop_t *loop, struct outcome *o, int ms)
 {
     for (int i = 0; i < ms && o->calls == 0; i++)
@@ -68,7 +84,8 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     CHECK(strstr(buf, "\r\nFrom: <sip:alice@xmpp.test>;tag=") != NULL);
     CHECK(strstr(buf, "\r\nTo: <sip:bob@sip.test>\r\n") != NULL);
     CHECK(strstr(buf, "\r\nCall-ID: th-1\r\n") != NULL);
-    CHECK(strstr(buf, " MESSAGE\r\nContent-Type") != NULL || strstr(buf, "CSeq: ") != NULL);
+    unsigned long cseq = cseq_of(buf);
+    CHECK(cseq > 0);
     CHECK(strstr(buf, "\r\nMax-Forwards: 70\r\n") != NULL);
     CHECK(strstr(buf, "\r\nContent-Type: text/plain;charset=UTF-8\r\n") != NULL);
     CHECK(strstr(buf, "\r\nContent-Length: 9\r\n\r\ncaf\xc3\xa9 <&>") != NULL);
@@ -86,6 +103,8 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     xs_sip_deliver(sip, message("x"), done_cb, &o2);
     n = udp_wait(loop, hop_fd, buf, sizeof buf, 500, &from_port);
     CHECK(n > 0);
+    /* A new request in the same dialog-less conversation takes the next CSeq. */
+    CHECK(cseq_of(buf) == cseq + 1);
     n = respond(buf, 404, "Not Found", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     wait_done(loop, &o2, 300);
@@ -96,6 +115,7 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     struct outcome o3 = {0};
     xs_sip_deliver(sip, message("y"), done_cb, &o3);
     n = udp_wait(loop, hop_fd, buf, sizeof buf, 500, &from_port);
+    CHECK(n > 0 && cseq_of(buf) == cseq + 2);
     n = respond(buf, 100, "Trying", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     pump(loop, 20);

@@ -73,7 +73,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
         CHECK(strcmp(r->last->thread, "call-1@sip.test") == 0);
         CHECK(strcmp(r->last->subject, "greetings") == 0);
         CHECK(strcmp(r->last->lang, "fr") == 0);
-        CHECK(strcmp(r->last->type, "chat") == 0);
+        CHECK(strcmp(r->last->type, "normal") == 0); /* RFC 7572 §5 */
         CHECK(strcmp(r->last->body, BODY) == 0);
     }
     /* Nothing goes back before the router has answered, not even for a
@@ -99,7 +99,8 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     pump(loop, 30);
     CHECK(r->n == 2);
     answer(r, XS_COND_ITEM_NOT_FOUND, "no such \"user\"");
-    expect_status(loop, fd, "SIP/2.0 404 Not Found\r\n",
+    /* The gateway only addresses bare JIDs: 604 (RFC 7247 §7.1 note 2). */
+    expect_status(loop, fd, "SIP/2.0 604 Does Not Exist Anywhere\r\n",
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
@@ -210,6 +211,171 @@ static void test_tcp(uv_loop_t *loop, struct router *r, int port)
     close(good);
 }
 
+/* Requests RFC 3261 wants answered although they are broken: no CSeq (400,
+ * over UDP and TCP), a datagram shorter than its Content-Length (400),
+ * Max-Forwards 0 (483). None of them reaches the router. */
+static void test_hostile(uv_loop_t *loop, struct router *r, int udp_port, int tcp_port)
+{
+    int before = r->n;
+    int port_peer;
+    int fd = udp_peer(&port_peer);
+    char m[4096];
+    int len = snprintf(m, sizeof m,
+                       "MESSAGE sip:bob@sip.test SIP/2.0\r\n"
+                       "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKh1;rport\r\n"
+                       "From: <sip:bob@sip.test>;tag=1\r\nTo: <sip:alice@xmpp.test>\r\n"
+                       "Call-ID: h1\r\nContent-Type: text/plain\r\n"
+                       "Content-Length: 2\r\n\r\nhi",
+                       port_peer);
+    udp_send_to(fd, udp_port, m, (size_t)len);
+    expect_status(loop, fd, "SIP/2.0 400 Bad Request\r\n", "branch=z9hG4bKh1");
+    CHECK(strstr(buf, "missing or malformed CSeq") != NULL);
+
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKh2", port_peer, PLAIN, BODY);
+    udp_send_to(fd, udp_port, m, n - 4);
+    expect_status(loop, fd, "SIP/2.0 400 Bad Request\r\n", "branch=z9hG4bKh2");
+    CHECK(strstr(buf, "Content-Length larger than the datagram") != NULL);
+
+    n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKh3", port_peer, PLAIN, BODY);
+    memcpy(strstr(m, "Max-Forwards: 70") + 14, "0 ", 2);
+    udp_send_to(fd, udp_port, m, n);
+    expect_status(loop, fd, "SIP/2.0 483 Too Many Hops\r\n", "branch=z9hG4bKh3");
+    close(fd);
+
+    int eof;
+    int t = tcp_peer(tcp_port);
+    len = snprintf(m, sizeof m,
+                   "MESSAGE sip:bob@sip.test SIP/2.0\r\n"
+                   "Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKh4\r\n"
+                   "From: <sip:bob@sip.test>;tag=1\r\nTo: <sip:alice@xmpp.test>\r\n"
+                   "Call-ID: h4\r\nContent-Type: text/plain\r\n"
+                   "Content-Length: 2\r\n\r\nhi");
+    CHECK(send(t, m, (size_t)len, 0) == len);
+    tcp_read(loop, t, buf, sizeof buf, 200, &eof);
+    CHECK(strncmp(buf, "SIP/2.0 400 Bad Request\r\n", 25) == 0);
+    CHECK(strstr(buf, "branch=z9hG4bKh4") != NULL);
+    close(t);
+    pump(loop, 20);
+    CHECK(r->n == before);
+}
+
+/* Starts a SIP side with the given trusted list (NULL: the next hop's
+ * addresses) and next hop. */
+static struct xs_sip *start_trusting(uv_loop_t *loop, struct router *r, char **trusted, size_t n,
+                                     const char *hop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, hop, 5060, XS_SIP_UDP);
+    tc.cfg.sip_trusted = trusted;
+    tc.cfg.n_sip_trusted = n;
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start(loop, &tc.cfg, submit, r, &sip) == 0 && sip);
+    return sip;
+}
+
+static void stop(uv_loop_t *loop, struct xs_sip *sip)
+{
+    closed = 0;
+    xs_sip_close(sip, on_closed, NULL);
+    for (int i = 0; i < 200 && !closed; i++)
+        pump(loop, 5);
+    CHECK(closed);
+}
+
+/* A MESSAGE from 127.0.0.1 and one from 127.0.0.2 to sip's UDP listener,
+ * the router delivering at once: returns how many reached the router;
+ * *answer gets the first line of what 127.0.0.1 was answered. */
+static int from_both(uv_loop_t *loop, struct router *r, struct xs_sip *sip, char *answer,
+                     size_t an)
+{
+    int before = r->n;
+    r->auto_done = 1;
+    int p1, p2;
+    int one = udp_peer_at("127.0.0.1", &p1), two = udp_peer_at("127.0.0.2", &p2);
+    char m[4096];
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKtr1", p1, PLAIN, BODY);
+    udp_send_to(one, xs_sip_port(sip, 0), m, n);
+    size_t got = udp_wait(loop, one, buf, sizeof buf, 300, NULL);
+    snprintf(answer, an, "%.*s", got ? (int)(strchr(buf, '\r') - buf) : 0, buf);
+    n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKtr2", p2, PLAIN, BODY);
+    udp_send_to(two, xs_sip_port(sip, 0), m, n);
+    pump(loop, 50);
+    r->auto_done = 0;
+    close(one);
+    close(two);
+    return r->n - before;
+}
+
+/* Audit C1: only trusted sources are heard. The untrusted one gets a bare
+ * 403 (no Warning, no Allow, nothing the request did not carry) over UDP and
+ * TCP, and nothing reaches the router; by default the next hop is trusted,
+ * as an address or as a name looked up at start. */
+static void test_trust(uv_loop_t *loop)
+{
+    struct router r = {0};
+    char *only2[] = {"127.0.0.2"};
+    struct xs_sip *sip = start_trusting(loop, &r, only2, 1, NULL);
+    if (!sip)
+        return;
+    int port_peer;
+    int fd = udp_peer(&port_peer);
+    char m[4096];
+    size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKut1", port_peer, PLAIN, BODY);
+    udp_send_to(fd, xs_sip_port(sip, 0), m, n);
+    size_t got = udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+    CHECK(strncmp(buf, "SIP/2.0 403 Forbidden\r\n", 23) == 0);
+    CHECK(strstr(buf, "branch=z9hG4bKut1") && strstr(buf, "CSeq: 7 MESSAGE\r\n"));
+    CHECK(!strstr(buf, "Warning") && !strstr(buf, "Allow") && !strstr(buf, "Accept"));
+    CHECK(got > 0 && got < n);
+    n = make_request(m, sizeof m, "OPTIONS", "z9hG4bKut2", port_peer, "Call-ID: ut2\r\n", NULL);
+    udp_send_to(fd, xs_sip_port(sip, 0), m, n);
+    expect_status(loop, fd, "SIP/2.0 403 Forbidden\r\n", "branch=z9hG4bKut2");
+    CHECK(!strstr(buf, "Allow"));
+    /* ACKs and responses from untrusted sources are not answered. */
+    n = make_request(m, sizeof m, "ACK", "z9hG4bKut2", port_peer, "Call-ID: ut2\r\n", NULL);
+    udp_send_to(fd, xs_sip_port(sip, 0), m, n);
+    CHECK(udp_wait(loop, fd, buf, sizeof buf, 50, NULL) == 0);
+    close(fd);
+
+    int eof;
+    int t = tcp_peer(xs_sip_port(sip, 1));
+    n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKut3", 5060, PLAIN, BODY);
+    CHECK(send(t, m, n, 0) == (ssize_t)n);
+    tcp_read(loop, t, buf, sizeof buf, 200, &eof);
+    CHECK(strncmp(buf, "SIP/2.0 403 Forbidden\r\n", 23) == 0);
+    close(t);
+    CHECK(r.n == 0);
+
+    char answer[128];
+    CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+    CHECK_STR(answer, "SIP/2.0 403 Forbidden");
+    CHECK(r.last && r.last->auth && strcmp(r.last->auth, "trusted-source") == 0);
+    stop(loop, sip);
+
+    /* No sip.trusted: the next hop, given as an address... */
+    sip = start_trusting(loop, &r, NULL, 0, "127.0.0.2");
+    if (sip) {
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 403 Forbidden");
+        stop(loop, sip);
+    }
+    /* ... or as a name, looked up at start. */
+    sip = start_trusting(loop, &r, NULL, 0, "localhost");
+    if (sip) {
+        pump(loop, 100);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 200 OK");
+        stop(loop, sip);
+    }
+    /* An empty list trusts nobody. */
+    sip = start_trusting(loop, &r, only2, 0, "127.0.0.1");
+    if (sip) {
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 0);
+        stop(loop, sip);
+    }
+    xs_event_free(r.last);
+}
+
 /* Bounds: one inbound TCP connection, one server transaction, a short idle
  * timeout; and a TCP request whose connection is gone before done(). */
 static void test_limits(uv_loop_t *loop)
@@ -295,7 +461,9 @@ int main(void)
 
     test_udp(&loop, &r, udp_port);
     test_tcp(&loop, &r, tcp_port);
+    test_hostile(&loop, &r, udp_port, tcp_port);
     test_limits(&loop);
+    test_trust(&loop);
 
     /* Close with a request the router still holds: the peer gets 503, and
      * the late done() finds nothing to answer. */

@@ -1,8 +1,10 @@
 /* The XMPP stream parser: the same stream split every way gives the same
  * result; every limit holds at exactly its value; hostile input fails with
  * the right stream error and without eating memory. */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "core/err.h"
@@ -30,16 +32,26 @@ extern void __libc_free(void *p);
 
 static long alloc_count, alloc_fail_at; /* 0: never fail */
 static long alloc_live;                 /* blocks allocated and not freed */
+static size_t bytes_live, bytes_peak;   /* heap bytes held, as malloc_usable_size counts */
 
 static int alloc_fails(void)
 {
     return alloc_fail_at && ++alloc_count == alloc_fail_at;
 }
 
+static void bytes_add(void *q)
+{
+    bytes_live += malloc_usable_size(q);
+    if (bytes_live > bytes_peak)
+        bytes_peak = bytes_live;
+}
+
 void *malloc(size_t n)
 {
     void *q = alloc_fails() ? NULL : __libc_malloc(n);
     alloc_live += q != NULL;
+    if (q)
+        bytes_add(q);
     return q;
 }
 
@@ -47,21 +59,38 @@ void *calloc(size_t n, size_t k)
 {
     void *q = alloc_fails() ? NULL : __libc_calloc(n, k);
     alloc_live += q != NULL;
+    if (q)
+        bytes_add(q);
     return q;
 }
 
 void *realloc(void *p, size_t n)
 {
+    size_t old = p ? malloc_usable_size(p) : 0;
     void *q = alloc_fails() ? NULL : __libc_realloc(p, n);
     alloc_live += !p && q;
+    if (q) {
+        bytes_live -= old;
+        bytes_add(q);
+    }
     return q;
 }
 
 void free(void *p)
 {
     alloc_live -= p != NULL;
+    if (p)
+        bytes_live -= malloc_usable_size(p);
     __libc_free(p);
 }
+
+/* Starts measuring: the peak from now on, over what is held now. */
+static size_t peak_start(void)
+{
+    bytes_peak = bytes_live;
+    return bytes_live;
+}
+#define PEAK_SINCE(base) (bytes_peak - (base))
 #endif
 
 struct rec {
@@ -69,6 +98,7 @@ struct rec {
     struct xs_buf log; /* what the callbacks saw, serialized */
     int opens, stanzas, closes;
     int stop_after; /* stanzas after which the callback stops the parser; 0 never */
+    const struct xs_xml_limits *then; /* set by the first stanza's callback, if not NULL */
 };
 
 static void on_open(void *ud, const struct xs_xml_el *h)
@@ -88,6 +118,8 @@ static void on_stanza(void *ud, struct xs_xml_el *st)
     xs_xml_el_free(st);
     if (r->stop_after && r->stanzas == r->stop_after)
         xs_xml_parser_stop(r->p);
+    if (r->then && r->stanzas == 1)
+        xs_xml_parser_set_limits(r->p, r->then);
 }
 
 static void on_close(void *ud)
@@ -98,7 +130,8 @@ static void on_close(void *ud)
 }
 
 static const struct xs_xml_cbs cbs = {on_open, on_stanza, on_close};
-static const struct xs_xml_limits big = {65536, 16, 16};
+static const struct xs_xml_limits big = {
+    .max_stanza_bytes = 65536, .max_depth = 16, .max_attrs = 16};
 
 static void rec_init(struct rec *r, const struct xs_xml_limits *lim)
 {
@@ -250,7 +283,7 @@ static char *stanza_of(size_t len)
 
 static void test_limits(void)
 {
-    struct xs_xml_limits lim = {400, 3, 5};
+    struct xs_xml_limits lim = {.max_stanza_bytes = 400, .max_depth = 3, .max_attrs = 5};
     char *at = stanza_of(400), *over = stanza_of(401);
     expect_ok("stanza at limit", &lim, at, 1);
     expect_fail("stanza one over", &lim, over, XS_ELIMIT, "policy-violation");
@@ -281,7 +314,7 @@ static void test_limits(void)
     expect_ok("keepalives", &lim, ws, 0);
 
     /* The stream header is bounded by bytes and by attributes. */
-    struct xs_xml_limits hl = {300, 3, 8};
+    struct xs_xml_limits hl = {.max_stanza_bytes = 300, .max_depth = 3, .max_attrs = 8};
     struct rec r;
     rec_init(&r, &hl);
     CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0 && r.opens == 1);
@@ -316,7 +349,7 @@ static void test_limits(void)
 
 static void test_huge_stanza(void)
 {
-    struct xs_xml_limits lim = {100000, 16, 16};
+    struct xs_xml_limits lim = {.max_stanza_bytes = 100000, .max_depth = 16, .max_attrs = 16};
     const size_t chunk = 64 * 1024, total = 10 * 1024 * 1024;
     char *buf = malloc(chunk);
     memset(buf, 'a', chunk);
@@ -453,7 +486,284 @@ static void test_xml_decl(void)
     rec_free(&r);
 }
 
+static double cpu_seconds(void)
+{
+    return (double)clock() / CLOCKS_PER_SEC;
+}
+
+/* HDR + "<x xmlns='urn:aaa...'>" (a URI of uri_len bytes) + n x `child`, fed in one
+ * piece per child as a peer writing them would; returns feed's result and
+ * leaves the record open. *fed counts the bytes handed over. */
+static int run_children(struct rec *r, const struct xs_xml_limits *lim, const char *decl,
+                        size_t uri_len, const char *child, size_t n, size_t *fed)
+{
+    rec_init(r, lim);
+    int rc = xs_xml_parser_feed(r->p, HDR, strlen(HDR));
+    char *open = malloc(uri_len + 64);
+    size_t k = (size_t)snprintf(open, 64, "<x %s='urn:", decl);
+    memset(open + k, 'a', uri_len - 4);
+    k += uri_len - 4;
+    memcpy(open + k, "'>", 3);
+    k += 2;
+    if (!rc)
+        rc = xs_xml_parser_feed(r->p, open, k);
+    *fed = k;
+    free(open);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = xs_xml_parser_feed(r->p, child, strlen(child));
+        *fed += strlen(child);
+    }
+    return rc;
+}
+
+/* Audit C2: memory follows input bytes, not element counts. Each case
+ * would allocate hundreds of megabytes to gigabytes if the namespace were
+ * copied into every element or elements were unbounded. */
+static void test_memory_bounds(void)
+{
+    const struct xs_xml_limits lim = {.max_stanza_bytes = 262144, .max_depth = 32, .max_attrs = 32};
+    struct {
+        const char *name, *decl;
+        size_t uri_len;
+        const char *child;
+        size_t n, max_elements;
+        const char *detail;
+    } cases[] = {
+        /* The audit's triggers: L = 16 KiB with N = 4096, L = 64 KiB with 16 Ki. */
+        {"audit 16K uri", "xmlns", 16384, "<b/>", 4096, 0, "namespace URI longer than 1024 bytes"},
+        {"audit 64K uri", "xmlns", 65536, "<b/>", 16384, 0, "a tag or token exceeds 16384 bytes"},
+        {"uri over cap", "xmlns", 1025, "<b/>", 16, 0, "namespace URI longer than 1024 bytes"},
+        {"prefixed uri over cap", "xmlns:p", 1025, "<p:b/>", 16, 0,
+         "namespace URI longer than 1024 bytes"},
+        /* URIs the cap allows: the element count stops it, then the bytes. */
+        {"elements", "xmlns", 1024, "<b/>", 16384, 0, "more than 4096 elements in one stanza"},
+        {"tree bytes", "xmlns", 1024, "<b/>", 65536, 1 << 20,
+         "stanza tree exceeds 1048576 bytes of memory"},
+        {"prefixed attributes", "xmlns:p", 1024,
+         "<b p:a='' p:b='' p:c='' p:d='' p:e='' p:f='' p:g='' p:h='' p:i='' p:j='' p:k='' "
+         "p:l='' p:m='' p:n='' p:o='' p:p='' p:q='' p:r='' p:s='' p:t='' p:u='' p:v='' p:w=''/>",
+         16384, 0, "stanza tree exceeds 1048576 bytes of memory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct xs_xml_limits l = lim;
+        l.max_elements = cases[i].max_elements;
 #if XS_TEST_OWN_MALLOC
+        size_t base = peak_start();
+#endif
+        double t0 = cpu_seconds();
+        struct rec r;
+        size_t fed;
+        int rc =
+            run_children(&r, &l, cases[i].decl, cases[i].uri_len, cases[i].child, cases[i].n, &fed);
+        double cpu = cpu_seconds() - t0;
+        const char *cond = xs_xml_parser_condition(r.p);
+        if (rc != XS_ELIMIT || !cond || strcmp(cond, "policy-violation") ||
+            strcmp(xs_xml_parser_detail(r.p), cases[i].detail) || r.stanzas || cpu > 0.5) {
+            fprintf(stderr, "%s: rc=%d cond=%s detail=%s cpu=%.3f\n", cases[i].name, rc,
+                    cond ? cond : "-", xs_xml_parser_detail(r.p), cpu);
+            CHECK(!"memory bound not enforced");
+        }
+#if XS_TEST_OWN_MALLOC
+        /* The tree's cap, plus expat's buffers and the record's log. */
+        size_t peak = PEAK_SINCE(base);
+        if (peak > 4 * lim.max_stanza_bytes + 256 * 1024) {
+            fprintf(stderr, "%s: %zu bytes peak for %zu bytes of input\n", cases[i].name, peak,
+                    fed);
+            CHECK(!"allocation not bounded");
+        }
+#endif
+        rec_free(&r);
+    }
+#if XS_TEST_OWN_MALLOC
+    /* The audit's exact trigger fails at its first tag, before the bytes it
+     * sent would cost even a few times their size. */
+    size_t base = peak_start();
+    struct rec r;
+    size_t fed;
+    CHECK(run_children(&r, &lim, "xmlns", 65536, "<b/>", 16384, &fed) == XS_ELIMIT);
+    CHECK(PEAK_SINCE(base) < 128 * 1024);
+    rec_free(&r);
+#endif
+
+    /* The caps hold at exactly their values. */
+    struct xs_xml_limits few = {
+        .max_stanza_bytes = 65536, .max_depth = 8, .max_attrs = 8, .max_elements = 3};
+    expect_ok("elements at limit", &few, "<a><b/><c/></a><a><b><c/></b></a>", 2);
+    expect_fail("elements one over", &few, "<a><b/><c/><d/></a>", XS_ELIMIT, "policy-violation");
+    char doc[4 * XS_XML_MAX_NAME];
+    snprintf(doc, sizeof doc, "<a xmlns='%0*d'/>", XS_XML_MAX_NAME, 0);
+    expect_ok("uri at limit", &big, doc, 1);
+    snprintf(doc, sizeof doc, "<a xmlns='%0*d'/>", XS_XML_MAX_NAME + 1, 0);
+    expect_fail("uri one over", &big, doc, XS_ELIMIT, "policy-violation");
+    snprintf(doc, sizeof doc, "<a xmlns:p='urn:p' p:a%0*d='v'/>", XS_XML_MAX_NAME - 1, 0);
+    expect_ok("attribute name at limit", &big, doc, 1);
+    snprintf(doc, sizeof doc, "<a xmlns:p='urn:p' p:a%0*d='v'/>", XS_XML_MAX_NAME, 0);
+    expect_fail("attribute name one over", &big, doc, XS_ELIMIT, "policy-violation");
+    snprintf(doc, sizeof doc, "<a%0*d/>", XS_XML_MAX_NAME, 0);
+    expect_fail("element name one over", &big, doc, XS_ELIMIT, "policy-violation");
+}
+
+/* Audit H2: a token trickled in tiny pieces must not cost quadratic CPU,
+ * and whatever expat defers must not delay a stanza that is complete. */
+static void test_trickle(void)
+{
+    const struct xs_xml_limits lim = {.max_stanza_bytes = 262144, .max_depth = 32, .max_attrs = 32};
+    const size_t n = 250000;
+    char *doc = malloc(n + 64);
+    static const char *opens[] = {"<message a='", "<message><!--", "<message><![CDATA[",
+                                  "<message><body>"};
+    for (size_t i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+        size_t k = strlen(opens[i]);
+        memcpy(doc, opens[i], k);
+        memset(doc + k, 'x', n);
+        k += n;
+        int streams = i >= 2; /* character data and CDATA stream: no token grows */
+        k += (size_t)snprintf(doc + k, 64, "%s",
+                              streams ? (i == 2 ? "]]></message>" : "</body></message>") : "'/>");
+        struct rec r;
+        rec_init(&r, &lim);
+        int rc = xs_xml_parser_feed(r.p, HDR, strlen(HDR));
+        double t0 = cpu_seconds();
+        size_t off = 0;
+        for (; off < k && !rc; off += 16)
+            rc = xs_xml_parser_feed(r.p, doc + off, k - off < 16 ? k - off : 16);
+        double cpu = cpu_seconds() - t0;
+        if (streams) {
+            CHECK(rc == 0 && r.stanzas == 1);
+        } else {
+            CHECK(rc == XS_ELIMIT && r.stanzas == 0);
+            CHECK_STR(xs_xml_parser_detail(r.p), "a tag or token exceeds 16384 bytes");
+            CHECK(off <= strlen(opens[i]) + 16384 + 32);
+        }
+        if (cpu > 0.5) {
+            fprintf(stderr, "trickle %s: %.3f s of CPU\n", opens[i], cpu);
+            CHECK(!"trickled token costs quadratic CPU");
+        }
+        rec_free(&r);
+    }
+    free(doc);
+
+    /* The last byte of a stanza in a segment of its own is delivered at
+     * once. The second case is what expat >= 2.6 defers: the previous
+     * attempt found the token "</messag" unfinished, so it waits for its
+     * buffer to double before it looks again. */
+    static const char *stanzas[] = {
+        "<message to='a@b'><body>hi</body></message>",
+        "<message><body>hi</body></messag",
+        "<presence/>",
+    };
+    for (size_t i = 0; i < sizeof stanzas / sizeof stanzas[0]; i++) {
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            struct rec r;
+            rec_init(&r, &big);
+            CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0);
+            char st[128];
+            size_t k = (size_t)snprintf(st, sizeof st, "%s", stanzas[i]);
+            if (i == 1)
+                k += (size_t)snprintf(st + k, sizeof st - k, "e>");
+            int rc = 0;
+            if (bytewise)
+                rc = feed_chunks(&r, st, k - 1, 1);
+            else if (i == 1)
+                rc = xs_xml_parser_feed(r.p, st, k - 2) || xs_xml_parser_feed(r.p, st + k - 2, 1);
+            else
+                rc = xs_xml_parser_feed(r.p, st, k - 1);
+            CHECK(rc == 0 && r.stanzas == 0);
+            CHECK(xs_xml_parser_feed(r.p, st + k - 1, 1) == 0);
+            if (r.stanzas != 1) {
+                fprintf(stderr, "%s (bytewise %d): not delivered at its last byte\n", st, bytewise);
+                CHECK(!"stanza held back");
+            }
+            rec_free(&r);
+        }
+    }
+}
+
+/* Limits change from the next stanza on: small before authentication, the
+ * full ones after, whether set between feeds, from the stanza callback or
+ * while a stanza is half parsed. */
+static void test_set_limits(void)
+{
+    const struct xs_xml_limits small = {.max_stanza_bytes = 512, .max_depth = 4, .max_attrs = 8};
+    char *st = stanza_of(1000);
+    struct rec r;
+
+    rec_init(&r, &small);
+    CHECK(xs_xml_parser_feed(r.p, HDR "<auth/>", strlen(HDR "<auth/>")) == 0);
+    xs_xml_parser_set_limits(r.p, &big);
+    CHECK(xs_xml_parser_feed(r.p, st, 1000) == 0 && r.stanzas == 2);
+    rec_free(&r);
+
+    /* From the callback, in the same feed as the stanza that follows. */
+    struct xs_buf in;
+    xs_buf_init(&in, 1 << 16);
+    xs_buf_printf(&in, "%s<auth/>%s", HDR, st);
+    rec_init(&r, &small);
+    r.then = &big;
+    CHECK(xs_xml_parser_feed(r.p, in.data, in.len) == 0 && r.stanzas == 2);
+    rec_free(&r);
+    /* And shrinking the same way refuses the next large stanza. */
+    rec_init(&r, &big);
+    r.then = &small;
+    CHECK(xs_xml_parser_feed(r.p, in.data, in.len) == XS_ELIMIT && r.stanzas == 1);
+    CHECK_STR(xs_xml_parser_condition(r.p), "policy-violation");
+    rec_free(&r);
+
+    /* Half a stanza in: it finishes under the limits it began with. */
+    rec_init(&r, &big);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(r.p, st, 600) == 0);
+    xs_xml_parser_set_limits(r.p, &small);
+    CHECK(xs_xml_parser_feed(r.p, st + 600, 400) == 0 && r.stanzas == 1);
+    CHECK(xs_xml_parser_feed(r.p, st, 1000) == XS_ELIMIT && r.stanzas == 1);
+    rec_free(&r);
+
+    /* Before the header, the header is the next thing bounded. */
+    struct xs_xml_limits tiny = {.max_stanza_bytes = 100, .max_depth = 4, .max_attrs = 16};
+    rec_init(&r, &big);
+    xs_xml_parser_set_limits(r.p, &tiny);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == XS_ELIMIT && r.opens == 0);
+    rec_free(&r);
+    xs_buf_free(&in);
+    free(st);
+}
+
+#if XS_TEST_OWN_MALLOC
+static void drop_stanza(void *ud, struct xs_xml_el *st)
+{
+    (*(int *)ud)++;
+    xs_xml_el_free(st);
+}
+
+/* After a large stanza the parser returns to about what it held before,
+ * so an idle stream does not keep the peak of its largest stanza. */
+static void test_shrink(void)
+{
+    static const struct xs_xml_cbs drop = {NULL, drop_stanza, NULL};
+    const struct xs_xml_limits lim = {.max_stanza_bytes = 262144, .max_depth = 8, .max_attrs = 8};
+    int got = 0;
+    size_t before = bytes_live;
+    struct xs_xml_parser *p = xs_xml_parser_new(&lim, &drop, &got);
+    static const char small[] = "<message><body>hi</body></message>";
+    CHECK(xs_xml_parser_feed(p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0);
+    size_t idle = bytes_live - before;
+    char *big_st = malloc(250000);
+    int n = snprintf(big_st, 64, "<message><body>");
+    memset(big_st + n, 'x', 240000);
+    n += 240000;
+    n += snprintf(big_st + n, 250000 - (size_t)n, "</body><x a='%0*d'/></message>", 8000, 0);
+    CHECK(xs_xml_parser_feed(p, big_st, (size_t)n) == 0);
+    free(big_st);
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0 && got == 3);
+    size_t after = bytes_live - before;
+    if (after > idle + 32 * 1024) {
+        fprintf(stderr, "parser holds %zu bytes after a large stanza, %zu before\n", after, idle);
+        CHECK(!"peak kept");
+    }
+    xs_xml_parser_free(p);
+}
+
 /* Fails each allocation of a whole stream's parse in turn: every run ends in
  * success or XS_ENOMEM with resource-constraint, never a crash. */
 static void test_oom(void)
@@ -502,7 +812,11 @@ int main(void)
     test_hostile();
     test_stop();
     test_xml_decl();
+    test_memory_bounds();
+    test_trickle();
+    test_set_limits();
 #if XS_TEST_OWN_MALLOC
+    test_shrink();
     test_oom();
 #endif
     return check_report("test_xml_parser");

@@ -155,7 +155,9 @@ static void test_to_stanza(void)
     xs_event_set(&ev->thread, "call-id@host");
     struct xs_xml_el *el = xs_xmpp_event_to_stanza(ev);
     CHECK(el != NULL);
-    CHECK_STR(ser(el), "<message from='bob@b.test' to='alice@a.test/phone' id='x1' type='chat' "
+    /* No type on the event: none on the stanza, which XMPP reads as
+     * "normal" (RFC 7572 §5 forbids "chat" for a message from SIP). */
+    CHECK_STR(ser(el), "<message from='bob@b.test' to='alice@a.test/phone' id='x1' "
                        "xml:lang='de'><subject>S &amp; &lt;s&gt;</subject><body>Gr\xC3\xBC\xC3\x9F"
                        "e &apos;q&apos; &quot;d&quot;\nline2</body><thread>call-id@host</thread>"
                        "</message>");
@@ -222,6 +224,30 @@ static void test_errors(void)
                       "</error></message>");
     xs_xml_el_free(e);
 
+    /* SIP 301 -> <gone/> with the new address as its character data
+     * (RFC 7247 §7.2 note 1); the rest of the text stays in <text/>. */
+    e = xs_xmpp_error_reply(NULL, "b@b.test", "a@a.test", "g1", "message", XS_COND_GONE,
+                            "<sip:bob@new.test> SIP 301 Moved Permanently");
+    CHECK_STR(ser(e), "<message type='error' from='b@b.test' to='a@a.test' id='g1'>"
+                      "<error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>"
+                      "sip:bob@new.test</gone><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>"
+                      "SIP 301 Moved Permanently</text></error></message>");
+    xs_xml_el_free(e);
+    e = xs_xmpp_error_reply(NULL, "b@b.test", "a@a.test", NULL, "message", XS_COND_GONE,
+                            "SIP 410 Gone");
+    CHECK_STR(ser(e), "<message type='error' from='b@b.test' to='a@a.test'>"
+                      "<error type='cancel'><gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+                      "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>"
+                      "SIP 410 Gone</text></error></message>");
+    xs_xml_el_free(e);
+    /* Only gone and redirect read an address at the start of the text. */
+    e = xs_xmpp_error_reply(NULL, "b@b.test", "a@a.test", NULL, "message", XS_COND_FORBIDDEN,
+                            "<sip:x@y.test> no");
+    CHECK(strstr(ser(e), "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+                         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>&lt;sip:x@y.test&gt; no") !=
+          NULL);
+    xs_xml_el_free(e);
+
     struct {
         const char *xml;
         enum xs_cond cond;
@@ -233,7 +259,24 @@ static void test_errors(void)
          XS_COND_FORBIDDEN, "go away"},
         {"<message type='error'><error type='cancel'><x xmlns='urn:other'/><gone "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>xmpp:new@x</gone></error></message>",
+         XS_COND_GONE, "<xmpp:new@x>"},
+        /* RFC 6120 §8.3.3.5's own example: the new address travels on to the
+         * SIP side (RFC 7247 §7.1 note 3), with the human text after it. */
+        {"<message type='error'><error type='cancel'><gone "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>\n  xmpp:romeo@afterlife.example.net\n"
+         "</gone><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>moved</text></error></message>",
+         XS_COND_GONE, "<xmpp:romeo@afterlife.example.net> moved"},
+        {"<message type='error'><error type='modify'><redirect "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>xmpp:b\xc3\xbc@x.test</redirect></error>"
+         "</message>",
+         XS_COND_REDIRECT, "<xmpp:b%C3%BC@x.test>"},
+        /* Character data that is no address is not passed off as one. */
+        {"<message type='error'><error type='cancel'><gone "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>not an address</gone></error></message>",
          XS_COND_GONE, NULL},
+        {"<message type='error'><error type='cancel'><item-not-found "
+         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>xmpp:a@b</item-not-found></error></message>",
+         XS_COND_ITEM_NOT_FOUND, NULL},
         {"<message type='error'><error type='cancel'><made-up "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
          XS_COND_UNDEFINED_CONDITION, NULL},

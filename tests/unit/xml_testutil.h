@@ -24,7 +24,8 @@ static inline void xml_keep_last(void *ud, struct xs_xml_el *st)
 static inline struct xs_xml_el *parse_one(const char *xml)
 {
     static const struct xs_xml_cbs cbs = {NULL, xml_keep_last, NULL};
-    static const struct xs_xml_limits lim = {1 << 16, 16, 16};
+    static const struct xs_xml_limits lim = {
+        .max_stanza_bytes = 1 << 16, .max_depth = 16, .max_attrs = 16};
     struct xml_one o = {NULL};
     struct xs_xml_parser *p = xs_xml_parser_new(&lim, &cbs, &o);
     static const char hdr[] = "<stream:stream xmlns='jabber:server' "
