@@ -145,11 +145,7 @@ static void try_next(struct xs_connect_req *r)
         r->last_err = map_connect_error(rc);
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
     }
-    finish(r,
-           r->last_err  ? r->last_err
-           : r->skipped ? XS_EPOLICY
-                        : XS_EDNS,
-           NULL);
+    finish(r, r->last_err ? r->last_err : r->skipped ? XS_EPOLICY : XS_EDNS, NULL);
 }
 
 static void on_connect(uv_connect_t *c, int status)

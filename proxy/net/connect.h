@@ -29,10 +29,9 @@ struct xs_connect_req;
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out);
 
-/* xs_net_connect_flags: skip every address xs_net_addr_special() (dns.h)
- * names; when that leaves none, the connect fails with XS_EPOLICY. For peers
- * nobody vouched for (open federation), whose DNS could aim us at internal
- * hosts. */
+/* xs_net_connect_flags: skip every address xs_net_addr_special() names; when
+ * that leaves none, the connect fails with XS_EPOLICY. For peers nobody
+ * vouched for (open federation), whose DNS could aim us at internal hosts. */
 #define XS_NET_PUBLIC_ONLY 1
 
 /* xs_net_connect with XS_NET_* flags. */

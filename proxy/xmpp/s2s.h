@@ -57,6 +57,11 @@
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4
 #define XS_S2S_IN_DB_ATTEMPTS_MAX 32
+/* db:verify answered on one stream before any pair on it is valid (audit
+ * L6), and the longest id such a request may carry. A receiving server
+ * needs one per key it checks; the set-up deadline ends the stream anyway. */
+#define XS_S2S_IN_DB_VERIFY_MAX 64
+#define XS_S2S_DB_ID_MAX 64
 
 struct xs_s2s_budget {
     size_t in_max;     /* inbound streams, closing ones included */
@@ -123,7 +128,9 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
                         const char *remote, int valid);
 void xs_s2s_in_sweep(struct s2s_in *in, double now);
-/* Closes the stream with a stream error when its peer is no longer a partner. */
+/* After a reload: closes the stream with a stream error when its peer is no
+ * longer a partner or any of its pairs fails the new rules (partner, its tls
+ * and dialback settings, the local domain). */
 void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);

@@ -21,8 +21,10 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
                   const char *secret, xs_submit_fn submit, void *router, struct xs_xmpp **out);
 
 /* Switches to a new policy generation (and TLS context), then re-checks
- * every stream: streams with a domain that is no longer a partner are closed
- * with a stream error, and what was queued on them is bounced. */
+ * every stream: streams with a domain that is no longer a partner, and
+ * inbound streams with a pair the new rules would not admit (tls, dialback,
+ * local domain), are closed with a stream error, and what was queued on
+ * them is bounced. */
 void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_tls_ctx *tls);
 
 /* The side's deliver face (see struct xs_side): ev->to is a JID in a remote
