@@ -26,9 +26,9 @@ struct s2s_in {
     struct s2s_in *next;
     struct xs_xmpp *x;
     uint64_t serial;
-    /* What verifications for this stream are filed under: the serial, and a
-     * fresh one after STARTTLS, so an answer to a key sent before TLS can
-     * never validate a pair claimed after it. */
+    /* What verifications for this stream are filed under: twice the serial,
+     * plus one after STARTTLS (which happens at most once), so an answer to
+     * a key sent before TLS can never validate a pair claimed after it. */
     uint64_t verify_tag;
     struct xs_link *link;
     struct xs_xml_parser *parser;
@@ -654,7 +654,7 @@ static void on_data(void *ud, const char *data, size_t len)
          * to verifications still in flight find no pair and are dropped. */
         in->n_pairs = 0;
         in->remote[0] = '\0';
-        in->verify_tag = ++in->x->next_serial;
+        in->verify_tag = 2 * in->serial + 1;
         apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
@@ -772,7 +772,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
-    in->verify_tag = in->serial;
+    in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
     apply_limits(in);
