@@ -26,6 +26,10 @@ struct s2s_in {
     struct s2s_in *next;
     struct xs_xmpp *x;
     uint64_t serial;
+    /* What verifications for this stream are filed under: twice the serial,
+     * plus one after STARTTLS (which happens at most once), so an answer to
+     * a key sent before TLS can never validate a pair claimed after it. */
+    uint64_t verify_tag;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     enum in_state state;
@@ -312,6 +316,7 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         snprintf(pair->remote, sizeof pair->remote, "%s", remote);
     }
     pair->state = PAIR_PENDING;
+    apply_limits(in); /* re-verifying the only valid pair makes the stream a stranger again */
     struct s2s_out *o = xs_s2s_out_find(in->x, local, remote);
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
@@ -325,14 +330,14 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     xs_log(XS_LOG_INFO, "s2s.in.dialback", "stream=in%llu remote=%s local=%s result=verifying",
            (unsigned long long)in->serial, remote, local);
-    xs_s2s_out_verify(o, in->serial, in->id, key, xs_s2s_in_verified);
+    xs_s2s_out_verify(o, in->verify_tag, in->id, key, xs_s2s_in_verified);
     free(key);
 }
 
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid)
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid)
 {
-    struct s2s_in *in = xs_xmpp_find_in(x, in_serial);
+    struct s2s_in *in = xs_xmpp_find_in(x, tag);
     if (!in || in->state != IN_OPEN)
         return;
     struct in_pair *pair = find_pair(in, local, remote);
@@ -671,7 +676,6 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
-        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
@@ -682,6 +686,7 @@ static void on_data(void *ud, const char *data, size_t len)
          * to verifications still in flight find no pair and are dropped. */
         in->n_pairs = 0;
         in->remote[0] = '\0';
+        in->verify_tag = 2 * in->serial + 1;
         apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
@@ -799,6 +804,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
     apply_limits(in);
@@ -905,7 +911,7 @@ struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
     return in->next;
 }
 
-uint64_t xs_s2s_in_serial(const struct s2s_in *in)
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)
 {
-    return in->serial;
+    return in->verify_tag;
 }

@@ -32,10 +32,10 @@ void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1])
     out[XS_STREAM_ID_LEN] = '\0';
 }
 
-struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial)
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag)
 {
     for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
-        if (xs_s2s_in_serial(in) == serial)
+        if (xs_s2s_in_verify_tag(in) == tag)
             return in;
     return NULL;
 }

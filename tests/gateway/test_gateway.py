@@ -655,6 +655,33 @@ async def test_starttls_discards_dialback_state(tmp):
         e.gw.wait_log(r'remote=- local=sip\.test from=wait-header to=open tls=TLS\S+ reason="header"')
 
 
+async def test_verification_from_before_tls_does_not_count_after(tmp):
+    """A valid key sent before STARTTLS whose answer arrives after it must
+    not validate the same pair claimed afterwards with a bad key."""
+    async with Env(tmp, peer_tls="optional") as e:
+        e.peer.verify_delay = 1.0
+        s = await e.peer.open_stream("sip.test", tls=False)
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", s.sid)
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        e.gw.wait_log("remote=peer.test local=sip.test result=verifying")
+        s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await s.expect_el("proceed")
+        await s.w.drain()
+        await s.w.start_tls(e.peer.client_ctx, server_hostname="sip.test")
+        s.parser = StreamParser()
+        s.send(header("peer.test", "sip.test"))
+        assert (await s.next())[0] == "header"
+        await s.expect_el("features")
+        s.send(f"<db:result from='peer.test' to='sip.test'>{'00' * 32}</db:result>")
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "invalid", el
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+        s.send(message("alice@peer.test", "bob@sip.test", "riding the old answer"))
+        el = await s.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        await expect_nothing(e.sip.requests, 0.5)
+
+
 async def test_descriptor_limit_sizes_the_budgets(tmp):
     """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
     e = Env(tmp)
