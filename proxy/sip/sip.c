@@ -27,15 +27,34 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_tcp_conns = 256;
     o->tcp_out_max = 1u << 20;
     o->max_stored_bytes = 32u << 20;
+    o->tcp_connect_ms = 8000;
+    o->tcp_first_idle_ms = 10000;
+    o->max_tcp_per_source = 16;
+}
+
+/* The transports exempt trusted peers from the per-source TCP cap and the
+ * first-message timeout. sip->trusted is replaced on reload, so they ask
+ * through sip rather than hold the list. */
+static int peer_trusted(void *ud, const struct sockaddr *sa)
+{
+    const struct xs_sip *sip = ud;
+    return xs_sip_acl_allows(sip->trusted, sa);
 }
 
 static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
 {
+    /* Fields not named here stay off. */
+    memset(lim, 0, sizeof *lim);
+    lim->is_trusted = peer_trusted;
+    lim->trusted_ud = (void *)sip;
     lim->max_message = sip->max_message;
     lim->max_conns = sip->opts.max_tcp_conns;
     lim->out_max = sip->opts.tcp_out_max;
     lim->idle_ms = sip->opts.tcp_idle_ms;
     lim->warn_host = sip->host;
+    lim->connect_ms = sip->opts.tcp_connect_ms;
+    lim->first_idle_ms = sip->opts.tcp_first_idle_ms;
+    lim->max_per_source = sip->opts.max_tcp_per_source;
 }
 
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
@@ -232,7 +251,7 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     switch (in.verdict) {
     case XS_SIP_DROP:
         xs_log(XS_LOG_WARN, "sip.drop", "transport=%s peer=%s bytes=%zu reason=\"%s\"",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, len, in.why);
+               xs_sip_tp_name(from->transport), from->desc, len, in.why);
         break;
     case XS_SIP_RESPONSE:
         xs_sip_client_response(sip, &in);

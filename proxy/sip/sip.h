@@ -66,6 +66,8 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
  * 7247 condition for any other final response, remote-server-timeout on
  * Timer F. Transport failures: remote-server-not-found when the next hop is
  * not configured, does not resolve or refuses the connection;
+ * remote-server-timeout when no address of it answers within
+ * tcp_connect_ms;
  * service-unavailable when the TCP connection is lost with the request in
  * flight (RFC 3261 §17.1.4 treats that as a 503) or the side is closing;
  * resource-constraint when too many transactions are pending;
@@ -76,7 +78,9 @@ void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
- * is then ignored). `on_closed` runs once everything is
+ * is then ignored). Lifetime rule: every event handed to xs_sip_deliver has
+ * had its done() called by the time xs_sip_close returns, and none comes
+ * after (the router is freed right after the sides close). `on_closed` runs once everything is
  * released (after the last libuv close callback). */
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud);
 
@@ -94,6 +98,9 @@ struct xs_sip_opts {
     /* Bytes of final responses kept for retransmissions, all transactions
      * together: 32 MiB. Past it the oldest are dropped first. */
     size_t max_stored_bytes;
+    unsigned tcp_connect_ms;     /* deadline to reach the TCP next hop: 8000 */
+    unsigned tcp_first_idle_ms;  /* idle timeout before a connection's first message: 10000 */
+    size_t max_tcp_per_source;   /* inbound TCP connections per IP address: 16 */
 };
 
 void xs_sip_default_opts(struct xs_sip_opts *opts);

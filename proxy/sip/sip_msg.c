@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 #include "core/random.h"
+#include "sip/sip_content.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
 #define CALLID_MAX 128
@@ -108,9 +110,9 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
     }
     if (cl > max - hl)
         return XS_ELIMIT;
+    *msg_len = hl + cl;
     if (cl > len - hl)
         return 0;
-    *msg_len = hl + cl;
     return 1;
 }
 
@@ -313,12 +315,21 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         *why = "only sip: and sips: addresses are supported";
         return NULL;
     }
-    size_t hl = strlen(u->host);
-    if (hl > 253)
+    /* osip gives an IPv6 host without its brackets. */
+    int v6 = strchr(u->host, ':') && u->host[0] != '[';
+    char host[URI_MAX];
+    int hl = snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "");
+    if (hl < 0 || (size_t)hl >= sizeof host)
         return NULL;
-    for (const char *p = u->host; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("-.:[]", *p))
+    if (hl > 1 && host[hl - 1] == '.')
+        host[--hl] = '\0';
+    /* RFC 7247 §6.1: IDNs are not allowed in the SIP address format, so the
+     * host must also be ASCII, which the shared validator does not demand. */
+    for (const char *p = host; *p; p++)
+        if ((unsigned char)*p >= 0x80)
             return NULL;
+    if (!xs_addr_valid_domain(host, (size_t)hl))
+        return NULL;
     struct xs_buf b;
     xs_buf_init(&b, URI_MAX);
     int rc = 0;
@@ -334,13 +345,8 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         }
         rc = rc ? rc : xs_buf_append(&b, "@", 1);
     }
-    int v6 = strchr(u->host, ':') && u->host[0] != '[';
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "[", 1);
-    for (const char *p = u->host; *p && !rc; p++)
+    for (const char *p = host; *p && !rc; p++)
         rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "]", 1);
     /* osip hands parameter values over percent-decoded; a gr without a value
      * (a temporary GRUU's flag form) names no resource. */
     osip_uri_param_t *gr = NULL;
@@ -364,21 +370,6 @@ static const char *header_value(const osip_message_t *m, const char *name, const
     if (!h && compact)
         osip_message_header_get_byname(m, compact, 0, &h);
     return h ? h->hvalue : NULL;
-}
-
-static int charset_ok(const osip_content_type_t *ct)
-{
-    osip_generic_param_t *cs = NULL;
-    osip_generic_param_get_byname((osip_list_t *)&ct->gen_params, "charset", &cs);
-    if (!cs)
-        return 1;
-    const char *v = cs->gvalue ? cs->gvalue : "";
-    size_t n = strlen(v);
-    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-        v++;
-        n -= 2;
-    }
-    return n == 5 && strncasecmp(v, "utf-8", 5) == 0;
 }
 
 /* The first language tag of Content-Language, when it is one; the event
@@ -419,34 +410,50 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
         return;
     }
     osip_content_type_t *ct = m->content_type;
-    if (!ct || !ct->type || !ct->subtype || strcasecmp(ct->type, "text") != 0 ||
-        strcasecmp(ct->subtype, "plain") != 0 || !charset_ok(ct)) {
-        set_answer(in, 415, "only text/plain;charset=UTF-8 is accepted");
-        return;
-    }
     const char *hend = memmem(data, len, "\r\n\r\n", 4);
     const char *body = hend ? hend + 4 : data + len;
     size_t blen = (size_t)(data + len - body);
-    if (blen == 0) {
+    if (ct && blen == 0) {
         set_answer(in, 400, "MESSAGE without body");
         return;
     }
-    if (!xs_sip_text_ok(body, blen)) {
-        set_answer(in, 400, "body is not UTF-8 text");
+    /* RFC 7572 §7: text/plain in any charset we can convert, text/html as
+     * its text; the result is what XML can carry. */
+    osip_generic_param_t *cs = NULL;
+    if (ct)
+        osip_generic_param_get_byname(&ct->gen_params, "charset", &cs);
+    struct xs_buf text;
+    xs_buf_init(&text, 3 * blen + 16);
+    status = xs_sip_content_to_text(ct ? ct->type : NULL, ct ? ct->subtype : NULL,
+                                    cs ? cs->gvalue : NULL, body, blen, &text, &why);
+    if (status) {
+        xs_buf_free(&text);
+        set_answer(in, status, why);
         return;
     }
     const char *subject = header_value(m, "subject", "s");
     if (subject && (strlen(subject) > SUBJECT_MAX || !xs_sip_text_ok(subject, strlen(subject)))) {
+        xs_buf_free(&text);
         set_answer(in, 400, "Subject is not UTF-8 text");
         return;
     }
     char *from = uri_for_event(m->from->url, &status, &why);
     if (!from) {
+        xs_buf_free(&text);
         set_answer(in, status, why);
         return;
     }
-    char *to = uri_for_event(m->to->url, &status, &why);
+    /* RFC 7572 §5: the recipient is named by the Request-URI or To. To is
+     * preferred (RFC 3428 lets the Request-URI be a contact), but an im: or
+     * other non-SIP To, which osip cannot split, gives way to the
+     * Request-URI, already known to be sip: or sips:. */
+    const osip_uri_t *to_uri = m->to->url;
+    if (to_uri->scheme && strcasecmp(to_uri->scheme, "sip") != 0 &&
+        strcasecmp(to_uri->scheme, "sips") != 0)
+        to_uri = m->req_uri;
+    char *to = uri_for_event(to_uri, &status, &why);
     if (!to) {
+        xs_buf_free(&text);
         free(from);
         set_answer(in, status, why);
         return;
@@ -454,6 +461,7 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     char *callid = NULL;
     if (osip_call_id_to_str(m->call_id, &callid) != 0 || !xs_sip_text_ok(callid, strlen(callid))) {
         osip_free(callid);
+        xs_buf_free(&text);
         free(from);
         free(to);
         set_answer(in, 400, "malformed Call-ID");
@@ -462,11 +470,11 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
     ev->from = from;
     ev->to = to;
+    ev->body = text.data; /* taken: malloc'd by the buffer, freed with the event */
     char lang[LANG_MAX + 1];
     int rc = xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
-    rc = rc ? rc : xs_event_setn(&ev->body, body, blen);
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);
     if (!rc && lang_of(header_value(m, "content-language", NULL), lang, sizeof lang))
@@ -898,6 +906,7 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         return XS_EPROTO;
     }
     const char *cid = xs_sip_callid_ok(ev->thread) ? ev->thread : p->call_id;
+    size_t start = out->len;
     int v6 = strchr(p->via_host, ':') != NULL;
     int rc = xs_buf_printf(out,
                            "MESSAGE %s SIP/2.0\r\n"
@@ -913,8 +922,16 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         /* Header folding is gone from RFC 3261; a line break in an XMPP
          * subject becomes a space so it cannot end the header. */
         rc = xs_buf_append_str(out, "Subject: ");
-        for (const char *c = ev->subject; !rc && *c && c - ev->subject < SUBJECT_MAX; c++)
-            rc = xs_buf_append(out, ((unsigned char)*c < 0x20) ? " " : c, 1);
+        /* Cut at SUBJECT_MAX bytes, but never inside a UTF-8 sequence. */
+        size_t cut = strlen(ev->subject);
+        if (cut > SUBJECT_MAX) {
+            cut = SUBJECT_MAX;
+            while (cut > 0 && ((unsigned char)ev->subject[cut] & 0xc0) == 0x80)
+                cut--;
+        }
+        for (size_t i = 0; !rc && i < cut; i++)
+            rc = xs_buf_append(out, ((unsigned char)ev->subject[i] < 0x20) ? " " : ev->subject + i,
+                               1);
         rc = rc ? rc : xs_buf_append_str(out, "\r\n");
     }
     char lang[LANG_MAX + 1];
@@ -927,7 +944,17 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
                            blen);
     if (!rc)
         rc = xs_buf_append(out, ev->body, blen);
-    if (rc)
+    if (rc) {
         *why = rc == XS_ELIMIT ? "message larger than sip.max_message" : "out of memory";
-    return rc;
+        return rc;
+    }
+    /* RFC 3428 §8: outside a media session a MESSAGE MUST NOT exceed 1300
+     * bytes unless it goes over a congestion-controlled transport; RFC 7572
+     * §6 answers a larger one with policy-violation. */
+    if (strcmp(p->transport, "UDP") == 0 && out->len - start > XS_SIP_UDP_MESSAGE_MAX) {
+        *why = "message larger than 1300 bytes, the most RFC 3428 allows over UDP, and the SIP "
+               "next hop is UDP";
+        return XS_ELIMIT;
+    }
+    return 0;
 }

@@ -38,7 +38,9 @@ void xs_sip_msg_global_init(void);
  * section not terminated in a datagram), XS_ELIMIT (header section or whole
  * message larger than `max`).
  * *hdr_len is set whenever the header section is complete (else 0), so a
- * caller can still answer a framing error. */
+ * caller can still answer a framing error; *msg_len is set as soon as the
+ * Content-Length is known, even when 0 says the body is still incomplete,
+ * so a stream reader need not frame again until that many bytes are in. */
 int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
                  size_t *hdr_len);
 
@@ -116,10 +118,16 @@ struct xs_sip_req_params {
     uint32_t cseq;
 };
 
+/* The most a MESSAGE may weigh over UDP (RFC 3428 §8). */
+#define XS_SIP_UDP_MESSAGE_MAX 1300
+
 /* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why
  * (static) set: XS_EINVAL for an address that is not a SIP URI, XS_EPROTO
- * for a missing or non-text body, XS_ELIMIT when out's maximum is passed. The Call-ID is ev->thread
- * when xs_sip_callid_ok() accepts it, else p->call_id. */
+ * for a missing or non-text body, XS_ELIMIT when out's maximum is passed or
+ * p->transport is "UDP" and the request is larger than
+ * XS_SIP_UDP_MESSAGE_MAX (the caller answers policy-violation, RFC 7572 §6).
+ * The Call-ID is ev->thread when xs_sip_callid_ok() accepts it, else
+ * p->call_id. */
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why);
 

@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "core/random.h"
 
-#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain\r\n"
+#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 #define TIMER_F_T1 64
@@ -231,7 +231,7 @@ static void server_final(struct xs_sip_txn *x, int status, const char *warn, con
         return;
     }
     server_send(x);
-    if (x->peer.transport == XS_SIP_TCP) {
+    if (x->peer.transport != XS_SIP_UDP) {
         txn_destroy(x);
         return;
     }
@@ -442,7 +442,9 @@ static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
 {
     struct xs_sip *sip = x->sip;
     struct xs_sip_req_params p = {
-        .transport = local->transport == XS_SIP_TCP ? "TCP" : "UDP",
+        .transport = local->transport == XS_SIP_TLS   ? "TLS"
+                     : local->transport == XS_SIP_TCP ? "TCP"
+                                                      : "UDP",
         .via_host = local->host,
         .via_port = local->port,
         .branch = x->branch,
@@ -601,11 +603,14 @@ static void on_hop_change(struct xs_sip_txn *x, int status)
     if (x->state == XS_TXN_WAITING) {
         if (status == 0 || status == XS_ECLOSED)
             client_try(x);
+        else if (status == XS_ETIMEOUT)
+            client_finish(x, XS_COND_REMOTE_SERVER_TIMEOUT,
+                          "SIP next hop did not answer the connection");
         else
             client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
                           status == XS_EDNS ? "SIP next hop does not resolve"
                                             : "SIP next hop refused the connection");
-    } else if (status == XS_ECLOSED && x->transport == XS_SIP_TCP && x->state != XS_TXN_COMPLETED) {
+    } else if (status == XS_ECLOSED && x->transport != XS_SIP_UDP && x->state != XS_TXN_COMPLETED) {
         client_finish(x, XS_COND_SERVICE_UNAVAILABLE, "connection to the SIP next hop lost");
     }
 }
