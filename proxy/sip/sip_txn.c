@@ -295,7 +295,7 @@ static int same_source(const struct xs_sip_peer *a, const struct xs_sip_peer *b)
 {
     if (a->transport != b->transport)
         return 0;
-    if (a->transport == XS_SIP_TCP)
+    if (a->transport != XS_SIP_UDP)
         return a->conn == b->conn;
     if (a->sock != b->sock || a->addr.ss_family != b->addr.ss_family)
         return 0;
