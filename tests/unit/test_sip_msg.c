@@ -237,6 +237,10 @@ static void test_text(void)
     CHECK(!xs_sip_text_ok("\xed\xa0\x80", 3));     /* surrogate */
     CHECK(!xs_sip_text_ok("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
     CHECK(!xs_sip_text_ok("\xe2\x82", 2));         /* truncated */
+    CHECK(!xs_sip_text_ok("a\xef\xbf\xbe", 4));     /* U+FFFE */
+    CHECK(!xs_sip_text_ok("\xef\xbf\xbf", 3));      /* U+FFFF */
+    CHECK(xs_sip_text_ok("\xef\xbf\xbd", 3));       /* U+FFFD is a character */
+    CHECK(!xs_sip_text_ok("\x7f", 1));
     CHECK(xs_sip_callid_ok("abc123@host.example"));
     CHECK(!xs_sip_callid_ok("has space"));
     CHECK(!xs_sip_callid_ok("a@b@c"));
