@@ -345,6 +345,13 @@ it_xmpp() {
 # it_xmpp_online NAME: wait until the client NAME has logged in.
 it_xmpp_online() { it_wait_grep "$IT_TMP/$1.out" '"ev": "online"' "${2:-15}"; }
 
+# it_xmpp_sip_from NAME: the SIP From URI that RFC 7247 gives client NAME's full JID
+# (section 6.4/6.5: the resource travels as the gr parameter), from its "online" line.
+it_xmpp_sip_from() {
+    sed -n 's/.*"ev": "online", "jid": "\([^"/]*\)\/\([^"]*\)".*/sip:\1;gr=\2/p' \
+        "$IT_TMP/$1.out" 2>/dev/null | head -n 1
+}
+
 # it_xmpp_messages NAME: the received stanzas of client NAME, one JSON object a line.
 it_xmpp_messages() { grep '"ev": "message"' "$IT_TMP/$1.out" 2>/dev/null; }
 
