@@ -90,15 +90,15 @@ it_sip_refused() {
     fi
 }
 
-# A domain that is no partner is refused by the allow-list (forbidden, which RFC 7247
-# section 7.1 note 2 maps to 603 for a bare JID) before any DNS lookup or stream:
+# A domain that is no partner is refused by the allow-list (forbidden, 403: see
+# proxy/sip/sip_errmap.c for why not note 2's 603) before any DNS lookup or stream:
 # other.test has SRV records pointing at Prosody, so a broken allow-list would reach
 # Prosody (host-unknown, i.e. 404) instead.
 IT_NO_STREAM=nowhere.test it_sip_refused errors.to_nowhere sip:carol@nowhere.test \
-    "a domain without DNS records that is no partner" 603 \
+    "a domain without DNS records that is no partner" 403 \
     'ev=router\.refused .*to=sip:carol@nowhere\.test cond=forbidden'
 IT_NO_STREAM=other.test it_sip_refused errors.to_unfederated sip:dave@other.test \
-    "a domain that is no partner" 603 \
+    "a domain that is no partner" 403 \
     'ev=router\.refused .*to=sip:dave@other\.test cond=forbidden'
 
 # Partners whose DNS is broken (see it_dns_start): the lookup really happens and fails.

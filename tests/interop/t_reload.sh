@@ -153,12 +153,12 @@ else
     mark=$(($(wc -l <"$IT_TMP/xsgw.err") + 1))
     it_sip_to_xmpp removed
     s=$IT_RESULT
-    if [ "$s" = "codes=603  alice=" ] && tail -n +"$mark" "$IT_TMP/xsgw.err" |
+    if [ "$s" = "codes=403  alice=" ] && tail -n +"$mark" "$IT_TMP/xsgw.err" |
         grep -qE 'ev=router\.refused .*to=sip:alice@xmpp\.test cond=forbidden'; then
         it_pass reload.partner_removed_sip
     else
         it_fail reload.partner_removed_sip \
-            "want 603 (forbidden) for bob by the allow-list and nothing for alice: [$s]"
+            "want 403 (forbidden) for bob by the allow-list and nothing for alice: [$s]"
     fi
 fi
 

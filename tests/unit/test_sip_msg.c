@@ -93,7 +93,7 @@ static void test_errmap(void)
         [XS_COND_BAD_REQUEST] = 400,
         [XS_COND_CONFLICT] = 400,
         [XS_COND_FEATURE_NOT_IMPLEMENTED] = 501,
-        [XS_COND_FORBIDDEN] = 603,
+        [XS_COND_FORBIDDEN] = 403, /* deviation from note 2, see sip_errmap.c */
         [XS_COND_GONE] = 410, /* no new address: note 3 */
         [XS_COND_INTERNAL_SERVER_ERROR] = 500,
         [XS_COND_ITEM_NOT_FOUND] = 604,
