@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 #include "event.h"
 #include "net/connect.h"
 #include "net/dns.h"
@@ -25,7 +26,9 @@
 #define XS_DOMAIN_MAX 256
 #define XS_STREAM_ID_LEN 32
 #define XS_S2S_PAIRS_MAX 16
-#define XS_S2S_OUTPUT_MAX (4u << 20)
+/* Output queued per stream: room for two stanzas of the largest allowed
+ * body (core/limits.h), so one never fails for size alone. */
+#define XS_S2S_OUTPUT_MAX (2u * XS_MESSAGE_WIRE_MAX)
 #define XS_S2S_VERIFY_MAX 64
 /* Element depth and attributes per element in a stanza. */
 #define XS_S2S_XML_DEPTH 32
