@@ -198,6 +198,11 @@ static int is_block(const char *name)
     return 0;
 }
 
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /* HTML (already UTF-8) as its text. */
 static int html_text(const char *s, size_t len, struct xs_buf *out)
 {
@@ -274,8 +279,21 @@ int xs_sip_content_to_text(const char *type, const char *subtype, const char *ch
     struct xs_buf raw;
     xs_buf_init(&raw, out->max);
     int st = decode(cs, (const unsigned char *)body, len, html ? &raw : out);
-    if (st == 0 && html)
+    if (st == 0 && html) {
         st = html_text(raw.data ? raw.data : "", raw.len, out);
+        /* Markup around the text leaves white space at its ends; the text
+         * itself starts and ends where the first and last words do. */
+        size_t lead = 0, end = out->len;
+        while (lead < end && is_space(out->data[lead]))
+            lead++;
+        while (end > lead && is_space(out->data[end - 1]))
+            end--;
+        if (out->data) {
+            memmove(out->data, out->data + lead, end - lead);
+            out->len = end - lead;
+            out->data[out->len] = '\0';
+        }
+    }
     xs_buf_free(&raw);
     if (st == 400) {
         *why = "body is not text in its charset";

@@ -399,7 +399,8 @@ static void test_content(void)
             "&nbsp;&unknown;<br>end</body></html>",
             SIZE_MAX, 0,
             "Hi & bye\na<b>c\xc3\xa9\xf0\x9f\x98\x80\xc2\xa0&unknown;\nend");
-    content("html", "iso-8859-1", "<p>caf\xe9</p>", 11, 0, "caf\xc3\xa9\n");
+    content("html", NULL, "\r\n <div>\n  <p> two  words </p>\n</div>\n", SIZE_MAX, 0, "two  words");
+    content("html", "iso-8859-1", "<p>caf\xe9</p>", 11, 0, "caf\xc3\xa9");
     content("html", NULL, "<p></p>", 7, 400, NULL);
     content("html", NULL, "&#0;", 4, 0, "&#0;");
 }
