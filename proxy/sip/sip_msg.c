@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "core/addr.h"
 #include "core/err.h"
+#include "core/random.h"
 #include "sip/sip_content.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
@@ -110,9 +110,9 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
     }
     if (cl > max - hl)
         return XS_ELIMIT;
+    *msg_len = hl + cl;
     if (cl > len - hl)
         return 0;
-    *msg_len = hl + cl;
     return 1;
 }
 
@@ -525,6 +525,12 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     const char *hend = memmem(data, len, "\r\n\r\n", 4);
     size_t hl = hend ? (size_t)(hend - data) + 4 : len;
     size_t cl = 0;
+    if (hl > XS_SIP_HEADER_MAX) {
+        xs_sip_in_parse_refused(data, len, in);
+        if (in->verdict == XS_SIP_ANSWER)
+            set_answer(in, 513, "header section too large");
+        return;
+    }
     if (hend && scan_content_length(data, hl, &cl) == 1 && cl > len - hl) {
         parse_truncated(data, hl, in);
         return;
@@ -547,6 +553,10 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
         return;
     }
     if (MSG_IS_RESPONSE(m)) {
+        if (osip_list_size(&m->vias) > XS_SIP_VIA_MAX) {
+            in->why = "too many Via headers";
+            return;
+        }
         if (!m->cseq || !m->cseq->method || !m->cseq->number) {
             in->why = "response without CSeq";
             return;
@@ -567,6 +577,11 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     make_key(m, via, ack ? "INVITE" : m->sip_method, 1, in->key, sizeof in->key);
     if (ack) {
         in->verdict = XS_SIP_ACK;
+        return;
+    }
+    if (osip_list_size(&m->vias) > XS_SIP_VIA_MAX) {
+        set_answer(in, 400, "too many Via headers");
+        in->absurd = 1;
         return;
     }
     check_request(m, in);
@@ -659,29 +674,14 @@ void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in)
     in->verdict = XS_SIP_ANSWER;
     in->status = 403;
     in->why = "source not trusted";
+    in->absurd = hl > XS_SIP_HEADER_MAX || osip_list_size(&m->vias) > XS_SIP_VIA_MAX;
 done:
     xs_buf_free(&copy);
 }
 
 void xs_sip_random_hex(char *out, size_t nbytes)
 {
-    unsigned char raw[32];
-    if (nbytes > sizeof raw)
-        nbytes = sizeof raw;
-    /* uv_random without a loop is synchronous (getrandom/urandom); failing
-     * it is not possible on a working system, and a tag need not be secret,
-     * only unique, so the address of the stack is a last resort. */
-    if (uv_random(NULL, NULL, raw, nbytes, 0, NULL) != 0) {
-        uintptr_t v = (uintptr_t)raw ^ (uintptr_t)uv_hrtime();
-        for (size_t i = 0; i < nbytes; i++)
-            raw[i] = (unsigned char)(v >> ((i % sizeof v) * 8));
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    xs_random_hex(out, nbytes);
 }
 
 /* ---- what we send ---- */
@@ -766,6 +766,65 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
     if (!rc && extra)
         rc = xs_buf_append_str(out, extra);
     return rc ? rc : xs_buf_append_str(out, "Content-Length: 0\r\n\r\n");
+}
+
+#define TERSE_FIELD_MAX 256
+
+/* Appends "name: value" for a header osip serialized (value taken), unless
+ * it is longer than TERSE_FIELD_MAX: a terse answer never echoes bulk. */
+static int append_terse(struct xs_buf *out, const char *name, int rc, char *value)
+{
+    int r = 0;
+    if (rc == 0 && value && strlen(value) <= TERSE_FIELD_MAX)
+        r = xs_buf_printf(out, "%s: %s\r\n", name, value);
+    osip_free(value);
+    return r;
+}
+
+int xs_sip_build_terse_response(const osip_message_t *req, int status, const char *to_tag,
+                                int all_vias, struct xs_buf *out)
+{
+    int rc = xs_buf_printf(out, "SIP/2.0 %d %s\r\n", status, xs_sip_reason_phrase(status));
+    int n = osip_list_size(&req->vias);
+    if (!all_vias && n > 1)
+        n = 1;
+    char *s = NULL;
+    for (int i = 0; !rc && i < n; i++) {
+        s = NULL;
+        int src = osip_via_to_str(osip_list_get(&req->vias, i), &s);
+        rc = append_terse(out, "v", src, s);
+    }
+    if (!rc && req->from) {
+        s = NULL;
+        int src = osip_from_to_str(req->from, &s);
+        rc = append_terse(out, "f", src, s);
+    }
+    if (!rc && req->to) {
+        osip_generic_param_t *tag = NULL;
+        osip_to_get_tag(req->to, &tag);
+        osip_to_t *to = NULL;
+        int src;
+        s = NULL;
+        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
+            osip_to_set_tag(to, osip_strdup(to_tag));
+            src = osip_to_to_str(to, &s);
+            osip_to_free(to);
+        } else {
+            src = osip_to_to_str(req->to, &s);
+        }
+        rc = append_terse(out, "t", src, s);
+    }
+    if (!rc && req->call_id) {
+        s = NULL;
+        int src = osip_call_id_to_str(req->call_id, &s);
+        rc = append_terse(out, "i", src, s);
+    }
+    if (!rc && req->cseq) {
+        s = NULL;
+        int src = osip_cseq_to_str(req->cseq, &s);
+        rc = append_terse(out, "CSeq", src, s);
+    }
+    return rc ? rc : xs_buf_append_str(out, "l: 0\r\n\r\n");
 }
 
 /* Copies a URI for the wire: UTF-8 (an IRI from an XMPP address) is

@@ -2,6 +2,7 @@
  * offer STARTTLS and dialback, verify the domains it claims through our
  * outbound stream to its authoritative server (XEP-0220), answer db:verify
  * for keys we handed out, and turn authenticated stanzas into events. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,10 @@ struct s2s_in {
     struct s2s_in *next;
     struct xs_xmpp *x;
     uint64_t serial;
+    /* What verifications for this stream are filed under: twice the serial,
+     * plus one after STARTTLS (which happens at most once), so an answer to
+     * a key sent before TLS can never validate a pair claimed after it. */
+    uint64_t verify_tag;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     enum in_state state;
@@ -38,6 +43,7 @@ struct s2s_in {
     struct in_pair pairs[XS_S2S_PAIRS_MAX];
     size_t n_pairs;
     unsigned db_attempts;   /* db:result elements while unauthenticated */
+    unsigned db_verifies;   /* db:verify elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
@@ -105,9 +111,29 @@ static void in_error(struct s2s_in *in, const char *cond, const char *text)
     /* RFC 6120 §4.9.1.1: a stream error needs a stream to live in. */
     if (!in->header_sent) {
         xs_xmpp_random_id(in->id);
-        xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        if (rc != 0) {
+            xs_link_close(in->link, rc);
+            return;
+        }
     }
     xs_s2s_stream_error(in->link, cond, text);
+}
+
+/* A write the link refused: nothing more can be said on this stream, so it
+ * closes without a stream error. XS_ELIMIT means the peer does not read
+ * what it asks for (audit L6), before authentication too. */
+static void in_write_failed(struct s2s_in *in, int rc)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    xs_log(XS_LOG_WARN, "s2s.in.write", "stream=in%llu peer=%s remote=%s result=failed reason=%s",
+           (unsigned long long)in->serial, xs_link_peer(in->link),
+           in->remote[0] ? in->remote : "-", xs_errname(rc));
+    set_state(in, IN_CLOSED, "write failed");
+    if (in->parser)
+        xs_xml_parser_stop(in->parser);
+    xs_link_close(in->link, rc);
 }
 
 static struct in_pair *find_pair(struct s2s_in *in, const char *local, const char *remote)
@@ -134,7 +160,9 @@ static void write_features(struct s2s_in *in)
         n = snprintf(buf, sizeof buf,
                      "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
                      "'/></stream:features>");
-    xs_link_write(in->link, buf, (size_t)n);
+    int rc = xs_link_write(in->link, buf, (size_t)n);
+    if (rc != 0)
+        in_write_failed(in, rc);
 }
 
 static void on_stream_open(void *ud, const struct xs_xml_el *h)
@@ -151,9 +179,13 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
     if (from && xs_s2s_domain_of(from, in->remote) != 0)
         in->remote[0] = '\0';
     xs_xmpp_random_id(in->id);
-    xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
-                        in->remote[0] ? in->remote : NULL, in->id);
+    int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
+                                 in->remote[0] ? in->remote : NULL, in->id);
     in->header_sent = 1;
+    if (rc != 0) {
+        in_write_failed(in, rc);
+        return;
+    }
     if (!in->local[0] || !xs_policy_is_local_domain(in->x->policy, in->local)) {
         in_error(in, "host-unknown", "this gateway does not serve that domain");
         return;
@@ -177,7 +209,31 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 static void reply_db(struct s2s_in *in, const char *name, const char *from, const char *to,
                      const char *id, const char *type, const char *cond)
 {
-    xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    int rc = xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    if (rc != 0)
+        in_write_failed(in, rc);
+}
+
+/* Whether a domain is an address rather than a name: bracketed or bare
+ * IPv6, a dotted quad, any form inet_aton takes ("127.1", "0x7f000001"),
+ * or a name whose last label is all digits (no top-level domain is). With
+ * `partner "*"` such a `from` would make us connect wherever the peer
+ * says (audit M4). */
+static int ip_literal(const char *domain)
+{
+    unsigned char a6[sizeof(struct in6_addr)];
+    struct in_addr a4;
+    if (domain[0] == '[' || strchr(domain, ':') || inet_pton(AF_INET6, domain, a6) == 1 ||
+        inet_aton(domain, &a4))
+        return 1;
+    const char *last = strrchr(domain, '.');
+    last = last ? last + 1 : domain;
+    if (!*last)
+        return 0;
+    for (const char *c = last; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
 }
 
 static size_t count_pending(const struct s2s_in *in)
@@ -209,7 +265,9 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
     const char *refusal = NULL;
-    if (!p)
+    if (ip_literal(remote))
+        refusal = "an IP address is not a domain we verify";
+    else if (!p)
         refusal = "not a federated partner";
     else if (!p->dialback)
         refusal = "dialback not allowed for this partner";
@@ -258,6 +316,7 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         snprintf(pair->remote, sizeof pair->remote, "%s", remote);
     }
     pair->state = PAIR_PENDING;
+    apply_limits(in); /* re-verifying the only valid pair makes the stream a stranger again */
     struct s2s_out *o = xs_s2s_out_find(in->x, local, remote);
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
@@ -271,14 +330,14 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     xs_log(XS_LOG_INFO, "s2s.in.dialback", "stream=in%llu remote=%s local=%s result=verifying",
            (unsigned long long)in->serial, remote, local);
-    xs_s2s_out_verify(o, in->serial, in->id, key, xs_s2s_in_verified);
+    xs_s2s_out_verify(o, in->verify_tag, in->id, key, xs_s2s_in_verified);
     free(key);
 }
 
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid)
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid)
 {
-    struct s2s_in *in = xs_xmpp_find_in(x, in_serial);
+    struct s2s_in *in = xs_xmpp_find_in(x, tag);
     if (!in || in->state != IN_OPEN)
         return;
     struct in_pair *pair = find_pair(in, local, remote);
@@ -311,6 +370,17 @@ static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
     if (xs_s2s_domain_of(xs_xml_el_attr(el, "to"), local) ||
         xs_s2s_domain_of(xs_xml_el_attr(el, "from"), remote) || !id) {
         in_error(in, "improper-addressing", "db:verify needs from, to and id");
+        return;
+    }
+    /* Audit L6: the answer echoes the id, escaped (up to six times its
+     * size), into a queue the peer may never read. Our stream ids are 32
+     * bytes, and common servers' are no longer than 64. */
+    if (strlen(id) > XS_S2S_DB_ID_MAX) {
+        in_error(in, "policy-violation", "dialback id longer than 64 bytes");
+        return;
+    }
+    if (!in_authenticated(in) && ++in->db_verifies > XS_S2S_IN_DB_VERIFY_MAX) {
+        in_error(in, "policy-violation", "too many db:verify on one stream");
         return;
     }
     if (!xs_policy_is_local_domain(in->x->policy, local)) {
@@ -347,13 +417,26 @@ static void send_error(struct xs_xmpp *x, const char *orig_from, const char *ori
                        const char *id, const char *stanza, enum xs_cond cond, const char *text)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote))
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, orig_from);
+    xs_log_quote(qt, sizeof qt, orig_to);
+    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote)) {
+        xs_log(XS_LOG_WARN, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"no address to answer\"",
+               stanza, qt, qf, xs_cond_name(cond));
         return;
+    }
     struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
-    if (!err)
+    if (!err) {
+        xs_log(XS_LOG_ERROR, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"out of memory\"",
+               stanza, qt, qf, xs_cond_name(cond));
         return;
-    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, orig_to,
-           orig_from, xs_cond_name(cond));
+    }
+    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, qt, qf,
+           xs_cond_name(cond));
     xs_xmpp_send(x, local, remote, err, NULL, NULL);
 }
 
@@ -398,31 +481,94 @@ static void on_message(struct s2s_in *in, struct xs_xml_el *el)
     struct xs_event *ev = NULL;
     enum xs_cond cond = XS_COND_NONE;
     int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
-    if (rc == XS_ENOTFOUND)
-        return; /* nothing to carry: chat states, receipts without a body */
+    if (rc == XS_ENOTFOUND) {
+        /* Nothing to carry: chat states, receipts without a body. */
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=message reason=no-body",
+               (unsigned long long)in->serial);
+        return;
+    }
     if (rc != 0) {
         send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
                    cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
         return;
     }
+    const char *id = xs_xml_el_attr(el, "id");
     struct bounce_ctx *b = calloc(1, sizeof *b);
-    if (!b) {
+    if (b) {
+        b->x = x;
+        b->from = strdup(from);
+        b->to = strdup(to);
+        b->id = id ? strdup(id) : NULL;
+    }
+    if (!b || !b->from || !b->to || (id && !b->id)) {
+        /* Without the context the outcome could not be answered: refuse
+         * now, while the addresses are still at hand. */
+        if (b)
+            bounce_free(b);
         xs_event_free(ev);
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message", XS_COND_RESOURCE_CONSTRAINT,
-                   NULL);
+        xs_log(XS_LOG_ERROR, "s2s.in.message",
+               "stream=in%llu result=refused reason=\"out of memory\"",
+               (unsigned long long)in->serial);
+        send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    b->x = x;
-    b->from = strdup(from);
-    b->to = strdup(to);
-    b->id = xs_xml_el_attr(el, "id") ? strdup(xs_xml_el_attr(el, "id")) : NULL;
-    if (!b->from || !b->to) {
-        bounce_free(b);
-        xs_event_free(ev);
-        return;
-    }
+    /* The stream's facts, for the policy: the pair passed dialback (the
+     * only way a pair becomes valid here), over TLS or not. */
+    ev->secure = in->tls;
+    ev->auth = "dialback";
+    xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
+           (unsigned long long)in->serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
     x->pending_outcomes++;
     x->submit(x->router, ev, on_message_done, b);
+}
+
+/* A copy of jid without its resource; NULL on OOM. */
+static char *bare_jid(const char *jid)
+{
+    const char *slash = strchr(jid, '/');
+    return strndup(jid, slash ? (size_t)(slash - jid) : strlen(jid));
+}
+
+/* RFC 6121 §3.1.3: a subscription request the contact will not approve is
+ * answered with unsubscribed, from the contact's bare JID to the user's.
+ * Until presence is carried that is every request: left unanswered, the
+ * remote roster entry would stay pending for good. */
+static void refuse_subscription(struct s2s_in *in, const struct xs_xml_el *el)
+{
+    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
+    const char *id = xs_xml_el_attr(el, "id");
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, from);
+    xs_log_quote(qt, sizeof qt, to);
+    /* on_stanza_authenticated parsed both already. */
+    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote))
+        return;
+    char *user = bare_jid(from), *contact = bare_jid(to);
+    struct xs_xml_el *p = xs_xml_el_new(XS_NS_SERVER, "presence");
+    int rc = user && contact && p ? 0 : XS_ENOMEM;
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "from", contact);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "to", user);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "type", "unsubscribed");
+    if (!rc && id)
+        rc = xs_xml_el_set_attr(p, "id", id);
+    free(user);
+    free(contact);
+    if (rc) {
+        xs_xml_el_free(p);
+        xs_log(XS_LOG_ERROR, "s2s.in.presence",
+               "stream=in%llu from=%s to=%s type=subscribe result=dropped reason=\"out of memory\"",
+               (unsigned long long)in->serial, qf, qt);
+        return;
+    }
+    xs_log(XS_LOG_INFO, "s2s.in.presence",
+           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed "
+           "reason=\"presence is not carried\"",
+           (unsigned long long)in->serial, qf, qt);
+    xs_xmpp_send(in->x, local, remote, p, NULL, NULL);
 }
 
 static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
@@ -431,6 +577,10 @@ static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
     if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
         send_error(in->x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
                    xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (!strcmp(el->name, "presence") && type && !strcmp(type, "subscribe")) {
+        refuse_subscription(in, el);
         return;
     }
     /* Presence is the next capability; until then it is recorded, not carried. */
@@ -470,9 +620,13 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
             in_error(in, "policy-violation", "TLS is already on");
         } else {
             static const char proceed[] = "<proceed xmlns='" XS_NS_TLS "'/>";
-            xs_link_write(in->link, proceed, sizeof proceed - 1);
-            in->restart = 1;
-            xs_xml_parser_stop(in->parser);
+            int rc = xs_link_write(in->link, proceed, sizeof proceed - 1);
+            if (rc != 0) {
+                in_write_failed(in, rc);
+            } else {
+                in->restart = 1;
+                xs_xml_parser_stop(in->parser);
+            }
         }
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
         on_db_result(in, el);
@@ -522,12 +676,18 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
-        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
         }
         set_state(in, IN_TLS_HANDSHAKE, "starttls");
+        /* RFC 6120 §5.4.3.3: nothing learned before TLS survives it, not
+         * the pairs dialback authenticated, nor the header's from. Answers
+         * to verifications still in flight find no pair and are dropped. */
+        in->n_pairs = 0;
+        in->remote[0] = '\0';
+        in->verify_tag = 2 * in->serial + 1;
+        apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
         return;
@@ -644,6 +804,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
     apply_limits(in);
@@ -691,6 +852,22 @@ void xs_s2s_in_sweep(struct s2s_in *in, double now)
     }
 }
 
+/* Why the partner entry for `remote` no longer admits dialback on this
+ * stream, or NULL when it still does: the same rules on_db_result applies. */
+static const char *pair_refusal(const struct s2s_in *in, const char *local, const char *remote)
+{
+    const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
+    if (!xs_policy_is_local_domain(in->x->policy, local))
+        return "local domain no longer served";
+    if (!p)
+        return "domain is no longer a federated partner";
+    if (!p->dialback)
+        return "dialback no longer allowed for this partner";
+    if (p->tls == XS_TLS_REQUIRED && !in->tls)
+        return "partner now requires TLS";
+    return NULL;
+}
+
 void xs_s2s_in_recheck(struct s2s_in *in)
 {
     if (in->state == IN_CLOSED)
@@ -699,17 +876,26 @@ void xs_s2s_in_recheck(struct s2s_in *in)
         in_error(in, "host-gone", "this gateway no longer serves that domain");
         return;
     }
-    const char *gone = NULL;
-    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote))
-        gone = in->remote;
-    for (size_t i = 0; i < in->n_pairs && !gone; i++)
-        if (!xs_policy_partner(in->x->policy, in->pairs[i].remote))
-            gone = in->pairs[i].remote;
-    if (gone) {
+    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote)) {
         xs_log(XS_LOG_WARN, "s2s.in.refused", "stream=in%llu remote=%s reason=partner-removed",
-               (unsigned long long)in->serial, gone);
+               (unsigned long long)in->serial, in->remote);
         in_error(in, "policy-violation", "domain is no longer a federated partner");
+        return;
     }
+    /* Every pair is admitted again under the new rules (audit L1). Dialback
+     * has no way to withdraw one pair, so a pair that fails ends the stream;
+     * the peer reconnects and authenticates what is still allowed. */
+    for (size_t i = 0; i < in->n_pairs; i++) {
+        const char *why = pair_refusal(in, in->pairs[i].local, in->pairs[i].remote);
+        if (why) {
+            xs_log(XS_LOG_WARN, "s2s.in.refused",
+                   "stream=in%llu remote=%s local=%s reason=reload detail=\"%s\"",
+                   (unsigned long long)in->serial, in->pairs[i].remote, in->pairs[i].local, why);
+            in_error(in, "policy-violation", why);
+            return;
+        }
+    }
+    apply_limits(in);
 }
 
 void xs_s2s_in_shutdown(struct s2s_in *in)
@@ -725,7 +911,7 @@ struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
     return in->next;
 }
 
-uint64_t xs_s2s_in_serial(const struct s2s_in *in)
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)
 {
-    return in->serial;
+    return in->verify_tag;
 }
