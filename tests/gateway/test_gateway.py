@@ -1136,8 +1136,9 @@ async def test_body_over_max_body_refused_before_the_policy(tmp):
 
 async def test_rewritten_addresses_checked_again_in_c(tmp):
     """Audit L5: a hook that rewrites `to` to a non-partner or `from` to a
-    domain we do not serve gets 403; no stream is opened for it and nothing
-    reaches the peer."""
+    domain we do not serve gets forbidden, which is 603 for the bare JIDs the
+    gateway addresses (RFC 7247 §7.1 note 2); no stream is opened for it and
+    nothing reaches the peer."""
     hook = """
 function on_message(m)
   if m.body == "to stranger" then m.to = "carol@stranger.test" end
@@ -1147,7 +1148,8 @@ end"""
     async with Env(tmp, hook=hook) as e:
         for body in ("to stranger", "as peer"):
             calls = await sip_burst(e, [body])
-            assert list((await final_codes(e, calls)).values()) == [403], body
+            got = list((await final_codes(e, calls)).values())
+            assert got == [603], (body, got)
         e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(not-a-partner|not a federated)")
         e.gw.wait_log(r"ev=(xmpp\.send|router)\.refused .*(sender-not-local|not in a domain)")
         await expect_nothing(e.peer.received, 0.5)
