@@ -131,7 +131,7 @@ int xs_sip_cond_to_status(enum xs_cond cond);
 struct xs_sip_error {
     int status;
     const char *text;   /* for the Warning: borrowed from text, may be NULL */
-    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+    char contact[XS_COND_ADDR_MAX + 16]; /* "Contact: <uri>\r\n", or "" */
 };
 void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
 

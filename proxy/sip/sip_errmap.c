@@ -332,8 +332,8 @@ enum xs_cond xs_sip_response_cond(const osip_message_t *resp, char *text, size_t
     char *uri = NULL;
     /* 410 MUST NOT name a new address (RFC 7247 §7.2 note 1); 301 and the
      * other 3xx take theirs from the first Contact. */
-    if ((code == 301 || cond == XS_COND_REDIRECT) &&
-        osip_message_get_contact(resp, 0, &c) >= 0 && c && c->url)
+    if ((code == 301 || cond == XS_COND_REDIRECT) && osip_message_get_contact(resp, 0, &c) >= 0 &&
+        c && c->url)
         osip_uri_to_str(c->url, &uri);
     const char *a;
     size_t al;

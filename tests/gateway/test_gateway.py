@@ -1042,7 +1042,7 @@ async def test_sip_content_converted(tmp):
                  ("text/plain;charset=windows-1252", b"\x93q\x94 \x80", "\u201cq\u201d \u20ac", None),
                  ("text/plain;charset=utf-16", "h\u00e9 \U0001d11e".encode("utf-16"),
                   "h\u00e9 \U0001d11e", None),
-                 ("text/html", b"<p>Hi &amp; <b>bye</b></p>", "Hi & bye\n", None),
+                 ("text/html", b"<p>Hi &amp; <b>bye</b></p>", "Hi & bye", None),
                  ("text/plain", b"to im", "to im", "im:alice@peer.test"))
         for ct, raw, text, to_header in cases:
             e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", raw,
