@@ -548,13 +548,14 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required", sip_extra=""):
+           peer_tls="required", sip_extra="", xmpp_extra=""):
     # Without sip_extra the gateway trusts SIP requests from the next hop's
     # address, 127.0.0.1, which is where every test sender lives.
     return f"""
 gateway {{
   domains = {{ "sip.test" }},
-  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
+  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
+           {xmpp_extra} }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
            next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}

@@ -25,14 +25,14 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra="", peer_offers_tls=True):
+                 sip_extra="", peer_offers_tls=True, xmpp_extra=""):
         self.tmp = tmp
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
         self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
-                                sip_extra=sip_extra)
+                                sip_extra=sip_extra, xmpp_extra=xmpp_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -934,19 +934,27 @@ class BlackHole:
 async def test_outbound_setup_deadline(tmp):
     """A peer that accepts the connection and never answers: the stream's
     set-up deadline (xmpp.connect_timeout, 5 s here) ends it with a
-    connection-timeout stream error, and the queued message gets 408."""
+    connection-timeout stream error, and the queued messages get 408. With
+    xmpp.queue_max = 3, the fourth and fifth are refused at once
+    (resource-constraint, 500) instead of queueing."""
     hole_port = free_port()
     extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
-    async with Env(tmp, extra_partners=extra) as e:
+    async with Env(tmp, extra_partners=extra, xmpp_extra="queue_max = 3,") as e:
         hole = BlackHole()
         await hole.start(hole_port)
         try:
             start = time.monotonic()
-            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
-                               call_id="hole")
-            codes = await final_codes(e, {"hole": "x"}, timeout=15)
+            calls = {}
+            for i in range(5):
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
+                                   call_id=f"hole{i}")
+                calls[f"hole{i}"] = "x"
+            early = await final_codes(e, {"hole3": "x", "hole4": "x"}, timeout=3)
+            assert early == {"hole3": 500, "hole4": 500}, early
+            assert time.monotonic() - start < 2
+            codes = await final_codes(e, {c: "x" for c in ("hole0", "hole1", "hole2")}, timeout=15)
             took = time.monotonic() - start
-            assert codes == {"hole": 408}, codes
+            assert codes == {"hole0": 408, "hole1": 408, "hole2": 408}, codes
             assert 4.5 < took < 8, took
             await asyncio.sleep(0.2)
             assert b"<stream:stream" in hole.got, hole.got
@@ -954,6 +962,21 @@ async def test_outbound_setup_deadline(tmp):
             e.gw.wait_log("ev=s2s.out.failed .*remote=hole.test cond=remote-server-timeout")
         finally:
             hole.stop()
+
+
+async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
+    """xmpp.error_grace = 0: the 200 comes as soon as the kernel has the
+    stanza's bytes, without waiting for an error that cannot be matched."""
+    async with Env(tmp, xmpp_extra="error_grace = 0,") as e:
+        warm = await sip_burst(e, ["warm"])
+        await get(e.peer.received, 20)
+        assert list((await final_codes(e, warm)).values()) == [200]
+        start = time.monotonic()
+        calls = await sip_burst(e, [f"quick {i}" for i in range(5)])
+        assert set((await final_codes(e, calls, timeout=5)).values()) == {200}
+        assert time.monotonic() - start < 0.8, time.monotonic() - start
+        got = sorted(el.child("body").text for el in [await get(e.peer.received, 5) for _ in range(5)])
+        assert got == [f"quick {i}" for i in range(5)], got
 
 
 async def test_sigterm_answers_queued_stanzas(tmp):
