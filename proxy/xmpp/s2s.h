@@ -162,7 +162,10 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *    failure, output overflow, close grace run out), since the peer may
  *    never have read them.
  *  - at shutdown every sender hears before xs_xmpp_close returns: what was
- *    not flushed fails with service-unavailable, flushed stanzas succeed. */
+ *    not flushed fails with service-unavailable, flushed stanzas succeed.
+ * The limit: XMPP without stream management (XEP-0198) has no receipt, so
+ * a peer that stops reading for longer than the grace and then resets the
+ * connection has been credited with what its kernel buffered meanwhile. */
 void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
                      xs_done_cb done, void *ud);
 /* An error stanza about stanza `id` came back from the peer: the sender

@@ -25,14 +25,14 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra="", peer_offers_tls=True):
+                 sip_extra="", peer_offers_tls=True, xmpp_extra=""):
         self.tmp = tmp
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
         self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
-                                sip_extra=sip_extra)
+                                sip_extra=sip_extra, xmpp_extra=xmpp_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -319,8 +319,9 @@ async def test_unanswerable_verify_closes_stream(tmp):
 
 async def test_peer_that_does_not_read_is_closed(tmp):
     """Audit L6: an unauthenticated peer sends db:verify requests and never
-    reads the answers. Once the output bound is reached the gateway closes
-    the stream instead of holding megabytes for it."""
+    reads the answers. The gateway closes the stream instead of holding
+    megabytes for it: at the output bound (XS_ELIMIT), or earlier at the cap
+    on db:verify requests per stream, whichever the peer reaches first."""
     async with Env(tmp) as e:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -961,19 +962,27 @@ class BlackHole:
 async def test_outbound_setup_deadline(tmp):
     """A peer that accepts the connection and never answers: the stream's
     set-up deadline (xmpp.connect_timeout, 5 s here) ends it with a
-    connection-timeout stream error, and the queued message gets 408."""
+    connection-timeout stream error, and the queued messages get 408. With
+    xmpp.queue_max = 3, the fourth and fifth are refused at once
+    (resource-constraint, 500) instead of queueing."""
     hole_port = free_port()
     extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
-    async with Env(tmp, extra_partners=extra) as e:
+    async with Env(tmp, extra_partners=extra, xmpp_extra="queue_max = 3,") as e:
         hole = BlackHole()
         await hole.start(hole_port)
         try:
             start = time.monotonic()
-            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
-                               call_id="hole")
-            codes = await final_codes(e, {"hole": "x"}, timeout=15)
+            calls = {}
+            for i in range(5):
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
+                                   call_id=f"hole{i}")
+                calls[f"hole{i}"] = "x"
+            early = await final_codes(e, {"hole3": "x", "hole4": "x"}, timeout=3)
+            assert early == {"hole3": 500, "hole4": 500}, early
+            assert time.monotonic() - start < 2
+            codes = await final_codes(e, {c: "x" for c in ("hole0", "hole1", "hole2")}, timeout=15)
             took = time.monotonic() - start
-            assert codes == {"hole": 408}, codes
+            assert codes == {"hole0": 408, "hole1": 408, "hole2": 408}, codes
             assert 4.5 < took < 8, took
             await asyncio.sleep(0.2)
             assert b"<stream:stream" in hole.got, hole.got
@@ -983,9 +992,25 @@ async def test_outbound_setup_deadline(tmp):
             hole.stop()
 
 
+async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
+    """xmpp.error_grace = 0: the 200 comes as soon as the kernel has the
+    stanza's bytes, without waiting for an error that cannot be matched."""
+    async with Env(tmp, xmpp_extra="error_grace = 0,") as e:
+        warm = await sip_burst(e, ["warm"])
+        await get(e.peer.received, 20)
+        assert list((await final_codes(e, warm)).values()) == [200]
+        start = time.monotonic()
+        calls = await sip_burst(e, [f"quick {i}" for i in range(5)])
+        assert set((await final_codes(e, calls, timeout=5)).values()) == {200}
+        assert time.monotonic() - start < 0.8, time.monotonic() - start
+        got = sorted(el.child("body").text for el in [await get(e.peer.received, 5) for _ in range(5)])
+        assert got == [f"quick {i}" for i in range(5)], got
+
+
 async def test_sigterm_answers_queued_stanzas(tmp):
     """SIGTERM with outbound streams open: messages queued on a stream still
-    setting up are answered 503 before the gateway exits; nothing is left in
+    setting up are answered service-unavailable (403, RFC 7247 §7.1) before
+    the gateway exits; nothing is left in
     flight (the router's count is 0) and the exit status is 0."""
     hole_port = free_port()
     extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
@@ -1010,7 +1035,7 @@ async def test_sigterm_answers_queued_stanzas(tmp):
                 await get(e.peer.received, 5)
             e.gw.proc.send_signal(signal.SIGTERM)
             codes = await final_codes(e, calls, timeout=10)
-            assert set(codes.values()) == {503}, codes
+            assert set(codes.values()) == {403}, codes
             codes = await final_codes(e, graced, timeout=10)
             assert set(codes.values()) == {200}, codes
             e.gw.proc.wait(5)
@@ -1161,6 +1186,28 @@ end"""
         assert not e.peer.inbound, "a stream was opened for a refused message"
         log = e.gw.log_text()
         assert "ev=s2s.out.state" not in log, log[-2000:]
+
+
+async def test_late_bounce_to_removed_partner_opens_no_stream(tmp):
+    """Audit L1/L5 in C: a message from peer.test is on its way to SIP when
+    a reload removes the partner; SIP then refuses it. The bounce may not
+    open a new stream to the removed partner (it did, with no partner entry,
+    so neither TLS nor dialback rules applied): xs_xmpp_send refuses it and
+    logs the drop."""
+    async with Env(tmp, sip_code=404) as e:
+        s = await e.peer.authenticated_stream()
+        e.sip.hold = True
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "late", mid="late-1"))
+        await get(e.sip.requests)
+        e.gw.write_policy(e.policy_text().replace('partner "peer.test"', '-- partner "peer.test"'))
+        assert "result=ok" in e.gw.reload()
+        streams_before = len(e.peer.inbound)
+        e.sip.release()
+        e.gw.wait_log("ev=xmpp.send.refused local=sip.test remote=peer.test reason=not-a-partner")
+        e.gw.wait_log("ev=xmpp.send.dropped .*id=late-1 cond=forbidden")
+        await asyncio.sleep(0.3)
+        assert len(e.peer.inbound) == streams_before, "a stream was opened to a removed partner"
+        assert "remote=peer.test from=- to=resolving" not in e.gw.log_text().split("policy.reload")[-1]
 
 
 async def test_reload_removes_partner(tmp):
