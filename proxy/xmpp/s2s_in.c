@@ -720,35 +720,48 @@ static void evict(struct s2s_in *in, const char *why)
     in_error(in, "resource-constraint", "too many unauthenticated streams");
 }
 
+/* Which of two unauthenticated streams goes first: one with no dialback
+ * under way before one whose verification is pending (it is about to be
+ * decided, and may be the partner's), then the older. A stranger cannot
+ * keep a stream pending for long: the partner answers its bogus key. */
+static int evict_before(const struct s2s_in *a, const struct s2s_in *b)
+{
+    int pa = count_pending(a) > 0, pb = count_pending(b) > 0;
+    return pa != pb ? pa < pb : a->serial < b->serial;
+}
+
 /* A new connection from `source` is about to become an unauthenticated
- * stream: if that passes the per-source or the total cap, the oldest
+ * stream: if that passes the per-source or the total cap, an
  * unauthenticated stream (of that source, or of all) makes room. Evicting
  * rather than refusing means a flood cannot lock out a partner that
  * connects after it; it has to outpace the partner's dialback instead. */
 static void make_room(struct xs_xmpp *x, const char *source)
 {
-    struct s2s_in *oldest_here = NULL, *oldest = NULL;
-    size_t here = 0, total = 0;
-    for (struct s2s_in *in = x->ins; in; in = in->next) {
-        if (in->state == IN_CLOSED || in_authenticated(in))
-            continue;
-        total++;
-        if (!oldest || in->serial < oldest->serial)
-            oldest = in;
-        if (!strcmp(in->source, source)) {
-            here++;
-            if (!oldest_here || in->serial < oldest_here->serial)
-                oldest_here = in;
+    /* Usually one pass and at most one eviction; more only when streams
+     * lost their authentication (a re-verified pair) and pushed the count
+     * past a cap. An evicted stream is closed and drops out of the count. */
+    for (;;) {
+        struct s2s_in *victim_here = NULL, *victim = NULL;
+        size_t here = 0, total = 0;
+        for (struct s2s_in *in = x->ins; in; in = in->next) {
+            if (in->state == IN_CLOSED || in_authenticated(in))
+                continue;
+            total++;
+            if (!victim || evict_before(in, victim))
+                victim = in;
+            if (!strcmp(in->source, source)) {
+                here++;
+                if (!victim_here || evict_before(in, victim_here))
+                    victim_here = in;
+            }
         }
+        if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE)
+            evict(victim_here, "per-source-cap");
+        else if (total >= x->budget.unauth_max)
+            evict(victim, "unauthenticated-cap");
+        else
+            return;
     }
-    if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE) {
-        if (oldest == oldest_here)
-            oldest = NULL;
-        evict(oldest_here, "per-source-cap");
-        total--;
-    }
-    if (total >= x->budget.unauth_max && oldest)
-        evict(oldest, "unauthenticated-cap");
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)

@@ -367,6 +367,34 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
             w.close()
 
 
+async def test_flood_spares_a_stream_in_dialback(tmp):
+    """When the unauthenticated streams are at their cap, a stream whose
+    dialback is being verified is evicted after the idle ones: a partner
+    whose server takes 3 s to answer db:verify still gets in while 320 new
+    idle connections arrive from 40 sources."""
+    async with Env(tmp) as e:
+        sources = [f"127.0.0.{i}" for i in range(2, 42)]
+        first = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 320, timeout=30)
+        e.peer.verify_delay = 3.0
+        s = await e.peer.open_stream("sip.test")
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", s.sid)
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        deadline = time.monotonic() + 10
+        while not e.peer.verified and time.monotonic() < deadline:  # our key, checked
+            await asyncio.sleep(0.05)
+        assert e.peer.verified, "the partner never checked the gateway's key"
+        second = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 640 + 2, timeout=30)
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "valid", el
+        s.send(message("alice@peer.test", "bob@sip.test", "made it"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"made it"
+        for _, _, w in first + second:
+            w.close()
+
+
 async def test_unauthenticated_deadlines(tmp):
     """Audit H3: 10 s for the header (was 30), 30 s from it to authenticate
     (was 60), measured on two idle streams side by side."""
