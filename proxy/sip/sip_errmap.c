@@ -297,6 +297,13 @@ void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *
                (al > 5 && strncasecmp(addr, "sips:", 5) == 0)) {
         memcpy(uri, addr, al);
         uri[al] = '\0';
+        /* Headers in a redirect URI would be copied into the client's next
+         * request (RFC 3261 §19.1.5); a remote XMPP server gets to name an
+         * address, not to add header fields. */
+        char *at = strchr(uri, '@');
+        char *q = strchr(at ? at : uri, '?');
+        if (q)
+            *q = '\0';
         ok = 1;
     }
     if (!ok) {

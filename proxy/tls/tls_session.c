@@ -4,6 +4,7 @@
  * public calls report as XS_EAGAIN, so the handshake and reads simply resume
  * on the next feed. */
 #include "tls/tls.h"
+#include "tls/tls_compat.h"
 #include "tls/tls_int.h"
 
 #include <stdint.h>
@@ -115,7 +116,7 @@ int xs_tls_feed(struct xs_tls *t, const char *data, size_t len)
  * end inside xs_tls_read; either way the session opens here. */
 static void note_open(struct xs_tls *t)
 {
-    if (t->state != TLS_HANDSHAKE || t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER)
+    if (t->state != TLS_HANDSHAKE || !xs_tls_compat_handshake_over(&t->ssl))
         return;
     t->state = TLS_OPEN;
     const char *v = mbedtls_ssl_get_version(&t->ssl);

@@ -115,7 +115,9 @@ void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
 /* The inbound stream whose verifications are filed under `tag`, or NULL. */
 struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag);
 /* Sends `el` (taken) from local to remote over the outbound stream for the
- * pair, creating it if needed. done (may be NULL) learns the outcome. */
+ * pair, creating it if needed. done (may be NULL) learns the outcome; a
+ * failure without done is logged. Refused (forbidden) unless `local` is one
+ * of our domains and `remote` has a partner entry, whatever a hook rewrote. */
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud);
 void xs_xmpp_stream_gone(struct xs_xmpp *x);
@@ -172,19 +174,26 @@ void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
 
-/* s2s_wire.c: what both kinds of stream write. */
-int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id);
-int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el);
+/* s2s_wire.c: what both kinds of stream write. The write functions return
+ * xs_link_write's result; a failure means the stream can no longer be
+ * trusted to carry anything, and the caller ends it. */
+int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id)
+    __attribute__((warn_unused_result));
+int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el)
+    __attribute__((warn_unused_result));
 /* Writes a dialback element, <db:NAME from to [id] [type]>key</db:NAME>,
  * with an <error type='cancel'><cond/></error> child when cond is given.
  * The db: prefix is written as XEP-0220 shows it: some servers (ejabberd)
  * match the prefixed name and ignore an unprefixed element in the same
  * namespace. The stream header declares the prefix. */
 int xs_s2s_write_db(struct xs_link *l, const char *name, const char *from, const char *to,
-                    const char *id, const char *type, const char *key, const char *cond);
+                    const char *id, const char *type, const char *key, const char *cond)
+    __attribute__((warn_unused_result));
 /* Writes <stream:error> with the condition and text, closes the stream and
- * the link. */
+ * the link (with XS_EPROTO, or with the write's failure when the error could
+ * not be queued). */
 void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text);
+/* Writes </stream:stream> and closes the link (XS_OK, or the write's failure). */
 void xs_s2s_close_stream(struct xs_link *l);
 struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs, void *ud);
 /* Copies the domain part of `jid` lower-cased into out; 0 or XS_EINVAL. */

@@ -111,9 +111,29 @@ static void in_error(struct s2s_in *in, const char *cond, const char *text)
     /* RFC 6120 §4.9.1.1: a stream error needs a stream to live in. */
     if (!in->header_sent) {
         xs_xmpp_random_id(in->id);
-        xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        if (rc != 0) {
+            xs_link_close(in->link, rc);
+            return;
+        }
     }
     xs_s2s_stream_error(in->link, cond, text);
+}
+
+/* A write the link refused: nothing more can be said on this stream, so it
+ * closes without a stream error. XS_ELIMIT means the peer does not read
+ * what it asks for (audit L6), before authentication too. */
+static void in_write_failed(struct s2s_in *in, int rc)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    xs_log(XS_LOG_WARN, "s2s.in.write", "stream=in%llu peer=%s remote=%s result=failed reason=%s",
+           (unsigned long long)in->serial, xs_link_peer(in->link),
+           in->remote[0] ? in->remote : "-", xs_errname(rc));
+    set_state(in, IN_CLOSED, "write failed");
+    if (in->parser)
+        xs_xml_parser_stop(in->parser);
+    xs_link_close(in->link, rc);
 }
 
 static struct in_pair *find_pair(struct s2s_in *in, const char *local, const char *remote)
@@ -140,7 +160,9 @@ static void write_features(struct s2s_in *in)
         n = snprintf(buf, sizeof buf,
                      "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
                      "'/></stream:features>");
-    xs_link_write(in->link, buf, (size_t)n);
+    int rc = xs_link_write(in->link, buf, (size_t)n);
+    if (rc != 0)
+        in_write_failed(in, rc);
 }
 
 static void on_stream_open(void *ud, const struct xs_xml_el *h)
@@ -157,9 +179,13 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
     if (from && xs_s2s_domain_of(from, in->remote) != 0)
         in->remote[0] = '\0';
     xs_xmpp_random_id(in->id);
-    xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
-                        in->remote[0] ? in->remote : NULL, in->id);
+    int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
+                                 in->remote[0] ? in->remote : NULL, in->id);
     in->header_sent = 1;
+    if (rc != 0) {
+        in_write_failed(in, rc);
+        return;
+    }
     if (!in->local[0] || !xs_policy_is_local_domain(in->x->policy, in->local)) {
         in_error(in, "host-unknown", "this gateway does not serve that domain");
         return;
@@ -183,7 +209,9 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 static void reply_db(struct s2s_in *in, const char *name, const char *from, const char *to,
                      const char *id, const char *type, const char *cond)
 {
-    xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    int rc = xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    if (rc != 0)
+        in_write_failed(in, rc);
 }
 
 /* Whether a domain is an address rather than a name: bracketed or bare
@@ -592,9 +620,13 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
             in_error(in, "policy-violation", "TLS is already on");
         } else {
             static const char proceed[] = "<proceed xmlns='" XS_NS_TLS "'/>";
-            xs_link_write(in->link, proceed, sizeof proceed - 1);
-            in->restart = 1;
-            xs_xml_parser_stop(in->parser);
+            int rc = xs_link_write(in->link, proceed, sizeof proceed - 1);
+            if (rc != 0) {
+                in_write_failed(in, rc);
+            } else {
+                in->restart = 1;
+                xs_xml_parser_stop(in->parser);
+            }
         }
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
         on_db_result(in, el);

@@ -44,7 +44,7 @@ it_sip_error 408 "Request Timeout" remote-server-timeout
 # (timer F, 32 s with the default T1) and alice gets remote-server-timeout.
 it_start silent sipp -sf "$IT_DIR/sipp/uas-silent.xml" -i 127.0.0.4 -p 5070 -m 1 \
     -timeout 60s -nostdin
-sleep 0.3
+it_wait_listen 127.0.0.4 5070 10
 it_xmpp alice-silent --to bob@sip.test --send 1 --body "anyone there?" --expect 1 --timeout 45
 it_wait_exit alice-silent 50
 it_stop silent

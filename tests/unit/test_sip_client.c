@@ -280,7 +280,7 @@ int main(void)
     pump(&loop, 10);
     xs_sip_close(sip, on_closed, NULL);
     CHECK(pending.calls == 1 && pending.cond == XS_COND_SERVICE_UNAVAILABLE);
-    pump(&loop, 20);
+    PUMP_UNTIL(&loop, closed, 2000);
     CHECK(closed && pending.calls == 1);
     close(hop_fd);
     CHECK(uv_loop_close(&loop) == 0);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <mbedtls/oid.h>
+#include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include "check.h"
@@ -273,7 +274,12 @@ static void check_san(const char *cert_path, const char *const *names, size_t n)
               &crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) == 0);
     CHECK(mbedtls_x509_crt_check_extended_key_usage(
               &crt, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) == 0);
+    /* Not a CA. The flag is a private field from mbedtls 3.0 on, without an accessor. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+    CHECK(crt.MBEDTLS_PRIVATE(ca_istrue) == 0);
+#else
     CHECK(crt.ca_istrue == 0);
+#endif
     CHECK(!mbedtls_x509_time_is_past(&crt.valid_to));
     CHECK(mbedtls_x509_time_is_past(&crt.valid_from));
     mbedtls_x509_crt_free(&crt);
