@@ -318,16 +318,25 @@ async def test_unanswerable_verify_closes_stream(tmp):
 
 
 async def test_peer_that_does_not_read_is_closed(tmp):
-    """Audit L6: an unauthenticated peer sends db:verify requests and never
-    reads the answers. Once the output bound is reached the gateway closes
-    the stream instead of holding megabytes for it."""
-    async with Env(tmp) as e:
+    """Audit L6: a peer sends db:verify requests and never reads the
+    answers. Once the output bound is reached the gateway closes the stream
+    instead of holding megabytes for it. Before authentication 64 requests
+    end the stream (test_db_verify_limits), so this peer authenticates
+    first (plaintext, tls = "optional") and floods after."""
+    async with Env(tmp, peer_tls="optional") as e:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", e.gw_port))
         r, w = await asyncio.open_connection(sock=sock)
         s = XStream(r, w)
         s.send(header("peer.test", "sip.test"))
+        kind, h = await s.next()
+        assert kind == "header", kind
+        await s.expect_el("features")
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", h.attrs["id"])
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "valid", el
         w.transport.pause_reading()
         req = f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 60}\">k</db:verify>"
         for _ in range(40):
