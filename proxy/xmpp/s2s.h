@@ -132,6 +132,10 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
                         int valid);
 void xs_s2s_in_sweep(struct s2s_in *in, double now);
+/* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
+ * inbound stream number `serial`, encrypted when `secure`, goes where it
+ * belongs. */
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el);
 /* After a reload: closes the stream with a stream error when its peer is no
  * longer a partner or any of its pairs fails the new rules (partner, its tls
  * and dialback settings, the local domain). */
