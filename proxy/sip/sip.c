@@ -204,7 +204,7 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
     if (xs_sip_log_ok(sip)) {
         xs_log(
             XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-            from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
+            xs_sip_tp_name(from->transport), from->desc, status,
             sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
         sip->unlogged = 0;
     }
