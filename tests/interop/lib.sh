@@ -459,7 +459,8 @@ for line in sys.stdin:
 
 # it_sip_summary NAME: one line per unique MESSAGE sipp NAME received:
 #   request-uri TAB from-uri TAB to-uri TAB content-type (lower case, no spaces) TAB body
-# A GRUU's value (the XMPP sender's resource, RFC 7572 section 4) is shown as ";gr=*".
+# The From keeps its GRUU (the XMPP sender's resource, RFC 7572 section 4): compare it with
+# it_xmpp_sip_from.
 it_sip_summary() {
     it_sip_requests "$1" | "$PY" -c '
 import json, re, sys
@@ -469,7 +470,7 @@ def uri(v):
         v = v[v.index("<") + 1:v.index(">")] if ">" in v else v
     else:
         v = v.split(";")[0]
-    return re.sub(r";gr=[^;>]*", ";gr=*", v)
+    return v
 for line in sys.stdin:
     m = json.loads(line)
     h = m["headers"]
