@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/addr.h"
 #include "core/err.h"
-#include "sip/sip_msg.h"
 
 enum charset { CS_UTF8, CS_ASCII, CS_LATIN1, CS_CP1252, CS_UTF16, CS_UTF16BE, CS_UTF16LE };
 
@@ -311,4 +311,19 @@ int xs_sip_content_to_text(const char *type, const char *subtype, const char *ch
         return 400;
     }
     return 0;
+}
+
+int xs_sip_text_ok(const char *s, size_t len)
+{
+    /* XML 1.0 Char: no C0 control but TAB, LF and CR, and no U+FFFE or
+     * U+FFFF (EF BF BE, EF BF BF); DEL is refused as well. The UTF-8 rules
+     * are the address validator's, so there is one decoder to trust. */
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
+            return 0;
+        if (p[i] == 0xef && len - i > 2 && p[i + 1] == 0xbf && (p[i + 2] & 0xfe) == 0xbe)
+            return 0;
+    }
+    return xs_addr_utf8_ok(s, len);
 }

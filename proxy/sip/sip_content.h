@@ -4,7 +4,8 @@
  * the result does not depend on the machine's locale data), and text/html is
  * carried as its text: tags dropped (with script and style content),
  * block ends as line breaks, the XML entities, &nbsp; and numeric character
- * references decoded. XHTML-IM (XEP-0071) is not produced. */
+ * references decoded. XHTML-IM (XEP-0071) is not produced. Also the one
+ * check that text is what XML can carry, for bodies and headers both ways. */
 #ifndef XS_SIP_SIP_CONTENT_H
 #define XS_SIP_SIP_CONTENT_H
 
@@ -20,5 +21,9 @@
  * maximum or memory runs out. */
 int xs_sip_content_to_text(const char *type, const char *subtype, const char *charset,
                            const char *body, size_t len, struct xs_buf *out, const char **why);
+
+/* 1 when s[0..len) is well-formed UTF-8 with no NUL and no control
+ * characters but TAB, LF and CR (what XML 1.0 and so XMPP can carry). */
+int xs_sip_text_ok(const char *s, size_t len);
 
 #endif

@@ -1,15 +1,15 @@
-/* SIP messages as bytes: framing, parsing and validation of what arrives
- * (into an event or a local answer), and building of the requests and
- * responses the gateway sends. libosip2 is used only as a parser for header
- * fields; bodies are taken from the raw bytes, and everything we send is
- * written here as text. No sockets, no timers: the fuzzer drives this file
+/* SIP messages on libosip2: parsing and validation of what arrives (into a
+ * verdict: a response, a local answer, or a MESSAGE turned into an event by
+ * sip_translate.h), and building of the responses the gateway sends.
+ * libosip2 is used only as a parser for header fields; framing is
+ * sip_frame.h's, bodies are taken from the raw bytes, and everything we send
+ * is written as text. No sockets, no timers: the fuzzer drives this file
  * alone. */
 #ifndef XS_SIP_MSG_H
 #define XS_SIP_MSG_H
 
 #include <osipparser2/osip_parser.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "core/buf.h"
 #include "event.h"
@@ -28,21 +28,6 @@
  * osip's own stderr tracing off (we log parse failures ourselves). Safe to
  * call any number of times; must run before the first parse. */
 void xs_sip_msg_global_init(void);
-
-/* Finds one message at the start of data[0..len). `stream` is 1 on TCP,
- * where Content-Length is required (RFC 3261 §18.3), 0 for a datagram, where
- * a missing Content-Length means "the rest" and one larger than the rest
- * still frames the whole datagram (xs_sip_in_parse answers it 400). Returns
- * 1 with *msg_len set when a whole message is there, 0 when more bytes are
- * needed (stream only), or XS_EPROTO (no or bad Content-Length, header
- * section not terminated in a datagram), XS_ELIMIT (header section or whole
- * message larger than `max`).
- * *hdr_len is set whenever the header section is complete (else 0), so a
- * caller can still answer a framing error; *msg_len is set as soon as the
- * Content-Length is known, even when 0 says the body is still incomplete,
- * so a stream reader need not frame again until that many bytes are in. */
-int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
-                 size_t *hdr_len);
 
 enum xs_sip_verdict {
     XS_SIP_DROP = 0, /* nothing can be answered: log and forget */
@@ -83,10 +68,6 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
  * xs_sip_in_parse), else DROP. */
 void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in);
 
-/* xs_random_hex (core/random.h), under the name sip_transport.c still
- * calls: it goes once the transport calls xs_random_hex itself. */
-void xs_sip_random_hex(char *out, size_t nbytes);
-
 /* The standard reason phrase for a status ("Not Found"); "Unknown" else. */
 const char *xs_sip_reason_phrase(int status);
 
@@ -107,36 +88,5 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
  * never much larger than what came in. */
 int xs_sip_build_terse_response(const osip_message_t *req, int status, const char *to_tag,
                                 int all_vias, struct xs_buf *out);
-
-struct xs_sip_req_params {
-    const char *transport; /* "UDP" or "TCP" */
-    const char *via_host;  /* our sent-by */
-    int via_port;
-    const char *branch;   /* "z9hG4bK..." */
-    const char *from_tag; /* tag for From */
-    const char *call_id;  /* used when ev->thread is not a usable Call-ID */
-    uint32_t cseq;
-};
-
-/* The most a MESSAGE may weigh over UDP (RFC 3428 §8). */
-#define XS_SIP_UDP_MESSAGE_MAX 1300
-
-/* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why
- * (static) set: XS_EINVAL for an address that is not a SIP URI, XS_EPROTO
- * for a missing or non-text body, XS_ELIMIT when out's maximum is passed or
- * p->transport is "UDP" and the request is larger than
- * XS_SIP_UDP_MESSAGE_MAX (the caller answers policy-violation, RFC 7572 §6).
- * The Call-ID is ev->thread when xs_sip_callid_ok() accepts it, else
- * p->call_id. */
-int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
-                         struct xs_buf *out, const char **why);
-
-/* 1 when s can be sent as a Call-ID as it is (RFC 3261 word ["@" word],
- * bounded length). */
-int xs_sip_callid_ok(const char *s);
-
-/* 1 when s[0..len) is well-formed UTF-8 with no NUL and no control
- * characters but TAB, LF and CR (what XML 1.0 and so XMPP can carry). */
-int xs_sip_text_ok(const char *s, size_t len);
 
 #endif

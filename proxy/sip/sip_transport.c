@@ -8,6 +8,8 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/random.h"
+#include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
 #include "sip/sip_tp_int.h"
 
@@ -317,7 +319,7 @@ static void frame_error(struct xs__sip_conn *c, int rc, const char *msg, size_t 
         if (in.verdict == XS_SIP_ANSWER) {
             struct xs_buf out;
             char tag[17];
-            xs_sip_random_hex(tag, 8);
+            xs_random_hex(tag, 8);
             xs_buf_init(&out, c->tp->lim.max_message + 4096);
             if (xs_sip_build_response(in.msg, status, tag, c->tp->lim.warn_host, why, NULL, &out) ==
                 0)

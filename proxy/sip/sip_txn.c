@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "sip/sip_translate.h"
 
 #define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */

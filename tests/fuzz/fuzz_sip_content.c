@@ -9,7 +9,6 @@
 #include "core/buf.h"
 #include "sip/sip.h"
 #include "sip/sip_content.h"
-#include "sip/sip_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -11,6 +11,7 @@
 
 #include "core/buf.h"
 #include "sip/sip_acl.h"
+#include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
 
 static void answer(const struct xs_sip_in *in)

@@ -6,7 +6,9 @@
 #include "core/err.h"
 #include "sip/sip.h"
 #include "sip/sip_content.h"
+#include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
+#include "sip/sip_translate.h"
 #include "sip_testutil.h"
 
 static void test_errmap(void)

@@ -8,7 +8,6 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "sip/sip_msg.h"
 #include "sip/sip_transport.h"
 #include "sip_testutil.h"
 #include "tls/tls.h"
