@@ -1,6 +1,8 @@
 /* The SIP side: glue between the transports, the transactions and the
- * router. Everything it holds hangs off struct xs_sip; the only process-wide
- * state it touches is osip's parser table (see xs_sip_msg_global_init). */
+ * router. Everything it holds hangs off struct xs_sip, which is private to
+ * this file: the transaction layer (sip_txn.h) is a part it embeds, and
+ * calls back only through its on_idle hook. The only process-wide state it
+ * touches is osip's parser table (see xs_sip_msg_global_init). */
 #include "sip/sip.h"
 
 #include <stdio.h>
@@ -16,6 +18,35 @@
 #include "sip/sip_txn.h"
 
 #define TABLE_BUCKETS 4096
+
+struct xs_sip {
+    uv_loop_t *loop;
+    struct xs_sip_opts opts;
+    struct xs_sip_tp *tp;
+    struct xs__sip_txns txns;
+    size_t max_message;
+    char host[256]; /* our name for Warning agents and generated Call-IDs */
+    /* The listeners as started, to tell a reload that changes them. */
+    struct xs_sip_endpoint *listen;
+    size_t n_listen;
+    /* The peers requests are accepted from (sip.trusted, or the next hop's
+     * resolved addresses). NULL until the first resolution of the next hop
+     * is done: requests are answered 503 meanwhile. */
+    struct xs_sip_acl *trusted;
+    unsigned trust_gen;             /* bumped by every reload: older lookups are stale */
+    struct xs_sip_resolve *resolve; /* the newest next-hop lookup in flight */
+    size_t resolving;               /* lookups whose callback is still due */
+    /* Answers to untrusted sources, all together, in the current second:
+     * a bound on what forged sources can make the gateway send anywhere. */
+    uint64_t refuse_window;
+    unsigned refusals;
+    int closing;
+    int tp_open;
+    void (*on_closed)(void *ud);
+    void *closed_ud;
+};
+
+static void maybe_closed(struct xs_sip *sip);
 
 void xs_sip_default_opts(struct xs_sip_opts *o)
 {
@@ -64,6 +95,7 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
     /* 64 KiB is what one UDP datagram can carry; a policy that asks for
      * nothing gets that. */
     sip->max_message = cfg->sip_max_message ? cfg->sip_max_message : 65535;
+    sip->txns.max_message = sip->max_message;
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -105,7 +137,7 @@ static void on_hop_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *
     }
     uv_freeaddrinfo(res);
     free(r);
-    xs_sip_maybe_closed(sip);
+    maybe_closed(sip);
 }
 
 /* Looks the next hop up; its addresses become the trusted list when the
@@ -173,23 +205,6 @@ static int trust_configure(struct xs_sip *sip, const struct xs_config *cfg)
     return 1;
 }
 
-#define LOG_LINES_PER_S 10
-
-int xs_sip_log_ok(struct xs_sip *sip)
-{
-    uint64_t now = uv_now(sip->loop);
-    if (now - sip->log_window >= 1000) {
-        sip->log_window = now;
-        sip->log_lines = 0;
-    }
-    if (sip->log_lines >= LOG_LINES_PER_S) {
-        sip->unlogged++;
-        return 0;
-    }
-    sip->log_lines++;
-    return 1;
-}
-
 #define REFUSALS_PER_S 100
 
 /* A request from a source that is not trusted: a terse 403 (503 while the
@@ -201,12 +216,13 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
                              size_t len)
 {
     int status = sip->trusted ? 403 : 503;
-    if (xs_sip_log_ok(sip)) {
-        xs_log(
-            XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-            xs_sip_tp_name(from->transport), from->desc, status,
-            sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
-        sip->unlogged = 0;
+    if (xs__sip_log_ok(&sip->txns)) {
+        xs_log(XS_LOG_WARN, "sip.refused",
+               "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
+               xs_sip_tp_name(from->transport), from->desc, status,
+               sip->trusted ? "source not trusted" : "trusted peers not resolved yet",
+               sip->txns.unlogged);
+        sip->txns.unlogged = 0;
     }
     uint64_t now = uv_now(sip->loop);
     if (now - sip->refuse_window >= 1000) {
@@ -256,12 +272,12 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
                xs_sip_tp_name(from->transport), from->desc, len, in.why);
         break;
     case XS_SIP_RESPONSE:
-        xs_sip_client_response(sip, &in);
+        xs__sip_client_response(&sip->txns, &in);
         break;
     case XS_SIP_ACK:
     case XS_SIP_ANSWER:
     case XS_SIP_SUBMIT:
-        xs_sip_server_request(sip, from, &in);
+        xs__sip_server_request(&sip->txns, from, &in);
         break;
     }
     xs_sip_in_clear(&in);
@@ -269,7 +285,8 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
 
 static void on_next_hop(void *ud, int status)
 {
-    xs_sip_client_next_hop(ud, status);
+    struct xs_sip *sip = ud;
+    xs__sip_client_next_hop(&sip->txns, status);
 }
 
 static void free_listen(struct xs_sip_endpoint *l, size_t n)
@@ -299,10 +316,15 @@ static int copy_listen(struct xs_sip *sip, const struct xs_config *cfg)
 static void sip_free(struct xs_sip *sip)
 {
     xs_sip_acl_free(sip->trusted);
-    xs_sip_table_free(&sip->servers);
-    xs_sip_table_free(&sip->clients);
+    xs__sip_txns_free(&sip->txns);
     free_listen(sip->listen, sip->n_listen);
     free(sip);
+}
+
+/* The transaction layer's last timer has closed. */
+static void on_txns_idle(void *ud)
+{
+    maybe_closed(ud);
 }
 
 int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct xs_sip_opts *opts,
@@ -315,11 +337,12 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
         return XS_ENOMEM;
     sip->loop = loop;
     sip->opts = *opts;
-    sip->submit = submit;
-    sip->router = router;
+    int rc = xs__sip_txns_init(&sip->txns, loop, &sip->opts, sip->host, TABLE_BUCKETS);
+    sip->txns.submit = submit;
+    sip->txns.router = router;
+    sip->txns.on_idle = on_txns_idle;
+    sip->txns.idle_ud = sip;
     take_config(sip, cfg);
-    int rc = xs_sip_table_init(&sip->servers, TABLE_BUCKETS);
-    rc = rc ? rc : xs_sip_table_init(&sip->clients, TABLE_BUCKETS);
     rc = rc ? rc : copy_listen(sip, cfg);
     int lookup = rc ? 0 : trust_configure(sip, cfg);
     if (lookup < 0)
@@ -338,6 +361,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
         return rc;
     }
     sip->tp_open = 1;
+    sip->txns.tp = sip->tp;
     if (lookup == 1)
         trust_resolve(sip, cfg->sip_next_hop.host);
     xs_log(XS_LOG_INFO, "sip.ready", "listeners=%zu next_hop=%s max_message=%zu", cfg->n_sip_listen,
@@ -385,12 +409,13 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
 
 void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 {
-    xs_sip_client_start(impl, ev, done, ud);
+    struct xs_sip *sip = impl;
+    xs__sip_client_start(&sip->txns, ev, done, ud);
 }
 
-void xs_sip_maybe_closed(struct xs_sip *sip)
+static void maybe_closed(struct xs_sip *sip)
 {
-    if (!sip->closing || sip->tp_open || sip->timers_open || sip->resolving)
+    if (!sip->closing || sip->tp_open || sip->txns.timers_open || sip->resolving)
         return;
     void (*cb)(void *) = sip->on_closed;
     void *ud = sip->closed_ud;
@@ -403,12 +428,12 @@ static void on_tp_closed(void *ud)
 {
     struct xs_sip *sip = ud;
     sip->tp_open = 0;
-    xs_sip_maybe_closed(sip);
+    maybe_closed(sip);
 }
 
 void xs_sip_drain(struct xs_sip *sip)
 {
-    sip->draining = 1;
+    sip->txns.draining = 1;
 }
 
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
@@ -418,10 +443,10 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
     sip->closing = 1;
     sip->on_closed = on_closed;
     sip->closed_ud = ud;
-    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu", sip->servers.count,
-           sip->clients.count);
+    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu", sip->txns.servers.count,
+           sip->txns.clients.count);
     /* Transactions first, while the transports can still carry the 503s. */
-    xs_sip_txn_close_all(sip);
+    xs__sip_txns_close(&sip->txns);
     if (sip->resolve)
         uv_cancel((uv_req_t *)&sip->resolve->req);
     xs_sip_tp_close(sip->tp, on_tp_closed, sip);

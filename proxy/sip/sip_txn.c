@@ -1,3 +1,6 @@
+/* RFC 3261 §17 non-INVITE transactions (see sip_txn.h): server ones hand
+ * MESSAGEs to the router and answer when done() comes, client ones carry
+ * events to the next hop; both absorb retransmissions until their timer. */
 #include "sip/sip_txn.h"
 
 #include <netinet/in.h>
@@ -15,10 +18,53 @@
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 #define TIMER_F_T1 64
 #define TIMER_J_T1 64
+#define LOG_LINES_PER_S 10
+
+enum xs_sip_txn_kind { XS_TXN_SERVER = 0, XS_TXN_CLIENT = 1 };
+
+enum xs_sip_txn_state {
+    XS_TXN_WAITING = 0, /* client: the way out is being set up */
+    XS_TXN_TRYING,      /* server: waiting for done(); client: sent, no answer yet */
+    XS_TXN_PROCEEDING,  /* client: a 1xx came */
+    XS_TXN_COMPLETED,   /* final response sent (server) or received (client) */
+};
+
+struct xs_sip_txn {
+    struct xs_sip_txn *hnext;       /* hash chain */
+    struct xs_sip_txn *prev, *next; /* the layer's list of this kind */
+    struct xs__sip_txns *txns;      /* NULL once detached by close */
+    enum xs_sip_txn_kind kind;
+    enum xs_sip_txn_state state;
+    char key[XS_SIP_KEY_MAX];
+    uv_timer_t timer; /* J (server); E, F and K (client) */
+    int destroyed;    /* out of the table, timer closing */
+    int timer_closed;
+    int done_owed; /* server: submit's done() has not come yet */
+    uint64_t serial;
+
+    /* server */
+    struct xs_sip_peer peer;
+    osip_message_t *req; /* owned until the final response is built */
+    char to_tag[17];
+    struct xs_buf resp; /* the final response, resent on retransmissions */
+    size_t stored;      /* bytes of resp counted in txns->stored_bytes */
+
+    /* client */
+    struct xs_event *ev; /* owned */
+    xs_done_cb done;
+    void *done_ud;
+    struct xs_buf out; /* the request as sent */
+    enum xs_sip_transport transport;
+    uint64_t f_deadline; /* loop time (ms) of Timer F */
+    unsigned interval;   /* current Timer E interval */
+    char branch[40];
+    char from_tag[17];
+    char call_id[300];
+};
 
 /* ---- table ---- */
 
-int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets)
+int xs__sip_table_init(struct xs__sip_table *t, size_t n_buckets)
 {
     t->n_buckets = n_buckets;
     t->count = 0;
@@ -29,36 +75,68 @@ int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets)
     return t->buckets ? 0 : XS_ENOMEM;
 }
 
-void xs_sip_table_free(struct xs_sip_table *t)
+void xs__sip_table_free(struct xs__sip_table *t)
 {
     free(t->buckets);
     t->buckets = NULL;
 }
 
-size_t xs_sip_table_bucket(const struct xs_sip_table *t, const char *key)
+int xs__sip_txns_init(struct xs__sip_txns *t, uv_loop_t *loop, const struct xs_sip_opts *opts,
+                      const char *host, size_t n_buckets)
+{
+    memset(t, 0, sizeof *t);
+    t->loop = loop;
+    t->opts = opts;
+    t->host = host;
+    int rc = xs__sip_table_init(&t->servers, n_buckets);
+    return rc ? rc : xs__sip_table_init(&t->clients, n_buckets);
+}
+
+void xs__sip_txns_free(struct xs__sip_txns *t)
+{
+    xs__sip_table_free(&t->servers);
+    xs__sip_table_free(&t->clients);
+}
+
+int xs__sip_log_ok(struct xs__sip_txns *t)
+{
+    uint64_t now = uv_now(t->loop);
+    if (now - t->log_window >= 1000) {
+        t->log_window = now;
+        t->log_lines = 0;
+    }
+    if (t->log_lines >= LOG_LINES_PER_S) {
+        t->unlogged++;
+        return 0;
+    }
+    t->log_lines++;
+    return 1;
+}
+
+size_t xs__sip_table_bucket(const struct xs__sip_table *t, const char *key)
 {
     return (size_t)xs_siphash(t->seed, key, strlen(key)) & (t->n_buckets - 1);
 }
 
-static struct xs_sip_txn *table_find(struct xs_sip_table *t, const char *key)
+static struct xs_sip_txn *table_find(struct xs__sip_table *t, const char *key)
 {
-    for (struct xs_sip_txn *x = t->buckets[xs_sip_table_bucket(t, key)]; x; x = x->hnext)
+    for (struct xs_sip_txn *x = t->buckets[xs__sip_table_bucket(t, key)]; x; x = x->hnext)
         if (strcmp(x->key, key) == 0)
             return x;
     return NULL;
 }
 
-static void table_insert(struct xs_sip_table *t, struct xs_sip_txn *x)
+static void table_insert(struct xs__sip_table *t, struct xs_sip_txn *x)
 {
-    size_t b = xs_sip_table_bucket(t, x->key);
+    size_t b = xs__sip_table_bucket(t, x->key);
     x->hnext = t->buckets[b];
     t->buckets[b] = x;
     t->count++;
 }
 
-static void table_remove(struct xs_sip_table *t, struct xs_sip_txn *x)
+static void table_remove(struct xs__sip_table *t, struct xs_sip_txn *x)
 {
-    for (struct xs_sip_txn **p = &t->buckets[xs_sip_table_bucket(t, x->key)]; *p; p = &(*p)->hnext)
+    for (struct xs_sip_txn **p = &t->buckets[xs__sip_table_bucket(t, x->key)]; *p; p = &(*p)->hnext)
         if (*p == x) {
             *p = x->hnext;
             t->count--;
@@ -81,47 +159,47 @@ static void txn_free(struct xs_sip_txn *x)
 static void on_timer_closed(uv_handle_t *h)
 {
     struct xs_sip_txn *x = h->data;
-    struct xs_sip *sip = x->sip;
+    struct xs__sip_txns *txns = x->txns;
     x->timer_closed = 1;
     if (!x->done_owed)
         txn_free(x);
-    if (sip) {
-        sip->timers_open--;
-        xs_sip_maybe_closed(sip);
-    }
+    /* The last thing done here: on_idle may free the layer. */
+    if (txns && --txns->timers_open == 0 && txns->on_idle)
+        txns->on_idle(txns->idle_ud);
 }
 
-static struct xs_sip_txn **list_of(struct xs_sip *sip, struct xs_sip_txn *x)
+static struct xs_sip_txn **list_of(struct xs__sip_txns *txns, struct xs_sip_txn *x)
 {
-    return x->kind == XS_TXN_SERVER ? &sip->server_list : &sip->client_list;
+    return x->kind == XS_TXN_SERVER ? &txns->server_list : &txns->client_list;
 }
 
-static struct xs_sip_txn **tail_of(struct xs_sip *sip, struct xs_sip_txn *x)
+static struct xs_sip_txn **tail_of(struct xs__sip_txns *txns, struct xs_sip_txn *x)
 {
-    return x->kind == XS_TXN_SERVER ? &sip->server_tail : &sip->client_tail;
+    return x->kind == XS_TXN_SERVER ? &txns->server_tail : &txns->client_tail;
 }
 
-static struct xs_sip_txn *txn_new(struct xs_sip *sip, enum xs_sip_txn_kind kind, const char *key)
+static struct xs_sip_txn *txn_new(struct xs__sip_txns *txns, enum xs_sip_txn_kind kind,
+                                  const char *key)
 {
     struct xs_sip_txn *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    x->sip = sip;
+    x->txns = txns;
     x->kind = kind;
     snprintf(x->key, sizeof x->key, "%s", key);
-    xs_buf_init(&x->resp, sip->max_message + 4096);
-    xs_buf_init(&x->out, sip->max_message);
-    uv_timer_init(sip->loop, &x->timer);
+    xs_buf_init(&x->resp, txns->max_message + 4096);
+    xs_buf_init(&x->out, txns->max_message);
+    uv_timer_init(txns->loop, &x->timer);
     x->timer.data = x;
-    sip->timers_open++;
-    struct xs_sip_txn **list = list_of(sip, x);
+    txns->timers_open++;
+    struct xs_sip_txn **list = list_of(txns, x);
     x->next = *list;
     if (*list)
         (*list)->prev = x;
     else
-        *tail_of(sip, x) = x;
+        *tail_of(txns, x) = x;
     *list = x;
-    table_insert(kind == XS_TXN_SERVER ? &sip->servers : &sip->clients, x);
+    table_insert(kind == XS_TXN_SERVER ? &txns->servers : &txns->clients, x);
     return x;
 }
 
@@ -132,12 +210,12 @@ static void txn_destroy(struct xs_sip_txn *x)
     if (x->destroyed)
         return;
     x->destroyed = 1;
-    struct xs_sip *sip = x->sip;
-    if (sip) {
-        sip->stored_bytes -= x->stored;
+    struct xs__sip_txns *txns = x->txns;
+    if (txns) {
+        txns->stored_bytes -= x->stored;
         x->stored = 0;
-        table_remove(x->kind == XS_TXN_SERVER ? &sip->servers : &sip->clients, x);
-        struct xs_sip_txn **list = list_of(sip, x);
+        table_remove(x->kind == XS_TXN_SERVER ? &txns->servers : &txns->clients, x);
+        struct xs_sip_txn **list = list_of(txns, x);
         if (x->prev)
             x->prev->next = x->next;
         else
@@ -145,7 +223,7 @@ static void txn_destroy(struct xs_sip_txn *x)
         if (x->next)
             x->next->prev = x->prev;
         else
-            *tail_of(sip, x) = x->prev;
+            *tail_of(txns, x) = x->prev;
     }
     uv_timer_stop(&x->timer);
     uv_close((uv_handle_t *)&x->timer, on_timer_closed);
@@ -158,7 +236,7 @@ static void on_expire(uv_timer_t *t)
 
 /* Makes room in a full table by dropping the oldest transaction if it is
  * only waiting out its timer; returns 0 when there is room. */
-static int make_room(struct xs_sip *sip, struct xs_sip_table *t, struct xs_sip_txn *oldest,
+static int make_room(struct xs__sip_txns *txns, struct xs__sip_table *t, struct xs_sip_txn *oldest,
                      size_t max)
 {
     if (t->count < max)
@@ -183,7 +261,7 @@ static void server_send(struct xs_sip_txn *x)
 {
     if (!x->resp.len)
         return;
-    int rc = xs_sip_tp_reply(x->sip->tp, &x->peer, x->resp.data, x->resp.len);
+    int rc = xs_sip_tp_reply(x->txns->tp, &x->peer, x->resp.data, x->resp.len);
     if (rc != 0)
         xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", x->peer.desc,
                xs_errname(rc));
@@ -193,35 +271,35 @@ static void server_send(struct xs_sip_txn *x)
  * ending the oldest completed transactions. When that is not enough the
  * bytes are let go: the transaction still absorbs retransmissions (so the
  * message is never delivered twice), it just cannot answer them. */
-static void keep_response(struct xs_sip *sip, struct xs_sip_txn *x)
+static void keep_response(struct xs__sip_txns *txns, struct xs_sip_txn *x)
 {
     size_t len = x->resp.len;
-    struct xs_sip_txn *y = sip->server_tail;
-    for (int steps = 0; sip->stored_bytes + len > sip->opts.max_stored_bytes && y && steps < 256;
+    struct xs_sip_txn *y = txns->server_tail;
+    for (int steps = 0; txns->stored_bytes + len > txns->opts->max_stored_bytes && y && steps < 256;
          steps++) {
         struct xs_sip_txn *older = y;
         y = y->prev;
         if (older != x && older->stored && !older->destroyed)
             txn_destroy(older);
     }
-    if (sip->stored_bytes + len > sip->opts.max_stored_bytes) {
-        if (xs_sip_log_ok(sip))
+    if (txns->stored_bytes + len > txns->opts->max_stored_bytes) {
+        if (xs__sip_log_ok(txns))
             xs_log(XS_LOG_WARN, "sip.txn", "peer=%s stored=%zu reason=\"response store full\"",
-                   x->peer.desc, sip->stored_bytes);
+                   x->peer.desc, txns->stored_bytes);
         xs_buf_free(&x->resp);
         return;
     }
     x->stored = len;
-    sip->stored_bytes += len;
+    txns->stored_bytes += len;
 }
 
 /* Builds and sends the final response, then keeps it for Timer J so
  * retransmitted requests get it again (RFC 3261 §17.2.2). */
 static void server_final(struct xs_sip_txn *x, int status, const char *warn, const char *extra)
 {
-    struct xs_sip *sip = x->sip;
+    struct xs__sip_txns *txns = x->txns;
     xs_buf_reset(&x->resp);
-    int rc = xs_sip_build_response(x->req, status, x->to_tag, sip->host, warn, extra, &x->resp);
+    int rc = xs_sip_build_response(x->req, status, x->to_tag, txns->host, warn, extra, &x->resp);
     osip_message_free(x->req);
     x->req = NULL;
     x->state = XS_TXN_COMPLETED;
@@ -236,16 +314,16 @@ static void server_final(struct xs_sip_txn *x, int status, const char *warn, con
         txn_destroy(x);
         return;
     }
-    keep_response(sip, x);
-    uv_timer_start(&x->timer, on_expire, (uint64_t)TIMER_J_T1 * sip->opts.t1_ms, 0);
+    keep_response(txns, x);
+    uv_timer_start(&x->timer, on_expire, (uint64_t)TIMER_J_T1 * txns->opts->t1_ms, 0);
 }
 
 static void server_done(void *ud, enum xs_cond cond, const char *text)
 {
     struct xs_sip_txn *x = ud;
     x->done_owed = 0;
-    if (!x->sip) {
-        /* The side closed first and already answered 503. */
+    if (!x->txns) {
+        /* The layer closed first and already answered 503. */
         if (x->timer_closed)
             txn_free(x);
         return;
@@ -260,7 +338,7 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     }
     /* A per-user failure never becomes 503 (RFC 7247 §7.1 note 5); only the
      * side's own overload and shutdown answer 503 with Retry-After. */
-    if (cond == XS_COND_SERVICE_UNAVAILABLE && x->sip->draining) {
+    if (cond == XS_COND_SERVICE_UNAVAILABLE && x->txns->draining) {
         xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=503 reason=shutting-down",
                (unsigned long long)x->serial, x->peer.desc);
         server_final(x, 503, "shutting down", RETRY_AFTER_HEADER);
@@ -277,16 +355,16 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
 }
 
 /* Answers without keeping state: used when the table is full. */
-static void answer_stateless(struct xs_sip *sip, const struct xs_sip_peer *from,
+static void answer_stateless(struct xs__sip_txns *txns, const struct xs_sip_peer *from,
                              const osip_message_t *req, int status, const char *why,
                              const char *extra)
 {
     struct xs_buf b;
     char tag[17];
     xs_random_hex(tag, 8);
-    xs_buf_init(&b, sip->max_message + 4096);
-    if (xs_sip_build_response(req, status, tag, sip->host, why, extra, &b) == 0)
-        xs_sip_tp_reply(sip->tp, from, b.data, b.len);
+    xs_buf_init(&b, txns->max_message + 4096);
+    if (xs_sip_build_response(req, status, tag, txns->host, why, extra, &b) == 0)
+        xs_sip_tp_reply(txns->tp, from, b.data, b.len);
     xs_buf_free(&b);
 }
 
@@ -313,24 +391,25 @@ static int same_source(const struct xs_sip_peer *a, const struct xs_sip_peer *b)
 }
 
 /* An absurd request (see xs_sip_in.absurd): a terse answer, no state. */
-static void answer_absurd(struct xs_sip *sip, const struct xs_sip_peer *from,
+static void answer_absurd(struct xs__sip_txns *txns, const struct xs_sip_peer *from,
                           const struct xs_sip_in *in)
 {
-    if (xs_sip_log_ok(sip)) {
+    if (xs__sip_log_ok(txns)) {
         xs_log(XS_LOG_WARN, "sip.refused", "peer=%s status=%d reason=\"%s\" unlogged=%lu",
-               from->desc, in->status, in->why, sip->unlogged);
-        sip->unlogged = 0;
+               from->desc, in->status, in->why, txns->unlogged);
+        txns->unlogged = 0;
     }
     struct xs_buf b;
     char tag[17];
     xs_random_hex(tag, 8);
     xs_buf_init(&b, 4096);
     if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &b) == 0)
-        xs_sip_tp_reply(sip->tp, from, b.data, b.len);
+        xs_sip_tp_reply(txns->tp, from, b.data, b.len);
     xs_buf_free(&b);
 }
 
-void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, struct xs_sip_in *in)
+void xs__sip_server_request(struct xs__sip_txns *txns, const struct xs_sip_peer *from,
+                            struct xs_sip_in *in)
 {
     char q[256];
     /* An ACK only confirms a final response we sent to an INVITE (a 405);
@@ -338,18 +417,18 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     if (in->verdict == XS_SIP_ACK)
         return;
     if (in->verdict == XS_SIP_ANSWER && in->absurd) {
-        answer_absurd(sip, from, in);
+        answer_absurd(txns, from, in);
         return;
     }
-    struct xs_sip_txn *x = table_find(&sip->servers, in->key);
+    struct xs_sip_txn *x = table_find(&txns->servers, in->key);
     if (x) {
         if (!same_source(&x->peer, from)) {
-            if (xs_sip_log_ok(sip)) {
+            if (xs__sip_log_ok(txns)) {
                 xs_log(XS_LOG_WARN, "sip.drop",
                        "peer=%s first=%s unlogged=%lu "
                        "reason=\"retransmission from another source\"",
-                       from->desc, x->peer.desc, sip->unlogged);
-                sip->unlogged = 0;
+                       from->desc, x->peer.desc, txns->unlogged);
+                txns->unlogged = 0;
             }
             return;
         }
@@ -362,19 +441,19 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
         return;
     }
     const char *method = in->msg->sip_method;
-    int full = make_room(sip, &sip->servers, sip->server_tail, sip->opts.max_server_txns);
-    if (sip->closing || full || (!sip->submit && in->verdict == XS_SIP_SUBMIT)) {
-        const char *why = sip->closing ? "shutting down"
-                          : full       ? "too many pending requests"
-                                       : "not routing messages";
+    int full = make_room(txns, &txns->servers, txns->server_tail, txns->opts->max_server_txns);
+    if (txns->closing || full || (!txns->submit && in->verdict == XS_SIP_SUBMIT)) {
+        const char *why = txns->closing ? "shutting down"
+                          : full        ? "too many pending requests"
+                                        : "not routing messages";
         xs_log(XS_LOG_WARN, "sip.refused", "peer=%s method=%s status=503 reason=%s", from->desc,
                method, xs_log_quote(q, sizeof q, why));
-        answer_stateless(sip, from, in->msg, 503, why, RETRY_AFTER_HEADER);
+        answer_stateless(txns, from, in->msg, 503, why, RETRY_AFTER_HEADER);
         return;
     }
-    x = txn_new(sip, XS_TXN_SERVER, in->key);
+    x = txn_new(txns, XS_TXN_SERVER, in->key);
     if (!x) {
-        answer_stateless(sip, from, in->msg, 500, "out of memory", NULL);
+        answer_stateless(txns, from, in->msg, 500, "out of memory", NULL);
         return;
     }
     x->peer = *from;
@@ -402,7 +481,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     XS_LOG(XS_LOG_DEBUG, "sip.in", "serial=%llu peer=%s method=MESSAGE from=%s to=%s",
            (unsigned long long)ev->serial, from->desc, xs_log_quote(f, sizeof f, ev->from),
            xs_log_quote(t, sizeof t, ev->to));
-    sip->submit(sip->router, ev, server_done, x);
+    txns->submit(txns->router, ev, server_done, x);
 }
 
 /* ---- client transactions ---- */
@@ -411,7 +490,7 @@ static void client_timer(uv_timer_t *t);
 
 static void client_schedule(struct xs_sip_txn *x)
 {
-    uint64_t now = uv_now(x->sip->loop);
+    uint64_t now = uv_now(x->txns->loop);
     uint64_t left = x->f_deadline > now ? x->f_deadline - now : 0;
     uint64_t next = left;
     int retransmit =
@@ -435,10 +514,10 @@ static void client_finish(struct xs_sip_txn *x, enum xs_cond cond, const char *t
         xs_log(XS_LOG_INFO, "sip.out.failed", "serial=%llu cond=%s reason=%s",
                (unsigned long long)x->serial, xs_cond_name(cond), xs_log_quote(q, sizeof q, text));
     }
-    struct xs_sip *sip = x->sip;
-    if (sip && !x->destroyed) {
-        if (x->transport == XS_SIP_UDP && x->out.len && !sip->closing)
-            uv_timer_start(&x->timer, on_expire, sip->opts.t4_ms, 0);
+    struct xs__sip_txns *txns = x->txns;
+    if (txns && !x->destroyed) {
+        if (x->transport == XS_SIP_UDP && x->out.len && !txns->closing)
+            uv_timer_start(&x->timer, on_expire, txns->opts->t4_ms, 0);
         else
             txn_destroy(x);
     }
@@ -447,7 +526,7 @@ static void client_finish(struct xs_sip_txn *x, enum xs_cond cond, const char *t
 
 static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
 {
-    struct xs_sip *sip = x->sip;
+    struct xs__sip_txns *txns = x->txns;
     struct xs_sip_req_params p = {
         .transport = local->transport == XS_SIP_TLS   ? "TLS"
                      : local->transport == XS_SIP_TCP ? "TCP"
@@ -457,7 +536,7 @@ static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
         .branch = x->branch,
         .from_tag = x->from_tag,
         .call_id = x->call_id,
-        .cseq = ++sip->cseq,
+        .cseq = ++txns->cseq,
     };
     const char *why = NULL;
     x->transport = local->transport;
@@ -470,31 +549,31 @@ static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
         client_finish(x, c, why);
         return;
     }
-    rc = xs_sip_tp_send_next_hop(sip->tp, x->out.data, x->out.len);
+    rc = xs_sip_tp_send_next_hop(txns->tp, x->out.data, x->out.len);
     if (rc != 0) {
         client_finish(x, XS_COND_SERVICE_UNAVAILABLE, "could not send to the SIP next hop");
         return;
     }
     x->state = XS_TXN_TRYING;
-    x->interval = sip->opts.t1_ms;
+    x->interval = txns->opts->t1_ms;
     client_schedule(x);
 }
 
 static void client_timer(uv_timer_t *t)
 {
     struct xs_sip_txn *x = t->data;
-    struct xs_sip *sip = x->sip;
-    if (uv_now(sip->loop) >= x->f_deadline) {
+    struct xs__sip_txns *txns = x->txns;
+    if (uv_now(txns->loop) >= x->f_deadline) {
         client_finish(x, XS_COND_REMOTE_SERVER_TIMEOUT, "no answer from the SIP next hop");
         return;
     }
     if (x->transport == XS_SIP_UDP &&
         (x->state == XS_TXN_TRYING || x->state == XS_TXN_PROCEEDING)) {
-        xs_sip_tp_send_next_hop(sip->tp, x->out.data, x->out.len);
+        xs_sip_tp_send_next_hop(txns->tp, x->out.data, x->out.len);
         /* Timer E doubles up to T2 while Trying and stays at T2 once a
          * provisional came (RFC 3261 §17.1.2.2). */
-        if (x->state == XS_TXN_PROCEEDING || x->interval * 2 > sip->opts.t2_ms)
-            x->interval = sip->opts.t2_ms;
+        if (x->state == XS_TXN_PROCEEDING || x->interval * 2 > txns->opts->t2_ms)
+            x->interval = txns->opts->t2_ms;
         else
             x->interval *= 2;
     }
@@ -505,7 +584,7 @@ static void client_timer(uv_timer_t *t)
 static void client_try(struct xs_sip_txn *x)
 {
     struct xs_sip_local local;
-    int rc = xs_sip_tp_next_hop(x->sip->tp, &local);
+    int rc = xs_sip_tp_next_hop(x->txns->tp, &local);
     if (rc == 0)
         client_send(x, &local);
     else if (rc == XS_ENOTFOUND)
@@ -514,15 +593,15 @@ static void client_try(struct xs_sip_txn *x)
         client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND, "SIP next hop unreachable");
 }
 
-void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb done, void *ud)
+void xs__sip_client_start(struct xs__sip_txns *txns, struct xs_event *ev, xs_done_cb done, void *ud)
 {
-    if (sip->closing ||
-        make_room(sip, &sip->clients, sip->client_tail, sip->opts.max_client_txns) != 0) {
+    if (txns->closing ||
+        make_room(txns, &txns->clients, txns->client_tail, txns->opts->max_client_txns) != 0) {
         xs_log(XS_LOG_WARN, "sip.out.failed", "serial=%llu reason=%s",
                (unsigned long long)ev->serial,
-               sip->closing ? "closing" : "\"too many pending transactions\"");
+               txns->closing ? "closing" : "\"too many pending transactions\"");
         xs_event_free(ev);
-        if (sip->closing)
+        if (txns->closing)
             done(ud, XS_COND_SERVICE_UNAVAILABLE, "SIP side is shutting down");
         else
             done(ud, XS_COND_RESOURCE_CONSTRAINT, "too many SIP transactions pending");
@@ -532,7 +611,7 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
     memcpy(branch, "z9hG4bK", 7);
     xs_random_hex(branch + 7, 12);
     snprintf(key, sizeof key, "b=%s|MESSAGE", branch);
-    struct xs_sip_txn *x = txn_new(sip, XS_TXN_CLIENT, key);
+    struct xs_sip_txn *x = txn_new(txns, XS_TXN_CLIENT, key);
     if (!x) {
         xs_event_free(ev);
         done(ud, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
@@ -542,22 +621,22 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
     xs_random_hex(x->from_tag, 8);
     char r[33];
     xs_random_hex(r, 16);
-    snprintf(x->call_id, sizeof x->call_id, "%s@%s", r, sip->host);
+    snprintf(x->call_id, sizeof x->call_id, "%s@%s", r, txns->host);
     x->ev = ev;
     x->serial = ev->serial;
     x->done = done;
     x->done_ud = ud;
     x->state = XS_TXN_WAITING;
-    x->f_deadline = uv_now(sip->loop) + (uint64_t)TIMER_F_T1 * sip->opts.t1_ms;
+    x->f_deadline = uv_now(txns->loop) + (uint64_t)TIMER_F_T1 * txns->opts->t1_ms;
     /* Timer F runs from now, so a next hop that never answers a connect
      * cannot hold the message longer than a lost datagram would. */
-    uv_timer_start(&x->timer, client_timer, (uint64_t)TIMER_F_T1 * sip->opts.t1_ms, 0);
+    uv_timer_start(&x->timer, client_timer, (uint64_t)TIMER_F_T1 * txns->opts->t1_ms, 0);
     client_try(x);
 }
 
-void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
+void xs__sip_client_response(struct xs__sip_txns *txns, const struct xs_sip_in *in)
 {
-    struct xs_sip_txn *x = table_find(&sip->clients, in->key);
+    struct xs_sip_txn *x = table_find(&txns->clients, in->key);
     int code = in->msg->status_code;
     if (!x) {
         XS_LOG(XS_LOG_DEBUG, "sip.in", "status=%d dropped=\"no matching transaction\"", code);
@@ -568,7 +647,7 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
     if (code < 200) {
         if (x->state == XS_TXN_TRYING) {
             x->state = XS_TXN_PROCEEDING;
-            x->interval = sip->opts.t2_ms;
+            x->interval = txns->opts->t2_ms;
             client_schedule(x);
         }
         return;
@@ -586,16 +665,17 @@ void xs_sip_client_response(struct xs_sip *sip, const struct xs_sip_in *in)
 /* Walks a snapshot of the client list, so callbacks that start or end other
  * transactions cannot disturb the walk; entries stay allocated until a
  * close callback, which cannot run during the walk. */
-static void each_client(struct xs_sip *sip, void (*fn)(struct xs_sip_txn *x, int arg), int arg)
+static void each_client(struct xs__sip_txns *txns, void (*fn)(struct xs_sip_txn *x, int arg),
+                        int arg)
 {
-    size_t n = sip->clients.count;
+    size_t n = txns->clients.count;
     if (n == 0)
         return;
     struct xs_sip_txn **snap = malloc(n * sizeof *snap);
     if (!snap)
         return;
     size_t k = 0;
-    for (struct xs_sip_txn *x = sip->client_list; x && k < n; x = x->next)
+    for (struct xs_sip_txn *x = txns->client_list; x && k < n; x = x->next)
         snap[k++] = x;
     /* The list is newest first; walking it backwards keeps queued messages
      * in the order they were handed to us. */
@@ -622,9 +702,9 @@ static void on_hop_change(struct xs_sip_txn *x, int status)
     }
 }
 
-void xs_sip_client_next_hop(struct xs_sip *sip, int status)
+void xs__sip_client_next_hop(struct xs__sip_txns *txns, int status)
 {
-    each_client(sip, on_hop_change, status);
+    each_client(txns, on_hop_change, status);
 }
 
 static void close_client(struct xs_sip_txn *x, int arg)
@@ -633,18 +713,19 @@ static void close_client(struct xs_sip_txn *x, int arg)
     txn_destroy(x);
 }
 
-void xs_sip_txn_close_all(struct xs_sip *sip)
+void xs__sip_txns_close(struct xs__sip_txns *txns)
 {
-    each_client(sip, close_client, 0);
-    while (sip->server_list) {
-        struct xs_sip_txn *x = sip->server_list;
+    txns->closing = 1;
+    each_client(txns, close_client, 0);
+    while (txns->server_list) {
+        struct xs_sip_txn *x = txns->server_list;
         if (x->done_owed) {
             server_final(x, 503, "shutting down", RETRY_AFTER_HEADER);
             if (!x->destroyed)
                 txn_destroy(x);
             /* done() will still come; it must find nothing to answer. */
-            x->sip = NULL;
-            sip->timers_open--;
+            x->txns = NULL;
+            txns->timers_open--;
         } else {
             txn_destroy(x);
         }

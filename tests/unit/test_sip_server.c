@@ -614,8 +614,8 @@ static size_t fnv1a_bucket(const char *k, size_t n_buckets)
  * table has its own seed, and the lookups of a real server still work. */
 static void test_hash_flood(uv_loop_t *loop)
 {
-    struct xs_sip_table t1, t2;
-    CHECK(xs_sip_table_init(&t1, 4096) == 0 && xs_sip_table_init(&t2, 4096) == 0);
+    struct xs__sip_table t1, t2;
+    CHECK(xs__sip_table_init(&t1, 4096) == 0 && xs__sip_table_init(&t2, 4096) == 0);
     CHECK(memcmp(t1.seed, t2.seed, sizeof t1.seed) != 0);
 
     int pp;
@@ -635,16 +635,16 @@ static void test_hash_flood(uv_loop_t *loop)
     unsigned longest = 0, same_in_both = 0;
     for (int i = 0; i < found; i++) {
         snprintf(key, sizeof key, "b=%.31s|127.0.0.1:%d|OPTIONS", branches[i], pp);
-        size_t b = xs_sip_table_bucket(&t1, key);
+        size_t b = xs__sip_table_bucket(&t1, key);
         if (++per_bucket[b] > longest)
             longest = per_bucket[b];
-        same_in_both += b == xs_sip_table_bucket(&t2, key);
+        same_in_both += b == xs__sip_table_bucket(&t2, key);
     }
     printf("P4: %d keys in one FNV bucket -> longest seeded chain %u\n", found, longest);
     CHECK(longest <= 4);
     CHECK(same_in_both < 8);
-    xs_sip_table_free(&t1);
-    xs_sip_table_free(&t2);
+    xs__sip_table_free(&t1);
+    xs__sip_table_free(&t2);
 
     /* The same branches against a running server: each is answered, and
      * each retransmission finds its transaction (the same To-tag again). */
