@@ -7,6 +7,7 @@
 #include "sip/sip_msg.h"
 
 #include <stdio.h>
+#include <stdlib.h> /* free, behind osip_free */
 #include <string.h>
 #include <strings.h>
 
