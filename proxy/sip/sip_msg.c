@@ -137,6 +137,8 @@ static void make_key(const osip_message_t *m, const osip_via_t *via, const char 
              ftag && ftag->gvalue ? ftag->gvalue : "", via->host, port, method);
 }
 
+/* A MESSAGE that passed check_request: the Request-URI is checked here, as
+ * part of the request; what the event holds is sip_translate.c's call. */
 static void check_message(const char *data, size_t len, size_t hdr_len, struct xs_sip_in *in)
 {
     osip_message_t *m = in->msg;

@@ -29,7 +29,7 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
                             struct xs_event **out, const char **why);
 
 struct xs_sip_req_params {
-    const char *transport; /* "UDP" or "TCP" */
+    const char *transport; /* "UDP", "TCP" or "TLS" */
     const char *via_host;  /* our sent-by */
     int via_port;
     const char *branch;   /* "z9hG4bK..." */
