@@ -305,8 +305,9 @@ static void sip_free(struct xs_sip *sip)
     free(sip);
 }
 
-int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct xs_sip_opts *opts,
-                      xs_submit_fn submit, void *router, struct xs_sip **out)
+int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                      const struct xs_sip_opts *opts, xs_submit_fn submit, void *router,
+                      struct xs_sip **out)
 {
     *out = NULL;
     xs_sip_msg_global_init();
@@ -330,6 +331,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
     }
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    lim.tls = tls;
     const struct xs_sip_tp_cbs cbs = {.message = on_message, .next_hop = on_next_hop};
     rc = xs_sip_tp_start(loop, cfg, &lim, &cbs, sip, &sip->tp);
     if (rc != 0) {
@@ -346,12 +348,12 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
     return 0;
 }
 
-int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, xs_submit_fn submit, void *router,
-                 struct xs_sip **out)
+int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                 xs_submit_fn submit, void *router, struct xs_sip **out)
 {
     struct xs_sip_opts opts;
     xs_sip_default_opts(&opts);
-    return xs_sip_start_opts(loop, cfg, &opts, submit, router, out);
+    return xs_sip_start_opts(loop, cfg, tls, &opts, submit, router, out);
 }
 
 static int same_listen(const struct xs_sip *sip, const struct xs_config *cfg)
@@ -367,7 +369,7 @@ static int same_listen(const struct xs_sip *sip, const struct xs_config *cfg)
     return 1;
 }
 
-int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
+int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct xs_tls_ctx *tls)
 {
     if (sip->closing)
         return XS_ESTATE;
@@ -379,6 +381,7 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
     take_config(sip, cfg);
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    lim.tls = tls;
     xs_sip_tp_reconfigure(sip->tp, &lim, &cfg->sip_next_hop);
     return 0;
 }
