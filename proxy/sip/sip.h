@@ -1,4 +1,4 @@
-/* The SIP side of the gateway: transports (UDP, TCP), RFC 3261 §17
+/* The SIP side of the gateway: transports (UDP, TCP, TLS), RFC 3261 §17
  * non-INVITE transactions, and MESSAGE (RFC 3428) both ways, on libosip2's
  * parser. Toward the middle it has the two faces of every side: arriving
  * MESSAGEs become events handed to `submit`, and xs_sip_deliver() turns an
