@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -16,7 +17,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
-                   StreamParser, XStream, dialback_key, free_port, header, message, policy)
+                   SipTlsEndpoint, StreamParser, XStream, dialback_key, free_port, header,
+                   make_cert, message, policy, read_sip)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -25,14 +27,17 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra="", peer_offers_tls=True, xmpp_extra=""):
+                 sip_extra="", peer_offers_tls=True, xmpp_extra="", sip_listen_extra="",
+                 next_hop_transport="udp"):
         self.tmp = tmp
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
         self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
-                                sip_extra=sip_extra, xmpp_extra=xmpp_extra)
+                                sip_extra=sip_extra, xmpp_extra=xmpp_extra,
+                                sip_listen_extra=sip_listen_extra,
+                                next_hop_transport=next_hop_transport)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -762,6 +767,64 @@ async def test_sip_to_xmpp_message(tmp):
         assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
+
+
+async def test_sip_over_tls_both_ways(tmp):
+    # A tls: listener and a tls: next hop on 127.0.0.1, which is therefore
+    # trusted by default. The gateway starts with its self-signed certificate;
+    # a reload that names one applies to the connections made after it.
+    tls_port = free_port()
+    async with Env(tmp, sip_listen_extra=f', "tls:127.0.0.1:{tls_port}"',
+                   next_hop_transport="tls") as e:
+        edge = SipTlsEndpoint(tmp)
+        await edge.listen(e.next_hop_port)
+        try:
+            r, w = await edge.connect(tls_port)
+            edge.message(w, "sip:bob@sip.test", "sip:alice@peer.test", UNICODE_BODY,
+                         call_id="tls-in-1")
+            st = await get(e.peer.received, 20)
+            assert st.name == "message", st
+            assert st.attrs.get("from") == "bob@sip.test", st.attrs
+            assert st.attrs.get("to") == "alice@peer.test", st.attrs
+            assert st.child("body").text == UNICODE_BODY, st.child("body").text
+            resp = await asyncio.wait_for(read_sip(r), 20)
+            assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+            assert resp["headers"]["call-id"] == ["tls-in-1"], resp["headers"]
+            assert re.search(r"ev=sip\.conn .*state=tls dir=in", e.gw.log_text())
+
+            s = await e.peer.authenticated_stream()
+            s.send(message("alice@peer.test/phone", "bob@sip.test", "over tls", mid="t1"))
+            req = await get(edge.requests, 20)
+            assert req["first"] == "MESSAGE sip:bob@sip.test SIP/2.0", req["first"]
+            assert req["body"] == b"over tls", req["body"]
+            assert req["headers"]["via"][0].startswith("SIP/2.0/TLS "), req["headers"]["via"]
+            # Nothing went the old ways: no UDP request, no second delivery.
+            await expect_nothing(e.sip.requests, 0.5)
+            await expect_nothing(edge.requests, 0.5)
+            await expect_nothing(e.peer.received, 0.1)
+
+            first_der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            cert, key = make_cert(tmp, "sip.test")
+            e.gw.write_policy(e.policy_text(
+                xmpp_extra=f'tls = {{ cert = "{cert}", key = "{key}" }},'))
+            out = e.gw.reload()
+            assert "result=ok" in out, out
+            with open(cert) as f:
+                new_der = ssl.PEM_cert_to_DER_cert(f.read())
+            assert first_der != new_der
+            r2, w2 = await edge.connect(tls_port)
+            assert w2.get_extra_info("ssl_object").getpeercert(binary_form=True) == new_der
+            edge.message(w2, "sip:bob@sip.test", "sip:alice@peer.test", "after reload",
+                         call_id="tls-in-2")
+            st = await get(e.peer.received, 20)
+            assert st.child("body").text == "after reload", st.child("body").text
+            resp = await asyncio.wait_for(read_sip(r2), 20)
+            assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+            w.close()
+            w2.close()
+            await s.close()
+        finally:
+            await edge.close()
 
 
 async def test_sip_to_xmpp_in_order_while_stream_sets_up(tmp):
