@@ -580,8 +580,7 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.transport == XS_SIP_TLS   ? "tls"
                 : c->sip_next_hop.transport == XS_SIP_TCP ? "tcp"
                                                           : "udp",
-                c->sip_next_hop.host,
-                c->sip_next_hop.port);
+                c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
     fprintf(out, "  sip trusted:");

@@ -64,6 +64,8 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
     /* 64 KiB is what one UDP datagram can carry; a policy that asks for
      * nothing gets that. */
     sip->max_message = cfg->sip_max_message ? cfg->sip_max_message : 65535;
+    /* 0 (a config not made by a policy) leaves the body size to the router. */
+    sip->max_body = cfg->max_body;
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -248,6 +250,18 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     }
     struct xs_sip_in in;
     xs_sip_in_parse(data, len, oversize, &in);
+    /* gateway.max_body limits the body the sender wrote (as converted to
+     * UTF-8, which is what the router measures too): a size, answered 413
+     * here before the policy sees it, not a refusal by policy (the router's
+     * policy-violation, which would become 403). */
+    if (in.verdict == XS_SIP_SUBMIT && sip->max_body && in.ev->body &&
+        strlen(in.ev->body) > sip->max_body) {
+        xs_event_free(in.ev);
+        in.ev = NULL;
+        in.verdict = XS_SIP_ANSWER;
+        in.status = 413;
+        in.why = "message body exceeds gateway.max_body";
+    }
     if (in.ev)
         in.ev->auth = "trusted-source";
     switch (in.verdict) {

@@ -29,6 +29,8 @@
  *   original: a stored response is never sent anywhere else (audit H1).
  * - A request with a header section past 8 KiB or more than 70 Vias gets a
  *   terse 513/400 (top Via only) and no transaction.
+ * - A MESSAGE whose body (in UTF-8) passes gateway.max_body is answered 413
+ *   before the policy sees it; nothing is submitted.
  * - A datagram larger than sip_max_message is answered 413 when it parses
  *   as a request, else dropped with a log line. On TCP, Content-Length is
  *   required; a missing or bad one gets 400, an oversized message 413, and

@@ -447,6 +447,20 @@ def sip_response_to(req, code, reason):
             f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n").encode()
 
 
+def stream_message(writer, via, frm, to, body, call_id=None):
+    """Writes a MESSAGE on a TCP or TLS connection (`via`: "TCP" or "TLS")."""
+    b = body if isinstance(body, bytes) else body.encode()
+    port = writer.get_extra_info("sockname")[1]
+    req = (f"MESSAGE {to} SIP/2.0\r\n"
+           f"Via: SIP/2.0/{via} 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+           f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
+           f"To: <{to}>\r\nCall-ID: {call_id or uuid.uuid4().hex}\r\n"
+           f"CSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+           f"Content-Length: {len(b)}\r\n\r\n").encode() + b
+    writer.write(req)
+    return req
+
+
 class SipTlsEndpoint:
     """A SIP endpoint over TLS with its own certificate: a listener the
     gateway's tls: next hop connects to (every request is queued in
@@ -488,16 +502,7 @@ class SipTlsEndpoint:
 
     @staticmethod
     def message(writer, frm, to, body, call_id=None):
-        b = body if isinstance(body, bytes) else body.encode()
-        port = writer.get_extra_info("sockname")[1]
-        req = (f"MESSAGE {to} SIP/2.0\r\n"
-               f"Via: SIP/2.0/TLS 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
-               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
-               f"To: <{to}>\r\nCall-ID: {call_id or uuid.uuid4().hex}\r\n"
-               f"CSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\n"
-               f"Content-Length: {len(b)}\r\n\r\n").encode() + b
-        writer.write(req)
-        return req
+        return stream_message(writer, "TLS", frm, to, body, call_id)
 
     async def close(self):
         for w in self.writers:

@@ -18,7 +18,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
                    SipTlsEndpoint, StreamParser, XStream, dialback_key, free_port, header,
-                   make_cert, message, policy, read_sip)
+                   make_cert, message, policy, read_sip, stream_message)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -1260,6 +1260,33 @@ async def test_body_over_max_body_refused_before_the_policy(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "small"))
         req = await get(e.sip.requests)
         assert req["body"] == b"small", req["body"]
+
+
+async def test_sip_body_over_max_body_gets_413(tmp):
+    # gateway.max_body (default 256 KiB) is a size: a SIP MESSAGE with a
+    # longer body gets 413 at ingress, not the router's policy-violation (403).
+    # The hook would pass anything and logs each call, so a call would show.
+    hook = 'function on_message(m) log("info", "hook-saw", #m.body) return m end'
+    async with Env(tmp, hook=hook) as e:
+        r, w = await asyncio.open_connection("127.0.0.1", e.sip_port)
+        stream_message(w, "TCP", "sip:bob@sip.test", "sip:alice@peer.test",
+                       "x" * (256 * 1024 + 1), call_id="big-1")
+        resp = await asyncio.wait_for(read_sip(r), 20)
+        assert resp["first"] == "SIP/2.0 413 Request Entity Too Large", resp["first"]
+        assert resp["headers"]["call-id"] == ["big-1"], resp["headers"]
+        assert resp["headers"]["warning"] == [
+            '399 sip.test "message body exceeds gateway.max_body"'], resp["headers"]
+        await expect_nothing(e.peer.received, 1.5)
+        assert "hook-saw" not in e.gw.log_text()
+        # The connection goes on, and a body of exactly max_body is carried.
+        stream_message(w, "TCP", "sip:bob@sip.test", "sip:alice@peer.test",
+                       "y" * (256 * 1024), call_id="max-1")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "y" * (256 * 1024), len(st.child("body").text)
+        resp = await asyncio.wait_for(read_sip(r), 20)
+        assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+        assert resp["headers"]["call-id"] == ["max-1"], resp["headers"]
+        w.close()
 
 
 async def test_rewritten_addresses_checked_again(tmp):

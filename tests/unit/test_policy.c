@@ -533,12 +533,11 @@ static void test_sip_tls(void)
     CHECK(strstr(text, ", next hop tls:edge.sip.test:5061\n") != NULL);
     fclose(out);
 
-    static const char bad[] =
-        "gateway {\n"
-        "  domains = { \"sip.test\" },\n"
-        "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
-        "  sip = { listen = { \"tls:127.0.0.1:70000\" } },\n"
-        "}\n";
+    static const char bad[] = "gateway {\n"
+                              "  domains = { \"sip.test\" },\n"
+                              "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
+                              "  sip = { listen = { \"tls:127.0.0.1:70000\" } },\n"
+                              "}\n";
     out = tmpfile();
     CHECK(xs_policy_check(write_full("badtls.lua", bad), lua_dir, out) != 0);
     rewind(out);
