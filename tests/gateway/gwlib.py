@@ -495,10 +495,10 @@ class SipTlsEndpoint:
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
 
-    async def connect(self, port):
-        """A TLS connection to a gateway listener: (reader, writer)."""
+    async def connect(self, port, src="127.0.0.1"):
+        """A TLS connection from `src` to a gateway listener: (reader, writer)."""
         return await asyncio.open_connection("127.0.0.1", port, ssl=self.client_ctx,
-                                             server_hostname="sip.test")
+                                             server_hostname="sip.test", local_addr=(src, 0))
 
     @staticmethod
     def message(writer, frm, to, body, call_id=None):

@@ -791,6 +791,15 @@ async def test_sip_over_tls_both_ways(tmp):
             assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
             assert resp["headers"]["call-id"] == ["tls-in-1"], resp["headers"]
             assert re.search(r"ev=sip\.conn .*state=tls dir=in", e.gw.log_text())
+            # Encryption is not authentication: a TLS sender from an address
+            # that is not the next hop's is refused like one over UDP or TCP.
+            r3, w3 = await edge.connect(tls_port, src="127.0.0.2")
+            edge.message(w3, "sip:bob@sip.test", "sip:alice@peer.test", "stranger",
+                         call_id="tls-stranger")
+            resp = await asyncio.wait_for(read_sip(r3), 20)
+            assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+            await expect_nothing(e.peer.received, 1)
+            w3.close()
 
             s = await e.peer.authenticated_stream()
             s.send(message("alice@peer.test/phone", "bob@sip.test", "over tls", mid="t1"))
