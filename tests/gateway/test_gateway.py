@@ -979,6 +979,106 @@ async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
         assert got == [f"quick {i}" for i in range(5)], got
 
 
+STREAM_ERR_NS = "urn:ietf:params:xml:ns:xmpp-streams"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+
+
+async def scripted_peer_case(e, port, script):
+    """Serves one gateway connection on `port` with `script(s, h)` (s an
+    XStream, h the gateway's header); returns (bytes received, SIP code)."""
+    done = asyncio.get_running_loop().create_future()
+    got = {}
+
+    async def serve(r, w):
+        s = XStream(r, w)
+        try:
+            kind, h = await s.next()
+            assert kind == "header", kind
+            await script(s, h)
+            await asyncio.sleep(0.2)
+        except (ConnectionError, asyncio.TimeoutError, TimeoutError):
+            pass
+        finally:
+            got["raw"] = bytes(s.raw)
+            w.close()
+            if not done.done():
+                done.set_result(None)
+    srv = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        cid = uuid.uuid4().hex
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@odd.test", "to odd",
+                           call_id=cid)
+        code = (await final_codes(e, {cid: "to odd"}, timeout=10))[cid]
+        await asyncio.wait_for(done, 10)
+        return got["raw"], code
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_outbound_peer_failures(tmp):
+    """What the gateway does when the server it connected to misbehaves at
+    each step of the set-up; every case answers the SIP sender (404,
+    remote-server-not-found) and logs why. Then a pre-1.0 peer (no version,
+    no features) that accepts dialback at once gets the message."""
+    port = free_port()
+    extra = f'partner "odd.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{port}" }}'
+
+    def hdr(version=True, sid="s1"):
+        return header("odd.test", "sip.test", sid)[:-len(" version='1.0'>")] + \
+            (" version='1.0'>" if version else ">")
+
+    async def stream_error(s, h):
+        s.send(hdr() + f"<stream:error><host-unknown xmlns='{STREAM_ERR_NS}'/></stream:error>")
+        await s.next(3)
+
+    async def tls_failure(s, h):
+        s.send(hdr() + f"<stream:features><starttls xmlns='{TLS_NS}'/></stream:features>")
+        await s.expect_el("starttls", 3)
+        s.send(f"<failure xmlns='{TLS_NS}'/>")
+        await s.next(3)
+
+    async def no_id(s, h):
+        s.send(hdr(sid=None))
+        await s.expect_el("error", 3)
+
+    async def garbage(s, h):
+        s.send(hdr() + "<a><b></a>")
+        await s.expect_el("error", 3)
+
+    async def key_refused(s, h):
+        s.send(hdr() + "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+               "</stream:features>")
+        await s.expect_el("result", 3)
+        s.send("<db:result from='odd.test' to='sip.test' type='invalid'/>")
+        await s.next(3)
+
+    cases = [(stream_error, "stream error from the remote server: host-unknown", None),
+             (tls_failure, "the remote server refused STARTTLS", b"<starttls"),
+             (no_id, "peer sent no usable stream id", b"invalid-id"),
+             (garbage, "cond=remote-server-not-found", b"not-well-formed"),
+             (key_refused, "the remote server refused our dialback key", b"<db:result")]
+    async with Env(tmp, extra_partners=extra) as e:
+        for script, logged, wire in cases:
+            raw, code = await scripted_peer_case(e, port, script)
+            assert code == 404, (script.__name__, code)
+            e.gw.wait_log(f"ev=s2s.out.failed .*remote=odd.test .*{re.escape(logged)}")
+            if wire:
+                assert wire in raw, (script.__name__, raw[-300:])
+
+        async def pre_1_0(s, h):
+            s.send(hdr(version=False))
+            el = await s.expect_el("result", 3)
+            assert el.text, el                              # our dialback key, at once
+            s.send("<db:result from='odd.test' to='sip.test' type='valid'/>")
+            msg = await s.expect_el("message", 3)
+            assert msg.child("body").text == "to odd", msg
+            got_pre.append(msg)
+        got_pre = []
+        raw, code = await scripted_peer_case(e, port, pre_1_0)
+        assert code == 200 and len(got_pre) == 1, (code, got_pre, raw[-300:])
+
+
 async def test_sigterm_answers_queued_stanzas(tmp):
     """SIGTERM with outbound streams open: messages queued on a stream still
     setting up are answered service-unavailable (403, RFC 7247 §7.1) before
