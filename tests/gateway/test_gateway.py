@@ -1079,6 +1079,22 @@ async def test_outbound_peer_failures(tmp):
         assert code == 200 and len(got_pre) == 1, (code, got_pre, raw[-300:])
 
 
+async def test_partner_that_does_not_resolve(tmp):
+    """A partner without a route whose SRV lookup fails (the test's network
+    namespace reaches no name server): the stream ends at once, logged with
+    the resolver's result, and the sender gets 404."""
+    extra = 'partner "nowhere.test" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        start = time.monotonic()
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@nowhere.test", "x",
+                           call_id="nowhere")
+        codes = await final_codes(e, {"nowhere": "x"}, timeout=20)
+        assert codes == {"nowhere": 404}, codes
+        e.gw.wait_log("ev=s2s.out.dns .*remote=nowhere.test result=EDNS")
+        e.gw.wait_log("ev=s2s.out.failed .*remote=nowhere.test .*could not be resolved")
+        print(f"  resolver failure answered in {time.monotonic() - start:.2f} s")
+
+
 async def test_sigterm_answers_queued_stanzas(tmp):
     """SIGTERM with outbound streams open: messages queued on a stream still
     setting up are answered service-unavailable (403, RFC 7247 §7.1) before
