@@ -191,6 +191,7 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
      * still answer them. The XMPP side then waits for the outcomes SIP owes
      * it, which SIP's close delivers. */
     gw->sides_open = 2;
+    xs_sip_drain(gw->sip);
     xs_xmpp_close(gw->xmpp, on_side_closed, gw);
     xs_sip_close(gw->sip, on_side_closed, gw);
 }

@@ -75,6 +75,12 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
  * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
+/* Says the gateway is stopping, before the other side fails what it holds:
+ * from then on service-unavailable answers to SIP senders are the gateway's
+ * own (503 with Retry-After, so the edge retries elsewhere or later), not a
+ * remote user's (403, RFC 7247 §7.1 note 5). */
+void xs_sip_drain(struct xs_sip *sip);
+
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
@@ -94,7 +100,7 @@ struct xs_sip_opts {
     size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
     size_t max_client_txns; /* resource-constraint beyond this: 16384 */
     size_t max_tcp_conns;   /* inbound TCP connections: 256 */
-    size_t tcp_out_max;     /* bytes queued per connection/socket: 1 MiB */
+    size_t tcp_out_max;     /* bytes queued per connection/socket: 2 x XS_MESSAGE_WIRE_MAX */
     /* Bytes of final responses kept for retransmissions, all transactions
      * together: 32 MiB. Past it the oldest are dropped first. */
     size_t max_stored_bytes;
@@ -125,7 +131,7 @@ int xs_sip_cond_to_status(enum xs_cond cond);
 struct xs_sip_error {
     int status;
     const char *text;   /* for the Warning: borrowed from text, may be NULL */
-    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+    char contact[XS_COND_ADDR_MAX + 16]; /* "Contact: <uri>\r\n", or "" */
 };
 void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
 

@@ -118,46 +118,17 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
 
 int xs_sip_text_ok(const char *s, size_t len)
 {
+    /* XML 1.0 Char: no C0 control but TAB, LF and CR, and no U+FFFE or
+     * U+FFFF (EF BF BE, EF BF BF); DEL is refused as well. The UTF-8 rules
+     * are the address validator's, so there is one decoder to trust. */
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-                return 0;
-            if (c == 0x7f)
-                return 0;
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
+    for (size_t i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
             return 0;
-        }
-        if (len - i <= n)
+        if (p[i] == 0xef && len - i > 2 && p[i + 1] == 0xbf && (p[i + 2] & 0xfe) == 0xbe)
             return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        /* Overlong forms, surrogates, and code points past U+10FFFF. */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
-            return 0;
-        i += n + 1;
     }
-    return 1;
+    return xs_addr_utf8_ok(s, len);
 }
 
 static int is_word_char(unsigned char c)
@@ -470,9 +441,10 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
     ev->from = from;
     ev->to = to;
-    ev->body = text.data; /* taken: malloc'd by the buffer, freed with the event */
     char lang[LANG_MAX + 1];
-    int rc = xs_event_set(&ev->thread, callid);
+    int rc = xs_event_setn(&ev->body, text.data, text.len);
+    xs_buf_free(&text);
+    rc = rc ? rc : xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
     if (!rc && subject)

@@ -259,6 +259,12 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     }
     /* A per-user failure never becomes 503 (RFC 7247 §7.1 note 5); only the
      * side's own overload and shutdown answer 503 with Retry-After. */
+    if (cond == XS_COND_SERVICE_UNAVAILABLE && x->sip->draining) {
+        xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=503 reason=shutting-down",
+               (unsigned long long)x->serial, x->peer.desc);
+        server_final(x, 503, "shutting down", RETRY_AFTER_HEADER);
+        return;
+    }
     struct xs_sip_error e;
     xs_sip_error_for(cond, text, &e);
     const char *why = e.text && e.text[0] ? e.text : xs_cond_name(cond);
@@ -289,7 +295,7 @@ static int same_source(const struct xs_sip_peer *a, const struct xs_sip_peer *b)
 {
     if (a->transport != b->transport)
         return 0;
-    if (a->transport == XS_SIP_TCP)
+    if (a->transport != XS_SIP_UDP)
         return a->conn == b->conn;
     if (a->sock != b->sock || a->addr.ss_family != b->addr.ss_family)
         return 0;

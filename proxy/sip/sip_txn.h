@@ -99,6 +99,7 @@ struct xs_sip {
     uint64_t refuse_window;
     unsigned refusals;
     int closing;
+    int draining; /* the gateway is stopping: see xs_sip_drain */
     int tp_open;
     size_t timers_open;
     void (*on_closed)(void *ud);

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 #include "event.h"
 #include "net/connect.h"
 #include "net/dns.h"
@@ -25,7 +26,9 @@
 #define XS_DOMAIN_MAX 256
 #define XS_STREAM_ID_LEN 32
 #define XS_S2S_PAIRS_MAX 16
-#define XS_S2S_OUTPUT_MAX (4u << 20)
+/* Output queued per stream: room for two stanzas of the largest allowed
+ * body (core/limits.h), so one never fails for size alone. */
+#define XS_S2S_OUTPUT_MAX (2u * XS_MESSAGE_WIRE_MAX)
 #define XS_S2S_VERIFY_MAX 64
 /* Element depth and attributes per element in a stanza. */
 #define XS_S2S_XML_DEPTH 32
@@ -112,7 +115,8 @@ int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out);
 int xs_xmpp_out_room(const struct xs_xmpp *x);
 double xs_xmpp_now(const struct xs_xmpp *x);
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
-struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial);
+/* The inbound stream whose verifications are filed under `tag`, or NULL. */
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag);
 /* Sends `el` (taken) from local to remote over the outbound stream for the
  * pair, creating it if needed. done (may be NULL) learns the outcome; a
  * failure without done is logged. Refused (forbidden) unless `local` is one
@@ -125,16 +129,20 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x);
 
 /* s2s_in.c */
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid);
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid);
 void xs_s2s_in_sweep(struct s2s_in *in, double now);
+/* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
+ * inbound stream number `serial`, encrypted when `secure`, goes where it
+ * belongs. */
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el);
 /* After a reload: closes the stream with a stream error when its peer is no
  * longer a partner or any of its pairs fails the new rules (partner, its tls
  * and dialback settings, the local domain). */
 void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
-uint64_t xs_s2s_in_serial(const struct s2s_in *in);
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
 
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);

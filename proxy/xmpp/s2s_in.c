@@ -1,7 +1,9 @@
 /* Inbound s2s streams: a peer server connected to us. We answer its header,
  * offer STARTTLS and dialback, verify the domains it claims through our
  * outbound stream to its authoritative server (XEP-0220), answer db:verify
- * for keys we handed out, and turn authenticated stanzas into events. */
+ * for keys we handed out, and hand the stanzas of authenticated pairs to
+ * s2s_in_carry.c. Before authentication a stream is held to small limits
+ * and caps (s2s.h), since anyone can open one. */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,6 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
-#include "xmpp/translate.h"
 
 enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
 
@@ -26,6 +27,10 @@ struct s2s_in {
     struct s2s_in *next;
     struct xs_xmpp *x;
     uint64_t serial;
+    /* What verifications for this stream are filed under: twice the serial,
+     * plus one after STARTTLS (which happens at most once), so an answer to
+     * a key sent before TLS can never validate a pair claimed after it. */
+    uint64_t verify_tag;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     enum in_state state;
@@ -124,8 +129,8 @@ static void in_write_failed(struct s2s_in *in, int rc)
     if (in->state == IN_CLOSED)
         return;
     xs_log(XS_LOG_WARN, "s2s.in.write", "stream=in%llu peer=%s remote=%s result=failed reason=%s",
-           (unsigned long long)in->serial, xs_link_peer(in->link),
-           in->remote[0] ? in->remote : "-", xs_errname(rc));
+           (unsigned long long)in->serial, xs_link_peer(in->link), in->remote[0] ? in->remote : "-",
+           xs_errname(rc));
     set_state(in, IN_CLOSED, "write failed");
     if (in->parser)
         xs_xml_parser_stop(in->parser);
@@ -312,6 +317,7 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         snprintf(pair->remote, sizeof pair->remote, "%s", remote);
     }
     pair->state = PAIR_PENDING;
+    apply_limits(in); /* re-verifying the only valid pair makes the stream a stranger again */
     struct s2s_out *o = xs_s2s_out_find(in->x, local, remote);
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
@@ -325,14 +331,14 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     xs_log(XS_LOG_INFO, "s2s.in.dialback", "stream=in%llu remote=%s local=%s result=verifying",
            (unsigned long long)in->serial, remote, local);
-    xs_s2s_out_verify(o, in->serial, in->id, key, xs_s2s_in_verified);
+    xs_s2s_out_verify(o, in->verify_tag, in->id, key, xs_s2s_in_verified);
     free(key);
 }
 
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid)
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid)
 {
-    struct s2s_in *in = xs_xmpp_find_in(x, in_serial);
+    struct s2s_in *in = xs_xmpp_find_in(x, tag);
     if (!in || in->state != IN_OPEN)
         return;
     struct in_pair *pair = find_pair(in, local, remote);
@@ -393,196 +399,6 @@ static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
     reply_db(in, "verify", local, remote, id, valid ? "valid" : "invalid", NULL);
 }
 
-struct bounce_ctx {
-    struct xs_xmpp *x;
-    char *from; /* the original sender: where the error goes */
-    char *to;   /* the original recipient: the error's sender */
-    char *id;
-};
-
-static void bounce_free(struct bounce_ctx *b)
-{
-    free(b->from);
-    free(b->to);
-    free(b->id);
-    free(b);
-}
-
-static void send_error(struct xs_xmpp *x, const char *orig_from, const char *orig_to,
-                       const char *id, const char *stanza, enum xs_cond cond, const char *text)
-{
-    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-    char qf[128], qt[128];
-    xs_log_quote(qf, sizeof qf, orig_from);
-    xs_log_quote(qt, sizeof qt, orig_to);
-    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote)) {
-        xs_log(XS_LOG_WARN, "xmpp.bounce",
-               "stanza=%s from=%s to=%s cond=%s result=dropped "
-               "reason=\"no address to answer\"",
-               stanza, qt, qf, xs_cond_name(cond));
-        return;
-    }
-    struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
-    if (!err) {
-        xs_log(XS_LOG_ERROR, "xmpp.bounce",
-               "stanza=%s from=%s to=%s cond=%s result=dropped "
-               "reason=\"out of memory\"",
-               stanza, qt, qf, xs_cond_name(cond));
-        return;
-    }
-    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, qt, qf,
-           xs_cond_name(cond));
-    xs_xmpp_send(x, local, remote, err, NULL, NULL);
-}
-
-/* The router's answer for a message that came in on an inbound stream. The
- * stream may be gone by now; the error goes out on our outbound stream, so
- * only the addresses are needed. */
-static void on_message_done(void *ud, enum xs_cond cond, const char *text)
-{
-    struct bounce_ctx *b = ud;
-    struct xs_xmpp *x = b->x;
-    if (cond != XS_COND_NONE)
-        send_error(x, b->from, b->to, b->id, "message", cond, text);
-    bounce_free(b);
-    xs_xmpp_outcome_done(x);
-}
-
-static void on_message(struct s2s_in *in, struct xs_xml_el *el)
-{
-    struct xs_xmpp *x = in->x;
-    const char *type = xs_xml_el_attr(el, "type");
-    const char *from = xs_xml_el_attr(el, "from");
-    const char *to = xs_xml_el_attr(el, "to");
-    if (type && !strcmp(type, "error")) {
-        /* An error about a message we sent: while its error grace runs, the
-         * SIP sender gets it as the final response; later it can only be
-         * recorded, since SIP already had its answer. */
-        char *text = NULL;
-        char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-        const char *id = xs_xml_el_attr(el, "id");
-        enum xs_cond c = xs_xmpp_error_condition(el, &text);
-        struct s2s_out *o = NULL;
-        if (!xs_s2s_domain_of(to, local) && !xs_s2s_domain_of(from, remote))
-            o = xs_s2s_out_find(x, local, remote);
-        int matched = o && xs_s2s_out_error(o, id, c, text ? text : "error from the XMPP server");
-        xs_log(matched ? XS_LOG_INFO : XS_LOG_WARN, "xmpp.error.in",
-               "stream=in%llu from=%s to=%s id=%s cond=%s result=%s",
-               (unsigned long long)in->serial, from ? from : "-", to ? to : "-", id ? id : "-",
-               xs_cond_name(c), matched ? "reported-to-sender" : "too-late-recorded");
-        free(text);
-        return;
-    }
-    struct xs_event *ev = NULL;
-    enum xs_cond cond = XS_COND_NONE;
-    int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
-    if (rc == XS_ENOTFOUND) {
-        /* Nothing to carry: chat states, receipts without a body. */
-        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=message reason=no-body",
-               (unsigned long long)in->serial);
-        return;
-    }
-    if (rc != 0) {
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
-                   cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
-        return;
-    }
-    const char *id = xs_xml_el_attr(el, "id");
-    struct bounce_ctx *b = calloc(1, sizeof *b);
-    if (b) {
-        b->x = x;
-        b->from = strdup(from);
-        b->to = strdup(to);
-        b->id = id ? strdup(id) : NULL;
-    }
-    if (!b || !b->from || !b->to || (id && !b->id)) {
-        /* Without the context the outcome could not be answered: refuse
-         * now, while the addresses are still at hand. */
-        if (b)
-            bounce_free(b);
-        xs_event_free(ev);
-        xs_log(XS_LOG_ERROR, "s2s.in.message",
-               "stream=in%llu result=refused reason=\"out of memory\"",
-               (unsigned long long)in->serial);
-        send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
-        return;
-    }
-    /* The stream's facts, for the policy: the pair passed dialback (the
-     * only way a pair becomes valid here), over TLS or not. */
-    ev->secure = in->tls;
-    ev->auth = "dialback";
-    xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
-           (unsigned long long)in->serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
-    x->pending_outcomes++;
-    x->submit(x->router, ev, on_message_done, b);
-}
-
-/* A copy of jid without its resource; NULL on OOM. */
-static char *bare_jid(const char *jid)
-{
-    const char *slash = strchr(jid, '/');
-    return strndup(jid, slash ? (size_t)(slash - jid) : strlen(jid));
-}
-
-/* RFC 6121 §3.1.3: a subscription request the contact will not approve is
- * answered with unsubscribed, from the contact's bare JID to the user's.
- * Until presence is carried that is every request: left unanswered, the
- * remote roster entry would stay pending for good. */
-static void refuse_subscription(struct s2s_in *in, const struct xs_xml_el *el)
-{
-    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
-    const char *id = xs_xml_el_attr(el, "id");
-    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-    char qf[128], qt[128];
-    xs_log_quote(qf, sizeof qf, from);
-    xs_log_quote(qt, sizeof qt, to);
-    /* on_stanza_authenticated parsed both already. */
-    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote))
-        return;
-    char *user = bare_jid(from), *contact = bare_jid(to);
-    struct xs_xml_el *p = xs_xml_el_new(XS_NS_SERVER, "presence");
-    int rc = user && contact && p ? 0 : XS_ENOMEM;
-    if (!rc)
-        rc = xs_xml_el_set_attr(p, "from", contact);
-    if (!rc)
-        rc = xs_xml_el_set_attr(p, "to", user);
-    if (!rc)
-        rc = xs_xml_el_set_attr(p, "type", "unsubscribed");
-    if (!rc && id)
-        rc = xs_xml_el_set_attr(p, "id", id);
-    free(user);
-    free(contact);
-    if (rc) {
-        xs_xml_el_free(p);
-        xs_log(XS_LOG_ERROR, "s2s.in.presence",
-               "stream=in%llu from=%s to=%s type=subscribe result=dropped reason=\"out of memory\"",
-               (unsigned long long)in->serial, qf, qt);
-        return;
-    }
-    xs_log(XS_LOG_INFO, "s2s.in.presence",
-           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed "
-           "reason=\"presence is not carried\"",
-           (unsigned long long)in->serial, qf, qt);
-    xs_xmpp_send(in->x, local, remote, p, NULL, NULL);
-}
-
-static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
-{
-    const char *type = xs_xml_el_attr(el, "type");
-    if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
-        send_error(in->x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
-                   xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-    if (!strcmp(el->name, "presence") && type && !strcmp(type, "subscribe")) {
-        refuse_subscription(in, el);
-        return;
-    }
-    /* Presence is the next capability; until then it is recorded, not carried. */
-    xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=%s type=%s",
-           (unsigned long long)in->serial, el->name, type ? type : "-");
-}
-
 static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
@@ -596,10 +412,7 @@ static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
         in_error(in, "not-authorized", "stanza for a domain pair not authenticated");
         return;
     }
-    if (!strcmp(el->name, "message"))
-        on_message(in, el);
-    else
-        on_other_stanza(in, el);
+    xs_s2s_in_carry(in->x, in->serial, in->tls, el);
 }
 
 static void on_stanza(void *ud, struct xs_xml_el *el)
@@ -671,7 +484,6 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
-        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
@@ -682,6 +494,7 @@ static void on_data(void *ud, const char *data, size_t len)
          * to verifications still in flight find no pair and are dropped. */
         in->n_pairs = 0;
         in->remote[0] = '\0';
+        in->verify_tag = 2 * in->serial + 1;
         apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
@@ -747,35 +560,48 @@ static void evict(struct s2s_in *in, const char *why)
     in_error(in, "resource-constraint", "too many unauthenticated streams");
 }
 
+/* Which of two unauthenticated streams goes first: one with no dialback
+ * under way before one whose verification is pending (it is about to be
+ * decided, and may be the partner's), then the older. A stranger cannot
+ * keep a stream pending for long: the partner answers its bogus key. */
+static int evict_before(const struct s2s_in *a, const struct s2s_in *b)
+{
+    int pa = count_pending(a) > 0, pb = count_pending(b) > 0;
+    return pa != pb ? pa < pb : a->serial < b->serial;
+}
+
 /* A new connection from `source` is about to become an unauthenticated
- * stream: if that passes the per-source or the total cap, the oldest
+ * stream: if that passes the per-source or the total cap, an
  * unauthenticated stream (of that source, or of all) makes room. Evicting
  * rather than refusing means a flood cannot lock out a partner that
  * connects after it; it has to outpace the partner's dialback instead. */
 static void make_room(struct xs_xmpp *x, const char *source)
 {
-    struct s2s_in *oldest_here = NULL, *oldest = NULL;
-    size_t here = 0, total = 0;
-    for (struct s2s_in *in = x->ins; in; in = in->next) {
-        if (in->state == IN_CLOSED || in_authenticated(in))
-            continue;
-        total++;
-        if (!oldest || in->serial < oldest->serial)
-            oldest = in;
-        if (!strcmp(in->source, source)) {
-            here++;
-            if (!oldest_here || in->serial < oldest_here->serial)
-                oldest_here = in;
+    /* Usually one pass and at most one eviction; more only when streams
+     * lost their authentication (a re-verified pair) and pushed the count
+     * past a cap. An evicted stream is closed and drops out of the count. */
+    for (;;) {
+        struct s2s_in *victim_here = NULL, *victim = NULL;
+        size_t here = 0, total = 0;
+        for (struct s2s_in *in = x->ins; in; in = in->next) {
+            if (in->state == IN_CLOSED || in_authenticated(in))
+                continue;
+            total++;
+            if (!victim || evict_before(in, victim))
+                victim = in;
+            if (!strcmp(in->source, source)) {
+                here++;
+                if (!victim_here || evict_before(in, victim_here))
+                    victim_here = in;
+            }
         }
+        if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE)
+            evict(victim_here, "per-source-cap");
+        else if (total >= x->budget.unauth_max)
+            evict(victim, "unauthenticated-cap");
+        else
+            return;
     }
-    if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE) {
-        if (oldest == oldest_here)
-            oldest = NULL;
-        evict(oldest_here, "per-source-cap");
-        total--;
-    }
-    if (total >= x->budget.unauth_max && oldest)
-        evict(oldest, "unauthenticated-cap");
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
@@ -799,6 +625,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
     apply_limits(in);
@@ -905,7 +732,7 @@ struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
     return in->next;
 }
 
-uint64_t xs_s2s_in_serial(const struct s2s_in *in)
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)
 {
-    return in->serial;
+    return in->verify_tag;
 }
