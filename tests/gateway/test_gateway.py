@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -472,6 +473,34 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
         assert len(held) <= 256, len(held)
         assert max(per.values(), default=0) <= 8, per
         assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_per_source_cap_counts_an_ipv6_64_as_one_source(tmp):
+    """IPv6 sources are counted per /64 (what one host usually holds): nine
+    idle streams from nine addresses of one /64 evict the first; one from
+    the next /64 evicts nothing. IPv4-mapped peers count per address."""
+    addrs = [f"fd00::{i}" for i in range(1, 10)] + ["fd00:0:0:1::1"]
+    for a in addrs:
+        r = subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", "lo", "nodad"],
+                           capture_output=True)
+        assert r.returncode == 0, r.stderr
+    e = Env(tmp)
+    e.gw.write_policy(e.policy_text().replace('listen = "127.0.0.1:', 'listen = "[::]:', 1))
+    async with e:
+        conns = []
+        for a in addrs:
+            r, w = await asyncio.open_connection("::1", e.gw_port, local_addr=(a, 0))
+            w.write(header("peer.test", "sip.test").encode())
+            conns.append((a, r, w))
+        e.gw.wait_count("reason=accepted", len(addrs))
+        held = await still_open(conns)
+        assert [a for a, _, _ in held] == addrs[1:], [a for a, _, _ in held]
+        assert e.gw.count_log(r"ev=s2s\.in\.evicted .*reason=per-source-cap") == 1
+        # Over IPv4 (mapped on this dual-stack listener) the partner still works.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
         for _, _, w in conns:
             w.close()
 
