@@ -371,15 +371,21 @@ async def test_message_without_body_dropped_quietly(tmp):
 
 async def test_event_carries_stream_facts(tmp):
     """The event built from an inbound stanza says whether its stream was
-    encrypted and how the peer authenticated (the policy's m.secure and
-    m.auth once exposed; here through the side's debug line)."""
-    async with Env(tmp, peer_tls="optional") as e:
-        for tls, secure in ((True, 1), (False, 0)):
+    encrypted and how the peer authenticated: the policy sees m.secure and
+    m.auth."""
+    hook = """
+function on_message(m)
+  if m.origin == "xmpp" then
+    m.body = m.body .. " [" .. (m.secure and "secure" or "plain") .. " " .. tostring(m.auth) .. "]"
+  end
+  return m
+end"""
+    async with Env(tmp, peer_tls="optional", hook=hook) as e:
+        for tls, facts in ((True, "secure dialback"), (False, "plain dialback")):
             s = await e.peer.authenticated_stream(tls=tls)
-            s.send(message("alice@peer.test", "bob@sip.test", f"tls={tls}"))
+            s.send(message("alice@peer.test", "bob@sip.test", "hi"))
             req = await get(e.sip.requests)
-            assert req["body"] == f"tls={tls}".encode()
-            e.gw.wait_log(rf"ev=s2s\.in\.message stream=in\d+ event=\d+ secure={secure} auth=dialback")
+            assert req["body"] == f"hi [{facts}]".encode(), req["body"]
             await s.close()
 
 
