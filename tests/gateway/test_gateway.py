@@ -408,6 +408,19 @@ async def test_presence_subscription_answered_unsubscribed(tmp):
         e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
 
 
+async def test_error_stanza_values_are_quoted_in_the_log(tmp):
+    """Audit L4: an error stanza's id with spaces cannot add fields of its
+    own to the log line."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send("<message type='error' from='alice@peer.test' to='bob@sip.test' "
+               "id='x cond=forged result=reported-to-sender'><error type='cancel'>"
+               f"<item-not-found xmlns='{NS_STANZAS}'/></error></message>")
+        e.gw.wait_log(r'ev=xmpp\.error\.in stream=in\d+ from=alice@peer\.test to=bob@sip\.test '
+                      r'id="x cond=forged result=reported-to-sender" cond=item-not-found '
+                      r'result=too-late-recorded')
+
+
 async def test_iq_gets_service_unavailable(tmp):
     async with Env(tmp) as e:
         s = await e.peer.authenticated_stream()
