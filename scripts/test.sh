@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and Lua tests (ctest) in a normal build and
-# again under ASan/UBSan, a short run of every libFuzzer target, and the
-# interop tests against real Prosody, Kamailio, sipp and slixmpp in network
-# namespaces (these need root; without it they are counted as skipped).
+# again under ASan/UBSan, the Release build installed and started without
+# flags, a short run of every libFuzzer target, and the interop tests against
+# real Prosody, Kamailio, sipp and slixmpp in network namespaces (these need
+# root; without it they are counted as skipped), the gateway-centred groups
+# again against the ASan/UBSan build. Then line coverage per file, as
+# information.
 # Installs what is missing first (as root; otherwise it needs the build
 # dependencies and counts what the missing test packages would run as skipped).
 # Ends with one line that adds up every test of every stage:

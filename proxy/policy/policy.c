@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "policy/helpers.h"
 #include "policy/sandbox.h"
@@ -305,6 +306,13 @@ static int keep_trampoline(lua_State *L)
 {
     struct xs_policy *p = lua_touserdata(L, 1);
     p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* The C buffers are sized for this ceiling (core/limits.h); the Lua
+     * vocabulary must never let a larger body through. */
+    lua_getfield(L, 2, "max_body");
+    if (lua_tonumber(L, -1) > XS_MAX_BODY_CEILING)
+        return luaL_error(L, "max_body %f exceeds the core's ceiling of %d bytes",
+                          lua_tonumber(L, -1), (int)XS_MAX_BODY_CEILING);
+    lua_pop(L, 1);
     p->keep_rc = config_from(L, 2, &p->cfg);
     return 0;
 }

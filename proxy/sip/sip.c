@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "core/random.h"
 #include "sip/sip_acl.h"
@@ -25,7 +26,8 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_server_txns = 16384;
     o->max_client_txns = 16384;
     o->max_tcp_conns = 256;
-    o->tcp_out_max = 1u << 20;
+    /* Two requests of the largest allowed body (core/limits.h). */
+    o->tcp_out_max = 2u * XS_MESSAGE_WIRE_MAX;
     o->max_stored_bytes = 32u << 20;
     o->tcp_connect_ms = 8000;
     o->tcp_first_idle_ms = 10000;
@@ -202,7 +204,7 @@ static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from,
     if (xs_sip_log_ok(sip)) {
         xs_log(
             XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-            from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
+            xs_sip_tp_name(from->transport), from->desc, status,
             sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
         sip->unlogged = 0;
     }

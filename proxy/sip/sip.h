@@ -100,7 +100,7 @@ struct xs_sip_opts {
     size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
     size_t max_client_txns; /* resource-constraint beyond this: 16384 */
     size_t max_tcp_conns;   /* inbound TCP connections: 256 */
-    size_t tcp_out_max;     /* bytes queued per connection/socket: 1 MiB */
+    size_t tcp_out_max;     /* bytes queued per connection/socket: 2 x XS_MESSAGE_WIRE_MAX */
     /* Bytes of final responses kept for retransmissions, all transactions
      * together: 32 MiB. Past it the oldest are dropped first. */
     size_t max_stored_bytes;
@@ -131,7 +131,7 @@ int xs_sip_cond_to_status(enum xs_cond cond);
 struct xs_sip_error {
     int status;
     const char *text;   /* for the Warning: borrowed from text, may be NULL */
-    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+    char contact[XS_COND_ADDR_MAX + 16]; /* "Contact: <uri>\r\n", or "" */
 };
 void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
 

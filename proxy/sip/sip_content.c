@@ -16,10 +16,12 @@ static const struct {
     const char *name;
     enum charset cs;
 } charsets[] = {
-    {"utf-8", CS_UTF8},           {"utf8", CS_UTF8},          {"us-ascii", CS_ASCII},
-    {"ascii", CS_ASCII},          {"ansi_x3.4-1968", CS_ASCII}, {"iso-8859-1", CS_LATIN1},
-    {"iso_8859-1", CS_LATIN1},    {"iso8859-1", CS_LATIN1},   {"latin1", CS_LATIN1},
-    {"windows-1252", CS_CP1252},  {"cp1252", CS_CP1252},      {"utf-16", CS_UTF16},
+    {"utf-8", CS_UTF8},           {"utf8", CS_UTF8},
+    {"us-ascii", CS_ASCII},       {"ascii", CS_ASCII},
+    {"ansi_x3.4-1968", CS_ASCII}, {"iso-8859-1", CS_LATIN1},
+    {"iso_8859-1", CS_LATIN1},    {"iso8859-1", CS_LATIN1},
+    {"latin1", CS_LATIN1},        {"windows-1252", CS_CP1252},
+    {"cp1252", CS_CP1252},        {"utf-16", CS_UTF16},
     {"utf-16be", CS_UTF16BE},     {"utf-16le", CS_UTF16LE},
 };
 
@@ -137,8 +139,8 @@ static size_t entity(const char *s, size_t n, uint32_t *cp)
     static const struct {
         const char *name;
         uint32_t cp;
-    } named[] = {{"amp", '&'},  {"lt", '<'},     {"gt", '>'},
-                 {"quot", '"'}, {"apos", '\''},  {"nbsp", 0xa0}};
+    } named[] = {{"amp", '&'},  {"lt", '<'},    {"gt", '>'},
+                 {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xa0}};
     const char *semi = memchr(s, ';', n < 12 ? n : 12);
     if (!semi)
         return 0;
@@ -190,12 +192,18 @@ static void tag_name(const char *s, const char *end, char *out, size_t n)
 
 static int is_block(const char *name)
 {
-    static const char *const blocks[] = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4",
-                                         "h5", "h6", "blockquote", "pre", "ul", "ol", "table"};
+    static const char *const blocks[] = {"br",  "p",  "div", "li",   "tr", "h1",
+                                         "h2",  "h3", "h4",  "h5",   "h6", "blockquote",
+                                         "pre", "ul", "ol",  "table"};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
         if (!strcmp(name, blocks[i]))
             return 1;
     return 0;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /* HTML (already UTF-8) as its text. */
@@ -274,8 +282,21 @@ int xs_sip_content_to_text(const char *type, const char *subtype, const char *ch
     struct xs_buf raw;
     xs_buf_init(&raw, out->max);
     int st = decode(cs, (const unsigned char *)body, len, html ? &raw : out);
-    if (st == 0 && html)
+    if (st == 0 && html) {
         st = html_text(raw.data ? raw.data : "", raw.len, out);
+        /* Markup around the text leaves white space at its ends; the text
+         * itself starts and ends where the first and last words do. */
+        size_t lead = 0, end = out->len;
+        while (lead < end && is_space(out->data[lead]))
+            lead++;
+        while (end > lead && is_space(out->data[end - 1]))
+            end--;
+        if (out->data) {
+            memmove(out->data, out->data + lead, end - lead);
+            out->len = end - lead;
+            out->data[out->len] = '\0';
+        }
+    }
     xs_buf_free(&raw);
     if (st == 400) {
         *why = "body is not text in its charset";

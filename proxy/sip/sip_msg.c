@@ -441,9 +441,10 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
     ev->from = from;
     ev->to = to;
-    ev->body = text.data; /* taken: malloc'd by the buffer, freed with the event */
     char lang[LANG_MAX + 1];
-    int rc = xs_event_set(&ev->thread, callid);
+    int rc = xs_event_setn(&ev->body, text.data, text.len);
+    xs_buf_free(&text);
+    rc = rc ? rc : xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
     if (!rc && subject)

@@ -16,9 +16,12 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/limits.h"
 
 #define TLS_IN_MAX (64 * 1024)
-#define TLS_OUT_MAX (1024 * 1024)
+/* Plaintext one write may hand over: a whole stanza of the largest allowed
+ * body (core/limits.h). */
+#define TLS_OUT_MAX XS_MESSAGE_WIRE_MAX
 /* Room past TLS_OUT_MAX for record headers, MACs and handshake messages, so
  * the send callback never refuses a record half way: xs_tls_write checks
  * plaintext against TLS_OUT_MAX before encrypting anything. */

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 #include "event.h"
 #include "net/connect.h"
 #include "net/dns.h"
@@ -25,7 +26,9 @@
 #define XS_DOMAIN_MAX 256
 #define XS_STREAM_ID_LEN 32
 #define XS_S2S_PAIRS_MAX 16
-#define XS_S2S_OUTPUT_MAX (4u << 20)
+/* Output queued per stream: room for two stanzas of the largest allowed
+ * body (core/limits.h), so one never fails for size alone. */
+#define XS_S2S_OUTPUT_MAX (2u * XS_MESSAGE_WIRE_MAX)
 #define XS_S2S_VERIFY_MAX 64
 /* Element depth and attributes per element in a stanza. */
 #define XS_S2S_XML_DEPTH 32
@@ -163,7 +166,10 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *    failure, output overflow, close grace run out), since the peer may
  *    never have read them.
  *  - at shutdown every sender hears before xs_xmpp_close returns: what was
- *    not flushed fails with service-unavailable, flushed stanzas succeed. */
+ *    not flushed fails with service-unavailable, flushed stanzas succeed.
+ * The limit: XMPP without stream management (XEP-0198) has no receipt, so
+ * a peer that stops reading for longer than the grace and then resets the
+ * connection has been credited with what its kernel buffered meanwhile. */
 void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
                      xs_done_cb done, void *ud);
 /* An error stanza about stanza `id` came back from the peer: the sender

@@ -3,16 +3,18 @@
  * faces toward the middle. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "xmpp/s2s.h"
 #include "xmpp/translate.h"
 #include "xmpp/xmpp_side.h"
 
-#define SCRATCH_MAX (1u << 20)
+/* One serialized stanza; see core/limits.h. */
+#define SCRATCH_MAX XS_MESSAGE_WIRE_MAX
 
 double xs_xmpp_now(const struct xs_xmpp *x)
 {
@@ -21,15 +23,7 @@ double xs_xmpp_now(const struct xs_xmpp *x)
 
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[XS_STREAM_ID_LEN / 2];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        abort(); /* the kernel's RNG does not fail once the system is up */
-    for (size_t i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[XS_STREAM_ID_LEN] = '\0';
+    xs_random_hex(out, XS_STREAM_ID_LEN / 2);
 }
 
 struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag)

@@ -13,8 +13,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const charsets[] = {NULL,           "utf-8",    "us-ascii", "iso-8859-1",
-                                           "windows-1252", "utf-16",   "utf-16be", "utf-16le",
+    static const char *const charsets[] = {NULL,           "utf-8",  "us-ascii", "iso-8859-1",
+                                           "windows-1252", "utf-16", "utf-16be", "utf-16le",
                                            "\"UTF-8\"",    "koi8-r"};
     if (size < 1)
         return 0;

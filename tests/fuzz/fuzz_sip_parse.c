@@ -3,7 +3,8 @@
  * and building that answer; the refusal of an untrusted source (header
  * section only, terse answer); and the trusted-peer list, which takes the
  * first line as an entry and matches the input's first bytes as addresses.
- * No sockets. */
+ * No sockets. Seeds: tests/fuzz/sip_seeds/ (a first line that is an
+ * address or network feeds the trusted-peer list). */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>

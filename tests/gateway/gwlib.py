@@ -373,6 +373,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         self.transport = None
+        # While `hold` is set, final responses are kept (one per Call-ID, so
+        # retransmissions do not multiply them) until release().
+        self.hold = False
+        self.held = {}
+
+    def release(self):
+        self.hold = False
+        for resp, addr in self.held.values():
+            self.transport.sendto(resp, addr)
+        self.held = {}
 
     def connection_made(self, transport):
         self.transport = transport
@@ -397,6 +407,9 @@ class SipEndpoint(asyncio.DatagramProtocol):
                     + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
                     + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
                     f"CSeq: {hdrs['cseq'][0]}\r\n{self.extra}Content-Length: 0\r\n\r\n")
+            if self.hold:
+                self.held[hdrs["call-id"][0]] = (resp.encode(), addr)
+                return
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
@@ -535,13 +548,14 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required", sip_extra=""):
+           peer_tls="required", sip_extra="", xmpp_extra=""):
     # Without sip_extra the gateway trusts SIP requests from the next hop's
     # address, 127.0.0.1, which is where every test sender lives.
     return f"""
 gateway {{
   domains = {{ "sip.test" }},
-  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
+  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
+           {xmpp_extra} }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
            next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}

@@ -345,6 +345,13 @@ it_xmpp() {
 # it_xmpp_online NAME: wait until the client NAME has logged in.
 it_xmpp_online() { it_wait_grep "$IT_TMP/$1.out" '"ev": "online"' "${2:-15}"; }
 
+# it_xmpp_sip_from NAME: the SIP From URI that RFC 7247 gives client NAME's full JID
+# (section 6.4/6.5: the resource travels as the gr parameter), from its "online" line.
+it_xmpp_sip_from() {
+    sed -n 's/.*"ev": "online", "jid": "\([^"/]*\)\/\([^"]*\)".*/sip:\1;gr=\2/p' \
+        "$IT_TMP/$1.out" 2>/dev/null | head -n 1
+}
+
 # it_xmpp_messages NAME: the received stanzas of client NAME, one JSON object a line.
 it_xmpp_messages() { grep '"ev": "message"' "$IT_TMP/$1.out" 2>/dev/null; }
 
@@ -452,7 +459,8 @@ for line in sys.stdin:
 
 # it_sip_summary NAME: one line per unique MESSAGE sipp NAME received:
 #   request-uri TAB from-uri TAB to-uri TAB content-type (lower case, no spaces) TAB body
-# A GRUU's value (the XMPP sender's resource, RFC 7572 section 4) is shown as ";gr=*".
+# The From keeps its GRUU (the XMPP sender's resource, RFC 7572 section 4): compare it with
+# it_xmpp_sip_from.
 it_sip_summary() {
     it_sip_requests "$1" | "$PY" -c '
 import json, re, sys
@@ -462,7 +470,7 @@ def uri(v):
         v = v[v.index("<") + 1:v.index(">")] if ">" in v else v
     else:
         v = v.split(";")[0]
-    return re.sub(r";gr=[^;>]*", ";gr=*", v)
+    return v
 for line in sys.stdin:
     m = json.loads(line)
     h = m["headers"]

@@ -173,7 +173,7 @@ ej_xmpp ella-tx --to bob@sip.test --send 1 --body "$body" --expect 0 --linger 1 
 it_wait_exit uas1 35
 it_stop ella-tx
 got=$(it_sip_summary uas1)
-want="sip:bob@sip.test${tab}sip:$EJ_USER@$EJ_DOMAIN;gr=*${tab}sip:bob@sip.test"
+want="sip:bob@sip.test${tab}$(it_xmpp_sip_from ella-tx)${tab}sip:bob@sip.test"
 want+="${tab}text/plain;charset=utf-8${tab}$body"
 if [ "$got" = "$want" ]; then
     it_pass ejabberd.xmpp_to_sip

@@ -90,9 +90,10 @@ it_sip_refused() {
     fi
 }
 
-# A domain that is no partner is refused by the allow-list (403) before any DNS lookup or
-# stream: other.test has SRV records pointing at Prosody, so a broken allow-list would
-# reach Prosody (host-unknown, i.e. 404) instead.
+# A domain that is no partner is refused by the allow-list (forbidden, 403: see
+# proxy/sip/sip_errmap.c for why not note 2's 603) before any DNS lookup or stream:
+# other.test has SRV records pointing at Prosody, so a broken allow-list would reach
+# Prosody (host-unknown, i.e. 404) instead.
 IT_NO_STREAM=nowhere.test it_sip_refused errors.to_nowhere sip:carol@nowhere.test \
     "a domain without DNS records that is no partner" 403 \
     'ev=router\.refused .*to=sip:carol@nowhere\.test cond=forbidden'

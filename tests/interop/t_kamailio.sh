@@ -25,7 +25,7 @@ it_xmpp alice-tx --to bob@sip.test --send 1 --body "$body" --linger 1 --timeout 
 it_wait_exit bobua 25
 it_stop alice-tx
 got=$(it_sip_summary bobua)
-want="sip:bob@127.0.0.6:5090${tab}sip:alice@xmpp.test;gr=*${tab}sip:bob@sip.test"
+want="sip:bob@127.0.0.6:5090${tab}$(it_xmpp_sip_from alice-tx)${tab}sip:bob@sip.test"
 want+="${tab}text/plain;charset=utf-8${tab}$body"
 if [ "$got" = "$want" ]; then
     it_pass kamailio.xmpp_to_registered_ua

@@ -158,7 +158,7 @@ else
         it_pass reload.partner_removed_sip
     else
         it_fail reload.partner_removed_sip \
-            "want 403 for bob by the allow-list and nothing for alice: [$s]"
+            "want 403 (forbidden) for bob by the allow-list and nothing for alice: [$s]"
     fi
 fi
 

@@ -247,9 +247,9 @@ static void test_errors(void)
     /* Only gone and redirect read an address at the start of the text. */
     e = xs_xmpp_error_reply(NULL, "b@b.test", "a@a.test", NULL, "message", XS_COND_FORBIDDEN,
                             "<sip:x@y.test> no");
-    CHECK(strstr(ser(e), "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
-                         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>&lt;sip:x@y.test&gt; no") !=
-          NULL);
+    CHECK(strstr(ser(e),
+                 "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+                 "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>&lt;sip:x@y.test&gt; no") != NULL);
     xs_xml_el_free(e);
 
     struct {
