@@ -626,6 +626,34 @@ async def test_dialback_flood_does_not_starve_the_partner(tmp):
         assert e.peer.verify_requests == 2, e.peer.verify_requests
 
 
+async def test_dialback_share_per_source(tmp):
+    """One source address has at most 2 verifications of one pair pending,
+    over all its streams: the outbound stream's 64 places for peer.test
+    cannot be taken by a few hosts. A third stream from the same host is
+    refused at once; the partner, from another address, still gets in."""
+    async with Env(tmp, peer_tls="optional") as e:
+        e.peer.verify_delay = 2.0
+        streams = []
+        for _ in range(3):
+            r, w = await asyncio.open_connection("127.0.0.1", e.gw_port, local_addr=("127.0.0.5", 0))
+            s = XStream(r, w)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            s.send(f"<db:result from='peer.test' to='sip.test'>{'ab' * 32}</db:result>")
+            streams.append(s)
+        el = await streams[2].expect_el("result")
+        assert el.attrs.get("type") == "error", el
+        assert el.child("error").child("resource-constraint") is not None, el
+        e.gw.wait_log("result=refused reason=too-many-from-source")
+        assert e.gw.count_log("remote=peer.test local=sip.test result=verifying") == 2
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        for st in streams[:2]:
+            el = await st.expect_el("result", timeout=20)
+            assert el.attrs.get("type") == "invalid", el
+
+
 async def test_dialback_in_flight_cap(tmp):
     """At most 4 pairs are being verified on one stream: the fifth db:result
     is answered with resource-constraint at once. The partners' servers
