@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -378,15 +379,21 @@ async def test_message_without_body_dropped_quietly(tmp):
 
 async def test_event_carries_stream_facts(tmp):
     """The event built from an inbound stanza says whether its stream was
-    encrypted and how the peer authenticated (the policy's m.secure and
-    m.auth once exposed; here through the side's debug line)."""
-    async with Env(tmp, peer_tls="optional") as e:
-        for tls, secure in ((True, 1), (False, 0)):
+    encrypted and how the peer authenticated: the policy sees m.secure and
+    m.auth."""
+    hook = """
+function on_message(m)
+  if m.origin == "xmpp" then
+    m.body = m.body .. " [" .. (m.secure and "secure" or "plain") .. " " .. tostring(m.auth) .. "]"
+  end
+  return m
+end"""
+    async with Env(tmp, peer_tls="optional", hook=hook) as e:
+        for tls, facts in ((True, "secure dialback"), (False, "plain dialback")):
             s = await e.peer.authenticated_stream(tls=tls)
-            s.send(message("alice@peer.test", "bob@sip.test", f"tls={tls}"))
+            s.send(message("alice@peer.test", "bob@sip.test", "hi"))
             req = await get(e.sip.requests)
-            assert req["body"] == f"tls={tls}".encode()
-            e.gw.wait_log(rf"ev=s2s\.in\.message stream=in\d+ event=\d+ secure={secure} auth=dialback")
+            assert req["body"] == f"hi [{facts}]".encode(), req["body"]
             await s.close()
 
 
@@ -407,6 +414,19 @@ async def test_presence_subscription_answered_unsubscribed(tmp):
         await expect_nothing(e.sip.requests, 0.1)
         assert e.gw.count_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=presence") == 2
         e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
+
+
+async def test_error_stanza_values_are_quoted_in_the_log(tmp):
+    """Audit L4: an error stanza's id with spaces cannot add fields of its
+    own to the log line."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send("<message type='error' from='alice@peer.test' to='bob@sip.test' "
+               "id='x cond=forged result=reported-to-sender'><error type='cancel'>"
+               f"<item-not-found xmlns='{NS_STANZAS}'/></error></message>")
+        e.gw.wait_log(r'ev=xmpp\.error\.in stream=in\d+ from=alice@peer\.test to=bob@sip\.test '
+                      r'id="x cond=forged result=reported-to-sender" cond=item-not-found '
+                      r'result=too-late-recorded')
 
 
 async def test_iq_gets_service_unavailable(tmp):
@@ -480,6 +500,34 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
         assert len(held) <= 256, len(held)
         assert max(per.values(), default=0) <= 8, per
         assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_per_source_cap_counts_an_ipv6_64_as_one_source(tmp):
+    """IPv6 sources are counted per /64 (what one host usually holds): nine
+    idle streams from nine addresses of one /64 evict the first; one from
+    the next /64 evicts nothing. IPv4-mapped peers count per address."""
+    addrs = [f"fd00::{i}" for i in range(1, 10)] + ["fd00:0:0:1::1"]
+    for a in addrs:
+        r = subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", "lo", "nodad"],
+                           capture_output=True)
+        assert r.returncode == 0 or b"File exists" in r.stderr, r.stderr
+    e = Env(tmp)
+    e.gw.write_policy(e.policy_text().replace('listen = "127.0.0.1:', 'listen = "[::]:', 1))
+    async with e:
+        conns = []
+        for a in addrs:
+            r, w = await asyncio.open_connection("::1", e.gw_port, local_addr=(a, 0))
+            w.write(header("peer.test", "sip.test").encode())
+            conns.append((a, r, w))
+        e.gw.wait_count("reason=accepted", len(addrs))
+        held = await still_open(conns)
+        assert [a for a, _, _ in held] == addrs[1:], [a for a, _, _ in held]
+        assert e.gw.count_log(r"ev=s2s\.in\.evicted .*reason=per-source-cap") == 1
+        # Over IPv4 (mapped on this dual-stack listener) the partner still works.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
         for _, _, w in conns:
             w.close()
 
@@ -581,6 +629,34 @@ async def test_dialback_flood_does_not_starve_the_partner(tmp):
         assert req["body"] == b"authenticated"
         print(f"  db:verify the partner was asked: {e.peer.verify_requests}")
         assert e.peer.verify_requests == 2, e.peer.verify_requests
+
+
+async def test_dialback_share_per_source(tmp):
+    """One source address has at most 2 verifications of one pair pending,
+    over all its streams: the outbound stream's 64 places for peer.test
+    cannot be taken by a few hosts. A third stream from the same host is
+    refused at once; the partner, from another address, still gets in."""
+    async with Env(tmp, peer_tls="optional") as e:
+        e.peer.verify_delay = 2.0
+        streams = []
+        for _ in range(3):
+            r, w = await asyncio.open_connection("127.0.0.1", e.gw_port, local_addr=("127.0.0.5", 0))
+            s = XStream(r, w)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            s.send(f"<db:result from='peer.test' to='sip.test'>{'ab' * 32}</db:result>")
+            streams.append(s)
+        el = await streams[2].expect_el("result")
+        assert el.attrs.get("type") == "error", el
+        assert el.child("error").child("resource-constraint") is not None, el
+        e.gw.wait_log("result=refused reason=too-many-from-source")
+        assert e.gw.count_log("remote=peer.test local=sip.test result=verifying") == 2
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        for st in streams[:2]:
+            el = await st.expect_el("result", timeout=20)
+            assert el.attrs.get("type") == "invalid", el
 
 
 async def test_dialback_in_flight_cap(tmp):
@@ -1111,6 +1187,122 @@ async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
         assert time.monotonic() - start < 0.8, time.monotonic() - start
         got = sorted(el.child("body").text for el in [await get(e.peer.received, 5) for _ in range(5)])
         assert got == [f"quick {i}" for i in range(5)], got
+
+
+STREAM_ERR_NS = "urn:ietf:params:xml:ns:xmpp-streams"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+
+
+async def scripted_peer_case(e, port, script):
+    """Serves one gateway connection on `port` with `script(s, h)` (s an
+    XStream, h the gateway's header); returns (bytes received, SIP code)."""
+    done = asyncio.get_running_loop().create_future()
+    got = {}
+
+    async def serve(r, w):
+        s = XStream(r, w)
+        try:
+            kind, h = await s.next()
+            assert kind == "header", kind
+            await script(s, h)
+            await asyncio.sleep(0.2)
+        except (ConnectionError, asyncio.TimeoutError, TimeoutError):
+            pass
+        finally:
+            got["raw"] = bytes(s.raw)
+            w.close()
+            if not done.done():
+                done.set_result(None)
+    srv = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        cid = uuid.uuid4().hex
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@odd.test", "to odd",
+                           call_id=cid)
+        code = (await final_codes(e, {cid: "to odd"}, timeout=10))[cid]
+        await asyncio.wait_for(done, 10)
+        return got["raw"], code
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_outbound_peer_failures(tmp):
+    """What the gateway does when the server it connected to misbehaves at
+    each step of the set-up; every case answers the SIP sender (404,
+    remote-server-not-found) and logs why. Then a pre-1.0 peer (no version,
+    no features) that accepts dialback at once gets the message."""
+    port = free_port()
+    extra = f'partner "odd.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{port}" }}'
+
+    def hdr(version=True, sid="s1"):
+        return header("odd.test", "sip.test", sid)[:-len(" version='1.0'>")] + \
+            (" version='1.0'>" if version else ">")
+
+    async def stream_error(s, h):
+        s.send(hdr() + f"<stream:error><host-unknown xmlns='{STREAM_ERR_NS}'/></stream:error>")
+        await s.next(3)
+
+    async def tls_failure(s, h):
+        s.send(hdr() + f"<stream:features><starttls xmlns='{TLS_NS}'/></stream:features>")
+        await s.expect_el("starttls", 3)
+        s.send(f"<failure xmlns='{TLS_NS}'/>")
+        await s.next(3)
+
+    async def no_id(s, h):
+        s.send(hdr(sid=None))
+        await s.expect_el("error", 3)
+
+    async def garbage(s, h):
+        s.send(hdr() + "<a><b></a>")
+        await s.expect_el("error", 3)
+
+    async def key_refused(s, h):
+        s.send(hdr() + "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+               "</stream:features>")
+        await s.expect_el("result", 3)
+        s.send("<db:result from='odd.test' to='sip.test' type='invalid'/>")
+        await s.next(3)
+
+    cases = [(stream_error, "stream error from the remote server: host-unknown", None),
+             (tls_failure, "the remote server refused STARTTLS", b"<starttls"),
+             (no_id, "peer sent no usable stream id", b"invalid-id"),
+             (garbage, "cond=remote-server-not-found", b"not-well-formed"),
+             (key_refused, "the remote server refused our dialback key", b"<db:result")]
+    async with Env(tmp, extra_partners=extra) as e:
+        for script, logged, wire in cases:
+            raw, code = await scripted_peer_case(e, port, script)
+            assert code == 404, (script.__name__, code)
+            e.gw.wait_log(f"ev=s2s.out.failed .*remote=odd.test .*{re.escape(logged)}")
+            if wire:
+                assert wire in raw, (script.__name__, raw[-300:])
+
+        async def pre_1_0(s, h):
+            s.send(hdr(version=False))
+            el = await s.expect_el("result", 3)
+            assert el.text, el                              # our dialback key, at once
+            s.send("<db:result from='odd.test' to='sip.test' type='valid'/>")
+            msg = await s.expect_el("message", 3)
+            assert msg.child("body").text == "to odd", msg
+            got_pre.append(msg)
+        got_pre = []
+        raw, code = await scripted_peer_case(e, port, pre_1_0)
+        assert code == 200 and len(got_pre) == 1, (code, got_pre, raw[-300:])
+
+
+async def test_partner_that_does_not_resolve(tmp):
+    """A partner without a route whose SRV lookup fails (the test's network
+    namespace reaches no name server): the stream ends at once, logged with
+    the resolver's result, and the sender gets 404."""
+    extra = 'partner "nowhere.test" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        start = time.monotonic()
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@nowhere.test", "x",
+                           call_id="nowhere")
+        codes = await final_codes(e, {"nowhere": "x"}, timeout=20)
+        assert codes == {"nowhere": 404}, codes
+        e.gw.wait_log("ev=s2s.out.dns .*remote=nowhere.test result=EDNS")
+        e.gw.wait_log("ev=s2s.out.failed .*remote=nowhere.test .*could not be resolved")
+        print(f"  resolver failure answered in {time.monotonic() - start:.2f} s")
 
 
 async def test_sigterm_answers_queued_stanzas(tmp):
