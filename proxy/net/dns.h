@@ -18,8 +18,10 @@ struct xs_dns_opts {
     /* Servers as "ip:port,ip:port" (IPv6 as "[ip]:port"); NULL: the
      * system's resolv.conf, read once when the resolver is made. */
     const char *servers;
-    unsigned timeout_ms;   /* per try [2000] */
-    unsigned tries;        /* per server [2] */
+    /* c-ares' timeout per try [2000] and tries per server [2]. Whatever
+     * c-ares' own backoff would do, a lookup ends within their product. */
+    unsigned timeout_ms;
+    unsigned tries;
     unsigned max_inflight; /* lookups on the wire at once [256] */
     unsigned neg_ttl_s;    /* failures remembered [30] */
     unsigned pos_min_ttl_s, pos_max_ttl_s; /* answers kept within [5, 300] s */
@@ -29,8 +31,8 @@ struct xs_dns_opts {
 /* Makes the loop's resolver. The resolver belongs to the loop: it is kept
  * in loop->data, which nothing else in the gateway uses, so that code that
  * holds only the loop (connects, s2s streams, tests) reaches it without a
- * parameter threaded through every layer. XS_EEXISTS when loop->data is
- * already taken, XS_EDNS when c-ares cannot start (an unreadable resolv.conf
+ * parameter threaded through every layer. loop->data must be NULL before
+ * (uv_loop_init keeps whatever it held): XS_EEXISTS when it is not, XS_EDNS when c-ares cannot start (an unreadable resolv.conf
  * is not that: c-ares then falls back to 127.0.0.1), XS_EINVAL for a bad
  * `servers`. `opts` (may be NULL) is borrowed; `*out` is returned owned and
  * released with xs_dns_close. */
