@@ -194,22 +194,24 @@ static void on_start(uv_timer_t *t)
     try_next(t->data);
 }
 
-/* The addresses are copied as the resolver ordered them; a filter on
- * which addresses may be tried belongs between the copy and try_next. */
+/* The resolver's status goes to the caller as it is (XS_ENOTFOUND,
+ * XS_ETIMEOUT, XS_EDNS), so it can tell "no such name" from "no answer".
+ * The addresses are copied in the resolver's order; a filter on which of
+ * them may be tried belongs between the copy and try_next. */
 static void on_resolved(void *ud, int status, const struct sockaddr_storage *addrs, size_t n)
 {
     struct xs_connect_req *r = ud;
     r->lookup = NULL;
-    if (status == 0) {
+    if (status != 0) {
+        finish(r, status, NULL);
+    } else {
         r->n_addrs = n < CONNECT_ADDRS_MAX ? n : CONNECT_ADDRS_MAX;
         memcpy(r->addrs, addrs, r->n_addrs * sizeof *addrs);
+        if (r->n_addrs == 0)
+            finish(r, XS_ENOTFOUND, NULL);
+        else
+            try_next(r);
     }
-    if (status != 0)
-        finish(r, status, NULL);
-    else if (r->n_addrs == 0)
-        finish(r, XS_ENOTFOUND, NULL);
-    else
-        try_next(r);
     req_unref(r);
 }
 

@@ -22,7 +22,10 @@ struct xs_dns_opts {
      * c-ares' own backoff would do, a lookup ends within their product. */
     unsigned timeout_ms;
     unsigned tries;
-    unsigned max_inflight; /* lookups on the wire at once [256] */
+    /* Lookups on the wire at once [256]; more fail at once with XS_ELIMIT
+     * rather than wait. One past its deadline counts until c-ares gives up
+     * its retries (at most timeout_ms x (2^tries - 1) per server). */
+    unsigned max_inflight;
     unsigned neg_ttl_s;    /* failures remembered [30] */
     unsigned pos_min_ttl_s, pos_max_ttl_s; /* answers kept within [5, 300] s */
     unsigned cache_max;    /* entries in each cache [512] */
@@ -51,7 +54,7 @@ struct xs_dns_stats {
     unsigned long long queries;   /* lookups sent to c-ares */
     unsigned long long cache_hits; /* answered from either cache */
     unsigned long long refused;   /* refused with XS_ELIMIT */
-    unsigned inflight;            /* on the wire now */
+    unsigned inflight;            /* on the wire now, as max_inflight counts */
 };
 void xs_dns_stats(const struct xs_dns *dns, struct xs_dns_stats *out);
 
