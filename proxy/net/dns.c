@@ -110,6 +110,8 @@ static void pending_unlink(struct xs_dns_req *r)
         dns->pending_tail = r->prev;
     r->prev = r->next = NULL;
     r->pending = 0;
+    if (!dns->pending_head && !dns->closing)
+        uv_timer_stop(&dns->deadline); /* so an idle resolver keeps no loop alive */
 }
 
 static void on_deadline(uv_timer_t *t);
