@@ -9,6 +9,11 @@ gateway {
   -- the SRV record _xmpp-server._tcp.<domain>, which must point here.
   domains = { "sip.test" },
 
+  -- max_body = 262144,  bytes of the largest message body carried (1 KiB to
+  --                     1 MiB); a larger one is refused with policy-violation
+  --                     (SIP: the mapped error) before on_message sees it.
+  --                     xmpp.max_stanza and sip.max_message follow it.
+
   xmpp = {
     -- Server-to-server listener (RFC 6120). Use "0.0.0.0:5269" or "[::]:5269"
     -- to accept streams from the network.
@@ -23,7 +28,8 @@ gateway {
     --   picks a random one.
     -- connect_timeout = 30,   seconds to set up an outbound stream
     -- idle_timeout = 600,     seconds before an idle stream is closed
-    -- max_stanza = 262144,    bytes of one stanza; larger ones end the stream
+    -- max_stanza = ...,       bytes of one stanza; larger ones end the stream
+    --                         (default max_body + 16384, at least max_body + 4096)
     -- queue_max = 1000,       stanzas waiting per remote domain during set-up
     -- error_grace = 1,        seconds a SIP MESSAGE's final response waits,
     --                         after its stanza went out, for an error stanza
@@ -41,7 +47,8 @@ gateway {
     -- IPv4 or IPv6); everyone else gets 403. Default: the next hop's
     -- addresses, looked up at start and at every reload.
     -- trusted = { "127.0.0.1", "10.0.0.0/24", "fd00::/8" },
-    -- max_message = 65536,    bytes of one SIP message
+    -- max_message = ...,      bytes of one SIP message
+    --                         (default max_body + 16384, at least max_body + 4096)
   },
 
   -- log = { bodies = true },  -- message bodies in the logs (off: privacy by default)

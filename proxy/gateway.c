@@ -1,5 +1,6 @@
 #include "gateway.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,14 +167,26 @@ static void on_side_closed(void *ud)
     if (--gw->sides_open > 0)
         return;
     xs_dns_close(gw->dns, NULL, NULL);
+    void (*cb)(void *) = gw->stopped;
+    void *cb_ud = gw->stopped_ud;
+    if (gw->router.in_flight > 0) {
+        /* A side broke its promise that nothing it was handed completes
+         * after its close. A late done() would write into the router, so the
+         * gateway is kept (leaked) rather than freed under it. */
+        xs_log(XS_LOG_ERROR, "gateway.stopped", "result=leaked routes_in_flight=%llu",
+               gw->router.in_flight);
+        assert(gw->router.in_flight == 0);
+        if (cb)
+            cb(cb_ud);
+        return;
+    }
     xs_tls_ctx_unref(gw->tls);
     xs_policy_free(gw->policy);
     free(gw->policy_path);
     free(gw->lua_dir);
-    void (*cb)(void *) = gw->stopped;
-    void *cb_ud = gw->stopped_ud;
-    xs_log(XS_LOG_INFO, "gateway.stopped", "routed=%llu refused=%llu bounced=%llu",
-           gw->router.routed, gw->router.refused, gw->router.bounced);
+    xs_log(XS_LOG_INFO, "gateway.stopped",
+           "routed=%llu refused=%llu bounced=%llu routes_in_flight=0", gw->router.routed,
+           gw->router.refused, gw->router.bounced);
     free(gw);
     if (cb)
         cb(cb_ud);
@@ -188,6 +201,7 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
      * still answer them. The XMPP side then waits for the outcomes SIP owes
      * it, which SIP's close delivers. */
     gw->sides_open = 2;
+    xs_sip_drain(gw->sip);
     xs_xmpp_close(gw->xmpp, on_side_closed, gw);
     xs_sip_close(gw->sip, on_side_closed, gw);
 }

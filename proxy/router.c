@@ -1,6 +1,8 @@
 #include "router.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/log.h"
 
@@ -40,6 +42,7 @@ static void on_delivered(void *ud, enum xs_cond cond, const char *text)
         xs_log(XS_LOG_WARN, "router.bounce", "event=%llu origin=%s cond=%s text=%s", c->serial,
                side_name(c->origin), xs_cond_name(cond), xs_log_quote(q, sizeof q, text));
     }
+    c->r->in_flight--;
     c->done(c->ud, cond, text);
     free(c);
 }
@@ -53,7 +56,19 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
     enum xs_side_id origin = ev->origin;
     char *text = NULL;
-    enum xs_cond cond = xs_policy_route(r->policy, ev, &text);
+    enum xs_cond cond;
+    /* A body over gateway.max_body is the sender's, not the policy's: it is
+     * refused here with policy-violation (RFC 7572 §6 uses that condition
+     * for what the gateway will not carry), before any hook runs. */
+    size_t max_body = xs_policy_config(r->policy)->max_body;
+    if (ev->body && strlen(ev->body) > max_body) {
+        char why[64];
+        snprintf(why, sizeof why, "message body exceeds %zu bytes", max_body);
+        text = strdup(why);
+        cond = XS_COND_POLICY_VIOLATION;
+    } else {
+        cond = xs_policy_route(r->policy, ev, &text);
+    }
     if (cond != XS_COND_NONE) {
         r->refused++;
         xs_log(XS_LOG_WARN, "router.refused", "event=%llu origin=%s from=%s to=%s cond=%s text=%s",
@@ -73,6 +88,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     }
     *c = (struct route_ctx){r, done, done_ud, (unsigned long long)ev->serial, origin};
     r->routed++;
+    r->in_flight++;
     struct xs_side *target = &r->sides[origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP];
     if (r->log_bodies)
         xs_log(XS_LOG_INFO, "router.body", "event=%llu body=%s", (unsigned long long)ev->serial,

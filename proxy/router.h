@@ -13,6 +13,11 @@ struct xs_router {
     struct xs_side sides[2];  /* indexed by enum xs_side_id */
     int log_bodies;
     unsigned long long routed, refused, bounced;
+    /* Events handed to a side whose done() has not come back. Each holds a
+     * pointer to this router, so the router (embedded in the gateway) must
+     * not be freed while any remains: the sides promise that none remains
+     * once their close has returned (see xs_xmpp_close, xs_sip_close). */
+    unsigned long long in_flight;
 };
 
 void xs_router_init(struct xs_router *r, struct xs_policy *policy);

@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
             libosip2-dev liblua5.4-dev lua5.4 libc-ares-dev)
-test_pkgs=(clang libclang-rt-14-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio sip-tester
+test_pkgs=(clang libclang-rt-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio sip-tester
            python3 python3-slixmpp openssl procps)
 
 want=("${build_pkgs[@]}")
@@ -32,10 +32,23 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# The tests start their own Prosody, ejabberd and Kamailio, so the packaged
+# daemons must not start on install. invoke-rc.d asks policy-rc.d first; exit
+# 101 ("action forbidden") stops them with or without systemd (in a container
+# there is none to stop them afterwards). An existing policy-rc.d is kept.
+policy_rc=/usr/sbin/policy-rc.d
+own_policy_rc=
+if [ ! -e "$policy_rc" ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh: no daemon starts while it installs packages.\nexit 101\n' \
+        >"$policy_rc"
+    chmod 0755 "$policy_rc"
+    own_policy_rc=1
+    trap 'rm -f "$policy_rc"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts the packaged daemons on install where an init system runs;
-# the tests start their own instances, so the system ones must not hold the ports.
+[ -n "$own_policy_rc" ] && rm -f "$policy_rc" && trap - EXIT
+# Where systemd runs, a daemon started before (an earlier install) is stopped too.
 for svc in prosody ejabberd kamailio; do
     if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true

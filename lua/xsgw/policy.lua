@@ -8,6 +8,15 @@
 
 local address = require("xsgw.address")
 
+-- The library's own references, taken before any policy runs: nothing a
+-- policy does later can change what route() calls.
+local jid_domain, sip_domain = address.jid_domain, address.sip_domain
+local default_to_sip, default_to_xmpp = address.to_sip, address.to_xmpp
+local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable,
+    rawget, type, error, tostring
+local pairs, ipairs, next, select = pairs, ipairs, next, select
+local format, concat, sort, utf8_len = string.format, table.concat, table.sort, utf8.len
+
 local M = {}
 
 local CONDITIONS = {}
@@ -20,15 +29,38 @@ for c in ([[bad-request conflict feature-not-implemented forbidden gone internal
 end
 M.CONDITIONS = CONDITIONS
 
-local MAX_BODY = 256 * 1024
 local MAX_FIELD = 4096
 
--- A rejection is a table only reject() makes; on_message returns it.
-local Rejection = {}
-Rejection.__index = Rejection
+-- One size for a message body, gateway.max_body, from which the XMPP stanza
+-- and SIP message limits are derived: a stanza or SIP message must hold a
+-- body of max_body plus what surrounds it (FRAME_MIN), and by default gets
+-- FRAME_ROOM for that.
+local MAX_BODY_DEFAULT, MAX_BODY_MIN, MAX_BODY_MAX = 256 * 1024, 1024, 1024 * 1024
+local FRAME_MIN, FRAME_ROOM = 4096, 16384
+
+-- A rejection is a table only reject() makes; on_message returns it. The
+-- weak set recognizes them, so a policy cannot forge one or reach the
+-- metatable.
+local Rejection = { __metatable = false }
+local rejections = setmetatable({}, { __mode = "k" })
+
+-- A read-only view of a library table for policies: reads go through,
+-- assignments fail with the name of what was assigned, and the view hides
+-- its metatable.
+local function readonly(t, name)
+    return setmetatable({}, {
+        __index = t,
+        __newindex = function(_, k)
+            error(format("%s is read-only: cannot assign %s.%s", name, name, tostring(k)), 2)
+        end,
+        __pairs = function() return next, t, nil end,
+        __len = function() return #t end,
+        __metatable = false,
+    })
+end
 
 local function fail(where, fmt, ...)
-    error((where and (where .. ": ") or "") .. string.format(fmt, ...), 0)
+    error((where and (where .. ": ") or "") .. format(fmt, ...), 0)
 end
 
 local function check_keys(where, what, t, allowed)
@@ -36,9 +68,9 @@ local function check_keys(where, what, t, allowed)
         if not allowed[k] then
             local names = {}
             for a in pairs(allowed) do names[#names + 1] = a end
-            table.sort(names)
+            sort(names)
             fail(where, "unknown key '%s' in %s (known: %s)", tostring(k), what,
-                table.concat(names, ", "))
+                concat(names, ", "))
         end
     end
 end
@@ -148,7 +180,12 @@ end
 
 -- The primitives the C core provides (proxy/policy/helpers.c and policy.c);
 -- plain Lua tests pass stand-ins.
-local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains" }
+-- The library uses the others itself and hands them on through the
+-- vocabulary: defined_at(f) ("file:line" where a function was defined),
+-- log(level, where, text), now(), clock(), status_to_cond(code).
+-- partner(domain) is the core's partner matcher, the one stream admission
+-- uses, so routing and streams cannot disagree on who is a partner.
+local NATIVE = { "trim", "lower", "upper", "starts_with", "ends_with", "contains", "partner" }
 
 -- A fresh declaration collector and the environment a policy chunk runs in.
 -- `callsite()` returns "file:line" of the policy line that called into the
@@ -158,8 +195,11 @@ function M.new_env(callsite, native)
     local decl = { partners = {}, partner_order = {}, native = native }
     local env = {}
 
-    function env.gateway(t)
+    function env.gateway(t, ...)
         local where = callsite()
+        if select("#", ...) > 0 then
+            fail(where, "gateway{} takes one table: write gateway { ... }")
+        end
         if decl.gateway then
             fail(where, "gateway{} given twice (first at %s)", decl.gateway_where)
         end
@@ -167,9 +207,13 @@ function M.new_env(callsite, native)
         decl.gateway, decl.gateway_where = t, where
     end
 
-    function env.partner(domain)
+    function env.partner(domain, ...)
         local where = callsite()
         want(where, "partner name", domain, "string")
+        if select("#", ...) > 0 then
+            fail(where, "partner(%q, ...) takes the name alone, the options come after it:"
+                .. " write partner %q { ... }", domain, domain)
+        end
         domain = domain:lower()
         if domain ~= "*" and not valid_dns_name(domain) then
             fail(where, "partner '%s' is not a valid domain name", domain)
@@ -181,26 +225,60 @@ function M.new_env(callsite, native)
         local entry = { where = where, opts = {} }
         decl.partners[domain] = entry
         decl.partner_order[#decl.partner_order + 1] = domain
-        return function(opts)
+        return function(opts, ...)
             want(where, "partner '" .. domain .. "' options", opts, "table")
+            if select("#", ...) > 0 then
+                fail(where, "partner %q takes one table of options: write partner %q { ... }",
+                    domain, domain)
+            end
             entry.opts = opts
         end
     end
 
+    -- reject(condition, text) with an RFC 6120 condition, or with a SIP
+    -- status (300-699), which becomes the condition RFC 7247 maps it to.
     function env.reject(condition, text)
-        if type(condition) ~= "string" or not CONDITIONS[condition] then
-            error("reject(): '" .. tostring(condition) .. "' is not an RFC 6120 stanza error condition", 2)
+        if type(condition) == "number" then
+            local code = math.tointeger(condition)
+            local c = code and code >= 300 and code <= 699 and native.status_to_cond(code)
+            if not c then
+                error("reject(): " .. condition .. " is not a SIP failure status (300 to 699)", 2)
+            end
+            condition = c
+        elseif type(condition) ~= "string" or not CONDITIONS[condition] then
+            error("reject(): '" .. tostring(condition) .. "' is not an RFC 6120 stanza error"
+                .. " condition or a SIP status", 2)
         end
         if text ~= nil and type(text) ~= "string" then
             error("reject(): text must be a string", 2)
         end
-        return setmetatable({ condition = condition, text = text }, Rejection)
+        local r = setmetatable({ condition = condition, text = text }, Rejection)
+        rejections[r] = true
+        return r
     end
 
-    env.xsgw = { address = address }
+    local xsgw = { address = readonly(address, "xsgw.address") }
     for _, name in ipairs(NATIVE) do
-        env.xsgw[name] = native[name]
+        xsgw[name] = native[name]
     end
+    env.xsgw = readonly(xsgw, "xsgw")
+
+    local LEVELS = { debug = true, info = true, warn = true, error = true }
+    local MAX_LOG = 1000
+    -- log(level, ...): the arguments, as tostring() writes them and separated
+    -- by spaces, in the gateway's log with the policy's file:line.
+    function env.log(level, ...)
+        if not LEVELS[level] then
+            error("log(): level must be \"debug\", \"info\", \"warn\" or \"error\", not "
+                .. tostring(level), 2)
+        end
+        local parts = { ... }
+        for i = 1, select("#", ...) do parts[i] = tostring(parts[i]) end
+        local text = concat(parts, " ")
+        if #text > MAX_LOG then text = text:sub(1, MAX_LOG) .. "..." end
+        native.log(level, callsite(), text)
+    end
+    env.now, env.clock = native.now, native.clock
     for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawget", "rawlen", "rawset",
         "getmetatable" }) do
@@ -214,7 +292,8 @@ function M.new_env(callsite, native)
         end
         return setmetatable(t, mt)
     end
-    env.string, env.table, env.math, env.utf8 = string, table, math, utf8
+    env.string, env.table = readonly(string, "string"), readonly(table, "table")
+    env.math, env.utf8 = readonly(math, "math"), readonly(utf8, "utf8")
     env._VERSION = _VERSION
     return env, decl
 end
@@ -222,8 +301,25 @@ end
 local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
-    check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true })
+    check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
+        max_body = true })
     local cfg = {}
+    if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
+        or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
+        fail(where, "gateway.max_body must be a number of bytes from %d to %d", MAX_BODY_MIN,
+            MAX_BODY_MAX)
+    end
+    local max_body = math.floor(g.max_body or MAX_BODY_DEFAULT)
+    cfg.max_body = max_body
+    -- An explicit limit below what max_body needs would refuse, at the stream
+    -- or transport, bodies the policy was told to accept.
+    local function derived(what, v, max)
+        if v ~= nil and type(v) == "number" and v < max_body + FRAME_MIN then
+            fail(where, "%s = %d is smaller than gateway.max_body (%d) needs: at least %d",
+                what, v, max_body, max_body + FRAME_MIN)
+        end
+        return math.floor(positive(where, what, v, max_body + FRAME_ROOM, max))
+    end
 
     want(where, "gateway.domains", g.domains, "table")
     cfg.domains = {}
@@ -259,8 +355,7 @@ local function normalize_gateway(decl)
     cfg.dialback_secret = x.dialback_secret
     cfg.xmpp_connect_timeout = positive(where, "xmpp.connect_timeout", x.connect_timeout, 30, 3600)
     cfg.xmpp_idle_timeout = positive(where, "xmpp.idle_timeout", x.idle_timeout, 600, 86400 * 7)
-    cfg.xmpp_max_stanza = math.floor(positive(where, "xmpp.max_stanza", x.max_stanza, 262144,
-        16 * 1024 * 1024))
+    cfg.xmpp_max_stanza = derived("xmpp.max_stanza", x.max_stanza, 16 * 1024 * 1024)
     cfg.xmpp_queue_max = math.floor(positive(where, "xmpp.queue_max", x.queue_max, 1000, 1000000))
     if x.error_grace ~= nil and (type(x.error_grace) ~= "number" or x.error_grace < 0 or
         x.error_grace > 30) then
@@ -283,8 +378,7 @@ local function normalize_gateway(decl)
     if s.next_hop ~= nil then
         cfg.sip_next_hop = parse_sip_endpoint(where, "sip.next_hop", s.next_hop)
     end
-    cfg.sip_max_message = math.floor(positive(where, "sip.max_message", s.max_message, 65536,
-        4 * 1024 * 1024))
+    cfg.sip_max_message = derived("sip.max_message", s.max_message, 4 * 1024 * 1024)
     -- The SIP peers requests are accepted from. Without the key, the C side
     -- trusts the next hop's resolved addresses.
     if s.trusted ~= nil then
@@ -325,6 +419,11 @@ local function normalize_partners(decl, cfg)
                 type(tls) == "string" and ('"' .. tls .. '"') or tostring(tls))
         end
         want(where, "partner '" .. domain .. "' dialback", o.dialback, "boolean", true)
+        if o.dialback == false then
+            fail(where, "partner '%s': dialback = false leaves no way to authenticate it (the"
+                .. " gateway has no SASL EXTERNAL yet), so every stream with it would be refused;"
+                .. " remove the partner or allow dialback", domain)
+        end
         local p = { domain = domain, tls = tls, dialback = o.dialback ~= false }
         if o.route ~= nil then
             if domain == "*" then fail(where, "partner '*' cannot have a static route") end
@@ -342,6 +441,34 @@ end
 
 local HOOKS = { on_message = true, map_to_sip = true, map_to_xmpp = true }
 
+-- The fields of the message table on_message sees; it may set no others.
+local EVENT_FIELDS = { kind = true, origin = true, from = true, to = true, id = true,
+    thread = true, subject = true, lang = true, type = true, body = true, secure = true,
+    auth = true }
+
+local function sorted_keys(t)
+    local names = {}
+    for k in pairs(t) do names[#names + 1] = k end
+    sort(names)
+    return concat(names, ", ")
+end
+
+-- A global function named like a hook that is not one is almost always a
+-- misspelled hook, which would otherwise be silently never called.
+local function check_hook_names(env, defined_at)
+    local bad = {}
+    for name, v in pairs(env) do
+        if type(name) == "string" and type(v) == "function" and not HOOKS[name]
+            and (name:match("^on_") or name:match("^map_")) then
+            bad[#bad + 1] = name
+        end
+    end
+    if #bad == 0 then return end
+    sort(bad)
+    fail(defined_at(env[bad[1]]), "%s is not a hook this gateway calls (hooks: %s)", bad[1],
+        sorted_keys(HOOKS))
+end
+
 -- Validates what a policy chunk declared. Returns the configuration table
 -- and a route function bound to it.
 function M.finish(env, decl)
@@ -353,36 +480,67 @@ function M.finish(env, decl)
             fail(nil, "%s must be a function, not %s", name, type(h))
         end
     end
+    check_hook_names(env, decl.native.defined_at)
     local local_domains = {}
     for _, d in ipairs(cfg.domains) do local_domains[d] = true end
-    local partners = {}
-    for _, p in ipairs(cfg.partners) do partners[p.domain] = p end
+    local partner = decl.native.partner
 
-    local to_sip = rawget(env, "map_to_sip") or address.to_sip
-    local to_xmpp = rawget(env, "map_to_xmpp") or address.to_xmpp
+    local to_sip = rawget(env, "map_to_sip") or default_to_sip
+    local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
+    local max_body = cfg.max_body
 
-    local function partner(domain)
-        return partners[domain] or partners["*"]
+    -- The XMPP side of a message must be a partner, the SIP side one of ours;
+    -- a partner "*" does not make our own domains partners.
+    local function federated(domain)
+        return domain ~= nil and not local_domains[domain] and partner(domain) ~= nil
+    end
+
+    -- After the hooks: whatever they rewrote, the message still goes from
+    -- one of ours to a partner or the other way round (audit L5).
+    local function recheck(ev, origin)
+        local fd, td
+        if origin == "sip" then
+            fd, td = jid_domain(ev.from), jid_domain(ev.to)
+            if not (fd and local_domains[fd]) then
+                error("the hooks made the sender " .. tostring(ev.from)
+                    .. ", which is not in a domain this gateway serves")
+            end
+            if not federated(td) then
+                error("the hooks made the recipient " .. tostring(ev.to)
+                    .. ", which is not in a federated partner domain")
+            end
+        else
+            fd, td = sip_domain(ev.from), sip_domain(ev.to)
+            if not (td and local_domains[td]) then
+                error("the hooks made the recipient " .. tostring(ev.to)
+                    .. ", which is not in a domain this gateway serves")
+            end
+            if not federated(fd) then
+                error("the hooks made the sender " .. tostring(ev.from)
+                    .. ", which is not in a federated partner domain")
+            end
+        end
     end
 
     local function checked_string(ev, k, max)
         local v = ev[k]
         if v == nil then return true end
-        return type(v) == "string" and #v <= max and utf8.len(v) ~= nil
+        return type(v) == "string" and #v <= max and utf8_len(v) ~= nil
     end
 
     -- Decides for one event; returns the (possibly rewritten) event, or
     -- nil, condition, text.
     local function route(ev)
         local from, to
-        if ev.origin == "xmpp" then
-            local fd, td = address.jid_domain(ev.from), address.jid_domain(ev.to)
+        local origin = ev.origin
+        if origin == "xmpp" then
+            local fd, td = jid_domain(ev.from), jid_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a valid JID" end
             if not local_domains[td] then
                 return nil, "item-not-found", "this gateway does not serve " .. td
             end
-            if not partner(fd) then
+            if not federated(fd) then
                 return nil, "forbidden", fd .. " is not a federated partner"
             end
             local err
@@ -390,8 +548,8 @@ function M.finish(env, decl)
             if not from then return nil, err or "jid-malformed", "sender cannot be mapped to SIP" end
             to, err = to_sip(ev.to)
             if not to then return nil, err or "jid-malformed", "recipient cannot be mapped to SIP" end
-        elseif ev.origin == "sip" then
-            local fd, td = address.sip_domain(ev.from), address.sip_domain(ev.to)
+        elseif origin == "sip" then
+            local fd, td = sip_domain(ev.from), sip_domain(ev.to)
             if not fd or not td then return nil, "jid-malformed", "address is not a usable SIP URI" end
             if not local_domains[fd] then
                 return nil, "forbidden", "sender is not in a domain this gateway serves"
@@ -399,7 +557,7 @@ function M.finish(env, decl)
             if local_domains[td] then
                 return nil, "item-not-found", td .. " is served on the SIP side, not through XMPP"
             end
-            if not partner(td) then
+            if not federated(td) then
                 return nil, "forbidden", td .. " is not a federated partner"
             end
             local err
@@ -411,14 +569,28 @@ function M.finish(env, decl)
             return nil, "bad-request", "unknown origin"
         end
         ev.from, ev.to = from, to
+        -- What arrives is checked here, so that only what on_message did is
+        -- blamed on it below (the router refuses oversized bodies before this).
+        if type(ev.body) ~= "string" or not utf8_len(ev.body) then
+            return nil, "not-acceptable", "message body is not UTF-8 text"
+        end
+        if #ev.body > max_body then
+            return nil, "policy-violation", format("message body exceeds %d bytes", max_body)
+        end
         if on_message then
             local r = on_message(ev)
-            if getmetatable(r) == Rejection then return nil, r.condition, r.text end
+            if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
             if r ~= nil then
                 if type(r) ~= "table" then
                     error("on_message must return the message, nil or reject(...), not " .. type(r))
                 end
                 ev = r
+            end
+        end
+        for k in pairs(ev) do
+            if not EVENT_FIELDS[k] then
+                error(format("on_message set '%s' on the message, which is not one of its fields"
+                    .. " (%s)", tostring(k), sorted_keys(EVENT_FIELDS)))
             end
         end
         if type(ev.body) ~= "string" then error("on_message left the message without a body") end
@@ -427,9 +599,11 @@ function M.finish(env, decl)
                 error("on_message set " .. k .. " to something that is not a short UTF-8 string")
             end
         end
-        if not checked_string(ev, "body", MAX_BODY) then
-            error("on_message set body to something that is not UTF-8 text of at most 256 KiB")
+        if not checked_string(ev, "body", max_body) then
+            error(format("on_message set body to something that is not UTF-8 text of at most"
+                .. " %d bytes (gateway.max_body)", max_body))
         end
+        recheck(ev, origin)
         return ev
     end
 

@@ -33,6 +33,8 @@ struct xs_connect_req {
     int refs;
     int finished; /* the callback ran, or cancel made sure it never will */
     int last_err; /* XS_E* of the last failed attempt */
+    int flags;    /* XS_NET_* */
+    int skipped;  /* addresses XS_NET_PUBLIC_ONLY ruled out */
 };
 
 static void req_unref(struct xs_connect_req *r)
@@ -114,6 +116,10 @@ static void try_next(struct xs_connect_req *r)
 {
     while (r->next < r->n_addrs) {
         const struct sockaddr *sa = (const struct sockaddr *)&r->addrs[r->next++];
+        if ((r->flags & XS_NET_PUBLIC_ONLY) && xs_net_addr_special(sa)) {
+            r->skipped++;
+            continue;
+        }
         uv_tcp_t *tcp = malloc(sizeof *tcp);
         uv_connect_t *c = malloc(sizeof *c);
         if (!tcp || !c) {
@@ -144,7 +150,7 @@ static void try_next(struct xs_connect_req *r)
         r->last_err = map_connect_error(rc);
         uv_close((uv_handle_t *)tcp, on_tcp_closed);
     }
-    finish(r, r->last_err ? r->last_err : XS_EDNS, NULL);
+    finish(r, r->last_err ? r->last_err : r->skipped ? XS_EPOLICY : XS_EDNS, NULL);
 }
 
 static void on_connect(uv_connect_t *c, int status)
@@ -196,8 +202,8 @@ static void on_start(uv_timer_t *t)
 
 /* The resolver's status goes to the caller as it is (XS_ENOTFOUND,
  * XS_ETIMEOUT, XS_EDNS), so it can tell "no such name" from "no answer".
- * The addresses are copied in the resolver's order; a filter on which of
- * them may be tried belongs between the copy and try_next. */
+ * The addresses are copied in the resolver's order; try_next skips those
+ * the flags rule out. */
 static void on_resolved(void *ud, int status, const struct sockaddr_storage *addrs, size_t n)
 {
     struct xs_connect_req *r = ud;
@@ -266,6 +272,12 @@ int xs_net_connect_addrs(uv_loop_t *loop, const struct sockaddr_storage *addrs, 
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out)
 {
+    return xs_net_connect_flags(loop, host, port, timeout_s, 0, cb, ud, out);
+}
+
+int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
+                         int flags, xs_connect_cb cb, void *ud, struct xs_connect_req **out)
+{
     if (out)
         *out = NULL;
     if (!host || !*host || strlen(host) > 255 || !cb || port == 0)
@@ -273,6 +285,7 @@ int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double time
     struct xs_connect_req *r = req_new(loop, timeout_s, cb, ud);
     if (!r)
         return XS_ENOMEM;
+    r->flags = flags;
     /* A literal needs no lookup. */
     if (xs_net_addr_parse(host, port, &r->addrs[0]) == 0) {
         r->n_addrs = 1;

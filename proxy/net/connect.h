@@ -33,6 +33,15 @@ struct xs_connect_req;
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out);
 
+/* xs_net_connect_flags: skip every address xs_net_addr_special() names; when
+ * that leaves none, the connect fails with XS_EPOLICY. For peers nobody
+ * vouched for (open federation), whose DNS could aim us at internal hosts. */
+#define XS_NET_PUBLIC_ONLY 1
+
+/* xs_net_connect with XS_NET_* flags. */
+int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
+                         int flags, xs_connect_cb cb, void *ud, struct xs_connect_req **out);
+
 /* The same over n (1..32) addresses already known (`addrs` borrowed,
  * copied), in order. XS_EINVAL for n out of range or a family other than
  * AF_INET/AF_INET6. */

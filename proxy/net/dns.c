@@ -606,12 +606,6 @@ static int valid_host(const char *s)
     return valid_label_chars(s, "._") && s[0] != '.' && !strstr(s, "..");
 }
 
-static int is_ip_literal(const char *s)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
 static struct xs_dns_req *req_new(struct xs_dns *dns, enum req_kind kind, const char *name,
                                   uint16_t port, void *ud)
 {
@@ -699,7 +693,7 @@ int xs_dns_srv(uv_loop_t *loop, const char *service, const char *domain, uint16_
     size_t dlen = strlen(domain);
     if (dlen > 253 || strlen(service) > 63 || !valid_label_chars(service, ""))
         return XS_EINVAL;
-    int literal = is_ip_literal(domain);
+    int literal = xs_net_is_ip_literal(domain);
     if (!literal && !valid_host(domain))
         return XS_EINVAL;
     struct xs_dns *dns = xs_dns_of(loop);

@@ -118,4 +118,14 @@ int xs_dns_parse_srv(const unsigned char *msg, size_t len, struct xs_dns_target 
  * value; updated), so tests can repeat a sequence. */
 void xs_dns_weighted_order(struct xs_dns_target *targets, size_t n, uint64_t *seed);
 
+/* 1 when `sa` (AF_INET or AF_INET6) is an address a stranger's DNS must not
+ * be able to point us at: unspecified, loopback, private (RFC 1918), shared
+ * (100.64/10), link-local, unique-local, site-local, multicast, broadcast and
+ * reserved, documentation and benchmarking ranges, IETF protocol blocks,
+ * and IPv6 forms that carry such an IPv4 address (mapped, NAT64, 6to4).
+ * 0 for a global unicast address; 1 for any other family. */
+int xs_net_addr_special(const struct sockaddr *sa);
+/* 1 when `s` is an IPv4 or IPv6 address written out, not a name. */
+int xs_net_is_ip_literal(const char *s);
+
 #endif

@@ -49,6 +49,7 @@ struct xs_link {
 static void link_flush(struct xs_link *l);
 static void link_fail(struct xs_link *l, int reason);
 static void link_drained(struct xs_link *l);
+static void link_touch(struct xs_link *l);
 
 /* The tcp handle is freed with the link, not in its own close callback, so
  * l->tcp never dangles while the grace timer is still closing. */
@@ -149,6 +150,7 @@ static void on_write(uv_write_t *req, int status)
             link_fail(l, XS_EIO);
         return;
     }
+    link_touch(l);
     if (l->inflight_end > l->flushed) {
         l->flushed = l->inflight_end;
         if (l->on_flushed && !uv_is_closing((uv_handle_t *)l->tcp))
@@ -200,10 +202,11 @@ static void on_idle(uv_timer_t *t)
         xs_link_close(l, XS_ETIMEOUT);
 }
 
-/* Traffic either way restarts the idle timer. */
+/* Bytes moving either way (read, written, or confirmed sent) restart the
+ * idle timer. */
 static void link_touch(struct xs_link *l)
 {
-    if (l->idle_ms && !l->closing && !l->paused)
+    if (l->idle_ms && !l->closing)
         uv_timer_start(&l->grace, on_idle, l->idle_ms, 0);
 }
 
@@ -407,8 +410,6 @@ void xs_link_pause(struct xs_link *l)
         return;
     l->paused = 1;
     uv_read_stop((uv_stream_t *)l->tcp);
-    /* Silence we asked for is not the peer's idleness. */
-    uv_timer_stop(&l->grace);
 }
 
 void xs_link_resume(struct xs_link *l)

@@ -35,7 +35,8 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
  * bound (the caller should treat the peer as too slow and close), XS_ECLOSED
  * after close, XS_ETLS when the TLS layer failed. On success the bytes end at
  * xs_link_accepted(). */
-int xs_link_write(struct xs_link *l, const char *data, size_t len);
+int xs_link_write(struct xs_link *l, const char *data, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Offsets in the plaintext the link was given, counted from its start:
  * `accepted` grows with every successful xs_link_write; `flushed` is how far
@@ -66,15 +67,17 @@ void xs_link_close(struct xs_link *l, int reason);
 /* "ip:port" of the peer ("[ip]:port" for IPv6), for logs. */
 const char *xs_link_peer(const struct xs_link *l);
 
-/* Closes the link when no byte has come from the peer or been written for
- * `ms` (0 turns the timeout off; the link starts without one). With `cb`
+/* Closes the link when for `ms` no byte has come from the peer, been
+ * written or been confirmed sent (0 turns the timeout off; the link starts
+ * without one). It keeps running while the link is paused, so a peer that
+ * neither sends nor takes our bytes is dropped even then. With `cb`
  * NULL the link closes itself with XS_ETIMEOUT; otherwise cb(ud) runs and
  * decides. Calling it again restarts the wait with the new value. */
 void xs_link_set_idle(struct xs_link *l, unsigned ms, void (*cb)(void *ud));
 
 /* Backpressure: stop reading from the socket (and delivering plaintext TLS
- * already decrypted) until resume. The idle timer does not run while paused.
- * Both may be called from inside the data callback. */
+ * already decrypted) until resume. Both may be called from inside the data
+ * callback. */
 void xs_link_pause(struct xs_link *l);
 void xs_link_resume(struct xs_link *l);
 

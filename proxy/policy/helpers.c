@@ -88,9 +88,12 @@ static int l_contains(lua_State *L)
 
 void xs_helpers_open(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"trim", l_trim},           {"lower", l_lower},         {"upper", l_upper},
-        {"starts_with", l_starts_with}, {"ends_with", l_ends_with}, {"contains", l_contains},
-        {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"trim", l_trim},
+                                   {"lower", l_lower},
+                                   {"upper", l_upper},
+                                   {"starts_with", l_starts_with},
+                                   {"ends_with", l_ends_with},
+                                   {"contains", l_contains},
+                                   {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

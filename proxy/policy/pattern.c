@@ -70,18 +70,41 @@ static int class_has(int c, int cl)
 {
     int r;
     switch (tolower(cl)) {
-    case 'a': r = isalpha(c); break;
-    case 'c': r = iscntrl(c); break;
-    case 'd': r = isdigit(c); break;
-    case 'g': r = isgraph(c); break;
-    case 'l': r = islower(c); break;
-    case 'p': r = ispunct(c); break;
-    case 's': r = isspace(c); break;
-    case 'u': r = isupper(c); break;
-    case 'w': r = isalnum(c); break;
-    case 'x': r = isxdigit(c); break;
-    case 'z': r = c == 0; break; /* deprecated, still in 5.4 */
-    default: return cl == c;
+    case 'a':
+        r = isalpha(c);
+        break;
+    case 'c':
+        r = iscntrl(c);
+        break;
+    case 'd':
+        r = isdigit(c);
+        break;
+    case 'g':
+        r = isgraph(c);
+        break;
+    case 'l':
+        r = islower(c);
+        break;
+    case 'p':
+        r = ispunct(c);
+        break;
+    case 's':
+        r = isspace(c);
+        break;
+    case 'u':
+        r = isupper(c);
+        break;
+    case 'w':
+        r = isalnum(c);
+        break;
+    case 'x':
+        r = isxdigit(c);
+        break;
+    case 'z':
+        r = c == 0;
+        break; /* deprecated, still in 5.4 */
+    default:
+        return cl == c;
     }
     r = r != 0;
     return isupper(cl) ? !r : r;
@@ -121,10 +144,14 @@ static int single(struct matcher *m, const char *s, const char *p, const char *e
         return 0;
     int c = (unsigned char)*s;
     switch (*p) {
-    case '.': return 1;
-    case '%': return class_has(c, (unsigned char)p[1]);
-    case '[': return set_has(c, p, ep - 1);
-    default: return (unsigned char)*p == c;
+    case '.':
+        return 1;
+    case '%':
+        return class_has(c, (unsigned char)p[1]);
+    case '[':
+        return set_has(c, p, ep - 1);
+    default:
+        return (unsigned char)*p == c;
     }
 }
 
@@ -572,11 +599,8 @@ static int l_gsub(lua_State *L)
 
 void xs_pattern_open(lua_State *L, xs_pattern_tick_fn tick)
 {
-    static const luaL_Reg fns[] = {{"find", l_find},
-                                   {"match", l_match},
-                                   {"gmatch", l_gmatch},
-                                   {"gsub", l_gsub},
-                                   {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"find", l_find}, {"match", l_match}, {"gmatch", l_gmatch}, {"gsub", l_gsub}, {NULL, NULL}};
     lua_pushlightuserdata(L, (void *)tick);
     luaL_setfuncs(L, fns, 1);
 }

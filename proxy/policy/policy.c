@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <lauxlib.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
 #include "policy/helpers.h"
 #include "policy/sandbox.h"
+#include "sip/sip.h"
 
 /* The budgets of one call into the policy. A hook that needs more than a
  * million VM instructions or half a second is broken, and the loop is
@@ -24,6 +27,7 @@
  * so this is the last line, not the mechanism. */
 static const struct xs_lua_limits policy_limits = {
     .memory = 64u << 20,
+    .call_memory = 16u << 20,
     .instructions = 1000000ul,
     .call_seconds = 0.5,
     .watchdog_warn = 2.0,
@@ -33,6 +37,7 @@ static const struct xs_lua_limits policy_limits = {
 struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
+    int keep_rc; /* config_from's result, from inside keep_trampoline */
     char *path;
     struct xs_config cfg;
 };
@@ -52,6 +57,102 @@ static int l_callsite(lua_State *L)
         }
     }
     lua_pushstring(L, chunk + 1);
+    return 1;
+}
+
+/* defined_at(f): "file:line" where the Lua function f was defined, for
+ * errors about a definition (a misspelled hook). */
+static int l_defined_at(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_Debug ar;
+    lua_pushvalue(L, 1);
+    lua_getinfo(L, ">S", &ar);
+    lua_pushfstring(L, "%s:%d", ar.source[0] == '@' ? ar.source + 1 : ar.short_src, ar.linedefined);
+    return 1;
+}
+
+/* log(level, where, text): one line ev=policy.log in the gateway's log, with
+ * the policy's file:line; xs_log_quote escapes control characters, so a
+ * message body cannot forge lines. */
+static int l_log(lua_State *L)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error", NULL};
+    static const enum xs_log_level levels[] = {XS_LOG_DEBUG, XS_LOG_INFO, XS_LOG_WARN,
+                                               XS_LOG_ERROR};
+    enum xs_log_level level = levels[luaL_checkoption(L, 1, NULL, names)];
+    const char *where = luaL_checkstring(L, 2);
+    const char *text = luaL_checkstring(L, 3);
+    if (!xs_log_enabled(level))
+        return 0;
+    char qw[256], qt[1024];
+    xs_log(level, "policy.log", "where=%s text=%s", xs_log_quote(qw, sizeof qw, where),
+           xs_log_quote(qt, sizeof qt, text));
+    return 0;
+}
+
+static double clock_seconds(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* now(): seconds since the epoch, for rules about the time of day. */
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_REALTIME));
+    return 1;
+}
+
+/* clock(): seconds on a monotonic clock, for intervals and rates. */
+static int l_clock(lua_State *L)
+{
+    lua_pushnumber(L, clock_seconds(CLOCK_MONOTONIC));
+    return 1;
+}
+
+/* status_to_cond(code): the RFC 7247 condition of a SIP status, as the SIP
+ * side maps it (sip_errmap.c); nil for a status that is not a failure. */
+static int l_status_to_cond(lua_State *L)
+{
+    lua_Integer code = luaL_checkinteger(L, 1);
+    enum xs_cond c = code >= 100 && code <= 699 ? xs_sip_status_to_cond((int)code) : XS_COND_NONE;
+    if (c == XS_COND_NONE)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, xs_cond_name(c));
+    return 1;
+}
+
+/* partner(domain): the partner entry that applies to domain, through the one
+ * matcher the streams use too (xs_policy_partner), as a fresh table; nil
+ * when the domain is not federated. Upvalue 1: the struct xs_policy. Only
+ * hooks can ask: while the policy file itself runs there is no
+ * configuration yet. */
+static int l_partner(lua_State *L)
+{
+    const struct xs_policy *p = lua_touserdata(L, lua_upvalueindex(1));
+    const char *domain = luaL_checkstring(L, 1);
+    if (!p->cfg.partners)
+        return luaL_error(L, "xsgw.partner() can only be called from a hook");
+    const struct xs_partner *pt = xs_policy_partner(p, domain);
+    if (!pt) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, pt->domain);
+    lua_setfield(L, -2, "domain");
+    lua_pushstring(L, pt->tls == XS_TLS_REQUIRED ? "required" : "optional");
+    lua_setfield(L, -2, "tls");
+    lua_pushboolean(L, pt->dialback);
+    lua_setfield(L, -2, "dialback");
+    if (pt->route_host) {
+        lua_pushfstring(L, strchr(pt->route_host, ':') ? "[%s]:%d" : "%s:%d", pt->route_host,
+                        pt->route_port);
+        lua_setfield(L, -2, "route");
+    }
     return 1;
 }
 
@@ -130,6 +231,7 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->dialback_secret = dup_field(L, t, "dialback_secret");
     c->xmpp_connect_timeout = num_field(L, t, "xmpp_connect_timeout");
     c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
+    c->max_body = (size_t)num_field(L, t, "max_body");
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
@@ -198,6 +300,23 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     return c->partners ? 0 : rc;
 }
 
+/* keep_trampoline(p, cfg, route): keeps the route function and copies the
+ * configuration out, inside the protected call like all other Lua work. */
+static int keep_trampoline(lua_State *L)
+{
+    struct xs_policy *p = lua_touserdata(L, 1);
+    p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* The C buffers are sized for this ceiling (core/limits.h); the Lua
+     * vocabulary must never let a larger body through. */
+    lua_getfield(L, 2, "max_body");
+    if (lua_tonumber(L, -1) > XS_MAX_BODY_CEILING)
+        return luaL_error(L, "max_body %f exceeds the core's ceiling of %d bytes",
+                          lua_tonumber(L, -1), (int)XS_MAX_BODY_CEILING);
+    lua_pop(L, 1);
+    p->keep_rc = config_from(L, 2, &p->cfg);
+    return 0;
+}
+
 static int load_into(struct xs_policy *p, const char *path, char *err, size_t errlen)
 {
     lua_State *L = xs_lua_state(p->lua);
@@ -214,6 +333,13 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     lua_pushcclosure(L, l_callsite, 1);
     lua_newtable(L);
     xs_helpers_open(L);
+    static const luaL_Reg natives[] = {
+        {"defined_at", l_defined_at},         {"log", l_log}, {"now", l_now}, {"clock", l_clock},
+        {"status_to_cond", l_status_to_cond}, {NULL, NULL}};
+    luaL_setfuncs(L, natives, 0);
+    lua_pushlightuserdata(L, p);
+    lua_pushcclosure(L, l_partner, 1);
+    lua_setfield(L, -2, "partner");
     if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);
@@ -239,9 +365,14 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
         }
         return rc;
     }
-    p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    rc = config_from(L, lua_gettop(L), &p->cfg);
+    lua_pushcfunction(L, keep_trampoline);
+    lua_insert(L, -3);
+    lua_pushlightuserdata(L, p);
+    lua_insert(L, -3);
+    rc = xs_lua_call(p->lua, 3, 0, err, errlen);
     lua_settop(L, 0);
+    if (rc == 0 && p->keep_rc)
+        rc = p->keep_rc;
     if (rc)
         snprintf(err, errlen, "%s: out of memory", path);
     return rc;
@@ -314,9 +445,20 @@ static void set_field(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
+/* What route_trampoline works on: the event in, the decision out. */
+struct route_call {
+    struct xs_policy *p;
+    struct xs_event *ev;
+    enum xs_cond cond;
+    char *text;
+};
+
+/* Raw reads only: the table came from the policy, and a metamethod there
+ * would run code outside the hook's view of the result. */
 static int copy_back(lua_State *L, int t, const char *k, char **field)
 {
-    int ty = lua_getfield(L, t, k);
+    lua_pushstring(L, k);
+    int ty = lua_rawget(L, t);
     int rc = 0;
     if (ty == LUA_TSTRING) {
         size_t n;
@@ -329,15 +471,17 @@ static int copy_back(lua_State *L, int t, const char *k, char **field)
     return rc;
 }
 
-enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text)
+/* All the Lua work of one routing decision, run inside xs_lua_call so that
+ * a memory error or a budget error anywhere in it (building the event table
+ * with a 256 KiB body, the hooks, reading the result) is one failed call and
+ * never a panic. Argument 1 is a lightuserdata struct route_call. */
+static int route_trampoline(lua_State *L)
 {
-    lua_State *L = xs_lua_state(p->lua);
-    *text = NULL;
+    struct route_call *rc = lua_touserdata(L, 1);
+    const struct xs_event *ev = rc->ev;
     lua_settop(L, 0);
-    if (!lua_checkstack(L, 8))
-        return XS_COND_RESOURCE_CONSTRAINT;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->route_ref);
-    lua_createtable(L, 0, 10);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rc->p->route_ref);
+    lua_createtable(L, 0, 12);
     set_field(L, "kind", "message");
     set_field(L, "origin", ev->origin == XS_SIDE_XMPP ? "xmpp" : "sip");
     set_field(L, "from", ev->from);
@@ -348,16 +492,11 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     set_field(L, "lang", ev->lang);
     set_field(L, "type", ev->type);
     set_field(L, "body", ev->body);
-    char err[512];
-    if (xs_lua_call(p->lua, 1, 3, err, sizeof err) != 0) {
-        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=on_message reason=\"%s\"",
-               (unsigned long long)ev->serial, err);
-        lua_settop(L, 0);
-        *text = strdup("policy error");
-        return XS_COND_INTERNAL_SERVER_ERROR;
-    }
-    enum xs_cond cond = XS_COND_NONE;
-    if (lua_istable(L, 1)) {
+    lua_pushboolean(L, ev->secure);
+    lua_setfield(L, -2, "secure");
+    set_field(L, "auth", ev->auth);
+    lua_call(L, 1, 3);
+    if (lua_type(L, 1) == LUA_TTABLE) {
         static const struct {
             const char *k;
             size_t off;
@@ -371,19 +510,49 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
             {"type", offsetof(struct xs_event, type)},
             {"body", offsetof(struct xs_event, body)},
         };
+        rc->cond = XS_COND_NONE;
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-            if (copy_back(L, 1, fields[i].k, (char **)((char *)ev + fields[i].off)) != 0) {
-                cond = XS_COND_RESOURCE_CONSTRAINT;
+            if (copy_back(L, 1, fields[i].k, (char **)((char *)rc->ev + fields[i].off)) != 0) {
+                rc->cond = XS_COND_RESOURCE_CONSTRAINT;
                 break;
             }
         }
-    } else {
-        cond = xs_cond_from_name(lua_tostring(L, 2));
-        if (lua_type(L, 3) == LUA_TSTRING)
-            *text = strdup(lua_tostring(L, 3));
+        return 0;
     }
+    rc->cond = lua_type(L, 2) == LUA_TSTRING ? xs_cond_from_name(lua_tostring(L, 2))
+                                             : XS_COND_UNDEFINED_CONDITION;
+    if (lua_type(L, 3) == LUA_TSTRING)
+        rc->text = strdup(lua_tostring(L, 3));
+    return 0;
+}
+
+enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text)
+{
+    lua_State *L = xs_lua_state(p->lua);
+    *text = NULL;
     lua_settop(L, 0);
-    return cond;
+    if (!lua_checkstack(L, 4))
+        return XS_COND_RESOURCE_CONSTRAINT;
+    struct route_call rc = {p, ev, XS_COND_INTERNAL_SERVER_ERROR, NULL};
+    lua_pushcfunction(L, route_trampoline);
+    lua_pushlightuserdata(L, &rc);
+    char err[512];
+    int st = xs_lua_call(p->lua, 1, 0, err, sizeof err);
+    lua_settop(L, 0);
+    if (st != 0) {
+        free(rc.text);
+        /* Memory is the one failure that is not the policy's bug alone: the
+         * sender may try again later, so it gets resource-constraint. */
+        enum xs_cond cond =
+            st == XS_ENOMEM ? XS_COND_RESOURCE_CONSTRAINT : XS_COND_INTERNAL_SERVER_ERROR;
+        char q[600];
+        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=on_message cond=%s reason=%s",
+               (unsigned long long)ev->serial, xs_cond_name(cond), xs_log_quote(q, sizeof q, err));
+        *text = strdup(st == XS_ENOMEM ? "policy out of memory" : "policy error");
+        return cond;
+    }
+    *text = rc.text;
+    return rc.cond;
 }
 
 int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
@@ -399,6 +568,8 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     fprintf(out, "OK: %s\n  domains:", path);
     for (size_t i = 0; i < c->n_domains; i++)
         fprintf(out, " %s", c->domains[i]);
+    fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
+            c->xmpp_max_stanza, c->sip_max_message);
     fprintf(out, "\n  xmpp: listen %s:%d, tls %s\n  sip: %zu listener(s)", c->xmpp_listen_host,
             c->xmpp_listen_port, c->tls_cert ? c->tls_cert : "self-signed", c->n_sip_listen);
     if (c->sip_next_hop.host)
@@ -411,7 +582,7 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         fprintf(out, " %s", c->sip_trusted[i]);
     fprintf(out, "%s\n",
-            !c->sip_trusted      ? " the next hop's addresses (resolved at start and reload)"
+            !c->sip_trusted    ? " the next hop's addresses (resolved at start and reload)"
             : c->n_sip_trusted ? ""
                                : " nobody: every SIP request is refused");
     fprintf(out, "  partners:");

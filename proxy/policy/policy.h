@@ -22,7 +22,7 @@ struct xs_partner {
     int route_port;
 };
 
-enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1 };
+enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1, XS_SIP_TLS = 2 };
 
 struct xs_sip_endpoint {
     enum xs_sip_transport transport;
@@ -36,6 +36,12 @@ struct xs_config {
     char **domains; /* the SIP domains the gateway speaks for, lower-case */
     size_t n_domains;
 
+    /* gateway.max_body: the largest message body (bytes) the gateway carries.
+     * xmpp_max_stanza and sip_max_message are derived from it (max_body +
+     * 16 KiB unless the policy sets them, never less than max_body + 4 KiB);
+     * the router refuses a larger body before the policy sees it. */
+    size_t max_body;
+
     char *xmpp_listen_host; /* xmpp.listen "host:port" (IPv6 as "[::]:5269") */
     int xmpp_listen_port;
     char *tls_cert; /* PEM paths; NULL when the policy names none */
@@ -43,14 +49,14 @@ struct xs_config {
     char *dialback_secret;       /* XEP-0185 secret; NULL when absent (the gateway keeps its own) */
     double xmpp_connect_timeout; /* seconds, outbound stream set-up incl. dialback */
     double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
-    size_t xmpp_max_stanza;      /* bytes */
+    size_t xmpp_max_stanza;      /* bytes; derived from max_body */
     size_t xmpp_queue_max;       /* stanzas queued per outbound stream while it sets up */
     double xmpp_error_grace;     /* seconds a written stanza waits for an error before success */
 
     struct xs_sip_endpoint *sip_listen;
     size_t n_sip_listen;
     struct xs_sip_endpoint sip_next_hop; /* host NULL when none is configured */
-    size_t sip_max_message;              /* bytes of one SIP message */
+    size_t sip_max_message;              /* bytes of one SIP message; derived from max_body */
     /* sip.trusted: the peers SIP requests are accepted from ("10.0.0.5",
      * "10.0.0.0/24", "::1", ...). NULL when the policy gives none: the
      * resolved addresses of the next hop are trusted then. */

@@ -13,16 +13,18 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "policy/lua_addr.h"
 #include "policy/pattern.h"
 
 #define HOOK_EVERY 1000
 #define MAX_SOURCE (1u << 20)
 #define WATCH_PERIOD_NS 100000000ull /* how often the watchdog looks */
 /* Bounds for the library functions that otherwise loop in C for as long as
- * their arguments say: string.rep's result, and the elements table.move,
- * insert and remove may touch in one call. */
+ * their arguments say: string.rep's result, the elements table.move, insert
+ * and remove may touch in one call, and the length table.sort may order. */
 #define MAX_REP (16u << 20)
 #define MAX_TABLE_SPAN (1 << 22)
+#define MAX_SORT (1 << 20)
 
 struct xs_lua {
     lua_State *L;
@@ -34,7 +36,8 @@ struct xs_lua {
      * every further instruction raises (the hook runs with a count of 1), so
      * a pcall in the policy cannot swallow the error and carry on. */
     const char *spent;
-    int depth; /* nesting of xs_lua_call */
+    int depth;       /* nesting of xs_lua_call */
+    size_t call_cap; /* what `used` may reach during the running call */
     char *lua_dir;
     char *name;
 
@@ -44,10 +47,10 @@ struct xs_lua {
     uv_thread_t watchdog;
     uv_mutex_t mu;
     uv_cond_t cond;
-    int stop;                 /* under mu */
-    uint64_t call_start;      /* under mu; 0 when no call runs */
-    unsigned long call_seq;   /* under mu */
-    char where[256];          /* under mu: the last policy line the hook saw */
+    int stop;               /* under mu */
+    uint64_t call_start;    /* under mu; 0 when no call runs */
+    unsigned long call_seq; /* under mu */
+    char where[256];        /* under mu: the last policy line the hook saw */
 };
 
 static uint64_t now_ns(void)
@@ -71,8 +74,11 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= old;
         return NULL;
     }
-    if (nsize > old && s->used + (nsize - old) > s->lim.memory)
-        return NULL;
+    if (nsize > old) {
+        size_t after = s->used + (nsize - old);
+        if (after > s->lim.memory || (s->depth && after > s->call_cap))
+            return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p)
         s->used = s->used - old + nsize;
@@ -128,28 +134,34 @@ static void watchdog_main(void *arg)
     uint64_t warn = to_ns(s->lim.watchdog_warn), abort_at = to_ns(s->lim.watchdog_abort);
     unsigned long warned_seq = 0;
     uint64_t warned_at = 0;
+    char qname[300], qwhere[300];
+    xs_log_quote(qname, sizeof qname, s->name);
     uv_mutex_lock(&s->mu);
     while (!s->stop) {
         uv_cond_timedwait(&s->cond, &s->mu, WATCH_PERIOD_NS);
         if (s->stop || !s->call_start)
             continue;
         uint64_t stuck = now_ns() - s->call_start;
-        if (abort_at && stuck > abort_at) {
-            xs_log(XS_LOG_ERROR, "policy.watchdog",
-                   "file=%s where=%s stuck=%.1fs action=abort reason=\"the event loop is stuck "
-                   "inside one policy call\"",
-                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
+        int fatal = abort_at && stuck > abort_at;
+        /* Once per call, and again for every further `warn` it stays stuck. */
+        if (!fatal &&
+            !(warn && stuck > warn && (warned_seq != s->call_seq || stuck - warned_at > warn)))
+            continue;
+        warned_seq = s->call_seq;
+        warned_at = stuck;
+        xs_log_quote(qwhere, sizeof qwhere, s->where[0] ? s->where : NULL);
+        /* The log write may block (a full pipe); the hook must not wait on
+         * the lock meanwhile. */
+        uv_mutex_unlock(&s->mu);
+        xs_log(XS_LOG_ERROR, "policy.watchdog",
+               "file=%s where=%s stuck=%.1fs%s reason=\"the event loop is stuck inside one "
+               "policy call\"",
+               qname, qwhere, stuck / 1e9, fatal ? " action=abort" : "");
+        if (fatal) {
+            fflush(stderr);
             abort();
         }
-        /* Once per call, and again for every further `warn` it stays stuck. */
-        if (warn && stuck > warn && (warned_seq != s->call_seq || stuck - warned_at > warn)) {
-            warned_seq = s->call_seq;
-            warned_at = stuck;
-            xs_log(XS_LOG_ERROR, "policy.watchdog",
-                   "file=%s where=%s stuck=%.1fs reason=\"the event loop is stuck inside one "
-                   "policy call\"",
-                   s->name, s->where[0] ? s->where : "-", stuck / 1e9);
-        }
+        uv_mutex_lock(&s->mu);
     }
     uv_mutex_unlock(&s->mu);
 }
@@ -197,12 +209,14 @@ static int l_move(lua_State *L)
 }
 
 /* table.insert and remove shift up to #t elements in C, and __len can make
- * #t anything. */
-static int l_shift(lua_State *L)
+ * #t anything; table.sort with the default order runs n log n comparisons
+ * in C. Upvalues: the original function, the largest #t allowed. */
+static int l_len_capped(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (luaL_len(L, 1) >= MAX_TABLE_SPAN)
-        return luaL_error(L, "table.insert/remove: table longer than %d elements", MAX_TABLE_SPAN);
+    lua_Integer max = lua_tointeger(L, lua_upvalueindex(2));
+    if (luaL_len(L, 1) > max)
+        return luaL_error(L, "table longer than %d elements", (int)max);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
@@ -216,6 +230,14 @@ static void wrap_field(lua_State *L, const char *k, lua_CFunction fn)
     lua_setfield(L, -2, k);
 }
 
+static void cap_length(lua_State *L, const char *k, lua_Integer max)
+{
+    lua_getfield(L, -1, k);
+    lua_pushinteger(L, max);
+    lua_pushcclosure(L, l_len_capped, 2);
+    lua_setfield(L, -2, k);
+}
+
 static void bound_library(lua_State *L)
 {
     lua_getglobal(L, "string");
@@ -225,20 +247,31 @@ static void bound_library(lua_State *L)
     lua_setfield(L, -2, "rep");
     xs_pattern_open(L, xs_lua_tick);
     lua_pop(L, 1);
+    /* getmetatable("") would hand out the string metatable, whose __index is
+     * the string table the library's own s:lower() calls go through. */
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     lua_getglobal(L, "table");
     wrap_field(L, "move", l_move);
-    wrap_field(L, "insert", l_shift);
-    wrap_field(L, "remove", l_shift);
+    cap_length(L, "insert", MAX_TABLE_SPAN - 1);
+    cap_length(L, "remove", MAX_TABLE_SPAN - 1);
+    cap_length(L, "sort", MAX_SORT);
     lua_pop(L, 1);
 }
 
 /* pcall and xpcall for sandboxed code: like the base library's, except that
  * an error raised because the call's budget is spent goes on up instead of
  * being caught, so the error reaches the C caller. */
+/* The error names the line that called pcall, where the policy's own code
+ * is stopped. */
 static int reraise_spent(lua_State *L)
 {
-    lua_pushstring(L, sandbox_of(L)->spent);
-    return lua_error(L);
+    return luaL_error(L, "%s", sandbox_of(L)->spent);
 }
 
 static int l_pcall(lua_State *L)
@@ -356,6 +389,10 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
         s->ticks = 0;
         s->spent = NULL;
         s->deadline = now_ns() + to_ns(s->lim.call_seconds);
+        /* One leaking call fails on its own instead of starving the calls
+         * after it; the emergency collection that precedes a failed
+         * allocation still frees the garbage of earlier calls. */
+        s->call_cap = s->used + s->lim.call_memory;
         lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
         uv_mutex_lock(&s->mu);
         s->call_start = now_ns();
@@ -379,6 +416,17 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     snprintf(err, errlen, "%.*s", (int)line, msg);
     lua_pop(L, 1);
     return st == LUA_ERRMEM ? XS_ENOMEM : XS_EPOLICY;
+}
+
+/* Every call into Lua is protected, so this should never run; if it does,
+ * the log says why before Lua aborts the process. */
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    char q[512];
+    xs_log(XS_LOG_ERROR, "policy.panic", "reason=%s action=abort",
+           xs_log_quote(q, sizeof q, msg ? msg : "(error object is not a string)"));
+    return 0;
 }
 
 static void sandbox_destroy(struct xs_lua *s, int watching)
@@ -431,6 +479,7 @@ struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, 
         return NULL;
     }
     lua_State *L = s->L;
+    lua_atpanic(L, on_panic);
     static const luaL_Reg libs[] = {
         {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
         {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
@@ -447,6 +496,7 @@ struct xs_lua *xs_lua_new(const char *lua_dir, const struct xs_lua_limits *lim, 
     }
     bound_library(L);
     lua_newtable(L);
+    xs_lua_addr_preload(L);
     lua_setfield(L, LUA_REGISTRYINDEX, "xsgw.loaded");
     lua_pushcfunction(L, l_require);
     lua_setglobal(L, "require");

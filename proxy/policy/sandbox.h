@@ -16,6 +16,7 @@ struct xs_lua;
 
 struct xs_lua_limits {
     size_t memory;              /* bytes the whole state may hold */
+    size_t call_memory;         /* bytes one call may add to what the state held at its start */
     unsigned long instructions; /* VM instructions per call */
     double call_seconds;        /* wall-clock time per call */
     double watchdog_warn;       /* seconds inside one call before the watchdog logs */

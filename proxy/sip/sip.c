@@ -9,7 +9,9 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
@@ -24,16 +26,37 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->max_server_txns = 16384;
     o->max_client_txns = 16384;
     o->max_tcp_conns = 256;
-    o->tcp_out_max = 1u << 20;
+    /* Two requests of the largest allowed body (core/limits.h). */
+    o->tcp_out_max = 2u * XS_MESSAGE_WIRE_MAX;
+    o->max_stored_bytes = 32u << 20;
+    o->tcp_connect_ms = 8000;
+    o->tcp_first_idle_ms = 10000;
+    o->max_tcp_per_source = 16;
+}
+
+/* The transports exempt trusted peers from the per-source TCP cap and the
+ * first-message timeout. sip->trusted is replaced on reload, so they ask
+ * through sip rather than hold the list. */
+static int peer_trusted(void *ud, const struct sockaddr *sa)
+{
+    const struct xs_sip *sip = ud;
+    return xs_sip_acl_allows(sip->trusted, sa);
 }
 
 static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
 {
+    /* Fields not named here stay off. */
+    memset(lim, 0, sizeof *lim);
+    lim->is_trusted = peer_trusted;
+    lim->trusted_ud = (void *)sip;
     lim->max_message = sip->max_message;
     lim->max_conns = sip->opts.max_tcp_conns;
     lim->out_max = sip->opts.tcp_out_max;
     lim->idle_ms = sip->opts.tcp_idle_ms;
     lim->warn_host = sip->host;
+    lim->connect_ms = sip->opts.tcp_connect_ms;
+    lim->first_idle_ms = sip->opts.tcp_first_idle_ms;
+    lim->max_per_source = sip->opts.max_tcp_per_source;
 }
 
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
@@ -46,8 +69,6 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
 }
 
 /* ---- trusted peers ---- */
-
-#define REFUSAL_LOG_PER_S 10
 
 struct xs_sip_resolve {
     uv_getaddrinfo_t req;
@@ -152,48 +173,57 @@ static int trust_configure(struct xs_sip *sip, const struct xs_config *cfg)
     return 1;
 }
 
-/* 1 when a refusal line may be logged now (at most REFUSAL_LOG_PER_S a
- * second: an attacker must not be able to flood the log). */
-static int refusal_log_ok(struct xs_sip *sip)
+#define LOG_LINES_PER_S 10
+
+int xs_sip_log_ok(struct xs_sip *sip)
 {
     uint64_t now = uv_now(sip->loop);
-    if (now - sip->refusal_window >= 1000) {
-        sip->refusal_window = now;
-        sip->refusal_lines = 0;
+    if (now - sip->log_window >= 1000) {
+        sip->log_window = now;
+        sip->log_lines = 0;
     }
-    if (sip->refusal_lines >= REFUSAL_LOG_PER_S) {
-        sip->refusals_unlogged++;
+    if (sip->log_lines >= LOG_LINES_PER_S) {
+        sip->unlogged++;
         return 0;
     }
-    sip->refusal_lines++;
+    sip->log_lines++;
     return 1;
 }
 
-/* A request from a source that is not trusted: 403 (503 while the trusted
- * list is still being resolved) built from the header section only, with
- * nothing added that the request did not carry (no Warning, no Allow), so
- * the answer is no larger than the request gives reason for. */
+#define REFUSALS_PER_S 100
+
+/* A request from a source that is not trusted: a terse 403 (503 while the
+ * trusted list is still being resolved) built from the header section only,
+ * so the answer is never much larger than the request (audit L3). Over UDP,
+ * where the source may be forged, an absurd request gets nothing, and at most
+ * REFUSALS_PER_S answers a second go out to untrusted sources in all. */
 static void refuse_untrusted(struct xs_sip *sip, const struct xs_sip_peer *from, const char *data,
                              size_t len)
 {
     int status = sip->trusted ? 403 : 503;
-    if (refusal_log_ok(sip)) {
-        xs_log(XS_LOG_WARN, "sip.refused",
-               "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, status,
-               sip->trusted ? "source not trusted" : "trusted peers not resolved yet",
-               sip->refusals_unlogged);
-        sip->refusals_unlogged = 0;
+    if (xs_sip_log_ok(sip)) {
+        xs_log(
+            XS_LOG_WARN, "sip.refused", "transport=%s peer=%s status=%d reason=\"%s\" unlogged=%lu",
+            xs_sip_tp_name(from->transport), from->desc, status,
+            sip->trusted ? "source not trusted" : "trusted peers not resolved yet", sip->unlogged);
+        sip->unlogged = 0;
     }
+    uint64_t now = uv_now(sip->loop);
+    if (now - sip->refuse_window >= 1000) {
+        sip->refuse_window = now;
+        sip->refusals = 0;
+    }
+    if (from->transport == XS_SIP_UDP && sip->refusals >= REFUSALS_PER_S)
+        return;
+    sip->refusals++;
     struct xs_sip_in in;
     xs_sip_in_parse_refused(data, len, &in);
-    if (in.verdict == XS_SIP_ANSWER) {
+    if (in.verdict == XS_SIP_ANSWER && !(in.absurd && from->transport == XS_SIP_UDP)) {
         struct xs_buf b;
         char tag[17];
-        xs_sip_random_hex(tag, 8);
+        xs_random_hex(tag, 8);
         xs_buf_init(&b, len + 512);
-        if (xs_sip_build_response(in.msg, status, tag, NULL, NULL,
-                                  status == 503 ? "Retry-After: 5\r\n" : NULL, &b) == 0)
+        if (xs_sip_build_terse_response(in.msg, status, tag, !in.absurd, &b) == 0)
             xs_sip_tp_reply(sip->tp, from, b.data, b.len);
         xs_buf_free(&b);
     }
@@ -223,7 +253,7 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     switch (in.verdict) {
     case XS_SIP_DROP:
         xs_log(XS_LOG_WARN, "sip.drop", "transport=%s peer=%s bytes=%zu reason=\"%s\"",
-               from->transport == XS_SIP_TCP ? "tcp" : "udp", from->desc, len, in.why);
+               xs_sip_tp_name(from->transport), from->desc, len, in.why);
         break;
     case XS_SIP_RESPONSE:
         xs_sip_client_response(sip, &in);
@@ -374,6 +404,11 @@ static void on_tp_closed(void *ud)
     struct xs_sip *sip = ud;
     sip->tp_open = 0;
     xs_sip_maybe_closed(sip);
+}
+
+void xs_sip_drain(struct xs_sip *sip)
+{
+    sip->draining = 1;
 }
 
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)

@@ -11,6 +11,8 @@
  *   alone (503 while the next hop is still being looked up), logged at most
  *   ten lines a second. Responses are not checked: they only match our own
  *   random branches. Events from trusted sources carry auth "trusted-source".
+ *   A sip.trusted list replaces the default, so a next hop that also sends
+ *   requests must be listed in it.
  * - An arriving MESSAGE becomes an event with from/to taken from the From
  *   and To URIs as "sip:user@host" (no display name, port or parameters but
  *   a GRUU's ";gr=", which becomes the JID's resource; host lower-cased).
@@ -22,7 +24,11 @@
  * - The final response goes out only when the router's done() comes: 200,
  *   or the RFC 7247 status with the reason in "Warning: 399 <domain>".
  *   Retransmissions are absorbed; a completed transaction answers them
- *   again until Timer J (64*T1 on UDP, at once on TCP).
+ *   again until Timer J (64*T1 on UDP, at once on TCP), but only when they
+ *   come from the very source (transport, socket, address and port) of the
+ *   original: a stored response is never sent anywhere else (audit H1).
+ * - A request with a header section past 8 KiB or more than 70 Vias gets a
+ *   terse 513/400 (top Via only) and no transaction.
  * - A datagram larger than sip_max_message is answered 413 when it parses
  *   as a request, else dropped with a log line. On TCP, Content-Length is
  *   required; a missing or bad one gets 400, an oversized message 413, and
@@ -60,6 +66,8 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
  * 7247 condition for any other final response, remote-server-timeout on
  * Timer F. Transport failures: remote-server-not-found when the next hop is
  * not configured, does not resolve or refuses the connection;
+ * remote-server-timeout when no address of it answers within
+ * tcp_connect_ms;
  * service-unavailable when the TCP connection is lost with the request in
  * flight (RFC 3261 §17.1.4 treats that as a 503) or the side is closing;
  * resource-constraint when too many transactions are pending;
@@ -67,10 +75,18 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
  * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
+/* Says the gateway is stopping, before the other side fails what it holds:
+ * from then on service-unavailable answers to SIP senders are the gateway's
+ * own (503 with Retry-After, so the edge retries elsewhere or later), not a
+ * remote user's (403, RFC 7247 §7.1 note 5). */
+void xs_sip_drain(struct xs_sip *sip);
+
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
- * is then ignored). `on_closed` runs once everything is
+ * is then ignored). Lifetime rule: every event handed to xs_sip_deliver has
+ * had its done() called by the time xs_sip_close returns, and none comes
+ * after (the router is freed right after the sides close). `on_closed` runs once everything is
  * released (after the last libuv close callback). */
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud);
 
@@ -84,7 +100,13 @@ struct xs_sip_opts {
     size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
     size_t max_client_txns; /* resource-constraint beyond this: 16384 */
     size_t max_tcp_conns;   /* inbound TCP connections: 256 */
-    size_t tcp_out_max;     /* bytes queued per connection/socket: 1 MiB */
+    size_t tcp_out_max;     /* bytes queued per connection/socket: 2 x XS_MESSAGE_WIRE_MAX */
+    /* Bytes of final responses kept for retransmissions, all transactions
+     * together: 32 MiB. Past it the oldest are dropped first. */
+    size_t max_stored_bytes;
+    unsigned tcp_connect_ms;     /* deadline to reach the TCP next hop: 8000 */
+    unsigned tcp_first_idle_ms;  /* idle timeout before a connection's first message: 10000 */
+    size_t max_tcp_per_source;   /* inbound TCP connections per IP address: 16 */
 };
 
 void xs_sip_default_opts(struct xs_sip_opts *opts);
@@ -109,7 +131,7 @@ int xs_sip_cond_to_status(enum xs_cond cond);
 struct xs_sip_error {
     int status;
     const char *text;   /* for the Warning: borrowed from text, may be NULL */
-    char contact[1100]; /* "Contact: <uri>\r\n", or "" */
+    char contact[XS_COND_ADDR_MAX + 16]; /* "Contact: <uri>\r\n", or "" */
 };
 void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *out);
 

@@ -14,8 +14,8 @@
  * follows its notes; the gateway addresses bare JIDs only, so note 2's 6xx
  * codes apply:
  *   feature-not-implemented -> 501 (note 1, bare JID);
- *   forbidden               -> 603, item-not-found -> 604, not-acceptable
- *                              -> 606, recipient-unavailable -> 600 (note 2,
+ *   item-not-found -> 604, not-acceptable -> 606, recipient-unavailable
+ *                              -> 600 (note 2,
  *                              bare JID: the answer holds for every device of
  *                              the user, so a SIP client should not try
  *                              elsewhere);
@@ -23,6 +23,13 @@
  *                              address, else 410 (note 3);
  *   unexpected-request      -> 400 (491 Request Pending only makes sense
  *                              inside an INVITE dialog).
+ *   forbidden               -> 403, the RFC's first choice, not note 2's
+ *                              603: the gateway's own refusals (the
+ *                              allow-list, a policy's reject) are forbidden
+ *                              too, and they are no user's decline; 603
+ *                              tells a SIP client that the callee refused
+ *                              on every device. It also keeps a policy's
+ *                              reject(403) a 403 on the wire.
  * Deliberate deviations, each because the RFC's code would break RFC 3261:
  *   not-authorized          -> 403, not 401: a 401 MUST carry
  *                              WWW-Authenticate (RFC 3261 §21.4.2), and the
@@ -152,7 +159,6 @@ int xs_sip_cond_to_status(enum xs_cond cond)
     case XS_COND_FEATURE_NOT_IMPLEMENTED:
         return 501;
     case XS_COND_FORBIDDEN:
-        return 603;
     case XS_COND_NOT_ALLOWED:
     case XS_COND_NOT_AUTHORIZED:
     case XS_COND_POLICY_VIOLATION:
@@ -297,6 +303,13 @@ void xs_sip_error_for(enum xs_cond cond, const char *text, struct xs_sip_error *
                (al > 5 && strncasecmp(addr, "sips:", 5) == 0)) {
         memcpy(uri, addr, al);
         uri[al] = '\0';
+        /* Headers in a redirect URI would be copied into the client's next
+         * request (RFC 3261 §19.1.5); a remote XMPP server gets to name an
+         * address, not to add header fields. */
+        char *at = strchr(uri, '@');
+        char *q = strchr(at ? at : uri, '?');
+        if (q)
+            *q = '\0';
         ok = 1;
     }
     if (!ok) {
@@ -319,8 +332,8 @@ enum xs_cond xs_sip_response_cond(const osip_message_t *resp, char *text, size_t
     char *uri = NULL;
     /* 410 MUST NOT name a new address (RFC 7247 §7.2 note 1); 301 and the
      * other 3xx take theirs from the first Contact. */
-    if ((code == 301 || cond == XS_COND_REDIRECT) &&
-        osip_message_get_contact(resp, 0, &c) >= 0 && c && c->url)
+    if ((code == 301 || cond == XS_COND_REDIRECT) && osip_message_get_contact(resp, 0, &c) >= 0 &&
+        c && c->url)
         osip_uri_to_str(c->url, &uri);
     const char *a;
     size_t al;

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
+#include "core/addr.h"
 #include "core/err.h"
+#include "core/random.h"
+#include "sip/sip_content.h"
 
 /* What a Call-ID, Subject or address may hold before we stop trusting it. */
 #define CALLID_MAX 128
@@ -108,54 +110,25 @@ int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *m
     }
     if (cl > max - hl)
         return XS_ELIMIT;
+    *msg_len = hl + cl;
     if (cl > len - hl)
         return 0;
-    *msg_len = hl + cl;
     return 1;
 }
 
 int xs_sip_text_ok(const char *s, size_t len)
 {
+    /* XML 1.0 Char: no C0 control but TAB, LF and CR, and no U+FFFE or
+     * U+FFFF (EF BF BE, EF BF BF); DEL is refused as well. The UTF-8 rules
+     * are the address validator's, so there is one decoder to trust. */
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-                return 0;
-            if (c == 0x7f)
-                return 0;
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
+    for (size_t i = 0; i < len; i++) {
+        if ((p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r') || p[i] == 0x7f)
             return 0;
-        }
-        if (len - i <= n)
+        if (p[i] == 0xef && len - i > 2 && p[i + 1] == 0xbf && (p[i + 2] & 0xfe) == 0xbe)
             return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        /* Overlong forms, surrogates, and code points past U+10FFFF. */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
-            return 0;
-        i += n + 1;
     }
-    return 1;
+    return xs_addr_utf8_ok(s, len);
 }
 
 static int is_word_char(unsigned char c)
@@ -313,12 +286,21 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         *why = "only sip: and sips: addresses are supported";
         return NULL;
     }
-    size_t hl = strlen(u->host);
-    if (hl > 253)
+    /* osip gives an IPv6 host without its brackets. */
+    int v6 = strchr(u->host, ':') && u->host[0] != '[';
+    char host[URI_MAX];
+    int hl = snprintf(host, sizeof host, "%s%s%s", v6 ? "[" : "", u->host, v6 ? "]" : "");
+    if (hl < 0 || (size_t)hl >= sizeof host)
         return NULL;
-    for (const char *p = u->host; *p; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("-.:[]", *p))
+    if (hl > 1 && host[hl - 1] == '.')
+        host[--hl] = '\0';
+    /* RFC 7247 §6.1: IDNs are not allowed in the SIP address format, so the
+     * host must also be ASCII, which the shared validator does not demand. */
+    for (const char *p = host; *p; p++)
+        if ((unsigned char)*p >= 0x80)
             return NULL;
+    if (!xs_addr_valid_domain(host, (size_t)hl))
+        return NULL;
     struct xs_buf b;
     xs_buf_init(&b, URI_MAX);
     int rc = 0;
@@ -334,13 +316,8 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
         }
         rc = rc ? rc : xs_buf_append(&b, "@", 1);
     }
-    int v6 = strchr(u->host, ':') && u->host[0] != '[';
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "[", 1);
-    for (const char *p = u->host; *p && !rc; p++)
+    for (const char *p = host; *p && !rc; p++)
         rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
-    if (v6 && !rc)
-        rc = xs_buf_append(&b, "]", 1);
     /* osip hands parameter values over percent-decoded; a gr without a value
      * (a temporary GRUU's flag form) names no resource. */
     osip_uri_param_t *gr = NULL;
@@ -364,21 +341,6 @@ static const char *header_value(const osip_message_t *m, const char *name, const
     if (!h && compact)
         osip_message_header_get_byname(m, compact, 0, &h);
     return h ? h->hvalue : NULL;
-}
-
-static int charset_ok(const osip_content_type_t *ct)
-{
-    osip_generic_param_t *cs = NULL;
-    osip_generic_param_get_byname((osip_list_t *)&ct->gen_params, "charset", &cs);
-    if (!cs)
-        return 1;
-    const char *v = cs->gvalue ? cs->gvalue : "";
-    size_t n = strlen(v);
-    if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
-        v++;
-        n -= 2;
-    }
-    return n == 5 && strncasecmp(v, "utf-8", 5) == 0;
 }
 
 /* The first language tag of Content-Language, when it is one; the event
@@ -419,34 +381,50 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
         return;
     }
     osip_content_type_t *ct = m->content_type;
-    if (!ct || !ct->type || !ct->subtype || strcasecmp(ct->type, "text") != 0 ||
-        strcasecmp(ct->subtype, "plain") != 0 || !charset_ok(ct)) {
-        set_answer(in, 415, "only text/plain;charset=UTF-8 is accepted");
-        return;
-    }
     const char *hend = memmem(data, len, "\r\n\r\n", 4);
     const char *body = hend ? hend + 4 : data + len;
     size_t blen = (size_t)(data + len - body);
-    if (blen == 0) {
+    if (ct && blen == 0) {
         set_answer(in, 400, "MESSAGE without body");
         return;
     }
-    if (!xs_sip_text_ok(body, blen)) {
-        set_answer(in, 400, "body is not UTF-8 text");
+    /* RFC 7572 §7: text/plain in any charset we can convert, text/html as
+     * its text; the result is what XML can carry. */
+    osip_generic_param_t *cs = NULL;
+    if (ct)
+        osip_generic_param_get_byname(&ct->gen_params, "charset", &cs);
+    struct xs_buf text;
+    xs_buf_init(&text, 3 * blen + 16);
+    status = xs_sip_content_to_text(ct ? ct->type : NULL, ct ? ct->subtype : NULL,
+                                    cs ? cs->gvalue : NULL, body, blen, &text, &why);
+    if (status) {
+        xs_buf_free(&text);
+        set_answer(in, status, why);
         return;
     }
     const char *subject = header_value(m, "subject", "s");
     if (subject && (strlen(subject) > SUBJECT_MAX || !xs_sip_text_ok(subject, strlen(subject)))) {
+        xs_buf_free(&text);
         set_answer(in, 400, "Subject is not UTF-8 text");
         return;
     }
     char *from = uri_for_event(m->from->url, &status, &why);
     if (!from) {
+        xs_buf_free(&text);
         set_answer(in, status, why);
         return;
     }
-    char *to = uri_for_event(m->to->url, &status, &why);
+    /* RFC 7572 §5: the recipient is named by the Request-URI or To. To is
+     * preferred (RFC 3428 lets the Request-URI be a contact), but an im: or
+     * other non-SIP To, which osip cannot split, gives way to the
+     * Request-URI, already known to be sip: or sips:. */
+    const osip_uri_t *to_uri = m->to->url;
+    if (to_uri->scheme && strcasecmp(to_uri->scheme, "sip") != 0 &&
+        strcasecmp(to_uri->scheme, "sips") != 0)
+        to_uri = m->req_uri;
+    char *to = uri_for_event(to_uri, &status, &why);
     if (!to) {
+        xs_buf_free(&text);
         free(from);
         set_answer(in, status, why);
         return;
@@ -454,6 +432,7 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     char *callid = NULL;
     if (osip_call_id_to_str(m->call_id, &callid) != 0 || !xs_sip_text_ok(callid, strlen(callid))) {
         osip_free(callid);
+        xs_buf_free(&text);
         free(from);
         free(to);
         set_answer(in, 400, "malformed Call-ID");
@@ -463,10 +442,11 @@ static void check_message(const char *data, size_t len, struct xs_sip_in *in)
     ev->from = from;
     ev->to = to;
     char lang[LANG_MAX + 1];
-    int rc = xs_event_set(&ev->thread, callid);
+    int rc = xs_event_setn(&ev->body, text.data, text.len);
+    xs_buf_free(&text);
+    rc = rc ? rc : xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
-    rc = rc ? rc : xs_event_setn(&ev->body, body, blen);
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);
     if (!rc && lang_of(header_value(m, "content-language", NULL), lang, sizeof lang))
@@ -545,6 +525,12 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     const char *hend = memmem(data, len, "\r\n\r\n", 4);
     size_t hl = hend ? (size_t)(hend - data) + 4 : len;
     size_t cl = 0;
+    if (hl > XS_SIP_HEADER_MAX) {
+        xs_sip_in_parse_refused(data, len, in);
+        if (in->verdict == XS_SIP_ANSWER)
+            set_answer(in, 513, "header section too large");
+        return;
+    }
     if (hend && scan_content_length(data, hl, &cl) == 1 && cl > len - hl) {
         parse_truncated(data, hl, in);
         return;
@@ -567,6 +553,10 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
         return;
     }
     if (MSG_IS_RESPONSE(m)) {
+        if (osip_list_size(&m->vias) > XS_SIP_VIA_MAX) {
+            in->why = "too many Via headers";
+            return;
+        }
         if (!m->cseq || !m->cseq->method || !m->cseq->number) {
             in->why = "response without CSeq";
             return;
@@ -587,6 +577,11 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     make_key(m, via, ack ? "INVITE" : m->sip_method, 1, in->key, sizeof in->key);
     if (ack) {
         in->verdict = XS_SIP_ACK;
+        return;
+    }
+    if (osip_list_size(&m->vias) > XS_SIP_VIA_MAX) {
+        set_answer(in, 400, "too many Via headers");
+        in->absurd = 1;
         return;
     }
     check_request(m, in);
@@ -679,29 +674,14 @@ void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in)
     in->verdict = XS_SIP_ANSWER;
     in->status = 403;
     in->why = "source not trusted";
+    in->absurd = hl > XS_SIP_HEADER_MAX || osip_list_size(&m->vias) > XS_SIP_VIA_MAX;
 done:
     xs_buf_free(&copy);
 }
 
 void xs_sip_random_hex(char *out, size_t nbytes)
 {
-    unsigned char raw[32];
-    if (nbytes > sizeof raw)
-        nbytes = sizeof raw;
-    /* uv_random without a loop is synchronous (getrandom/urandom); failing
-     * it is not possible on a working system, and a tag need not be secret,
-     * only unique, so the address of the stack is a last resort. */
-    if (uv_random(NULL, NULL, raw, nbytes, 0, NULL) != 0) {
-        uintptr_t v = (uintptr_t)raw ^ (uintptr_t)uv_hrtime();
-        for (size_t i = 0; i < nbytes; i++)
-            raw[i] = (unsigned char)(v >> ((i % sizeof v) * 8));
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * nbytes] = '\0';
+    xs_random_hex(out, nbytes);
 }
 
 /* ---- what we send ---- */
@@ -788,6 +768,65 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
     return rc ? rc : xs_buf_append_str(out, "Content-Length: 0\r\n\r\n");
 }
 
+#define TERSE_FIELD_MAX 256
+
+/* Appends "name: value" for a header osip serialized (value taken), unless
+ * it is longer than TERSE_FIELD_MAX: a terse answer never echoes bulk. */
+static int append_terse(struct xs_buf *out, const char *name, int rc, char *value)
+{
+    int r = 0;
+    if (rc == 0 && value && strlen(value) <= TERSE_FIELD_MAX)
+        r = xs_buf_printf(out, "%s: %s\r\n", name, value);
+    osip_free(value);
+    return r;
+}
+
+int xs_sip_build_terse_response(const osip_message_t *req, int status, const char *to_tag,
+                                int all_vias, struct xs_buf *out)
+{
+    int rc = xs_buf_printf(out, "SIP/2.0 %d %s\r\n", status, xs_sip_reason_phrase(status));
+    int n = osip_list_size(&req->vias);
+    if (!all_vias && n > 1)
+        n = 1;
+    char *s = NULL;
+    for (int i = 0; !rc && i < n; i++) {
+        s = NULL;
+        int src = osip_via_to_str(osip_list_get(&req->vias, i), &s);
+        rc = append_terse(out, "v", src, s);
+    }
+    if (!rc && req->from) {
+        s = NULL;
+        int src = osip_from_to_str(req->from, &s);
+        rc = append_terse(out, "f", src, s);
+    }
+    if (!rc && req->to) {
+        osip_generic_param_t *tag = NULL;
+        osip_to_get_tag(req->to, &tag);
+        osip_to_t *to = NULL;
+        int src;
+        s = NULL;
+        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
+            osip_to_set_tag(to, osip_strdup(to_tag));
+            src = osip_to_to_str(to, &s);
+            osip_to_free(to);
+        } else {
+            src = osip_to_to_str(req->to, &s);
+        }
+        rc = append_terse(out, "t", src, s);
+    }
+    if (!rc && req->call_id) {
+        s = NULL;
+        int src = osip_call_id_to_str(req->call_id, &s);
+        rc = append_terse(out, "i", src, s);
+    }
+    if (!rc && req->cseq) {
+        s = NULL;
+        int src = osip_cseq_to_str(req->cseq, &s);
+        rc = append_terse(out, "CSeq", src, s);
+    }
+    return rc ? rc : xs_buf_append_str(out, "l: 0\r\n\r\n");
+}
+
 /* Copies a URI for the wire: UTF-8 (an IRI from an XMPP address) is
  * percent-encoded, anything else outside printable ASCII or able to break
  * out of <...> is refused, and osip must agree it is a sip:/sips: URI. */
@@ -839,6 +878,7 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         return XS_EPROTO;
     }
     const char *cid = xs_sip_callid_ok(ev->thread) ? ev->thread : p->call_id;
+    size_t start = out->len;
     int v6 = strchr(p->via_host, ':') != NULL;
     int rc = xs_buf_printf(out,
                            "MESSAGE %s SIP/2.0\r\n"
@@ -854,8 +894,16 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
         /* Header folding is gone from RFC 3261; a line break in an XMPP
          * subject becomes a space so it cannot end the header. */
         rc = xs_buf_append_str(out, "Subject: ");
-        for (const char *c = ev->subject; !rc && *c && c - ev->subject < SUBJECT_MAX; c++)
-            rc = xs_buf_append(out, ((unsigned char)*c < 0x20) ? " " : c, 1);
+        /* Cut at SUBJECT_MAX bytes, but never inside a UTF-8 sequence. */
+        size_t cut = strlen(ev->subject);
+        if (cut > SUBJECT_MAX) {
+            cut = SUBJECT_MAX;
+            while (cut > 0 && ((unsigned char)ev->subject[cut] & 0xc0) == 0x80)
+                cut--;
+        }
+        for (size_t i = 0; !rc && i < cut; i++)
+            rc = xs_buf_append(out, ((unsigned char)ev->subject[i] < 0x20) ? " " : ev->subject + i,
+                               1);
         rc = rc ? rc : xs_buf_append_str(out, "\r\n");
     }
     char lang[LANG_MAX + 1];
@@ -868,7 +916,17 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
                            blen);
     if (!rc)
         rc = xs_buf_append(out, ev->body, blen);
-    if (rc)
+    if (rc) {
         *why = rc == XS_ELIMIT ? "message larger than sip.max_message" : "out of memory";
-    return rc;
+        return rc;
+    }
+    /* RFC 3428 §8: outside a media session a MESSAGE MUST NOT exceed 1300
+     * bytes unless it goes over a congestion-controlled transport; RFC 7572
+     * §6 answers a larger one with policy-violation. */
+    if (strcmp(p->transport, "UDP") == 0 && out->len - start > XS_SIP_UDP_MESSAGE_MAX) {
+        *why = "message larger than 1300 bytes, the most RFC 3428 allows over UDP, and the SIP "
+               "next hop is UDP";
+        return XS_ELIMIT;
+    }
+    return 0;
 }

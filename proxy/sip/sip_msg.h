@@ -17,6 +17,12 @@
 /* Bytes of a transaction key: branch, sent-by and method, each bounded. */
 #define XS_SIP_KEY_MAX 320
 
+/* No real request comes near these: a header section past 8 KiB or more Via
+ * headers than Max-Forwards allows hops is refused with a terse answer that
+ * echoes none of it (audit H1). */
+#define XS_SIP_HEADER_MAX 8192
+#define XS_SIP_VIA_MAX 70
+
 /* osip keeps its header-name table in process-wide memory, filled by
  * parser_init(); this is the one global the SIP side touches. It also turns
  * osip's own stderr tracing off (we log parse failures ourselves). Safe to
@@ -32,7 +38,9 @@ void xs_sip_msg_global_init(void);
  * section not terminated in a datagram), XS_ELIMIT (header section or whole
  * message larger than `max`).
  * *hdr_len is set whenever the header section is complete (else 0), so a
- * caller can still answer a framing error. */
+ * caller can still answer a framing error; *msg_len is set as soon as the
+ * Content-Length is known, even when 0 says the body is still incomplete,
+ * so a stream reader need not frame again until that many bytes are in. */
 int xs_sip_frame(const char *data, size_t len, size_t max, int stream, size_t *msg_len,
                  size_t *hdr_len);
 
@@ -51,6 +59,9 @@ struct xs_sip_in {
     const char *why;          /* static text: why DROP or ANSWER, for logs and Warning */
     struct xs_event *ev;      /* owned; SUBMIT only */
     char key[XS_SIP_KEY_MAX]; /* transaction key, for every verdict but DROP */
+    /* ANSWER: the request passed XS_SIP_HEADER_MAX or XS_SIP_VIA_MAX; answer
+     * it with xs_sip_build_terse_response (top Via only) and keep nothing. */
+    int absurd;
 };
 
 /* Parses one framed message (data borrowed). `oversize` is 1 when the
@@ -68,11 +79,12 @@ void xs_sip_in_parse_head(const char *data, size_t hdr_len, struct xs_sip_in *in
 /* Reads only what an answer to a request from an untrusted source needs:
  * the header section of data[0..len) (borrowed), without Content-Length, so
  * the body is never looked at. For a request other than ACK with a Via the
- * verdict is ANSWER (status 403, in->msg and in->key set), else DROP. */
+ * verdict is ANSWER (status 403, in->msg and in->key set; in->absurd as in
+ * xs_sip_in_parse), else DROP. */
 void xs_sip_in_parse_refused(const char *data, size_t len, struct xs_sip_in *in);
 
-/* Writes 2 * nbytes lowercase hex digits of fresh randomness and a NUL into
- * out (size at least 2 * nbytes + 1), for tags, branches and Call-IDs. */
+/* xs_random_hex (core/random.h), under the name sip_transport.c still
+ * calls: it goes once the transport calls xs_random_hex itself. */
 void xs_sip_random_hex(char *out, size_t nbytes);
 
 /* The standard reason phrase for a status ("Not Found"); "Unknown" else. */
@@ -87,6 +99,15 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
                           const char *warn_host, const char *warn_text, const char *extra,
                           struct xs_buf *out);
 
+/* Builds the smallest response to req (borrowed) into out: compact header
+ * names, the Vias (only the top one unless `all_vias`), From, To (with
+ * to_tag when it has none), Call-ID and CSeq, each left out when longer than
+ * 256 bytes, and nothing else: no Warning, no Allow. For answers to sources
+ * that are not trusted and to absurd requests, so that what goes back is
+ * never much larger than what came in. */
+int xs_sip_build_terse_response(const osip_message_t *req, int status, const char *to_tag,
+                                int all_vias, struct xs_buf *out);
+
 struct xs_sip_req_params {
     const char *transport; /* "UDP" or "TCP" */
     const char *via_host;  /* our sent-by */
@@ -97,10 +118,16 @@ struct xs_sip_req_params {
     uint32_t cseq;
 };
 
+/* The most a MESSAGE may weigh over UDP (RFC 3428 §8). */
+#define XS_SIP_UDP_MESSAGE_MAX 1300
+
 /* Writes the MESSAGE for ev (borrowed) into out. Returns 0, or with *why
  * (static) set: XS_EINVAL for an address that is not a SIP URI, XS_EPROTO
- * for a missing or non-text body, XS_ELIMIT when out's maximum is passed. The Call-ID is ev->thread
- * when xs_sip_callid_ok() accepts it, else p->call_id. */
+ * for a missing or non-text body, XS_ELIMIT when out's maximum is passed or
+ * p->transport is "UDP" and the request is larger than
+ * XS_SIP_UDP_MESSAGE_MAX (the caller answers policy-violation, RFC 7572 §6).
+ * The Call-ID is ev->thread when xs_sip_callid_ok() accepts it, else
+ * p->call_id. */
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why);
 

@@ -1,6 +1,8 @@
 /* The inside of the SIP transport set, shared by sip_transport.c
  * (listeners, connections, replies) and sip_nexthop.c (the way out).
- * Nothing outside those two files includes this. */
+ * Nothing outside those two files includes this; its names carry the
+ * internal prefix xs__sip_ (libuv's uv__ habit) so they cannot be taken
+ * for the module's API or collide with another file's internals. */
 #ifndef XS_SIP_TP_INT_H
 #define XS_SIP_TP_INT_H
 
@@ -8,21 +10,35 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "net/addr.h"
+#include "net/connect.h"
+#include "net/link.h"
 #include "sip/sip_transport.h"
+#include "tls/tls.h"
 
-/* One read buffer per transport set: libuv calls the read callback right
- * after the allocation, so the buffer is never shared between two reads. It
- * holds the largest possible UDP datagram. */
-#define READ_BUF 65536
-#define ADDRS_MAX 4
-#define LISTEN_BACKLOG 128
-#define DRAIN_MS 2000
+/* One datagram buffer per transport set: libuv calls the receive callback
+ * right after the allocation, so the buffer is never shared between two
+ * reads. It holds the largest possible UDP datagram; TCP reads go through
+ * the link's own buffer. */
+#define XS__SIP_DGRAM_MAX 65536
+#define XS__SIP_LISTEN_BACKLOG 128
+/* Refused connections are logged at most this many times a second; a
+ * flood must not become a log flood. */
+#define XS__SIP_REFUSALS_LOGGED_PER_S 10
+/* Keepalive probes on the connection to the next hop, so a peer that
+ * vanished without a FIN is noticed while no request is outstanding. */
+#define XS__SIP_KEEPALIVE_S 60
 
-enum out_state { OUT_IDLE = 0, OUT_RESOLVING, OUT_CONNECTING, OUT_READY };
+enum xs__sip_out_state {
+    XS__SIP_OUT_IDLE = 0,
+    XS__SIP_OUT_RESOLVING, /* UDP: the next hop's name is being looked up */
+    XS__SIP_OUT_CONNECTING,
+    XS__SIP_OUT_READY,
+};
 
-/* Every handle's data points at a struct that starts with its transport
- * set, so the shared allocation callback can find the read buffer. */
-struct listener {
+/* Every UDP and listening handle's data points at a struct that starts with
+ * its transport set, so the shared allocation callback finds the buffer. */
+struct xs__sip_listener {
     struct xs_sip_tp *tp;
     union {
         uv_udp_t udp;
@@ -33,26 +49,32 @@ struct listener {
     int port;
 };
 
-struct conn {
+/* One TCP connection, in or out, on an xs_link. Framing state is kept
+ * between reads so each read costs what it brought, not what is buffered
+ * (audit L2): the first `scanned` bytes of `in` are known to hold no
+ * CRLFCRLF, and `need` is the whole message's length once its header
+ * section has been read. */
+struct xs__sip_conn {
     struct xs_sip_tp *tp;
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* idle, then the drain grace period */
-    uv_connect_t connect;
-    uv_shutdown_t shutdown;
+    struct xs_link *link; /* owned; frees itself and then calls conn_closed */
     uint64_t id;
     int outbound;
-    int closing;
-    int draining;
-    int drain_reason;
-    int handles;
-    size_t addr_i;
+    enum xs_sip_transport transport; /* XS_SIP_TCP or XS_SIP_TLS */
+    int trusted;  /* exempt from the per-source cap (xs_sip_tp_limits.is_trusted) */
+    int closing;  /* no more input is framed, no more writes are taken */
+    int messages; /* complete messages framed so far */
+    int paused;   /* not read nor framed while too much of our output waits for the peer */
+    int framing;  /* inside conn_frame: a resume must not frame again */
+    uint64_t opened; /* loop ms at accept */
     struct xs_buf in;
-    struct conn *prev, *next;
-    char desc[64];
+    size_t scanned; /* bytes of `in` searched for the header end in vain */
+    size_t need;    /* length of the message at the head of `in` once known, else 0 */
+    struct xs__sip_conn *prev, *next;
     struct sockaddr_storage addr;
+    char desc[XS_NET_ADDR_STRLEN];
 };
 
-struct resolve {
+struct xs__sip_resolve {
     uv_getaddrinfo_t req;
     struct xs_sip_tp *tp;
     int abandoned;
@@ -63,53 +85,58 @@ struct xs_sip_tp {
     struct xs_sip_tp_limits lim;
     struct xs_sip_tp_cbs cbs;
     void *ud;
-    struct listener *listeners;
+    struct xs__sip_listener *listeners;
     size_t n_listeners;
-    struct conn *conns;
+    struct xs__sip_conn *conns;
     size_t n_inbound;
     uint64_t next_conn_id;
+    uint64_t refuse_window; /* loop ms when the current second of refusal logging began */
+    unsigned refuse_lines;
+    unsigned long long refuse_unlogged;
     uv_timer_t keep; /* so close always ends in a close callback */
 
     char hop_host[256];
     int hop_port;
     enum xs_sip_transport hop_transport;
-    enum out_state out;
-    struct resolve *resolving;
-    struct sockaddr_storage addrs[ADDRS_MAX];
-    size_t n_addrs;
-    struct listener *out_udp;
-    struct conn *out_conn;
+    enum xs__sip_out_state out;
+    struct xs__sip_resolve *resolving;  /* UDP */
+    struct xs_connect_req *connecting; /* TCP; cancelled when dropped */
+    struct sockaddr_storage udp_addr; /* where datagrams to the next hop go */
+    struct xs__sip_listener *out_udp;
+    struct xs__sip_conn *out_conn;
     struct xs_sip_local local;
 
     int closing;
-    size_t open; /* handles and requests whose callbacks are still due */
+    size_t open; /* handles, links and requests whose callbacks are still due */
     void (*done)(void *ud);
     void *done_ud;
-    char rbuf[READ_BUF];
+    char rbuf[XS__SIP_DGRAM_MAX];
 };
 
-void xs_sip_tp_addr_desc(const struct sockaddr *sa, char *out, size_t n, int *port);
-int xs_sip_tp_parse_ip(const char *host, int port, struct sockaddr_storage *ss);
 /* Frees tp and runs its done callback once it is closing and nothing is open. */
-void xs_sip_tp_maybe_finish(struct xs_sip_tp *tp);
-void xs_sip_tp_on_counted_close(uv_handle_t *h);
-void xs_sip_tp_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-void xs_sip_tp_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                           const struct sockaddr *addr, unsigned flags);
+void xs__sip_maybe_finish(struct xs_sip_tp *tp);
+void xs__sip_on_counted_close(uv_handle_t *h);
+void xs__sip_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                         const struct sockaddr *addr, unsigned flags);
 /* Tells the layer above the way out changed, unless tp is closing. */
-void xs_sip_tp_notify(struct xs_sip_tp *tp, int status);
+void xs__sip_notify(struct xs_sip_tp *tp, int status);
 /* data borrowed; copied when it cannot leave at once. addr NULL on a
  * connected socket. */
-int xs_sip_tp_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *addr,
-                       const char *data, size_t len);
-/* Returns a connection with both handles initialised and linked into tp;
- * NULL on OOM. Freed by the close callbacks after xs_sip_tp_conn_close. */
-struct conn *xs_sip_tp_conn_new(struct xs_sip_tp *tp, int outbound);
-void xs_sip_tp_conn_close(struct conn *c, int reason);
-/* Reading, TCP_NODELAY and the idle timer for a connected socket. */
-void xs_sip_tp_conn_started(struct conn *c);
-int xs_sip_tp_conn_write(struct conn *c, const char *data, size_t len);
+int xs__sip_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *addr,
+                     const char *data, size_t len);
+/* Puts a connected TCP handle (taken: malloc()ed, closed and freed by the
+ * link) on a link and links the connection into tp; for XS_SIP_TLS starts
+ * TLS on it (server side when inbound, else client with the next hop's
+ * name as SNI). NULL on failure (tcp is then closed and freed). */
+struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound,
+                                      enum xs_sip_transport transport);
+/* Closes at once (what is queued gets the link's short grace). The
+ * connection is freed from the link's close callback. */
+void xs__sip_conn_close(struct xs__sip_conn *c, int reason);
+/* data borrowed (the link copies it). */
+int xs__sip_conn_write(struct xs__sip_conn *c, const char *data, size_t len);
 /* Forgets the way out; whoever waited on it hears XS_ECLOSED. */
-void xs_sip_tp_out_drop(struct xs_sip_tp *tp);
+void xs__sip_out_drop(struct xs_sip_tp *tp);
 
 #endif

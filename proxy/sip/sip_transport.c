@@ -1,6 +1,6 @@
+#define _GNU_SOURCE /* memmem */
 #include "sip/sip_transport.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,86 +11,80 @@
 #include "sip/sip_msg.h"
 #include "sip/sip_tp_int.h"
 
-static const char *tname(enum xs_sip_transport t)
+const char *xs_sip_tp_name(enum xs_sip_transport t)
 {
-    return t == XS_SIP_TCP ? "tcp" : "udp";
+    return t == XS_SIP_TLS ? "tls" : t == XS_SIP_TCP ? "tcp" : "udp";
 }
 
-void xs_sip_tp_addr_desc(const struct sockaddr *sa, char *out, size_t n, int *port)
+/* What a libuv error is in the gateway's error space, for logs. */
+static int from_uv(int uv_err)
 {
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int p = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-        uv_ip4_name(a, ip, sizeof ip);
-        p = ntohs(a->sin_port);
-        snprintf(out, n, "%s:%d", ip, p);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        uv_ip6_name(a, ip, sizeof ip);
-        p = ntohs(a->sin6_port);
-        snprintf(out, n, "[%s]:%d", ip, p);
-    } else {
-        snprintf(out, n, "?");
-    }
-    if (port)
-        *port = p;
-}
-
-int xs_sip_tp_parse_ip(const char *host, int port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    char h[INET6_ADDRSTRLEN + 2];
-    size_t len = strlen(host);
-    if (len >= 2 && host[0] == '[' && host[len - 1] == ']' && len - 2 < sizeof h) {
-        memcpy(h, host + 1, len - 2);
-        h[len - 2] = '\0';
-        host = h;
-    }
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
+    switch (uv_err) {
+    case 0:
         return 0;
-    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    return XS_EINVAL;
+    case UV_ENOMEM:
+    case UV_ENOBUFS:
+        return XS_ENOMEM;
+    case UV_ECONNREFUSED:
+        return XS_EREFUSED;
+    case UV_ETIMEDOUT:
+        return XS_ETIMEOUT;
+    case UV_EADDRINUSE:
+        return XS_EEXISTS;
+    case UV_EAGAIN:
+        return XS_EAGAIN;
+    case UV_EINVAL:
+    case UV_EADDRNOTAVAIL:
+    case UV_EAFNOSUPPORT:
+        return XS_EINVAL;
+    case UV_EOF:
+    case UV_ECONNRESET:
+    case UV_EPIPE:
+        return XS_ECLOSED;
+    default:
+        return XS_EIO;
+    }
 }
 
-void xs_sip_tp_maybe_finish(struct xs_sip_tp *tp)
+void xs__sip_maybe_finish(struct xs_sip_tp *tp)
 {
     if (!tp->closing || tp->open > 0)
         return;
     void (*done)(void *) = tp->done;
     void *ud = tp->done_ud;
+    if (tp->lim.tls)
+        xs_tls_ctx_unref(tp->lim.tls);
     free(tp->listeners);
     free(tp);
     if (done)
         done(ud);
 }
 
-void xs_sip_tp_on_counted_close(uv_handle_t *h)
+void xs__sip_on_counted_close(uv_handle_t *h)
 {
-    struct listener *l = h->data;
+    struct xs__sip_listener *l = h->data;
     struct xs_sip_tp *tp = l->tp;
     if (l->index < 0)
         free(l);
     tp->open--;
-    xs_sip_tp_maybe_finish(tp);
+    xs__sip_maybe_finish(tp);
 }
 
 static void on_keep_close(uv_handle_t *h)
 {
     struct xs_sip_tp *tp = h->data;
     tp->open--;
-    xs_sip_tp_maybe_finish(tp);
+    xs__sip_maybe_finish(tp);
 }
 
-void xs_sip_tp_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+void xs__sip_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct xs_sip_tp *tp = *(struct xs_sip_tp **)h->data;
     buf->base = tp->rbuf;
     buf->len = sizeof tp->rbuf;
 }
 
-void xs_sip_tp_notify(struct xs_sip_tp *tp, int status)
+void xs__sip_notify(struct xs_sip_tp *tp, int status)
 {
     if (!tp->closing && tp->cbs.next_hop)
         tp->cbs.next_hop(tp->ud, status);
@@ -98,7 +92,7 @@ void xs_sip_tp_notify(struct xs_sip_tp *tp, int status)
 
 /* ---- datagrams ---- */
 
-struct xs_sip_tp_udp_send {
+struct udp_send {
     uv_udp_send_t req;
     char data[];
 };
@@ -107,12 +101,12 @@ static void on_udp_sent(uv_udp_send_t *req, int status)
 {
     if (status < 0 && status != UV_ECANCELED)
         xs_log(XS_LOG_WARN, "sip.send", "transport=udp result=failed reason=%s",
-               uv_err_name(status));
+               xs_errname(from_uv(status)));
     free(req);
 }
 
-int xs_sip_tp_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *addr,
-                       const char *data, size_t len)
+int xs__sip_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *addr,
+                     const char *data, size_t len)
 {
     uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
     int n = uv_udp_try_send(h, &b, 1, addr);
@@ -122,7 +116,7 @@ int xs_sip_tp_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr 
         return XS_EIO;
     if (uv_udp_get_send_queue_size(h) + len > tp->lim.out_max)
         return XS_ELIMIT;
-    struct xs_sip_tp_udp_send *s = malloc(sizeof *s + len);
+    struct udp_send *s = malloc(sizeof *s + len);
     if (!s)
         return XS_ENOMEM;
     memcpy(s->data, data, len);
@@ -134,22 +128,21 @@ int xs_sip_tp_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr 
     return 0;
 }
 
-void xs_sip_tp_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                           const struct sockaddr *addr, unsigned flags)
+void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                         const struct sockaddr *addr, unsigned flags)
 {
-    struct listener *l = h->data;
+    struct xs__sip_listener *l = h->data;
     struct xs_sip_tp *tp = l->tp;
     if (nread < 0) {
         xs_log(XS_LOG_WARN, "sip.recv", "transport=udp result=failed reason=%s",
-               uv_err_name((int)nread));
+               xs_errname(from_uv((int)nread)));
         return;
     }
     if (nread == 0 || !addr || tp->closing)
         return;
     struct xs_sip_peer p = {.transport = XS_SIP_UDP, .sock = l->index};
-    memcpy(&p.addr, addr,
-           addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-    xs_sip_tp_addr_desc(addr, p.desc, sizeof p.desc, NULL);
+    memcpy(&p.addr, addr, xs_net_addr_len(addr));
+    xs_net_addr_format(addr, p.desc, sizeof p.desc);
     if (flags & UV_UDP_PARTIAL) {
         xs_log(XS_LOG_WARN, "sip.drop", "transport=udp peer=%s reason=\"datagram truncated\"",
                p.desc);
@@ -177,164 +170,150 @@ void xs_sip_tp_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
 
 /* ---- connections ---- */
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_closed(void *ud, int reason)
 {
-    struct conn *c = h->data;
+    struct xs__sip_conn *c = ud;
     struct xs_sip_tp *tp = c->tp;
-    tp->open--;
-    if (--c->handles == 0) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            tp->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        if (!c->outbound)
-            tp->n_inbound--;
-        xs_buf_free(&c->in);
-        free(c);
+    xs_log(reason == XS_ECLOSED || reason == XS_OK ? XS_LOG_INFO : XS_LOG_WARN, "sip.conn",
+           "state=closed dir=%s peer=%s id=%llu reason=%s", c->outbound ? "out" : "in", c->desc,
+           (unsigned long long)c->id, xs_errname(reason));
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        tp->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (!c->outbound)
+        tp->n_inbound--;
+    if (c == tp->out_conn) {
+        /* The peer hung up or the link failed: nobody closed it on purpose.
+         * Before the TLS handshake completed that is a failure to set up the
+         * way out (retrying at once would loop), after it a lost way out. */
+        int ready = tp->out == XS__SIP_OUT_READY;
+        tp->out_conn = NULL;
+        tp->out = XS__SIP_OUT_IDLE;
+        if (!ready)
+            xs_log(XS_LOG_WARN, "sip.next_hop",
+                   "state=connect_failed transport=%s host=%s peer=%s reason=%s",
+                   xs_sip_tp_name(c->transport), tp->hop_host, c->desc, xs_errname(reason));
+        xs__sip_notify(tp, ready ? XS_ECLOSED : XS_ETLS);
     }
-    xs_sip_tp_maybe_finish(tp);
+    xs_buf_free(&c->in);
+    free(c);
+    tp->open--;
+    xs__sip_maybe_finish(tp);
 }
 
-void xs_sip_tp_conn_close(struct conn *c, int reason)
+/* Whoever waits on the way out hears at once that it is gone; the link
+ * finishes closing later. */
+static void conn_forget_out(struct xs__sip_conn *c)
+{
+    struct xs_sip_tp *tp = c->tp;
+    if (c != tp->out_conn)
+        return;
+    tp->out_conn = NULL;
+    tp->out = XS__SIP_OUT_IDLE;
+    xs__sip_notify(tp, XS_ECLOSED);
+}
+
+void xs__sip_conn_close(struct xs__sip_conn *c, int reason)
 {
     if (c->closing)
         return;
-    struct xs_sip_tp *tp = c->tp;
     c->closing = 1;
-    xs_log(reason == XS_ECLOSED ? XS_LOG_INFO : XS_LOG_WARN, "sip.conn",
-           "state=closed dir=%s peer=%s id=%llu reason=%s", c->outbound ? "out" : "in", c->desc,
-           (unsigned long long)c->id, xs_errname(reason));
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-    if (c == tp->out_conn) {
-        tp->out_conn = NULL;
-        tp->out = OUT_IDLE;
-        xs_sip_tp_notify(tp, XS_ECLOSED);
+    conn_forget_out(c);
+    xs_link_close(c->link, reason);
+}
+
+/* Answers, then hangs up without a reset that could destroy the answer. */
+static void conn_hang_up(struct xs__sip_conn *c, int reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    conn_forget_out(c);
+    xs_link_shutdown(c->link, reason);
+}
+
+/* Convention 9: a peer that does not take our answers is not read
+ * either, so it cannot make us queue more for it; reading resumes once
+ * what waits for it is down to a quarter of the bound. The idle timer still
+ * runs, so a peer that takes nothing at all is dropped. */
+static void conn_backpressure(struct xs__sip_conn *c)
+{
+    if (c->closing)
+        return;
+    uint64_t queued = xs_link_accepted(c->link) - xs_link_flushed(c->link);
+    uint64_t high = c->tp->lim.out_max / 2;
+    if (!c->paused && queued > high) {
+        c->paused = 1;
+        xs_log(XS_LOG_INFO, "sip.conn", "state=paused dir=%s peer=%s id=%llu queued=%llu",
+               c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+               (unsigned long long)queued);
+        xs_link_pause(c->link);
+    } else if (c->paused && queued <= high / 2) {
+        c->paused = 0;
+        xs_link_resume(c->link);
     }
 }
 
-static void on_conn_timer(uv_timer_t *t)
+static void conn_frame(struct xs__sip_conn *c);
+
+static void conn_on_flushed(void *ud)
 {
-    struct conn *c = t->data;
-    if (c->draining) {
-        xs_sip_tp_conn_close(c, c->drain_reason);
-        return;
-    }
-    xs_log(XS_LOG_INFO, "sip.conn", "state=idle dir=%s peer=%s id=%llu", c->outbound ? "out" : "in",
-           c->desc, (unsigned long long)c->id);
-    xs_sip_tp_conn_close(c, XS_ETIMEOUT);
+    struct xs__sip_conn *c = ud;
+    int was = c->paused;
+    conn_backpressure(c);
+    /* Messages read before the pause wait in `in`. */
+    if (was && !c->paused && !c->framing)
+        conn_frame(c);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+int xs__sip_conn_write(struct xs__sip_conn *c, const char *data, size_t len)
 {
-    struct conn *c = req->data;
-    if (!c->closing)
-        xs_sip_tp_conn_close(c, c->drain_reason);
-}
-
-/* Stops reading and closes once what is queued has been written, or after a
- * short grace period if the peer does not read it. */
-static void conn_drain(struct conn *c, int reason)
-{
-    if (c->closing || c->draining)
-        return;
-    c->draining = 1;
-    c->drain_reason = reason;
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_timer_start(&c->timer, on_conn_timer, DRAIN_MS, 0);
-    c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
-        xs_sip_tp_conn_close(c, reason);
-}
-
-struct conn *xs_sip_tp_conn_new(struct xs_sip_tp *tp, int outbound)
-{
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->tp = tp;
-    c->outbound = outbound;
-    c->id = ++tp->next_conn_id;
-    snprintf(c->desc, sizeof c->desc, "?");
-    xs_buf_init(&c->in, tp->lim.max_message + READ_BUF);
-    uv_tcp_init(tp->loop, &c->tcp);
-    uv_timer_init(tp->loop, &c->timer);
-    c->tcp.data = c;
-    c->timer.data = c;
-    c->handles = 2;
-    tp->open += 2;
-    c->next = tp->conns;
-    if (tp->conns)
-        tp->conns->prev = c;
-    tp->conns = c;
-    if (!outbound)
-        tp->n_inbound++;
-    return c;
-}
-
-struct xs_sip_tp_conn_write {
-    uv_write_t req;
-    char data[];
-};
-
-static void on_written(uv_write_t *req, int status)
-{
-    struct conn *c = req->handle->data;
-    free(req);
-    if (status < 0 && status != UV_ECANCELED && !c->closing)
-        xs_sip_tp_conn_close(c, XS_EIO);
-}
-
-int xs_sip_tp_conn_write(struct conn *c, const char *data, size_t len)
-{
-    if (c->closing || c->draining)
+    if (c->closing)
         return XS_ECLOSED;
-    uv_stream_t *s = (uv_stream_t *)&c->tcp;
-    if (uv_stream_get_write_queue_size(s) + len > c->tp->lim.out_max) {
-        xs_sip_tp_conn_close(c, XS_ELIMIT);
-        return XS_ELIMIT;
-    }
-    if (!c->draining && c->tp->lim.idle_ms)
-        uv_timer_start(&c->timer, on_conn_timer, c->tp->lim.idle_ms, 0);
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int n = uv_try_write(s, &b, 1);
-    if (n == (int)len)
-        return 0;
-    if (n < 0 && n != UV_EAGAIN) {
-        xs_sip_tp_conn_close(c, XS_EIO);
-        return XS_EIO;
-    }
-    size_t done = n > 0 ? (size_t)n : 0;
-    struct xs_sip_tp_conn_write *w = malloc(sizeof *w + (len - done));
-    if (!w) {
-        xs_sip_tp_conn_close(c, XS_ENOMEM);
-        return XS_ENOMEM;
-    }
-    memcpy(w->data, data + done, len - done);
-    b = uv_buf_init(w->data, (unsigned)(len - done));
-    if (uv_write(&w->req, s, &b, 1, on_written) != 0) {
-        free(w);
-        xs_sip_tp_conn_close(c, XS_EIO);
-        return XS_EIO;
-    }
-    return 0;
+    int rc = xs_link_write(c->link, data, len);
+    if (rc == XS_ELIMIT)
+        xs__sip_conn_close(c, XS_ELIMIT);
+    else if (rc == 0)
+        conn_backpressure(c);
+    return rc;
+}
+
+static void conn_on_idle(void *ud)
+{
+    struct xs__sip_conn *c = ud;
+    xs_log(XS_LOG_INFO, "sip.conn", "state=idle dir=%s peer=%s id=%llu messages=%d",
+           c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id, c->messages);
+    xs__sip_conn_close(c, XS_ETIMEOUT);
+}
+
+/* Audit M5: a connection that has not yet brought a whole message gets the
+ * short timeout, unless the peer is trusted. */
+static void conn_arm_idle(struct xs__sip_conn *c)
+{
+    const struct xs_sip_tp_limits *lim = &c->tp->lim;
+    unsigned ms = lim->idle_ms;
+    if (!c->outbound && !c->trusted && c->messages == 0 && lim->first_idle_ms &&
+        (ms == 0 || lim->first_idle_ms < ms))
+        ms = lim->first_idle_ms;
+    xs_link_set_idle(c->link, ms, conn_on_idle);
 }
 
 /* Content-Length framing failed: answer the request if its header section
- * can be read, then close, since nothing after it on the stream can be
+ * can be read, then hang up, since nothing after it on the stream can be
  * trusted to start a message. */
-static void frame_error(struct conn *c, int rc, size_t hdr_len)
+static void frame_error(struct xs__sip_conn *c, int rc, const char *msg, size_t hdr_len)
 {
     int status = rc == XS_ELIMIT ? 413 : 400;
     const char *why =
         rc == XS_ELIMIT ? "message larger than sip.max_message" : "missing or bad Content-Length";
     xs_log(XS_LOG_WARN, "sip.refused", "transport=tcp peer=%s status=%d reason=\"%s\"", c->desc,
            status, why);
-    if (hdr_len > 0 && hdr_len <= c->in.len) {
+    if (hdr_len > 0) {
         struct xs_sip_in in;
-        xs_sip_in_parse_head(c->in.data, hdr_len, &in);
+        xs_sip_in_parse_head(msg, hdr_len, &in);
         if (in.verdict == XS_SIP_ANSWER) {
             struct xs_buf out;
             char tag[17];
@@ -342,99 +321,233 @@ static void frame_error(struct conn *c, int rc, size_t hdr_len)
             xs_buf_init(&out, c->tp->lim.max_message + 4096);
             if (xs_sip_build_response(in.msg, status, tag, c->tp->lim.warn_host, why, NULL, &out) ==
                 0)
-                xs_sip_tp_conn_write(c, out.data, out.len);
+                xs__sip_conn_write(c, out.data, out.len);
             xs_buf_free(&out);
         }
         xs_sip_in_clear(&in);
     }
-    conn_drain(c, rc);
+    conn_hang_up(c, rc);
 }
 
-static void conn_process(struct conn *c)
+/* Frames what is buffered. Each byte is searched for the header end once,
+ * and a header section is framed (Content-Length read) once, so a peer
+ * trickling a large message costs linear, not quadratic, work. */
+static void conn_frame(struct xs__sip_conn *c)
 {
     struct xs_sip_tp *tp = c->tp;
-    while (!c->closing && !c->draining && !tp->closing) {
-        size_t skip = 0;
-        while (skip < c->in.len && (c->in.data[skip] == '\r' || c->in.data[skip] == '\n'))
-            skip++;
-        xs_buf_consume(&c->in, skip);
-        if (c->in.len == 0)
-            return;
-        size_t msg_len, hdr_len;
-        int rc = xs_sip_frame(c->in.data, c->in.len, tp->lim.max_message, 1, &msg_len, &hdr_len);
-        if (rc == 0)
-            return;
-        if (rc < 0) {
-            frame_error(c, rc, hdr_len);
-            return;
+    size_t max = tp->lim.max_message;
+    c->framing = 1;
+    while (!c->closing && !tp->closing && !c->paused) {
+        if (c->need == 0) {
+            /* CRLF keepalives between messages (RFC 5626 §3.5.1). */
+            size_t skip = 0;
+            while (c->scanned == 0 && skip < c->in.len &&
+                   (c->in.data[skip] == '\r' || c->in.data[skip] == '\n'))
+                skip++;
+            xs_buf_consume(&c->in, skip);
         }
-        struct xs_sip_peer p = {.transport = XS_SIP_TCP, .sock = -1, .conn = c->id};
+        const char *d = c->in.data;
+        size_t len = c->in.len;
+        if (c->need == 0) {
+            if (len == 0)
+                break;
+            size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
+            if (!memmem(d + from, len - from, "\r\n\r\n", 4)) {
+                c->scanned = len;
+                if (len > max)
+                    frame_error(c, XS_ELIMIT, d, 0);
+                break;
+            }
+            size_t msg_len, hdr_len;
+            int rc = xs_sip_frame(d, len, max, 1, &msg_len, &hdr_len);
+            if (rc < 0) {
+                frame_error(c, rc, d, hdr_len);
+                break;
+            }
+            c->need = msg_len;
+        }
+        if (len < c->need)
+            break;
+        struct xs_sip_peer p = {.transport = c->transport, .sock = -1, .conn = c->id};
         p.addr = c->addr;
         snprintf(p.desc, sizeof p.desc, "%s", c->desc);
-        tp->cbs.message(tp->ud, &p, c->in.data, msg_len, 0);
-        xs_buf_consume(&c->in, msg_len);
+        size_t n = c->need;
+        c->need = 0;
+        c->scanned = 0;
+        if (c->messages++ == 0 && !c->outbound)
+            conn_arm_idle(c);
+        tp->cbs.message(tp->ud, &p, d, n, 0);
+        /* Consuming moves nothing (xs_buf keeps a read offset), so a burst
+         * of pipelined messages costs no memmove per message. */
+        xs_buf_consume(&c->in, n);
+    }
+    c->framing = 0;
+}
+
+static void conn_on_data(void *ud, const char *data, size_t len)
+{
+    struct xs__sip_conn *c = ud;
+    if (c->closing)
+        return;
+    if (xs_buf_append(&c->in, data, len) != 0) {
+        xs__sip_conn_close(c, XS_ELIMIT);
+        return;
+    }
+    conn_frame(c);
+    /* The idle timer catches silence; this catches a trickle, a byte now
+     * and then, that would hold the slot without ever making a request. */
+    const struct xs_sip_tp_limits *lim = &c->tp->lim;
+    if (!c->closing && !c->outbound && !c->trusted && c->messages == 0 && lim->first_idle_ms &&
+        uv_now(c->tp->loop) - c->opened >= lim->first_idle_ms) {
+        xs_log(XS_LOG_INFO, "sip.conn", "state=slow dir=in peer=%s id=%llu bytes=%zu", c->desc,
+               (unsigned long long)c->id, c->in.len);
+        xs__sip_conn_close(c, XS_ETIMEOUT);
     }
 }
 
-static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Only the way out waits for this: it is ready once its handshake is. */
+static void conn_on_tls_ready(void *ud)
 {
-    struct conn *c = s->data;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        xs_sip_tp_conn_close(c, nread == UV_EOF ? XS_ECLOSED : XS_EIO);
-        return;
+    struct xs__sip_conn *c = ud;
+    struct xs_sip_tp *tp = c->tp;
+    xs_log(XS_LOG_INFO, "sip.conn", "state=tls dir=%s peer=%s id=%llu tls=%s",
+           c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+           xs_link_tls_describe(c->link));
+    if (c == tp->out_conn && tp->out == XS__SIP_OUT_CONNECTING) {
+        tp->out = XS__SIP_OUT_READY;
+        xs__sip_notify(tp, 0);
     }
-    if (c->closing || c->draining)
-        return;
-    if (c->tp->lim.idle_ms)
-        uv_timer_start(&c->timer, on_conn_timer, c->tp->lim.idle_ms, 0);
-    if (xs_buf_append(&c->in, buf->base, (size_t)nread) != 0) {
-        xs_sip_tp_conn_close(c, XS_ELIMIT);
-        return;
-    }
-    conn_process(c);
 }
 
-void xs_sip_tp_conn_started(struct conn *c)
+static const struct xs_link_cbs conn_link_cbs = {
+    .data = conn_on_data,
+    .tls_ready = conn_on_tls_ready,
+    .closed = conn_closed,
+};
+
+struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int outbound,
+                                      enum xs_sip_transport transport)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        c->addr = ss;
-        xs_sip_tp_addr_desc((struct sockaddr *)&ss, c->desc, sizeof c->desc, NULL);
+    struct xs__sip_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return NULL;
     }
-    uv_read_start((uv_stream_t *)&c->tcp, xs_sip_tp_on_alloc, on_conn_read);
-    if (c->tp->lim.idle_ms)
-        uv_timer_start(&c->timer, on_conn_timer, c->tp->lim.idle_ms, 0);
+    int len = sizeof c->addr;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&c->addr, &len) == 0)
+        xs_net_addr_format((struct sockaddr *)&c->addr, c->desc, sizeof c->desc);
+    else
+        snprintf(c->desc, sizeof c->desc, "?");
+    c->link = xs_link_new(tcp, &conn_link_cbs, c, tp->lim.out_max);
+    if (!c->link) {
+        free(c);
+        return NULL;
+    }
+    xs_link_on_flushed(c->link, conn_on_flushed);
+    c->tp = tp;
+    c->outbound = outbound;
+    c->transport = transport;
+    c->id = ++tp->next_conn_id;
+    /* A whole message, plus what one read can bring beyond it. */
+    xs_buf_init(&c->in, tp->lim.max_message + XS__SIP_DGRAM_MAX);
+    tp->open++;
+    c->next = tp->conns;
+    if (tp->conns)
+        tp->conns->prev = c;
+    tp->conns = c;
+    if (!outbound)
+        tp->n_inbound++;
+    if (transport == XS_SIP_TLS) {
+        int rc = tp->lim.tls ? xs_link_start_tls(c->link, tp->lim.tls, !outbound,
+                                                  outbound ? tp->hop_host : NULL)
+                             : XS_EINVAL;
+        if (rc != 0) {
+            xs__sip_conn_close(c, XS_ETLS);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+/* Connections from the same IP address; only counted at accept. */
+static size_t from_same_source(const struct xs_sip_tp *tp, const struct sockaddr *sa)
+{
+    size_t n = 0;
+    for (const struct xs__sip_conn *c = tp->conns; c; c = c->next)
+        if (!c->outbound && !c->closing &&
+            xs_net_addr_same_ip((const struct sockaddr *)&c->addr, sa))
+            n++;
+    return n;
+}
+
+/* Refuses a connection before any link is built for it, logging at most
+ * XS__SIP_REFUSALS_LOGGED_PER_S lines a second (with how many went
+ * unlogged since the last line). */
+static void refuse(struct xs_sip_tp *tp, uv_tcp_t *tcp, const struct sockaddr *sa,
+                   const char *why)
+{
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+    uint64_t now = uv_now(tp->loop);
+    if (now - tp->refuse_window >= 1000) {
+        tp->refuse_window = now;
+        tp->refuse_lines = 0;
+    }
+    if (tp->refuse_lines >= XS__SIP_REFUSALS_LOGGED_PER_S) {
+        tp->refuse_unlogged++;
+        return;
+    }
+    tp->refuse_lines++;
+    char desc[XS_NET_ADDR_STRLEN];
+    xs_log(XS_LOG_WARN, "sip.refused", "transport=tcp peer=%s reason=\"%s\" unlogged=%llu",
+           xs_net_addr_format(sa, desc, sizeof desc), why, tp->refuse_unlogged);
+    tp->refuse_unlogged = 0;
 }
 
 static void on_accept(uv_stream_t *server, int status)
 {
-    struct listener *l = server->data;
+    struct xs__sip_listener *l = server->data;
     struct xs_sip_tp *tp = l->tp;
-    if (status < 0 || tp->closing) {
-        xs_log(XS_LOG_WARN, "sip.accept", "result=failed reason=%s", uv_err_name(status));
+    if (tp->closing)
+        return;
+    if (status < 0) {
+        xs_log(XS_LOG_WARN, "sip.accept", "result=failed reason=%s",
+               xs_errname(from_uv(status)));
         return;
     }
-    int over = tp->n_inbound >= tp->lim.max_conns;
-    struct conn *c = xs_sip_tp_conn_new(tp, 0);
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    if (!tcp)
+        return;
+    uv_tcp_init(tp->loop, tcp);
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) {
+        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        return;
+    }
+    const struct sockaddr *sa = (const struct sockaddr *)&ss;
+    int trusted = tp->lim.is_trusted && tp->lim.is_trusted(tp->lim.trusted_ud, sa);
+    if (tp->n_inbound >= tp->lim.max_conns) {
+        refuse(tp, tcp, sa, "too many connections");
+        return;
+    }
+    if (!trusted && tp->lim.max_per_source &&
+        from_same_source(tp, sa) >= tp->lim.max_per_source) {
+        refuse(tp, tcp, sa, "too many connections from this address");
+        return;
+    }
+    struct xs__sip_conn *c = xs__sip_conn_new(tp, tcp, 0, l->transport);
     if (!c)
         return;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        xs_sip_tp_conn_close(c, XS_EIO);
-        return;
-    }
-    xs_sip_tp_conn_started(c);
-    if (over) {
-        xs_log(XS_LOG_WARN, "sip.refused", "transport=tcp peer=%s reason=\"too many connections\"",
-               c->desc);
-        xs_sip_tp_conn_close(c, XS_ELIMIT);
-        return;
-    }
-    xs_log(XS_LOG_INFO, "sip.conn", "state=open dir=in peer=%s id=%llu", c->desc,
-           (unsigned long long)c->id);
+    c->trusted = trusted;
+    c->opened = uv_now(tp->loop);
+    conn_arm_idle(c);
+    xs_log(XS_LOG_INFO, "sip.conn", "state=open dir=in transport=%s peer=%s id=%llu%s",
+           xs_sip_tp_name(c->transport), c->desc, (unsigned long long)c->id,
+           trusted ? " trusted=1" : "");
 }
 
 /* ---- the set ---- */
@@ -444,19 +557,19 @@ int xs_sip_tp_reply(struct xs_sip_tp *tp, const struct xs_sip_peer *to, const ch
 {
     if (tp->closing)
         return XS_ECLOSED;
-    if (to->transport == XS_SIP_TCP) {
-        for (struct conn *c = tp->conns; c; c = c->next)
+    if (to->transport != XS_SIP_UDP) {
+        for (struct xs__sip_conn *c = tp->conns; c; c = c->next)
             if (c->id == to->conn)
-                return xs_sip_tp_conn_write(c, data, len);
+                return xs__sip_conn_write(c, data, len);
         return XS_ECLOSED;
     }
     if (to->sock < 0)
-        return tp->out_udp ? xs_sip_tp_udp_send(tp, &tp->out_udp->h.udp, NULL, data, len)
+        return tp->out_udp ? xs__sip_udp_send(tp, &tp->out_udp->h.udp, NULL, data, len)
                            : XS_ECLOSED;
     if ((size_t)to->sock >= tp->n_listeners || tp->listeners[to->sock].transport != XS_SIP_UDP)
         return XS_EINVAL;
-    return xs_sip_tp_udp_send(tp, &tp->listeners[to->sock].h.udp,
-                              (const struct sockaddr *)&to->addr, data, len);
+    return xs__sip_udp_send(tp, &tp->listeners[to->sock].h.udp,
+                            (const struct sockaddr *)&to->addr, data, len);
 }
 
 int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i)
@@ -464,36 +577,46 @@ int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i)
     return i < tp->n_listeners ? tp->listeners[i].port : -1;
 }
 
-static int listen_one(struct xs_sip_tp *tp, struct listener *l, const struct xs_sip_endpoint *ep)
+static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
+                      const struct xs_sip_endpoint *ep)
 {
     struct sockaddr_storage ss;
-    if (!ep->host || xs_sip_tp_parse_ip(ep->host, ep->port, &ss) != 0) {
+    if (!ep->host || xs_net_addr_parse(ep->host, ep->port, &ss) != 0) {
         xs_log(XS_LOG_ERROR, "sip.listen",
                "transport=%s host=%s result=failed "
                "reason=\"listen host must be an IP address\"",
-               tname(ep->transport), ep->host ? ep->host : "-");
+               xs_sip_tp_name(ep->transport), ep->host ? ep->host : "-");
+        return XS_EINVAL;
+    }
+    if (ep->transport == XS_SIP_TLS && !tp->lim.tls) {
+        xs_log(XS_LOG_ERROR, "sip.listen",
+               "transport=tls host=%s result=failed reason=\"no TLS certificate\"", ep->host);
         return XS_EINVAL;
     }
     int rc;
     struct sockaddr_storage bound;
     int blen = sizeof bound;
-    if (ep->transport == XS_SIP_TCP) {
+    if (ep->transport != XS_SIP_UDP) {
         rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
-        rc = rc ? rc : uv_listen((uv_stream_t *)&l->h.tcp, LISTEN_BACKLOG, on_accept);
+        rc = rc ? rc : uv_listen((uv_stream_t *)&l->h.tcp, XS__SIP_LISTEN_BACKLOG, on_accept);
         rc = rc ? rc : uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&bound, &blen);
     } else {
         rc = uv_udp_bind(&l->h.udp, (struct sockaddr *)&ss, 0);
-        rc = rc ? rc : uv_udp_recv_start(&l->h.udp, xs_sip_tp_on_alloc, xs_sip_tp_on_udp_recv);
+        rc = rc ? rc : uv_udp_recv_start(&l->h.udp, xs__sip_on_alloc, xs__sip_on_udp_recv);
         rc = rc ? rc : uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&bound, &blen);
     }
     if (rc != 0) {
-        xs_log(XS_LOG_ERROR, "sip.listen", "transport=%s host=%s port=%d result=failed reason=%s",
-               tname(ep->transport), ep->host, ep->port, uv_err_name(rc));
+        char desc[XS_NET_ADDR_STRLEN];
+        xs_log(XS_LOG_ERROR, "sip.listen",
+               "transport=%s addr=%s result=failed reason=%s detail=\"%s\"",
+               xs_sip_tp_name(ep->transport), xs_net_addr_format((struct sockaddr *)&ss, desc, sizeof desc),
+               xs_errname(from_uv(rc)), uv_strerror(rc));
         return XS_EIO;
     }
-    char desc[64];
-    xs_sip_tp_addr_desc((struct sockaddr *)&bound, desc, sizeof desc, &l->port);
-    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok", tname(ep->transport), desc);
+    char desc[XS_NET_ADDR_STRLEN];
+    l->port = xs_net_addr_ip((struct sockaddr *)&bound, desc, sizeof desc);
+    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok", xs_sip_tp_name(ep->transport),
+           xs_net_addr_format((struct sockaddr *)&bound, desc, sizeof desc));
     return 0;
 }
 
@@ -502,7 +625,7 @@ static void set_hop(struct xs_sip_tp *tp, const struct xs_sip_endpoint *ep)
     tp->hop_host[0] = '\0';
     if (ep && ep->host && ep->host[0]) {
         snprintf(tp->hop_host, sizeof tp->hop_host, "%s", ep->host);
-        tp->hop_port = ep->port > 0 ? ep->port : 5060;
+        tp->hop_port = ep->port > 0 ? ep->port : ep->transport == XS_SIP_TLS ? 5061 : 5060;
         tp->hop_transport = ep->transport;
     }
 }
@@ -517,6 +640,8 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         return XS_ENOMEM;
     tp->loop = loop;
     tp->lim = *lim;
+    if (tp->lim.tls)
+        xs_tls_ctx_ref(tp->lim.tls);
     tp->cbs = *cbs;
     tp->ud = ud;
     set_hop(tp, &cfg->sip_next_hop);
@@ -529,11 +654,11 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         return XS_ENOMEM;
     }
     for (size_t i = 0; i < cfg->n_sip_listen; i++) {
-        struct listener *l = &tp->listeners[i];
+        struct xs__sip_listener *l = &tp->listeners[i];
         l->tp = tp;
         l->index = (int)i;
         l->transport = cfg->sip_listen[i].transport;
-        if (l->transport == XS_SIP_TCP)
+        if (l->transport != XS_SIP_UDP)
             uv_tcp_init(loop, &l->h.tcp);
         else
             uv_udp_init(loop, &l->h.udp);
@@ -553,6 +678,10 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
 void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim,
                            const struct xs_sip_endpoint *ep)
 {
+    if (lim->tls)
+        xs_tls_ctx_ref(lim->tls);
+    if (tp->lim.tls)
+        xs_tls_ctx_unref(tp->lim.tls);
     tp->lim = *lim;
     char host[sizeof tp->hop_host];
     int port = tp->hop_port;
@@ -561,8 +690,9 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
     set_hop(tp, ep);
     if (strcmp(host, tp->hop_host) != 0 || port != tp->hop_port || t != tp->hop_transport) {
         xs_log(XS_LOG_INFO, "sip.next_hop", "state=changed host=%s transport=%s port=%d",
-               tp->hop_host[0] ? tp->hop_host : "-", tname(tp->hop_transport), tp->hop_port);
-        xs_sip_tp_out_drop(tp);
+               tp->hop_host[0] ? tp->hop_host : "-", xs_sip_tp_name(tp->hop_transport),
+               tp->hop_port);
+        xs__sip_out_drop(tp);
     }
 }
 
@@ -571,12 +701,12 @@ void xs_sip_tp_close(struct xs_sip_tp *tp, void (*done)(void *ud), void *ud)
     if (tp->closing)
         return;
     tp->closing = 1;
-    xs_sip_tp_out_drop(tp);
+    xs__sip_out_drop(tp);
     tp->done = done;
     tp->done_ud = ud;
     for (size_t i = 0; i < tp->n_listeners; i++)
-        uv_close((uv_handle_t *)&tp->listeners[i].h.udp, xs_sip_tp_on_counted_close);
-    for (struct conn *c = tp->conns; c; c = c->next)
-        xs_sip_tp_conn_close(c, XS_ECLOSED);
+        uv_close((uv_handle_t *)&tp->listeners[i].h.udp, xs__sip_on_counted_close);
+    for (struct xs__sip_conn *c = tp->conns; c; c = c->next)
+        xs__sip_conn_close(c, XS_ECLOSED);
     uv_close((uv_handle_t *)&tp->keep, on_keep_close);
 }

@@ -1,12 +1,15 @@
 /* SIP transports: UDP and TCP listeners, inbound TCP connections framed by
  * Content-Length, and the way out to the configured next hop (a connected
  * UDP socket, or one reused TCP connection). Bytes in, bytes out: the layer
- * above sees whole messages and answers through xs_sip_tp_reply(). */
+ * above sees whole messages and answers through xs_sip_tp_reply(). TCP
+ * connections are net/link streams, reached through net/connect; inbound
+ * ones are capped in total and per source address. */
 #ifndef XS_SIP_TRANSPORT_H
 #define XS_SIP_TRANSPORT_H
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -16,7 +19,7 @@
 struct xs_sip_peer {
     enum xs_sip_transport transport;
     int sock;      /* UDP: listener index, or -1 for the next-hop socket */
-    uint64_t conn; /* TCP: connection id (ids are never reused) */
+    uint64_t conn; /* TCP, TLS: connection id (ids are never reused) */
     struct sockaddr_storage addr;
     char desc[64]; /* "ip:port", for logs */
 };
@@ -34,20 +37,39 @@ struct xs_sip_tp_cbs {
     void (*message)(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
                     int oversize);
     /* The way out changed: 0 ready (xs_sip_tp_next_hop now gives 0), or a
-     * negative XS_E*: XS_EDNS / XS_EREFUSED / XS_EIO when it could not be set
-     * up, XS_ECLOSED when the TCP connection to it was lost. */
+     * negative XS_E*: XS_EDNS / XS_EREFUSED / XS_ETIMEOUT / XS_EIO when it
+     * could not be set up, XS_ECLOSED when the TCP connection to it was
+     * lost. */
     void (*next_hop)(void *ud, int status);
 };
 
 struct xs_sip_tp_limits {
-    size_t max_message;    /* bytes of one SIP message */
-    size_t max_conns;      /* inbound TCP connections */
-    size_t out_max;        /* bytes queued for writing per TCP connection */
-    unsigned idle_ms;      /* TCP connection idle timeout */
-    const char *warn_host; /* agent for Warning headers on framing errors (borrowed, kept) */
+    size_t max_message;     /* bytes of one SIP message */
+    size_t max_conns;       /* inbound TCP connections */
+    size_t max_per_source;  /* inbound TCP connections from one IP address (0: no cap) */
+    size_t out_max;         /* bytes queued for writing per TCP connection */
+    unsigned idle_ms;       /* TCP connection idle timeout */
+    unsigned first_idle_ms; /* the same until an inbound connection brought a whole
+                             * message (at most idle_ms; 0: idle_ms), and the time
+                             * it has from accept to bring one */
+    unsigned connect_ms;    /* deadline for reaching the next hop over TCP, shared
+                             * out among its addresses (0: the kernel's) */
+    const char *warn_host;  /* agent for Warning headers on framing errors (borrowed, kept) */
+    /* Certificate for tls: listeners and context for a tls: next hop (the
+     * transport holds its own reference); NULL when there is none, and then
+     * tls: endpoints fail. Peer certificates are not verified yet. */
+    struct xs_tls_ctx *tls;
+    /* Peers exempt from max_per_source and first_idle_ms (the partner ACL);
+     * NULL: nobody is. Called at accept with the peer's address (borrowed). */
+    int (*is_trusted)(void *ud, const struct sockaddr *sa);
+    void *trusted_ud;
 };
 
 struct xs_sip_tp;
+struct xs_tls_ctx;
+
+/* "udp", "tcp" or "tls", for logs. */
+const char *xs_sip_tp_name(enum xs_sip_transport t);
 
 /* Binds every listener in cfg->sip_listen; `lim` and `cbs` are copied.
  * Returns 0 or a negative XS_E* (after logging which listener failed). */

@@ -1,13 +1,15 @@
 #include "sip/sip_txn.h"
 
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/random.h"
 
-#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain\r\n"
+#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 #define TIMER_F_T1 64
@@ -17,9 +19,12 @@
 
 int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets)
 {
-    t->buckets = calloc(n_buckets, sizeof *t->buckets);
     t->n_buckets = n_buckets;
     t->count = 0;
+    t->buckets = NULL;
+    if (xs_random_bytes(t->seed, sizeof t->seed) != 0)
+        return XS_EIO;
+    t->buckets = calloc(n_buckets, sizeof *t->buckets);
     return t->buckets ? 0 : XS_ENOMEM;
 }
 
@@ -29,18 +34,14 @@ void xs_sip_table_free(struct xs_sip_table *t)
     t->buckets = NULL;
 }
 
-static size_t hash_key(const char *k, size_t n_buckets)
+size_t xs_sip_table_bucket(const struct xs_sip_table *t, const char *key)
 {
-    /* FNV-1a: keys carry a random branch, so spreading is all that is needed. */
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return (size_t)h & (n_buckets - 1);
+    return (size_t)xs_siphash(t->seed, key, strlen(key)) & (t->n_buckets - 1);
 }
 
 static struct xs_sip_txn *table_find(struct xs_sip_table *t, const char *key)
 {
-    for (struct xs_sip_txn *x = t->buckets[hash_key(key, t->n_buckets)]; x; x = x->hnext)
+    for (struct xs_sip_txn *x = t->buckets[xs_sip_table_bucket(t, key)]; x; x = x->hnext)
         if (strcmp(x->key, key) == 0)
             return x;
     return NULL;
@@ -48,7 +49,7 @@ static struct xs_sip_txn *table_find(struct xs_sip_table *t, const char *key)
 
 static void table_insert(struct xs_sip_table *t, struct xs_sip_txn *x)
 {
-    size_t b = hash_key(x->key, t->n_buckets);
+    size_t b = xs_sip_table_bucket(t, x->key);
     x->hnext = t->buckets[b];
     t->buckets[b] = x;
     t->count++;
@@ -56,7 +57,7 @@ static void table_insert(struct xs_sip_table *t, struct xs_sip_txn *x)
 
 static void table_remove(struct xs_sip_table *t, struct xs_sip_txn *x)
 {
-    for (struct xs_sip_txn **p = &t->buckets[hash_key(x->key, t->n_buckets)]; *p; p = &(*p)->hnext)
+    for (struct xs_sip_txn **p = &t->buckets[xs_sip_table_bucket(t, x->key)]; *p; p = &(*p)->hnext)
         if (*p == x) {
             *p = x->hnext;
             t->count--;
@@ -132,6 +133,8 @@ static void txn_destroy(struct xs_sip_txn *x)
     x->destroyed = 1;
     struct xs_sip *sip = x->sip;
     if (sip) {
+        sip->stored_bytes -= x->stored;
+        x->stored = 0;
         table_remove(x->kind == XS_TXN_SERVER ? &sip->servers : &sip->clients, x);
         struct xs_sip_txn **list = list_of(sip, x);
         if (x->prev)
@@ -177,10 +180,38 @@ static int make_room(struct xs_sip *sip, struct xs_sip_table *t, struct xs_sip_t
 
 static void server_send(struct xs_sip_txn *x)
 {
+    if (!x->resp.len)
+        return;
     int rc = xs_sip_tp_reply(x->sip->tp, &x->peer, x->resp.data, x->resp.len);
     if (rc != 0)
         xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", x->peer.desc,
                xs_errname(rc));
+}
+
+/* Counts x's final response against opts.max_stored_bytes, making room by
+ * ending the oldest completed transactions. When that is not enough the
+ * bytes are let go: the transaction still absorbs retransmissions (so the
+ * message is never delivered twice), it just cannot answer them. */
+static void keep_response(struct xs_sip *sip, struct xs_sip_txn *x)
+{
+    size_t len = x->resp.len;
+    struct xs_sip_txn *y = sip->server_tail;
+    for (int steps = 0; sip->stored_bytes + len > sip->opts.max_stored_bytes && y && steps < 256;
+         steps++) {
+        struct xs_sip_txn *older = y;
+        y = y->prev;
+        if (older != x && older->stored && !older->destroyed)
+            txn_destroy(older);
+    }
+    if (sip->stored_bytes + len > sip->opts.max_stored_bytes) {
+        if (xs_sip_log_ok(sip))
+            xs_log(XS_LOG_WARN, "sip.txn", "peer=%s stored=%zu reason=\"response store full\"",
+                   x->peer.desc, sip->stored_bytes);
+        xs_buf_free(&x->resp);
+        return;
+    }
+    x->stored = len;
+    sip->stored_bytes += len;
 }
 
 /* Builds and sends the final response, then keeps it for Timer J so
@@ -200,10 +231,11 @@ static void server_final(struct xs_sip_txn *x, int status, const char *warn, con
         return;
     }
     server_send(x);
-    if (x->peer.transport == XS_SIP_TCP) {
+    if (x->peer.transport != XS_SIP_UDP) {
         txn_destroy(x);
         return;
     }
+    keep_response(sip, x);
     uv_timer_start(&x->timer, on_expire, (uint64_t)TIMER_J_T1 * sip->opts.t1_ms, 0);
 }
 
@@ -227,6 +259,12 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     }
     /* A per-user failure never becomes 503 (RFC 7247 §7.1 note 5); only the
      * side's own overload and shutdown answer 503 with Retry-After. */
+    if (cond == XS_COND_SERVICE_UNAVAILABLE && x->sip->draining) {
+        xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=503 reason=shutting-down",
+               (unsigned long long)x->serial, x->peer.desc);
+        server_final(x, 503, "shutting down", RETRY_AFTER_HEADER);
+        return;
+    }
     struct xs_sip_error e;
     xs_sip_error_for(cond, text, &e);
     const char *why = e.text && e.text[0] ? e.text : xs_cond_name(cond);
@@ -244,9 +282,49 @@ static void answer_stateless(struct xs_sip *sip, const struct xs_sip_peer *from,
 {
     struct xs_buf b;
     char tag[17];
-    xs_sip_random_hex(tag, 8);
+    xs_random_hex(tag, 8);
     xs_buf_init(&b, sip->max_message + 4096);
     if (xs_sip_build_response(req, status, tag, sip->host, why, extra, &b) == 0)
+        xs_sip_tp_reply(sip->tp, from, b.data, b.len);
+    xs_buf_free(&b);
+}
+
+/* 1 when a and b name the same transport source: a retransmission is
+ * answered only there (RFC 3261 §18.2.2), never toward a forged address. */
+static int same_source(const struct xs_sip_peer *a, const struct xs_sip_peer *b)
+{
+    if (a->transport != b->transport)
+        return 0;
+    if (a->transport != XS_SIP_UDP)
+        return a->conn == b->conn;
+    if (a->sock != b->sock || a->addr.ss_family != b->addr.ss_family)
+        return 0;
+    if (a->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)&a->addr, *y = (const void *)&b->addr;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    return 0;
+}
+
+/* An absurd request (see xs_sip_in.absurd): a terse answer, no state. */
+static void answer_absurd(struct xs_sip *sip, const struct xs_sip_peer *from,
+                          const struct xs_sip_in *in)
+{
+    if (xs_sip_log_ok(sip)) {
+        xs_log(XS_LOG_WARN, "sip.refused", "peer=%s status=%d reason=\"%s\" unlogged=%lu",
+               from->desc, in->status, in->why, sip->unlogged);
+        sip->unlogged = 0;
+    }
+    struct xs_buf b;
+    char tag[17];
+    xs_random_hex(tag, 8);
+    xs_buf_init(&b, 4096);
+    if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &b) == 0)
         xs_sip_tp_reply(sip->tp, from, b.data, b.len);
     xs_buf_free(&b);
 }
@@ -258,16 +336,28 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
      * it is never answered. */
     if (in->verdict == XS_SIP_ACK)
         return;
+    if (in->verdict == XS_SIP_ANSWER && in->absurd) {
+        answer_absurd(sip, from, in);
+        return;
+    }
     struct xs_sip_txn *x = table_find(&sip->servers, in->key);
     if (x) {
+        if (!same_source(&x->peer, from)) {
+            if (xs_sip_log_ok(sip)) {
+                xs_log(XS_LOG_WARN, "sip.drop",
+                       "peer=%s first=%s unlogged=%lu "
+                       "reason=\"retransmission from another source\"",
+                       from->desc, x->peer.desc, sip->unlogged);
+                sip->unlogged = 0;
+            }
+            return;
+        }
         /* A retransmission: nothing was sent yet while the router decides
          * (no provisional for MESSAGE), else the final response again. */
         XS_LOG(XS_LOG_DEBUG, "sip.in", "peer=%s absorbed=retransmission state=%d", from->desc,
                (int)x->state);
-        if (x->state == XS_TXN_COMPLETED) {
-            x->peer = *from;
+        if (x->state == XS_TXN_COMPLETED)
             server_send(x);
-        }
         return;
     }
     const char *method = in->msg->sip_method;
@@ -289,7 +379,7 @@ void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from, s
     x->peer = *from;
     x->req = in->msg;
     in->msg = NULL;
-    xs_sip_random_hex(x->to_tag, 8);
+    xs_random_hex(x->to_tag, 8);
     x->state = XS_TXN_TRYING;
     if (in->verdict == XS_SIP_ANSWER) {
         const char *extra = NULL;
@@ -358,7 +448,9 @@ static void client_send(struct xs_sip_txn *x, const struct xs_sip_local *local)
 {
     struct xs_sip *sip = x->sip;
     struct xs_sip_req_params p = {
-        .transport = local->transport == XS_SIP_TCP ? "TCP" : "UDP",
+        .transport = local->transport == XS_SIP_TLS   ? "TLS"
+                     : local->transport == XS_SIP_TCP ? "TCP"
+                                                      : "UDP",
         .via_host = local->host,
         .via_port = local->port,
         .branch = x->branch,
@@ -437,7 +529,7 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
     }
     char branch[40], key[XS_SIP_KEY_MAX];
     memcpy(branch, "z9hG4bK", 7);
-    xs_sip_random_hex(branch + 7, 12);
+    xs_random_hex(branch + 7, 12);
     snprintf(key, sizeof key, "b=%s|MESSAGE", branch);
     struct xs_sip_txn *x = txn_new(sip, XS_TXN_CLIENT, key);
     if (!x) {
@@ -446,9 +538,9 @@ void xs_sip_client_start(struct xs_sip *sip, struct xs_event *ev, xs_done_cb don
         return;
     }
     memcpy(x->branch, branch, sizeof branch);
-    xs_sip_random_hex(x->from_tag, 8);
+    xs_random_hex(x->from_tag, 8);
     char r[33];
-    xs_sip_random_hex(r, 16);
+    xs_random_hex(r, 16);
     snprintf(x->call_id, sizeof x->call_id, "%s@%s", r, sip->host);
     x->ev = ev;
     x->serial = ev->serial;
@@ -517,11 +609,14 @@ static void on_hop_change(struct xs_sip_txn *x, int status)
     if (x->state == XS_TXN_WAITING) {
         if (status == 0 || status == XS_ECLOSED)
             client_try(x);
+        else if (status == XS_ETIMEOUT)
+            client_finish(x, XS_COND_REMOTE_SERVER_TIMEOUT,
+                          "SIP next hop did not answer the connection");
         else
             client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
                           status == XS_EDNS ? "SIP next hop does not resolve"
                                             : "SIP next hop refused the connection");
-    } else if (status == XS_ECLOSED && x->transport == XS_SIP_TCP && x->state != XS_TXN_COMPLETED) {
+    } else if (status == XS_ECLOSED && x->transport != XS_SIP_UDP && x->state != XS_TXN_COMPLETED) {
         client_finish(x, XS_COND_SERVICE_UNAVAILABLE, "connection to the SIP next hop lost");
     }
 }

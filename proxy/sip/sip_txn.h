@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/siphash.h"
 #include "sip/sip.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_msg.h"
@@ -40,6 +41,7 @@ struct xs_sip_txn {
     osip_message_t *req; /* owned until the final response is built */
     char to_tag[17];
     struct xs_buf resp; /* the final response, resent on retransmissions */
+    size_t stored;      /* bytes of resp counted in sip->stored_bytes */
 
     /* client */
     struct xs_event *ev; /* owned */
@@ -58,6 +60,9 @@ struct xs_sip_table {
     struct xs_sip_txn **buckets;
     size_t n_buckets; /* a power of two */
     size_t count;
+    /* Server keys carry the branch the peer chose, so the hash is keyed
+     * with a secret drawn per table: nobody can aim keys at one bucket. */
+    uint8_t seed[XS_SIPHASH_KEY_LEN];
 };
 
 struct xs_sip {
@@ -72,7 +77,8 @@ struct xs_sip {
     struct xs_sip_txn *server_list, *client_list;
     struct xs_sip_txn *server_tail, *client_tail;
     size_t max_message;
-    char host[256]; /* our name for Warning agents and generated Call-IDs */
+    size_t stored_bytes; /* of final responses kept, against opts.max_stored_bytes */
+    char host[256];      /* our name for Warning agents and generated Call-IDs */
     uint32_t cseq;
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
@@ -81,23 +87,31 @@ struct xs_sip {
      * resolved addresses). NULL until the first resolution of the next hop
      * is done: requests are answered 503 meanwhile. */
     struct xs_sip_acl *trusted;
-    unsigned trust_gen;         /* bumped by every reload: older lookups are stale */
+    unsigned trust_gen;             /* bumped by every reload: older lookups are stale */
     struct xs_sip_resolve *resolve; /* the newest next-hop lookup in flight */
     size_t resolving;               /* lookups whose callback is still due */
-    /* Refusals of untrusted sources are logged at most this many per second;
-     * the rest are counted and reported with the next line that goes out. */
-    uint64_t refusal_window;
-    unsigned refusal_lines;
-    unsigned long refusals_unlogged;
+    /* See xs_sip_log_ok. */
+    uint64_t log_window;
+    unsigned log_lines;
+    unsigned long unlogged;
+    /* Answers to untrusted sources, all together, in the current second:
+     * a bound on what forged sources can make the gateway send anywhere. */
+    uint64_t refuse_window;
+    unsigned refusals;
     int closing;
+    int draining; /* the gateway is stopping: see xs_sip_drain */
     int tp_open;
     size_t timers_open;
     void (*on_closed)(void *ud);
     void *closed_ud;
 };
 
+/* n_buckets must be a power of two. Returns 0, XS_ENOMEM, or XS_EIO when
+ * no random seed can be had. */
 int xs_sip_table_init(struct xs_sip_table *t, size_t n_buckets);
 void xs_sip_table_free(struct xs_sip_table *t);
+/* The bucket `key` falls into (for tests of the spreading). */
+size_t xs_sip_table_bucket(const struct xs_sip_table *t, const char *key);
 
 /* A request (SUBMIT, ANSWER or ACK verdict; `in` is consumed) from `from`. */
 void xs_sip_server_request(struct xs_sip *sip, const struct xs_sip_peer *from,
@@ -113,5 +127,9 @@ void xs_sip_client_next_hop(struct xs_sip *sip, int status);
 void xs_sip_txn_close_all(struct xs_sip *sip);
 /* Called when a transaction timer has closed, so close can finish. */
 void xs_sip_maybe_closed(struct xs_sip *sip);
+/* 1 when a line about a hostile or stray packet may be logged now: at most
+ * ten a second, so a flood cannot flood the log. The lines held back are
+ * counted in sip->unlogged. */
+int xs_sip_log_ok(struct xs_sip *sip);
 
 #endif

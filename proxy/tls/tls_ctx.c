@@ -1,6 +1,7 @@
 /* TLS contexts: the RNG, our certificate and key (loaded from PEM files or
  * generated self-signed), and one mbedtls_ssl_config per direction. */
 #include "tls/tls.h"
+#include "tls/tls_compat.h"
 #include "tls/tls_int.h"
 
 #include <errno.h>
@@ -145,13 +146,11 @@ static int generate_self_signed(struct xs_tls_ctx *c, const char *const *names, 
                                 size_t errlen)
 {
     mbedtls_x509write_cert w;
-    mbedtls_mpi serial;
     unsigned char *san_buf = NULL;
     unsigned char *der_buf = NULL;
     int rc;
 
     mbedtls_x509write_crt_init(&w);
-    mbedtls_mpi_init(&serial);
 
     rc = mbedtls_pk_setup(&c->key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
     if (rc == 0)
@@ -168,8 +167,6 @@ static int generate_self_signed(struct xs_tls_ctx *c, const char *const *names, 
     rc = mbedtls_ctr_drbg_random(&c->drbg, raw_serial, sizeof raw_serial);
     /* Positive and of full length: the top bit clear, the next one set. */
     raw_serial[0] = (unsigned char)((raw_serial[0] & 0x7f) | 0x40);
-    if (rc == 0)
-        rc = mbedtls_mpi_read_binary(&serial, raw_serial, sizeof raw_serial);
     char not_before[16], not_after[16];
     time_t now = time(NULL);
     if (format_time(now - 86400, 0, not_before) != 0 || format_time(now, 10, not_after) != 0) {
@@ -187,7 +184,7 @@ static int generate_self_signed(struct xs_tls_ctx *c, const char *const *names, 
     if (rc == 0)
         rc = mbedtls_x509write_crt_set_issuer_name(&w, subject);
     if (rc == 0)
-        rc = mbedtls_x509write_crt_set_serial(&w, &serial);
+        rc = xs_tls_compat_set_serial(&w, raw_serial, sizeof raw_serial);
     if (rc == 0)
         rc = mbedtls_x509write_crt_set_validity(&w, not_before, not_after);
     if (rc == 0)
@@ -235,7 +232,6 @@ static int generate_self_signed(struct xs_tls_ctx *c, const char *const *names, 
 fail:
     free(der_buf);
     free(san_buf);
-    mbedtls_mpi_free(&serial);
     mbedtls_x509write_crt_free(&w);
     return rc;
 }
@@ -255,13 +251,13 @@ static int load_files(struct xs_tls_ctx *c, const char *cert_path, const char *k
         mbed_err(err, errlen, what, rc);
         return rc;
     }
-    rc = mbedtls_pk_parse_keyfile(&c->key, key_path, NULL);
+    rc = xs_tls_compat_parse_keyfile(&c->key, key_path, &c->drbg);
     if (rc != 0) {
         snprintf(what, sizeof what, "private key %s", key_path);
         mbed_err(err, errlen, what, rc);
         return rc;
     }
-    rc = mbedtls_pk_check_pair(&c->chain.pk, &c->key);
+    rc = xs_tls_compat_check_pair(&c->chain.pk, &c->key, &c->drbg);
     if (rc != 0) {
         snprintf(what, sizeof what, "key %s does not match certificate %s", key_path, cert_path);
         mbed_err(err, errlen, what, rc);
@@ -277,8 +273,7 @@ static int setup_conf(struct xs_tls_ctx *c, mbedtls_ssl_config *conf, int endpoi
     if (rc != 0)
         return rc;
     /* TLS 1.2 only: the newest 2.28 speaks, and what Prosody/OpenSSL accept. */
-    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    xs_tls_compat_tls12_only(conf);
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &c->drbg);
     /* Dialback authenticates the domain for now: the server asks for no
      * client certificate and the client records, but does not enforce, the

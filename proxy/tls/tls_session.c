@@ -4,6 +4,7 @@
  * public calls report as XS_EAGAIN, so the handshake and reads simply resume
  * on the next feed. */
 #include "tls/tls.h"
+#include "tls/tls_compat.h"
 #include "tls/tls_int.h"
 
 #include <stdint.h>
@@ -15,9 +16,12 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/limits.h"
 
 #define TLS_IN_MAX (64 * 1024)
-#define TLS_OUT_MAX (1024 * 1024)
+/* Plaintext one write may hand over: a whole stanza of the largest allowed
+ * body (core/limits.h). */
+#define TLS_OUT_MAX XS_MESSAGE_WIRE_MAX
 /* Room past TLS_OUT_MAX for record headers, MACs and handshake messages, so
  * the send callback never refuses a record half way: xs_tls_write checks
  * plaintext against TLS_OUT_MAX before encrypting anything. */
@@ -115,7 +119,7 @@ int xs_tls_feed(struct xs_tls *t, const char *data, size_t len)
  * end inside xs_tls_read; either way the session opens here. */
 static void note_open(struct xs_tls *t)
 {
-    if (t->state != TLS_HANDSHAKE || t->ssl.state != MBEDTLS_SSL_HANDSHAKE_OVER)
+    if (t->state != TLS_HANDSHAKE || !xs_tls_compat_handshake_over(&t->ssl))
         return;
     t->state = TLS_OPEN;
     const char *v = mbedtls_ssl_get_version(&t->ssl);

@@ -3,16 +3,13 @@
  * unit test pins it to the vectors published in XEP-0185 and XEP-0220. */
 #include "xmpp/dialback_key.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 
 #include "core/err.h"
+#include "core/random.h"
 
 static void to_hex(const unsigned char *in, size_t n, char *out)
 {
@@ -77,18 +74,5 @@ int xs_dialback_key_equal(const char *a, const char *b)
 
 void xs_dialback_random_secret(char out[65])
 {
-    unsigned char raw[32];
-    size_t got = 0;
-    while (got < sizeof raw) {
-        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            fprintf(stderr, "xsgw: getrandom failed: %s\n", strerror(errno));
-            abort();
-        }
-        got += (size_t)n;
-    }
-    to_hex(raw, sizeof raw, out);
-    mbedtls_platform_zeroize(raw, sizeof raw);
+    xs_random_hex(out, 32);
 }

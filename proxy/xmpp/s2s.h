@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "core/buf.h"
+#include "core/limits.h"
 #include "event.h"
 #include "net/connect.h"
 #include "net/dns.h"
@@ -25,7 +26,9 @@
 #define XS_DOMAIN_MAX 256
 #define XS_STREAM_ID_LEN 32
 #define XS_S2S_PAIRS_MAX 16
-#define XS_S2S_OUTPUT_MAX (4u << 20)
+/* Output queued per stream: room for two stanzas of the largest allowed
+ * body (core/limits.h), so one never fails for size alone. */
+#define XS_S2S_OUTPUT_MAX (2u * XS_MESSAGE_WIRE_MAX)
 #define XS_S2S_VERIFY_MAX 64
 /* Element depth and attributes per element in a stanza. */
 #define XS_S2S_XML_DEPTH 32
@@ -57,6 +60,11 @@
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4
 #define XS_S2S_IN_DB_ATTEMPTS_MAX 32
+/* db:verify answered on one stream before any pair on it is valid (audit
+ * L6), and the longest id such a request may carry. A receiving server
+ * needs one per key it checks; the set-up deadline ends the stream anyway. */
+#define XS_S2S_IN_DB_VERIFY_MAX 64
+#define XS_S2S_DB_ID_MAX 64
 
 struct xs_s2s_budget {
     size_t in_max;     /* inbound streams, closing ones included */
@@ -107,9 +115,12 @@ int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out);
 int xs_xmpp_out_room(const struct xs_xmpp *x);
 double xs_xmpp_now(const struct xs_xmpp *x);
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1]);
-struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial);
+/* The inbound stream whose verifications are filed under `tag`, or NULL. */
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag);
 /* Sends `el` (taken) from local to remote over the outbound stream for the
- * pair, creating it if needed. done (may be NULL) learns the outcome. */
+ * pair, creating it if needed. done (may be NULL) learns the outcome; a
+ * failure without done is logged. Refused (forbidden) unless `local` is one
+ * of our domains and `remote` has a partner entry, whatever a hook rewrote. */
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud);
 void xs_xmpp_stream_gone(struct xs_xmpp *x);
@@ -118,14 +129,20 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x);
 
 /* s2s_in.c */
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid);
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid);
 void xs_s2s_in_sweep(struct s2s_in *in, double now);
-/* Closes the stream with a stream error when its peer is no longer a partner. */
+/* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
+ * inbound stream number `serial`, encrypted when `secure`, goes where it
+ * belongs. */
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el);
+/* After a reload: closes the stream with a stream error when its peer is no
+ * longer a partner or any of its pairs fails the new rules (partner, its tls
+ * and dialback settings, the local domain). */
 void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
-uint64_t xs_s2s_in_serial(const struct s2s_in *in);
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
 
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
@@ -149,7 +166,10 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *    failure, output overflow, close grace run out), since the peer may
  *    never have read them.
  *  - at shutdown every sender hears before xs_xmpp_close returns: what was
- *    not flushed fails with service-unavailable, flushed stanzas succeed. */
+ *    not flushed fails with service-unavailable, flushed stanzas succeed.
+ * The limit: XMPP without stream management (XEP-0198) has no receipt, so
+ * a peer that stops reading for longer than the grace and then resets the
+ * connection has been credited with what its kernel buffered meanwhile. */
 void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char *id,
                      xs_done_cb done, void *ud);
 /* An error stanza about stanza `id` came back from the peer: the sender
@@ -164,19 +184,26 @@ void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
 
-/* s2s_wire.c: what both kinds of stream write. */
-int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id);
-int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el);
+/* s2s_wire.c: what both kinds of stream write. The write functions return
+ * xs_link_write's result; a failure means the stream can no longer be
+ * trusted to carry anything, and the caller ends it. */
+int xs_s2s_write_header(struct xs_link *l, const char *from, const char *to, const char *id)
+    __attribute__((warn_unused_result));
+int xs_s2s_write_el(struct xs_xmpp *x, struct xs_link *l, const struct xs_xml_el *el)
+    __attribute__((warn_unused_result));
 /* Writes a dialback element, <db:NAME from to [id] [type]>key</db:NAME>,
  * with an <error type='cancel'><cond/></error> child when cond is given.
  * The db: prefix is written as XEP-0220 shows it: some servers (ejabberd)
  * match the prefixed name and ignore an unprefixed element in the same
  * namespace. The stream header declares the prefix. */
 int xs_s2s_write_db(struct xs_link *l, const char *name, const char *from, const char *to,
-                    const char *id, const char *type, const char *key, const char *cond);
+                    const char *id, const char *type, const char *key, const char *cond)
+    __attribute__((warn_unused_result));
 /* Writes <stream:error> with the condition and text, closes the stream and
- * the link. */
+ * the link (with XS_EPROTO, or with the write's failure when the error could
+ * not be queued). */
 void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text);
+/* Writes </stream:stream> and closes the link (XS_OK, or the write's failure). */
 void xs_s2s_close_stream(struct xs_link *l);
 struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs, void *ud);
 /* Copies the domain part of `jid` lower-cased into out; 0 or XS_EINVAL. */

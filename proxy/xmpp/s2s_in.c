@@ -1,7 +1,10 @@
 /* Inbound s2s streams: a peer server connected to us. We answer its header,
  * offer STARTTLS and dialback, verify the domains it claims through our
  * outbound stream to its authoritative server (XEP-0220), answer db:verify
- * for keys we handed out, and turn authenticated stanzas into events. */
+ * for keys we handed out, and hand the stanzas of authenticated pairs to
+ * s2s_in_carry.c. Before authentication a stream is held to small limits
+ * and caps (s2s.h), since anyone can open one. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +12,6 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
-#include "xmpp/translate.h"
 
 enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
 
@@ -25,6 +27,10 @@ struct s2s_in {
     struct s2s_in *next;
     struct xs_xmpp *x;
     uint64_t serial;
+    /* What verifications for this stream are filed under: twice the serial,
+     * plus one after STARTTLS (which happens at most once), so an answer to
+     * a key sent before TLS can never validate a pair claimed after it. */
+    uint64_t verify_tag;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     enum in_state state;
@@ -38,6 +44,7 @@ struct s2s_in {
     struct in_pair pairs[XS_S2S_PAIRS_MAX];
     size_t n_pairs;
     unsigned db_attempts;   /* db:result elements while unauthenticated */
+    unsigned db_verifies;   /* db:verify elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
@@ -105,9 +112,29 @@ static void in_error(struct s2s_in *in, const char *cond, const char *text)
     /* RFC 6120 §4.9.1.1: a stream error needs a stream to live in. */
     if (!in->header_sent) {
         xs_xmpp_random_id(in->id);
-        xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL, NULL, in->id);
+        if (rc != 0) {
+            xs_link_close(in->link, rc);
+            return;
+        }
     }
     xs_s2s_stream_error(in->link, cond, text);
+}
+
+/* A write the link refused: nothing more can be said on this stream, so it
+ * closes without a stream error. XS_ELIMIT means the peer does not read
+ * what it asks for (audit L6), before authentication too. */
+static void in_write_failed(struct s2s_in *in, int rc)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    xs_log(XS_LOG_WARN, "s2s.in.write", "stream=in%llu peer=%s remote=%s result=failed reason=%s",
+           (unsigned long long)in->serial, xs_link_peer(in->link), in->remote[0] ? in->remote : "-",
+           xs_errname(rc));
+    set_state(in, IN_CLOSED, "write failed");
+    if (in->parser)
+        xs_xml_parser_stop(in->parser);
+    xs_link_close(in->link, rc);
 }
 
 static struct in_pair *find_pair(struct s2s_in *in, const char *local, const char *remote)
@@ -134,7 +161,9 @@ static void write_features(struct s2s_in *in)
         n = snprintf(buf, sizeof buf,
                      "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
                      "'/></stream:features>");
-    xs_link_write(in->link, buf, (size_t)n);
+    int rc = xs_link_write(in->link, buf, (size_t)n);
+    if (rc != 0)
+        in_write_failed(in, rc);
 }
 
 static void on_stream_open(void *ud, const struct xs_xml_el *h)
@@ -151,9 +180,13 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
     if (from && xs_s2s_domain_of(from, in->remote) != 0)
         in->remote[0] = '\0';
     xs_xmpp_random_id(in->id);
-    xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
-                        in->remote[0] ? in->remote : NULL, in->id);
+    int rc = xs_s2s_write_header(in->link, in->local[0] ? in->local : NULL,
+                                 in->remote[0] ? in->remote : NULL, in->id);
     in->header_sent = 1;
+    if (rc != 0) {
+        in_write_failed(in, rc);
+        return;
+    }
     if (!in->local[0] || !xs_policy_is_local_domain(in->x->policy, in->local)) {
         in_error(in, "host-unknown", "this gateway does not serve that domain");
         return;
@@ -177,7 +210,31 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 static void reply_db(struct s2s_in *in, const char *name, const char *from, const char *to,
                      const char *id, const char *type, const char *cond)
 {
-    xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    int rc = xs_s2s_write_db(in->link, name, from, to, id, type, NULL, cond);
+    if (rc != 0)
+        in_write_failed(in, rc);
+}
+
+/* Whether a domain is an address rather than a name: bracketed or bare
+ * IPv6, a dotted quad, any form inet_aton takes ("127.1", "0x7f000001"),
+ * or a name whose last label is all digits (no top-level domain is). With
+ * `partner "*"` such a `from` would make us connect wherever the peer
+ * says (audit M4). */
+static int ip_literal(const char *domain)
+{
+    unsigned char a6[sizeof(struct in6_addr)];
+    struct in_addr a4;
+    if (domain[0] == '[' || strchr(domain, ':') || inet_pton(AF_INET6, domain, a6) == 1 ||
+        inet_aton(domain, &a4))
+        return 1;
+    const char *last = strrchr(domain, '.');
+    last = last ? last + 1 : domain;
+    if (!*last)
+        return 0;
+    for (const char *c = last; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
 }
 
 static size_t count_pending(const struct s2s_in *in)
@@ -209,7 +266,9 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
     const char *refusal = NULL;
-    if (!p)
+    if (ip_literal(remote))
+        refusal = "an IP address is not a domain we verify";
+    else if (!p)
         refusal = "not a federated partner";
     else if (!p->dialback)
         refusal = "dialback not allowed for this partner";
@@ -258,6 +317,7 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         snprintf(pair->remote, sizeof pair->remote, "%s", remote);
     }
     pair->state = PAIR_PENDING;
+    apply_limits(in); /* re-verifying the only valid pair makes the stream a stranger again */
     struct s2s_out *o = xs_s2s_out_find(in->x, local, remote);
     if (!o)
         o = xs_s2s_out_new(in->x, local, remote);
@@ -271,14 +331,14 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
     }
     xs_log(XS_LOG_INFO, "s2s.in.dialback", "stream=in%llu remote=%s local=%s result=verifying",
            (unsigned long long)in->serial, remote, local);
-    xs_s2s_out_verify(o, in->serial, in->id, key, xs_s2s_in_verified);
+    xs_s2s_out_verify(o, in->verify_tag, in->id, key, xs_s2s_in_verified);
     free(key);
 }
 
-void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t in_serial, const char *local,
-                        const char *remote, int valid)
+void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
+                        int valid)
 {
-    struct s2s_in *in = xs_xmpp_find_in(x, in_serial);
+    struct s2s_in *in = xs_xmpp_find_in(x, tag);
     if (!in || in->state != IN_OPEN)
         return;
     struct in_pair *pair = find_pair(in, local, remote);
@@ -313,6 +373,17 @@ static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
         in_error(in, "improper-addressing", "db:verify needs from, to and id");
         return;
     }
+    /* Audit L6: the answer echoes the id, escaped (up to six times its
+     * size), into a queue the peer may never read. Our stream ids are 32
+     * bytes, and common servers' are no longer than 64. */
+    if (strlen(id) > XS_S2S_DB_ID_MAX) {
+        in_error(in, "policy-violation", "dialback id longer than 64 bytes");
+        return;
+    }
+    if (!in_authenticated(in) && ++in->db_verifies > XS_S2S_IN_DB_VERIFY_MAX) {
+        in_error(in, "policy-violation", "too many db:verify on one stream");
+        return;
+    }
     if (!xs_policy_is_local_domain(in->x->policy, local)) {
         reply_db(in, "verify", local, remote, id, "error", "item-not-found");
         return;
@@ -328,116 +399,6 @@ static void on_db_verify(struct s2s_in *in, struct xs_xml_el *el)
     reply_db(in, "verify", local, remote, id, valid ? "valid" : "invalid", NULL);
 }
 
-struct bounce_ctx {
-    struct xs_xmpp *x;
-    char *from; /* the original sender: where the error goes */
-    char *to;   /* the original recipient: the error's sender */
-    char *id;
-};
-
-static void bounce_free(struct bounce_ctx *b)
-{
-    free(b->from);
-    free(b->to);
-    free(b->id);
-    free(b);
-}
-
-static void send_error(struct xs_xmpp *x, const char *orig_from, const char *orig_to,
-                       const char *id, const char *stanza, enum xs_cond cond, const char *text)
-{
-    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote))
-        return;
-    struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
-    if (!err)
-        return;
-    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, orig_to,
-           orig_from, xs_cond_name(cond));
-    xs_xmpp_send(x, local, remote, err, NULL, NULL);
-}
-
-/* The router's answer for a message that came in on an inbound stream. The
- * stream may be gone by now; the error goes out on our outbound stream, so
- * only the addresses are needed. */
-static void on_message_done(void *ud, enum xs_cond cond, const char *text)
-{
-    struct bounce_ctx *b = ud;
-    struct xs_xmpp *x = b->x;
-    if (cond != XS_COND_NONE)
-        send_error(x, b->from, b->to, b->id, "message", cond, text);
-    bounce_free(b);
-    xs_xmpp_outcome_done(x);
-}
-
-static void on_message(struct s2s_in *in, struct xs_xml_el *el)
-{
-    struct xs_xmpp *x = in->x;
-    const char *type = xs_xml_el_attr(el, "type");
-    const char *from = xs_xml_el_attr(el, "from");
-    const char *to = xs_xml_el_attr(el, "to");
-    if (type && !strcmp(type, "error")) {
-        /* An error about a message we sent: while its error grace runs, the
-         * SIP sender gets it as the final response; later it can only be
-         * recorded, since SIP already had its answer. */
-        char *text = NULL;
-        char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
-        const char *id = xs_xml_el_attr(el, "id");
-        enum xs_cond c = xs_xmpp_error_condition(el, &text);
-        struct s2s_out *o = NULL;
-        if (!xs_s2s_domain_of(to, local) && !xs_s2s_domain_of(from, remote))
-            o = xs_s2s_out_find(x, local, remote);
-        int matched = o && xs_s2s_out_error(o, id, c, text ? text : "error from the XMPP server");
-        xs_log(matched ? XS_LOG_INFO : XS_LOG_WARN, "xmpp.error.in",
-               "stream=in%llu from=%s to=%s id=%s cond=%s result=%s",
-               (unsigned long long)in->serial, from ? from : "-", to ? to : "-", id ? id : "-",
-               xs_cond_name(c), matched ? "reported-to-sender" : "too-late-recorded");
-        free(text);
-        return;
-    }
-    struct xs_event *ev = NULL;
-    enum xs_cond cond = XS_COND_NONE;
-    int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
-    if (rc == XS_ENOTFOUND)
-        return; /* nothing to carry: chat states, receipts without a body */
-    if (rc != 0) {
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
-                   cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
-        return;
-    }
-    struct bounce_ctx *b = calloc(1, sizeof *b);
-    if (!b) {
-        xs_event_free(ev);
-        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message", XS_COND_RESOURCE_CONSTRAINT,
-                   NULL);
-        return;
-    }
-    b->x = x;
-    b->from = strdup(from);
-    b->to = strdup(to);
-    b->id = xs_xml_el_attr(el, "id") ? strdup(xs_xml_el_attr(el, "id")) : NULL;
-    if (!b->from || !b->to) {
-        bounce_free(b);
-        xs_event_free(ev);
-        return;
-    }
-    x->pending_outcomes++;
-    x->submit(x->router, ev, on_message_done, b);
-}
-
-static void on_other_stanza(struct s2s_in *in, struct xs_xml_el *el)
-{
-    const char *type = xs_xml_el_attr(el, "type");
-    if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
-        send_error(in->x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
-                   xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
-        return;
-    }
-    /* Presence is the next capability; until then it is recorded, not carried. */
-    xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=%s type=%s",
-           (unsigned long long)in->serial, el->name, type ? type : "-");
-}
-
 static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
 {
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
@@ -451,10 +412,7 @@ static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
         in_error(in, "not-authorized", "stanza for a domain pair not authenticated");
         return;
     }
-    if (!strcmp(el->name, "message"))
-        on_message(in, el);
-    else
-        on_other_stanza(in, el);
+    xs_s2s_in_carry(in->x, in->serial, in->tls, el);
 }
 
 static void on_stanza(void *ud, struct xs_xml_el *el)
@@ -470,9 +428,13 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
             in_error(in, "policy-violation", "TLS is already on");
         } else {
             static const char proceed[] = "<proceed xmlns='" XS_NS_TLS "'/>";
-            xs_link_write(in->link, proceed, sizeof proceed - 1);
-            in->restart = 1;
-            xs_xml_parser_stop(in->parser);
+            int rc = xs_link_write(in->link, proceed, sizeof proceed - 1);
+            if (rc != 0) {
+                in_write_failed(in, rc);
+            } else {
+                in->restart = 1;
+                xs_xml_parser_stop(in->parser);
+            }
         }
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
         on_db_result(in, el);
@@ -522,12 +484,18 @@ static void on_data(void *ud, const char *data, size_t len)
             in_error(in, "resource-constraint", NULL);
             return;
         }
-        apply_limits(in);
         if (xs_link_start_tls(in->link, in->x->tls, 1, NULL) != 0) {
             in_error(in, "internal-server-error", "TLS could not start");
             return;
         }
         set_state(in, IN_TLS_HANDSHAKE, "starttls");
+        /* RFC 6120 §5.4.3.3: nothing learned before TLS survives it, not
+         * the pairs dialback authenticated, nor the header's from. Answers
+         * to verifications still in flight find no pair and are dropped. */
+        in->n_pairs = 0;
+        in->remote[0] = '\0';
+        in->verify_tag = 2 * in->serial + 1;
+        apply_limits(in);
         in->header_sent = 0;
         in->header_deadline = xs_xmpp_now(in->x) + XS_S2S_IN_HEADER_TIMEOUT;
         return;
@@ -592,35 +560,48 @@ static void evict(struct s2s_in *in, const char *why)
     in_error(in, "resource-constraint", "too many unauthenticated streams");
 }
 
+/* Which of two unauthenticated streams goes first: one with no dialback
+ * under way before one whose verification is pending (it is about to be
+ * decided, and may be the partner's), then the older. A stranger cannot
+ * keep a stream pending for long: the partner answers its bogus key. */
+static int evict_before(const struct s2s_in *a, const struct s2s_in *b)
+{
+    int pa = count_pending(a) > 0, pb = count_pending(b) > 0;
+    return pa != pb ? pa < pb : a->serial < b->serial;
+}
+
 /* A new connection from `source` is about to become an unauthenticated
- * stream: if that passes the per-source or the total cap, the oldest
+ * stream: if that passes the per-source or the total cap, an
  * unauthenticated stream (of that source, or of all) makes room. Evicting
  * rather than refusing means a flood cannot lock out a partner that
  * connects after it; it has to outpace the partner's dialback instead. */
 static void make_room(struct xs_xmpp *x, const char *source)
 {
-    struct s2s_in *oldest_here = NULL, *oldest = NULL;
-    size_t here = 0, total = 0;
-    for (struct s2s_in *in = x->ins; in; in = in->next) {
-        if (in->state == IN_CLOSED || in_authenticated(in))
-            continue;
-        total++;
-        if (!oldest || in->serial < oldest->serial)
-            oldest = in;
-        if (!strcmp(in->source, source)) {
-            here++;
-            if (!oldest_here || in->serial < oldest_here->serial)
-                oldest_here = in;
+    /* Usually one pass and at most one eviction; more only when streams
+     * lost their authentication (a re-verified pair) and pushed the count
+     * past a cap. An evicted stream is closed and drops out of the count. */
+    for (;;) {
+        struct s2s_in *victim_here = NULL, *victim = NULL;
+        size_t here = 0, total = 0;
+        for (struct s2s_in *in = x->ins; in; in = in->next) {
+            if (in->state == IN_CLOSED || in_authenticated(in))
+                continue;
+            total++;
+            if (!victim || evict_before(in, victim))
+                victim = in;
+            if (!strcmp(in->source, source)) {
+                here++;
+                if (!victim_here || evict_before(in, victim_here))
+                    victim_here = in;
+            }
         }
+        if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE)
+            evict(victim_here, "per-source-cap");
+        else if (total >= x->budget.unauth_max)
+            evict(victim, "unauthenticated-cap");
+        else
+            return;
     }
-    if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE) {
-        if (oldest == oldest_here)
-            oldest = NULL;
-        evict(oldest_here, "per-source-cap");
-        total--;
-    }
-    if (total >= x->budget.unauth_max && oldest)
-        evict(oldest, "unauthenticated-cap");
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
@@ -644,6 +625,7 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
     apply_limits(in);
@@ -691,6 +673,22 @@ void xs_s2s_in_sweep(struct s2s_in *in, double now)
     }
 }
 
+/* Why the partner entry for `remote` no longer admits dialback on this
+ * stream, or NULL when it still does: the same rules on_db_result applies. */
+static const char *pair_refusal(const struct s2s_in *in, const char *local, const char *remote)
+{
+    const struct xs_partner *p = xs_policy_partner(in->x->policy, remote);
+    if (!xs_policy_is_local_domain(in->x->policy, local))
+        return "local domain no longer served";
+    if (!p)
+        return "domain is no longer a federated partner";
+    if (!p->dialback)
+        return "dialback no longer allowed for this partner";
+    if (p->tls == XS_TLS_REQUIRED && !in->tls)
+        return "partner now requires TLS";
+    return NULL;
+}
+
 void xs_s2s_in_recheck(struct s2s_in *in)
 {
     if (in->state == IN_CLOSED)
@@ -699,17 +697,26 @@ void xs_s2s_in_recheck(struct s2s_in *in)
         in_error(in, "host-gone", "this gateway no longer serves that domain");
         return;
     }
-    const char *gone = NULL;
-    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote))
-        gone = in->remote;
-    for (size_t i = 0; i < in->n_pairs && !gone; i++)
-        if (!xs_policy_partner(in->x->policy, in->pairs[i].remote))
-            gone = in->pairs[i].remote;
-    if (gone) {
+    if (in->remote[0] && !xs_policy_partner(in->x->policy, in->remote)) {
         xs_log(XS_LOG_WARN, "s2s.in.refused", "stream=in%llu remote=%s reason=partner-removed",
-               (unsigned long long)in->serial, gone);
+               (unsigned long long)in->serial, in->remote);
         in_error(in, "policy-violation", "domain is no longer a federated partner");
+        return;
     }
+    /* Every pair is admitted again under the new rules (audit L1). Dialback
+     * has no way to withdraw one pair, so a pair that fails ends the stream;
+     * the peer reconnects and authenticates what is still allowed. */
+    for (size_t i = 0; i < in->n_pairs; i++) {
+        const char *why = pair_refusal(in, in->pairs[i].local, in->pairs[i].remote);
+        if (why) {
+            xs_log(XS_LOG_WARN, "s2s.in.refused",
+                   "stream=in%llu remote=%s local=%s reason=reload detail=\"%s\"",
+                   (unsigned long long)in->serial, in->pairs[i].remote, in->pairs[i].local, why);
+            in_error(in, "policy-violation", why);
+            return;
+        }
+    }
+    apply_limits(in);
 }
 
 void xs_s2s_in_shutdown(struct s2s_in *in)
@@ -725,7 +732,7 @@ struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
     return in->next;
 }
 
-uint64_t xs_s2s_in_serial(const struct s2s_in *in)
+uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)
 {
-    return in->serial;
+    return in->verify_tag;
 }

@@ -56,6 +56,16 @@ struct s2s_out {
     enum out_state state;
     char local[XS_DOMAIN_MAX];
     char remote[XS_DOMAIN_MAX];
+    /* The partner entry the stream was set up under; a reload that changes
+     * any of these restarts the stream. */
+    char route_host[XS_DOMAIN_MAX]; /* "" when DNS finds the peer */
+    int route_port;
+    enum xs_tls_req tls_req;
+    int dialback;
+    /* Open federation (the "*" entry): nobody vouched for the remote's DNS,
+     * so it may not aim us at loopback, private or other special addresses
+     * (audit M4). A named partner's DNS, or a route, is the operator's word. */
+    int public_only;
     struct xs_dns_req *dns;
     struct xs_connect_req *connect;
     struct xs_dns_target targets[OUT_MAX_TARGETS];
@@ -119,14 +129,31 @@ static struct out_item *list_pop(struct out_list *l)
     return it;
 }
 
+/* Tells the sender the outcome. A stanza without a sender (an error we
+ * bounce back to an XMPP user) that fails has nobody to tell, so the loss is
+ * logged rather than silent. */
+static void complete(const struct s2s_out *o, xs_done_cb done, void *ud, const char *id,
+                     enum xs_cond cond, const char *text)
+{
+    if (done) {
+        done(ud, cond, text);
+        return;
+    }
+    if (cond != XS_COND_NONE)
+        xs_log(XS_LOG_WARN, "s2s.out.dropped",
+               "stream=out%llu local=%s remote=%s id=%s cond=%s text=\"%s\"",
+               (unsigned long long)o->serial, o->local, o->remote, id && *id ? id : "-",
+               xs_cond_name(cond), text ? text : "");
+}
+
 /* Completes every item of a list. Items are unlinked before their callback
  * runs, since a callback may send again on this stream. */
-static void list_complete(struct out_list *l, enum xs_cond cond, const char *text)
+static void list_complete(const struct s2s_out *o, struct out_list *l, enum xs_cond cond,
+                          const char *text)
 {
     struct out_item *it;
     while ((it = list_pop(l)) != NULL) {
-        if (it->done)
-            it->done(it->ud, cond, text);
+        complete(o, it->done, it->ud, it->id, cond, text);
         free(it);
     }
 }
@@ -178,11 +205,11 @@ static void after_write(struct s2s_out *o, struct out_item *it)
 static void settle_written(struct s2s_out *o, enum xs_cond cond, const char *text, int in_order)
 {
     promote_flushed(o);
-    list_complete(&o->unflushed, cond, text);
+    list_complete(o, &o->unflushed, cond, text);
     if (in_order)
-        list_complete(&o->written, XS_COND_NONE, NULL);
+        list_complete(o, &o->written, XS_COND_NONE, NULL);
     else
-        list_complete(&o->written, XS_COND_REMOTE_SERVER_TIMEOUT,
+        list_complete(o, &o->written, XS_COND_REMOTE_SERVER_TIMEOUT,
                       "the stream to the remote server failed before the stanza was confirmed");
 }
 
@@ -226,7 +253,7 @@ static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
            (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
            o->fail_text);
     set_state(o, OUT_CLOSED, o->fail_text);
-    list_complete(&o->queue, o->fail_cond, o->fail_text);
+    list_complete(o, &o->queue, o->fail_cond, o->fail_text);
     fail_verifies(o);
 }
 
@@ -271,13 +298,33 @@ static void out_abort(struct s2s_out *o, enum xs_cond cond, const char *text,
     out_free(o);
 }
 
+/* A write the link refused ends the stream: XS_ELIMIT means the peer does
+ * not read what we send, anything else that the link is failing. */
+static void write_failed(struct s2s_out *o, int rc)
+{
+    xs_log(XS_LOG_WARN, "s2s.out.write", "stream=out%llu remote=%s result=failed reason=%s",
+           (unsigned long long)o->serial, o->remote, xs_errname(rc));
+    if (rc == XS_ELIMIT)
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
+                  "resource-constraint");
+    else
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
+                  NULL);
+}
+
 static void send_verifies(struct s2s_out *o)
 {
     for (size_t i = 0; i < o->n_verifies; i++) {
         struct out_verify *v = &o->verifies[i];
         if (v->sent)
             continue;
-        xs_s2s_write_db(o->link, "verify", o->local, o->remote, v->id, NULL, v->key, NULL);
+        int rc = xs_s2s_write_db(o->link, "verify", o->local, o->remote, v->id, NULL, v->key, NULL);
+        if (rc != 0) {
+            /* Not sent: the abort fails this and every other verification,
+             * so the inbound pairs waiting on them fail instead of hanging. */
+            write_failed(o, rc);
+            return;
+        }
         v->sent = 1;
     }
 }
@@ -302,7 +349,11 @@ static void start_dialback(struct s2s_out *o)
                   "internal-server-error");
         return;
     }
-    xs_s2s_write_db(o->link, "result", o->local, o->remote, NULL, NULL, key, NULL);
+    int rc = xs_s2s_write_db(o->link, "result", o->local, o->remote, NULL, NULL, key, NULL);
+    if (rc != 0) {
+        write_failed(o, rc);
+        return;
+    }
     o->dialback_sent = 1;
     set_state(o, OUT_WAIT_DIALBACK, "db:result sent");
     send_verifies(o);
@@ -334,25 +385,15 @@ static void on_features(struct s2s_out *o, struct xs_xml_el *el)
     struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
     if (starttls && !o->tls) {
         static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
-        xs_link_write(o->link, req, sizeof req - 1);
+        int rc = xs_link_write(o->link, req, sizeof req - 1);
+        if (rc != 0) {
+            write_failed(o, rc);
+            return;
+        }
         set_state(o, OUT_WAIT_PROCEED, "starttls offered");
         return;
     }
     start_dialback(o);
-}
-
-/* A write the link refused ends the stream: XS_ELIMIT means the peer does
- * not read what we send, anything else that the link is failing. */
-static void write_failed(struct s2s_out *o, int rc)
-{
-    xs_log(XS_LOG_WARN, "s2s.out.write", "stream=out%llu remote=%s result=failed reason=%s",
-           (unsigned long long)o->serial, o->remote, xs_errname(rc));
-    if (rc == XS_ELIMIT)
-        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
-                  "resource-constraint");
-    else
-        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
-                  NULL);
 }
 
 static void established(struct s2s_out *o)
@@ -483,7 +524,9 @@ static void on_tls_ready(void *ud)
     struct s2s_out *o = ud;
     o->tls = 1;
     set_state(o, OUT_WAIT_HEADER, "tls established");
-    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    if (rc != 0)
+        write_failed(o, rc);
 }
 
 static void on_closed(void *ud, int reason)
@@ -530,7 +573,9 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
                   status == XS_ETIMEOUT ? XS_COND_REMOTE_SERVER_TIMEOUT
                                         : XS_COND_REMOTE_SERVER_NOT_FOUND,
                   status == XS_ETIMEOUT ? "connecting to the remote server timed out"
-                                        : "the remote server could not be reached",
+                  : status == XS_EPOLICY
+                      ? "the remote server's addresses are not public, and no route names them"
+                      : "the remote server could not be reached",
                   NULL);
         return;
     }
@@ -542,7 +587,9 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
     }
     xs_link_on_flushed(o->link, on_flushed);
     set_state(o, OUT_WAIT_HEADER, "connected");
-    xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+    if (rc != 0)
+        write_failed(o, rc);
 }
 
 /* Returns nonzero when the stream was aborted (and freed). */
@@ -550,7 +597,9 @@ static int try_next_target(struct s2s_out *o)
 {
     struct xs_dns_target *t = &o->targets[o->next_target++];
     double timeout = o->x->cfg->xmpp_connect_timeout;
-    int rc = xs_net_connect(o->x->loop, t->host, t->port, timeout, on_connected, o, &o->connect);
+    int rc = xs_net_connect_flags(o->x->loop, t->host, t->port, timeout,
+                                  o->public_only ? XS_NET_PUBLIC_ONLY : 0, on_connected, o,
+                                  &o->connect);
     if (rc != 0) {
         o->connect = NULL;
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_strerror(rc), NULL);
@@ -587,6 +636,20 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
 {
     if (x->closing || !xs_xmpp_out_room(x))
         return NULL;
+    /* Never a stream for a domain we do not serve or to one that is not (or,
+     * after a reload, no longer) a partner: it would sign dialback keys for,
+     * or talk to, whoever the caller named (audit L1, L5). */
+    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
+    int open_fed = p && !strcmp(p->domain, "*");
+    const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "not-local"
+                          : !p                                        ? "not-a-partner"
+                          : open_fed && xs_net_is_ip_literal(remote)  ? "ip-literal"
+                                                                      : NULL;
+    if (refusal) {
+        xs_log(XS_LOG_WARN, "s2s.out.refused", "local=%s remote=%s reason=%s", local, remote,
+               refusal);
+        return NULL;
+    }
     struct s2s_out *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
@@ -594,6 +657,11 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     o->serial = ++x->next_serial;
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
+    o->public_only = open_fed;
+    snprintf(o->route_host, sizeof o->route_host, "%s", p->route_host ? p->route_host : "");
+    o->route_port = p->route_port;
+    o->tls_req = p->tls;
+    o->dialback = p->dialback;
     o->next = x->outs;
     x->outs = o;
     x->n_streams++;
@@ -603,8 +671,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     xs_log(XS_LOG_INFO, "s2s.out.state",
            "stream=out%llu local=%s remote=%s from=- to=resolving reason=new",
            (unsigned long long)o->serial, local, remote);
-    const struct xs_partner *p = xs_policy_partner(x->policy, remote);
-    if (p && p->route_host) {
+    if (p->route_host) {
         snprintf(o->targets[0].host, sizeof o->targets[0].host, "%s", p->route_host);
         o->targets[0].port = (uint16_t)p->route_port;
         o->n_targets = 1;
@@ -627,8 +694,7 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
             xs_log(XS_LOG_WARN, "s2s.out.congested",
                    "stream=out%llu remote=%s unwritten=%zu result=refused",
                    (unsigned long long)o->serial, o->remote, o->unflushed.n);
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             return;
         }
@@ -639,15 +705,13 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
         if (!it) {
             xs_log(XS_LOG_ERROR, "s2s.out.send", "stream=out%llu result=failed reason=oom",
                    (unsigned long long)o->serial);
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
             return;
         }
         int rc = xs_link_write(o->link, data, len);
         o->last_activity = xs_xmpp_now(o->x);
         if (rc != 0) {
-            if (done)
-                done(ud, XS_COND_RESOURCE_CONSTRAINT,
+            complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             free(it);
             write_failed(o, rc);
@@ -657,16 +721,15 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
         return;
     }
     if (o->state == OUT_CLOSED || o->queue.n >= o->x->cfg->xmpp_queue_max) {
-        if (done)
-            done(ud, o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
+        complete(o, done, ud, id,
+                 o->state == OUT_CLOSED ? o->fail_cond : XS_COND_RESOURCE_CONSTRAINT,
                  o->state == OUT_CLOSED ? o->fail_text
                                         : "too many stanzas waiting for the remote server");
         return;
     }
     struct out_item *it = item_new(data, len, id, done, ud);
     if (!it) {
-        if (done)
-            done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+        complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
         return;
     }
     list_push(&o->queue, it);
@@ -747,17 +810,52 @@ void xs_s2s_out_sweep(struct s2s_out *o, double now)
     }
 }
 
+/* Ends this stream and hands what is still queued to a fresh one set up
+ * under the current partner entry. Verifications in flight fail: the peer's
+ * inbound stream learns it and may ask again. */
+static void out_restart(struct s2s_out *o, const char *why)
+{
+    xs_log(XS_LOG_INFO, "s2s.out.restart", "stream=out%llu local=%s remote=%s reason=%s-changed",
+           (unsigned long long)o->serial, o->local, o->remote, why);
+    /* Both branches below mark the old stream closed, so the new one is
+     * what xs_s2s_out_find returns from now on. */
+    struct s2s_out *n = o->queue.head ? xs_s2s_out_new(o->x, o->local, o->remote) : NULL;
+    if (n) {
+        n->queue = o->queue;
+        o->queue = (struct out_list){0};
+    }
+    if (o->link && o->state == OUT_ESTABLISHED) {
+        /* What was written settles when the link closes, by the usual rule. */
+        fail_verifies(o);
+        set_state(o, OUT_CLOSED, "partner settings changed");
+        xs_xml_parser_stop(o->parser);
+        xs_s2s_close_stream(o->link);
+        return;
+    }
+    out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
+              n ? "partner settings changed" : "partner settings changed; no new stream", NULL);
+}
+
 void xs_s2s_out_recheck(struct s2s_out *o)
 {
     if (o->state == OUT_CLOSED)
         return;
-    if (!xs_policy_partner(o->x->policy, o->remote) ||
-        !xs_policy_is_local_domain(o->x->policy, o->local)) {
+    const struct xs_partner *p = xs_policy_partner(o->x->policy, o->remote);
+    if (!p || !xs_policy_is_local_domain(o->x->policy, o->local)) {
         xs_log(XS_LOG_WARN, "s2s.out.refused", "stream=out%llu remote=%s reason=partner-removed",
                (unsigned long long)o->serial, o->remote);
         out_abort(o, XS_COND_FORBIDDEN, "domain is no longer a federated partner",
                   "policy-violation");
+        return;
     }
+    const char *changed = strcmp(o->route_host, p->route_host ? p->route_host : "") ||
+                                  o->route_port != p->route_port
+                              ? "route"
+                          : o->tls_req != p->tls       ? "tls"
+                          : o->dialback != p->dialback ? "dialback"
+                                                       : NULL;
+    if (changed)
+        out_restart(o, changed);
 }
 
 void xs_s2s_out_shutdown(struct s2s_out *o)

@@ -99,16 +99,19 @@ void xs_s2s_stream_error(struct xs_link *l, const char *cond, const char *text)
     if (!rc)
         rc = xs_buf_append_str(&b, "</stream:error></stream:stream>");
     if (!rc)
-        xs_link_write(l, b.data, b.len);
+        rc = xs_link_write(l, b.data, b.len);
     xs_buf_free(&b);
-    xs_link_close(l, XS_EPROTO);
+    if (rc)
+        xs_log(XS_LOG_DEBUG, "s2s.write", "peer=%s what=stream-error result=%s", xs_link_peer(l),
+               xs_errname(rc));
+    xs_link_close(l, rc ? rc : XS_EPROTO);
 }
 
 void xs_s2s_close_stream(struct xs_link *l)
 {
     static const char end[] = "</stream:stream>";
-    xs_link_write(l, end, sizeof end - 1);
-    xs_link_close(l, XS_OK);
+    int rc = xs_link_write(l, end, sizeof end - 1);
+    xs_link_close(l, rc ? rc : XS_OK);
 }
 
 struct xs_xml_parser *xs_s2s_parser_new(struct xs_xmpp *x, const struct xs_xml_cbs *cbs, void *ud)

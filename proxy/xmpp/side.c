@@ -3,16 +3,18 @@
  * faces toward the middle. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 
 #include "core/err.h"
+#include "core/limits.h"
 #include "core/log.h"
+#include "core/random.h"
 #include "xmpp/s2s.h"
 #include "xmpp/translate.h"
 #include "xmpp/xmpp_side.h"
 
-#define SCRATCH_MAX (1u << 20)
+/* One serialized stanza; see core/limits.h. */
+#define SCRATCH_MAX XS_MESSAGE_WIRE_MAX
 
 double xs_xmpp_now(const struct xs_xmpp *x)
 {
@@ -21,21 +23,13 @@ double xs_xmpp_now(const struct xs_xmpp *x)
 
 void xs_xmpp_random_id(char out[XS_STREAM_ID_LEN + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char raw[XS_STREAM_ID_LEN / 2];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        abort(); /* the kernel's RNG does not fail once the system is up */
-    for (size_t i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[XS_STREAM_ID_LEN] = '\0';
+    xs_random_hex(out, XS_STREAM_ID_LEN / 2);
 }
 
-struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t serial)
+struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag)
 {
     for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
-        if (xs_s2s_in_serial(in) == serial)
+        if (xs_s2s_in_verify_tag(in) == tag)
             return in;
     return NULL;
 }
@@ -124,25 +118,52 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x)
     maybe_closed(x);
 }
 
+/* A stanza that cannot go out: its sender hears why, and one without a
+ * sender (an error bounced to an XMPP user) is logged, never dropped
+ * silently. Frees `el`. */
+static void send_failed(struct xs_xml_el *el, const char *local, const char *remote,
+                        xs_done_cb done, void *ud, enum xs_cond cond, const char *text)
+{
+    if (done) {
+        xs_xml_el_free(el);
+        done(ud, cond, text);
+        return;
+    }
+    const char *id = xs_xml_el_attr(el, "id");
+    xs_log(XS_LOG_WARN, "xmpp.send.dropped", "local=%s remote=%s stanza=%s id=%s cond=%s text=\"%s\"",
+           local, remote, el->name, id ? id : "-", xs_cond_name(cond), text);
+    xs_xml_el_free(el);
+}
+
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud)
 {
+    /* The policy hook may have rewritten the addresses (audit L5): whatever
+     * it did, we speak only for our own domains and only to partners. */
+    const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "sender-not-local"
+                          : !xs_policy_partner(x->policy, remote)     ? "not-a-partner"
+                                                                      : NULL;
+    if (refusal) {
+        xs_log(XS_LOG_WARN, "xmpp.send.refused", "local=%s remote=%s reason=%s", local, remote,
+               refusal);
+        send_failed(el, local, remote, done, ud, XS_COND_FORBIDDEN,
+                    *refusal == 's' ? "the sender is not in a domain this gateway serves"
+                                    : "the recipient's domain is not a federated partner");
+        return;
+    }
     struct s2s_out *o = x->closing ? NULL : xs_s2s_out_find(x, local, remote);
     if (!o && !x->closing)
         o = xs_s2s_out_new(x, local, remote);
     if (!o) {
-        xs_xml_el_free(el);
-        if (done)
-            done(ud, x->closing ? XS_COND_SERVICE_UNAVAILABLE : XS_COND_REMOTE_SERVER_NOT_FOUND,
-                 x->closing ? "the gateway is shutting down"
-                            : "no stream to the remote server could be set up");
+        send_failed(el, local, remote, done, ud,
+                    x->closing ? XS_COND_SERVICE_UNAVAILABLE : XS_COND_REMOTE_SERVER_NOT_FOUND,
+                    x->closing ? "the gateway is shutting down"
+                               : "no stream to the remote server could be set up");
         return;
     }
     xs_buf_reset(&x->scratch);
     if (xs_xml_serialize(el, XS_NS_SERVER, &x->scratch) != 0) {
-        xs_xml_el_free(el);
-        if (done)
-            done(ud, XS_COND_RESOURCE_CONSTRAINT, "stanza too large");
+        send_failed(el, local, remote, done, ud, XS_COND_RESOURCE_CONSTRAINT, "stanza too large");
         return;
     }
     xs_s2s_out_send(o, x->scratch.data, x->scratch.len, xs_xml_el_attr(el, "id"), done, ud);
@@ -162,7 +183,11 @@ void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
         /* An id lets a later error stanza from the peer be matched in the logs. */
         char id[XS_STREAM_ID_LEN + 1];
         xs_xmpp_random_id(id);
-        xs_event_set(&ev->id, id);
+        if (xs_event_set(&ev->id, id) != 0) {
+            xs_event_free(ev);
+            done(ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
+            return;
+        }
     }
     struct xs_xml_el *el = xs_xmpp_event_to_stanza(ev);
     xs_event_free(ev);
@@ -200,8 +225,13 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_t *tcp = malloc(sizeof *tcp);
-    if (!tcp)
-        return;
+    if (!tcp) {
+        /* libuv stops watching a listener whose pending connection was not
+         * accepted, so returning would end federation silently; a small core
+         * allocation failing is fatal instead (CONVENTIONS 8). */
+        xs_log(XS_LOG_ERROR, "xmpp.listen", "result=accept-failed reason=oom");
+        abort();
+    }
     uv_tcp_init(x->loop, tcp);
     if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
         uv_close((uv_handle_t *)tcp, (uv_close_cb)free);

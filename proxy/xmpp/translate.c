@@ -4,66 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 #include "xmpp/translate.h"
 
 static const char ns_server[] = "jabber:server";
 
-struct jid_parts {
-    const char *local, *domain, *resource;
-    size_t local_len, domain_len, resource_len;
-};
-
-static int has_byte(const char *s, size_t n, const char *set)
+/* JIDs are split and checked by the one address validator (core/addr.c),
+ * the same rules the Lua side applies. */
+static int jid_split(const char *jid, struct xs_addr_jid *j)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || strchr(set, s[i]))
-            return 1;
-    return 0;
-}
-
-/* RFC 7622 §3.1: the resource starts at the first '/', and a localpart, if
- * any, ends at the first '@' before it; so a resource may hold '@' and '/'. */
-static int jid_split(const char *jid, struct jid_parts *j)
-{
-    if (!jid)
-        return XS_EINVAL;
-    size_t len = strlen(jid);
-    if (len == 0 || len > XS_JID_MAX)
-        return XS_EINVAL;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)jid[i] < 0x20 || jid[i] == 0x7f)
-            return XS_EINVAL;
-    const char *slash = strchr(jid, '/');
-    const char *end = slash ? slash : jid + len;
-    const char *at = memchr(jid, '@', (size_t)(end - jid));
-    memset(j, 0, sizeof *j);
-    if (at) {
-        j->local = jid;
-        j->local_len = (size_t)(at - jid);
-        if (j->local_len == 0 || j->local_len > XS_JID_PART_MAX ||
-            has_byte(j->local, j->local_len, "\"&'/:<>@"))
-            return XS_EINVAL;
-    }
-    j->domain = at ? at + 1 : jid;
-    j->domain_len = (size_t)(end - j->domain);
-    if (j->domain_len && j->domain[j->domain_len - 1] == '.')
-        j->domain_len--;
-    if (j->domain_len == 0 || j->domain_len > XS_JID_PART_MAX ||
-        has_byte(j->domain, j->domain_len, "\"&'/<>@"))
-        return XS_EINVAL;
-    if (slash) {
-        j->resource = slash + 1;
-        j->resource_len = len - (size_t)(slash + 1 - jid);
-        if (j->resource_len == 0 || j->resource_len > XS_JID_PART_MAX)
-            return XS_EINVAL;
-    }
-    return 0;
+    return xs_addr_split_jid(jid, j) ? 0 : XS_EINVAL;
 }
 
 int xs_jid_check(const char *jid)
 {
-    struct jid_parts j;
+    struct xs_addr_jid j;
     return jid_split(jid, &j);
 }
 
@@ -76,7 +32,7 @@ static void lower_ascii(char *s, size_t n)
 
 int xs_jid_domain(const char *jid, char *out, size_t n)
 {
-    struct jid_parts j;
+    struct xs_addr_jid j;
     if (jid_split(jid, &j))
         return XS_EINVAL;
     if (j.domain_len + 1 > n)
@@ -89,7 +45,7 @@ int xs_jid_domain(const char *jid, char *out, size_t n)
 
 int xs_jid_bare(const char *jid, char *out, size_t n)
 {
-    struct jid_parts j;
+    struct xs_addr_jid j;
     if (jid_split(jid, &j))
         return XS_EINVAL;
     size_t at = j.local ? j.local_len + 1 : 0;

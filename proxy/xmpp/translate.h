@@ -59,9 +59,10 @@ struct xs_xml_el *xs_xmpp_error_reply(const struct xs_xml_el *orig, const char *
  * NULL, *text is set to the <text> content (owned, free()) or NULL. */
 enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text);
 
-/* Minimal JID syntax check (RFC 7622 §3): a domainpart is required, each
- * part is 1..1023 bytes, the whole at most 3071, no control characters or
- * spaces, and the localpart holds none of " & ' / : < > @. It does not apply
+/* JID syntax check (RFC 7622 §3) by the one address validator,
+ * xs_addr_valid_jid() in core/addr.h: a domainpart is required, each part is
+ * 1..1023 bytes of UTF-8, the whole at most 3071, no control characters, the
+ * localpart holds no space and none of " & ' / : < > @. It does not apply
  * the PRECIS profiles. Returns 0 or XS_EINVAL. */
 int xs_jid_check(const char *jid);
 

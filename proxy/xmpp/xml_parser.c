@@ -33,6 +33,19 @@
 
 #include "core/err.h"
 #include "xmpp/xml.h"
+
+/* Position getters, chosen once: expat 2.8 deprecates the narrow ones. */
+#ifdef XS_HAVE_EXPAT_POSITION64
+#define XS_XML_BYTE_INDEX(xp) ((unsigned long long)XML_GetCurrentByteIndex64(xp))
+#define XS_XML_BYTE_COUNT(xp) ((unsigned long long)XML_GetCurrentByteCount64(xp))
+#define XS_XML_LINE(xp) XML_GetCurrentLineNumber64(xp)
+#define XS_XML_COLUMN(xp) XML_GetCurrentColumnNumber64(xp)
+#else
+#define XS_XML_BYTE_INDEX(xp) ((unsigned long long)XML_GetCurrentByteIndex(xp))
+#define XS_XML_BYTE_COUNT(xp) ((unsigned long long)XML_GetCurrentByteCount(xp))
+#define XS_XML_LINE(xp) XML_GetCurrentLineNumber(xp)
+#define XS_XML_COLUMN(xp) XML_GetCurrentColumnNumber(xp)
+#endif
 #include "xmpp/xml_tree_int.h"
 
 #define NS_SEP '\x01' /* a control character: it can be part of no XML name or URI */
@@ -101,8 +114,7 @@ static void fail_nomem(struct xs_xml_parser *p)
 
 static unsigned long long event_end(const struct xs_xml_parser *p)
 {
-    return (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
-           (unsigned long long)XML_GetCurrentByteCount(p->xp);
+    return XS_XML_BYTE_INDEX(p->xp) + XS_XML_BYTE_COUNT(p->xp);
 }
 
 /* Every handler calls this first: expat has got this far. */
@@ -295,7 +307,7 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     }
     size_t level = p->depth - 1; /* index in the stack: the stanza is 0 */
     if (level == 0) {
-        p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+        p->mark = XS_XML_BYTE_INDEX(p->xp);
         p->elements = 0;
     }
     if (over_size(p, "stanza") || too_many_attrs(p, atts))
@@ -534,8 +546,7 @@ static void expat_failed(struct xs_xml_parser *p)
         break;
     }
     fail(p, err, cond, "%s at line %lu column %lu", XML_ErrorString(e),
-         (unsigned long)XML_GetCurrentLineNumber(p->xp),
-         (unsigned long)XML_GetCurrentColumnNumber(p->xp));
+         (unsigned long)XS_XML_LINE(p->xp), (unsigned long)XS_XML_COLUMN(p->xp));
 }
 
 #ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL

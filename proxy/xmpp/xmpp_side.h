@@ -21,8 +21,10 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
                   const char *secret, xs_submit_fn submit, void *router, struct xs_xmpp **out);
 
 /* Switches to a new policy generation (and TLS context), then re-checks
- * every stream: streams with a domain that is no longer a partner are closed
- * with a stream error, and what was queued on them is bounced. */
+ * every stream: streams with a domain that is no longer a partner, and
+ * inbound streams with a pair the new rules would not admit (tls, dialback,
+ * local domain), are closed with a stream error, and what was queued on
+ * them is bounced. */
 void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_tls_ctx *tls);
 
 /* The side's deliver face (see struct xs_side): ev->to is a JID in a remote
@@ -31,7 +33,12 @@ void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
 
 /* Stops listening and closes every stream with </stream:stream>; queued
  * stanzas are bounced with service-unavailable. `on_closed` runs when the
- * last handle is released. */
+ * last handle is released.
+ * Lifetime rule: every event handed to xs_xmpp_deliver has had its done()
+ * called by the time xs_xmpp_close returns, and no done() comes after (as
+ * libuv promises for close_cb); stanzas the kernel has not confirmed fail
+ * with service-unavailable, so no 200 is given for them (s2s.h). The router
+ * relies on this to be freed right after the sides close. */
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
 
 /* The bound address's port (for tests that listen on port 0). */

@@ -373,6 +373,16 @@ class SipEndpoint(asyncio.DatagramProtocol):
         self.requests = asyncio.Queue()
         self.responses = asyncio.Queue()
         self.transport = None
+        # While `hold` is set, final responses are kept (one per Call-ID, so
+        # retransmissions do not multiply them) until release().
+        self.hold = False
+        self.held = {}
+
+    def release(self):
+        self.hold = False
+        for resp, addr in self.held.values():
+            self.transport.sendto(resp, addr)
+        self.held = {}
 
     def connection_made(self, transport):
         self.transport = transport
@@ -397,16 +407,20 @@ class SipEndpoint(asyncio.DatagramProtocol):
                     + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
                     + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
                     f"CSeq: {hdrs['cseq'][0]}\r\n{self.extra}Content-Length: 0\r\n\r\n")
+            if self.hold:
+                self.held[hdrs["call-id"][0]] = (resp.encode(), addr)
+                return
             self.transport.sendto(resp.encode(), addr)
 
     def send_message(self, gw_port, frm, to, body, call_id=None, branch=None, cseq=1,
-                     content_type="text/plain;charset=UTF-8", extra=""):
+                     content_type="text/plain;charset=UTF-8", extra="", to_header=None):
         call_id = call_id or uuid.uuid4().hex
         branch = branch or "z9hG4bK" + uuid.uuid4().hex
         port = self.transport.get_extra_info("sockname")[1]
-        b = body.encode()
+        b = body if isinstance(body, bytes) else body.encode()
         req = (f"MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch};rport\r\n"
-               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\nTo: <{to}>\r\n"
+               f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
+               f"To: <{to_header or to}>\r\n"
                f"Call-ID: {call_id}\r\nCSeq: {cseq} MESSAGE\r\nContent-Type: {content_type}\r\n"
                f"{extra}Content-Length: {len(b)}\r\n\r\n").encode() + b
         self.transport.sendto(req, ("127.0.0.1", gw_port))
@@ -434,12 +448,27 @@ def parse_sip(data):
     return msg
 
 
+_next_port = [20000]
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port no earlier call returned and nothing holds now, for TCP and UDP.
+    Binding port 0 and closing it could hand out the same number twice in one run, and
+    an outbound connection's ephemeral port could take it before the listener binds.
+    Ports come from below the ephemeral range (net.ipv4.ip_local_port_range starts at
+    32768), each one once, so neither can happen inside the test's network namespace."""
+    del kind  # every port is checked for both TCP and UDP
+    while _next_port[0] < 32768:
+        port = _next_port[0]
+        _next_port[0] += 1
+        try:
+            for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, k) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port left below 32768")
 
 
 class Gateway:
@@ -519,13 +548,14 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required", sip_extra=""):
+           peer_tls="required", sip_extra="", xmpp_extra=""):
     # Without sip_extra the gateway trusts SIP requests from the next hop's
     # address, 127.0.0.1, which is where every test sender lives.
     return f"""
 gateway {{
   domains = {{ "sip.test" }},
-  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret" }},
+  xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
+           {xmpp_extra} }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
            next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}

@@ -6,6 +6,8 @@ private network namespace. Each test prints PASS/FAIL; the last line is
 import asyncio
 import os
 import re
+import signal
+import socket
 import sys
 import tempfile
 import time
@@ -13,8 +15,8 @@ import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint, XStream,  # noqa: E402
-                   dialback_key, free_port, header, message, policy)
+from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
+                   StreamParser, XStream, dialback_key, free_port, header, message, policy)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -23,13 +25,14 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra=""):
+                 sip_extra="", peer_offers_tls=True, xmpp_extra=""):
         self.tmp = tmp
+        self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
         self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
-                                sip_extra=sip_extra)
+                                sip_extra=sip_extra, xmpp_extra=xmpp_extra)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -37,25 +40,38 @@ class Env:
         return policy(self.gw_port, self.sip_port, self.next_hop_port, self.peer_port, **args)
 
     async def __aenter__(self):
-        self.gw.start()
-        loop = asyncio.get_running_loop()
-        self.sip = SipEndpoint(self.sip_code)
-        await loop.create_datagram_endpoint(lambda: self.sip, local_addr=("127.0.0.1", self.next_hop_port))
-        self.uac = SipEndpoint()
-        await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
-        # A sender on another address of the namespace's loopback.
-        self.stranger = SipEndpoint()
-        await loop.create_datagram_endpoint(lambda: self.stranger, local_addr=("127.0.0.2", 0))
-        self.peer = Peer(self.tmp, self.gw_port)
-        await self.peer.start(self.peer_port)
+        self.sip = self.uac = self.stranger = self.peer = None
+        try:
+            self.gw.start()
+            loop = asyncio.get_running_loop()
+            self.sip = SipEndpoint(self.sip_code)
+            await loop.create_datagram_endpoint(lambda: self.sip,
+                                                local_addr=("127.0.0.1", self.next_hop_port))
+            self.uac = SipEndpoint()
+            await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
+            # A sender on another address of the namespace's loopback.
+            self.stranger = SipEndpoint()
+            await loop.create_datagram_endpoint(lambda: self.stranger,
+                                                local_addr=("127.0.0.2", 0))
+            self.peer = Peer(self.tmp, self.gw_port, tls=self.peer_offers_tls)
+            await self.peer.start(self.peer_port)
+        except BaseException:
+            # __aexit__ does not run when __aenter__ fails: stop what did start, the
+            # gateway above all, or it outlives the test inside the namespace.
+            await self._stop()
+            raise
         return self
 
+    async def _stop(self):
+        if self.peer is not None:
+            await self.peer.stop()
+        for ep in (self.sip, self.uac, self.stranger):
+            if ep is not None and getattr(ep, "transport", None) is not None:
+                ep.transport.close()
+        return self.gw.stop()
+
     async def __aexit__(self, *exc):
-        await self.peer.stop()
-        self.sip.transport.close()
-        self.uac.transport.close()
-        self.stranger.transport.close()
-        rc = self.gw.stop()
+        rc = await self._stop()
         if exc[0] is None and rc not in (0, None):
             raise AssertionError(f"xsgw exited with {rc} on SIGTERM")
 
@@ -121,6 +137,41 @@ async def test_xmpp_to_sip_error_bounces(tmp):
                 f"{code}: {[c.name for c in e_el.children]}"
             assert (e_el.child(cond, NS_STANZAS).text or None) == addr, e_el.child(cond, NS_STANZAS)
             await s.close()
+
+
+async def test_bounce_that_cannot_be_sent_is_logged(tmp):
+    """An error bounced to an XMPP sender has nobody to answer if it cannot
+    go out; it is logged, not dropped in silence (E2). The peer stops
+    listening and ends the gateway's stream, then sends a message SIP
+    refuses: the bounce needs a new outbound stream, which cannot connect."""
+    async with Env(tmp, sip_code=404) as e:
+        s = await e.peer.authenticated_stream()
+        e.peer.server.close()
+        for st in e.peer.inbound:
+            await st.close()
+        e.gw.wait_log(r"ev=s2s\.out\.state stream=out\d+ .*to=closed")
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "hi", mid="lost-bounce"))
+        await get(e.sip.requests)
+        e.gw.wait_log(r"ev=s2s\.out\.dropped .*id=lost-bounce cond=remote-server-not-found", timeout=15)
+
+
+async def test_xmpp_to_sip_large_message_not_over_udp(tmp):
+    """RFC 3428 §8: a MESSAGE over 1300 bytes MUST NOT go over UDP; RFC 7572
+    §6 answers it with policy-violation. The next hop here is UDP."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 1400, mid="big"))
+        err = await get(e.peer.received, 20)
+        assert err.attrs.get("type") == "error" and err.attrs.get("id") == "big", err
+        e_el = err.child("error")
+        assert e_el.child("policy-violation", NS_STANZAS) is not None, e_el
+        assert "1300 bytes" in e_el.child("text", NS_STANZAS).text, e_el.child("text", NS_STANZAS)
+        await expect_nothing(e.sip.requests, 0.5)
+        # A small one still goes.
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "x" * 100, mid="small"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"x" * 100
+        await s.close()
 
 
 async def test_dialback_elements_carry_the_db_prefix(tmp):
@@ -220,15 +271,83 @@ async def test_hostile_xml(tmp):
         assert el.child("restricted-xml", NS_STREAM_ERR) is not None, el
         await s.close()
         # An oversized stanza: the gateway's default max_stanza is 256 KiB.
+        # Before authentication the limit is 8 KiB, so the gateway closes
+        # with most of this unread, and the kernel may turn that close into
+        # a reset that overtakes the stream error; the log says why.
         s = await e.peer.open_stream("sip.test", tls=False)
         s.send("<message><body>" + "x" * (300 * 1024))
-        el = await s.expect_el("error")
-        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        try:
+            el = await s.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log(r"ev=s2s\.in\.error .*cond=policy-violation text=\"stanza exceeds 8192 bytes")
         # Nothing else was lost: a good stream still works.
         s = await e.peer.authenticated_stream()
         s.send(message("alice@peer.test", "bob@sip.test", "still here"))
         req = await get(e.sip.requests)
         assert req["body"] == b"still here"
+
+
+async def stream_ends(s, timeout):
+    """Reads until the gateway ends the stream: a stream error, its closing
+    tag, EOF or a reset. Returns what ended it; AssertionError if it stays open."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("the gateway kept the stream open")
+        try:
+            kind, el = await s.next(left)
+        except (TimeoutError, asyncio.TimeoutError):
+            continue
+        except (ConnectionError, OSError):
+            return "reset"
+        if kind in ("eof", "close") or (kind == "el" and el.name == "error"):
+            return kind if kind != "el" else "stream-error"
+
+
+async def test_unanswerable_verify_closes_stream(tmp):
+    """A db:verify whose answer cannot be written (the echoed id would pass
+    the 4 KiB reply bound) ends the stream instead of leaving the peer
+    waiting for an answer that never comes."""
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test", tls=False)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 700}\">k</db:verify>")
+        print("  ended by", await stream_ends(s, 5))
+
+
+async def test_peer_that_does_not_read_is_closed(tmp):
+    """Audit L6: a peer sends db:verify requests and never reads the
+    answers. Once the output bound is reached the gateway closes the stream
+    instead of holding megabytes for it. Before authentication 64 requests
+    end the stream (test_db_verify_limits), so this peer authenticates
+    first (plaintext, tls = "optional") and floods after."""
+    async with Env(tmp, peer_tls="optional") as e:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", e.gw_port))
+        r, w = await asyncio.open_connection(sock=sock)
+        s = XStream(r, w)
+        s.send(header("peer.test", "sip.test"))
+        kind, h = await s.next()
+        assert kind == "header", kind
+        await s.expect_el("features")
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", h.attrs["id"])
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "valid", el
+        w.transport.pause_reading()
+        req = f"<db:verify from='peer.test' to='sip.test' id=\"{chr(39) * 60}\">k</db:verify>"
+        try:
+            for _ in range(100):  # replies pass the output bound (core/limits.h)
+                s.send(req * 500)
+                await w.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed by the gateway while we were still sending: what we want
+        e.gw.wait_log(r"ev=s2s\.in\.write .*reason=ELIMIT", timeout=20)
+        w.transport.resume_reading()
+        print("  ended by", await stream_ends(s, 10))
 
 
 async def test_whitespace_keepalive(tmp):
@@ -249,6 +368,40 @@ async def test_message_without_body_dropped_quietly(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "real"))
         req = await get(e.sip.requests)
         assert req["body"] == b"real"
+        e.gw.wait_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=message reason=no-body")
+
+
+async def test_event_carries_stream_facts(tmp):
+    """The event built from an inbound stanza says whether its stream was
+    encrypted and how the peer authenticated (the policy's m.secure and
+    m.auth once exposed; here through the side's debug line)."""
+    async with Env(tmp, peer_tls="optional") as e:
+        for tls, secure in ((True, 1), (False, 0)):
+            s = await e.peer.authenticated_stream(tls=tls)
+            s.send(message("alice@peer.test", "bob@sip.test", f"tls={tls}"))
+            req = await get(e.sip.requests)
+            assert req["body"] == f"tls={tls}".encode()
+            e.gw.wait_log(rf"ev=s2s\.in\.message stream=in\d+ event=\d+ secure={secure} auth=dialback")
+            await s.close()
+
+
+async def test_presence_subscription_answered_unsubscribed(tmp):
+    """Until presence is carried, a subscription request is answered with
+    unsubscribed (RFC 6121 3.1.3), bare JID to bare JID, instead of leaving
+    the remote roster entry pending; other presence is only logged."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send("<presence from='alice@peer.test/phone' to='bob@sip.test'/>")
+        s.send("<presence from='alice@peer.test' to='bob@sip.test' type='probe' id='p0'/>")
+        s.send("<presence from='alice@peer.test/phone' to='bob@sip.test/x' type='subscribe' id='s1'/>")
+        st = await get(e.peer.received, 20)
+        assert st.name == "presence", st
+        assert st.attrs == {"from": "bob@sip.test", "to": "alice@peer.test",
+                            "type": "unsubscribed", "id": "s1"}, st.attrs
+        await expect_nothing(e.peer.received, 0.5)
+        await expect_nothing(e.sip.requests, 0.1)
+        assert e.gw.count_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=presence") == 2
+        e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
 
 
 async def test_iq_gets_service_unavailable(tmp):
@@ -326,6 +479,34 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
             w.close()
 
 
+async def test_flood_spares_a_stream_in_dialback(tmp):
+    """When the unauthenticated streams are at their cap, a stream whose
+    dialback is being verified is evicted after the idle ones: a partner
+    whose server takes 3 s to answer db:verify still gets in while 320 new
+    idle connections arrive from 40 sources."""
+    async with Env(tmp) as e:
+        sources = [f"127.0.0.{i}" for i in range(2, 42)]
+        first = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 320, timeout=30)
+        e.peer.verify_delay = 3.0
+        s = await e.peer.open_stream("sip.test")
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", s.sid)
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        deadline = time.monotonic() + 10
+        while not e.peer.verified and time.monotonic() < deadline:  # our key, checked
+            await asyncio.sleep(0.05)
+        assert e.peer.verified, "the partner never checked the gateway's key"
+        second = await open_idle(e.gw_port, sources, 8)
+        e.gw.wait_count("reason=accepted", 640 + 2, timeout=30)
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "valid", el
+        s.send(message("alice@peer.test", "bob@sip.test", "made it"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"made it"
+        for _, _, w in first + second:
+            w.close()
+
+
 async def test_unauthenticated_deadlines(tmp):
     """Audit H3: 10 s for the header (was 30), 30 s from it to authenticate
     (was 60), measured on two idle streams side by side."""
@@ -355,8 +536,12 @@ async def test_preauth_stanza_limit(tmp):
     async with Env(tmp) as e:
         s = await e.peer.open_stream("sip.test")
         s.send(message("alice@peer.test", "bob@sip.test", "early", extra=big))
-        el = await s.expect_el("error")
-        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        try:  # closed with input unread: a reset may overtake the stream error
+            el = await s.expect_el("error")
+            assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        except ConnectionResetError:
+            pass
+        e.gw.wait_log(r"ev=s2s\.in\.error .*cond=policy-violation text=\"stanza exceeds 8192 bytes")
         s = await e.peer.authenticated_stream()
         assert s.db_result.attrs.get("type") == "valid", s.db_result
         s.send(message("alice@peer.test", "bob@sip.test", "big but fine", extra=big))
@@ -425,6 +610,116 @@ async def test_dialback_in_flight_cap(tmp):
         server.close()
         for w in held:
             w.close()
+
+
+async def bare_stream(port, to="sip.test"):
+    """A plaintext stream with no `from`, past the gateway's features."""
+    s = await XStream.connect(port)
+    s.send(header(None, to))
+    assert (await s.next())[0] == "header"
+    await s.expect_el("features")
+    return s
+
+
+async def test_ip_literal_dialback_refused(tmp):
+    """Audit M4: with partner "*", db:result from an IP literal made the
+    gateway connect to that address. Every form is refused, and no stream
+    is opened."""
+    extra = 'partner "*" { tls = "optional", dialback = true }'
+    hits = []
+
+    async def trap(r, w):
+        hits.append(w.get_extra_info("sockname"))
+        w.close()
+
+    server = await asyncio.start_server(trap, "127.0.0.9", 5269)
+    try:
+        async with Env(tmp, extra_partners=extra) as e:
+            s = await bare_stream(e.gw_port)
+            literals = ["127.0.0.9", "[::1]", "::1", "127.9", "2130706441", "0x7f000009",
+                        "10.0.0.1."]
+            for d in literals:
+                s.send(f"<db:result from='{d}' to='sip.test'>{'ab' * 32}</db:result>")
+                el = await s.expect_el("result")
+                assert el.attrs.get("to") == d.rstrip("."), el
+                assert el.attrs.get("type") == "error", el
+                assert el.child("error").child("policy-violation") is not None, el
+            await asyncio.sleep(0.3)
+            assert hits == [], hits
+            assert e.gw.count_log("ev=s2s.out.state") == 0
+            assert e.gw.count_log("an IP address is not a domain we verify") == len(literals)
+    finally:
+        server.close()
+
+
+async def test_db_verify_limits(tmp):
+    """Audit L6: ids up to 64 bytes are answered, longer ones end the
+    stream; an unauthenticated stream gets 64 answers, then policy-violation."""
+    async with Env(tmp) as e:
+        s = await bare_stream(e.gw_port)
+        id64 = "i" * 64
+        for n in range(64):
+            s.send(f"<db:verify from='peer.test' to='sip.test' id='{id64}'>{'00' * 32}</db:verify>")
+            el = await s.expect_el("verify")
+            assert el.attrs.get("id") == id64 and el.attrs.get("type") == "invalid", (n, el)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id='{id64}'>{'00' * 32}</db:verify>")
+        kind, el = await s.next()
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        s = await bare_stream(e.gw_port)
+        s.send(f"<db:verify from='peer.test' to='sip.test' id='{'j' * 65}'>{'00' * 32}</db:verify>")
+        kind, el = await s.next()
+        assert kind == "el" and el.name == "error", (kind, el)
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+
+
+async def test_starttls_discards_dialback_state(tmp):
+    """Audit I1 (RFC 6120 §5.4.3.3): a pair authenticated over plaintext
+    (tls = "optional") and the header's from do not survive STARTTLS."""
+    async with Env(tmp, peer_tls="optional") as e:
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await s.expect_el("proceed")
+        await s.w.drain()
+        await s.w.start_tls(e.peer.client_ctx, server_hostname="sip.test")
+        s.parser = StreamParser()
+        s.send(header(None, "sip.test"))
+        assert (await s.next())[0] == "header"
+        await s.expect_el("features")
+        s.send(message("alice@peer.test", "bob@sip.test", "pre-TLS pair"))
+        el = await s.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        await expect_nothing(e.sip.requests, 0.5)
+        # The header after TLS had no from; the one before it is forgotten.
+        e.gw.wait_log(r'remote=- local=sip\.test from=wait-header to=open tls=TLS\S+ reason="header"')
+
+
+async def test_verification_from_before_tls_does_not_count_after(tmp):
+    """A valid key sent before STARTTLS whose answer arrives after it must
+    not validate the same pair claimed afterwards with a bad key."""
+    async with Env(tmp, peer_tls="optional") as e:
+        e.peer.verify_delay = 1.0
+        s = await e.peer.open_stream("sip.test", tls=False)
+        k = dialback_key(e.peer.secret, "sip.test", "peer.test", s.sid)
+        s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
+        e.gw.wait_log("remote=peer.test local=sip.test result=verifying")
+        s.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        await s.expect_el("proceed")
+        await s.w.drain()
+        await s.w.start_tls(e.peer.client_ctx, server_hostname="sip.test")
+        s.parser = StreamParser()
+        s.send(header("peer.test", "sip.test"))
+        assert (await s.next())[0] == "header"
+        await s.expect_el("features")
+        s.send(f"<db:result from='peer.test' to='sip.test'>{'00' * 32}</db:result>")
+        el = await s.expect_el("result", timeout=20)
+        assert el.attrs.get("type") == "invalid", el
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+        s.send(message("alice@peer.test", "bob@sip.test", "riding the old answer"))
+        el = await s.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        await expect_nothing(e.sip.requests, 0.5)
 
 
 async def test_descriptor_limit_sizes_the_budgets(tmp):
@@ -643,12 +938,180 @@ async def test_sip_to_unreachable_partner_fails(tmp):
         assert 400 <= resp["code"] < 700, resp["first"]
 
 
+async def test_open_federation_refuses_ip_literals(tmp):
+    """Audit M4: with partner "*", an IP-literal domain, from SIP or claimed
+    in an inbound db:result, opens no connection to that address (a port
+    scanner's oracle otherwise)."""
+    extra = 'partner "*" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        hits = []
+
+        async def internal(r, w):
+            hits.append(w.get_extra_info("peername"))
+            w.close()
+        srv = await asyncio.start_server(internal, "127.0.0.9", 5269)
+        try:
+            calls = await sip_burst(e, ["to an address"])
+            calls = {c: b for c, b in calls.items()}
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@127.0.0.9", "scan",
+                               call_id="lit")
+            calls["lit"] = "scan"
+            codes = await final_codes(e, calls)
+            assert codes["lit"] == 404, codes
+            e.gw.wait_log("ev=s2s.out.refused local=sip.test remote=127.0.0.9 reason=ip-literal")
+            s = await e.peer.open_stream("sip.test", tls=False)
+            s.send("<db:result from='127.0.0.9' to='sip.test'>abc</db:result>")
+            el = await s.expect_el("result")
+            assert el.attrs.get("type") == "error", el
+            await asyncio.sleep(0.3)
+            assert hits == [], hits
+        finally:
+            srv.close()
+
+
+class BlackHole:
+    """A TCP server that accepts and never says a word; keeps what it got."""
+
+    def __init__(self):
+        self.got = bytearray()
+        self.writers = []
+
+    async def start(self, port):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+
+    async def _serve(self, r, w):
+        self.writers.append(w)
+        while True:
+            data = await r.read(4096)
+            if not data:
+                return
+            self.got += data
+
+    def stop(self):
+        self.server.close()
+        for w in self.writers:
+            w.close()
+
+
+async def test_outbound_setup_deadline(tmp):
+    """A peer that accepts the connection and never answers: the stream's
+    set-up deadline (xmpp.connect_timeout, 5 s here) ends it with a
+    connection-timeout stream error, and the queued messages get 408. With
+    xmpp.queue_max = 3, the fourth and fifth are refused at once
+    (resource-constraint, 500) instead of queueing."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra, xmpp_extra="queue_max = 3,") as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            start = time.monotonic()
+            calls = {}
+            for i in range(5):
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test", "x",
+                                   call_id=f"hole{i}")
+                calls[f"hole{i}"] = "x"
+            early = await final_codes(e, {"hole3": "x", "hole4": "x"}, timeout=3)
+            assert early == {"hole3": 500, "hole4": 500}, early
+            assert time.monotonic() - start < 2
+            codes = await final_codes(e, {c: "x" for c in ("hole0", "hole1", "hole2")}, timeout=15)
+            took = time.monotonic() - start
+            assert codes == {"hole0": 408, "hole1": 408, "hole2": 408}, codes
+            assert 4.5 < took < 8, took
+            await asyncio.sleep(0.2)
+            assert b"<stream:stream" in hole.got, hole.got
+            assert b"connection-timeout" in hole.got, hole.got
+            e.gw.wait_log("ev=s2s.out.failed .*remote=hole.test cond=remote-server-timeout")
+        finally:
+            hole.stop()
+
+
+async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
+    """xmpp.error_grace = 0: the 200 comes as soon as the kernel has the
+    stanza's bytes, without waiting for an error that cannot be matched."""
+    async with Env(tmp, xmpp_extra="error_grace = 0,") as e:
+        warm = await sip_burst(e, ["warm"])
+        await get(e.peer.received, 20)
+        assert list((await final_codes(e, warm)).values()) == [200]
+        start = time.monotonic()
+        calls = await sip_burst(e, [f"quick {i}" for i in range(5)])
+        assert set((await final_codes(e, calls, timeout=5)).values()) == {200}
+        assert time.monotonic() - start < 0.8, time.monotonic() - start
+        got = sorted(el.child("body").text for el in [await get(e.peer.received, 5) for _ in range(5)])
+        assert got == [f"quick {i}" for i in range(5)], got
+
+
+async def test_sigterm_answers_queued_stanzas(tmp):
+    """SIGTERM with outbound streams open: messages queued on a stream still
+    setting up are answered 503 with Retry-After (the gateway's own
+    shutdown, not a remote user's service-unavailable) before the gateway
+    exits; nothing is left in
+    flight (the router's count is 0) and the exit status is 0."""
+    hole_port = free_port()
+    extra = f'partner "hole.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{hole_port}" }}'
+    async with Env(tmp, extra_partners=extra) as e:
+        hole = BlackHole()
+        await hole.start(hole_port)
+        try:
+            warm = await sip_burst(e, ["delivered before"])
+            await get(e.peer.received, 20)
+            assert list((await final_codes(e, warm)).values()) == [200]
+            calls = {}
+            for i in range(5):
+                cid = f"q{i}"
+                e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@hole.test",
+                                   f"queued {i}", call_id=cid)
+                calls[cid] = f"queued {i}"
+            e.gw.wait_log("ev=s2s.out.state .*remote=hole.test .*to=wait-header")
+            # And three the peer has read, still inside their error grace:
+            # flushed before the orderly shutdown, so they count as delivered.
+            graced = await sip_burst(e, [f"in grace {i}" for i in range(3)])
+            for _ in range(3):
+                await get(e.peer.received, 5)
+            e.gw.proc.send_signal(signal.SIGTERM)
+            codes = await final_codes(e, calls, timeout=10)
+            assert set(codes.values()) == {503}, codes
+            codes = await final_codes(e, graced, timeout=10)
+            assert set(codes.values()) == {200}, codes
+            e.gw.proc.wait(5)
+            assert e.gw.proc.returncode == 0, e.gw.proc.returncode
+            log = e.gw.log_text()
+            assert "routes_in_flight=0" in log, log[-2000:]
+            assert "system-shutdown" in hole.got.decode(errors="replace"), hole.got
+        finally:
+            hole.stop()
+
+
 async def test_sip_bad_content_type(tmp):
     async with Env(tmp) as e:
-        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "<b>x</b>",
-                           content_type="text/html")
-        resp = await get(e.uac.responses)
-        assert resp["code"] == 415, resp["first"]
+        for ct in ("application/json", "text/plain;charset=koi8-r"):
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "{}",
+                               content_type=ct)
+            resp = await get(e.uac.responses)
+            assert resp["code"] == 415, resp["first"]
+            assert resp["headers"].get("accept") == ["text/plain, text/html"], resp["headers"]
+        await expect_nothing(e.peer.received, 0.5)
+
+
+async def test_sip_content_converted(tmp):
+    """RFC 7572 §7: text/plain in other charsets is converted to UTF-8,
+    text/html is carried as its text; §5: an im: To with a sip: Request-URI
+    is delivered to the Request-URI's user."""
+    async with Env(tmp) as e:
+        cases = (("text/plain;charset=iso-8859-1", "caf\u00e9".encode("latin-1"), "caf\u00e9", None),
+                 ("text/plain;charset=windows-1252", b"\x93q\x94 \x80", "\u201cq\u201d \u20ac", None),
+                 ("text/plain;charset=utf-16", "h\u00e9 \U0001d11e".encode("utf-16"),
+                  "h\u00e9 \U0001d11e", None),
+                 ("text/html", b"<p>Hi &amp; <b>bye</b></p>", "Hi & bye", None),
+                 ("text/plain", b"to im", "to im", "im:alice@peer.test"))
+        for ct, raw, text, to_header in cases:
+            e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", raw,
+                               content_type=ct, to_header=to_header)
+            st = await get(e.peer.received, 20)
+            assert st.attrs.get("to") == "alice@peer.test", st.attrs
+            assert st.child("body").text == text, (ct, st.child("body").text)
+            resp = await get(e.uac.responses, 20)
+            assert resp["code"] == 200, (ct, resp["first"])
 
 
 async def test_sip_from_untrusted_source_refused(tmp):
@@ -679,6 +1142,20 @@ async def test_sip_trusted_list_replaces_next_hop(tmp):
         await expect_nothing(e.peer.received, 1.0)
 
 
+async def test_sip_trusted_list_follows_reload(tmp):
+    async with Env(tmp) as e:
+        e.gw.write_policy(e.policy_text(sip_extra='trusted = "127.0.0.2"'))
+        out = e.gw.reload()
+        assert "result=ok" in out and "ev=sip.trusted entries=1 source=sip.trusted" in out, out
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "no longer")
+        assert (await get(e.uac.responses))["first"] == "SIP/2.0 403 Forbidden"
+        e.stranger.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "now")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "now", st
+        assert (await get(e.stranger.responses, 20))["code"] == 200
+        await expect_nothing(e.peer.received, 1.0)
+
+
 # --- policy ------------------------------------------------------------------
 
 async def test_policy_hook_rejects_both_ways(tmp):
@@ -702,6 +1179,70 @@ end"""
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "forbidden word")
         resp = await get(e.uac.responses)
         assert 400 <= resp["code"] < 500, resp["first"]
+
+
+async def test_body_over_max_body_refused_before_the_policy(tmp):
+    # The default gateway.max_body is 256 KiB; the stanza limit derived from
+    # it leaves room for the stanza around a body one byte too long. The hook
+    # would pass anything: the refusal comes from the router, not from it.
+    hook = "function on_message(m) return m end"
+    async with Env(tmp, hook=hook) as e:
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test", "bob@sip.test", "x" * (256 * 1024 + 1), mid="big"))
+        err = await get(e.peer.received, 20)
+        assert err.attrs.get("type") == "error" and err.attrs.get("id") == "big", err
+        assert err.child("error").child("policy-violation") is not None, err.child("error")
+        assert err.child("error").child("text").text == "message body exceeds 262144 bytes", err
+        await expect_nothing(e.sip.requests, 1)
+        s.send(message("alice@peer.test", "bob@sip.test", "small"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"small", req["body"]
+
+
+async def test_rewritten_addresses_checked_again(tmp):
+    """Audit L5: a hook that rewrites `to` to a non-partner or `from` to a
+    domain we do not serve fails the call (a policy bug, 500, logged with its
+    file:line); no stream is opened for it and nothing reaches the peer. The C
+    side checks again before a stream is opened (xs_xmpp_send), which the Lua
+    check makes unreachable from here."""
+    hook = """
+function on_message(m)
+  if m.body == "to stranger" then m.to = "carol@stranger.test" end
+  if m.body == "as peer" then m.from = "mallory@peer.test" end
+  return m
+end"""
+    async with Env(tmp, hook=hook) as e:
+        for body in ("to stranger", "as peer"):
+            calls = await sip_burst(e, [body])
+            assert list((await final_codes(e, calls)).values()) == [500], body
+        e.gw.wait_log(r"ev=policy\.error .*hooks made the recipient carol@stranger\.test")
+        e.gw.wait_log(r"ev=policy\.error .*hooks made the sender mallory@peer\.test")
+        await expect_nothing(e.peer.received, 0.5)
+        assert not e.peer.inbound, "a stream was opened for a refused message"
+        log = e.gw.log_text()
+        assert "ev=s2s.out.state" not in log, log[-2000:]
+
+
+async def test_late_bounce_to_removed_partner_opens_no_stream(tmp):
+    """Audit L1/L5 in C: a message from peer.test is on its way to SIP when
+    a reload removes the partner; SIP then refuses it. The bounce may not
+    open a new stream to the removed partner (it did, with no partner entry,
+    so neither TLS nor dialback rules applied): xs_xmpp_send refuses it and
+    logs the drop."""
+    async with Env(tmp, sip_code=404) as e:
+        s = await e.peer.authenticated_stream()
+        e.sip.hold = True
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "late", mid="late-1"))
+        await get(e.sip.requests)
+        e.gw.write_policy(e.policy_text().replace('partner "peer.test"', '-- partner "peer.test"'))
+        assert "result=ok" in e.gw.reload()
+        streams_before = len(e.peer.inbound)
+        e.sip.release()
+        e.gw.wait_log("ev=xmpp.send.refused local=sip.test remote=peer.test reason=not-a-partner")
+        e.gw.wait_log("ev=xmpp.send.dropped .*id=late-1 cond=forbidden")
+        await asyncio.sleep(0.3)
+        assert len(e.peer.inbound) == streams_before, "a stream was opened to a removed partner"
+        assert "remote=peer.test from=- to=resolving" not in e.gw.log_text().split("policy.reload")[-1]
 
 
 async def test_reload_removes_partner(tmp):
@@ -729,6 +1270,85 @@ async def test_reload_removes_partner(tmp):
         s3.send(message("alice@peer.test", "bob@sip.test", "again"))
         req = await get(e.sip.requests)
         assert req["body"] == b"again"
+
+
+async def test_reload_changed_route_restarts_stream(tmp):
+    """O5/L1: a reload that moves a partner's route restarts the outbound
+    stream; the next message goes to the new address, and the old stream is
+    ended with </stream:stream>."""
+    async with Env(tmp) as e:
+        calls = await sip_burst(e, ["before"])
+        assert (await get(e.peer.received, 20)).child("body").text == "before"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        old = [st for st in e.peer.inbound]
+        moved = Peer(tmp, e.gw_port)
+        new_port = free_port()
+        await moved.start(new_port)
+        try:
+            e.gw.write_policy(e.policy_text().replace(f"127.0.0.1:{e.peer_port}",
+                                                      f"127.0.0.1:{new_port}"))
+            assert "result=ok" in e.gw.reload()
+            e.gw.wait_log("ev=s2s.out.restart .*reason=route-changed")
+            calls = await sip_burst(e, ["after"])
+            assert (await get(moved.received, 20)).child("body").text == "after"
+            assert list((await final_codes(e, calls)).values()) == [200]
+            await expect_nothing(e.peer.received, 0.3)
+            # The old stream was ended in order.
+            assert any(b"</stream:stream>" in bytes(st.raw) for st in old), \
+                [bytes(st.raw)[-200:] for st in old]
+        finally:
+            await moved.stop()
+
+
+async def test_reload_tls_required_restarts_plaintext_stream(tmp):
+    """O5/L1: a partner that authenticated our plaintext stream while TLS was
+    optional is reloaded to tls = "required": the plaintext stream ends, and
+    a message after the reload is not carried in the clear."""
+    async with Env(tmp, peer_tls="optional", peer_offers_tls=False) as e:
+        calls = await sip_burst(e, ["in the clear, allowed"])
+        assert (await get(e.peer.received, 20)).child("body").text == "in the clear, allowed"
+        assert list((await final_codes(e, calls)).values()) == [200]
+        e.gw.write_policy(e.policy_text(peer_tls="required"))
+        assert "result=ok" in e.gw.reload()
+        e.gw.wait_log("ev=s2s.out.restart .*reason=tls-changed")
+        calls = await sip_burst(e, ["in the clear, refused"])
+        code = list((await final_codes(e, calls)).values())[0]
+        assert code == 404, code
+        e.gw.wait_log("peer does not offer TLS, which this partner requires")
+        await asyncio.sleep(0.3)
+        got = drain(e.peer.received)
+        assert [el.name for el in got] == ["error"], got   # our policy-violation, no message
+        assert got[0].child("policy-violation") is not None, got
+
+
+async def test_reload_to_tls_required_closes_plaintext_stream(tmp):
+    """Audit L1: peer.test authenticated over plaintext while tls was
+    "optional"; after a reload to "required" the stream is closed with
+    policy-violation and nothing sent on it is delivered."""
+    async with Env(tmp, peer_tls="optional") as e:
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        s.send(message("alice@peer.test", "bob@sip.test", "plaintext, allowed"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"plaintext, allowed"
+        e.gw.write_policy(e.policy_text(peer_tls="required"))
+        assert "result=ok" in e.gw.reload()
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        e.gw.wait_log(r'ev=s2s\.in\.refused .*remote=peer\.test local=sip\.test reason=reload '
+                      r'detail="partner now requires TLS"')
+        try:
+            s.send(message("alice@peer.test", "bob@sip.test", "plaintext, after"))
+            await s.w.drain()
+        except ConnectionError:
+            pass
+        await expect_nothing(e.sip.requests, 0.5)
+        # Over TLS the partner is welcome under the new rules.
+        s2 = await e.peer.authenticated_stream()
+        assert s2.db_result.attrs.get("type") == "valid", s2.db_result
+        s2.send(message("alice@peer.test", "bob@sip.test", "over TLS"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"over TLS"
 
 
 async def test_bad_policy_reload_keeps_running(tmp):

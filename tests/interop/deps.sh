@@ -17,10 +17,24 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# The packages' own services are not wanted: the tests start private instances.
+# policy-rc.d exiting 101 keeps invoke-rc.d from starting them on install, with or
+# without systemd (a container has none to stop them afterwards).
+own_policy_rc=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# tests/interop/deps.sh: no daemon starts while it installs.\nexit 101\n' \
+        >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+    own_policy_rc=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
-# The packages' own services are not wanted: the tests start private instances.
-for svc in prosody kamailio; do
+if [ -n "$own_policy_rc" ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+fi
+for svc in prosody ejabberd kamailio; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
     fi

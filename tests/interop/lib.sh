@@ -20,6 +20,7 @@ IT_GROUP=
 IT_SCENARIOS=()
 declare -A IT_PID=()
 declare -A IT_REPORTED=()
+IT_ON_EXIT=()  # commands it_cleanup evaluates, e.g. to restore a sysctl
 
 it_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
@@ -86,10 +87,12 @@ it_cleanup() {
         [ -n "${IT_REPORTED[$s]:-}" ] ||
             it_fail "$s" "not reached (the script stopped early, exit $rc)"
     done
-    local name
-    for name in "${!IT_PID[@]}"; do it_stop "$name"; done
+    it_stop_all
+    it_sanitizer_verdict
+    local cmd
+    for cmd in "${IT_ON_EXIT[@]}"; do eval "$cmd"; done
     if [ -n "$IT_NS" ]; then
-        ip netns del "$IT_NS" 2>/dev/null
+        ip netns del "$IT_NS" 2>/dev/null || it_log "ip netns del $IT_NS failed"
         rm -rf "/etc/netns/$IT_NS"
     fi
     if [ "$IT_FAILED" = 1 ]; then
@@ -111,6 +114,46 @@ it_start() {
     shift
     ip netns exec "$IT_NS" "$@" >"$IT_TMP/$name.out" 2>"$IT_TMP/$name.err" &
     IT_PID[$name]=$!
+}
+
+# it_sanitizer_verdict: with a gateway built with ASan/UBSan (scripts/test.sh runs some groups
+# against it), a report in its log is a failure of the group even when every scenario passed:
+# "<group>.sanitizer". Leaks are reported when xsgw exits, so this runs after it_stop_all.
+it_sanitizer_verdict() {
+    local f hit
+    for f in "$IT_TMP"/xsgw*.err; do
+        [ -f "$f" ] || continue
+        hit=$(grep -m 1 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f")
+        if [ -n "$hit" ]; then
+            it_fail "$IT_GROUP.sanitizer" "$(basename "$f"): $hit"
+            return
+        fi
+    done
+}
+
+# it_stop_all: TERM to every process this group started, all at once, then up to 5 s in all
+# for them to go before KILL; then KILL whatever still runs inside the namespace (Kamailio's
+# forked workers, a client's children): only this group's processes live there. Serially,
+# 5 s per process could outlast run.sh's kill-after and leave the namespace behind.
+it_stop_all() {
+    local name pid pids=() i left
+    for name in "${!IT_PID[@]}"; do pids+=("${IT_PID[$name]}"); done
+    IT_PID=()
+    [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+        [ $left = 0 ] && break
+        sleep 0.1
+    done
+    [ ${#pids[@]} -gt 0 ] && kill -KILL "${pids[@]}" 2>/dev/null
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+    if [ -n "$IT_NS" ]; then
+        pids=()
+        while read -r pid; do pids+=("$pid"); done < <(ip netns pids "$IT_NS" 2>/dev/null)
+        [ ${#pids[@]} -gt 0 ] && kill -KILL "${pids[@]}" 2>/dev/null
+    fi
+    return 0
 }
 
 it_running() { [ -n "${IT_PID[$1]:-}" ] && kill -0 "${IT_PID[$1]}" 2>/dev/null; }
@@ -158,6 +201,19 @@ it_wait_grep() {
         [ "${n:-0}" -ge "$want" ] && return 0
         sleep 0.1
     done
+    return 1
+}
+
+# it_wait_listen ADDR PORT SECONDS: wait until a socket in the namespace is bound to
+# ADDR:PORT, UDP or listening TCP. Unlike it_wait_tcp it does not connect, so it suits a
+# listener that takes one connection only, and UDP receivers like sipp.
+it_wait_listen() {
+    local addr=$1 port=$2 limit=$3 i
+    for ((i = 0; i < limit * 10; i++)); do
+        [ -n "$(nsx ss -Hlntu src "$addr:$port" 2>/dev/null)" ] && return 0
+        sleep 0.1
+    done
+    it_log "nothing bound to $addr:$port after $limit s"
     return 1
 }
 
@@ -289,6 +345,13 @@ it_xmpp() {
 # it_xmpp_online NAME: wait until the client NAME has logged in.
 it_xmpp_online() { it_wait_grep "$IT_TMP/$1.out" '"ev": "online"' "${2:-15}"; }
 
+# it_xmpp_sip_from NAME: the SIP From URI that RFC 7247 gives client NAME's full JID
+# (section 6.4/6.5: the resource travels as the gr parameter), from its "online" line.
+it_xmpp_sip_from() {
+    sed -n 's/.*"ev": "online", "jid": "\([^"/]*\)\/\([^"]*\)".*/sip:\1;gr=\2/p' \
+        "$IT_TMP/$1.out" 2>/dev/null | head -n 1
+}
+
 # it_xmpp_messages NAME: the received stanzas of client NAME, one JSON object a line.
 it_xmpp_messages() { grep '"ev": "message"' "$IT_TMP/$1.out" 2>/dev/null; }
 
@@ -331,7 +394,7 @@ it_sipp_uas() {
     it_start "$name" sipp -sf "$IT_TMP/$name.xml" -i "$addr" -p "$port" -m "$max" \
         -timeout 120s -nostdin -trace_msg -message_file "$IT_TMP/$name.msg" \
         -max_recv_loops 10000 "$@"
-    sleep 0.3
+    it_wait_listen "$addr" "$port" 10
 }
 
 # it_sipp_uac NAME TARGET FROM TO BODY COUNT [SIPP-ARGS...]: foreground sipp UAC from
@@ -396,14 +459,18 @@ for line in sys.stdin:
 
 # it_sip_summary NAME: one line per unique MESSAGE sipp NAME received:
 #   request-uri TAB from-uri TAB to-uri TAB content-type (lower case, no spaces) TAB body
+# The From keeps its GRUU (the XMPP sender's resource, RFC 7572 section 4): compare it with
+# it_xmpp_sip_from.
 it_sip_summary() {
     it_sip_requests "$1" | "$PY" -c '
-import json, sys
+import json, re, sys
 def uri(v):
     v = v.strip()
     if "<" in v:
-        return v[v.index("<") + 1:v.index(">")] if ">" in v else v
-    return v.split(";")[0]
+        v = v[v.index("<") + 1:v.index(">")] if ">" in v else v
+    else:
+        v = v.split(";")[0]
+    return v
 for line in sys.stdin:
     m = json.loads(line)
     h = m["headers"]

@@ -28,9 +28,21 @@ it_xmpp warm-x --to bob@sip.test --send 1 --body warm --linger 1 --timeout 20
 it_wait_exit warm 25
 it_stop warm-x
 
-# A 4 MB receive buffer (net.core.rmem_max here): with sipp's default 64 KB the kernel drops
-# part of the burst, the gateway's timer E retransmits those MESSAGEs half a second later and
-# they arrive after the rest, which is UDP doing its job, not a reordering by the gateway.
+# A 4 MB receive buffer: with sipp's default 64 KB the kernel drops part of the burst, the
+# gateway's timer E retransmits those MESSAGEs half a second later and they arrive after the
+# rest, which is UDP doing its job, not a reordering by the gateway. The kernel clamps
+# -buff_size to net.core.rmem_max, which is host-wide (not per namespace) and 208 KB on a
+# stock host: raise it for the group and put it back at the end, or fail saying why.
+rmem_want=4194304
+rmem_have=$(cat /proc/sys/net/core/rmem_max)
+if [ "$rmem_have" -lt "$rmem_want" ]; then
+    if sysctl -qw net.core.rmem_max="$rmem_want"; then
+        IT_ON_EXIT+=("sysctl -qw net.core.rmem_max=$rmem_have")
+        it_log "net.core.rmem_max raised from $rmem_have to $rmem_want for this group"
+    else
+        it_fail_rest "net.core.rmem_max is $rmem_have and cannot be raised to $rmem_want"
+    fi
+fi
 IT_UAS_HOLD=500 it_sipp_uas uas 127.0.0.4 5070 200 OK "$N" -buff_size 4194304
 start=$(date +%s)
 it_xmpp alice-tx --to bob@sip.test --send "$N" --body "burst {n}" --linger 3 --timeout 90

@@ -167,13 +167,13 @@ it_gateway_start "$IT_TMP/policy.lua" ||
     it_fail_rest "the gateway did not log ev=gateway.ready within 15 s"
 
 # ejabberd.xmpp_to_sip: ella's chat to bob@sip.test; ejabberd finds the gateway by SRV, does
-# STARTTLS and dialback; the UAS gets the exact body, From sip:ella@ejab.test.
+# STARTTLS and dialback; the UAS gets the exact body, From sip:ella@ejab.test;gr=<resource>.
 it_sipp_uas uas1 127.0.0.4 5070 200 OK 1
 ej_xmpp ella-tx --to bob@sip.test --send 1 --body "$body" --expect 0 --linger 1 --timeout 30
 it_wait_exit uas1 35
 it_stop ella-tx
 got=$(it_sip_summary uas1)
-want="sip:bob@sip.test${tab}sip:$EJ_USER@$EJ_DOMAIN${tab}sip:bob@sip.test"
+want="sip:bob@sip.test${tab}$(it_xmpp_sip_from ella-tx)${tab}sip:bob@sip.test"
 want+="${tab}text/plain;charset=utf-8${tab}$body"
 if [ "$got" = "$want" ]; then
     it_pass ejabberd.xmpp_to_sip
@@ -190,7 +190,7 @@ if it_xmpp_online ella-rx 20; then
     it_wait_exit ella-rx 30
     got=$(it_xmpp_summary ella-rx)
     codes=$(it_sip_final_codes uac1 | tr '\n' ' ')
-    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}$body back" ] && [ "$codes" = "200 " ]; then
+    if [ "$got" = "bob@sip.test${tab}normal${tab}-${tab}$body back" ] && [ "$codes" = "200 " ]; then
         it_pass ejabberd.sip_to_xmpp
     else
         it_fail ejabberd.sip_to_xmpp \

@@ -67,7 +67,7 @@ print("peer=%s:%d" % peer)
 print(data.decode("utf-8", "replace"))
 EOF
 it_start listener "$PY" "$IT_TMP/listener.py"
-sleep 0.3
+it_wait_listen 127.0.0.3 5269 10
 if it_running prosody; then
     it_xmpp alice2 --to bob@sip.test --send 1 --body "to the gateway" --timeout 10
     it_wait_exit listener 20

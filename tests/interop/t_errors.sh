@@ -44,7 +44,7 @@ it_sip_error 408 "Request Timeout" remote-server-timeout
 # (timer F, 32 s with the default T1) and alice gets remote-server-timeout.
 it_start silent sipp -sf "$IT_DIR/sipp/uas-silent.xml" -i 127.0.0.4 -p 5070 -m 1 \
     -timeout 60s -nostdin
-sleep 0.3
+it_wait_listen 127.0.0.4 5070 10
 it_xmpp alice-silent --to bob@sip.test --send 1 --body "anyone there?" --expect 1 --timeout 45
 it_wait_exit alice-silent 50
 it_stop silent
@@ -90,9 +90,10 @@ it_sip_refused() {
     fi
 }
 
-# A domain that is no partner is refused by the allow-list (403) before any DNS lookup or
-# stream: other.test has SRV records pointing at Prosody, so a broken allow-list would
-# reach Prosody (host-unknown, i.e. 404) instead.
+# A domain that is no partner is refused by the allow-list (forbidden, 403: see
+# proxy/sip/sip_errmap.c for why not note 2's 603) before any DNS lookup or stream:
+# other.test has SRV records pointing at Prosody, so a broken allow-list would reach
+# Prosody (host-unknown, i.e. 404) instead.
 IT_NO_STREAM=nowhere.test it_sip_refused errors.to_nowhere sip:carol@nowhere.test \
     "a domain without DNS records that is no partner" 403 \
     'ev=router\.refused .*to=sip:carol@nowhere\.test cond=forbidden'

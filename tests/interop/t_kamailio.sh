@@ -25,7 +25,7 @@ it_xmpp alice-tx --to bob@sip.test --send 1 --body "$body" --linger 1 --timeout 
 it_wait_exit bobua 25
 it_stop alice-tx
 got=$(it_sip_summary bobua)
-want="sip:bob@127.0.0.6:5090${tab}sip:alice@xmpp.test${tab}sip:bob@sip.test"
+want="sip:bob@127.0.0.6:5090${tab}$(it_xmpp_sip_from alice-tx)${tab}sip:bob@sip.test"
 want+="${tab}text/plain;charset=utf-8${tab}$body"
 if [ "$got" = "$want" ]; then
     it_pass kamailio.xmpp_to_registered_ua
@@ -38,7 +38,7 @@ if it_alice_listen alice-rx 1 20; then
     it_wait_exit alice-rx 20
     got=$(it_xmpp_summary alice-rx)
     codes=$(it_sip_final_codes uac | tr '\n' ' ')
-    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}$body back" ] && [ "$codes" = "200 " ] &&
+    if [ "$got" = "bob@sip.test${tab}normal${tab}-${tab}$body back" ] && [ "$codes" = "200 " ] &&
         grep -q 'ev=kam.to_gateway method=MESSAGE ruri=sip:alice@xmpp.test' \
             "$IT_TMP/kamailio.err"; then
         it_pass kamailio.ua_to_xmpp

@@ -28,7 +28,7 @@ print(" ".join(str(c) for c in json.loads(sys.stdin.read())["finals"]))')
     # Copies that arrive before the final response are absorbed by the server transaction
     # (RFC 3261 17.2.2), so in immediate mode one final response or two equal ones are right.
     [ "$mode" = immediate ] && want_finals='^200( 200)?$'
-    if [ "$got" = "bob@sip.test${tab}chat${tab}-${tab}once only $mode" ] &&
+    if [ "$got" = "bob@sip.test${tab}normal${tab}-${tab}once only $mode" ] &&
         [[ "$finals" =~ $want_finals ]]; then
         it_pass "$name"
     else

@@ -6,7 +6,7 @@ Logs in as --jid on Prosody's c2s port (self-signed certificate accepted), optio
 JSON line until --expect stanzas have arrived or --timeout seconds have passed.
 
 Lines printed (stdout, flushed at once, so a test can wait on them):
-  {"ev": "online"}                                after login, presence sent
+  {"ev": "online", "jid"}                         after login (the bound full JID), presence sent
   {"ev": "sent", "count": N}                      after the N messages left the client
   {"ev": "message", "from", "type", "body", "error", "error_type", "text"}
   {"ev": "done", "received": K, "reason": "count" | "timeout"}
@@ -67,7 +67,7 @@ class Client(slixmpp.ClientXMPP):
 
     async def on_start(self, _event):
         self.send_presence()
-        emit({"ev": "online"})
+        emit({"ev": "online", "jid": str(self.boundjid)})
         if self.args.send:
             for n in range(1, self.args.send + 1):
                 body = self.args.body.replace("{n}", str(n))

@@ -81,6 +81,72 @@ t.test("what cannot be mapped is jid-malformed", function()
     end
 end)
 
+-- The rows of the RFC mapping review (rfc-mapping-2026-11.md §3), each with
+-- the answer RFC 7247 §6 and XEP-0106 give.
+t.test("RFC 7247 §6.4 step 2: split at the first '@', then cut parameters", function()
+    t.eq(a.to_xmpp("sip:a;b@x.test"), "a;b@x.test")
+    t.eq(a.to_xmpp("sip:o?x@x.test"), "o?x@x.test")
+    t.eq(a.to_xmpp("sip:a;b@x.test;transport=udp?subject=x"), "a;b@x.test")
+    local jid = "a.b-c_d!e~f*g(h)i=k+l$m,n;o?p@x.test"
+    t.eq(a.to_xmpp(a.to_sip(jid)), jid)
+    -- after the first '@' comes the host, and "b@c.test" is none
+    local r, err = a.to_xmpp("sip:a@b@c.test")
+    t.eq(r, nil)
+    t.eq(err, "jid-malformed")
+    t.eq(a.sip_domain("sip:a;b@x.test"), "x.test")
+end)
+
+t.test("RFC 7247 §6.4 step 3: a decoded '%' is a legal JID character", function()
+    t.eq(a.to_xmpp("sip:100%25@x.test"), "100%@x.test")
+    t.eq(a.to_sip("100%@x.test"), "sip:100%25@x.test")
+    t.eq(a.to_xmpp(a.to_sip("100%@x.test")), "100%@x.test")
+    t.eq(a.to_xmpp("sip:%2541@x.test"), "%41@x.test") -- decoded once, not twice
+end)
+
+t.test("XEP-0106: \\20 may not start or end an escaped localpart", function()
+    for _, uri in ipairs({ "sip:%20bob@x.test", "sip:bob%20@x.test", "sip:%20@x.test" }) do
+        local r, err = a.to_xmpp(uri)
+        t.eq(r, nil, uri)
+        t.eq(err, "jid-malformed", uri)
+    end
+    t.eq(a.to_xmpp("sip:bo%20b@x.test"), "bo\\20b@x.test")
+    for _, jid in ipairs({ "\\20bob@x.test", "bob\\20@x.test" }) do
+        local r, err = a.to_sip(jid)
+        t.eq(r, nil, jid)
+        t.eq(err, "jid-malformed", jid)
+    end
+end)
+
+t.test("XEP-0106: case is significant, \\2F is no escape", function()
+    t.eq(a.to_sip("a\\2fb@x.test"), "sip:a/b@x.test")
+    t.eq(a.to_sip("a\\2Fb@x.test"), "sip:a%5C2Fb@x.test")
+    t.eq(a.to_xmpp("sip:a%5C2Fb@x.test"), "a\\2Fb@x.test")
+    t.eq(a.to_xmpp("sip:a%5C2fb@x.test"), "a\\5c2fb@x.test")
+end)
+
+t.test("RFC 7247 §6.4 / §6.5 examples", function()
+    t.eq(a.to_xmpp("sip:f%C3%BC@sip.example"), "f\195\188@sip.example")
+    t.eq(a.to_xmpp("sip:o'malley@sip.example"), "o\\27malley@sip.example")
+    t.eq(a.to_sip("m\\26m@xmpp.example"), "sip:m&m@xmpp.example")
+    t.eq(a.to_sip("tsch\195\188ss@xmpp.example"), "sip:tsch%C3%BCss@xmpp.example")
+    t.eq(a.to_sip("a#b[c]^d`e{f|g}h@x.test"), "sip:a%23b%5Bc%5D%5Ed%60e%7Bf%7Cg%7Dh@x.test")
+end)
+
+t.test("one validator: the C rules decide", function()
+    local v = require("xsgw.addr")
+    t.eq(v.valid_jid("a@b.test/r"), true)
+    t.eq(v.valid_jid("a b@b.test"), false)
+    t.eq(v.valid_jid("a@b.test\0x"), false)
+    t.eq(v.valid_domain("b.test"), true)
+    t.eq(v.valid_domain("[::1]"), true)
+    t.eq(v.valid_domain("b..test"), false)
+    t.eq(v.valid_domain("b test"), false)
+    t.eq(v.valid_domain(string.rep("a", 254)), false)
+    t.eq(v.valid_localpart("a:b"), false)
+    t.eq(v.valid_resource("r\1"), false)
+    t.eq(v.valid_jid(42), false)
+end)
+
 t.test("domains", function()
     t.eq(a.jid_domain("alice@XMPP.test/r"), "xmpp.test")
     t.eq(a.jid_domain("alice@xmpp.test./r"), "xmpp.test")

@@ -14,13 +14,28 @@ local function load_policy(src, name)
         end
         return name
     end
-    local env, decl = policy.new_env(callsite, t.native)
+    -- The core's partner matcher (xs_policy_partner) is C; this stand-in
+    -- answers from the configuration finish() returns.
+    local cfg_seen
+    local native = setmetatable({
+        partner = function(domain)
+            if not cfg_seen then error("xsgw.partner() can only be called from a hook") end
+            local wild
+            for _, p in ipairs(cfg_seen.partners) do
+                if p.domain == domain:lower() then return p end
+                if p.domain == "*" then wild = p end
+            end
+            return wild
+        end,
+    }, { __index = t.native })
+    local env, decl = policy.new_env(callsite, native)
     local chunk, err = load(src, "@" .. name, "t", env)
     if not chunk then return nil, err end
     local ok, e = pcall(chunk)
     if not ok then return nil, e end
     local ok2, cfg, route = pcall(policy.finish, env, decl)
     if not ok2 then return nil, cfg end
+    cfg_seen = cfg
     return cfg, route
 end
 
@@ -46,7 +61,9 @@ t.test("the base policy loads with defaults", function()
     t.eq(cfg.domains[1], "sip.test")
     t.eq(cfg.xmpp_listen_port, 5269)
     t.eq(cfg.xmpp_idle_timeout, 600)
-    t.eq(cfg.xmpp_max_stanza, 262144)
+    t.eq(cfg.max_body, 262144)
+    t.eq(cfg.xmpp_max_stanza, 262144 + 16384)
+    t.eq(cfg.sip_max_message, 262144 + 16384)
     t.eq(cfg.sip_listen[1].transport, "udp")
     t.eq(cfg.sip_next_hop.port, 5070)
     t.eq(cfg.partners[1].domain, "xmpp.test")
@@ -168,6 +185,66 @@ t.test("a hook that misbehaves is an error, not a silent pass", function()
     _, route = assert(load_policy(BASE .. "function on_message(m) return reject('no-such-thing') end\n"))
     ok = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
     t.eq(ok, false)
+end)
+
+t.test("log(), reject() with a SIP status, and the arrival facts", function()
+    local _, route = assert(load_policy(BASE .. [[
+function on_message(m)
+  log("warn", "from", m.from, "secure", m.secure)
+  if not m.secure then return reject(403, "encrypted only") end
+  if m.auth ~= "dialback" then return reject(486) end
+  return m
+end
+]]))
+    t.logged = {}
+    local e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    local _, cond, text = route(e)
+    t.eq(cond, "forbidden")
+    t.eq(text, "encrypted only")
+    t.eq(t.logged[1], "warn test.lua:8 from sip:alice@xmpp.test secure nil")
+    e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    e.secure = true
+    _, cond = route(e)
+    t.eq(cond, "recipient-unavailable")
+    e = ev("xmpp", "alice@xmpp.test", "bob@sip.test")
+    e.secure, e.auth = true, "dialback"
+    assert(route(e))
+    expect_error(BASE .. "reject(200)\n", "200 is not a SIP failure status")
+    expect_error(BASE .. "log('shout', 1)\n", "^test.lua:7: log%(%): level must be")
+end)
+
+t.test("the library is read-only to policies", function()
+    expect_error(BASE .. "string.lower = nil\n", "^test.lua:7: string is read%-only: cannot assign string.lower")
+    expect_error(BASE .. "xsgw.address.to_sip = nil\n", "xsgw.address is read%-only")
+    expect_error(BASE .. "math.pi = 3\n", "math is read%-only")
+    local cfg = assert(load_policy(BASE .. "local n = 0 for k in pairs(string) do n = n + 1 end\n"
+        .. "assert(n > 10 and string.upper('a') == 'A' and #table == 0)\n"))
+    assert(cfg)
+end)
+
+t.test("mistakes that used to be ignored are refused", function()
+    expect_error(BASE .. "\nfunction on_mesage(m) return m end\n", "^test.lua:8: on_mesage is not a hook")
+    expect_error(BASE .. 'partner("x.test", { tls = "optional" })\n', 'write partner "x.test" { ... }')
+    expect_error(BASE .. 'partner "x.test" { dialback = false }\n', "no SASL EXTERNAL yet")
+    expect_error(BASE .. 'function on_message(m) return m end\nsetmetatable({}, { __gc = function() end })\n',
+        "^test.lua:8: setmetatable%(%): finalizers")
+    local _, route = assert(load_policy(BASE .. "function on_message(m) m.bdy = 1 return m end\n"))
+    local ok, err = pcall(route, ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test"))
+    t.eq(ok, false)
+    assert(tostring(err):find("'bdy'"), err)
+end)
+
+t.test("max_body: derived limits, and the size check is not blamed on the hook", function()
+    local cfg = assert(load_policy(BASE:gsub("domains = ", "max_body = 2048, domains = ")))
+    t.eq(cfg.max_body, 2048)
+    t.eq(cfg.xmpp_max_stanza, 2048 + 16384)
+    expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", max_stanza = 1000'),
+        "xmpp.max_stanza = 1000 is smaller than gateway.max_body %(262144%) needs: at least 266240")
+    local _, route = assert(load_policy(BASE:gsub("domains = ", "max_body = 2048, domains = ")))
+    local _, cond, text = route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", ("x"):rep(2049)))
+    t.eq(cond, "policy-violation")
+    t.eq(text, "message body exceeds 2048 bytes")
+    assert(route(ev("sip", "sip:bob@sip.test", "sip:alice@xmpp.test", ("x"):rep(2048))))
 end)
 
 t.test("a policy can override the address mapping", function()

@@ -1,7 +1,7 @@
 -- A small test runner for plain lua5.4: test(name, fn) records, finish()
 -- prints one line per failure and "N passed, N failed", and exits nonzero on
 -- failure.
-local M = { passed = 0, failed = 0 }
+local M = { passed = 0, failed = 0, logged = {} }
 
 function M.test(name, fn)
     local ok, err = pcall(fn)
@@ -29,6 +29,19 @@ M.native = {
     starts_with = function(s, p) return s:sub(1, #p) == p end,
     ends_with = function(s, p) return #p == 0 or s:sub(-#p) == p end,
     contains = function(s, p) return s:find(p, 1, true) ~= nil end,
+    log = function(level, where, text)
+        M.logged[#M.logged + 1] = level .. " " .. where .. " " .. text
+    end,
+    now = os.time,
+    clock = os.clock,
+    status_to_cond = function(code)
+        local map = { [403] = "forbidden", [404] = "item-not-found", [486] = "recipient-unavailable" }
+        return map[code] or (code >= 400 and "bad-request") or nil
+    end,
+    defined_at = function(f)
+        local info = debug.getinfo(f, "S")
+        return info.short_src .. ":" .. info.linedefined
+    end,
 }
 
 function M.finish()

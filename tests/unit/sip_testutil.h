@@ -31,6 +31,16 @@ static inline void pump(uv_loop_t *loop, int ms)
     } while (uv_hrtime() < end);
 }
 
+/* Pumps the loop until COND holds, for at most LIMIT_MS. A test that pumps a
+ * fixed 20 ms and then checks can fail on a loaded runner (ASan, ctest -j);
+ * waiting for the condition costs nothing when it is quick. */
+#define PUMP_UNTIL(loop, cond, limit_ms)                                                           \
+    do {                                                                                           \
+        uint64_t end_ = uv_hrtime() + (uint64_t)(limit_ms)*1000000u;                               \
+        while (!(cond) && uv_hrtime() < end_)                                                      \
+            pump((loop), 1);                                                                       \
+    } while (0)
+
 /* A UDP socket bound to ip (a loopback address: all of 127/8 is local). */
 static inline int udp_peer_at(const char *ip, int *port)
 {
@@ -78,6 +88,33 @@ static inline size_t udp_wait(uv_loop_t *loop, int fd, char *buf, size_t n, int 
     } while (uv_hrtime() < end);
     buf[0] = '\0';
     return 0;
+}
+
+/* A TCP peer whose source address is `src` (any 127/8 address works on
+ * loopback), so one test can play several sources. */
+static inline int tcp_peer_at(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    struct sockaddr_in d = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        connect(fd, (struct sockaddr *)&d, sizeof d) != 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* 1 when the gateway closed the connection (EOF or reset) by now. */
+static inline int hung_up(int fd)
+{
+    char b[256];
+    ssize_t r = recv(fd, b, sizeof b, 0);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
 static inline int tcp_peer(int port)

@@ -377,6 +377,42 @@ static void test_names(void)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+/* Audit M4: with XS_NET_PUBLIC_ONLY a name or literal that only leads to
+ * special addresses is never connected to; without it, the same listener is
+ * reached. */
+static void test_public_only(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct xs_dns *dns = open_resolver(&loop, NULL);
+    uv_tcp_t srv;
+    int port = listen_on(&loop, &srv);
+    CHECK(port > 0);
+    accepted = 0;
+    struct result lit = {0}, name = {0}, plain = {0};
+    CHECK(xs_net_connect_flags(&loop, "127.0.0.1", (uint16_t)port, 5.0, XS_NET_PUBLIC_ONLY,
+                               on_connected, &lit, NULL) == 0);
+    CHECK(xs_net_connect_flags(&loop, "localhost", (uint16_t)port, 5.0, XS_NET_PUBLIC_ONLY,
+                               on_connected, &name, NULL) == 0);
+    run_until(&loop, &lit.called);
+    run_until(&loop, &name.called);
+    CHECK(lit.called == 1 && lit.status == XS_EPOLICY);
+    CHECK(name.called == 1 && name.status == XS_EPOLICY);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(accepted == 0);
+    CHECK(xs_net_connect_flags(&loop, "127.0.0.1", (uint16_t)port, 5.0, 0, on_connected, &plain,
+                               NULL) == 0);
+    run_until(&loop, &plain.called);
+    CHECK(plain.called == 1 && plain.status == 0);
+    run_until(&loop, &accepted);
+    CHECK(accepted == 1);
+    close_resolver(&loop, dns);
+    uv_walk(&loop, stop_listener, &srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void)
 {
     test_success_and_refused();
@@ -385,5 +421,6 @@ int main(void)
     test_failover();
     test_errors();
     test_names();
+    test_public_only();
     return check_report("test_connect");
 }

@@ -1,7 +1,9 @@
 /* The SRV wire parser on crafted responses, well-formed and hostile; and
  * the loop's resolver against a fake DNS server in the test's own loop:
  * answers, NXDOMAIN, SERVFAIL, silence, the caches, the in-flight cap, and
- * that black-holed lookups do not delay a good one. */
+ * that black-holed lookups do not delay a good one; the special address
+ * ranges open federation refuses. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -849,8 +851,67 @@ static void test_cancel_and_close(void)
     CHECK(uv_loop_close(&loop) == 0);
 }
 
+static int special(const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        CHECK(inet_pton(AF_INET6, ip, &a->sin6_addr) == 1);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        CHECK(inet_pton(AF_INET, ip, &a->sin_addr) == 1);
+    }
+    return xs_net_addr_special((struct sockaddr *)&ss);
+}
+
+/* Audit M4: the ranges open federation may not be aimed at, and the
+ * global addresses right beside their edges, which it may. */
+static void test_special_ranges(void)
+{
+    static const char *const yes[] = {
+        "0.0.0.0",        "0.255.255.255", "10.0.0.5",        "10.255.255.255",
+        "100.64.0.1",     "100.127.255.1", "127.0.0.1",       "127.0.0.9",
+        "169.254.169.254", "172.16.0.1",   "172.31.255.255",  "192.0.0.8",
+        "192.0.2.1",      "192.88.99.1",   "192.168.1.1",     "198.18.0.1",
+        "198.19.255.255", "198.51.100.7",  "203.0.113.9",     "224.0.0.1",
+        "239.255.255.250", "240.0.0.1",    "255.255.255.255", "::",
+        "::1",            "::ffff:127.0.0.1", "::ffff:10.1.2.3", "::127.0.0.1",
+        "64:ff9b::a00:1", "64:ff9b:1::1",  "100::1",          "2001::1",
+        "2001:db8::1",    "2002:7f00:1::1", "2002:c0a8:101::", "3fff::1",
+        "fc00::1",        "fd12:3456::1",  "fe80::1",         "febf::1",
+        "fec0::1",        "ff02::1",       "ff05::2",
+    };
+    static const char *const no[] = {
+        "1.1.1.1",        "9.255.255.255", "11.0.0.1",        "100.63.255.255",
+        "100.128.0.1",    "126.255.255.255", "128.0.0.1",     "169.253.1.1",
+        "172.15.255.255", "172.32.0.1",    "192.0.3.1",       "192.167.1.1",
+        "192.169.0.1",    "198.17.255.255", "198.20.0.1",     "223.255.255.255",
+        "8.8.8.8",        "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
+        "2001:200::1",    "2001:4860:4860::8888", "2a00:1450::1", "2606:4700::1111",
+        "fbff::1",        "fe7f::1",
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!special(yes[i])) {
+            fprintf(stderr, "  %s should be special\n", yes[i]);
+            CHECK(0);
+        }
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (special(no[i])) {
+            fprintf(stderr, "  %s should be global\n", no[i]);
+            CHECK(0);
+        }
+    struct sockaddr other = {.sa_family = AF_UNIX};
+    CHECK(xs_net_addr_special(&other) == 1);
+    CHECK(xs_net_is_ip_literal("10.0.0.5") && xs_net_is_ip_literal("fe80::1"));
+    CHECK(!xs_net_is_ip_literal("10.0.0.5.example") && !xs_net_is_ip_literal("peer.test"));
+}
+
 int main(void)
 {
+    test_special_ranges();
     test_normal();
     test_compression();
     test_hostile_pointers();

@@ -1,7 +1,7 @@
 /* The policy engine from C: loading and validation errors with file:line,
- * the sandbox (what a policy cannot reach), the instruction and memory
- * budgets (and that the state stays usable after them), routing results
- * copied back into the event, and partner lookup. */
+ * the sandbox (what a policy cannot reach), routing results copied back into
+ * the event, the vocabulary (max_body, log, reject with a status, partner
+ * lookup) and the mistakes --check refuses. Budgets: test_policy_budget.c. */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,258 +14,354 @@
 #include "core/log.h"
 #include "policy/policy.h"
 #include "policy/sandbox.h"
+#include "policy_testutil.h"
+#include "router.h"
 
-static char dir[] = "/tmp/xsgw-policy-XXXXXX";
-static const char *lua_dir = "lua";
-
-static const char base[] =
-    "gateway {\n"
-    "  domains = { \"sip.test\" },\n"
-    "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
-    "  sip = { listen = { \"udp:127.0.0.1:5060\" }, next_hop = \"tcp:127.0.0.1:5070\" },\n"
-    "}\n"
-    "partner \"xmpp.test\" { tls = \"required\", dialback = true }\n"
-    "partner \"legacy.test\" { tls = \"optional\", route = \"127.0.0.5:5269\" }\n";
-
-static const char *write_policy(const char *name, const char *extra)
+/* Forms that used to be accepted and then ignored are refused by --check,
+ * with the file and line (code review L7, L8, L9). */
+static void test_mistakes(void)
 {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(base, f);
-    fputs(extra, f);
-    fclose(f);
-    return path;
-}
-
-static struct xs_policy *load(const char *extra, char *err, size_t n)
-{
-    struct xs_policy *p = NULL;
-    if (xs_policy_load(write_policy("p.lua", extra), lua_dir, &p, err, n) != 0)
-        return NULL;
-    return p;
-}
-
-static void expect_load_error(const char *extra, const char *needle)
-{
-    char err[512] = "";
-    struct xs_policy *p = load(extra, err, sizeof err);
-    CHECK(p == NULL);
-    if (!strstr(err, needle)) {
-        fprintf(stderr, "error \"%s\" lacks \"%s\"\n", err, needle);
-        CHECK(!"error names the problem");
-    }
-    xs_policy_free(p);
-}
-
-static enum xs_cond route(struct xs_policy *p, enum xs_side_id origin, const char *from,
-                          const char *to, const char *body, struct xs_event **out, char **text)
-{
-    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, origin);
-    xs_event_set(&ev->from, from);
-    xs_event_set(&ev->to, to);
-    xs_event_set(&ev->body, body);
-    xs_event_set(&ev->type, "chat");
-    enum xs_cond c = xs_policy_route(p, ev, text);
-    *out = ev;
-    return c;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A hang is a failure, not a stuck test run: SIGALRM ends the process. */
-#define BOUNDED(secs) alarm(secs)
-
-/* The budget cannot be escaped by catching its error: the pcall loop of the
- * code review (L1) ends at load, through --check, and in on_message. */
-static void test_budget_pcall(void)
-{
-    static const char loop[] = "while true do pcall(function() while true do end end) end\n";
-    static const char xloop[] =
-        "while true do xpcall(function() while true do end end, function(e) return e end) end\n";
-    BOUNDED(10);
-    double t0 = now_s();
-    expect_load_error(loop, "instruction budget exceeded");
-    expect_load_error(xloop, "instruction budget exceeded");
+    expect_load_error("\nfunction on_mesage(m)\n  return m\nend\n",
+                      "p.lua:9: on_mesage is not a hook this gateway calls (hooks: map_to_sip, "
+                      "map_to_xmpp, on_message)");
+    expect_load_error("function map_to_xmp(u) return u end\n", "p.lua:8: map_to_xmp is not a hook");
+    expect_load_error("partner(\"x.test\", { tls = \"optional\" })\n",
+                      "p.lua:8: partner(\"x.test\", ...) takes the name alone, the options come "
+                      "after it: write partner \"x.test\" { ... }");
+    expect_load_error("partner \"x.test\" ({ }, { tls = \"optional\" })\n",
+                      "p.lua:8: partner \"x.test\" takes one table of options");
+    expect_load_error("partner \"x.test\" { dialback = false }\n",
+                      "p.lua:8: partner 'x.test': dialback = false leaves no way to authenticate "
+                      "it (the gateway has no SASL EXTERNAL yet)");
     FILE *out = tmpfile();
-    CHECK(xs_policy_check(write_policy("loop.lua", loop), lua_dir, out) != 0);
+    CHECK(xs_policy_check(write_policy("typo.lua", "function on_mesage(m) return m end\n"), lua_dir,
+                          out) != 0);
     rewind(out);
     char line[512] = "";
-    CHECK(fgets(line, sizeof line, out) && strstr(line, "FAILED:") &&
-          strstr(line, "instruction budget exceeded"));
+    CHECK(fgets(line, sizeof line, out) && strstr(line, "FAILED: ") &&
+          strstr(line, "typo.lua:8: on_mesage is not a hook"));
     fclose(out);
-    CHECK(now_s() - t0 < 2.0);
 
+    /* A field the message does not have is an error, not a silent no-op. */
     char err[512];
-    struct xs_policy *p = load("function on_message(m)\n"
-                               "  if m.body == 'loop' then\n"
-                               "    while true do pcall(function() while true do end end) end\n"
-                               "  end\n"
-                               "  return m\n"
-                               "end\n",
-                               err, sizeof err);
+    struct xs_policy *p =
+        load("function on_message(m) m.bdy = 'x' return m end\n", err, sizeof err);
     CHECK(p != NULL);
     if (p) {
         struct xs_event *ev;
         char *text = NULL;
-        t0 = now_s();
-        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "loop", &ev,
-                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
-        CHECK(now_s() - t0 < 1.0);
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev, &text) ==
+              XS_COND_INTERNAL_SERVER_ERROR);
         free(text);
-        xs_event_free(ev);
-        text = NULL;
-        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev,
-                    &text) == XS_COND_NONE);
         xs_event_free(ev);
         xs_policy_free(p);
     }
-    /* Finalizers would run outside any call's budget, at reload too. */
-    expect_load_error("setmetatable({}, { __gc = function() while true do end end })\n",
-                      "p.lua:8: setmetatable(): finalizers (__gc) are not allowed");
-    BOUNDED(0);
+    /* Local helpers with other names are fine. */
+    p = load("function onward(x) return x end\nlocal function on_x() end\n", err, sizeof err);
+    CHECK(p != NULL);
+    xs_policy_free(p);
 }
 
-/* Time in C library functions is bounded too: the trim idiom on a 32 KB
- * body is stopped by the call's deadline (audit M1), and the helpers that
- * replace it give the right answer at once. */
-static void test_deadline(void)
+static const char small_gw[] =
+    "gateway {\n"
+    "  domains = { \"sip.test\" }, max_body = 1024,\n"
+    "  xmpp = { listen = \"127.0.0.1:5269\" %s },\n"
+    "  sip = { listen = { \"udp:127.0.0.1:5060\" }, next_hop = \"tcp:127.0.0.1:5070\" %s },\n"
+    "}\n"
+    "partner \"xmpp.test\" { }\n%s";
+
+static struct xs_policy *load_small(const char *x, const char *sip, const char *extra, char *err,
+                                    size_t n)
+{
+    char src[1024];
+    snprintf(src, sizeof src, small_gw, x, sip, extra);
+    char path[256];
+    snprintf(path, sizeof path, "%s/small.lua", dir);
+    FILE *f = fopen(path, "w");
+    fputs(src, f);
+    fclose(f);
+    struct xs_policy *p = NULL;
+    if (xs_policy_load(path, lua_dir, &p, err, n) != 0)
+        return NULL;
+    return p;
+}
+
+struct answer {
+    int calls;
+    enum xs_cond cond;
+    char text[128];
+};
+
+static void on_answer(void *ud, enum xs_cond cond, const char *text)
+{
+    struct answer *a = ud;
+    a->calls++;
+    a->cond = cond;
+    snprintf(a->text, sizeof a->text, "%s", text ? text : "");
+}
+
+static void never_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
+{
+    (void)impl;
+    xs_event_free(ev);
+    done(ud, XS_COND_NONE, NULL);
+}
+
+/* One max_body: the stanza and SIP limits follow it, --check refuses limits
+ * that contradict it, and the router refuses a larger body before the policy
+ * runs (code review E3). */
+static void test_max_body(void)
+{
+    char err[512];
+    struct xs_policy *p = load_small("", "", "", err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        const struct xs_config *c = xs_policy_config(p);
+        CHECK(c->max_body == 1024 && c->xmpp_max_stanza == 1024 + 16384 &&
+              c->sip_max_message == 1024 + 16384);
+        xs_policy_free(p);
+    }
+    p = load_small(", max_stanza = 5120", ", max_message = 100000", "", err, sizeof err);
+    CHECK(p && xs_policy_config(p)->xmpp_max_stanza == 5120 &&
+          xs_policy_config(p)->sip_max_message == 100000);
+    xs_policy_free(p);
+    CHECK(load_small(", max_stanza = 5119", "", "", err, sizeof err) == NULL);
+    CHECK(strstr(err, "small.lua:1: xmpp.max_stanza = 5119 is smaller than gateway.max_body "
+                      "(1024) needs: at least 5120") != NULL);
+    CHECK(load_small("", ", max_message = 2048", "", err, sizeof err) == NULL);
+    CHECK(strstr(err, "sip.max_message = 2048 is smaller than gateway.max_body") != NULL);
+    {
+        /* max_body out of bounds */
+        struct xs_policy *q = NULL;
+        char path[256];
+        snprintf(path, sizeof path, "%s/big.lua", dir);
+        FILE *f = fopen(path, "w");
+        fputs("gateway { domains = { 'sip.test' }, max_body = 2^30,\n"
+              "  xmpp = { listen = '127.0.0.1:5269' }, sip = { listen = 'udp:127.0.0.1:5060' } }\n",
+              f);
+        fclose(f);
+        CHECK(xs_policy_load(path, lua_dir, &q, err, sizeof err) != 0);
+        CHECK(strstr(err, "big.lua:1: gateway.max_body must be a number of bytes from 1024 to "
+                          "1048576") != NULL);
+    }
+
+    /* The hook fails every call it sees, so a refusal that names the size
+     * shows it never ran. */
+    p = load_small("", "", "function on_message(m) error('hook ran') end\n", err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    struct xs_router r;
+    xs_router_init(&r, p);
+    r.sides[XS_SIDE_XMPP] = (struct xs_side){NULL, never_deliver};
+    r.sides[XS_SIDE_SIP] = (struct xs_side){NULL, never_deliver};
+    char body[1026];
+    memset(body, 'x', 1025);
+    body[1025] = '\0';
+    struct answer a = {0};
+    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_POLICY_VIOLATION);
+    CHECK_STR(a.text, "message body exceeds 1024 bytes");
+    body[1024] = '\0';
+    a = (struct answer){0};
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_INTERNAL_SERVER_ERROR);
+    xs_policy_free(p);
+
+    /* Without a hook, a body of exactly max_body passes. */
+    p = load_small("", "", "", err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    xs_router_set_policy(&r, p);
+    a = (struct answer){0};
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "sip:bob@sip.test");
+    xs_event_set(&ev->to, "sip:alice@xmpp.test");
+    xs_event_set(&ev->body, body);
+    xs_router_submit(&r, ev, on_answer, &a);
+    CHECK(a.calls == 1 && a.cond == XS_COND_NONE);
+    xs_policy_free(p);
+}
+
+static void route_logging(void *arg)
+{
+    struct xs_policy *p = arg;
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test",
+                "log a\nts=0 level=error ev=forged", &ev, &text) == XS_COND_NONE);
+    xs_event_free(ev);
+}
+
+/* What operators reach for: log(), now(), clock(), reject() with a SIP
+ * status, and the facts of how a message arrived (code review L9). */
+static void test_operator_vocabulary(void)
 {
     char err[512];
     struct xs_policy *p =
         load("function on_message(m)\n"
-             "  if m.subject == 'idiom' then m.body = m.body:match('^%s*(.-)%s*$') end\n"
-             "  if m.subject == 'caught' then\n"
-             "    while true do pcall(string.match, m.body, '^%s*(.-)%s*$') end\n"
+             "  if m.body:find('^log') then\n"
+             "    log('info', 'got', m.body, 42, nil)\n"
              "  end\n"
-             "  if m.subject == 'rep' then local x = string.rep('x', 2^40) end\n"
-             "  if m.subject == 'move' then table.move({}, 1, 2^40, 1) end\n"
-             "  if m.subject == 'insert' then\n"
-             "    table.insert(setmetatable({}, { __len = function() return 2^40 end }), 1, 1)\n"
+             "  if m.body == '403' then return reject(403, 'not you') end\n"
+             "  if m.body == '486' then return reject(486) end\n"
+             "  if m.body == '200' then return reject(200) end\n"
+             "  if m.body == 'loud' then log('loud', 'x') end\n"
+             "  if m.body == 'time' then\n"
+             "    local t0 = clock()\n"
+             "    m.body = tostring(math.abs(now() - NOW) < 5) .. ' ' .. tostring(clock() >= t0)\n"
              "  end\n"
-             "  if m.subject == 'helpers' then\n"
-             "    local b = xsgw.trim(m.body)\n"
-             "    m.body = b:sub(1, 3) .. #b .. tostring(xsgw.starts_with(b, 'x ')) ..\n"
-             "      tostring(xsgw.ends_with(b, ' y')) .. tostring(xsgw.contains(b, 'yx')) ..\n"
-             "      xsgw.lower('AbC') .. xsgw.upper('aBc') .. '[' .. xsgw.trim(' \\t\\r\\n ') .. ']' ..\n"
-             "      #string.rep('', 2^40)\n"
+             "  if m.body == 'facts' then\n"
+             "    m.body = tostring(m.secure) .. ' ' .. tostring(m.auth)\n"
              "  end\n"
-             "  m.subject = nil\n"
              "  return m\n"
-             "end\n",
+             "end\n"
+             "NOW = now()\n",
              err, sizeof err);
     CHECK(p != NULL);
     if (!p) {
         fprintf(stderr, "%s\n", err);
         return;
     }
-    size_t n = 32768;
-    char *body = malloc(n + 3);
-    body[0] = 'x';
-    memset(body + 1, ' ', n);
-    body[n + 1] = 'y';
-    body[n + 2] = '\0';
-    static const char *const stopped[] = {"idiom", "caught", "rep", "move", "insert"};
-    BOUNDED(20);
-    for (size_t i = 0; i < sizeof stopped / sizeof stopped[0]; i++) {
-        struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
-        xs_event_set(&ev->from, "sip:bob@sip.test");
-        xs_event_set(&ev->to, "sip:alice@xmpp.test");
-        xs_event_set(&ev->body, body);
-        xs_event_set(&ev->subject, stopped[i]);
-        char *text = NULL;
-        double t0 = now_s();
-        enum xs_cond c = xs_policy_route(p, ev, &text);
-        double took = now_s() - t0;
-        if (c != XS_COND_INTERNAL_SERVER_ERROR || took > 1.5)
-            fprintf(stderr, "%s: cond %s after %.2fs\n", stopped[i], xs_cond_name(c), took);
-        CHECK(c == XS_COND_INTERNAL_SERVER_ERROR);
-        CHECK(took < 1.5);
+    char buf[4096];
+    capture_log(route_logging, p, buf, sizeof buf);
+    CHECK(strstr(buf, "level=info ev=policy.log where=") != NULL);
+    CHECK(strstr(buf, "p.lua:10 text=\"got log a\\x0ats=0 level=error ev=forged 42 nil\"\n") !=
+          NULL);
+    CHECK(strstr(buf, "\nts=0") == NULL);
+
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "403", &ev, &text) ==
+          XS_COND_FORBIDDEN);
+    CHECK_STR(text, "not you");
+    free(text);
+    xs_event_free(ev);
+    text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "486", &ev, &text) ==
+          XS_COND_RECIPIENT_UNAVAILABLE);
+    free(text);
+    xs_event_free(ev);
+    static const char *const misuse[] = {"200", "loud"};
+    for (size_t i = 0; i < 2; i++) {
+        text = NULL;
+        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", misuse[i], &ev,
+                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
         free(text);
         xs_event_free(ev);
     }
-    struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
+    text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "time", &ev, &text) ==
+          XS_COND_NONE);
+    CHECK_STR(ev->body, "true true");
+    xs_event_free(ev);
+
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_XMPP);
+    xs_event_set(&ev->from, "alice@xmpp.test");
+    xs_event_set(&ev->to, "bob@sip.test");
+    xs_event_set(&ev->body, "facts");
+    ev->secure = 1;
+    ev->auth = "dialback";
+    CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
+    CHECK_STR(ev->body, "true dialback");
+    CHECK(ev->secure == 1 && ev->auth && !strcmp(ev->auth, "dialback"));
+    xs_event_free(ev);
+    ev = xs_event_new(XS_EVENT_MESSAGE, XS_SIDE_SIP);
     xs_event_set(&ev->from, "sip:bob@sip.test");
     xs_event_set(&ev->to, "sip:alice@xmpp.test");
-    body[n / 2] = 'y';
-    body[n / 2 + 1] = 'x';
-    char *padded = malloc(n + 16);
-    snprintf(padded, n + 16, " \t x %s \r\n", body);
-    xs_event_set(&ev->body, padded);
-    xs_event_set(&ev->subject, "helpers");
-    char *text = NULL;
-    double t0 = now_s();
+    xs_event_set(&ev->body, "facts");
     CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
-    CHECK(now_s() - t0 < 0.2);
-    CHECK_STR(ev->body, "x x32772truetruetrueabcABC[]0");
+    CHECK_STR(ev->body, "false nil");
     xs_event_free(ev);
-    free(padded);
-    free(body);
     xs_policy_free(p);
-    BOUNDED(0);
+    expect_load_error("reject(99)\n", "p.lua:8: reject(): 99 is not a SIP failure status");
+    expect_load_error("log('info', 'at load')\nlog(1)\n", "p.lua:9: log(): level must be");
 }
 
-static void sleepy(lua_State *L)
+/* One partner matcher (code review A3): hooks ask the core's through
+ * xsgw.partner(), and after the hooks the route is checked again, so a
+ * rewritten address cannot leave our domains or the partners (audit L5). */
+static void test_partner_once(void)
 {
-    (void)L;
-    struct timespec ts = {0, 400 * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static int l_sleepy(lua_State *L)
-{
-    sleepy(L);
-    return 0;
-}
-
-/* A call stuck where no hook reaches (here a C function that sleeps) is
- * reported by the watchdog with the file and the last line the hook saw. */
-static void test_watchdog(void)
-{
-    static const struct xs_lua_limits lim = {
-        .memory = 8u << 20,
-        .instructions = 1000000,
-        .call_seconds = 10,
-        .watchdog_warn = 0.15,
-        .watchdog_abort = 0,
+    expect_load_error("local x = xsgw.partner('xmpp.test')\n",
+                      "p.lua:8: xsgw.partner() can only be called from a hook");
+    char err[512];
+    struct xs_policy *p = load(
+        "function on_message(m)\n"
+        "  if m.body == 'ask' then\n"
+        "    m.body = xsgw.partner('XMPP.test').tls .. ' ' .. xsgw.partner('legacy.test').route\n"
+        "      .. ' ' .. tostring(xsgw.partner('legacy.test').dialback) .. ' '\n"
+        "      .. tostring(xsgw.partner('nope.test'))\n"
+        "  end\n"
+        "  if m.body == 'to-stranger' then m.to = 'alice@stranger.test' end\n"
+        "  if m.body == 'to-local' then m.to = 'bob@sip.test' end\n"
+        "  if m.body == 'from-partner' then m.from = 'eve@xmpp.test' end\n"
+        "  if m.body == 'to-partner' then m.to = 'carol@legacy.test' end\n"
+        "  if m.body == 'sip-from-local' then m.from = 'sip:boss@sip.test' end\n"
+        "  if m.body == 'sip-to-partner' then m.to = 'sip:x@xmpp.test' end\n"
+        "  return m\n"
+        "end\n",
+        err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    struct xs_event *ev;
+    char *text = NULL;
+    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "ask", &ev, &text) ==
+          XS_COND_NONE);
+    CHECK_STR(ev->body, "required 127.0.0.5:5269 true nil");
+    xs_event_free(ev);
+    static const struct {
+        enum xs_side_id origin;
+        const char *body;
+        enum xs_cond want;
+    } cases[] = {
+        {XS_SIDE_SIP, "to-stranger", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "to-local", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "from-partner", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_SIP, "to-partner", XS_COND_NONE},
+        {XS_SIDE_XMPP, "sip-from-local", XS_COND_INTERNAL_SERVER_ERROR},
+        {XS_SIDE_XMPP, "sip-to-partner", XS_COND_INTERNAL_SERVER_ERROR},
     };
-    char logpath[300];
-    snprintf(logpath, sizeof logpath, "%s/watchdog.log", dir);
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *logf = freopen(logpath, "w", stderr);
-    CHECK(logf != NULL);
-    xs_log_set_level(XS_LOG_ERROR);
-    struct xs_lua *s = xs_lua_new(lua_dir, &lim, "watch.lua");
-    CHECK(s != NULL);
-    if (s) {
-        lua_State *L = xs_lua_state(s);
-        lua_register(L, "sleepy", l_sleepy);
-        char err[256];
-        static const char chunk[] = "local x = 0\nfor i = 1, 5000 do x = x + i end\nsleepy()\n";
-        CHECK(luaL_loadbufferx(L, chunk, sizeof chunk - 1, "@watch.lua", "t") == LUA_OK);
-        CHECK(xs_lua_call(s, 0, 0, err, sizeof err) == 0);
-        xs_lua_free(s);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text = NULL;
+        enum xs_cond c = cases[i].origin == XS_SIDE_SIP
+                             ? route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test",
+                                     cases[i].body, &ev, &text)
+                             : route(p, XS_SIDE_XMPP, "alice@xmpp.test", "bob@sip.test",
+                                     cases[i].body, &ev, &text);
+        if (c != cases[i].want)
+            fprintf(stderr, "%s: %s\n", cases[i].body, xs_cond_name(c));
+        CHECK(c == cases[i].want);
+        free(text);
+        xs_event_free(ev);
     }
-    xs_log_set_level(XS_LOG_ERROR + 1);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    FILE *f = fopen(logpath, "r");
-    char buf[4096] = "";
-    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    buf[got] = '\0';
-    if (f)
-        fclose(f);
-    if (!strstr(buf, "ev=policy.watchdog file=watch.lua where=watch.lua:2"))
-        fprintf(stderr, "watchdog log: %s\n", buf);
-    CHECK(strstr(buf, "ev=policy.watchdog file=watch.lua where=watch.lua:2") != NULL);
-    CHECK(strstr(buf, "action=abort") == NULL);
+    xs_policy_free(p);
+
+    /* With partner "*", our own domain is still not a partner. */
+    p = load("partner \"*\" { }\n", err, sizeof err);
+    CHECK(p != NULL);
+    if (p) {
+        text = NULL;
+        CHECK(route(p, XS_SIDE_XMPP, "mallory@sip.test", "bob@sip.test", "x", &ev, &text) ==
+              XS_COND_FORBIDDEN);
+        free(text);
+        xs_event_free(ev);
+        text = NULL;
+        CHECK(route(p, XS_SIDE_XMPP, "carol@Anywhere.test", "bob@sip.test", "x", &ev, &text) ==
+              XS_COND_NONE);
+        xs_event_free(ev);
+        xs_policy_free(p);
+    }
 }
 
 static void test_config(void)
@@ -281,7 +377,9 @@ static void test_config(void)
     CHECK(c->tls_cert == NULL && c->dialback_secret == NULL);
     CHECK(c->n_sip_listen == 1 && c->sip_listen[0].transport == XS_SIP_UDP);
     CHECK(c->sip_next_hop.transport == XS_SIP_TCP && c->sip_next_hop.port == 5070);
-    CHECK(c->xmpp_queue_max == 1000 && c->xmpp_max_stanza == 262144);
+    CHECK(c->xmpp_queue_max == 1000);
+    CHECK(c->max_body == 262144 && c->xmpp_max_stanza == 262144 + 16384 &&
+          c->sip_max_message == 262144 + 16384);
     CHECK(c->n_partners == 2);
     const struct xs_partner *x = xs_policy_partner(p, "XMPP.test");
     CHECK(x && x->tls == XS_TLS_REQUIRED && x->dialback && !x->route_host);
@@ -314,10 +412,17 @@ static void test_errors(void)
 static void test_sandbox(void)
 {
     static const char *const escapes[] = {
-        "io.open('/etc/passwd')\n",  "os.execute('true')\n",  "debug.getinfo(1)\n",
-        "require('os')\n",           "load('return 1')\n",    "dofile('/etc/passwd')\n",
-        "loadfile('/etc/passwd')\n", "string.dump(print)\n",  "package.loadlib('x','y')\n",
-        "collectgarbage()\n",        "xsgw.address = nil; require('xsgw.policy')\n",
+        "io.open('/etc/passwd')\n",
+        "os.execute('true')\n",
+        "debug.getinfo(1)\n",
+        "require('os')\n",
+        "load('return 1')\n",
+        "dofile('/etc/passwd')\n",
+        "loadfile('/etc/passwd')\n",
+        "string.dump(print)\n",
+        "package.loadlib('x','y')\n",
+        "collectgarbage()\n",
+        "xsgw.address = nil; require('xsgw.policy')\n",
     };
     for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
         char err[512] = "";
@@ -328,50 +433,6 @@ static void test_sandbox(void)
         CHECK(strstr(err, "p.lua:8:") != NULL);
         xs_policy_free(p);
     }
-}
-
-static void test_budgets(void)
-{
-    char err[512];
-    /* An endless load is stopped, not waited for. */
-    expect_load_error("while true do end\n", "instruction budget exceeded");
-
-    struct xs_policy *p = load("function on_message(m)\n"
-                               "  if m.body == 'loop' then while true do end end\n"
-                               "  if m.body == 'bomb' then local t = {} for i = 1, 1e9 do"
-                               " t[i] = string.rep('x', 1e6) .. i end end\n"
-                               "  if m.body == 'bad' then return 42 end\n"
-                               "  if m.body == 'no' then return reject('policy-violation',"
-                               " 'nope') end\n"
-                               "  m.body = m.body .. '!'\n"
-                               "  return m\n"
-                               "end\n",
-                               err, sizeof err);
-    CHECK(p != NULL);
-    if (!p)
-        return;
-    static const char *const bad[] = {"loop", "bomb", "bad"};
-    for (size_t i = 0; i < 3; i++) {
-        struct xs_event *ev;
-        char *text = NULL;
-        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", bad[i], &ev,
-                    &text) == XS_COND_INTERNAL_SERVER_ERROR);
-        free(text);
-        xs_event_free(ev);
-        /* The state is still usable after each failure. */
-        CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "hi", &ev,
-                    &text) == XS_COND_NONE);
-        CHECK_STR(ev->body, "hi!");
-        xs_event_free(ev);
-    }
-    struct xs_event *ev;
-    char *text = NULL;
-    CHECK(route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "no", &ev, &text) ==
-          XS_COND_POLICY_VIOLATION);
-    CHECK_STR(text, "nope");
-    free(text);
-    xs_event_free(ev);
-    xs_policy_free(p);
 }
 
 static void test_route(void)
@@ -438,12 +499,12 @@ int main(void)
     test_config();
     test_errors();
     test_sandbox();
-    test_budgets();
-    test_budget_pcall();
-    test_deadline();
-    test_watchdog();
     test_route();
     test_shipped();
+    test_mistakes();
+    test_max_body();
+    test_operator_vocabulary();
+    test_partner_once();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

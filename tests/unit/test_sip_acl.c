@@ -90,9 +90,9 @@ static void test_v6(void)
 static void test_refused(void)
 {
     struct xs_sip_acl *acl = xs_sip_acl_new();
-    const char *bad[] = {"",         "10.0.0.256", "10.0.0",    "10.0.0.0/33", "::1/129",
-                         "10.0.0.0/", "10.0.0.0/08", "sip.test", "1::2::3",     "[::1]",
-                         "10.0.0.1/x", "10.0.0.1/1000"};
+    const char *bad[] = {"",        "10.0.0.256", "10.0.0",      "10.0.0.0/33",
+                         "::1/129", "10.0.0.0/",  "10.0.0.0/08", "sip.test",
+                         "1::2::3", "[::1]",      "10.0.0.1/x",  "10.0.0.1/1000"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (xs_sip_acl_add(acl, bad[i]) != XS_EINVAL) {
             fprintf(stderr, "accepted '%s'\n", bad[i]);

@@ -3,6 +3,7 @@
  * framing, and close with a request still pending. */
 #include "core/log.h"
 #include "sip/sip.h"
+#include "sip/sip_txn.h"
 #include "sip_testutil.h"
 
 struct router {
@@ -65,7 +66,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     char m[8192];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu1", port_peer, PLAIN, BODY);
     udp_send_to(fd, port, m, n);
-    pump(loop, 50);
+    PUMP_UNTIL(loop, r->n == 1, 2000);
     CHECK(r->n == 1);
     if (r->last) {
         CHECK(strcmp(r->last->from, "sip:Bob@sip.test") == 0);
@@ -96,7 +97,7 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu2", port_peer, PLAIN, "x");
     udp_send_to(fd, port, m, n);
-    pump(loop, 30);
+    PUMP_UNTIL(loop, r->n == 2, 2000);
     CHECK(r->n == 2);
     answer(r, XS_COND_ITEM_NOT_FOUND, "no such \"user\"");
     /* The gateway only addresses bare JIDs: 604 (RFC 7247 §7.1 note 2). */
@@ -104,9 +105,9 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
                   "Warning: 399 sip.test \"no such \\\"user\\\"\"");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu3", port_peer,
-                     "Call-ID: c3\r\nContent-Type: text/html\r\n", "<p>x</p>");
+                     "Call-ID: c3\r\nContent-Type: application/json\r\n", "{}");
     udp_send_to(fd, port, m, n);
-    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain\r\n");
+    expect_status(loop, fd, "SIP/2.0 415 ", "Accept: text/plain, text/html\r\n");
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu4", port_peer, "Content-Type: text/plain\r\n",
                      "x");
@@ -285,8 +286,7 @@ static void stop(uv_loop_t *loop, struct xs_sip *sip)
 /* A MESSAGE from 127.0.0.1 and one from 127.0.0.2 to sip's UDP listener,
  * the router delivering at once: returns how many reached the router;
  * *answer gets the first line of what 127.0.0.1 was answered. */
-static int from_both(uv_loop_t *loop, struct router *r, struct xs_sip *sip, char *answer,
-                     size_t an)
+static int from_both(uv_loop_t *loop, struct router *r, struct xs_sip *sip, char *answer, size_t an)
 {
     int before = r->n;
     r->auto_done = 1;
@@ -359,14 +359,38 @@ static void test_trust(uv_loop_t *loop)
         CHECK_STR(answer, "SIP/2.0 403 Forbidden");
         stop(loop, sip);
     }
-    /* ... or as a name, looked up at start. */
+    /* ... or as a name, looked up at start... */
     sip = start_trusting(loop, &r, NULL, 0, "localhost");
     if (sip) {
         pump(loop, 100);
         CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
         CHECK_STR(answer, "SIP/2.0 200 OK");
+        /* ... and at every reload. */
+        struct test_cfg tc;
+        test_cfg_init(&tc, "127.0.0.2", 5060, XS_SIP_UDP);
+        tc.cfg.sip_trusted = NULL;
+        tc.cfg.n_sip_trusted = 0;
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 403 Forbidden");
+        tc.cfg.sip_next_hop.host = "localhost";
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        pump(loop, 100);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 200 OK");
+        /* A reload racing the lookup: the older answer is ignored. */
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        tc.cfg.sip_next_hop.host = "127.0.0.2";
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        pump(loop, 100);
+        CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
+        CHECK_STR(answer, "SIP/2.0 403 Forbidden");
         stop(loop, sip);
     }
+    /* Closing while a lookup is in flight waits for it. */
+    sip = start_trusting(loop, &r, NULL, 0, "localhost");
+    if (sip)
+        stop(loop, sip);
     /* An empty list trusts nobody. */
     sip = start_trusting(loop, &r, only2, 0, "127.0.0.1");
     if (sip) {
@@ -374,6 +398,285 @@ static void test_trust(uv_loop_t *loop)
         stop(loop, sip);
     }
     xs_event_free(r.last);
+}
+
+/* Reads what arrives on fd for ms; returns the bytes and datagrams seen. */
+static size_t drain_udp(uv_loop_t *loop, int fd, int ms, int *datagrams)
+{
+    size_t total = 0;
+    *datagrams = 0;
+    uint64_t end = uv_hrtime() + (uint64_t)ms * 1000000u;
+    while (uv_hrtime() < end) {
+        size_t n = udp_wait(loop, fd, buf, sizeof buf, 5, NULL);
+        if (n) {
+            total += n;
+            (*datagrams)++;
+        }
+    }
+    return total;
+}
+
+/* Audit H1 and L3: a stored response goes back only to the source of the
+ * original request, absurd requests get a terse answer and no state, and
+ * what any sender gets back is bounded by what it sent. */
+static void test_amplification(uv_loop_t *loop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    tc.cfg.sip_max_message = 65535;
+    char *trusted[] = {"127.0.0.1"};
+    tc.cfg.sip_trusted = trusted;
+    struct router r = {0};
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start(loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 0);
+    int pa, pv, ps;
+    int attacker = udp_peer(&pa), victim = udp_peer(&pv);
+    int stranger = udp_peer_at("127.0.0.2", &ps);
+    static char big[70000];
+    int datagrams;
+
+    /* The audit's set-up: an OPTIONS with 1900 extra Vias (59 875 bytes).
+     * It gets a terse 513 with one Via, and nothing is stored. */
+    size_t n = (size_t)snprintf(big, sizeof big,
+                                "OPTIONS sip:x SIP/2.0\r\n"
+                                "Via: SIP/2.0/UDP a.example;branch=z9hG4bKamp1\r\n");
+    for (int i = 0; i < 1900; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "Via: SIP/2.0/UDP h;branch=z%d\r\n", i);
+    n += (size_t)snprintf(big + n, sizeof big - n,
+                          "From: <sip:a@b>;tag=1\r\nTo: <sip:x@sip.test>\r\nCall-ID: amp\r\n"
+                          "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    CHECK(n > 59000 && n < 65000);
+    udp_send_to(attacker, port, big, n);
+    size_t got = udp_wait(loop, attacker, buf, sizeof buf, 500, NULL);
+    CHECK(strncmp(buf, "SIP/2.0 513 Message Too Large\r\n", 31) == 0);
+    CHECK(count_of(buf, "v: ") == 1 && strstr(buf, "branch=z9hG4bKamp1"));
+    CHECK(got > 0 && got < 400);
+    printf("H1 set-up: %zu B with 1901 Vias -> %zu B\n", n, got);
+    /* 70 Vias is the most accepted; 71 gets a terse 400 as well. */
+    for (int vias = 70; vias <= 71; vias++) {
+        n = (size_t)snprintf(big, sizeof big, "OPTIONS sip:x SIP/2.0\r\n");
+        for (int i = 0; i < vias; i++)
+            n += (size_t)snprintf(big + n, sizeof big - n,
+                                  "v: SIP/2.0/UDP a.example;branch=z9hG4bKv%d%d\r\n", vias, i);
+        n += (size_t)snprintf(big + n, sizeof big - n,
+                              "f: <sip:a@b>;tag=1\r\nt: <sip:x@sip.test>\r\ni: v%d\r\n"
+                              "CSeq: 1 OPTIONS\r\nl: 0\r\n\r\n",
+                              vias);
+        udp_send_to(attacker, port, big, n);
+        got = udp_wait(loop, attacker, buf, sizeof buf, 500, NULL);
+        if (vias == 70)
+            CHECK(strncmp(buf, "SIP/2.0 200 OK\r\n", 16) == 0 && count_of(buf, "Via: ") == 70);
+        else
+            CHECK(strncmp(buf, "SIP/2.0 400 Bad Request\r\n", 25) == 0 &&
+                  count_of(buf, "v: ") == 1 && got < n / 4);
+    }
+    /* From an untrusted source an absurd request gets nothing at all. */
+    udp_send_to(stranger, port, big, n);
+    CHECK(drain_udp(loop, stranger, 100, &datagrams) == 0);
+
+    /* The largest request that is accepted: 60 Vias, answered 200 and
+     * stored. Retransmissions from its source get it again... */
+    n = (size_t)snprintf(big, sizeof big,
+                         "OPTIONS sip:x SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP a.example;branch=z9hG4bKamp2\r\n");
+    for (int i = 0; i < 59; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n,
+                              "Via: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKy%d\r\n", i);
+    n += (size_t)snprintf(big + n, sizeof big - n,
+                          "From: <sip:a@b>;tag=1\r\nTo: <sip:x@sip.test>\r\nCall-ID: amp2\r\n"
+                          "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    udp_send_to(attacker, port, big, n);
+    size_t stored = udp_wait(loop, attacker, buf, sizeof buf, 500, NULL);
+    CHECK(strncmp(buf, "SIP/2.0 200 OK\r\n", 16) == 0 && stored > 3000);
+    udp_send_to(attacker, port, big, n);
+    CHECK(udp_wait(loop, attacker, buf, sizeof buf, 500, NULL) == stored);
+    /* ...but the audit's 89-byte trigger from the victim's address gets
+     * nothing, however often it is sent. */
+    const char *trigger = "OPTIONS sip:x SIP/2.0\r\n"
+                          "Via: SIP/2.0/UDP a.example;branch=z9hG4bKamp2\r\n"
+                          "CSeq: 1 OPTIONS\r\n\r\n";
+    for (int i = 0; i < 20; i++)
+        udp_send_to(victim, port, trigger, strlen(trigger));
+    size_t reflected = drain_udp(loop, victim, 200, &datagrams);
+    printf("H1 trigger: 20 x %zu B from the victim's address -> %zu B in %d datagrams\n",
+           strlen(trigger), reflected, datagrams);
+    CHECK(reflected == 0 && datagrams == 0);
+    CHECK(r.n == 0);
+
+    /* Fresh requests from an untrusted source: a terse 403, never much
+     * larger than the request (the audit's FOO went from 105 to 283 B). */
+    const char *small[] = {
+        "FOO sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nf: <sip:a@b>;tag=1\r\n"
+        "t: <sip:x@y>\r\ni: c1\r\nCSeq: 1 FOO\r\nl: 0\r\n\r\n",
+        "OPTIONS sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKs2\r\nf: <sip:a@b>;tag=1\r\n"
+        "t: <sip:x@y>\r\ni: c2\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "MESSAGE sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKs3\r\nCSeq: 1 MESSAGE\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        size_t in = strlen(small[i]);
+        udp_send_to(stranger, port, small[i], in);
+        got = udp_wait(loop, stranger, buf, sizeof buf, 500, NULL);
+        CHECK(got >= 23 && memcmp(buf, "SIP/2.0 403 Forbidden\r\n", 23) == 0);
+        printf("L3 untrusted: request %zu B -> response %zu B\n", in, got);
+        if (got > in + 32) {
+            fprintf(stderr, "request %zu B -> response %zu B:\n%s\n", in, got, buf);
+            CHECK(!"the answer to an untrusted source is at most 32 B larger than the request");
+        }
+    }
+    /* A flood from untrusted sources: at most 100 answers a second go out,
+     * whatever the number of requests. */
+    pump(loop, 1000);
+    const char *flood = "OPTIONS sip:x SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bKfl\r\n"
+                        "CSeq: 1 OPTIONS\r\n\r\n";
+    for (int i = 0; i < 300; i++)
+        udp_send_to(stranger, port, flood, strlen(flood));
+    drain_udp(loop, stranger, 300, &datagrams);
+    printf("L3 flood: 300 requests from an untrusted source -> %d answers\n", datagrams);
+    CHECK(datagrams >= 90 && datagrams <= 200);
+    close(attacker);
+    close(victim);
+    close(stranger);
+    stop(loop, sip);
+    xs_event_free(r.last);
+}
+
+/* The stored responses are bounded all together: the oldest go first, and a
+ * response that cannot be kept leaves a transaction that still absorbs
+ * retransmissions, so nothing is delivered twice. */
+static void test_response_store(uv_loop_t *loop)
+{
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct xs_sip_opts opts;
+    xs_sip_default_opts(&opts);
+    opts.max_stored_bytes = 400;
+    struct router r = {0};
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, &opts, submit, &r, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 0);
+    int pp;
+    int fd = udp_peer(&pp);
+    char m1[4096], m2[4096], first[4096];
+    size_t n1 = make_request(m1, sizeof m1, "OPTIONS", "z9hG4bKst1", pp, "Call-ID: st1\r\n", NULL);
+    size_t n2 = make_request(m2, sizeof m2, "OPTIONS", "z9hG4bKst2", pp, "Call-ID: st2\r\n", NULL);
+    udp_send_to(fd, port, m1, n1);
+    size_t len1 = udp_wait(loop, fd, first, sizeof first, 500, NULL);
+    CHECK(len1 > 200 && len1 <= 400 && 2 * len1 > 400);
+    udp_send_to(fd, port, m1, n1);
+    udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+    CHECK_STR(buf, first);
+    /* The second response pushes the first out: m1 is now a new request
+     * and gets a new To-tag. */
+    udp_send_to(fd, port, m2, n2);
+    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "branch=z9hG4bKst2");
+    udp_send_to(fd, port, m1, n1);
+    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "branch=z9hG4bKst1");
+    CHECK(strcmp(buf, first) != 0);
+    stop(loop, sip);
+
+    /* No room at all: the MESSAGE is answered once, its retransmission
+     * absorbed without an answer and without a second delivery. */
+    opts.max_stored_bytes = 100;
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, &opts, submit, &r, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    port = xs_sip_port(sip, 0);
+    r.auto_done = 1;
+    n1 = make_request(m1, sizeof m1, "MESSAGE", "z9hG4bKst3", pp, PLAIN, BODY);
+    udp_send_to(fd, port, m1, n1);
+    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "branch=z9hG4bKst3");
+    udp_send_to(fd, port, m1, n1);
+    CHECK(udp_wait(loop, fd, buf, sizeof buf, 100, NULL) == 0);
+    CHECK(r.n == 1);
+    close(fd);
+    stop(loop, sip);
+    xs_event_free(r.last);
+}
+
+static size_t fnv1a_bucket(const char *k, size_t n_buckets)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return (size_t)h & (n_buckets - 1);
+}
+
+#define FLOOD 64
+
+/* Code review P4: server keys embed the peer's branch, so with the unkeyed
+ * FNV of before a peer could aim every transaction at one bucket. Branches
+ * precomputed to collide under FNV spread out under the seeded hash, each
+ * table has its own seed, and the lookups of a real server still work. */
+static void test_hash_flood(uv_loop_t *loop)
+{
+    struct xs_sip_table t1, t2;
+    CHECK(xs_sip_table_init(&t1, 4096) == 0 && xs_sip_table_init(&t2, 4096) == 0);
+    CHECK(memcmp(t1.seed, t2.seed, sizeof t1.seed) != 0);
+
+    int pp;
+    int fd = udp_peer(&pp);
+    static char branches[FLOOD][32];
+    char key[XS_SIP_KEY_MAX];
+    int found = 0;
+    for (unsigned long i = 0; found < FLOOD && i < 50000000ul; i++) {
+        snprintf(branches[found], sizeof branches[found], "z9hG4bKf%lu", i);
+        snprintf(key, sizeof key, "b=%.31s|127.0.0.1:%d|OPTIONS", branches[found], pp);
+        if (fnv1a_bucket(key, 4096) == 0)
+            found++;
+    }
+    CHECK(found == FLOOD);
+    static unsigned per_bucket[4096];
+    memset(per_bucket, 0, sizeof per_bucket);
+    unsigned longest = 0, same_in_both = 0;
+    for (int i = 0; i < found; i++) {
+        snprintf(key, sizeof key, "b=%.31s|127.0.0.1:%d|OPTIONS", branches[i], pp);
+        size_t b = xs_sip_table_bucket(&t1, key);
+        if (++per_bucket[b] > longest)
+            longest = per_bucket[b];
+        same_in_both += b == xs_sip_table_bucket(&t2, key);
+    }
+    printf("P4: %d keys in one FNV bucket -> longest seeded chain %u\n", found, longest);
+    CHECK(longest <= 4);
+    CHECK(same_in_both < 8);
+    xs_sip_table_free(&t1);
+    xs_sip_table_free(&t2);
+
+    /* The same branches against a running server: each is answered, and
+     * each retransmission finds its transaction (the same To-tag again). */
+    struct test_cfg tc;
+    test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
+    struct router r = {0};
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start(loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 0);
+    static char first[FLOOD][600];
+    char m[2048];
+    int answered = 0, again = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < found; i++) {
+            size_t n =
+                make_request(m, sizeof m, "OPTIONS", branches[i], pp, "Call-ID: fl\r\n", NULL);
+            udp_send_to(fd, port, m, n);
+            size_t got = udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+            if (pass == 0) {
+                answered += got > 0 && strncmp(buf, "SIP/2.0 200 OK\r\n", 16) == 0 &&
+                            strstr(buf, branches[i]) != NULL;
+                snprintf(first[i], sizeof first[i], "%.599s", buf);
+            } else {
+                again += got > 0 && strcmp(buf, first[i]) == 0;
+            }
+        }
+    }
+    CHECK(answered == found && again == found);
+    close(fd);
+    stop(loop, sip);
 }
 
 /* Bounds: one inbound TCP connection, one server transaction, a short idle
@@ -405,7 +708,7 @@ static void test_limits(uv_loop_t *loop)
     char m[4096];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKl1", 5060, PLAIN, "x");
     send(first, m, n, 0);
-    pump(loop, 20);
+    PUMP_UNTIL(loop, r.n == 1 && r.done != NULL, 2000);
     CHECK(r.n == 1 && r.done != NULL);
     int port_peer;
     int fd = udp_peer(&port_peer);
@@ -439,14 +742,44 @@ static void test_limits(uv_loop_t *loop)
 
     closed = 0;
     xs_sip_close(sip, on_closed, NULL);
-    pump(loop, 20);
+    PUMP_UNTIL(loop, closed, 2000);
     CHECK(closed);
+    xs_event_free(r.last);
+}
+
+/* Audit M5 with the real list: a trusted source may hold more TCP
+ * connections than the per-source cap (16), an untrusted one may not. */
+static void test_trusted_tcp(uv_loop_t *loop)
+{
+    char *trusted[] = {"127.0.0.2"};
+    struct router r = {0};
+    struct xs_sip *sip = start_trusting(loop, &r, trusted, 1, NULL);
+    if (!sip)
+        return;
+    int port = xs_sip_port(sip, 1);
+    int fds[2][20];
+    for (int i = 0; i < 20; i++) {
+        fds[0][i] = tcp_peer_at("127.0.0.1", port);
+        fds[1][i] = tcp_peer_at("127.0.0.2", port);
+        pump(loop, 0);
+    }
+    pump(loop, 30);
+    int gone[2] = {0, 0};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 20; i++) {
+            gone[k] += fds[k][i] < 0 || hung_up(fds[k][i]);
+            if (fds[k][i] >= 0)
+                close(fds[k][i]);
+        }
+    CHECK(gone[0] == 4);
+    CHECK(gone[1] == 0);
+    stop(loop, sip);
     xs_event_free(r.last);
 }
 
 int main(void)
 {
-    xs_log_set_level(XS_LOG_ERROR);
+    xs_log_set_level(getenv("XS_TEST_DEBUG") ? XS_LOG_DEBUG : XS_LOG_ERROR);
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct test_cfg tc;
@@ -464,6 +797,10 @@ int main(void)
     test_hostile(&loop, &r, udp_port, tcp_port);
     test_limits(&loop);
     test_trust(&loop);
+    test_amplification(&loop);
+    test_response_store(&loop);
+    test_hash_flood(&loop);
+    test_trusted_tcp(&loop);
 
     /* Close with a request the router still holds: the peer gets 503, and
      * the late done() finds nothing to answer. */
@@ -472,11 +809,11 @@ int main(void)
     char m[4096];
     size_t n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKc1", port_peer, PLAIN, "x");
     udp_send_to(fd, udp_port, m, n);
-    pump(&loop, 30);
+    PUMP_UNTIL(&loop, r.done != NULL, 2000);
     CHECK(r.done != NULL);
     xs_sip_close(sip, on_closed, NULL);
     expect_status(&loop, fd, "SIP/2.0 503 ", "Retry-After: 5\r\n");
-    pump(&loop, 20);
+    PUMP_UNTIL(&loop, closed && !uv_loop_alive(&loop), 2000);
     CHECK(closed);
     answer(&r, XS_COND_NONE, NULL);
     close(fd);

@@ -1,0 +1,208 @@
+/* What an authenticated inbound stream carries: a message becomes an event
+ * for the router, and its failure an error stanza back to the sender; an iq
+ * get or set is answered service-unavailable, a presence subscription
+ * unsubscribed, and the rest is logged. The stream itself (set-up,
+ * dialback, which pairs may speak) is s2s_in.c's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "xmpp/s2s.h"
+#include "xmpp/translate.h"
+
+struct bounce_ctx {
+    struct xs_xmpp *x;
+    char *from; /* the original sender: where the error goes */
+    char *to;   /* the original recipient: the error's sender */
+    char *id;
+};
+
+static void bounce_free(struct bounce_ctx *b)
+{
+    free(b->from);
+    free(b->to);
+    free(b->id);
+    free(b);
+}
+
+static void send_error(struct xs_xmpp *x, const char *orig_from, const char *orig_to,
+                       const char *id, const char *stanza, enum xs_cond cond, const char *text)
+{
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, orig_from);
+    xs_log_quote(qt, sizeof qt, orig_to);
+    if (xs_s2s_domain_of(orig_to, local) || xs_s2s_domain_of(orig_from, remote)) {
+        xs_log(XS_LOG_WARN, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"no address to answer\"",
+               stanza, qt, qf, xs_cond_name(cond));
+        return;
+    }
+    struct xs_xml_el *err = xs_xmpp_error_reply(NULL, orig_to, orig_from, id, stanza, cond, text);
+    if (!err) {
+        xs_log(XS_LOG_ERROR, "xmpp.bounce",
+               "stanza=%s from=%s to=%s cond=%s result=dropped "
+               "reason=\"out of memory\"",
+               stanza, qt, qf, xs_cond_name(cond));
+        return;
+    }
+    xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, qt, qf,
+           xs_cond_name(cond));
+    xs_xmpp_send(x, local, remote, err, NULL, NULL);
+}
+
+/* The router's answer for a message that came in on an inbound stream. The
+ * stream may be gone by now; the error goes out on our outbound stream, so
+ * only the addresses are needed. */
+static void on_message_done(void *ud, enum xs_cond cond, const char *text)
+{
+    struct bounce_ctx *b = ud;
+    struct xs_xmpp *x = b->x;
+    if (cond != XS_COND_NONE)
+        send_error(x, b->from, b->to, b->id, "message", cond, text);
+    bounce_free(b);
+    xs_xmpp_outcome_done(x);
+}
+
+static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+{
+    const char *type = xs_xml_el_attr(el, "type");
+    const char *from = xs_xml_el_attr(el, "from");
+    const char *to = xs_xml_el_attr(el, "to");
+    if (type && !strcmp(type, "error")) {
+        /* An error about a message we sent: while its error grace runs, the
+         * SIP sender gets it as the final response; later it can only be
+         * recorded, since SIP already had its answer. */
+        char *text = NULL;
+        char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+        const char *id = xs_xml_el_attr(el, "id");
+        enum xs_cond c = xs_xmpp_error_condition(el, &text);
+        struct s2s_out *o = NULL;
+        if (!xs_s2s_domain_of(to, local) && !xs_s2s_domain_of(from, remote))
+            o = xs_s2s_out_find(x, local, remote);
+        int matched = o && xs_s2s_out_error(o, id, c, text ? text : "error from the XMPP server");
+        xs_log(matched ? XS_LOG_INFO : XS_LOG_WARN, "xmpp.error.in",
+               "stream=in%llu from=%s to=%s id=%s cond=%s result=%s", (unsigned long long)serial,
+               from ? from : "-", to ? to : "-", id ? id : "-", xs_cond_name(c),
+               matched ? "reported-to-sender" : "too-late-recorded");
+        free(text);
+        return;
+    }
+    struct xs_event *ev = NULL;
+    enum xs_cond cond = XS_COND_NONE;
+    int rc = xs_xmpp_stanza_to_event(el, &ev, &cond);
+    if (rc == XS_ENOTFOUND) {
+        /* Nothing to carry: chat states, receipts without a body. */
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=message reason=no-body",
+               (unsigned long long)serial);
+        return;
+    }
+    if (rc != 0) {
+        send_error(x, from, to, xs_xml_el_attr(el, "id"), "message",
+                   cond ? cond : XS_COND_BAD_REQUEST, "message could not be translated");
+        return;
+    }
+    const char *id = xs_xml_el_attr(el, "id");
+    struct bounce_ctx *b = calloc(1, sizeof *b);
+    if (b) {
+        b->x = x;
+        b->from = strdup(from);
+        b->to = strdup(to);
+        b->id = id ? strdup(id) : NULL;
+    }
+    if (!b || !b->from || !b->to || (id && !b->id)) {
+        /* Without the context the outcome could not be answered: refuse
+         * now, while the addresses are still at hand. */
+        if (b)
+            bounce_free(b);
+        xs_event_free(ev);
+        xs_log(XS_LOG_ERROR, "s2s.in.message",
+               "stream=in%llu result=refused reason=\"out of memory\"", (unsigned long long)serial);
+        send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    /* The stream's facts, for the policy: the pair passed dialback (the
+     * only way a pair becomes valid here), over TLS or not. */
+    ev->secure = secure;
+    ev->auth = "dialback";
+    xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
+           (unsigned long long)serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
+    x->pending_outcomes++;
+    x->submit(x->router, ev, on_message_done, b);
+}
+
+/* A copy of jid without its resource; NULL on OOM. */
+static char *bare_jid(const char *jid)
+{
+    const char *slash = strchr(jid, '/');
+    return strndup(jid, slash ? (size_t)(slash - jid) : strlen(jid));
+}
+
+/* RFC 6121 §3.1.3: a subscription request the contact will not approve is
+ * answered with unsubscribed, from the contact's bare JID to the user's.
+ * Until presence is carried that is every request: left unanswered, the
+ * remote roster entry would stay pending for good. */
+static void refuse_subscription(struct xs_xmpp *x, uint64_t serial, const struct xs_xml_el *el)
+{
+    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
+    const char *id = xs_xml_el_attr(el, "id");
+    char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
+    char qf[128], qt[128];
+    xs_log_quote(qf, sizeof qf, from);
+    xs_log_quote(qt, sizeof qt, to);
+    /* on_stanza_authenticated parsed both already. */
+    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote))
+        return;
+    char *user = bare_jid(from), *contact = bare_jid(to);
+    struct xs_xml_el *p = xs_xml_el_new(XS_NS_SERVER, "presence");
+    int rc = user && contact && p ? 0 : XS_ENOMEM;
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "from", contact);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "to", user);
+    if (!rc)
+        rc = xs_xml_el_set_attr(p, "type", "unsubscribed");
+    if (!rc && id)
+        rc = xs_xml_el_set_attr(p, "id", id);
+    free(user);
+    free(contact);
+    if (rc) {
+        xs_xml_el_free(p);
+        xs_log(XS_LOG_ERROR, "s2s.in.presence",
+               "stream=in%llu from=%s to=%s type=subscribe result=dropped reason=\"out of memory\"",
+               (unsigned long long)serial, qf, qt);
+        return;
+    }
+    xs_log(XS_LOG_INFO, "s2s.in.presence",
+           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed "
+           "reason=\"presence is not carried\"",
+           (unsigned long long)serial, qf, qt);
+    xs_xmpp_send(x, local, remote, p, NULL, NULL);
+}
+
+static void on_other_stanza(struct xs_xmpp *x, uint64_t serial, struct xs_xml_el *el)
+{
+    const char *type = xs_xml_el_attr(el, "type");
+    if (!strcmp(el->name, "iq") && type && (!strcmp(type, "get") || !strcmp(type, "set"))) {
+        send_error(x, xs_xml_el_attr(el, "from"), xs_xml_el_attr(el, "to"),
+                   xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
+        return;
+    }
+    if (!strcmp(el->name, "presence") && type && !strcmp(type, "subscribe")) {
+        refuse_subscription(x, serial, el);
+        return;
+    }
+    /* Presence is the next capability; until then it is recorded, not carried. */
+    xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=%s type=%s",
+           (unsigned long long)serial, el->name, type ? type : "-");
+}
+
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+{
+    if (!strcmp(el->name, "message"))
+        on_message(x, serial, secure, el);
+    else
+        on_other_stanza(x, serial, el);
+}
