@@ -26,19 +26,19 @@ struct xs_dns_opts {
      * rather than wait. One past its deadline counts until c-ares gives up
      * its retries (at most timeout_ms x (2^tries - 1) per server). */
     unsigned max_inflight;
-    unsigned neg_ttl_s;    /* failures remembered [30] */
+    unsigned neg_ttl_s;                    /* failures remembered [30] */
     unsigned pos_min_ttl_s, pos_max_ttl_s; /* answers kept within [5, 300] s */
-    unsigned cache_max;    /* entries in each cache [512] */
+    unsigned cache_max;                    /* entries in each cache [512] */
 };
 
 /* Makes the loop's resolver. The resolver belongs to the loop: it is kept
  * in loop->data, which nothing else in the gateway uses, so that code that
  * holds only the loop (connects, s2s streams, tests) reaches it without a
  * parameter threaded through every layer. loop->data must be NULL before
- * (uv_loop_init keeps whatever it held): XS_EEXISTS when it is not, XS_EDNS when c-ares cannot start (an unreadable resolv.conf
- * is not that: c-ares then falls back to 127.0.0.1), XS_EINVAL for a bad
- * `servers`. `opts` (may be NULL) is borrowed; `*out` is returned owned and
- * released with xs_dns_close. */
+ * (uv_loop_init keeps whatever it held): XS_EEXISTS when it is not. XS_EDNS
+ * when c-ares cannot start (an unreadable resolv.conf is not that: c-ares
+ * then asks 127.0.0.1), XS_EINVAL for a bad `servers`. `opts` (may be NULL)
+ * is borrowed; `*out` is returned owned and released with xs_dns_close. */
 int xs_dns_new(uv_loop_t *loop, const struct xs_dns_opts *opts, struct xs_dns **out);
 
 /* The loop's resolver, or NULL. */
@@ -51,10 +51,10 @@ void xs_dns_close(struct xs_dns *dns, void (*done)(void *ud), void *ud);
 
 /* Counters, for tests and logs. */
 struct xs_dns_stats {
-    unsigned long long queries;   /* lookups sent to c-ares */
+    unsigned long long queries;    /* lookups sent to c-ares */
     unsigned long long cache_hits; /* answered from either cache */
-    unsigned long long refused;   /* refused with XS_ELIMIT */
-    unsigned inflight;            /* on the wire now, as max_inflight counts */
+    unsigned long long refused;    /* refused with XS_ELIMIT */
+    unsigned inflight;             /* on the wire now, as max_inflight counts */
 };
 void xs_dns_stats(const struct xs_dns *dns, struct xs_dns_stats *out);
 

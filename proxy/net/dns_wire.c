@@ -233,4 +233,3 @@ void xs_dns_weighted_order(struct xs_dns_target *t, size_t n, uint64_t *seed)
         start = end;
     }
 }
-
