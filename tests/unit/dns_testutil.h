@@ -6,6 +6,7 @@
  *   *nosrv*            no error, no answer (NODATA)
  *   nx*, _x._tcp.nx*   NXDOMAIN
  *   sf*, _x._tcp.sf*   SERVFAIL
+ *   tc*                over UDP a truncated answer (TC), over TCP as good.test
  *   black*             never answered
  * It counts the queries it receives, so tests can see what the caches
  * spared. Header-only, static, for tests only; no root needed. */
@@ -19,8 +20,14 @@
 
 struct fake_dns {
     uv_udp_t udp;
+    uv_tcp_t tcp;  /* listener on the same port */
+    uv_tcp_t conn; /* the one TCP client served */
+    int conn_open;
+    unsigned char in[600];
+    size_t in_n;
     int port;
     int queries;
+    int tcp_queries;
     int answered;
     char last[256];
     char servers[32]; /* "127.0.0.1:port" for xs_dns_opts.servers */
@@ -113,19 +120,21 @@ static size_t fake_qname(const unsigned char *q, size_t len, char *out, size_t c
     return p + 1 + 4;
 }
 
-static void fake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
-                      unsigned flags)
+/* Builds the answer to query q[0..len). Returns 0 to answer with *m, -1
+ * to stay silent. Over UDP a "tc*" name gets only a truncated header, so
+ * the client must come back over TCP, where it gets the full answer. */
+static int fake_answer(struct fake_dns *f, const unsigned char *q, size_t len, int over_tcp,
+                       struct fake_msg *m)
 {
-    struct fake_dns *f = h->data;
-    if (nread < 17 || !from)
-        return;
-    const unsigned char *q = (const unsigned char *)buf->base;
     char name[256];
-    size_t qend = fake_qname(q, (size_t)nread, name, sizeof name);
-    if (qend > (size_t)nread)
-        return;
+    if (len < 17)
+        return -1;
+    size_t qend = fake_qname(q, len, name, sizeof name);
+    if (qend > len)
+        return -1;
     unsigned qtype = (unsigned)(q[qend - 4] << 8 | q[qend - 3]);
     f->queries++;
+    f->tcp_queries += over_tcp;
     snprintf(f->last, sizeof f->last, "%s", name);
     const char *label = name;
     if (!strncmp(label, "_x._tcp.", 8))
@@ -133,45 +142,124 @@ static void fake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const str
     else if (!strncmp(label, "_xmpp-server._tcp.", 18))
         label += 18;
     if (!strncmp(label, "black", 5))
-        return;
+        return -1;
     unsigned rcode = 0;
     if (!strncmp(label, "nx", 2))
         rcode = 3;
     else if (!strncmp(label, "sf", 2))
         rcode = 2;
-    struct fake_msg m = {.n = 0};
-    fm_put(&m, q, 2);
-    fm_put16(&m, 0x8180 | rcode);
-    fm_put16(&m, 1);
-    size_t an_at = m.n;
-    fm_put16(&m, 0);
-    fm_put16(&m, 0);
-    fm_put16(&m, 0);
-    fm_put(&m, q + 12, qend - 12);
+    int truncated = !over_tcp && !strncmp(label, "tc", 2);
+    m->n = 0;
+    fm_put(m, q, 2);
+    fm_put16(m, (truncated ? 0x8380 : 0x8180) | rcode);
+    fm_put16(m, 1);
+    size_t an_at = m->n;
+    fm_put16(m, 0);
+    fm_put16(m, 0);
+    fm_put16(m, 0);
+    fm_put(m, q + 12, qend - 12);
     unsigned an = 0;
-    if (rcode == 0 && qtype == 1 && !strcmp(label, "good.test") && label == name) {
+    int srv = qtype == 33 && label != name;
+    if (truncated) {
+        an = 0;
+    } else if (rcode == 0 && qtype == 1 && !strcmp(label, "good.test") && label == name) {
         static const unsigned char lo[4] = {127, 0, 0, 1};
-        fm_rr(&m, 1, lo, 4);
+        fm_rr(m, 1, lo, 4);
         an = 1;
-    } else if (rcode == 0 && qtype == 33 && label != name && !strcmp(label, "good.test")) {
-        fm_srv(&m, 10, 5269, "b.good.test");
-        fm_srv(&m, 5, 5270, "a.good.test");
+    } else if (rcode == 0 && srv && (!strcmp(label, "good.test") || !strcmp(label, "tc.test"))) {
+        fm_srv(m, 10, 5269, "b.good.test");
+        fm_srv(m, 5, 5270, "a.good.test");
         an = 2;
-    } else if (rcode == 0 && qtype == 33 && label != name && !strcmp(label, "dot.test")) {
-        fm_srv(&m, 0, 0, "");
+    } else if (rcode == 0 && srv && !strcmp(label, "dot.test")) {
+        fm_srv(m, 0, 0, "");
         an = 1;
     }
-    m.b[an_at] = (unsigned char)(an >> 8);
-    m.b[an_at + 1] = (unsigned char)an;
+    m->b[an_at] = (unsigned char)(an >> 8);
+    m->b[an_at + 1] = (unsigned char)an;
+    f->answered++;
+    return 0;
+}
+
+static void fake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                      unsigned flags)
+{
+    struct fake_dns *f = h->data;
+    if (nread <= 0 || !from)
+        return;
     /* libuv sends later when called from a receive callback, so the bytes
      * live with the request until fake_sent frees both. */
     struct fake_send *s = malloc(sizeof *s);
-    s->msg = m;
+    if (fake_answer(f, (const unsigned char *)buf->base, (size_t)nread, 0, &s->msg) != 0) {
+        free(s);
+        return;
+    }
     uv_buf_t out = uv_buf_init((char *)s->msg.b, (unsigned)s->msg.n);
     if (uv_udp_send(&s->req, h, &out, 1, from, fake_sent) != 0)
         free(s);
-    else
-        f->answered++;
+}
+
+/* DNS over TCP (RFC 1035 section 4.2.2): each message has a two-byte
+ * length in front. One connection at a time is all the tests need. */
+struct fake_write {
+    uv_write_t req; /* first, so the request is the allocation */
+    unsigned char b[2 + sizeof(struct fake_msg)];
+};
+
+static void fake_written(uv_write_t *w, int status)
+{
+    free(w);
+}
+
+static void fake_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct fake_dns *f = h->data;
+    *buf = uv_buf_init((char *)f->in + f->in_n, (unsigned)(sizeof f->in - f->in_n));
+}
+
+static void fake_conn_closed(uv_handle_t *h)
+{
+    struct fake_dns *f = h->data;
+    f->conn_open = 0;
+}
+
+static void fake_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct fake_dns *f = s->data;
+    if (nread < 0 || f->in_n + (size_t)nread > sizeof f->in) {
+        if (!uv_is_closing((uv_handle_t *)s))
+            uv_close((uv_handle_t *)s, fake_conn_closed);
+        return;
+    }
+    f->in_n += (size_t)nread;
+    while (f->in_n >= 2 && f->in_n >= 2 + (size_t)(f->in[0] << 8 | f->in[1])) {
+        size_t len = (size_t)(f->in[0] << 8 | f->in[1]);
+        struct fake_msg m;
+        if (fake_answer(f, f->in + 2, len, 1, &m) == 0) {
+            struct fake_write *w = malloc(sizeof *w);
+            w->b[0] = (unsigned char)(m.n >> 8);
+            w->b[1] = (unsigned char)m.n;
+            memcpy(w->b + 2, m.b, m.n);
+            uv_buf_t out = uv_buf_init((char *)w->b, (unsigned)(2 + m.n));
+            if (uv_write(&w->req, s, &out, 1, fake_written) != 0)
+                free(w);
+        }
+        memmove(f->in, f->in + 2 + len, f->in_n - 2 - len);
+        f->in_n -= 2 + len;
+    }
+}
+
+static void fake_accept(uv_stream_t *srv, int status)
+{
+    struct fake_dns *f = srv->data;
+    if (status != 0 || f->conn_open)
+        return;
+    uv_tcp_init(srv->loop, &f->conn);
+    f->conn.data = f;
+    f->conn_open = 1;
+    f->in_n = 0;
+    if (uv_accept(srv, (uv_stream_t *)&f->conn) != 0 ||
+        uv_read_start((uv_stream_t *)&f->conn, fake_conn_alloc, fake_conn_read) != 0)
+        uv_close((uv_handle_t *)&f->conn, fake_conn_closed);
 }
 
 static int fake_dns_start(uv_loop_t *loop, struct fake_dns *f)
@@ -188,12 +276,22 @@ static int fake_dns_start(uv_loop_t *loop, struct fake_dns *f)
     uv_udp_getsockname(&f->udp, (struct sockaddr *)&ss, &len);
     f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     snprintf(f->servers, sizeof f->servers, "127.0.0.1:%d", f->port);
+    /* The same port over TCP, for answers that do not fit a datagram. */
+    uv_ip4_addr("127.0.0.1", f->port, &a);
+    uv_tcp_init(loop, &f->tcp);
+    f->tcp.data = f;
+    if (uv_tcp_bind(&f->tcp, (const struct sockaddr *)&a, 0) != 0 ||
+        uv_listen((uv_stream_t *)&f->tcp, 4, fake_accept) != 0)
+        return -1;
     return uv_udp_recv_start(&f->udp, fake_alloc, fake_recv);
 }
 
 static void fake_dns_stop(struct fake_dns *f)
 {
     uv_close((uv_handle_t *)&f->udp, NULL);
+    uv_close((uv_handle_t *)&f->tcp, NULL);
+    if (f->conn_open && !uv_is_closing((uv_handle_t *)&f->conn))
+        uv_close((uv_handle_t *)&f->conn, fake_conn_closed);
 }
 
 /* Milliseconds since `t0` (uv_hrtime). */

@@ -579,6 +579,16 @@ static void test_resolver_answers(void)
     CHECK_STR(nx.t[0].host, "nx.test");
     CHECK(sf.called == 1 && sf.status == XS_EDNS && sf.n == 0);
 
+    /* A truncated answer: c-ares asks again over TCP (a socket it watches
+     * for writability while connecting), and the SRV records come back. */
+    struct timed tc = {0};
+    timed_done = 0;
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "tc.test", 5269, on_srv_timed, &tc, NULL) == 0);
+    run_until_n(&loop, &timed_done, 1, 3000);
+    CHECK(tc.called == 1 && tc.status == 0 && tc.n == 2);
+    CHECK(tc.t[0].port == 5270 && tc.t[1].port == 5269);
+    CHECK(f.tcp_queries == 1);
+
     struct addr_result a = {0}, anx = {0}, asf = {0}, anodata = {0};
     CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
     CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &anx, NULL) == 0);
