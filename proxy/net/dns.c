@@ -469,7 +469,7 @@ int xs_dns_new(uv_loop_t *loop, const struct xs_dns_opts *opts, struct xs_dns **
     unsigned timeout_ms = or_default(opts->timeout_ms, 2000);
     unsigned tries = or_default(opts->tries, 2);
     dns->span_ms = (uint64_t)timeout_ms * tries;
-    dns->max_inflight = or_default(opts->max_inflight, 256);
+    dns->max_inflight = or_default(opts->max_inflight, 1024);
     dns->neg_ttl_s = or_default(opts->neg_ttl_s, 30);
     dns->pos_min_ttl_s = or_default(opts->pos_min_ttl_s, 5);
     dns->pos_max_ttl_s = or_default(opts->pos_max_ttl_s, 300);
