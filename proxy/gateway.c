@@ -91,7 +91,7 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
                        &gw->xmpp);
     if (rc != 0)
         goto fail;
-    rc = xs_sip_start(loop, cfg, xs_router_submit, &gw->router, &gw->sip);
+    rc = xs_sip_start(loop, cfg, gw->tls, xs_router_submit, &gw->router, &gw->sip);
     if (rc != 0)
         goto fail_xmpp;
     gw->router.sides[XS_SIDE_XMPP] = (struct xs_side){gw->xmpp, xs_xmpp_deliver};
@@ -149,7 +149,7 @@ int xs_gateway_reload(struct xs_gateway *gw)
     gw->policy = next;
     gw->generation++;
     xs_router_set_policy(&gw->router, next);
-    xs_sip_reconfigure(gw->sip, cfg);
+    xs_sip_reconfigure(gw->sip, cfg, tls);
     xs_xmpp_set_policy(gw->xmpp, next, tls);
     if (tls != gw->tls) {
         xs_tls_ctx_unref(gw->tls);

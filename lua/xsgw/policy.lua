@@ -92,25 +92,43 @@ local function valid_dns_name(d)
     return d:lower() == d
 end
 
--- "host:port", "[v6]:port" -> host, port (numbers 1..65535)
-local function parse_hostport(where, what, s)
-    want(where, what, s, "string")
+-- "host:port", "[v6]:port" -> host, port (numbers 1..65535); nil when it is not
+-- that. default_port, when given, stands in for a missing ":port".
+local function split_hostport(s, default_port)
     local host, port = s:match("^%[([%x:%.]+)%]:(%d+)$")
     if not host then host, port = s:match("^([^:%[%]]+):(%d+)$") end
+    if not host and default_port then
+        host = s:match("^%[([%x:%.]+)%]$") or s:match("^([^:%[%]]+)$")
+        port = default_port
+    end
     port = tonumber(port)
-    if not host or host == "" or not port or port < 1 or port > 65535 then
+    if not host or host == "" or not port or port < 1 or port > 65535 then return nil end
+    return host, port
+end
+
+local function parse_hostport(where, what, s)
+    want(where, what, s, "string")
+    local host, port = split_hostport(s)
+    if not host then
         fail(where, "%s '%s' is not host:port with a port from 1 to 65535", what, s)
     end
     return host, port
 end
 
+-- "udp:host:port", "tcp:host:port", "tls:host:port"; tls alone may leave
+-- the port out, for 5061 (RFC 3261 §19.1.2 gives each a default, but only the
+-- TLS one differs from what an operator would guess).
 local function parse_sip_endpoint(where, what, s)
     want(where, what, s, "string")
     local transport, rest = s:match("^(%a+):(.+)$")
-    if not transport or (transport ~= "udp" and transport ~= "tcp") then
-        fail(where, "%s '%s' must start with udp: or tcp:", what, s)
+    if not transport or (transport ~= "udp" and transport ~= "tcp" and transport ~= "tls") then
+        fail(where, "%s '%s' must start with udp:, tcp: or tls:", what, s)
     end
-    local host, port = parse_hostport(where, what, rest)
+    local host, port = split_hostport(rest, transport == "tls" and 5061 or nil)
+    if not host then
+        fail(where, "%s '%s' is not %s:host:port with a port from 1 to 65535%s", what, s,
+            transport, transport == "tls" and " (or tls:host for 5061)" or "")
+    end
     return { transport = transport, host = host, port = port }
 end
 

@@ -10,8 +10,10 @@ gateway {
   sip = {
     -- SIP stays on the internal network: only the edge proxy may send
     -- requests (sip.trusted), and the listeners are not on the Internet.
-    listen = { "udp:10.0.0.2:5060", "tcp:10.0.0.2:5060" },
-    next_hop = "tcp:edge.sip.example.com:5060",
+    -- tls: encrypts with the certificate above; the edge's own certificate
+    -- is not verified yet, so sip.trusted is still what admits a sender.
+    listen = { "udp:10.0.0.2:5060", "tcp:10.0.0.2:5060", "tls:10.0.0.2:5061" },
+    next_hop = "tls:edge.sip.example.com",   -- port 5061
     trusted = { "10.0.0.0/24" },
   },
 }

@@ -3,7 +3,11 @@
  * classes (optionally quantified by * + - ?), captures, back-references,
  * %b and %f; matching tries each item in turn and backtracks over the
  * quantifiers. Every step (one character tested against one class) is
- * counted, and every XS_PATTERN_TICK steps the sandbox may stop the call. */
+ * counted, and every XS_PATTERN_TICK steps the sandbox may stop the call.
+ * Its answers must be exactly those of string.find/match/gmatch/gsub, so it
+ * follows the algorithm of Lua 5.4's own matcher (lstrlib.c, MIT license,
+ * Lua.org, PUC-Rio): written for this project around the step counter, with
+ * the same limits (200 levels of recursion, 32 captures). */
 #define _GNU_SOURCE /* memmem */
 #include "policy/pattern.h"
 

@@ -176,7 +176,10 @@ static double num_field(lua_State *L, int t, const char *k)
 static int endpoint_from(lua_State *L, int t, struct xs_sip_endpoint *e)
 {
     char *tr = dup_field(L, t, "transport");
-    e->transport = tr && !strcmp(tr, "tcp") ? XS_SIP_TCP : XS_SIP_UDP;
+    e->transport = !tr                  ? XS_SIP_UDP
+                   : !strcmp(tr, "tcp") ? XS_SIP_TCP
+                   : !strcmp(tr, "tls") ? XS_SIP_TLS
+                                        : XS_SIP_UDP;
     free(tr);
     e->host = dup_field(L, t, "host");
     e->port = (int)num_field(L, t, "port");
@@ -574,8 +577,10 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
             c->xmpp_listen_port, c->tls_cert ? c->tls_cert : "self-signed", c->n_sip_listen);
     if (c->sip_next_hop.host)
         fprintf(out, ", next hop %s:%s:%d\n",
-                c->sip_next_hop.transport == XS_SIP_TCP ? "tcp" : "udp", c->sip_next_hop.host,
-                c->sip_next_hop.port);
+                c->sip_next_hop.transport == XS_SIP_TLS   ? "tls"
+                : c->sip_next_hop.transport == XS_SIP_TCP ? "tcp"
+                                                          : "udp",
+                c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
     fprintf(out, "  sip trusted:");

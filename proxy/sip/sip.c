@@ -64,6 +64,8 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
     /* 64 KiB is what one UDP datagram can carry; a policy that asks for
      * nothing gets that. */
     sip->max_message = cfg->sip_max_message ? cfg->sip_max_message : 65535;
+    /* 0 (a config not made by a policy) leaves the body size to the router. */
+    sip->max_body = cfg->max_body;
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -248,6 +250,18 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     }
     struct xs_sip_in in;
     xs_sip_in_parse(data, len, oversize, &in);
+    /* gateway.max_body limits the body the sender wrote (as converted to
+     * UTF-8, which is what the router measures too): a size, answered 413
+     * here before the policy sees it, not a refusal by policy (the router's
+     * policy-violation, which would become 403). */
+    if (in.verdict == XS_SIP_SUBMIT && sip->max_body && in.ev->body &&
+        strlen(in.ev->body) > sip->max_body) {
+        xs_event_free(in.ev);
+        in.ev = NULL;
+        in.verdict = XS_SIP_ANSWER;
+        in.status = 413;
+        in.why = "message body exceeds gateway.max_body";
+    }
     if (in.ev)
         in.ev->auth = "trusted-source";
     switch (in.verdict) {
@@ -305,8 +319,9 @@ static void sip_free(struct xs_sip *sip)
     free(sip);
 }
 
-int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct xs_sip_opts *opts,
-                      xs_submit_fn submit, void *router, struct xs_sip **out)
+int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                      const struct xs_sip_opts *opts, xs_submit_fn submit, void *router,
+                      struct xs_sip **out)
 {
     *out = NULL;
     xs_sip_msg_global_init();
@@ -330,6 +345,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
     }
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    lim.tls = tls;
     const struct xs_sip_tp_cbs cbs = {.message = on_message, .next_hop = on_next_hop};
     rc = xs_sip_tp_start(loop, cfg, &lim, &cbs, sip, &sip->tp);
     if (rc != 0) {
@@ -346,12 +362,12 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct
     return 0;
 }
 
-int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, xs_submit_fn submit, void *router,
-                 struct xs_sip **out)
+int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                 xs_submit_fn submit, void *router, struct xs_sip **out)
 {
     struct xs_sip_opts opts;
     xs_sip_default_opts(&opts);
-    return xs_sip_start_opts(loop, cfg, &opts, submit, router, out);
+    return xs_sip_start_opts(loop, cfg, tls, &opts, submit, router, out);
 }
 
 static int same_listen(const struct xs_sip *sip, const struct xs_config *cfg)
@@ -367,7 +383,7 @@ static int same_listen(const struct xs_sip *sip, const struct xs_config *cfg)
     return 1;
 }
 
-int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
+int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct xs_tls_ctx *tls)
 {
     if (sip->closing)
         return XS_ESTATE;
@@ -379,6 +395,7 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg)
     take_config(sip, cfg);
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    lim.tls = tls;
     xs_sip_tp_reconfigure(sip->tp, &lim, &cfg->sip_next_hop);
     return 0;
 }

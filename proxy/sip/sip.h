@@ -1,4 +1,4 @@
-/* The SIP side of the gateway: transports (UDP, TCP), RFC 3261 §17
+/* The SIP side of the gateway: transports (UDP, TCP, TLS), RFC 3261 §17
  * non-INVITE transactions, and MESSAGE (RFC 3428) both ways, on libosip2's
  * parser. Toward the middle it has the two faces of every side: arriving
  * MESSAGEs become events handed to `submit`, and xs_sip_deliver() turns an
@@ -29,6 +29,8 @@
  *   original: a stored response is never sent anywhere else (audit H1).
  * - A request with a header section past 8 KiB or more than 70 Vias gets a
  *   terse 513/400 (top Via only) and no transaction.
+ * - A MESSAGE whose body (in UTF-8) passes gateway.max_body is answered 413
+ *   before the policy sees it; nothing is submitted.
  * - A datagram larger than sip_max_message is answered 413 when it parses
  *   as a request, else dropped with a log line. On TCP, Content-Length is
  *   required; a missing or bad one gets 400, an oversized message 413, and
@@ -50,16 +52,23 @@
 
 struct xs_sip;
 
+struct xs_tls_ctx;
+
 /* Starts the listeners named by cfg->sip_listen. `cfg` is copied (what the
- * SIP side needs of it), not kept. `submit`/`router` receive arriving MESSAGE
- * events. Returns 0 or a negative XS_E* (and logs which listener failed). */
-int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, xs_submit_fn submit, void *router,
-                 struct xs_sip **out);
+ * SIP side needs of it), not kept. `tls` (borrowed; the transports take their
+ * own reference) is the certificate tls: listeners present and the context a
+ * tls: next hop is reached with; NULL when there is none, and then tls:
+ * endpoints fail. Peer certificates are not verified. `submit`/`router`
+ * receive arriving MESSAGE events. Returns 0 or a negative XS_E* (and logs
+ * which listener failed). */
+int xs_sip_start(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                 xs_submit_fn submit, void *router, struct xs_sip **out);
 
 /* Takes the parts of a reloaded config that can change at run time (next
- * hop, limits). Listeners stay as they are; a changed listener set is logged
- * as needing a restart. */
-int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg);
+ * hop, limits, the TLS context: borrowed as in xs_sip_start; connections
+ * made from now on use it, open ones keep theirs). Listeners stay as they
+ * are; a changed listener set is logged as needing a restart. */
+int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct xs_tls_ctx *tls);
 
 /* Sends ev (taken; ev->from and ev->to are SIP URIs) as a MESSAGE to the next
  * hop in a client transaction; done() gets XS_COND_NONE on a 2xx, the RFC
@@ -112,8 +121,9 @@ struct xs_sip_opts {
 void xs_sip_default_opts(struct xs_sip_opts *opts);
 
 /* xs_sip_start with explicit tunables (opts copied). */
-int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, const struct xs_sip_opts *opts,
-                      xs_submit_fn submit, void *router, struct xs_sip **out);
+int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tls_ctx *tls,
+                      const struct xs_sip_opts *opts, xs_submit_fn submit, void *router,
+                      struct xs_sip **out);
 
 /* The port cfg->sip_listen[i] is bound to (useful after asking for port 0),
  * or -1. */

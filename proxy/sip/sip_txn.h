@@ -77,6 +77,7 @@ struct xs_sip {
     struct xs_sip_txn *server_list, *client_list;
     struct xs_sip_txn *server_tail, *client_tail;
     size_t max_message;
+    size_t max_body;     /* gateway.max_body: larger bodies get 413 (0: not checked here) */
     size_t stored_bytes; /* of final responses kept, against opts.max_stored_bytes */
     char host[256];      /* our name for Warning agents and generated Call-IDs */
     uint32_t cseq;

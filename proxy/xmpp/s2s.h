@@ -60,6 +60,10 @@
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4
 #define XS_S2S_IN_DB_ATTEMPTS_MAX 32
+/* Verifications of one domain pair pending at once from one source address
+ * (all its streams together): the outbound stream's XS_S2S_VERIFY_MAX
+ * places are shared by everyone who claims that domain. */
+#define XS_S2S_IN_VERIFY_PER_SOURCE 2
 /* db:verify answered on one stream before any pair on it is valid (audit
  * L6), and the longest id such a request may carry. A receiving server
  * needs one per key it checks; the set-up deadline ends the stream anyway. */

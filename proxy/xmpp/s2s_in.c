@@ -245,6 +245,24 @@ static size_t count_pending(const struct s2s_in *in)
     return n;
 }
 
+/* Verifications of one pair pending on all streams from one source. The
+ * outbound stream that carries them to the pair's authoritative server has
+ * XS_S2S_VERIFY_MAX places, shared by everyone who claims that domain; a
+ * server needs one stream per pair, so a per-source share keeps a few
+ * hosts from taking all places and failing the partner's own dialback. */
+static size_t pending_from_source(struct xs_xmpp *x, const char *source, const char *local,
+                                  const char *remote)
+{
+    size_t n = 0;
+    for (struct s2s_in *in = x->ins; in; in = in->next) {
+        if (in->state == IN_CLOSED || strcmp(in->source, source))
+            continue;
+        struct in_pair *pair = find_pair(in, local, remote);
+        n += pair && pair->state == PAIR_PENDING;
+    }
+    return n;
+}
+
 /* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
 static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
 {
@@ -296,6 +314,14 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
         xs_log(XS_LOG_DEBUG, "s2s.in.dialback",
                "stream=in%llu remote=%s local=%s result=ignored reason=already-verifying",
                (unsigned long long)in->serial, remote, local);
+        return;
+    }
+    if (pending_from_source(in->x, in->source, local, remote) >= XS_S2S_IN_VERIFY_PER_SOURCE) {
+        free(key);
+        xs_log(XS_LOG_WARN, "s2s.in.dialback",
+               "stream=in%llu remote=%s local=%s result=refused reason=too-many-from-source",
+               (unsigned long long)in->serial, remote, local);
+        reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
         return;
     }
     if (count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT) {

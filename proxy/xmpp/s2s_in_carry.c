@@ -83,9 +83,13 @@ static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, struct xs
         if (!xs_s2s_domain_of(to, local) && !xs_s2s_domain_of(from, remote))
             o = xs_s2s_out_find(x, local, remote);
         int matched = o && xs_s2s_out_error(o, id, c, text ? text : "error from the XMPP server");
+        /* Quoted: a peer's id with spaces could otherwise add fields of its
+         * own to the line (audit L4). */
+        char qf[128], qt[128], qi[128];
         xs_log(matched ? XS_LOG_INFO : XS_LOG_WARN, "xmpp.error.in",
                "stream=in%llu from=%s to=%s id=%s cond=%s result=%s", (unsigned long long)serial,
-               from ? from : "-", to ? to : "-", id ? id : "-", xs_cond_name(c),
+               xs_log_quote(qf, sizeof qf, from), xs_log_quote(qt, sizeof qt, to),
+               xs_log_quote(qi, sizeof qi, id), xs_cond_name(c),
                matched ? "reported-to-sender" : "too-late-recorded");
         free(text);
         return;

@@ -427,6 +427,91 @@ class SipEndpoint(asyncio.DatagramProtocol):
         return req
 
 
+async def read_sip(reader):
+    """One Content-Length framed SIP message from a stream, parsed."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)\s*$", head)
+    body = await reader.readexactly(int(m.group(1))) if m else b""
+    return parse_sip(head + body)
+
+
+def sip_response_to(req, code, reason):
+    """A final response to the parsed request `req` (bytes)."""
+    hdrs = req["headers"]
+    to = hdrs["to"][0]
+    if ";tag=" not in to:
+        to += ";tag=uas1"
+    return (f"SIP/2.0 {code} {reason}\r\n"
+            + "".join(f"Via: {v}\r\n" for v in hdrs["via"])
+            + f"From: {hdrs['from'][0]}\r\nTo: {to}\r\nCall-ID: {hdrs['call-id'][0]}\r\n"
+            f"CSeq: {hdrs['cseq'][0]}\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def stream_message(writer, via, frm, to, body, call_id=None):
+    """Writes a MESSAGE on a TCP or TLS connection (`via`: "TCP" or "TLS")."""
+    b = body if isinstance(body, bytes) else body.encode()
+    port = writer.get_extra_info("sockname")[1]
+    req = (f"MESSAGE {to} SIP/2.0\r\n"
+           f"Via: SIP/2.0/{via} 127.0.0.1:{port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+           f"Max-Forwards: 70\r\nFrom: <{frm}>;tag={uuid.uuid4().hex[:8]}\r\n"
+           f"To: <{to}>\r\nCall-ID: {call_id or uuid.uuid4().hex}\r\n"
+           f"CSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+           f"Content-Length: {len(b)}\r\n\r\n").encode() + b
+    writer.write(req)
+    return req
+
+
+class SipTlsEndpoint:
+    """A SIP endpoint over TLS with its own certificate: a listener the
+    gateway's tls: next hop connects to (every request is queued in
+    `requests` and answered 200), and a client for the gateway's tls:
+    listeners. The gateway's certificate is not verified, as the gateway
+    does not verify ours."""
+
+    def __init__(self, tmp, name="edge.sip.test"):
+        cert, key = make_cert(tmp, name)
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(cert, key)
+        self.client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.client_ctx.check_hostname = False
+        self.client_ctx.verify_mode = ssl.CERT_NONE
+        self.requests = asyncio.Queue()
+        self.server = None
+        self.writers = []
+
+    async def listen(self, port):
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port,
+                                                 ssl=self.server_ctx)
+
+    async def _serve(self, reader, writer):
+        self.writers.append(writer)
+        try:
+            while True:
+                req = await read_sip(reader)
+                self.requests.put_nowait(req)
+                if "method" in req:
+                    writer.write(sip_response_to(req, 200, "OK"))
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+
+    async def connect(self, port, src="127.0.0.1"):
+        """A TLS connection from `src` to a gateway listener: (reader, writer)."""
+        return await asyncio.open_connection("127.0.0.1", port, ssl=self.client_ctx,
+                                             server_hostname="sip.test", local_addr=(src, 0))
+
+    @staticmethod
+    def message(writer, frm, to, body, call_id=None):
+        return stream_message(writer, "TLS", frm, to, body, call_id)
+
+    async def close(self):
+        for w in self.writers:
+            w.close()
+        if self.server:
+            self.server.close()
+            await self.server.wait_closed()
+
+
 def parse_sip(data):
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("utf-8", "replace").split("\r\n")
@@ -548,7 +633,8 @@ class Gateway:
 
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
-           peer_tls="required", sip_extra="", xmpp_extra=""):
+           peer_tls="required", sip_extra="", xmpp_extra="", sip_listen_extra="",
+           next_hop_transport="udp"):
     # Without sip_extra the gateway trusts SIP requests from the next hop's
     # address, 127.0.0.1, which is where every test sender lives.
     return f"""
@@ -556,8 +642,8 @@ gateway {{
   domains = {{ "sip.test" }},
   xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
            {xmpp_extra} }},
-  sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" }},
-           next_hop = "udp:127.0.0.1:{next_hop_port}", {sip_extra} }},
+  sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" {sip_listen_extra} }},
+           next_hop = "{next_hop_transport}:127.0.0.1:{next_hop_port}", {sip_extra} }},
 }}
 partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{peer_port}" }}
 {extra_partners}

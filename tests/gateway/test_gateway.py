@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import socket
+import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +18,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
-                   StreamParser, XStream, dialback_key, free_port, header, message, policy)
+                   SipTlsEndpoint, StreamParser, XStream, dialback_key, free_port, header,
+                   make_cert, message, policy, read_sip, stream_message)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -25,14 +28,17 @@ class Env:
     """One gateway, one fake XMPP peer, one fake SIP endpoint."""
 
     def __init__(self, tmp, sip_code=200, hook="", peer_tls="required", extra_partners="",
-                 sip_extra="", peer_offers_tls=True, xmpp_extra=""):
+                 sip_extra="", peer_offers_tls=True, xmpp_extra="", sip_listen_extra="",
+                 next_hop_transport="udp"):
         self.tmp = tmp
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.sip_code, self.hook = sip_code, hook
         self.policy_args = dict(extra_partners=extra_partners, hook=hook, peer_tls=peer_tls,
-                                sip_extra=sip_extra, xmpp_extra=xmpp_extra)
+                                sip_extra=sip_extra, xmpp_extra=xmpp_extra,
+                                sip_listen_extra=sip_listen_extra,
+                                next_hop_transport=next_hop_transport)
         self.gw = Gateway(tmp, self.policy_text())
 
     def policy_text(self, **over):
@@ -373,15 +379,21 @@ async def test_message_without_body_dropped_quietly(tmp):
 
 async def test_event_carries_stream_facts(tmp):
     """The event built from an inbound stanza says whether its stream was
-    encrypted and how the peer authenticated (the policy's m.secure and
-    m.auth once exposed; here through the side's debug line)."""
-    async with Env(tmp, peer_tls="optional") as e:
-        for tls, secure in ((True, 1), (False, 0)):
+    encrypted and how the peer authenticated: the policy sees m.secure and
+    m.auth."""
+    hook = """
+function on_message(m)
+  if m.origin == "xmpp" then
+    m.body = m.body .. " [" .. (m.secure and "secure" or "plain") .. " " .. tostring(m.auth) .. "]"
+  end
+  return m
+end"""
+    async with Env(tmp, peer_tls="optional", hook=hook) as e:
+        for tls, facts in ((True, "secure dialback"), (False, "plain dialback")):
             s = await e.peer.authenticated_stream(tls=tls)
-            s.send(message("alice@peer.test", "bob@sip.test", f"tls={tls}"))
+            s.send(message("alice@peer.test", "bob@sip.test", "hi"))
             req = await get(e.sip.requests)
-            assert req["body"] == f"tls={tls}".encode()
-            e.gw.wait_log(rf"ev=s2s\.in\.message stream=in\d+ event=\d+ secure={secure} auth=dialback")
+            assert req["body"] == f"hi [{facts}]".encode(), req["body"]
             await s.close()
 
 
@@ -402,6 +414,19 @@ async def test_presence_subscription_answered_unsubscribed(tmp):
         await expect_nothing(e.sip.requests, 0.1)
         assert e.gw.count_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=presence") == 2
         e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
+
+
+async def test_error_stanza_values_are_quoted_in_the_log(tmp):
+    """Audit L4: an error stanza's id with spaces cannot add fields of its
+    own to the log line."""
+    async with Env(tmp) as e:
+        s = await e.peer.authenticated_stream()
+        s.send("<message type='error' from='alice@peer.test' to='bob@sip.test' "
+               "id='x cond=forged result=reported-to-sender'><error type='cancel'>"
+               f"<item-not-found xmlns='{NS_STANZAS}'/></error></message>")
+        e.gw.wait_log(r'ev=xmpp\.error\.in stream=in\d+ from=alice@peer\.test to=bob@sip\.test '
+                      r'id="x cond=forged result=reported-to-sender" cond=item-not-found '
+                      r'result=too-late-recorded')
 
 
 async def test_iq_gets_service_unavailable(tmp):
@@ -475,6 +500,34 @@ async def test_idle_inbound_flood_leaves_federation_working(tmp):
         assert len(held) <= 256, len(held)
         assert max(per.values(), default=0) <= 8, per
         assert e.gw.count_log("reason=too-many-streams") == 0
+        for _, _, w in conns:
+            w.close()
+
+
+async def test_per_source_cap_counts_an_ipv6_64_as_one_source(tmp):
+    """IPv6 sources are counted per /64 (what one host usually holds): nine
+    idle streams from nine addresses of one /64 evict the first; one from
+    the next /64 evicts nothing. IPv4-mapped peers count per address."""
+    addrs = [f"fd00::{i}" for i in range(1, 10)] + ["fd00:0:0:1::1"]
+    for a in addrs:
+        r = subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", "lo", "nodad"],
+                           capture_output=True)
+        assert r.returncode == 0 or b"File exists" in r.stderr, r.stderr
+    e = Env(tmp)
+    e.gw.write_policy(e.policy_text().replace('listen = "127.0.0.1:', 'listen = "[::]:', 1))
+    async with e:
+        conns = []
+        for a in addrs:
+            r, w = await asyncio.open_connection("::1", e.gw_port, local_addr=(a, 0))
+            w.write(header("peer.test", "sip.test").encode())
+            conns.append((a, r, w))
+        e.gw.wait_count("reason=accepted", len(addrs))
+        held = await still_open(conns)
+        assert [a for a, _, _ in held] == addrs[1:], [a for a, _, _ in held]
+        assert e.gw.count_log(r"ev=s2s\.in\.evicted .*reason=per-source-cap") == 1
+        # Over IPv4 (mapped on this dual-stack listener) the partner still works.
+        s = await e.peer.authenticated_stream()
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
         for _, _, w in conns:
             w.close()
 
@@ -576,6 +629,34 @@ async def test_dialback_flood_does_not_starve_the_partner(tmp):
         assert req["body"] == b"authenticated"
         print(f"  db:verify the partner was asked: {e.peer.verify_requests}")
         assert e.peer.verify_requests == 2, e.peer.verify_requests
+
+
+async def test_dialback_share_per_source(tmp):
+    """One source address has at most 2 verifications of one pair pending,
+    over all its streams: the outbound stream's 64 places for peer.test
+    cannot be taken by a few hosts. A third stream from the same host is
+    refused at once; the partner, from another address, still gets in."""
+    async with Env(tmp, peer_tls="optional") as e:
+        e.peer.verify_delay = 2.0
+        streams = []
+        for _ in range(3):
+            r, w = await asyncio.open_connection("127.0.0.1", e.gw_port, local_addr=("127.0.0.5", 0))
+            s = XStream(r, w)
+            s.send(header(None, "sip.test"))
+            assert (await s.next())[0] == "header"
+            await s.expect_el("features")
+            s.send(f"<db:result from='peer.test' to='sip.test'>{'ab' * 32}</db:result>")
+            streams.append(s)
+        el = await streams[2].expect_el("result")
+        assert el.attrs.get("type") == "error", el
+        assert el.child("error").child("resource-constraint") is not None, el
+        e.gw.wait_log("result=refused reason=too-many-from-source")
+        assert e.gw.count_log("remote=peer.test local=sip.test result=verifying") == 2
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        for st in streams[:2]:
+            el = await st.expect_el("result", timeout=20)
+            assert el.attrs.get("type") == "invalid", el
 
 
 async def test_dialback_in_flight_cap(tmp):
@@ -762,6 +843,73 @@ async def test_sip_to_xmpp_message(tmp):
         assert (await get(e.uac.responses, 20))["code"] == 200
         # The peer checked the gateway's key by asking the gateway back.
         assert e.peer.verified and all(ok for _, ok in e.peer.verified), e.peer.verified
+
+
+async def test_sip_over_tls_both_ways(tmp):
+    # A tls: listener and a tls: next hop on 127.0.0.1, which is therefore
+    # trusted by default. The gateway starts with its self-signed certificate;
+    # a reload that names one applies to the connections made after it.
+    tls_port = free_port()
+    async with Env(tmp, sip_listen_extra=f', "tls:127.0.0.1:{tls_port}"',
+                   next_hop_transport="tls") as e:
+        edge = SipTlsEndpoint(tmp)
+        await edge.listen(e.next_hop_port)
+        try:
+            r, w = await edge.connect(tls_port)
+            edge.message(w, "sip:bob@sip.test", "sip:alice@peer.test", UNICODE_BODY,
+                         call_id="tls-in-1")
+            st = await get(e.peer.received, 20)
+            assert st.name == "message", st
+            assert st.attrs.get("from") == "bob@sip.test", st.attrs
+            assert st.attrs.get("to") == "alice@peer.test", st.attrs
+            assert st.child("body").text == UNICODE_BODY, st.child("body").text
+            resp = await asyncio.wait_for(read_sip(r), 20)
+            assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+            assert resp["headers"]["call-id"] == ["tls-in-1"], resp["headers"]
+            assert re.search(r"ev=sip\.conn .*state=tls dir=in", e.gw.log_text())
+            # Encryption is not authentication: a TLS sender from an address
+            # that is not the next hop's is refused like one over UDP or TCP.
+            r3, w3 = await edge.connect(tls_port, src="127.0.0.2")
+            edge.message(w3, "sip:bob@sip.test", "sip:alice@peer.test", "stranger",
+                         call_id="tls-stranger")
+            resp = await asyncio.wait_for(read_sip(r3), 20)
+            assert resp["first"] == "SIP/2.0 403 Forbidden", resp["first"]
+            await expect_nothing(e.peer.received, 1)
+            w3.close()
+
+            s = await e.peer.authenticated_stream()
+            s.send(message("alice@peer.test/phone", "bob@sip.test", "over tls", mid="t1"))
+            req = await get(edge.requests, 20)
+            assert req["first"] == "MESSAGE sip:bob@sip.test SIP/2.0", req["first"]
+            assert req["body"] == b"over tls", req["body"]
+            assert req["headers"]["via"][0].startswith("SIP/2.0/TLS "), req["headers"]["via"]
+            # Nothing went the old ways: no UDP request, no second delivery.
+            await expect_nothing(e.sip.requests, 0.5)
+            await expect_nothing(edge.requests, 0.5)
+            await expect_nothing(e.peer.received, 0.1)
+
+            first_der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            cert, key = make_cert(tmp, "sip.test")
+            e.gw.write_policy(e.policy_text(
+                xmpp_extra=f'tls = {{ cert = "{cert}", key = "{key}" }},'))
+            out = e.gw.reload()
+            assert "result=ok" in out, out
+            with open(cert) as f:
+                new_der = ssl.PEM_cert_to_DER_cert(f.read())
+            assert first_der != new_der
+            r2, w2 = await edge.connect(tls_port)
+            assert w2.get_extra_info("ssl_object").getpeercert(binary_form=True) == new_der
+            edge.message(w2, "sip:bob@sip.test", "sip:alice@peer.test", "after reload",
+                         call_id="tls-in-2")
+            st = await get(e.peer.received, 20)
+            assert st.child("body").text == "after reload", st.child("body").text
+            resp = await asyncio.wait_for(read_sip(r2), 20)
+            assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+            w.close()
+            w2.close()
+            await s.close()
+        finally:
+            await edge.close()
 
 
 async def test_sip_to_xmpp_in_order_while_stream_sets_up(tmp):
@@ -1041,6 +1189,122 @@ async def test_no_error_grace_answers_at_kernel_confirmation(tmp):
         assert got == [f"quick {i}" for i in range(5)], got
 
 
+STREAM_ERR_NS = "urn:ietf:params:xml:ns:xmpp-streams"
+TLS_NS = "urn:ietf:params:xml:ns:xmpp-tls"
+
+
+async def scripted_peer_case(e, port, script):
+    """Serves one gateway connection on `port` with `script(s, h)` (s an
+    XStream, h the gateway's header); returns (bytes received, SIP code)."""
+    done = asyncio.get_running_loop().create_future()
+    got = {}
+
+    async def serve(r, w):
+        s = XStream(r, w)
+        try:
+            kind, h = await s.next()
+            assert kind == "header", kind
+            await script(s, h)
+            await asyncio.sleep(0.2)
+        except (ConnectionError, asyncio.TimeoutError, TimeoutError):
+            pass
+        finally:
+            got["raw"] = bytes(s.raw)
+            w.close()
+            if not done.done():
+                done.set_result(None)
+    srv = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        cid = uuid.uuid4().hex
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@odd.test", "to odd",
+                           call_id=cid)
+        code = (await final_codes(e, {cid: "to odd"}, timeout=10))[cid]
+        await asyncio.wait_for(done, 10)
+        return got["raw"], code
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def test_outbound_peer_failures(tmp):
+    """What the gateway does when the server it connected to misbehaves at
+    each step of the set-up; every case answers the SIP sender (404,
+    remote-server-not-found) and logs why. Then a pre-1.0 peer (no version,
+    no features) that accepts dialback at once gets the message."""
+    port = free_port()
+    extra = f'partner "odd.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{port}" }}'
+
+    def hdr(version=True, sid="s1"):
+        return header("odd.test", "sip.test", sid)[:-len(" version='1.0'>")] + \
+            (" version='1.0'>" if version else ">")
+
+    async def stream_error(s, h):
+        s.send(hdr() + f"<stream:error><host-unknown xmlns='{STREAM_ERR_NS}'/></stream:error>")
+        await s.next(3)
+
+    async def tls_failure(s, h):
+        s.send(hdr() + f"<stream:features><starttls xmlns='{TLS_NS}'/></stream:features>")
+        await s.expect_el("starttls", 3)
+        s.send(f"<failure xmlns='{TLS_NS}'/>")
+        await s.next(3)
+
+    async def no_id(s, h):
+        s.send(hdr(sid=None))
+        await s.expect_el("error", 3)
+
+    async def garbage(s, h):
+        s.send(hdr() + "<a><b></a>")
+        await s.expect_el("error", 3)
+
+    async def key_refused(s, h):
+        s.send(hdr() + "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
+               "</stream:features>")
+        await s.expect_el("result", 3)
+        s.send("<db:result from='odd.test' to='sip.test' type='invalid'/>")
+        await s.next(3)
+
+    cases = [(stream_error, "stream error from the remote server: host-unknown", None),
+             (tls_failure, "the remote server refused STARTTLS", b"<starttls"),
+             (no_id, "peer sent no usable stream id", b"invalid-id"),
+             (garbage, "cond=remote-server-not-found", b"not-well-formed"),
+             (key_refused, "the remote server refused our dialback key", b"<db:result")]
+    async with Env(tmp, extra_partners=extra) as e:
+        for script, logged, wire in cases:
+            raw, code = await scripted_peer_case(e, port, script)
+            assert code == 404, (script.__name__, code)
+            e.gw.wait_log(f"ev=s2s.out.failed .*remote=odd.test .*{re.escape(logged)}")
+            if wire:
+                assert wire in raw, (script.__name__, raw[-300:])
+
+        async def pre_1_0(s, h):
+            s.send(hdr(version=False))
+            el = await s.expect_el("result", 3)
+            assert el.text, el                              # our dialback key, at once
+            s.send("<db:result from='odd.test' to='sip.test' type='valid'/>")
+            msg = await s.expect_el("message", 3)
+            assert msg.child("body").text == "to odd", msg
+            got_pre.append(msg)
+        got_pre = []
+        raw, code = await scripted_peer_case(e, port, pre_1_0)
+        assert code == 200 and len(got_pre) == 1, (code, got_pre, raw[-300:])
+
+
+async def test_partner_that_does_not_resolve(tmp):
+    """A partner without a route whose SRV lookup fails (the test's network
+    namespace reaches no name server): the stream ends at once, logged with
+    the resolver's result, and the sender gets 404."""
+    extra = 'partner "nowhere.test" { tls = "optional", dialback = true }'
+    async with Env(tmp, extra_partners=extra) as e:
+        start = time.monotonic()
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@nowhere.test", "x",
+                           call_id="nowhere")
+        codes = await final_codes(e, {"nowhere": "x"}, timeout=20)
+        assert codes == {"nowhere": 404}, codes
+        e.gw.wait_log("ev=s2s.out.dns .*remote=nowhere.test result=EDNS")
+        e.gw.wait_log("ev=s2s.out.failed .*remote=nowhere.test .*could not be resolved")
+        print(f"  resolver failure answered in {time.monotonic() - start:.2f} s")
+
+
 async def test_sigterm_answers_queued_stanzas(tmp):
     """SIGTERM with outbound streams open: messages queued on a stream still
     setting up are answered 503 with Retry-After (the gateway's own
@@ -1197,6 +1461,33 @@ async def test_body_over_max_body_refused_before_the_policy(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "small"))
         req = await get(e.sip.requests)
         assert req["body"] == b"small", req["body"]
+
+
+async def test_sip_body_over_max_body_gets_413(tmp):
+    # gateway.max_body (default 256 KiB) is a size: a SIP MESSAGE with a
+    # longer body gets 413 at ingress, not the router's policy-violation (403).
+    # The hook would pass anything and logs each call, so a call would show.
+    hook = 'function on_message(m) log("info", "hook-saw", #m.body) return m end'
+    async with Env(tmp, hook=hook) as e:
+        r, w = await asyncio.open_connection("127.0.0.1", e.sip_port)
+        stream_message(w, "TCP", "sip:bob@sip.test", "sip:alice@peer.test",
+                       "x" * (256 * 1024 + 1), call_id="big-1")
+        resp = await asyncio.wait_for(read_sip(r), 20)
+        assert resp["first"] == "SIP/2.0 413 Request Entity Too Large", resp["first"]
+        assert resp["headers"]["call-id"] == ["big-1"], resp["headers"]
+        assert resp["headers"]["warning"] == [
+            '399 sip.test "message body exceeds gateway.max_body"'], resp["headers"]
+        await expect_nothing(e.peer.received, 1.5)
+        assert "hook-saw" not in e.gw.log_text()
+        # The connection goes on, and a body of exactly max_body is carried.
+        stream_message(w, "TCP", "sip:bob@sip.test", "sip:alice@peer.test",
+                       "y" * (256 * 1024), call_id="max-1")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "y" * (256 * 1024), len(st.child("body").text)
+        resp = await asyncio.wait_for(read_sip(r), 20)
+        assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+        assert resp["headers"]["call-id"] == ["max-1"], resp["headers"]
+        w.close()
 
 
 async def test_rewritten_addresses_checked_again(tmp):

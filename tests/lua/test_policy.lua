@@ -77,6 +77,31 @@ t.test("IPv6 listeners", function()
     t.eq(cfg.xmpp_listen_host, "::")
 end)
 
+t.test("SIP endpoints over TLS: tls:host:port, 5061 when the port is left out", function()
+    local cfg = assert(load_policy((BASE:gsub('{ "udp:127.0.0.1:5060" }',
+        '{ "udp:127.0.0.1:5060", "tls:127.0.0.1:5071", "tls:[::1]" }')
+        :gsub('next_hop = "udp:127.0.0.1:5070"', 'next_hop = "tls:edge.sip.test"'))))
+    t.eq(cfg.sip_listen[2].transport, "tls")
+    t.eq(cfg.sip_listen[2].host, "127.0.0.1")
+    t.eq(cfg.sip_listen[2].port, 5071)
+    t.eq(cfg.sip_listen[3].host, "::1")
+    t.eq(cfg.sip_listen[3].port, 5061)
+    t.eq(cfg.sip_next_hop.transport, "tls")
+    t.eq(cfg.sip_next_hop.host, "edge.sip.test")
+    t.eq(cfg.sip_next_hop.port, 5061)
+    -- Only tls: has a default port; the others still need one.
+    expect_error(BASE:gsub('"udp:127.0.0.1:5060"', '"udp:127.0.0.1"'),
+        "^test.lua:1: sip.listen%[1%] 'udp:127.0.0.1' is not udp:host:port with a port from 1 to 65535$")
+    expect_error(BASE:gsub('"udp:127.0.0.1:5060"', '"tls:127.0.0.1:0"'),
+        "^test.lua:1: sip.listen%[1%] 'tls:127.0.0.1:0' is not tls:host:port with a port from 1 to 65535 %(or tls:host for 5061%)$")
+    expect_error(BASE:gsub('"udp:127.0.0.1:5070"', '"tls:"'),
+        "^test.lua:1: sip.next_hop 'tls:' must start with udp:, tcp: or tls:")
+    expect_error(BASE:gsub('"udp:127.0.0.1:5070"', '"tls:edge.sip.test:"'),
+        "^test.lua:1: sip.next_hop 'tls:edge.sip.test:' is not tls:host:port")
+    expect_error(BASE:gsub('"udp:127.0.0.1:5070"', '"sips:edge.sip.test"'),
+        "^test.lua:1: sip.next_hop 'sips:edge.sip.test' must start with udp:, tcp: or tls:")
+end)
+
 t.test("sip.trusted takes addresses and networks, IPv4 and IPv6", function()
     local cfg = assert(load_policy(BASE))
     t.eq(cfg.sip_trusted, nil)

@@ -491,6 +491,63 @@ static void test_shipped(void)
     fclose(out);
 }
 
+static const char *write_full(const char *name, const char *src)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(src, f);
+    fclose(f);
+    return path;
+}
+
+/* tls: endpoints reach struct xs_config as XS_SIP_TLS (the port defaults to
+ * 5061), --check prints them, and a bad one is refused with file:line. */
+static void test_sip_tls(void)
+{
+    static const char good[] =
+        "gateway {\n"
+        "  domains = { \"sip.test\" },\n"
+        "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
+        "  sip = { listen = { \"tcp:127.0.0.1:5060\", \"tls:127.0.0.1:5071\" },\n"
+        "          next_hop = \"tls:edge.sip.test\" },\n"
+        "}\n";
+    char err[512] = "";
+    struct xs_policy *p = NULL;
+    CHECK(xs_policy_load(write_full("tls.lua", good), lua_dir, &p, err, sizeof err) == 0);
+    if (p) {
+        const struct xs_config *c = xs_policy_config(p);
+        CHECK(c->n_sip_listen == 2 && c->sip_listen[0].transport == XS_SIP_TCP);
+        CHECK(c->sip_listen[1].transport == XS_SIP_TLS && c->sip_listen[1].port == 5071 &&
+              !strcmp(c->sip_listen[1].host, "127.0.0.1"));
+        CHECK(c->sip_next_hop.transport == XS_SIP_TLS && c->sip_next_hop.port == 5061 &&
+              !strcmp(c->sip_next_hop.host, "edge.sip.test"));
+        xs_policy_free(p);
+    }
+    FILE *out = tmpfile();
+    CHECK(xs_policy_check(write_full("tls.lua", good), lua_dir, out) == 0);
+    rewind(out);
+    char text[2048] = "";
+    size_t n = fread(text, 1, sizeof text - 1, out);
+    text[n] = '\0';
+    CHECK(strstr(text, ", next hop tls:edge.sip.test:5061\n") != NULL);
+    fclose(out);
+
+    static const char bad[] = "gateway {\n"
+                              "  domains = { \"sip.test\" },\n"
+                              "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
+                              "  sip = { listen = { \"tls:127.0.0.1:70000\" } },\n"
+                              "}\n";
+    out = tmpfile();
+    CHECK(xs_policy_check(write_full("badtls.lua", bad), lua_dir, out) != 0);
+    rewind(out);
+    n = fread(text, 1, sizeof text - 1, out);
+    text[n] = '\0';
+    CHECK(strstr(text, "FAILED: ") && strstr(text, "badtls.lua:1: sip.listen[1] "
+                                                   "'tls:127.0.0.1:70000' is not tls:host:port"));
+    fclose(out);
+}
+
 int main(void)
 {
     xs_log_set_level(XS_LOG_ERROR + 1);
@@ -505,6 +562,7 @@ int main(void)
     test_max_body();
     test_operator_vocabulary();
     test_partner_once();
+    test_sip_tls();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -181,7 +181,7 @@ static void test_tcp(uv_loop_t *loop, struct xs_sip *sip, struct test_cfg *tc)
     int port;
     int lfd = tcp_listen(&port);
     tc->cfg.sip_next_hop = (struct xs_sip_endpoint){XS_SIP_TCP, "localhost", port};
-    CHECK(xs_sip_reconfigure(sip, &tc->cfg) == 0);
+    CHECK(xs_sip_reconfigure(sip, &tc->cfg, NULL) == 0);
 
     /* Two messages while connecting: both queued, both sent on one
      * connection. The name goes through the loop's resolver. */
@@ -253,7 +253,7 @@ int main(void)
     opts.t2_ms = 160;
     opts.t4_ms = 50;
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start_opts(&loop, &tc.cfg, &opts, NULL, NULL, &sip) == 0 && sip);
+    CHECK(xs_sip_start_opts(&loop, &tc.cfg, NULL, &opts, NULL, NULL, &sip) == 0 && sip);
     if (!sip)
         return check_report("test_sip_client");
     test_udp(&loop, sip, hop_fd);
@@ -261,7 +261,7 @@ int main(void)
 
     /* Bad events are refused before anything is sent. */
     tc.cfg.sip_next_hop = (struct xs_sip_endpoint){XS_SIP_UDP, "127.0.0.1", hop_port};
-    xs_sip_reconfigure(sip, &tc.cfg);
+    xs_sip_reconfigure(sip, &tc.cfg, NULL);
     struct outcome bad = {0};
     struct xs_event *ev = message("x");
     xs_event_set(&ev->to, "bob@sip.test");
@@ -271,7 +271,7 @@ int main(void)
 
     /* No next hop configured. */
     tc.cfg.sip_next_hop = (struct xs_sip_endpoint){XS_SIP_UDP, NULL, 0};
-    xs_sip_reconfigure(sip, &tc.cfg);
+    xs_sip_reconfigure(sip, &tc.cfg, NULL);
     struct outcome none = {0};
     xs_sip_deliver(sip, message("x"), done_cb, &none);
     CHECK(none.calls == 1 && none.cond == XS_COND_REMOTE_SERVER_NOT_FOUND);
@@ -279,7 +279,7 @@ int main(void)
 
     /* Close with a transaction pending: service-unavailable, exactly once. */
     tc.cfg.sip_next_hop = (struct xs_sip_endpoint){XS_SIP_UDP, "127.0.0.1", hop_port};
-    xs_sip_reconfigure(sip, &tc.cfg);
+    xs_sip_reconfigure(sip, &tc.cfg, NULL);
     struct outcome pending = {0};
     xs_sip_deliver(sip, message("x"), done_cb, &pending);
     pump(&loop, 10);

@@ -270,7 +270,7 @@ static struct xs_sip *start_trusting(uv_loop_t *loop, struct router *r, char **t
     tc.cfg.sip_trusted = trusted;
     tc.cfg.n_sip_trusted = n;
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start(loop, &tc.cfg, submit, r, &sip) == 0 && sip);
+    CHECK(xs_sip_start(loop, &tc.cfg, NULL, submit, r, &sip) == 0 && sip);
     return sip;
 }
 
@@ -370,18 +370,18 @@ static void test_trust(uv_loop_t *loop)
         test_cfg_init(&tc, "127.0.0.2", 5060, XS_SIP_UDP);
         tc.cfg.sip_trusted = NULL;
         tc.cfg.n_sip_trusted = 0;
-        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg, NULL) == 0);
         CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
         CHECK_STR(answer, "SIP/2.0 403 Forbidden");
         tc.cfg.sip_next_hop.host = "localhost";
-        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg, NULL) == 0);
         pump(loop, 100);
         CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
         CHECK_STR(answer, "SIP/2.0 200 OK");
         /* A reload racing the lookup: the older answer is ignored. */
-        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg, NULL) == 0);
         tc.cfg.sip_next_hop.host = "127.0.0.2";
-        CHECK(xs_sip_reconfigure(sip, &tc.cfg) == 0);
+        CHECK(xs_sip_reconfigure(sip, &tc.cfg, NULL) == 0);
         pump(loop, 100);
         CHECK(from_both(loop, &r, sip, answer, sizeof answer) == 1);
         CHECK_STR(answer, "SIP/2.0 403 Forbidden");
@@ -428,7 +428,7 @@ static void test_amplification(uv_loop_t *loop)
     tc.cfg.sip_trusted = trusted;
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start(loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    CHECK(xs_sip_start(loop, &tc.cfg, NULL, submit, &r, &sip) == 0 && sip);
     if (!sip)
         return;
     int port = xs_sip_port(sip, 0);
@@ -555,7 +555,7 @@ static void test_response_store(uv_loop_t *loop)
     opts.max_stored_bytes = 400;
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start_opts(loop, &tc.cfg, &opts, submit, &r, &sip) == 0 && sip);
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, NULL, &opts, submit, &r, &sip) == 0 && sip);
     if (!sip)
         return;
     int port = xs_sip_port(sip, 0);
@@ -582,7 +582,7 @@ static void test_response_store(uv_loop_t *loop)
     /* No room at all: the MESSAGE is answered once, its retransmission
      * absorbed without an answer and without a second delivery. */
     opts.max_stored_bytes = 100;
-    CHECK(xs_sip_start_opts(loop, &tc.cfg, &opts, submit, &r, &sip) == 0 && sip);
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, NULL, &opts, submit, &r, &sip) == 0 && sip);
     if (!sip)
         return;
     port = xs_sip_port(sip, 0);
@@ -652,7 +652,7 @@ static void test_hash_flood(uv_loop_t *loop)
     test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start(loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    CHECK(xs_sip_start(loop, &tc.cfg, NULL, submit, &r, &sip) == 0 && sip);
     if (!sip)
         return;
     int port = xs_sip_port(sip, 0);
@@ -692,7 +692,7 @@ static void test_limits(uv_loop_t *loop)
     opts.tcp_idle_ms = 150;
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start_opts(loop, &tc.cfg, &opts, submit, &r, &sip) == 0);
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, NULL, &opts, submit, &r, &sip) == 0);
     if (!sip)
         return;
     int tcp_port = xs_sip_port(sip, 1), udp_port = xs_sip_port(sip, 0);
@@ -786,7 +786,7 @@ int main(void)
     test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
     struct router r = {0};
     struct xs_sip *sip = NULL;
-    CHECK(xs_sip_start(&loop, &tc.cfg, submit, &r, &sip) == 0 && sip);
+    CHECK(xs_sip_start(&loop, &tc.cfg, NULL, submit, &r, &sip) == 0 && sip);
     if (!sip)
         return check_report("test_sip_server");
     int udp_port = xs_sip_port(sip, 0), tcp_port = xs_sip_port(sip, 1);
