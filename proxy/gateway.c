@@ -6,6 +6,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "net/dns.h"
 #include "policy/policy.h"
 #include "router.h"
 #include "sip/sip.h"
@@ -25,6 +26,7 @@ struct xs_gateway {
     struct xs_router router;
     struct xs_xmpp *xmpp;
     struct xs_sip *sip;
+    struct xs_dns *dns; /* the loop's resolver, closed after both sides */
     int generation;
     int sides_open;
     void (*stopped)(void *ud);
@@ -67,6 +69,11 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
     if (!gw->policy_path || !gw->lua_dir)
         goto fail;
     xs_dialback_random_secret(gw->secret);
+    rc = xs_dns_new(loop, NULL, &gw->dns);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "dns.start", "result=failed reason=\"%s\"", xs_strerror(rc));
+        goto fail;
+    }
 
     char err[512];
     rc = xs_policy_load(policy_path, lua_dir, &gw->policy, err, sizeof err);
@@ -98,6 +105,8 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
 fail_xmpp:
     xs_xmpp_close(gw->xmpp, NULL, NULL);
 fail:
+    if (gw->dns)
+        xs_dns_close(gw->dns, NULL, NULL);
     if (gw->tls)
         xs_tls_ctx_unref(gw->tls);
     if (gw->policy)
@@ -157,6 +166,7 @@ static void on_side_closed(void *ud)
     struct xs_gateway *gw = ud;
     if (--gw->sides_open > 0)
         return;
+    xs_dns_close(gw->dns, NULL, NULL);
     void (*cb)(void *) = gw->stopped;
     void *cb_ud = gw->stopped_ud;
     if (gw->router.in_flight > 0) {

@@ -1,4 +1,4 @@
-/* Outgoing TCP: resolve with uv_getaddrinfo (unless the host is an IP
+/* Outgoing TCP: resolve with the loop's resolver (unless the host is an IP
  * literal), then try each address in turn until one accepts, all under one
  * deadline that each attempt gets a share of.
  *
@@ -21,7 +21,7 @@
 
 struct xs_connect_req {
     uv_loop_t *loop;
-    uv_getaddrinfo_t gai;
+    struct xs_dns_req *lookup; /* the address lookup, while it runs */
     uv_timer_t timer; /* first the start (addresses given), then each attempt's share */
     uv_tcp_t *tcp;    /* the attempt in progress, owned until handed over */
     struct sockaddr_storage addrs[CONNECT_ADDRS_MAX];
@@ -78,7 +78,12 @@ static void teardown(struct xs_connect_req *r)
 {
     r->finished = 1;
     abandon_attempt(r);
-    uv_cancel((uv_req_t *)&r->gai);
+    if (r->lookup) {
+        /* A cancelled lookup is never called back, so its reference goes now. */
+        xs_dns_cancel(r->lookup);
+        r->lookup = NULL;
+        r->refs--;
+    }
     if (!uv_is_closing((uv_handle_t *)&r->timer))
         uv_close((uv_handle_t *)&r->timer, on_timer_closed);
 }
@@ -195,20 +200,24 @@ static void on_start(uv_timer_t *t)
     try_next(t->data);
 }
 
-static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+/* The resolver's status goes to the caller as it is (XS_ENOTFOUND,
+ * XS_ETIMEOUT, XS_EDNS), so it can tell "no such name" from "no answer".
+ * The addresses are copied in the resolver's order; try_next skips those
+ * the flags rule out. */
+static void on_resolved(void *ud, int status, const struct sockaddr_storage *addrs, size_t n)
 {
-    struct xs_connect_req *r = g->data;
-    if (!r->finished) {
-        for (struct addrinfo *ai = res; ai && r->n_addrs < CONNECT_ADDRS_MAX; ai = ai->ai_next)
-            if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
-                ai->ai_addrlen <= sizeof r->addrs[0])
-                memcpy(&r->addrs[r->n_addrs++], ai->ai_addr, ai->ai_addrlen);
-        if (status < 0 || r->n_addrs == 0)
-            finish(r, XS_EDNS, NULL);
+    struct xs_connect_req *r = ud;
+    r->lookup = NULL;
+    if (status != 0) {
+        finish(r, status, NULL);
+    } else {
+        r->n_addrs = n < CONNECT_ADDRS_MAX ? n : CONNECT_ADDRS_MAX;
+        memcpy(r->addrs, addrs, r->n_addrs * sizeof *addrs);
+        if (r->n_addrs == 0)
+            finish(r, XS_ENOTFOUND, NULL);
         else
             try_next(r);
     }
-    uv_freeaddrinfo(res);
     req_unref(r);
 }
 
@@ -277,8 +286,7 @@ int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, doubl
     if (!r)
         return XS_ENOMEM;
     r->flags = flags;
-    /* A literal needs no lookup, and so no wait behind slow lookups in
-     * libuv's small thread pool. */
+    /* A literal needs no lookup. */
     if (xs_net_addr_parse(host, port, &r->addrs[0]) == 0) {
         r->n_addrs = 1;
         return start_addrs(r, out);
@@ -286,21 +294,14 @@ int xs_net_connect_flags(uv_loop_t *loop, const char *host, uint16_t port, doubl
     if (r->deadline)
         uv_timer_start(&r->timer, on_deadline, r->deadline - uv_now(loop), 0);
 
-    char service[8];
-    snprintf(service, sizeof service, "%u", (unsigned)port);
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    r->gai.data = r;
-    int rc = uv_getaddrinfo(loop, &r->gai, on_resolved, host, service, &hints);
+    r->refs++; /* the lookup, dropped by on_resolved or by teardown's cancel */
+    int rc = xs_dns_addr(loop, host, port, on_resolved, r, &r->lookup);
     if (rc != 0) {
+        r->refs--;
         r->finished = 1;
         uv_close((uv_handle_t *)&r->timer, on_timer_closed);
-        return XS_EDNS;
+        return rc;
     }
-    r->refs++;
     if (out)
         *out = r;
     return 0;

@@ -13,19 +13,23 @@
 /* status 0: `tcp` is connected, TCP_NODELAY set, tcp->data NULL. It is
  * returned owned: it was malloc()ed, and the caller must uv_close() it and
  * free() it in the close callback. Otherwise `tcp` is NULL and status says
- * why: XS_EDNS, XS_EREFUSED (the last address tried refused), XS_ETIMEOUT
- * (the deadline passed, or the last address tried did not answer within its
+ * why: XS_ENOTFOUND (the name does not exist or has no address), XS_EDNS
+ * (the lookup failed: SERVFAIL, a bad answer), XS_EREFUSED (the last address
+ * tried refused), XS_ETIMEOUT (the deadline passed, the name server did not
+ * answer in time, or the last address tried did not answer within its
  * share), XS_EIO, XS_ENOMEM. The callback never runs before the function
  * that started the request returns. */
 typedef void (*xs_connect_cb)(void *ud, int status, uv_tcp_t *tcp);
 struct xs_connect_req;
 
 /* Connects to host:port. An IP literal (IPv6 with or without brackets) is
- * used as it is; a name is resolved with uv_getaddrinfo, whose addresses are
- * tried in the resolver's order. Everything happens within timeout_s (<= 0:
- * no deadline of our own, the kernel's SYN retries decide). Each address
- * gets what is left of the deadline divided by the addresses left, the last
- * one all that remains. *out (may be NULL) lets the caller cancel. */
+ * used as it is; a name is resolved with the loop's resolver (xs_dns_addr),
+ * whose addresses are tried in its order. Everything happens within
+ * timeout_s (<= 0: no deadline of our own, the resolver's and the kernel's
+ * SYN retries decide). Each address gets what is left of the deadline
+ * divided by the addresses left, the last one all that remains. *out (may be
+ * NULL) lets the caller cancel. Returns XS_EINVAL, or what xs_dns_addr
+ * refuses with (XS_ELIMIT, XS_ESTATE when the loop has no resolver). */
 int xs_net_connect(uv_loop_t *loop, const char *host, uint16_t port, double timeout_s,
                    xs_connect_cb cb, void *ud, struct xs_connect_req **out);
 

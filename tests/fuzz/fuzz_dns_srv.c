@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "net/dns.h"
+#include "net/dns_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -15,8 +16,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct xs_dns_target t[32];
     /* The first byte picks the bound, so small bounds get exercised too. */
     size_t max = size ? data[0] % 33 : 32;
-    int n = xs_dns_parse_srv(data, size, t, max);
+    uint32_t ttl = 1;
+    int n = xs__dns_parse_srv_ttl(data, size, t, max, &ttl);
     if (n > (int)max)
+        abort();
+    /* The TTL the cache keeps: 0 without records, never above 2^31 - 1. */
+    if ((n <= 0 && ttl != 1 && ttl != 0) || ttl > 0x7fffffffu)
+        abort();
+    if (n >= 0 && xs_dns_parse_srv(data, size, t, max) != n)
         abort();
     for (int i = 0; i < n; i++) {
         size_t len = strnlen(t[i].host, sizeof t[i].host);

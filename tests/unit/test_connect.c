@@ -1,6 +1,8 @@
 /* The connector against a libuv listener on 127.0.0.1: success, refusal,
  * cancel at several moments, an unresolvable name, a deadline, and fail-over
- * from a black-holed address to the next within the deadline. Run under
+ * from a black-holed address to the next within the deadline; names go
+ * through the loop's resolver, here pointed at a fake DNS server, so a name
+ * server that never answers is bounded by the connect deadline. Run under
  * ASan, a leak in any path fails the test. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,11 @@
 #include <uv.h>
 
 #include "check.h"
+#include "dns_testutil.h"
 #include "core/err.h"
 #include "net/addr.h"
 #include "net/connect.h"
+#include "net/dns.h"
 
 struct result {
     int called;
@@ -94,10 +98,36 @@ static void run_until(uv_loop_t *loop, const int *flag)
         uv_run(loop, UV_RUN_ONCE);
 }
 
+static int resolver_closed;
+
+static void on_resolver_closed(void *ud)
+{
+    resolver_closed++;
+}
+
+/* The loop's resolver: the system's (servers NULL) or the fake server's. */
+static struct xs_dns *open_resolver(uv_loop_t *loop, const char *servers)
+{
+    struct xs_dns_opts o = {.servers = servers, .timeout_ms = 1000, .tries = 2};
+    struct xs_dns *dns = NULL;
+    loop->data = NULL; /* uv_loop_init keeps what it held */
+    CHECK(xs_dns_new(loop, &o, &dns) == 0);
+    return dns;
+}
+
+static void close_resolver(uv_loop_t *loop, struct xs_dns *dns)
+{
+    int before = resolver_closed;
+    xs_dns_close(dns, on_resolver_closed, NULL);
+    run_until_n(loop, &resolver_closed, before + 1, 2000);
+    CHECK(resolver_closed == before + 1);
+}
+
 static void test_success_and_refused(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    struct xs_dns *dns = open_resolver(&loop, NULL);
     uv_tcp_t srv;
     int port = listen_on(&loop, &srv);
     CHECK(port > 0);
@@ -125,6 +155,7 @@ static void test_success_and_refused(void)
     run_until(&loop, &ref.called);
     CHECK(ref.called == 1 && ref.status == XS_EREFUSED);
 
+    close_resolver(&loop, dns);
     uv_walk(&loop, stop_listener, &srv);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
@@ -277,6 +308,12 @@ static void test_errors(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    loop.data = NULL;
+    /* Without a resolver on the loop, a name cannot be looked up; a
+     * literal needs none. */
+    struct result nores = {0};
+    CHECK(xs_net_connect(&loop, "a.test", 5269, 1.0, on_connected, &nores, NULL) == XS_ESTATE);
+    struct xs_dns *dns = open_resolver(&loop, NULL);
     struct result r = {0};
     CHECK(xs_net_connect(&loop, "", 5269, 1.0, on_connected, &r, NULL) == XS_EINVAL);
     CHECK(xs_net_connect(&loop, "127.0.0.1", 0, 1.0, on_connected, &r, NULL) == XS_EINVAL);
@@ -290,7 +327,53 @@ static void test_errors(void)
     CHECK(xs_net_connect(&loop, name, 5269, 2.0, on_connected, &bad, NULL) == 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(bad.called == 1 && bad.status == XS_EDNS);
-    CHECK(r.called == 0);
+    CHECK(r.called == 0 && nores.called == 0);
+    close_resolver(&loop, dns);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* Names through the fake server: an address that accepts, a name that
+ * does not exist (XS_ENOTFOUND, not a generic DNS failure), a name server
+ * that never answers (bounded by the connect deadline, 0.3 s, well inside
+ * the resolver's own 2 s, and reported as a timeout), and cancel while the
+ * name is being looked up. */
+static void test_names(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = open_resolver(&loop, f.servers);
+    uv_tcp_t srv;
+    int port = listen_on(&loop, &srv);
+    CHECK(port > 0);
+
+    struct result good = {0}, nx = {0}, black = {0}, cancelled = {0};
+    CHECK(xs_net_connect(&loop, "good.test", (uint16_t)port, 5.0, on_connected, &good, NULL) == 0);
+    CHECK(xs_net_connect(&loop, "nx.test", (uint16_t)port, 5.0, on_connected, &nx, NULL) == 0);
+    uint64_t t0 = uv_hrtime();
+    CHECK(xs_net_connect(&loop, "black.test", (uint16_t)port, 0.3, on_connected, &black, NULL) ==
+          0);
+    struct xs_connect_req *req = NULL;
+    CHECK(xs_net_connect(&loop, "black2.test", (uint16_t)port, 5.0, on_connected, &cancelled,
+                         &req) == 0);
+    run_until_n(&loop, &good.called, 1, 3000);
+    run_until_n(&loop, &nx.called, 1, 3000);
+    xs_net_connect_cancel(req);
+    CHECK(good.called == 1 && good.status == 0);
+    CHECK(nx.called == 1 && nx.status == XS_ENOTFOUND);
+    run_until_n(&loop, &black.called, 1, 3000);
+    double ms = ms_since(t0);
+    CHECK(black.called == 1 && black.status == XS_ETIMEOUT);
+    CHECK(ms >= 290 && ms < 800);
+    CHECK(cancelled.called == 0);
+
+    close_resolver(&loop, dns);
+    fake_dns_stop(&f);
+    uv_walk(&loop, stop_listener, &srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(cancelled.called == 0);
     CHECK(uv_loop_close(&loop) == 0);
 }
 
@@ -301,6 +384,7 @@ static void test_public_only(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    struct xs_dns *dns = open_resolver(&loop, NULL);
     uv_tcp_t srv;
     int port = listen_on(&loop, &srv);
     CHECK(port > 0);
@@ -323,6 +407,7 @@ static void test_public_only(void)
     CHECK(plain.called == 1 && plain.status == 0);
     run_until(&loop, &accepted);
     CHECK(accepted == 1);
+    close_resolver(&loop, dns);
     uv_walk(&loop, stop_listener, &srv);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
@@ -335,6 +420,7 @@ int main(void)
     test_timeout_and_inflight_cancel();
     test_failover();
     test_errors();
+    test_names();
     test_public_only();
     return check_report("test_connect");
 }

@@ -1,5 +1,8 @@
-/* The SRV wire parser on crafted responses, well-formed and hostile, and
- * xs_dns_srv for IP literals (no resolver involved). */
+/* The SRV wire parser on crafted responses, well-formed and hostile; and
+ * the loop's resolver against a fake DNS server in the test's own loop:
+ * answers, NXDOMAIN, SERVFAIL, silence, the caches, the in-flight cap, and
+ * that black-holed lookups do not delay a good one; the special address
+ * ranges open federation refuses. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +11,7 @@
 #include <uv.h>
 
 #include "check.h"
+#include "dns_testutil.h"
 #include "core/err.h"
 #include "net/dns.h"
 
@@ -420,10 +424,35 @@ static void on_srv(void *ud, int status, const struct xs_dns_target *targets, si
         r->t0 = targets[0];
 }
 
+static int resolver_closed;
+
+static void on_resolver_closed(void *ud)
+{
+    resolver_closed++;
+}
+
+/* Closes the resolver and waits for its handles, so the loop can close. */
+static void close_resolver(uv_loop_t *loop, struct xs_dns *dns)
+{
+    int before = resolver_closed;
+    xs_dns_close(dns, on_resolver_closed, NULL);
+    run_until_n(loop, &resolver_closed, before + 1, 2000);
+    CHECK(resolver_closed == before + 1);
+    CHECK(loop->data == NULL);
+}
+
 static void test_literal(void)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct result none = {0};
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "127.0.0.1", 5269, on_srv, &none, NULL) == XS_ESTATE);
+    struct xs_dns *dns = NULL;
+    CHECK(xs_dns_new(&loop, NULL, &dns) == 0 && dns != NULL);
+    CHECK(xs_dns_of(&loop) == dns);
+    struct xs_dns *second = NULL;
+    CHECK(xs_dns_new(&loop, NULL, &second) == XS_EEXISTS && second == NULL);
     struct result r4 = {0}, r6 = {0}, rc = {0};
     struct xs_dns_req *req = NULL;
     CHECK(xs_dns_srv(&loop, "xmpp-server", "127.0.0.1", 5269, on_srv, &r4, &req) == 0);
@@ -447,8 +476,388 @@ static void test_literal(void)
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     CHECK(xs_dns_srv(&loop, "xmpp-server", longname, 5269, on_srv, &rc, NULL) == XS_EINVAL);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_run(&loop, UV_RUN_NOWAIT);
     CHECK(rc.called == 0);
+    struct xs_dns_stats st;
+    xs_dns_stats(dns, &st);
+    CHECK(st.queries == 0); /* literals never reach the resolver */
+    close_resolver(&loop, dns);
+    CHECK(none.called == 0);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+struct addr_result {
+    int called;
+    int status;
+    size_t n;
+    struct sockaddr_storage a0;
+    double ms; /* from the start of the test step */
+};
+
+static uint64_t step_t0;
+
+static void on_addr(void *ud, int status, const struct sockaddr_storage *addrs, size_t n)
+{
+    struct addr_result *r = ud;
+    r->called++;
+    r->status = status;
+    r->n = n;
+    r->ms = ms_since(step_t0);
+    if (n)
+        r->a0 = addrs[0];
+}
+
+struct timed {
+    int called;
+    int status;
+    double ms;
+    struct xs_dns_target t[4];
+    size_t n;
+};
+
+static int timed_done;
+
+static void on_srv_timed(void *ud, int status, const struct xs_dns_target *targets, size_t n)
+{
+    struct timed *r = ud;
+    r->called++;
+    r->status = status;
+    r->ms = ms_since(step_t0);
+    r->n = n;
+    for (size_t i = 0; i < n && i < 4; i++)
+        r->t[i] = targets[i];
+    timed_done++;
+}
+
+/* A resolver on `loop` asking only `f`, with a short deadline: 150 ms x 2. */
+static struct xs_dns *fake_resolver(uv_loop_t *loop, struct fake_dns *f, unsigned max_inflight,
+                                    unsigned ttl_s)
+{
+    struct xs_dns_opts o = {.servers = f->servers,
+                            .timeout_ms = 150,
+                            .tries = 2,
+                            .max_inflight = max_inflight,
+                            .neg_ttl_s = ttl_s,
+                            .pos_min_ttl_s = ttl_s,
+                            .pos_max_ttl_s = ttl_s};
+    struct xs_dns *dns = NULL;
+    CHECK(xs_dns_new(loop, &o, &dns) == 0);
+    return dns;
+}
+
+/* Answers, each failure with its own code, and the RFC rules on top. */
+static void test_resolver_answers(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+
+    struct timed good = {0}, dot = {0}, nosrv = {0}, nx = {0}, sf = {0};
+    timed_done = 0;
+    step_t0 = uv_hrtime();
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &good, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "dot.test", 5269, on_srv_timed, &dot, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "nosrv.test", 5222, on_srv_timed, &nosrv, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "nx.test", 5269, on_srv_timed, &nx, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "sf.test", 5269, on_srv_timed, &sf, NULL) == 0);
+    CHECK(good.called == 0); /* never inside the call */
+    run_until_n(&loop, &timed_done, 5, 3000);
+    /* Priority 5 comes first whatever the weights. */
+    CHECK(good.called == 1 && good.status == 0 && good.n == 2);
+    CHECK_STR(good.t[0].host, "a.good.test");
+    CHECK(good.t[0].port == 5270 && good.t[1].port == 5269);
+    CHECK_STR(good.t[1].host, "b.good.test");
+    CHECK(dot.called == 1 && dot.status == XS_ENOTFOUND && dot.n == 0);
+    /* No SRV records, or no SRV name at all: the domain itself (RFC 6120). */
+    CHECK(nosrv.called == 1 && nosrv.status == 0 && nosrv.n == 1);
+    CHECK_STR(nosrv.t[0].host, "nosrv.test");
+    CHECK(nosrv.t[0].port == 5222);
+    CHECK(nx.called == 1 && nx.status == 0 && nx.n == 1);
+    CHECK_STR(nx.t[0].host, "nx.test");
+    CHECK(sf.called == 1 && sf.status == XS_EDNS && sf.n == 0);
+
+    /* A truncated answer: c-ares asks again over TCP (a socket it watches
+     * for writability while connecting), and the SRV records come back. */
+    struct timed tc = {0};
+    timed_done = 0;
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "tc.test", 5269, on_srv_timed, &tc, NULL) == 0);
+    run_until_n(&loop, &timed_done, 1, 3000);
+    CHECK(tc.called == 1 && tc.status == 0 && tc.n == 2);
+    CHECK(tc.t[0].port == 5270 && tc.t[1].port == 5269);
+    CHECK(f.tcp_queries == 1);
+
+    struct addr_result a = {0}, anx = {0}, asf = {0}, anodata = {0};
+    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &anx, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "sf.test", 5269, on_addr, &asf, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "nosrv.test", 5269, on_addr, &anodata, NULL) == 0);
+    run_until_n(&loop, &a.called, 1, 3000);
+    run_until_n(&loop, &anx.called, 1, 3000);
+    run_until_n(&loop, &asf.called, 1, 3000);
+    run_until_n(&loop, &anodata.called, 1, 3000);
+    CHECK(a.called == 1 && a.status == 0 && a.n == 1);
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a.a0;
+    CHECK(sin->sin_family == AF_INET && ntohs(sin->sin_port) == 5269 &&
+          ntohl(sin->sin_addr.s_addr) == 0x7f000001);
+    CHECK(anx.called == 1 && anx.status == XS_ENOTFOUND && anx.n == 0);
+    CHECK(asf.called == 1 && asf.status == XS_EDNS);
+    CHECK(anodata.called == 1 && anodata.status == XS_ENOTFOUND);
+
+    /* Bad names never reach the server. */
+    int before = f.queries;
+    struct addr_result bad = {0};
+    CHECK(xs_dns_addr(&loop, "a b.test", 5269, on_addr, &bad, NULL) == XS_EINVAL);
+    CHECK(xs_dns_addr(&loop, "", 5269, on_addr, &bad, NULL) == XS_EINVAL);
+    CHECK(f.queries == before && bad.called == 0);
+
+    /* An idle resolver holds no active handle: the loop could end. */
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(!uv_loop_alive(&loop));
+    close_resolver(&loop, dns);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* A server that never answers costs a lookup its deadline (150 ms x 2),
+ * not more, and reports a timeout, not "not found". */
+static void test_blackhole_timeout(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+
+    struct timed b = {0};
+    struct addr_result ab = {0};
+    timed_done = 0;
+    step_t0 = uv_hrtime();
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "black2.test", 5269, on_addr, &ab, NULL) == 0);
+    run_until_n(&loop, &timed_done, 1, 3000);
+    run_until_n(&loop, &ab.called, 1, 3000);
+    CHECK(b.called == 1 && b.status == XS_ETIMEOUT && b.n == 0);
+    CHECK(b.ms >= 290 && b.ms < 600);
+    CHECK(ab.called == 1 && ab.status == XS_ETIMEOUT);
+    CHECK(ab.ms >= 290 && ab.ms < 600);
+    printf("black-holed lookup ended after %.0f ms (deadline 300 ms)\n", b.ms);
+    CHECK(f.queries >= 2); /* c-ares did retry within the deadline */
+
+    close_resolver(&loop, dns);
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* The property code review P9 and audit M4 ask for: lookups that never
+ * end do not hold up one that answers at once. With libuv's four pool
+ * threads, the fifth black-holed lookup already queued the good one behind
+ * a resolver timeout. */
+static void test_no_starvation(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+    enum { N = 50 };
+    static struct timed black[N];
+    memset(black, 0, sizeof black);
+    char name[32];
+    timed_done = 0;
+    step_t0 = uv_hrtime();
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "black%d.test", i);
+        CHECK(xs_dns_srv(&loop, "xmpp-server", name, 5269, on_srv_timed, &black[i], NULL) == 0);
+    }
+    struct timed good = {0};
+    struct addr_result a = {0};
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &good, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
+    run_until_n(&loop, &good.called, 1, 3000);
+    run_until_n(&loop, &a.called, 1, 3000);
+    int black_done_then = timed_done - good.called;
+    CHECK(good.called == 1 && good.status == 0 && good.n == 2);
+    CHECK(a.called == 1 && a.status == 0 && a.n == 1);
+    CHECK(black_done_then == 0);
+    CHECK(good.ms < 100 && a.ms < 100);
+    printf("good name with %d black-holed lookups pending: SRV %.1f ms, A %.1f ms\n", N, good.ms,
+           a.ms);
+    run_until_n(&loop, &timed_done, N + 1, 3000);
+    int timeouts = 0;
+    for (int i = 0; i < N; i++)
+        timeouts += black[i].called == 1 && black[i].status == XS_ETIMEOUT;
+    CHECK(timeouts == N);
+
+    close_resolver(&loop, dns);
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* Failures are remembered: the second NXDOMAIN, SERVFAIL or timeout for a
+ * name is answered without a query, and so is a good answer within its TTL;
+ * after the TTL the server is asked again. */
+static void test_caches(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 1);
+
+    struct addr_result nx1 = {0}, nx2 = {0}, sf1 = {0}, sf2 = {0};
+    struct timed b1 = {0}, b2 = {0}, g1 = {0}, g2 = {0};
+    CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &nx1, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "sf.test", 5269, on_addr, &sf1, NULL) == 0);
+    timed_done = 0;
+    step_t0 = uv_hrtime();
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b1, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g1, NULL) == 0);
+    run_until_n(&loop, &nx1.called, 1, 3000);
+    run_until_n(&loop, &sf1.called, 1, 3000);
+    run_until_n(&loop, &timed_done, 2, 3000);
+    CHECK(nx1.status == XS_ENOTFOUND && sf1.status == XS_EDNS && b1.status == XS_ETIMEOUT);
+    CHECK(g1.status == 0 && g1.n == 2);
+
+    int before = f.queries;
+    struct xs_dns_stats st0, st1;
+    xs_dns_stats(dns, &st0);
+    CHECK(xs_dns_addr(&loop, "NX.test", 5269, on_addr, &nx2, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "sf.test", 5269, on_addr, &sf2, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b2, NULL) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
+    CHECK(nx2.called == 0 && b2.called == 0); /* from the cache, but still not inside the call */
+    step_t0 = uv_hrtime();
+    run_until_n(&loop, &timed_done, 4, 3000);
+    run_until_n(&loop, &sf2.called, 1, 3000);
+    CHECK(nx2.called == 1 && nx2.status == XS_ENOTFOUND);
+    CHECK(sf2.called == 1 && sf2.status == XS_EDNS);
+    CHECK(b2.called == 1 && b2.status == XS_ETIMEOUT && b2.ms < 50);
+    CHECK(g2.called == 1 && g2.status == 0 && g2.n == 2);
+    CHECK_STR(g2.t[0].host, "a.good.test");
+    CHECK(f.queries == before);
+    xs_dns_stats(dns, &st1);
+    CHECK(st1.queries == st0.queries && st1.cache_hits == st0.cache_hits + 4);
+
+    /* The TTL here is 1 s (floor and ceiling): then the server is asked again. */
+    struct timed g3 = {0};
+    struct addr_result nx3 = {0};
+    uv_sleep(1100);
+    uv_update_time(&loop);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g3, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &nx3, NULL) == 0);
+    run_until_n(&loop, &g3.called, 1, 3000);
+    run_until_n(&loop, &nx3.called, 1, 3000);
+    CHECK(g3.status == 0 && nx3.status == XS_ENOTFOUND);
+    CHECK(f.queries > before);
+
+    close_resolver(&loop, dns);
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* At most max_inflight lookups on the wire: the next fails at once with
+ * XS_ELIMIT (it is not queued behind them), answers from the cache still
+ * come, and the budget comes back when the lookups end. */
+static void test_inflight_cap(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 4, 30);
+
+    struct timed g = {0};
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g, NULL) == 0);
+    run_until_n(&loop, &g.called, 1, 3000);
+    static struct timed b[5];
+    memset(b, 0, sizeof b);
+    char name[32];
+    timed_done = 0;
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "black%d.test", i);
+        CHECK(xs_dns_srv(&loop, "xmpp-server", name, 5269, on_srv_timed, &b[i], NULL) == 0);
+    }
+    struct xs_dns_req *req = (struct xs_dns_req *)&g; /* must be reset by the call */
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black4.test", 5269, on_srv_timed, &b[4], &req) ==
+          XS_ELIMIT);
+    CHECK(req == NULL);
+    struct addr_result a = {0};
+    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == XS_ELIMIT);
+    struct xs_dns_stats st;
+    xs_dns_stats(dns, &st);
+    CHECK(st.inflight == 4 && st.refused == 2);
+    struct timed g2 = {0};
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
+    run_until_n(&loop, &g2.called, 1, 3000);
+    CHECK(g2.status == 0 && g2.n == 2);
+
+    run_until_n(&loop, &timed_done, 5, 3000);
+    CHECK(b[4].called == 0);
+    /* c-ares gives up its own retries a little after our deadline. */
+    for (int i = 0; i < 200 && (xs_dns_stats(dns, &st), st.inflight > 0); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK(st.inflight == 0);
+    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
+    run_until_n(&loop, &a.called, 1, 3000);
+    CHECK(a.called == 1 && a.status == 0);
+
+    close_resolver(&loop, dns);
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0);
+}
+
+/* Cancel before the answer, after the deadline's request is gone from our
+ * side, and close with lookups running: no callback after cancel, close
+ * calls back what is left with XS_ECLOSED, and nothing leaks (ASan). */
+static void test_cancel_and_close(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = NULL; /* uv_loop_init keeps what it held */
+    struct fake_dns f;
+    CHECK(fake_dns_start(&loop, &f) == 0);
+    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+
+    struct timed g = {0}, b = {0}, left = {0};
+    struct addr_result a = {0}, aleft = {0};
+    struct xs_dns_req *rg = NULL, *rb = NULL, *ra = NULL;
+    timed_done = 0;
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g, &rg) == 0);
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b, &rb) == 0);
+    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, &ra) == 0);
+    CHECK(rg && rb && ra);
+    xs_dns_cancel(rg);
+    xs_dns_cancel(ra);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    xs_dns_cancel(rb);
+    int dummy = 0;
+    run_until_n(&loop, &dummy, 1, 500);
+    CHECK(g.called == 0 && b.called == 0 && a.called == 0);
+
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "black9.test", 5269, on_srv_timed, &left, NULL) == 0);
+    CHECK(xs_dns_addr(&loop, "black8.test", 5269, on_addr, &aleft, NULL) == 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    close_resolver(&loop, dns);
+    CHECK(left.called == 1 && left.status == XS_ECLOSED);
+    CHECK(aleft.called == 1 && aleft.status == XS_ECLOSED);
+    struct timed late = {0};
+    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &late, NULL) ==
+          XS_ESTATE);
+    fake_dns_stop(&f);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(late.called == 0);
     CHECK(uv_loop_close(&loop) == 0);
 }
 
@@ -523,5 +932,11 @@ int main(void)
     test_bound_and_sort();
     test_weighted_order();
     test_literal();
+    test_resolver_answers();
+    test_blackhole_timeout();
+    test_no_starvation();
+    test_caches();
+    test_inflight_cap();
+    test_cancel_and_close();
     return check_report("test_dns");
 }

@@ -1,6 +1,7 @@
 /* Client transactions: xs_sip_deliver() toward a test socket playing the
  * next hop, over UDP and TCP, with short timers. */
 #include "core/log.h"
+#include "net/dns.h"
 #include "sip/sip.h"
 #include "sip_testutil.h"
 
@@ -183,7 +184,7 @@ static void test_tcp(uv_loop_t *loop, struct xs_sip *sip, struct test_cfg *tc)
     CHECK(xs_sip_reconfigure(sip, &tc->cfg, NULL) == 0);
 
     /* Two messages while connecting: both queued, both sent on one
-     * connection. The name goes through uv_getaddrinfo. */
+     * connection. The name goes through the loop's resolver. */
     struct outcome o1 = {0}, o2 = {0};
     xs_sip_deliver(sip, message("one"), done_cb, &o1);
     xs_sip_deliver(sip, message("two"), done_cb, &o2);
@@ -238,6 +239,10 @@ int main(void)
     xs_log_set_level(XS_LOG_ERROR);
     uv_loop_t loop;
     uv_loop_init(&loop);
+    /* The next hop's name ("localhost") goes through the loop's resolver. */
+    loop.data = NULL;
+    struct xs_dns *dns = NULL;
+    CHECK(xs_dns_new(&loop, NULL, &dns) == 0);
     int hop_port;
     int hop_fd = udp_peer(&hop_port);
     struct test_cfg tc;
@@ -283,6 +288,8 @@ int main(void)
     PUMP_UNTIL(&loop, closed, 2000);
     CHECK(closed && pending.calls == 1);
     close(hop_fd);
+    xs_dns_close(dns, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
     return check_report("test_sip_client");
 }
