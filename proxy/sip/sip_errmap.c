@@ -54,12 +54,12 @@
  *                              shutdown do not come through this table: the
  *                              SIP side answers them itself with 503 and
  *                              Retry-After (sip_txn.c).
- *   remote-server-not-found -> 404 (note 4, case a). Case b, "cannot be
- *                              resolved", would be 408; the XMPP side reports
- *                              a DNS timeout as remote-server-timeout (-> 408)
- *                              already, but still reports NXDOMAIN and
- *                              SERVFAIL with the same condition, so the two
- *                              cannot be told apart here. */
+ *   remote-server-not-found -> 404 (note 4, case a: the domain does not
+ *                              exist, or answers nothing usable). Case b, a
+ *                              domain whose DNS cannot be reached, is told
+ *                              apart where it is known: the XMPP side reports
+ *                              a DNS timeout as remote-server-timeout, which
+ *                              is 408 (s2s_out.c on_resolved). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -614,8 +614,15 @@ static void on_resolved(void *ud, int status, const struct xs_dns_target *target
     if (status != 0 || n == 0) {
         xs_log(XS_LOG_WARN, "s2s.out.dns", "stream=out%llu remote=%s result=%s",
                (unsigned long long)o->serial, o->remote, xs_errname(status));
-        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote domain could not be resolved",
-                  NULL);
+        /* RFC 7247 §7.1 note 4: a domain that does not exist is
+         * remote-server-not-found (404), one whose DNS does not answer is
+         * remote-server-timeout (408), worth trying again later. */
+        if (status == XS_ETIMEOUT)
+            out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote domain's DNS did not answer",
+                      NULL);
+        else
+            out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
+                      "the remote domain could not be resolved", NULL);
         return;
     }
     o->n_targets = n < OUT_MAX_TARGETS ? n : OUT_MAX_TARGETS;
