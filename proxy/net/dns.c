@@ -19,6 +19,7 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +333,34 @@ static void on_srv_answer(void *arg, int status, int timeouts, unsigned char *ab
     remember(r, rc, ttl);
     complete(r, rc);
 }
+
+/* c-ares 1.28 hands answers over as parsed records and deprecates the raw
+ * form (Debian 13 has 1.34); our own bounded, fuzzed parser reads wire
+ * format, so the record is written back into it. Chosen once, here. */
+#if ARES_VERSION >= 0x011c00
+static void on_srv_record(void *arg, ares_status_t status, size_t timeouts,
+                          const ares_dns_record_t *rec)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    if (status == ARES_SUCCESS && (!rec || ares_dns_write(rec, &buf, &len) != ARES_SUCCESS))
+        status = ARES_EBADRESP;
+    on_srv_answer(arg, (int)status, (int)timeouts, buf, len > INT_MAX ? INT_MAX : (int)len);
+    ares_free_string(buf);
+}
+
+static void query_srv(ares_channel ch, const char *name, void *arg)
+{
+    /* A request that cannot even be queued is answered through the
+     * callback too, so the status returned here says nothing new. */
+    (void)ares_query_dnsrec(ch, name, ARES_CLASS_IN, ARES_REC_TYPE_SRV, on_srv_record, arg, NULL);
+}
+#else
+static void query_srv(ares_channel ch, const char *name, void *arg)
+{
+    ares_query(ch, name, DNS_CLASS_IN, DNS_TYPE_SRV, on_srv_answer, arg);
+}
+#endif
 
 static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
@@ -659,7 +688,7 @@ static int send_query(struct xs_dns_req *r)
     /* c-ares may call back inside these calls (the hosts file, a send
      * that fails at once); complete() only queues. */
     if (r->kind == REQ_SRV) {
-        ares_query(dns->channel, r->key + 1, DNS_CLASS_IN, DNS_TYPE_SRV, on_srv_answer, r);
+        query_srv(dns->channel, r->key + 1, r);
     } else {
         struct ares_addrinfo_hints hints;
         memset(&hints, 0, sizeof hints);
