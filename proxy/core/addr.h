@@ -3,7 +3,11 @@
  * The PRECIS profiles are not applied (RFC 7247 §6.4 step 6 makes them
  * optional); what is checked is what can never be part of an address:
  * bytes that are not UTF-8, controls, spaces, the delimiters RFC 7622 §3.3.1
- * forbids in a localpart, and lengths (1..1023 bytes a part, 3071 a JID). */
+ * forbids in a localpart, and lengths (1..1023 bytes a part, 3071 a JID).
+ * Three narrower rules stay where they are, because they check something
+ * else than an address: a certificate's dNSName (tls_ctx.c, ASCII only), a
+ * name put on the DNS wire (dns.c, host-name bytes only), and the domains an
+ * operator writes into the policy (policy.lua, lower-case LDH names). */
 #ifndef XS_CORE_ADDR_H
 #define XS_CORE_ADDR_H
 
