@@ -2,7 +2,9 @@
 # Docker health check for xsgw: one SIP OPTIONS over UDP to the gateway's SIP
 # listener, healthy when it answers 200 within two seconds. It goes through the
 # gateway's loop and SIP stack like real traffic, but opens no XMPP stream and
-# logs nothing above debug. XSGW_HEALTH_ADDR overrides 127.0.0.1:5060.
+# logs nothing above debug. XSGW_HEALTH_ADDR overrides 127.0.0.1:5060. The
+# policy's sip.trusted must include 127.0.0.1 (the default, the next hop's
+# addresses, may not): an untrusted source gets 403, which counts as unhealthy.
 use strict;
 use warnings;
 use IO::Socket::INET;

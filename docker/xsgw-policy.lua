@@ -5,9 +5,10 @@
 gateway {
   domains = { "sip.test" },
   xmpp = { listen = "0.0.0.0:5269" },
-  -- Only Kamailio may send SIP requests to the gateway.
+  -- Only Kamailio may send SIP requests to the gateway, and the container's
+  -- own loopback, where the image's health check sends its OPTIONS from.
   sip  = { listen = { "udp:0.0.0.0:5060", "tcp:0.0.0.0:5060" }, next_hop = "udp:172.28.0.20:5060",
-           trusted = { "172.28.0.20" } },
+           trusted = { "172.28.0.20", "127.0.0.1" } },
 }
 
 -- Prosody offers STARTTLS with a self-signed certificate; dialback proves the domain.
