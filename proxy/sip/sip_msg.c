@@ -361,15 +361,76 @@ done:
 
 /* ---- what we send ---- */
 
+/* How a response echoes the request's headers: in full, or terse for
+ * peers we do not trust (compact names, the top Via only unless asked, and
+ * no field longer than TERSE_FIELD_MAX: a terse answer never echoes bulk). */
+#define TERSE_FIELD_MAX 256
+
+struct echo_style {
+    const char *via, *from, *to, *call_id; /* header names */
+    size_t field_max;                      /* 0: any length */
+};
+
+static const struct echo_style ECHO_FULL = {"Via", "From", "To", "Call-ID", 0};
+static const struct echo_style ECHO_TERSE = {"v", "f", "t", "i", TERSE_FIELD_MAX};
+
 /* Appends "name: value" for a header osip has serialized (rc, value from
- * one of its *_to_str calls; value is taken and freed). */
-static int append_header(struct xs_buf *out, const char *name, int rc, char *value)
+ * one of its *_to_str calls; value is taken and freed), unless the style
+ * bounds fields and this one is longer. */
+static int append_header(struct xs_buf *out, const struct echo_style *st, const char *name,
+                         int rc, char *value)
 {
     int r = 0;
-    if (rc == 0 && value)
+    if (rc == 0 && value && (!st->field_max || strlen(value) <= st->field_max))
         r = xs_buf_printf(out, "%s: %s\r\n", name, value);
     osip_free(value);
     return r;
+}
+
+/* The status line and the request's Via (the first n), From, To (with
+ * to_tag added when it has none), Call-ID and CSeq, as RFC 3261 §8.2.6.2
+ * wants them copied into a response. */
+static int append_echo(struct xs_buf *out, const struct echo_style *st, const osip_message_t *req,
+                       int status, const char *to_tag, int n_vias)
+{
+    int rc = xs_buf_printf(out, "SIP/2.0 %d %s\r\n", status, xs_sip_reason_phrase(status));
+    char *s;
+    for (int i = 0; !rc && i < n_vias; i++) {
+        s = NULL;
+        int src = osip_via_to_str(osip_list_get(&req->vias, i), &s);
+        rc = append_header(out, st, st->via, src, s);
+    }
+    if (!rc && req->from) {
+        s = NULL;
+        int src = osip_from_to_str(req->from, &s);
+        rc = append_header(out, st, st->from, src, s);
+    }
+    if (!rc && req->to) {
+        osip_generic_param_t *tag = NULL;
+        osip_to_get_tag(req->to, &tag);
+        osip_to_t *to = NULL;
+        int src;
+        s = NULL;
+        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
+            osip_to_set_tag(to, osip_strdup(to_tag));
+            src = osip_to_to_str(to, &s);
+            osip_to_free(to);
+        } else {
+            src = osip_to_to_str(req->to, &s);
+        }
+        rc = append_header(out, st, st->to, src, s);
+    }
+    if (!rc && req->call_id) {
+        s = NULL;
+        int src = osip_call_id_to_str(req->call_id, &s);
+        rc = append_header(out, st, st->call_id, src, s);
+    }
+    if (!rc && req->cseq) {
+        s = NULL;
+        int src = osip_cseq_to_str(req->cseq, &s);
+        rc = append_header(out, st, "CSeq", src, s);
+    }
+    return rc;
 }
 
 /* Writes text as the inside of a quoted-string: no control characters, the
@@ -395,44 +456,7 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
                           const char *warn_host, const char *warn_text, const char *extra,
                           struct xs_buf *out)
 {
-    int rc = xs_buf_printf(out, "SIP/2.0 %d %s\r\n", status, xs_sip_reason_phrase(status));
-    char *s = NULL;
-    int src;
-    for (int i = 0; !rc && i < osip_list_size(&req->vias); i++) {
-        const osip_via_t *via = osip_list_get(&req->vias, i);
-        s = NULL;
-        src = osip_via_to_str(via, &s);
-        rc = append_header(out, "Via", src, s);
-    }
-    if (!rc && req->from) {
-        s = NULL;
-        src = osip_from_to_str(req->from, &s);
-        rc = append_header(out, "From", src, s);
-    }
-    if (!rc && req->to) {
-        osip_generic_param_t *tag = NULL;
-        osip_to_get_tag(req->to, &tag);
-        osip_to_t *to = NULL;
-        s = NULL;
-        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
-            osip_to_set_tag(to, osip_strdup(to_tag));
-            src = osip_to_to_str(to, &s);
-            osip_to_free(to);
-        } else {
-            src = osip_to_to_str(req->to, &s);
-        }
-        rc = append_header(out, "To", src, s);
-    }
-    if (!rc && req->call_id) {
-        s = NULL;
-        src = osip_call_id_to_str(req->call_id, &s);
-        rc = append_header(out, "Call-ID", src, s);
-    }
-    if (!rc && req->cseq) {
-        s = NULL;
-        src = osip_cseq_to_str(req->cseq, &s);
-        rc = append_header(out, "CSeq", src, s);
-    }
+    int rc = append_echo(out, &ECHO_FULL, req, status, to_tag, osip_list_size(&req->vias));
     if (!rc && warn_text) {
         rc = xs_buf_printf(out, "Warning: 399 %s \"", warn_host ? warn_host : "xsgw");
         rc = rc ? rc : append_quoted(out, warn_text);
@@ -443,61 +467,12 @@ int xs_sip_build_response(const osip_message_t *req, int status, const char *to_
     return rc ? rc : xs_buf_append_str(out, "Content-Length: 0\r\n\r\n");
 }
 
-#define TERSE_FIELD_MAX 256
-
-/* Appends "name: value" for a header osip serialized (value taken), unless
- * it is longer than TERSE_FIELD_MAX: a terse answer never echoes bulk. */
-static int append_terse(struct xs_buf *out, const char *name, int rc, char *value)
-{
-    int r = 0;
-    if (rc == 0 && value && strlen(value) <= TERSE_FIELD_MAX)
-        r = xs_buf_printf(out, "%s: %s\r\n", name, value);
-    osip_free(value);
-    return r;
-}
-
 int xs_sip_build_terse_response(const osip_message_t *req, int status, const char *to_tag,
                                 int all_vias, struct xs_buf *out)
 {
-    int rc = xs_buf_printf(out, "SIP/2.0 %d %s\r\n", status, xs_sip_reason_phrase(status));
     int n = osip_list_size(&req->vias);
     if (!all_vias && n > 1)
         n = 1;
-    char *s = NULL;
-    for (int i = 0; !rc && i < n; i++) {
-        s = NULL;
-        int src = osip_via_to_str(osip_list_get(&req->vias, i), &s);
-        rc = append_terse(out, "v", src, s);
-    }
-    if (!rc && req->from) {
-        s = NULL;
-        int src = osip_from_to_str(req->from, &s);
-        rc = append_terse(out, "f", src, s);
-    }
-    if (!rc && req->to) {
-        osip_generic_param_t *tag = NULL;
-        osip_to_get_tag(req->to, &tag);
-        osip_to_t *to = NULL;
-        int src;
-        s = NULL;
-        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
-            osip_to_set_tag(to, osip_strdup(to_tag));
-            src = osip_to_to_str(to, &s);
-            osip_to_free(to);
-        } else {
-            src = osip_to_to_str(req->to, &s);
-        }
-        rc = append_terse(out, "t", src, s);
-    }
-    if (!rc && req->call_id) {
-        s = NULL;
-        int src = osip_call_id_to_str(req->call_id, &s);
-        rc = append_terse(out, "i", src, s);
-    }
-    if (!rc && req->cseq) {
-        s = NULL;
-        int src = osip_cseq_to_str(req->cseq, &s);
-        rc = append_terse(out, "CSeq", src, s);
-    }
+    int rc = append_echo(out, &ECHO_TERSE, req, status, to_tag, n);
     return rc ? rc : xs_buf_append_str(out, "l: 0\r\n\r\n");
 }
