@@ -316,19 +316,16 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
                (unsigned long long)in->serial, remote, local);
         return;
     }
-    if (pending_from_source(in->x, in->source, local, remote) >= XS_S2S_IN_VERIFY_PER_SOURCE) {
+    const char *busy =
+        pending_from_source(in->x, in->source, local, remote) >= XS_S2S_IN_VERIFY_PER_SOURCE
+            ? "too-many-from-source"
+        : count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT ? "too-many-in-flight"
+                                                         : NULL;
+    if (busy) {
         free(key);
         xs_log(XS_LOG_WARN, "s2s.in.dialback",
-               "stream=in%llu remote=%s local=%s result=refused reason=too-many-from-source",
-               (unsigned long long)in->serial, remote, local);
-        reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
-        return;
-    }
-    if (count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT) {
-        free(key);
-        xs_log(XS_LOG_WARN, "s2s.in.dialback",
-               "stream=in%llu remote=%s local=%s result=refused reason=too-many-in-flight",
-               (unsigned long long)in->serial, remote, local);
+               "stream=in%llu remote=%s local=%s result=refused reason=%s",
+               (unsigned long long)in->serial, remote, local, busy);
         reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
         return;
     }
