@@ -545,6 +545,31 @@ static struct xs_dns *fake_resolver(uv_loop_t *loop, struct fake_dns *f, unsigne
     return dns;
 }
 
+/* One test's loop, fake server and resolver: every resolver test starts
+ * and ends with the same few steps. */
+struct env {
+    uv_loop_t loop;
+    struct fake_dns f;
+    struct xs_dns *dns;
+};
+
+static int env_start(struct env *e, unsigned max_inflight, unsigned ttl_s)
+{
+    uv_loop_init(&e->loop);
+    e->loop.data = NULL; /* uv_loop_init keeps what it held */
+    CHECK(fake_dns_start(&e->loop, &e->f) == 0);
+    e->dns = fake_resolver(&e->loop, &e->f, max_inflight, ttl_s);
+    return e->dns ? 0 : -1;
+}
+
+static void env_stop(struct env *e)
+{
+    close_resolver(&e->loop, e->dns);
+    fake_dns_stop(&e->f);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&e->loop) == 0);
+}
+
 /* Answers, each failure with its own code, and the RFC rules on top. */
 static void test_resolver_answers(void)
 {
@@ -626,32 +651,26 @@ static void test_resolver_answers(void)
  * not more, and reports a timeout, not "not found". */
 static void test_blackhole_timeout(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    loop.data = NULL; /* uv_loop_init keeps what it held */
-    struct fake_dns f;
-    CHECK(fake_dns_start(&loop, &f) == 0);
-    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+    struct env e;
+    if (env_start(&e, 0, 30) != 0)
+        return;
 
     struct timed b = {0};
     struct addr_result ab = {0};
     timed_done = 0;
     step_t0 = uv_hrtime();
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b, NULL) == 0);
-    CHECK(xs_dns_addr(&loop, "black2.test", 5269, on_addr, &ab, NULL) == 0);
-    run_until_n(&loop, &timed_done, 1, 3000);
-    run_until_n(&loop, &ab.called, 1, 3000);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "black2.test", 5269, on_addr, &ab, NULL) == 0);
+    run_until_n(&e.loop, &timed_done, 1, 3000);
+    run_until_n(&e.loop, &ab.called, 1, 3000);
     CHECK(b.called == 1 && b.status == XS_ETIMEOUT && b.n == 0);
     CHECK(b.ms >= 290 && b.ms < 600);
     CHECK(ab.called == 1 && ab.status == XS_ETIMEOUT);
     CHECK(ab.ms >= 290 && ab.ms < 600);
     printf("black-holed lookup ended after %.0f ms (deadline 300 ms)\n", b.ms);
-    CHECK(f.queries >= 2); /* c-ares did retry within the deadline */
+    CHECK(e.f.queries >= 2); /* c-ares did retry within the deadline */
 
-    close_resolver(&loop, dns);
-    fake_dns_stop(&f);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    env_stop(&e);
 }
 
 /* The property code review P9 and audit M4 ask for: lookups that never
@@ -660,12 +679,9 @@ static void test_blackhole_timeout(void)
  * a resolver timeout. */
 static void test_no_starvation(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    loop.data = NULL; /* uv_loop_init keeps what it held */
-    struct fake_dns f;
-    CHECK(fake_dns_start(&loop, &f) == 0);
-    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 30);
+    struct env e;
+    if (env_start(&e, 0, 30) != 0)
+        return;
     enum { N = 50 };
     static struct timed black[N];
     memset(black, 0, sizeof black);
@@ -674,14 +690,14 @@ static void test_no_starvation(void)
     step_t0 = uv_hrtime();
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof name, "black%d.test", i);
-        CHECK(xs_dns_srv(&loop, "xmpp-server", name, 5269, on_srv_timed, &black[i], NULL) == 0);
+        CHECK(xs_dns_srv(&e.loop, "xmpp-server", name, 5269, on_srv_timed, &black[i], NULL) == 0);
     }
     struct timed good = {0};
     struct addr_result a = {0};
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &good, NULL) == 0);
-    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
-    run_until_n(&loop, &good.called, 1, 3000);
-    run_until_n(&loop, &a.called, 1, 3000);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &good, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "good.test", 5269, on_addr, &a, NULL) == 0);
+    run_until_n(&e.loop, &good.called, 1, 3000);
+    run_until_n(&e.loop, &a.called, 1, 3000);
     int black_done_then = timed_done - good.called;
     CHECK(good.called == 1 && good.status == 0 && good.n == 2);
     CHECK(a.called == 1 && a.status == 0 && a.n == 1);
@@ -689,16 +705,13 @@ static void test_no_starvation(void)
     CHECK(good.ms < 100 && a.ms < 100);
     printf("good name with %d black-holed lookups pending: SRV %.1f ms, A %.1f ms\n", N, good.ms,
            a.ms);
-    run_until_n(&loop, &timed_done, N + 1, 3000);
+    run_until_n(&e.loop, &timed_done, N + 1, 3000);
     int timeouts = 0;
     for (int i = 0; i < N; i++)
         timeouts += black[i].called == 1 && black[i].status == XS_ETIMEOUT;
     CHECK(timeouts == N);
 
-    close_resolver(&loop, dns);
-    fake_dns_stop(&f);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    env_stop(&e);
 }
 
 /* Failures are remembered: the second NXDOMAIN, SERVFAIL or timeout for a
@@ -706,63 +719,57 @@ static void test_no_starvation(void)
  * after the TTL the server is asked again. */
 static void test_caches(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    loop.data = NULL; /* uv_loop_init keeps what it held */
-    struct fake_dns f;
-    CHECK(fake_dns_start(&loop, &f) == 0);
-    struct xs_dns *dns = fake_resolver(&loop, &f, 0, 1);
+    struct env e;
+    if (env_start(&e, 0, 1) != 0)
+        return;
 
     struct addr_result nx1 = {0}, nx2 = {0}, sf1 = {0}, sf2 = {0};
     struct timed b1 = {0}, b2 = {0}, g1 = {0}, g2 = {0};
-    CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &nx1, NULL) == 0);
-    CHECK(xs_dns_addr(&loop, "sf.test", 5269, on_addr, &sf1, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "nx.test", 5269, on_addr, &nx1, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "sf.test", 5269, on_addr, &sf1, NULL) == 0);
     timed_done = 0;
     step_t0 = uv_hrtime();
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b1, NULL) == 0);
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g1, NULL) == 0);
-    run_until_n(&loop, &nx1.called, 1, 3000);
-    run_until_n(&loop, &sf1.called, 1, 3000);
-    run_until_n(&loop, &timed_done, 2, 3000);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b1, NULL) == 0);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g1, NULL) == 0);
+    run_until_n(&e.loop, &nx1.called, 1, 3000);
+    run_until_n(&e.loop, &sf1.called, 1, 3000);
+    run_until_n(&e.loop, &timed_done, 2, 3000);
     CHECK(nx1.status == XS_ENOTFOUND && sf1.status == XS_EDNS && b1.status == XS_ETIMEOUT);
     CHECK(g1.status == 0 && g1.n == 2);
 
-    int before = f.queries;
+    int before = e.f.queries;
     struct xs_dns_stats st0, st1;
-    xs_dns_stats(dns, &st0);
-    CHECK(xs_dns_addr(&loop, "NX.test", 5269, on_addr, &nx2, NULL) == 0);
-    CHECK(xs_dns_addr(&loop, "sf.test", 5269, on_addr, &sf2, NULL) == 0);
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b2, NULL) == 0);
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
+    xs_dns_stats(e.dns, &st0);
+    CHECK(xs_dns_addr(&e.loop, "NX.test", 5269, on_addr, &nx2, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "sf.test", 5269, on_addr, &sf2, NULL) == 0);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "black.test", 5269, on_srv_timed, &b2, NULL) == 0);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
     CHECK(nx2.called == 0 && b2.called == 0); /* from the cache, but still not inside the call */
     step_t0 = uv_hrtime();
-    run_until_n(&loop, &timed_done, 4, 3000);
-    run_until_n(&loop, &sf2.called, 1, 3000);
+    run_until_n(&e.loop, &timed_done, 4, 3000);
+    run_until_n(&e.loop, &sf2.called, 1, 3000);
     CHECK(nx2.called == 1 && nx2.status == XS_ENOTFOUND);
     CHECK(sf2.called == 1 && sf2.status == XS_EDNS);
     CHECK(b2.called == 1 && b2.status == XS_ETIMEOUT && b2.ms < 50);
     CHECK(g2.called == 1 && g2.status == 0 && g2.n == 2);
     CHECK_STR(g2.t[0].host, "a.good.test");
-    CHECK(f.queries == before);
-    xs_dns_stats(dns, &st1);
+    CHECK(e.f.queries == before);
+    xs_dns_stats(e.dns, &st1);
     CHECK(st1.queries == st0.queries && st1.cache_hits == st0.cache_hits + 4);
 
     /* The TTL here is 1 s (floor and ceiling): then the server is asked again. */
     struct timed g3 = {0};
     struct addr_result nx3 = {0};
     uv_sleep(1100);
-    uv_update_time(&loop);
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g3, NULL) == 0);
-    CHECK(xs_dns_addr(&loop, "nx.test", 5269, on_addr, &nx3, NULL) == 0);
-    run_until_n(&loop, &g3.called, 1, 3000);
-    run_until_n(&loop, &nx3.called, 1, 3000);
+    uv_update_time(&e.loop);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g3, NULL) == 0);
+    CHECK(xs_dns_addr(&e.loop, "nx.test", 5269, on_addr, &nx3, NULL) == 0);
+    run_until_n(&e.loop, &g3.called, 1, 3000);
+    run_until_n(&e.loop, &nx3.called, 1, 3000);
     CHECK(g3.status == 0 && nx3.status == XS_ENOTFOUND);
-    CHECK(f.queries > before);
+    CHECK(e.f.queries > before);
 
-    close_resolver(&loop, dns);
-    fake_dns_stop(&f);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    env_stop(&e);
 }
 
 /* At most max_inflight lookups on the wire: the next fails at once with
@@ -770,52 +777,46 @@ static void test_caches(void)
  * come, and the budget comes back when the lookups end. */
 static void test_inflight_cap(void)
 {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    loop.data = NULL; /* uv_loop_init keeps what it held */
-    struct fake_dns f;
-    CHECK(fake_dns_start(&loop, &f) == 0);
-    struct xs_dns *dns = fake_resolver(&loop, &f, 4, 30);
+    struct env e;
+    if (env_start(&e, 4, 30) != 0)
+        return;
 
     struct timed g = {0};
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g, NULL) == 0);
-    run_until_n(&loop, &g.called, 1, 3000);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g, NULL) == 0);
+    run_until_n(&e.loop, &g.called, 1, 3000);
     static struct timed b[5];
     memset(b, 0, sizeof b);
     char name[32];
     timed_done = 0;
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "black%d.test", i);
-        CHECK(xs_dns_srv(&loop, "xmpp-server", name, 5269, on_srv_timed, &b[i], NULL) == 0);
+        CHECK(xs_dns_srv(&e.loop, "xmpp-server", name, 5269, on_srv_timed, &b[i], NULL) == 0);
     }
     struct xs_dns_req *req = (struct xs_dns_req *)&g; /* must be reset by the call */
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "black4.test", 5269, on_srv_timed, &b[4], &req) ==
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "black4.test", 5269, on_srv_timed, &b[4], &req) ==
           XS_ELIMIT);
     CHECK(req == NULL);
     struct addr_result a = {0};
-    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == XS_ELIMIT);
+    CHECK(xs_dns_addr(&e.loop, "good.test", 5269, on_addr, &a, NULL) == XS_ELIMIT);
     struct xs_dns_stats st;
-    xs_dns_stats(dns, &st);
+    xs_dns_stats(e.dns, &st);
     CHECK(st.inflight == 4 && st.refused == 2);
     struct timed g2 = {0};
-    CHECK(xs_dns_srv(&loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
-    run_until_n(&loop, &g2.called, 1, 3000);
+    CHECK(xs_dns_srv(&e.loop, "xmpp-server", "good.test", 5269, on_srv_timed, &g2, NULL) == 0);
+    run_until_n(&e.loop, &g2.called, 1, 3000);
     CHECK(g2.status == 0 && g2.n == 2);
 
-    run_until_n(&loop, &timed_done, 5, 3000);
+    run_until_n(&e.loop, &timed_done, 5, 3000);
     CHECK(b[4].called == 0);
     /* c-ares gives up its own retries a little after our deadline. */
-    for (int i = 0; i < 200 && (xs_dns_stats(dns, &st), st.inflight > 0); i++)
-        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 200 && (xs_dns_stats(e.dns, &st), st.inflight > 0); i++)
+        uv_run(&e.loop, UV_RUN_ONCE);
     CHECK(st.inflight == 0);
-    CHECK(xs_dns_addr(&loop, "good.test", 5269, on_addr, &a, NULL) == 0);
-    run_until_n(&loop, &a.called, 1, 3000);
+    CHECK(xs_dns_addr(&e.loop, "good.test", 5269, on_addr, &a, NULL) == 0);
+    run_until_n(&e.loop, &a.called, 1, 3000);
     CHECK(a.called == 1 && a.status == 0);
 
-    close_resolver(&loop, dns);
-    fake_dns_stop(&f);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    CHECK(uv_loop_close(&loop) == 0);
+    env_stop(&e);
 }
 
 /* Cancel before the answer, after the deadline's request is gone from our
