@@ -15,6 +15,8 @@
 #include "core/log.h"
 #include "policy/policy.h"
 
+/* mkdtemp's template; policy_tests_begin() makes it this run's own
+ * directory, and policy_tests_end() removes it. */
 static char dir[] = "/tmp/xsgw-policy-XXXXXX";
 static const char *lua_dir = "lua";
 
@@ -36,6 +38,21 @@ static const char *write_policy(const char *name, const char *extra)
     fputs(extra, f);
     fclose(f);
     return path;
+}
+
+static int policy_tests_begin(void)
+{
+    xs_log_set_level(XS_LOG_ERROR + 1);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int policy_tests_end(const char *name)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    return check_report(name);
 }
 
 static struct xs_policy *load(const char *extra, char *err, size_t n)

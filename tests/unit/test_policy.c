@@ -550,8 +550,7 @@ static void test_sip_tls(void)
 
 int main(void)
 {
-    xs_log_set_level(XS_LOG_ERROR + 1);
-    if (!mkdtemp(dir))
+    if (policy_tests_begin() != 0)
         return 1;
     test_config();
     test_errors();
@@ -563,9 +562,5 @@ int main(void)
     test_operator_vocabulary();
     test_partner_once();
     test_sip_tls();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return check_report("test_policy");
+    return policy_tests_end("test_policy");
 }

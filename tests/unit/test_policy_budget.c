@@ -423,8 +423,7 @@ static void test_budgets(void)
 
 int main(void)
 {
-    xs_log_set_level(XS_LOG_ERROR + 1);
-    if (!mkdtemp(dir))
+    if (policy_tests_begin() != 0)
         return 1;
     test_budgets();
     test_budget_pcall();
@@ -433,9 +432,5 @@ int main(void)
     test_watchdog_abort();
     test_memory_cap();
     test_readonly();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    return check_report("test_policy_budget");
+    return policy_tests_end("test_policy_budget");
 }

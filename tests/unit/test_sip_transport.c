@@ -1,7 +1,7 @@
 /* The SIP transport set on its own, below the transactions: TCP framing
  * cost on hostile input, the connection caps and idle timeouts, and the
- * way out to a next hop that does not answer. The layer above is a stub
- * that counts what arrives. */
+ * way out to a next hop that does not answer. The layer above is the
+ * test's own recorder, which counts what arrives. */
 #include <sys/resource.h>
 
 #include "net/addr.h"
@@ -212,8 +212,11 @@ static void test_next_hop_deadline(uv_loop_t *loop)
     close(lfd);
 }
 
-/* The stand-in for the partner ACL: 127.0.0.3 is a trusted edge proxy. */
-static int trust_stub(void *ud, const struct sockaddr *sa)
+/* The transport asks its owner whom to trust (sip.c answers from
+ * sip.trusted, covered by test_sip_server's test_trusted_tcp); here the
+ * test answers: 127.0.0.3 is the trusted edge proxy, and every question is
+ * counted. */
+static int trusts_edge_only(void *ud, const struct sockaddr *sa)
 {
     struct sockaddr_storage t;
     xs_net_addr_parse("127.0.0.3", 0, &t);
@@ -238,7 +241,7 @@ static void test_connection_caps(uv_loop_t *loop)
     lim.first_idle_ms = 400;
     lim.idle_ms = 60000;
     int asked = 0;
-    lim.is_trusted = trust_stub;
+    lim.is_trusted = trusts_edge_only;
     lim.trusted_ud = &asked;
     struct upper u = {0};
     struct xs_sip_tp *tp = NULL;
