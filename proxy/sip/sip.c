@@ -17,8 +17,6 @@
 #include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
-#define TABLE_BUCKETS 4096
-
 struct xs_sip {
     uv_loop_t *loop;
     struct xs_sip_opts opts;
@@ -353,7 +351,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tl
         return XS_ENOMEM;
     sip->loop = loop;
     sip->opts = *opts;
-    int rc = xs__sip_txns_init(&sip->txns, loop, &sip->opts, sip->host, TABLE_BUCKETS);
+    int rc = xs__sip_txns_init(&sip->txns, loop, &sip->opts, sip->host);
     sip->txns.submit = submit;
     sip->txns.router = router;
     sip->txns.on_idle = on_txns_idle;
@@ -433,7 +431,7 @@ void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 
 static void maybe_closed(struct xs_sip *sip)
 {
-    if (!sip->closing || sip->tp_open || sip->txns.timers_open || sip->resolving)
+    if (!sip->closing || sip->tp_open || sip->txns.open || sip->resolving)
         return;
     void (*cb)(void *) = sip->on_closed;
     void *ud = sip->closed_ud;
@@ -461,8 +459,9 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
     sip->closing = 1;
     sip->on_closed = on_closed;
     sip->closed_ud = ud;
-    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu", sip->txns.servers.count,
-           sip->txns.clients.count);
+    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu records=%zu",
+           xs__sip_txns_servers(&sip->txns), xs__sip_txns_clients(&sip->txns),
+           sip->txns.n_records);
     /* Transactions first, while the transports can still carry the 503s. */
     xs__sip_txns_close(&sip->txns);
     if (sip->resolve)
