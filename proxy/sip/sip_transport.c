@@ -57,6 +57,7 @@ void xs__sip_maybe_finish(struct xs_sip_tp *tp)
     if (tp->lim.tls)
         xs_tls_ctx_unref(tp->lim.tls);
     free(tp->listeners);
+    free(tp->rbuf);
     free(tp);
     if (done)
         done(ud);
@@ -83,7 +84,39 @@ void xs__sip_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct xs_sip_tp *tp = *(struct xs_sip_tp **)h->data;
     buf->base = tp->rbuf;
-    buf->len = sizeof tp->rbuf;
+    buf->len = XS__SIP_RECV_SLOTS * XS__SIP_DGRAM_MAX;
+}
+
+void xs__sip_udp_init(struct xs_sip_tp *tp, struct xs__sip_listener *l)
+{
+    uv_udp_init_ex(tp->loop, &l->h.udp, AF_UNSPEC | UV_UDP_RECVMMSG);
+    l->h.udp.data = l;
+}
+
+/* Sets one buffer and reads back what the kernel made of it: Linux reports
+ * twice what it grants (the other half is its bookkeeping). */
+static void udp_buffer(struct xs__sip_listener *l, int recv, size_t want)
+{
+    if (!want)
+        return;
+    int v = want > (size_t)INT32_MAX / 2 ? INT32_MAX / 2 : (int)want;
+    uv_handle_t *h = (uv_handle_t *)&l->h.udp;
+    int rc = recv ? uv_recv_buffer_size(h, &v) : uv_send_buffer_size(h, &v);
+    int got = 0;
+    if (rc == 0)
+        rc = recv ? uv_recv_buffer_size(h, &got) : uv_send_buffer_size(h, &got);
+    size_t granted = rc == 0 ? (size_t)got / 2 : 0;
+    if (granted < want)
+        xs_log(XS_LOG_WARN, "sip.udp",
+               "socket=%d buffer=%s wanted=%zu granted=%zu reason=\"the kernel caps it: raise "
+               "net.core.%s\"",
+               l->index, recv ? "recv" : "send", want, granted, recv ? "rmem_max" : "wmem_max");
+}
+
+void xs__sip_udp_buffers(struct xs_sip_tp *tp, struct xs__sip_listener *l)
+{
+    udp_buffer(l, 1, tp->lim.udp_recv_buffer);
+    udp_buffer(l, 0, tp->lim.udp_send_buffer);
 }
 
 void xs__sip_notify(struct xs_sip_tp *tp, int status)
@@ -604,6 +637,8 @@ static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
         rc = rc ? rc : uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&bound, &blen);
     } else {
         rc = uv_udp_bind(&l->h.udp, (struct sockaddr *)&ss, 0);
+        if (rc == 0)
+            xs__sip_udp_buffers(tp, l);
         rc = rc ? rc : uv_udp_recv_start(&l->h.udp, xs__sip_on_alloc, xs__sip_on_udp_recv);
         rc = rc ? rc : uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&bound, &blen);
     }
@@ -651,7 +686,8 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
     tp->keep.data = tp;
     tp->open = 1;
     tp->listeners = calloc(cfg->n_sip_listen ? cfg->n_sip_listen : 1, sizeof *tp->listeners);
-    if (!tp->listeners) {
+    tp->rbuf = malloc((size_t)XS__SIP_RECV_SLOTS * XS__SIP_DGRAM_MAX);
+    if (!tp->listeners || !tp->rbuf) {
         xs_sip_tp_close(tp, NULL, NULL);
         return XS_ENOMEM;
     }
@@ -663,7 +699,7 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         if (l->transport != XS_SIP_UDP)
             uv_tcp_init(loop, &l->h.tcp);
         else
-            uv_udp_init(loop, &l->h.udp);
+            xs__sip_udp_init(tp, l);
         l->h.udp.data = l;
         tp->n_listeners++;
         tp->open++;
@@ -684,7 +720,15 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
         xs_tls_ctx_ref(lim->tls);
     if (tp->lim.tls)
         xs_tls_ctx_unref(tp->lim.tls);
+    size_t rbuf = tp->lim.udp_recv_buffer, sbuf = tp->lim.udp_send_buffer;
     tp->lim = *lim;
+    if (rbuf != lim->udp_recv_buffer || sbuf != lim->udp_send_buffer) {
+        for (size_t i = 0; i < tp->n_listeners; i++)
+            if (tp->listeners[i].transport == XS_SIP_UDP)
+                xs__sip_udp_buffers(tp, &tp->listeners[i]);
+        if (tp->out_udp)
+            xs__sip_udp_buffers(tp, tp->out_udp);
+    }
     char host[sizeof tp->hop_host];
     int port = tp->hop_port;
     enum xs_sip_transport t = tp->hop_transport;
