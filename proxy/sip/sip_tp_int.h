@@ -25,6 +25,9 @@
  * instead of one. TCP reads go through the link's own buffer. */
 #define XS__SIP_DGRAM_MAX 65536
 #define XS__SIP_RECV_SLOTS 20
+/* Datagrams read from one UDP socket in one loop turn beyond libuv's own
+ * batch (see udp_drain in sip_transport.c). */
+#define XS__SIP_UDP_TURN_MAX 1024
 #define XS__SIP_LISTEN_BACKLOG 128
 /* Refused connections are logged at most this many times a second; a
  * flood must not become a log flood. */

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* memmem */
+#define _GNU_SOURCE /* memmem, recvmmsg */
 #include "sip/sip_transport.h"
 
 #include <stdio.h>
@@ -163,28 +163,19 @@ int xs__sip_udp_send(struct xs_sip_tp *tp, uv_udp_t *h, const struct sockaddr *a
     return 0;
 }
 
-void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-                         const struct sockaddr *addr, unsigned flags)
+/* One datagram (data borrowed) from addr on listener l. */
+static void udp_deliver(struct xs__sip_listener *l, const char *d, size_t n,
+                        const struct sockaddr *addr, int truncated)
 {
-    struct xs__sip_listener *l = h->data;
     struct xs_sip_tp *tp = l->tp;
-    if (nread < 0) {
-        xs_log(XS_LOG_WARN, "sip.recv", "transport=udp result=failed reason=%s",
-               xs_errname(from_uv((int)nread)));
-        return;
-    }
-    if (nread == 0 || !addr || tp->closing)
-        return;
     struct xs_sip_peer p = {.transport = XS_SIP_UDP, .sock = l->index};
     memcpy(&p.addr, addr, xs_net_addr_len(addr));
     xs_net_addr_format(addr, p.desc, sizeof p.desc);
-    if (flags & UV_UDP_PARTIAL) {
+    if (truncated) {
         xs_log(XS_LOG_WARN, "sip.drop", "transport=udp peer=%s reason=\"datagram truncated\"",
                p.desc);
         return;
     }
-    const char *d = buf->base;
-    size_t n = (size_t)nread;
     /* CRLF keepalives (RFC 5626 §3.5.1) carry nothing to answer. */
     while (n && (*d == '\r' || *d == '\n')) {
         d++;
@@ -201,6 +192,71 @@ void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
         return;
     }
     tp->cbs.message(tp->ud, &p, d, msg_len, msg_len > tp->lim.max_message);
+}
+
+/* libuv reads at most 32 datagrams from a socket per loop turn, while a
+ * TCP stream is read up to 32 times 64 KiB: the XMPP side can bring
+ * thousands of stanzas in one turn, and their thousands of SIP responses
+ * come back on the one next-hop socket. Read at that pace, they would
+ * overflow its kernel buffer, and every response lost is a retransmitted
+ * request and a duplicate at the receiver. So once libuv's batch is done
+ * (and its buffer free again), the socket is read on here with the same
+ * recvmmsg, up to XS__SIP_UDP_TURN_MAX datagrams a turn. */
+static void udp_drain(struct xs__sip_listener *l)
+{
+    struct xs_sip_tp *tp = l->tp;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&l->h.udp, &fd) != 0)
+        return;
+    struct mmsghdr msgs[XS__SIP_RECV_SLOTS];
+    struct iovec iov[XS__SIP_RECV_SLOTS];
+    struct sockaddr_storage from[XS__SIP_RECV_SLOTS];
+    for (int got = 0; got < XS__SIP_UDP_TURN_MAX;) {
+        if (tp->closing || uv_is_closing((uv_handle_t *)&l->h.udp))
+            return;
+        memset(msgs, 0, sizeof msgs);
+        for (int k = 0; k < XS__SIP_RECV_SLOTS; k++) {
+            iov[k].iov_base = tp->rbuf + (size_t)k * XS__SIP_DGRAM_MAX;
+            iov[k].iov_len = XS__SIP_DGRAM_MAX;
+            msgs[k].msg_hdr.msg_iov = &iov[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+            msgs[k].msg_hdr.msg_name = &from[k];
+            msgs[k].msg_hdr.msg_namelen = sizeof from[k];
+        }
+        int n = recvmmsg(fd, msgs, XS__SIP_RECV_SLOTS, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return;
+        for (int k = 0; k < n && !tp->closing; k++)
+            udp_deliver(l, iov[k].iov_base, msgs[k].msg_len, (struct sockaddr *)&from[k],
+                        (msgs[k].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+        got += n;
+        if (n < XS__SIP_RECV_SLOTS)
+            return;
+    }
+}
+
+void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
+                         const struct sockaddr *addr, unsigned flags)
+{
+    struct xs__sip_listener *l = h->data;
+    struct xs_sip_tp *tp = l->tp;
+    if (nread < 0) {
+        xs_log(XS_LOG_WARN, "sip.recv", "transport=udp result=failed reason=%s",
+               xs_errname(from_uv((int)nread)));
+        return;
+    }
+    if (tp->closing)
+        return;
+    /* With UV_UDP_RECVMMSG each datagram comes as a chunk of the buffer,
+     * then one call with UV_UDP_MMSG_FREE and nothing in it says the batch
+     * is over; the buffer is tp's own, never freed here. */
+    if (flags & UV_UDP_MMSG_FREE) {
+        udp_drain(l);
+        return;
+    }
+    if (nread == 0 || !addr)
+        return;
+    udp_deliver(l, buf->base, (size_t)nread, addr, (flags & UV_UDP_PARTIAL) != 0);
 }
 
 /* ---- connections ---- */
