@@ -26,8 +26,9 @@
 /* Where the tables start; they grow with the load (sip_txn_table.h). */
 #define TABLE_BUCKETS 1024
 
-/* The clock's queues: Timer J, Timer F, then one per Timer E interval. */
-enum { Q_J = 0, Q_F = 1, Q_E = 2 };
+/* The clock's queues: Timer J, Timer F, the overload line's second, then
+ * one per Timer E interval. */
+enum { Q_J = 0, Q_F = 1, Q_LOG = 2, Q_E = 3 };
 
 enum txn_kind { K_SERVER = 1, K_RECORD = 2, K_CLIENT = 3 };
 
@@ -110,9 +111,10 @@ int xs__sip_txns_init(struct xs__sip_txns *t, uv_loop_t *loop, const struct xs_s
     uint64_t t1 = opts->t1_ms ? opts->t1_ms : 1, t2 = opts->t2_ms > t1 ? opts->t2_ms : t1;
     t->q_j = xs__sip_clock_queue(&t->clock, Q_J, TIMER_J_T1 * t1);
     t->q_f = xs__sip_clock_queue(&t->clock, Q_F, TIMER_F_T1 * t1);
+    t->q_log = xs__sip_clock_queue(&t->clock, Q_LOG, 1000);
     /* T1, 2*T1, 4*T1 ... below T2, then T2: four queues with RFC 3261's
      * values, and never more than the clock holds. */
-    for (uint64_t iv = t1; iv < t2 && t->n_e < XS__SIP_CLOCK_QUEUES - 3; iv *= 2, t->n_e++)
+    for (uint64_t iv = t1; iv < t2 && t->n_e < XS__SIP_CLOCK_QUEUES - 4; iv *= 2, t->n_e++)
         t->q_e[t->n_e] = xs__sip_clock_queue(&t->clock, Q_E + (int)t->n_e, iv);
     t->q_e[t->n_e] = xs__sip_clock_queue(&t->clock, Q_E + (int)t->n_e, t2);
     t->n_e++;
@@ -155,12 +157,8 @@ int xs__sip_log_ok(struct xs__sip_txns *t)
 /* One line a second at most while the layer is past a limit, with how many
  * requests it refused since the last line: under overload every refusal
  * would otherwise be a line, and the log would become the bottleneck. */
-static void overload_log(struct xs__sip_txns *t)
+static void overload_write(struct xs__sip_txns *t)
 {
-    uint64_t now = uv_now(t->loop);
-    if (t->overload_window && now - t->overload_window < 1000)
-        return;
-    t->overload_window = now;
     struct xs__sip_txn_stats *s = &t->stats, *l = &t->overload_logged;
     xs_log(XS_LOG_WARN, "sip.overload",
            "refused_in=%llu refused_out=%llu unstored=%llu servers=%zu clients=%zu "
@@ -170,6 +168,21 @@ static void overload_log(struct xs__sip_txns *t)
            s->unstored - l->unstored, t->live.count, t->q_f->count, t->stored_bytes,
            t->opts->max_server_txns, t->opts->max_client_txns, t->opts->max_stored_bytes);
     *l = *s;
+}
+
+/* A refusal (or response not kept) was counted: the line goes out now, or
+ * once the current second is over, with everything counted until then. */
+static void overload_log(struct xs__sip_txns *t)
+{
+    uint64_t now = uv_now(t->loop);
+    if (t->overload_window && now - t->overload_window < 1000) {
+        /* Due when the second that began at overload_window ends. */
+        if (!t->overload_tent.q && !t->closing)
+            xs__sip_clock_push(&t->clock, t->q_log, &t->overload_tent, t->overload_window);
+        return;
+    }
+    t->overload_window = now;
+    overload_write(t);
 }
 
 /* ---- server records ---- */
@@ -744,7 +757,10 @@ void xs__sip_client_next_hop(struct xs__sip_txns *t, int status)
 static void on_expire(void *ud, int queue_id, struct xs__sip_tent *e)
 {
     struct xs__sip_txns *t = ud;
-    if (queue_id == Q_J) {
+    if (queue_id == Q_LOG) {
+        t->overload_window = uv_now(t->loop);
+        overload_write(t);
+    } else if (queue_id == Q_J) {
         rec_free(t, (struct rec *)HEAD_OF(e));
     } else if (queue_id == Q_F) {
         client_finish((struct cli *)HEAD_OF(e), XS_COND_REMOTE_SERVER_TIMEOUT,
@@ -783,5 +799,6 @@ void xs__sip_txns_close(struct xs__sip_txns *t)
     }
     while (t->q_j->head)
         rec_free(t, (struct rec *)HEAD_OF(t->q_j->head));
+    xs__sip_tent_cancel(&t->overload_tent);
     xs__sip_clock_close(&t->clock, on_clock_closed);
 }

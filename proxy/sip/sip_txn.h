@@ -67,7 +67,7 @@ struct xs__sip_txns {
     /* The layer's own. */
     struct xs__sip_table servers, clients;
     struct xs__sip_clock clock;
-    struct xs__sip_tq *q_j, *q_f, *q_e[XS__SIP_CLOCK_QUEUES];
+    struct xs__sip_tq *q_j, *q_f, *q_log, *q_e[XS__SIP_CLOCK_QUEUES];
     size_t n_e; /* Timer E intervals: T1, 2*T1, ... T2 */
     /* Server transactions waiting for the router, oldest first: not timed
      * (the router always answers), listed for close. */
@@ -91,6 +91,7 @@ struct xs__sip_txns {
     /* See overload_log in sip_txn.c. */
     uint64_t overload_window;
     struct xs__sip_txn_stats overload_logged;
+    struct xs__sip_tent overload_tent; /* queued while a line is owed */
 };
 
 /* Sets up an empty layer in t (the caller's memory); loop, opts and host are
