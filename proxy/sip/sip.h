@@ -110,7 +110,6 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud);
 struct xs_sip_opts {
     unsigned t1_ms;         /* RTT estimate: 500 */
     unsigned t2_ms;         /* retransmit interval cap: 4000 */
-    unsigned t4_ms;         /* Timer K, responses in the network: 5000 */
     unsigned tcp_idle_ms;   /* TCP connection idle timeout: 300000 */
     /* Transactions in flight (sip.max_transactions sets both): server ones
      * waiting for the router, 503 + Retry-After beyond; client ones waiting
