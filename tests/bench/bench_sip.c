@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 
 #include "bench.h"
 #include "core/buf.h"
@@ -24,6 +25,8 @@
 #define BS_OUT_MAX (8u << 20)
 #define BS_CONNS_MAX 64
 #define BS_VIA_MAX 8
+/* Bytes written and not yet taken by the kernel before a send waits. */
+#define BS_BACKLOG_MAX (1u << 20)
 
 struct bs_conn {
     struct bench_sip *sip;
@@ -186,6 +189,17 @@ static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
         bench_fatal(s->b, "sip: cannot send a response: %s", xs_strerror(rc));
 }
 
+/* Names the transaction a request belongs to: a retransmission repeats its
+ * top Via byte for byte (branch included); a second delivery of the same
+ * message in a new transaction does not. Never 0, which means "none". */
+static uint32_t via_key(struct bs_span via)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < via.n; i++)
+        h = (h ^ (uint8_t)via.p[i]) * 16777619u;
+    return h | 1;
+}
+
 /* One whole message: head (without the blank line) and body. */
 static void handle(struct bench_sip *s, struct bs_conn *c, const struct sockaddr *from,
                    const char *head, size_t hlen, const char *body, size_t blen)
@@ -216,7 +230,7 @@ static void handle(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
         num[k] = '\0';
         char *e;
         long seq = strtol(num, &e, 10);
-        bench_arrived(b, BENCH_X2S, e == num ? -1 : seq);
+        bench_arrived(b, BENCH_X2S, e == num ? -1 : seq, via_key(m.via[0]));
         return;
     }
     if (m.first.n >= 8 && !strncmp(m.first.p, "OPTIONS ", 8))
@@ -362,6 +376,11 @@ static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct s
     handle(s, NULL, from, s->dgram, hlen, eoh + 4, (size_t)n - hlen - 4);
 }
 
+static int bound_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 int bench_sip_listen(struct bench *b)
 {
     struct bench_sip *s = calloc(1, sizeof *s);
@@ -369,22 +388,40 @@ int bench_sip_listen(struct bench *b)
         return XS_ENOMEM;
     s->b = b;
     b->sip = s;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", b->hop_port, &sa);
+    struct sockaddr_in tcp_sa, udp_sa;
+    uv_ip4_addr("127.0.0.1", b->hop_tcp_port, &tcp_sa);
+    uv_ip4_addr("127.0.0.1", b->hop_udp_port, &udp_sa);
     uv_tcp_init(b->loop, &s->listener);
     uv_udp_init(b->loop, &s->udp);
     s->listener.data = s;
     s->udp.data = s;
-    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&tcp_sa, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, 64, on_accept);
     if (rc == 0)
-        rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&sa, 0);
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    if (rc == 0) {
+        b->hop_tcp_port = bound_port(&ss);
+        len = sizeof ss;
+        rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&udp_sa, 0);
+    }
     if (rc == 0)
+        rc = uv_udp_getsockname(&s->udp, (struct sockaddr *)&ss, &len);
+    if (rc == 0) {
+        b->hop_udp_port = bound_port(&ss);
+        /* A burst of MESSAGEs must not overflow the kernel's queue on our
+         * side and be blamed on the gateway; the kernel caps the value. */
+        int size = 8 << 20;
+        uv_recv_buffer_size((uv_handle_t *)&s->udp, &size);
+        size = 8 << 20;
+        uv_send_buffer_size((uv_handle_t *)&s->udp, &size);
         rc = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv);
+    }
     if (rc != 0) {
-        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d (tcp+udp): %s\n", b->hop_port,
-                uv_strerror(rc));
+        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d/tcp, %d/udp: %s\n",
+                b->hop_tcp_port, b->hop_udp_port, uv_strerror(rc));
         return XS_EIO;
     }
     return 0;
@@ -450,7 +487,7 @@ int bench_sip_send(struct bench *b, long seq, uint64_t now)
                      "CSeq: %ld MESSAGE\r\n"
                      "Content-Type: text/plain;charset=UTF-8\r\n"
                      "Content-Length: %d\r\n\r\n%s",
-                     b->o.sip_udp ? "UDP" : "TCP", b->hop_port, (unsigned long long)b->run_id, seq,
+                     b->o.sip_udp ? "UDP" : "TCP", b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port, (unsigned long long)b->run_id, seq,
                      (unsigned long long)b->run_id, (unsigned long long)b->run_id, seq, seq + 1,
                      blen, body);
     if (n < 0 || (size_t)n >= sizeof s->out)
@@ -460,6 +497,11 @@ int bench_sip_send(struct bench *b, long seq, uint64_t now)
         uv_ip4_addr("127.0.0.1", b->gw_sip_port, &sa);
         return send_bytes(s, NULL, (const struct sockaddr *)&sa, s->out, (size_t)n);
     }
+    /* The gateway not reading is backpressure, not a failure: the message
+     * waits (closed loop) or goes out late (open loop). */
+    struct xs_link *l = s->client->link;
+    if (l && xs_link_accepted(l) - xs_link_flushed(l) > BS_BACKLOG_MAX)
+        return XS_EAGAIN;
     return send_bytes(s, s->client, NULL, s->out, (size_t)n);
 }
 
