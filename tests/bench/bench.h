@@ -197,6 +197,11 @@ void bench_phase_offer(struct bench_phase *p, long seq, uint64_t sched, uint64_t
 /* Messages offered and neither delivered nor refused. */
 long bench_phase_lost(const struct bench_phase *p);
 
+/* 0: every message delivered once; 1: something lost, duplicated,
+ * contradicted, not ours, never offered, or (unanswered) delivered without a
+ * SIP final response; 3: some refused with an answer, nothing else wrong. */
+int bench_phase_verdict(const struct bench_phase *p, long unanswered);
+
 /* Nearest-rank percentile (q in [0,1]) of v[0..n), which must be sorted. */
 uint64_t bench_pct(const uint64_t *v, long n, double q);
 /* Sorts v[0..n) ascending. */

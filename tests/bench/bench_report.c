@@ -183,14 +183,6 @@ static void json_phase(FILE *f, struct bench *b, const struct bench_phase *p,
     fputs("]}", f);
 }
 
-static int verdict(const struct bench_phase *p, const struct phase_sum *s)
-{
-    if (bench_phase_lost(p) || p->dups || p->conflicts || p->unexpected || s->unanswered ||
-        s->unsent)
-        return 1;
-    return p->refused ? 3 : 0;
-}
-
 int bench_report(struct bench *b, FILE *json)
 {
     struct phase_sum sums[2];
@@ -206,7 +198,7 @@ int bench_report(struct bench *b, FILE *json)
             continue;
         summarize(b, &b->ph[i], &sums[i]);
         print_phase(b, &b->ph[i], &sums[i]);
-        int v = verdict(&b->ph[i], &sums[i]);
+        int v = bench_phase_verdict(&b->ph[i], sums[i].unanswered);
         if (v == 1 || (v == 3 && worst == 0))
             worst = v;
     }

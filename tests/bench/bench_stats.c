@@ -273,6 +273,14 @@ long bench_phase_lost(const struct bench_phase *p)
     return p->sent - p->arrived - p->refused;
 }
 
+int bench_phase_verdict(const struct bench_phase *p, long unanswered)
+{
+    if (bench_phase_lost(p) || p->dups || p->conflicts || p->unexpected || unanswered ||
+        p->sent < p->n)
+        return 1;
+    return p->refused ? 3 : 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
