@@ -62,6 +62,10 @@ struct bench_opts {
     double duration; /* open loop: seconds of offered load */
     double late_ms;  /* open loop: a send this far behind its schedule is late */
     int dirs;        /* bit (1 << enum bench_dir) per direction to run */
+    /* The next hop answers each request this long after it came, as a slow
+     * SIP endpoint does: the gateway then holds rate x delay transactions
+     * open, which is what fills its transaction table. */
+    double sip_delay_ms;
     int tls;
     int sip_udp;
     const char *gateway; /* path of xsgw to start, or NULL */

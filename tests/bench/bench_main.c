@@ -60,6 +60,7 @@ static void usage(FILE *out)
             "  --direction D      xmpp-sip, sip-xmpp or both (default both)\n"
             "  --tls              STARTTLS on every XMPP stream (partner tls = \"required\")\n"
             "  --sip-udp          SIP over UDP both ways (default TCP)\n"
+            "  --sip-delay MS     the SIP next hop answers each request MS ms late (default 0)\n"
             "  --json FILE        write the report as JSON to FILE too\n"
             "  --policy FILE      run the gateway with FILE as is (fixed ports, as printed)\n"
             "  --print-policy     print the policy for fixed ports, and exit\n"
@@ -119,6 +120,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         O_LATE,
         O_DIR,
         O_JSON,
+        O_SIP_DELAY,
         O_HELP
     };
     static const struct option opts[] = {
@@ -128,6 +130,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         {"late-ms", required_argument, NULL, O_LATE},
         {"direction", required_argument, NULL, O_DIR},
         {"json", required_argument, NULL, O_JSON},
+        {"sip-delay", required_argument, NULL, O_SIP_DELAY},
         {"tls", no_argument, NULL, O_TLS},
         {"sip-udp", no_argument, NULL, O_UDP},
         {"gateway", required_argument, NULL, O_GW},
@@ -183,6 +186,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             break;
         case O_JSON:
             o->json = optarg;
+            break;
+        case O_SIP_DELAY:
+            if (parse_num(optarg, 0, 60000, 1, &o->sip_delay_ms) != 0)
+                goto bad;
             break;
         case O_WINDOW:
             if (parse_long(optarg, 1, BENCH_MAX_WINDOW, &v) != 0)

@@ -27,6 +27,8 @@
 #define BS_VIA_MAX 8
 /* Bytes written and not yet taken by the kernel before a send waits. */
 #define BS_BACKLOG_MAX (1u << 20)
+/* --sip-delay: answers held back at most; more are sent at once and counted. */
+#define BS_DELAYED_MAX 1000000
 
 struct bs_conn {
     struct bench_sip *sip;
@@ -34,6 +36,18 @@ struct bs_conn {
     struct xs_buf in;
     int client;
     struct bs_conn *next;
+};
+
+/* An answer held back by --sip-delay. One delay for all, so answers fall
+ * due in the order they were queued and a FIFO is their timeline. */
+struct bs_delayed {
+    struct bs_delayed *next;
+    uint64_t due;
+    struct bs_conn *c; /* TCP; NULL with tcp set: its connection closed */
+    int tcp;
+    struct sockaddr_storage to; /* UDP */
+    size_t len;
+    char data[];
 };
 
 struct bench_sip {
@@ -46,6 +60,10 @@ struct bench_sip {
     uv_connect_t creq;
     int udp_ready;
     unsigned long udp_drops;                   /* responses the UDP socket would not take */
+    struct bs_delayed *dq_head, *dq_tail;      /* --sip-delay: answers not yet due */
+    size_t dq_n;
+    unsigned long dq_full;                     /* answered at once: the queue was full */
+    uv_timer_t dq_timer;
     char out[8192];                            /* every message we write is formatted here */
     char dgram[BS_HEAD_MAX + BS_BODY_MAX + 1]; /* one UDP datagram, NUL-terminated */
 };
@@ -163,6 +181,16 @@ static int send_bytes(struct bench_sip *s, struct bs_conn *c, const struct socka
     return rc < 0 ? XS_EIO : 0;
 }
 
+static void send_answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr *to,
+                        const char *data, size_t n)
+{
+    int rc = send_bytes(s, c, to, data, n);
+    if (rc == XS_EAGAIN)
+        s->udp_drops++; /* the gateway retransmits; reported at the end */
+    else if (rc != 0)
+        bench_fatal(s->b, "sip: cannot send a response: %s", xs_strerror(rc));
+}
+
 static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr *to,
                    const struct bs_msg *m, int code, const char *reason)
 {
@@ -182,11 +210,47 @@ static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
         bench_msg_error(s->b, BENCH_X2S, -1, "sip: request too large to answer");
         return;
     }
-    int rc = send_bytes(s, c, to, s->out, n);
-    if (rc == XS_EAGAIN)
-        s->udp_drops++; /* the gateway retransmits; reported at the end */
-    else if (rc != 0)
-        bench_fatal(s->b, "sip: cannot send a response: %s", xs_strerror(rc));
+    if (s->b->o.sip_delay_ms > 0 && s->dq_n < BS_DELAYED_MAX) {
+        struct bs_delayed *d = malloc(sizeof *d + n);
+        if (d) {
+            d->next = NULL;
+            d->due = uv_hrtime() + (uint64_t)(s->b->o.sip_delay_ms * 1e6);
+            d->c = c;
+            d->tcp = c != NULL;
+            if (to)
+                memcpy(&d->to, to, to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in));
+            d->len = n;
+            memcpy(d->data, s->out, n);
+            if (s->dq_tail)
+                s->dq_tail->next = d;
+            else
+                s->dq_head = d;
+            s->dq_tail = d;
+            s->dq_n++;
+            return;
+        }
+    }
+    if (s->b->o.sip_delay_ms > 0)
+        s->dq_full++;
+    send_answer(s, c, to, s->out, n);
+}
+
+/* --sip-delay: sends the answers that are due. */
+static void on_dq_timer(uv_timer_t *t)
+{
+    struct bench_sip *s = t->data;
+    uint64_t now = uv_hrtime();
+    while (s->dq_head && s->dq_head->due <= now && !s->b->stopping) {
+        struct bs_delayed *d = s->dq_head;
+        s->dq_head = d->next;
+        if (!s->dq_head)
+            s->dq_tail = NULL;
+        s->dq_n--;
+        if (!d->tcp || d->c)
+            send_answer(s, d->c, d->tcp ? NULL : (const struct sockaddr *)&d->to, d->data, d->len);
+        free(d);
+    }
 }
 
 /* Names the transaction a request belongs to: a retransmission repeats its
@@ -304,6 +368,9 @@ static void conn_on_closed(void *ud, int reason)
     int client = c->client;
     c->link = NULL;
     conn_unlink(c);
+    for (struct bs_delayed *d = c->sip->dq_head; d; d = d->next)
+        if (d->c == c)
+            d->c = NULL;
     xs_buf_free(&c->in);
     free(c);
     if (!b->stopping && (client || reason != XS_ECLOSED))
@@ -393,6 +460,10 @@ int bench_sip_listen(struct bench *b)
     uv_ip4_addr("127.0.0.1", b->hop_udp_port, &udp_sa);
     uv_tcp_init(b->loop, &s->listener);
     uv_udp_init(b->loop, &s->udp);
+    uv_timer_init(b->loop, &s->dq_timer);
+    s->dq_timer.data = s;
+    if (b->o.sip_delay_ms > 0)
+        uv_timer_start(&s->dq_timer, on_dq_timer, 1, 1);
     s->listener.data = s;
     s->udp.data = s;
     struct sockaddr_storage ss;
@@ -515,10 +586,21 @@ void bench_sip_close(struct bench *b)
             xs_link_close(c->link, XS_OK);
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->udp, NULL);
+    uv_close((uv_handle_t *)&s->dq_timer, NULL);
 }
 
 void bench_sip_free(struct bench *b)
 {
+    struct bench_sip *s = b->sip;
+    while (s && s->dq_head) {
+        struct bs_delayed *d = s->dq_head;
+        s->dq_head = d->next;
+        free(d);
+    }
+    if (s && s->dq_full)
+        fprintf(stderr, "xsbench: %lu SIP answers were sent at once, not after --sip-delay: "
+                        "more than %d were waiting\n",
+                s->dq_full, BS_DELAYED_MAX);
     if (b->sip && b->sip->udp_drops)
         fprintf(stderr, "xsbench: %lu SIP responses over UDP could not be sent (socket full)\n",
                 b->sip->udp_drops);
