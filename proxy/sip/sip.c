@@ -56,6 +56,7 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     /* The policy's defaults (lua/xsgw/policy.lua says how they are sized). */
     o->max_server_txns = 65536;
     o->max_client_txns = 65536;
+    o->pressure_high = 4096;
     o->max_tcp_conns = 256;
     /* Two requests of the largest allowed body (core/limits.h). */
     o->tcp_out_max = 2u * XS_MESSAGE_WIRE_MAX;

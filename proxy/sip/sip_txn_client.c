@@ -41,19 +41,26 @@ struct cli {
 
 /* ---- client transactions ---- */
 
-/* Backpressure: see on_pressure in sip_txn.h. */
+/* Backpressure: see on_pressure in sip_txn.h. The high mark is three
+ * quarters of the bound, but never more than opts->pressure_high: requests
+ * left unanswered by the thousands mean the next hop (or our own reading of
+ * its answers) is behind, and every one more sent then is one more to
+ * retransmit. The low mark is two thirds of the high one. */
 static void pressure_check(struct xs__sip_txns *t)
 {
     if (t->closing)
         return;
     size_t n = t->q_f->count, max = t->opts->max_client_txns;
-    if (!t->pressure && n >= max - max / 4) {
+    size_t high = max - max / 4;
+    if (t->opts->pressure_high && high > t->opts->pressure_high)
+        high = t->opts->pressure_high;
+    if (!t->pressure && n >= high) {
         t->pressure = 1;
         t->stats.pauses++;
         xs_log(XS_LOG_INFO, "sip.pressure", "state=high clients=%zu max_transactions=%zu", n, max);
         if (t->on_pressure)
             t->on_pressure(t->pressure_ud, 1);
-    } else if (t->pressure && (n < max / 2 || n == 0)) {
+    } else if (t->pressure && (n < high * 2 / 3 || n == 0)) {
         t->pressure = 0;
         xs_log(XS_LOG_INFO, "sip.pressure", "state=low clients=%zu max_transactions=%zu", n, max);
         if (t->on_pressure)
