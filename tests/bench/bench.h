@@ -66,6 +66,7 @@ struct bench_opts {
      * SIP endpoint does: the gateway then holds rate x delay transactions
      * open, which is what fills its transaction table. */
     double sip_delay_ms;
+    int no_sip_rtx; /* our UDP SIP client does not retransmit */
     int tls;
     int sip_udp;
     const char *gateway; /* path of xsgw to start, or NULL */
@@ -122,6 +123,9 @@ struct bench_phase {
     uint64_t *t_recv;   /* arrival on the far side */
     uint64_t *t_ans;    /* SIP final response (SIP->XMPP) */
     uint32_t *key;      /* SIP transaction of the first arrival (XMPP->SIP), 0: none */
+    uint8_t *rtx;       /* retransmissions of our UDP request (SIP->XMPP) */
+    long rtx_low;       /* no unanswered request below this one */
+    long rtx_sent;
     uint8_t *flags;
     struct bench_series sec;
     struct bench_answer answers[BENCH_ANSWERS_MAX];
@@ -165,6 +169,7 @@ struct bench {
     uv_timer_t retry;    /* closed loop: re-pumps after a send that would block */
     uv_timer_t clock;    /* open loop: sends what is due, every millisecond */
     uv_timer_t second;   /* per-second rows, CPU and RSS samples */
+    uv_timer_t rtx;      /* SIP->XMPP over UDP: retransmits what is unanswered */
     uint64_t ready_since;
     long gw_hwm_kb; /* the highest VmHWM seen, -1 before any */
     int gw_ready;

@@ -42,6 +42,8 @@
 /* Open loop: after the duration, how long the schedule may still catch up. */
 #define CATCH_UP_NS NS_PER_S
 #define DEFAULT_DURATION 40.0
+/* How often our UDP SIP client looks for requests to retransmit. */
+#define RTX_SCAN_MS 20
 
 static uv_signal_t sig_int, sig_term;
 
@@ -61,6 +63,8 @@ static void usage(FILE *out)
             "  --tls              STARTTLS on every XMPP stream (partner tls = \"required\")\n"
             "  --sip-udp          SIP over UDP both ways (default TCP)\n"
             "  --sip-delay MS     the SIP next hop answers each request MS ms late (default 0)\n"
+            "  --no-sip-retransmit  our UDP SIP client does not retransmit (Timer E): a\n"
+            "                     datagram the gateway drops is then lost\n"
             "  --json FILE        write the report as JSON to FILE too\n"
             "  --policy FILE      run the gateway with FILE as is (fixed ports, as printed)\n"
             "  --print-policy     print the policy for fixed ports, and exit\n"
@@ -121,6 +125,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         O_DIR,
         O_JSON,
         O_SIP_DELAY,
+        O_NO_RTX,
         O_HELP
     };
     static const struct option opts[] = {
@@ -131,6 +136,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         {"direction", required_argument, NULL, O_DIR},
         {"json", required_argument, NULL, O_JSON},
         {"sip-delay", required_argument, NULL, O_SIP_DELAY},
+        {"no-sip-retransmit", no_argument, NULL, O_NO_RTX},
         {"tls", no_argument, NULL, O_TLS},
         {"sip-udp", no_argument, NULL, O_UDP},
         {"gateway", required_argument, NULL, O_GW},
@@ -186,6 +192,9 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             break;
         case O_JSON:
             o->json = optarg;
+            break;
+        case O_NO_RTX:
+            o->no_sip_rtx = 1;
             break;
         case O_SIP_DELAY:
             if (parse_num(optarg, 0, 60000, 1, &o->sip_delay_ms) != 0)
@@ -341,6 +350,7 @@ static void phase_close(struct bench *b, struct bench_phase *p, uint64_t now)
     p->offering = 0;
     uv_timer_stop(&b->clock);
     uv_timer_stop(&b->second);
+    uv_timer_stop(&b->rtx);
     if (!p->t_end)
         p->t_end = now;
     bench_series_close(&p->sec, now);
@@ -392,6 +402,7 @@ static void stop(struct bench *b)
     close_handle((uv_handle_t *)&b->retry);
     close_handle((uv_handle_t *)&b->clock);
     close_handle((uv_handle_t *)&b->second);
+    close_handle((uv_handle_t *)&b->rtx);
     close_handle((uv_handle_t *)&sig_int);
     close_handle((uv_handle_t *)&sig_term);
     bench_gw_stop(b);
@@ -498,20 +509,60 @@ static void pump_open(struct bench *b)
     uint64_t late_ns = (uint64_t)(b->o.late_ms * 1e6);
     while (p->sent < due) {
         long seq = p->sent;
-        int rc = send_one(b, seq, now);
+        uint64_t sched = scheduled(b, p, seq);
+        int rc = send_one(b, seq, sched);
         if (rc == XS_EAGAIN)
             break;
         if (rc != 0) {
             bench_fatal(b, "%s: cannot send message %ld: %s", p->name, seq, xs_strerror(rc));
             return;
         }
-        bench_phase_offer(p, seq, scheduled(b, p, seq), now, late_ns);
+        bench_phase_offer(p, seq, sched, now, late_ns);
         if (b->stopping || p->finished)
             return;
     }
     uint64_t limit = p->t_start + (uint64_t)(b->o.duration * 1e9) + CATCH_UP_NS;
     if (p->sent == p->n || now >= limit)
         offer_end(b, p, now);
+}
+
+/* When the k-th retransmission of a request sent at t0 is due over UDP
+ * (RFC 3261 Timer E: T1, 2*T1, ... capped at T2 = 4 s), or 0 once Timer F
+ * (64*T1 = 32 s) has run out. */
+static uint64_t rtx_due(uint64_t t0, unsigned k)
+{
+    uint64_t at = 0, step = BENCH_T1_NS;
+    for (unsigned i = 0; i <= k; i++) {
+        at += step;
+        if (step < 8 * BENCH_T1_NS)
+            step *= 2;
+    }
+    return at < 64 * BENCH_T1_NS ? t0 + at : 0;
+}
+
+/* SIP->XMPP over UDP: our client retransmits what is unanswered, as a real
+ * one does, so a datagram the gateway's socket dropped is late, not lost,
+ * and a retransmission the gateway forwards twice shows as a duplicate. */
+static void on_rtx(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    struct bench_phase *p = &b->ph[BENCH_S2X];
+    if (b->stopping || b->cur != BENCH_S2X || p->finished)
+        return;
+    uint64_t now = uv_hrtime();
+    while (p->rtx_low < p->sent && (p->flags[p->rtx_low] & (BM_ANSWERED | BM_ERROR)))
+        p->rtx_low++;
+    for (long seq = p->rtx_low; seq < p->sent; seq++) {
+        if (p->flags[seq] & (BM_ANSWERED | BM_ERROR))
+            continue;
+        uint64_t due = rtx_due(p->t_send[seq], p->rtx[seq]);
+        if (!due || now < due)
+            continue;
+        if (bench_sip_send(b, seq, p->t_send[seq]) != 0)
+            return; /* the socket is full: the rest on the next turn */
+        p->rtx[seq]++;
+        p->rtx_sent++;
+    }
 }
 
 static void on_clock(uv_timer_t *t)
@@ -559,6 +610,8 @@ static void phase_begin(struct bench *b, int i)
     if (i == BENCH_X2S || !(b->o.dirs & 1 << BENCH_X2S))
         bench_print_sec_header();
     uv_timer_start(&b->second, on_second, 1000, 1000);
+    if (i == BENCH_S2X && b->o.sip_udp && !b->o.no_sip_rtx)
+        uv_timer_start(&b->rtx, on_rtx, RTX_SCAN_MS, RTX_SCAN_MS);
     if (b->o.rate > 0) {
         p->offering = 1;
         uv_timer_start(&b->clock, on_clock, 1, 1);
@@ -756,8 +809,8 @@ int main(int argc, char **argv)
     b->cur = -1;
     b->gw_hwm_kb = -1;
     b->run_id = uv_hrtime() ^ ((uint64_t)getpid() << 32);
-    uv_timer_t *timers[] = {&b->deadline, &b->tick, &b->retry, &b->clock, &b->second,
-                            &b->kill_timer};
+    uv_timer_t *timers[] = {&b->deadline, &b->tick, &b->retry,     &b->clock,
+                            &b->second,   &b->rtx,  &b->kill_timer};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
         uv_timer_init(b->loop, timers[i]);
         timers[i]->data = b;

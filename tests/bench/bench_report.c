@@ -88,8 +88,9 @@ static void print_phase(struct bench *b, const struct bench_phase *p, const stru
            b->o.rate > 0 ? "scheduled" : "actual");
     if (p == &b->ph[BENCH_S2X])
         printf("  SIP final responses %ld: ms p50 %.2f p99 %.2f max %.2f; %ld later than T1 "
-               "(a UDP sender retransmits); %ld delivered but unanswered\n",
-               p->answered, ms(s->a50), ms(s->a99), ms(s->amax), p->t1_answers, s->unanswered);
+               "(a UDP sender retransmits); %ld delivered but unanswered; we retransmitted %ld\n",
+               p->answered, ms(s->a50), ms(s->a99), ms(s->amax), p->t1_answers, s->unanswered,
+               p->rtx_sent);
     if (p->retrans || p->conflicts || p->unexpected || p->after_end)
         printf("  SIP retransmissions %ld, delivered and refused %ld, not ours %ld, "
                "after the phase ended %ld\n",
@@ -107,13 +108,13 @@ static void print_summary(struct bench *b, const struct bench_phase *p, const st
 {
     printf("xsbench-summary dir=%s mode=%s xmpp=%s sip=%s rate=%g duration=%g n=%ld "
            "offered=%ld delivered=%ld refused=%ld lost=%ld dups=%ld late=%ld unsent=%ld "
-           "retrans=%ld conflicts=%ld p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+           "retrans=%ld rtx_sent=%ld conflicts=%ld p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
            "ans_p50_ms=%.3f ans_p99_ms=%.3f t1_answers=%ld secs=%.3f delivered_per_s=%.1f "
            "gw_cpu=%.1f gw_hwm_kb=%ld\n",
            p == &b->ph[BENCH_X2S] ? "xmpp-sip" : "sip-xmpp", b->o.rate > 0 ? "open" : "closed",
            b->o.tls ? "starttls" : "plain", b->o.sip_udp ? "udp" : "tcp", b->o.rate,
            b->o.duration, p->n, p->sent, p->arrived, p->refused, bench_phase_lost(p), p->dups,
-           p->late, s->unsent, p->retrans, p->conflicts, ms(s->p50), ms(s->p99), ms(s->p999),
+           p->late, s->unsent, p->retrans, p->rtx_sent, p->conflicts, ms(s->p50), ms(s->p99), ms(s->p999),
            ms(s->max), ms(s->a50), ms(s->a99), p->t1_answers, s->secs, s->rate,
            s->gw_cpu_known ? s->gw_cpu : -1.0, b->gw_hwm_kb);
 }
@@ -140,13 +141,13 @@ static void json_phase(FILE *f, struct bench *b, const struct bench_phase *p,
     json_str(f, p == &b->ph[BENCH_X2S] ? "xmpp-sip" : "sip-xmpp");
     fprintf(f,
             ",\"planned\":%ld,\"offered\":%ld,\"late\":%ld,\"unsent\":%ld,\"delivered\":%ld,"
-            "\"refused\":%ld,\"lost\":%ld,\"dups\":%ld,\"retrans\":%ld,\"conflicts\":%ld,"
+            "\"refused\":%ld,\"lost\":%ld,\"dups\":%ld,\"retrans\":%ld,\"rtx_sent\":%ld,\"conflicts\":%ld,"
             "\"unexpected\":%ld,\"after_end\":%ld,\"answered\":%ld,\"t1_answers\":%ld,"
             "\"unanswered\":%ld,\"secs\":%.3f,\"delivered_per_s\":%.1f,"
             "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
             "\"answer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},\"gw_cpu\":",
             p->n, p->sent, p->late, s->unsent, p->arrived, p->refused, bench_phase_lost(p),
-            p->dups, p->retrans, p->conflicts, p->unexpected, p->after_end, p->answered,
+            p->dups, p->retrans, p->rtx_sent, p->conflicts, p->unexpected, p->after_end, p->answered,
             p->t1_answers, s->unanswered, s->secs, s->rate, ms(s->p50), ms(s->p99), ms(s->p999),
             ms(s->max), ms(s->a50), ms(s->a99), ms(s->amax));
     if (s->gw_cpu_known)
