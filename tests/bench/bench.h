@@ -119,12 +119,12 @@ struct bench_phase {
     long sent; /* offered: handed to the socket */
     long arrived, answered, refused, done, dups, retrans, unexpected, conflicts;
     long late, after_end, t1_answers;
-    uint64_t *t_send;   /* ns, by sequence number: when it was scheduled (open) or sent */
-    uint64_t *t_recv;   /* arrival on the far side */
-    uint64_t *t_ans;    /* SIP final response (SIP->XMPP) */
-    uint32_t *key;      /* SIP transaction of the first arrival (XMPP->SIP), 0: none */
-    uint8_t *rtx;       /* retransmissions of our UDP request (SIP->XMPP) */
-    long rtx_low;       /* no unanswered request below this one */
+    uint64_t *t_send; /* ns, by sequence number: when it was scheduled (open) or sent */
+    uint64_t *t_recv; /* arrival on the far side */
+    uint64_t *t_ans;  /* SIP final response (SIP->XMPP) */
+    uint32_t *key;    /* SIP transaction of the first arrival (XMPP->SIP), 0: none */
+    uint8_t *rtx;     /* retransmissions of our UDP request (SIP->XMPP) */
+    long rtx_low;     /* no unanswered request below this one */
     long rtx_sent;
     uint8_t *flags;
     struct bench_series sec;
@@ -177,6 +177,10 @@ struct bench {
     int failed;
     int exit_code;
 };
+
+/* bench_opts.c: fills o from the command line; 0, or -1 after saying why
+ * on stderr. --help prints and exits. */
+int bench_parse_opts(int argc, char **argv, struct bench_opts *o);
 
 /* bench_main.c: what the protocol modules report. seq indexes the phase. */
 void bench_fatal(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
