@@ -32,10 +32,10 @@ enum xs_sm_state {
 
 struct xs_sm_out {
     enum xs_sm_state state;
-    uint32_t sent;      /* stanzas sent since <enable/>; the number of the last one */
-    uint32_t acked;     /* the peer's last h */
-    int awaiting;       /* an <r/> is unanswered */
-    double asked_at;    /* when the <enable/> or the unanswered <r/> went out */
+    uint32_t sent;   /* stanzas sent since <enable/>; the number of the last one */
+    uint32_t acked;  /* the peer's last h */
+    int awaiting;    /* an <r/> is unanswered */
+    double asked_at; /* when the <enable/> or the unanswered <r/> went out */
 };
 
 struct xs_sm_in {

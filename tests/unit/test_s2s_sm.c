@@ -52,9 +52,9 @@ static void test_bad_h(void)
     s.state = XS_SM_ON;
     for (int i = 0; i < 5; i++)
         xs_sm_out_count(&s, &n);
-    CHECK(xs_sm_out_ack(&s, 6, &prev) == XS_ELIMIT); /* one more than sent */
+    CHECK(xs_sm_out_ack(&s, 6, &prev) == XS_ELIMIT);           /* one more than sent */
     CHECK(xs_sm_out_ack(&s, 0xffffffffu, &prev) == XS_EPROTO); /* below 0: backwards */
-    CHECK(prev == 1234 && s.acked == 0); /* nothing changed */
+    CHECK(prev == 1234 && s.acked == 0);                       /* nothing changed */
     CHECK(xs_sm_out_ack(&s, 5, &prev) == 0);
     CHECK(xs_sm_out_ack(&s, 4, &prev) == XS_EPROTO);
     CHECK(xs_sm_out_ack(&s, 0, &prev) == XS_EPROTO);
