@@ -9,12 +9,14 @@
 #                                  gateway's stream
 #   sustained.sip_to_xmpp_udp      every message delivered once, every MESSAGE 200, no
 #                                  retransmission by sipp; latency p50/p99 in the log
-# Bounded: about 75 s in all. XS_IT_SUS_TRANSPORT=tcp runs the same over TCP.
+# Bounded: about 80 s in all. XS_IT_SUS_TRANSPORT=tcp runs the same over TCP (scenario
+# sustained.sip_to_xmpp_tcp).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sustained.sh"
 
-it_setup sustained sustained.prosody_sm_enabled sustained.sip_to_xmpp_udp
+SUS_T=${XS_IT_SUS_TRANSPORT:-udp}
+it_setup sustained sustained.prosody_sm_enabled "sustained.sip_to_xmpp_$SUS_T"
 
 RATE=${XS_IT_SUS_RATE:-200}
 SECS=${XS_IT_SUS_SECONDS:-60}
@@ -42,7 +44,7 @@ else
 fi
 
 start=$(date +%s)
-sus_uac sus sip:alice@xmpp.test "$RATE" "$SECS" "${XS_IT_SUS_TRANSPORT:-udp}"
+sus_uac sus sip:alice@xmpp.test "$RATE" "$SECS" "$SUS_T"
 it_wait_exit alice-rx 30
 it_log "sustained run took $(($(date +%s) - start)) s; gateway: $(grep -c 'ev=s2s\.out\.sm' "$IT_TMP/xsgw.err") sm lines, $(grep -c 'ev=s2s\.out\.unconfirmed' "$IT_TMP/xsgw.err") unconfirmed"
-sus_verdict sustained.sip_to_xmpp_udp sus alice-rx "$N"
+sus_verdict "sustained.sip_to_xmpp_$SUS_T" sus alice-rx "$N"
