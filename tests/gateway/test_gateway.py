@@ -1844,6 +1844,32 @@ async def test_sm_inbound(tmp):
         assert (await s.next())[0] in ("close", "eof")
 
 
+async def test_sm_always_asks_a_peer_that_did_not_offer(tmp):
+    """xmpp.stream_management = "always": a peer that offers no <sm/> (as
+    Prosody on a dialback stream) still gets <enable/> after dialback, and
+    when it accepts, the 200 waits for its <a/>. One that ignores <enable/>
+    costs nothing: its stanzas are answered after the grace, as without."""
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        e.peer.sm_mode, e.peer.sm_ack_delay = "ack", 0.8
+        cid = await sm_send(e, "asked")
+        await get(e.peer.received, 20)
+        got_at = time.monotonic()
+        assert (await final_codes(e, {cid: "asked"}, timeout=10))[cid] == 200
+        assert 0.7 < time.monotonic() - got_at < 1.3, time.monotonic() - got_at
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=requested offered=0")
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=enabled")
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        cid = await sm_send(e, "ignored")
+        start = time.monotonic()
+        await get(e.peer.received, 5)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+        assert 0.2 < time.monotonic() - start < 0.45, time.monotonic() - start
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
 # --- Sustained load and overload over SIP/UDP (issue 6, "txn") ---------------
 #
 # A stream far above what filled the old transaction table (3,300 msg/s over
