@@ -357,7 +357,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.xmpp", x, "table")
     check_keys(where, "gateway.xmpp", x, { listen = true, tls = true, dialback_secret = true,
         connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true,
-        error_grace = true })
+        error_grace = true, stream_management = true })
     cfg.xmpp_listen_host, cfg.xmpp_listen_port = parse_hostport(where, "xmpp.listen", x.listen)
     if x.tls ~= nil then
         want(where, "xmpp.tls", x.tls, "table")
@@ -379,7 +379,14 @@ local function normalize_gateway(decl)
         x.error_grace > 30) then
         fail(where, "xmpp.error_grace must be a number of seconds from 0 to 30")
     end
-    cfg.xmpp_error_grace = x.error_grace or 1
+    -- Below SIP's T1 (500 ms) with room for the 100 ms sweep that reports
+    -- it, so a UDP sender gets its answer before its first retransmission.
+    cfg.xmpp_error_grace = x.error_grace or 0.25
+    local sm = x.stream_management
+    if sm ~= nil and sm ~= "offered" and sm ~= "always" and sm ~= "off" then
+        fail(where, 'xmpp.stream_management must be "offered", "always" or "off"')
+    end
+    cfg.xmpp_stream_management = sm or "offered"
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")

@@ -157,7 +157,16 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *
  * What done() reports, and when. A stanza is "flushed" once the kernel has
  * confirmed its last byte (xs_link_flushed); nothing is reported delivered
- * before that. Once flushed, done() waits up to the policy's
+ * before that.
+ * With stream management (XEP-0198, s2s_sm.h) on the stream, a stanza is
+ * delivered once the peer acknowledged it (<a h/>); then done() waits at
+ * most XS_SM_ACK_SETTLE (never more than the grace) for an error stanza
+ * with that id, and reports success. An error stanza before that reports
+ * the error. If the peer refuses or never answers <enable/>, the stanzas
+ * go to the grace below. A stanza not acknowledged when the stream ends,
+ * however it ends, fails with remote-server-timeout (service-unavailable at
+ * shutdown); it is not sent again, since the peer may have handled it.
+ * Without stream management, once flushed, done() waits up to the policy's
  * xmpp.error_grace for an error stanza with that id (at once without an id
  * or grace) and then reports success.
  * When the stream dies:
@@ -172,6 +181,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *    never have read them.
  *  - at shutdown every sender hears before xs_xmpp_close returns: what was
  *    not flushed fails with service-unavailable, flushed stanzas succeed.
+ * (The rules below are the grace path's.)
  * The limit: XMPP without stream management (XEP-0198) has no receipt, so
  * a peer that stops reading for longer than the grace and then resets the
  * connection has been credited with what its kernel buffered meanwhile. */

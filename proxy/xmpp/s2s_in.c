@@ -12,6 +12,12 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/s2s_sm.h"
+
+/* <failed/> answers to stream management requests one stream gets before
+ * it is ended: each answer is larger than the request, so a peer repeating
+ * a refused request is cut off rather than answered forever. */
+#define IN_SM_REFUSALS_MAX 4
 
 enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
 
@@ -48,6 +54,8 @@ struct s2s_in {
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
+    struct xs_sm_in sm; /* XEP-0198, when the peer enabled it */
+    unsigned sm_refusals;
 };
 
 static int in_authenticated(const struct s2s_in *in)
@@ -155,12 +163,13 @@ static void write_features(struct s2s_in *in)
     if (!in->tls)
         n = snprintf(buf, sizeof buf,
                      "<stream:features><starttls xmlns='" XS_NS_TLS "'>%s</starttls>"
-                     "<dialback xmlns='" XS_NS_DIALBACK_FEATURE "'/></stream:features>",
+                     "<dialback xmlns='" XS_NS_DIALBACK_FEATURE "'/>"
+                     "<sm xmlns='" XS_NS_SM "'><optional/></sm></stream:features>",
                      tls_required ? "<required/>" : "");
     else
         n = snprintf(buf, sizeof buf,
                      "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
-                     "'/></stream:features>");
+                     "'/><sm xmlns='" XS_NS_SM "'><optional/></sm></stream:features>");
     int rc = xs_link_write(in->link, buf, (size_t)n);
     if (rc != 0)
         in_write_failed(in, rc);
@@ -435,7 +444,63 @@ static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
         in_error(in, "not-authorized", "stanza for a domain pair not authenticated");
         return;
     }
+    /* Handled (XEP-0198 §4) once carry has it: from here its outcome,
+     * error stanzas included, is ours to produce. */
+    if (!strcmp(el->name, "message") || !strcmp(el->name, "presence") || !strcmp(el->name, "iq"))
+        xs_sm_in_handled(&in->sm);
     xs_s2s_in_carry(in->x, in->serial, in->tls, el);
+}
+
+/* XEP-0198 as the receiving server: enabled after dialback authenticated a
+ * pair, no resumption. <r/> is answered once per read (on_data), with the
+ * count at its end, so a flood of requests costs one small answer. */
+static void on_sm(struct s2s_in *in, const struct xs_xml_el *el)
+{
+    const char *refusal = NULL;
+    if (!strcmp(el->name, "enable")) {
+        if (!in_authenticated(in))
+            refusal = "unexpected-request";
+        else if (in->sm.enabled)
+            refusal = "unexpected-request";
+    } else if (!strcmp(el->name, "resume")) {
+        refusal = "feature-not-implemented";
+    } else if (!strcmp(el->name, "r")) {
+        if (in->sm.enabled)
+            in->sm.owed = 1;
+        return;
+    } else {
+        /* <a/> (we send no <r/> here), <enabled/> and the like: nothing to do. */
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu element=sm:%s",
+               (unsigned long long)in->serial, el->name);
+        return;
+    }
+    if (refusal) {
+        xs_log(XS_LOG_INFO, "s2s.in.sm", "stream=in%llu remote=%s request=%s result=failed cond=%s",
+               (unsigned long long)in->serial, in->remote[0] ? in->remote : "-", el->name, refusal);
+        if (++in->sm_refusals > IN_SM_REFUSALS_MAX) {
+            in_error(in, "policy-violation", "too many refused stream management requests");
+            return;
+        }
+        char buf[160];
+        int n = snprintf(buf, sizeof buf,
+                         "<failed xmlns='" XS_NS_SM "'><%s xmlns='"
+                         "urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
+                         refusal);
+        int rc = xs_link_write(in->link, buf, (size_t)n);
+        if (rc != 0)
+            in_write_failed(in, rc);
+        return;
+    }
+    static const char enabled[] = "<enabled xmlns='" XS_NS_SM "'/>";
+    int rc = xs_link_write(in->link, enabled, sizeof enabled - 1);
+    if (rc != 0) {
+        in_write_failed(in, rc);
+        return;
+    }
+    in->sm.enabled = 1;
+    in->sm.handled = 0;
+    xs_log(XS_LOG_INFO, "s2s.in.sm", "stream=in%llu remote=%s result=enabled",
+           (unsigned long long)in->serial, in->remote[0] ? in->remote : "-");
 }
 
 static void on_stanza(void *ud, struct xs_xml_el *el)
@@ -472,6 +537,8 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         set_state(in, IN_CLOSED, "stream error from the peer");
         xs_xml_parser_stop(in->parser);
         xs_s2s_close_stream(in->link);
+    } else if (!strcmp(el->ns, XS_NS_SM)) {
+        on_sm(in, el);
     } else if (!strcmp(el->ns, XS_NS_SERVER)) {
         on_stanza_authenticated(in, el);
     } else {
@@ -517,6 +584,7 @@ static void on_data(void *ud, const char *data, size_t len)
          * to verifications still in flight find no pair and are dropped. */
         in->n_pairs = 0;
         in->remote[0] = '\0';
+        xs_sm_in_init(&in->sm);
         in->verify_tag = 2 * in->serial + 1;
         apply_limits(in);
         in->header_sent = 0;
@@ -526,6 +594,16 @@ static void on_data(void *ud, const char *data, size_t len)
     if (rc < 0 && in->state != IN_CLOSED) {
         const char *cond = xs_xml_parser_condition(in->parser);
         in_error(in, cond ? cond : "not-well-formed", xs_xml_parser_detail(in->parser));
+        return;
+    }
+    if (in->sm.owed && in->state == IN_OPEN) {
+        char a[64];
+        int n = snprintf(a, sizeof a, "<a xmlns='" XS_NS_SM "' h='%lu'/>",
+                         (unsigned long)in->sm.handled);
+        in->sm.owed = 0;
+        int wrc = xs_link_write(in->link, a, (size_t)n);
+        if (wrc != 0)
+            in_write_failed(in, wrc);
     }
 }
 

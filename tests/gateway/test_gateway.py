@@ -995,7 +995,8 @@ async def test_cut_link_mid_burst_no_false_200(tmp):
     take the whole burst, so every stanza here reaches the kernel and is in
     its grace at the cut; test_link covers bytes the kernel never took.)"""
     n = 60
-    async with Env(tmp) as e:
+    # The 1 s grace this test is about (the default is shorter than the sleep below).
+    async with Env(tmp, xmpp_extra="error_grace = 1,") as e:
         e.peer.stall_after = 3
         first = await sip_burst(e, [f"warm{i}" for i in range(3)])
         for _ in range(3):
@@ -1660,6 +1661,213 @@ async def test_bad_policy_reload_keeps_running(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "still routed"))
         req = await get(e.sip.requests)
         assert req["body"] == b"still routed"
+
+
+
+# --- XEP-0198 Stream Management on s2s, and the error grace without it -----
+# (helper "sm", issue 6 story 2)
+
+NS_SM = "urn:xmpp:sm:3"
+
+
+async def sm_send(e, body, to="sip:alice@peer.test"):
+    cid = uuid.uuid4().hex
+    e.uac.send_message(e.sip_port, "sip:bob@sip.test", to, body, call_id=cid)
+    return cid
+
+
+async def test_sm_200_only_after_ack(tmp):
+    """A peer that offers XEP-0198: the gateway enables it after dialback,
+    asks for acks with batched <r/>, and answers 200 only once the peer
+    acknowledged the stanza: here the <a/> is held 1 s, far past the grace."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode, e.peer.sm_ack_delay = True, "ack", 1.0
+        cid = await sm_send(e, "first")
+        await get(e.peer.received, 20)
+        got_at = time.monotonic()
+        code = (await final_codes(e, {cid: "first"}, timeout=10))[cid]
+        waited = time.monotonic() - got_at
+        assert code == 200, code
+        assert 0.9 < waited < 1.5, waited
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=requested offered=1")
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=enabled")
+        assert e.peer.sm_seen[0] == "enable", e.peer.sm_seen
+        # At speed: 50 messages, every one answered 200 well before T1, with
+        # fewer requests than stanzas.
+        e.peer.sm_ack_delay = 0
+        before = e.peer.sm_seen.count("r")
+        start = time.monotonic()
+        calls = await sip_burst(e, [f"quick {i}" for i in range(50)])
+        codes = await final_codes(e, calls, timeout=10)
+        assert set(codes.values()) == {200}, codes
+        assert time.monotonic() - start < 0.5 + 0.05 * 3, time.monotonic() - start
+        got = [(await get(e.peer.received, 5)).child("body").text for _ in range(50)]
+        assert got == [f"quick {i}" for i in range(50)], got
+        requests = e.peer.sm_seen.count("r") - before
+        assert 1 <= requests < 50, requests
+        await expect_nothing(e.peer.received, 0.3)
+
+
+async def test_sm_error_after_ack_becomes_status(tmp):
+    """The peer bounces a message to a user it does not have and answers the
+    <r/>: the error travels on its own stream and may come a moment after
+    the <a/>; it still becomes the SIP status, not a 200."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        e.peer.unknown_users.add("ghost@peer.test")
+        e.peer.bounce_error = f"<item-not-found xmlns='{NS_STANZAS}'/>"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        e.peer.bounce_stream = await e.peer.authenticated_stream()
+        cid = await sm_send(e, "boo", to="sip:ghost@peer.test")
+        assert (await final_codes(e, {cid: "boo"}, timeout=10))[cid] == 604  # RFC 7247 item-not-found
+        e.gw.wait_log("result=reported-to-sender")
+        assert "r" in e.peer.sm_seen, e.peer.sm_seen
+
+
+async def test_sm_stream_dies_before_ack_fails_the_unacked(tmp):
+    """With stream management on, stanzas the peer never acknowledged fail
+    (408) when the stream dies, even though the kernel took their bytes;
+    the next message goes on a new stream and is acknowledged."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode, e.peer.sm_ack_delay = True, "ack", None
+        e.peer.end_after, e.peer.end_how = 2, "eof"
+        calls = {await sm_send(e, "lost 1"): "lost 1"}
+        await get(e.peer.received, 20)
+        calls[await sm_send(e, "lost 2")] = "lost 2"
+        codes = await final_codes(e, calls, timeout=10)
+        assert set(codes.values()) == {408}, codes
+        e.gw.wait_log(r"ev=s2s\.out\.unconfirmed .*unacked=[12] ")
+        e.peer.sm_ack_delay, e.peer.end_after = 0, None
+        again = await sm_send(e, "again")
+        assert (await final_codes(e, {again: "again"}, timeout=15))[again] == 200
+        bodies = [el.child("body").text for el in drain(e.peer.received)]
+        assert bodies == ["lost 2", "again"], bodies
+
+
+async def test_sm_peer_without_it_uses_the_grace(tmp):
+    """A peer that offers no stream management (ejabberd on s2s) gets no
+    <enable/>, and the 200 comes after the default grace, before T1 (0.5 s):
+    a UDP sender does not retransmit. A peer that refuses <enable/> falls
+    back to the same grace."""
+    async with Env(tmp) as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        for i in range(3):
+            cid = await sm_send(e, f"plain {i}")
+            start = time.monotonic()
+            await get(e.peer.received, 5)
+            assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+            took = time.monotonic() - start
+            assert 0.2 < took < 0.45, took
+        assert e.peer.sm_seen == [], e.peer.sm_seen
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "fail"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=off reason=\"the remote server refused")
+        cid = await sm_send(e, "after failed")
+        await get(e.peer.received, 5)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
+async def test_sm_hostile_ack_too_high(tmp):
+    """An <a/> acknowledging more than was sent ends the stream with
+    undefined-condition and <handled-count-too-high/> (XEP-0198), and the
+    stanza it claimed gets 408, not 200."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        e.peer.sm_h = lambda h: h + 5
+        cid = await sm_send(e, "hi")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {cid: "hi"}, timeout=10))[cid] == 408
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=bad-ack h=6 acked=0 sent=1")
+        want = b"<handled-count-too-high xmlns='urn:xmpp:sm:3' h='6' send-count='1'/>"
+        for _ in range(50):  # the peer's reader takes the stream error a moment later
+            raw = b"".join(bytes(s.raw) for s in e.peer.inbound)
+            if want in raw:
+                break
+            await asyncio.sleep(0.05)
+        assert want in raw and b"<undefined-condition" in raw, raw[-600:]
+
+
+async def test_sm_inbound(tmp):
+    """As the receiving server: <sm/> in the features, <enable/> refused
+    before dialback and when repeated, <r/> answered with the count of
+    stanzas handled, a flood of <r/> answered by a few <a/>, and a peer that
+    keeps asking what was refused is cut off."""
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test")
+        assert s.features.child("sm", NS_SM) is not None, s.features
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        f = await s.expect_el("failed")
+        assert f.ns == NS_SM and f.child("unexpected-request", NS_STANZAS) is not None, f
+        k = dialback_key(e.peer.secret, "sip.test", e.peer.domain, s.sid)
+        s.send(f"<db:result from='{e.peer.domain}' to='sip.test'>{k}</db:result>")
+        assert (await s.expect_el("result", 20)).attrs.get("type") == "valid"
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        el = await s.expect_el("*")
+        assert el.ns == NS_SM and el.name == "enabled", el
+        for i in range(3):
+            s.send(message("alice@peer.test", "bob@sip.test", f"in {i}", mid=f"i{i}"))
+        s.send(f"<r xmlns='{NS_SM}'/>")
+        a = await s.expect_el("a")
+        assert a.ns == NS_SM and a.attrs.get("h") == "3", a
+        for i in range(3):
+            assert (await get(e.sip.requests))["body"] == f"in {i}".encode()
+        mark = len(s.raw)
+        s.send(f"<r xmlns='{NS_SM}'/>" * 20000)
+        await s.w.drain()
+        answers = []
+        while True:
+            try:
+                kind, el = await s.next(1.0)
+            except TimeoutError:
+                break
+            assert kind == "el" and el.name == "a", (kind, el)
+            answers.append(el.attrs.get("h"))
+        assert answers and set(answers) == {"3"}, answers[:5]
+        assert len(answers) < 200, len(answers)
+        assert len(s.raw) - mark < 200 * 40, len(s.raw) - mark
+        # The refusal before dialback counts too: four in all are answered.
+        for _ in range(3):
+            s.send(f"<enable xmlns='{NS_SM}'/>")
+            f = await s.expect_el("failed")
+            assert f.child("unexpected-request", NS_STANZAS) is not None, f
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        err = await s.expect_el("error")
+        assert err.child("policy-violation", NS_STREAM_ERR) is not None, err
+        assert (await s.next())[0] in ("close", "eof")
+
+
+async def test_sm_always_asks_a_peer_that_did_not_offer(tmp):
+    """xmpp.stream_management = "always": a peer that offers no <sm/> (as
+    Prosody on a dialback stream) still gets <enable/> after dialback, and
+    when it accepts, the 200 waits for its <a/>. One that ignores <enable/>
+    costs nothing: its stanzas are answered after the grace, as without."""
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        e.peer.sm_mode, e.peer.sm_ack_delay = "ack", 0.8
+        cid = await sm_send(e, "asked")
+        await get(e.peer.received, 20)
+        got_at = time.monotonic()
+        assert (await final_codes(e, {cid: "asked"}, timeout=10))[cid] == 200
+        assert 0.7 < time.monotonic() - got_at < 1.3, time.monotonic() - got_at
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=requested offered=0")
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=enabled")
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        cid = await sm_send(e, "ignored")
+        start = time.monotonic()
+        await get(e.peer.received, 5)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+        assert 0.2 < time.monotonic() - start < 0.45, time.monotonic() - start
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
 
 
 # --- Sustained load and overload over SIP/UDP (issue 6, "txn") ---------------

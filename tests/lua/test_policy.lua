@@ -69,7 +69,8 @@ t.test("the base policy loads with defaults", function()
     t.eq(cfg.partners[1].domain, "xmpp.test")
     t.eq(cfg.partners[1].dialback, true)
     t.eq(cfg.log_bodies, false)
-    t.eq(cfg.xmpp_error_grace, 1)
+    t.eq(cfg.xmpp_error_grace, 0.25)
+    t.eq(cfg.xmpp_stream_management, "offered")
 end)
 
 t.test("IPv6 listeners", function()
@@ -168,6 +169,8 @@ t.test("errors name the file and the line of the declaration", function()
     expect_error(BASE .. 'partner "*" { route = "1.2.3.4:5269" }\n', "cannot have a static route")
     expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", error_grace = -1'),
         "error_grace must be")
+    expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", stream_management = "yes"'),
+        'stream_management must be "offered", "always" or "off"')
     expect_error("x = = 1", "^test.lua:1:")
     expect_error("partner 'a.test' { }", "declares no gateway")
 end)
