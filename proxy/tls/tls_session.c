@@ -115,6 +115,17 @@ int xs_tls_feed(struct xs_tls *t, const char *data, size_t len)
     return xs_buf_append(&t->in, data, len);
 }
 
+/* Once mbedtls has taken every byte fed, the input buffer goes: an idle
+ * session holds no ciphertext and no memory for it (the next feed makes
+ * a buffer of the size it needs). */
+static void release_input(struct xs_tls *t)
+{
+    if (t->in_pos < t->in.len)
+        return;
+    xs_buf_free(&t->in);
+    t->in_pos = 0;
+}
+
 /* mbedtls_ssl_read also drives an unfinished handshake, so the handshake can
  * end inside xs_tls_read; either way the session opens here. */
 static void note_open(struct xs_tls *t)
@@ -134,6 +145,7 @@ int xs_tls_handshake(struct xs_tls *t)
     if (t->state != TLS_HANDSHAKE)
         return 0;
     int rc = mbedtls_ssl_handshake(&t->ssl);
+    release_input(t);
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
         return XS_EAGAIN;
     if (rc != 0)
@@ -157,6 +169,7 @@ int xs_tls_read(struct xs_tls *t, char *out, size_t cap)
     for (int empty = 0; empty < 4; empty++) {
         int rc = mbedtls_ssl_read(&t->ssl, (unsigned char *)out, cap);
         note_open(t);
+        release_input(t);
         if (rc > 0)
             return rc;
         if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
@@ -207,7 +220,11 @@ void xs_tls_out(struct xs_tls *t, const char **data, size_t *len)
 
 void xs_tls_out_consume(struct xs_tls *t, size_t n)
 {
-    xs_buf_consume(&t->out, n);
+    /* All handed over: released like the input (see release_input). */
+    if (n >= t->out.len)
+        xs_buf_free(&t->out);
+    else
+        xs_buf_consume(&t->out, n);
 }
 
 const char *xs_tls_error(const struct xs_tls *t)

@@ -41,8 +41,10 @@ struct s2s_in {
     char source[INET6_ADDRSTRLEN]; /* the peer's address (IPv6: its /64), for per-source caps */
     char local[XS_DOMAIN_MAX];     /* the header's to */
     char remote[XS_DOMAIN_MAX];    /* the header's from, "" when the peer gave none */
-    struct in_pair pairs[XS_S2S_PAIRS_MAX];
-    size_t n_pairs;
+    /* Grown one pair at a time up to XS_S2S_PAIRS_MAX: most streams carry
+     * one, and an idle stream should cost what it uses. */
+    struct in_pair *pairs;
+    size_t n_pairs, cap_pairs;
     unsigned db_attempts;   /* db:result elements while unauthenticated */
     unsigned db_verifies;   /* db:verify elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
@@ -335,6 +337,16 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
             in_error(in, "policy-violation", "too many domain pairs on one stream");
             return;
         }
+        if (in->n_pairs == in->cap_pairs) {
+            struct in_pair *grown = realloc(in->pairs, (in->cap_pairs + 1) * sizeof *grown);
+            if (!grown) {
+                free(key);
+                reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
+                return;
+            }
+            in->pairs = grown;
+            in->cap_pairs++;
+        }
         pair = &in->pairs[in->n_pairs++];
         snprintf(pair->local, sizeof pair->local, "%s", local);
         snprintf(pair->remote, sizeof pair->remote, "%s", remote);
@@ -551,6 +563,7 @@ static void on_closed(void *ud, int reason)
     }
     if (in->parser)
         xs_xml_parser_free(in->parser);
+    free(in->pairs);
     free(in);
     xs_xmpp_stream_gone(x);
 }
