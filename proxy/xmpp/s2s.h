@@ -55,6 +55,15 @@
  * (or the TLS restart) and authenticate a pair this long after its first
  * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
+/* An inbound stream silent this long lets its parser go (xs_xml_parser_trim):
+ * about 10 KiB of expat state per stream, rebuilt from the kept stream
+ * header, in microseconds, by the next byte that arrives. */
+#define XS_S2S_IN_TRIM_AFTER 2.0
+/* Once this many parsers were trimmed, the heap's free pages go back to the
+ * kernel (malloc_trim): freed memory inside the heap would otherwise stay
+ * resident until reused, and a burst of new streams that then go quiet
+ * would keep the burst's peak. */
+#define XS_S2S_TRIM_RETURN 64
 #define XS_S2S_IN_AUTH_TIMEOUT 30.0
 /* Dialback on one inbound stream (audit M3): pairs being verified at once,
  * and db:result elements a stream may send before any pair is valid. */
@@ -97,6 +106,7 @@ struct xs_xmpp {
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
+    size_t trimmed; /* parsers trimmed since the heap was last returned */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
     int closing;
@@ -135,7 +145,8 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x);
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
                         int valid);
-void xs_s2s_in_sweep(struct s2s_in *in, double now);
+/* Returns 1 when the stream's parser was trimmed (it went quiet), else 0. */
+int xs_s2s_in_sweep(struct s2s_in *in, double now);
 /* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
  * inbound stream number `serial`, encrypted when `secure`, goes where it
  * belongs. */

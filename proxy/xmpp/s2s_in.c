@@ -694,19 +694,23 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
            (unsigned long long)in->serial, xs_link_peer(in->link));
 }
 
-void xs_s2s_in_sweep(struct s2s_in *in, double now)
+int xs_s2s_in_sweep(struct s2s_in *in, double now)
 {
     if (in->state == IN_CLOSED)
-        return;
+        return 0;
     if (!in_authenticated(in) && ((in->header_deadline && now > in->header_deadline) ||
                                   (in->auth_deadline && now > in->auth_deadline))) {
         in_error(in, "connection-timeout", "stream set-up took too long");
-        return;
+        return 0;
     }
     if (now - in->last_activity > in->x->cfg->xmpp_idle_timeout) {
         set_state(in, IN_CLOSED, "idle");
         xs_s2s_close_stream(in->link);
+        return 0;
     }
+    if (now - in->last_activity >= XS_S2S_IN_TRIM_AFTER && in->parser)
+        return xs_xml_parser_trim(in->parser);
+    return 0;
 }
 
 /* Why the partner entry for `remote` no longer admits dialback on this

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/err.h"
 #include "core/limits.h"
@@ -208,7 +211,13 @@ static void on_sweep(uv_timer_t *t)
         xs_s2s_out_expire(o, now);
     for (struct s2s_in *in = x->ins, *next; in; in = next) {
         next = xs_s2s_in_next(in);
-        xs_s2s_in_sweep(in, now);
+        x->trimmed += (size_t)xs_s2s_in_sweep(in, now);
+    }
+    if (x->trimmed >= XS_S2S_TRIM_RETURN) {
+        x->trimmed = 0;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
     }
     for (struct s2s_out *o = x->outs, *next; o; o = next) {
         next = xs_s2s_out_next(o);

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,8 +80,13 @@ async def open_many(peer, gw_port, first, n, tls):
     return await asyncio.gather(*(one(first + i) for i in range(n)))
 
 
+TRIM_AFTER = 2.0   # XS_S2S_IN_TRIM_AFTER: a quiet stream's parser is released after this
+
+
 async def settle_rss(pid, seconds=1.5):
-    """VmRSS once it stops moving (the last streams' set-up has finished)."""
+    """VmRSS once it stops moving (the last streams' set-up has finished and
+    the quiet streams' parsers have been released)."""
+    await asyncio.sleep(TRIM_AFTER + 0.5)
     last = vm_rss_kib(pid)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -90,6 +96,14 @@ async def settle_rss(pid, seconds=1.5):
             break
         last = now
     return last
+
+
+def heap_stats(pid):
+    """With XS_HEAP_STATS=1 in the environment: glibc's malloc_stats() of the
+    gateway, written to its log by gdb, to tell heap in use from RSS."""
+    if os.environ.get("XS_HEAP_STATS") == "1":
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                       capture_output=True)
 
 
 async def measure(tmp, n, tls, xmpp_extra="", xsgw=None):
@@ -108,8 +122,10 @@ async def measure(tmp, n, tls, xmpp_extra="", xsgw=None):
         await peer.start(peer_port)
         streams += await open_many(peer, gw_port, 0, WARMUP, tls)
         before = await settle_rss(gw.proc.pid)
+        heap_stats(gw.proc.pid)
         streams += await open_many(peer, gw_port, WARMUP, n, tls)
         after = await settle_rss(gw.proc.pid)
+        heap_stats(gw.proc.pid)
         alive = gw.proc.poll() is None
         assert alive, "xsgw died"
         return before, after, (after - before) * 1024 // n
