@@ -11,6 +11,9 @@ Run it inside a private network namespace (it binds 127.x.y.z addresses):
   tests/gateway/run_in_netns.sh python3 tests/gateway/idle_streams.py -n 1000 [--tls]
       [--xsgw build-rel/xsgw] [--xmpp-extra 'max_streams = {...},']
 
+--xmpp-extra replaces the max_streams the tool sets (room for n streams of
+one domain); without max_streams in it the gateway's defaults apply.
+
 The import for the gateway-level test (test_gateway.py) is measure()."""
 
 import argparse
@@ -112,9 +115,12 @@ async def measure(tmp, n, tls, xmpp_extra="", xsgw=None):
     if xsgw:
         os.environ["XSGW"] = xsgw
     gw_port, sip_port, hop_port, peer_port = free_port(), free_port(), free_port(), free_port()
+    # Every stream comes from peer.test: its per-domain share is the total.
+    total = n + WARMUP + 64
+    limits = f"max_streams = {{ inbound = {total}, per_domain = {total} }}, "
     gw = Gateway(tmp, policy(gw_port, sip_port, hop_port, peer_port,
                              peer_tls="required" if tls else "optional",
-                             xmpp_extra="idle_timeout = 3600, " + xmpp_extra))
+                             xmpp_extra="idle_timeout = 3600, " + (xmpp_extra or limits)))
     gw.start()
     peer = Peer(tmp, gw_port, tls=tls)
     streams = []
