@@ -52,6 +52,7 @@
  * (or the TLS restart) and authenticate a pair this long after its first
  * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
+#define XS_S2S_IN_AUTH_TIMEOUT 30.0
 /* An inbound stream silent this long lets its parser go (xs_xml_parser_trim):
  * about 10 KiB of expat state per stream, rebuilt from the kept stream
  * header, in microseconds, by the next byte that arrives. */
@@ -61,7 +62,6 @@
  * resident until reused, and a burst of new streams that then go quiet
  * would keep the burst's peak. */
 #define XS_S2S_TRIM_RETURN 64
-#define XS_S2S_IN_AUTH_TIMEOUT 30.0
 /* Dialback on one inbound stream (audit M3): pairs being verified at once,
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4

@@ -16,6 +16,8 @@
 #include "xmpp/translate.h"
 #include "xmpp/xmpp_side.h"
 
+/* What the soft descriptor limit is raised to under an unlimited hard one. */
+#define NOFILE_UNLIMITED 1048576
 /* One serialized stanza; see core/limits.h. */
 #define SCRATCH_MAX XS_MESSAGE_WIRE_MAX
 
@@ -86,10 +88,15 @@ static unsigned long long raise_nofile(void)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return RLIM_INFINITY;
-    if (rl.rlim_cur == rl.rlim_max)
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return RLIM_INFINITY;
+    /* An unlimited hard limit still has the kernel's nr_open above it,
+     * 1,048,576 by default. */
+    rlim_t top = rl.rlim_max == RLIM_INFINITY ? NOFILE_UNLIMITED : rl.rlim_max;
+    if (rl.rlim_cur >= top)
         return rl.rlim_cur;
     struct rlimit raised = rl;
-    raised.rlim_cur = rl.rlim_max;
+    raised.rlim_cur = top;
     if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
         xs_log(XS_LOG_WARN, "xmpp.budget", "result=not-raised nofile=%llu hard=%llu",
                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);

@@ -1813,6 +1813,32 @@ async def test_max_streams_check_refuses_bad_values(tmp):
         assert r.returncode != 0 and msg in out, (extra, r.returncode, out)
 
 
+async def test_quiet_stream_carries_after_parser_release(tmp):
+    """A stream quiet for 2 s gives its parser up; the next stanza, over TLS
+    and in plain text, is read as if nothing happened, and so is one split
+    across two writes, and the stream's header namespaces still hold."""
+    async with Env(tmp, peer_tls="optional") as e:
+        for tls in (True, False):
+            s = await e.peer.authenticated_stream(tls=tls)
+            assert s.db_result.attrs.get("type") == "valid", s.db_result
+            serial = re.findall(r"stream=in(\d+) remote=peer\.test local=sip\.test result=valid",
+                                e.gw.log_text())[-1]
+            for n in range(2):
+                await asyncio.sleep(2.6)
+                e.gw.wait_count(rf"ev=s2s\.in\.quiet stream=in{serial} result=parser-released",
+                                n + 1, timeout=3)
+                text = f"after quiet {n} tls={tls}"
+                st = message("alice@peer.test", "bob@sip.test", text, mid=f"q{n}")
+                s.send(st[:20])
+                await s.w.drain()
+                await asyncio.sleep(0.1)
+                s.send(st[20:])
+                req = await get(e.sip.requests)
+                assert req["body"] == text.encode(), req["body"]
+            await expect_nothing(e.sip.requests, 0.3)
+            await s.close()
+
+
 async def test_idle_stream_memory(tmp):
     """Issue 6 story 4: 2,000 idle authenticated inbound streams in plain
     text cost at most 16 KiB each, 1,000 after STARTTLS at most 48 KiB each
