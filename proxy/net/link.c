@@ -142,13 +142,21 @@ static void link_drained(struct xs_link *l)
         link_close_now(l);
 }
 
+/* Nothing left to write: the output buffers go, so that a link gone quiet
+ * holds none (they are kept while writes follow each other). */
+static void link_quiet(struct xs_link *l)
+{
+    xs_buf_free(&l->pending);
+    xs_buf_free(&l->inflight);
+    if (l->tls)
+        xs_tls_release(l->tls);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct xs_link *l = req->data;
     l->writing = 0;
-    /* Released, not kept: a link that goes quiet after a burst must not
-     * hold the burst's size (an idle stream costs what it holds). */
-    xs_buf_free(&l->inflight);
+    xs_buf_reset(&l->inflight);
     if (status < 0) {
         if (status != UV_ECANCELED)
             link_fail(l, XS_EIO);
@@ -161,6 +169,8 @@ static void on_write(uv_write_t *req, int status)
             l->on_flushed(l->ud);
     }
     link_flush(l);
+    if (!l->writing && l->pending.len == 0)
+        link_quiet(l);
     if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
         link_drained(l);
 }
@@ -260,12 +270,24 @@ void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud))
 }
 static void tls_drain(struct xs_link *l);
 
+static void tls_advance(struct xs_link *l);
+
+/* The ciphertext is lent to the session, not copied: only what is left of
+ * it when the handshake and the drain are done (a partial record) is kept,
+ * since the read buffer is reused by the next read. */
 static void tls_input(struct xs_link *l, const char *data, size_t len)
 {
-    if (xs_tls_feed(l->tls, data, len) != 0) {
+    if (xs_tls_lend(l->tls, data, len) != 0) {
         link_fail(l, XS_ELIMIT);
         return;
     }
+    tls_advance(l);
+    if (xs_tls_lend_end(l->tls) != 0)
+        link_fail(l, XS_ELIMIT);
+}
+
+static void tls_advance(struct xs_link *l)
+{
     if (!l->tls_ready) {
         int rc = xs_tls_handshake(l->tls);
         link_flush(l);
