@@ -108,6 +108,7 @@ struct xs_xmpp {
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
     size_t trimmed; /* parsers trimmed since the heap was last returned */
+    int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
     int closing;
