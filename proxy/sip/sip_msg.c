@@ -381,8 +381,13 @@ static int append_header(struct xs_buf *out, const struct echo_style *st, const 
                          int rc, char *value)
 {
     int r = 0;
-    if (rc == 0 && value && (!st->field_max || strlen(value) <= st->field_max))
-        r = xs_buf_printf(out, "%s: %s\r\n", name, value);
+    size_t n = value ? strlen(value) : 0;
+    if (rc == 0 && value && (!st->field_max || n <= st->field_max)) {
+        r = xs_buf_append_str(out, name);
+        r = r ? r : xs_buf_append(out, ": ", 2);
+        r = r ? r : xs_buf_append(out, value, n);
+        r = r ? r : xs_buf_append(out, "\r\n", 2);
+    }
     osip_free(value);
     return r;
 }
