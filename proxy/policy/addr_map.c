@@ -175,7 +175,20 @@ static int sip_param_char(unsigned char c)
     return is_alnum(c) || (c && strchr("[]/:&+$-_.!~*'()", c));
 }
 
-int xs_addr_map_to_sip(const char *jid, size_t n, char *out, size_t *len)
+/* A domain as the *_domain functions give it, into an XS_ADDR_MAP_MAX
+ * buffer (the domains here are at most 1023 bytes). */
+static void copy_domain(const char *d, size_t n, int fold, char *dom, size_t *dom_len)
+{
+    if (!dom)
+        return;
+    for (size_t i = 0; i < n; i++)
+        dom[i] = fold ? lower(d[i]) : d[i];
+    dom[n] = '\0';
+    *dom_len = n;
+}
+
+int xs_addr_map_to_sip(const char *jid, size_t n, char *out, size_t *len, char *dom,
+                       size_t *dom_len)
 {
     struct xs_addr_jid j;
     if (!split_jid(jid, n, &j))
@@ -217,7 +230,10 @@ int xs_addr_map_to_sip(const char *jid, size_t n, char *out, size_t *len)
                 put_pct(&o, c);
         }
     }
-    return finish(&o, len);
+    int rc = finish(&o, len);
+    if (rc == 0)
+        copy_domain(j.domain, j.domain_len, 1, dom, dom_len);
+    return rc;
 }
 
 /* The parts split_sip returns: user (decoded) and gr (decoded) with a
@@ -342,7 +358,8 @@ int xs_addr_map_sip_domain(const char *uri, size_t n, char *out, size_t *len)
     return finish(&o, len);
 }
 
-int xs_addr_map_to_xmpp(const char *uri, size_t n, char *out, size_t *len)
+int xs_addr_map_to_xmpp(const char *uri, size_t n, char *out, size_t *len, char *dom,
+                        size_t *dom_len)
 {
     struct sip_parts p;
     if (!split_sip(uri, n, &p))
@@ -380,10 +397,23 @@ int xs_addr_map_to_xmpp(const char *uri, size_t n, char *out, size_t *len)
     int rc = finish(&o, len);
     if (rc)
         return rc;
-    return xs_addr_valid_jid(out) ? 0 : XS_EINVAL;
+    if (!xs_addr_valid_jid(out))
+        return XS_EINVAL;
+    copy_domain(p.host, p.host_len, 0, dom, dom_len);
+    return 0;
 }
 
 typedef int (*map_fn)(const char *, size_t, char *, size_t *);
+
+static int to_sip(const char *s, size_t n, char *out, size_t *len)
+{
+    return xs_addr_map_to_sip(s, n, out, len, NULL, NULL);
+}
+
+static int to_xmpp(const char *s, size_t n, char *out, size_t *len)
+{
+    return xs_addr_map_to_xmpp(s, n, out, len, NULL, NULL);
+}
 
 /* The Lua face: a string in; the result, or nil (and "jid-malformed" for
  * the mappings, as address.lua returns). */
@@ -406,12 +436,12 @@ static int call_map(lua_State *L, map_fn fn, int with_cond)
 
 static int l_to_sip(lua_State *L)
 {
-    return call_map(L, xs_addr_map_to_sip, 1);
+    return call_map(L, to_sip, 1);
 }
 
 static int l_to_xmpp(lua_State *L)
 {
-    return call_map(L, xs_addr_map_to_xmpp, 1);
+    return call_map(L, to_xmpp, 1);
 }
 
 static int l_jid_domain(lua_State *L)

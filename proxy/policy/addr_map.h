@@ -21,11 +21,16 @@
 #define XS_ADDR_MAP_MAX 8192
 
 /* address.to_sip(jid): "sip:user@domain[;gr=resource]". 0, or XS_EINVAL
- * where the Lua one returns nil, "jid-malformed". */
-int xs_addr_map_to_sip(const char *jid, size_t n, char *out, size_t *len);
+ * where the Lua one returns nil, "jid-malformed". When `dom` is not NULL it
+ * gets what jid_domain(jid) gives (an XS_ADDR_MAP_MAX buffer), and
+ * *dom_len its length. */
+int xs_addr_map_to_sip(const char *jid, size_t n, char *out, size_t *len, char *dom,
+                       size_t *dom_len);
 
-/* address.to_xmpp(uri): "local@domain[/gr]". 0, or XS_EINVAL as above. */
-int xs_addr_map_to_xmpp(const char *uri, size_t n, char *out, size_t *len);
+/* address.to_xmpp(uri): "local@domain[/gr]". 0, or XS_EINVAL as above.
+ * `dom`, when not NULL, gets what sip_domain(uri) gives. */
+int xs_addr_map_to_xmpp(const char *uri, size_t n, char *out, size_t *len, char *dom,
+                        size_t *dom_len);
 
 /* address.jid_domain(jid): the lower-cased domain. 0, or XS_EINVAL where
  * the Lua one returns nil. */

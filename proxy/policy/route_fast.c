@@ -151,14 +151,14 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
         return 0;
     size_t fn, tn, d1n, d2n;
     size_t from_n = strlen(ev->from), to_n = strlen(ev->to);
+    /* Each mapping also gives the domain route() checks first; whatever
+     * route() would refuse fails here too, whichever check finds it. */
     if (ev->origin == XS_SIDE_XMPP) {
-        /* fd, td = jid_domain(ev.from), jid_domain(ev.to); td ours, fd a partner */
-        if (xs_addr_map_jid_domain(ev->from, from_n, buf.d1, &d1n) ||
-            xs_addr_map_jid_domain(ev->to, to_n, buf.d2, &d2n) ||
+        /* fd, td = jid_domain(ev.from), jid_domain(ev.to); td ours, fd a
+         * partner; from, to = to_sip(ev.from), to_sip(ev.to) */
+        if (xs_addr_map_to_sip(ev->from, from_n, buf.from, &fn, buf.d1, &d1n) ||
+            xs_addr_map_to_sip(ev->to, to_n, buf.to, &tn, buf.d2, &d2n) ||
             !xs_domain_index_is_local(ix, buf.d2, d2n) || !federated(ix, buf.d1, d1n))
-            return 0;
-        if (xs_addr_map_to_sip(ev->from, from_n, buf.from, &fn) ||
-            xs_addr_map_to_sip(ev->to, to_n, buf.to, &tn))
             return 0;
         /* recheck(ev, "xmpp"): the mapped recipient ours, the sender a partner */
         if (xs_addr_map_sip_domain(buf.from, fn, buf.d1, &d1n) ||
@@ -166,13 +166,11 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
             !xs_domain_index_is_local(ix, buf.d2, d2n) || !federated(ix, buf.d1, d1n))
             return 0;
     } else if (ev->origin == XS_SIDE_SIP) {
-        /* fd, td = sip_domain(ev.from), sip_domain(ev.to); fd ours, td a partner */
-        if (xs_addr_map_sip_domain(ev->from, from_n, buf.d1, &d1n) ||
-            xs_addr_map_sip_domain(ev->to, to_n, buf.d2, &d2n) ||
+        /* fd, td = sip_domain(ev.from), sip_domain(ev.to); fd ours, td a
+         * partner; from, to = to_xmpp(ev.from), to_xmpp(ev.to) */
+        if (xs_addr_map_to_xmpp(ev->from, from_n, buf.from, &fn, buf.d1, &d1n) ||
+            xs_addr_map_to_xmpp(ev->to, to_n, buf.to, &tn, buf.d2, &d2n) ||
             !xs_domain_index_is_local(ix, buf.d1, d1n) || !federated(ix, buf.d2, d2n))
-            return 0;
-        if (xs_addr_map_to_xmpp(ev->from, from_n, buf.from, &fn) ||
-            xs_addr_map_to_xmpp(ev->to, to_n, buf.to, &tn))
             return 0;
         /* recheck(ev, "sip") */
         if (xs_addr_map_jid_domain(buf.from, fn, buf.d1, &d1n) ||
@@ -190,16 +188,23 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
         !checked(ev->thread, MAX_FIELD) || !checked(ev->subject, MAX_FIELD) ||
         !checked(ev->lang, MAX_FIELD) || !checked(ev->type, MAX_FIELD))
         return 0;
-    char *from = malloc(fn + 1), *to = malloc(tn + 1);
+    /* A mapped address no longer than the original takes its place (a JID
+     * from a URI always does), saving an allocation per address. */
+    char *from = fn <= from_n ? ev->from : malloc(fn + 1);
+    char *to = tn <= to_n ? ev->to : malloc(tn + 1);
     if (!from || !to) {
-        free(from);
-        free(to);
+        if (from != ev->from)
+            free(from);
+        if (to != ev->to)
+            free(to);
         return 0;
     }
     memcpy(from, buf.from, fn + 1);
     memcpy(to, buf.to, tn + 1);
-    free(ev->from);
-    free(ev->to);
+    if (from != ev->from)
+        free(ev->from);
+    if (to != ev->to)
+        free(ev->to);
     ev->from = from;
     ev->to = to;
     return 1;

@@ -260,6 +260,21 @@ static int wire_uri(const char *in, char *out, size_t n)
     return ok ? 0 : XS_EINVAL;
 }
 
+/* v in decimal into out (room for 21 bytes); returns out. */
+static const char *decimal(char *out, unsigned long long v)
+{
+    char tmp[21];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out;
+}
+
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why)
 {
@@ -284,16 +299,18 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
     const char *cid = xs_sip_callid_ok(ev->thread) ? ev->thread : p->call_id;
     size_t start = out->len;
     int v6 = strchr(p->via_host, ':') != NULL;
-    int rc = xs_buf_printf(out,
-                           "MESSAGE %s SIP/2.0\r\n"
-                           "Via: SIP/2.0/%s %s%s%s:%d;branch=%s;rport\r\n"
-                           "Max-Forwards: 70\r\n"
-                           "From: <%s>;tag=%s\r\n"
-                           "To: <%s>\r\n"
-                           "Call-ID: %s\r\n"
-                           "CSeq: %u MESSAGE\r\n",
-                           to, p->transport, v6 ? "[" : "", p->via_host, v6 ? "]" : "", p->via_port,
-                           p->branch, from, p->from_tag, to, cid, (unsigned)p->cseq);
+    char port[24], cseq[24];
+    /* Appended piece by piece: this runs for every message, and formatting
+     * it with printf cost more than everything else the function does. */
+    const char *const head[] = {"MESSAGE ", to, " SIP/2.0\r\nVia: SIP/2.0/", p->transport, " ",
+                                v6 ? "[" : "", p->via_host, v6 ? "]:" : ":",
+                                decimal(port, (unsigned long)p->via_port), ";branch=", p->branch,
+                                ";rport\r\nMax-Forwards: 70\r\nFrom: <", from, ">;tag=",
+                                p->from_tag, "\r\nTo: <", to, ">\r\nCall-ID: ", cid,
+                                "\r\nCSeq: ", decimal(cseq, p->cseq), " MESSAGE\r\n"};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof head / sizeof head[0]; i++)
+        rc = xs_buf_append_str(out, head[i]);
     if (!rc && ev->subject && ev->subject[0]) {
         /* Header folding is gone from RFC 3261; a line break in an XMPP
          * subject becomes a space so it cannot end the header. */
@@ -313,11 +330,13 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
     char lang[LANG_MAX + 1];
     if (!rc && lang_of(ev->lang, lang, sizeof lang))
         rc = xs_buf_printf(out, "Content-Language: %s\r\n", lang);
+    char clen[24];
     if (!rc)
-        rc = xs_buf_printf(out,
-                           "Content-Type: text/plain;charset=UTF-8\r\n"
-                           "Content-Length: %zu\r\n\r\n",
-                           blen);
+        rc = xs_buf_append_str(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: ");
+    if (!rc)
+        rc = xs_buf_append_str(out, decimal(clen, blen));
+    if (!rc)
+        rc = xs_buf_append_str(out, "\r\n\r\n");
     if (!rc)
         rc = xs_buf_append(out, ev->body, blen);
     if (rc) {
