@@ -419,12 +419,14 @@ static int to_xmpp(const char *s, size_t n, char *out, size_t *len)
  * the mappings, as address.lua returns). */
 static int call_map(lua_State *L, map_fn fn, int with_cond)
 {
+    /* The result is built in C and copied once into a Lua string: a Lua
+     * buffer of XS_ADDR_MAP_MAX bytes per call cost more than the mapping.
+     * Nothing between fn and the push can re-enter here. */
+    static char out[XS_ADDR_MAP_MAX];
     size_t n = 0, len = 0;
     const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &n) : NULL;
-    luaL_Buffer b;
-    char *out = luaL_buffinitsize(L, &b, XS_ADDR_MAP_MAX);
     if (s && fn(s, n, out, &len) == 0) {
-        luaL_pushresultsize(&b, len);
+        lua_pushlstring(L, out, len);
         return 1;
     }
     lua_pushnil(L);

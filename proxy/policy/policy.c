@@ -468,7 +468,10 @@ static int copy_back(lua_State *L, int t, const char *k, char **field)
     if (ty == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        rc = xs_event_setn(field, s, n);
+        /* Most fields come back as they went in: keep those, a copy each
+         * per message was most of what reading the answer cost. */
+        if (!*field || strlen(*field) != n || memcmp(*field, s, n) != 0)
+            rc = xs_event_setn(field, s, n);
     } else {
         rc = xs_event_set(field, NULL);
     }
