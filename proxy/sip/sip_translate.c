@@ -55,6 +55,29 @@ static int param_char_ok(unsigned char c)
     return isalnum(c) || (c && strchr("[]/:&+$-_.!~*'()", c));
 }
 
+/* A URI being written, at most URI_MAX bytes. */
+struct uri_out {
+    char s[URI_MAX];
+    size_t n;
+    int over;
+};
+
+static void uri_put(struct uri_out *o, char c)
+{
+    if (o->n < URI_MAX)
+        o->s[o->n++] = c;
+    else
+        o->over = 1;
+}
+
+static void uri_put_pct(struct uri_out *o, unsigned char c)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    uri_put(o, '%');
+    uri_put(o, hex[c >> 4]);
+    uri_put(o, hex[c & 15]);
+}
+
 /* "sip:user@host" from a parsed URI, without display name, port or
  * parameters but "gr": the form RFC 7247 §6.4 maps to a bare JID, or with
  * ";gr=value" to a full JID (§6.4 step 8, RFC 7572 §5 note 1). NULL when the
@@ -85,37 +108,44 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
             return NULL;
     if (!xs_addr_valid_domain(host, (size_t)hl))
         return NULL;
-    struct xs_buf b;
-    xs_buf_init(&b, URI_MAX);
-    int rc = 0;
-    for (const char *p = u->scheme; *p && !rc; p++)
-        rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
-    rc = rc ? rc : xs_buf_append(&b, ":", 1);
+    /* Built in place and copied out once: this runs twice per message. */
+    struct uri_out b = {.n = 0};
+    for (const char *p = u->scheme; *p; p++)
+        uri_put(&b, (char)tolower((unsigned char)*p));
+    uri_put(&b, ':');
     if (u->username && u->username[0]) {
-        for (const unsigned char *p = (const unsigned char *)u->username; *p && !rc; p++) {
+        for (const unsigned char *p = (const unsigned char *)u->username; *p; p++) {
             if (user_char_ok(*p))
-                rc = xs_buf_append(&b, p, 1);
+                uri_put(&b, (char)*p);
             else
-                rc = xs_buf_printf(&b, "%%%02X", *p);
+                uri_put_pct(&b, *p);
         }
-        rc = rc ? rc : xs_buf_append(&b, "@", 1);
+        uri_put(&b, '@');
     }
-    for (const char *p = host; *p && !rc; p++)
-        rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
+    for (const char *p = host; *p; p++)
+        uri_put(&b, (char)tolower((unsigned char)*p));
     /* osip hands parameter values over percent-decoded; a gr without a value
      * (a temporary GRUU's flag form) names no resource. */
     osip_uri_param_t *gr = NULL;
     osip_uri_uparam_get_byname((osip_uri_t *)u, "gr", &gr);
-    if (!rc && gr && gr->gvalue && gr->gvalue[0]) {
-        rc = xs_buf_append_str(&b, ";gr=");
-        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p && !rc; p++)
-            rc = param_char_ok(*p) ? xs_buf_append(&b, p, 1) : xs_buf_printf(&b, "%%%02X", *p);
+    if (gr && gr->gvalue && gr->gvalue[0]) {
+        for (const char *p = ";gr="; *p; p++)
+            uri_put(&b, *p);
+        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p; p++) {
+            if (param_char_ok(*p))
+                uri_put(&b, (char)*p);
+            else
+                uri_put_pct(&b, *p);
+        }
     }
-    if (rc) {
-        xs_buf_free(&b);
+    if (b.over)
         return NULL;
+    char *r = malloc(b.n + 1);
+    if (r) {
+        memcpy(r, b.s, b.n);
+        r[b.n] = '\0';
     }
-    return b.data;
+    return r;
 }
 
 static const char *header_value(const osip_message_t *m, const char *name, const char *compact)
@@ -212,8 +242,16 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
     ev->from = from;
     ev->to = to;
     char lang[LANG_MAX + 1];
-    int rc = xs_event_setn(&ev->body, text.data, text.len);
-    xs_buf_free(&text);
+    int rc = 0;
+    /* The text buffer becomes the body as it is: it was only ever appended
+     * to, so its data is the start of its allocation. */
+    if (text.data && text.off == 0) {
+        ev->body = text.data;
+        xs_buf_init(&text, 0);
+    } else {
+        rc = xs_event_setn(&ev->body, text.data, text.len);
+        xs_buf_free(&text);
+    }
     rc = rc ? rc : xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
