@@ -96,6 +96,8 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         goto fail_xmpp;
     gw->router.sides[XS_SIDE_XMPP] = (struct xs_side){gw->xmpp, xs_xmpp_deliver};
     gw->router.sides[XS_SIDE_SIP] = (struct xs_side){gw->sip, xs_sip_deliver};
+    gw->router.hold[XS_SIDE_XMPP] = xs_xmpp_hold_input;
+    xs_sip_set_pressure(gw->sip, xs_router_sip_pressure, &gw->router);
     gw->generation = 1;
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);

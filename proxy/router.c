@@ -97,3 +97,11 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
     target->deliver(target->impl, ev, on_delivered, c);
 }
+
+void xs_router_sip_pressure(void *router, int high)
+{
+    struct xs_router *r = router;
+    struct xs_side *x = &r->sides[XS_SIDE_XMPP];
+    if (r->hold[XS_SIDE_XMPP] && x->impl)
+        r->hold[XS_SIDE_XMPP](x->impl, high);
+}

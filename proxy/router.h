@@ -18,6 +18,9 @@ struct xs_router {
      * not be freed while any remains: the sides promise that none remains
      * once their close has returned (see xs_xmpp_close, xs_sip_close). */
     unsigned long long in_flight;
+    /* How to make a side stop reading its peers (hold 1) and start again
+     * (0), for backpressure from the other side; NULL: it cannot. */
+    void (*hold[2])(void *impl, int hold);
 };
 
 void xs_router_init(struct xs_router *r, struct xs_policy *policy);
@@ -25,5 +28,10 @@ void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy);
 
 /* An xs_submit_fn: `router` is a struct xs_router. */
 void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud);
+
+/* Backpressure, for the SIP side's on_pressure: the SIP side can take
+ * little more (high 1) or can again (0), so the XMPP side holds or resumes
+ * its input. `router` is a struct xs_router. */
+void xs_router_sip_pressure(void *router, int high);
 
 #endif

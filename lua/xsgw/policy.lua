@@ -388,7 +388,8 @@ local function normalize_gateway(decl)
     local s = g.sip
     want(where, "gateway.sip", s, "table")
     check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true,
-        trusted = true })
+        trusted = true, max_transactions = true, max_stored_bytes = true, udp_recv_buffer = true,
+        udp_send_buffer = true })
     local listen = s.listen
     if type(listen) == "string" then listen = { listen } end
     want(where, "sip.listen", listen, "table")
@@ -401,6 +402,29 @@ local function normalize_gateway(decl)
         cfg.sip_next_hop = parse_sip_endpoint(where, "sip.next_hop", s.next_hop)
     end
     cfg.sip_max_message = derived("sip.max_message", s.max_message, 4 * 1024 * 1024)
+    -- The SIP transaction layer's bounds, sized so that a sustained rate the
+    -- gateway can carry never reaches them (README, "sip"): transactions in
+    -- flight per role (server: waiting for XMPP; client: waiting for the
+    -- next hop's answer), at 30,000 msg/s about 30,000 with a one-second
+    -- error grace; the final responses kept for Timer J (32 s over UDP),
+    -- about 435 bytes each with their record, so 30,000 msg/s x 32 s x
+    -- 435 B = 418 MB, under the 512 MiB default; and the UDP sockets'
+    -- kernel buffers, where bursts wait while the loop is busy.
+    local function count(what, v, default, min, max)
+        if v == nil then return default end
+        if math.type(v) ~= "integer" or v < min or v > max then
+            fail(where, "%s must be a whole number from %d to %d", what, min, max)
+        end
+        return v
+    end
+    cfg.sip_max_transactions = count("sip.max_transactions", s.max_transactions, 65536, 4,
+        10000000)
+    cfg.sip_max_stored_bytes = count("sip.max_stored_bytes", s.max_stored_bytes,
+        512 * 1024 * 1024, 4096, 64 * 1024 * 1024 * 1024)
+    cfg.sip_udp_recv_buffer = count("sip.udp_recv_buffer", s.udp_recv_buffer, 4 * 1024 * 1024,
+        0, 1024 * 1024 * 1024)
+    cfg.sip_udp_send_buffer = count("sip.udp_send_buffer", s.udp_send_buffer, 4 * 1024 * 1024,
+        0, 1024 * 1024 * 1024)
     -- The SIP peers requests are accepted from. Without the key, the C side
     -- trusts the next hop's resolved addresses.
     if s.trusted ~= nil then

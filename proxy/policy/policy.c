@@ -243,6 +243,10 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
     c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
+    c->sip_max_transactions = (size_t)num_field(L, t, "sip_max_transactions");
+    c->sip_max_stored_bytes = (size_t)num_field(L, t, "sip_max_stored_bytes");
+    c->sip_udp_recv_buffer = (size_t)num_field(L, t, "sip_udp_recv_buffer");
+    c->sip_udp_send_buffer = (size_t)num_field(L, t, "sip_udp_send_buffer");
     c->log_bodies = lua_getfield(L, t, "log_bodies") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (!c->xmpp_listen_host)

@@ -57,6 +57,14 @@ struct xs_config {
     size_t n_sip_listen;
     struct xs_sip_endpoint sip_next_hop; /* host NULL when none is configured */
     size_t sip_max_message;              /* bytes of one SIP message; derived from max_body */
+    /* SIP transaction bounds and UDP socket buffers (see README, "sip"):
+     * transactions in flight per role, bytes of completed server
+     * transactions kept for Timer J, SO_RCVBUF and SO_SNDBUF. 0 in a config
+     * not made by a policy: the SIP side's own defaults. */
+    size_t sip_max_transactions;
+    size_t sip_max_stored_bytes;
+    size_t sip_udp_recv_buffer;
+    size_t sip_udp_send_buffer;
     /* sip.trusted: the peers SIP requests are accepted from ("10.0.0.5",
      * "10.0.0.0/24", "::1", ...). NULL when the policy gives none: the
      * resolved addresses of the next hop are trusted then. */

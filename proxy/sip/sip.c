@@ -17,8 +17,6 @@
 #include "sip/sip_acl.h"
 #include "sip/sip_txn.h"
 
-#define TABLE_BUCKETS 4096
-
 struct xs_sip {
     uv_loop_t *loop;
     struct xs_sip_opts opts;
@@ -26,6 +24,7 @@ struct xs_sip {
     struct xs__sip_txns txns;
     size_t max_message;
     size_t max_body; /* gateway.max_body: larger bodies get 413 (0: not checked here) */
+    size_t udp_recv_buffer, udp_send_buffer; /* sip.udp_*_buffer (0: the system's) */
     char host[256];  /* our name for Warning agents and generated Call-IDs */
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
@@ -55,12 +54,13 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
     o->t2_ms = 4000;
     o->t4_ms = 5000;
     o->tcp_idle_ms = 300000;
-    o->max_server_txns = 16384;
-    o->max_client_txns = 16384;
+    /* The policy's defaults (lua/xsgw/policy.lua says how they are sized). */
+    o->max_server_txns = 65536;
+    o->max_client_txns = 65536;
     o->max_tcp_conns = 256;
     /* Two requests of the largest allowed body (core/limits.h). */
     o->tcp_out_max = 2u * XS_MESSAGE_WIRE_MAX;
-    o->max_stored_bytes = 32u << 20;
+    o->max_stored_bytes = (size_t)512 << 20;
     o->tcp_connect_ms = 8000;
     o->tcp_first_idle_ms = 10000;
     o->max_tcp_per_source = 16;
@@ -89,6 +89,8 @@ static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
     lim->connect_ms = sip->opts.tcp_connect_ms;
     lim->first_idle_ms = sip->opts.tcp_first_idle_ms;
     lim->max_per_source = sip->opts.max_tcp_per_source;
+    lim->udp_recv_buffer = sip->udp_recv_buffer;
+    lim->udp_send_buffer = sip->udp_send_buffer;
 }
 
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
@@ -99,6 +101,14 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
     sip->txns.max_message = sip->max_message;
     /* 0 (a config not made by a policy) leaves the body size to the router. */
     sip->max_body = cfg->max_body;
+    /* The transaction bounds change at once, for the transactions to come;
+     * a config not made by a policy (0) leaves the start options. */
+    if (cfg->sip_max_transactions)
+        sip->opts.max_server_txns = sip->opts.max_client_txns = cfg->sip_max_transactions;
+    if (cfg->sip_max_stored_bytes)
+        sip->opts.max_stored_bytes = cfg->sip_max_stored_bytes;
+    sip->udp_recv_buffer = cfg->sip_udp_recv_buffer;
+    sip->udp_send_buffer = cfg->sip_udp_send_buffer;
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -353,7 +363,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tl
         return XS_ENOMEM;
     sip->loop = loop;
     sip->opts = *opts;
-    int rc = xs__sip_txns_init(&sip->txns, loop, &sip->opts, sip->host, TABLE_BUCKETS);
+    int rc = xs__sip_txns_init(&sip->txns, loop, &sip->opts, sip->host);
     sip->txns.submit = submit;
     sip->txns.router = router;
     sip->txns.on_idle = on_txns_idle;
@@ -433,7 +443,7 @@ void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 
 static void maybe_closed(struct xs_sip *sip)
 {
-    if (!sip->closing || sip->tp_open || sip->txns.timers_open || sip->resolving)
+    if (!sip->closing || sip->tp_open || sip->txns.open || sip->resolving)
         return;
     void (*cb)(void *) = sip->on_closed;
     void *ud = sip->closed_ud;
@@ -449,6 +459,12 @@ static void on_tp_closed(void *ud)
     maybe_closed(sip);
 }
 
+void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), void *ud)
+{
+    sip->txns.on_pressure = fn;
+    sip->txns.pressure_ud = ud;
+}
+
 void xs_sip_drain(struct xs_sip *sip)
 {
     sip->txns.draining = 1;
@@ -461,8 +477,9 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
     sip->closing = 1;
     sip->on_closed = on_closed;
     sip->closed_ud = ud;
-    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu", sip->txns.servers.count,
-           sip->txns.clients.count);
+    xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu records=%zu",
+           xs__sip_txns_servers(&sip->txns), xs__sip_txns_clients(&sip->txns),
+           sip->txns.n_records);
     /* Transactions first, while the transports can still carry the 503s. */
     xs__sip_txns_close(&sip->txns);
     if (sip->resolve)

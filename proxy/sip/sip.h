@@ -84,6 +84,12 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct x
  * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
+/* Backpressure: fn(ud, 1) once the client transactions in flight reach
+ * three quarters of max_client_txns, fn(ud, 0) once they are back under
+ * half, so whoever feeds xs_sip_deliver can stop reading its peers rather
+ * than have messages refused with resource-constraint. */
+void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), void *ud);
+
 /* Says the gateway is stopping, before the other side fails what it holds:
  * from then on service-unavailable answers to SIP senders are the gateway's
  * own (503 with Retry-After, so the edge retries elsewhere or later), not a
@@ -106,12 +112,18 @@ struct xs_sip_opts {
     unsigned t2_ms;         /* retransmit interval cap: 4000 */
     unsigned t4_ms;         /* Timer K, responses in the network: 5000 */
     unsigned tcp_idle_ms;   /* TCP connection idle timeout: 300000 */
-    size_t max_server_txns; /* 503 + Retry-After beyond this: 16384 */
-    size_t max_client_txns; /* resource-constraint beyond this: 16384 */
+    /* Transactions in flight (sip.max_transactions sets both): server ones
+     * waiting for the router, 503 + Retry-After beyond; client ones waiting
+     * for the next hop, resource-constraint (type wait) beyond, with
+     * backpressure from three quarters (xs_sip_set_pressure): 65536. */
+    size_t max_server_txns;
+    size_t max_client_txns;
     size_t max_tcp_conns;   /* inbound TCP connections: 256 */
     size_t tcp_out_max;     /* bytes queued per connection/socket: 2 x XS_MESSAGE_WIRE_MAX */
-    /* Bytes of final responses kept for retransmissions, all transactions
-     * together: 32 MiB. Past it the oldest are dropped first. */
+    /* Bytes of completed server transactions kept for Timer J, records
+     * and responses together (sip.max_stored_bytes): 512 MiB. Once it is
+     * reached new requests are answered 503 + Retry-After until Timer J
+     * frees room; kept records are never dropped early. */
     size_t max_stored_bytes;
     unsigned tcp_connect_ms;     /* deadline to reach the TCP next hop: 8000 */
     unsigned tcp_first_idle_ms;  /* idle timeout before a connection's first message: 10000 */

@@ -78,17 +78,20 @@ static int out_udp_open(struct xs_sip_tp *tp)
     l->tp = tp;
     l->index = -1;
     l->transport = XS_SIP_UDP;
-    uv_udp_init(tp->loop, &l->h.udp);
-    l->h.udp.data = l;
+    xs__sip_udp_init(tp, l);
     tp->open++;
     struct sockaddr_storage any;
     xs_net_addr_parse(dst->sa_family == AF_INET6 ? "::" : "0.0.0.0", 0, &any);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_udp_bind(&l->h.udp, (struct sockaddr *)&any, 0) != 0 ||
-        uv_udp_connect(&l->h.udp, dst) != 0 ||
-        uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&ss, &len) != 0 ||
-        uv_udp_recv_start(&l->h.udp, xs__sip_on_alloc, xs__sip_on_udp_recv) != 0) {
+    int rc = uv_udp_bind(&l->h.udp, (struct sockaddr *)&any, 0);
+    rc = rc ? rc : uv_udp_connect(&l->h.udp, dst);
+    /* Every response to what we send comes back on this socket. */
+    if (rc == 0)
+        xs__sip_udp_buffers(tp, l);
+    rc = rc ? rc : uv_udp_getsockname(&l->h.udp, (struct sockaddr *)&ss, &len);
+    rc = rc ? rc : uv_udp_recv_start(&l->h.udp, xs__sip_on_alloc, xs__sip_on_udp_recv);
+    if (rc != 0) {
         uv_close((uv_handle_t *)&l->h.udp, xs__sip_on_counted_close);
         return XS_EIO;
     }

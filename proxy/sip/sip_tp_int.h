@@ -16,11 +16,18 @@
 #include "sip/sip_transport.h"
 #include "tls/tls.h"
 
-/* One datagram buffer per transport set: libuv calls the receive callback
+/* One receive buffer per transport set: libuv calls the receive callbacks
  * right after the allocation, so the buffer is never shared between two
- * reads. It holds the largest possible UDP datagram; TCP reads go through
- * the link's own buffer. */
+ * reads. UDP sockets read with recvmmsg (UV_UDP_RECVMMSG), which cuts the
+ * buffer into slots of the largest possible datagram and fills up to 20 of
+ * them in one system call (libuv's own cap), so the buffer holds that many:
+ * a burst is taken off the kernel's queue many datagrams per loop turn
+ * instead of one. TCP reads go through the link's own buffer. */
 #define XS__SIP_DGRAM_MAX 65536
+#define XS__SIP_RECV_SLOTS 20
+/* Datagrams read from one UDP socket in one loop turn beyond libuv's own
+ * batch (see udp_drain in sip_transport.c). */
+#define XS__SIP_UDP_TURN_MAX 1024
 #define XS__SIP_LISTEN_BACKLOG 128
 /* Refused connections are logged at most this many times a second; a
  * flood must not become a log flood. */
@@ -110,7 +117,7 @@ struct xs_sip_tp {
     size_t open; /* handles, links and requests whose callbacks are still due */
     void (*done)(void *ud);
     void *done_ud;
-    char rbuf[XS__SIP_DGRAM_MAX];
+    char *rbuf; /* XS__SIP_RECV_SLOTS * XS__SIP_DGRAM_MAX bytes, owned */
 };
 
 /* Frees tp and runs its done callback once it is closing and nothing is open. */
@@ -119,6 +126,11 @@ void xs__sip_on_counted_close(uv_handle_t *h);
 void xs__sip_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 void xs__sip_on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
                          const struct sockaddr *addr, unsigned flags);
+/* Initializes l's UDP handle for recvmmsg reading. */
+void xs__sip_udp_init(struct xs_sip_tp *tp, struct xs__sip_listener *l);
+/* Sets a bound UDP socket's kernel buffers to the limits' sizes (0: the
+ * system's default) and logs what the kernel granted when it is less. */
+void xs__sip_udp_buffers(struct xs_sip_tp *tp, struct xs__sip_listener *l);
 /* Tells the layer above the way out changed, unless tp is closing. */
 void xs__sip_notify(struct xs_sip_tp *tp, int status);
 /* data borrowed; copied when it cannot leave at once. addr NULL on a

@@ -55,6 +55,10 @@ struct xs_sip_tp_limits {
     unsigned connect_ms;    /* deadline for reaching the next hop over TCP, shared
                              * out among its addresses (0: the kernel's) */
     const char *warn_host;  /* agent for Warning headers on framing errors (borrowed, kept) */
+    /* SO_RCVBUF and SO_SNDBUF of every UDP socket, bytes (0: the system's
+     * default). The kernel caps them at net.core.rmem_max / wmem_max. */
+    size_t udp_recv_buffer;
+    size_t udp_send_buffer;
     /* Certificate for tls: listeners and context for a tls: next hop (the
      * transport holds its own reference); NULL when there is none, and then
      * tls: endpoints fail. Peer certificates are not verified yet. */

@@ -2,31 +2,44 @@
  * request and response once sip_msg.c has given its verdict, the timers
  * that keep them, and the tables they are found in. The layer lives in a
  * struct xs__sip_txns that the side (sip.c) embeds and wires up; it knows
- * nothing of the side and reports back only through on_idle.
+ * nothing of the side and reports back only through on_idle and
+ * on_pressure.
+ *
+ * What each transaction costs, since that is what bounds the rate:
+ * - A server transaction waiting for the router holds the parsed request
+ *   (it is needed to build the final response). Once the final response is
+ *   sent it becomes a compact record, one allocation holding the key, the
+ *   source and the response bytes, kept until Timer J (64*T1 on UDP; over
+ *   TCP and TLS nothing is kept, Timer J is zero).
+ * - A client transaction holds the request bytes (for Timer E) until its
+ *   final response, and is freed on it: see client_finish for why Timer K
+ *   keeps nothing.
+ * - Lookups are O(1) (sip_txn_table.h) and timers O(1) per transaction
+ *   (sip_txn_timer.h: FIFO queues under one libuv timer).
  *
  * These are internals of proxy/sip/, hence the xs__ prefix: only sip.c and
- * the unit test of the hash table include this header. */
+ * the unit tests include this header. */
 #ifndef XS_SIP_TXN_H
 #define XS_SIP_TXN_H
 
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/siphash.h"
+#include "core/buf.h"
 #include "event.h"
 #include "sip/sip.h"
 #include "sip/sip_msg.h"
 #include "sip/sip_transport.h"
+#include "sip/sip_txn_table.h"
+#include "sip/sip_txn_timer.h"
 
-struct xs_sip_txn;
-
-struct xs__sip_table {
-    struct xs_sip_txn **buckets;
-    size_t n_buckets; /* a power of two */
-    size_t count;
-    /* Server keys carry the branch the peer chose, so the hash is keyed
-     * with a secret drawn per table: nobody can aim keys at one bucket. */
-    uint8_t seed[XS_SIPHASH_KEY_LEN];
+/* Counts of what the layer refused or dropped, for the once-a-second
+ * overload line and for tests. */
+struct xs__sip_txn_stats {
+    unsigned long long server_refused; /* 503: too many server transactions or stored bytes */
+    unsigned long long client_refused; /* resource-constraint: too many client transactions */
+    unsigned long long unstored;       /* final responses not kept: the store was full */
+    unsigned long long pauses;         /* times on_pressure(1) was called */
 };
 
 struct xs__sip_txns {
@@ -40,42 +53,54 @@ struct xs__sip_txns {
     void *router;
     size_t max_message;
     int draining; /* the gateway is stopping: see xs_sip_drain */
-    /* Runs each time the last open transaction timer has closed; the side
-     * may free the layer from it. */
+    /* Runs once the layer's timer has closed after xs__sip_txns_close; the
+     * side may free the layer from it. */
     void (*on_idle)(void *ud);
     void *idle_ud;
+    /* Backpressure toward whoever feeds xs__sip_client_start: called with 1
+     * when the client transactions in flight reach the high-water mark
+     * (three quarters of opts->max_client_txns), with 0 once they are back
+     * under the low-water mark (half). NULL: nobody listens. */
+    void (*on_pressure)(void *ud, int high);
+    void *pressure_ud;
 
     /* The layer's own. */
     struct xs__sip_table servers, clients;
-    /* Newest first; the tails are the oldest, evicted first when a table
-     * is full and they only wait out Timer J or K. */
-    struct xs_sip_txn *server_list, *client_list;
-    struct xs_sip_txn *server_tail, *client_tail;
-    size_t stored_bytes; /* of final responses kept, against opts->max_stored_bytes */
+    struct xs__sip_clock clock;
+    struct xs__sip_tq *q_j, *q_f, *q_log, *q_e[XS__SIP_CLOCK_QUEUES];
+    size_t n_e; /* Timer E intervals: T1, 2*T1, ... T2 */
+    /* Server transactions waiting for the router, oldest first: not timed
+     * (the router always answers), listed for close. */
+    struct xs__sip_tq live;
+    size_t n_records;   /* completed server transactions kept for Timer J */
+    size_t stored_bytes; /* what they take, against opts->max_stored_bytes */
+    int pressure;       /* on_pressure(1) was the last call */
+    /* A walk over the client transactions (each_client) visits only those
+     * started before it began, and survives any of them ending under it. */
+    uint64_t client_seq;
+    struct xs__sip_tent *walk_next;
+    struct xs_buf scratch; /* responses are built here, then copied to their record */
     uint32_t cseq;
     int closing;
-    size_t timers_open;
+    int open; /* the clock's timer is not closed yet */
+    struct xs__sip_txn_stats stats;
     /* See xs__sip_log_ok. */
     uint64_t log_window;
     unsigned log_lines;
     unsigned long unlogged;
+    /* See overload_log in sip_txn.c. */
+    uint64_t overload_window;
+    struct xs__sip_txn_stats overload_logged;
+    struct xs__sip_tent overload_tent; /* queued while a line is owed */
 };
 
-/* Sets up an empty layer in t (the caller's memory) with tables of
- * n_buckets each (a power of two); loop, opts and host are borrowed. Returns
- * 0, XS_ENOMEM or XS_EIO (no random seed); on failure call
- * xs__sip_txns_free all the same. */
+/* Sets up an empty layer in t (the caller's memory); loop, opts and host are
+ * borrowed. Returns 0, XS_ENOMEM or XS_EIO (no random seed); on failure
+ * call xs__sip_txns_free all the same. */
 int xs__sip_txns_init(struct xs__sip_txns *t, uv_loop_t *loop, const struct xs_sip_opts *opts,
-                      const char *host, size_t n_buckets);
-/* Frees the tables; every transaction must be gone (on_idle has run). */
+                      const char *host);
+/* Frees the tables; the layer must be closed (on_idle has run). */
 void xs__sip_txns_free(struct xs__sip_txns *t);
-
-/* n_buckets must be a power of two. Returns 0, XS_ENOMEM, or XS_EIO when
- * no random seed can be had. */
-int xs__sip_table_init(struct xs__sip_table *t, size_t n_buckets);
-void xs__sip_table_free(struct xs__sip_table *t);
-/* The bucket `key` falls into (for tests of the spreading). */
-size_t xs__sip_table_bucket(const struct xs__sip_table *t, const char *key);
 
 /* A request (SUBMIT, ANSWER or ACK verdict; `in` is consumed) from `from`. */
 void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *from,
@@ -87,12 +112,15 @@ void xs__sip_client_start(struct xs__sip_txns *t, struct xs_event *ev, xs_done_c
 /* The transport's next_hop() callback. */
 void xs__sip_client_next_hop(struct xs__sip_txns *t, int status);
 /* Marks the layer closing and completes every transaction: client ones with
- * service-unavailable, server ones still waiting with a 503. Their timers
- * close after this returns; on_idle says when the last one has. */
+ * service-unavailable, server ones still waiting with a 503, records are
+ * dropped. Its timer closes after this returns; on_idle says when. */
 void xs__sip_txns_close(struct xs__sip_txns *t);
 /* 1 when a line about a hostile or stray packet may be logged now: at most
  * ten a second, so a flood cannot flood the log. The lines held back are
  * counted in t->unlogged. The side uses it for its own refusals too. */
 int xs__sip_log_ok(struct xs__sip_txns *t);
+/* In-flight counts, for logs and tests. */
+size_t xs__sip_txns_servers(const struct xs__sip_txns *t);
+size_t xs__sip_txns_clients(const struct xs__sip_txns *t);
 
 #endif

@@ -97,6 +97,7 @@ struct xs_xmpp {
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
+    int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
     int closing;

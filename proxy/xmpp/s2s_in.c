@@ -627,6 +627,22 @@ static void make_room(struct xs_xmpp *x, const char *source)
     }
 }
 
+void xs_xmpp_hold_input(void *impl, int hold)
+{
+    struct xs_xmpp *x = impl;
+    if (x->input_held == hold || x->closing)
+        return;
+    x->input_held = hold;
+    size_t n = 0;
+    for (struct s2s_in *in = x->ins; in; in = in->next, n++) {
+        if (hold)
+            xs_link_pause(in->link);
+        else
+            xs_link_resume(in->link);
+    }
+    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu", hold ? "held" : "resumed", n);
+}
+
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
 {
     char source[INET6_ADDRSTRLEN];
@@ -674,6 +690,8 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
     x->n_streams++;
     x->n_ins++;
     in->state = IN_WAIT_HEADER;
+    if (x->input_held)
+        xs_link_pause(in->link);
     in->last_activity = xs_xmpp_now(x);
     in->header_deadline = in->last_activity + XS_S2S_IN_HEADER_TIMEOUT;
     xs_log(XS_LOG_INFO, "s2s.in.state",

@@ -41,6 +41,11 @@ void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
  * relies on this to be freed right after the sides close. */
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
 
+/* Backpressure from the other side (through the router): with hold 1 no
+ * inbound stream is read (streams accepted meanwhile start held), with 0
+ * they are read again. Peers then wait in TCP rather than being refused. */
+void xs_xmpp_hold_input(void *x, int hold);
+
 /* The bound address's port (for tests that listen on port 0). */
 int xs_xmpp_port(const struct xs_xmpp *x);
 

@@ -1,22 +1,35 @@
-/* xsbench: command line, the gateway process, and the run itself.
+/* xsbench: command line and the run itself.
  *
- * A run is two phases, one per direction. XMPP->SIP starts once our own
- * stream to the gateway has passed dialback; SIP->XMPP once our SIP sender
- * is connected. In each, at most --window messages are unanswered at a
- * time; a phase ends when every message is accounted for, or when nothing
- * has moved for --drain seconds (what is missing then is lost). One overall
- * deadline bounds the whole run, and the tool stops, by its pid, only the
- * gateway it started. */
-#include <fcntl.h>
+ * A run is one phase per direction, XMPP->SIP then SIP->XMPP (or one of
+ * them, --direction). XMPP->SIP starts once our own stream to the gateway
+ * has passed dialback; SIP->XMPP once our SIP sender is ready.
+ *
+ * Closed loop (-n, --window): at most --window messages unanswered at a
+ * time; the phase ends when every message is accounted for, or when nothing
+ * has moved for --drain seconds.
+ *
+ * Open loop (-r, --duration): message i is due at start + i/rate, and a
+ * clock sends what is due every millisecond, whatever the gateway answers,
+ * as sipp's -r does: a slow gateway cannot slow the offered load, it can
+ * only make messages late (sent more than --late-ms behind their schedule;
+ * counted). Latency runs from the scheduled time, so the tool's own delays
+ * are not hidden either. Offering stops at the end of the duration plus one
+ * second of catching up; then the phase waits at most --drain seconds for
+ * what is outstanding, and what has neither arrived nor been refused is
+ * lost.
+ *
+ * One overall deadline bounds the run, and the tool stops, by its pid, only
+ * the gateway it started. */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_gw.h"
 #include "core/err.h"
 
 #ifndef XS_LUA_DIR
@@ -25,8 +38,10 @@
 
 #define TICK_MS 50
 #define READY_TIMEOUT_NS (15ull * 1000000000ull)
-#define KILL_GRACE_MS 5000
-#define HWM_EVERY_TICKS 20
+#define NS_PER_S 1000000000ull
+/* Open loop: after the duration, how long the schedule may still catch up. */
+#define CATCH_UP_NS NS_PER_S
+#define DEFAULT_DURATION 40.0
 
 static uv_signal_t sig_int, sig_term;
 
@@ -35,22 +50,33 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: xsbench (--gateway PATH | --gw-pid PID) [options]\n"
             "\n"
-            "  --gateway PATH     start this xsgw (and stop it at the end)\n"
+            "  --gateway PATH     start this xsgw on free ports (and stop it at the end)\n"
             "  --gw-pid PID       measure an xsgw already running with --print-policy's policy\n"
-            "  -n N               messages per direction (default 10000, at most %ld)\n"
-            "  --window W         messages in flight at most (default 100)\n"
+            "  -r, --rate R       open loop: offer R messages/s per direction, by the clock\n"
+            "  --duration S       open loop: for S seconds (default %g: past Timer J, 32 s)\n"
+            "  --late-ms MS       open loop: a send MS behind its schedule is late (default 10)\n"
+            "  -n N               closed loop: messages per direction (default 10000)\n"
+            "  --window W         closed loop: messages in flight at most (default 100)\n"
+            "  --direction D      xmpp-sip, sip-xmpp or both (default both)\n"
             "  --tls              STARTTLS on every XMPP stream (partner tls = \"required\")\n"
             "  --sip-udp          SIP over UDP both ways (default TCP)\n"
-            "  --policy FILE      run the gateway with FILE as is (default: write one)\n"
-            "  --print-policy     print the policy the tool would write, and exit\n"
+            "  --sip-delay MS     the SIP next hop answers each request MS ms late (default 0)\n"
+            "  --json FILE        write the report as JSON to FILE too\n"
+            "  --policy FILE      run the gateway with FILE as is (fixed ports, as printed)\n"
+            "  --print-policy     print the policy for fixed ports, and exit\n"
+            "  --port-offset K    fixed ports: add K to each (25269, 25060, 25369, 25070)\n"
             "  --lua-dir DIR      the gateway's Lua library (default " XS_LUA_DIR ")\n"
             "  --gw-log FILE      the started gateway's stderr (default /tmp/xsbench-PID-gw.log)\n"
             "  --gw-log-level L   --log-level for the started gateway\n"
-            "  --port-offset K    add K to every port (25269, 25060, 25369, 25070)\n"
-            "  --timeout S        bound on the whole run in seconds (default 120)\n"
-            "  --drain S          give up a phase after S seconds without progress (default 10)\n"
-            "  --error-grace S    xmpp.error_grace of the written policy (default 0)\n",
-            BENCH_MAX_N);
+            "  --timeout S        bound on the whole run (default: from the load)\n"
+            "  --drain S          closed: give up after S s without progress; open: wait S s\n"
+            "                     after the offering for what is outstanding (default 10)\n"
+            "  --error-grace S    write xmpp.error_grace = S (default: leave the gateway's)\n"
+            "\n"
+            "Exit status: 0 every message delivered once; 3 some refused with an answer and\n"
+            "nothing else wrong; 1 anything lost, duplicated, never offered, or a failure;\n"
+            "2 bad usage. At most %ld messages per direction.\n",
+            DEFAULT_DURATION, BENCH_MAX_N);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -63,11 +89,11 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static int parse_secs(const char *s, int allow_zero, double *out)
+static int parse_num(const char *s, double lo, double hi, int allow_lo, double *out)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end || !(v <= 3600 && (v > 0 || (allow_zero && v == 0))))
+    if (end == s || *end || !(v <= hi && (v > lo || (allow_lo && v == lo))))
         return -1;
     *out = v;
     return 0;
@@ -90,10 +116,21 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         O_TIMEOUT,
         O_DRAIN,
         O_GRACE,
+        O_DURATION,
+        O_LATE,
+        O_DIR,
+        O_JSON,
+        O_SIP_DELAY,
         O_HELP
     };
     static const struct option opts[] = {
         {"window", required_argument, NULL, O_WINDOW},
+        {"rate", required_argument, NULL, 'r'},
+        {"duration", required_argument, NULL, O_DURATION},
+        {"late-ms", required_argument, NULL, O_LATE},
+        {"direction", required_argument, NULL, O_DIR},
+        {"json", required_argument, NULL, O_JSON},
+        {"sip-delay", required_argument, NULL, O_SIP_DELAY},
         {"tls", no_argument, NULL, O_TLS},
         {"sip-udp", no_argument, NULL, O_UDP},
         {"gateway", required_argument, NULL, O_GW},
@@ -110,14 +147,48 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    *o = (struct bench_opts){
-        .n = 10000, .window = 100, .lua_dir = XS_LUA_DIR, .timeout = 120, .drain = 10};
-    int c;
+    *o = (struct bench_opts){.n = 10000,
+                             .window = 100,
+                             .late_ms = 10,
+                             .dirs = 3,
+                             .lua_dir = XS_LUA_DIR,
+                             .drain = 10};
+    int c, n_given = 0;
     long v;
-    while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
             if (parse_long(optarg, 1, BENCH_MAX_N, &o->n) != 0)
+                goto bad;
+            n_given = 1;
+            break;
+        case 'r':
+            if (parse_num(optarg, 0, BENCH_MAX_RATE, 0, &o->rate) != 0)
+                goto bad;
+            break;
+        case O_DURATION:
+            if (parse_num(optarg, 0, 3600, 0, &o->duration) != 0)
+                goto bad;
+            break;
+        case O_LATE:
+            if (parse_num(optarg, 0, 60000, 0, &o->late_ms) != 0)
+                goto bad;
+            break;
+        case O_DIR:
+            if (!strcmp(optarg, "both"))
+                o->dirs = 3;
+            else if (!strcmp(optarg, "xmpp-sip"))
+                o->dirs = 1 << BENCH_X2S;
+            else if (!strcmp(optarg, "sip-xmpp"))
+                o->dirs = 1 << BENCH_S2X;
+            else
+                goto bad;
+            break;
+        case O_JSON:
+            o->json = optarg;
+            break;
+        case O_SIP_DELAY:
+            if (parse_num(optarg, 0, 60000, 1, &o->sip_delay_ms) != 0)
                 goto bad;
             break;
         case O_WINDOW:
@@ -158,17 +229,19 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             if (parse_long(optarg, -20000, 20000, &v) != 0)
                 goto bad;
             o->port_offset = (int)v;
+            o->fixed_ports = 1;
             break;
         case O_TIMEOUT:
-            if (parse_secs(optarg, 0, &o->timeout) != 0)
+            if (parse_num(optarg, 0, 36000, 0, &o->timeout) != 0)
                 goto bad;
             break;
         case O_GRACE:
-            if (parse_secs(optarg, 1, &o->error_grace) != 0)
+            if (parse_num(optarg, 0, 3600, 1, &o->error_grace) != 0)
                 goto bad;
+            o->error_grace_set = 1;
             break;
         case O_DRAIN:
-            if (parse_secs(optarg, 0, &o->drain) != 0)
+            if (parse_num(optarg, 0, 3600, 0, &o->drain) != 0)
                 goto bad;
             break;
         case 'h':
@@ -188,50 +261,74 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         fprintf(stderr, "xsbench: give exactly one of --gateway PATH and --gw-pid PID\n");
         return -1;
     }
+    if (o->rate > 0 && n_given) {
+        fprintf(stderr, "xsbench: -n is for the closed loop; with --rate, give --duration\n");
+        return -1;
+    }
+    if (o->duration > 0 && o->rate <= 0) {
+        fprintf(stderr, "xsbench: --duration needs --rate\n");
+        return -1;
+    }
+    if (o->rate > 0) {
+        if (o->duration <= 0)
+            o->duration = DEFAULT_DURATION;
+        double n = ceil(o->rate * o->duration);
+        if (n > (double)BENCH_MAX_N) {
+            fprintf(stderr, "xsbench: rate x duration is over %ld messages\n", BENCH_MAX_N);
+            return -1;
+        }
+        o->n = n < 1 ? 1 : (long)n;
+    }
+    /* A gateway the tool does not start, or a policy it does not write,
+     * can only meet it on ports known in advance. */
+    if (o->gw_pid || o->print_policy || o->policy)
+        o->fixed_ports = 1;
+    if (o->timeout <= 0) {
+        int dirs = (o->dirs & 1) + (o->dirs >> 1 & 1);
+        o->timeout = o->rate > 0 ? dirs * (o->duration + 1 + o->drain + 20) + 30 : 120;
+    }
     return 0;
 bad:
     fprintf(stderr, "xsbench: bad value '%s' for an option\n", optarg);
     return -1;
 }
 
-static int format_policy(const struct bench *b, char *out, size_t cap)
+static void close_handle(uv_handle_t *h)
 {
-    const char *hop = b->o.sip_udp ? "udp" : "tcp";
-    int n =
-        snprintf(out, cap,
-                 "-- Written by xsbench: the gateway between the bench's XMPP server\n"
-                 "-- \"" BENCH_DOMAIN "\" and its SIP next hop, all on loopback.\n"
-                 "gateway {\n"
-                 "  domains = { \"" BENCH_GW_DOMAIN "\" },\n"
-                 "  xmpp = { listen = \"127.0.0.1:%d\", dialback_secret = \"" BENCH_SECRET "\",\n"
-                 "           error_grace = %g },\n"
-                 "  sip  = { listen = { \"udp:127.0.0.1:%d\", \"tcp:127.0.0.1:%d\" },\n"
-                 "           next_hop = \"%s:127.0.0.1:%d\" },\n"
-                 "}\n"
-                 "partner \"" BENCH_DOMAIN "\" { tls = \"%s\", dialback = true, "
-                 "route = \"127.0.0.1:%d\" }\n",
-                 b->gw_xmpp_port, b->o.error_grace, b->gw_sip_port, b->gw_sip_port, hop,
-                 b->hop_port, b->o.tls ? "required" : "optional", b->peer_port);
-    return n > 0 && (size_t)n < cap ? n : -1;
+    if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h))
+        uv_close(h, NULL);
 }
 
-static int write_policy(struct bench *b)
+/* The gateway's CPU since the last sample, and its RSS now, for every row
+ * closed since: each row a sample, unless the loop was held up for longer
+ * than a second, when the rows of that stretch share one. */
+static void sample(struct bench *b, struct bench_phase *p, uint64_t now)
 {
-    char text[2048];
-    int n = format_policy(b, text, sizeof text);
-    snprintf(b->policy_path, sizeof b->policy_path, "/tmp/xsbench-%d.lua", (int)getpid());
-    FILE *f = n > 0 ? fopen(b->policy_path, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "xsbench: cannot write %s\n", b->policy_path);
-        return XS_EIO;
+    uint64_t ticks;
+    if (!b->gw_pid || bench_proc_cpu(b->gw_pid, &ticks) != 0)
+        return;
+    long rss = bench_proc_kb(b->gw_pid, "VmRSS:");
+    long hwm = bench_proc_kb(b->gw_pid, "VmHWM:");
+    if (hwm > b->gw_hwm_kb)
+        b->gw_hwm_kb = hwm;
+    double secs = (double)(now - p->gw_sample_t) / 1e9;
+    double cpu = secs > 0 ? 100.0 * (double)(ticks - p->gw_sample_ticks) /
+                                (double)sysconf(_SC_CLK_TCK) / secs
+                          : -1;
+    for (long i = p->rows_sampled; i < p->sec.n_rows; i++) {
+        p->sec.rows[i].gw_cpu = cpu;
+        p->sec.rows[i].gw_rss_kb = rss;
     }
-    b->policy_written = 1;
-    int ok = fwrite(text, 1, (size_t)n, f) == (size_t)n;
-    if (fclose(f) != 0 || !ok) {
-        fprintf(stderr, "xsbench: cannot write %s\n", b->policy_path);
-        return XS_EIO;
-    }
-    return 0;
+    p->rows_sampled = p->sec.n_rows;
+    p->gw_sample_ticks = ticks;
+    p->gw_sample_t = now;
+}
+
+static void print_rows(struct bench_phase *p)
+{
+    for (; p->rows_printed < p->sec.n_rows; p->rows_printed++)
+        bench_print_sec(p, &p->sec.rows[p->rows_printed], p->rows_printed);
+    fflush(stdout);
 }
 
 /* Takes the closing measurements of a phase: when it completes, gives up,
@@ -241,8 +338,14 @@ static void phase_close(struct bench *b, struct bench_phase *p, uint64_t now)
     if (p->finished)
         return;
     p->finished = 1;
+    p->offering = 0;
+    uv_timer_stop(&b->clock);
+    uv_timer_stop(&b->second);
     if (!p->t_end)
         p->t_end = now;
+    bench_series_close(&p->sec, now);
+    sample(b, p, now);
+    print_rows(p);
     if (b->gw_pid && bench_proc_cpu(b->gw_pid, &p->gw_ticks1) != 0)
         p->gw_cpu_known = 0;
     p->self_us1 = bench_self_cpu_us();
@@ -253,51 +356,28 @@ static void report(struct bench *b)
     for (int i = 0; i < 2; i++)
         if (b->ph[i].started)
             phase_close(b, &b->ph[i], uv_hrtime());
-    int started = b->ph[0].started || b->ph[1].started;
-    printf("xsbench: n=%ld window=%d xmpp=%s sip=%s gateway_pid=%d\n", b->o.n, b->o.window,
-           b->o.tls ? "starttls" : "plain", b->o.sip_udp ? "udp" : "tcp", b->gw_pid);
-    if (started)
-        bench_phase_print_header();
+    if (b->gw_pid) {
+        long hwm = bench_proc_kb(b->gw_pid, "VmHWM:");
+        if (hwm > b->gw_hwm_kb)
+            b->gw_hwm_kb = hwm;
+    }
+    FILE *json = NULL;
+    if (b->o.json && !(json = fopen(b->o.json, "w"))) {
+        fprintf(stderr, "xsbench: cannot write %s\n", b->o.json);
+        b->failed = 1;
+    }
     for (int i = 0; i < 2; i++)
-        if (b->ph[i].started)
-            bench_phase_print(&b->ph[i]);
-    long hwm = b->gw_pid ? bench_proc_hwm_kb(b->gw_pid) : -1;
-    if (hwm < b->gw_hwm_kb)
-        hwm = b->gw_hwm_kb;
-    if (hwm >= 0)
-        printf("gateway peak RSS (VmHWM): %ld kB\n", hwm);
-    else
-        printf("gateway peak RSS (VmHWM): unknown\n");
-    fflush(stdout);
-    for (int i = 0; i < 2; i++) {
-        const struct bench_phase *p = &b->ph[i];
-        if (!p->started || p->arrived != p->n || p->errors)
-            b->exit_code = 1;
+        if ((b->o.dirs & 1 << i) && !b->ph[i].started)
+            b->failed = 1;
+    b->exit_code = bench_report(b, json);
+    if (json && fclose(json) != 0) {
+        fprintf(stderr, "xsbench: cannot write %s\n", b->o.json);
+        b->failed = 1;
     }
     if (b->failed)
         b->exit_code = 1;
-    if (b->exit_code && b->proc_running)
+    if (b->exit_code && b->o.gateway)
         fprintf(stderr, "xsbench: the gateway's log is %s\n", b->log_path);
-}
-
-static void on_close_free_nothing(uv_handle_t *h)
-{
-    (void)h;
-}
-
-static void close_handle(uv_handle_t *h)
-{
-    if (h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h))
-        uv_close(h, on_close_free_nothing);
-}
-
-static void on_kill_timer(uv_timer_t *t)
-{
-    struct bench *b = t->data;
-    if (b->proc_running) {
-        fprintf(stderr, "xsbench: the gateway ignored SIGTERM; killing pid %d\n", b->gw_pid);
-        uv_process_kill(&b->proc, SIGKILL);
-    }
 }
 
 static void stop(struct bench *b)
@@ -310,14 +390,11 @@ static void stop(struct bench *b)
     close_handle((uv_handle_t *)&b->deadline);
     close_handle((uv_handle_t *)&b->tick);
     close_handle((uv_handle_t *)&b->retry);
+    close_handle((uv_handle_t *)&b->clock);
+    close_handle((uv_handle_t *)&b->second);
     close_handle((uv_handle_t *)&sig_int);
     close_handle((uv_handle_t *)&sig_term);
-    if (b->proc_running) {
-        uv_process_kill(&b->proc, SIGTERM);
-        uv_timer_start(&b->kill_timer, on_kill_timer, KILL_GRACE_MS, 0);
-    } else {
-        close_handle((uv_handle_t *)&b->kill_timer);
-    }
+    bench_gw_stop(b);
 }
 
 static void finish(struct bench *b)
@@ -346,7 +423,7 @@ static void phase_end(struct bench *b)
 {
     uint64_t now = uv_hrtime();
     phase_close(b, &b->ph[b->cur], now);
-    if (b->cur == BENCH_X2S) {
+    if (b->cur == BENCH_X2S && (b->o.dirs & 1 << BENCH_S2X)) {
         b->cur = BENCH_S2X;
         b->ready_since = now;
         bench_sip_connect(b);
@@ -355,9 +432,15 @@ static void phase_end(struct bench *b)
     finish(b);
 }
 
+static int send_one(struct bench *b, long seq, uint64_t now)
+{
+    return b->cur == BENCH_X2S ? bench_xmpp_send(b, seq, now) : bench_sip_send(b, seq, now);
+}
+
+/* Closed loop: keep the window full. */
 static void pump(struct bench *b)
 {
-    if (b->stopping || b->cur < 0)
+    if (b->stopping || b->cur < 0 || b->o.rate > 0)
         return;
     struct bench_phase *p = &b->ph[b->cur];
     if (!p->started || p->finished)
@@ -365,11 +448,8 @@ static void pump(struct bench *b)
     while (p->sent < p->n && p->sent - p->done < b->o.window) {
         long seq = p->sent;
         uint64_t now = uv_hrtime();
-        p->t_send[seq] = now;
-        p->flags[seq] |= BM_SENT;
-        int rc = b->cur == BENCH_X2S ? bench_xmpp_send(b, seq, now) : bench_sip_send(b, seq, now);
+        int rc = send_one(b, seq, now);
         if (rc == XS_EAGAIN) {
-            p->flags[seq] = 0;
             bench_retry_later(b);
             return;
         }
@@ -377,10 +457,66 @@ static void pump(struct bench *b)
             bench_fatal(b, "%s: cannot send message %ld: %s", p->name, seq, xs_strerror(rc));
             return;
         }
-        p->sent++;
+        bench_phase_offer(p, seq, now, now, UINT64_MAX);
         if (b->stopping)
             return;
     }
+}
+
+static uint64_t scheduled(const struct bench *b, const struct bench_phase *p, long seq)
+{
+    return p->t_start + (uint64_t)((double)seq * 1e9 / b->o.rate);
+}
+
+static void offer_end(struct bench *b, struct bench_phase *p, uint64_t now)
+{
+    p->offering = 0;
+    p->t_offer_end = now;
+    uv_timer_stop(&b->clock);
+    if (p->sent < p->n)
+        fprintf(stderr, "xsbench: %s: %ld of %ld messages could not be offered in time\n",
+                p->name, p->n - p->sent, p->n);
+    if (p->done == p->sent)
+        phase_end(b);
+}
+
+/* Open loop: send everything that is due by now. A send that would block
+ * (socket or output buffer full) leaves the rest for the next millisecond;
+ * they go out late and are counted so. */
+static void pump_open(struct bench *b)
+{
+    if (b->stopping || b->cur < 0)
+        return;
+    struct bench_phase *p = &b->ph[b->cur];
+    if (!p->offering)
+        return;
+    uint64_t now = uv_hrtime();
+    double elapsed = (double)(now - p->t_start) / 1e9;
+    long due = (long)(elapsed * b->o.rate) + 1;
+    if (due > p->n)
+        due = p->n;
+    uint64_t late_ns = (uint64_t)(b->o.late_ms * 1e6);
+    while (p->sent < due) {
+        long seq = p->sent;
+        int rc = send_one(b, seq, now);
+        if (rc == XS_EAGAIN)
+            break;
+        if (rc != 0) {
+            bench_fatal(b, "%s: cannot send message %ld: %s", p->name, seq, xs_strerror(rc));
+            return;
+        }
+        bench_phase_offer(p, seq, scheduled(b, p, seq), now, late_ns);
+        if (b->stopping || p->finished)
+            return;
+    }
+    uint64_t limit = p->t_start + (uint64_t)(b->o.duration * 1e9) + CATCH_UP_NS;
+    if (p->sent == p->n || now >= limit)
+        offer_end(b, p, now);
+}
+
+static void on_clock(uv_timer_t *t)
+{
+    pump_open(t->data);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -390,8 +526,22 @@ static void on_retry(uv_timer_t *t)
 
 void bench_retry_later(struct bench *b)
 {
-    if (!b->stopping && !uv_is_active((uv_handle_t *)&b->retry))
+    if (!b->stopping && b->o.rate <= 0 && !uv_is_active((uv_handle_t *)&b->retry))
         uv_timer_start(&b->retry, on_retry, 1, 0);
+}
+
+static void on_second(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    if (b->stopping || b->cur < 0)
+        return;
+    struct bench_phase *p = &b->ph[b->cur];
+    if (!p->started || p->finished)
+        return;
+    uint64_t now = uv_hrtime();
+    bench_series_advance(&p->sec, now);
+    sample(b, p, now);
+    print_rows(p);
 }
 
 static void phase_begin(struct bench *b, int i)
@@ -402,9 +552,20 @@ static void phase_begin(struct bench *b, int i)
     b->cur = i;
     p->started = 1;
     p->gw_cpu_known = b->gw_pid && bench_proc_cpu(b->gw_pid, &p->gw_ticks0) == 0;
+    p->gw_sample_ticks = p->gw_ticks0;
     p->self_us0 = bench_self_cpu_us();
-    p->t_start = p->t_progress = uv_hrtime();
-    pump(b);
+    p->t_start = p->t_progress = p->gw_sample_t = uv_hrtime();
+    bench_series_start(&p->sec, p->t_start);
+    if (i == BENCH_X2S || !(b->o.dirs & 1 << BENCH_X2S))
+        bench_print_sec_header();
+    uv_timer_start(&b->second, on_second, 1000, 1000);
+    if (b->o.rate > 0) {
+        p->offering = 1;
+        uv_timer_start(&b->clock, on_clock, 1, 1);
+        pump_open(b);
+    } else {
+        pump(b);
+    }
 }
 
 void bench_xmpp_ready(struct bench *b)
@@ -417,8 +578,8 @@ void bench_sip_ready(struct bench *b)
     phase_begin(b, BENCH_S2X);
 }
 
-/* A message is accounted for once it arrived (and, SIP->XMPP, was answered
- * 200), or once it failed. */
+/* A message is accounted for once it arrived (and, SIP->XMPP, was answered),
+ * or once it was refused. The phase ends when all are. */
 static void settle(struct bench *b, enum bench_dir d, long seq)
 {
     struct bench_phase *p = &b->ph[d];
@@ -432,20 +593,24 @@ static void settle(struct bench *b, enum bench_dir d, long seq)
         return;
     p->flags[seq] |= BM_DONE;
     p->done++;
-    if (p->finished)
+    if (p->finished || b->cur != (int)d)
         return;
     p->t_end = uv_hrtime();
-    if (p->done == p->n)
+    if (b->o.rate > 0) {
+        if (!p->offering && p->done == p->sent)
+            phase_end(b);
+    } else if (p->done == p->n) {
         phase_end(b);
-    else if (b->cur == (int)d)
+    } else {
         pump(b);
+    }
 }
 
-void bench_arrived(struct bench *b, enum bench_dir d, long seq)
+void bench_arrived(struct bench *b, enum bench_dir d, long seq, uint32_t key)
 {
     if (b->stopping)
         return;
-    if (bench_phase_mark(&b->ph[d], seq, BM_ARRIVED, uv_hrtime()))
+    if (bench_phase_arrive(&b->ph[d], seq, key, uv_hrtime()))
         settle(b, d, seq);
 }
 
@@ -454,12 +619,12 @@ void bench_answered(struct bench *b, enum bench_dir d, long seq, int status)
     if (b->stopping)
         return;
     if (status >= 200 && status < 300) {
-        if (bench_phase_mark(&b->ph[d], seq, BM_ANSWERED, uv_hrtime()))
+        if (bench_phase_answer(&b->ph[d], seq, uv_hrtime()))
             settle(b, d, seq);
         return;
     }
     char what[48];
-    snprintf(what, sizeof what, "SIP %d from the gateway", status);
+    snprintf(what, sizeof what, "SIP %d", status);
     bench_msg_error(b, d, seq, what);
 }
 
@@ -472,42 +637,8 @@ void bench_msg_error(struct bench *b, enum bench_dir d, long seq, const char *wh
         p->shown_errors++;
         fprintf(stderr, "xsbench: %s: message %ld: %s\n", p->name, seq, what);
     }
-    if (bench_phase_mark(p, seq, BM_ERROR | BM_ANSWERED, uv_hrtime())) {
+    if (bench_phase_refuse(p, seq, what, uv_hrtime()))
         settle(b, d, seq);
-        return;
-    }
-    /* Not one of ours by number: still an error of the phase. */
-    p->unexpected--;
-    p->errors++;
-}
-
-/* The started gateway says when it listens; a running one is just tried. */
-static int gateway_ready(struct bench *b)
-{
-    if (!b->o.gateway)
-        return 1;
-    FILE *f = fopen(b->log_path, "r");
-    if (!f)
-        return 0;
-    char chunk[4096 + 32];
-    size_t keep = 0;
-    int found = 0;
-    for (;;) {
-        size_t n = fread(chunk + keep, 1, sizeof chunk - keep - 1, f);
-        if (n == 0)
-            break;
-        n += keep;
-        chunk[n] = '\0';
-        if (strstr(chunk, "ev=gateway.ready")) {
-            found = 1;
-            break;
-        }
-        /* Keep a tail, so a marker split across two reads is still seen. */
-        keep = n < 24 ? n : 24;
-        memmove(chunk, chunk + n - keep, keep);
-    }
-    fclose(f);
-    return found;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -516,18 +647,16 @@ static void on_tick(uv_timer_t *t)
     if (b->stopping)
         return;
     uint64_t now = uv_hrtime();
-    /* VmHWM only grows; sampled now and then so a gateway that dies
-     * mid-run still has a figure. */
-    if (b->gw_pid && ++b->ticks % HWM_EVERY_TICKS == 0) {
-        long kb = bench_proc_hwm_kb(b->gw_pid);
-        if (kb > b->gw_hwm_kb)
-            b->gw_hwm_kb = kb;
-    }
     if (!b->gw_ready) {
-        if (gateway_ready(b)) {
+        if (b->gw_pid && bench_gw_ready(b)) {
             b->gw_ready = 1;
             b->ready_since = now;
-            bench_xmpp_connect(b);
+            if (b->o.dirs & 1 << BENCH_X2S) {
+                bench_xmpp_connect(b);
+            } else {
+                b->cur = BENCH_S2X;
+                bench_sip_connect(b);
+            }
         } else if (now - b->ready_since > READY_TIMEOUT_NS) {
             bench_fatal(b, "the gateway did not log ev=gateway.ready in time (log: %s)",
                         b->log_path);
@@ -541,9 +670,18 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     struct bench_phase *p = &b->ph[b->cur];
-    if (p->started && !p->finished && (double)(now - p->t_progress) / 1e9 > b->o.drain) {
+    if (p->finished)
+        return;
+    double drain = b->o.drain;
+    if (b->o.rate > 0) {
+        if (!p->offering && (double)(now - p->t_offer_end) / 1e9 > drain) {
+            fprintf(stderr, "xsbench: %s: %.1f s after the offering, %ld of %ld accounted for\n",
+                    p->name, drain, p->done, p->sent);
+            phase_end(b);
+        }
+    } else if ((double)(now - p->t_progress) / 1e9 > drain) {
         fprintf(stderr, "xsbench: %s: no progress for %.1f s, %ld of %ld accounted for\n", p->name,
-                b->o.drain, p->done, p->n);
+                drain, p->done, p->n);
         phase_end(b);
     }
 }
@@ -559,71 +697,14 @@ static void on_signal(uv_signal_t *h, int signum)
     bench_fatal(h->data, "interrupted by signal %d", signum);
 }
 
-static void on_gateway_exit(uv_process_t *proc, int64_t status, int term_signal)
-{
-    struct bench *b = proc->data;
-    b->proc_running = 0;
-    uv_timer_stop(&b->kill_timer);
-    close_handle((uv_handle_t *)&b->kill_timer);
-    close_handle((uv_handle_t *)proc);
-    if (!b->stopping)
-        bench_fatal(b, "the gateway exited (status %lld, signal %d); its log is %s",
-                    (long long)status, term_signal, b->log_path);
-}
-
-static int spawn_gateway(struct bench *b)
-{
-    if (b->o.gw_log)
-        snprintf(b->log_path, sizeof b->log_path, "%s", b->o.gw_log);
-    else
-        snprintf(b->log_path, sizeof b->log_path, "/tmp/xsbench-%d-gw.log", (int)getpid());
-    int fd = open(b->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fprintf(stderr, "xsbench: cannot open %s\n", b->log_path);
-        return XS_EIO;
-    }
-    const char *policy = b->o.policy ? b->o.policy : b->policy_path;
-    char *args[10];
-    int k = 0;
-    args[k++] = (char *)b->o.gateway;
-    args[k++] = "--policy";
-    args[k++] = (char *)policy;
-    args[k++] = "--lua-dir";
-    args[k++] = (char *)b->o.lua_dir;
-    if (b->o.gw_log_level) {
-        args[k++] = "--log-level";
-        args[k++] = (char *)b->o.gw_log_level;
-    }
-    args[k] = NULL;
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = fd},
-        {.flags = UV_INHERIT_FD, .data.fd = fd},
-    };
-    uv_process_options_t po = {
-        .exit_cb = on_gateway_exit,
-        .file = b->o.gateway,
-        .args = args,
-        .stdio = stdio,
-        .stdio_count = 3,
-    };
-    b->proc.data = b;
-    int rc = uv_spawn(b->loop, &b->proc, &po);
-    close(fd);
-    if (rc != 0) {
-        fprintf(stderr, "xsbench: cannot start %s: %s\n", b->o.gateway, uv_strerror(rc));
-        return XS_EIO;
-    }
-    b->proc_running = 1;
-    b->gw_pid = b->proc.pid;
-    return 0;
-}
-
 static int setup(struct bench *b)
 {
-    int rc = bench_phase_init(&b->ph[BENCH_X2S], "xmpp->sip", b->o.n);
+    /* Rows for every second the phase can last: the offering, its catch-up,
+     * the drain, and a margin. */
+    long secs = (long)(b->o.rate > 0 ? b->o.duration + b->o.drain : b->o.timeout) + 5;
+    int rc = bench_phase_init(&b->ph[BENCH_X2S], "xmpp->sip", b->o.n, secs);
     if (rc == 0)
-        rc = bench_phase_init(&b->ph[BENCH_S2X], "sip->xmpp", b->o.n);
+        rc = bench_phase_init(&b->ph[BENCH_S2X], "sip->xmpp", b->o.n, secs);
     if (rc != 0) {
         fprintf(stderr, "xsbench: cannot allocate for %ld messages\n", b->o.n);
         return rc;
@@ -637,20 +718,14 @@ static int setup(struct bench *b)
             return rc;
         }
     }
+    if (b->o.fixed_ports) {
+        b->peer_port = BENCH_PEER_PORT + b->o.port_offset;
+        b->hop_tcp_port = b->hop_udp_port = BENCH_HOP_PORT + b->o.port_offset;
+    }
     if ((rc = bench_xmpp_listen(b)) != 0 || (rc = bench_sip_listen(b)) != 0)
         return rc;
-    if (b->o.gateway) {
-        if (!b->o.policy && (rc = write_policy(b)) != 0)
-            return rc;
-        if ((rc = spawn_gateway(b)) != 0)
-            return rc;
-    } else {
-        b->gw_pid = b->o.gw_pid;
-        if (kill(b->gw_pid, 0) != 0) {
-            fprintf(stderr, "xsbench: no process %d\n", b->gw_pid);
-            return XS_EINVAL;
-        }
-    }
+    if ((rc = bench_gw_start(b)) != 0)
+        return rc;
     b->ready_since = uv_hrtime();
     uv_timer_start(&b->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_start(&b->deadline, on_deadline, (uint64_t)(b->o.timeout * 1000), 0);
@@ -665,13 +740,13 @@ int main(int argc, char **argv)
     struct bench *b = &bench;
     if (parse_opts(argc, argv, &b->o) != 0)
         return 2;
-    b->gw_xmpp_port = BENCH_GW_XMPP_PORT + b->o.port_offset;
-    b->gw_sip_port = BENCH_GW_SIP_PORT + b->o.port_offset;
-    b->peer_port = BENCH_PEER_PORT + b->o.port_offset;
-    b->hop_port = BENCH_HOP_PORT + b->o.port_offset;
     if (b->o.print_policy) {
+        b->gw_xmpp_port = BENCH_GW_XMPP_PORT + b->o.port_offset;
+        b->gw_sip_port = BENCH_GW_SIP_PORT + b->o.port_offset;
+        b->peer_port = BENCH_PEER_PORT + b->o.port_offset;
+        b->hop_tcp_port = b->hop_udp_port = BENCH_HOP_PORT + b->o.port_offset;
         char text[2048];
-        if (format_policy(b, text, sizeof text) < 0)
+        if (bench_gw_format_policy(b, text, sizeof text) < 0)
             return 1;
         fputs(text, stdout);
         return 0;
@@ -681,13 +756,14 @@ int main(int argc, char **argv)
     b->cur = -1;
     b->gw_hwm_kb = -1;
     b->run_id = uv_hrtime() ^ ((uint64_t)getpid() << 32);
-    uv_timer_init(b->loop, &b->deadline);
-    uv_timer_init(b->loop, &b->tick);
-    uv_timer_init(b->loop, &b->retry);
-    uv_timer_init(b->loop, &b->kill_timer);
+    uv_timer_t *timers[] = {&b->deadline, &b->tick, &b->retry, &b->clock, &b->second,
+                            &b->kill_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
+        uv_timer_init(b->loop, timers[i]);
+        timers[i]->data = b;
+    }
     uv_signal_init(b->loop, &sig_int);
     uv_signal_init(b->loop, &sig_term);
-    b->deadline.data = b->tick.data = b->retry.data = b->kill_timer.data = b;
     sig_int.data = sig_term.data = b;
     if (setup(b) != 0) {
         b->failed = 1;
@@ -702,7 +778,6 @@ int main(int argc, char **argv)
     bench_phase_free(&b->ph[1]);
     if (b->tls)
         xs_tls_ctx_unref(b->tls);
-    if (b->policy_written)
-        unlink(b->policy_path);
+    bench_gw_cleanup(b);
     return b->exit_code;
 }

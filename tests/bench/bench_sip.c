@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 
 #include "bench.h"
 #include "core/buf.h"
@@ -24,6 +25,10 @@
 #define BS_OUT_MAX (8u << 20)
 #define BS_CONNS_MAX 64
 #define BS_VIA_MAX 8
+/* Bytes written and not yet taken by the kernel before a send waits. */
+#define BS_BACKLOG_MAX (1u << 20)
+/* --sip-delay: answers held back at most; more are sent at once and counted. */
+#define BS_DELAYED_MAX 1000000
 
 struct bs_conn {
     struct bench_sip *sip;
@@ -31,6 +36,18 @@ struct bs_conn {
     struct xs_buf in;
     int client;
     struct bs_conn *next;
+};
+
+/* An answer held back by --sip-delay. One delay for all, so answers fall
+ * due in the order they were queued and a FIFO is their timeline. */
+struct bs_delayed {
+    struct bs_delayed *next;
+    uint64_t due;
+    struct bs_conn *c; /* TCP; NULL with tcp set: its connection closed */
+    int tcp;
+    struct sockaddr_storage to; /* UDP */
+    size_t len;
+    char data[];
 };
 
 struct bench_sip {
@@ -43,6 +60,10 @@ struct bench_sip {
     uv_connect_t creq;
     int udp_ready;
     unsigned long udp_drops;                   /* responses the UDP socket would not take */
+    struct bs_delayed *dq_head, *dq_tail;      /* --sip-delay: answers not yet due */
+    size_t dq_n;
+    unsigned long dq_full;                     /* answered at once: the queue was full */
+    uv_timer_t dq_timer;
     char out[8192];                            /* every message we write is formatted here */
     char dgram[BS_HEAD_MAX + BS_BODY_MAX + 1]; /* one UDP datagram, NUL-terminated */
 };
@@ -160,6 +181,16 @@ static int send_bytes(struct bench_sip *s, struct bs_conn *c, const struct socka
     return rc < 0 ? XS_EIO : 0;
 }
 
+static void send_answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr *to,
+                        const char *data, size_t n)
+{
+    int rc = send_bytes(s, c, to, data, n);
+    if (rc == XS_EAGAIN)
+        s->udp_drops++; /* the gateway retransmits; reported at the end */
+    else if (rc != 0)
+        bench_fatal(s->b, "sip: cannot send a response: %s", xs_strerror(rc));
+}
+
 static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr *to,
                    const struct bs_msg *m, int code, const char *reason)
 {
@@ -179,11 +210,58 @@ static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
         bench_msg_error(s->b, BENCH_X2S, -1, "sip: request too large to answer");
         return;
     }
-    int rc = send_bytes(s, c, to, s->out, n);
-    if (rc == XS_EAGAIN)
-        s->udp_drops++; /* the gateway retransmits; reported at the end */
-    else if (rc != 0)
-        bench_fatal(s->b, "sip: cannot send a response: %s", xs_strerror(rc));
+    if (s->b->o.sip_delay_ms > 0 && s->dq_n < BS_DELAYED_MAX) {
+        struct bs_delayed *d = malloc(sizeof *d + n);
+        if (d) {
+            d->next = NULL;
+            d->due = uv_hrtime() + (uint64_t)(s->b->o.sip_delay_ms * 1e6);
+            d->c = c;
+            d->tcp = c != NULL;
+            if (to)
+                memcpy(&d->to, to, to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                            : sizeof(struct sockaddr_in));
+            d->len = n;
+            memcpy(d->data, s->out, n);
+            if (s->dq_tail)
+                s->dq_tail->next = d;
+            else
+                s->dq_head = d;
+            s->dq_tail = d;
+            s->dq_n++;
+            return;
+        }
+    }
+    if (s->b->o.sip_delay_ms > 0)
+        s->dq_full++;
+    send_answer(s, c, to, s->out, n);
+}
+
+/* --sip-delay: sends the answers that are due. */
+static void on_dq_timer(uv_timer_t *t)
+{
+    struct bench_sip *s = t->data;
+    uint64_t now = uv_hrtime();
+    while (s->dq_head && s->dq_head->due <= now && !s->b->stopping) {
+        struct bs_delayed *d = s->dq_head;
+        s->dq_head = d->next;
+        if (!s->dq_head)
+            s->dq_tail = NULL;
+        s->dq_n--;
+        if (!d->tcp || d->c)
+            send_answer(s, d->c, d->tcp ? NULL : (const struct sockaddr *)&d->to, d->data, d->len);
+        free(d);
+    }
+}
+
+/* Names the transaction a request belongs to: a retransmission repeats its
+ * top Via byte for byte (branch included); a second delivery of the same
+ * message in a new transaction does not. Never 0, which means "none". */
+static uint32_t via_key(struct bs_span via)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < via.n; i++)
+        h = (h ^ (uint8_t)via.p[i]) * 16777619u;
+    return h | 1;
 }
 
 /* One whole message: head (without the blank line) and body. */
@@ -216,7 +294,7 @@ static void handle(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
         num[k] = '\0';
         char *e;
         long seq = strtol(num, &e, 10);
-        bench_arrived(b, BENCH_X2S, e == num ? -1 : seq);
+        bench_arrived(b, BENCH_X2S, e == num ? -1 : seq, via_key(m.via[0]));
         return;
     }
     if (m.first.n >= 8 && !strncmp(m.first.p, "OPTIONS ", 8))
@@ -290,6 +368,9 @@ static void conn_on_closed(void *ud, int reason)
     int client = c->client;
     c->link = NULL;
     conn_unlink(c);
+    for (struct bs_delayed *d = c->sip->dq_head; d; d = d->next)
+        if (d->c == c)
+            d->c = NULL;
     xs_buf_free(&c->in);
     free(c);
     if (!b->stopping && (client || reason != XS_ECLOSED))
@@ -362,6 +443,11 @@ static void udp_recv(uv_udp_t *h, ssize_t n, const uv_buf_t *buf, const struct s
     handle(s, NULL, from, s->dgram, hlen, eoh + 4, (size_t)n - hlen - 4);
 }
 
+static int bound_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 int bench_sip_listen(struct bench *b)
 {
     struct bench_sip *s = calloc(1, sizeof *s);
@@ -369,22 +455,44 @@ int bench_sip_listen(struct bench *b)
         return XS_ENOMEM;
     s->b = b;
     b->sip = s;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", b->hop_port, &sa);
+    struct sockaddr_in tcp_sa, udp_sa;
+    uv_ip4_addr("127.0.0.1", b->hop_tcp_port, &tcp_sa);
+    uv_ip4_addr("127.0.0.1", b->hop_udp_port, &udp_sa);
     uv_tcp_init(b->loop, &s->listener);
     uv_udp_init(b->loop, &s->udp);
+    uv_timer_init(b->loop, &s->dq_timer);
+    s->dq_timer.data = s;
+    if (b->o.sip_delay_ms > 0)
+        uv_timer_start(&s->dq_timer, on_dq_timer, 1, 1);
     s->listener.data = s;
     s->udp.data = s;
-    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&tcp_sa, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->listener, 64, on_accept);
     if (rc == 0)
-        rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&sa, 0);
+        rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    if (rc == 0) {
+        b->hop_tcp_port = bound_port(&ss);
+        len = sizeof ss;
+        rc = uv_udp_bind(&s->udp, (const struct sockaddr *)&udp_sa, 0);
+    }
     if (rc == 0)
+        rc = uv_udp_getsockname(&s->udp, (struct sockaddr *)&ss, &len);
+    if (rc == 0) {
+        b->hop_udp_port = bound_port(&ss);
+        /* A burst of MESSAGEs must not overflow the kernel's queue on our
+         * side and be blamed on the gateway; the kernel caps the value. */
+        int size = 8 << 20;
+        uv_recv_buffer_size((uv_handle_t *)&s->udp, &size);
+        size = 8 << 20;
+        uv_send_buffer_size((uv_handle_t *)&s->udp, &size);
         rc = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv);
+    }
     if (rc != 0) {
-        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d (tcp+udp): %s\n", b->hop_port,
-                uv_strerror(rc));
+        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d/tcp, %d/udp: %s\n",
+                b->hop_tcp_port, b->hop_udp_port, uv_strerror(rc));
         return XS_EIO;
     }
     return 0;
@@ -450,7 +558,7 @@ int bench_sip_send(struct bench *b, long seq, uint64_t now)
                      "CSeq: %ld MESSAGE\r\n"
                      "Content-Type: text/plain;charset=UTF-8\r\n"
                      "Content-Length: %d\r\n\r\n%s",
-                     b->o.sip_udp ? "UDP" : "TCP", b->hop_port, (unsigned long long)b->run_id, seq,
+                     b->o.sip_udp ? "UDP" : "TCP", b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port, (unsigned long long)b->run_id, seq,
                      (unsigned long long)b->run_id, (unsigned long long)b->run_id, seq, seq + 1,
                      blen, body);
     if (n < 0 || (size_t)n >= sizeof s->out)
@@ -460,6 +568,11 @@ int bench_sip_send(struct bench *b, long seq, uint64_t now)
         uv_ip4_addr("127.0.0.1", b->gw_sip_port, &sa);
         return send_bytes(s, NULL, (const struct sockaddr *)&sa, s->out, (size_t)n);
     }
+    /* The gateway not reading is backpressure, not a failure: the message
+     * waits (closed loop) or goes out late (open loop). */
+    struct xs_link *l = s->client->link;
+    if (l && xs_link_accepted(l) - xs_link_flushed(l) > BS_BACKLOG_MAX)
+        return XS_EAGAIN;
     return send_bytes(s, s->client, NULL, s->out, (size_t)n);
 }
 
@@ -473,10 +586,21 @@ void bench_sip_close(struct bench *b)
             xs_link_close(c->link, XS_OK);
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_close((uv_handle_t *)&s->udp, NULL);
+    uv_close((uv_handle_t *)&s->dq_timer, NULL);
 }
 
 void bench_sip_free(struct bench *b)
 {
+    struct bench_sip *s = b->sip;
+    while (s && s->dq_head) {
+        struct bs_delayed *d = s->dq_head;
+        s->dq_head = d->next;
+        free(d);
+    }
+    if (s && s->dq_full)
+        fprintf(stderr, "xsbench: %lu SIP answers were sent at once, not after --sip-delay: "
+                        "more than %d were waiting\n",
+                s->dq_full, BS_DELAYED_MAX);
     if (b->sip && b->sip->udp_drops)
         fprintf(stderr, "xsbench: %lu SIP responses over UDP could not be sent (socket full)\n",
                 b->sip->udp_drops);

@@ -7,6 +7,7 @@
  * authentication (<db:result/>, also valid: a bench trusts), then the
  * SIP->XMPP load. Both roles share one stream object and one dispatcher:
  * what a stream receives tells what it is for. */
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@
 
 #define BX_OUT_MAX (8u << 20)
 #define BX_STREAMS_MAX 64
+/* Bytes written and not yet taken by the kernel before a send waits. */
+#define BX_BACKLOG_MAX (1u << 20)
 /* Any hex will do: the gateway asks us (bench.test) whether it is valid. */
 #define BX_KEY "b3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2"
 
@@ -341,14 +344,16 @@ static void bx_message(struct bx_stream *s, struct xs_xml_el *el)
     if (type && !strcmp(type, "error")) {
         /* A bounce of one of ours (XMPP->SIP): its id is the sequence number. */
         const char *id = xs_xml_el_attr(el, "id");
-        char what[160] = "error";
-        const struct xs_xml_el *cond = first_child(xs_xml_el_child(el, NULL, "error"));
+        char what[64] = "error";
+        const struct xs_xml_el *err = xs_xml_el_child(el, NULL, "error");
+        const struct xs_xml_el *cond = first_child(err);
+        const char *etype = err ? xs_xml_el_attr(err, "type") : NULL;
         if (cond)
-            snprintf(what, sizeof what, "message error: %s", cond->name);
+            snprintf(what, sizeof what, "%s/%s", cond->name, etype ? etype : "-");
         bench_msg_error(s->b, BENCH_X2S, id ? strtol(id, NULL, 10) : -1, what);
         return;
     }
-    bench_arrived(s->b, BENCH_S2X, bx_body_seq(el));
+    bench_arrived(s->b, BENCH_S2X, bx_body_seq(el), 0);
 }
 
 static void bx_stanza(void *ud, struct xs_xml_el *el)
@@ -423,6 +428,12 @@ int bench_xmpp_listen(struct bench *b)
     int rc = uv_tcp_bind(&x->listener, (const struct sockaddr *)&sa, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&x->listener, 64, bx_on_accept);
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    if (rc == 0)
+        rc = uv_tcp_getsockname(&x->listener, (struct sockaddr *)&bound, &len);
+    if (rc == 0)
+        b->peer_port = ntohs(bound.sin_port);
     if (rc != 0) {
         fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d: %s\n", b->peer_port,
                 uv_strerror(rc));
@@ -504,6 +515,10 @@ int bench_xmpp_send(struct bench *b, long seq, uint64_t now)
     struct bx_stream *s = b->xmpp->client;
     if (!s || s->state != BX_OPEN)
         return XS_ESTATE;
+    /* The gateway not reading is backpressure, not a failure: the message
+     * waits (closed loop) or goes out late (open loop). */
+    if (xs_link_accepted(s->link) - xs_link_flushed(s->link) > BX_BACKLOG_MAX)
+        return XS_EAGAIN;
     return bx_printf(s,
                      "<message from='u@" BENCH_DOMAIN "' to='bob@" BENCH_GW_DOMAIN
                      "' type='chat' id='%ld'><body>%ld %llu</body></message>",

@@ -102,6 +102,33 @@ t.test("SIP endpoints over TLS: tls:host:port, 5061 when the port is left out", 
         "^test.lua:1: sip.next_hop 'sips:edge.sip.test' must start with udp:, tcp: or tls:")
 end)
 
+t.test("SIP transaction bounds and UDP buffers: defaults, values at the bounds, one over", function()
+    local cfg = assert(load_policy(BASE))
+    t.eq(cfg.sip_max_transactions, 65536)
+    t.eq(cfg.sip_max_stored_bytes, 512 * 1024 * 1024)
+    t.eq(cfg.sip_udp_recv_buffer, 4 * 1024 * 1024)
+    t.eq(cfg.sip_udp_send_buffer, 4 * 1024 * 1024)
+    local function with(k, v)
+        return (BASE:gsub('next_hop = "udp:127.0.0.1:5070"',
+            'next_hop = "udp:127.0.0.1:5070", ' .. k .. ' = ' .. v))
+    end
+    t.eq(assert(load_policy(with("max_transactions", "4"))).sip_max_transactions, 4)
+    t.eq(assert(load_policy(with("max_transactions", "10000000"))).sip_max_transactions, 10000000)
+    t.eq(assert(load_policy(with("max_stored_bytes", "4096"))).sip_max_stored_bytes, 4096)
+    t.eq(assert(load_policy(with("udp_recv_buffer", "0"))).sip_udp_recv_buffer, 0)
+    t.eq(assert(load_policy(with("udp_send_buffer", "1073741824"))).sip_udp_send_buffer,
+        1073741824)
+    expect_error(with("max_transactions", "3"),
+        "^test.lua:1: sip.max_transactions must be a whole number from 4 to 10000000$")
+    expect_error(with("max_transactions", "10000001"), "sip.max_transactions must be")
+    expect_error(with("max_transactions", "100.5"), "sip.max_transactions must be")
+    expect_error(with("max_transactions", '"100"'), "sip.max_transactions must be")
+    expect_error(with("max_stored_bytes", "4095"),
+        "^test.lua:1: sip.max_stored_bytes must be a whole number from 4096 to 68719476736$")
+    expect_error(with("udp_recv_buffer", "-1"), "sip.udp_recv_buffer must be")
+    expect_error(with("udp_send_buffer", "1073741825"), "sip.udp_send_buffer must be")
+end)
+
 t.test("sip.trusted takes addresses and networks, IPv4 and IPv6", function()
     local cfg = assert(load_policy(BASE))
     t.eq(cfg.sip_trusted, nil)

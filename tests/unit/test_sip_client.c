@@ -95,7 +95,9 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     udp_send_to(hop_fd, from_port, resp, n);
     wait_done(loop, &o, 300);
     CHECK(o.calls == 1 && o.cond == XS_COND_NONE);
-    /* A retransmitted 200 is absorbed by the completed transaction. */
+    /* A retransmitted 200 changes nothing: the transaction ended on the
+     * first (no Timer K), and a response that matches none is discarded
+     * (RFC 3261 §17.1.2.2, §18.1.2). */
     udp_send_to(hop_fd, from_port, resp, n);
     pump(loop, 20);
     CHECK(o.calls == 1);

@@ -543,16 +543,20 @@ static void test_amplification(uv_loop_t *loop)
     xs_event_free(r.last);
 }
 
-/* The stored responses are bounded all together: the oldest go first, and a
- * response that cannot be kept leaves a transaction that still absorbs
- * retransmissions, so nothing is delivered twice. */
+/* The stored responses are bounded all together (sip.max_stored_bytes).
+ * Once the store is full, new requests are refused 503 with Retry-After
+ * rather than older records dropped: a dropped record would turn its
+ * request's retransmission into a new request, delivered twice. A response
+ * that cannot be kept leaves a record of its key alone, which absorbs
+ * retransmissions unanswered. Timer J empties the store again. */
 static void test_response_store(uv_loop_t *loop)
 {
     struct test_cfg tc;
     test_cfg_init(&tc, NULL, 0, XS_SIP_UDP);
     struct xs_sip_opts opts;
     xs_sip_default_opts(&opts);
-    opts.max_stored_bytes = 400;
+    opts.t1_ms = 5; /* Timer J: 320 ms */
+    opts.max_stored_bytes = 1500;
     struct router r = {0};
     struct xs_sip *sip = NULL;
     CHECK(xs_sip_start_opts(loop, &tc.cfg, NULL, &opts, submit, &r, &sip) == 0 && sip);
@@ -561,19 +565,37 @@ static void test_response_store(uv_loop_t *loop)
     int port = xs_sip_port(sip, 0);
     int pp;
     int fd = udp_peer(&pp);
-    char m1[4096], m2[4096], first[4096];
+    char m1[4096], m[4096], first[4096];
     size_t n1 = make_request(m1, sizeof m1, "OPTIONS", "z9hG4bKst1", pp, "Call-ID: st1\r\n", NULL);
-    size_t n2 = make_request(m2, sizeof m2, "OPTIONS", "z9hG4bKst2", pp, "Call-ID: st2\r\n", NULL);
     udp_send_to(fd, port, m1, n1);
     size_t len1 = udp_wait(loop, fd, first, sizeof first, 500, NULL);
-    CHECK(len1 > 200 && len1 <= 400 && 2 * len1 > 400);
+    CHECK(len1 > 200 && len1 < 500);
     udp_send_to(fd, port, m1, n1);
     udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
     CHECK_STR(buf, first);
-    /* The second response pushes the first out: m1 is now a new request
-     * and gets a new To-tag. */
-    udp_send_to(fd, port, m2, n2);
-    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "branch=z9hG4bKst2");
+    /* More requests until the store is full: each is answered 200 until
+     * one is refused 503 + Retry-After; a record is about len1 + 150
+     * bytes, so that happens by the fifth. */
+    int ok = 0, refused = 0;
+    char branch[32];
+    for (int i = 2; i < 12 && !refused; i++) {
+        snprintf(branch, sizeof branch, "z9hG4bKst%d", i);
+        size_t n = make_request(m, sizeof m, "OPTIONS", branch, pp, "Call-ID: st\r\n", NULL);
+        udp_send_to(fd, port, m, n);
+        size_t got = udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+        ok += got && strncmp(buf, "SIP/2.0 200 OK\r\n", 16) == 0 && strstr(buf, branch);
+        refused += got && strncmp(buf, "SIP/2.0 503 ", 12) == 0 &&
+                   strstr(buf, "Retry-After: 5\r\n") && strstr(buf, branch);
+    }
+    printf("store of 1500 B: %d more answered 200, then %d refused 503\n", ok, refused);
+    CHECK(refused == 1 && ok >= 1 && ok <= 8);
+    /* The first record is still there: its retransmission gets the very
+     * same response, not a new transaction. */
+    udp_send_to(fd, port, m1, n1);
+    udp_wait(loop, fd, buf, sizeof buf, 500, NULL);
+    CHECK_STR(buf, first);
+    /* Timer J frees the store: the same request is new again (new To-tag). */
+    pump(loop, 400);
     udp_send_to(fd, port, m1, n1);
     expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "branch=z9hG4bKst1");
     CHECK(strcmp(buf, first) != 0);
