@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/err.h"
 #include "sip/sip_frame.h"
 #include "sip/sip_translate.h"
 
@@ -413,17 +414,26 @@ static int append_echo(struct xs_buf *out, const struct echo_style *st, const os
     if (!rc && req->to) {
         osip_generic_param_t *tag = NULL;
         osip_to_get_tag(req->to, &tag);
-        osip_to_t *to = NULL;
-        int src;
         s = NULL;
-        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
-            osip_to_set_tag(to, osip_strdup(to_tag));
-            src = osip_to_to_str(to, &s);
-            osip_to_free(to);
-        } else {
-            src = osip_to_to_str(req->to, &s);
+        int src = osip_to_to_str(req->to, &s);
+        /* osip writes a To as its URI and then its parameters in order, and
+         * a tag it is given goes last: appending ";tag=" to the text is what
+         * serializing a copy with the tag set gives, without the copy. */
+        if (src == 0 && s && !tag && to_tag) {
+            size_t sl = strlen(s), tl = strlen(to_tag);
+            char *with = osip_malloc(sl + tl + 6);
+            if (with) {
+                memcpy(with, s, sl);
+                memcpy(with + sl, ";tag=", 5);
+                memcpy(with + sl + 5, to_tag, tl + 1);
+            }
+            osip_free(s);
+            s = with;
+            if (!with)
+                rc = XS_ENOMEM;
         }
-        rc = append_header(out, st, st->to, src, s);
+        if (!rc)
+            rc = append_header(out, st, st->to, src, s);
     }
     if (!rc && req->call_id) {
         s = NULL;

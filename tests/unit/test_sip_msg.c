@@ -465,9 +465,61 @@ static void test_absurd(void)
     xs_buf_free(&out);
 }
 
+/* A response's To is the request's with the gateway's tag added: the text
+ * the echo writes is what osip gives for a copy of the To with the tag set,
+ * for To headers with a display name, URI parameters and header parameters
+ * with and without values; a To that has a tag keeps it. */
+static void test_to_tag_echo(void)
+{
+    static const char *const tos[] = {
+        "<sip:c@d>",
+        "\"Bob B\" <sip:c@d;transport=tcp>;x=1;y",
+        "sip:c@d",
+        "<sip:c@d?subject=x>;expires=5",
+        "<sip:c@d>;tag=theirs",
+    };
+    for (size_t i = 0; i < sizeof tos / sizeof tos[0]; i++) {
+        char m[1024];
+        int n = snprintf(m, sizeof m,
+                         "MESSAGE sip:c@d SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKt\r\n"
+                         "From: <sip:a@b>;tag=1\r\nTo: %s\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\n"
+                         "Content-Length: 0\r\n\r\n",
+                         tos[i]);
+        struct xs_sip_in in;
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.msg != NULL);
+        if (!in.msg)
+            continue;
+        osip_to_t *copy = NULL;
+        char *want = NULL;
+        osip_generic_param_t *tag = NULL;
+        osip_to_get_tag(in.msg->to, &tag);
+        CHECK(osip_to_clone(in.msg->to, &copy) == 0);
+        if (!tag)
+            osip_to_set_tag(copy, osip_strdup("tg9"));
+        CHECK(osip_to_to_str(copy, &want) == 0);
+        char line[600];
+        snprintf(line, sizeof line, "\r\nTo: %s\r\n", want);
+        struct xs_buf out;
+        xs_buf_init(&out, 4096);
+        CHECK(xs_sip_build_response(in.msg, 200, "tg9", NULL, NULL, NULL, &out) == 0);
+        CHECK(out.data && strstr(out.data, line) != NULL);
+        CHECK(strstr(line, tag ? ";tag=theirs" : ";tag=tg9") != NULL);
+        xs_buf_reset(&out);
+        CHECK(xs_sip_build_terse_response(in.msg, 200, "tg9", 0, &out) == 0);
+        snprintf(line, sizeof line, "\r\nt: %s\r\n", want);
+        CHECK(out.data && strstr(out.data, line) != NULL);
+        xs_buf_free(&out);
+        osip_free(want);
+        osip_to_free(copy);
+        xs_sip_in_clear(&in);
+    }
+}
+
 int main(void)
 {
     xs_sip_msg_global_init();
+    test_to_tag_echo();
     test_errmap();
     test_errmap_addresses();
     test_text();
