@@ -112,6 +112,25 @@ static void set_answer(struct xs_sip_in *in, int status, const char *why)
     in->why = why;
 }
 
+/* A key being written into out[0..n), always NUL-terminated, cut at n - 1
+ * bytes as snprintf cuts. */
+struct key_out {
+    char *out;
+    size_t n, len;
+};
+
+/* Appends at most max bytes of s, as "%.<max>s" does. */
+static void key_put(struct key_out *k, const char *s, size_t max)
+{
+    size_t l = strnlen(s, max);
+    size_t room = k->n - 1 - k->len;
+    if (l > room)
+        l = room;
+    memcpy(k->out + k->len, s, l);
+    k->len += l;
+    k->out[k->len] = '\0';
+}
+
 static void make_key(const osip_message_t *m, const osip_via_t *via, const char *method, int server,
                      char *out, size_t n)
 {
@@ -120,10 +139,20 @@ static void make_key(const osip_message_t *m, const osip_via_t *via, const char 
     const char *b = branch && branch->gvalue ? branch->gvalue : "";
     const char *port = via->port ? via->port : "";
     if (strncmp(b, "z9hG4bK", 7) == 0) {
-        if (server)
-            snprintf(out, n, "b=%.160s|%.100s:%.8s|%.32s", b, via->host, port, method);
-        else
-            snprintf(out, n, "b=%.160s|%.32s", b, method);
+        /* The keys of RFC 3261 branches, one per message each way, are put
+         * together by hand; the same text "b=%.160s|%.100s:%.8s|%.32s" (or
+         * "b=%.160s|%.32s" for a client) would give. */
+        struct key_out k = {out, n, 0};
+        key_put(&k, "b=", 2);
+        key_put(&k, b, 160);
+        key_put(&k, "|", 1);
+        if (server) {
+            key_put(&k, via->host ? via->host : "", 100);
+            key_put(&k, ":", 1);
+            key_put(&k, port, 8);
+            key_put(&k, "|", 1);
+        }
+        key_put(&k, method, 32);
         return;
     }
     /* RFC 2543 peers have no magic cookie: fall back to the identity of the
