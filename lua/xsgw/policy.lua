@@ -9,9 +9,13 @@
 local address = require("xsgw.address")
 
 -- The library's own references, taken before any policy runs: nothing a
--- policy does later can change what route() calls.
-local jid_domain, sip_domain = address.jid_domain, address.sip_domain
-local default_to_sip, default_to_xmpp = address.to_sip, address.to_xmpp
+-- policy does later can change what route() calls. The mapping route()
+-- uses is address.lua's, done in C (xsgw.addr.map, proxy/policy/addr_map.c,
+-- held byte for byte to address.lua by tests/lua/test_addr_map.lua); a
+-- policy's map_to_sip and map_to_xmpp hooks replace it.
+local map = require("xsgw.addr").map
+local jid_domain, sip_domain = map.jid_domain, map.sip_domain
+local default_to_sip, default_to_xmpp = map.to_sip, map.to_xmpp
 local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable,
     rawget, type, error, tostring
 local pairs, ipairs, next, select = pairs, ipairs, next, select
@@ -587,11 +591,27 @@ function M.finish(env, decl)
     local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
     local max_body = cfg.max_body
+    -- Without hooks, route() below is a function of the configuration and
+    -- the message alone, which the core may compute itself
+    -- (proxy/policy/route_fast.c) and ask route() only what it cannot.
+    cfg.default_route = not (on_message or rawget(env, "map_to_sip") or rawget(env, "map_to_xmpp"))
 
     -- The XMPP side of a message must be a partner, the SIP side one of ours;
-    -- a partner "*" does not make our own domains partners.
+    -- a partner "*" does not make our own domains partners. The answer for a
+    -- domain depends on this generation's partner list alone, so it is kept
+    -- for the generation (a reload builds a new state and starts empty),
+    -- for at most FEDERATED_CACHE domains at a time.
+    local FEDERATED_CACHE = 1024
+    local fed_cache, fed_count = {}, 0
     local function federated(domain)
-        return domain ~= nil and not local_domains[domain] and partner(domain) ~= nil
+        if domain == nil or local_domains[domain] then return false end
+        local f = fed_cache[domain]
+        if f == nil then
+            f = partner(domain) ~= nil
+            if fed_count >= FEDERATED_CACHE then fed_cache, fed_count = {}, 0 end
+            fed_cache[domain], fed_count = f, fed_count + 1
+        end
+        return f
     end
 
     -- After the hooks: whatever they rewrote, the message still goes from

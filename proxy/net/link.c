@@ -15,6 +15,7 @@
 /* Plaintext taken out of the TLS session per call: one record's worth. It
  * lives on the stack of the call that delivers it. */
 #define LINK_PLAIN_SIZE (16 * 1024)
+#define TLS_BATCH 16384 /* a full TLS record's plaintext */
 #define LINK_CLOSE_GRACE_MS 2000
 
 struct xs_link {
@@ -32,6 +33,11 @@ struct xs_link {
     /* Bytes waiting to be written, and the bytes of the one write in flight. */
     struct xs_buf pending;
     struct xs_buf inflight;
+    /* Under TLS, plaintext written while a write is in flight: it is
+     * encrypted when that write completes, in records of up to
+     * TLS_BATCH bytes, so a burst of stanzas costs a few records and not
+     * one each. Counted in `accepted` already. */
+    struct xs_buf plain_out;
     /* Plaintext offsets (see xs_link_flushed): everything accepted before
      * the write in flight started is covered by it, so its completion moves
      * `flushed` to `inflight_end`. */
@@ -50,6 +56,7 @@ struct xs_link {
 };
 
 static void link_flush(struct xs_link *l);
+static int tls_encrypt_batch(struct xs_link *l);
 static void link_fail(struct xs_link *l, int reason);
 static void link_drained(struct xs_link *l);
 static void link_touch(struct xs_link *l);
@@ -68,6 +75,7 @@ static void on_handle_closed(uv_handle_t *h)
         xs_tls_free(l->tls);
     xs_buf_free(&l->pending);
     xs_buf_free(&l->inflight);
+    xs_buf_free(&l->plain_out);
     free(l);
 }
 
@@ -83,7 +91,7 @@ static void on_grace(uv_timer_t *t)
 {
     struct xs_link *l = t->data;
     /* Bytes still queued are dropped: the close is no longer an orderly one. */
-    if (l->writing || l->pending.len > 0)
+    if (l->writing || l->pending.len > 0 || l->plain_out.len > 0)
         l->close_reason = XS_ETIMEOUT;
     link_close_now(l);
 }
@@ -96,6 +104,9 @@ void xs_link_close(struct xs_link *l, int reason)
     l->close_reason = reason;
     uv_read_stop((uv_stream_t *)l->tcp);
     if (l->tls && l->tls_ready && reason == XS_OK) {
+        /* What was written goes before the close_notify. */
+        if (l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+            return;
         xs_tls_close_notify(l->tls);
         link_flush(l);
     }
@@ -148,6 +159,7 @@ static void link_quiet(struct xs_link *l)
 {
     xs_buf_free(&l->pending);
     xs_buf_free(&l->inflight);
+    xs_buf_free(&l->plain_out);
     if (l->tls)
         xs_tls_release(l->tls);
 }
@@ -175,9 +187,37 @@ static void on_write(uv_write_t *req, int status)
         link_drained(l);
 }
 
+/* Encrypts the batched plaintext. A failure here is the link's: the
+ * writes it holds were accepted, and cannot be handed back. */
+static int tls_encrypt_batch(struct xs_link *l)
+{
+    size_t off = 0;
+    while (off < l->plain_out.len) {
+        size_t n = l->plain_out.len - off < TLS_BATCH ? l->plain_out.len - off : TLS_BATCH;
+        int rc = xs_tls_write(l->tls, l->plain_out.data + off, n);
+        if (rc != 0) {
+            link_fail(l, rc == XS_ELIMIT ? XS_ELIMIT : XS_ETLS);
+            return rc;
+        }
+        off += n;
+        const char *p;
+        size_t m;
+        xs_tls_out(l->tls, &p, &m);
+        if (m && xs_buf_append(&l->pending, p, m) != 0) {
+            link_fail(l, XS_ELIMIT);
+            return XS_ELIMIT;
+        }
+        xs_tls_out_consume(l->tls, m);
+    }
+    xs_buf_reset(&l->plain_out);
+    return 0;
+}
+
 /* Moves TLS output into the queue and starts a write if none is in flight. */
 static void link_flush(struct xs_link *l)
 {
+    if (l->tls && !l->writing && l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+        return;
     if (l->tls) {
         const char *p;
         size_t n;
@@ -241,7 +281,9 @@ int xs_link_write(struct xs_link *l, const char *data, size_t len)
     if (l->closing)
         return XS_ECLOSED;
     int rc;
-    if (l->tls)
+    if (l->tls && l->tls_ready && (l->writing || l->plain_out.len > 0))
+        rc = xs_buf_append(&l->plain_out, data, len);
+    else if (l->tls)
         rc = xs_tls_write(l->tls, data, len);
     else
         rc = xs_buf_append(&l->pending, data, len);
@@ -396,6 +438,7 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
     l->ud = ud;
     xs_buf_init(&l->pending, out_max);
     xs_buf_init(&l->inflight, out_max);
+    xs_buf_init(&l->plain_out, out_max);
     tcp->data = l;
     uv_timer_init(tcp->loop, &l->grace);
     l->grace.data = l;
@@ -481,6 +524,8 @@ void xs_link_shutdown(struct xs_link *l, int reason)
         return;
     }
     if (l->tls && l->tls_ready) {
+        if (l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+            return;
         xs_tls_close_notify(l->tls);
         link_flush(l);
         if (uv_is_closing((uv_handle_t *)l->tcp))
