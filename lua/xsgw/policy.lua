@@ -386,7 +386,7 @@ local function normalize_gateway(decl)
     if sm ~= nil and sm ~= "offered" and sm ~= "always" and sm ~= "off" then
         fail(where, 'xmpp.stream_management must be "offered", "always" or "off"')
     end
-    cfg.xmpp_stream_management = sm or "offered"
+    cfg.xmpp_stream_management = sm or "always"
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")

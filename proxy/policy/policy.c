@@ -239,9 +239,9 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
     char *sm = dup_field(L, t, "xmpp_stream_management");
-    c->xmpp_stream_management = !sm || !strcmp(sm, "offered") ? XS_SM_MODE_OFFERED
-                                : !strcmp(sm, "always")       ? XS_SM_MODE_ALWAYS
-                                                              : XS_SM_MODE_OFF;
+    c->xmpp_stream_management = !sm || !strcmp(sm, "always") ? XS_SM_MODE_ALWAYS
+                                : !strcmp(sm, "offered")     ? XS_SM_MODE_OFFERED
+                                                             : XS_SM_MODE_OFF;
     free(sm);
     c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
     c->sip_max_transactions = (size_t)num_field(L, t, "sip_max_transactions");

@@ -70,7 +70,7 @@ t.test("the base policy loads with defaults", function()
     t.eq(cfg.partners[1].dialback, true)
     t.eq(cfg.log_bodies, false)
     t.eq(cfg.xmpp_error_grace, 0.25)
-    t.eq(cfg.xmpp_stream_management, "offered")
+    t.eq(cfg.xmpp_stream_management, "always")
 end)
 
 t.test("IPv6 listeners", function()
