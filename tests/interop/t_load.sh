@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Issue 6 under load with real peers, XMPP -> SIP, and an overload run.
+#
+# load.{prosody,ejabberd}_to_sip_{udp,tcp}: a user of Prosody (alice@xmpp.test, Stream
+# Management on the s2s streams) or of ejabberd (ella@ejab.test, none) sends XS_IT_LOAD_RATE
+# chats a second (250) for XS_IT_LOAD_SECONDS (60), paced by the clock (xmpp_client.py
+# --rate), through its server's s2s stream to the gateway, which sends them as MESSAGEs to a
+# sipp UAS over UDP or TCP. PASS: the UAS got every body exactly once (a body in two
+# transactions is a duplicate; copies of one transaction are retransmissions, of which there
+# must be none in the ordinary case either), the sender got no error, the gateway logged no
+# refusal or failure, and the client offered at least 80% of the rate. The log line gives
+# the rate offered and received and the delivery latency p50/p99/max (send time in the body
+# to the UAS's arrival time).
+#
+# load.overload_sip_to_xmpp: sipp sends MESSAGEs to ella@ejab.test through a gateway whose
+# policy allows XS_IT_OVL_MAX (50) transactions in flight. Toward ejabberd (no Stream
+# Management) each one waits out the error grace (0.25 s), so the gateway carries about
+# 50 / 0.25 = 200 a second. Offered: XS_IT_OVL_RATE (400) a second for XS_IT_OVL_SECONDS
+# (30), then 100 a second for 15 s. PASS: every MESSAGE was delivered once with 200, or
+# refused with 503 and Retry-After: 5 and not delivered; delivered + refused = sent; the
+# overload phase had refusals and the gateway's ev=sip.overload lines count exactly as many
+# (refused_in, reason "too many pending transactions"); the recovery phase was delivered
+# completely, all 200.
+#
+# Bounded: about 6 minutes in all (run.sh gives this group 480 s).
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_setup load load.prosody_to_sip_udp load.ejabberd_to_sip_udp load.prosody_to_sip_tcp \
+    load.ejabberd_to_sip_tcp load.overload_sip_to_xmpp
+
+. "$(dirname "$0")/ejabberd.sh"
+trap ej_exit EXIT
+
+RATE=${XS_IT_LOAD_RATE:-250}
+SECS=${XS_IT_LOAD_SECONDS:-60}
+N=$((RATE * SECS))
+OVL_MAX=${XS_IT_OVL_MAX:-50}
+OVL_RATE=${XS_IT_OVL_RATE:-400}
+OVL_SECS=${XS_IT_OVL_SECONDS:-30}
+REC_RATE=100
+REC_SECS=15
+PARTNERS="partner \"xmpp.test\" { tls = \"required\", dialback = true } partner \"$EJ_DOMAIN\" { tls = \"required\", dialback = true }"
+# ejabberd's debug log writes every element of every stream: at these rates it would cost
+# more CPU than the gateway.
+export XS_IT_EJABBERD_LOGLEVEL=${XS_IT_EJABBERD_LOGLEVEL:-info}
+
+it_have_gateway || it_fail_rest "no gateway binary at $XSGW (build it or set XSGW)"
+if ! ej_installed; then
+    for s in "${IT_SCENARIOS[@]}"; do it_skip "$s" "ejabberd is not installed (deps.sh)"; done
+    exit 0
+fi
+
+# The UAS takes bursts in a 4 MB receive buffer (as t_burst.sh); the kernel clamps it to
+# net.core.rmem_max, host-wide: raise it for the group and put it back at the end.
+rmem_want=4194304
+rmem_have=$(cat /proc/sys/net/core/rmem_max)
+if [ "$rmem_have" -lt "$rmem_want" ]; then
+    if sysctl -qw net.core.rmem_max="$rmem_want"; then
+        IT_ON_EXIT+=("sysctl -qw net.core.rmem_max=$rmem_have")
+    else
+        it_fail_rest "net.core.rmem_max is $rmem_have and cannot be raised to $rmem_want"
+    fi
+fi
+
+ej_dns_start || it_fail_rest "dnsmasq did not answer for $EJ_DOMAIN on 127.0.0.53"
+it_prosody_start || it_fail_rest "Prosody did not start (prosody.log, prosodyctl.log)"
+ej_start || it_fail_rest "ejabberd did not start or register failed (ejabberd.log, ejabberdctl.log)"
+
+# load_gateway NAME NEXT-HOP [SIP-SETTINGS]: (re)starts the gateway with both partners and
+# NEXT-HOP, SIP-SETTINGS added to its sip table. The previous run's log is kept as
+# xsgw-NAME.err of that run; the new one is xsgw.err.
+GW_RUN=
+load_gateway() {
+    local name=$1 hop=$2 extra=${3:-}
+    if [ -n "$GW_RUN" ]; then
+        it_stop xsgw
+        mv "$IT_TMP/xsgw.err" "$IT_TMP/xsgw-$GW_RUN.err"
+    fi
+    GW_RUN=$name
+    it_policy "$IT_TMP/policy-$name.lua" policy.lua.in "$hop" "$PARTNERS"
+    if [ -n "$extra" ]; then
+        sed -i "s|trusted = { \"127.0.0.0/8\" } }|trusted = { \"127.0.0.0/8\" }, $extra }|" \
+            "$IT_TMP/policy-$name.lua"
+        grep -qF "$extra" "$IT_TMP/policy-$name.lua" || return 1
+    fi
+    it_gateway_start "$IT_TMP/policy-$name.lua"
+}
+
+# load_uas NAME TRANSPORT MAX-CALLS SECONDS: sipp UAS on 127.0.0.4:5070 answering 200 to
+# every MESSAGE, trace in NAME.msg; exits after MAX-CALLS or SECONDS.
+load_uas() {
+    local name=$1 t=u1 max=$3 secs=$4
+    [ "$2" = tcp ] && t=t1
+    sed -e "s/@STATUS@/200/" -e "s/@REASON@/OK/" -e "s/@HOLD@/2000/" \
+        "$IT_DIR/sipp/uas.xml" >"$IT_TMP/$name.xml"
+    it_start "$name" sipp -sf "$IT_TMP/$name.xml" -i 127.0.0.4 -p 5070 -t "$t" -m "$max" \
+        -timeout "${secs}s" -nostdin -trace_msg -message_file "$IT_TMP/$name.msg" \
+        -max_recv_loops 10000 -buff_size 4194304
+    it_wait_listen 127.0.0.4 5070 10
+}
+
+# load_client NAME WHO ARGS...: xmpp_client.py as alice (Prosody) or ella (ejabberd).
+load_client() {
+    local name=$1 who=$2
+    shift 2
+    if [ "$who" = prosody ]; then
+        it_xmpp "$name" "$@"
+    else
+        ej_xmpp "$name" "$@"
+    fi
+}
+
+# load_run PEER TRANSPORT: one load.PEER_to_sip_TRANSPORT scenario against the gateway that
+# runs (its next hop speaks TRANSPORT).
+load_run() {
+    local peer=$1 tp=$2 scenario="load.${1}_to_sip_$2" sent stats errors gwlines verdict
+    # Warm up: the first chat sets up the server's s2s stream to the gateway (SRV, STARTTLS,
+    # dialback, Stream Management with Prosody); that is not what this measures.
+    load_uas "warm-$peer-$tp" "$tp" 1 30 || { it_fail "$scenario" "the UAS did not start"; return; }
+    load_client "warm-$peer-$tp-x" "$peer" --to bob@sip.test --send 1 --body "warm" --linger 1 \
+        --timeout 25
+    if ! it_wait_exit "warm-$peer-$tp" 30; then
+        it_stop "warm-$peer-$tp-x"
+        it_fail "$scenario" "the warm-up chat did not reach the UAS"
+        return
+    fi
+    it_stop "warm-$peer-$tp-x"
+    local before
+    before=$(wc -l <"$IT_TMP/xsgw.err")
+    load_uas "uas-$peer-$tp" "$tp" "$N" $((SECS + 60)) ||
+        { it_fail "$scenario" "the UAS did not start"; return; }
+    local start=$SECONDS
+    load_client "tx-$peer-$tp" "$peer" --to bob@sip.test --send "$N" --rate "$RATE" \
+        --body "load {n} {t}" --linger 5 --timeout $((SECS + 40))
+    it_wait_exit "uas-$peer-$tp" $((SECS + 50))
+    it_wait_exit "tx-$peer-$tp" 30
+    sent=$(grep -m 1 '"ev": "sent"' "$IT_TMP/tx-$peer-$tp.out")
+    errors=$(grep -c '"type": "error"' "$IT_TMP/tx-$peer-$tp.out")
+    gwlines=$(tail -n +"$((before + 1))" "$IT_TMP/xsgw.err" |
+        grep -cE 'ev=(sip\.overload|sip\.out\.failed|xmpp\.send\.refused|xmpp\.bounce|s2s\.in\.hold) ')
+    stats=$("$PY" "$IT_DIR/load_check.py" uas "$IT_TMP/uas-$peer-$tp.msg" load "$N")
+    it_log "$scenario: $((SECONDS - start)) s; sender ${sent:-no sent line}, $errors error(s); UAS $stats; gateway refusal/failure/hold lines: $gwlines"
+    verdict=$("$PY" -c '
+import json, sys
+s = json.loads(sys.argv[1]); n, rate = int(sys.argv[2]), float(sys.argv[3])
+try:
+    c = json.loads(sys.argv[4])
+except ValueError:
+    c = {"count": 0, "rate": 0}
+bad = []
+if s["unique"] != n or s["missing"] or s["duplicates"] or s["foreign"]:
+    bad.append("the UAS got %d of %d unique, %d duplicates, %d foreign" % (
+        s["unique"], n, s["duplicates"], s["foreign"]))
+if s["retransmissions"]:
+    bad.append("%d retransmissions by the gateway" % s["retransmissions"])
+if c["count"] != n:
+    bad.append("the client sent %s of %d" % (c["count"], n))
+elif (c["rate"] or 0) < 0.8 * rate:
+    bad.append("the client offered %.0f/s of %.0f/s (machine too busy?)" % (c["rate"] or 0, rate))
+print("; ".join(bad) or "ok")' "$stats" "$N" "$RATE" "${sent:-}")
+    [ "$errors" = 0 ] || verdict="${verdict#ok}; the sender got $errors error stanza(s)"
+    [ "$gwlines" = 0 ] || verdict="${verdict#ok}; the gateway logged $gwlines refusal/failure/hold line(s)"
+    if [ "$verdict" = ok ]; then
+        it_pass "$scenario"
+    else
+        it_fail "$scenario" "${verdict#; }"
+    fi
+}
+
+load_gateway udp udp:127.0.0.4:5070 ||
+    it_fail_rest "the gateway (next hop over UDP) did not log ev=gateway.ready within 15 s"
+load_run prosody udp
+load_run ejabberd udp
+if load_gateway tcp tcp:127.0.0.4:5070; then
+    load_run prosody tcp
+    load_run ejabberd tcp
+else
+    it_fail load.prosody_to_sip_tcp "the gateway (next hop over TCP) did not start"
+    it_fail load.ejabberd_to_sip_tcp "the gateway (next hop over TCP) did not start"
+fi
+
+# load.overload_sip_to_xmpp: see the head of this file.
+# ovl_uac NAME RATE SECONDS: sipp UAC (bob, 127.0.0.5:5080) sending RATE MESSAGEs a second
+# for SECONDS to ella, bodies "NAME <call number>", trace NAME.msg; bounded.
+ovl_uac() {
+    local name=$1 rate=$2 secs=$3
+    sed -e "s/@WAIT@/8000/" -e "s/@SEQ@/ [call_number]/" "$IT_DIR/sipp/uac.xml" \
+        >"$IT_TMP/$name.xml"
+    nsx timeout $((secs + 40)) sipp -sf "$IT_TMP/$name.xml" 127.0.0.3:5060 -i 127.0.0.5 \
+        -p 5080 -t u1 -key from sip:bob@sip.test -key to "sip:$EJ_USER@$EJ_DOMAIN" \
+        -key body "$name" -m $((rate * secs)) -r "$rate" -rp 1000 -l 4000 \
+        -timeout $((secs + 30))s -nostdin -buff_size 4194304 -trace_msg \
+        -message_file "$IT_TMP/$name.msg" >"$IT_TMP/$name.out" 2>&1
+}
+
+ovl_verdict() {
+    local ovl rec refused_log
+    ovl=$("$PY" "$IT_DIR/load_check.py" uac "$IT_TMP/ovl.msg" ovl "$IT_TMP/ella-ovl.out")
+    rec=$("$PY" "$IT_DIR/load_check.py" uac "$IT_TMP/rec.msg" rec "$IT_TMP/ella-ovl.out")
+    refused_log=$(grep -E 'ev=sip\.overload ' "$IT_TMP/xsgw.err" |
+        grep 'reason="too many pending transactions"' |
+        sed -n 's/.* refused_in=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+    it_log "load.overload_sip_to_xmpp: overload ${OVL_RATE}/s x ${OVL_SECS} s: $ovl"
+    it_log "load.overload_sip_to_xmpp: recovery ${REC_RATE}/s x ${REC_SECS} s: $rec"
+    it_log "load.overload_sip_to_xmpp: the gateway's ev=sip.overload lines count $refused_log refused: $(grep -m 1 -E 'ev=sip\.overload ' "$IT_TMP/xsgw.err")"
+    "$PY" -c '
+import json, sys
+o, r = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+logged, n_ovl, n_rec = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+bad = []
+for name, s, n in (("overload", o, n_ovl), ("recovery", r, n_rec)):
+    other = {k: v for k, v in s["codes"].items() if k not in ("200", "503")}
+    if s["sent"] != n or s["unanswered"] or other:
+        bad.append("%s: sent %d of %d, %d unanswered, other codes %s" % (
+            name, s["sent"], n, s["unanswered"], other))
+    if s["lost"] or s["duplicates"] or s["refused_but_delivered"] or s["ok_not_delivered"]:
+        bad.append("%s: lost %d, duplicates %d, refused but delivered %d, 200 not delivered %d"
+                   % (name, s["lost"], s["duplicates"], s["refused_but_delivered"],
+                      s["ok_not_delivered"]))
+    if set(s["retry_after"]) - {"5"}:
+        bad.append("%s: 503 without Retry-After: 5: %s" % (name, s["retry_after"]))
+refused = o["codes"].get("503", 0) + r["codes"].get("503", 0)
+if not o["codes"].get("503"):
+    bad.append("the overload phase was not refused at all")
+if r["codes"].get("200", 0) != n_rec:
+    bad.append("the recovery phase got %d of %d 200s" % (r["codes"].get("200", 0), n_rec))
+if logged != refused:
+    bad.append("the gateway logged %d refusals, senders got %d 503s" % (logged, refused))
+print("; ".join(bad) or "ok")' "$ovl" "$rec" "$refused_log" $((OVL_RATE * OVL_SECS)) \
+        $((REC_RATE * REC_SECS))
+}
+
+if load_gateway overload udp:127.0.0.4:5070 "max_transactions = $OVL_MAX"; then
+    total=$((OVL_RATE * OVL_SECS + REC_RATE * REC_SECS))
+    ej_xmpp ella-ovl --expect "$((total + 1))" --timeout $((OVL_SECS + REC_SECS + 90))
+    if it_xmpp_online ella-ovl 20; then
+        # Warm up the gateway's stream to ejabberd (the +1 ella expects).
+        ovl_uac warm 1 1
+        ovl_uac ovl "$OVL_RATE" "$OVL_SECS"
+        ovl_uac rec "$REC_RATE" "$REC_SECS"
+        # Everything answered 200 was handed to ejabberd; give it time to reach ella.
+        it_wait_exit ella-ovl 15
+        v=$(ovl_verdict)
+        if [ "$v" = ok ]; then
+            it_pass load.overload_sip_to_xmpp
+        else
+            it_fail load.overload_sip_to_xmpp "$v"
+        fi
+    else
+        it_fail load.overload_sip_to_xmpp "ella could not log in"
+    fi
+else
+    it_fail load.overload_sip_to_xmpp "the gateway with max_transactions = $OVL_MAX did not start"
+fi
