@@ -47,6 +47,16 @@ gateway {
     --                         where the peer does not acknowledge (no XEP-0198).
     --                         Below SIP's T1 (0.5 s), so a UDP sender does not
     --                         retransmit. 0 answers 200 once the stanza is written.
+    -- max_streams = {          how many s2s streams the gateway holds:
+    --   inbound = 10000,         inbound streams in all
+    --   outbound = 10000,        outbound streams in all
+    --   unauthenticated = 1000,  inbound streams before dialback (the oldest is
+    --                            closed for a newcomer over the cap)
+    --   unauthenticated_per_source = 8,  of those, from one address (IPv6: /64)
+    --   per_domain = 32,         inbound streams authenticated for one domain
+    -- },                       Each stream is a file descriptor: the gateway
+    --                          raises its soft RLIMIT_NOFILE to the hard one and
+    --                          shrinks these (and says so) when that is too low.
   },
 
   sip = {

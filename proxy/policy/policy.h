@@ -58,6 +58,15 @@ struct xs_config {
      * SASL, so never on a dialback stream, yet accepts <enable/> after
      * dialback; ejabberd ignores it. */
     enum { XS_SM_MODE_OFF, XS_SM_MODE_OFFERED, XS_SM_MODE_ALWAYS } xmpp_stream_management;
+    /* xmpp.max_streams: stream limits (the side shrinks the totals to fit
+     * RLIMIT_NOFILE). Inbound and outbound count apart; "unauth" are inbound
+     * streams with no authenticated pair, in total and per source address;
+     * per_domain caps inbound streams authenticated for one remote domain. */
+    size_t xmpp_streams_in;
+    size_t xmpp_streams_out;
+    size_t xmpp_streams_unauth;
+    size_t xmpp_streams_unauth_per_source;
+    size_t xmpp_streams_per_domain;
 
     struct xs_sip_endpoint *sip_listen;
     size_t n_sip_listen;

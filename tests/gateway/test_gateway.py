@@ -473,9 +473,10 @@ async def still_open(conns):
 async def test_idle_inbound_flood_leaves_federation_working(tmp):
     """Audit H3: 1,200 idle connections to 5269 (40 sources x 30) once made
     every outbound stream fail and kept partners out. Now unauthenticated
-    streams are capped per source (8) and in total (256), the oldest are
-    evicted, and outbound streams have their own budget."""
-    async with Env(tmp) as e:
+    streams are capped per source (8) and in total (256 here; the policy's
+    xmpp.max_streams), the oldest are evicted, and outbound streams have
+    their own budget."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 256 },") as e:
         sources = [f"127.0.0.{i}" for i in range(2, 42)]
         conns = await open_idle(e.gw_port, sources, 30)
         e.gw.wait_count("reason=accepted|reason=too-many-streams", 1200, timeout=30)
@@ -537,8 +538,8 @@ async def test_flood_spares_a_stream_in_dialback(tmp):
     """When the unauthenticated streams are at their cap, a stream whose
     dialback is being verified is evicted after the idle ones: a partner
     whose server takes 3 s to answer db:verify still gets in while 320 new
-    idle connections arrive from 40 sources."""
-    async with Env(tmp) as e:
+    idle connections arrive from 40 sources (256 unauthenticated at most)."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 256 },") as e:
         sources = [f"127.0.0.{i}" for i in range(2, 42)]
         first = await open_idle(e.gw_port, sources, 8)
         e.gw.wait_count("reason=accepted", 320, timeout=30)
@@ -809,17 +810,19 @@ async def test_verification_from_before_tls_does_not_count_after(tmp):
 
 
 async def test_descriptor_limit_sizes_the_budgets(tmp):
-    """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
+    """With RLIMIT_NOFILE 600 (hard) the policy's budgets (10,000 each way)
+    shrink to fit, and the log says so and what to raise."""
     e = Env(tmp)
     e.gw.nofile = 600
     async with e:
-        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=1920 in_max=200 "
-                      r"out_max=100 unauth_max=50")
+        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=20384 in_max=150 "
+                      r"out_max=150 unauth_max=37 unauth_per_source=8 per_domain=32 "
+                      r"reason=\"RLIMIT_NOFILE is below xmpp.max_streams")
         sources = [f"127.0.0.{i}" for i in range(2, 10)]
         conns = await open_idle(e.gw_port, sources, 8)
         e.gw.wait_count("reason=accepted", 64)
         held = await still_open(conns)
-        assert len(held) == 50, len(held)
+        assert len(held) == 37, len(held)
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "small")
         st = await get(e.peer.received, 20)
         assert st.child("body").text == "small", st
@@ -1924,6 +1927,199 @@ async def test_sm_unanswered_enable_keeps_the_grace(tmp):
         slowest = max(latency.values())
         assert slowest < 0.45, slowest
         assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
+# --- stream limits and memory per idle stream (issue 6, story 4) -------------
+
+async def read_refusal(r):
+    """What a refused connection got before the gateway closed it."""
+    data = b""
+    while True:
+        chunk = await asyncio.wait_for(r.read(65536), 5)
+        if not chunk:
+            return data.decode()
+        data += chunk
+
+
+async def test_max_streams_inbound_total(tmp):
+    """xmpp.max_streams.inbound = 4: four connections are held; the fifth
+    is told resource-constraint in a stream error and closed, with a log
+    line; once one of the four goes, a new one is held again."""
+    async with Env(tmp, xmpp_extra="max_streams = { inbound = 4 },") as e:
+        e.gw.wait_log(r"ev=xmpp\.budget result=ok .* in_max=4 out_max=10000 unauth_max=4 "
+                      r"unauth_per_source=4 per_domain=4")
+        conns = []
+        for i in range(4):
+            r, w = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                                 local_addr=(f"127.0.3.{i + 1}", 0))
+            conns.append((i, r, w))
+        e.gw.wait_count("reason=accepted", 4)
+        r5, w5 = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                               local_addr=("127.0.3.9", 0))
+        got = await read_refusal(r5)
+        p = StreamParser()
+        items = p.feed(got.encode())
+        assert [k for k, _ in items] == ["header", "el", "close"], got
+        err = items[1][1]
+        assert err.name == "error" and err.child("resource-constraint", NS_STREAM_ERR) is not None, got
+        e.gw.wait_log(r"ev=xmpp\.listen result=refused reason=too-many-streams "
+                      r"peer=127\.0\.3\.9 in_max=4")
+        held = await still_open(conns)
+        assert len(held) == 4, len(held)
+        conns[0][2].close()
+        await asyncio.sleep(0.2)  # the close happens in the event loop, which wait_log blocks
+        e.gw.wait_log(r"stream=in1 .*from=wait-header to=closed .*reason=\"connection closed\"", timeout=5)
+        r6, w6 = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                               local_addr=("127.0.3.10", 0))
+        e.gw.wait_count("reason=accepted", 5)
+        assert await still_open([(6, r6, w6)]), "the stream after a close was not held"
+        assert e.gw.count_log("reason=too-many-streams") == 1
+        for _, _, w in conns[1:] + [(5, r5, w5), (6, r6, w6)]:
+            w.close()
+
+
+async def test_max_streams_unauthenticated(tmp):
+    """unauthenticated = 3, unauthenticated_per_source = 2: two streams from
+    one source are held, a third from it evicts the oldest of them; with
+    three held in all, a newcomer from elsewhere evicts the oldest of all."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 3, "
+                                   "unauthenticated_per_source = 2 },") as e:
+        a = await open_idle(e.gw_port, ["127.0.4.1"], 2, send_header=False)
+        e.gw.wait_count("reason=accepted", 2)
+        assert len(await still_open(a)) == 2
+        a += await open_idle(e.gw_port, ["127.0.4.1"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 3)
+        e.gw.wait_log(r"ev=s2s\.in\.evicted stream=in1 .*reason=per-source-cap")
+        assert [c for c in await still_open(a)] == a[1:]
+        b = await open_idle(e.gw_port, ["127.0.4.2"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 4)
+        assert e.gw.count_log(r"ev=s2s\.in\.evicted") == 1
+        c = await open_idle(e.gw_port, ["127.0.4.3"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 5)
+        e.gw.wait_log(r"ev=s2s\.in\.evicted stream=in2 .*reason=unauthenticated-cap")
+        assert await still_open(a + b + c) == a[2:] + b + c
+        for _, _, w in a + b + c:
+            w.close()
+
+
+async def test_max_streams_per_domain(tmp):
+    """per_domain = 2: two streams authenticate peer.test; the third's
+    db:result is answered with a resource-constraint error and a log line,
+    and it carries nothing. The two still do."""
+    async with Env(tmp, xmpp_extra="max_streams = { per_domain = 2 },") as e:
+        s1 = await e.peer.authenticated_stream()
+        s2 = await e.peer.authenticated_stream()
+        assert s1.db_result.attrs.get("type") == "valid", s1.db_result
+        assert s2.db_result.attrs.get("type") == "valid", s2.db_result
+        s3 = await e.peer.authenticated_stream()
+        assert s3.db_result.attrs.get("type") == "error", s3.db_result
+        assert s3.db_result.child("error").child("resource-constraint") is not None, s3.db_result
+        e.gw.wait_log(r"remote=peer\.test local=sip\.test result=refused reason=too-many-for-domain")
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+        s3.send(message("alice@peer.test", "bob@sip.test", "third"))
+        el = await s3.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        s2.send(message("alice@peer.test", "bob@sip.test", "second"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"second", req["body"]
+        await expect_nothing(e.sip.requests, 0.3)
+
+
+async def test_max_streams_outbound(tmp):
+    """outbound = 1: the stream to peer.test is the one; a message for
+    another partner is refused at once (resource-constraint, SIP 500) with a
+    log line, while peer.test is still served."""
+    other_port = free_port()
+    extra = f'partner "other.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{other_port}" }}'
+    async with Env(tmp, extra_partners=extra, xmpp_extra="max_streams = { outbound = 1 },") as e:
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "one")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "one", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@other.test", "two")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 500, resp["first"]
+        e.gw.wait_log(r"ev=xmpp\.send\.refused local=sip\.test remote=other\.test "
+                      r"reason=too-many-streams out_max=1")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "three")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "three", st
+
+
+async def test_max_streams_check_refuses_bad_values(tmp):
+    """xsgw --check names the bad xmpp.max_streams value and exits non-zero;
+    a good one is listed."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    binary = os.environ.get("XSGW", os.path.join(repo, "build", "xsgw"))
+    base = policy(5269, 5060, 5070, 5271)
+
+    def check(extra):
+        path = os.path.join(tmp, "check.lua")
+        with open(path, "w") as f:
+            f.write(base.replace("connect_timeout = 5,", "connect_timeout = 5, " + extra))
+        return subprocess.run([binary, "--check", path, "--lua-dir", os.path.join(repo, "lua")],
+                              capture_output=True, text=True)
+
+    r = check("max_streams = { inbound = 20000, per_domain = 64 },")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("xmpp streams: inbound 20000, outbound 10000, unauthenticated 1000 (8 per source), "
+            "64 per domain") in r.stdout, r.stdout
+    for extra, msg in [
+            ("max_streams = { inbound = 0 },",
+             "xmpp.max_streams.inbound must be a whole number from 1 to 1000000"),
+            ("max_streams = { outbound = 1.5 },",
+             "xmpp.max_streams.outbound must be a whole number from 1 to 1000000"),
+            ("max_streams = { inbound = 10, unauthenticated = 20 },",
+             "xmpp.max_streams.unauthenticated (20) is larger than xmpp.max_streams.inbound (10)"),
+            ("max_streams = { per_source = 3 },", "unknown key 'per_source' in xmpp.max_streams")]:
+        r = check(extra)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and msg in out, (extra, r.returncode, out)
+
+
+async def test_quiet_stream_carries_after_parser_release(tmp):
+    """A stream quiet for 2 s gives its parser up; the next stanza, over TLS
+    and in plain text, is read as if nothing happened, and so is one split
+    across two writes, and the stream's header namespaces still hold."""
+    async with Env(tmp, peer_tls="optional") as e:
+        for tls in (True, False):
+            s = await e.peer.authenticated_stream(tls=tls)
+            assert s.db_result.attrs.get("type") == "valid", s.db_result
+            serial = re.findall(r"stream=in(\d+) remote=peer\.test local=sip\.test result=valid",
+                                e.gw.log_text())[-1]
+            for n in range(2):
+                await asyncio.sleep(2.6)
+                e.gw.wait_count(rf"ev=s2s\.in\.quiet stream=in{serial} result=parser-released",
+                                n + 1, timeout=3)
+                text = f"after quiet {n} tls={tls}"
+                st = message("alice@peer.test", "bob@sip.test", text, mid=f"q{n}")
+                s.send(st[:20])
+                await s.w.drain()
+                await asyncio.sleep(0.1)
+                s.send(st[20:])
+                req = await get(e.sip.requests)
+                assert req["body"] == text.encode(), req["body"]
+            await expect_nothing(e.sip.requests, 0.3)
+            await s.close()
+
+
+async def test_idle_stream_memory(tmp):
+    """Issue 6 story 4: 2,000 idle authenticated inbound streams in plain
+    text cost at most 16 KiB each, 1,000 after STARTTLS at most 48 KiB each
+    (growth of the gateway's VmRSS over the streams, read once the streams
+    have been quiet long enough for their parsers to be released). The
+    10,000-stream figures: tests/gateway/idle_streams.py -n 10000."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import idle_streams  # noqa: E402
+    plain_dir, tls_dir = os.path.join(tmp, "plain"), os.path.join(tmp, "tls")
+    os.mkdir(plain_dir)
+    os.mkdir(tls_dir)
+    before, after, per = await idle_streams.measure(plain_dir, 2000, False)
+    print(f"  plain: 2000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
+    assert per <= 16 * 1024, per
+    before, after, per = await idle_streams.measure(tls_dir, 1000, True)
+    print(f"  tls: 1000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
+    assert per <= 48 * 1024, per
 
 
 # --- Sustained load and overload over SIP/UDP (issue 6, "txn") ---------------
