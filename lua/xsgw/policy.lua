@@ -320,6 +320,54 @@ function M.new_env(callsite, native)
     return env, decl
 end
 
+-- xmpp.max_streams: how many s2s streams the gateway holds. The defaults
+-- are a large site's: ten thousand federated streams each way cost about
+-- 100 MiB in plain text and 400 MiB with TLS (README, "Limits"); the side
+-- shrinks them at start when RLIMIT_NOFILE cannot hold them, and says so.
+local MAX_STREAMS = {
+    inbound = 10000,                   -- inbound streams, whatever their state
+    outbound = 10000,                  -- outbound streams
+    unauthenticated = 1000,            -- inbound streams with no authenticated pair yet
+    unauthenticated_per_source = 8,    -- of those, from one address (IPv6: one /64)
+    per_domain = 32,                   -- inbound streams authenticated for one remote domain
+}
+local MAX_STREAMS_TOP = 1000000
+
+local function max_streams(where, t, cfg)
+    t = t or {}
+    want(where, "xmpp.max_streams", t, "table")
+    check_keys(where, "xmpp.max_streams", t, MAX_STREAMS)
+    local v = {}
+    for k, default in pairs(MAX_STREAMS) do
+        local n = t[k]
+        if n == nil then
+            n = default
+        elseif math.type(n) ~= "integer" or n < 1 or n > MAX_STREAMS_TOP then
+            fail(where, "xmpp.max_streams.%s must be a whole number from 1 to %d", k,
+                MAX_STREAMS_TOP)
+        end
+        v[k] = n
+    end
+    -- A share cannot be larger than what it is a share of; a default that
+    -- would be is brought down to it, an explicit value is a mistake.
+    local function within(k, of)
+        if v[k] <= v[of] then return end
+        if t[k] ~= nil then
+            fail(where, "xmpp.max_streams.%s (%d) is larger than xmpp.max_streams.%s (%d)",
+                k, v[k], of, v[of])
+        end
+        v[k] = v[of]
+    end
+    within("unauthenticated", "inbound")
+    within("unauthenticated_per_source", "unauthenticated")
+    within("per_domain", "inbound")
+    cfg.xmpp_streams_in = v.inbound
+    cfg.xmpp_streams_out = v.outbound
+    cfg.xmpp_streams_unauth = v.unauthenticated
+    cfg.xmpp_streams_unauth_per_source = v.unauthenticated_per_source
+    cfg.xmpp_streams_per_domain = v.per_domain
+end
+
 local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
@@ -361,7 +409,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.xmpp", x, "table")
     check_keys(where, "gateway.xmpp", x, { listen = true, tls = true, dialback_secret = true,
         connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true,
-        error_grace = true })
+        error_grace = true, stream_management = true, max_streams = true })
     cfg.xmpp_listen_host, cfg.xmpp_listen_port = parse_hostport(where, "xmpp.listen", x.listen)
     if x.tls ~= nil then
         want(where, "xmpp.tls", x.tls, "table")
@@ -383,7 +431,15 @@ local function normalize_gateway(decl)
         x.error_grace > 30) then
         fail(where, "xmpp.error_grace must be a number of seconds from 0 to 30")
     end
-    cfg.xmpp_error_grace = x.error_grace or 1
+    -- Below SIP's T1 (500 ms) with room for the 100 ms sweep that reports
+    -- it, so a UDP sender gets its answer before its first retransmission.
+    cfg.xmpp_error_grace = x.error_grace or 0.25
+    local sm = x.stream_management
+    if sm ~= nil and sm ~= "offered" and sm ~= "always" and sm ~= "off" then
+        fail(where, 'xmpp.stream_management must be "offered", "always" or "off"')
+    end
+    cfg.xmpp_stream_management = sm or "offered"
+    max_streams(where, x.max_streams, cfg)
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")

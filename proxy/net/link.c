@@ -9,7 +9,12 @@
 #include "core/log.h"
 #include "net/addr.h"
 
-#define LINK_READ_SIZE 16384
+/* What one read takes from the socket. The buffer is shared by every link
+ * of the thread (see read_buffer), so its size costs nothing per link. */
+#define LINK_READ_SIZE (64 * 1024)
+/* Plaintext taken out of the TLS session per call: one record's worth. It
+ * lives on the stack of the call that delivers it. */
+#define LINK_PLAIN_SIZE (16 * 1024)
 #define TLS_BATCH 16384 /* a full TLS record's plaintext */
 #define LINK_CLOSE_GRACE_MS 2000
 
@@ -48,8 +53,6 @@ struct xs_link {
     int half_close;  /* xs_link_shutdown: FIN once the queue drained, then wait for EOF */
     int fin_sent;
     char peer[XS_NET_ADDR_STRLEN];
-    char rbuf[LINK_READ_SIZE]; /* what the socket read */
-    char *plain;               /* LINK_READ_SIZE of decrypted bytes, once TLS is on */
 };
 
 static void link_flush(struct xs_link *l);
@@ -73,7 +76,6 @@ static void on_handle_closed(uv_handle_t *h)
     xs_buf_free(&l->pending);
     xs_buf_free(&l->inflight);
     xs_buf_free(&l->plain_out);
-    free(l->plain);
     free(l);
 }
 
@@ -151,6 +153,17 @@ static void link_drained(struct xs_link *l)
         link_close_now(l);
 }
 
+/* Nothing left to write: the output buffers go, so that a link gone quiet
+ * holds none (they are kept while writes follow each other). */
+static void link_quiet(struct xs_link *l)
+{
+    xs_buf_free(&l->pending);
+    xs_buf_free(&l->inflight);
+    xs_buf_free(&l->plain_out);
+    if (l->tls)
+        xs_tls_release(l->tls);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct xs_link *l = req->data;
@@ -168,6 +181,8 @@ static void on_write(uv_write_t *req, int status)
             l->on_flushed(l->ud);
     }
     link_flush(l);
+    if (!l->writing && l->pending.len == 0)
+        link_quiet(l);
     if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
         link_drained(l);
 }
@@ -297,12 +312,24 @@ void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud))
 }
 static void tls_drain(struct xs_link *l);
 
+static void tls_advance(struct xs_link *l);
+
+/* The ciphertext is lent to the session, not copied: only what is left of
+ * it when the handshake and the drain are done (a partial record) is kept,
+ * since the read buffer is reused by the next read. */
 static void tls_input(struct xs_link *l, const char *data, size_t len)
 {
-    if (xs_tls_feed(l->tls, data, len) != 0) {
+    if (xs_tls_lend(l->tls, data, len) != 0) {
         link_fail(l, XS_ELIMIT);
         return;
     }
+    tls_advance(l);
+    if (xs_tls_lend_end(l->tls) != 0)
+        link_fail(l, XS_ELIMIT);
+}
+
+static void tls_advance(struct xs_link *l)
+{
     if (!l->tls_ready) {
         int rc = xs_tls_handshake(l->tls);
         link_flush(l);
@@ -329,9 +356,13 @@ static void tls_input(struct xs_link *l, const char *data, size_t len)
  * the owner pauses; what is left waits in the session for xs_link_resume. */
 static void tls_drain(struct xs_link *l)
 {
+    /* On the stack: a drain may run inside another link's data callback
+     * (xs_link_resume), so no buffer can be shared between them, and a
+     * link holds none while idle. */
+    char plain[LINK_PLAIN_SIZE];
     l->in_input = 1;
     while (!l->paused) {
-        int n = xs_tls_read(l->tls, l->plain, LINK_READ_SIZE);
+        int n = xs_tls_read(l->tls, plain, sizeof plain);
         link_flush(l);
         if (l->closing)
             return;
@@ -345,17 +376,31 @@ static void tls_drain(struct xs_link *l)
             link_fail(l, XS_ETLS);
             break;
         }
-        l->cbs.data(l->ud, l->plain, (size_t)n);
+        l->cbs.data(l->ud, plain, (size_t)n);
         if (l->closing)
             break;
     }
     l->in_input = 0;
 }
 
+/* One read buffer for all the links of a thread (that is, of its loop),
+ * instead of one per link: libuv calls on_alloc and then on_read for one
+ * handle at a time and never nests them, and on_read hands the bytes to
+ * the owner, which copies what it keeps (the parser, the TLS session)
+ * before returning. Allocated on first use, kept for the thread's life. */
+static char *read_buffer(void)
+{
+    static _Thread_local char *buf;
+    if (!buf)
+        buf = malloc(LINK_READ_SIZE);
+    return buf;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct xs_link *l = h->data;
-    *buf = uv_buf_init(l->rbuf, LINK_READ_SIZE);
+    char *b = read_buffer();
+    /* libuv reports a zero-length buffer to on_read as UV_ENOBUFS. */
+    *buf = uv_buf_init(b, b ? LINK_READ_SIZE : 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -418,9 +463,6 @@ int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
 {
     if (l->tls || l->closing)
         return XS_ESTATE;
-    l->plain = malloc(LINK_READ_SIZE);
-    if (!l->plain)
-        return XS_ENOMEM;
     int rc = xs_tls_new(ctx, is_server, server_name, &l->tls);
     if (rc != 0)
         return rc;

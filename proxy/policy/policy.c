@@ -242,6 +242,16 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
+    char *sm = dup_field(L, t, "xmpp_stream_management");
+    c->xmpp_stream_management = !sm || !strcmp(sm, "offered") ? XS_SM_MODE_OFFERED
+                                : !strcmp(sm, "always")       ? XS_SM_MODE_ALWAYS
+                                                              : XS_SM_MODE_OFF;
+    free(sm);
+    c->xmpp_streams_in = (size_t)num_field(L, t, "xmpp_streams_in");
+    c->xmpp_streams_out = (size_t)num_field(L, t, "xmpp_streams_out");
+    c->xmpp_streams_unauth = (size_t)num_field(L, t, "xmpp_streams_unauth");
+    c->xmpp_streams_unauth_per_source = (size_t)num_field(L, t, "xmpp_streams_unauth_per_source");
+    c->xmpp_streams_per_domain = (size_t)num_field(L, t, "xmpp_streams_per_domain");
     c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
     c->sip_max_transactions = (size_t)num_field(L, t, "sip_max_transactions");
     c->sip_max_stored_bytes = (size_t)num_field(L, t, "sip_max_stored_bytes");
@@ -584,8 +594,14 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
         fprintf(out, " %s", c->domains[i]);
     fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
             c->xmpp_max_stanza, c->sip_max_message);
-    fprintf(out, "\n  xmpp: listen %s:%d, tls %s\n  sip: %zu listener(s)", c->xmpp_listen_host,
-            c->xmpp_listen_port, c->tls_cert ? c->tls_cert : "self-signed", c->n_sip_listen);
+    fprintf(out, "\n  xmpp: listen %s:%d, tls %s", c->xmpp_listen_host, c->xmpp_listen_port,
+            c->tls_cert ? c->tls_cert : "self-signed");
+    fprintf(out,
+            "\n  xmpp streams: inbound %zu, outbound %zu, unauthenticated %zu (%zu per source), "
+            "%zu per domain",
+            c->xmpp_streams_in, c->xmpp_streams_out, c->xmpp_streams_unauth,
+            c->xmpp_streams_unauth_per_source, c->xmpp_streams_per_domain);
+    fprintf(out, "\n  sip: %zu listener(s)", c->n_sip_listen);
     if (c->sip_next_hop.host)
         fprintf(out, ", next hop %s:%s:%d\n",
                 c->sip_next_hop.transport == XS_SIP_TLS   ? "tls"

@@ -66,6 +66,7 @@ struct bench_opts {
      * SIP endpoint does: the gateway then holds rate x delay transactions
      * open, which is what fills its transaction table. */
     double sip_delay_ms;
+    int no_sip_rtx; /* our UDP SIP client does not retransmit */
     int tls;
     int sip_udp;
     const char *gateway; /* path of xsgw to start, or NULL */
@@ -118,10 +119,13 @@ struct bench_phase {
     long sent; /* offered: handed to the socket */
     long arrived, answered, refused, done, dups, retrans, unexpected, conflicts;
     long late, after_end, t1_answers;
-    uint64_t *t_send;   /* ns, by sequence number: when it was scheduled (open) or sent */
-    uint64_t *t_recv;   /* arrival on the far side */
-    uint64_t *t_ans;    /* SIP final response (SIP->XMPP) */
-    uint32_t *key;      /* SIP transaction of the first arrival (XMPP->SIP), 0: none */
+    uint64_t *t_send; /* ns, by sequence number: when it was scheduled (open) or sent */
+    uint64_t *t_recv; /* arrival on the far side */
+    uint64_t *t_ans;  /* SIP final response (SIP->XMPP) */
+    uint32_t *key;    /* SIP transaction of the first arrival (XMPP->SIP), 0: none */
+    uint8_t *rtx;     /* retransmissions of our UDP request (SIP->XMPP) */
+    long rtx_low;     /* no unanswered request below this one */
+    long rtx_sent;
     uint8_t *flags;
     struct bench_series sec;
     struct bench_answer answers[BENCH_ANSWERS_MAX];
@@ -165,6 +169,7 @@ struct bench {
     uv_timer_t retry;    /* closed loop: re-pumps after a send that would block */
     uv_timer_t clock;    /* open loop: sends what is due, every millisecond */
     uv_timer_t second;   /* per-second rows, CPU and RSS samples */
+    uv_timer_t rtx;      /* SIP->XMPP over UDP: retransmits what is unanswered */
     uint64_t ready_since;
     long gw_hwm_kb; /* the highest VmHWM seen, -1 before any */
     int gw_ready;
@@ -172,6 +177,10 @@ struct bench {
     int failed;
     int exit_code;
 };
+
+/* bench_opts.c: fills o from the command line; 0, or -1 after saying why
+ * on stderr. --help prints and exits. */
+int bench_parse_opts(int argc, char **argv, struct bench_opts *o);
 
 /* bench_main.c: what the protocol modules report. seq indexes the phase. */
 void bench_fatal(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -82,21 +82,21 @@ int bench_gw_format_policy(const struct bench *b, char *out, size_t cap)
     char grace[48] = "";
     if (b->o.error_grace_set)
         snprintf(grace, sizeof grace, ",\n           error_grace = %g", b->o.error_grace);
-    int n =
-        snprintf(out, cap,
-                 "-- Written by xsbench: the gateway between the bench's XMPP server\n"
-                 "-- \"" BENCH_DOMAIN "\" and its SIP next hop, all on loopback.\n"
-                 "gateway {\n"
-                 "  domains = { \"" BENCH_GW_DOMAIN "\" },\n"
-                 "  xmpp = { listen = \"127.0.0.1:%d\", dialback_secret = \"" BENCH_SECRET "\"%s },\n"
-                 "  sip  = { listen = { \"udp:127.0.0.1:%d\", \"tcp:127.0.0.1:%d\" },\n"
-                 "           next_hop = \"%s:127.0.0.1:%d\" },\n"
-                 "}\n"
-                 "partner \"" BENCH_DOMAIN "\" { tls = \"%s\", dialback = true, "
-                 "route = \"127.0.0.1:%d\" }\n",
-                 b->gw_xmpp_port, grace, b->gw_sip_port, b->gw_sip_port, hop,
-                 b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port,
-                 b->o.tls ? "required" : "optional", b->peer_port);
+    int n = snprintf(out, cap,
+                     "-- Written by xsbench: the gateway between the bench's XMPP server\n"
+                     "-- \"" BENCH_DOMAIN "\" and its SIP next hop, all on loopback.\n"
+                     "gateway {\n"
+                     "  domains = { \"" BENCH_GW_DOMAIN "\" },\n"
+                     "  xmpp = { listen = \"127.0.0.1:%d\", dialback_secret = \"" BENCH_SECRET
+                     "\"%s },\n"
+                     "  sip  = { listen = { \"udp:127.0.0.1:%d\", \"tcp:127.0.0.1:%d\" },\n"
+                     "           next_hop = \"%s:127.0.0.1:%d\" },\n"
+                     "}\n"
+                     "partner \"" BENCH_DOMAIN "\" { tls = \"%s\", dialback = true, "
+                     "route = \"127.0.0.1:%d\" }\n",
+                     b->gw_xmpp_port, grace, b->gw_sip_port, b->gw_sip_port, hop,
+                     b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port,
+                     b->o.tls ? "required" : "optional", b->peer_port);
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
@@ -200,8 +200,8 @@ static void on_gateway_exit(uv_process_t *proc, int64_t status, int term_signal)
         b->respawn = 1;
         return;
     }
-    bench_fatal(b, "the gateway exited (status %lld, signal %d); its log is %s",
-                (long long)status, term_signal, b->log_path);
+    bench_fatal(b, "the gateway exited (status %lld, signal %d); its log is %s", (long long)status,
+                term_signal, b->log_path);
 }
 
 static int spawn(struct bench *b)

@@ -14,9 +14,9 @@ static double ms(uint64_t ns)
 
 void bench_print_sec_header(void)
 {
-    printf("%-10s %5s %8s %9s %8s %5s %6s %8s %8s %8s %8s %7s %9s\n", "direction", "sec",
-           "offered", "delivered", "refused", "dups", "late", "p50_ms", "p99_ms", "p99.9_ms",
-           "max_ms", "gw_cpu%", "gw_rss_kB");
+    printf("%-10s %5s %8s %9s %8s %5s %6s %8s %8s %8s %8s %7s %9s\n", "direction", "sec", "offered",
+           "delivered", "refused", "dups", "late", "p50_ms", "p99_ms", "p99.9_ms", "max_ms",
+           "gw_cpu%", "gw_rss_kB");
 }
 
 void bench_print_sec(const struct bench_phase *p, const struct bench_sec *r, long i)
@@ -35,10 +35,10 @@ void bench_print_sec(const struct bench_phase *p, const struct bench_sec *r, lon
 struct phase_sum {
     double secs, rate, gw_cpu, self_cpu;
     int gw_cpu_known;
-    uint64_t p50, p99, p999, max;      /* delivery */
-    uint64_t a50, a99, amax;           /* SIP final response (SIP->XMPP) */
-    long unanswered;                   /* delivered SIP->XMPP without a final response */
-    long unsent;                       /* open loop: scheduled, never offered */
+    uint64_t p50, p99, p999, max; /* delivery */
+    uint64_t a50, a99, amax;      /* SIP final response (SIP->XMPP) */
+    long unanswered;              /* delivered SIP->XMPP without a final response */
+    long unsent;                  /* open loop: scheduled, never offered */
 };
 
 static void summarize(struct bench *b, struct bench_phase *p, struct phase_sum *s)
@@ -69,8 +69,8 @@ static void summarize(struct bench *b, struct bench_phase *p, struct phase_sum *
     s->rate = s->secs > 0 ? (double)p->arrived / s->secs : 0;
     s->gw_cpu_known = p->gw_cpu_known && s->secs > 0;
     if (s->gw_cpu_known)
-        s->gw_cpu = 100.0 * (double)(p->gw_ticks1 - p->gw_ticks0) /
-                    (double)sysconf(_SC_CLK_TCK) / s->secs;
+        s->gw_cpu =
+            100.0 * (double)(p->gw_ticks1 - p->gw_ticks0) / (double)sysconf(_SC_CLK_TCK) / s->secs;
     if (s->secs > 0)
         s->self_cpu = (double)(p->self_us1 - p->self_us0) / 1e4 / s->secs;
     s->unsent = p->n - p->sent;
@@ -80,16 +80,17 @@ static void print_phase(struct bench *b, const struct bench_phase *p, const stru
 {
     printf("%s: offered %ld of %ld (late %ld, never offered %ld), delivered %ld, refused %ld, "
            "lost %ld, duplicates %ld\n",
-           p->name, p->sent, p->n, p->late, s->unsent, p->arrived, p->refused,
-           bench_phase_lost(p), p->dups);
+           p->name, p->sent, p->n, p->late, s->unsent, p->arrived, p->refused, bench_phase_lost(p),
+           p->dups);
     printf("  %.3f s, %.1f delivered/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f "
            "(from the %s send)\n",
            s->secs, s->rate, ms(s->p50), ms(s->p99), ms(s->p999), ms(s->max),
            b->o.rate > 0 ? "scheduled" : "actual");
     if (p == &b->ph[BENCH_S2X])
         printf("  SIP final responses %ld: ms p50 %.2f p99 %.2f max %.2f; %ld later than T1 "
-               "(a UDP sender retransmits); %ld delivered but unanswered\n",
-               p->answered, ms(s->a50), ms(s->a99), ms(s->amax), p->t1_answers, s->unanswered);
+               "(a UDP sender retransmits); %ld delivered but unanswered; we retransmitted %ld\n",
+               p->answered, ms(s->a50), ms(s->a99), ms(s->amax), p->t1_answers, s->unanswered,
+               p->rtx_sent);
     if (p->retrans || p->conflicts || p->unexpected || p->after_end)
         printf("  SIP retransmissions %ld, delivered and refused %ld, not ours %ld, "
                "after the phase ended %ld\n",
@@ -99,23 +100,23 @@ static void print_phase(struct bench *b, const struct bench_phase *p, const stru
     if (p->answers_other)
         printf("  refused with other answers: %ld\n", p->answers_other);
     if (s->gw_cpu_known)
-        printf("  gateway CPU %.1f%% of one core; the tool's own %.1f%%\n", s->gw_cpu,
-               s->self_cpu);
+        printf("  gateway CPU %.1f%% of one core; the tool's own %.1f%%\n", s->gw_cpu, s->self_cpu);
 }
 
 static void print_summary(struct bench *b, const struct bench_phase *p, const struct phase_sum *s)
 {
-    printf("xsbench-summary dir=%s mode=%s xmpp=%s sip=%s rate=%g duration=%g n=%ld "
-           "offered=%ld delivered=%ld refused=%ld lost=%ld dups=%ld late=%ld unsent=%ld "
-           "retrans=%ld conflicts=%ld p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
-           "ans_p50_ms=%.3f ans_p99_ms=%.3f t1_answers=%ld secs=%.3f delivered_per_s=%.1f "
-           "gw_cpu=%.1f gw_hwm_kb=%ld\n",
-           p == &b->ph[BENCH_X2S] ? "xmpp-sip" : "sip-xmpp", b->o.rate > 0 ? "open" : "closed",
-           b->o.tls ? "starttls" : "plain", b->o.sip_udp ? "udp" : "tcp", b->o.rate,
-           b->o.duration, p->n, p->sent, p->arrived, p->refused, bench_phase_lost(p), p->dups,
-           p->late, s->unsent, p->retrans, p->conflicts, ms(s->p50), ms(s->p99), ms(s->p999),
-           ms(s->max), ms(s->a50), ms(s->a99), p->t1_answers, s->secs, s->rate,
-           s->gw_cpu_known ? s->gw_cpu : -1.0, b->gw_hwm_kb);
+    printf(
+        "xsbench-summary dir=%s mode=%s xmpp=%s sip=%s rate=%g duration=%g n=%ld "
+        "offered=%ld delivered=%ld refused=%ld lost=%ld dups=%ld late=%ld unsent=%ld "
+        "retrans=%ld rtx_sent=%ld conflicts=%ld p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
+        "ans_p50_ms=%.3f ans_p99_ms=%.3f t1_answers=%ld secs=%.3f delivered_per_s=%.1f "
+        "gw_cpu=%.1f gw_hwm_kb=%ld\n",
+        p == &b->ph[BENCH_X2S] ? "xmpp-sip" : "sip-xmpp", b->o.rate > 0 ? "open" : "closed",
+        b->o.tls ? "starttls" : "plain", b->o.sip_udp ? "udp" : "tcp", b->o.rate, b->o.duration,
+        p->n, p->sent, p->arrived, p->refused, bench_phase_lost(p), p->dups, p->late, s->unsent,
+        p->retrans, p->rtx_sent, p->conflicts, ms(s->p50), ms(s->p99), ms(s->p999), ms(s->max),
+        ms(s->a50), ms(s->a99), p->t1_answers, s->secs, s->rate, s->gw_cpu_known ? s->gw_cpu : -1.0,
+        b->gw_hwm_kb);
 }
 
 /* Answers are condition names and status lines; escaped all the same. */
@@ -140,13 +141,14 @@ static void json_phase(FILE *f, struct bench *b, const struct bench_phase *p,
     json_str(f, p == &b->ph[BENCH_X2S] ? "xmpp-sip" : "sip-xmpp");
     fprintf(f,
             ",\"planned\":%ld,\"offered\":%ld,\"late\":%ld,\"unsent\":%ld,\"delivered\":%ld,"
-            "\"refused\":%ld,\"lost\":%ld,\"dups\":%ld,\"retrans\":%ld,\"conflicts\":%ld,"
+            "\"refused\":%ld,\"lost\":%ld,\"dups\":%ld,\"retrans\":%ld,\"rtx_sent\":%ld,"
+            "\"conflicts\":%ld,"
             "\"unexpected\":%ld,\"after_end\":%ld,\"answered\":%ld,\"t1_answers\":%ld,"
             "\"unanswered\":%ld,\"secs\":%.3f,\"delivered_per_s\":%.1f,"
             "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
             "\"answer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},\"gw_cpu\":",
-            p->n, p->sent, p->late, s->unsent, p->arrived, p->refused, bench_phase_lost(p),
-            p->dups, p->retrans, p->conflicts, p->unexpected, p->after_end, p->answered,
+            p->n, p->sent, p->late, s->unsent, p->arrived, p->refused, bench_phase_lost(p), p->dups,
+            p->retrans, p->rtx_sent, p->conflicts, p->unexpected, p->after_end, p->answered,
             p->t1_answers, s->unanswered, s->secs, s->rate, ms(s->p50), ms(s->p99), ms(s->p999),
             ms(s->max), ms(s->a50), ms(s->a99), ms(s->amax));
     if (s->gw_cpu_known)

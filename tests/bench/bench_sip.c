@@ -59,10 +59,10 @@ struct bench_sip {
     struct bs_conn *client;
     uv_connect_t creq;
     int udp_ready;
-    unsigned long udp_drops;                   /* responses the UDP socket would not take */
-    struct bs_delayed *dq_head, *dq_tail;      /* --sip-delay: answers not yet due */
+    unsigned long udp_drops;              /* responses the UDP socket would not take */
+    struct bs_delayed *dq_head, *dq_tail; /* --sip-delay: answers not yet due */
     size_t dq_n;
-    unsigned long dq_full;                     /* answered at once: the queue was full */
+    unsigned long dq_full; /* answered at once: the queue was full */
     uv_timer_t dq_timer;
     char out[8192];                            /* every message we write is formatted here */
     char dgram[BS_HEAD_MAX + BS_BODY_MAX + 1]; /* one UDP datagram, NUL-terminated */
@@ -218,8 +218,9 @@ static void answer(struct bench_sip *s, struct bs_conn *c, const struct sockaddr
             d->c = c;
             d->tcp = c != NULL;
             if (to)
-                memcpy(&d->to, to, to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                            : sizeof(struct sockaddr_in));
+                memcpy(&d->to, to,
+                       to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                 : sizeof(struct sockaddr_in));
             d->len = n;
             memcpy(d->data, s->out, n);
             if (s->dq_tail)
@@ -491,8 +492,8 @@ int bench_sip_listen(struct bench *b)
         rc = uv_udp_recv_start(&s->udp, udp_alloc, udp_recv);
     }
     if (rc != 0) {
-        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d/tcp, %d/udp: %s\n",
-                b->hop_tcp_port, b->hop_udp_port, uv_strerror(rc));
+        fprintf(stderr, "xsbench: cannot listen on 127.0.0.1:%d/tcp, %d/udp: %s\n", b->hop_tcp_port,
+                b->hop_udp_port, uv_strerror(rc));
         return XS_EIO;
     }
     return 0;
@@ -558,9 +559,9 @@ int bench_sip_send(struct bench *b, long seq, uint64_t now)
                      "CSeq: %ld MESSAGE\r\n"
                      "Content-Type: text/plain;charset=UTF-8\r\n"
                      "Content-Length: %d\r\n\r\n%s",
-                     b->o.sip_udp ? "UDP" : "TCP", b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port, (unsigned long long)b->run_id, seq,
-                     (unsigned long long)b->run_id, (unsigned long long)b->run_id, seq, seq + 1,
-                     blen, body);
+                     b->o.sip_udp ? "UDP" : "TCP", b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port,
+                     (unsigned long long)b->run_id, seq, (unsigned long long)b->run_id,
+                     (unsigned long long)b->run_id, seq, seq + 1, blen, body);
     if (n < 0 || (size_t)n >= sizeof s->out)
         return XS_ELIMIT;
     if (b->o.sip_udp) {
@@ -598,8 +599,9 @@ void bench_sip_free(struct bench *b)
         free(d);
     }
     if (s && s->dq_full)
-        fprintf(stderr, "xsbench: %lu SIP answers were sent at once, not after --sip-delay: "
-                        "more than %d were waiting\n",
+        fprintf(stderr,
+                "xsbench: %lu SIP answers were sent at once, not after --sip-delay: "
+                "more than %d were waiting\n",
                 s->dq_full, BS_DELAYED_MAX);
     if (b->sip && b->sip->udp_drops)
         fprintf(stderr, "xsbench: %lu SIP responses over UDP could not be sent (socket full)\n",

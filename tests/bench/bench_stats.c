@@ -127,8 +127,9 @@ int bench_phase_init(struct bench_phase *p, const char *name, long n, long max_s
     p->t_recv = calloc((size_t)n, sizeof *p->t_recv);
     p->t_ans = calloc((size_t)n, sizeof *p->t_ans);
     p->key = calloc((size_t)n, sizeof *p->key);
+    p->rtx = calloc((size_t)n, sizeof *p->rtx);
     p->flags = calloc((size_t)n, sizeof *p->flags);
-    if (!p->t_send || !p->t_recv || !p->t_ans || !p->key || !p->flags ||
+    if (!p->t_send || !p->t_recv || !p->t_ans || !p->key || !p->rtx || !p->flags ||
         bench_series_init(&p->sec, max_secs, n) != 0) {
         bench_phase_free(p);
         return XS_ENOMEM;
@@ -142,6 +143,8 @@ void bench_phase_free(struct bench_phase *p)
     free(p->t_recv);
     free(p->t_ans);
     free(p->key);
+    free(p->rtx);
+    p->rtx = NULL;
     free(p->flags);
     p->t_send = p->t_recv = p->t_ans = NULL;
     p->key = NULL;

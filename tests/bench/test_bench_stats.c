@@ -124,8 +124,8 @@ static void test_phase(void)
     p.t_start = 0;
     bench_series_start(&p.sec, 0);
     for (long i = 0; i < 8; i++)
-        bench_phase_offer(&p, i, (uint64_t)i * 100 * MS, (uint64_t)i * 100 * MS + (i == 7 ? 20 * MS : 0),
-                          10 * MS);
+        bench_phase_offer(&p, i, (uint64_t)i * 100 * MS,
+                          (uint64_t)i * 100 * MS + (i == 7 ? 20 * MS : 0), 10 * MS);
     bench_phase_offer(&p, 7, 0, 0, 10 * MS); /* offered once only */
     CHECK_EQ(p.sent, 8);
     CHECK_EQ(p.late, 1);
