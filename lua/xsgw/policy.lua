@@ -548,6 +548,9 @@ local EVENT_FIELDS = { kind = true, origin = true, from = true, to = true, id = 
     thread = true, subject = true, lang = true, type = true, body = true, secure = true,
     auth = true }
 
+-- The fields other than the body that must stay short UTF-8 strings.
+local STRING_FIELDS = { "from", "to", "id", "thread", "subject", "lang", "type" }
+
 local function sorted_keys(t)
     local names = {}
     for k in pairs(t) do names[#names + 1] = k end
@@ -671,7 +674,7 @@ function M.finish(env, decl)
             end
         end
         if type(ev.body) ~= "string" then error("on_message left the message without a body") end
-        for _, k in ipairs({ "from", "to", "id", "thread", "subject", "lang", "type" }) do
+        for _, k in ipairs(STRING_FIELDS) do
             if not checked_string(ev, k, MAX_FIELD) then
                 error("on_message set " .. k .. " to something that is not a short UTF-8 string")
             end
