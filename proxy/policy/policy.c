@@ -38,7 +38,7 @@ struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
     int mapped_ref; /* route_mapped, LUA_REFNIL when the policy maps itself */
-    int keep_rc; /* config_from's result, from inside keep_trampoline */
+    int keep_rc;    /* config_from's result, from inside keep_trampoline */
     /* The policy defines no hook (cfg.default_route of policy.lua), so the
      * messages route() accepts are decided in C (route_fast.h). */
     int default_route;
@@ -577,8 +577,7 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     struct xs_route_mapped mapped;
     int premapped = p->mapped_ref != LUA_REFNIL && p->mapped_ref != LUA_NOREF &&
                     xs_route_premap(p->ix, p->cfg.max_body, ev, &mapped);
-    struct route_call rc = {p, ev, premapped ? &mapped : NULL, XS_COND_INTERNAL_SERVER_ERROR,
-                            NULL};
+    struct route_call rc = {p, ev, premapped ? &mapped : NULL, XS_COND_INTERNAL_SERVER_ERROR, NULL};
     lua_pushcfunction(L, route_trampoline);
     lua_pushlightuserdata(L, &rc);
     char err[512];

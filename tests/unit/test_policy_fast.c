@@ -14,7 +14,10 @@
 #include "policy_testutil.h"
 
 /* A message: origin, from, to, body, then any other field by name. */
-#define MSG(o, f, t, b, ...) {.origin = (o), .from = (f), .to = (t), .body = (b), __VA_ARGS__}
+#define MSG(o, f, t, b, ...)                                                                       \
+    {                                                                                              \
+        .origin = (o), .from = (f), .to = (t), .body = (b), __VA_ARGS__                            \
+    }
 
 /* The same policy three ways: without hooks (decided in C where it
  * accepts), with hooks that map through address.lua itself (route() and
@@ -96,12 +99,12 @@ static int compare(struct xs_policy *fast, struct xs_policy *lua, const struct m
 {
     struct outcome a = decide(fast, m), b = decide(lua, m);
     if (!same_outcome(&a, &b)) {
-        fprintf(stderr, "differ on %s -> %s: C cond %d text %s from %s to %s; Lua cond %d text %s "
-                        "from %s to %s\n",
-                m->from ? m->from : "(nil)", m->to ? m->to : "(nil)", a.cond,
-                a.text ? a.text : "-", a.ev->from ? a.ev->from : "-", a.ev->to ? a.ev->to : "-",
-                b.cond, b.text ? b.text : "-", b.ev->from ? b.ev->from : "-",
-                b.ev->to ? b.ev->to : "-");
+        fprintf(stderr,
+                "differ on %s -> %s: C cond %d text %s from %s to %s; Lua cond %d text %s "
+                "from %s to %s\n",
+                m->from ? m->from : "(nil)", m->to ? m->to : "(nil)", a.cond, a.text ? a.text : "-",
+                a.ev->from ? a.ev->from : "-", a.ev->to ? a.ev->to : "-", b.cond,
+                b.text ? b.text : "-", b.ev->from ? b.ev->from : "-", b.ev->to ? b.ev->to : "-");
         CHECK(!"the C decision is route()'s");
     }
     int ok = a.cond == XS_COND_NONE;
@@ -147,7 +150,7 @@ static void test_same_decisions(const char *extra, const char *name)
         MSG(XS_SIDE_XMPP, "alice@XMPP.test", "Bob@SIP.Test.", "hi", .id = "x1", .lang = "en"),
         MSG(XS_SIDE_XMPP, "john\\20doe\\40corp@xmpp.test/my phone;1@home", "a\\2fb@sip.test", "é"),
         MSG(XS_SIDE_XMPP, "a\\2Fb@xmpp.test", "m\\26m@sip.test/r", "x", .thread = "t",
-         .subject = "s"),
+            .subject = "s"),
         MSG(XS_SIDE_XMPP, "\\20bob@xmpp.test", "bob@sip.test", "x"),
         MSG(XS_SIDE_XMPP, "bob@xmpp.test", "bob\\20@sip.test", "x"),
         MSG(XS_SIDE_XMPP, "h\xc3\xa9llo@legacy.test", "bob@sip.test", "x"),
@@ -174,7 +177,8 @@ static void test_same_decisions(const char *extra, const char *name)
         MSG(XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "away"),
         MSG(XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "big"),
         MSG(XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test", "x"),
-        MSG(XS_SIDE_SIP, "sips:Bob@SIP.test:5061;transport=tls", "sip:alice@xmpp.test;gr=phone", "x"),
+        MSG(XS_SIDE_SIP, "sips:Bob@SIP.test:5061;transport=tls", "sip:alice@xmpp.test;gr=phone",
+            "x"),
         MSG(XS_SIDE_SIP, "sip:john%20doe%40corp@sip.test", "sip:d'artagnan@xmpp.test", "x"),
         MSG(XS_SIDE_SIP, "sip:a%5C2fb@sip.test", "sip:a;b@legacy.test?subject=x", "x"),
         MSG(XS_SIDE_SIP, "sip:%20bob@sip.test", "sip:alice@xmpp.test", "x"),
@@ -221,7 +225,8 @@ static void test_reload(void)
         CHECK(p != NULL);
         if (!p)
             return;
-        struct outcome a = decide(p, &(struct msg)MSG(XS_SIDE_XMPP, "a@xmpp.test", "b@sip.test", "x"));
+        struct outcome a =
+            decide(p, &(struct msg)MSG(XS_SIDE_XMPP, "a@xmpp.test", "b@sip.test", "x"));
         CHECK(a.cond == XS_COND_NONE);
         outcome_free(&a);
         a = decide(p, &(struct msg)MSG(XS_SIDE_SIP, "sip:b@sip.test", "sip:a@new.test", "x"));
@@ -285,8 +290,7 @@ static void test_index(void)
     CHECK(!xs_policy_is_local_domain(p, "sip.tes"));
     struct xs_event *ev;
     char *text = NULL;
-    CHECK(route(p, XS_SIDE_XMPP, "a@Anywhere.test", "b@sip.test", "x", &ev, &text) ==
-          XS_COND_NONE);
+    CHECK(route(p, XS_SIDE_XMPP, "a@Anywhere.test", "b@sip.test", "x", &ev, &text) == XS_COND_NONE);
     CHECK_STR(ev->from, "sip:a@anywhere.test");
     xs_event_free(ev);
     xs_policy_free(p);
