@@ -31,11 +31,32 @@ gateway {
     -- max_stanza = ...,       bytes of one stanza; larger ones end the stream
     --                         (default max_body + 16384, at least max_body + 4096)
     -- queue_max = 1000,       stanzas waiting per remote domain during set-up
-    -- error_grace = 1,        seconds a SIP MESSAGE's final response waits,
+    -- stream_management = "offered",
+    --                         XEP-0198 acknowledgements on outbound streams:
+    --                         a SIP MESSAGE gets its 200 once the XMPP server
+    --                         acknowledged the stanza. "offered": with peers
+    --                         whose stream features offer it; "always": also
+    --                         ask the others after dialback (Prosody with
+    --                         mod_smacks accepts, though it offers it only
+    --                         after SASL; a server without it may end the
+    --                         stream); "off": never.
+    -- error_grace = 0.25,     seconds a SIP MESSAGE's final response waits,
     --                         after its stanza went out, for an error stanza
     --                         from the XMPP server (unknown user, ...), so that
-    --                         the SIP sender gets that error instead of a 200.
-    --                         0 answers 200 as soon as the stanza is written.
+    --                         the SIP sender gets that error instead of a 200,
+    --                         where the peer does not acknowledge (no XEP-0198).
+    --                         Below SIP's T1 (0.5 s), so a UDP sender does not
+    --                         retransmit. 0 answers 200 once the stanza is written.
+    -- max_streams = {          how many s2s streams the gateway holds:
+    --   inbound = 10000,         inbound streams in all
+    --   outbound = 10000,        outbound streams in all
+    --   unauthenticated = 1000,  inbound streams before dialback (the oldest is
+    --                            closed for a newcomer over the cap)
+    --   unauthenticated_per_source = 8,  of those, from one address (IPv6: /64)
+    --   per_domain = 32,         inbound streams authenticated for one domain
+    -- },                       Each stream is a file descriptor: the gateway
+    --                          raises its soft RLIMIT_NOFILE to the hard one and
+    --                          shrinks these (and says so) when that is too low.
   },
 
   sip = {

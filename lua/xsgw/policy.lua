@@ -9,9 +9,13 @@
 local address = require("xsgw.address")
 
 -- The library's own references, taken before any policy runs: nothing a
--- policy does later can change what route() calls.
-local jid_domain, sip_domain = address.jid_domain, address.sip_domain
-local default_to_sip, default_to_xmpp = address.to_sip, address.to_xmpp
+-- policy does later can change what route() calls. The mapping route()
+-- uses is address.lua's, done in C (xsgw.addr.map, proxy/policy/addr_map.c,
+-- held byte for byte to address.lua by tests/lua/test_addr_map.lua); a
+-- policy's map_to_sip and map_to_xmpp hooks replace it.
+local map = require("xsgw.addr").map
+local jid_domain, sip_domain = map.jid_domain, map.sip_domain
+local default_to_sip, default_to_xmpp = map.to_sip, map.to_xmpp
 local setmetatable, getmetatable, rawget, type, error, tostring = setmetatable, getmetatable,
     rawget, type, error, tostring
 local pairs, ipairs, next, select = pairs, ipairs, next, select
@@ -316,6 +320,54 @@ function M.new_env(callsite, native)
     return env, decl
 end
 
+-- xmpp.max_streams: how many s2s streams the gateway holds. The defaults
+-- are a large site's: ten thousand federated streams each way cost about
+-- 100 MiB in plain text and 400 MiB with TLS (README, "Limits"); the side
+-- shrinks them at start when RLIMIT_NOFILE cannot hold them, and says so.
+local MAX_STREAMS = {
+    inbound = 10000,                   -- inbound streams, whatever their state
+    outbound = 10000,                  -- outbound streams
+    unauthenticated = 1000,            -- inbound streams with no authenticated pair yet
+    unauthenticated_per_source = 8,    -- of those, from one address (IPv6: one /64)
+    per_domain = 32,                   -- inbound streams authenticated for one remote domain
+}
+local MAX_STREAMS_TOP = 1000000
+
+local function max_streams(where, t, cfg)
+    t = t or {}
+    want(where, "xmpp.max_streams", t, "table")
+    check_keys(where, "xmpp.max_streams", t, MAX_STREAMS)
+    local v = {}
+    for k, default in pairs(MAX_STREAMS) do
+        local n = t[k]
+        if n == nil then
+            n = default
+        elseif math.type(n) ~= "integer" or n < 1 or n > MAX_STREAMS_TOP then
+            fail(where, "xmpp.max_streams.%s must be a whole number from 1 to %d", k,
+                MAX_STREAMS_TOP)
+        end
+        v[k] = n
+    end
+    -- A share cannot be larger than what it is a share of; a default that
+    -- would be is brought down to it, an explicit value is a mistake.
+    local function within(k, of)
+        if v[k] <= v[of] then return end
+        if t[k] ~= nil then
+            fail(where, "xmpp.max_streams.%s (%d) is larger than xmpp.max_streams.%s (%d)",
+                k, v[k], of, v[of])
+        end
+        v[k] = v[of]
+    end
+    within("unauthenticated", "inbound")
+    within("unauthenticated_per_source", "unauthenticated")
+    within("per_domain", "inbound")
+    cfg.xmpp_streams_in = v.inbound
+    cfg.xmpp_streams_out = v.outbound
+    cfg.xmpp_streams_unauth = v.unauthenticated
+    cfg.xmpp_streams_unauth_per_source = v.unauthenticated_per_source
+    cfg.xmpp_streams_per_domain = v.per_domain
+end
+
 local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
@@ -357,7 +409,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.xmpp", x, "table")
     check_keys(where, "gateway.xmpp", x, { listen = true, tls = true, dialback_secret = true,
         connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true,
-        error_grace = true })
+        error_grace = true, stream_management = true, max_streams = true })
     cfg.xmpp_listen_host, cfg.xmpp_listen_port = parse_hostport(where, "xmpp.listen", x.listen)
     if x.tls ~= nil then
         want(where, "xmpp.tls", x.tls, "table")
@@ -379,7 +431,15 @@ local function normalize_gateway(decl)
         x.error_grace > 30) then
         fail(where, "xmpp.error_grace must be a number of seconds from 0 to 30")
     end
-    cfg.xmpp_error_grace = x.error_grace or 1
+    -- Below SIP's T1 (500 ms) with room for the 100 ms sweep that reports
+    -- it, so a UDP sender gets its answer before its first retransmission.
+    cfg.xmpp_error_grace = x.error_grace or 0.25
+    local sm = x.stream_management
+    if sm ~= nil and sm ~= "offered" and sm ~= "always" and sm ~= "off" then
+        fail(where, 'xmpp.stream_management must be "offered", "always" or "off"')
+    end
+    cfg.xmpp_stream_management = sm or "offered"
+    max_streams(where, x.max_streams, cfg)
 
     local s = g.sip
     want(where, "gateway.sip", s, "table")
@@ -531,11 +591,27 @@ function M.finish(env, decl)
     local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
     local on_message = rawget(env, "on_message")
     local max_body = cfg.max_body
+    -- Without hooks, route() below is a function of the configuration and
+    -- the message alone, which the core may compute itself
+    -- (proxy/policy/route_fast.c) and ask route() only what it cannot.
+    cfg.default_route = not (on_message or rawget(env, "map_to_sip") or rawget(env, "map_to_xmpp"))
 
     -- The XMPP side of a message must be a partner, the SIP side one of ours;
-    -- a partner "*" does not make our own domains partners.
+    -- a partner "*" does not make our own domains partners. The answer for a
+    -- domain depends on this generation's partner list alone, so it is kept
+    -- for the generation (a reload builds a new state and starts empty),
+    -- for at most FEDERATED_CACHE domains at a time.
+    local FEDERATED_CACHE = 1024
+    local fed_cache, fed_count = {}, 0
     local function federated(domain)
-        return domain ~= nil and not local_domains[domain] and partner(domain) ~= nil
+        if domain == nil or local_domains[domain] then return false end
+        local f = fed_cache[domain]
+        if f == nil then
+            f = partner(domain) ~= nil
+            if fed_count >= FEDERATED_CACHE then fed_cache, fed_count = {}, 0 end
+            fed_cache[domain], fed_count = f, fed_count + 1
+        end
+        return f
     end
 
     -- After the hooks: whatever they rewrote, the message still goes from

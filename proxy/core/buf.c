@@ -94,12 +94,25 @@ int xs_buf_append_str(struct xs_buf *b, const char *s)
 
 int xs_buf_printf(struct xs_buf *b, const char *fmt, ...)
 {
+    /* One pass into the room already there, which is where almost every
+     * call fits; a second, into room reserved for the measured length, for
+     * the rest. */
+    size_t room = b->data ? b->cap - b->len : 0;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0) {
+        if (room)
+            b->data[b->len] = '\0';
         return XS_EINVAL;
+    }
+    if ((size_t)n < room && (size_t)n <= b->max - b->len) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (room)
+        b->data[b->len] = '\0';
     int rc = reserve(b, (size_t)n);
     if (rc)
         return rc;

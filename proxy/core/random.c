@@ -27,6 +27,32 @@ int xs_random_bytes(void *buf, size_t n)
     return 0;
 }
 
+/* Hex values are drawn from a pool refilled POOL_SIZE bytes at a time: a
+ * SIP message needs a branch, a tag and a Call-ID, and one getrandom per
+ * value was a system call per value on the per-message path. The pool is
+ * the kernel's CSPRNG output all the same; each byte is used once and wiped
+ * as it is taken. It is the module's one piece of state, and holds nothing
+ * anything depends on but fresh randomness. */
+#define POOL_SIZE 1024
+static uint8_t pool[POOL_SIZE];
+static size_t pool_left;
+
+static void pool_take(uint8_t *out, size_t k)
+{
+    if (pool_left < k) {
+        if (xs_random_bytes(pool, sizeof pool) != 0) {
+            xs_log(XS_LOG_ERROR, "random", "result=failed reason=\"getrandom: %s\"",
+                   strerror(errno));
+            abort();
+        }
+        pool_left = sizeof pool;
+    }
+    uint8_t *p = pool + sizeof pool - pool_left;
+    memcpy(out, p, k);
+    explicit_bzero(p, k);
+    pool_left -= k;
+}
+
 void xs_random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -34,11 +60,7 @@ void xs_random_hex(char *out, size_t n)
     size_t o = 0;
     while (n > 0) {
         size_t k = n < sizeof raw ? n : sizeof raw;
-        if (xs_random_bytes(raw, k) != 0) {
-            xs_log(XS_LOG_ERROR, "random", "result=failed reason=\"getrandom: %s\"",
-                   strerror(errno));
-            abort();
-        }
+        pool_take(raw, k);
         for (size_t i = 0; i < k; i++) {
             out[o++] = hex[raw[i] >> 4];
             out[o++] = hex[raw[i] & 15];

@@ -9,7 +9,13 @@
 #include "core/log.h"
 #include "net/addr.h"
 
-#define LINK_READ_SIZE 16384
+/* What one read takes from the socket. The buffer is shared by every link
+ * of the thread (see read_buffer), so its size costs nothing per link. */
+#define LINK_READ_SIZE (64 * 1024)
+/* Plaintext taken out of the TLS session per call: one record's worth. It
+ * lives on the stack of the call that delivers it. */
+#define LINK_PLAIN_SIZE (16 * 1024)
+#define TLS_BATCH 16384 /* a full TLS record's plaintext */
 #define LINK_CLOSE_GRACE_MS 2000
 
 struct xs_link {
@@ -27,6 +33,11 @@ struct xs_link {
     /* Bytes waiting to be written, and the bytes of the one write in flight. */
     struct xs_buf pending;
     struct xs_buf inflight;
+    /* Under TLS, plaintext written while a write is in flight: it is
+     * encrypted when that write completes, in records of up to
+     * TLS_BATCH bytes, so a burst of stanzas costs a few records and not
+     * one each. Counted in `accepted` already. */
+    struct xs_buf plain_out;
     /* Plaintext offsets (see xs_link_flushed): everything accepted before
      * the write in flight started is covered by it, so its completion moves
      * `flushed` to `inflight_end`. */
@@ -42,11 +53,10 @@ struct xs_link {
     int half_close;  /* xs_link_shutdown: FIN once the queue drained, then wait for EOF */
     int fin_sent;
     char peer[XS_NET_ADDR_STRLEN];
-    char rbuf[LINK_READ_SIZE]; /* what the socket read */
-    char *plain;               /* LINK_READ_SIZE of decrypted bytes, once TLS is on */
 };
 
 static void link_flush(struct xs_link *l);
+static int tls_encrypt_batch(struct xs_link *l);
 static void link_fail(struct xs_link *l, int reason);
 static void link_drained(struct xs_link *l);
 static void link_touch(struct xs_link *l);
@@ -65,7 +75,7 @@ static void on_handle_closed(uv_handle_t *h)
         xs_tls_free(l->tls);
     xs_buf_free(&l->pending);
     xs_buf_free(&l->inflight);
-    free(l->plain);
+    xs_buf_free(&l->plain_out);
     free(l);
 }
 
@@ -81,7 +91,7 @@ static void on_grace(uv_timer_t *t)
 {
     struct xs_link *l = t->data;
     /* Bytes still queued are dropped: the close is no longer an orderly one. */
-    if (l->writing || l->pending.len > 0)
+    if (l->writing || l->pending.len > 0 || l->plain_out.len > 0)
         l->close_reason = XS_ETIMEOUT;
     link_close_now(l);
 }
@@ -94,6 +104,9 @@ void xs_link_close(struct xs_link *l, int reason)
     l->close_reason = reason;
     uv_read_stop((uv_stream_t *)l->tcp);
     if (l->tls && l->tls_ready && reason == XS_OK) {
+        /* What was written goes before the close_notify. */
+        if (l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+            return;
         xs_tls_close_notify(l->tls);
         link_flush(l);
     }
@@ -140,6 +153,17 @@ static void link_drained(struct xs_link *l)
         link_close_now(l);
 }
 
+/* Nothing left to write: the output buffers go, so that a link gone quiet
+ * holds none (they are kept while writes follow each other). */
+static void link_quiet(struct xs_link *l)
+{
+    xs_buf_free(&l->pending);
+    xs_buf_free(&l->inflight);
+    xs_buf_free(&l->plain_out);
+    if (l->tls)
+        xs_tls_release(l->tls);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct xs_link *l = req->data;
@@ -157,13 +181,43 @@ static void on_write(uv_write_t *req, int status)
             l->on_flushed(l->ud);
     }
     link_flush(l);
+    if (!l->writing && l->pending.len == 0)
+        link_quiet(l);
     if (l->closing && !l->writing && l->pending.len == 0 && !uv_is_closing((uv_handle_t *)l->tcp))
         link_drained(l);
+}
+
+/* Encrypts the batched plaintext. A failure here is the link's: the
+ * writes it holds were accepted, and cannot be handed back. */
+static int tls_encrypt_batch(struct xs_link *l)
+{
+    size_t off = 0;
+    while (off < l->plain_out.len) {
+        size_t n = l->plain_out.len - off < TLS_BATCH ? l->plain_out.len - off : TLS_BATCH;
+        int rc = xs_tls_write(l->tls, l->plain_out.data + off, n);
+        if (rc != 0) {
+            link_fail(l, rc == XS_ELIMIT ? XS_ELIMIT : XS_ETLS);
+            return rc;
+        }
+        off += n;
+        const char *p;
+        size_t m;
+        xs_tls_out(l->tls, &p, &m);
+        if (m && xs_buf_append(&l->pending, p, m) != 0) {
+            link_fail(l, XS_ELIMIT);
+            return XS_ELIMIT;
+        }
+        xs_tls_out_consume(l->tls, m);
+    }
+    xs_buf_reset(&l->plain_out);
+    return 0;
 }
 
 /* Moves TLS output into the queue and starts a write if none is in flight. */
 static void link_flush(struct xs_link *l)
 {
+    if (l->tls && !l->writing && l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+        return;
     if (l->tls) {
         const char *p;
         size_t n;
@@ -227,7 +281,9 @@ int xs_link_write(struct xs_link *l, const char *data, size_t len)
     if (l->closing)
         return XS_ECLOSED;
     int rc;
-    if (l->tls)
+    if (l->tls && l->tls_ready && (l->writing || l->plain_out.len > 0))
+        rc = xs_buf_append(&l->plain_out, data, len);
+    else if (l->tls)
         rc = xs_tls_write(l->tls, data, len);
     else
         rc = xs_buf_append(&l->pending, data, len);
@@ -256,12 +312,24 @@ void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud))
 }
 static void tls_drain(struct xs_link *l);
 
+static void tls_advance(struct xs_link *l);
+
+/* The ciphertext is lent to the session, not copied: only what is left of
+ * it when the handshake and the drain are done (a partial record) is kept,
+ * since the read buffer is reused by the next read. */
 static void tls_input(struct xs_link *l, const char *data, size_t len)
 {
-    if (xs_tls_feed(l->tls, data, len) != 0) {
+    if (xs_tls_lend(l->tls, data, len) != 0) {
         link_fail(l, XS_ELIMIT);
         return;
     }
+    tls_advance(l);
+    if (xs_tls_lend_end(l->tls) != 0)
+        link_fail(l, XS_ELIMIT);
+}
+
+static void tls_advance(struct xs_link *l)
+{
     if (!l->tls_ready) {
         int rc = xs_tls_handshake(l->tls);
         link_flush(l);
@@ -288,9 +356,13 @@ static void tls_input(struct xs_link *l, const char *data, size_t len)
  * the owner pauses; what is left waits in the session for xs_link_resume. */
 static void tls_drain(struct xs_link *l)
 {
+    /* On the stack: a drain may run inside another link's data callback
+     * (xs_link_resume), so no buffer can be shared between them, and a
+     * link holds none while idle. */
+    char plain[LINK_PLAIN_SIZE];
     l->in_input = 1;
     while (!l->paused) {
-        int n = xs_tls_read(l->tls, l->plain, LINK_READ_SIZE);
+        int n = xs_tls_read(l->tls, plain, sizeof plain);
         link_flush(l);
         if (l->closing)
             return;
@@ -304,17 +376,31 @@ static void tls_drain(struct xs_link *l)
             link_fail(l, XS_ETLS);
             break;
         }
-        l->cbs.data(l->ud, l->plain, (size_t)n);
+        l->cbs.data(l->ud, plain, (size_t)n);
         if (l->closing)
             break;
     }
     l->in_input = 0;
 }
 
+/* One read buffer for all the links of a thread (that is, of its loop),
+ * instead of one per link: libuv calls on_alloc and then on_read for one
+ * handle at a time and never nests them, and on_read hands the bytes to
+ * the owner, which copies what it keeps (the parser, the TLS session)
+ * before returning. Allocated on first use, kept for the thread's life. */
+static char *read_buffer(void)
+{
+    static _Thread_local char *buf;
+    if (!buf)
+        buf = malloc(LINK_READ_SIZE);
+    return buf;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct xs_link *l = h->data;
-    *buf = uv_buf_init(l->rbuf, LINK_READ_SIZE);
+    char *b = read_buffer();
+    /* libuv reports a zero-length buffer to on_read as UV_ENOBUFS. */
+    *buf = uv_buf_init(b, b ? LINK_READ_SIZE : 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -352,6 +438,7 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
     l->ud = ud;
     xs_buf_init(&l->pending, out_max);
     xs_buf_init(&l->inflight, out_max);
+    xs_buf_init(&l->plain_out, out_max);
     tcp->data = l;
     uv_timer_init(tcp->loop, &l->grace);
     l->grace.data = l;
@@ -376,9 +463,6 @@ int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
 {
     if (l->tls || l->closing)
         return XS_ESTATE;
-    l->plain = malloc(LINK_READ_SIZE);
-    if (!l->plain)
-        return XS_ENOMEM;
     int rc = xs_tls_new(ctx, is_server, server_name, &l->tls);
     if (rc != 0)
         return rc;
@@ -440,6 +524,8 @@ void xs_link_shutdown(struct xs_link *l, int reason)
         return;
     }
     if (l->tls && l->tls_ready) {
+        if (l->plain_out.len > 0 && tls_encrypt_batch(l) != 0)
+            return;
         xs_tls_close_notify(l->tls);
         link_flush(l);
         if (uv_is_closing((uv_handle_t *)l->tcp))

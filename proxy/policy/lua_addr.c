@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/addr.h"
+#include "policy/addr_map.h"
 
 static int check_with(lua_State *L, int (*valid)(const char *, size_t))
 {
@@ -45,6 +46,11 @@ int luaopen_xsgw_addr(lua_State *L)
                                    {"valid_jid", l_valid_jid},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
+    /* addr.map: address.lua's mappings in C (policy/addr_map.h), which the
+     * library's route uses where the policy keeps the default mapping. */
+    lua_newtable(L);
+    xs_addr_map_open(L);
+    lua_setfield(L, -2, "map");
     return 1;
 }
 

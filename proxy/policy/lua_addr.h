@@ -1,7 +1,9 @@
 /* The address validator (core/addr.h) as the Lua module "xsgw.addr", so the
  * Lua library checks addresses with the same rules as the C core:
  *   addr.valid_domain(s), addr.valid_localpart(s), addr.valid_resource(s),
- *   addr.valid_jid(s) -> boolean (false for anything but a string). */
+ *   addr.valid_jid(s) -> boolean (false for anything but a string);
+ *   addr.map.to_sip, to_xmpp, jid_domain, sip_domain: lua/xsgw/address.lua's
+ *   functions of those names, in C (policy/addr_map.h). */
 #ifndef XS_POLICY_LUA_ADDR_H
 #define XS_POLICY_LUA_ADDR_H
 

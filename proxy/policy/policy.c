@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <lauxlib.h>
@@ -15,6 +14,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "policy/helpers.h"
+#include "policy/route_fast.h"
 #include "policy/sandbox.h"
 #include "sip/sip.h"
 
@@ -38,6 +38,10 @@ struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
     int keep_rc; /* config_from's result, from inside keep_trampoline */
+    /* The policy defines no hook (cfg.default_route of policy.lua), so the
+     * messages route() accepts are decided in C (route_fast.h). */
+    int default_route;
+    struct xs_domain_index *ix; /* this generation's domains, for every lookup */
     char *path;
     struct xs_config cfg;
 };
@@ -238,6 +242,16 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
+    char *sm = dup_field(L, t, "xmpp_stream_management");
+    c->xmpp_stream_management = !sm || !strcmp(sm, "offered") ? XS_SM_MODE_OFFERED
+                                : !strcmp(sm, "always")       ? XS_SM_MODE_ALWAYS
+                                                              : XS_SM_MODE_OFF;
+    free(sm);
+    c->xmpp_streams_in = (size_t)num_field(L, t, "xmpp_streams_in");
+    c->xmpp_streams_out = (size_t)num_field(L, t, "xmpp_streams_out");
+    c->xmpp_streams_unauth = (size_t)num_field(L, t, "xmpp_streams_unauth");
+    c->xmpp_streams_unauth_per_source = (size_t)num_field(L, t, "xmpp_streams_unauth_per_source");
+    c->xmpp_streams_per_domain = (size_t)num_field(L, t, "xmpp_streams_per_domain");
     c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
     c->sip_max_transactions = (size_t)num_field(L, t, "sip_max_transactions");
     c->sip_max_stored_bytes = (size_t)num_field(L, t, "sip_max_stored_bytes");
@@ -320,6 +334,9 @@ static int keep_trampoline(lua_State *L)
         return luaL_error(L, "max_body %f exceeds the core's ceiling of %d bytes",
                           lua_tonumber(L, -1), (int)XS_MAX_BODY_CEILING);
     lua_pop(L, 1);
+    lua_getfield(L, 2, "default_route");
+    p->default_route = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     p->keep_rc = config_from(L, 2, &p->cfg);
     return 0;
 }
@@ -401,6 +418,10 @@ int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_polic
         snprintf(err, errlen, "out of memory");
     else
         rc = load_into(p, policy_path, err, errlen);
+    if (rc == 0 && !(p->ix = xs_domain_index_new(&p->cfg))) {
+        snprintf(err, errlen, "out of memory");
+        rc = XS_ENOMEM;
+    }
     if (rc) {
         xs_policy_free(p);
         return rc;
@@ -414,6 +435,7 @@ void xs_policy_free(struct xs_policy *p)
     if (!p)
         return;
     xs_lua_free(p->lua);
+    xs_domain_index_free(p->ix);
     config_free(&p->cfg);
     free(p->path);
     free(p);
@@ -426,22 +448,12 @@ const struct xs_config *xs_policy_config(const struct xs_policy *p)
 
 const struct xs_partner *xs_policy_partner(const struct xs_policy *p, const char *domain)
 {
-    const struct xs_partner *wild = NULL;
-    for (size_t i = 0; i < p->cfg.n_partners; i++) {
-        if (!strcasecmp(p->cfg.partners[i].domain, domain))
-            return &p->cfg.partners[i];
-        if (!strcmp(p->cfg.partners[i].domain, "*"))
-            wild = &p->cfg.partners[i];
-    }
-    return wild;
+    return xs_domain_index_partner(p->ix, domain, strlen(domain));
 }
 
 int xs_policy_is_local_domain(const struct xs_policy *p, const char *domain)
 {
-    for (size_t i = 0; i < p->cfg.n_domains; i++)
-        if (!strcasecmp(p->cfg.domains[i], domain))
-            return 1;
-    return 0;
+    return xs_domain_index_is_local(p->ix, domain, strlen(domain));
 }
 
 static void set_field(lua_State *L, const char *k, const char *v)
@@ -470,7 +482,10 @@ static int copy_back(lua_State *L, int t, const char *k, char **field)
     if (ty == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        rc = xs_event_setn(field, s, n);
+        /* Most fields come back as they went in: keep those, a copy each
+         * per message was most of what reading the answer cost. */
+        if (!*field || strlen(*field) != n || memcmp(*field, s, n) != 0)
+            rc = xs_event_setn(field, s, n);
     } else {
         rc = xs_event_set(field, NULL);
     }
@@ -535,8 +550,10 @@ static int route_trampoline(lua_State *L)
 
 enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text)
 {
-    lua_State *L = xs_lua_state(p->lua);
     *text = NULL;
+    if (p->default_route && xs_route_fast(p->ix, p->cfg.max_body, ev))
+        return XS_COND_NONE;
+    lua_State *L = xs_lua_state(p->lua);
     lua_settop(L, 0);
     if (!lua_checkstack(L, 4))
         return XS_COND_RESOURCE_CONSTRAINT;
@@ -577,8 +594,14 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
         fprintf(out, " %s", c->domains[i]);
     fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
             c->xmpp_max_stanza, c->sip_max_message);
-    fprintf(out, "\n  xmpp: listen %s:%d, tls %s\n  sip: %zu listener(s)", c->xmpp_listen_host,
-            c->xmpp_listen_port, c->tls_cert ? c->tls_cert : "self-signed", c->n_sip_listen);
+    fprintf(out, "\n  xmpp: listen %s:%d, tls %s", c->xmpp_listen_host, c->xmpp_listen_port,
+            c->tls_cert ? c->tls_cert : "self-signed");
+    fprintf(out,
+            "\n  xmpp streams: inbound %zu, outbound %zu, unauthenticated %zu (%zu per source), "
+            "%zu per domain",
+            c->xmpp_streams_in, c->xmpp_streams_out, c->xmpp_streams_unauth,
+            c->xmpp_streams_unauth_per_source, c->xmpp_streams_per_domain);
+    fprintf(out, "\n  sip: %zu listener(s)", c->n_sip_listen);
     if (c->sip_next_hop.host)
         fprintf(out, ", next hop %s:%s:%d\n",
                 c->sip_next_hop.transport == XS_SIP_TLS   ? "tls"

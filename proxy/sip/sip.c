@@ -52,11 +52,11 @@ void xs_sip_default_opts(struct xs_sip_opts *o)
 {
     o->t1_ms = 500;
     o->t2_ms = 4000;
-    o->t4_ms = 5000;
     o->tcp_idle_ms = 300000;
     /* The policy's defaults (lua/xsgw/policy.lua says how they are sized). */
     o->max_server_txns = 65536;
     o->max_client_txns = 65536;
+    o->pressure_high = 4096;
     o->max_tcp_conns = 256;
     /* Two requests of the largest allowed body (core/limits.h). */
     o->tcp_out_max = 2u * XS_MESSAGE_WIRE_MAX;

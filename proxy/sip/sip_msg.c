@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/err.h"
 #include "sip/sip_frame.h"
 #include "sip/sip_translate.h"
 
@@ -111,6 +112,25 @@ static void set_answer(struct xs_sip_in *in, int status, const char *why)
     in->why = why;
 }
 
+/* A key being written into out[0..n), always NUL-terminated, cut at n - 1
+ * bytes as snprintf cuts. */
+struct key_out {
+    char *out;
+    size_t n, len;
+};
+
+/* Appends at most max bytes of s, as "%.<max>s" does. */
+static void key_put(struct key_out *k, const char *s, size_t max)
+{
+    size_t l = strnlen(s, max);
+    size_t room = k->n - 1 - k->len;
+    if (l > room)
+        l = room;
+    memcpy(k->out + k->len, s, l);
+    k->len += l;
+    k->out[k->len] = '\0';
+}
+
 static void make_key(const osip_message_t *m, const osip_via_t *via, const char *method, int server,
                      char *out, size_t n)
 {
@@ -119,10 +139,20 @@ static void make_key(const osip_message_t *m, const osip_via_t *via, const char 
     const char *b = branch && branch->gvalue ? branch->gvalue : "";
     const char *port = via->port ? via->port : "";
     if (strncmp(b, "z9hG4bK", 7) == 0) {
-        if (server)
-            snprintf(out, n, "b=%.160s|%.100s:%.8s|%.32s", b, via->host, port, method);
-        else
-            snprintf(out, n, "b=%.160s|%.32s", b, method);
+        /* The keys of RFC 3261 branches, one per message each way, are put
+         * together by hand; the same text "b=%.160s|%.100s:%.8s|%.32s" (or
+         * "b=%.160s|%.32s" for a client) would give. */
+        struct key_out k = {out, n, 0};
+        key_put(&k, "b=", 2);
+        key_put(&k, b, 160);
+        key_put(&k, "|", 1);
+        if (server) {
+            key_put(&k, via->host ? via->host : "", 100);
+            key_put(&k, ":", 1);
+            key_put(&k, port, 8);
+            key_put(&k, "|", 1);
+        }
+        key_put(&k, method, 32);
         return;
     }
     /* RFC 2543 peers have no magic cookie: fall back to the identity of the
@@ -381,8 +411,13 @@ static int append_header(struct xs_buf *out, const struct echo_style *st, const 
                          int rc, char *value)
 {
     int r = 0;
-    if (rc == 0 && value && (!st->field_max || strlen(value) <= st->field_max))
-        r = xs_buf_printf(out, "%s: %s\r\n", name, value);
+    size_t n = value ? strlen(value) : 0;
+    if (rc == 0 && value && (!st->field_max || n <= st->field_max)) {
+        r = xs_buf_append_str(out, name);
+        r = r ? r : xs_buf_append(out, ": ", 2);
+        r = r ? r : xs_buf_append(out, value, n);
+        r = r ? r : xs_buf_append(out, "\r\n", 2);
+    }
     osip_free(value);
     return r;
 }
@@ -408,17 +443,26 @@ static int append_echo(struct xs_buf *out, const struct echo_style *st, const os
     if (!rc && req->to) {
         osip_generic_param_t *tag = NULL;
         osip_to_get_tag(req->to, &tag);
-        osip_to_t *to = NULL;
-        int src;
         s = NULL;
-        if (!tag && to_tag && osip_to_clone(req->to, &to) == 0) {
-            osip_to_set_tag(to, osip_strdup(to_tag));
-            src = osip_to_to_str(to, &s);
-            osip_to_free(to);
-        } else {
-            src = osip_to_to_str(req->to, &s);
+        int src = osip_to_to_str(req->to, &s);
+        /* osip writes a To as its URI and then its parameters in order, and
+         * a tag it is given goes last: appending ";tag=" to the text is what
+         * serializing a copy with the tag set gives, without the copy. */
+        if (src == 0 && s && !tag && to_tag) {
+            size_t sl = strlen(s), tl = strlen(to_tag);
+            char *with = osip_malloc(sl + tl + 6);
+            if (with) {
+                memcpy(with, s, sl);
+                memcpy(with + sl, ";tag=", 5);
+                memcpy(with + sl + 5, to_tag, tl + 1);
+            }
+            osip_free(s);
+            s = with;
+            if (!with)
+                rc = XS_ENOMEM;
         }
-        rc = append_header(out, st, st->to, src, s);
+        if (!rc)
+            rc = append_header(out, st, st->to, src, s);
     }
     if (!rc && req->call_id) {
         s = NULL;

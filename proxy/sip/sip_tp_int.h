@@ -1,6 +1,7 @@
 /* The inside of the SIP transport set, shared by sip_transport.c
- * (listeners, connections, replies) and sip_nexthop.c (the way out).
- * Nothing outside those two files includes this; its names carry the
+ * (listeners, connections, replies), sip_udp.c (datagrams) and
+ * sip_nexthop.c (the way out).
+ * Nothing outside those files includes this; its names carry the
  * internal prefix xs__sip_ (libuv's uv__ habit) so they cannot be taken
  * for the module's API or collide with another file's internals. */
 #ifndef XS_SIP_TP_INT_H
@@ -120,6 +121,8 @@ struct xs_sip_tp {
     char *rbuf; /* XS__SIP_RECV_SLOTS * XS__SIP_DGRAM_MAX bytes, owned */
 };
 
+/* A libuv error in the gateway's error space, for logs. */
+int xs__sip_from_uv(int uv_err);
 /* Frees tp and runs its done callback once it is closing and nothing is open. */
 void xs__sip_maybe_finish(struct xs_sip_tp *tp);
 void xs__sip_on_counted_close(uv_handle_t *h);

@@ -55,6 +55,29 @@ static int param_char_ok(unsigned char c)
     return isalnum(c) || (c && strchr("[]/:&+$-_.!~*'()", c));
 }
 
+/* A URI being written, at most URI_MAX bytes. */
+struct uri_out {
+    char s[URI_MAX];
+    size_t n;
+    int over;
+};
+
+static void uri_put(struct uri_out *o, char c)
+{
+    if (o->n < URI_MAX)
+        o->s[o->n++] = c;
+    else
+        o->over = 1;
+}
+
+static void uri_put_pct(struct uri_out *o, unsigned char c)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    uri_put(o, '%');
+    uri_put(o, hex[c >> 4]);
+    uri_put(o, hex[c & 15]);
+}
+
 /* "sip:user@host" from a parsed URI, without display name, port or
  * parameters but "gr": the form RFC 7247 §6.4 maps to a bare JID, or with
  * ";gr=value" to a full JID (§6.4 step 8, RFC 7572 §5 note 1). NULL when the
@@ -85,37 +108,44 @@ static char *uri_for_event(const osip_uri_t *u, int *status, const char **why)
             return NULL;
     if (!xs_addr_valid_domain(host, (size_t)hl))
         return NULL;
-    struct xs_buf b;
-    xs_buf_init(&b, URI_MAX);
-    int rc = 0;
-    for (const char *p = u->scheme; *p && !rc; p++)
-        rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
-    rc = rc ? rc : xs_buf_append(&b, ":", 1);
+    /* Built in place and copied out once: this runs twice per message. */
+    struct uri_out b = {.n = 0};
+    for (const char *p = u->scheme; *p; p++)
+        uri_put(&b, (char)tolower((unsigned char)*p));
+    uri_put(&b, ':');
     if (u->username && u->username[0]) {
-        for (const unsigned char *p = (const unsigned char *)u->username; *p && !rc; p++) {
+        for (const unsigned char *p = (const unsigned char *)u->username; *p; p++) {
             if (user_char_ok(*p))
-                rc = xs_buf_append(&b, p, 1);
+                uri_put(&b, (char)*p);
             else
-                rc = xs_buf_printf(&b, "%%%02X", *p);
+                uri_put_pct(&b, *p);
         }
-        rc = rc ? rc : xs_buf_append(&b, "@", 1);
+        uri_put(&b, '@');
     }
-    for (const char *p = host; *p && !rc; p++)
-        rc = xs_buf_append(&b, &(char){(char)tolower((unsigned char)*p)}, 1);
+    for (const char *p = host; *p; p++)
+        uri_put(&b, (char)tolower((unsigned char)*p));
     /* osip hands parameter values over percent-decoded; a gr without a value
      * (a temporary GRUU's flag form) names no resource. */
     osip_uri_param_t *gr = NULL;
     osip_uri_uparam_get_byname((osip_uri_t *)u, "gr", &gr);
-    if (!rc && gr && gr->gvalue && gr->gvalue[0]) {
-        rc = xs_buf_append_str(&b, ";gr=");
-        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p && !rc; p++)
-            rc = param_char_ok(*p) ? xs_buf_append(&b, p, 1) : xs_buf_printf(&b, "%%%02X", *p);
+    if (gr && gr->gvalue && gr->gvalue[0]) {
+        for (const char *p = ";gr="; *p; p++)
+            uri_put(&b, *p);
+        for (const unsigned char *p = (const unsigned char *)gr->gvalue; *p; p++) {
+            if (param_char_ok(*p))
+                uri_put(&b, (char)*p);
+            else
+                uri_put_pct(&b, *p);
+        }
     }
-    if (rc) {
-        xs_buf_free(&b);
+    if (b.over)
         return NULL;
+    char *r = malloc(b.n + 1);
+    if (r) {
+        memcpy(r, b.s, b.n);
+        r[b.n] = '\0';
     }
-    return b.data;
+    return r;
 }
 
 static const char *header_value(const osip_message_t *m, const char *name, const char *compact)
@@ -212,8 +242,16 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
     ev->from = from;
     ev->to = to;
     char lang[LANG_MAX + 1];
-    int rc = xs_event_setn(&ev->body, text.data, text.len);
-    xs_buf_free(&text);
+    int rc = 0;
+    /* The text buffer becomes the body as it is: it was only ever appended
+     * to, so its data is the start of its allocation. */
+    if (text.data && text.off == 0) {
+        ev->body = text.data;
+        xs_buf_init(&text, 0);
+    } else {
+        rc = xs_event_setn(&ev->body, text.data, text.len);
+        xs_buf_free(&text);
+    }
     rc = rc ? rc : xs_event_set(&ev->thread, callid);
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
@@ -260,6 +298,21 @@ static int wire_uri(const char *in, char *out, size_t n)
     return ok ? 0 : XS_EINVAL;
 }
 
+/* v in decimal into out (room for 21 bytes); returns out. */
+static const char *decimal(char *out, unsigned long long v)
+{
+    char tmp[21];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out;
+}
+
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why)
 {
@@ -284,16 +337,18 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
     const char *cid = xs_sip_callid_ok(ev->thread) ? ev->thread : p->call_id;
     size_t start = out->len;
     int v6 = strchr(p->via_host, ':') != NULL;
-    int rc = xs_buf_printf(out,
-                           "MESSAGE %s SIP/2.0\r\n"
-                           "Via: SIP/2.0/%s %s%s%s:%d;branch=%s;rport\r\n"
-                           "Max-Forwards: 70\r\n"
-                           "From: <%s>;tag=%s\r\n"
-                           "To: <%s>\r\n"
-                           "Call-ID: %s\r\n"
-                           "CSeq: %u MESSAGE\r\n",
-                           to, p->transport, v6 ? "[" : "", p->via_host, v6 ? "]" : "", p->via_port,
-                           p->branch, from, p->from_tag, to, cid, (unsigned)p->cseq);
+    char port[24], cseq[24];
+    /* Appended piece by piece: this runs for every message, and formatting
+     * it with printf cost more than everything else the function does. */
+    const char *const head[] = {"MESSAGE ", to, " SIP/2.0\r\nVia: SIP/2.0/", p->transport, " ",
+                                v6 ? "[" : "", p->via_host, v6 ? "]:" : ":",
+                                decimal(port, (unsigned long)p->via_port), ";branch=", p->branch,
+                                ";rport\r\nMax-Forwards: 70\r\nFrom: <", from, ">;tag=",
+                                p->from_tag, "\r\nTo: <", to, ">\r\nCall-ID: ", cid,
+                                "\r\nCSeq: ", decimal(cseq, p->cseq), " MESSAGE\r\n"};
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof head / sizeof head[0]; i++)
+        rc = xs_buf_append_str(out, head[i]);
     if (!rc && ev->subject && ev->subject[0]) {
         /* Header folding is gone from RFC 3261; a line break in an XMPP
          * subject becomes a space so it cannot end the header. */
@@ -313,11 +368,13 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
     char lang[LANG_MAX + 1];
     if (!rc && lang_of(ev->lang, lang, sizeof lang))
         rc = xs_buf_printf(out, "Content-Language: %s\r\n", lang);
+    char clen[24];
     if (!rc)
-        rc = xs_buf_printf(out,
-                           "Content-Type: text/plain;charset=UTF-8\r\n"
-                           "Content-Length: %zu\r\n\r\n",
-                           blen);
+        rc = xs_buf_append_str(out, "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: ");
+    if (!rc)
+        rc = xs_buf_append_str(out, decimal(clen, blen));
+    if (!rc)
+        rc = xs_buf_append_str(out, "\r\n\r\n");
     if (!rc)
         rc = xs_buf_append(out, ev->body, blen);
     if (rc) {

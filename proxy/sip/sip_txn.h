@@ -59,8 +59,9 @@ struct xs__sip_txns {
     void *idle_ud;
     /* Backpressure toward whoever feeds xs__sip_client_start: called with 1
      * when the client transactions in flight reach the high-water mark
-     * (three quarters of opts->max_client_txns), with 0 once they are back
-     * under the low-water mark (half). NULL: nobody listens. */
+     * (three quarters of opts->max_client_txns, at most opts->pressure_high),
+     * with 0 once they are back under two thirds of it. NULL: nobody
+     * listens. */
     void (*on_pressure)(void *ud, int high);
     void *pressure_ud;
 

@@ -36,6 +36,13 @@ void xs_tls_free(struct xs_tls *t);
 /* Ciphertext from the network. At most 64 KiB may wait unprocessed;
  * beyond that XS_ELIMIT (the owner stops reading until xs_tls_read drains). */
 int xs_tls_feed(struct xs_tls *t, const char *data, size_t len);
+/* The same without a copy, for a caller whose buffer is reused after the
+ * call that delivered it: `data` (borrowed) is read in place until
+ * xs_tls_lend_end, which copies in what is still unconsumed then (only a
+ * partial record, as a rule) and returns xs_tls_feed's result for it. In
+ * between, only handshake, read and write calls. */
+int xs_tls_lend(struct xs_tls *t, const char *data, size_t len);
+int xs_tls_lend_end(struct xs_tls *t);
 /* Advances the handshake: 0 when complete, XS_EAGAIN while more input is
  * needed (check xs_tls_out for bytes to send either way), XS_ETLS on failure
  * (xs_tls_error() says why). */
@@ -52,6 +59,9 @@ void xs_tls_close_notify(struct xs_tls *t);
  * call on it); consume what was handed to the socket. */
 void xs_tls_out(struct xs_tls *t, const char **data, size_t *len);
 void xs_tls_out_consume(struct xs_tls *t, size_t n);
+/* Frees the input and output buffers if they are empty: for a session gone
+ * quiet, so that it holds only mbedtls's own state. */
+void xs_tls_release(struct xs_tls *t);
 /* Last failure as text, "" if none. */
 const char *xs_tls_error(const struct xs_tls *t);
 /* 1 when the handshake is complete and the peer's certificate chain

@@ -34,6 +34,10 @@ struct xs_tls {
     mbedtls_ssl_context ssl;
     struct xs_buf in; /* fed ciphertext; in_pos bytes of it already consumed */
     size_t in_pos;
+    /* Ciphertext lent by xs_tls_lend until xs_tls_lend_end: read in place,
+     * so only what a read leaves unconsumed is ever copied into `in`. */
+    const char *lent;
+    size_t lent_len, lent_pos;
     struct xs_buf out;
     enum tls_state state;
     char err[192];
@@ -48,16 +52,25 @@ static int bio_send(void *p, const unsigned char *data, size_t len)
     return (int)len;
 }
 
+/* Owned ciphertext comes first; lent bytes only exist when there is none
+ * (xs_tls_lend copies behind a leftover instead of lending). */
 static int bio_recv(void *p, unsigned char *data, size_t len)
 {
     struct xs_tls *t = p;
     size_t avail = t->in.len - t->in_pos;
+    const char *src = t->in.data + t->in_pos;
+    size_t *pos = &t->in_pos;
+    if (avail == 0 && t->lent) {
+        avail = t->lent_len - t->lent_pos;
+        src = t->lent + t->lent_pos;
+        pos = &t->lent_pos;
+    }
     if (avail == 0)
         return MBEDTLS_ERR_SSL_WANT_READ;
     if (len > avail)
         len = avail;
-    memcpy(data, t->in.data + t->in_pos, len);
-    t->in_pos += len;
+    memcpy(data, src, len);
+    *pos += len;
     return (int)len;
 }
 
@@ -106,6 +119,28 @@ void xs_tls_free(struct xs_tls *t)
     free(t);
 }
 
+int xs_tls_lend(struct xs_tls *t, const char *data, size_t len)
+{
+    if (t->lent || t->in_pos < t->in.len)
+        return xs_tls_feed(t, data, len);
+    if (len > TLS_IN_MAX)
+        return XS_ELIMIT;
+    t->lent = data;
+    t->lent_len = len;
+    t->lent_pos = 0;
+    return 0;
+}
+
+int xs_tls_lend_end(struct xs_tls *t)
+{
+    if (!t->lent)
+        return 0;
+    int rc = xs_buf_append(&t->in, t->lent + t->lent_pos, t->lent_len - t->lent_pos);
+    t->lent = NULL;
+    t->lent_len = t->lent_pos = 0;
+    return rc;
+}
+
 int xs_tls_feed(struct xs_tls *t, const char *data, size_t len)
 {
     if (t->in_pos > 0) {
@@ -113,6 +148,23 @@ int xs_tls_feed(struct xs_tls *t, const char *data, size_t len)
         t->in_pos = 0;
     }
     return xs_buf_append(&t->in, data, len);
+}
+
+/* Ciphertext fed or lent and not yet taken by mbedtls. */
+static size_t input_left(const struct xs_tls *t)
+{
+    return t->in.len - t->in_pos + (t->lent ? t->lent_len - t->lent_pos : 0);
+}
+
+/* Once mbedtls has taken every byte fed, the input buffer goes: an idle
+ * session holds no ciphertext and no memory for it (the next feed makes
+ * a buffer of the size it needs). */
+static void release_input(struct xs_tls *t)
+{
+    if (t->in_pos < t->in.len)
+        return;
+    xs_buf_free(&t->in);
+    t->in_pos = 0;
 }
 
 /* mbedtls_ssl_read also drives an unfinished handshake, so the handshake can
@@ -134,6 +186,7 @@ int xs_tls_handshake(struct xs_tls *t)
     if (t->state != TLS_HANDSHAKE)
         return 0;
     int rc = mbedtls_ssl_handshake(&t->ssl);
+    release_input(t);
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
         return XS_EAGAIN;
     if (rc != 0)
@@ -157,6 +210,7 @@ int xs_tls_read(struct xs_tls *t, char *out, size_t cap)
     for (int empty = 0; empty < 4; empty++) {
         int rc = mbedtls_ssl_read(&t->ssl, (unsigned char *)out, cap);
         note_open(t);
+        release_input(t);
         if (rc > 0)
             return rc;
         if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
@@ -164,7 +218,7 @@ int xs_tls_read(struct xs_tls *t, char *out, size_t cap)
             return XS_ECLOSED;
         }
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE ||
-            (rc == 0 && t->in_pos == t->in.len))
+            (rc == 0 && input_left(t) == 0))
             return XS_EAGAIN;
         if (rc < 0)
             return fail(t, "read", rc);
@@ -208,6 +262,14 @@ void xs_tls_out(struct xs_tls *t, const char **data, size_t *len)
 void xs_tls_out_consume(struct xs_tls *t, size_t n)
 {
     xs_buf_consume(&t->out, n);
+}
+
+void xs_tls_release(struct xs_tls *t)
+{
+    if (t->out.len == 0)
+        xs_buf_free(&t->out);
+    if (!t->lent)
+        release_input(t);
 }
 
 const char *xs_tls_error(const struct xs_tls *t)

@@ -38,24 +38,30 @@
  * stranger cannot make us hold more than this per socket. */
 #define XS_S2S_PREAUTH_STANZA_MAX 8192
 
-/* Stream budgets (audit H3). Inbound and outbound streams count apart, so
- * nothing done to the listener can make an outbound stream fail. Inbound
- * streams with no authenticated pair yet are capped per source address and
- * in total; a newcomer over either cap evicts the oldest such stream, so a
+/* Stream budgets (audit H3) come from the policy (xmpp.max_streams, struct
+ * xs_s2s_budget). Inbound and outbound streams count apart, so nothing
+ * done to the listener can make an outbound stream fail. Inbound streams
+ * with no authenticated pair yet are capped per source address and in
+ * total; a newcomer over either cap evicts the oldest such stream, so a
  * flood cannot keep a real partner out for longer than it takes to open the
- * cap's worth of connections. These are the wanted sizes; the side shrinks
- * them at start when RLIMIT_NOFILE cannot hold them. */
-#define XS_S2S_OUT_STREAMS_MAX 512
-#define XS_S2S_IN_STREAMS_MAX 1024
-#define XS_S2S_IN_UNAUTH_MAX 256
-#define XS_S2S_IN_UNAUTH_PER_SOURCE 8
-/* Descriptors kept for what is not s2s: SIP over TCP (256), DNS, the log. */
+ * cap's worth of connections. The side shrinks the totals when
+ * RLIMIT_NOFILE cannot hold them.
+ * Descriptors kept for what is not s2s: SIP over TCP (256), DNS, the log. */
 #define XS_S2S_FD_RESERVE 384
 /* An inbound stream must send its header this long after the connection
  * (or the TLS restart) and authenticate a pair this long after its first
  * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
 #define XS_S2S_IN_AUTH_TIMEOUT 30.0
+/* An inbound stream silent this long lets its parser go (xs_xml_parser_trim):
+ * about 10 KiB of expat state per stream, rebuilt from the kept stream
+ * header, in microseconds, by the next byte that arrives. */
+#define XS_S2S_IN_TRIM_AFTER 2.0
+/* Once this many parsers were trimmed, the heap's free pages go back to the
+ * kernel (malloc_trim): freed memory inside the heap would otherwise stay
+ * resident until reused, and a burst of new streams that then go quiet
+ * would keep the burst's peak. */
+#define XS_S2S_TRIM_RETURN 64
 /* Dialback on one inbound stream (audit M3): pairs being verified at once,
  * and db:result elements a stream may send before any pair is valid. */
 #define XS_S2S_IN_VERIFY_INFLIGHT 4
@@ -71,9 +77,12 @@
 #define XS_S2S_DB_ID_MAX 64
 
 struct xs_s2s_budget {
-    size_t in_max;     /* inbound streams, closing ones included */
-    size_t out_max;    /* outbound streams */
-    size_t unauth_max; /* inbound streams without an authenticated pair */
+    size_t in_max;            /* inbound streams, closing ones included */
+    size_t out_max;           /* outbound streams */
+    size_t unauth_max;        /* inbound streams without an authenticated pair */
+    size_t unauth_per_source; /* of those, from one source address (IPv6: /64) */
+    size_t per_domain;        /* inbound streams with a pair (valid or being verified)
+                                 for one remote domain */
 };
 
 struct s2s_in;
@@ -94,9 +103,11 @@ struct xs_xmpp {
     size_t n_streams; /* inbound and outbound, closing ones included */
     size_t n_ins;     /* of which inbound */
     struct xs_s2s_budget budget;
+    unsigned long long nofile; /* RLIMIT_NOFILE after start (RLIM_INFINITY: none) */
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
+    size_t trimmed; /* parsers trimmed since the heap was last returned */
     int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
@@ -114,8 +125,13 @@ typedef void (*xs_verify_cb)(struct xs_xmpp *x, uint64_t in_serial, const char *
 
 /* side.c */
 /* The budgets that fit `nofile` descriptors (RLIM_INFINITY: the wanted
- * sizes). Returns 1 when they had to be shrunk, 0 when the wanted sizes fit. */
-int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out);
+ * sizes): `want` (borrowed) as they are when they fit, else the totals
+ * shrunk in proportion, and the shares no larger than their totals.
+ * Returns 1 when they had to be shrunk, 0 when the wanted sizes fit. */
+int xs_xmpp_size_budget(unsigned long long nofile, const struct xs_s2s_budget *want,
+                        struct xs_s2s_budget *out);
+/* The budget the policy asks for (xmpp.max_streams). */
+void xs_xmpp_wanted_budget(const struct xs_config *cfg, struct xs_s2s_budget *out);
 /* Whether a new outbound stream fits its budget. */
 int xs_xmpp_out_room(const struct xs_xmpp *x);
 double xs_xmpp_now(const struct xs_xmpp *x);
@@ -136,7 +152,8 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x);
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
                         int valid);
-void xs_s2s_in_sweep(struct s2s_in *in, double now);
+/* Returns 1 when the stream's parser was trimmed (it went quiet), else 0. */
+int xs_s2s_in_sweep(struct s2s_in *in, double now);
 /* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
  * inbound stream number `serial`, encrypted when `secure`, goes where it
  * belongs. */
@@ -157,7 +174,16 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *
  * What done() reports, and when. A stanza is "flushed" once the kernel has
  * confirmed its last byte (xs_link_flushed); nothing is reported delivered
- * before that. Once flushed, done() waits up to the policy's
+ * before that.
+ * With stream management (XEP-0198, s2s_sm.h) on the stream, a stanza is
+ * delivered once the peer acknowledged it (<a h/>); then done() waits at
+ * most XS_SM_ACK_SETTLE (never more than the grace) for an error stanza
+ * with that id, and reports success. An error stanza before that reports
+ * the error. If the peer refuses or never answers <enable/>, the stanzas
+ * go to the grace below. A stanza not acknowledged when the stream ends,
+ * however it ends, fails with remote-server-timeout (service-unavailable at
+ * shutdown); it is not sent again, since the peer may have handled it.
+ * Without stream management, once flushed, done() waits up to the policy's
  * xmpp.error_grace for an error stanza with that id (at once without an id
  * or grace) and then reports success.
  * When the stream dies:
@@ -172,6 +198,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  *    never have read them.
  *  - at shutdown every sender hears before xs_xmpp_close returns: what was
  *    not flushed fails with service-unavailable, flushed stanzas succeed.
+ * (The rules below are the grace path's.)
  * The limit: XMPP without stream management (XEP-0198) has no receipt, so
  * a peer that stops reading for longer than the grace and then resets the
  * connection has been credited with what its kernel buffered meanwhile. */

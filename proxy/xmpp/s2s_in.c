@@ -12,6 +12,12 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/s2s_sm.h"
+
+/* <failed/> answers to stream management requests one stream gets before
+ * it is ended: each answer is larger than the request, so a peer repeating
+ * a refused request is cut off rather than answered forever. */
+#define IN_SM_REFUSALS_MAX 4
 
 enum in_state { IN_WAIT_HEADER, IN_OPEN, IN_TLS_HANDSHAKE, IN_CLOSED };
 
@@ -41,13 +47,17 @@ struct s2s_in {
     char source[INET6_ADDRSTRLEN]; /* the peer's address (IPv6: its /64), for per-source caps */
     char local[XS_DOMAIN_MAX];     /* the header's to */
     char remote[XS_DOMAIN_MAX];    /* the header's from, "" when the peer gave none */
-    struct in_pair pairs[XS_S2S_PAIRS_MAX];
-    size_t n_pairs;
+    /* Grown one pair at a time up to XS_S2S_PAIRS_MAX: most streams carry
+     * one, and an idle stream should cost what it uses. */
+    struct in_pair *pairs;
+    size_t n_pairs, cap_pairs;
     unsigned db_attempts;   /* db:result elements while unauthenticated */
     unsigned db_verifies;   /* db:verify elements while unauthenticated */
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
+    struct xs_sm_in sm; /* XEP-0198, when the peer enabled it */
+    unsigned sm_refusals;
 };
 
 static int in_authenticated(const struct s2s_in *in)
@@ -155,12 +165,13 @@ static void write_features(struct s2s_in *in)
     if (!in->tls)
         n = snprintf(buf, sizeof buf,
                      "<stream:features><starttls xmlns='" XS_NS_TLS "'>%s</starttls>"
-                     "<dialback xmlns='" XS_NS_DIALBACK_FEATURE "'/></stream:features>",
+                     "<dialback xmlns='" XS_NS_DIALBACK_FEATURE "'/>"
+                     "<sm xmlns='" XS_NS_SM "'><optional/></sm></stream:features>",
                      tls_required ? "<required/>" : "");
     else
         n = snprintf(buf, sizeof buf,
                      "<stream:features><dialback xmlns='" XS_NS_DIALBACK_FEATURE
-                     "'/></stream:features>");
+                     "'/><sm xmlns='" XS_NS_SM "'><optional/></sm></stream:features>");
     int rc = xs_link_write(in->link, buf, (size_t)n);
     if (rc != 0)
         in_write_failed(in, rc);
@@ -263,6 +274,32 @@ static size_t pending_from_source(struct xs_xmpp *x, const char *source, const c
     return n;
 }
 
+/* Inbound streams other than `self` with a pair for `remote`, being verified
+ * or valid: what xmpp.max_streams.per_domain caps. */
+static size_t streams_for_domain(struct xs_xmpp *x, const struct s2s_in *self, const char *remote)
+{
+    size_t n = 0;
+    for (struct s2s_in *in = x->ins; in; in = in->next) {
+        if (in == self || in->state == IN_CLOSED)
+            continue;
+        for (size_t i = 0; i < in->n_pairs; i++) {
+            if (!strcmp(in->pairs[i].remote, remote)) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+static int has_remote(const struct s2s_in *in, const char *remote)
+{
+    for (size_t i = 0; i < in->n_pairs; i++)
+        if (!strcmp(in->pairs[i].remote, remote))
+            return 1;
+    return 0;
+}
+
 /* XEP-0220 §2.2: the peer claims `from` and asks to send to `to`. */
 static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
 {
@@ -316,11 +353,15 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
                (unsigned long long)in->serial, remote, local);
         return;
     }
+    /* A stream that already carries the domain does not count again. */
     const char *busy =
         pending_from_source(in->x, in->source, local, remote) >= XS_S2S_IN_VERIFY_PER_SOURCE
             ? "too-many-from-source"
         : count_pending(in) >= XS_S2S_IN_VERIFY_INFLIGHT ? "too-many-in-flight"
-                                                         : NULL;
+        : !has_remote(in, remote) &&
+                streams_for_domain(in->x, in, remote) >= in->x->budget.per_domain
+            ? "too-many-for-domain"
+            : NULL;
     if (busy) {
         free(key);
         xs_log(XS_LOG_WARN, "s2s.in.dialback",
@@ -334,6 +375,16 @@ static void on_db_result(struct s2s_in *in, struct xs_xml_el *el)
             free(key);
             in_error(in, "policy-violation", "too many domain pairs on one stream");
             return;
+        }
+        if (in->n_pairs == in->cap_pairs) {
+            struct in_pair *grown = realloc(in->pairs, (in->cap_pairs + 1) * sizeof *grown);
+            if (!grown) {
+                free(key);
+                reply_db(in, "result", local, remote, NULL, "error", "resource-constraint");
+                return;
+            }
+            in->pairs = grown;
+            in->cap_pairs++;
         }
         pair = &in->pairs[in->n_pairs++];
         snprintf(pair->local, sizeof pair->local, "%s", local);
@@ -435,7 +486,63 @@ static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
         in_error(in, "not-authorized", "stanza for a domain pair not authenticated");
         return;
     }
+    /* Handled (XEP-0198 §4) once carry has it: from here its outcome,
+     * error stanzas included, is ours to produce. */
+    if (!strcmp(el->name, "message") || !strcmp(el->name, "presence") || !strcmp(el->name, "iq"))
+        xs_sm_in_handled(&in->sm);
     xs_s2s_in_carry(in->x, in->serial, in->tls, el);
+}
+
+/* XEP-0198 as the receiving server: enabled after dialback authenticated a
+ * pair, no resumption. <r/> is answered once per read (on_data), with the
+ * count at its end, so a flood of requests costs one small answer. */
+static void on_sm(struct s2s_in *in, const struct xs_xml_el *el)
+{
+    const char *refusal = NULL;
+    if (!strcmp(el->name, "enable")) {
+        if (!in_authenticated(in))
+            refusal = "unexpected-request";
+        else if (in->sm.enabled)
+            refusal = "unexpected-request";
+    } else if (!strcmp(el->name, "resume")) {
+        refusal = "feature-not-implemented";
+    } else if (!strcmp(el->name, "r")) {
+        if (in->sm.enabled)
+            in->sm.owed = 1;
+        return;
+    } else {
+        /* <a/> (we send no <r/> here), <enabled/> and the like: nothing to do. */
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu element=sm:%s",
+               (unsigned long long)in->serial, el->name);
+        return;
+    }
+    if (refusal) {
+        xs_log(XS_LOG_INFO, "s2s.in.sm", "stream=in%llu remote=%s request=%s result=failed cond=%s",
+               (unsigned long long)in->serial, in->remote[0] ? in->remote : "-", el->name, refusal);
+        if (++in->sm_refusals > IN_SM_REFUSALS_MAX) {
+            in_error(in, "policy-violation", "too many refused stream management requests");
+            return;
+        }
+        char buf[160];
+        int n = snprintf(buf, sizeof buf,
+                         "<failed xmlns='" XS_NS_SM "'><%s xmlns='"
+                         "urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>",
+                         refusal);
+        int rc = xs_link_write(in->link, buf, (size_t)n);
+        if (rc != 0)
+            in_write_failed(in, rc);
+        return;
+    }
+    static const char enabled[] = "<enabled xmlns='" XS_NS_SM "'/>";
+    int rc = xs_link_write(in->link, enabled, sizeof enabled - 1);
+    if (rc != 0) {
+        in_write_failed(in, rc);
+        return;
+    }
+    in->sm.enabled = 1;
+    in->sm.handled = 0;
+    xs_log(XS_LOG_INFO, "s2s.in.sm", "stream=in%llu remote=%s result=enabled",
+           (unsigned long long)in->serial, in->remote[0] ? in->remote : "-");
 }
 
 static void on_stanza(void *ud, struct xs_xml_el *el)
@@ -472,6 +579,8 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         set_state(in, IN_CLOSED, "stream error from the peer");
         xs_xml_parser_stop(in->parser);
         xs_s2s_close_stream(in->link);
+    } else if (!strcmp(el->ns, XS_NS_SM)) {
+        on_sm(in, el);
     } else if (!strcmp(el->ns, XS_NS_SERVER)) {
         on_stanza_authenticated(in, el);
     } else {
@@ -517,6 +626,7 @@ static void on_data(void *ud, const char *data, size_t len)
          * to verifications still in flight find no pair and are dropped. */
         in->n_pairs = 0;
         in->remote[0] = '\0';
+        xs_sm_in_init(&in->sm);
         in->verify_tag = 2 * in->serial + 1;
         apply_limits(in);
         in->header_sent = 0;
@@ -526,6 +636,16 @@ static void on_data(void *ud, const char *data, size_t len)
     if (rc < 0 && in->state != IN_CLOSED) {
         const char *cond = xs_xml_parser_condition(in->parser);
         in_error(in, cond ? cond : "not-well-formed", xs_xml_parser_detail(in->parser));
+        return;
+    }
+    if (in->sm.owed && in->state == IN_OPEN) {
+        char a[64];
+        int n = snprintf(a, sizeof a, "<a xmlns='" XS_NS_SM "' h='%lu'/>",
+                         (unsigned long)in->sm.handled);
+        in->sm.owed = 0;
+        int wrc = xs_link_write(in->link, a, (size_t)n);
+        if (wrc != 0)
+            in_write_failed(in, wrc);
     }
 }
 
@@ -551,6 +671,7 @@ static void on_closed(void *ud, int reason)
     }
     if (in->parser)
         xs_xml_parser_free(in->parser);
+    free(in->pairs);
     free(in);
     xs_xmpp_stream_gone(x);
 }
@@ -618,13 +739,28 @@ static void make_room(struct xs_xmpp *x, const char *source)
                     victim_here = in;
             }
         }
-        if (here >= XS_S2S_IN_UNAUTH_PER_SOURCE)
+        if (here >= x->budget.unauth_per_source)
             evict(victim_here, "per-source-cap");
         else if (total >= x->budget.unauth_max)
             evict(victim, "unauthenticated-cap");
         else
             return;
     }
+}
+
+/* Over the inbound total: the peer hears why (RFC 6120 §4.9.3.17) in one
+ * non-blocking write to the fresh socket, whose buffer is empty, and the
+ * connection closes at once, so a flood of refusals holds no descriptor. */
+static void refuse_full(uv_tcp_t *tcp)
+{
+    static const char refusal[] =
+        "<?xml version='1.0'?><stream:stream xmlns='" XS_NS_SERVER "' xmlns:stream='" XS_NS_STREAMS
+        "' version='1.0'><stream:error><resource-constraint xmlns='" XS_NS_STREAM_ERRORS
+        "'/><text xmlns='" XS_NS_STREAM_ERRORS "'>too many streams</text></stream:error>"
+        "</stream:stream>";
+    uv_buf_t b = uv_buf_init((char *)refusal, sizeof refusal - 1);
+    (void)uv_try_write((uv_stream_t *)tcp, &b, 1);
+    uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
 }
 
 void xs_xmpp_hold_input(void *impl, int hold)
@@ -651,9 +787,10 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
      * descriptors inbound streams hold. Eviction keeps unauthenticated ones
      * far below it; what fills it is authenticated partners. */
     if (x->n_ins >= x->budget.in_max) {
-        xs_log(XS_LOG_WARN, "xmpp.listen", "result=refused reason=too-many-streams peer=%s",
-               source);
-        uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+        xs_log(XS_LOG_WARN, "xmpp.listen",
+               "result=refused reason=too-many-streams peer=%s in_max=%zu", source,
+               x->budget.in_max);
+        refuse_full(tcp);
         return;
     }
     make_room(x, source);
@@ -699,19 +836,26 @@ void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
            (unsigned long long)in->serial, xs_link_peer(in->link));
 }
 
-void xs_s2s_in_sweep(struct s2s_in *in, double now)
+int xs_s2s_in_sweep(struct s2s_in *in, double now)
 {
     if (in->state == IN_CLOSED)
-        return;
+        return 0;
     if (!in_authenticated(in) && ((in->header_deadline && now > in->header_deadline) ||
                                   (in->auth_deadline && now > in->auth_deadline))) {
         in_error(in, "connection-timeout", "stream set-up took too long");
-        return;
+        return 0;
     }
     if (now - in->last_activity > in->x->cfg->xmpp_idle_timeout) {
         set_state(in, IN_CLOSED, "idle");
         xs_s2s_close_stream(in->link);
+        return 0;
     }
+    if (now - in->last_activity < XS_S2S_IN_TRIM_AFTER || !in->parser ||
+        !xs_xml_parser_trim(in->parser))
+        return 0;
+    xs_log(XS_LOG_DEBUG, "s2s.in.quiet", "stream=in%llu result=parser-released",
+           (unsigned long long)in->serial);
+    return 1;
 }
 
 /* Why the partner entry for `remote` no longer admits dialback on this

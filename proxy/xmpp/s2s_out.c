@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
 
@@ -31,6 +32,8 @@ struct out_item {
     void *ud;
     double deadline; /* while flushed and waiting out the error grace */
     uint64_t end;    /* once written: the link offset its last byte ends at */
+    uint32_t sm_n;   /* with sm_counted: the h that acknowledges it (XEP-0198) */
+    int sm_counted;  /* written while the stream counted stanzas */
     char id[65];     /* the stanza id, "" when it has none usable */
     size_t len;
     char data[]; /* the serialized stanza; not kept once written */
@@ -79,6 +82,13 @@ struct s2s_out {
     struct out_list queue;     /* waiting for the stream to be established */
     struct out_list unflushed; /* written to the link, not yet confirmed by the kernel */
     struct out_list written;   /* confirmed, waiting out the error grace, oldest first */
+    /* With stream management: confirmed by the kernel, waiting for the
+     * peer's <a/>, in the order sent. */
+    struct out_list unacked;
+    struct xs_sm_out sm;
+    int v1;         /* the peer's header said version 1.0 */
+    int sm_offered; /* its last stream features offered urn:xmpp:sm:3 */
+    int sm_owe_a;   /* the peer sent <r/>: one <a/> answers after this read */
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
@@ -164,6 +174,14 @@ static void list_complete(const struct s2s_out *o, struct out_list *l, enum xs_c
 static void after_flush(struct s2s_out *o, struct out_item *it)
 {
     double grace = o->x->cfg->xmpp_error_grace;
+    /* The peer counts it and will acknowledge it: its sender hears then.
+     * Until <enabled/> confirms that, the grace's deadline holds too, so a
+     * peer that ignores <enable/> costs nothing but the element. */
+    if (it->done && it->sm_counted && o->sm.state != XS_SM_OFF) {
+        it->deadline = xs_xmpp_now(o->x) + (grace > 0 && it->id[0] ? grace : 0);
+        list_push(&o->unacked, it);
+        return;
+    }
     if (!it->done || grace <= 0 || !it->id[0]) {
         if (it->done)
             it->done(it->ud, XS_COND_NONE, NULL);
@@ -196,6 +214,7 @@ static void promote_flushed(struct s2s_out *o)
 static void after_write(struct s2s_out *o, struct out_item *it)
 {
     it->end = xs_link_accepted(o->link);
+    it->sm_counted = xs_sm_out_count(&o->sm, &it->sm_n);
     list_push(&o->unflushed, it);
 }
 
@@ -206,6 +225,12 @@ static void settle_written(struct s2s_out *o, enum xs_cond cond, const char *tex
 {
     promote_flushed(o);
     list_complete(o, &o->unflushed, cond, text);
+    /* XEP-0198 §4: until the peer acknowledged a stanza it is ours to
+     * answer for, however the stream ended. Not sent again on a new
+     * stream: the peer may have handled it and lost only the <a/>, and a
+     * duplicate is worse than a prompt failure the sender can act on. */
+    list_complete(o, &o->unacked, cond,
+                  "the stream to the remote server ended before it acknowledged the stanza");
     if (in_order)
         list_complete(o, &o->written, XS_COND_NONE, NULL);
     else
@@ -223,6 +248,9 @@ static struct out_item *item_new(const char *data, size_t len, const char *id, x
     it->done = done;
     it->ud = ud;
     it->deadline = 0;
+    it->end = 0;
+    it->sm_n = 0;
+    it->sm_counted = 0;
     it->id[0] = '\0';
     if (id && strlen(id) < sizeof it->id)
         memcpy(it->id, id, strlen(id) + 1);
@@ -308,8 +336,129 @@ static void write_failed(struct s2s_out *o, int rc)
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote server does not read its stream",
                   "resource-constraint");
     else
-        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed",
-                  NULL);
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed", NULL);
+}
+
+/* XEP-0198 on the stream. Acknowledgements are asked for one <r/> at a
+ * time, after the kernel took a batch of writes: at any rate that is one
+ * request per write batch and per round trip, not one per stanza. */
+static void sm_maybe_request(struct s2s_out *o)
+{
+    if (o->state != OUT_ESTABLISHED || !xs_sm_out_want_request(&o->sm))
+        return;
+    static const char r[] = "<r xmlns='" XS_NS_SM "'/>";
+    int rc = xs_link_write(o->link, r, sizeof r - 1);
+    if (rc != 0) {
+        write_failed(o, rc);
+        return;
+    }
+    xs_sm_out_requested_ack(&o->sm, xs_xmpp_now(o->x));
+}
+
+/* Acknowledgements are off from now on (refused, or never answered): the
+ * stanzas waiting for one go to the error grace, as on a stream without. */
+static void sm_fall_back(struct s2s_out *o, const char *why)
+{
+    xs_log(XS_LOG_WARN, "s2s.out.sm",
+           "stream=out%llu local=%s remote=%s result=off reason=\"%s\" waiting=%zu",
+           (unsigned long long)o->serial, o->local, o->remote, why, o->unacked.n);
+    o->sm.state = XS_SM_OFF;
+    struct out_list l = o->unacked;
+    o->unacked = (struct out_list){0};
+    struct out_item *it;
+    while ((it = list_pop(&l)) != NULL)
+        after_flush(o, it);
+}
+
+/* The peer acknowledged `it`: its sender hears of success, after a short
+ * settle in which an error stanza about it still wins. */
+static void sm_acked(struct s2s_out *o, struct out_item *it)
+{
+    double grace = o->x->cfg->xmpp_error_grace;
+    double settle = grace < XS_SM_ACK_SETTLE ? grace : XS_SM_ACK_SETTLE;
+    if (!it->done || settle <= 0 || !it->id[0]) {
+        if (it->done)
+            it->done(it->ud, XS_COND_NONE, NULL);
+        free(it);
+        return;
+    }
+    it->deadline = xs_xmpp_now(o->x) + settle;
+    list_push(&o->written, it);
+}
+
+/* An h the peer could not have: the stream's count is broken, and nothing
+ * it acknowledges can be trusted. XEP-0198 §4 names the case for a count
+ * too high; one going backwards gets the same condition with a text. */
+static void sm_bad_ack(struct s2s_out *o, int rc, uint32_t h)
+{
+    char buf[512];
+    const char *what = rc == XS_ELIMIT ? "the remote server acknowledged more stanzas than sent"
+                                       : "the remote server's acknowledgement went backwards";
+    xs_log(XS_LOG_WARN, "s2s.out.sm",
+           "stream=out%llu local=%s remote=%s result=bad-ack h=%lu acked=%lu sent=%lu",
+           (unsigned long long)o->serial, o->local, o->remote, (unsigned long)h,
+           (unsigned long)o->sm.acked, (unsigned long)o->sm.sent);
+    out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, what);
+    xs_xml_parser_stop(o->parser);
+    char detail[128] = "";
+    if (rc == XS_ELIMIT)
+        snprintf(detail, sizeof detail,
+                 "<handled-count-too-high xmlns='" XS_NS_SM "' h='%lu' send-count='%lu'/>",
+                 (unsigned long)h, (unsigned long)o->sm.sent);
+    int n = snprintf(buf, sizeof buf,
+                     "<stream:error><undefined-condition xmlns='" XS_NS_STREAM_ERRORS "'/>"
+                     "%s<text xmlns='" XS_NS_STREAM_ERRORS "'>%s</text></stream:error>"
+                     "</stream:stream>",
+                     detail, what);
+    int wrc = xs_link_write(o->link, buf, (size_t)n);
+    xs_link_close(o->link, wrc ? wrc : XS_EPROTO);
+}
+
+static void sm_on_ack(struct s2s_out *o, const struct xs_xml_el *el)
+{
+    uint32_t h, prev;
+    if (xs_sm_parse_h(xs_xml_el_attr(el, "h"), &h) != 0) {
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "acknowledgement without a usable h",
+                  "invalid-xml");
+        return;
+    }
+    int rc = xs_sm_out_ack(&o->sm, h, &prev);
+    if (rc != 0) {
+        sm_bad_ack(o, rc, h);
+        return;
+    }
+    /* Both lists are in the order sent, the unacked before the unflushed
+     * (an <a/> can come before our write callback has run). */
+    struct out_list *lists[2] = {&o->unacked, &o->unflushed};
+    for (size_t i = 0; i < 2; i++) {
+        struct out_list *l = lists[i];
+        while (l->head && l->head->sm_counted && xs_sm_covers(prev, h, l->head->sm_n))
+            sm_acked(o, list_pop(l));
+    }
+    sm_maybe_request(o);
+}
+
+static void sm_on_element(struct s2s_out *o, const struct xs_xml_el *el)
+{
+    if (o->state != OUT_ESTABLISHED)
+        return;
+    if (!strcmp(el->name, "enabled") && o->sm.state == XS_SM_REQUESTED) {
+        o->sm.state = XS_SM_ON;
+        xs_log(XS_LOG_INFO, "s2s.out.sm", "stream=out%llu local=%s remote=%s result=enabled",
+               (unsigned long long)o->serial, o->local, o->remote);
+        sm_maybe_request(o);
+    } else if (!strcmp(el->name, "failed") && o->sm.state == XS_SM_REQUESTED) {
+        sm_fall_back(o, "the remote server refused stream management");
+    } else if (!strcmp(el->name, "a") && o->sm.state == XS_SM_ON) {
+        sm_on_ack(o, el);
+    } else if (!strcmp(el->name, "r") && o->sm.state == XS_SM_ON) {
+        /* Nothing is handled on our outbound stream; the <a/> is written
+         * once per read, however many <r/> the read held. */
+        o->sm_owe_a = 1;
+    } else {
+        xs_log(XS_LOG_DEBUG, "s2s.out.ignored", "stream=out%llu element=sm:%s",
+               (unsigned long long)o->serial, el->name);
+    }
 }
 
 static void send_verifies(struct s2s_out *o)
@@ -373,6 +522,7 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
     snprintf(o->peer_id, sizeof o->peer_id, "%s", id);
     const char *version = xs_xml_el_attr(h, "version");
     if (version && !strcmp(version, "1.0")) {
+        o->v1 = 1;
         set_state(o, OUT_WAIT_FEATURES, "header");
         return;
     }
@@ -382,6 +532,8 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 
 static void on_features(struct s2s_out *o, struct xs_xml_el *el)
 {
+    /* Features before TLS do not count after it (RFC 6120 §5.4.3.3). */
+    o->sm_offered = xs_xml_el_child(el, XS_NS_SM, "sm") != NULL;
     struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
     if (starttls && !o->tls) {
         static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
@@ -400,6 +552,22 @@ static void established(struct s2s_out *o)
 {
     set_state(o, OUT_ESTABLISHED, "dialback valid");
     o->last_activity = xs_xmpp_now(o->x);
+    /* XEP-0198 after authentication. Stanzas follow at once rather than
+     * waiting for <enabled/>: the peer counts from its receipt of <enable/>,
+     * so they count either way, and a refusal sends them to the grace. */
+    int mode = o->x->cfg->xmpp_stream_management;
+    if (o->v1 && (mode == XS_SM_MODE_ALWAYS || (mode == XS_SM_MODE_OFFERED && o->sm_offered))) {
+        static const char enable[] = "<enable xmlns='" XS_NS_SM "'/>";
+        int rc = xs_link_write(o->link, enable, sizeof enable - 1);
+        if (rc != 0) {
+            write_failed(o, rc);
+            return;
+        }
+        xs_sm_out_requested(&o->sm, o->last_activity);
+        xs_log(XS_LOG_INFO, "s2s.out.sm",
+               "stream=out%llu local=%s remote=%s result=requested offered=%d",
+               (unsigned long long)o->serial, o->local, o->remote, o->sm_offered);
+    }
     struct out_item *it;
     while (o->state == OUT_ESTABLISHED && (it = list_pop(&o->queue)) != NULL) {
         int rc = xs_link_write(o->link, it->data, it->len);
@@ -478,6 +646,8 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         on_db_result(o, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
         on_db_verify(o, el);
+    } else if (!strcmp(el->ns, XS_NS_SM)) {
+        sm_on_element(o, el);
     } else {
         xs_log(XS_LOG_DEBUG, "s2s.out.ignored", "stream=out%llu element=%s",
                (unsigned long long)o->serial, el->name);
@@ -516,6 +686,14 @@ static void on_data(void *ud, const char *data, size_t len)
         const char *cond = xs_xml_parser_condition(o->parser);
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_xml_parser_detail(o->parser),
                   cond ? cond : "not-well-formed");
+        return;
+    }
+    if (o->sm_owe_a && o->state == OUT_ESTABLISHED) {
+        static const char a[] = "<a xmlns='" XS_NS_SM "' h='0'/>";
+        o->sm_owe_a = 0;
+        int wrc = xs_link_write(o->link, a, sizeof a - 1);
+        if (wrc != 0)
+            write_failed(o, wrc);
     }
 }
 
@@ -535,22 +713,22 @@ static void on_closed(void *ud, int reason)
     out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, xs_strerror(reason));
     promote_flushed(o);
     int in_order = reason == XS_OK || reason == XS_ECLOSED || reason == XS_EPROTO;
-    size_t lost = o->unflushed.n, doubtful = in_order ? 0 : o->written.n;
+    size_t lost = o->unflushed.n + o->unacked.n, doubtful = in_order ? 0 : o->written.n;
     if (lost || doubtful)
         xs_log(XS_LOG_WARN, "s2s.out.unconfirmed",
-               "stream=out%llu local=%s remote=%s reason=%s unwritten=%zu in_grace=%zu "
-               "in_grace_result=%s",
-               (unsigned long long)o->serial, o->local, o->remote, xs_errname(reason), lost,
-               o->written.n, in_order ? "delivered" : "failed");
+               "stream=out%llu local=%s remote=%s reason=%s unwritten=%zu unacked=%zu "
+               "in_grace=%zu in_grace_result=%s",
+               (unsigned long long)o->serial, o->local, o->remote, xs_errname(reason),
+               o->unflushed.n, o->unacked.n, o->written.n, in_order ? "delivered" : "failed");
     settle_written(o, XS_COND_REMOTE_SERVER_TIMEOUT,
-                   "the stream to the remote server ended before the stanza was written",
-                   in_order);
+                   "the stream to the remote server ended before the stanza was written", in_order);
     out_free(o);
 }
 
 static void on_flushed(void *ud)
 {
     promote_flushed(ud);
+    sm_maybe_request(ud);
 }
 
 static const struct xs_link_cbs link_cbs = {on_data, on_tls_ready, on_closed};
@@ -597,9 +775,9 @@ static int try_next_target(struct s2s_out *o)
 {
     struct xs_dns_target *t = &o->targets[o->next_target++];
     double timeout = o->x->cfg->xmpp_connect_timeout;
-    int rc = xs_net_connect_flags(o->x->loop, t->host, t->port, timeout,
-                                  o->public_only ? XS_NET_PUBLIC_ONLY : 0, on_connected, o,
-                                  &o->connect);
+    int rc =
+        xs_net_connect_flags(o->x->loop, t->host, t->port, timeout,
+                             o->public_only ? XS_NET_PUBLIC_ONLY : 0, on_connected, o, &o->connect);
     if (rc != 0) {
         o->connect = NULL;
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, xs_strerror(rc), NULL);
@@ -621,8 +799,8 @@ static void on_resolved(void *ud, int status, const struct xs_dns_target *target
             out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the remote domain's DNS did not answer",
                       NULL);
         else
-            out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
-                      "the remote domain could not be resolved", NULL);
+            out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote domain could not be resolved",
+                      NULL);
         return;
     }
     o->n_targets = n < OUT_MAX_TARGETS ? n : OUT_MAX_TARGETS;
@@ -649,9 +827,9 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     const struct xs_partner *p = xs_policy_partner(x->policy, remote);
     int open_fed = p && !strcmp(p->domain, "*");
     const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "not-local"
-                          : !p                                        ? "not-a-partner"
-                          : open_fed && xs_net_is_ip_literal(remote)  ? "ip-literal"
-                                                                      : NULL;
+                          : !p                                         ? "not-a-partner"
+                          : open_fed && xs_net_is_ip_literal(remote)   ? "ip-literal"
+                                                                       : NULL;
     if (refusal) {
         xs_log(XS_LOG_WARN, "s2s.out.refused", "local=%s remote=%s reason=%s", local, remote,
                refusal);
@@ -662,6 +840,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
         return NULL;
     o->x = x;
     o->serial = ++x->next_serial;
+    xs_sm_out_init(&o->sm);
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
     o->public_only = open_fed;
@@ -697,10 +876,12 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
                      xs_done_cb done, void *ud)
 {
     if (o->state == OUT_ESTABLISHED) {
-        if (o->unflushed.n >= o->x->cfg->xmpp_queue_max) {
+        /* Stanzas the peer has not acknowledged are held too: a peer that
+         * stops acknowledging fills this and new stanzas are refused. */
+        if (o->unflushed.n + o->unacked.n >= o->x->cfg->xmpp_queue_max) {
             xs_log(XS_LOG_WARN, "s2s.out.congested",
-                   "stream=out%llu remote=%s unwritten=%zu result=refused",
-                   (unsigned long long)o->serial, o->remote, o->unflushed.n);
+                   "stream=out%llu remote=%s unwritten=%zu unacked=%zu result=refused",
+                   (unsigned long long)o->serial, o->remote, o->unflushed.n, o->unacked.n);
             complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             return;
@@ -764,6 +945,8 @@ int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const
     /* The peer may answer before our write callback has run. */
     struct out_item *it = list_take_id(&o->written, id);
     if (!it)
+        it = list_take_id(&o->unacked, id);
+    if (!it)
         it = list_take_id(&o->unflushed, id);
     if (!it)
         return 0;
@@ -774,6 +957,11 @@ int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const
 
 void xs_s2s_out_expire(struct s2s_out *o, double now)
 {
+    while (o->sm.state == XS_SM_REQUESTED && o->unacked.head && o->unacked.head->deadline <= now) {
+        struct out_item *it = list_pop(&o->unacked);
+        it->done(it->ud, XS_COND_NONE, NULL);
+        free(it);
+    }
     while (o->written.head && o->written.head->deadline <= now) {
         struct out_item *it = list_pop(&o->written);
         it->done(it->ud, XS_COND_NONE, NULL);
@@ -807,6 +995,17 @@ void xs_s2s_out_sweep(struct s2s_out *o, double now)
     if (o->state != OUT_ESTABLISHED && now > o->deadline) {
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "stream set-up took too long",
                   "connection-timeout");
+        return;
+    }
+    if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_REQUESTED &&
+        now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
+        sm_fall_back(o, "no answer to enable");
+        return;
+    }
+    if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_ON && o->sm.awaiting &&
+        now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
+        out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT,
+                  "the remote server did not acknowledge our stanzas", "connection-timeout");
         return;
     }
     if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
@@ -855,12 +1054,12 @@ void xs_s2s_out_recheck(struct s2s_out *o)
                   "policy-violation");
         return;
     }
-    const char *changed = strcmp(o->route_host, p->route_host ? p->route_host : "") ||
-                                  o->route_port != p->route_port
-                              ? "route"
-                          : o->tls_req != p->tls       ? "tls"
-                          : o->dialback != p->dialback ? "dialback"
-                                                       : NULL;
+    const char *changed =
+        strcmp(o->route_host, p->route_host ? p->route_host : "") || o->route_port != p->route_port
+            ? "route"
+        : o->tls_req != p->tls       ? "tls"
+        : o->dialback != p->dialback ? "dialback"
+                                     : NULL;
     if (changed)
         out_restart(o, changed);
 }

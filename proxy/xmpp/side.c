@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/err.h"
 #include "core/limits.h"
@@ -13,6 +16,8 @@
 #include "xmpp/translate.h"
 #include "xmpp/xmpp_side.h"
 
+/* What the soft descriptor limit is raised to under an unlimited hard one. */
+#define NOFILE_UNLIMITED 1048576
 /* One serialized stanza; see core/limits.h. */
 #define SCRATCH_MAX XS_MESSAGE_WIRE_MAX
 
@@ -34,58 +39,93 @@ struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag)
     return NULL;
 }
 
-int xs_xmpp_size_budget(unsigned long long nofile, struct xs_s2s_budget *out)
+void xs_xmpp_wanted_budget(const struct xs_config *cfg, struct xs_s2s_budget *out)
 {
-    const unsigned long long want =
-        XS_S2S_IN_STREAMS_MAX + XS_S2S_OUT_STREAMS_MAX + XS_S2S_FD_RESERVE;
-    if (nofile >= want) {
-        out->in_max = XS_S2S_IN_STREAMS_MAX;
-        out->out_max = XS_S2S_OUT_STREAMS_MAX;
-        out->unauth_max = XS_S2S_IN_UNAUTH_MAX;
+    out->in_max = cfg->xmpp_streams_in;
+    out->out_max = cfg->xmpp_streams_out;
+    out->unauth_max = cfg->xmpp_streams_unauth;
+    out->unauth_per_source = cfg->xmpp_streams_unauth_per_source;
+    out->per_domain = cfg->xmpp_streams_per_domain;
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+int xs_xmpp_size_budget(unsigned long long nofile, const struct xs_s2s_budget *want,
+                        struct xs_s2s_budget *out)
+{
+    *out = *want;
+    const unsigned long long need =
+        (unsigned long long)want->in_max + want->out_max + XS_S2S_FD_RESERVE;
+    if (nofile >= need)
         return 0;
-    }
     /* Too few descriptors: keep the reserve if there is room for it (half of
-     * them otherwise), give outbound streams a third of the rest and keep the
-     * unauthenticated share of inbound ones at a quarter, as in the wanted
-     * sizes. */
+     * them otherwise), split the rest between inbound and outbound streams
+     * as the policy's totals are split, and keep the unauthenticated share
+     * of inbound ones at most a quarter. */
     size_t avail =
         (size_t)(nofile > 2 * XS_S2S_FD_RESERVE ? nofile - XS_S2S_FD_RESERVE : nofile / 2);
-    out->out_max = avail / 3 > 0 ? avail / 3 : 1;
+    double out_share = (double)want->out_max / ((double)want->in_max + (double)want->out_max);
+    out->out_max = (size_t)((double)avail * out_share);
+    if (out->out_max < 1)
+        out->out_max = 1;
     out->in_max = avail > out->out_max + 2 ? avail - out->out_max : 2;
-    out->unauth_max = out->in_max / 4 > 0 ? out->in_max / 4 : 1;
-    if (out->unauth_max > XS_S2S_IN_UNAUTH_MAX)
-        out->unauth_max = XS_S2S_IN_UNAUTH_MAX;
+    out->out_max = min_size(out->out_max, want->out_max);
+    out->in_max = min_size(out->in_max, want->in_max);
+    out->unauth_max = min_size(want->unauth_max, out->in_max / 4 > 0 ? out->in_max / 4 : 1);
+    out->unauth_per_source = min_size(want->unauth_per_source, out->unauth_max);
+    out->per_domain = min_size(want->per_domain, out->in_max);
     return 1;
 }
 
-/* Sizes the stream budgets against the descriptor limit, raising the soft
- * limit toward the hard one when that is all it takes. An inbound flood must
- * meet our caps, not EMFILE, which would also break SIP over TCP and DNS. */
+/* RLIMIT_NOFILE as the gateway will run with it: the soft limit raised to
+ * the hard one, since every stream is a descriptor and the policy, not a
+ * login default of 1024, should say how many streams there are. */
+static unsigned long long raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return RLIM_INFINITY;
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return RLIM_INFINITY;
+    /* An unlimited hard limit still has the kernel's nr_open above it,
+     * 1,048,576 by default. */
+    rlim_t top = rl.rlim_max == RLIM_INFINITY ? NOFILE_UNLIMITED : rl.rlim_max;
+    if (rl.rlim_cur >= top)
+        return rl.rlim_cur;
+    struct rlimit raised = rl;
+    raised.rlim_cur = top;
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+        xs_log(XS_LOG_WARN, "xmpp.budget", "result=not-raised nofile=%llu hard=%llu",
+               (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+        return rl.rlim_cur;
+    }
+    xs_log(XS_LOG_INFO, "xmpp.budget", "result=raised nofile=%llu was=%llu",
+           (unsigned long long)raised.rlim_cur, (unsigned long long)rl.rlim_cur);
+    return raised.rlim_cur;
+}
+
+/* Sizes the stream budgets from the policy against the descriptor limit. An
+ * inbound flood must meet our caps, not EMFILE, which would also break SIP
+ * over TCP and DNS. A policy asking for more than the descriptors hold gets
+ * a warning that names both and the limit to raise. */
 static void size_budget(struct xs_xmpp *x)
 {
-    const unsigned long long want =
-        XS_S2S_IN_STREAMS_MAX + XS_S2S_OUT_STREAMS_MAX + XS_S2S_FD_RESERVE;
-    unsigned long long nofile = RLIM_INFINITY;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        nofile = rl.rlim_cur;
-        if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-            struct rlimit raised = rl;
-            raised.rlim_cur =
-                rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-            if (raised.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &raised) == 0) {
-                xs_log(XS_LOG_INFO, "xmpp.budget", "result=raised nofile=%llu was=%llu",
-                       (unsigned long long)raised.rlim_cur, (unsigned long long)rl.rlim_cur);
-                nofile = raised.rlim_cur;
-            }
-        }
-    }
-    int shrunk = xs_xmpp_size_budget(nofile, &x->budget);
+    struct xs_s2s_budget want;
+    xs_xmpp_wanted_budget(x->cfg, &want);
+    const unsigned long long need =
+        (unsigned long long)want.in_max + want.out_max + XS_S2S_FD_RESERVE;
+    int shrunk = xs_xmpp_size_budget(x->nofile, &want, &x->budget);
     xs_log(shrunk ? XS_LOG_WARN : XS_LOG_INFO, "xmpp.budget",
            "result=%s nofile=%llu want=%llu in_max=%zu out_max=%zu unauth_max=%zu "
-           "unauth_per_source=%d",
-           shrunk ? "shrunk" : "ok", nofile, want, x->budget.in_max, x->budget.out_max,
-           x->budget.unauth_max, XS_S2S_IN_UNAUTH_PER_SOURCE);
+           "unauth_per_source=%zu per_domain=%zu%s",
+           shrunk ? "shrunk" : "ok", x->nofile, need, x->budget.in_max, x->budget.out_max,
+           x->budget.unauth_max, x->budget.unauth_per_source, x->budget.per_domain,
+           shrunk ? " reason=\"RLIMIT_NOFILE is below xmpp.max_streams inbound + outbound + "
+                    "384: raise it (ulimit -n, LimitNOFILE=, docker --ulimit nofile=)\""
+                  : "");
 }
 
 int xs_xmpp_out_room(const struct xs_xmpp *x)
@@ -152,6 +192,16 @@ void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, stru
         return;
     }
     struct s2s_out *o = x->closing ? NULL : xs_s2s_out_find(x, local, remote);
+    if (!o && !x->closing && !xs_xmpp_out_room(x)) {
+        /* xmpp.max_streams.outbound: a stream for a new domain must wait for
+         * one of the others to close. */
+        xs_log(XS_LOG_WARN, "xmpp.send.refused",
+               "local=%s remote=%s reason=too-many-streams out_max=%zu", local, remote,
+               x->budget.out_max);
+        send_failed(el, local, remote, done, ud, XS_COND_RESOURCE_CONSTRAINT,
+                    "too many outbound streams");
+        return;
+    }
     if (!o && !x->closing)
         o = xs_s2s_out_new(x, local, remote);
     if (!o) {
@@ -208,7 +258,13 @@ static void on_sweep(uv_timer_t *t)
         xs_s2s_out_expire(o, now);
     for (struct s2s_in *in = x->ins, *next; in; in = next) {
         next = xs_s2s_in_next(in);
-        xs_s2s_in_sweep(in, now);
+        x->trimmed += (size_t)xs_s2s_in_sweep(in, now);
+    }
+    if (x->trimmed >= XS_S2S_TRIM_RETURN) {
+        x->trimmed = 0;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
     }
     for (struct s2s_out *o = x->outs, *next; o; o = next) {
         next = xs_s2s_out_next(o);
@@ -262,6 +318,7 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
     x->submit = submit;
     x->router = router;
     xs_buf_init(&x->scratch, SCRATCH_MAX);
+    x->nofile = raise_nofile();
     size_budget(x);
 
     struct sockaddr_storage addr;
@@ -311,6 +368,8 @@ void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_t
         xs_log(XS_LOG_WARN, "xmpp.listen",
                "result=unchanged reason=\"a new listen address "
                "takes effect on restart\"");
+    /* New limits apply to new streams: streams already over them stay. */
+    size_budget(x);
     if (tls != x->tls) {
         xs_tls_ctx_ref(tls);
         xs_tls_ctx_unref(x->tls);

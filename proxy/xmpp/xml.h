@@ -120,6 +120,14 @@ void xs_xml_parser_free(struct xs_xml_parser *p);
  * xs_xml_parser_condition() names the stream error) or after
  * xs_xml_parser_stop(). Once failed or stopped, every later call fails too. */
 int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len);
+/* Releases what the parser holds between stanzas (expat's buffers and
+ * tables, the tree stack, the text buffer), keeping only the stream
+ * header's bytes; the next feed rebuilds it from them, unseen by the owner.
+ * For a stream gone quiet: it costs a new expat parser on its next byte.
+ * Returns 1 when released, 0 when there was nothing to release or it is
+ * not possible now (inside a feed, mid-stanza, before the header, expat
+ * holding input not yet reported, or after the parser stopped). */
+int xs_xml_parser_trim(struct xs_xml_parser *p);
 /* Called from inside a callback: parse nothing more of this stream. The feed
  * that is running returns 0; later feeds return XS_ESTATE. Feeds after
  * </stream:stream> also return XS_ESTATE, and bytes after it in the same feed

@@ -22,7 +22,16 @@
  * until the buffer has doubled; where that exists it stays on. Independently
  * of the expat version, the bytes expat holds since the end of the last
  * event (`pending`) are capped at max_pending: no legitimate tag is that
- * large, while character data, which expat reports as it comes, streams. */
+ * large, while character data, which expat reports as it comes, streams.
+ *
+ * An idle stream holds little. Expat's state between stanzas is only the
+ * stream header it has read (its namespace declarations): everything else
+ * is buffers and tables, about 10 KiB. xs_xml_parser_trim frees all of it
+ * and keeps the header's bytes instead; the next feed makes a new expat
+ * parser and replays the header into it without telling the owner, so
+ * what follows parses exactly as before. Positions stay those of the
+ * stream (`base` is where the replayed header would have begun); only the
+ * line and column numbers in error details restart from the header. */
 #include <expat.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -67,7 +76,7 @@
 enum pstate { P_RUNNING, P_STOPPED, P_CLOSED, P_FAILED };
 
 struct xs_xml_parser {
-    XML_Parser xp;
+    XML_Parser xp; /* NULL while trimmed */
     struct xs_xml_limits lim;
     struct xs_xml_limits next_lim; /* set by xs_xml_parser_set_limits mid-stanza */
     int has_next_lim;
@@ -86,6 +95,14 @@ struct xs_xml_parser {
     unsigned long long mark;     /* where the current region began */
     unsigned long long last_end; /* where the last event expat reported ended */
     size_t elements;             /* elements of the current stanza so far */
+    /* The stream header's bytes, for replay after a trim: `pre` gathers
+     * the input until the header is complete, `header` keeps just it. */
+    struct xs_buf pre;
+    char *header;
+    size_t header_len;
+    int no_replay;               /* the header could not be kept: never trim */
+    int replaying;               /* feeding the header back: no events to the owner */
+    unsigned long long base;     /* stream position of expat's byte 0 */
 };
 
 static void fail(struct xs_xml_parser *p, int err, const char *cond, const char *fmt, ...)
@@ -112,9 +129,14 @@ static void fail_nomem(struct xs_xml_parser *p)
     fail(p, XS_ENOMEM, "resource-constraint", "out of memory while parsing");
 }
 
+static unsigned long long event_start(const struct xs_xml_parser *p)
+{
+    return p->base + XS_XML_BYTE_INDEX(p->xp);
+}
+
 static unsigned long long event_end(const struct xs_xml_parser *p)
 {
-    return XS_XML_BYTE_INDEX(p->xp) + XS_XML_BYTE_COUNT(p->xp);
+    return event_start(p) + XS_XML_BYTE_COUNT(p->xp);
 }
 
 /* Every handler calls this first: expat has got this far. */
@@ -142,6 +164,8 @@ static void apply_limits(struct xs_xml_parser *p, const struct xs_xml_limits *li
 {
     p->lim = normalized(lim);
     p->text.max = p->lim.max_stanza_bytes;
+    /* The header region is judged after each slice, so it never spans more. */
+    p->pre.max = p->lim.max_stanza_bytes + FEED_SLICE;
     p->has_next_lim = 0;
 }
 
@@ -247,6 +271,23 @@ static int flush_text(struct xs_xml_parser *p, struct xs_xml_el *el)
     return rc;
 }
 
+/* The header is complete: its bytes (all in `pre`, which gathered every
+ * slice before it was parsed) are kept for replay, the rest let go. */
+static void keep_header(struct xs_xml_parser *p)
+{
+    size_t len = (size_t)event_end(p);
+    if (!p->no_replay && len <= p->pre.len) {
+        p->header = malloc(len);
+        if (p->header) {
+            memcpy(p->header, p->pre.data, len);
+            p->header_len = len;
+        }
+    }
+    if (!p->header)
+        p->no_replay = 1;
+    xs_buf_free(&p->pre);
+}
+
 static void on_stream_header(struct xs_xml_parser *p, const char *name, const char **atts)
 {
     const char *local;
@@ -264,6 +305,7 @@ static void on_stream_header(struct xs_xml_parser *p, const char *name, const ch
     }
     if (over_size(p, "stream header") || too_many_attrs(p, atts))
         return;
+    keep_header(p);
     struct xs_xml_el *h =
         xs__xml_root_new(p->lim.max_tree_bytes, NS_STREAMS, sizeof NS_STREAMS - 1, "stream");
     if (!h) {
@@ -301,13 +343,17 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     if (p->state != P_RUNNING)
         return;
     seen(p);
+    if (p->depth == 0 && p->replaying) {
+        p->depth = 1;
+        return;
+    }
     if (p->depth == 0) {
         on_stream_header(p, name, atts);
         return;
     }
     size_t level = p->depth - 1; /* index in the stack: the stanza is 0 */
     if (level == 0) {
-        p->mark = XS_XML_BYTE_INDEX(p->xp);
+        p->mark = event_start(p);
         p->elements = 0;
     }
     if (over_size(p, "stanza") || too_many_attrs(p, atts))
@@ -473,22 +519,11 @@ static void XMLCALL on_xml_decl(void *ud, const char *version, const char *encod
         fail(p, XS_EPROTO, "unsupported-encoding", "encoding '%.40s' declared", encoding);
 }
 
-struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
-                                        const struct xs_xml_cbs *cbs, void *ud)
+static int expat_new(struct xs_xml_parser *p)
 {
-    struct xs_xml_parser *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
-    p->cbs = cbs;
-    p->ud = ud;
-    p->state = P_RUNNING;
-    xs_buf_init(&p->text, 0);
-    apply_limits(p, lim);
     p->xp = XML_ParserCreateNS("UTF-8", NS_SEP);
-    if (!p->xp) {
-        free(p);
-        return NULL;
-    }
+    if (!p->xp)
+        return XS_ENOMEM;
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
     XML_SetCharacterDataHandler(p->xp, on_text);
@@ -502,6 +537,25 @@ struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
     XML_SetParamEntityParsing(p->xp, XML_PARAM_ENTITY_PARSING_NEVER);
     /* Reparse deferral (expat >= 2.6) stays on, its default: see the top of
      * this file and settle() for how the latency it would add is avoided. */
+    return 0;
+}
+
+struct xs_xml_parser *xs_xml_parser_new(const struct xs_xml_limits *lim,
+                                        const struct xs_xml_cbs *cbs, void *ud)
+{
+    struct xs_xml_parser *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->cbs = cbs;
+    p->ud = ud;
+    p->state = P_RUNNING;
+    xs_buf_init(&p->text, 0);
+    xs_buf_init(&p->pre, 0);
+    apply_limits(p, lim);
+    if (expat_new(p) != 0) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -514,7 +568,10 @@ void xs_xml_parser_free(struct xs_xml_parser *p)
         xs_xml_el_free(p->stack[0]);
     free(p->stack);
     xs_buf_free(&p->text);
-    XML_ParserFree(p->xp);
+    xs_buf_free(&p->pre);
+    free(p->header);
+    if (p->xp)
+        XML_ParserFree(p->xp);
     free(p);
 }
 
@@ -589,6 +646,31 @@ static void settle(struct xs_xml_parser *p)
              p->depth == 0 ? "stream header" : "stanza", p->lim.max_stanza_bytes);
 }
 
+/* A trimmed parser comes back: a new expat parser reads the kept header
+ * (no event reaches the owner) and stands where the old one stood. */
+static void restore(struct xs_xml_parser *p)
+{
+    if (expat_new(p) != 0) {
+        fail_nomem(p);
+        return;
+    }
+    p->base = p->fed - p->header_len;
+    p->depth = 0; /* the replayed header opens the stream again */
+    p->replaying = 1;
+    enum XML_Status st = XML_Parse(p->xp, p->header, (int)p->header_len, XML_FALSE);
+#ifdef XS_HAVE_EXPAT_REPARSE_DEFERRAL
+    if (st == XML_STATUS_OK && p->state == P_RUNNING && p->depth == 0)
+        flush_deferred(p);
+#endif
+    p->replaying = 0;
+    if (p->state != P_RUNNING)
+        return;
+    if (st != XML_STATUS_OK)
+        expat_failed(p);
+    else if (p->depth != 1)
+        fail(p, XS_EINVAL, "internal-server-error", "stream header replay did not reopen it");
+}
+
 int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len)
 {
     if (p->state == P_FAILED)
@@ -596,8 +678,14 @@ int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len)
     if (p->state != P_RUNNING)
         return XS_ESTATE;
     p->in_feed = 1;
+    if (!p->xp && len > 0)
+        restore(p);
     while (len > 0 && p->state == P_RUNNING) {
         size_t n = len < FEED_SLICE ? len : FEED_SLICE;
+        if (p->depth == 0 && !p->no_replay && xs_buf_append(&p->pre, data, n) != 0) {
+            p->no_replay = 1;
+            xs_buf_free(&p->pre);
+        }
         enum XML_Status st = XML_Parse(p->xp, data, (int)n, XML_FALSE);
         p->fed += n;
         data += n;
@@ -611,6 +699,22 @@ int xs_xml_parser_feed(struct xs_xml_parser *p, const char *data, size_t len)
     }
     p->in_feed = 0;
     return p->state == P_FAILED ? p->err : 0;
+}
+
+int xs_xml_parser_trim(struct xs_xml_parser *p)
+{
+    /* Only where expat holds nothing the header does not give back: between
+     * stanzas, with every byte fed accounted for by an event. */
+    if (!p->xp || p->in_feed || p->state != P_RUNNING || p->depth != 1 || !p->header ||
+        p->fed != p->last_end)
+        return 0;
+    XML_ParserFree(p->xp);
+    p->xp = NULL;
+    free(p->stack);
+    p->stack = NULL;
+    p->stack_cap = 0;
+    xs_buf_free(&p->text);
+    return 1;
 }
 
 void xs_xml_parser_stop(struct xs_xml_parser *p)

@@ -24,6 +24,7 @@ NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_DB = "jabber:server:dialback"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_STREAM_ERR = "urn:ietf:params:xml:ns:xmpp-streams"
+NS_SM = "urn:xmpp:sm:3"
 
 TIMEOUT = 10.0
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -211,6 +212,16 @@ class Peer:
         # many stanzas on it ("close"), or closes TCP without a word ("eof").
         self.end_after = None
         self.end_how = "close"
+        # XEP-0198 on the gateway's streams: sm_offer puts <sm/> in our
+        # features; sm_mode answers <enable/> ("ack": <enabled/>, then <a/>
+        # for each <r/>; "fail": <failed/>; "ignore": nothing). sm_ack_delay
+        # holds each <a/> (None: never answers <r/>); sm_h rewrites the h we
+        # send (hostile peers). sm_seen lists the SM elements the gateway sent.
+        self.sm_offer = False
+        self.sm_mode = "ignore"
+        self.sm_ack_delay = 0
+        self.sm_h = None
+        self.sm_seen = []
 
     async def start(self, port):
         self.port = port
@@ -251,14 +262,29 @@ class Peer:
                 s.parser = StreamParser()
                 tls_done = True
                 continue
+            sm = f"<sm xmlns='{NS_SM}'><optional/></sm>" if self.sm_offer else ""
             s.send("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
-                   "</stream:features>")
+                   f"{sm}</stream:features>")
             break
+        sm_on, handled = False, 0
         while True:
             kind, el = await s.next(120)
             if kind != "el":
                 return
-            if el.ns == NS_DB and el.name == "result":
+            if el.name in ("message", "presence", "iq") and el.ns != NS_SM:
+                handled += 1
+            if el.ns == NS_SM:
+                self.sm_seen.append(el.name)
+                if el.name == "enable" and self.sm_mode == "ack":
+                    sm_on = True
+                    s.send(f"<enabled xmlns='{NS_SM}'/>")
+                elif el.name == "enable" and self.sm_mode == "fail":
+                    s.send(f"<failed xmlns='{NS_SM}'><feature-not-implemented "
+                           f"xmlns='{NS_STANZAS}'/></failed>")
+                elif el.name == "r" and sm_on and self.sm_ack_delay is not None:
+                    h = self.sm_h(handled) if self.sm_h else handled
+                    self.tasks.append(asyncio.ensure_future(self._ack(s, h)))
+            elif el.ns == NS_DB and el.name == "result":
                 ok = await self.verify_with_gateway(el.attrs["from"], sid, el.text)
                 self.verified.append((el.text, ok))
                 s.send(f"<db:result from='{self.domain}' to='{el.attrs['from']}' "
@@ -287,6 +313,10 @@ class Peer:
                     # A bare TCP close under TLS: no close_notify, just FIN.
                     s.w.transport.abort()
                     return
+
+    async def _ack(self, s, h):
+        await asyncio.sleep(self.sm_ack_delay)
+        s.send(f"<a xmlns='{NS_SM}' h='{h}'/>")
 
     async def _stall_and_cut(self, s):
         s.w.transport.pause_reading()

@@ -473,9 +473,10 @@ async def still_open(conns):
 async def test_idle_inbound_flood_leaves_federation_working(tmp):
     """Audit H3: 1,200 idle connections to 5269 (40 sources x 30) once made
     every outbound stream fail and kept partners out. Now unauthenticated
-    streams are capped per source (8) and in total (256), the oldest are
-    evicted, and outbound streams have their own budget."""
-    async with Env(tmp) as e:
+    streams are capped per source (8) and in total (256 here; the policy's
+    xmpp.max_streams), the oldest are evicted, and outbound streams have
+    their own budget."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 256 },") as e:
         sources = [f"127.0.0.{i}" for i in range(2, 42)]
         conns = await open_idle(e.gw_port, sources, 30)
         e.gw.wait_count("reason=accepted|reason=too-many-streams", 1200, timeout=30)
@@ -537,8 +538,8 @@ async def test_flood_spares_a_stream_in_dialback(tmp):
     """When the unauthenticated streams are at their cap, a stream whose
     dialback is being verified is evicted after the idle ones: a partner
     whose server takes 3 s to answer db:verify still gets in while 320 new
-    idle connections arrive from 40 sources."""
-    async with Env(tmp) as e:
+    idle connections arrive from 40 sources (256 unauthenticated at most)."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 256 },") as e:
         sources = [f"127.0.0.{i}" for i in range(2, 42)]
         first = await open_idle(e.gw_port, sources, 8)
         e.gw.wait_count("reason=accepted", 320, timeout=30)
@@ -809,17 +810,19 @@ async def test_verification_from_before_tls_does_not_count_after(tmp):
 
 
 async def test_descriptor_limit_sizes_the_budgets(tmp):
-    """With RLIMIT_NOFILE 600 (hard) the budgets shrink to fit, and say so."""
+    """With RLIMIT_NOFILE 600 (hard) the policy's budgets (10,000 each way)
+    shrink to fit, and the log says so and what to raise."""
     e = Env(tmp)
     e.gw.nofile = 600
     async with e:
-        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=1920 in_max=200 "
-                      r"out_max=100 unauth_max=50")
+        e.gw.wait_log(r"ev=xmpp\.budget result=shrunk nofile=600 want=20384 in_max=150 "
+                      r"out_max=150 unauth_max=37 unauth_per_source=8 per_domain=32 "
+                      r"reason=\"RLIMIT_NOFILE is below xmpp.max_streams")
         sources = [f"127.0.0.{i}" for i in range(2, 10)]
         conns = await open_idle(e.gw_port, sources, 8)
         e.gw.wait_count("reason=accepted", 64)
         held = await still_open(conns)
-        assert len(held) == 50, len(held)
+        assert len(held) == 37, len(held)
         e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "small")
         st = await get(e.peer.received, 20)
         assert st.child("body").text == "small", st
@@ -995,7 +998,8 @@ async def test_cut_link_mid_burst_no_false_200(tmp):
     take the whole burst, so every stanza here reaches the kernel and is in
     its grace at the cut; test_link covers bytes the kernel never took.)"""
     n = 60
-    async with Env(tmp) as e:
+    # The 1 s grace this test is about (the default is shorter than the sleep below).
+    async with Env(tmp, xmpp_extra="error_grace = 1,") as e:
         e.peer.stall_after = 3
         first = await sip_burst(e, [f"warm{i}" for i in range(3)])
         for _ in range(3):
@@ -1660,6 +1664,406 @@ async def test_bad_policy_reload_keeps_running(tmp):
         s.send(message("alice@peer.test", "bob@sip.test", "still routed"))
         req = await get(e.sip.requests)
         assert req["body"] == b"still routed"
+
+
+
+# --- XEP-0198 Stream Management on s2s, and the error grace without it -----
+# (helper "sm", issue 6 story 2)
+
+NS_SM = "urn:xmpp:sm:3"
+
+
+async def sm_send(e, body, to="sip:alice@peer.test"):
+    cid = uuid.uuid4().hex
+    e.uac.send_message(e.sip_port, "sip:bob@sip.test", to, body, call_id=cid)
+    return cid
+
+
+async def test_sm_200_only_after_ack(tmp):
+    """A peer that offers XEP-0198: the gateway enables it after dialback,
+    asks for acks with batched <r/>, and answers 200 only once the peer
+    acknowledged the stanza: here the <a/> is held 1 s, far past the grace."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode, e.peer.sm_ack_delay = True, "ack", 1.0
+        cid = await sm_send(e, "first")
+        await get(e.peer.received, 20)
+        got_at = time.monotonic()
+        code = (await final_codes(e, {cid: "first"}, timeout=10))[cid]
+        waited = time.monotonic() - got_at
+        assert code == 200, code
+        assert 0.9 < waited < 1.5, waited
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=requested offered=1")
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=enabled")
+        assert e.peer.sm_seen[0] == "enable", e.peer.sm_seen
+        # At speed: 50 messages, every one answered 200 well before T1, with
+        # fewer requests than stanzas.
+        e.peer.sm_ack_delay = 0
+        before = e.peer.sm_seen.count("r")
+        start = time.monotonic()
+        calls = await sip_burst(e, [f"quick {i}" for i in range(50)])
+        codes = await final_codes(e, calls, timeout=10)
+        assert set(codes.values()) == {200}, codes
+        assert time.monotonic() - start < 0.5 + 0.05 * 3, time.monotonic() - start
+        got = [(await get(e.peer.received, 5)).child("body").text for _ in range(50)]
+        assert got == [f"quick {i}" for i in range(50)], got
+        requests = e.peer.sm_seen.count("r") - before
+        assert 1 <= requests < 50, requests
+        await expect_nothing(e.peer.received, 0.3)
+
+
+async def test_sm_error_after_ack_becomes_status(tmp):
+    """The peer bounces a message to a user it does not have and answers the
+    <r/>: the error travels on its own stream and may come a moment after
+    the <a/>; it still becomes the SIP status, not a 200."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        e.peer.unknown_users.add("ghost@peer.test")
+        e.peer.bounce_error = f"<item-not-found xmlns='{NS_STANZAS}'/>"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        e.peer.bounce_stream = await e.peer.authenticated_stream()
+        cid = await sm_send(e, "boo", to="sip:ghost@peer.test")
+        assert (await final_codes(e, {cid: "boo"}, timeout=10))[cid] == 604  # RFC 7247 item-not-found
+        e.gw.wait_log("result=reported-to-sender")
+        assert "r" in e.peer.sm_seen, e.peer.sm_seen
+
+
+async def test_sm_stream_dies_before_ack_fails_the_unacked(tmp):
+    """With stream management on, stanzas the peer never acknowledged fail
+    (408) when the stream dies, even though the kernel took their bytes;
+    the next message goes on a new stream and is acknowledged."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode, e.peer.sm_ack_delay = True, "ack", None
+        e.peer.end_after, e.peer.end_how = 2, "eof"
+        calls = {await sm_send(e, "lost 1"): "lost 1"}
+        await get(e.peer.received, 20)
+        calls[await sm_send(e, "lost 2")] = "lost 2"
+        codes = await final_codes(e, calls, timeout=10)
+        assert set(codes.values()) == {408}, codes
+        e.gw.wait_log(r"ev=s2s\.out\.unconfirmed .*unacked=[12] ")
+        e.peer.sm_ack_delay, e.peer.end_after = 0, None
+        again = await sm_send(e, "again")
+        assert (await final_codes(e, {again: "again"}, timeout=15))[again] == 200
+        bodies = [el.child("body").text for el in drain(e.peer.received)]
+        assert bodies == ["lost 2", "again"], bodies
+
+
+async def test_sm_peer_without_it_uses_the_grace(tmp):
+    """A peer that offers no stream management (ejabberd on s2s) gets no
+    <enable/>, and the 200 comes after the default grace, before T1 (0.5 s):
+    a UDP sender does not retransmit. A peer that refuses <enable/> falls
+    back to the same grace."""
+    async with Env(tmp) as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        for i in range(3):
+            cid = await sm_send(e, f"plain {i}")
+            start = time.monotonic()
+            await get(e.peer.received, 5)
+            assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+            took = time.monotonic() - start
+            assert 0.2 < took < 0.45, took
+        assert e.peer.sm_seen == [], e.peer.sm_seen
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "fail"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=off reason=\"the remote server refused")
+        cid = await sm_send(e, "after failed")
+        await get(e.peer.received, 5)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
+async def test_sm_hostile_ack_too_high(tmp):
+    """An <a/> acknowledging more than was sent ends the stream with
+    undefined-condition and <handled-count-too-high/> (XEP-0198), and the
+    stanza it claimed gets 408, not 200."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        e.peer.sm_h = lambda h: h + 5
+        cid = await sm_send(e, "hi")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {cid: "hi"}, timeout=10))[cid] == 408
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=bad-ack h=6 acked=0 sent=1")
+        want = b"<handled-count-too-high xmlns='urn:xmpp:sm:3' h='6' send-count='1'/>"
+        for _ in range(50):  # the peer's reader takes the stream error a moment later
+            raw = b"".join(bytes(s.raw) for s in e.peer.inbound)
+            if want in raw:
+                break
+            await asyncio.sleep(0.05)
+        assert want in raw and b"<undefined-condition" in raw, raw[-600:]
+
+
+async def test_sm_inbound(tmp):
+    """As the receiving server: <sm/> in the features, <enable/> refused
+    before dialback and when repeated, <r/> answered with the count of
+    stanzas handled, a flood of <r/> answered by a few <a/>, and a peer that
+    keeps asking what was refused is cut off."""
+    async with Env(tmp) as e:
+        s = await e.peer.open_stream("sip.test")
+        assert s.features.child("sm", NS_SM) is not None, s.features
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        f = await s.expect_el("failed")
+        assert f.ns == NS_SM and f.child("unexpected-request", NS_STANZAS) is not None, f
+        k = dialback_key(e.peer.secret, "sip.test", e.peer.domain, s.sid)
+        s.send(f"<db:result from='{e.peer.domain}' to='sip.test'>{k}</db:result>")
+        assert (await s.expect_el("result", 20)).attrs.get("type") == "valid"
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        el = await s.expect_el("*")
+        assert el.ns == NS_SM and el.name == "enabled", el
+        for i in range(3):
+            s.send(message("alice@peer.test", "bob@sip.test", f"in {i}", mid=f"i{i}"))
+        s.send(f"<r xmlns='{NS_SM}'/>")
+        a = await s.expect_el("a")
+        assert a.ns == NS_SM and a.attrs.get("h") == "3", a
+        for i in range(3):
+            assert (await get(e.sip.requests))["body"] == f"in {i}".encode()
+        mark = len(s.raw)
+        s.send(f"<r xmlns='{NS_SM}'/>" * 20000)
+        await s.w.drain()
+        answers = []
+        while True:
+            try:
+                kind, el = await s.next(1.0)
+            except TimeoutError:
+                break
+            assert kind == "el" and el.name == "a", (kind, el)
+            answers.append(el.attrs.get("h"))
+        assert answers and set(answers) == {"3"}, answers[:5]
+        assert len(answers) < 200, len(answers)
+        assert len(s.raw) - mark < 200 * 40, len(s.raw) - mark
+        # The refusal before dialback counts too: four in all are answered.
+        for _ in range(3):
+            s.send(f"<enable xmlns='{NS_SM}'/>")
+            f = await s.expect_el("failed")
+            assert f.child("unexpected-request", NS_STANZAS) is not None, f
+        s.send(f"<enable xmlns='{NS_SM}'/>")
+        err = await s.expect_el("error")
+        assert err.child("policy-violation", NS_STREAM_ERR) is not None, err
+        assert (await s.next())[0] in ("close", "eof")
+
+
+async def test_sm_always_asks_a_peer_that_did_not_offer(tmp):
+    """xmpp.stream_management = "always": a peer that offers no <sm/> (as
+    Prosody on a dialback stream) still gets <enable/> after dialback, and
+    when it accepts, the 200 waits for its <a/>. One that ignores <enable/>
+    costs nothing: its stanzas are answered after the grace, as without."""
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        e.peer.sm_mode, e.peer.sm_ack_delay = "ack", 0.8
+        cid = await sm_send(e, "asked")
+        await get(e.peer.received, 20)
+        got_at = time.monotonic()
+        assert (await final_codes(e, {cid: "asked"}, timeout=10))[cid] == 200
+        assert 0.7 < time.monotonic() - got_at < 1.3, time.monotonic() - got_at
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=requested offered=0")
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=enabled")
+    async with Env(tmp, xmpp_extra='stream_management = "always",') as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        cid = await sm_send(e, "ignored")
+        start = time.monotonic()
+        await get(e.peer.received, 5)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
+        assert 0.2 < time.monotonic() - start < 0.45, time.monotonic() - start
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
+# --- stream limits and memory per idle stream (issue 6, story 4) -------------
+
+async def read_refusal(r):
+    """What a refused connection got before the gateway closed it."""
+    data = b""
+    while True:
+        chunk = await asyncio.wait_for(r.read(65536), 5)
+        if not chunk:
+            return data.decode()
+        data += chunk
+
+
+async def test_max_streams_inbound_total(tmp):
+    """xmpp.max_streams.inbound = 4: four connections are held; the fifth
+    is told resource-constraint in a stream error and closed, with a log
+    line; once one of the four goes, a new one is held again."""
+    async with Env(tmp, xmpp_extra="max_streams = { inbound = 4 },") as e:
+        e.gw.wait_log(r"ev=xmpp\.budget result=ok .* in_max=4 out_max=10000 unauth_max=4 "
+                      r"unauth_per_source=4 per_domain=4")
+        conns = []
+        for i in range(4):
+            r, w = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                                 local_addr=(f"127.0.3.{i + 1}", 0))
+            conns.append((i, r, w))
+        e.gw.wait_count("reason=accepted", 4)
+        r5, w5 = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                               local_addr=("127.0.3.9", 0))
+        got = await read_refusal(r5)
+        p = StreamParser()
+        items = p.feed(got.encode())
+        assert [k for k, _ in items] == ["header", "el", "close"], got
+        err = items[1][1]
+        assert err.name == "error" and err.child("resource-constraint", NS_STREAM_ERR) is not None, got
+        e.gw.wait_log(r"ev=xmpp\.listen result=refused reason=too-many-streams "
+                      r"peer=127\.0\.3\.9 in_max=4")
+        held = await still_open(conns)
+        assert len(held) == 4, len(held)
+        conns[0][2].close()
+        await asyncio.sleep(0.2)  # the close happens in the event loop, which wait_log blocks
+        e.gw.wait_log(r"stream=in1 .*from=wait-header to=closed .*reason=\"connection closed\"", timeout=5)
+        r6, w6 = await asyncio.open_connection("127.0.0.1", e.gw_port,
+                                               local_addr=("127.0.3.10", 0))
+        e.gw.wait_count("reason=accepted", 5)
+        assert await still_open([(6, r6, w6)]), "the stream after a close was not held"
+        assert e.gw.count_log("reason=too-many-streams") == 1
+        for _, _, w in conns[1:] + [(5, r5, w5), (6, r6, w6)]:
+            w.close()
+
+
+async def test_max_streams_unauthenticated(tmp):
+    """unauthenticated = 3, unauthenticated_per_source = 2: two streams from
+    one source are held, a third from it evicts the oldest of them; with
+    three held in all, a newcomer from elsewhere evicts the oldest of all."""
+    async with Env(tmp, xmpp_extra="max_streams = { unauthenticated = 3, "
+                                   "unauthenticated_per_source = 2 },") as e:
+        a = await open_idle(e.gw_port, ["127.0.4.1"], 2, send_header=False)
+        e.gw.wait_count("reason=accepted", 2)
+        assert len(await still_open(a)) == 2
+        a += await open_idle(e.gw_port, ["127.0.4.1"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 3)
+        e.gw.wait_log(r"ev=s2s\.in\.evicted stream=in1 .*reason=per-source-cap")
+        assert [c for c in await still_open(a)] == a[1:]
+        b = await open_idle(e.gw_port, ["127.0.4.2"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 4)
+        assert e.gw.count_log(r"ev=s2s\.in\.evicted") == 1
+        c = await open_idle(e.gw_port, ["127.0.4.3"], 1, send_header=False)
+        e.gw.wait_count("reason=accepted", 5)
+        e.gw.wait_log(r"ev=s2s\.in\.evicted stream=in2 .*reason=unauthenticated-cap")
+        assert await still_open(a + b + c) == a[2:] + b + c
+        for _, _, w in a + b + c:
+            w.close()
+
+
+async def test_max_streams_per_domain(tmp):
+    """per_domain = 2: two streams authenticate peer.test; the third's
+    db:result is answered with a resource-constraint error and a log line,
+    and it carries nothing. The two still do."""
+    async with Env(tmp, xmpp_extra="max_streams = { per_domain = 2 },") as e:
+        s1 = await e.peer.authenticated_stream()
+        s2 = await e.peer.authenticated_stream()
+        assert s1.db_result.attrs.get("type") == "valid", s1.db_result
+        assert s2.db_result.attrs.get("type") == "valid", s2.db_result
+        s3 = await e.peer.authenticated_stream()
+        assert s3.db_result.attrs.get("type") == "error", s3.db_result
+        assert s3.db_result.child("error").child("resource-constraint") is not None, s3.db_result
+        e.gw.wait_log(r"remote=peer\.test local=sip\.test result=refused reason=too-many-for-domain")
+        assert e.peer.verify_requests == 2, e.peer.verify_requests
+        s3.send(message("alice@peer.test", "bob@sip.test", "third"))
+        el = await s3.expect_el("error")
+        assert el.child("not-authorized", NS_STREAM_ERR) is not None, el
+        s2.send(message("alice@peer.test", "bob@sip.test", "second"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"second", req["body"]
+        await expect_nothing(e.sip.requests, 0.3)
+
+
+async def test_max_streams_outbound(tmp):
+    """outbound = 1: the stream to peer.test is the one; a message for
+    another partner is refused at once (resource-constraint, SIP 500) with a
+    log line, while peer.test is still served."""
+    other_port = free_port()
+    extra = f'partner "other.test" {{ tls = "optional", dialback = true, route = "127.0.0.1:{other_port}" }}'
+    async with Env(tmp, extra_partners=extra, xmpp_extra="max_streams = { outbound = 1 },") as e:
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "one")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "one", st
+        assert (await get(e.uac.responses, 20))["code"] == 200
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:carol@other.test", "two")
+        resp = await get(e.uac.responses, 20)
+        assert resp["code"] == 500, resp["first"]
+        e.gw.wait_log(r"ev=xmpp\.send\.refused local=sip\.test remote=other\.test "
+                      r"reason=too-many-streams out_max=1")
+        e.uac.send_message(e.sip_port, "sip:bob@sip.test", "sip:alice@peer.test", "three")
+        st = await get(e.peer.received, 20)
+        assert st.child("body").text == "three", st
+
+
+async def test_max_streams_check_refuses_bad_values(tmp):
+    """xsgw --check names the bad xmpp.max_streams value and exits non-zero;
+    a good one is listed."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    binary = os.environ.get("XSGW", os.path.join(repo, "build", "xsgw"))
+    base = policy(5269, 5060, 5070, 5271)
+
+    def check(extra):
+        path = os.path.join(tmp, "check.lua")
+        with open(path, "w") as f:
+            f.write(base.replace("connect_timeout = 5,", "connect_timeout = 5, " + extra))
+        return subprocess.run([binary, "--check", path, "--lua-dir", os.path.join(repo, "lua")],
+                              capture_output=True, text=True)
+
+    r = check("max_streams = { inbound = 20000, per_domain = 64 },")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("xmpp streams: inbound 20000, outbound 10000, unauthenticated 1000 (8 per source), "
+            "64 per domain") in r.stdout, r.stdout
+    for extra, msg in [
+            ("max_streams = { inbound = 0 },",
+             "xmpp.max_streams.inbound must be a whole number from 1 to 1000000"),
+            ("max_streams = { outbound = 1.5 },",
+             "xmpp.max_streams.outbound must be a whole number from 1 to 1000000"),
+            ("max_streams = { inbound = 10, unauthenticated = 20 },",
+             "xmpp.max_streams.unauthenticated (20) is larger than xmpp.max_streams.inbound (10)"),
+            ("max_streams = { per_source = 3 },", "unknown key 'per_source' in xmpp.max_streams")]:
+        r = check(extra)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and msg in out, (extra, r.returncode, out)
+
+
+async def test_quiet_stream_carries_after_parser_release(tmp):
+    """A stream quiet for 2 s gives its parser up; the next stanza, over TLS
+    and in plain text, is read as if nothing happened, and so is one split
+    across two writes, and the stream's header namespaces still hold."""
+    async with Env(tmp, peer_tls="optional") as e:
+        for tls in (True, False):
+            s = await e.peer.authenticated_stream(tls=tls)
+            assert s.db_result.attrs.get("type") == "valid", s.db_result
+            serial = re.findall(r"stream=in(\d+) remote=peer\.test local=sip\.test result=valid",
+                                e.gw.log_text())[-1]
+            for n in range(2):
+                await asyncio.sleep(2.6)
+                e.gw.wait_count(rf"ev=s2s\.in\.quiet stream=in{serial} result=parser-released",
+                                n + 1, timeout=3)
+                text = f"after quiet {n} tls={tls}"
+                st = message("alice@peer.test", "bob@sip.test", text, mid=f"q{n}")
+                s.send(st[:20])
+                await s.w.drain()
+                await asyncio.sleep(0.1)
+                s.send(st[20:])
+                req = await get(e.sip.requests)
+                assert req["body"] == text.encode(), req["body"]
+            await expect_nothing(e.sip.requests, 0.3)
+            await s.close()
+
+
+async def test_idle_stream_memory(tmp):
+    """Issue 6 story 4: 2,000 idle authenticated inbound streams in plain
+    text cost at most 16 KiB each, 1,000 after STARTTLS at most 48 KiB each
+    (growth of the gateway's VmRSS over the streams, read once the streams
+    have been quiet long enough for their parsers to be released). The
+    10,000-stream figures: tests/gateway/idle_streams.py -n 10000."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import idle_streams  # noqa: E402
+    plain_dir, tls_dir = os.path.join(tmp, "plain"), os.path.join(tmp, "tls")
+    os.mkdir(plain_dir)
+    os.mkdir(tls_dir)
+    before, after, per = await idle_streams.measure(plain_dir, 2000, False)
+    print(f"  plain: 2000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
+    assert per <= 16 * 1024, per
+    before, after, per = await idle_streams.measure(tls_dir, 1000, True)
+    print(f"  tls: 1000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
+    assert per <= 48 * 1024, per
 
 
 # --- Sustained load and overload over SIP/UDP (issue 6, "txn") ---------------

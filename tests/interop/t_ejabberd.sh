@@ -13,11 +13,18 @@
 # node by PID and checks that nothing Erlang is left in the namespace.
 # XS_IT_EJABBERD_LOGLEVEL (default debug: every XML element on every stream) sets ejabberd's
 # loglevel; its log is $IT_TMP/ejabberd/ejabberd.log.
+#
+# ejabberd.sustained_sip_to_xmpp_udp (issue 6 story 2, the peer without Stream Management):
+# sipp sends XS_IT_SUS_RATE MESSAGEs a second (200) for XS_IT_SUS_SECONDS (60) over UDP to
+# ella; ejabberd offers no XEP-0198 on s2s, so the gateway sends no <enable/> and answers each
+# MESSAGE after the error grace (0.25 s), before T1: every message arrives once, every MESSAGE
+# gets 200, sipp retransmits none; the latency p50/p99 is logged.
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sustained.sh"
 
-it_setup ejabberd ejabberd.xmpp_to_sip ejabberd.sip_to_xmpp ejabberd.prosody_control \
-    ejabberd.clean_stop
+it_setup ejabberd ejabberd.xmpp_to_sip ejabberd.sip_to_xmpp ejabberd.sustained_sip_to_xmpp_udp \
+    ejabberd.prosody_control ejabberd.clean_stop
 
 EJ_ADDR=127.0.0.7
 EJ_DOMAIN=ejab.test
@@ -198,6 +205,24 @@ if it_xmpp_online ella-rx 20; then
     fi
 else
     it_fail ejabberd.sip_to_xmpp "ella could not log in: $(tail -n 2 "$IT_TMP/ella-rx.out")"
+fi
+
+# ejabberd.sustained_sip_to_xmpp_udp: see the head of this file.
+SUS_RATE=${XS_IT_SUS_RATE:-200}
+SUS_SECS=${XS_IT_SUS_SECONDS:-60}
+SUS_N=$((SUS_RATE * SUS_SECS))
+ej_xmpp ella-sus --expect "$SUS_N" --timeout $((SUS_SECS + 50))
+if it_xmpp_online ella-sus 20; then
+    sus_uac sus "sip:$EJ_USER@$EJ_DOMAIN" "$SUS_RATE" "$SUS_SECS" udp
+    it_wait_exit ella-sus 30
+    sm=$(grep -cE 'ev=s2s\.out\.sm .*remote=ejab\.test' "$IT_TMP/xsgw.err")
+    if [ "${sm:-0}" -ne 0 ]; then
+        it_fail ejabberd.sustained_sip_to_xmpp_udp "the gateway tried Stream Management with ejabberd ($sm lines)"
+    else
+        sus_verdict ejabberd.sustained_sip_to_xmpp_udp sus ella-sus "$SUS_N"
+    fi
+else
+    it_fail ejabberd.sustained_sip_to_xmpp_udp "ella could not log in"
 fi
 
 # ejabberd.prosody_control: the same ejabberd federating with Prosody (STARTTLS, self-signed

@@ -69,7 +69,50 @@ t.test("the base policy loads with defaults", function()
     t.eq(cfg.partners[1].domain, "xmpp.test")
     t.eq(cfg.partners[1].dialback, true)
     t.eq(cfg.log_bodies, false)
-    t.eq(cfg.xmpp_error_grace, 1)
+    t.eq(cfg.xmpp_error_grace, 0.25)
+    t.eq(cfg.xmpp_stream_management, "offered")
+    t.eq(cfg.xmpp_streams_in, 10000)
+    t.eq(cfg.xmpp_streams_out, 10000)
+    t.eq(cfg.xmpp_streams_unauth, 1000)
+    t.eq(cfg.xmpp_streams_unauth_per_source, 8)
+    t.eq(cfg.xmpp_streams_per_domain, 32)
+end)
+
+t.test("xmpp.max_streams: limits from the policy, checked", function()
+    local function with(v)
+        return (BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", max_streams = ' .. v))
+    end
+    local cfg = assert(load_policy(with("{ inbound = 50000, outbound = 2, unauthenticated = 3, " ..
+        "unauthenticated_per_source = 3, per_domain = 1 }")))
+    t.eq(cfg.xmpp_streams_in, 50000)
+    t.eq(cfg.xmpp_streams_out, 2)
+    t.eq(cfg.xmpp_streams_unauth, 3)
+    t.eq(cfg.xmpp_streams_unauth_per_source, 3)
+    t.eq(cfg.xmpp_streams_per_domain, 1)
+    -- Defaults larger than an explicit total follow it down.
+    cfg = assert(load_policy(with("{ inbound = 5 }")))
+    t.eq(cfg.xmpp_streams_unauth, 5)
+    t.eq(cfg.xmpp_streams_unauth_per_source, 5)
+    t.eq(cfg.xmpp_streams_per_domain, 5)
+    cfg = assert(load_policy(with("{ inbound = 1000000 }")))
+    t.eq(cfg.xmpp_streams_in, 1000000)
+    expect_error(with("{ inbound = 1000001 }"),
+        "^test.lua:1: xmpp.max_streams.inbound must be a whole number from 1 to 1000000$")
+    expect_error(with("{ outbound = 0 }"),
+        "^test.lua:1: xmpp.max_streams.outbound must be a whole number from 1 to 1000000$")
+    expect_error(with("{ per_domain = 2.5 }"),
+        "^test.lua:1: xmpp.max_streams.per_domain must be a whole number from 1 to 1000000$")
+    expect_error(with("{ unauthenticated = '10' }"),
+        "^test.lua:1: xmpp.max_streams.unauthenticated must be a whole number")
+    expect_error(with("{ inbound = 10, unauthenticated = 11 }"),
+        "^test.lua:1: xmpp.max_streams.unauthenticated %(11%) is larger than xmpp.max_streams.inbound %(10%)$")
+    expect_error(with("{ unauthenticated = 4, unauthenticated_per_source = 5 }"),
+        "^test.lua:1: xmpp.max_streams.unauthenticated_per_source %(5%) is larger than " ..
+        "xmpp.max_streams.unauthenticated %(4%)$")
+    expect_error(with("{ inbound = 10, per_domain = 11 }"),
+        "^test.lua:1: xmpp.max_streams.per_domain %(11%) is larger than xmpp.max_streams.inbound %(10%)$")
+    expect_error(with("{ total = 10 }"), "^test.lua:1: unknown key 'total' in xmpp.max_streams")
+    expect_error(with("10000"), "^test.lua:1: xmpp.max_streams must be a table, not number$")
 end)
 
 t.test("IPv6 listeners", function()
@@ -168,6 +211,8 @@ t.test("errors name the file and the line of the declaration", function()
     expect_error(BASE .. 'partner "*" { route = "1.2.3.4:5269" }\n', "cannot have a static route")
     expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", error_grace = -1'),
         "error_grace must be")
+    expect_error(BASE:gsub('listen = "127.0.0.1:5269"', 'listen = "127.0.0.1:5269", stream_management = "yes"'),
+        'stream_management must be "offered", "always" or "off"')
     expect_error("x = = 1", "^test.lua:1:")
     expect_error("partner 'a.test' { }", "declares no gateway")
 end)

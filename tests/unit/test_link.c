@@ -51,11 +51,17 @@ static void on_tls_ready(void *ud)
     struct end *e = ud;
     e->tls_ready = 1;
     if (e == &client) {
-        /* Bulk data through TLS, in pieces the TLS layer must split. */
+        /* Bulk data through TLS: half in one piece the TLS layer must
+         * split, half in small writes that queue behind the write in
+         * flight and are encrypted together (link.c's plaintext batch). */
         char *bulk = malloc(BULK);
         for (size_t i = 0; i < BULK; i++)
             bulk[i] = (char)('a' + i % 26);
-        CHECK(xs_link_write(client.link, bulk, BULK) == 0);
+        CHECK(xs_link_write(client.link, bulk, BULK / 2) == 0);
+        for (size_t off = BULK / 2; off < BULK; off += 100)
+            CHECK(xs_link_write(client.link, bulk + off, BULK - off < 100 ? BULK - off : 100) == 0);
+        CHECK(xs_link_accepted(client.link) == 9 + BULK);
+        CHECK(xs_link_flushed(client.link) < xs_link_accepted(client.link));
         free(bulk);
     }
 }
@@ -86,6 +92,10 @@ static void on_data(void *ud, const char *data, size_t len)
         CHECK(ok);
         CHECK(xs_link_is_tls(server.link));
         CHECK(strcmp(xs_link_tls_describe(server.link), "plain") != 0);
+        /* A burst of small writes and an orderly close right after it:
+         * every byte reaches the client before the close_notify. */
+        for (int i = 0; i < 1000; i++)
+            CHECK(xs_link_write(server.link, "0123456789", 10) == 0);
         xs_link_close(server.link, XS_OK);
     }
 }
@@ -142,8 +152,14 @@ static void test_starttls_and_bulk(void)
     CHECK(phase == 3);
     CHECK(server.tls_ready && client.tls_ready);
     CHECK(server.closed && server.close_reason == XS_OK);
-    /* The client saw the server's close_notify (or the EOF right after it). */
+    /* The client saw the server's close_notify (or the EOF right after it),
+     * after the whole burst. */
     CHECK(client.closed && client.close_reason == XS_ECLOSED);
+    CHECK(client.n == 10000);
+    int ok = client.n == 10000;
+    for (size_t i = 0; ok && i < client.n; i++)
+        ok = client.got[i] == (char)('0' + i % 10);
+    CHECK(ok);
 }
 
 /* The output bound: a write past it fails and queues nothing. */

@@ -49,9 +49,31 @@ static void test_random(void)
     CHECK(h1[0] == '\0');
 }
 
+/* Hex comes from a pool refilled 1 KiB at a time: values drawn across
+ * several refills, and ones larger than the pool, are all fresh. */
+static void test_random_pool(void)
+{
+    static char seen[300][33];
+    int dup = 0;
+    for (int i = 0; i < 300; i++) {
+        xs_random_hex(seen[i], 16);
+        for (int j = 0; j < i; j++)
+            dup += strcmp(seen[i], seen[j]) == 0;
+    }
+    CHECK(dup == 0);
+    static char big[2 * 3000 + 1], big2[2 * 3000 + 1];
+    xs_random_hex(big, 3000);
+    xs_random_hex(big2, 3000);
+    CHECK(strlen(big) == 6000 && strspn(big, "0123456789abcdef") == 6000);
+    CHECK(memcmp(big, big2, 6000) != 0);
+    /* No stretch of the big value repeats an earlier 1 KiB of it. */
+    CHECK(memcmp(big, big + 2048, 64) != 0 && memcmp(big, big + 4096, 64) != 0);
+}
+
 int main(void)
 {
     test_siphash();
     test_random();
+    test_random_pool();
     return check_report("test_random");
 }

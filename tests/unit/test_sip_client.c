@@ -253,7 +253,6 @@ int main(void)
     xs_sip_default_opts(&opts);
     opts.t1_ms = 20;
     opts.t2_ms = 160;
-    opts.t4_ms = 50;
     struct xs_sip *sip = NULL;
     CHECK(xs_sip_start_opts(&loop, &tc.cfg, NULL, &opts, NULL, NULL, &sip) == 0 && sip);
     if (!sip)

@@ -465,9 +465,100 @@ static void test_absurd(void)
     xs_buf_free(&out);
 }
 
+/* A response's To is the request's with the gateway's tag added: the text
+ * the echo writes is what osip gives for a copy of the To with the tag set,
+ * for To headers with a display name, URI parameters and header parameters
+ * with and without values; a To that has a tag keeps it. */
+static void test_to_tag_echo(void)
+{
+    static const char *const tos[] = {
+        "<sip:c@d>",
+        "\"Bob B\" <sip:c@d;transport=tcp>;x=1;y",
+        "sip:c@d",
+        "<sip:c@d?subject=x>;expires=5",
+        "<sip:c@d>;tag=theirs",
+    };
+    for (size_t i = 0; i < sizeof tos / sizeof tos[0]; i++) {
+        char m[1024];
+        int n = snprintf(m, sizeof m,
+                         "MESSAGE sip:c@d SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKt\r\n"
+                         "From: <sip:a@b>;tag=1\r\nTo: %s\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\n"
+                         "Content-Length: 0\r\n\r\n",
+                         tos[i]);
+        struct xs_sip_in in;
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.msg != NULL);
+        if (!in.msg)
+            continue;
+        osip_to_t *copy = NULL;
+        char *want = NULL;
+        osip_generic_param_t *tag = NULL;
+        osip_to_get_tag(in.msg->to, &tag);
+        CHECK(osip_to_clone(in.msg->to, &copy) == 0);
+        if (!tag)
+            osip_to_set_tag(copy, osip_strdup("tg9"));
+        CHECK(osip_to_to_str(copy, &want) == 0);
+        char line[600];
+        snprintf(line, sizeof line, "\r\nTo: %s\r\n", want);
+        struct xs_buf out;
+        xs_buf_init(&out, 4096);
+        CHECK(xs_sip_build_response(in.msg, 200, "tg9", NULL, NULL, NULL, &out) == 0);
+        CHECK(out.data && strstr(out.data, line) != NULL);
+        CHECK(strstr(line, tag ? ";tag=theirs" : ";tag=tg9") != NULL);
+        xs_buf_reset(&out);
+        CHECK(xs_sip_build_terse_response(in.msg, 200, "tg9", 0, &out) == 0);
+        snprintf(line, sizeof line, "\r\nt: %s\r\n", want);
+        CHECK(out.data && strstr(out.data, line) != NULL);
+        xs_buf_free(&out);
+        osip_free(want);
+        osip_to_free(copy);
+        xs_sip_in_clear(&in);
+    }
+}
+
+/* Transaction keys, written by hand, are what their printf formats give,
+ * cut where the formats cut: a long branch, host and port. */
+static void test_keys(void)
+{
+    static const char *const vias[][4] = {
+        {"z9hG4bKshort", "h.test", "5060", "h.test"},
+        {"z9hG4bK%0200d", "h%0120d.test", "5061", NULL},
+        {"z9hG4bKx", "[::1]", NULL, "::1"}, /* osip keeps no brackets */
+    };
+    for (size_t i = 0; i < sizeof vias / sizeof vias[0]; i++) {
+        char branch[300], host[300], m[2048], want[XS_SIP_KEY_MAX];
+        snprintf(branch, sizeof branch, vias[i][0], 7);
+        snprintf(host, sizeof host, vias[i][1], 8);
+        const char *port = vias[i][2];
+        int n = snprintf(m, sizeof m,
+                         "MESSAGE sip:c@d SIP/2.0\r\nVia: SIP/2.0/TCP %s%s%s;branch=%s\r\n"
+                         "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: c\r\n"
+                         "CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+                         host, port ? ":" : "", port ? port : "", branch);
+        struct xs_sip_in in;
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.msg != NULL);
+        snprintf(want, sizeof want, "b=%.160s|%.100s:%.8s|%.32s", branch,
+                 vias[i][3] ? vias[i][3] : host, port ? port : "", "MESSAGE");
+        CHECK_STR(in.key, want);
+        xs_sip_in_clear(&in);
+        n = snprintf(m, sizeof m,
+                     "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP %s;branch=%s\r\nFrom: <sip:a@b>;tag=1\r\n"
+                     "To: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\n"
+                     "Content-Length: 0\r\n\r\n",
+                     host, branch);
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        snprintf(want, sizeof want, "b=%.160s|%.32s", branch, "MESSAGE");
+        CHECK_STR(in.key, want);
+        xs_sip_in_clear(&in);
+    }
+}
+
 int main(void)
 {
     xs_sip_msg_global_init();
+    test_to_tag_echo();
+    test_keys();
     test_errmap();
     test_errmap_addresses();
     test_text();

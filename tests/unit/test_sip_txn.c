@@ -359,6 +359,45 @@ static void test_client_limit(uv_loop_t *loop)
     close(hop_fd);
 }
 
+/* pressure_high caps the high mark below three quarters of the bound: with
+ * 3, the third request in flight holds the XMPP side and two answers (one
+ * left, under two thirds of 3) release it; nothing is refused. */
+static void test_pressure_high(uv_loop_t *loop)
+{
+    int hop_port;
+    int hop_fd = udp_peer(&hop_port);
+    struct test_cfg tc;
+    test_cfg_init(&tc, "127.0.0.1", hop_port, XS_SIP_UDP);
+    struct xs_sip_opts opts;
+    xs_sip_default_opts(&opts);
+    CHECK(opts.pressure_high == 4096 && opts.max_client_txns == 65536);
+    opts.pressure_high = 3;
+    struct xs_sip *sip = NULL;
+    CHECK(xs_sip_start_opts(loop, &tc.cfg, NULL, &opts, NULL, NULL, &sip) == 0 && sip);
+    if (!sip)
+        return;
+    struct pressure p = {0};
+    xs_sip_set_pressure(sip, on_pressure, &p);
+    struct outcome o[3] = {{0}};
+    static char reqs[3][4096];
+    int from_port = 0;
+    for (int i = 0; i < 3; i++) {
+        xs_sip_deliver(sip, message(), done_cb, &o[i]);
+        CHECK(p.calls == (i == 2));
+        CHECK(udp_wait(loop, hop_fd, reqs[i], sizeof reqs[i], 500, &from_port) > 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        size_t n = respond(reqs[i], 200, resp, sizeof resp);
+        udp_send_to(hop_fd, from_port, resp, n);
+        PUMP_UNTIL(loop, o[i].calls == 1, 1000);
+        CHECK(o[i].calls == 1 && o[i].cond == XS_COND_NONE);
+        CHECK(p.calls == 1 + i && p.high == !i);
+    }
+    stop(loop, sip);
+    CHECK(o[2].calls == 1 && o[2].cond == XS_COND_SERVICE_UNAVAILABLE);
+    close(hop_fd);
+}
+
 struct router {
     int n;
     xs_done_cb done[16];
@@ -449,6 +488,7 @@ int main(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     test_client_limit(&loop);
+    test_pressure_high(&loop);
     test_server_limit(&loop);
     uv_run(&loop, UV_RUN_NOWAIT);
     CHECK(uv_loop_close(&loop) == 0);

@@ -728,6 +728,68 @@ static void test_set_limits(void)
     free(st);
 }
 
+/* A parser trimmed wherever trimming is allowed parses the stream exactly as
+ * one never trimmed: fed in pieces of every size, trimmed after each. */
+static void test_trim(void)
+{
+    size_t n = strlen(stream);
+    struct rec whole;
+    rec_init(&whole, &big);
+    CHECK(xs_xml_parser_trim(whole.p) == 0); /* nothing read: no header to keep */
+    CHECK(xs_xml_parser_feed(whole.p, stream, n) == 0);
+    int same = 1, trims = 0;
+    for (size_t chunk = 1; chunk <= 64; chunk++) {
+        struct rec r;
+        rec_init(&r, &big);
+        int rc = 0;
+        for (size_t off = 0; off < n && !rc; off += chunk) {
+            size_t k = n - off < chunk ? n - off : chunk;
+            rc = xs_xml_parser_feed(r.p, stream + off, k);
+            trims += xs_xml_parser_trim(r.p);
+        }
+        if (rc || strcmp(r.log.data, whole.log.data)) {
+            fprintf(stderr, "trimmed, chunk %zu: rc=%d %s\n", chunk, rc, r.log.data);
+            same = 0;
+        }
+        rec_free(&r);
+    }
+    CHECK(same && trims > 64);
+    rec_free(&whole);
+
+    /* Not mid-stanza, not after the stream closed; the db: prefix of the
+     * header is still bound after a trim. */
+    struct rec r;
+    rec_init(&r, &big);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_trim(r.p) == 1);
+    CHECK(xs_xml_parser_trim(r.p) == 0);
+    CHECK(xs_xml_parser_feed(r.p, "<db:result from='a.test'>k", 26) == 0);
+    CHECK(xs_xml_parser_trim(r.p) == 0);
+    CHECK(xs_xml_parser_feed(r.p, "</db:result>", 12) == 0);
+    CHECK(r.stanzas == 1 && strstr(r.log.data, "<result xmlns='jabber:server:dialback' "
+                                                "from='a.test'>k</result>") != NULL);
+    CHECK(xs_xml_parser_feed(r.p, "</stream:stream>", 16) == 0 && r.closes == 1);
+    CHECK(xs_xml_parser_trim(r.p) == 0);
+    CHECK(r.opens == 1);
+    rec_free(&r);
+
+    /* Sizes still count from where each stanza starts: at the limit and one
+     * over, each after a trim. */
+    struct xs_xml_limits lim = {.max_stanza_bytes = 400, .max_depth = 3, .max_attrs = 5};
+    char *at = stanza_of(400), *over = stanza_of(401);
+    rec_init(&r, &lim);
+    CHECK(xs_xml_parser_feed(r.p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(r.p, " \n", 2) == 0 && xs_xml_parser_trim(r.p) == 1);
+    CHECK(xs_xml_parser_feed(r.p, at, 400) == 0 && r.stanzas == 1);
+    CHECK(xs_xml_parser_trim(r.p) == 1);
+    CHECK(xs_xml_parser_feed(r.p, over, 401) == XS_ELIMIT);
+    CHECK_STR(xs_xml_parser_condition(r.p), "policy-violation");
+    CHECK(r.stanzas == 1);
+    rec_free(&r);
+    free(at);
+    free(over);
+}
+
 #if XS_TEST_OWN_MALLOC
 static void drop_stanza(void *ud, struct xs_xml_el *st)
 {
@@ -764,9 +826,29 @@ static void test_shrink(void)
     xs_xml_parser_free(p);
 }
 
+/* A trimmed parser holds the header's bytes and little else; expat's
+ * buffers and tables come back only with the next byte. */
+static void test_trim_memory(void)
+{
+    static const struct xs_xml_cbs drop = {NULL, drop_stanza, NULL};
+    int got = 0;
+    size_t before = bytes_live;
+    struct xs_xml_parser *p = xs_xml_parser_new(&big, &drop, &got);
+    static const char small[] = "<message><body>hi</body></message>";
+    CHECK(xs_xml_parser_feed(p, HDR, strlen(HDR)) == 0);
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0);
+    size_t awake = bytes_live - before;
+    CHECK(xs_xml_parser_trim(p) == 1);
+    size_t idle = bytes_live - before;
+    CHECK(xs_xml_parser_feed(p, small, strlen(small)) == 0 && got == 2);
+    fprintf(stderr, "parser: %zu bytes awake, %zu trimmed\n", awake, idle);
+    CHECK(idle < 1024 && awake > 4 * idle);
+    xs_xml_parser_free(p);
+}
+
 /* Fails each allocation of a whole stream's parse in turn: every run ends in
  * success or XS_ENOMEM with resource-constraint, never a crash. */
-static void test_oom(void)
+static void oom_run(int trim)
 {
     size_t n = strlen(stream);
     int saw_nomem = 0, bad = 0;
@@ -777,7 +859,12 @@ static void test_oom(void)
         struct rec r;
         rec_init(&r, &big);
         if (r.p) {
-            int rc = feed_chunks(&r, stream, n, 64);
+            int rc = 0;
+            for (size_t off = 0; off < n && !rc; off += 64) {
+                rc = xs_xml_parser_feed(r.p, stream + off, n - off < 64 ? n - off : 64);
+                if (trim)
+                    xs_xml_parser_trim(r.p);
+            }
             const char *cond = xs_xml_parser_condition(r.p);
             /* Some of expat's own failures surface as other errors (an
              * unbound prefix when a binding cannot be stored); any clean
@@ -802,6 +889,14 @@ static void test_oom(void)
     alloc_fail_at = 0;
     CHECK(saw_nomem && !bad);
 }
+
+/* The same with the parser trimmed after every piece, so that rebuilding
+ * it from the header fails at each of its allocations too. */
+static void test_oom(void)
+{
+    oom_run(0);
+    oom_run(1);
+}
 #endif
 
 int main(void)
@@ -815,8 +910,10 @@ int main(void)
     test_memory_bounds();
     test_trickle();
     test_set_limits();
+    test_trim();
 #if XS_TEST_OWN_MALLOC
     test_shrink();
+    test_trim_memory();
     test_oom();
 #endif
     return check_report("test_xml_parser");
