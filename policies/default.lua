@@ -31,15 +31,15 @@ gateway {
     -- max_stanza = ...,       bytes of one stanza; larger ones end the stream
     --                         (default max_body + 16384, at least max_body + 4096)
     -- queue_max = 1000,       stanzas waiting per remote domain during set-up
-    -- stream_management = "offered",
+    -- stream_management = "always",
     --                         XEP-0198 acknowledgements on outbound streams:
     --                         a SIP MESSAGE gets its 200 once the XMPP server
-    --                         acknowledged the stanza. "offered": with peers
-    --                         whose stream features offer it; "always": also
-    --                         ask the others after dialback (Prosody with
-    --                         mod_smacks accepts, though it offers it only
-    --                         after SASL; a server without it may end the
-    --                         stream); "off": never.
+    --                         acknowledged the stanza. "always" asks every peer
+    --                         after dialback (Prosody with mod_smacks accepts,
+    --                         though it offers it only after SASL; ejabberd
+    --                         ignores it; a peer that ends the stream on it is
+    --                         not asked again for an hour); "offered" asks only
+    --                         peers whose stream features offer it; "off" never.
     -- error_grace = 0.25,     seconds a SIP MESSAGE's final response waits,
     --                         after its stanza went out, for an error stanza
     --                         from the XMPP server (unknown user, ...), so that

@@ -438,7 +438,7 @@ local function normalize_gateway(decl)
     if sm ~= nil and sm ~= "offered" and sm ~= "always" and sm ~= "off" then
         fail(where, 'xmpp.stream_management must be "offered", "always" or "off"')
     end
-    cfg.xmpp_stream_management = sm or "offered"
+    cfg.xmpp_stream_management = sm or "always"
     max_streams(where, x.max_streams, cfg)
 
     local s = g.sip

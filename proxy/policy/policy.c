@@ -243,9 +243,9 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
     char *sm = dup_field(L, t, "xmpp_stream_management");
-    c->xmpp_stream_management = !sm || !strcmp(sm, "offered") ? XS_SM_MODE_OFFERED
-                                : !strcmp(sm, "always")       ? XS_SM_MODE_ALWAYS
-                                                              : XS_SM_MODE_OFF;
+    c->xmpp_stream_management = !sm || !strcmp(sm, "always") ? XS_SM_MODE_ALWAYS
+                                : !strcmp(sm, "offered")     ? XS_SM_MODE_OFFERED
+                                                             : XS_SM_MODE_OFF;
     free(sm);
     c->xmpp_streams_in = (size_t)num_field(L, t, "xmpp_streams_in");
     c->xmpp_streams_out = (size_t)num_field(L, t, "xmpp_streams_out");

@@ -53,9 +53,10 @@ struct xs_config {
     size_t xmpp_queue_max;       /* stanzas queued per outbound stream while it sets up */
     double xmpp_error_grace;     /* seconds a written stanza waits for an error before success */
     /* xmpp.stream_management: when outbound streams enable XEP-0198 after
-     * dialback. OFFERED when the peer's features offer it; ALWAYS also when
-     * they do not (Prosody offers it on s2s only after SASL, so never on a
-     * dialback stream, yet accepts <enable/> after dialback). */
+     * dialback. OFFERED when the peer's features offer it; ALWAYS (the
+     * default) also when they do not: Prosody offers it on s2s only after
+     * SASL, so never on a dialback stream, yet accepts <enable/> after
+     * dialback; ejabberd ignores it. */
     enum { XS_SM_MODE_OFF, XS_SM_MODE_OFFERED, XS_SM_MODE_ALWAYS } xmpp_stream_management;
     /* xmpp.max_streams: stream limits (the side shrinks the totals to fit
      * RLIMIT_NOFILE). Inbound and outbound count apart; "unauth" are inbound

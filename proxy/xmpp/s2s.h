@@ -76,6 +76,17 @@
 #define XS_S2S_IN_DB_VERIFY_MAX 64
 #define XS_S2S_DB_ID_MAX 64
 
+/* Remote domains remembered as having ended a stream right after an
+ * <enable/> (XEP-0198) they had not offered, and for how long they are not
+ * asked again (s2s_out.c, xmpp.stream_management = "always"). */
+#define XS_SM_REFUSED_MAX 64
+#define XS_SM_REFUSED_TTL 3600.0
+
+struct xs_sm_refused {
+    uint64_t hash; /* of the remote domain; 0: free */
+    double until;
+};
+
 struct xs_s2s_budget {
     size_t in_max;            /* inbound streams, closing ones included */
     size_t out_max;           /* outbound streams */
@@ -111,6 +122,8 @@ struct xs_xmpp {
     int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
+    struct xs_sm_refused sm_refused[XS_SM_REFUSED_MAX];
+    size_t sm_refused_next; /* the slot the next refusal takes (oldest first) */
     int closing;
     int handles_open;
     void (*on_closed)(void *ud);

@@ -89,6 +89,7 @@ struct s2s_out {
     int v1;         /* the peer's header said version 1.0 */
     int sm_offered; /* its last stream features offered urn:xmpp:sm:3 */
     int sm_owe_a;   /* the peer sent <r/>: one <a/> answers after this read */
+    int peer_error; /* the peer ended the stream with a stream error */
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
@@ -229,8 +230,21 @@ static void settle_written(struct s2s_out *o, enum xs_cond cond, const char *tex
      * answer for, however the stream ended. Not sent again on a new
      * stream: the peer may have handled it and lost only the <a/>, and a
      * duplicate is worse than a prompt failure the sender can act on. */
-    list_complete(o, &o->unacked, cond,
-                  "the stream to the remote server ended before it acknowledged the stanza");
+    if (o->sm.state == XS_SM_REQUESTED && !o->peer_error) {
+        /* Never enabled: these are in their grace, and settle as such,
+         * unless the peer ended the stream with an error while our
+         * <enable/> was unanswered: the error may well be about it (a
+         * server without XEP-0198), and nothing after it was read. */
+        if (in_order)
+            list_complete(o, &o->unacked, XS_COND_NONE, NULL);
+        else
+            list_complete(o, &o->unacked, XS_COND_REMOTE_SERVER_TIMEOUT,
+                          "the stream to the remote server failed before the stanza was "
+                          "confirmed");
+    } else {
+        list_complete(o, &o->unacked, cond,
+                      "the stream to the remote server ended before it acknowledged the stanza");
+    }
     if (in_order)
         list_complete(o, &o->written, XS_COND_NONE, NULL);
     else
@@ -337,6 +351,44 @@ static void write_failed(struct s2s_out *o, int rc)
                   "resource-constraint");
     else
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "the stream to the remote server failed", NULL);
+}
+
+/* With xmpp.stream_management = "always" a peer that did not offer
+ * XEP-0198 is asked anyway: Prosody with mod_smacks accepts, ejabberd
+ * ignores the request; a server without it may end the stream instead
+ * (Prosody without mod_smacks: unsupported-stanza-type). Such a domain is
+ * remembered for a while and not asked again, so one lost stream is the
+ * whole cost. */
+static uint64_t domain_hash(const char *d)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *d; d++)
+        h = (h ^ (unsigned char)*d) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static int sm_refused_before(const struct xs_xmpp *x, const char *remote, double now)
+{
+    uint64_t h = domain_hash(remote);
+    for (size_t i = 0; i < XS_SM_REFUSED_MAX; i++)
+        if (x->sm_refused[i].hash == h && x->sm_refused[i].until > now)
+            return 1;
+    return 0;
+}
+
+static void sm_remember_refusal(struct s2s_out *o, int reason)
+{
+    struct xs_xmpp *x = o->x;
+    struct xs_sm_refused *r = &x->sm_refused[x->sm_refused_next];
+    x->sm_refused_next = (x->sm_refused_next + 1) % XS_SM_REFUSED_MAX;
+    r->hash = domain_hash(o->remote);
+    r->until = xs_xmpp_now(x) + XS_SM_REFUSED_TTL;
+    xs_log(XS_LOG_WARN, "s2s.out.sm",
+           "stream=out%llu local=%s remote=%s result=refused reason=%s "
+           "detail=\"the stream ended after an enable the peer had not offered; not asked "
+           "again for %.0f s\"",
+           (unsigned long long)o->serial, o->local, o->remote, xs_errname(reason),
+           XS_SM_REFUSED_TTL);
 }
 
 /* XEP-0198 on the stream. Acknowledgements are asked for one <r/> at a
@@ -556,7 +608,14 @@ static void established(struct s2s_out *o)
      * waiting for <enabled/>: the peer counts from its receipt of <enable/>,
      * so they count either way, and a refusal sends them to the grace. */
     int mode = o->x->cfg->xmpp_stream_management;
-    if (o->v1 && (mode == XS_SM_MODE_ALWAYS || (mode == XS_SM_MODE_OFFERED && o->sm_offered))) {
+    int ask = o->v1 && (o->sm_offered ? mode != XS_SM_MODE_OFF : mode == XS_SM_MODE_ALWAYS);
+    if (ask && !o->sm_offered && sm_refused_before(o->x, o->remote, o->last_activity)) {
+        ask = 0;
+        xs_log(XS_LOG_INFO, "s2s.out.sm",
+               "stream=out%llu local=%s remote=%s result=skipped reason=refused-before",
+               (unsigned long long)o->serial, o->local, o->remote);
+    }
+    if (ask) {
         static const char enable[] = "<enable xmlns='" XS_NS_SM "'/>";
         int rc = xs_link_write(o->link, enable, sizeof enable - 1);
         if (rc != 0) {
@@ -628,6 +687,7 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         if (o->state == OUT_WAIT_FEATURES)
             on_features(o, el);
     } else if (!strcmp(el->ns, XS_NS_STREAMS) && !strcmp(el->name, "error")) {
+        o->peer_error = 1;
         char text[160] = "stream error from the remote server";
         if (el->n_children > 0 && !el->children[0].is_text)
             snprintf(text, sizeof text, "stream error from the remote server: %s",
@@ -710,6 +770,8 @@ static void on_tls_ready(void *ud)
 static void on_closed(void *ud, int reason)
 {
     struct s2s_out *o = ud;
+    if (o->sm.state == XS_SM_REQUESTED && !o->sm_offered && o->peer_error)
+        sm_remember_refusal(o, reason);
     out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, xs_strerror(reason));
     promote_flushed(o);
     int in_order = reason == XS_OK || reason == XS_ECLOSED || reason == XS_EPROTO;

@@ -214,7 +214,8 @@ class Peer:
         self.end_how = "close"
         # XEP-0198 on the gateway's streams: sm_offer puts <sm/> in our
         # features; sm_mode answers <enable/> ("ack": <enabled/>, then <a/>
-        # for each <r/>; "fail": <failed/>; "ignore": nothing). sm_ack_delay
+        # for each <r/>; "fail": <failed/>; "ignore": nothing; "kill": a
+        # stream error, as a server without XEP-0198 may). sm_ack_delay
         # holds each <a/> (None: never answers <r/>); sm_h rewrites the h we
         # send (hostile peers). sm_seen lists the SM elements the gateway sent.
         self.sm_offer = False
@@ -278,6 +279,13 @@ class Peer:
                 if el.name == "enable" and self.sm_mode == "ack":
                     sm_on = True
                     s.send(f"<enabled xmlns='{NS_SM}'/>")
+                elif el.name == "enable" and self.sm_mode == "kill":
+                    # A server without XEP-0198 (Prosody without mod_smacks).
+                    s.send(f"<stream:error><unsupported-stanza-type xmlns='{NS_STREAM_ERR}'/>"
+                           "</stream:error></stream:stream>")
+                    await s.w.drain()
+                    s.w.transport.abort()
+                    return
                 elif el.name == "enable" and self.sm_mode == "fail":
                     s.send(f"<failed xmlns='{NS_SM}'><feature-not-implemented "
                            f"xmlns='{NS_STANZAS}'/></failed>")

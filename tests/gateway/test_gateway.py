@@ -1750,10 +1750,11 @@ async def test_sm_stream_dies_before_ack_fails_the_unacked(tmp):
 
 
 async def test_sm_peer_without_it_uses_the_grace(tmp):
-    """A peer that offers no stream management (ejabberd on s2s) gets no
-    <enable/>, and the 200 comes after the default grace, before T1 (0.5 s):
-    a UDP sender does not retransmit. A peer that refuses <enable/> falls
-    back to the same grace."""
+    """A peer that offers no stream management and ignores the <enable/>
+    the default "always" sends (ejabberd on s2s) is answered after the
+    default grace, before T1 (0.5 s): a UDP sender does not retransmit.
+    With "offered" it gets no <enable/> at all; a peer that refuses
+    <enable/> falls back to the same grace."""
     async with Env(tmp) as e:
         warm = await sm_send(e, "warm")
         await get(e.peer.received, 20)
@@ -1765,6 +1766,11 @@ async def test_sm_peer_without_it_uses_the_grace(tmp):
             assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
             took = time.monotonic() - start
             assert 0.2 < took < 0.45, took
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+    async with Env(tmp, xmpp_extra='stream_management = "offered",') as e:
+        cid = await sm_send(e, "offered")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
         assert e.peer.sm_seen == [], e.peer.sm_seen
     async with Env(tmp) as e:
         e.peer.sm_offer, e.peer.sm_mode = True, "fail"
@@ -1871,6 +1877,24 @@ async def test_sm_always_asks_a_peer_that_did_not_offer(tmp):
         assert (await final_codes(e, {cid: "x"}, timeout=5))[cid] == 200
         assert 0.2 < time.monotonic() - start < 0.45, time.monotonic() - start
         assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
+async def test_sm_always_remembers_a_peer_that_ends_the_stream(tmp):
+    """A server without XEP-0198 may end the stream on an <enable/> it did
+    not offer (Prosody without mod_smacks: unsupported-stanza-type). What
+    was sent after it fails (408), the domain is remembered, and the next
+    stream asks no more: its message gets 200 after the grace."""
+    async with Env(tmp) as e:
+        e.peer.sm_mode = "kill"
+        cid = await sm_send(e, "lost")
+        assert (await final_codes(e, {cid: "x"}, timeout=10))[cid] == 408
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=refused reason=E[A-Z]+ ")
+        cid = await sm_send(e, "kept")
+        assert (await get(e.peer.received, 20)).child("body").text == "kept"
+        assert (await final_codes(e, {cid: "x"}, timeout=10))[cid] == 200
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*remote=peer\.test result=skipped reason=refused-before")
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+        await expect_nothing(e.peer.received, 0.3)
 
 
 # --- stream limits and memory per idle stream (issue 6, story 4) -------------
