@@ -42,6 +42,8 @@ run x2s-tcp-8000 -r 8000 --duration $D --direction xmpp-sip
 run x2s-udp-4000-delay5000 -r 4000 --duration $D --direction xmpp-sip --sip-udp --sip-delay 5000
 run s2x-udp-4000 -r 4000 --duration $D --direction sip-xmpp --sip-udp
 run s2x-tcp-4000 -r 4000 --duration $D --direction sip-xmpp
+# A peer without XEP-0198: the SIP final response waits out the error grace.
+run s2x-udp-4000-no-sm -r 4000 --duration $D --direction sip-xmpp --sip-udp --no-sm
 run x2s-tls-8000 -r 8000 --duration $D --direction xmpp-sip --tls
 # Peak figures, closed loop.
 run closed-x2s-tcp -n 200000 --window 100 --direction xmpp-sip
