@@ -548,6 +548,9 @@ local EVENT_FIELDS = { kind = true, origin = true, from = true, to = true, id = 
     thread = true, subject = true, lang = true, type = true, body = true, secure = true,
     auth = true }
 
+-- The fields other than the body that must stay short UTF-8 strings.
+local STRING_FIELDS = { "from", "to", "id", "thread", "subject", "lang", "type" }
+
 local function sorted_keys(t)
     local names = {}
     for k in pairs(t) do names[#names + 1] = k end
@@ -571,8 +574,9 @@ local function check_hook_names(env, defined_at)
         sorted_keys(HOOKS))
 end
 
--- Validates what a policy chunk declared. Returns the configuration table
--- and a route function bound to it.
+-- Validates what a policy chunk declared. Returns the configuration table,
+-- a route function bound to it, and route_mapped (see after_mapping) or nil
+-- when the policy maps addresses itself.
 function M.finish(env, decl)
     local cfg = normalize_gateway(decl)
     normalize_partners(decl, cfg)
@@ -647,6 +651,42 @@ function M.finish(env, decl)
         return type(v) == "string" and #v <= max and utf8_len(v) ~= nil
     end
 
+    -- route() from the hooks on: on_message and every check after it. The
+    -- core also calls it directly (as route_mapped) for a message whose
+    -- addresses and body it has itself checked and mapped exactly as route()
+    -- does (proxy/policy/route_fast.c), which it may only where the policy
+    -- keeps the default mapping.
+    local function after_mapping(ev, origin)
+        if on_message then
+            local r = on_message(ev)
+            if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
+            if r ~= nil then
+                if type(r) ~= "table" then
+                    error("on_message must return the message, nil or reject(...), not " .. type(r))
+                end
+                ev = r
+            end
+        end
+        for k in pairs(ev) do
+            if not EVENT_FIELDS[k] then
+                error(format("on_message set '%s' on the message, which is not one of its fields"
+                    .. " (%s)", tostring(k), sorted_keys(EVENT_FIELDS)))
+            end
+        end
+        if type(ev.body) ~= "string" then error("on_message left the message without a body") end
+        for _, k in ipairs(STRING_FIELDS) do
+            if not checked_string(ev, k, MAX_FIELD) then
+                error("on_message set " .. k .. " to something that is not a short UTF-8 string")
+            end
+        end
+        if not checked_string(ev, "body", max_body) then
+            error(format("on_message set body to something that is not UTF-8 text of at most"
+                .. " %d bytes (gateway.max_body)", max_body))
+        end
+        recheck(ev, origin)
+        return ev
+    end
+
     -- Decides for one event; returns the (possibly rewritten) event, or
     -- nil, condition, text.
     local function route(ev)
@@ -695,37 +735,14 @@ function M.finish(env, decl)
         if #ev.body > max_body then
             return nil, "policy-violation", format("message body exceeds %d bytes", max_body)
         end
-        if on_message then
-            local r = on_message(ev)
-            if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
-            if r ~= nil then
-                if type(r) ~= "table" then
-                    error("on_message must return the message, nil or reject(...), not " .. type(r))
-                end
-                ev = r
-            end
-        end
-        for k in pairs(ev) do
-            if not EVENT_FIELDS[k] then
-                error(format("on_message set '%s' on the message, which is not one of its fields"
-                    .. " (%s)", tostring(k), sorted_keys(EVENT_FIELDS)))
-            end
-        end
-        if type(ev.body) ~= "string" then error("on_message left the message without a body") end
-        for _, k in ipairs({ "from", "to", "id", "thread", "subject", "lang", "type" }) do
-            if not checked_string(ev, k, MAX_FIELD) then
-                error("on_message set " .. k .. " to something that is not a short UTF-8 string")
-            end
-        end
-        if not checked_string(ev, "body", max_body) then
-            error(format("on_message set body to something that is not UTF-8 text of at most"
-                .. " %d bytes (gateway.max_body)", max_body))
-        end
-        recheck(ev, origin)
-        return ev
+        return after_mapping(ev, origin)
     end
 
-    return cfg, route
+    local route_mapped
+    if not (rawget(env, "map_to_sip") or rawget(env, "map_to_xmpp")) then
+        route_mapped = function(ev) return after_mapping(ev, ev.origin) end
+    end
+    return cfg, route, route_mapped
 end
 
 return M

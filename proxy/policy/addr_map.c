@@ -270,8 +270,8 @@ static int split_sip(const char *uri, size_t n, struct sip_parts *p)
     if (n == 0 || !is_alpha((unsigned char)uri[0]))
         return 0;
     size_t i = 1;
-    while (i < n && (is_alnum((unsigned char)uri[i]) || uri[i] == '+' || uri[i] == '-' ||
-                     uri[i] == '.'))
+    while (i < n &&
+           (is_alnum((unsigned char)uri[i]) || uri[i] == '+' || uri[i] == '-' || uri[i] == '.'))
         i++;
     if (i == n || uri[i] != ':' || !scheme_ok(uri, i))
         return 0;

@@ -37,7 +37,8 @@ static const struct xs_lua_limits policy_limits = {
 struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
-    int keep_rc; /* config_from's result, from inside keep_trampoline */
+    int mapped_ref; /* route_mapped, LUA_REFNIL when the policy maps itself */
+    int keep_rc;    /* config_from's result, from inside keep_trampoline */
     /* The policy defines no hook (cfg.default_route of policy.lua), so the
      * messages route() accepts are decided in C (route_fast.h). */
     int default_route;
@@ -321,11 +322,13 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     return c->partners ? 0 : rc;
 }
 
-/* keep_trampoline(p, cfg, route): keeps the route function and copies the
- * configuration out, inside the protected call like all other Lua work. */
+/* keep_trampoline(p, cfg, route, route_mapped): keeps the route functions
+ * and copies the configuration out, inside the protected call like all
+ * other Lua work. */
 static int keep_trampoline(lua_State *L)
 {
     struct xs_policy *p = lua_touserdata(L, 1);
+    p->mapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     p->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     /* The C buffers are sized for this ceiling (core/limits.h); the Lua
      * vocabulary must never let a larger body through. */
@@ -376,11 +379,11 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     if ((rc = xs_lua_call(p->lua, 0, 0, err, errlen)) != 0)
         return rc;
 
-    /* cfg, route = policy.finish(env, decl) */
+    /* cfg, route, route_mapped = policy.finish(env, decl) */
     lua_getfield(L, mod, "finish");
     lua_pushvalue(L, env);
     lua_pushvalue(L, decl);
-    if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0) {
+    if ((rc = xs_lua_call(p->lua, 2, 3, err, errlen)) != 0) {
         /* Declaration errors carry the policy's file:line; others get the file. */
         if (!strstr(err, path)) {
             char tmp[512];
@@ -390,10 +393,10 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
         return rc;
     }
     lua_pushcfunction(L, keep_trampoline);
-    lua_insert(L, -3);
+    lua_insert(L, -4);
     lua_pushlightuserdata(L, p);
-    lua_insert(L, -3);
-    rc = xs_lua_call(p->lua, 3, 0, err, errlen);
+    lua_insert(L, -4);
+    rc = xs_lua_call(p->lua, 4, 0, err, errlen);
     lua_settop(L, 0);
     if (rc == 0 && p->keep_rc)
         rc = p->keep_rc;
@@ -411,6 +414,7 @@ int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_polic
         return XS_ENOMEM;
     }
     p->route_ref = LUA_NOREF;
+    p->mapped_ref = LUA_NOREF;
     p->path = strdup(policy_path);
     p->lua = xs_lua_new(lua_dir, &policy_limits, policy_path);
     int rc = XS_ENOMEM;
@@ -464,10 +468,13 @@ static void set_field(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
-/* What route_trampoline works on: the event in, the decision out. */
+/* What route_trampoline works on: the event in (with its addresses mapped
+ * already when `mapped` is set: route_mapped is called then, else route),
+ * the decision out. */
 struct route_call {
     struct xs_policy *p;
     struct xs_event *ev;
+    const struct xs_route_mapped *mapped;
     enum xs_cond cond;
     char *text;
 };
@@ -502,12 +509,19 @@ static int route_trampoline(lua_State *L)
     struct route_call *rc = lua_touserdata(L, 1);
     const struct xs_event *ev = rc->ev;
     lua_settop(L, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rc->p->route_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rc->mapped ? rc->p->mapped_ref : rc->p->route_ref);
     lua_createtable(L, 0, 12);
     set_field(L, "kind", "message");
     set_field(L, "origin", ev->origin == XS_SIDE_XMPP ? "xmpp" : "sip");
-    set_field(L, "from", ev->from);
-    set_field(L, "to", ev->to);
+    if (rc->mapped) {
+        lua_pushlstring(L, rc->mapped->from, rc->mapped->from_len);
+        lua_setfield(L, -2, "from");
+        lua_pushlstring(L, rc->mapped->to, rc->mapped->to_len);
+        lua_setfield(L, -2, "to");
+    } else {
+        set_field(L, "from", ev->from);
+        set_field(L, "to", ev->to);
+    }
     set_field(L, "id", ev->id);
     set_field(L, "thread", ev->thread);
     set_field(L, "subject", ev->subject);
@@ -557,7 +571,13 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     lua_settop(L, 0);
     if (!lua_checkstack(L, 4))
         return XS_COND_RESOURCE_CONSTRAINT;
-    struct route_call rc = {p, ev, XS_COND_INTERNAL_SERVER_ERROR, NULL};
+    /* A policy with hooks that keeps the default mapping: the part of
+     * route() before the hooks is done here when it lets the message
+     * through, and Lua runs the hooks and the checks after them. */
+    struct xs_route_mapped mapped;
+    int premapped = p->mapped_ref != LUA_REFNIL && p->mapped_ref != LUA_NOREF &&
+                    xs_route_premap(p->ix, p->cfg.max_body, ev, &mapped);
+    struct route_call rc = {p, ev, premapped ? &mapped : NULL, XS_COND_INTERNAL_SERVER_ERROR, NULL};
     lua_pushcfunction(L, route_trampoline);
     lua_pushlightuserdata(L, &rc);
     char err[512];

@@ -145,7 +145,8 @@ static struct {
     char d1[XS_ADDR_MAP_MAX], d2[XS_ADDR_MAP_MAX];
 } buf;
 
-int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_event *ev)
+int xs_route_premap(const struct xs_domain_index *ix, size_t max_body, const struct xs_event *ev,
+                    struct xs_route_mapped *out)
 {
     if (ev->kind != XS_EVENT_MESSAGE || !ev->from || !ev->to)
         return 0;
@@ -160,11 +161,6 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
             xs_addr_map_to_sip(ev->to, to_n, buf.to, &tn, buf.d2, &d2n) ||
             !xs_domain_index_is_local(ix, buf.d2, d2n) || !federated(ix, buf.d1, d1n))
             return 0;
-        /* recheck(ev, "xmpp"): the mapped recipient ours, the sender a partner */
-        if (xs_addr_map_sip_domain(buf.from, fn, buf.d1, &d1n) ||
-            xs_addr_map_sip_domain(buf.to, tn, buf.d2, &d2n) ||
-            !xs_domain_index_is_local(ix, buf.d2, d2n) || !federated(ix, buf.d1, d1n))
-            return 0;
     } else if (ev->origin == XS_SIDE_SIP) {
         /* fd, td = sip_domain(ev.from), sip_domain(ev.to); fd ours, td a
          * partner; from, to = to_xmpp(ev.from), to_xmpp(ev.to) */
@@ -172,22 +168,42 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
             xs_addr_map_to_xmpp(ev->to, to_n, buf.to, &tn, buf.d2, &d2n) ||
             !xs_domain_index_is_local(ix, buf.d1, d1n) || !federated(ix, buf.d2, d2n))
             return 0;
-        /* recheck(ev, "sip") */
-        if (xs_addr_map_jid_domain(buf.from, fn, buf.d1, &d1n) ||
-            xs_addr_map_jid_domain(buf.to, tn, buf.d2, &d2n) ||
-            !xs_domain_index_is_local(ix, buf.d1, d1n) || !federated(ix, buf.d2, d2n))
-            return 0;
     } else {
         return 0;
     }
-    /* The body: UTF-8 text of at most max_body bytes; every other field a
-     * short UTF-8 string (checked_string). */
+    /* The body as it arrived: UTF-8 text of at most max_body bytes. */
     if (!ev->body || !checked(ev->body, max_body))
         return 0;
-    if (!checked(buf.from, MAX_FIELD) || !checked(buf.to, MAX_FIELD) || !checked(ev->id, MAX_FIELD) ||
+    *out = (struct xs_route_mapped){buf.from, fn, buf.to, tn};
+    return 1;
+}
+
+int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_event *ev)
+{
+    struct xs_route_mapped m;
+    size_t d1n, d2n;
+    if (!xs_route_premap(ix, max_body, ev, &m))
+        return 0;
+    /* recheck(ev, origin): the mapped recipient or sender still ours, the
+     * other a partner */
+    if (ev->origin == XS_SIDE_XMPP) {
+        if (xs_addr_map_sip_domain(m.from, m.from_len, buf.d1, &d1n) ||
+            xs_addr_map_sip_domain(m.to, m.to_len, buf.d2, &d2n) ||
+            !xs_domain_index_is_local(ix, buf.d2, d2n) || !federated(ix, buf.d1, d1n))
+            return 0;
+    } else {
+        if (xs_addr_map_jid_domain(m.from, m.from_len, buf.d1, &d1n) ||
+            xs_addr_map_jid_domain(m.to, m.to_len, buf.d2, &d2n) ||
+            !xs_domain_index_is_local(ix, buf.d1, d1n) || !federated(ix, buf.d2, d2n))
+            return 0;
+    }
+    /* checked_string for every field but the body, checked above */
+    if (!checked(m.from, MAX_FIELD) || !checked(m.to, MAX_FIELD) || !checked(ev->id, MAX_FIELD) ||
         !checked(ev->thread, MAX_FIELD) || !checked(ev->subject, MAX_FIELD) ||
         !checked(ev->lang, MAX_FIELD) || !checked(ev->type, MAX_FIELD))
         return 0;
+    size_t fn = m.from_len, tn = m.to_len;
+    size_t from_n = strlen(ev->from), to_n = strlen(ev->to);
     /* A mapped address no longer than the original takes its place (a JID
      * from a URI always does), saving an allocation per address. */
     char *from = fn <= from_n ? ev->from : malloc(fn + 1);
@@ -199,8 +215,8 @@ int xs_route_fast(const struct xs_domain_index *ix, size_t max_body, struct xs_e
             free(to);
         return 0;
     }
-    memcpy(from, buf.from, fn + 1);
-    memcpy(to, buf.to, tn + 1);
+    memcpy(from, m.from, fn + 1);
+    memcpy(to, m.to, tn + 1);
     if (from != ev->from)
         free(ev->from);
     if (to != ev->to)

@@ -23,6 +23,24 @@ int xs_domain_index_is_local(const struct xs_domain_index *ix, const char *domai
 const struct xs_partner *xs_domain_index_partner(const struct xs_domain_index *ix,
                                                  const char *domain, size_t n);
 
+/* Addresses mapped by xs_route_premap, in buffers of this module that the
+ * next call reuses (borrowed; NUL-terminated). */
+struct xs_route_mapped {
+    const char *from;
+    size_t from_len;
+    const char *to;
+    size_t to_len;
+};
+
+/* The part of route() before the hooks, for a policy that keeps the
+ * default mapping: returns 1 when route() would get past it (addresses
+ * in the domains it wants, mapped, the body UTF-8 text of at most max_body
+ * bytes), with the mapped addresses in *out; ev is not changed. 0 when
+ * route() would refuse the message there (or on any doubt): the caller asks
+ * route() itself. */
+int xs_route_premap(const struct xs_domain_index *ix, size_t max_body, const struct xs_event *ev,
+                    struct xs_route_mapped *out);
+
 /* The decision lua/xsgw/policy.lua's route() makes for a policy without
  * hooks (cfg.default_route), for the messages it accepts: returns 1 with
  * ev->from and ev->to mapped into the other side's form, exactly as route()

@@ -246,6 +246,37 @@ static void parse_truncated(const char *data, size_t hdr_len, struct xs_sip_in *
         set_answer(in, 400, "Content-Length larger than the datagram");
 }
 
+/* A request osip refused whose request line is "METHOD SP URI SP SIP/2.0":
+ * when the rest parses with the URI replaced, the URI was what it could not
+ * read, and the sender gets 400 instead of silence (RFC 3261 §8.2.2.1). */
+static void parse_bad_request_uri(const char *data, size_t hl, struct xs_sip_in *in)
+{
+    const char *eol = memchr(data, '\n', hl);
+    if (!eol)
+        return;
+    size_t n = (size_t)(eol - data);
+    if (n && data[n - 1] == '\r')
+        n--;
+    const char *sp1 = memchr(data, ' ', n), *sp2 = data + n;
+    while (sp2 > data && sp2[-1] != ' ')
+        sp2--;
+    static const char version[] = "SIP/2.0";
+    if (!sp1 || sp1 == data || sp2 - 1 <= sp1 || (size_t)(data + n - sp2) != sizeof version - 1 ||
+        strncasecmp(sp2, version, sizeof version - 1) != 0)
+        return;
+    struct xs_buf line;
+    xs_buf_init(&line, XS_SIP_HEADER_MAX + 64);
+    int rc = xs_buf_append(&line, data, (size_t)(sp1 - data));
+    rc = rc ? rc : xs_buf_append_str(&line, " sip:invalid SIP/2.0");
+    rc = rc ? rc : xs_buf_append(&line, data + n, hl - n); /* from the line's end on */
+    if (rc == 0) {
+        xs_sip_in_parse_head(line.data, line.len, in);
+        if (in->verdict == XS_SIP_ANSWER)
+            set_answer(in, 400, "malformed Request-URI");
+    }
+    xs_buf_free(&line);
+}
+
 void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_in *in)
 {
     memset(in, 0, sizeof *in);
@@ -272,7 +303,9 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
     }
     if (osip_message_parse(m, data, len) != 0) {
         osip_message_free(m);
-        in->why = "unparsable message";
+        parse_bad_request_uri(data, hl, in);
+        if (in->verdict == XS_SIP_DROP)
+            in->why = "unparsable message";
         return;
     }
     in->msg = m;
@@ -407,8 +440,8 @@ static const struct echo_style ECHO_TERSE = {"v", "f", "t", "i", TERSE_FIELD_MAX
 /* Appends "name: value" for a header osip has serialized (rc, value from
  * one of its *_to_str calls; value is taken and freed), unless the style
  * bounds fields and this one is longer. */
-static int append_header(struct xs_buf *out, const struct echo_style *st, const char *name,
-                         int rc, char *value)
+static int append_header(struct xs_buf *out, const struct echo_style *st, const char *name, int rc,
+                         char *value)
 {
     int r = 0;
     size_t n = value ? strlen(value) : 0;

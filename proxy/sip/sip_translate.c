@@ -340,12 +340,28 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
     char port[24], cseq[24];
     /* Appended piece by piece: this runs for every message, and formatting
      * it with printf cost more than everything else the function does. */
-    const char *const head[] = {"MESSAGE ", to, " SIP/2.0\r\nVia: SIP/2.0/", p->transport, " ",
-                                v6 ? "[" : "", p->via_host, v6 ? "]:" : ":",
-                                decimal(port, (unsigned long)p->via_port), ";branch=", p->branch,
-                                ";rport\r\nMax-Forwards: 70\r\nFrom: <", from, ">;tag=",
-                                p->from_tag, "\r\nTo: <", to, ">\r\nCall-ID: ", cid,
-                                "\r\nCSeq: ", decimal(cseq, p->cseq), " MESSAGE\r\n"};
+    const char *const head[] = {"MESSAGE ",
+                                to,
+                                " SIP/2.0\r\nVia: SIP/2.0/",
+                                p->transport,
+                                " ",
+                                v6 ? "[" : "",
+                                p->via_host,
+                                v6 ? "]:" : ":",
+                                decimal(port, (unsigned long)p->via_port),
+                                ";branch=",
+                                p->branch,
+                                ";rport\r\nMax-Forwards: 70\r\nFrom: <",
+                                from,
+                                ">;tag=",
+                                p->from_tag,
+                                "\r\nTo: <",
+                                to,
+                                ">\r\nCall-ID: ",
+                                cid,
+                                "\r\nCSeq: ",
+                                decimal(cseq, p->cseq),
+                                " MESSAGE\r\n"};
     int rc = 0;
     for (size_t i = 0; !rc && i < sizeof head / sizeof head[0]; i++)
         rc = xs_buf_append_str(out, head[i]);

@@ -33,6 +33,9 @@ struct cli {
     struct xs_buf out; /* the request as sent */
     enum xs_sip_transport transport;
     size_t e_idx; /* the Timer E queue e is in (or goes to next) */
+    /* One draw of randomness a transaction (a system call each): the
+     * branch's 24 hex digits, then the From tag's 16 and the Call-ID's 32. */
+    char rnd[73];
     char branch[32];
     char key[48];
 };
@@ -99,10 +102,9 @@ static void client_finish(struct cli *x, enum xs_cond cond, const char *text)
 static void client_send(struct cli *x, const struct xs_sip_local *local)
 {
     struct xs__sip_txns *t = x->txns;
-    char from_tag[17], call_id[300], r[33];
-    xs_random_hex(from_tag, 8);
-    xs_random_hex(r, 16);
-    snprintf(call_id, sizeof call_id, "%s@%s", r, t->host);
+    char from_tag[17], call_id[300];
+    snprintf(from_tag, sizeof from_tag, "%.16s", x->rnd + 24);
+    snprintf(call_id, sizeof call_id, "%.32s@%s", x->rnd + 40, t->host);
     struct xs_sip_req_params p = {
         .transport = local->transport == XS_SIP_TLS   ? "TLS"
                      : local->transport == XS_SIP_TCP ? "TCP"
@@ -193,8 +195,8 @@ void xs__sip_client_start(struct xs__sip_txns *t, struct xs_event *ev, xs_done_c
         done(ud, XS_COND_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    memcpy(x->branch, "z9hG4bK", 7);
-    xs_random_hex(x->branch + 7, 12);
+    xs_random_hex(x->rnd, 36);
+    snprintf(x->branch, sizeof x->branch, "z9hG4bK%.24s", x->rnd);
     snprintf(x->key, sizeof x->key, "b=%s|MESSAGE", x->branch);
     x->h.kind = K_CLIENT;
     x->h.node.key = x->key;

@@ -23,6 +23,7 @@ struct xs_tls_ctx {
     mbedtls_x509_crt cas;
     mbedtls_ssl_config server;
     mbedtls_ssl_config client;
+    int *suites; /* our cipher suite preference, 0-terminated; NULL: mbedtls's */
 };
 
 /* "what: mbedtls text (-0xNNNN)" into err. */

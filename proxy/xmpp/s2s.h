@@ -192,10 +192,14 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
  * delivered once the peer acknowledged it (<a h/>); then done() waits at
  * most XS_SM_ACK_SETTLE (never more than the grace) for an error stanza
  * with that id, and reports success. An error stanza before that reports
- * the error. If the peer refuses or never answers <enable/>, the stanzas
- * go to the grace below. A stanza not acknowledged when the stream ends,
- * however it ends, fails with remote-server-timeout (service-unavailable at
- * shutdown); it is not sent again, since the peer may have handled it.
+ * the error. Until the peer answers <enable/>, stanzas also follow the
+ * grace below (and settle by its rules if the stream ends then, but fail if
+ * the peer ended it with a stream error, which may be about the <enable/>);
+ * if it refuses or does not answer within XS_SM_ANSWER_TIMEOUT, they stay
+ * on the grace with the deadline they had. Once enabled, a stanza not
+ * acknowledged when the stream ends, however it ends, fails with
+ * remote-server-timeout (service-unavailable at shutdown); it is not sent
+ * again, since the peer may have handled it.
  * Without stream management, once flushed, done() waits up to the policy's
  * xmpp.error_grace for an error stanza with that id (at once without an id
  * or grace) and then reports success.

@@ -172,6 +172,20 @@ static void list_complete(const struct s2s_out *o, struct out_list *l, enum xs_c
 /* A stanza's bytes left the process: its sender hears of success now, or
  * after the error grace when it can still be matched with an error from the
  * peer. */
+/* Queues `it` (its deadline set) to wait for an error stanza. The list is
+ * bounded; its oldest entry has left the process (and, with stream
+ * management, was acknowledged), so it is reported delivered early rather
+ * than held. */
+static void push_written(struct s2s_out *o, struct out_item *it)
+{
+    if (o->written.n >= o->x->cfg->xmpp_queue_max) {
+        struct out_item *old = list_pop(&o->written);
+        old->done(old->ud, XS_COND_NONE, NULL);
+        free(old);
+    }
+    list_push(&o->written, it);
+}
+
 static void after_flush(struct s2s_out *o, struct out_item *it)
 {
     double grace = o->x->cfg->xmpp_error_grace;
@@ -189,15 +203,8 @@ static void after_flush(struct s2s_out *o, struct out_item *it)
         free(it);
         return;
     }
-    /* The grace list is bounded; its oldest entry has left the process, so
-     * it is reported delivered early rather than held. */
-    if (o->written.n >= o->x->cfg->xmpp_queue_max) {
-        struct out_item *old = list_pop(&o->written);
-        old->done(old->ud, XS_COND_NONE, NULL);
-        free(old);
-    }
     it->deadline = xs_xmpp_now(o->x) + grace;
-    list_push(&o->written, it);
+    push_written(o, it);
 }
 
 /* Moves the stanzas the kernel has confirmed on to their grace. */
@@ -418,8 +425,10 @@ static void sm_fall_back(struct s2s_out *o, const char *why)
     struct out_list l = o->unacked;
     o->unacked = (struct out_list){0};
     struct out_item *it;
+    /* Their grace started when they were flushed (after_flush set the
+     * deadline): it runs on, it does not start again. */
     while ((it = list_pop(&l)) != NULL)
-        after_flush(o, it);
+        push_written(o, it);
 }
 
 /* The peer acknowledged `it`: its sender hears of success, after a short
@@ -435,7 +444,7 @@ static void sm_acked(struct s2s_out *o, struct out_item *it)
         return;
     }
     it->deadline = xs_xmpp_now(o->x) + settle;
-    list_push(&o->written, it);
+    push_written(o, it);
 }
 
 /* An h the peer could not have: the stream's count is broken, and nothing

@@ -67,6 +67,7 @@ struct bench_opts {
      * open, which is what fills its transaction table. */
     double sip_delay_ms;
     int no_sip_rtx; /* our UDP SIP client does not retransmit */
+    int no_sm;      /* our XMPP server offers no XEP-0198 and refuses <enable/> */
     int tls;
     int sip_udp;
     const char *gateway; /* path of xsgw to start, or NULL */
@@ -171,7 +172,8 @@ struct bench {
     uv_timer_t second;   /* per-second rows, CPU and RSS samples */
     uv_timer_t rtx;      /* SIP->XMPP over UDP: retransmits what is unanswered */
     uint64_t ready_since;
-    long gw_hwm_kb; /* the highest VmHWM seen, -1 before any */
+    long gw_hwm_kb;                    /* the highest VmHWM seen, -1 before any */
+    unsigned long sm_streams, sm_acks; /* XEP-0198: streams it was enabled on, acks we sent */
     int gw_ready;
     int stopping;
     int failed;

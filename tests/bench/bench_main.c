@@ -1,4 +1,4 @@
-/* xsbench: command line and the run itself.
+/* xsbench: the run itself (the command line is in bench_opts.c).
  *
  * A run is one phase per direction, XMPP->SIP then SIP->XMPP (or one of
  * them, --direction). XMPP->SIP starts once our own stream to the gateway

@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "  --tls              STARTTLS on every XMPP stream (partner tls = \"required\")\n"
             "  --sip-udp          SIP over UDP both ways (default TCP)\n"
             "  --sip-delay MS     the SIP next hop answers each request MS ms late (default 0)\n"
+            "  --no-sm            our XMPP server offers no XEP-0198 and refuses it (as\n"
+            "                     ejabberd on s2s); by default it acknowledges, as Prosody\n"
             "  --no-sip-retransmit  our UDP SIP client does not retransmit (Timer E): a\n"
             "                     datagram the gateway drops is then lost\n"
             "  --json FILE        write the report as JSON to FILE too\n"
@@ -94,6 +96,7 @@ int bench_parse_opts(int argc, char **argv, struct bench_opts *o)
         O_JSON,
         O_SIP_DELAY,
         O_NO_RTX,
+        O_NO_SM,
         O_HELP
     };
     static const struct option opts[] = {
@@ -105,6 +108,7 @@ int bench_parse_opts(int argc, char **argv, struct bench_opts *o)
         {"json", required_argument, NULL, O_JSON},
         {"sip-delay", required_argument, NULL, O_SIP_DELAY},
         {"no-sip-retransmit", no_argument, NULL, O_NO_RTX},
+        {"no-sm", no_argument, NULL, O_NO_SM},
         {"tls", no_argument, NULL, O_TLS},
         {"sip-udp", no_argument, NULL, O_UDP},
         {"gateway", required_argument, NULL, O_GW},
@@ -156,6 +160,9 @@ int bench_parse_opts(int argc, char **argv, struct bench_opts *o)
             break;
         case O_JSON:
             o->json = optarg;
+            break;
+        case O_NO_SM:
+            o->no_sm = 1;
             break;
         case O_NO_RTX:
             o->no_sip_rtx = 1;

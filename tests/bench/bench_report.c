@@ -204,6 +204,8 @@ int bench_report(struct bench *b, FILE *json)
         if (v == 1 || (v == 3 && worst == 0))
             worst = v;
     }
+    printf("XEP-0198: enabled by the gateway on %lu of our streams, %lu acknowledgements sent%s\n",
+           b->sm_streams, b->sm_acks, b->o.no_sm ? " (--no-sm: not offered)" : "");
     if (b->gw_hwm_kb >= 0)
         printf("gateway peak RSS (VmHWM): %ld kB\n", b->gw_hwm_kb);
     else
@@ -217,10 +219,12 @@ int bench_report(struct bench *b, FILE *json)
     fprintf(json,
             "{\"tool\":\"xsbench\",\"mode\":\"%s\",\"xmpp\":\"%s\",\"sip\":\"%s\",\"rate\":%g,"
             "\"duration\":%g,\"n\":%ld,\"window\":%d,\"gw_hwm_kb\":%ld,\"failed\":%s,"
+            "\"sm_offered\":%s,\"sm_streams\":%lu,\"sm_acks\":%lu,"
             "\"phases\":[",
             b->o.rate > 0 ? "open" : "closed", b->o.tls ? "starttls" : "plain",
             b->o.sip_udp ? "udp" : "tcp", b->o.rate, b->o.duration, b->o.n, b->o.window,
-            b->gw_hwm_kb, b->failed ? "true" : "false");
+            b->gw_hwm_kb, b->failed ? "true" : "false", b->o.no_sm ? "false" : "true",
+            b->sm_streams, b->sm_acks);
     int first = 1;
     for (int i = 0; i < 2; i++) {
         if (!b->ph[i].started)

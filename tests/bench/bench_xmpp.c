@@ -22,6 +22,7 @@
 #define NS_STREAMS "http://etherx.jabber.org/streams"
 #define NS_DIALBACK "jabber:server:dialback"
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SM "urn:xmpp:sm:3"
 
 #define BX_OUT_MAX (8u << 20)
 #define BX_STREAMS_MAX 64
@@ -52,7 +53,9 @@ struct bx_stream {
     struct xs_xml_parser *parser;
     int client;
     int tls_on;
-    int tls_pending; /* STARTTLS agreed inside a parser callback; done after feed returns */
+    int tls_pending;    /* STARTTLS agreed inside a parser callback; done after feed returns */
+    int sm_on;          /* XEP-0198 enabled by the gateway on this (server-role) stream */
+    unsigned long sm_h; /* stanzas received since, as <a h=.../> reports them */
     enum bx_state state;
     char id[64]; /* the stream id: the gateway's (client) or ours (server) */
     struct bx_stream *next;
@@ -250,8 +253,10 @@ static void bx_stream_open(void *ud, const struct xs_xml_el *header)
         bx_printf(s, "<stream:features><starttls xmlns='" NS_TLS
                      "'><required/></starttls></stream:features>");
     else
-        bx_printf(s, "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>"
-                     "</stream:features>");
+        bx_printf(s,
+                  "<stream:features><dialback xmlns='urn:xmpp:features:dialback'/>%s"
+                  "</stream:features>",
+                  s->b->o.no_sm ? "" : "<sm xmlns='" NS_SM "'/>");
     s->state = BX_OPEN;
 }
 
@@ -356,9 +361,36 @@ static void bx_message(struct bx_stream *s, struct xs_xml_el *el)
     bench_arrived(s->b, BENCH_S2X, bx_body_seq(el), 0);
 }
 
+/* XEP-0198 on the streams the gateway opens, as Prosody offers it on s2s:
+ * <enable/> is answered <enabled/> (no resumption), each <r/> with the
+ * count of stanzas received. With --no-sm nothing is offered and a request
+ * is refused with <failed/>, as a server without it does. */
+static void bx_sm(struct bx_stream *s, const struct xs_xml_el *el)
+{
+    if (s->client)
+        return;
+    if (!strcmp(el->name, "enable")) {
+        if (s->b->o.no_sm || s->sm_on) {
+            bx_printf(s, "<failed xmlns='" NS_SM "'><unexpected-request "
+                         "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+            return;
+        }
+        s->sm_on = 1;
+        s->sm_h = 0;
+        s->b->sm_streams++;
+        bx_printf(s, "<enabled xmlns='" NS_SM "'/>");
+    } else if (!strcmp(el->name, "r") && s->sm_on) {
+        s->b->sm_acks++;
+        bx_printf(s, "<a xmlns='" NS_SM "' h='%lu'/>", s->sm_h & 0xffffffffUL);
+    }
+}
+
 static void bx_stanza(void *ud, struct xs_xml_el *el)
 {
     struct bx_stream *s = ud;
+    if (s->sm_on && !strcmp(el->ns, NS_SERVER) &&
+        (!strcmp(el->name, "message") || !strcmp(el->name, "presence") || !strcmp(el->name, "iq")))
+        s->sm_h++;
     if (!strcmp(el->ns, NS_STREAMS) && !strcmp(el->name, "features")) {
         bx_features(s, el);
     } else if (!strcmp(el->ns, NS_STREAMS) && !strcmp(el->name, "error")) {
@@ -377,6 +409,8 @@ static void bx_stanza(void *ud, struct xs_xml_el *el)
         }
     } else if (!strcmp(el->ns, NS_DIALBACK)) {
         bx_dialback(s, el);
+    } else if (!strcmp(el->ns, NS_SM)) {
+        bx_sm(s, el);
     } else if (!strcmp(el->name, "message")) {
         bx_message(s, el);
     }

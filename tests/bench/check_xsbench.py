@@ -7,7 +7,7 @@ Checks, for every phase of the JSON report: offered = delivered + refused +
 lost; nothing lost, duplicated or contradicted; the per-second rows add up
 to the totals; open loop: everything planned (rate x duration) was offered,
 one row per second of the offering at least, and the gateway's CPU and RSS
-sampled; and that the one-line summaries on stdout say the same as the
+sampled; XEP-0198 enabled by the gateway when offered, never otherwise; and that the one-line summaries on stdout say the same as the
 JSON. The exit status of xsbench must be 0 (every message delivered once).
 """
 import json
@@ -95,6 +95,13 @@ def main():
         for k in ("offered", "delivered", "refused", "lost", "dups", "late"):
             if int(s[k]) != p[k]:
                 fail(f"{d}: summary {k}={s[k]}, JSON {p[k]}")
+    # XEP-0198: the gateway enables it on its streams to a peer that offers
+    # it (story 2 of issue 6), and never on one that refuses it.
+    if "sip-xmpp" in got_dirs:
+        if report["sm_offered"] and report["sm_streams"] < 1:
+            fail("the bench offered XEP-0198 and the gateway did not enable it")
+        if not report["sm_offered"] and report["sm_streams"] != 0:
+            fail("XEP-0198 enabled on a stream that did not offer it")
     print("check_xsbench: ok")
     return 0
 

@@ -1897,6 +1897,38 @@ async def test_sm_always_remembers_a_peer_that_ends_the_stream(tmp):
         await expect_nothing(e.peer.received, 0.3)
 
 
+async def test_sm_unanswered_enable_keeps_the_grace(tmp):
+    """A peer that never answers <enable/> (ejabberd): 10 s on, the gateway
+    stops waiting for an answer; the stanzas then in their grace keep the
+    deadline they had, so no answer comes later than the grace allows, before
+    and after (a message every 50 ms for 12 s)."""
+    async with Env(tmp) as e:
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        sent_at, latency = {}, {}
+
+        async def sender():
+            for n in range(240):
+                cid = await sm_send(e, f"steady {n}")
+                sent_at[cid] = time.monotonic()
+                await asyncio.sleep(0.05)
+        task = asyncio.ensure_future(sender())
+        end = time.monotonic() + 20
+        while len(latency) < 240 and time.monotonic() < end:
+            r = await get(e.uac.responses, 5)
+            cid = r["headers"]["call-id"][0]
+            if r["code"] >= 200 and cid in sent_at:
+                assert r["code"] == 200, r["first"]
+                latency[cid] = time.monotonic() - sent_at[cid]
+        await task
+        assert len(latency) == 240, len(latency)
+        e.gw.wait_log(r"ev=s2s\.out\.sm .*result=off reason=\"no answer to enable\"")
+        slowest = max(latency.values())
+        assert slowest < 0.45, slowest
+        assert e.peer.sm_seen == ["enable"], e.peer.sm_seen
+
+
 # --- stream limits and memory per idle stream (issue 6, story 4) -------------
 
 async def read_refusal(r):

@@ -98,7 +98,7 @@ static void test_errmap(void)
         [XS_COND_CONFLICT] = 400,
         [XS_COND_FEATURE_NOT_IMPLEMENTED] = 501,
         [XS_COND_FORBIDDEN] = 403, /* deviation from note 2, see sip_errmap.c */
-        [XS_COND_GONE] = 410, /* no new address: note 3 */
+        [XS_COND_GONE] = 410,      /* no new address: note 3 */
         [XS_COND_INTERNAL_SERVER_ERROR] = 500,
         [XS_COND_ITEM_NOT_FOUND] = 604,
         [XS_COND_JID_MALFORMED] = 400,
@@ -392,6 +392,33 @@ static void test_hostile(void)
     CHECK(verdict_of("MESSAGE", "Call-ID: c1\r\nMax-Forwards: 5\r\nContent-Type: text/plain\r\n",
                      "x", &st) == XS_SIP_ANSWER &&
           st == 400);
+
+    /* A Request-URI osip cannot parse (no scheme) still gets its 400, keyed
+     * like any request, so the sender is not left to time out; an ACK with
+     * one is never answered. */
+    const char *nouri = "MESSAGE alice@xmpp.test SIP/2.0\r\n"
+                        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnu\r\n"
+                        "From: <sip:a@sip.test>;tag=1\r\nTo: <sip:alice@xmpp.test>\r\n"
+                        "Call-ID: nu\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: 2\r\n\r\nhi";
+    xs_sip_in_parse(nouri, strlen(nouri), 0, &in);
+    CHECK(in.verdict == XS_SIP_ANSWER && in.status == 400 && in.ev == NULL && in.msg != NULL);
+    CHECK_STR(in.why, "malformed Request-URI");
+    CHECK_STR(in.key, "b=z9hG4bKnu|127.0.0.1:5060|MESSAGE");
+    xs_sip_in_clear(&in);
+    char ack[512];
+    snprintf(ack, sizeof ack, "%s", nouri);
+    memcpy(ack, "ACK    ", 7);
+    xs_sip_in_parse(ack, strlen(ack), 0, &in);
+    CHECK(in.verdict == XS_SIP_DROP);
+    xs_sip_in_clear(&in);
+    /* A request line that is not one (no version) is still dropped. */
+    const char *noversion = "MESSAGE alice@xmpp.test\r\n"
+                            "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnv\r\n"
+                            "CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+    xs_sip_in_parse(noversion, strlen(noversion), 0, &in);
+    CHECK(in.verdict == XS_SIP_DROP);
+    xs_sip_in_clear(&in);
 
     /* A datagram shorter than its Content-Length: 400, nothing submitted. */
     char m[2048];
