@@ -4,7 +4,8 @@
 #   run.sh basic reload         the named groups (t_basic.sh, t_reload.sh)
 #   run.sh basic.xmpp_to_sip    one scenario: its group runs, only that verdict counts
 # Environment: XSGW (gateway binary, default build/xsgw), XS_IT_KEEP=1 keeps temp files,
-# XS_IT_GROUP_TIMEOUT (seconds per group, default 300), XS_IT_REQUIRE (see below).
+# XS_IT_GROUP_TIMEOUT (seconds per group: 300, the load group 480; it overrides both),
+# XS_IT_REQUIRE (see below).
 # Scenarios that check only the harness and the peers, not the gateway (harness_checks below),
 # are totalled on their own line "harness: N passed, N failed, N skipped". The last line
 # counts the gateway scenarios: "N passed, N failed, N skipped". Exits 1 if anything failed.
@@ -13,7 +14,9 @@
 # failure: a green run must mean the scenarios ran. XS_IT_REQUIRE=1 or 0 overrides.
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
-all=(env basic errors retrans reload burst kamailio ejabberd)
+all=(env basic errors retrans reload burst kamailio ejabberd load)
+# Groups that need more than 300 s: load runs five minutes of sustained traffic.
+declare -A group_timeout=([load]=480)
 harness_checks=" env.* ejabberd.prosody_control ejabberd.clean_stop "
 
 is_harness_check() {
@@ -55,7 +58,7 @@ out=$(mktemp /tmp/xsgw-it-run.XXXXXX)
 trap 'rm -f "$out"' EXIT
 for group in "${groups[@]}"; do
     echo "== $group"
-    timeout --signal=TERM --kill-after=20 "${XS_IT_GROUP_TIMEOUT:-300}" \
+    timeout --signal=TERM --kill-after=20 "${XS_IT_GROUP_TIMEOUT:-${group_timeout[$group]:-300}}" \
         bash "$dir/t_$group.sh" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     counted=0
