@@ -770,13 +770,22 @@ void xs_xmpp_hold_input(void *impl, int hold)
         return;
     x->input_held = hold;
     size_t n = 0;
-    for (struct s2s_in *in = x->ins; in; in = in->next, n++) {
+    for (struct s2s_in *in = x->ins; in; in = in->next)
+        n++;
+    /* Logged before acting: a resume can hold again from inside the loop. */
+    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu", hold ? "held" : "resumed", n);
+    for (struct s2s_in *in = x->ins; in; in = in->next) {
+        /* Resuming a TLS stream hands over what it had already decrypted,
+         * which can raise the pressure again: the nested call has paused
+         * every stream, and resuming the rest would read them while held.
+         * Streams are freed from their close callback, never in here. */
+        if (x->input_held != hold)
+            break;
         if (hold)
             xs_link_pause(in->link);
         else
             xs_link_resume(in->link);
     }
-    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu", hold ? "held" : "resumed", n);
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)

@@ -12,6 +12,16 @@
 # the rate offered and received and the delivery latency p50/p99/max (send time in the body
 # to the UAS's arrival time).
 #
+# load.backpressure_xmpp_to_sip: alice and ella together send XS_IT_BP_RATE chats a second
+# each (300) for XS_IT_BP_SECONDS (15) through a gateway with sip.max_transactions = 100 to
+# a UAS that answers each MESSAGE after 200 ms: about 100 / 0.2 = 500 a second at best, and
+# the gateway stops reading its inbound streams at 75 in flight, so it cannot keep up with
+# 600. PASS: it held its two inbound TLS streams (ev=s2s.in.hold) and the held/resumed
+# lines alternate, from held to resumed; every chat reached the UAS once, or came back to
+# its sender as resource-constraint type='wait' (delivered + refused = sent); no duplicate,
+# no retransmission. The servers keep what the gateway does not read: the log line shows
+# how late the last chats arrived.
+#
 # load.overload_sip_to_xmpp: sipp sends MESSAGEs to ella@ejab.test through a gateway whose
 # policy allows XS_IT_OVL_MAX (50) transactions in flight. Toward ejabberd (no Stream
 # Management) each one waits out the error grace (0.25 s), so the gateway carries about
@@ -25,12 +35,12 @@
 # answer to <enable/> 10 s after the warm-up, inside the overload phase; that transition
 # must not delay anything either.)
 #
-# Bounded: about 6 minutes in all (run.sh gives this group 480 s).
+# Bounded: about 7 minutes in all (run.sh gives this group 540 s).
 set -u
 . "$(dirname "$0")/lib.sh"
 
 it_setup load load.prosody_to_sip_udp load.ejabberd_to_sip_udp load.prosody_to_sip_tcp \
-    load.ejabberd_to_sip_tcp load.overload_sip_to_xmpp
+    load.ejabberd_to_sip_tcp load.backpressure_xmpp_to_sip load.overload_sip_to_xmpp
 
 . "$(dirname "$0")/ejabberd.sh"
 trap ej_exit EXIT
@@ -43,6 +53,10 @@ OVL_RATE=${XS_IT_OVL_RATE:-400}
 OVL_SECS=${XS_IT_OVL_SECONDS:-30}
 REC_RATE=100
 REC_SECS=15
+BP_MAX=100
+BP_DELAY=200
+BP_RATE=${XS_IT_BP_RATE:-300}
+BP_SECS=${XS_IT_BP_SECONDS:-15}
 PARTNERS="partner \"xmpp.test\" { tls = \"required\", dialback = true } partner \"$EJ_DOMAIN\" { tls = \"required\", dialback = true }"
 # ejabberd's debug log writes every element of every stream: at these rates it would cost
 # more CPU than the gateway.
@@ -90,16 +104,21 @@ load_gateway() {
     it_gateway_start "$IT_TMP/policy-$name.lua"
 }
 
-# load_uas NAME TRANSPORT MAX-CALLS SECONDS: sipp UAS on 127.0.0.4:5070 answering 200 to
-# every MESSAGE, trace in NAME.msg; exits after MAX-CALLS or SECONDS.
+# load_uas NAME TRANSPORT MAX-CALLS SECONDS [DELAY-MS]: sipp UAS on 127.0.0.4:5070 answering
+# 200 to every MESSAGE (DELAY-MS after it came, sipp/uas-slow.xml), trace in NAME.msg; exits
+# after MAX-CALLS or SECONDS.
 load_uas() {
-    local name=$1 t=u1 max=$3 secs=$4
+    local name=$1 t=u1 max=$3 secs=$4 delay=${5:-}
     [ "$2" = tcp ] && t=t1
-    sed -e "s/@STATUS@/200/" -e "s/@REASON@/OK/" -e "s/@HOLD@/2000/" \
-        "$IT_DIR/sipp/uas.xml" >"$IT_TMP/$name.xml"
+    if [ -n "$delay" ]; then
+        sed -e "s/@DELAY@/$delay/" "$IT_DIR/sipp/uas-slow.xml" >"$IT_TMP/$name.xml"
+    else
+        sed -e "s/@STATUS@/200/" -e "s/@REASON@/OK/" -e "s/@HOLD@/2000/" \
+            "$IT_DIR/sipp/uas.xml" >"$IT_TMP/$name.xml"
+    fi
     it_start "$name" sipp -sf "$IT_TMP/$name.xml" -i 127.0.0.4 -p 5070 -t "$t" -m "$max" \
         -timeout "${secs}s" -nostdin -trace_msg -message_file "$IT_TMP/$name.msg" \
-        -max_recv_loops 10000 -buff_size 4194304
+        -max_recv_loops 10000 -buff_size 4194304 -l 10000
     it_wait_listen 127.0.0.4 5070 10
 }
 
@@ -181,6 +200,74 @@ if load_gateway tcp tcp:127.0.0.4:5070; then
 else
     it_fail load.prosody_to_sip_tcp "the gateway (next hop over TCP) did not start"
     it_fail load.ejabberd_to_sip_tcp "the gateway (next hop over TCP) did not start"
+fi
+
+# load.backpressure_xmpp_to_sip: see the head of this file.
+# bp_run: runs it, leaves "ok" or what went wrong in bp_verdict.
+bp_run() {
+    local scenario=load.backpressure_xmpp_to_sip n=$((BP_RATE * BP_SECS)) peer start
+    # Warm up both servers' streams to the gateway (one chat each).
+    load_uas warm-bp udp 2 30 || { bp_verdict="the UAS did not start"; return; }
+    for peer in prosody ejabberd; do
+        load_client "warm-bp-$peer" "$peer" --to bob@sip.test --send 1 --body warm --linger 1 \
+            --timeout 25
+    done
+    if ! it_wait_exit warm-bp 30; then
+        bp_verdict="the warm-up chats did not reach the UAS"
+        return
+    fi
+    it_stop warm-bp-prosody
+    it_stop warm-bp-ejabberd
+    load_uas uas-bp udp $((2 * n)) $((BP_SECS + 90)) "$BP_DELAY" ||
+        { bp_verdict="the UAS did not start"; return; }
+    start=$SECONDS
+    for peer in prosody ejabberd; do
+        load_client "tx-bp-$peer" "$peer" --to bob@sip.test --send "$n" --rate "$BP_RATE" \
+            --body "bp-$peer {n} {t}" --linger 60 --timeout $((BP_SECS + 90))
+    done
+    # Once the UAS has every chat, no refusal can follow: the senders stop listening then.
+    it_wait_exit uas-bp $((BP_SECS + 80))
+    it_stop tx-bp-prosody
+    it_stop tx-bp-ejabberd
+    local a e holds
+    a=$("$PY" "$IT_DIR/load_check.py" uas "$IT_TMP/uas-bp.msg" bp-prosody "$n")
+    e=$("$PY" "$IT_DIR/load_check.py" uas "$IT_TMP/uas-bp.msg" bp-ejabberd "$n")
+    holds=$(sed -n 's/.* ev=s2s\.in\.hold state=\([a-z]*\) .*/\1/p' "$IT_TMP/xsgw.err" | tr '\n' ' ')
+    it_log "$scenario: $((SECONDS - start)) s; alice: $a; ella: $e; senders: $(cat "$IT_TMP"/tx-bp-*.out | grep '"ev": "sent"' | tr '\n' ' ')"
+    it_log "$scenario: $(echo "$holds" | wc -w) hold lines; overload lines: $(grep -cE 'ev=sip\.overload ' "$IT_TMP/xsgw.err")"
+    bp_verdict=$("$PY" -c '
+import json, sys
+n, holds = int(sys.argv[3]), sys.argv[4].split()
+bad = []
+for who, path, s in (("alice", sys.argv[5], json.loads(sys.argv[1])),
+                     ("ella", sys.argv[6], json.loads(sys.argv[2]))):
+    errors = [json.loads(l) for l in open(path, encoding="utf-8") if "\"type\": \"error\"" in l]
+    wrong = [x for x in errors if (x["error"], x["error_type"]) != ("resource-constraint", "wait")]
+    if wrong:
+        bad.append("%s got other errors: %s" % (who, wrong[:2]))
+    if s["duplicates"] or s["retransmissions"] or s["unique"] + len(errors) != n:
+        bad.append("%s: %d delivered + %d refused of %d, %d duplicates, %d retransmissions" % (
+            who, s["unique"], len(errors), n, s["duplicates"], s["retransmissions"]))
+if "held" not in holds:
+    bad.append("the gateway never held its inbound streams (the UAS kept up?)")
+if any(h == holds[i - 1] for i, h in enumerate(holds) if i) or holds[:1] != ["held"] or \
+        holds[-1:] != ["resumed"]:
+    i = next((i for i, h in enumerate(holds) if i and h == holds[i - 1]), 0)
+    bad.append("the hold lines do not alternate held/resumed: ... %s ..." % " ".join(
+        holds[max(0, i - 3):i + 3]))
+print("; ".join(bad) or "ok")' "$a" "$e" "$n" "$holds" "$IT_TMP/tx-bp-prosody.out" \
+        "$IT_TMP/tx-bp-ejabberd.out")
+}
+
+if load_gateway backpressure udp:127.0.0.4:5070 "max_transactions = $BP_MAX"; then
+    bp_run
+    if [ "$bp_verdict" = ok ]; then
+        it_pass load.backpressure_xmpp_to_sip
+    else
+        it_fail load.backpressure_xmpp_to_sip "$bp_verdict"
+    fi
+else
+    it_fail load.backpressure_xmpp_to_sip "the gateway with max_transactions = $BP_MAX did not start"
 fi
 
 # load.overload_sip_to_xmpp: see the head of this file.
