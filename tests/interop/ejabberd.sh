@@ -51,8 +51,8 @@ ej_exit() {
 
 
 # ej_dns_start: the group's own dnsmasq (lib.sh's it_dns_start has a fixed record list and
-# no hook for more). Only the names this group uses: the gateway for sip.test, ejab.test, and
-# xmpp.test (Prosody, for the control scenario).
+# no hook for more). Only the names these groups use: the gateway for sip.test, ejab.test, and
+# xmpp.test (Prosody).
 ej_dns_start() {
     it_start dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --no-resolv --no-hosts \
         --log-queries --log-facility=- --listen-address=127.0.0.53 --port=53 \

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Issue 6 under load with real peers, XMPP -> SIP, and an overload run.
 #
-# load.{prosody,ejabberd}_to_sip_{udp,tcp}: a user of Prosody (alice@xmpp.test, Stream
-# Management on the s2s streams) or of ejabberd (ella@ejab.test, none) sends XS_IT_LOAD_RATE
-# chats a second (250) for XS_IT_LOAD_SECONDS (60), paced by the clock (xmpp_client.py
-# --rate), through its server's s2s stream to the gateway, which sends them as MESSAGEs to a
-# sipp UAS over UDP or TCP. PASS: the UAS got every body exactly once (a body in two
-# transactions is a duplicate; copies of one transaction are retransmissions, of which there
-# must be none in the ordinary case either), the sender got no error, the gateway logged no
-# refusal or failure, and the client offered at least 80% of the rate. The log line gives
+# load.{prosody,ejabberd}_to_sip_{udp,tcp}: a user of Prosody (alice@xmpp.test; Prosody 0.12
+# with mod_smacks, which does not ask for XEP-0198 on its own dialback stream to the gateway)
+# or of ejabberd (ella@ejab.test) sends XS_IT_LOAD_RATE chats a second (500) for
+# XS_IT_LOAD_SECONDS (60), paced by the clock (xmpp_client.py --rate), through its server's
+# s2s stream to the gateway, which sends them as MESSAGEs to a sipp UAS over UDP or TCP.
+# PASS: the UAS got every body exactly once (a body in two transactions is a duplicate;
+# copies of one transaction are retransmissions, of which there must be none in the ordinary
+# case either), the sender got no error, the gateway logged no refusal or failure, and the
+# client offered at least 80% of the rate. The log line gives
 # the rate offered and received and the delivery latency p50/p99/max (send time in the body
 # to the UAS's arrival time).
 #
@@ -24,8 +25,8 @@
 #
 # load.overload_sip_to_xmpp: sipp sends MESSAGEs to ella@ejab.test through a gateway whose
 # policy allows XS_IT_OVL_MAX (50) transactions in flight. Toward ejabberd (no Stream
-# Management) each one waits out the error grace (0.25 s), so the gateway carries about
-# 50 / 0.25 = 200 a second. Offered: XS_IT_OVL_RATE (400) a second for XS_IT_OVL_SECONDS
+# Management) each one waits out the error grace (0.25 s, checked every 100 ms: 0.25 to
+# 0.35 s), so the gateway carries about 50 / 0.3 = 165 a second. Offered: XS_IT_OVL_RATE (400) a second for XS_IT_OVL_SECONDS
 # (30), then 100 a second for 15 s. PASS: every MESSAGE was delivered once with 200, or
 # refused with 503 and Retry-After: 5 and not delivered; delivered + refused = sent; the
 # overload phase had refusals and the gateway's ev=sip.overload lines count exactly as many
