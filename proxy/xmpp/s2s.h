@@ -103,6 +103,10 @@ struct xs_xmpp {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t sweep; /* one timer checks every stream's deadlines */
+    /* Fires when the earliest written stanza's grace (or settle) ends, so its
+     * sender is answered then and not at the sweep's next tick. */
+    uv_timer_t expire;
+    double expire_at; /* when it fires; 0: not armed */
     struct xs_policy *policy;
     const struct xs_config *cfg;
     struct xs_tls_ctx *tls;
@@ -226,6 +230,12 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
 int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text);
 /* Reports success for written stanzas whose grace ran out by `now`. */
 void xs_s2s_out_expire(struct s2s_out *o, double now);
+/* The earliest deadline of a stanza waiting on o to be reported delivered,
+ * or 0 when none waits. */
+double xs_s2s_out_next_expiry(const struct s2s_out *o);
+/* A stanza now waits until `deadline` (xs_xmpp_now's clock) to be reported
+ * delivered: the side's expiry timer fires by then. */
+void xs_xmpp_expire_at(struct xs_xmpp *x, double deadline);
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb);
 void xs_s2s_out_sweep(struct s2s_out *o, double now);

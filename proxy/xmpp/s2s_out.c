@@ -184,6 +184,7 @@ static void push_written(struct s2s_out *o, struct out_item *it)
         free(old);
     }
     list_push(&o->written, it);
+    xs_xmpp_expire_at(o->x, it->deadline);
 }
 
 static void after_flush(struct s2s_out *o, struct out_item *it)
@@ -195,6 +196,8 @@ static void after_flush(struct s2s_out *o, struct out_item *it)
     if (it->done && it->sm_counted && o->sm.state != XS_SM_OFF) {
         it->deadline = xs_xmpp_now(o->x) + (grace > 0 && it->id[0] ? grace : 0);
         list_push(&o->unacked, it);
+        if (o->sm.state == XS_SM_REQUESTED)
+            xs_xmpp_expire_at(o->x, it->deadline);
         return;
     }
     if (!it->done || grace <= 0 || !it->id[0]) {
@@ -1038,6 +1041,15 @@ void xs_s2s_out_expire(struct s2s_out *o, double now)
         it->done(it->ud, XS_COND_NONE, NULL);
         free(it);
     }
+}
+
+double xs_s2s_out_next_expiry(const struct s2s_out *o)
+{
+    double next = o->written.head ? o->written.head->deadline : 0;
+    if (o->sm.state == XS_SM_REQUESTED && o->unacked.head &&
+        (next == 0 || o->unacked.head->deadline < next))
+        next = o->unacked.head->deadline;
+    return next;
 }
 
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
