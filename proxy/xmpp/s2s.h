@@ -74,6 +74,12 @@
  * L6), and the longest id such a request may carry. A receiving server
  * needs one per key it checks; the set-up deadline ends the stream anyway. */
 #define XS_S2S_IN_DB_VERIFY_MAX 64
+/* Backpressure holds inbound streams at most this long: it smooths a burst
+ * the SIP side is catching up with, but a next hop that stays behind must
+ * not keep senders waiting with no answer. After it, the streams are read
+ * again and what the SIP side cannot take is refused at once
+ * (resource-constraint, type wait), a prompt answer a sender can act on. */
+#define XS_S2S_HOLD_MAX_MS 1000
 #define XS_S2S_DB_ID_MAX 64
 
 /* Remote domains remembered as having ended a stream right after an
@@ -122,8 +128,9 @@ struct xs_xmpp {
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
-    size_t trimmed; /* parsers trimmed since the heap was last returned */
-    int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
+    size_t trimmed;  /* parsers trimmed since the heap was last returned */
+    int input_held;  /* xs_xmpp_hold_input: inbound streams are not read */
+    uv_timer_t hold; /* ends a hold that lasted XS_S2S_HOLD_MAX_MS */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
     struct xs_sm_refused sm_refused[XS_SM_REFUSED_MAX];
@@ -236,6 +243,8 @@ double xs_s2s_out_next_expiry(const struct s2s_out *o);
 /* A stanza now waits until `deadline` (xs_xmpp_now's clock) to be reported
  * delivered: the side's expiry timer fires by then. */
 void xs_xmpp_expire_at(struct xs_xmpp *x, double deadline);
+/* The hold timer's callback (s2s_in.c). */
+void xs_s2s_in_hold_expired(uv_timer_t *t);
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb);
 void xs_s2s_out_sweep(struct s2s_out *o, double now);

@@ -763,11 +763,8 @@ static void refuse_full(uv_tcp_t *tcp)
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
 }
 
-void xs_xmpp_hold_input(void *impl, int hold)
+static void set_held(struct xs_xmpp *x, int hold, const char *state, const char *why)
 {
-    struct xs_xmpp *x = impl;
-    if (x->input_held == hold || x->closing)
-        return;
     x->input_held = hold;
     size_t n = 0;
     for (struct s2s_in *in = x->ins; in; in = in->next, n++) {
@@ -776,7 +773,29 @@ void xs_xmpp_hold_input(void *impl, int hold)
         else
             xs_link_resume(in->link);
     }
-    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu", hold ? "held" : "resumed", n);
+    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu%s%s", state, n, why ? " reason=" : "",
+           why ? why : "");
+}
+
+void xs_xmpp_hold_input(void *impl, int hold)
+{
+    struct xs_xmpp *x = impl;
+    if (x->input_held == hold || x->closing)
+        return;
+    if (hold)
+        uv_timer_start(&x->hold, xs_s2s_in_hold_expired, XS_S2S_HOLD_MAX_MS, 0);
+    else
+        uv_timer_stop(&x->hold);
+    set_held(x, hold, hold ? "held" : "resumed", NULL);
+}
+
+/* The SIP side stayed behind for XS_S2S_HOLD_MAX_MS: read again, and let it
+ * refuse what it cannot take. Its next rise of pressure holds again. */
+void xs_s2s_in_hold_expired(uv_timer_t *t)
+{
+    struct xs_xmpp *x = t->data;
+    if (x->input_held && !x->closing)
+        set_held(x, 0, "released", "held-too-long");
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)

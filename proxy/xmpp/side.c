@@ -366,7 +366,9 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
     x->sweep.data = x;
     uv_timer_init(loop, &x->expire);
     x->expire.data = x;
-    x->handles_open = 3;
+    uv_timer_init(loop, &x->hold);
+    x->hold.data = x;
+    x->handles_open = 4;
     if (rc == 0)
         rc = uv_tcp_bind(&x->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0)
@@ -444,4 +446,5 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
     uv_close((uv_handle_t *)&x->listener, on_handle_closed);
     uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&x->expire, on_handle_closed);
+    uv_close((uv_handle_t *)&x->hold, on_handle_closed);
 }

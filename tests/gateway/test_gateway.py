@@ -2357,7 +2357,7 @@ async def test_txn_sustained_udp_every_message_once(tmp):
 async def test_txn_overload_xmpp_to_sip_refused_then_recovers(tmp):
     """sip.max_transactions = 40 and a next hop that holds its answers: 300
     messages in one burst. Backpressure holds the inbound stream at 30 in
-    flight; what the gateway had already read past the limit is refused with
+    flight (for a second at most); what the gateway read past the limit is refused with
     resource-constraint type='wait' (one error per refused message, counted
     in the overload line), the rest is delivered once the next hop answers,
     and nothing is lost silently: delivered + refused = sent."""
@@ -2378,7 +2378,9 @@ async def test_txn_overload_xmpp_to_sip_refused_then_recovers(tmp):
         # Recovery: the next hop answers, the stream is read again, and the
         # rest flows (each answer frees a slot; the UAS answers at once now).
         e.uas.release()
-        e.gw.wait_log("ev=s2s.in.hold state=resumed")
+        # Held a second at most: by now the stream was released (see
+        # test_txn_held_input_is_released_and_refused_promptly) or resumed.
+        e.gw.wait_log(r"ev=s2s\.in\.hold state=(resumed|released)")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and \
                 len(e.uas.delivered()) + len(e.counter.errors) < 300:
@@ -2411,6 +2413,45 @@ async def test_txn_overload_xmpp_to_sip_refused_then_recovers(tmp):
         assert {b for b in e.uas.delivered() if b.startswith(b"r")} == \
             {f"r{i}".encode() for i in range(50)}
         assert "ev=sip.overload" not in e.gw.log_text()[mark:]
+        await s.close()
+    finally:
+        await txn_env_close(e)
+
+
+async def test_txn_held_input_is_released_and_refused_promptly(tmp):
+    """A next hop that does not answer at all: backpressure holds the
+    inbound stream for a second at most, then reads it again, and what the
+    SIP side cannot take is refused at once (resource-constraint, type
+    wait) instead of waiting in the sender's socket for as long as the next
+    hop is stuck. Every message is delivered or refused within a few
+    seconds, while the next hop still holds its 40."""
+    e = await txn_env(tmp, sip_extra="max_transactions = 40")
+    try:
+        s = await e.peer.authenticated_stream(tls=False)
+        assert s.db_result.attrs.get("type") == "valid", s.db_result
+        e.uas.hold = True
+        start = time.monotonic()
+        for k in range(30):  # in pieces, so most of it waits in the socket once held
+            s.send("".join(message("alice@peer.test", "bob@sip.test", f"h{i}", mid=f"h{i}")
+                           for i in range(10 * k, 10 * k + 10)))
+            await s.w.drain()
+            await asyncio.sleep(0.02)
+        e.gw.wait_log("ev=s2s.in.hold state=held")
+        deadline = start + 6
+        while time.monotonic() < deadline and \
+                len(e.uas.delivered()) + len(e.counter.errors) < 300:
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - start
+        got = {b.decode() for b in e.uas.delivered()}
+        refused = {el.attrs.get("id") for el in e.counter.errors}
+        assert len(got) == 40 and len(refused) == 260, (len(got), len(refused), took)
+        assert got | refused == {f"h{i}" for i in range(300)}
+        for el in e.counter.errors:
+            err = el.child("error")
+            assert err is not None and err.attrs.get("type") == "wait", el
+            assert err.child("resource-constraint", NS_STANZAS) is not None, el
+        e.gw.wait_log(r"ev=s2s\.in\.hold state=released streams=1 reason=held-too-long")
+        e.uas.release()
         await s.close()
     finally:
         await txn_env_close(e)
