@@ -53,10 +53,10 @@
  * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
 #define XS_S2S_IN_AUTH_TIMEOUT 30.0
-/* An inbound stream silent this long lets its parser go (xs_xml_parser_trim):
+/* A stream silent this long lets its parser go (xs_xml_parser_trim):
  * about 10 KiB of expat state per stream, rebuilt from the kept stream
  * header, in microseconds, by the next byte that arrives. */
-#define XS_S2S_IN_TRIM_AFTER 2.0
+#define XS_S2S_TRIM_AFTER 2.0
 /* Once this many parsers were trimmed, the heap's free pages go back to the
  * kernel (malloc_trim): freed memory inside the heap would otherwise stay
  * resident until reused, and a burst of new streams that then go quiet
@@ -247,7 +247,9 @@ void xs_xmpp_expire_at(struct xs_xmpp *x, double deadline);
 void xs_s2s_in_hold_expired(uv_timer_t *t);
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb);
-void xs_s2s_out_sweep(struct s2s_out *o, double now);
+/* Set-up, acknowledgement and idle deadlines; returns 1 when the stream's
+ * parser was trimmed (it went quiet), else 0. */
+int xs_s2s_out_sweep(struct s2s_out *o, double now);
 void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);

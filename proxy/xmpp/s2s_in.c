@@ -869,7 +869,7 @@ int xs_s2s_in_sweep(struct s2s_in *in, double now)
         xs_s2s_close_stream(in->link);
         return 0;
     }
-    if (now - in->last_activity < XS_S2S_IN_TRIM_AFTER || !in->parser ||
+    if (now - in->last_activity < XS_S2S_TRIM_AFTER || !in->parser ||
         !xs_xml_parser_trim(in->parser))
         return 0;
     xs_log(XS_LOG_DEBUG, "s2s.in.quiet", "stream=in%llu result=parser-released",

@@ -1071,32 +1071,39 @@ void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, co
         send_verifies(o);
 }
 
-void xs_s2s_out_sweep(struct s2s_out *o, double now)
+int xs_s2s_out_sweep(struct s2s_out *o, double now)
 {
     if (o->state == OUT_CLOSED)
-        return;
+        return 0;
     if (o->state != OUT_ESTABLISHED && now > o->deadline) {
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "stream set-up took too long",
                   "connection-timeout");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_REQUESTED &&
         now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
         sm_fall_back(o, "no answer to enable");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_ON && o->sm.awaiting &&
         now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT,
                   "the remote server did not acknowledge our stanzas", "connection-timeout");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
         fail_verifies(o);
         set_state(o, OUT_CLOSED, "idle");
         xs_xml_parser_stop(o->parser);
         xs_s2s_close_stream(o->link);
+        return 0;
     }
+    if (o->state != OUT_ESTABLISHED || now - o->last_activity < XS_S2S_TRIM_AFTER || !o->parser ||
+        !xs_xml_parser_trim(o->parser))
+        return 0;
+    xs_log(XS_LOG_DEBUG, "s2s.out.quiet", "stream=out%llu result=parser-released",
+           (unsigned long long)o->serial);
+    return 1;
 }
 
 /* Ends this stream and hands what is still queued to a fresh one set up

@@ -302,7 +302,7 @@ static void on_sweep(uv_timer_t *t)
     }
     for (struct s2s_out *o = x->outs, *next; o; o = next) {
         next = xs_s2s_out_next(o);
-        xs_s2s_out_sweep(o, now);
+        x->trimmed += (size_t)xs_s2s_out_sweep(o, now);
     }
 }
 

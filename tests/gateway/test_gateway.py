@@ -2124,6 +2124,29 @@ async def test_quiet_stream_carries_after_parser_release(tmp):
             await s.close()
 
 
+
+async def test_quiet_outbound_stream_releases_its_parser(tmp):
+    """The gateway's own stream to a peer gives its parser up too when
+    quiet for 2 s; the peer's acknowledgement of the next message, and an
+    error bounced for the one after, are read on the rebuilt parser."""
+    async with Env(tmp) as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        e.peer.unknown_users.add("ghost@peer.test")
+        e.peer.bounce_error = f"<item-not-found xmlns='{NS_STANZAS}'/>"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        for n in range(2):
+            await asyncio.sleep(2.6)
+            e.gw.wait_count(r"ev=s2s\.out\.quiet stream=out\d+ result=parser-released", n + 1,
+                            timeout=3)
+            cid = await sm_send(e, f"after quiet {n}")
+            assert (await final_codes(e, {cid: "x"}, timeout=10))[cid] == 200
+            assert (await get(e.peer.received, 5)).child("body").text == f"after quiet {n}"
+        e.peer.bounce_stream = await e.peer.authenticated_stream()
+        cid = await sm_send(e, "boo", to="sip:ghost@peer.test")
+        assert (await final_codes(e, {cid: "boo"}, timeout=10))[cid] == 604
+
 async def test_idle_stream_memory(tmp):
     """Issue 6 story 4: 2,000 idle authenticated inbound streams in plain
     text cost at most 16 KiB each, 1,000 after STARTTLS at most 48 KiB each
