@@ -547,6 +547,17 @@ static void test_callid_cseq_echo(void)
         snprintf(want, sizeof want, "\r\ni: %s\r\nCSeq: %s\r\n", cid, cseq);
         CHECK(out.data && strstr(out.data, want) != NULL);
         xs_buf_free(&out);
+        xs_sip_in_clear(&in);
+        /* The event's thread is the Call-ID as osip writes it. */
+        n = snprintf(m, sizeof m,
+                     "MESSAGE sip:bob@sip.test SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKt\r\n"
+                     "From: <sip:a@sip.test>;tag=1\r\nTo: <sip:bob@xmpp.test>\r\nCall-ID: %s\r\n"
+                     "CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+                     ids[i]);
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.verdict == XS_SIP_SUBMIT && in.ev != NULL);
+        if (in.ev)
+            CHECK_STR(in.ev->thread, cid);
         osip_free(cid);
         osip_free(cseq);
         xs_sip_in_clear(&in);
