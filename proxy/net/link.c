@@ -362,23 +362,34 @@ static void tls_drain(struct xs_link *l)
     char plain[LINK_PLAIN_SIZE];
     l->in_input = 1;
     while (!l->paused) {
-        int n = xs_tls_read(l->tls, plain, sizeof plain);
+        /* The plaintext of as many records as fit goes to the owner at
+         * once: a peer may send a record per stanza, and the owner's parser
+         * is fed once per batch instead of once per record. */
+        size_t have = 0;
+        int n;
+        do {
+            n = xs_tls_read(l->tls, plain + have, sizeof plain - have);
+            if (n > 0)
+                have += (size_t)n;
+        } while (n > 0 && have < sizeof plain);
         link_flush(l);
         if (l->closing)
             return;
+        if (have > 0) {
+            l->cbs.data(l->ud, plain, have);
+            if (l->closing)
+                break;
+            if (n > 0)
+                continue; /* the batch was full: more may be waiting */
+        }
         if (n == XS_EAGAIN)
             break;
         if (n == XS_ECLOSED) {
             link_fail(l, XS_ECLOSED);
             break;
         }
-        if (n < 0) {
-            link_fail(l, XS_ETLS);
-            break;
-        }
-        l->cbs.data(l->ud, plain, (size_t)n);
-        if (l->closing)
-            break;
+        link_fail(l, XS_ETLS);
+        break;
     }
     l->in_input = 0;
 }

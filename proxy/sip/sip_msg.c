@@ -455,6 +455,21 @@ static int append_header(struct xs_buf *out, const struct echo_style *st, const 
     return r;
 }
 
+/* Appends "name: a<sep>b" under the same bound as append_header. */
+static int append_pair(struct xs_buf *out, const struct echo_style *st, const char *name,
+                       const char *a, const char *sep, const char *b)
+{
+    size_t an = strlen(a), sn = strlen(sep), bn = strlen(b);
+    if (st->field_max && an + sn + bn > st->field_max)
+        return 0;
+    int r = xs_buf_append_str(out, name);
+    r = r ? r : xs_buf_append(out, ": ", 2);
+    r = r ? r : xs_buf_append(out, a, an);
+    r = r ? r : xs_buf_append(out, sep, sn);
+    r = r ? r : xs_buf_append(out, b, bn);
+    return r ? r : xs_buf_append(out, "\r\n", 2);
+}
+
 /* The status line and the request's Via (the first n), From, To (with
  * to_tag added when it has none), Call-ID and CSeq, as RFC 3261 §8.2.6.2
  * wants them copied into a response. */
@@ -497,16 +512,14 @@ static int append_echo(struct xs_buf *out, const struct echo_style *st, const os
         if (!rc)
             rc = append_header(out, st, st->to, src, s);
     }
-    if (!rc && req->call_id) {
-        s = NULL;
-        int src = osip_call_id_to_str(req->call_id, &s);
-        rc = append_header(out, st, st->call_id, src, s);
+    /* Call-ID and CSeq are written as osip writes them ("number@host",
+     * "number METHOD"), without its allocation and sprintf for each. */
+    if (!rc && req->call_id && req->call_id->number) {
+        const char *h = req->call_id->host;
+        rc = append_pair(out, st, st->call_id, req->call_id->number, h ? "@" : "", h ? h : "");
     }
-    if (!rc && req->cseq) {
-        s = NULL;
-        int src = osip_cseq_to_str(req->cseq, &s);
-        rc = append_header(out, st, "CSeq", src, s);
-    }
+    if (!rc && req->cseq && req->cseq->number && req->cseq->method)
+        rc = append_pair(out, st, "CSeq", req->cseq->number, " ", req->cseq->method);
     return rc;
 }
 

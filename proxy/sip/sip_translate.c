@@ -229,9 +229,23 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
         free(from);
         return status;
     }
+    /* "number@host" as osip writes a Call-ID, put together here. */
     char *callid = NULL;
-    if (osip_call_id_to_str(m->call_id, &callid) != 0 || !xs_sip_text_ok(callid, strlen(callid))) {
-        osip_free(callid);
+    const osip_call_id_t *ci = m->call_id;
+    if (ci && ci->number) {
+        size_t nn = strlen(ci->number), hn = ci->host ? strlen(ci->host) + 1 : 0;
+        callid = malloc(nn + hn + 1);
+        if (callid) {
+            memcpy(callid, ci->number, nn);
+            if (ci->host) {
+                callid[nn] = '@';
+                memcpy(callid + nn + 1, ci->host, hn - 1);
+            }
+            callid[nn + hn] = '\0';
+        }
+    }
+    if (!callid || !xs_sip_text_ok(callid, strlen(callid))) {
+        free(callid);
         xs_buf_free(&text);
         free(from);
         free(to);
@@ -252,14 +266,17 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
         rc = xs_event_setn(&ev->body, text.data, text.len);
         xs_buf_free(&text);
     }
-    rc = rc ? rc : xs_event_set(&ev->thread, callid);
+    if (!rc) {
+        ev->thread = callid;
+        callid = NULL;
+    }
     /* RFC 7572 §5: no type, or "normal"; never "chat". */
     rc = rc ? rc : xs_event_set(&ev->type, "normal");
     if (!rc && subject)
         rc = xs_event_set(&ev->subject, subject);
     if (!rc && lang_of(header_value(m, "content-language", NULL), lang, sizeof lang))
         rc = xs_event_set(&ev->lang, lang);
-    osip_free(callid);
+    free(callid);
     if (rc) {
         xs_event_free(ev);
         *why = "out of memory";

@@ -53,10 +53,10 @@
  * header. */
 #define XS_S2S_IN_HEADER_TIMEOUT 10.0
 #define XS_S2S_IN_AUTH_TIMEOUT 30.0
-/* An inbound stream silent this long lets its parser go (xs_xml_parser_trim):
+/* A stream silent this long lets its parser go (xs_xml_parser_trim):
  * about 10 KiB of expat state per stream, rebuilt from the kept stream
  * header, in microseconds, by the next byte that arrives. */
-#define XS_S2S_IN_TRIM_AFTER 2.0
+#define XS_S2S_TRIM_AFTER 2.0
 /* Once this many parsers were trimmed, the heap's free pages go back to the
  * kernel (malloc_trim): freed memory inside the heap would otherwise stay
  * resident until reused, and a burst of new streams that then go quiet
@@ -74,6 +74,12 @@
  * L6), and the longest id such a request may carry. A receiving server
  * needs one per key it checks; the set-up deadline ends the stream anyway. */
 #define XS_S2S_IN_DB_VERIFY_MAX 64
+/* Backpressure holds inbound streams at most this long: it smooths a burst
+ * the SIP side is catching up with, but a next hop that stays behind must
+ * not keep senders waiting with no answer. After it, the streams are read
+ * again and what the SIP side cannot take is refused at once
+ * (resource-constraint, type wait), a prompt answer a sender can act on. */
+#define XS_S2S_HOLD_MAX_MS 1000
 #define XS_S2S_DB_ID_MAX 64
 
 /* Remote domains remembered as having ended a stream right after an
@@ -103,6 +109,10 @@ struct xs_xmpp {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t sweep; /* one timer checks every stream's deadlines */
+    /* Fires when the earliest written stanza's grace (or settle) ends, so its
+     * sender is answered then and not at the sweep's next tick. */
+    uv_timer_t expire;
+    double expire_at; /* when it fires; 0: not armed */
     struct xs_policy *policy;
     const struct xs_config *cfg;
     struct xs_tls_ctx *tls;
@@ -118,8 +128,9 @@ struct xs_xmpp {
     /* Messages handed to the router whose outcome has not come back yet;
      * the side outlives them, since a late failure still needs to bounce. */
     size_t pending_outcomes;
-    size_t trimmed; /* parsers trimmed since the heap was last returned */
-    int input_held; /* xs_xmpp_hold_input: inbound streams are not read */
+    size_t trimmed;  /* parsers trimmed since the heap was last returned */
+    int input_held;  /* xs_xmpp_hold_input: inbound streams are not read */
+    uv_timer_t hold; /* ends a hold that lasted XS_S2S_HOLD_MAX_MS */
     uint64_t next_serial;
     struct xs_buf scratch; /* serialization buffer, reused for every stanza */
     struct xs_sm_refused sm_refused[XS_SM_REFUSED_MAX];
@@ -226,9 +237,19 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
 int xs_s2s_out_error(struct s2s_out *o, const char *id, enum xs_cond cond, const char *text);
 /* Reports success for written stanzas whose grace ran out by `now`. */
 void xs_s2s_out_expire(struct s2s_out *o, double now);
+/* The earliest deadline of a stanza waiting on o to be reported delivered,
+ * or 0 when none waits. */
+double xs_s2s_out_next_expiry(const struct s2s_out *o);
+/* A stanza now waits until `deadline` (xs_xmpp_now's clock) to be reported
+ * delivered: the side's expiry timer fires by then. */
+void xs_xmpp_expire_at(struct xs_xmpp *x, double deadline);
+/* The hold timer's callback (s2s_in.c). */
+void xs_s2s_in_hold_expired(uv_timer_t *t);
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb);
-void xs_s2s_out_sweep(struct s2s_out *o, double now);
+/* Set-up, acknowledgement and idle deadlines; returns 1 when the stream's
+ * parser was trimmed (it went quiet), else 0. */
+int xs_s2s_out_sweep(struct s2s_out *o, double now);
 void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);

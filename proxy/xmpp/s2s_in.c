@@ -763,17 +763,15 @@ static void refuse_full(uv_tcp_t *tcp)
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
 }
 
-void xs_xmpp_hold_input(void *impl, int hold)
+static void set_held(struct xs_xmpp *x, int hold, const char *state, const char *why)
 {
-    struct xs_xmpp *x = impl;
-    if (x->input_held == hold || x->closing)
-        return;
     x->input_held = hold;
     size_t n = 0;
     for (struct s2s_in *in = x->ins; in; in = in->next)
         n++;
     /* Logged before acting: a resume can hold again from inside the loop. */
-    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu", hold ? "held" : "resumed", n);
+    xs_log(XS_LOG_INFO, "s2s.in.hold", "state=%s streams=%zu%s%s", state, n, why ? " reason=" : "",
+           why ? why : "");
     for (struct s2s_in *in = x->ins; in; in = in->next) {
         /* Resuming a TLS stream hands over what it had already decrypted,
          * which can raise the pressure again: the nested call has paused
@@ -786,6 +784,27 @@ void xs_xmpp_hold_input(void *impl, int hold)
         else
             xs_link_resume(in->link);
     }
+}
+
+void xs_xmpp_hold_input(void *impl, int hold)
+{
+    struct xs_xmpp *x = impl;
+    if (x->input_held == hold || x->closing)
+        return;
+    if (hold)
+        uv_timer_start(&x->hold, xs_s2s_in_hold_expired, XS_S2S_HOLD_MAX_MS, 0);
+    else
+        uv_timer_stop(&x->hold);
+    set_held(x, hold, hold ? "held" : "resumed", NULL);
+}
+
+/* The SIP side stayed behind for XS_S2S_HOLD_MAX_MS: read again, and let it
+ * refuse what it cannot take. Its next rise of pressure holds again. */
+void xs_s2s_in_hold_expired(uv_timer_t *t)
+{
+    struct xs_xmpp *x = t->data;
+    if (x->input_held && !x->closing)
+        set_held(x, 0, "released", "held-too-long");
 }
 
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp)
@@ -859,7 +878,7 @@ int xs_s2s_in_sweep(struct s2s_in *in, double now)
         xs_s2s_close_stream(in->link);
         return 0;
     }
-    if (now - in->last_activity < XS_S2S_IN_TRIM_AFTER || !in->parser ||
+    if (now - in->last_activity < XS_S2S_TRIM_AFTER || !in->parser ||
         !xs_xml_parser_trim(in->parser))
         return 0;
     xs_log(XS_LOG_DEBUG, "s2s.in.quiet", "stream=in%llu result=parser-released",

@@ -184,6 +184,7 @@ static void push_written(struct s2s_out *o, struct out_item *it)
         free(old);
     }
     list_push(&o->written, it);
+    xs_xmpp_expire_at(o->x, it->deadline);
 }
 
 static void after_flush(struct s2s_out *o, struct out_item *it)
@@ -195,6 +196,8 @@ static void after_flush(struct s2s_out *o, struct out_item *it)
     if (it->done && it->sm_counted && o->sm.state != XS_SM_OFF) {
         it->deadline = xs_xmpp_now(o->x) + (grace > 0 && it->id[0] ? grace : 0);
         list_push(&o->unacked, it);
+        if (o->sm.state == XS_SM_REQUESTED)
+            xs_xmpp_expire_at(o->x, it->deadline);
         return;
     }
     if (!it->done || grace <= 0 || !it->id[0]) {
@@ -1040,6 +1043,15 @@ void xs_s2s_out_expire(struct s2s_out *o, double now)
     }
 }
 
+double xs_s2s_out_next_expiry(const struct s2s_out *o)
+{
+    double next = o->written.head ? o->written.head->deadline : 0;
+    if (o->sm.state == XS_SM_REQUESTED && o->unacked.head &&
+        (next == 0 || o->unacked.head->deadline < next))
+        next = o->unacked.head->deadline;
+    return next;
+}
+
 void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, const char *key,
                        xs_verify_cb cb)
 {
@@ -1059,32 +1071,39 @@ void xs_s2s_out_verify(struct s2s_out *o, uint64_t in_serial, const char *id, co
         send_verifies(o);
 }
 
-void xs_s2s_out_sweep(struct s2s_out *o, double now)
+int xs_s2s_out_sweep(struct s2s_out *o, double now)
 {
     if (o->state == OUT_CLOSED)
-        return;
+        return 0;
     if (o->state != OUT_ESTABLISHED && now > o->deadline) {
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT, "stream set-up took too long",
                   "connection-timeout");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_REQUESTED &&
         now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
         sm_fall_back(o, "no answer to enable");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && o->sm.state == XS_SM_ON && o->sm.awaiting &&
         now - o->sm.asked_at > XS_SM_ANSWER_TIMEOUT) {
         out_abort(o, XS_COND_REMOTE_SERVER_TIMEOUT,
                   "the remote server did not acknowledge our stanzas", "connection-timeout");
-        return;
+        return 0;
     }
     if (o->state == OUT_ESTABLISHED && now - o->last_activity > o->x->cfg->xmpp_idle_timeout) {
         fail_verifies(o);
         set_state(o, OUT_CLOSED, "idle");
         xs_xml_parser_stop(o->parser);
         xs_s2s_close_stream(o->link);
+        return 0;
     }
+    if (o->state != OUT_ESTABLISHED || now - o->last_activity < XS_S2S_TRIM_AFTER || !o->parser ||
+        !xs_xml_parser_trim(o->parser))
+        return 0;
+    xs_log(XS_LOG_DEBUG, "s2s.out.quiet", "stream=out%llu result=parser-released",
+           (unsigned long long)o->serial);
+    return 1;
 }
 
 /* Ends this stream and hands what is still queued to a fresh one set up

@@ -170,8 +170,9 @@ static void send_failed(struct xs_xml_el *el, const char *local, const char *rem
         return;
     }
     const char *id = xs_xml_el_attr(el, "id");
-    xs_log(XS_LOG_WARN, "xmpp.send.dropped", "local=%s remote=%s stanza=%s id=%s cond=%s text=\"%s\"",
-           local, remote, el->name, id ? id : "-", xs_cond_name(cond), text);
+    xs_log(XS_LOG_WARN, "xmpp.send.dropped",
+           "local=%s remote=%s stanza=%s id=%s cond=%s text=\"%s\"", local, remote, el->name,
+           id ? id : "-", xs_cond_name(cond), text);
     xs_xml_el_free(el);
 }
 
@@ -181,8 +182,8 @@ void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, stru
     /* The policy hook may have rewritten the addresses (audit L5): whatever
      * it did, we speak only for our own domains and only to partners. */
     const char *refusal = !xs_policy_is_local_domain(x->policy, local) ? "sender-not-local"
-                          : !xs_policy_partner(x->policy, remote)     ? "not-a-partner"
-                                                                      : NULL;
+                          : !xs_policy_partner(x->policy, remote)      ? "not-a-partner"
+                                                                       : NULL;
     if (refusal) {
         xs_log(XS_LOG_WARN, "xmpp.send.refused", "local=%s remote=%s reason=%s", local, remote,
                refusal);
@@ -248,14 +249,47 @@ void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
     xs_xmpp_send(x, local, remote, el, done, ud);
 }
 
-/* Every 100 ms: written stanzas whose error grace ran out are reported
- * delivered, and every stream's set-up and idle deadlines are checked. */
+/* Stanzas due within this much of each other are reported in one firing,
+ * so a stream of stanzas costs one walk of the outbound streams per
+ * EXPIRE_SLACK_MS and not one per stanza; a sender hears that much late at
+ * most. */
+#define EXPIRE_SLACK_MS 5
+
+static void on_expire(uv_timer_t *t);
+
+void xs_xmpp_expire_at(struct xs_xmpp *x, double deadline)
+{
+    if (x->closing || (x->expire_at > 0 && x->expire_at <= deadline))
+        return;
+    double now = xs_xmpp_now(x);
+    uint64_t ms = deadline > now ? (uint64_t)((deadline - now) * 1000.0) + EXPIRE_SLACK_MS : 0;
+    x->expire_at = now + (double)ms / 1000.0;
+    uv_timer_start(&x->expire, on_expire, ms, 0);
+}
+
+/* Written stanzas whose grace (or settle after an acknowledgement) ran out
+ * are reported delivered; the timer is set again for the next one due. */
+static void on_expire(uv_timer_t *t)
+{
+    struct xs_xmpp *x = t->data;
+    double now = xs_xmpp_now(x), next = 0;
+    x->expire_at = 0;
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o)) {
+        xs_s2s_out_expire(o, now);
+        double d = xs_s2s_out_next_expiry(o);
+        if (d > 0 && (next == 0 || d < next))
+            next = d;
+    }
+    if (next > 0)
+        xs_xmpp_expire_at(x, next);
+}
+
+/* Every 100 ms: every stream's set-up and idle deadlines are checked, and
+ * quiet inbound streams give their parser's memory back. */
 static void on_sweep(uv_timer_t *t)
 {
     struct xs_xmpp *x = t->data;
     double now = xs_xmpp_now(x);
-    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
-        xs_s2s_out_expire(o, now);
     for (struct s2s_in *in = x->ins, *next; in; in = next) {
         next = xs_s2s_in_next(in);
         x->trimmed += (size_t)xs_s2s_in_sweep(in, now);
@@ -268,7 +302,7 @@ static void on_sweep(uv_timer_t *t)
     }
     for (struct s2s_out *o = x->outs, *next; o; o = next) {
         next = xs_s2s_out_next(o);
-        xs_s2s_out_sweep(o, now);
+        x->trimmed += (size_t)xs_s2s_out_sweep(o, now);
     }
 }
 
@@ -330,7 +364,11 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
     x->listener.data = x;
     uv_timer_init(loop, &x->sweep);
     x->sweep.data = x;
-    x->handles_open = 2;
+    uv_timer_init(loop, &x->expire);
+    x->expire.data = x;
+    uv_timer_init(loop, &x->hold);
+    x->hold.data = x;
+    x->handles_open = 4;
     if (rc == 0)
         rc = uv_tcp_bind(&x->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0)
@@ -407,4 +445,6 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
     }
     uv_close((uv_handle_t *)&x->listener, on_handle_closed);
     uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&x->expire, on_handle_closed);
+    uv_close((uv_handle_t *)&x->hold, on_handle_closed);
 }

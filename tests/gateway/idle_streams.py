@@ -83,7 +83,7 @@ async def open_many(peer, gw_port, first, n, tls):
     return await asyncio.gather(*(one(first + i) for i in range(n)))
 
 
-TRIM_AFTER = 2.0   # XS_S2S_IN_TRIM_AFTER: a quiet stream's parser is released after this
+TRIM_AFTER = 2.0   # XS_S2S_TRIM_AFTER: a quiet stream's parser is released after this
 
 
 async def settle_rss(pid, seconds=1.5):

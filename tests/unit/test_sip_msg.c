@@ -543,6 +543,54 @@ static void test_to_tag_echo(void)
     }
 }
 
+/* Call-ID and CSeq are echoed as osip serializes them, with and without a
+ * host part, in full and terse responses. */
+static void test_callid_cseq_echo(void)
+{
+    static const char *const ids[] = {"c", "abc@host.test", "a@b@c", "x-1.2@[::1]"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char m[1024];
+        int n = snprintf(m, sizeof m,
+                         "MESSAGE sip:c@d SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKt\r\n"
+                         "From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: %s\r\n"
+                         "CSeq: 0042 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+                         ids[i]);
+        struct xs_sip_in in;
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.msg != NULL);
+        if (!in.msg)
+            continue;
+        char *cid = NULL, *cseq = NULL;
+        CHECK(osip_call_id_to_str(in.msg->call_id, &cid) == 0);
+        CHECK(osip_cseq_to_str(in.msg->cseq, &cseq) == 0);
+        char want[600];
+        snprintf(want, sizeof want, "\r\nCall-ID: %s\r\nCSeq: %s\r\n", cid, cseq);
+        struct xs_buf out;
+        xs_buf_init(&out, 4096);
+        CHECK(xs_sip_build_response(in.msg, 200, "tg", NULL, NULL, NULL, &out) == 0);
+        CHECK(out.data && strstr(out.data, want) != NULL);
+        xs_buf_reset(&out);
+        CHECK(xs_sip_build_terse_response(in.msg, 200, "tg", 0, &out) == 0);
+        snprintf(want, sizeof want, "\r\ni: %s\r\nCSeq: %s\r\n", cid, cseq);
+        CHECK(out.data && strstr(out.data, want) != NULL);
+        xs_buf_free(&out);
+        xs_sip_in_clear(&in);
+        /* The event's thread is the Call-ID as osip writes it. */
+        n = snprintf(m, sizeof m,
+                     "MESSAGE sip:bob@sip.test SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKt\r\n"
+                     "From: <sip:a@sip.test>;tag=1\r\nTo: <sip:bob@xmpp.test>\r\nCall-ID: %s\r\n"
+                     "CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx",
+                     ids[i]);
+        xs_sip_in_parse(m, (size_t)n, 0, &in);
+        CHECK(in.verdict == XS_SIP_SUBMIT && in.ev != NULL);
+        if (in.ev)
+            CHECK_STR(in.ev->thread, cid);
+        osip_free(cid);
+        osip_free(cseq);
+        xs_sip_in_clear(&in);
+    }
+}
+
 /* Transaction keys, written by hand, are what their printf formats give,
  * cut where the formats cut: a long branch, host and port. */
 static void test_keys(void)
@@ -585,6 +633,7 @@ int main(void)
 {
     xs_sip_msg_global_init();
     test_to_tag_echo();
+    test_callid_cseq_echo();
     test_keys();
     test_errmap();
     test_errmap_addresses();
