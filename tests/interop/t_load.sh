@@ -13,15 +13,15 @@
 # the rate offered and received and the delivery latency p50/p99/max (send time in the body
 # to the UAS's arrival time).
 #
-# load.backpressure_xmpp_to_sip: alice and ella together send XS_IT_BP_RATE chats a second
-# each (300) for XS_IT_BP_SECONDS (15) through a gateway with sip.max_transactions = 100 to
-# a UAS that answers each MESSAGE after 200 ms: about 100 / 0.2 = 500 a second at best, and
-# the gateway stops reading its inbound streams at 75 in flight, so it cannot keep up with
-# 600. PASS: it held its two inbound TLS streams (ev=s2s.in.hold) and the held/resumed
-# lines alternate, from held to resumed (or released: a hold ends after 1 s at most); every chat reached the UAS once, or came back to
-# its sender as resource-constraint type='wait' (delivered + refused = sent); no duplicate,
-# no retransmission. The servers keep what the gateway does not read: the log line shows
-# how late the last chats arrived.
+# load.backpressure_xmpp_to_sip: alice and ella together send XS_IT_BP_RATE chats a second each
+# (300) for XS_IT_BP_SECONDS (15) through a gateway with sip.max_transactions = 100 to a UAS
+# that answers each MESSAGE after 200 ms: about 100 / 0.2 = 500 a second at best, and the
+# gateway stops reading its inbound streams at 75 in flight, so it cannot keep up with 600.
+# PASS: it held its two inbound TLS streams (ev=s2s.in.hold) and the held/resumed lines
+# alternate, from held to resumed (or released: a hold ends after 1 s at most); every chat
+# reached the UAS once, or came back to its sender as resource-constraint type='wait' (delivered
+# + refused = sent); no duplicate, no retransmission. The servers keep what the gateway does not
+# read: the log line shows how late the last chats arrived.
 #
 # load.overload_sip_to_xmpp: sipp sends MESSAGEs to ella@ejab.test through a gateway whose
 # policy allows XS_IT_OVL_MAX (50) transactions in flight. Toward ejabberd (no Stream
