@@ -207,4 +207,24 @@ static inline void test_cfg_init(struct test_cfg *t, const char *hop_host, int h
     t->cfg.n_sip_trusted = 1;
 }
 
+/* A response to req built the way a UAS would: the request's Via, From, To,
+ * Call-ID and CSeq lines copied. */
+static inline size_t sip_test_respond(const char *req, int code, const char *reason, char *out,
+                                      size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "SIP/2.0 %d %s\r\n", code, reason);
+    const char *names[] = {"Via:", "From:", "To:", "Call-ID:", "CSeq:"};
+    for (const char *line = req; line && *line && strncmp(line, "\r\n", 2) != 0;) {
+        const char *eol = strstr(line, "\r\n");
+        if (!eol)
+            break;
+        for (size_t i = 0; i < 5; i++)
+            if (strncmp(line, names[i], strlen(names[i])) == 0)
+                o += (size_t)snprintf(out + o, n - o, "%.*s", (int)(eol - line + 2), line);
+        line = eol + 2;
+    }
+    o += (size_t)snprintf(out + o, n - o, "Content-Length: 0\r\n\r\n");
+    return o;
+}
+
 #endif

@@ -29,25 +29,6 @@ static struct xs_event *message(const char *body)
     return ev;
 }
 
-/* A response to req built the way a UAS would: the request's Via, From, To,
- * Call-ID and CSeq lines copied. */
-static size_t respond(const char *req, int code, const char *reason, char *out, size_t n)
-{
-    size_t o = (size_t)snprintf(out, n, "SIP/2.0 %d %s\r\n", code, reason);
-    const char *names[] = {"Via:", "From:", "To:", "Call-ID:", "CSeq:"};
-    for (const char *line = req; line && *line && strncmp(line, "\r\n", 2) != 0;) {
-        const char *eol = strstr(line, "\r\n");
-        if (!eol)
-            break;
-        for (size_t i = 0; i < 5; i++)
-            if (strncmp(line, names[i], strlen(names[i])) == 0)
-                o += (size_t)snprintf(out + o, n - o, "%.*s", (int)(eol - line + 2), line);
-        line = eol + 2;
-    }
-    o += (size_t)snprintf(out + o, n - o, "Content-Length: 0\r\n\r\n");
-    return o;
-}
-
 static char buf[65536], resp[8192];
 
 /* The request's CSeq line is "CSeq: N MESSAGE" with N in 1..2^31-1
@@ -91,7 +72,7 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     CHECK(strstr(buf, "\r\nContent-Type: text/plain;charset=UTF-8\r\n") != NULL);
     CHECK(strstr(buf, "\r\nContent-Length: 9\r\n\r\ncaf\xc3\xa9 <&>") != NULL);
     CHECK(o.calls == 0);
-    n = respond(buf, 200, "OK", resp, sizeof resp);
+    n = sip_test_respond(buf, 200, "OK", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     wait_done(loop, &o, 300);
     CHECK(o.calls == 1 && o.cond == XS_COND_NONE);
@@ -108,7 +89,7 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     CHECK(n > 0);
     /* A new request in the same dialog-less conversation takes the next CSeq. */
     CHECK(cseq_of(buf) == cseq + 1);
-    n = respond(buf, 404, "Not Found", resp, sizeof resp);
+    n = sip_test_respond(buf, 404, "Not Found", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     wait_done(loop, &o2, 300);
     CHECK(o2.calls == 1 && o2.cond == XS_COND_ITEM_NOT_FOUND);
@@ -119,11 +100,11 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     xs_sip_deliver(sip, message("y"), done_cb, &o3);
     n = udp_wait(loop, hop_fd, buf, sizeof buf, 500, &from_port);
     CHECK(n > 0 && cseq_of(buf) == cseq + 2);
-    n = respond(buf, 100, "Trying", resp, sizeof resp);
+    n = sip_test_respond(buf, 100, "Trying", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     pump(loop, 20);
     CHECK(o3.calls == 0);
-    n = respond(buf, 486, "Busy Here", resp, sizeof resp);
+    n = sip_test_respond(buf, 486, "Busy Here", resp, sizeof resp);
     udp_send_to(hop_fd, from_port, resp, n);
     wait_done(loop, &o3, 300);
     CHECK(o3.calls == 1 && o3.cond == XS_COND_RECIPIENT_UNAVAILABLE);
@@ -201,9 +182,9 @@ static void test_tcp(uv_loop_t *loop, struct xs_sip *sip, struct test_cfg *tc)
     CHECK(strstr(buf, "Via: SIP/2.0/TCP 127.0.0.1:") != NULL);
     char *second = strstr(buf + 1, "MESSAGE sip:");
     if (second) {
-        size_t n = respond(second, 200, "OK", resp, sizeof resp);
+        size_t n = sip_test_respond(second, 200, "OK", resp, sizeof resp);
         send(fd, resp, n, 0);
-        n = respond(buf, 480, "Temporarily Unavailable", resp, sizeof resp);
+        n = sip_test_respond(buf, 480, "Temporarily Unavailable", resp, sizeof resp);
         send(fd, resp, n, 0);
     }
     wait_done(loop, &o1, 300);

@@ -90,8 +90,8 @@ static void test_million(void)
         CHECK(s.table.count == s.q->count);
     }
     double secs = (double)(uv_hrtime() - t0) / 1e9;
-    printf("million: %u transactions, peak %u live, %zu buckets, longest chain %zu, %.2f s\n",
-           made, peak, s.table.n_buckets, chain_at_peak, secs);
+    printf("million: %u transactions, peak %u live, %zu buckets, longest chain %zu, %.2f s\n", made,
+           peak, s.table.n_buckets, chain_at_peak, secs);
     CHECK(s.expired == total && s.late == 0 && s.early == 0);
     CHECK(peak == 32000 * per_ms);
     CHECK(s.table.count == 0 && s.table.n_buckets >= peak);
@@ -263,23 +263,6 @@ static void log_release(void)
 
 static char buf[65536], resp[8192];
 
-static size_t respond(const char *req, int code, char *out, size_t n)
-{
-    size_t o = (size_t)snprintf(out, n, "SIP/2.0 %d OK\r\n", code);
-    const char *names[] = {"Via:", "From:", "To:", "Call-ID:", "CSeq:"};
-    for (const char *line = req; line && *line && strncmp(line, "\r\n", 2) != 0;) {
-        const char *eol = strstr(line, "\r\n");
-        if (!eol)
-            break;
-        for (size_t i = 0; i < 5; i++)
-            if (strncmp(line, names[i], strlen(names[i])) == 0)
-                o += (size_t)snprintf(out + o, n - o, "%.*s", (int)(eol - line + 2), line);
-        line = eol + 2;
-    }
-    o += (size_t)snprintf(out + o, n - o, "Content-Length: 0\r\n\r\n");
-    return o;
-}
-
 #define CMAX 8
 
 /* sip.max_transactions toward the next hop: CMAX in flight are carried,
@@ -342,7 +325,7 @@ static void test_client_limit(uv_loop_t *loop)
     /* Answers bring the count down: under half, the pressure falls, and a
      * new message is carried again. */
     for (int i = 0; i < CMAX - CMAX / 2 + 1; i++) {
-        size_t n = respond(reqs[i], 200, resp, sizeof resp);
+        size_t n = sip_test_respond(reqs[i], 200, "OK", resp, sizeof resp);
         udp_send_to(hop_fd, from_port, resp, n);
         PUMP_UNTIL(loop, o[i].calls == 1, 1000);
         CHECK(o[i].calls == 1 && o[i].cond == XS_COND_NONE);
@@ -387,7 +370,7 @@ static void test_pressure_high(uv_loop_t *loop)
         CHECK(udp_wait(loop, hop_fd, reqs[i], sizeof reqs[i], 500, &from_port) > 0);
     }
     for (int i = 0; i < 2; i++) {
-        size_t n = respond(reqs[i], 200, resp, sizeof resp);
+        size_t n = sip_test_respond(reqs[i], 200, "OK", resp, sizeof resp);
         udp_send_to(hop_fd, from_port, resp, n);
         PUMP_UNTIL(loop, o[i].calls == 1, 1000);
         CHECK(o[i].calls == 1 && o[i].cond == XS_COND_NONE);
