@@ -96,6 +96,9 @@ struct s2s_out {
     char fail_text[160];
     double deadline;
     double last_activity;
+    /* Congestion refusals: logged once a second at most, with the count. */
+    double congested_logged_at;
+    unsigned long congested_unlogged;
 };
 
 static const char *state_name(enum out_state s)
@@ -178,7 +181,7 @@ static void list_complete(const struct s2s_out *o, struct out_list *l, enum xs_c
  * than held. */
 static void push_written(struct s2s_out *o, struct out_item *it)
 {
-    if (o->written.n >= o->x->cfg->xmpp_queue_max) {
+    if (o->written.n >= XS_S2S_INFLIGHT_MAX) {
         struct out_item *old = list_pop(&o->written);
         old->done(old->ud, XS_COND_NONE, NULL);
         free(old);
@@ -951,11 +954,22 @@ void xs_s2s_out_send(struct s2s_out *o, const char *data, size_t len, const char
 {
     if (o->state == OUT_ESTABLISHED) {
         /* Stanzas the peer has not acknowledged are held too: a peer that
-         * stops acknowledging fills this and new stanzas are refused. */
-        if (o->unflushed.n + o->unacked.n >= o->x->cfg->xmpp_queue_max) {
-            xs_log(XS_LOG_WARN, "s2s.out.congested",
-                   "stream=out%llu remote=%s unwritten=%zu unacked=%zu result=refused",
-                   (unsigned long long)o->serial, o->remote, o->unflushed.n, o->unacked.n);
+         * stops acknowledging fills this and new stanzas are refused. The
+         * bound is its own, not xmpp.queue_max: at speed the acknowledgement
+         * trails by a round trip's worth of stanzas, and the records are
+         * small (the bytes are bounded by the link). */
+        if (o->unflushed.n + o->unacked.n >= XS_S2S_INFLIGHT_MAX) {
+            double now = xs_xmpp_now(o->x);
+            o->congested_unlogged++;
+            if (now - o->congested_logged_at >= 1.0) {
+                xs_log(XS_LOG_WARN, "s2s.out.congested",
+                       "stream=out%llu remote=%s unwritten=%zu unacked=%zu result=refused "
+                       "refused=%lu",
+                       (unsigned long long)o->serial, o->remote, o->unflushed.n, o->unacked.n,
+                       o->congested_unlogged);
+                o->congested_logged_at = now;
+                o->congested_unlogged = 0;
+            }
             complete(o, done, ud, id, XS_COND_RESOURCE_CONSTRAINT,
                      "the stream to the remote server is congested");
             return;

@@ -1950,6 +1950,25 @@ async def test_grace_ends_on_time_not_at_the_next_sweep(tmp):
         assert len(late) <= 2, took
         assert min(took) >= 0.02, took
 
+
+async def test_sm_slow_acks_do_not_refuse_a_burst(tmp):
+    """Stanzas written and waiting for the peer's acknowledgement are not
+    held to the set-up queue's bound (xmpp.queue_max, here 20): a peer that
+    takes a second to acknowledge a burst of 60 gets every one of them, and
+    every sender its 200, with no congestion refusal."""
+    async with Env(tmp, xmpp_extra="queue_max = 20,") as e:
+        e.peer.sm_offer, e.peer.sm_mode = True, "ack"
+        warm = await sm_send(e, "warm")
+        await get(e.peer.received, 20)
+        assert (await final_codes(e, {warm: "warm"}))[warm] == 200
+        e.peer.sm_ack_delay = 1.0
+        calls = await sip_burst(e, [f"b{i}" for i in range(60)])
+        codes = await final_codes(e, calls, timeout=15)
+        assert set(codes.values()) == {200}, sorted(codes.values())
+        assert e.gw.count_log("ev=s2s.out.congested") == 0
+        got = [(await get(e.peer.received, 5)).child("body").text for _ in range(60)]
+        assert sorted(got) == sorted(f"b{i}" for i in range(60))
+
 # --- stream limits and memory per idle stream (issue 6, story 4) -------------
 
 async def read_refusal(r):
