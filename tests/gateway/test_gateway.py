@@ -2166,12 +2166,16 @@ async def test_quiet_outbound_stream_releases_its_parser(tmp):
         cid = await sm_send(e, "boo", to="sip:ghost@peer.test")
         assert (await final_codes(e, {cid: "boo"}, timeout=10))[cid] == 604
 
+
 async def test_idle_stream_memory(tmp):
     """Issue 6 story 4: 2,000 idle authenticated inbound streams in plain
     text cost at most 16 KiB each, 1,000 after STARTTLS at most 48 KiB each
     (growth of the gateway's VmRSS over the streams, read once the streams
     have been quiet long enough for their parsers to be released). The
-    10,000-stream figures: tests/gateway/idle_streams.py -n 10000."""
+    10,000-stream figures: tests/gateway/idle_streams.py -n 10000.
+    Against an ASan build the figures are printed but not held to the
+    bounds: its allocator adds redzones and a quarantine to every block."""
+    bounded = os.environ.get("XS_SANITIZED", "0") not in ("1", "ON", "TRUE")
     sys.path.insert(0, os.path.dirname(__file__))
     import idle_streams  # noqa: E402
     plain_dir, tls_dir = os.path.join(tmp, "plain"), os.path.join(tmp, "tls")
@@ -2179,10 +2183,10 @@ async def test_idle_stream_memory(tmp):
     os.mkdir(tls_dir)
     before, after, per = await idle_streams.measure(plain_dir, 2000, False)
     print(f"  plain: 2000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
-    assert per <= 16 * 1024, per
+    assert per <= 16 * 1024 or not bounded, per
     before, after, per = await idle_streams.measure(tls_dir, 1000, True)
     print(f"  tls: 1000 streams, VmRSS {before} -> {after} KiB, {per} bytes per stream")
-    assert per <= 48 * 1024, per
+    assert per <= 48 * 1024 or not bounded, per
 
 
 # --- Sustained load and overload over SIP/UDP (issue 6, "txn") ---------------
