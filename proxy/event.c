@@ -59,6 +59,11 @@ void xs_event_free(struct xs_event *ev)
     free(ev->lang);
     free(ev->type);
     free(ev->body);
+    free(ev->show);
+    free(ev->status);
+    free(ev->basic);
+    free(ev->note);
+    free(ev->activities);
     free(ev);
 }
 
@@ -92,10 +97,16 @@ struct xs_event *xs_event_dup(const struct xs_event *ev)
     d->serial = ev->serial;
     d->secure = ev->secure;
     d->auth = ev->auth;
+    d->priority = ev->priority;
+    d->availability = ev->availability;
+    d->action = ev->action;
     if (xs_event_set(&d->from, ev->from) || xs_event_set(&d->to, ev->to) ||
         xs_event_set(&d->id, ev->id) || xs_event_set(&d->thread, ev->thread) ||
         xs_event_set(&d->subject, ev->subject) || xs_event_set(&d->lang, ev->lang) ||
-        xs_event_set(&d->type, ev->type) || xs_event_set(&d->body, ev->body)) {
+        xs_event_set(&d->type, ev->type) || xs_event_set(&d->body, ev->body) ||
+        xs_event_set(&d->show, ev->show) || xs_event_set(&d->status, ev->status) ||
+        xs_event_set(&d->basic, ev->basic) || xs_event_set(&d->note, ev->note) ||
+        xs_event_set(&d->activities, ev->activities)) {
         xs_event_free(d);
         return NULL;
     }

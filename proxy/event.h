@@ -1,8 +1,9 @@
 /* The normalized event: what one side turns an arrival into, and what the
  * other side turns into what goes out. Both sides and the policy see only
- * this. Messages are the first kind; presence and subscriptions will join as
- * further kinds with their own fields, so kind-specific data stays in the
- * struct and the router dispatches on `kind`. */
+ * this. Three kinds: messages, presence (RFC 8048: availability, status,
+ * probes) and subscriptions (requests and answers to see presence). The
+ * kind-specific fields stay in the one struct, NULL or 0 when unused, and
+ * the router dispatches on `kind`. */
 #ifndef XS_EVENT_H
 #define XS_EVENT_H
 
@@ -11,7 +12,16 @@
 
 enum xs_side_id { XS_SIDE_XMPP = 0, XS_SIDE_SIP = 1 };
 
-enum xs_event_kind { XS_EVENT_MESSAGE = 1 };
+enum xs_event_kind { XS_EVENT_MESSAGE = 1, XS_EVENT_PRESENCE = 2, XS_EVENT_SUBSCRIPTION = 3 };
+
+/* What the policy decided for a subscription request (kind SUBSCRIPTION,
+ * type "subscribe"), for the side that delivers it:
+ *   FORWARD: ask the presentity's side; its answer decides (the default);
+ *   APPROVE: ask it, and tell the watcher it is approved without waiting
+ *            (e.g. SIP users of a partner domain the operator trusts);
+ *   PENDING: do not ask yet; the watcher is told the request is pending,
+ *            and it is kept until a later policy generation decides. */
+enum xs_sub_action { XS_SUB_FORWARD = 0, XS_SUB_APPROVE = 1, XS_SUB_PENDING = 2 };
 
 /* Failure reasons use the XMPP stanza error conditions (RFC 6120 §8.3.3) as
  * the one vocabulary of the middle; RFC 7247 maps SIP status codes onto them. */
@@ -81,8 +91,23 @@ struct xs_event {
     char *thread;  /* XMPP <thread>; SIP Call-ID (RFC 7572) */
     char *subject; /* XMPP <subject>; SIP Subject */
     char *lang;    /* xml:lang; SIP Content-Language */
-    char *type;    /* XMPP message type: "chat", "normal", ... */
+    char *type;    /* MESSAGE: XMPP message type, "chat", "normal", ...;
+                    * PRESENCE: "available", "unavailable", "probe";
+                    * SUBSCRIPTION: "subscribe", "subscribed", "unsubscribe",
+                    * "unsubscribed" */
     char *body;
+    /* PRESENCE, in two vocabularies: the origin fills its own, the policy's
+     * mapping (lua/xsgw/presence.lua) fills the target's, the target side
+     * reads only its own. lang (above) is the language of status and note. */
+    char *show;       /* XMPP <show>: "away", "chat", "dnd", "xa"; NULL: none */
+    char *status;     /* XMPP <status> */
+    int priority;     /* XMPP <priority>, -128..127 (0 when absent) */
+    char *basic;      /* PIDF <basic>: "open" or "closed" */
+    char *note;       /* PIDF <note> */
+    char *activities; /* RPID activities (RFC 4480), space-separated: "away busy" */
+    int availability; /* Microsoft availability number (3500 ... 18500); 0: none */
+    /* SUBSCRIPTION "subscribe" after routing: see enum xs_sub_action. */
+    enum xs_sub_action action;
     /* How the event arrived, for the policy to decide on: whether the stream
      * or connection it came over was encrypted, and how its peer proved who
      * it is ("dialback", "sasl-external", "trusted-source"; a static string,

@@ -1,0 +1,84 @@
+/* The subscription store: the presence subscriptions the gateway holds,
+ * kept so that a restart (or a crash) restores them. A small interface of
+ * its own, so that a shared store can replace the embedded one when several
+ * instances serve one domain. One implementation today: SQLite
+ * (sub_store_sqlite.c). Calls are synchronous and meant to be batched:
+ * begin, puts and deletes, commit. */
+#ifndef XS_PRESENCE_SUB_STORE_H
+#define XS_PRESENCE_SUB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Which way a subscription goes. WATCH_SIP: an XMPP user watches a SIP
+ * user; the gateway is the SIP subscriber (it sends SUBSCRIBE). WATCH_XMPP:
+ * a SIP user watches an XMPP user; the gateway is the SIP notifier (it
+ * sends NOTIFY). */
+enum xs_sub_role { XS_SUB_WATCH_SIP = 1, XS_SUB_WATCH_XMPP = 2 };
+
+enum xs_sub_state { XS_SUB_STATE_PENDING = 1, XS_SUB_STATE_ACTIVE = 2, XS_SUB_STATE_TERMINATED = 3 };
+
+/* One subscription: key (role, watcher, presentity), both as SIP URIs
+ * ("sip:alice@xmpp.test"), and the SIP dialog that carries it. Strings are
+ * owned by whoever filled the record (the store copies on put and lends on
+ * load); NULL when unknown. */
+struct xs_sub_record {
+    enum xs_sub_role role;
+    const char *watcher;
+    const char *presentity;
+    enum xs_sub_state state;
+    /* The dialog (RFC 3261 §12): Call-ID, our tag, the peer's tag, the
+     * peer's target (its Contact URI), the route set (the Route header value
+     * as we send it, "<sip:a>,<sip:b>", or NULL), our last CSeq and the
+     * peer's. */
+    const char *call_id;
+    const char *local_tag;
+    const char *remote_tag;
+    const char *remote_target;
+    const char *route_set;
+    uint32_t local_cseq;
+    uint32_t remote_cseq;
+    int64_t expires_at; /* Unix time (seconds) the subscription ends */
+    /* The last presence document that crossed this subscription (PIDF),
+     * NULL when none did yet. */
+    const char *last_pidf;
+};
+
+struct xs_sub_store;
+
+/* The operations every store provides. Each returns 0 or a negative XS_E*
+ * code and, on failure, writes a one-line reason into the store's error
+ * (xs_sub_store_error). */
+struct xs_sub_store_ops {
+    int (*begin)(struct xs_sub_store *s);
+    int (*commit)(struct xs_sub_store *s);
+    /* Inserts or replaces the record with r's key. */
+    int (*put)(struct xs_sub_store *s, const struct xs_sub_record *r);
+    int (*del)(struct xs_sub_store *s, enum xs_sub_role role, const char *watcher,
+               const char *presentity);
+    /* Calls fn for every record (strings lent for the call only); fn returns
+     * 0 to go on, anything else stops the walk and is returned. */
+    int (*load)(struct xs_sub_store *s, int (*fn)(void *ud, const struct xs_sub_record *r),
+                void *ud);
+    void (*close)(struct xs_sub_store *s);
+};
+
+struct xs_sub_store {
+    const struct xs_sub_store_ops *ops;
+    char error[256];
+};
+
+/* Opens (or creates) the SQLite store at path. A file that is not a store
+ * of this gateway, is corrupt, or has a schema version this build does not
+ * know is refused (XS_EPROTO) and never overwritten; err (errlen bytes)
+ * names the file and the reason. XS_EIO when it cannot be created or
+ * opened. */
+int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err,
+                             size_t errlen);
+
+static inline const char *xs_sub_store_error(const struct xs_sub_store *s)
+{
+    return s->error;
+}
+
+#endif
