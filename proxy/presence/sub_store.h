@@ -16,7 +16,11 @@
  * sends NOTIFY). */
 enum xs_sub_role { XS_SUB_WATCH_SIP = 1, XS_SUB_WATCH_XMPP = 2 };
 
-enum xs_sub_state { XS_SUB_STATE_PENDING = 1, XS_SUB_STATE_ACTIVE = 2, XS_SUB_STATE_TERMINATED = 3 };
+enum xs_sub_state {
+    XS_SUB_STATE_PENDING = 1,
+    XS_SUB_STATE_ACTIVE = 2,
+    XS_SUB_STATE_TERMINATED = 3
+};
 
 /* One subscription: key (role, watcher, presentity), both as SIP URIs
  * ("sip:alice@xmpp.test"), and the SIP dialog that carries it. Strings are
@@ -95,8 +99,7 @@ struct xs_sub_store {
  * file and the reason. XS_EIO when it cannot be created or opened: its
  * directory is missing, or another process (another gateway) holds it, since
  * the store is held exclusively while open. */
-int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err,
-                             size_t errlen);
+int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err, size_t errlen);
 
 static inline const char *xs_sub_store_error(const struct xs_sub_store *s)
 {

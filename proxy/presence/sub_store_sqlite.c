@@ -10,7 +10,6 @@
  * creating it never leaves an empty or half-made file at the path. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +32,8 @@
 /* The write-ahead log is cut back to this after a checkpoint, so one large
  * batch does not leave a large file behind. */
 #define STORE_WAL_LIMIT (4 << 20)
+/* SQLite's page cache, in KiB: its memory, whatever the number of records. */
+#define STORE_CACHE_KIB 2048
 
 /* STRICT: a value of the wrong type is refused on write, so the columns hold
  * what load expects. The CHECKs hold the ranges of the C types. */
@@ -331,10 +332,9 @@ static int store_load(struct xs_sub_store *s, int (*fn)(void *ud, const struct x
             .expires_at = sqlite3_column_int64(q, 11),
             .last_pidf = column_text(q, 12, &bad),
         };
-        char why[128] = "a value of the wrong type or range";
+        char why[128] = "it holds a value of the wrong type or range";
         if (bad || check_record(&r, why, sizeof why) != 0) {
-            set_error(st, "%s: refused: subscription %ld in key order holds %s%s", st->path, n,
-                      bad ? "" : "a record put refuses: ", why);
+            set_error(st, "%s: refused: subscription %ld (in key order): %s", st->path, n, why);
             ret = XS_EPROTO;
             break;
         }
@@ -439,7 +439,7 @@ static int create_store(const char *path, char *err, size_t errlen)
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot create the store: %s", path,
                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        ret = map_rc(rc);
+        ret = rc == SQLITE_NOMEM ? XS_ENOMEM : XS_EIO;
         goto fail;
     }
     rc = sqlite3_close(db);
@@ -584,8 +584,7 @@ static int check_store(sqlite3 *db, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err,
-                             size_t errlen)
+int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct stat sb;
@@ -663,12 +662,13 @@ int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *
         ret = XS_EIO;
         goto fail;
     }
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%d", STORE_WAL_LIMIT);
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%d; PRAGMA cache_size=-%d",
+             STORE_WAL_LIMIT, STORE_CACHE_KIB);
     if (rc == SQLITE_OK)
         rc = query1(st->db, "PRAGMA synchronous=NORMAL", NULL, 0);
     if (rc == SQLITE_OK)
-        rc = query1(st->db, sql, NULL, 0);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "BEGIN EXCLUSIVE; COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -679,8 +679,8 @@ int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *
         sqlite3_stmt **stmt;
         const char *sql;
     } prep[] = {
-        {&st->put, put_sql},         {&st->del, del_sql},       {&st->load, load_sql},
-        {&st->begin, "BEGIN"},       {&st->commit, "COMMIT"},   {&st->rollback, "ROLLBACK"},
+        {&st->put, put_sql},   {&st->del, del_sql},     {&st->load, load_sql},
+        {&st->begin, "BEGIN"}, {&st->commit, "COMMIT"}, {&st->rollback, "ROLLBACK"},
     };
     for (size_t i = 0; i < sizeof prep / sizeof prep[0]; i++) {
         rc = sqlite3_prepare_v3(st->db, prep[i].sql, -1, SQLITE_PREPARE_PERSISTENT, prep[i].stmt,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,9 +142,8 @@ static int collect(void *ud, const struct xs_sub_record *r)
     }
     struct copy *c = &l->v[l->n++];
     c->r = *r;
-    const char **f[8] = {&c->r.watcher,       &c->r.presentity, &c->r.call_id,  &c->r.local_tag,
-                         &c->r.remote_tag,    &c->r.remote_target, &c->r.route_set,
-                         &c->r.last_pidf};
+    const char **f[8] = {&c->r.watcher,    &c->r.presentity,    &c->r.call_id,   &c->r.local_tag,
+                         &c->r.remote_tag, &c->r.remote_target, &c->r.route_set, &c->r.last_pidf};
     for (int i = 0; i < 8; i++)
         *f[i] = c->s[i] = dup_or_null(*f[i]);
     return 0;
@@ -168,10 +168,10 @@ static int same_record(const struct xs_sub_record *a, const struct xs_sub_record
     return a->role == b->role && same_str(a->watcher, b->watcher) &&
            same_str(a->presentity, b->presentity) && a->state == b->state &&
            same_str(a->call_id, b->call_id) && same_str(a->local_tag, b->local_tag) &&
-           same_str(a->remote_tag, b->remote_tag) &&
-           same_str(a->remote_target, b->remote_target) && same_str(a->route_set, b->route_set) &&
-           a->local_cseq == b->local_cseq && a->remote_cseq == b->remote_cseq &&
-           a->expires_at == b->expires_at && same_str(a->last_pidf, b->last_pidf);
+           same_str(a->remote_tag, b->remote_tag) && same_str(a->remote_target, b->remote_target) &&
+           same_str(a->route_set, b->route_set) && a->local_cseq == b->local_cseq &&
+           a->remote_cseq == b->remote_cseq && a->expires_at == b->expires_at &&
+           same_str(a->last_pidf, b->last_pidf);
 }
 
 static const struct xs_sub_record full = {
@@ -314,9 +314,8 @@ static void test_bounds(void)
     uri[XS_SUB_URI_MAX] = route[XS_SUB_ROUTE_MAX] = pidf[XS_SUB_PIDF_MAX] = 'x';
 
     /* One byte over, field by field: refused, nothing written. */
-    const char **fields[] = {&r.watcher,       &r.presentity, &r.call_id,   &r.local_tag,
-                             &r.remote_tag,    &r.remote_target, &r.route_set,
-                             &r.last_pidf};
+    const char **fields[] = {&r.watcher,    &r.presentity,    &r.call_id,   &r.local_tag,
+                             &r.remote_tag, &r.remote_target, &r.route_set, &r.last_pidf};
     const char *over[] = {uri, uri, uri, uri, uri, uri, route, pidf};
     for (int i = 0; i < 8; i++) {
         r = nulls;
@@ -395,8 +394,7 @@ static void test_batches_and_misuse(void)
     int rcs[4] = {1, 1, 1, 1};
     reentrant_store = s;
     CHECK(s->ops->load(s, reenter, rcs) == 0);
-    CHECK(rcs[0] == XS_ESTATE && rcs[1] == XS_ESTATE && rcs[2] == XS_ESTATE &&
-          rcs[3] == XS_ESTATE);
+    CHECK(rcs[0] == XS_ESTATE && rcs[1] == XS_ESTATE && rcs[2] == XS_ESTATE && rcs[3] == XS_ESTATE);
     CHECK(count(s) == 2);
 
     /* An unfinished batch is not committed by close. */
@@ -424,7 +422,8 @@ static void batch_record(int i, struct xs_sub_record *r, char (*buf)[512])
     snprintf(buf[6], 512,
              "<?xml version='1.0' encoding='UTF-8'?><presence "
              "xmlns='urn:ietf:params:xml:ns:pidf' xmlns:rpid='urn:ietf:params:xml:ns:pidf:rpid' "
-             "entity='sip:peer%05d@sip.test'><tuple id='t%d'><status><basic>open</basic></status></tuple>"
+             "entity='sip:peer%05d@sip.test'><tuple "
+             "id='t%d'><status><basic>open</basic></status></tuple>"
              "<dm:person xmlns:dm='urn:ietf:params:xml:ns:pidf:data-model' id='p'>"
              "<rpid:activities><rpid:busy/></rpid:activities></dm:person>"
              "<note>in a meeting until %d</note></presence>",
@@ -564,6 +563,70 @@ out:
     dir_remove();
 }
 
+/* synchronous=NORMAL loses nothing committed when the gateway dies: a child
+ * commits one batch, leaves a second open, and exits without closing. */
+static void test_crash_keeps_commits(void)
+{
+    dir_make();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct xs_sub_store *s = NULL;
+        char err[512];
+        if (xs_sub_store_open_sqlite(db_path, &s, err, sizeof err) != 0)
+            _exit(1);
+        int bad = s->ops->begin(s) != 0;
+        for (int i = 0; i < 500; i++) {
+            struct xs_sub_record r;
+            char buf[7][512];
+            batch_record(i, &r, buf);
+            bad |= s->ops->put(s, &r) != 0;
+        }
+        bad |= s->ops->commit(s) != 0;
+        bad |= s->ops->begin(s) != 0;
+        bad |= s->ops->del(s, XS_SUB_WATCH_SIP, "sip:user00000@xmpp.test",
+                           "sip:peer00000@sip.test") != 0;
+        bad |= s->ops->put(s, &full) != 0;
+        _exit(bad ? 1 : 0);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+          WEXITSTATUS(status) == 0);
+    struct xs_sub_store *s = open_ok();
+    if (s) {
+        struct verify v = {0};
+        CHECK(s->ops->load(s, verify_cb, &v) == 0);
+        CHECK(v.n == 500 && v.bad == 0);
+        s->ops->close(s);
+    }
+    dir_remove();
+}
+
+/* What one small batch costs: the SIP side's usual write, one NOTIFY's
+ * new state. */
+static void test_small_batches(void)
+{
+    dir_make();
+    struct xs_sub_store *s = open_ok();
+    if (!s)
+        return;
+    int failed = 0;
+    double t0 = now_s();
+    for (int i = 0; i < 1000; i++) {
+        struct xs_sub_record r;
+        char buf[7][512];
+        batch_record(i % 100, &r, buf);
+        failed += s->ops->begin(s) != 0;
+        failed += s->ops->put(s, &r) != 0;
+        failed += s->ops->commit(s) != 0;
+    }
+    double t1 = now_s();
+    CHECK(failed == 0 && count(s) == 100);
+    s->ops->close(s);
+    printf("1000 batches of one put each: %.3f ms per batch\n", (t1 - t0));
+    dir_remove();
+}
+
 /* A valid store with n records, closed; its bytes in *len. */
 static unsigned char *make_store(int n, size_t *len)
 {
@@ -599,8 +662,9 @@ static void expect_refused(const char *what, const char *reason)
              before && after && n0 == n1 && memcmp(before, after, n0) == 0 &&
              strcmp(before_names, after_names) == 0;
     if (!ok)
-        fprintf(stderr, "%s: rc %s, error \"%s\", wanted \"%s\"; %zu -> %zu bytes, "
-                        "files [%s] -> [%s]\n",
+        fprintf(stderr,
+                "%s: rc %s, error \"%s\", wanted \"%s\"; %zu -> %zu bytes, "
+                "files [%s] -> [%s]\n",
                 what, xs_errname(rc), err, reason, n0, n1, before_names, after_names);
     CHECK(ok);
     if (rc == 0 && s)
@@ -696,8 +760,8 @@ static void test_refused(void)
     sqlite3 *other;
     CHECK(sqlite3_open(db_path, &other) == SQLITE_OK);
     sqlite3_db_config(other, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
-    CHECK(sqlite3_exec(other, "INSERT INTO notes (text) VALUES ('in the WAL')", NULL, NULL,
-                       NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "INSERT INTO notes (text) VALUES ('in the WAL')", NULL, NULL, NULL) ==
+          SQLITE_OK);
     sqlite3_close(other);
     char wal[400];
     snprintf(wal, sizeof wal, "%s-wal", db_path);
@@ -787,6 +851,8 @@ int main(void)
     test_bounds();
     test_batches_and_misuse();
     test_batch_and_reopen();
+    test_crash_keeps_commits();
+    test_small_batches();
     test_refused();
     test_open_errors();
     test_load_refuses_what_put_would();
