@@ -669,6 +669,8 @@ int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *
         rc = query1(st->db, "PRAGMA synchronous=NORMAL", NULL, 0);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    /* A WAL file read in exclusive locking mode is locked from its first
+     * read on; this takes the lock whatever mode the file was in before. */
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "BEGIN EXCLUSIVE; COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

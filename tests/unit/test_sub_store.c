@@ -795,9 +795,12 @@ static void test_open_errors(void)
     CHECK(s == NULL && strstr(err, db_path) != NULL);
     rmdir(db_path);
 
-    /* One gateway per store: a second open while the first holds it. */
+    /* One gateway per store: a second open while the first holds it, from
+     * the moment it is open, before it writes anything. */
     struct xs_sub_store *first = open_ok();
     if (first) {
+        CHECK(xs_sub_store_open_sqlite(db_path, &s, err, sizeof err) == XS_EIO);
+        CHECK(s == NULL && strstr(err, db_path) && strstr(err, "in use"));
         CHECK(first->ops->put(first, &full) == 0);
         CHECK(xs_sub_store_open_sqlite(db_path, &s, err, sizeof err) == XS_EIO);
         CHECK(s == NULL && strstr(err, db_path) && strstr(err, "in use"));
