@@ -368,11 +368,82 @@ local function max_streams(where, t, cfg)
     cfg.xmpp_streams_per_domain = v.per_domain
 end
 
+-- gateway.presence: subscriptions and their bounds (README, "presence").
+-- Expiries in seconds: RFC 6665 leaves them to the notifier; an hour is
+-- what common presence servers grant, a minute the shortest worth a
+-- dialog's cost (tests go down to 1 s). The limits keep one large roster,
+-- or one partner domain, from filling the gateway or flooding the SIP side.
+local PRESENCE_COUNTS = { max_per_user = 1000, max_per_domain = 20000, max_total = 100000 }
+local PRESENCE_COUNT_TOP = 100000000
+local EXPIRES_TOP = 365 * 86400
+local MAX_PATH = 4096
+
+local function presence_config(where, p, cfg)
+    p = p or {}
+    want(where, "gateway.presence", p, "table")
+    check_keys(where, "gateway.presence", p, { enabled = true, store = true, expires = true,
+        min_expires = true, max_expires = true, max_per_user = true, max_per_domain = true,
+        max_total = true })
+    want(where, "presence.enabled", p.enabled, "boolean", true)
+    cfg.presence_enabled = p.enabled ~= false
+    if p.store ~= nil then
+        want(where, "presence.store", p.store, "string")
+        if p.store == "" or #p.store > MAX_PATH or p.store:find("%z") then
+            fail(where, "presence.store must be a file path of 1 to %d bytes", MAX_PATH)
+        end
+        cfg.presence_store = p.store
+    end
+    local function whole(k, min, max)
+        local v = p[k]
+        if v ~= nil and (math.type(v) ~= "integer" or v < min or v > max) then
+            fail(where, "presence.%s must be a whole number from %d to %d", k, min, max)
+        end
+        return v
+    end
+    -- A default never contradicts what the policy set: it gives way to the
+    -- explicit values; explicit values that contradict each other are an error.
+    local ex = whole("expires", 1, EXPIRES_TOP)
+    local mn = whole("min_expires", 1, EXPIRES_TOP)
+    local mx = whole("max_expires", 1, EXPIRES_TOP)
+    mn = mn or math.min(60, ex or 60, mx or 60)
+    mx = mx or math.max(86400, ex or 0, mn)
+    if mn > mx then
+        fail(where, "presence.min_expires (%d) is larger than presence.max_expires (%d)", mn, mx)
+    end
+    ex = ex or math.max(mn, math.min(3600, mx))
+    if ex < mn then
+        fail(where, "presence.expires (%d) is smaller than presence.min_expires (%d)", ex, mn)
+    end
+    if ex > mx then
+        fail(where, "presence.expires (%d) is larger than presence.max_expires (%d)", ex, mx)
+    end
+    cfg.presence_expires, cfg.presence_min_expires, cfg.presence_max_expires = ex, mn, mx
+    local v = {}
+    for k, default in pairs(PRESENCE_COUNTS) do
+        v[k] = whole(k, 1, PRESENCE_COUNT_TOP) or default
+    end
+    -- A share cannot be larger than what it is a share of (as for
+    -- xmpp.max_streams): a default is brought down, an explicit value is a
+    -- mistake.
+    local function within(k, of)
+        if v[k] <= v[of] then return end
+        if p[k] ~= nil then
+            fail(where, "presence.%s (%d) is larger than presence.%s (%d)", k, v[k], of, v[of])
+        end
+        v[k] = v[of]
+    end
+    within("max_per_domain", "max_total")
+    within("max_per_user", "max_per_domain")
+    cfg.presence_max_per_user = v.max_per_user
+    cfg.presence_max_per_domain = v.max_per_domain
+    cfg.presence_max_total = v.max_total
+end
+
 local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true })
+        max_body = true, presence = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
@@ -445,7 +516,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.sip", s, "table")
     check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true,
         trusted = true, max_transactions = true, max_stored_bytes = true, udp_recv_buffer = true,
-        udp_send_buffer = true })
+        udp_send_buffer = true, contact = true })
     local listen = s.listen
     if type(listen) == "string" then listen = { listen } end
     want(where, "sip.listen", listen, "table")
@@ -498,6 +569,14 @@ local function normalize_gateway(decl)
         end
         if #cfg.sip_trusted > 1024 then fail(where, "sip.trusted lists more than 1024 entries") end
     end
+
+    -- The address NOTIFYs and other in-dialog requests come back to; checked
+    -- like any host:port and kept as written, for the Contact header.
+    if s.contact ~= nil then
+        parse_hostport(where, "sip.contact", s.contact)
+        cfg.sip_contact = s.contact
+    end
+    presence_config(where, g.presence, cfg)
 
     if g.log ~= nil then
         want(where, "gateway.log", g.log, "table")

@@ -207,6 +207,8 @@ static void config_free(struct xs_config *c)
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         free(c->sip_trusted[i]);
     free(c->sip_trusted);
+    free(c->sip_contact);
+    free(c->presence_store);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         free(c->partners[i].route_host);
@@ -262,6 +264,27 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     lua_pop(L, 1);
     if (!c->xmpp_listen_host)
         return rc;
+    if (lua_getfield(L, t, "sip_contact") == LUA_TSTRING &&
+        !(c->sip_contact = strdup(lua_tostring(L, -1)))) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pop(L, 1);
+    c->presence_enabled =
+        lua_getfield(L, t, "presence_enabled") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "presence_store") == LUA_TSTRING &&
+        !(c->presence_store = strdup(lua_tostring(L, -1)))) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pop(L, 1);
+    c->presence_expires = (unsigned)num_field(L, t, "presence_expires");
+    c->presence_min_expires = (unsigned)num_field(L, t, "presence_min_expires");
+    c->presence_max_expires = (unsigned)num_field(L, t, "presence_max_expires");
+    c->presence_max_per_user = (size_t)num_field(L, t, "presence_max_per_user");
+    c->presence_max_per_domain = (size_t)num_field(L, t, "presence_max_per_domain");
+    c->presence_max_total = (size_t)num_field(L, t, "presence_max_total");
 
     lua_getfield(L, t, "sip_listen");
     c->n_sip_listen = lua_rawlen(L, -1);
@@ -630,6 +653,8 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    if (c->sip_contact)
+        fprintf(out, "  sip contact (in-dialog requests come back to): %s\n", c->sip_contact);
     fprintf(out, "  sip trusted:");
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         fprintf(out, " %s", c->sip_trusted[i]);
@@ -643,6 +668,15 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->partners[i].tls == XS_TLS_REQUIRED ? "required" : "optional",
                 c->partners[i].route_host ? ", static route" : "");
     fprintf(out, "%s\n", c->n_partners ? "" : " none: nothing will federate");
+    if (c->presence_enabled)
+        fprintf(out,
+                "  presence: store %s, expires %u (%u to %u), subscriptions %zu per watcher, "
+                "%zu per domain, %zu in all\n",
+                c->presence_store ? c->presence_store : "in the state directory",
+                c->presence_expires, c->presence_min_expires, c->presence_max_expires,
+                c->presence_max_per_user, c->presence_max_per_domain, c->presence_max_total);
+    else
+        fprintf(out, "  presence: off (presence and subscriptions are refused)\n");
     xs_policy_free(p);
     return 0;
 }
