@@ -392,17 +392,24 @@ static void record_of(const struct sub *s, struct xs_sub_record *r)
     };
 }
 
-/* Writes at most FLUSH_BATCH changes in one transaction. */
+/* Writes at most FLUSH_BATCH changes in one transaction. A record the
+ * store refuses (a peer's tag or document past the store's bounds) is
+ * logged and left out; the rest of the batch is written all the same. */
 static void flush_some(struct xs__sip_presence *pr)
 {
     if (!pr->store || (!pr->dirty && !pr->deletes))
         return;
     struct xs_sub_store *st = pr->store;
-    int rc = st->ops->begin(st);
-    size_t n = 0;
-    while (!rc && pr->deletes && n < FLUSH_BATCH) {
+    if (st->ops->begin(st) != 0) {
+        xs_log(XS_LOG_ERROR, "presence.store", "result=failed reason=\"%s\"",
+               xs_sub_store_error(st));
+        return;
+    }
+    size_t n = 0, refused = 0;
+    while (pr->deletes && n < FLUSH_BATCH) {
         struct sub_delete *d = pr->deletes;
-        rc = st->ops->del(st, d->role, d->watcher, d->presentity);
+        if (st->ops->del(st, d->role, d->watcher, d->presentity) != 0)
+            refused++;
         pr->deletes = d->next;
         pr->n_deletes--;
         free(d->watcher);
@@ -410,21 +417,27 @@ static void flush_some(struct xs__sip_presence *pr)
         free(d);
         n++;
     }
-    while (!rc && pr->dirty && n < FLUSH_BATCH) {
+    while (pr->dirty && n < FLUSH_BATCH) {
         struct sub *s = pr->dirty;
         pr->dirty = s->dirty_next;
         pr->n_dirty--;
         s->stored = 0;
         struct xs_sub_record r;
         record_of(s, &r);
-        rc = st->ops->put(st, &r);
+        if (st->ops->put(st, &r) != 0) {
+            refused++;
+            char qw[160], qp[160];
+            xs_log(XS_LOG_WARN, "presence.store", "watcher=%s presentity=%s result=not-stored "
+                   "reason=\"%s\"", xs_log_quote(qw, sizeof qw, s->watcher),
+                   xs_log_quote(qp, sizeof qp, s->presentity), xs_sub_store_error(st));
+        }
         n++;
     }
-    if (!rc)
-        rc = st->ops->commit(st);
-    if (rc)
+    if (st->ops->commit(st) != 0)
         xs_log(XS_LOG_ERROR, "presence.store", "result=failed written=%zu reason=\"%s\"", n,
                xs_sub_store_error(st));
+    else if (refused)
+        xs_log(XS_LOG_WARN, "presence.store", "written=%zu refused=%zu", n - refused, refused);
 }
 
 static void on_flush(uv_timer_t *t)
