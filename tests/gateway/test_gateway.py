@@ -2214,7 +2214,7 @@ class QuietGateway(Gateway):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(os.path.dirname(__file__), "..", "..", "lua"),
-                                      "--log-level", "info"],
+                                      "--state-dir", self.state, "--log-level", "info"],
                                      stderr=self.logf, stdout=self.logf)
         self.wait_log("ev=gateway.ready", start=mark)
 
