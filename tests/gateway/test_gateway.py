@@ -402,9 +402,10 @@ async def test_presence_refused_is_answered_as_rfc6121_says(tmp):
     """Presence becomes events for the router; when it refuses them, a
     subscription request is answered with unsubscribed (RFC 6121 3.1.3),
     bare JID to bare JID, a probe with a presence error (addresses swapped),
-    and broadcast presence only logged. Until the SIP side carries presence
-    the router refuses all three."""
-    async with Env(tmp) as e:
+    and broadcast presence only logged. Nothing reaches the SIP side."""
+    hook = ("function on_presence(p) return drop() end\n"
+            "function on_subscribe(s) return 'deny' end\n")
+    async with Env(tmp, hook=hook) as e:
         s = await e.peer.authenticated_stream()
         s.send("<presence from='alice@peer.test/phone' to='bob@sip.test'/>")
         s.send("<presence from='alice@peer.test' to='bob@sip.test' type='probe' id='p0'/>")
@@ -413,6 +414,7 @@ async def test_presence_refused_is_answered_as_rfc6121_says(tmp):
         assert st.name == "presence", st
         assert st.attrs.get("type") == "error" and st.attrs.get("id") == "p0", st.attrs
         assert st.attrs["from"] == "bob@sip.test" and st.attrs["to"] == "alice@peer.test", st.attrs
+        assert st.child("error").child("policy-violation", NS_STANZAS) is not None, st
         st = await get(e.peer.received, 20)
         assert st.name == "presence", st
         assert st.attrs == {"from": "bob@sip.test", "to": "alice@peer.test",
