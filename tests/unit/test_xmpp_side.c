@@ -231,7 +231,7 @@ static const char stream_header[] =
  * (our db:result, which the gateway checks with a db:verify on its
  * stream to us) and the gateway's stream to us (its db:result, which we
  * declare valid). */
-static int fake_handshake(struct fake *f)
+static int fake_handshake(struct fake *f, int sm)
 {
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
@@ -265,6 +265,12 @@ static int fake_handshake(struct fake *f)
     conn_send(&f->out, answer);
     if (!wait_for(f, &f->in, "type='valid'"))
         return -1;
+    if (sm) {
+        /* Asked for although not offered (xmpp.stream_management "always"). */
+        if (!wait_for(f, &f->out, "<enable xmlns='urn:xmpp:sm:3'/>"))
+            return -1;
+        conn_send(&f->out, "<enabled xmlns='urn:xmpp:sm:3'/>");
+    }
     /* Past whatever the set-up wrote on the gateway's stream. */
     pump(f, 0.05);
     f->out.seen = f->out.len;
@@ -287,7 +293,8 @@ static int free_port(void)
     return port;
 }
 
-static int fake_start(struct fake *f, const char *dir)
+/* sm: whether the gateway's stream to us runs XEP-0198. */
+static int fake_start(struct fake *f, const char *dir, int sm)
 {
     memset(f, 0, sizeof *f);
     f->in.fd = f->out.fd = -1;
@@ -323,14 +330,14 @@ static int fake_start(struct fake *f, const char *dir)
             "gateway {\n"
             "  domains = { \"sip.test\" },\n"
             "  xmpp = { listen = \"127.0.0.1:%d\", dialback_secret = \"side-test-secret\",\n"
-            "           error_grace = 5, stream_management = \"off\", connect_timeout = 5 },\n"
+            "           error_grace = 5, stream_management = \"%s\", connect_timeout = 5 },\n"
             "  sip = { listen = { \"udp:127.0.0.1:5060\" }, next_hop = \"udp:127.0.0.1:5070\" },\n"
             "}\n"
             "partner \"peer.test\" { tls = \"optional\", dialback = true, "
             "route = \"127.0.0.1:%d\" }\n"
             "partner \"gone.test\" { tls = \"optional\", dialback = true, "
             "route = \"127.0.0.1:%d\" }\n",
-            free_port(), ntohs(sa.sin_port), ntohs(da.sin_port));
+            free_port(), sm ? "always" : "off", ntohs(sa.sin_port), ntohs(da.sin_port));
     fclose(pf);
     close(dead);
     char err[512] = "";
@@ -345,7 +352,7 @@ static int fake_start(struct fake *f, const char *dir)
     }
     if (xs_xmpp_start(&f->loop, f->policy, f->tls, "side-test-secret", fake_submit, f, &f->x))
         return -1;
-    return fake_handshake(f);
+    return fake_handshake(f, sm);
 }
 
 static void on_side_closed(void *ud)
@@ -627,6 +634,38 @@ static void test_presence_out(struct fake *f)
         fprintf(stderr, "unreachable domain: cond %s\n", xs_cond_name(og.cond));
 }
 
+/* With stream management, presence is delivered when the peer acknowledges
+ * it, at once (no settle: nothing answers presence), and fails when the
+ * stream ends before that. */
+static void test_presence_out_sm(struct fake *f)
+{
+    static struct outcome o;
+    struct xs_event *ev = outgoing(XS_EVENT_PRESENCE, "available", "alice@peer.test");
+    xs_event_set(&ev->id, "a1");
+    xs_xmpp_deliver(f->x, ev, on_outcome, &o);
+    expect_stanza(f, "<presence from='bob@sip.test' to='alice@peer.test' id='a1'/>");
+    CHECK(wait_for(f, &f->out, "<r xmlns='urn:xmpp:sm:3'/>") != NULL);
+    pump(f, 0.3);
+    CHECK(o.called == 0); /* written is not enough: the peer has not said so */
+    conn_send(&f->out, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    wait_outcome(f, &o, 2);
+    CHECK(o.called == 1 && o.cond == XS_COND_NONE);
+
+    static struct outcome lost;
+    ev = outgoing(XS_EVENT_SUBSCRIPTION, "unsubscribed", "alice@peer.test");
+    xs_event_set(&ev->id, "a2");
+    xs_xmpp_deliver(f->x, ev, on_outcome, &lost);
+    expect_stanza(f, "<presence from='bob@sip.test' to='alice@peer.test' type='unsubscribed' "
+                     "id='a2'/>");
+    pump(f, 0.1);
+    CHECK(lost.called == 0);
+    /* The peer ends the stream without acknowledging it. */
+    conn_send(&f->out, "</stream:stream>");
+    shutdown(f->out.fd, SHUT_WR);
+    wait_outcome(f, &lost, 3);
+    CHECK(lost.called == 1 && lost.cond == XS_COND_REMOTE_SERVER_TIMEOUT);
+}
+
 static void test_presence(void)
 {
     char dir[] = "/tmp/xsgw-side-XXXXXX";
@@ -637,12 +676,17 @@ static void test_presence(void)
     signal(SIGPIPE, SIG_IGN);
     xs_log_set_level(XS_LOG_ERROR + 1);
     struct fake *f = calloc(1, sizeof *f);
-    int rc = fake_start(f, dir);
+    int rc = fake_start(f, dir, 0);
     CHECK(rc == 0);
     if (rc == 0) {
         test_presence_in(f);
         test_presence_out(f);
     }
+    fake_stop(f);
+    rc = fake_start(f, dir, 1);
+    CHECK(rc == 0);
+    if (rc == 0)
+        test_presence_out_sm(f);
     fake_stop(f);
     free(f);
     char path[600];
