@@ -200,9 +200,8 @@ static void refuse_subscription(struct xs_xmpp *x, uint64_t serial, const char *
  * carried. Only a subscription request and a probe are answered: RFC 6121
  * has no error for broadcast presence, and answering the other
  * subscription types would tell the sender nothing it can act on. */
-static void presence_refused(struct xs_xmpp *x, uint64_t serial, const char *type,
-                             const char *from, const char *to, const char *id, enum xs_cond cond,
-                             const char *text)
+static void presence_refused(struct xs_xmpp *x, uint64_t serial, const char *type, const char *from,
+                             const char *to, const char *id, enum xs_cond cond, const char *text)
 {
     if (type && !strcmp(type, "subscribe")) {
         refuse_subscription(x, serial, from, to, id, cond);
@@ -214,8 +213,8 @@ static void presence_refused(struct xs_xmpp *x, uint64_t serial, const char *typ
     }
     /* The default policy drops what it will not carry with this text; that
      * is routine and would flood the log at info. */
-    int policy_drop = cond == XS_COND_POLICY_VIOLATION && text &&
-                      !strcmp(text, "dropped by on_presence");
+    int policy_drop =
+        cond == XS_COND_POLICY_VIOLATION && text && !strcmp(text, "dropped by on_presence");
     char qf[128], qt[128], qx[160];
     xs_log(policy_drop ? XS_LOG_DEBUG : XS_LOG_INFO, "s2s.in.presence",
            "stream=in%llu from=%s to=%s type=%s result=refused cond=%s text=%s",
@@ -241,9 +240,8 @@ static void presence_ctx_free(struct presence_ctx *c)
     free(c);
 }
 
-static struct presence_ctx *presence_ctx_new(struct xs_xmpp *x, uint64_t serial,
-                                             const char *type, const char *from, const char *to,
-                                             const char *id)
+static struct presence_ctx *presence_ctx_new(struct xs_xmpp *x, uint64_t serial, const char *type,
+                                             const char *from, const char *to, const char *id)
 {
     struct presence_ctx *c = calloc(1, sizeof *c);
     if (!c)
@@ -341,8 +339,7 @@ static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure,
     xs_log(XS_LOG_INFO, "xmpp.error.in",
            "stream=in%llu stanza=presence from=%s to=%s cond=%s text=%s event=%llu "
            "result=unsubscribed",
-           (unsigned long long)serial, qf, qt, xs_cond_name(c), qx,
-           (unsigned long long)ev->serial);
+           (unsigned long long)serial, qf, qt, xs_cond_name(c), qx, (unsigned long long)ev->serial);
     x->pending_outcomes++;
     x->submit(x->router, ev, on_sub_error_done, ctx);
 }

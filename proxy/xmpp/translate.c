@@ -102,8 +102,7 @@ static const char *message_type(const char *type)
     return "normal";
 }
 
-static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
-                             enum xs_cond *cond);
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond);
 
 int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
 {
@@ -355,8 +354,7 @@ static const struct presence_type *presence_type_by_wire(const char *wire)
     return NULL;
 }
 
-static const struct presence_type *presence_type_by_event(enum xs_event_kind kind,
-                                                          const char *type)
+static const struct presence_type *presence_type_by_event(enum xs_event_kind kind, const char *type)
 {
     for (size_t i = 0; type && i < N_PRESENCE_TYPES; i++)
         if (presence_types[i].kind == kind && !strcmp(presence_types[i].type, type))
@@ -469,8 +467,7 @@ static int set_bare(char **field, const char *jid)
     return xs_event_set(field, bare);
 }
 
-static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
-                             enum xs_cond *cond)
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
 {
     const char *wire = xs_xml_el_attr(st, "type");
     if (wire && !strcmp(wire, "error"))
@@ -560,8 +557,8 @@ static struct xs_xml_el *event_to_presence(const struct xs_event *ev)
      * unavailable too (RFC 6121 §4.5.1: "gone home"); probes and
      * subscriptions carry nothing but addresses. */
     int available = pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type, "available");
-    int with_status = available || (pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type,
-                                                                            "unavailable"));
+    int with_status =
+        available || (pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type, "unavailable"));
     if (!rc && with_status && ev->status)
         rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
     if (!rc && available && show_value(ev->show))

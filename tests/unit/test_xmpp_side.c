@@ -91,7 +91,7 @@ struct fake {
     struct xs_policy *policy;
     struct xs_tls_ctx *tls;
     struct xs_xmpp *x;
-    int listen_fd; /* the peer's server, where the gateway's outbound stream lands */
+    int listen_fd;        /* the peer's server, where the gateway's outbound stream lands */
     struct peer_conn in;  /* our stream into the gateway */
     struct peer_conn out; /* the gateway's stream to us */
     struct submitted subs[SUBMITS_MAX];
@@ -581,8 +581,9 @@ static void test_presence_out(struct fake *f)
     ev = outgoing(XS_EVENT_SUBSCRIPTION, "subscribed", "alice@peer.test/phone");
     xs_event_set(&ev->status, "never sent");
     xs_xmpp_deliver(f->x, ev, on_outcome, &o2);
-    const char *at = wait_for(f, &f->out, "<presence from='bob@sip.test' to='alice@peer.test' "
-                                         "type='subscribed' id='");
+    const char *at = wait_for(f, &f->out,
+                              "<presence from='bob@sip.test' to='alice@peer.test' "
+                              "type='subscribed' id='");
     CHECK(at != NULL);
     CHECK(wait_for(f, &f->out, "'/>") != NULL);
     wait_outcome(f, &o2, 2);

@@ -347,7 +347,8 @@ static void test_presence_to_event(void)
     enum xs_cond cond = XS_COND_UNDEFINED_CONDITION;
     int rc = to_event("<presence from='alice@a.test/phone' to='bob@b.test' id='p1' "
                       "xml:lang='de'><show>dnd</show><status xml:lang='en'>busy</status>"
-                      "<status>besch\xC3\xA4" "ftigt</status><priority> -5 </priority>"
+                      "<status>besch\xC3\xA4"
+                      "ftigt</status><priority> -5 </priority>"
                       "<c xmlns='http://jabber.org/protocol/caps' node='n' ver='v' hash='h'/>"
                       "</presence>",
                       &ev, &cond);
@@ -359,7 +360,8 @@ static void test_presence_to_event(void)
         CHECK_STR(ev->to, "bob@b.test");
         CHECK_STR(ev->id, "p1");
         CHECK_STR(ev->show, "dnd");
-        CHECK_STR(ev->status, "besch\xC3\xA4" "ftigt");
+        CHECK_STR(ev->status, "besch\xC3\xA4"
+                              "ftigt");
         CHECK_STR(ev->lang, "de");
         CHECK(ev->priority == -5);
         CHECK(ev->body == NULL && ev->thread == NULL);
@@ -500,8 +502,8 @@ static void test_presence_hostile(void)
     }
     /* An unknown show is dropped, the presence kept. */
     ev = NULL;
-    CHECK(to_event("<presence from='a@a.test' to='b@b.test'><show>sleeping</show></presence>",
-                   &ev, &cond) == 0);
+    CHECK(to_event("<presence from='a@a.test' to='b@b.test'><show>sleeping</show></presence>", &ev,
+                   &cond) == 0);
     CHECK(ev && ev->show == NULL && !strcmp(ev->type, "available"));
     xs_event_free(ev);
     ev = NULL;
