@@ -35,6 +35,10 @@ collapse() { uniq; }
 
 # presence_from NAME BARE-JID [SINCE]: NAME's presence lines from BARE-JID, collapsed.
 presence_from() { pr_summary "$1" presence "${3:-0}" | grep -F -- "$2$tab" | collapse; }
+# settled NAME BARE-JID [SINCE]: presence_from without bare "unavailable" lines (no show, no
+# status): the answer to a server's probe sent before the gateway holds any state for the
+# contact is legitimately "unavailable" (RFC 6121 4.3.2), and the state follows.
+settled() { presence_from "$@" | grep -vxF -- "$2${tab}unavailable${tab}-${tab}-"; }
 # subs_from NAME BARE-JID [SINCE]: NAME's subscription stanzas from BARE-JID.
 subs_from() { pr_summary "$1" subscription "${3:-0}" | grep -F -- "$2$tab"; }
 # notifies NAME [SINCE]: NAME's NOTIFYs (collapsed).
@@ -123,7 +127,7 @@ pr_wait carol response 2 10 || it_fail_rest "carol did not register and publish"
 pr_do alice subscribe carol@sip.test
 pr_wait_for alice subscription "carol@sip.test${tab}subscribed" 20
 pr_wait_for alice presence "carol@sip.test${tab}available${tab}-${tab}at my desk" 10
-got=$(subs_from alice carol@sip.test; presence_from alice carol@sip.test)
+got=$(subs_from alice carol@sip.test; settled alice carol@sip.test | uniq)
 want="carol@sip.test${tab}subscribed
 carol@sip.test${tab}available${tab}-${tab}at my desk"
 sub=$(kam_subscribes $A sip:carol@sip.test | head -n 1)
@@ -280,7 +284,7 @@ if [ $have_ej = 1 ] && pr_xmpp ella "$EJ_USER@$EJ_DOMAIN" --server $EJ_ADDR --no
     m=$(pr_mark ella)
     pr_do carol publish open "note=hello ejabberd" activities=busy
     pr_wait_for ella presence "carol@sip.test${tab}available${tab}dnd${tab}hello ejabberd" 10 "$m"
-    got=$(subs_from ella carol@sip.test; presence_from ella carol@sip.test)
+    got=$(subs_from ella carol@sip.test; settled ella carol@sip.test | uniq)
     want="carol@sip.test${tab}subscribed
 carol@sip.test${tab}available${tab}away${tab}after refresh
 carol@sip.test${tab}available${tab}dnd${tab}hello ejabberd"
