@@ -557,5 +557,5 @@ void xs__notifier_timer(struct sub *s, enum sub_due due)
 
 void xs__notifier_restored(struct sub *s)
 {
-    xs__sub_due(s, DUE_SEND, jitter(0, 30000));
+    xs__sub_due(s, DUE_SEND, jitter(0, xs__sub_restore_spread(s)));
 }

@@ -25,6 +25,13 @@ int64_t xs__sub_now(void)
     return (int64_t)time(NULL);
 }
 
+uint64_t xs__sub_restore_spread(const struct sub *s)
+{
+    int64_t left = s->expires_at - xs__sub_now();
+    uint64_t w = left > 0 ? (uint64_t)left * 100 : 1;
+    return w > 30000 ? 30000 : w;
+}
+
 static const char *role_name(enum xs_sub_role r)
 {
     return r == XS_SUB_WATCH_SIP ? "xmpp-watches-sip" : "sip-watches-xmpp";

@@ -136,6 +136,10 @@ void xs__sub_free(struct sub *s);
 void xs__sub_due(struct sub *s, enum sub_due due, uint64_t in_ms);
 /* Marks it for the next store write. */
 void xs__sub_store(struct sub *s);
+/* The window (ms) a restored subscription's first request is spread over:
+ * a tenth of what is left of it, at most 30 s, so that a gateway holding
+ * thousands does not send them in one burst, and none runs out first. */
+uint64_t xs__sub_restore_spread(const struct sub *s);
 /* Seconds since the epoch. */
 int64_t xs__sub_now(void);
 /* The Contact URI requests of ours (p, the Via parameters) and our answers

@@ -458,5 +458,5 @@ void xs__subscriber_restored(struct sub *s)
     s->asked = s->pr->expires;
     /* Restored subscriptions refresh within the first 30 s, spread, so a
      * gateway holding thousands does not send them all in one burst. */
-    xs__sub_due(s, DUE_SEND, jitter(0, 30000));
+    xs__sub_due(s, DUE_SEND, jitter(0, xs__sub_restore_spread(s)));
 }

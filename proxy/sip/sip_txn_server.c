@@ -17,7 +17,7 @@
 
 #define ALLOW_ACCEPT                                                                               \
     "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n"                                                \
-    "Accept: text/plain, text/html, application/pidf+xml\r\n"
+    "Accept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 
