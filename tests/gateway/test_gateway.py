@@ -402,9 +402,13 @@ async def test_presence_refused_is_answered_as_rfc6121_says(tmp):
     """Presence becomes events for the router; when it refuses them, a
     subscription request is answered with unsubscribed (RFC 6121 3.1.3),
     bare JID to bare JID, a probe with a presence error (addresses swapped),
-    and broadcast presence only logged. Until the SIP side carries presence
-    the router refuses all three."""
-    async with Env(tmp) as e:
+    and broadcast presence only logged. With presence.enabled = false the
+    router refuses all three."""
+    e = Env(tmp)
+    e.gw.write_policy(e.policy_text().replace('domains = { "sip.test" },',
+                                              'domains = { "sip.test" }, '
+                                              'presence = { enabled = false },', 1))
+    async with e:
         s = await e.peer.authenticated_stream()
         s.send("<presence from='alice@peer.test/phone' to='bob@sip.test'/>")
         s.send("<presence from='alice@peer.test' to='bob@sip.test' type='probe' id='p0'/>")
