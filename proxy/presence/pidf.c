@@ -39,6 +39,8 @@
 #define LANG_MAX (sizeof((struct xs_pidf *)0)->note_lang - 1)
 #define ENTITY_MAX (sizeof((struct xs_pidf *)0)->entity - 1)
 #define SHORT_MAX 32 /* bytes kept of <basic> or <availability> content */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum kind {
     K_OTHER,
@@ -256,8 +258,10 @@ static const char *text_end(struct ctx *c)
 
 static void add_activity(struct ctx *c, const struct qname *q)
 {
+    /* Extensions in other namespaces may sit among the activities (RFC
+     * 4480 allows them); their names mean nothing in RPID's vocabulary. */
     size_t n = strlen(q->local);
-    if (ns_is(q, NS_RPID) && !strcmp(q->local, "unknown"))
+    if (!ns_is(q, NS_RPID) || !strcmp(q->local, "unknown"))
         return;
     if (n == 0 || n > XS_PIDF_ACTIVITY_NAME_MAX || strchr(q->local, ':'))
         return;
@@ -287,7 +291,7 @@ static void start_tuple(struct ctx *c, const char **atts)
 {
     struct xs_pidf *out = c->out;
     if (out->n_tuples == XS_PIDF_MAX_TUPLES) {
-        fail(c, XS_ELIMIT, "more than 32 tuples");
+        fail(c, XS_ELIMIT, "more than " STR(XS_PIDF_MAX_TUPLES) " tuples");
         return;
     }
     c->tuple = &out->tuples[out->n_tuples++];
@@ -339,7 +343,7 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     if (c->err)
         return;
     if (c->depth == XS_PIDF_MAX_DEPTH) {
-        fail(c, XS_ELIMIT, "elements nested deeper than 16");
+        fail(c, XS_ELIMIT, "elements nested deeper than " STR(XS_PIDF_MAX_DEPTH));
         return;
     }
     struct qname q = split(name);
@@ -494,7 +498,7 @@ int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char *
         why = &dummy;
     memset(out, 0, sizeof *out);
     if (len > XS_PIDF_MAX_DOC) {
-        *why = "PIDF document larger than 65536 bytes";
+        *why = "PIDF document larger than " STR(XS_PIDF_MAX_DOC) " bytes";
         return XS_ELIMIT;
     }
     if (!doc && len) {
