@@ -85,6 +85,22 @@ struct xs_config {
      * resolved addresses of the next hop are trusted then. */
     char **sip_trusted;
     size_t n_sip_trusted;
+    /* sip.contact "host:port" (IPv6 as "[::1]:5060"): the address the SIP
+     * edge reaches the gateway at for in-dialog requests (NOTIFY); NULL: the
+     * first sip.listen of each transport. */
+    char *sip_contact;
+
+    /* gateway.presence (RFC 8048; README, "presence"). */
+    int presence_enabled;           /* presence.enabled, default 1 */
+    char *presence_store;           /* presence.store: path of the subscription store; NULL
+                                       when not given (the gateway then uses its state dir) */
+    unsigned presence_expires;      /* presence.expires: seconds asked for / granted, 3600 */
+    unsigned presence_min_expires;  /* presence.min_expires: shorter requests get 423, 60 */
+    unsigned presence_max_expires;  /* presence.max_expires: granted at most, 86400 */
+    size_t presence_max_per_user;   /* presence.max_per_user: subscriptions one watcher may
+                                       hold, 1000 */
+    size_t presence_max_per_domain; /* presence.max_per_domain: per federated XMPP domain, 20000 */
+    size_t presence_max_total;      /* presence.max_total: 100000 */
 
     struct xs_partner *partners;
     size_t n_partners;
