@@ -530,7 +530,7 @@ int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char *
     if (!rc && st != XML_STATUS_OK) {
         enum XML_Error e = XML_GetErrorCode(c->xp);
         rc = e == XML_ERROR_NO_MEMORY ? XS_ENOMEM : XS_EPROTO;
-        *why = XML_ErrorString(e);
+        *why = XML_ErrorString(e) ? XML_ErrorString(e) : "not well-formed XML";
     }
     XML_ParserFree(c->xp);
     if (rc) {
