@@ -31,8 +31,9 @@
 #define NS_DM "urn:ietf:params:xml:ns:pidf:data-model"
 #define NS_RPID "urn:ietf:params:xml:ns:pidf:rpid"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
-/* Where Lync 2010/2013 define <availability> (the state schema); any
- * namespace under the two prefixes below is read, this one is written. */
+/* Where Lync 2010/2013 define <availability> (the state schema). It is
+ * written in this one and read in any namespace under
+ * http(s)://schemas.microsoft.com/, since their servers use several. */
 #define NS_MS_STATE "http://schemas.microsoft.com/2006/09/sip/state"
 #define NS_SEP '\x01' /* a control character: it can be part of no XML name or URI */
 
@@ -56,10 +57,10 @@ enum kind {
     K_AVAIL,
 };
 
-/* Which notes a note beneath an element is, in the order of preference: a
- * person's own (dm:note), one about a person's activity or mood
- * (rpid:note deeper in the person), a tuple's or device's, the document's.
- * Notes inside other extensions of the document are not read. */
+/* Where a note stands, best first: a person's own (dm:note), one about a
+ * person's activity or mood (rpid:note deeper in the person), a tuple's or
+ * device's, the document's. Notes inside other extensions of the document
+ * are not read. */
 enum tier { T_PERSON, T_PERSON_INNER, T_TUPLE, T_PRESENCE, T_NONE };
 
 struct level {
