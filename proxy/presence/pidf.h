@@ -43,7 +43,7 @@ struct xs_pidf {
      * whitespace-only note is none. */
     char note[XS_PIDF_TEXT_MAX + 1];
     char note_lang[36];            /* its xml:lang, inherited too; "" if none or longer */
-    /* The children of every RPID <activities>, in document order, as their
+    /* The RPID children of every RPID <activities>, in document order, as their
      * local names ("away", "on-the-phone", "meeting"; <other>text</other>
      * as "other"), space-separated, without repeats or <unknown/>; names
      * longer than XS_PIDF_ACTIVITY_NAME_MAX and those past

@@ -3,6 +3,8 @@
 set -eu
 pkgs=(prosody kamailio sip-tester dnsmasq-base python3-slixmpp iproute2 openssl lua-unbound)
 pkgs+=(ejabberd)
+# Kamailio as a presence server (t_presence.sh): presence, presence_xml, db_sqlite, sqlite3.
+pkgs+=(kamailio-presence-modules kamailio-sqlite-modules sqlite3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
