@@ -30,4 +30,8 @@ if [ ! -e "$policy" ]; then
     fi
 fi
 
-exec "$XSGW_BIN" --policy "$policy" --lua-dir "$XSGW_LUA_DIR" "$@"
+# The subscription store (presence.db) lives in the state directory: mount a
+# volume there to keep subscriptions across container restarts.
+state="${XSGW_STATE_DIR:-/var/lib/xsgw}"
+mkdir -p "$state" 2>/dev/null || true
+exec "$XSGW_BIN" --policy "$policy" --lua-dir "$XSGW_LUA_DIR" --state-dir "$state" "$@"

@@ -70,7 +70,29 @@ gateway {
     -- trusted = { "127.0.0.1", "10.0.0.0/24", "fd00::/8" },
     -- max_message = ...,      bytes of one SIP message
     --                         (default max_body + 16384, at least max_body + 4096)
+    -- contact = "HOST:PORT",  the address the SIP edge sends NOTIFYs and other
+    --                         in-dialog requests to (the Contact of the gateway's
+    --                         SUBSCRIBEs and answers); set it when the listeners
+    --                         bind a wildcard or sit behind NAT. Default: the
+    --                         first listener of the transport in use.
   },
+
+  -- presence = {            presence and subscriptions (RFC 8048)
+  --   enabled = true,         false: presence and subscription requests are
+  --                           refused with service-unavailable
+  --   store = "/var/lib/xsgw/presence.db",
+  --                           the subscription store, kept across restarts
+  --                           (default: in the gateway's state directory)
+  --   expires = 3600,         seconds a subscription is asked for and granted
+  --   min_expires = 60,       shorter SIP requests get 423 Interval Too Brief
+  --                           (1 at least; tests use short expiries)
+  --   max_expires = 86400,    longer requests are granted this much
+  --   max_per_user = 1000,    subscriptions one watcher may hold
+  --   max_per_domain = 20000, subscriptions of one federated XMPP domain
+  --   max_total = 100000,     subscriptions in all
+  -- },
+  -- A default gives way to the values set (expires = 20 alone brings
+  -- min_expires down to 20); values set that contradict each other are refused.
 
   -- log = { bodies = true },  -- message bodies in the logs (off: privacy by default)
 }
@@ -86,4 +108,33 @@ partner "xmpp.test" { tls = "required", dialback = true }
 -- then gets the matching error. Without the hook every message passes.
 -- function on_message(m)
 --   return m
+-- end
+
+-- Presence (RFC 8048) is mapped by the tables of lua/xsgw/presence.lua:
+-- <basic> open/closed <-> available/unavailable, <note> <-> <status>, the
+-- XMPP <show> values <-> RPID activities (RFC 4480), and optionally the
+-- Microsoft availability numbers. presence_map replaces entries (false
+-- removes one); --check validates them:
+-- presence_map {
+--   activity_to_show = { meeting = "xa" },   -- an RFC 4480 activity -> show
+--   show_to_activity = { chat = "working" }, -- a show -> activity names
+--   ms_availability = true,                  -- read and write the numbers
+--   priority = 0,                            -- <priority> of SIP presence
+-- }
+--
+-- on_presence(p) sees every presence update and probe after mapping, with
+-- both vocabularies filled (p.show, p.status, p.priority for XMPP; p.basic,
+-- p.note, p.activities, p.availability for SIP); return p (changed or not)
+-- or nil to pass it, drop() or false to discard it quietly, reject(...) to
+-- refuse it.
+-- function on_presence(p)
+--   return p
+-- end
+--
+-- on_subscribe(s) decides each subscription request (s.type "subscribe"):
+-- "allow" (the default: the presentity's answer decides), "approve" (tell
+-- the watcher it is approved without waiting), "pending" (ask nobody yet),
+-- "deny", or reject("condition", "text").
+-- function on_subscribe(s)
+--   return "allow"
 -- end

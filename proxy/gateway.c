@@ -1,6 +1,9 @@
 #include "gateway.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +11,7 @@
 #include "core/log.h"
 #include "net/dns.h"
 #include "policy/policy.h"
+#include "presence/sub_store.h"
 #include "router.h"
 #include "sip/sip.h"
 #include "tls/tls.h"
@@ -56,8 +60,41 @@ static const char *secret_of(const struct xs_gateway *gw, const struct xs_config
     return cfg->dialback_secret && *cfg->dialback_secret ? cfg->dialback_secret : gw->secret;
 }
 
+/* Opens the subscription store and starts presence on the SIP side. A
+ * store that cannot be opened, or that is not one of ours, stops the start:
+ * running on without it would lose every subscription at the next restart,
+ * and a refused file is never overwritten. */
+static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg,
+                          const char *state_dir)
+{
+    if (!cfg->presence_enabled) {
+        xs_log(XS_LOG_INFO, "presence.start", "result=off reason=\"presence.enabled = false\"");
+        return 0;
+    }
+    char path[4096];
+    if (cfg->presence_store) {
+        snprintf(path, sizeof path, "%s", cfg->presence_store);
+    } else {
+        if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
+            xs_log(XS_LOG_ERROR, "presence.store", "path=%s result=failed reason=\"%s\"", state_dir,
+                   strerror(errno));
+            return XS_EIO;
+        }
+        snprintf(path, sizeof path, "%s/presence.db", state_dir);
+    }
+    struct xs_sub_store *store = NULL;
+    char err[512];
+    int rc = xs_sub_store_open_sqlite(path, &store, err, sizeof err);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "presence.store", "path=%s result=refused reason=\"%s\"", path, err);
+        return rc;
+    }
+    xs_log(XS_LOG_INFO, "presence.store", "path=%s result=open", path);
+    return xs_sip_presence_start(gw->sip, cfg, store);
+}
+
 int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
-                     struct xs_gateway **out)
+                     const char *state_dir, struct xs_gateway **out)
 {
     struct xs_gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
@@ -98,6 +135,13 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
     gw->router.sides[XS_SIDE_SIP] = (struct xs_side){gw->sip, xs_sip_deliver};
     gw->router.hold[XS_SIDE_XMPP] = xs_xmpp_hold_input;
     xs_sip_set_pressure(gw->sip, xs_router_sip_pressure, &gw->router);
+    rc = start_presence(gw, cfg, state_dir);
+    if (rc != 0) {
+        /* As when the SIP side fails to start: the sides close and the
+         * process, which cannot run without them, exits. */
+        xs_sip_close(gw->sip, NULL, NULL);
+        goto fail_xmpp;
+    }
     gw->generation = 1;
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);

@@ -9,11 +9,15 @@
 
 struct xs_gateway;
 
-/* Loads the policy, prepares TLS and starts both sides. On failure returns a
- * negative XS_E* after logging why; nothing is left running. Strings are
- * copied. */
+/* The state directory when none is given: Debian's place for it. */
+#define XS_DEFAULT_STATE_DIR "/var/lib/xsgw"
+
+/* Loads the policy, prepares TLS, opens the subscription store (the
+ * policy's presence.store, else presence.db in state_dir, which is created
+ * when missing) and starts both sides. On failure returns a negative XS_E*
+ * after logging why; nothing is left running. Strings are copied. */
 int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
-                     struct xs_gateway **out);
+                     const char *state_dir, struct xs_gateway **out);
 
 /* Builds a new policy generation from the same file. When it is good it
  * replaces the current one and every stream is re-checked; when it is not,

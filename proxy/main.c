@@ -24,11 +24,13 @@ struct runtime {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsgw [--policy FILE] [--lua-dir DIR] [--log-level LEVEL]\n"
+    fprintf(out, "usage: xsgw [--policy FILE] [--lua-dir DIR] [--state-dir DIR] [--log-level LEVEL]\n"
                  "       xsgw --check FILE [--lua-dir DIR]\n"
                  "\n"
                  "  --policy FILE     policy to run (default " XS_DEFAULT_POLICY ")\n"
                  "  --lua-dir DIR     the gateway's Lua library (default " XS_LUA_DIR ")\n"
+                 "  --state-dir DIR   where the gateway keeps what survives a restart (the\n"
+                 "                    presence subscriptions; default " XS_DEFAULT_STATE_DIR ")\n"
                  "  --log-level LEVEL debug, info, warn or error (default info)\n"
                  "  --check FILE      load and validate FILE, report, and exit\n"
                  "\n"
@@ -74,13 +76,15 @@ int main(int argc, char **argv)
     const char *policy = XS_DEFAULT_POLICY;
     const char *lua_dir = XS_LUA_DIR;
     const char *check = NULL;
+    const char *state_dir = XS_DEFAULT_STATE_DIR;
     static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 's'},
         {"policy", required_argument, NULL, 'p'}, {"lua-dir", required_argument, NULL, 'l'},
         {"check", required_argument, NULL, 'c'},  {"log-level", required_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "p:l:c:v:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:l:c:v:s:h", opts, NULL)) != -1) {
         enum xs_log_level level;
         switch (c) {
         case 'p':
@@ -91,6 +95,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             check = optarg;
+            break;
+        case 's':
+            state_dir = optarg;
             break;
         case 'v':
             if (parse_level(optarg, &level) != 0) {
@@ -117,7 +124,7 @@ int main(int argc, char **argv)
     /* A peer that vanishes mid-write must cost us a write error, not the process. */
     signal(SIGPIPE, SIG_IGN);
     struct runtime rt = {.loop = uv_default_loop()};
-    if (xs_gateway_start(rt.loop, policy, lua_dir, &rt.gw) != 0)
+    if (xs_gateway_start(rt.loop, policy, lua_dir, state_dir, &rt.gw) != 0)
         return 1;
     uv_signal_init(rt.loop, &rt.hup);
     uv_signal_init(rt.loop, &rt.term);

@@ -33,6 +33,13 @@ void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy)
     r->log_bodies = xs_policy_config(policy)->log_bodies;
 }
 
+static void no_outcome(void *ud, enum xs_cond cond, const char *text)
+{
+    (void)ud;
+    (void)cond;
+    (void)text;
+}
+
 static void on_delivered(void *ud, enum xs_cond cond, const char *text)
 {
     struct route_ctx *c = ud;
@@ -47,6 +54,35 @@ static void on_delivered(void *ud, enum xs_cond cond, const char *text)
     free(c);
 }
 
+/* The policy approved a subscription request itself (on_subscribe said
+ * "approve"): the watcher's side hears "subscribed" from the presentity at
+ * once, in its own address forms (from/to as the request arrived). */
+static void approve_now(struct xs_router *r, enum xs_side_id origin, const char *watcher,
+                        const char *presentity)
+{
+    struct xs_event *ev = xs_event_new(XS_EVENT_SUBSCRIPTION, origin == XS_SIDE_XMPP ? XS_SIDE_SIP
+                                                                                    : XS_SIDE_XMPP);
+    const char *slash = strchr(watcher, '/');
+    if (xs_event_setn(&ev->from, presentity, strcspn(presentity, "/")) ||
+        xs_event_setn(&ev->to, watcher, slash ? (size_t)(slash - watcher) : strlen(watcher)) ||
+        xs_event_set(&ev->type, "subscribed")) {
+        xs_event_free(ev);
+        return;
+    }
+    struct route_ctx *c = malloc(sizeof *c);
+    if (!c) {
+        xs_event_free(ev);
+        return;
+    }
+    *c = (struct route_ctx){r, no_outcome, NULL, (unsigned long long)ev->serial, ev->origin};
+    r->in_flight++;
+    char qf[256], qt[256];
+    xs_log(XS_LOG_INFO, "router.approved", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
+           xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    struct xs_side *s = &r->sides[origin];
+    s->deliver(s->impl, ev, on_delivered, c);
+}
+
 void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud)
 {
     struct xs_router *r = router;
@@ -57,6 +93,11 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     enum xs_side_id origin = ev->origin;
     char *text = NULL;
     enum xs_cond cond;
+    /* A subscription request keeps its addresses as they arrived, in case
+     * the policy approves it itself (approve_now). */
+    int request = ev->kind == XS_EVENT_SUBSCRIPTION && ev->type && !strcmp(ev->type, "subscribe");
+    char *req_from = request && ev->from ? strdup(ev->from) : NULL;
+    char *req_to = request && ev->to ? strdup(ev->to) : NULL;
     /* A body over gateway.max_body is the sender's, not the policy's: it is
      * refused here with policy-violation (RFC 7572 §6 uses that condition
      * for what the gateway will not carry), before any hook runs. */
@@ -76,10 +117,28 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
                xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
                xs_cond_name(cond), xs_log_quote(qx, sizeof qx, text));
         xs_event_free(ev);
+        free(req_from);
+        free(req_to);
         done(done_ud, cond, text);
         free(text);
         return;
     }
+    if (request && ev->action == XS_SUB_PENDING) {
+        /* The policy holds the request: the presentity is not asked, and
+         * the watcher's side keeps it pending. */
+        xs_log(XS_LOG_INFO, "router.pending", "event=%llu origin=%s from=%s to=%s",
+               (unsigned long long)ev->serial, side_name(origin),
+               xs_log_quote(qf, sizeof qf, req_from), xs_log_quote(qt, sizeof qt, req_to));
+        xs_event_free(ev);
+        free(req_from);
+        free(req_to);
+        done(done_ud, XS_COND_NONE, NULL);
+        return;
+    }
+    if (request && ev->action == XS_SUB_APPROVE && req_from && req_to)
+        approve_now(r, origin, req_from, req_to);
+    free(req_from);
+    free(req_to);
     struct route_ctx *c = malloc(sizeof *c);
     if (!c) {
         xs_event_free(ev);

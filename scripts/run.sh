@@ -8,4 +8,5 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh" build
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXS_DEV_PATHS=ON >/dev/null
 cmake --build "$top/build" -j"$(nproc)" --target xsgw
-exec "$top/build/xsgw" --policy "$top/policies/default.lua" --lua-dir "$top/lua" "$@"
+mkdir -p "$top/build/state"
+exec "$top/build/xsgw" --policy "$top/policies/default.lua" --lua-dir "$top/lua" --state-dir "$top/build/state" "$@"

@@ -7,6 +7,7 @@
 -- gateway{} or partner call, so an operator is pointed at the right place.
 
 local address = require("xsgw.address")
+local presence = require("xsgw.presence")
 
 -- The library's own references, taken before any policy runs: nothing a
 -- policy does later can change what route() calls. The mapping route()
@@ -47,6 +48,10 @@ local FRAME_MIN, FRAME_ROOM = 4096, 16384
 -- metatable.
 local Rejection = { __metatable = false }
 local rejections = setmetatable({}, { __mode = "k" })
+-- What drop() returns: on_presence discards the update with it.
+local DROP = setmetatable({}, { __metatable = false, __newindex = function()
+    error("drop() is not a table to fill", 2)
+end })
 
 -- A read-only view of a library table for policies: reads go through,
 -- assignments fail with the name of what was assigned, and the view hides
@@ -279,7 +284,29 @@ function M.new_env(callsite, native)
         return r
     end
 
-    local xsgw = { address = readonly(address, "xsgw.address") }
+    -- drop(): what on_presence returns to discard a presence update.
+    function env.drop() return DROP end
+
+    -- presence_map { ... }: entries replacing those of lua/xsgw/presence.lua
+    -- (validated by finish(), where the errors name this line).
+    function env.presence_map(t, ...)
+        local where = callsite()
+        if select("#", ...) > 0 then
+            fail(where, "presence_map takes one table: write presence_map { ... }")
+        end
+        if decl.presence_map_where then
+            fail(where, "presence_map given twice (first at %s)", decl.presence_map_where)
+        end
+        want(where, "presence_map{...}", t, "table")
+        decl.presence_map, decl.presence_map_where = t, where
+    end
+
+    -- The mapping functions with this policy's tables (once finish() has
+    -- merged them; the defaults while the policy file itself runs).
+    local xsgw = { address = readonly(address, "xsgw.address"), presence = readonly({
+        to_xmpp = function(p) return (decl.mapper or presence.default).to_xmpp(p) end,
+        to_sip = function(p) return (decl.mapper or presence.default).to_sip(p) end,
+    }, "xsgw.presence") }
     for _, name in ipairs(NATIVE) do
         xsgw[name] = native[name]
     end
@@ -372,7 +399,7 @@ local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true })
+        max_body = true, presence = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
@@ -445,7 +472,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.sip", s, "table")
     check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true,
         trusted = true, max_transactions = true, max_stored_bytes = true, udp_recv_buffer = true,
-        udp_send_buffer = true })
+        udp_send_buffer = true, contact = true })
     local listen = s.listen
     if type(listen) == "string" then listen = { listen } end
     want(where, "sip.listen", listen, "table")
@@ -499,6 +526,14 @@ local function normalize_gateway(decl)
         if #cfg.sip_trusted > 1024 then fail(where, "sip.trusted lists more than 1024 entries") end
     end
 
+    -- The address NOTIFYs and other in-dialog requests come back to; checked
+    -- like any host:port and kept as written, for the Contact header.
+    if s.contact ~= nil then
+        parse_hostport(where, "sip.contact", s.contact)
+        cfg.sip_contact = s.contact
+    end
+    presence.config(where, g.presence, cfg, { fail = fail, want = want, check_keys = check_keys })
+
     if g.log ~= nil then
         want(where, "gateway.log", g.log, "table")
         check_keys(where, "gateway.log", g.log, { bodies = true })
@@ -541,7 +576,8 @@ local function normalize_partners(decl, cfg)
     end
 end
 
-local HOOKS = { on_message = true, map_to_sip = true, map_to_xmpp = true }
+local HOOKS = { on_message = true, map_to_sip = true, map_to_xmpp = true, on_presence = true,
+    on_subscribe = true }
 
 -- The fields of the message table on_message sees; it may set no others.
 local EVENT_FIELDS = { kind = true, origin = true, from = true, to = true, id = true,
@@ -687,9 +723,11 @@ function M.finish(env, decl)
         return ev
     end
 
-    -- Decides for one event; returns the (possibly rewritten) event, or
-    -- nil, condition, text.
-    local function route(ev)
+    -- The domain checks and address mapping every kind gets: the sender a
+    -- partner and the recipient ours, or the other way round. `bare` (for
+    -- subscriptions, RFC 6121 §3) drops the resource of the XMPP side.
+    -- Returns true with ev.from and ev.to mapped, or nil, condition, text.
+    local function map_addresses(ev, bare)
         local from, to
         local origin = ev.origin
         if origin == "xmpp" then
@@ -701,6 +739,7 @@ function M.finish(env, decl)
             if not federated(fd) then
                 return nil, "forbidden", fd .. " is not a federated partner"
             end
+            if bare then ev.from, ev.to = ev.from:match("^[^/]*"), ev.to:match("^[^/]*") end
             local err
             from, err = to_sip(ev.from)
             if not from then return nil, err or "jid-malformed", "sender cannot be mapped to SIP" end
@@ -723,10 +762,37 @@ function M.finish(env, decl)
             if not from then return nil, err or "jid-malformed", "sender cannot be mapped to XMPP" end
             to, err = to_xmpp(ev.to)
             if not to then return nil, err or "jid-malformed", "recipient cannot be mapped to XMPP" end
+            if bare then from, to = from:match("^[^/]*"), to:match("^[^/]*") end
         else
             return nil, "bad-request", "unknown origin"
         end
         ev.from, ev.to = from, to
+        return true
+    end
+
+    local mapper = presence.new(decl.presence_map, function(fmt, ...)
+        fail(decl.presence_map_where, fmt, ...)
+    end)
+    decl.mapper = mapper
+    local route_presence = presence.router({
+        enabled = cfg.presence_enabled, mapper = mapper,
+        on_presence = rawget(env, "on_presence"), on_subscribe = rawget(env, "on_subscribe"),
+        map_addresses = map_addresses, recheck = recheck, drop = DROP,
+        rejection = function(r)
+            if rejections[r] then return rawget(r, "condition"), rawget(r, "text") end
+        end,
+    })
+
+    -- Decides for one event; returns the (possibly rewritten) event, or
+    -- nil, condition, text.
+    local function route(ev)
+        local kind = ev.kind
+        if kind == "presence" or kind == "subscription" then return route_presence(ev, kind) end
+        if kind ~= nil and kind ~= "message" then
+            return nil, "bad-request", "unknown kind of event " .. tostring(kind)
+        end
+        local ok, cond, text = map_addresses(ev, false)
+        if not ok then return nil, cond, text end
         -- What arrives is checked here, so that only what on_message did is
         -- blamed on it below (the router refuses oversized bodies before this).
         if type(ev.body) ~= "string" or not utf8_len(ev.body) then
@@ -735,7 +801,7 @@ function M.finish(env, decl)
         if #ev.body > max_body then
             return nil, "policy-violation", format("message body exceeds %d bytes", max_body)
         end
-        return after_mapping(ev, origin)
+        return after_mapping(ev, ev.origin)
     end
 
     local route_mapped

@@ -207,6 +207,8 @@ static void config_free(struct xs_config *c)
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         free(c->sip_trusted[i]);
     free(c->sip_trusted);
+    free(c->sip_contact);
+    free(c->presence_store);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         free(c->partners[i].route_host);
@@ -262,6 +264,27 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     lua_pop(L, 1);
     if (!c->xmpp_listen_host)
         return rc;
+    if (lua_getfield(L, t, "sip_contact") == LUA_TSTRING &&
+        !(c->sip_contact = strdup(lua_tostring(L, -1)))) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pop(L, 1);
+    c->presence_enabled =
+        lua_getfield(L, t, "presence_enabled") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "presence_store") == LUA_TSTRING &&
+        !(c->presence_store = strdup(lua_tostring(L, -1)))) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pop(L, 1);
+    c->presence_expires = (unsigned)num_field(L, t, "presence_expires");
+    c->presence_min_expires = (unsigned)num_field(L, t, "presence_min_expires");
+    c->presence_max_expires = (unsigned)num_field(L, t, "presence_max_expires");
+    c->presence_max_per_user = (size_t)num_field(L, t, "presence_max_per_user");
+    c->presence_max_per_domain = (size_t)num_field(L, t, "presence_max_per_domain");
+    c->presence_max_total = (size_t)num_field(L, t, "presence_max_total");
 
     lua_getfield(L, t, "sip_listen");
     c->n_sip_listen = lua_rawlen(L, -1);
@@ -468,6 +491,69 @@ static void set_field(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
+static const char *kind_name(enum xs_event_kind k)
+{
+    return k == XS_EVENT_PRESENCE       ? "presence"
+           : k == XS_EVENT_SUBSCRIPTION ? "subscription"
+                                        : "message";
+}
+
+/* The hook a failed call is blamed on in the log. */
+static const char *hook_name(const struct xs_event *ev)
+{
+    return ev->kind == XS_EVENT_PRESENCE       ? "on_presence"
+           : ev->kind == XS_EVENT_SUBSCRIPTION ? "on_subscribe"
+                                               : "on_message";
+}
+
+struct field {
+    const char *k;
+    size_t off;
+};
+#define FIELD(name)                                                                                \
+    {                                                                                              \
+#name, offsetof(struct xs_event, name)                                                     \
+    }
+
+/* The string fields each kind's table carries in and brings back. */
+static const struct field message_fields[] = {
+    FIELD(from),    FIELD(to),   FIELD(id),   FIELD(thread),
+    FIELD(subject), FIELD(lang), FIELD(type), FIELD(body),
+};
+static const struct field presence_fields[] = {
+    FIELD(from), FIELD(to),     FIELD(id),    FIELD(lang), FIELD(type),
+    FIELD(show), FIELD(status), FIELD(basic), FIELD(note), FIELD(activities),
+};
+static const struct field subscription_fields[] = {
+    FIELD(from), FIELD(to), FIELD(id), FIELD(lang), FIELD(type), FIELD(status),
+};
+#undef FIELD
+
+static const struct field *fields_of(enum xs_event_kind k, size_t *n)
+{
+    if (k == XS_EVENT_PRESENCE) {
+        *n = sizeof presence_fields / sizeof presence_fields[0];
+        return presence_fields;
+    }
+    if (k == XS_EVENT_SUBSCRIPTION) {
+        *n = sizeof subscription_fields / sizeof subscription_fields[0];
+        return subscription_fields;
+    }
+    *n = sizeof message_fields / sizeof message_fields[0];
+    return message_fields;
+}
+
+/* An integer field as the Lua library checked it (presence.lua's check()
+ * bounds priority and availability); absent is 0. */
+static int int_field(lua_State *L, int t, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_rawget(L, t);
+    int v = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return v;
+}
+
 /* What route_trampoline works on: the event in (with its addresses mapped
  * already when `mapped` is set: route_mapped is called then, else route),
  * the decision out. */
@@ -510,48 +596,51 @@ static int route_trampoline(lua_State *L)
     const struct xs_event *ev = rc->ev;
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, rc->mapped ? rc->p->mapped_ref : rc->p->route_ref);
-    lua_createtable(L, 0, 12);
-    set_field(L, "kind", "message");
+    size_t nf;
+    const struct field *fields = fields_of(ev->kind, &nf);
+    lua_createtable(L, 0, 16);
+    set_field(L, "kind", kind_name(ev->kind));
     set_field(L, "origin", ev->origin == XS_SIDE_XMPP ? "xmpp" : "sip");
+    /* from and to come first in every list; premapped ones replace them. */
+    for (size_t i = rc->mapped ? 2 : 0; i < nf; i++)
+        set_field(L, fields[i].k, *(char *const *)((const char *)ev + fields[i].off));
     if (rc->mapped) {
         lua_pushlstring(L, rc->mapped->from, rc->mapped->from_len);
         lua_setfield(L, -2, "from");
         lua_pushlstring(L, rc->mapped->to, rc->mapped->to_len);
         lua_setfield(L, -2, "to");
-    } else {
-        set_field(L, "from", ev->from);
-        set_field(L, "to", ev->to);
     }
-    set_field(L, "id", ev->id);
-    set_field(L, "thread", ev->thread);
-    set_field(L, "subject", ev->subject);
-    set_field(L, "lang", ev->lang);
-    set_field(L, "type", ev->type);
-    set_field(L, "body", ev->body);
+    if (ev->kind == XS_EVENT_PRESENCE) {
+        lua_pushinteger(L, ev->priority);
+        lua_setfield(L, -2, "priority");
+        /* 0 is "no number": the table says so with nil. */
+        if (ev->availability) {
+            lua_pushinteger(L, ev->availability);
+            lua_setfield(L, -2, "availability");
+        }
+    }
     lua_pushboolean(L, ev->secure);
     lua_setfield(L, -2, "secure");
     set_field(L, "auth", ev->auth);
     lua_call(L, 1, 3);
     if (lua_type(L, 1) == LUA_TTABLE) {
-        static const struct {
-            const char *k;
-            size_t off;
-        } fields[] = {
-            {"from", offsetof(struct xs_event, from)},
-            {"to", offsetof(struct xs_event, to)},
-            {"id", offsetof(struct xs_event, id)},
-            {"thread", offsetof(struct xs_event, thread)},
-            {"subject", offsetof(struct xs_event, subject)},
-            {"lang", offsetof(struct xs_event, lang)},
-            {"type", offsetof(struct xs_event, type)},
-            {"body", offsetof(struct xs_event, body)},
-        };
         rc->cond = XS_COND_NONE;
-        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        for (size_t i = 0; i < nf; i++) {
             if (copy_back(L, 1, fields[i].k, (char **)((char *)rc->ev + fields[i].off)) != 0) {
                 rc->cond = XS_COND_RESOURCE_CONSTRAINT;
-                break;
+                return 0;
             }
+        }
+        if (ev->kind == XS_EVENT_PRESENCE) {
+            rc->ev->priority = int_field(L, 1, "priority");
+            rc->ev->availability = int_field(L, 1, "availability");
+        } else if (ev->kind == XS_EVENT_SUBSCRIPTION) {
+            lua_pushliteral(L, "action");
+            const char *a = lua_rawget(L, 1) == LUA_TSTRING ? lua_tostring(L, -1) : "forward";
+            rc->ev->action = !strcmp(a, "approve")   ? XS_SUB_APPROVE
+                             : !strcmp(a, "pending") ? XS_SUB_PENDING
+                                                     : XS_SUB_FORWARD;
+            lua_pop(L, 1);
         }
         return 0;
     }
@@ -590,8 +679,9 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
         enum xs_cond cond =
             st == XS_ENOMEM ? XS_COND_RESOURCE_CONSTRAINT : XS_COND_INTERNAL_SERVER_ERROR;
         char q[600];
-        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=on_message cond=%s reason=%s",
-               (unsigned long long)ev->serial, xs_cond_name(cond), xs_log_quote(q, sizeof q, err));
+        xs_log(XS_LOG_ERROR, "policy.error", "event=%llu hook=%s cond=%s reason=%s",
+               (unsigned long long)ev->serial, hook_name(ev), xs_cond_name(cond),
+               xs_log_quote(q, sizeof q, err));
         *text = strdup(st == XS_ENOMEM ? "policy out of memory" : "policy error");
         return cond;
     }
@@ -630,6 +720,8 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    if (c->sip_contact)
+        fprintf(out, "  sip contact (in-dialog requests come back to): %s\n", c->sip_contact);
     fprintf(out, "  sip trusted:");
     for (size_t i = 0; i < c->n_sip_trusted; i++)
         fprintf(out, " %s", c->sip_trusted[i]);
@@ -643,6 +735,15 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->partners[i].tls == XS_TLS_REQUIRED ? "required" : "optional",
                 c->partners[i].route_host ? ", static route" : "");
     fprintf(out, "%s\n", c->n_partners ? "" : " none: nothing will federate");
+    if (c->presence_enabled)
+        fprintf(out,
+                "  presence: store %s, expires %u (%u to %u), subscriptions %zu per watcher, "
+                "%zu per domain, %zu in all\n",
+                c->presence_store ? c->presence_store : "in the state directory",
+                c->presence_expires, c->presence_min_expires, c->presence_max_expires,
+                c->presence_max_per_user, c->presence_max_per_domain, c->presence_max_total);
+    else
+        fprintf(out, "  presence: off (presence and subscriptions are refused)\n");
     xs_policy_free(p);
     return 0;
 }

@@ -85,6 +85,22 @@ struct xs_config {
      * resolved addresses of the next hop are trusted then. */
     char **sip_trusted;
     size_t n_sip_trusted;
+    /* sip.contact "host:port" (IPv6 as "[::1]:5060"): the address the SIP
+     * edge reaches the gateway at for in-dialog requests (NOTIFY); NULL: the
+     * first sip.listen of each transport. */
+    char *sip_contact;
+
+    /* gateway.presence (RFC 8048; README, "presence"). */
+    int presence_enabled;           /* presence.enabled, default 1 */
+    char *presence_store;           /* presence.store: path of the subscription store; NULL
+                                       when not given (the gateway then uses its state dir) */
+    unsigned presence_expires;      /* presence.expires: seconds asked for / granted, 3600 */
+    unsigned presence_min_expires;  /* presence.min_expires: shorter requests get 423, 60 */
+    unsigned presence_max_expires;  /* presence.max_expires: granted at most, 86400 */
+    size_t presence_max_per_user;   /* presence.max_per_user: subscriptions one watcher may
+                                       hold, 1000 */
+    size_t presence_max_per_domain; /* presence.max_per_domain: per federated XMPP domain, 20000 */
+    size_t presence_max_total;      /* presence.max_total: 100000 */
 
     struct xs_partner *partners;
     size_t n_partners;
@@ -118,7 +134,17 @@ int xs_policy_is_local_domain(const struct xs_policy *p, const char *domain);
  * whatever the hooks changed. Otherwise the event must not be delivered and
  * *text (owned by the caller, free() it; may be NULL) says why. A hook that
  * raises an error, or runs past its instruction or memory budget, yields
- * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line. */
+ * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line.
+ *
+ * Presence and subscriptions (lua/xsgw/presence.lua): refused with
+ * SERVICE_UNAVAILABLE when presence.enabled is false; subscription
+ * addresses come out bare (no resource, no ;gr=); a presence comes out
+ * with the target side's fields filled (toward SIP basic, note,
+ * activities, availability; toward XMPP type, show, status, priority); a
+ * "subscribe" comes out with ev->action set by on_subscribe (FORWARD by
+ * default), other subscription types with FORWARD. A presence that
+ * on_presence dropped gives XS_COND_POLICY_VIOLATION with the text
+ * "dropped by on_presence": log it, answer nobody. */
 enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text);
 
 /* `xsgw --check`: loads the policy, prints "OK: <path>" and a summary or

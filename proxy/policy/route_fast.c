@@ -148,6 +148,8 @@ static struct {
 int xs_route_premap(const struct xs_domain_index *ix, size_t max_body, const struct xs_event *ev,
                     struct xs_route_mapped *out)
 {
+    /* Presence and subscriptions always go to Lua: their state is mapped
+     * there (lua/xsgw/presence.lua) and presence can be switched off. */
     if (ev->kind != XS_EVENT_MESSAGE || !ev->from || !ev->to)
         return 0;
     size_t fn, tn, d1n, d2n;

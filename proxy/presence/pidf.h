@@ -18,6 +18,7 @@
 #define XS_PIDF_MAX_TUPLES 32    /* tuples read; more: XS_ELIMIT */
 #define XS_PIDF_TEXT_MAX 1024    /* bytes of a note kept (longer ones are cut at a UTF-8 boundary) */
 #define XS_PIDF_ACTIVITIES_MAX 8 /* activity names kept */
+#define XS_PIDF_ACTIVITY_NAME_MAX 32 /* bytes of one activity name; longer ones are skipped */
 #define XS_PIDF_TUPLE_ID_MAX 64
 
 enum xs_pidf_basic { XS_PIDF_UNKNOWN = 0, XS_PIDF_OPEN = 1, XS_PIDF_CLOSED = 2 };
@@ -26,7 +27,7 @@ enum xs_pidf_basic { XS_PIDF_UNKNOWN = 0, XS_PIDF_OPEN = 1, XS_PIDF_CLOSED = 2 }
 struct xs_pidf_tuple {
     char id[XS_PIDF_TUPLE_ID_MAX + 1];
     enum xs_pidf_basic basic;
-    int priority; /* <contact priority="0.8">, x1000 (800); -1 when absent */
+    int priority; /* <contact priority="0.8">, x1000 (800); -1 when absent or malformed */
 };
 
 /* What a document says, combined over its tuples and person elements. All
@@ -35,33 +36,52 @@ struct xs_pidf_tuple {
 struct xs_pidf {
     char entity[512];              /* <presence entity="..."> */
     enum xs_pidf_basic basic;      /* OPEN if any tuple is open, else CLOSED if any is closed */
+    /* The note chosen: a person's own (dm:note), else one deeper in a
+     * person (rpid:note of its activities or mood), else a tuple's or
+     * device's, else the document's own <note>; within each, the first
+     * without xml:lang, else the first. Trimmed of whitespace; a
+     * whitespace-only note is none. */
     char note[XS_PIDF_TEXT_MAX + 1];
-    char note_lang[36];            /* xml:lang of the note chosen */
-    /* RPID <activities> children, in document order, as their local
-     * names ("away", "on-the-phone", "meeting"; <other>text</other> as
-     * "other"), space-separated. */
-    char activities[256];
-    int availability;              /* Microsoft <availability> number; 0 when absent */
+    char note_lang[36];            /* its xml:lang, inherited too; "" if none or longer */
+    /* The RPID children of every RPID <activities>, in document order, as their
+     * local names ("away", "on-the-phone", "meeting"; <other>text</other>
+     * as "other"), space-separated, without repeats or <unknown/>; names
+     * longer than XS_PIDF_ACTIVITY_NAME_MAX and those past
+     * XS_PIDF_ACTIVITIES_MAX are left out. */
+    char activities[XS_PIDF_ACTIVITIES_MAX * (XS_PIDF_ACTIVITY_NAME_MAX + 1)];
+    int availability;              /* Microsoft <availability> number (the first valid
+                                      one); 0 when absent */
     size_t n_tuples;
     struct xs_pidf_tuple tuples[XS_PIDF_MAX_TUPLES];
 };
 
 /* Parses doc[0..len) (borrowed) into *out. Returns 0, or:
  *   XS_ELIMIT  larger than XS_PIDF_MAX_DOC, deeper than XS_PIDF_MAX_DEPTH,
- *              more than XS_PIDF_MAX_TUPLES tuples;
- *   XS_EPROTO  not well-formed XML, a DTD or entity declaration, or the
- *              root is not urn:ietf:params:xml:ns:pidf <presence>;
+ *              more than XS_PIDF_MAX_TUPLES tuples, an entity that does
+ *              not fit `entity`;
+ *   XS_EPROTO  not well-formed XML (truncated, NUL bytes, invalid UTF-8),
+ *              a DTD or entity declaration, an encoding other than UTF-8
+ *              declared, or the root is not urn:ietf:params:xml:ns:pidf
+ *              <presence>;
+ *   XS_EINVAL  doc NULL with len > 0;
  *   XS_ENOMEM.
- * `why` (may be NULL) gets a static text for the log and the SIP answer. */
+ * On failure *out is all zeros. `why` (may be NULL) gets a static text for
+ * the log and the SIP answer; NULL on success. */
 int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char **why);
 
 /* Writes a PIDF document for entity with one tuple (id "t" when tuple_id is
- * NULL) whose <basic> is basic, the note (may be NULL or empty) in lang
- * (may be NULL) as a <note> of the tuple and an RPID person note, the
- * activities (space-separated names, may be NULL) as RPID <activities>, and
- * the availability number when not 0. Appends to out. Returns 0, XS_ENOMEM,
- * XS_ELIMIT (out's bound) or XS_EINVAL (basic UNKNOWN, entity empty, or an
- * activity name that is not an XML name). */
+ * NULL) whose <basic> is basic, the note (may be NULL, empty or whitespace
+ * for none) in lang (may be NULL) as a <note> of the tuple and a dm:note of
+ * a dm:person, the activities (space-separated names, may be NULL; repeats
+ * and "unknown" dropped) as RPID <activities> of the person, and the
+ * availability number when not 0 (in the Lync state namespace). Every
+ * argument is borrowed. Appends to out; on failure out is as it was.
+ * Returns 0, XS_ENOMEM, XS_ELIMIT (out's bound) or XS_EINVAL (basic
+ * UNKNOWN, entity empty or longer than xs_pidf.entity holds, availability
+ * negative, a tuple id or activity name that is not an ASCII NCName of at
+ * most XS_PIDF_TUPLE_ID_MAX / XS_PIDF_ACTIVITY_NAME_MAX bytes, the activity
+ * "note", or more than XS_PIDF_ACTIVITIES_MAX activities). Parsing the
+ * result gives back these values, the note trimmed. */
 int xs_pidf_write(const char *entity, const char *tuple_id, enum xs_pidf_basic basic,
                   const char *note, const char *lang, const char *activities, int availability,
                   struct xs_buf *out);

@@ -16,7 +16,11 @@
  * sends NOTIFY). */
 enum xs_sub_role { XS_SUB_WATCH_SIP = 1, XS_SUB_WATCH_XMPP = 2 };
 
-enum xs_sub_state { XS_SUB_STATE_PENDING = 1, XS_SUB_STATE_ACTIVE = 2, XS_SUB_STATE_TERMINATED = 3 };
+enum xs_sub_state {
+    XS_SUB_STATE_PENDING = 1,
+    XS_SUB_STATE_ACTIVE = 2,
+    XS_SUB_STATE_TERMINATED = 3
+};
 
 /* One subscription: key (role, watcher, presentity), both as SIP URIs
  * ("sip:alice@xmpp.test"), and the SIP dialog that carries it. Strings are
@@ -44,22 +48,42 @@ struct xs_sub_record {
     const char *last_pidf;
 };
 
+/* The longest strings a record may hold, so that a hostile peer cannot grow
+ * the store without bound through one record: put refuses longer ones
+ * (XS_EINVAL), and load refuses a file that holds any. URIs and the dialog's
+ * identifiers (Call-ID, tags) share one bound. */
+#define XS_SUB_URI_MAX 1024
+#define XS_SUB_ROUTE_MAX 4096
+#define XS_SUB_PIDF_MAX 65536
+
 struct xs_sub_store;
 
 /* The operations every store provides. Each returns 0 or a negative XS_E*
  * code and, on failure, writes a one-line reason into the store's error
  * (xs_sub_store_error). */
 struct xs_sub_store_ops {
+    /* One batch at a time: begin inside a batch, or commit outside one, is
+     * XS_ESTATE. A put or del outside a batch is a batch of its own. A
+     * commit that fails leaves no batch open and the batch's changes lost. */
     int (*begin)(struct xs_sub_store *s);
     int (*commit)(struct xs_sub_store *s);
-    /* Inserts or replaces the record with r's key. */
+    /* Inserts or replaces the record with r's key (r borrowed, its strings
+     * copied). XS_EINVAL, and nothing written, for a record out of range: an
+     * unknown role or state, an empty or NULL watcher or presentity, a string
+     * over the bounds above. */
     int (*put)(struct xs_sub_store *s, const struct xs_sub_record *r);
+    /* Deletes the record with that key (strings borrowed); 0 also when there
+     * was none, since the caller's aim (no such record) holds. */
     int (*del)(struct xs_sub_store *s, enum xs_sub_role role, const char *watcher,
                const char *presentity);
-    /* Calls fn for every record (strings lent for the call only); fn returns
-     * 0 to go on, anything else stops the walk and is returned. */
+    /* Calls fn for every record in key order (role, watcher, presentity),
+     * strings lent for the call only; fn must not call the store (XS_ESTATE
+     * if it does). fn returns 0 to go on, anything else stops the walk and
+     * is returned. A record the file should never hold (out of range, over
+     * the bounds) stops the walk with XS_EPROTO. */
     int (*load)(struct xs_sub_store *s, int (*fn)(void *ud, const struct xs_sub_record *r),
                 void *ud);
+    /* Frees the store (taken); an open batch is rolled back, not committed. */
     void (*close)(struct xs_sub_store *s);
 };
 
@@ -68,13 +92,14 @@ struct xs_sub_store {
     char error[256];
 };
 
-/* Opens (or creates) the SQLite store at path. A file that is not a store
- * of this gateway, is corrupt, or has a schema version this build does not
- * know is refused (XS_EPROTO) and never overwritten; err (errlen bytes)
- * names the file and the reason. XS_EIO when it cannot be created or
- * opened. */
-int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err,
-                             size_t errlen);
+/* Opens (or creates) the SQLite store at path (borrowed); *out is returned
+ * owned, freed with its ops->close. A file that is not a store of this
+ * gateway, is corrupt, or has a schema version this build does not know is
+ * refused (XS_EPROTO) and never written to; err (errlen bytes) names the
+ * file and the reason. XS_EIO when it cannot be created or opened: its
+ * directory is missing, or another process (another gateway) holds it, since
+ * the store is held exclusively while open. */
+int xs_sub_store_open_sqlite(const char *path, struct xs_sub_store **out, char *err, size_t errlen);
 
 static inline const char *xs_sub_store_error(const struct xs_sub_store *s)
 {

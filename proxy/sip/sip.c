@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "sip/sip_acl.h"
+#include "sip/sip_presence.h"
 #include "sip/sip_txn.h"
 
 struct xs_sip {
@@ -22,6 +23,10 @@ struct xs_sip {
     struct xs_sip_opts opts;
     struct xs_sip_tp *tp;
     struct xs__sip_txns txns;
+    /* Presence subscriptions (sip_presence.h); NULL until
+     * xs_sip_presence_start, and then SUBSCRIBE and NOTIFY get 503. */
+    struct xs__sip_presence *presence;
+    int presence_open; /* its timers are not closed yet */
     size_t max_message;
     size_t max_body; /* gateway.max_body: larger bodies get 413 (0: not checked here) */
     size_t udp_recv_buffer, udp_send_buffer; /* sip.udp_*_buffer (0: the system's) */
@@ -302,6 +307,7 @@ static void on_message(void *ud, const struct xs_sip_peer *from, const char *dat
     case XS_SIP_ACK:
     case XS_SIP_ANSWER:
     case XS_SIP_SUBMIT:
+    case XS_SIP_DIALOG:
         xs__sip_server_request(&sip->txns, from, &in);
         break;
     }
@@ -432,18 +438,50 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct x
     limits_of(sip, &lim);
     lim.tls = tls;
     xs_sip_tp_reconfigure(sip->tp, &lim, &cfg->sip_next_hop);
+    if (sip->presence)
+        xs__sip_presence_configure(sip->presence, cfg);
     return 0;
+}
+
+int xs_sip_presence_start(struct xs_sip *sip, const struct xs_config *cfg,
+                          struct xs_sub_store *store)
+{
+    if (sip->presence || sip->closing) {
+        if (store)
+            store->ops->close(store);
+        return XS_ESTATE;
+    }
+    int rc = xs__sip_presence_start(sip->loop, &sip->txns, cfg, store, &sip->presence);
+    if (rc)
+        return rc;
+    sip->presence_open = 1;
+    sip->txns.on_dialog = xs__sip_presence_request;
+    sip->txns.dialog_ud = sip->presence;
+    xs__sip_presence_restore(sip->presence);
+    return 0;
+}
+
+size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role)
+{
+    return sip->presence ? xs__sip_presence_count(sip->presence, role) : 0;
 }
 
 void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 {
     struct xs_sip *sip = impl;
-    xs__sip_client_start(&sip->txns, ev, done, ud);
+    if (ev->kind == XS_EVENT_MESSAGE) {
+        xs__sip_client_start(&sip->txns, ev, done, ud);
+    } else if (sip->presence) {
+        xs__sip_presence_deliver(sip->presence, ev, done, ud);
+    } else {
+        xs_event_free(ev);
+        done(ud, XS_COND_SERVICE_UNAVAILABLE, "presence is not carried by this gateway");
+    }
 }
 
 static void maybe_closed(struct xs_sip *sip)
 {
-    if (!sip->closing || sip->tp_open || sip->txns.open || sip->resolving)
+    if (!sip->closing || sip->tp_open || sip->txns.open || sip->resolving || sip->presence_open)
         return;
     void (*cb)(void *) = sip->on_closed;
     void *ud = sip->closed_ud;
@@ -470,6 +508,13 @@ void xs_sip_drain(struct xs_sip *sip)
     sip->txns.draining = 1;
 }
 
+static void on_presence_closed(void *ud)
+{
+    struct xs_sip *sip = ud;
+    sip->presence_open = 0;
+    maybe_closed(sip);
+}
+
 void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
 {
     if (sip->closing)
@@ -480,7 +525,15 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
     xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu records=%zu",
            xs__sip_txns_servers(&sip->txns), xs__sip_txns_clients(&sip->txns),
            sip->txns.n_records);
-    /* Transactions first, while the transports can still carry the 503s. */
+    /* Presence first: what it has not stored yet is written, and the
+     * requests it has in flight then end with the transactions without
+     * starting new ones. */
+    if (sip->presence) {
+        sip->txns.on_dialog = NULL;
+        xs__sip_presence_close(sip->presence, on_presence_closed, sip);
+        sip->presence = NULL;
+    }
+    /* Transactions next, while the transports can still carry the 503s. */
     xs__sip_txns_close(&sip->txns);
     if (sip->resolve)
         uv_cancel((uv_req_t *)&sip->resolve->req);

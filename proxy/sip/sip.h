@@ -49,6 +49,7 @@
 
 #include "event.h"
 #include "policy/policy.h"
+#include "presence/sub_store.h"
 
 struct xs_sip;
 
@@ -84,6 +85,15 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct x
  * written as a MESSAGE (address, body, size). */
 void xs_sip_deliver(void *sip, struct xs_event *ev, xs_done_cb done, void *ud);
 
+/* Starts carrying presence (sip_presence.h says how): subscriptions both
+ * ways, kept in `store` (taken; may be NULL: nothing survives a restart)
+ * and restored from it now. Until this is called SUBSCRIBE and NOTIFY get
+ * 503 and presence events fail with service-unavailable. Returns 0 or
+ * XS_ENOMEM / XS_ESTATE. */
+int xs_sip_presence_start(struct xs_sip *sip, const struct xs_config *cfg,
+                          struct xs_sub_store *store);
+/* Subscriptions held in a role, for logs and tests. */
+size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role);
 /* Backpressure: fn(ud, 1) once the client transactions in flight reach
  * three quarters of max_client_txns or pressure_high, whichever is lower,
  * fn(ud, 0) once they are back under two thirds of that, so whoever feeds

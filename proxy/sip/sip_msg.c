@@ -356,8 +356,21 @@ void xs_sip_in_parse(const char *data, size_t len, int oversize, struct xs_sip_i
         set_answer(in, 420, "no extensions are supported");
     } else if (strcmp(m->sip_method, "OPTIONS") == 0) {
         set_answer(in, 200, NULL);
+    } else if (!strcmp(m->sip_method, "SUBSCRIBE") || !strcmp(m->sip_method, "NOTIFY")) {
+        if (oversize) {
+            set_answer(in, 413, "message larger than sip.max_message");
+        } else {
+            /* A datagram may carry bytes past Content-Length (RFC 3261
+             * §18.3): they are not part of the body. */
+            size_t blen = len - hl, clen = 0;
+            if (ended && xs_sip_frame_content_length(data, hl, &clen) == 1 && clen < blen)
+                blen = clen;
+            in->verdict = XS_SIP_DIALOG;
+            in->body = data + hl;
+            in->body_len = blen;
+        }
     } else if (strcmp(m->sip_method, "MESSAGE") != 0) {
-        set_answer(in, 405, "only MESSAGE and OPTIONS are accepted");
+        set_answer(in, 405, "only MESSAGE, SUBSCRIBE, NOTIFY and OPTIONS are accepted");
     } else if (oversize) {
         set_answer(in, 413, "message larger than sip.max_message");
     } else {

@@ -35,6 +35,7 @@ enum xs_sip_verdict {
     XS_SIP_ACK,      /* absorbed */
     XS_SIP_ANSWER,   /* a request answered locally with `status` */
     XS_SIP_SUBMIT,   /* a valid MESSAGE; `ev` is ready for the router */
+    XS_SIP_DIALOG,   /* a SUBSCRIBE or NOTIFY; `body` is its content */
 };
 
 struct xs_sip_in {
@@ -47,6 +48,10 @@ struct xs_sip_in {
     /* ANSWER: the request passed XS_SIP_HEADER_MAX or XS_SIP_VIA_MAX; answer
      * it with xs_sip_build_terse_response (top Via only) and keep nothing. */
     int absurd;
+    /* DIALOG: the content (borrowed from the parsed bytes, valid as long
+     * as they are). */
+    const char *body;
+    size_t body_len;
 };
 
 /* Parses one framed message (data borrowed). `oversize` is 1 when the

@@ -181,6 +181,13 @@ static int lang_of(const char *v, char *out, size_t n)
     return 1;
 }
 
+char *xs_sip_uri_for_event(const osip_uri_t *u)
+{
+    int status;
+    const char *why;
+    return uri_for_event(u, &status, &why);
+}
+
 int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t blen,
                             struct xs_event **out, const char **why)
 {
@@ -289,7 +296,7 @@ int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t bl
 /* Copies a URI for the wire: UTF-8 (an IRI from an XMPP address) is
  * percent-encoded, anything else outside printable ASCII or able to break
  * out of <...> is refused, and osip must agree it is a sip:/sips: URI. */
-static int wire_uri(const char *in, char *out, size_t n)
+int xs_sip_wire_uri(const char *in, char *out, size_t n)
 {
     size_t o = 0;
     if (!in)
@@ -334,11 +341,11 @@ int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_para
                          struct xs_buf *out, const char **why)
 {
     char to[URI_MAX], from[URI_MAX];
-    if (wire_uri(ev->to, to, sizeof to) != 0) {
+    if (xs_sip_wire_uri(ev->to, to, sizeof to) != 0) {
         *why = "recipient is not a usable SIP URI";
         return XS_EINVAL;
     }
-    if (wire_uri(ev->from, from, sizeof from) != 0) {
+    if (xs_sip_wire_uri(ev->from, from, sizeof from) != 0) {
         *why = "sender is not a usable SIP URI";
         return XS_EINVAL;
     }

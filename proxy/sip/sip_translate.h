@@ -28,6 +28,9 @@
 int xs_sip_message_to_event(const osip_message_t *m, const char *body, size_t blen,
                             struct xs_event **out, const char **why);
 
+/* A From, To or Request-URI as events carry it (see above): owned
+ * (free()), NULL when it is not a usable sip:/sips: address. */
+char *xs_sip_uri_for_event(const osip_uri_t *u);
 struct xs_sip_req_params {
     const char *transport; /* "UDP", "TCP" or "TLS" */
     const char *via_host;  /* our sent-by */
@@ -51,6 +54,10 @@ struct xs_sip_req_params {
 int xs_sip_build_message(const struct xs_event *ev, const struct xs_sip_req_params *p,
                          struct xs_buf *out, const char **why);
 
+/* An event's SIP URI as written on the wire, into out (n bytes): non-ASCII
+ * bytes percent-encoded; XS_EINVAL when it is not a sip:/sips: URI osip
+ * reads or holds anything that could break out of <...>. */
+int xs_sip_wire_uri(const char *in, char *out, size_t n);
 /* 1 when s can be sent as a Call-ID as it is (RFC 3261 word ["@" word],
  * bounded length). */
 int xs_sip_callid_ok(const char *s);

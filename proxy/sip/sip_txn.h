@@ -29,6 +29,7 @@
 #include "event.h"
 #include "sip/sip.h"
 #include "sip/sip_msg.h"
+#include "sip/sip_translate.h"
 #include "sip/sip_transport.h"
 #include "sip/sip_txn_table.h"
 #include "sip/sip_txn_timer.h"
@@ -51,6 +52,18 @@ struct xs__sip_txns {
     struct xs_sip_tp *tp; /* the transports, before the first message */
     xs_submit_fn submit;  /* where arriving MESSAGE events go; NULL: 503 */
     void *router;
+    /* Where arriving SUBSCRIBE and NOTIFY requests go (NULL: 503): req and
+     * body[0..blen) are borrowed for the call. The answer is given before
+     * returning: the status (>= 200), header lines for it in extra (up to
+     * extra_n bytes, "Expires: 60\r\nContact: <...>\r\n"; left empty for
+     * none) and, for a refusal, *why (static text, for the Warning and the
+     * log). to_tag is the tag the response's To gets when the request's To
+     * has none: the local tag of a dialog the request creates. Whatever
+     * the request sets off (a NOTIFY) must go out after the answer. */
+    int (*on_dialog)(void *ud, const struct xs_sip_peer *from, const osip_message_t *req,
+                     const char *body, size_t blen, const char *to_tag, char *extra,
+                     size_t extra_n, const char **why);
+    void *dialog_ud;
     size_t max_message;
     int draining; /* the gateway is stopping: see xs_sip_drain */
     /* Runs once the layer's timer has closed after xs__sip_txns_close; the
@@ -95,6 +108,9 @@ struct xs__sip_txns {
     struct xs__sip_tent overload_tent; /* queued while a line is owed */
 };
 
+/* Header lines an on_dialog answer may carry. */
+#define XS__SIP_DIALOG_EXTRA_MAX 4096
+
 /* Sets up an empty layer in t (the caller's memory); loop, opts and host are
  * borrowed. Returns 0, XS_ENOMEM or XS_EIO (no random seed); on failure
  * call xs__sip_txns_free all the same. */
@@ -110,6 +126,22 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
 void xs__sip_client_response(struct xs__sip_txns *t, const struct xs_sip_in *in);
 /* Starts a client transaction for ev (taken). */
 void xs__sip_client_start(struct xs__sip_txns *t, struct xs_event *ev, xs_done_cb done, void *ud);
+/* A request the caller writes, for SUBSCRIBE and NOTIFY in their dialogs.
+ * build() is called once the way to the next hop is known, with the Via
+ * parameters (transport, sent-by, branch; the tags, Call-ID and CSeq of p
+ * are the caller's own business and may be ignored) to write the whole
+ * request into out (bounded by max_message). on_final() is called exactly
+ * once: with the final response (borrowed for the call; cond is NONE for a
+ * 2xx, else its RFC 7247 condition), or with resp NULL and the condition
+ * for Timer F, a transport failure, a build failure, a limit or close.
+ * Provisional responses are absorbed. It may be called before
+ * xs__sip_client_request returns. */
+struct xs__sip_req_ops {
+    int (*build)(void *ud, const struct xs_sip_req_params *p, struct xs_buf *out);
+    void (*on_final)(void *ud, const osip_message_t *resp, enum xs_cond cond, const char *text);
+};
+void xs__sip_client_request(struct xs__sip_txns *t, const char *method,
+                            const struct xs__sip_req_ops *ops, void *ud);
 /* The transport's next_hop() callback. */
 void xs__sip_client_next_hop(struct xs__sip_txns *t, int status);
 /* Marks the layer closing and completes every transaction: client ones with

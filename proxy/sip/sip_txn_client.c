@@ -1,5 +1,6 @@
 /* Client transactions (see sip_txn.h): an event becomes a MESSAGE to the
- * next hop, retransmitted on Timer E over UDP, given up on Timer F, and
+ * next hop, or a request the caller writes (SUBSCRIBE, NOTIFY) goes there;
+ * either is retransmitted on Timer E over UDP, given up on Timer F, and
  * freed on its final response. */
 #include "sip/sip_txn_int.h"
 
@@ -28,6 +29,10 @@ struct cli {
     struct xs_event *ev; /* owned until the request is built */
     xs_done_cb done;
     void *done_ud;
+    /* A request the caller writes (xs__sip_client_request): ops instead of
+     * ev and done. */
+    const struct xs__sip_req_ops *ops;
+    void *ops_ud;
     uint64_t serial;
     uint64_t seq; /* start order, for each_client */
     struct xs_buf out; /* the request as sent */
@@ -77,12 +82,15 @@ static void pressure_check(struct xs__sip_txns *t)
  * that matches no transaction is discarded (§18.1.2) with the same effect,
  * so keeping anything (even the key) would buy nothing but memory: at
  * 30,000 msg/s, 150,000 transactions held for 5 s. */
-static void client_finish(struct cli *x, enum xs_cond cond, const char *text)
+static void client_end(struct cli *x, const osip_message_t *resp, enum xs_cond cond,
+                       const char *text)
 {
     struct xs__sip_txns *t = x->txns;
     xs_done_cb done = x->done;
     void *ud = x->done_ud;
-    if (cond != XS_COND_NONE) {
+    const struct xs__sip_req_ops *ops = x->ops;
+    void *ops_ud = x->ops_ud;
+    if (cond != XS_COND_NONE && !resp) {
         char q[256];
         xs_log(XS_LOG_INFO, "sip.out.failed", "serial=%llu cond=%s reason=%s",
                (unsigned long long)x->serial, xs_cond_name(cond), xs_log_quote(q, sizeof q, text));
@@ -96,7 +104,15 @@ static void client_finish(struct cli *x, enum xs_cond cond, const char *text)
     xs_event_free(x->ev);
     free(x);
     pressure_check(t);
-    done(ud, cond, text);
+    if (ops)
+        ops->on_final(ops_ud, resp, cond, text);
+    else
+        done(ud, cond, text);
+}
+
+static void client_finish(struct cli *x, enum xs_cond cond, const char *text)
+{
+    client_end(x, NULL, cond, text);
 }
 
 static void client_send(struct cli *x, const struct xs_sip_local *local)
@@ -118,7 +134,15 @@ static void client_send(struct cli *x, const struct xs_sip_local *local)
     };
     const char *why = NULL;
     x->transport = local->transport;
-    int rc = xs_sip_build_message(x->ev, &p, &x->out, &why);
+    int rc;
+    if (x->ops) {
+        rc = x->ops->build(x->ops_ud, &p, &x->out);
+        if (rc != 0) {
+            client_finish(x, XS_COND_INTERNAL_SERVER_ERROR, "request could not be written");
+            return;
+        }
+    }
+    rc = x->ops ? 0 : xs_sip_build_message(x->ev, &p, &x->out, &why);
     if (rc != 0) {
         enum xs_cond c = rc == XS_EINVAL   ? XS_COND_JID_MALFORMED
                          : rc == XS_ELIMIT ? XS_COND_POLICY_VIOLATION
@@ -216,6 +240,43 @@ void xs__sip_client_start(struct xs__sip_txns *t, struct xs_event *ev, xs_done_c
     client_try(x);
 }
 
+void xs__sip_client_request(struct xs__sip_txns *t, const char *method,
+                            const struct xs__sip_req_ops *ops, void *ud)
+{
+    const char *refuse = NULL;
+    enum xs_cond cond = XS_COND_NONE;
+    if (t->closing) {
+        refuse = "SIP side is shutting down";
+        cond = XS_COND_SERVICE_UNAVAILABLE;
+    } else if (t->q_f->count >= t->opts->max_client_txns) {
+        t->stats.client_refused++;
+        xs__sip_overload_log(t);
+        refuse = "too many SIP transactions pending";
+        cond = XS_COND_RESOURCE_CONSTRAINT;
+    }
+    struct cli *x = refuse ? NULL : calloc(1, sizeof *x);
+    if (!x) {
+        ops->on_final(ud, NULL, refuse ? cond : XS_COND_INTERNAL_SERVER_ERROR,
+                      refuse ? refuse : "out of memory");
+        return;
+    }
+    xs_random_hex(x->rnd, 36);
+    snprintf(x->branch, sizeof x->branch, "z9hG4bK%.24s", x->rnd);
+    snprintf(x->key, sizeof x->key, "b=%s|%.12s", x->branch, method);
+    x->h.kind = K_CLIENT;
+    x->h.node.key = x->key;
+    x->txns = t;
+    xs_buf_init(&x->out, t->max_message);
+    x->ops = ops;
+    x->ops_ud = ud;
+    x->seq = ++t->client_seq;
+    x->state = C_WAITING;
+    xs__sip_table_insert(&t->clients, &x->h.node);
+    xs__sip_clock_push(&t->clock, t->q_f, &x->h.tent, uv_now(t->loop));
+    pressure_check(t);
+    client_try(x);
+}
+
 void xs__sip_client_response(struct xs__sip_txns *t, const struct xs_sip_in *in)
 {
     struct xs__sip_tnode *n = xs__sip_table_find(&t->clients, in->key);
@@ -241,11 +302,11 @@ void xs__sip_client_response(struct xs__sip_txns *t, const struct xs_sip_in *in)
     if (code < 300) {
         XS_LOG(XS_LOG_DEBUG, "sip.out", "serial=%llu status=%d", (unsigned long long)x->serial,
                code);
-        client_finish(x, XS_COND_NONE, NULL);
+        client_end(x, in->msg, XS_COND_NONE, NULL);
         return;
     }
     char text[XS_COND_ADDR_MAX + 160];
-    client_finish(x, xs_sip_response_cond(in->msg, text, sizeof text), text);
+    client_end(x, in->msg, xs_sip_response_cond(in->msg, text, sizeof text), text);
 }
 
 /* Calls fn on every client transaction started before the walk, oldest

@@ -15,7 +15,9 @@
 #include "net/addr.h"
 #include "sip/sip_translate.h"
 
-#define ALLOW_ACCEPT "Allow: MESSAGE, OPTIONS\r\nAccept: text/plain, text/html\r\n"
+#define ALLOW_ACCEPT                                                                               \
+    "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n"                                                \
+    "Accept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 
@@ -292,9 +294,11 @@ static const char *admit_server(struct xs__sip_txns *t, const struct xs_sip_peer
         return "shutting down";
     if (!t->submit && in->verdict == XS_SIP_SUBMIT)
         return "not routing messages";
+    if (!t->on_dialog && in->verdict == XS_SIP_DIALOG)
+        return "presence is not carried";
     /* Requests answered at once (OPTIONS, errors) hold no live transaction,
      * only a record; MESSAGEs count against the in-flight limit. */
-    if ((in->verdict == XS_SIP_SUBMIT && t->live.count >= t->opts->max_server_txns) ||
+    if ((in->verdict != XS_SIP_ANSWER && t->live.count >= t->opts->max_server_txns) ||
         (from->transport == XS_SIP_UDP && t->stored_bytes >= t->opts->max_stored_bytes)) {
         t->stats.server_refused++;
         xs__sip_overload_log(t);
@@ -344,6 +348,24 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
                    method, in->status, xs_log_quote(q, sizeof q, in->why));
         answer(t, from, in->key, in->msg, to_tag, in->status, in->status >= 300 ? in->why : NULL,
                extra);
+        return;
+    }
+    if (in->verdict == XS_SIP_DIALOG) {
+        /* SUBSCRIBE and NOTIFY are answered by the presence layer before
+         * on_dialog returns, so they need no live transaction, only the
+         * record that answers retransmissions. */
+        char extra[XS__SIP_DIALOG_EXTRA_MAX];
+        const char *why = NULL;
+        extra[0] = '\0';
+        int status = t->on_dialog(t->dialog_ud, from, in->msg, in->body, in->body_len, to_tag,
+                                  extra, sizeof extra, &why);
+        if (status == 405 && !extra[0])
+            snprintf(extra, sizeof extra, "%s", ALLOW_ACCEPT);
+        if (status >= 300)
+            xs_log(XS_LOG_INFO, "sip.refused", "peer=%s method=%s status=%d reason=%s", from->desc,
+                   method, status, xs_log_quote(q, sizeof q, why));
+        answer(t, from, in->key, in->msg, to_tag, status, status >= 300 ? why : NULL,
+               extra[0] ? extra : NULL);
         return;
     }
     size_t klen = strlen(in->key);

@@ -131,8 +131,9 @@ struct xs_xmpp {
     size_t n_ins;     /* of which inbound */
     struct xs_s2s_budget budget;
     unsigned long long nofile; /* RLIMIT_NOFILE after start (RLIM_INFINITY: none) */
-    /* Messages handed to the router whose outcome has not come back yet;
-     * the side outlives them, since a late failure still needs to bounce. */
+    /* Events (messages, presence, subscriptions) handed to the router whose
+     * outcome has not come back yet; the side outlives them, since a late
+     * failure still needs to bounce. */
     size_t pending_outcomes;
     size_t trimmed;  /* parsers trimmed since the heap was last returned */
     int input_held;  /* xs_xmpp_hold_input: inbound streams are not read */

@@ -1,11 +1,15 @@
 /* What an authenticated inbound stream carries: a message becomes an event
- * for the router, and its failure an error stanza back to the sender; an iq
- * get or set is answered service-unavailable, a presence subscription
- * unsubscribed, and the rest is logged. The stream itself (set-up,
- * dialback, which pairs may speak) is s2s_in.c's. */
+ * for the router, and its failure an error stanza back to the sender;
+ * presence becomes a presence or subscription event, and a refused
+ * subscription request is answered unsubscribed, a refused probe with an
+ * error; an iq get or set is answered service-unavailable, and the rest is
+ * logged. The stream itself (set-up, dialback, which pairs may speak) is
+ * s2s_in.c's. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "xmpp/s2s.h"
@@ -51,6 +55,14 @@ static void send_error(struct xs_xmpp *x, const char *orig_from, const char *ori
     xs_log(XS_LOG_INFO, "xmpp.bounce", "stanza=%s from=%s to=%s cond=%s", stanza, qt, qf,
            xs_cond_name(cond));
     xs_xmpp_send(x, local, remote, err, NULL, NULL);
+}
+
+/* The stream's facts, for the policy: the pair passed dialback (the only
+ * way a pair becomes valid here), over TLS or not. */
+static void stream_facts(struct xs_event *ev, int secure)
+{
+    ev->secure = secure;
+    ev->auth = "dialback";
 }
 
 /* The router's answer for a message that came in on an inbound stream. The
@@ -127,10 +139,7 @@ static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, struct xs
         send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    /* The stream's facts, for the policy: the pair passed dialback (the
-     * only way a pair becomes valid here), over TLS or not. */
-    ev->secure = secure;
-    ev->auth = "dialback";
+    stream_facts(ev, secure);
     xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
            (unsigned long long)serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
     x->pending_outcomes++;
@@ -145,20 +154,22 @@ static char *bare_jid(const char *jid)
 }
 
 /* RFC 6121 §3.1.3: a subscription request the contact will not approve is
- * answered with unsubscribed, from the contact's bare JID to the user's.
- * Until presence is carried that is every request: left unanswered, the
- * remote roster entry would stay pending for good. */
-static void refuse_subscription(struct xs_xmpp *x, uint64_t serial, const struct xs_xml_el *el)
+ * answered with unsubscribed, from the contact's bare JID to the user's;
+ * left unanswered, the remote roster entry would stay pending for good. */
+static void refuse_subscription(struct xs_xmpp *x, uint64_t serial, const char *from,
+                                const char *to, const char *id, enum xs_cond cond)
 {
-    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
-    const char *id = xs_xml_el_attr(el, "id");
     char local[XS_DOMAIN_MAX], remote[XS_DOMAIN_MAX];
     char qf[128], qt[128];
     xs_log_quote(qf, sizeof qf, from);
     xs_log_quote(qt, sizeof qt, to);
-    /* on_stanza_authenticated parsed both already. */
-    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote))
+    if (xs_s2s_domain_of(to, local) || xs_s2s_domain_of(from, remote)) {
+        xs_log(XS_LOG_WARN, "s2s.in.presence",
+               "stream=in%llu from=%s to=%s type=subscribe cond=%s result=dropped "
+               "reason=\"no address to answer\"",
+               (unsigned long long)serial, qf, qt, xs_cond_name(cond));
         return;
+    }
     char *user = bare_jid(from), *contact = bare_jid(to);
     struct xs_xml_el *p = xs_xml_el_new(XS_NS_SERVER, "presence");
     int rc = user && contact && p ? 0 : XS_ENOMEM;
@@ -180,10 +191,194 @@ static void refuse_subscription(struct xs_xmpp *x, uint64_t serial, const struct
         return;
     }
     xs_log(XS_LOG_INFO, "s2s.in.presence",
-           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed "
-           "reason=\"presence is not carried\"",
-           (unsigned long long)serial, qf, qt);
+           "stream=in%llu from=%s to=%s type=subscribe result=unsubscribed cond=%s",
+           (unsigned long long)serial, qf, qt, xs_cond_name(cond));
     xs_xmpp_send(x, local, remote, p, NULL, NULL);
+}
+
+/* A presence stanza of wire type `type` (NULL: available) that will not be
+ * carried. Only a subscription request and a probe are answered: RFC 6121
+ * has no error for broadcast presence, and answering the other
+ * subscription types would tell the sender nothing it can act on. */
+static void presence_refused(struct xs_xmpp *x, uint64_t serial, const char *type,
+                             const char *from, const char *to, const char *id, enum xs_cond cond,
+                             const char *text)
+{
+    if (type && !strcmp(type, "subscribe")) {
+        refuse_subscription(x, serial, from, to, id, cond);
+        return;
+    }
+    if (type && !strcmp(type, "probe")) {
+        send_error(x, from, to, id, "presence", cond, text);
+        return;
+    }
+    /* The default policy drops what it will not carry with this text; that
+     * is routine and would flood the log at info. */
+    int policy_drop = cond == XS_COND_POLICY_VIOLATION && text &&
+                      !strcmp(text, "dropped by on_presence");
+    char qf[128], qt[128], qx[160];
+    xs_log(policy_drop ? XS_LOG_DEBUG : XS_LOG_INFO, "s2s.in.presence",
+           "stream=in%llu from=%s to=%s type=%s result=refused cond=%s text=%s",
+           (unsigned long long)serial, xs_log_quote(qf, sizeof qf, from),
+           xs_log_quote(qt, sizeof qt, to), type ? type : "available", xs_cond_name(cond),
+           xs_log_quote(qx, sizeof qx, text));
+}
+
+/* What the router's answer needs once the stanza is gone: the stream may be
+ * gone too, and the answer goes out on our outbound stream. */
+struct presence_ctx {
+    struct xs_xmpp *x;
+    uint64_t serial;
+    char type[16]; /* the stanza's type attribute, "" for available */
+    char *from, *to, *id;
+};
+
+static void presence_ctx_free(struct presence_ctx *c)
+{
+    free(c->from);
+    free(c->to);
+    free(c->id);
+    free(c);
+}
+
+static struct presence_ctx *presence_ctx_new(struct xs_xmpp *x, uint64_t serial,
+                                             const char *type, const char *from, const char *to,
+                                             const char *id)
+{
+    struct presence_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->x = x;
+    c->serial = serial;
+    /* Only the types translate accepts reach here; they all fit. */
+    snprintf(c->type, sizeof c->type, "%s", type ? type : "");
+    c->from = strdup(from);
+    c->to = strdup(to);
+    c->id = id ? strdup(id) : NULL;
+    if (!c->from || !c->to || (id && !c->id)) {
+        presence_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void on_presence_done(void *ud, enum xs_cond cond, const char *text)
+{
+    struct presence_ctx *c = ud;
+    struct xs_xmpp *x = c->x;
+    if (cond != XS_COND_NONE)
+        presence_refused(x, c->serial, c->type[0] ? c->type : NULL, c->from, c->to, c->id, cond,
+                         text);
+    presence_ctx_free(c);
+    xs_xmpp_outcome_done(x);
+}
+
+static void on_sub_error_done(void *ud, enum xs_cond cond, const char *text)
+{
+    struct presence_ctx *c = ud;
+    struct xs_xmpp *x = c->x;
+    if (cond != XS_COND_NONE) {
+        char qf[128], qt[128], qx[160];
+        xs_log(XS_LOG_INFO, "s2s.in.presence",
+               "stream=in%llu from=%s to=%s type=error result=refused cond=%s text=%s",
+               (unsigned long long)c->serial, xs_log_quote(qf, sizeof qf, c->from),
+               xs_log_quote(qt, sizeof qt, c->to), xs_cond_name(cond),
+               xs_log_quote(qx, sizeof qx, text));
+    }
+    presence_ctx_free(c);
+    xs_xmpp_outcome_done(x);
+}
+
+/* <presence type='error'>. From a user of the remote domain to one of ours
+ * it can only answer presence we sent for a SIP user, and RFC 8048 reads an
+ * error like a refusal: it becomes "unsubscribed" from the user to ours, so
+ * a SIP watcher's subscription ends instead of waiting for an answer that
+ * will not come. An error from the domain itself (its server) about
+ * presence is recorded. Never answered (RFC 6120 §8.3.1). */
+static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure,
+                              const struct xs_xml_el *el)
+{
+    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
+    char *text = NULL;
+    enum xs_cond c = xs_xmpp_error_condition(el, &text);
+    char local[XS_DOMAIN_MAX];
+    struct xs_addr_jid jf;
+    int from_user = from && xs_addr_split_jid(from, &jf) && jf.local;
+    int to_ours = !xs_s2s_domain_of(to, local) && xs_policy_is_local_domain(x->policy, local);
+    char qf[128], qt[128], qx[160];
+    xs_log_quote(qf, sizeof qf, from);
+    xs_log_quote(qt, sizeof qt, to);
+    xs_log_quote(qx, sizeof qx, text);
+    free(text);
+    if (!from_user || !to_ours) {
+        xs_log(XS_LOG_INFO, "xmpp.error.in",
+               "stream=in%llu stanza=presence from=%s to=%s cond=%s text=%s result=recorded",
+               (unsigned long long)serial, qf, qt, xs_cond_name(c), qx);
+        return;
+    }
+    struct xs_event *ev = xs_event_new(XS_EVENT_SUBSCRIPTION, XS_SIDE_XMPP);
+    char *user = bare_jid(from), *contact = bare_jid(to);
+    int rc = user && contact ? 0 : XS_ENOMEM;
+    if (!rc)
+        rc = xs_event_set(&ev->from, user);
+    if (!rc)
+        rc = xs_event_set(&ev->to, contact);
+    if (!rc)
+        rc = xs_event_set(&ev->type, "unsubscribed");
+    struct presence_ctx *ctx =
+        rc ? NULL : presence_ctx_new(x, serial, "error", user, contact, xs_xml_el_attr(el, "id"));
+    free(user);
+    free(contact);
+    if (!ctx) {
+        xs_event_free(ev);
+        xs_log(XS_LOG_ERROR, "xmpp.error.in",
+               "stream=in%llu stanza=presence from=%s to=%s cond=%s result=dropped "
+               "reason=\"out of memory\"",
+               (unsigned long long)serial, qf, qt, xs_cond_name(c));
+        return;
+    }
+    stream_facts(ev, secure);
+    xs_log(XS_LOG_INFO, "xmpp.error.in",
+           "stream=in%llu stanza=presence from=%s to=%s cond=%s text=%s event=%llu "
+           "result=unsubscribed",
+           (unsigned long long)serial, qf, qt, xs_cond_name(c), qx,
+           (unsigned long long)ev->serial);
+    x->pending_outcomes++;
+    x->submit(x->router, ev, on_sub_error_done, ctx);
+}
+
+/* Presence and subscriptions (RFC 6121, RFC 8048) become events for the
+ * router; what it refuses is answered as presence_refused says. */
+static void on_presence(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+{
+    const char *type = xs_xml_el_attr(el, "type");
+    if (type && !strcmp(type, "error")) {
+        on_presence_error(x, serial, secure, el);
+        return;
+    }
+    const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
+    const char *id = xs_xml_el_attr(el, "id");
+    struct xs_event *ev = NULL;
+    enum xs_cond cond = XS_COND_NONE;
+    if (xs_xmpp_stanza_to_event(el, &ev, &cond) != 0) {
+        presence_refused(x, serial, type, from, to, id, cond ? cond : XS_COND_BAD_REQUEST,
+                         "presence could not be translated");
+        return;
+    }
+    struct presence_ctx *ctx = presence_ctx_new(x, serial, type, from, to, id);
+    if (!ctx) {
+        xs_event_free(ev);
+        xs_log(XS_LOG_ERROR, "s2s.in.presence",
+               "stream=in%llu result=refused reason=\"out of memory\"", (unsigned long long)serial);
+        presence_refused(x, serial, type, from, to, id, XS_COND_RESOURCE_CONSTRAINT, NULL);
+        return;
+    }
+    stream_facts(ev, secure);
+    xs_log(XS_LOG_DEBUG, "s2s.in.presence", "stream=in%llu event=%llu type=%s secure=%d auth=%s",
+           (unsigned long long)serial, (unsigned long long)ev->serial, ev->type, ev->secure,
+           ev->auth);
+    x->pending_outcomes++;
+    x->submit(x->router, ev, on_presence_done, ctx);
 }
 
 static void on_other_stanza(struct xs_xmpp *x, uint64_t serial, struct xs_xml_el *el)
@@ -194,11 +389,6 @@ static void on_other_stanza(struct xs_xmpp *x, uint64_t serial, struct xs_xml_el
                    xs_xml_el_attr(el, "id"), "iq", XS_COND_SERVICE_UNAVAILABLE, NULL);
         return;
     }
-    if (!strcmp(el->name, "presence") && type && !strcmp(type, "subscribe")) {
-        refuse_subscription(x, serial, el);
-        return;
-    }
-    /* Presence is the next capability; until then it is recorded, not carried. */
     xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu stanza=%s type=%s",
            (unsigned long long)serial, el->name, type ? type : "-");
 }
@@ -207,6 +397,8 @@ void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_x
 {
     if (!strcmp(el->name, "message"))
         on_message(x, serial, secure, el);
+    else if (!strcmp(el->name, "presence"))
+        on_presence(x, serial, secure, el);
     else
         on_other_stanza(x, serial, el);
 }

@@ -217,7 +217,13 @@ void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, stru
         send_failed(el, local, remote, done, ud, XS_COND_RESOURCE_CONSTRAINT, "stanza too large");
         return;
     }
-    xs_s2s_out_send(o, x->scratch.data, x->scratch.len, xs_xml_el_attr(el, "id"), done, ud);
+    /* Presence is not held for the error grace: nothing answers it
+     * (RFC 6121 §4), and an error that does come back about a subscription
+     * is handled on its own (s2s_in_carry.c). Without an id to match, the
+     * stream reports it delivered once written, or acknowledged with stream
+     * management, as a message without an id. */
+    const char *match_id = strcmp(el->name, "presence") ? xs_xml_el_attr(el, "id") : NULL;
+    xs_s2s_out_send(o, x->scratch.data, x->scratch.len, match_id, done, ud);
     xs_xml_el_free(el);
 }
 
@@ -228,6 +234,14 @@ void xs_xmpp_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
     if (xs_s2s_domain_of(ev->from, local) || xs_s2s_domain_of(ev->to, remote)) {
         xs_event_free(ev);
         done(ud, XS_COND_JID_MALFORMED, "address could not be mapped to a JID");
+        return;
+    }
+    if (ev->kind != XS_EVENT_MESSAGE && xs_xmpp_event_sendable(ev) != 0) {
+        char q[64];
+        xs_log(XS_LOG_WARN, "xmpp.deliver", "event=%llu kind=presence type=%s result=refused",
+               (unsigned long long)ev->serial, xs_log_quote(q, sizeof q, ev->type));
+        xs_event_free(ev);
+        done(ud, XS_COND_BAD_REQUEST, "presence of this type cannot be sent over XMPP");
         return;
     }
     if (!ev->id) {

@@ -1,4 +1,4 @@
-/* <message> stanzas to events and back, stanza errors, JIDs. */
+/* <message> and <presence> stanzas to events and back, stanza errors, JIDs. */
 #define _GNU_SOURCE /* strndup */
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,10 +102,15 @@ static const char *message_type(const char *type)
     return "normal";
 }
 
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
+                             enum xs_cond *cond);
+
 int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
 {
     *out = NULL;
     *cond = XS_COND_NONE;
+    if (!strcmp(st->name, "presence") && !strcmp(st->ns, ns_server))
+        return presence_to_event(st, out, cond);
     if (strcmp(st->name, "message") || strcmp(st->ns, ns_server)) {
         *cond = XS_COND_BAD_REQUEST;
         return XS_EPROTO;
@@ -171,10 +176,14 @@ static int add_text_child(struct xs_xml_el *el, const char *ns, const char *name
     return *text ? xs_xml_el_add_text(c, text, strlen(text)) : 0;
 }
 
+static struct xs_xml_el *event_to_presence(const struct xs_event *ev);
+
 struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev)
 {
     if (!ev->from || !ev->to)
         return NULL;
+    if (ev->kind != XS_EVENT_MESSAGE)
+        return event_to_presence(ev);
     struct xs_xml_el *el = xs_xml_el_new(ns_server, "message");
     if (!el)
         return NULL;
@@ -315,4 +324,259 @@ enum xs_cond xs_xmpp_error_condition(const struct xs_xml_el *st, char **text)
         }
     }
     return cond;
+}
+
+/* Presence (RFC 6121 §4) and subscriptions (§3): the stanza's type names
+ * the event's kind and type. */
+struct presence_type {
+    const char *wire; /* the type attribute; NULL: none */
+    enum xs_event_kind kind;
+    const char *type; /* the event's type */
+};
+
+static const struct presence_type presence_types[] = {
+    {NULL, XS_EVENT_PRESENCE, "available"},
+    {"unavailable", XS_EVENT_PRESENCE, "unavailable"},
+    {"probe", XS_EVENT_PRESENCE, "probe"},
+    {"subscribe", XS_EVENT_SUBSCRIPTION, "subscribe"},
+    {"subscribed", XS_EVENT_SUBSCRIPTION, "subscribed"},
+    {"unsubscribe", XS_EVENT_SUBSCRIPTION, "unsubscribe"},
+    {"unsubscribed", XS_EVENT_SUBSCRIPTION, "unsubscribed"},
+};
+#define N_PRESENCE_TYPES (sizeof presence_types / sizeof presence_types[0])
+
+static const struct presence_type *presence_type_by_wire(const char *wire)
+{
+    for (size_t i = 0; i < N_PRESENCE_TYPES; i++) {
+        const char *w = presence_types[i].wire;
+        if (w == wire || (w && wire && !strcmp(w, wire)))
+            return &presence_types[i];
+    }
+    return NULL;
+}
+
+static const struct presence_type *presence_type_by_event(enum xs_event_kind kind,
+                                                          const char *type)
+{
+    for (size_t i = 0; type && i < N_PRESENCE_TYPES; i++)
+        if (presence_types[i].kind == kind && !strcmp(presence_types[i].type, type))
+            return &presence_types[i];
+    return NULL;
+}
+
+/* The defined <show> values (RFC 6121 §4.7.2.1), as static strings. */
+static const char *show_value(const char *s)
+{
+    static const char *const known[] = {"away", "chat", "dnd", "xa"};
+    for (size_t i = 0; s && i < sizeof known / sizeof known[0]; i++)
+        if (!strcmp(s, known[i]))
+            return known[i];
+    return NULL;
+}
+
+/* How many of s's first n bytes fit in XS_XMPP_STATUS_MAX without cutting a
+ * UTF-8 sequence. */
+static size_t status_cut(const char *s, size_t n)
+{
+    if (n <= XS_XMPP_STATUS_MAX)
+        return n;
+    n = XS_XMPP_STATUS_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+/* <priority> as xs:byte (RFC 6121 §4.7.2.3): an integer -128..127,
+ * white space around it allowed as XML Schema collapses it. */
+static int parse_priority(const char *s, int *out)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
+    int neg = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    long v = 0;
+    size_t digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++)
+        if (v <= 128)
+            v = v * 10 + (*s - '0');
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
+    if (!digits || *s || v > (neg ? 128 : 127))
+        return XS_EINVAL;
+    *out = (int)(neg ? -v : v);
+    return 0;
+}
+
+/* Copies el's text into *field, cut as status_cut says. */
+static int take_status(char **field, const struct xs_xml_el *el)
+{
+    if (!el)
+        return 0;
+    char *t = xs_xml_el_text(el);
+    if (!t)
+        return XS_ENOMEM;
+    t[status_cut(t, strlen(t))] = '\0';
+    *field = t;
+    return 0;
+}
+
+/* The availability details of a presence stanza (available or unavailable)
+ * into ev. Returns 0, XS_EINVAL for a bad <priority>, or XS_ENOMEM. */
+static int presence_details(const struct xs_xml_el *st, struct xs_event *ev, int available)
+{
+    const char *lang = xs_xml_el_attr(st, "xml:lang"), *status_lang = NULL;
+    const struct xs_xml_el *status = pick_lang(st, "status", lang, &status_lang);
+    if (status) {
+        if (xs_event_set(&ev->lang, status_lang) || take_status(&ev->status, status))
+            return XS_ENOMEM;
+    }
+    if (!available)
+        return 0;
+    const struct xs_xml_el *show = xs_xml_el_child(st, ns_server, "show");
+    if (show) {
+        /* An unknown <show> is dropped, not refused: the stanza still says
+         * the sender is available, and broadcast presence has nobody who
+         * could act on an error (RFC 6121 §4.7.2.1 lets a server ignore it). */
+        char *t = xs_xml_el_text(show);
+        if (!t)
+            return XS_ENOMEM;
+        int rc = xs_event_set(&ev->show, show_value(t));
+        free(t);
+        if (rc)
+            return XS_ENOMEM;
+    }
+    const struct xs_xml_el *prio = xs_xml_el_child(st, ns_server, "priority");
+    if (prio) {
+        char *t = xs_xml_el_text(prio);
+        if (!t)
+            return XS_ENOMEM;
+        int rc = parse_priority(t, &ev->priority);
+        free(t);
+        if (rc)
+            return XS_EINVAL;
+    }
+    return 0;
+}
+
+/* Subscriptions are between bare JIDs (RFC 6121 §3): a resource a server
+ * left on one is not part of the relationship. */
+static int set_bare(char **field, const char *jid)
+{
+    char bare[XS_JID_MAX + 1];
+    if (xs_jid_bare(jid, bare, sizeof bare))
+        return XS_EINVAL;
+    return xs_event_set(field, bare);
+}
+
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
+                             enum xs_cond *cond)
+{
+    const char *wire = xs_xml_el_attr(st, "type");
+    if (wire && !strcmp(wire, "error"))
+        return XS_EINVAL;
+    const struct presence_type *pt = presence_type_by_wire(wire);
+    const char *from = xs_xml_el_attr(st, "from");
+    const char *to = xs_xml_el_attr(st, "to");
+    if (!pt || !from || !to) {
+        *cond = XS_COND_BAD_REQUEST;
+        return XS_EPROTO;
+    }
+    if (xs_jid_check(from) || xs_jid_check(to)) {
+        *cond = XS_COND_JID_MALFORMED;
+        return XS_EPROTO;
+    }
+    struct xs_event *ev = xs_event_new(pt->kind, XS_SIDE_XMPP);
+    int rc;
+    if (pt->kind == XS_EVENT_SUBSCRIPTION) {
+        rc = set_bare(&ev->from, from);
+        if (!rc)
+            rc = set_bare(&ev->to, to);
+    } else {
+        rc = xs_event_set(&ev->from, from);
+        if (!rc)
+            rc = xs_event_set(&ev->to, to);
+    }
+    if (!rc)
+        rc = xs_event_set(&ev->id, xs_xml_el_attr(st, "id"));
+    if (!rc)
+        rc = xs_event_set(&ev->type, pt->type);
+    if (!rc && pt->kind == XS_EVENT_PRESENCE && strcmp(pt->type, "probe"))
+        rc = presence_details(st, ev, !strcmp(pt->type, "available"));
+    if (rc) {
+        xs_event_free(ev);
+        *cond = rc == XS_EINVAL ? XS_COND_BAD_REQUEST : XS_COND_RESOURCE_CONSTRAINT;
+        return rc == XS_EINVAL ? XS_EPROTO : XS_ENOMEM;
+    }
+    *out = ev;
+    return 0;
+}
+
+int xs_xmpp_event_sendable(const struct xs_event *ev)
+{
+    if (!ev->from || !ev->to || xs_jid_check(ev->from) || xs_jid_check(ev->to))
+        return XS_EINVAL;
+    if (ev->kind == XS_EVENT_MESSAGE)
+        return 0;
+    return presence_type_by_event(ev->kind, ev->type) ? 0 : XS_EINVAL;
+}
+
+static int add_status(struct xs_xml_el *el, const char *status)
+{
+    if (!status)
+        return 0;
+    struct xs_xml_el *c = xs_xml_el_add_child(el, ns_server, "status");
+    if (!c)
+        return XS_ENOMEM;
+    size_t n = status_cut(status, strlen(status));
+    return n ? xs_xml_el_add_text(c, status, n) : 0;
+}
+
+static struct xs_xml_el *event_to_presence(const struct xs_event *ev)
+{
+    const struct presence_type *pt = presence_type_by_event(ev->kind, ev->type);
+    if (!pt)
+        return NULL;
+    char bare_from[XS_JID_MAX + 1], bare_to[XS_JID_MAX + 1];
+    const char *from = ev->from, *to = ev->to;
+    if (pt->kind == XS_EVENT_SUBSCRIPTION) {
+        if (xs_jid_bare(ev->from, bare_from, sizeof bare_from) ||
+            xs_jid_bare(ev->to, bare_to, sizeof bare_to))
+            return NULL;
+        from = bare_from;
+        to = bare_to;
+    }
+    struct xs_xml_el *el = xs_xml_el_new(ns_server, "presence");
+    if (!el)
+        return NULL;
+    int rc = xs_xml_el_set_attr(el, "from", from);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "to", to);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "type", pt->wire);
+    if (!rc)
+        rc = xs_xml_el_set_attr(el, "id", ev->id);
+    /* Availability details go with available presence, and the status with
+     * unavailable too (RFC 6121 §4.5.1: "gone home"); probes and
+     * subscriptions carry nothing but addresses. */
+    int available = pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type, "available");
+    int with_status = available || (pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type,
+                                                                            "unavailable"));
+    if (!rc && with_status && ev->status)
+        rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
+    if (!rc && available && show_value(ev->show))
+        rc = add_text_child(el, ns_server, "show", show_value(ev->show));
+    if (!rc && with_status)
+        rc = add_status(el, ev->status);
+    if (!rc && available && ev->priority) {
+        char p[16];
+        int v = ev->priority < -128 ? -128 : ev->priority > 127 ? 127 : ev->priority;
+        snprintf(p, sizeof p, "%d", v);
+        rc = add_text_child(el, ns_server, "priority", p);
+    }
+    if (rc) {
+        xs_xml_el_free(el);
+        return NULL;
+    }
+    return el;
 }

@@ -1,6 +1,7 @@
 /* The XMPP side's two faces toward the middle, without sockets: a <message>
- * stanza into a normalized event and back (RFC 7572), stanza errors in and
- * out (RFC 6120 §8.3, RFC 7247), and JID splitting (RFC 7622). */
+ * stanza into a normalized event and back (RFC 7572), <presence> into a
+ * presence or subscription event and back (RFC 6121, RFC 8048), stanza
+ * errors in and out (RFC 6120 §8.3, RFC 7247), and JID splitting (RFC 7622). */
 #ifndef XS_XMPP_TRANSLATE_H
 #define XS_XMPP_TRANSLATE_H
 
@@ -12,6 +13,9 @@
 #define XS_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define XS_JID_MAX 3071      /* bytes of a whole JID (RFC 7622 §3.1) */
 #define XS_JID_PART_MAX 1023 /* bytes of each part */
+/* Bytes of a presence <status> kept, as of a PIDF note (presence/pidf.h);
+ * a longer one is cut at a UTF-8 character boundary. */
+#define XS_XMPP_STATUS_MAX 1024
 
 /* Turns an incoming <message> (namespace jabber:server) into a new event
  * (*out, owned by the caller, xs_event_free), origin XS_SIDE_XMPP.
@@ -20,7 +24,8 @@
  *   XS_ENOTFOUND no <body>: nothing to carry (chat states, receipts); drop it;
  *   XS_EINVAL    type='error': never an event, and never to be answered with
  *                another error; *cond stays XS_COND_NONE;
- *   XS_EPROTO    refused: *cond says what to answer. Not a <message> in
+ *   XS_EPROTO    refused: *cond says what to answer. Not a <message> (or
+ *                <presence>, below) in
  *                jabber:server or no from/to: bad-request; a JID that fails
  *                xs_jid_check(): jid-malformed; type='groupchat':
  *                service-unavailable, as RFC 6121 §8.5.2.1.1 has a server
@@ -30,15 +35,41 @@
  * Type defaults to "normal", and types RFC 6121 does not define are read as
  * "normal" (§5.2.2). The body is the first <body> without xml:lang or with
  * the stanza's xml:lang; when every body carries another language the first
- * one is taken and its language becomes the event's. */
+ * one is taken and its language becomes the event's.
+ * A <presence> in jabber:server goes through the same call (RFC 6121):
+ *   no type -> PRESENCE "available", with show, status (and its language in
+ *     lang, chosen as a message body is), priority;
+ *   unavailable -> PRESENCE "unavailable", with status;
+ *   probe -> PRESENCE "probe";
+ *   subscribe, subscribed, unsubscribe, unsubscribed -> SUBSCRIPTION with
+ *     that type, from and to as bare JIDs (subscriptions are between bare
+ *     JIDs, RFC 6121 §3);
+ *   type='error' -> XS_EINVAL as for messages;
+ *   any other type, no from/to, or a <priority> that is not an integer in
+ *     -128..127 -> XS_EPROTO bad-request; a bad JID -> jid-malformed.
+ * A <show> other than away, chat, dnd, xa is ignored (show NULL): the
+ * sender is still available, and RFC 6121 §4.7.2.1 lets a server ignore
+ * it rather than fail broadcast presence that nobody could be told about.
+ * A status longer than XS_XMPP_STATUS_MAX is cut. */
 int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond);
+
+/* 0 when ev (borrowed) can become a stanza: from and to pass
+ * xs_jid_check(), and a presence or subscription event has a type the
+ * table above knows. XS_EINVAL otherwise. */
+int xs_xmpp_event_sendable(const struct xs_event *ev);
 
 /* <message from to id type xml:lang><subject/><body/><thread/></message> in
  * jabber:server from an event whose addresses are JIDs already. Type, id
  * and xml:lang are left out when NULL (no type reads as "normal", which is
  * what RFC 7572 §5 asks for a message from SIP).
- * `ev` is borrowed. Returns an owned tree (xs_xml_el_free), NULL on OOM or
- * when ev->from or ev->to is missing. */
+ * For PRESENCE and SUBSCRIPTION events, <presence from to [type] [id]>:
+ * no type for "available", which alone carries <show> (a defined value
+ * only), <priority> (when not 0, clamped to -128..127); available and
+ * unavailable carry <status> (cut to XS_XMPP_STATUS_MAX) and xml:lang with
+ * it; subscriptions go bare JID to bare JID.
+ * `ev` is borrowed. Returns an owned tree (xs_xml_el_free), NULL on OOM,
+ * when ev->from or ev->to is missing, or for a presence or subscription
+ * event whose type the table above does not know. */
 struct xs_xml_el *xs_xmpp_event_to_stanza(const struct xs_event *ev);
 
 /* The RFC 6120 §8.3 error reply: <stanza_name type='error' from to id><error

@@ -28,7 +28,14 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
 void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_tls_ctx *tls);
 
 /* The side's deliver face (see struct xs_side): ev->to is a JID in a remote
- * domain, ev->from a JID in one of ours. */
+ * domain, ev->from a JID in one of ours. Messages, presence and
+ * subscriptions go out alike on the outbound stream for the pair (set up,
+ * or queued while it is). done() says XS_COND_NONE for presence once it is
+ * written (acknowledged, with stream management), without the error grace
+ * messages wait out, since nothing answers presence; and the condition when
+ * the remote domain cannot be reached (remote-server-not-found,
+ * remote-server-timeout, ...). A presence or subscription type XMPP has no
+ * stanza for is refused with bad-request. */
 void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
 
 /* Stops listening and closes every stream with </stream:stream>; queued

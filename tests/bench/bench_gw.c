@@ -212,9 +212,15 @@ static int spawn(struct bench *b)
         return XS_EIO;
     }
     const char *policy = b->o.policy ? b->o.policy : b->policy_path;
-    char *args[10];
+    char *args[12];
     int k = 0;
+    char state[600];
+    /* Its own state directory, next to its log: a bench run never restores
+     * another run's subscriptions. */
+    snprintf(state, sizeof state, "%s.state", b->log_path);
     args[k++] = (char *)b->o.gateway;
+    args[k++] = "--state-dir";
+    args[k++] = state;
     args[k++] = "--policy";
     args[k++] = (char *)policy;
     args[k++] = "--lua-dir";

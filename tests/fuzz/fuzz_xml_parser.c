@@ -36,6 +36,31 @@ static void on_open(void *ud, const struct xs_xml_el *h)
 
 static void reparse(const char *xml, size_t len, struct xs_buf *out);
 
+static int same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* A presence or subscription event and the stanza made from it (`back`)
+ * must read back as the same event: nothing the translation accepted may
+ * be lost or changed on the way out. */
+static void presence_round_trip(const struct xs_event *ev, const struct xs_xml_el *back)
+{
+    if (!back)
+        abort();
+    struct xs_event *again = NULL;
+    enum xs_cond cond;
+    if (xs_xmpp_stanza_to_event(back, &again, &cond) != 0)
+        abort();
+    if (again->kind != ev->kind || !same_str(again->type, ev->type) ||
+        !same_str(again->from, ev->from) || !same_str(again->to, ev->to) ||
+        !same_str(again->id, ev->id) || !same_str(again->show, ev->show) ||
+        !same_str(again->status, ev->status) || !same_str(again->lang, ev->lang) ||
+        again->priority != ev->priority)
+        abort();
+    xs_event_free(again);
+}
+
 static void on_stanza(void *ud, struct xs_xml_el *st)
 {
     struct ctx *c = ud;
@@ -63,6 +88,8 @@ static void on_stanza(void *ud, struct xs_xml_el *st)
     enum xs_cond cond;
     if (xs_xmpp_stanza_to_event(st, &ev, &cond) == 0) {
         struct xs_xml_el *back = xs_xmpp_event_to_stanza(ev);
+        if (ev->kind != XS_EVENT_MESSAGE)
+            presence_round_trip(ev, back);
         xs_xml_el_free(back);
         char dom[1024];
         xs_jid_domain(ev->from, dom, sizeof dom);

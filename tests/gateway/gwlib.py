@@ -601,6 +601,9 @@ class Gateway:
         self.tmp = tmp
         self.policy = os.path.join(tmp, "policy.lua")
         self.log = os.path.join(tmp, "xsgw.log")
+        # The subscription store lives here: each gateway of a test has its
+        # own, kept across its restarts.
+        self.state = os.path.join(tmp, "state")
         self.write_policy(policy_text)
         self.proc = None
         self.nofile = None  # RLIMIT_NOFILE for the process, when a test sets one
@@ -614,7 +617,8 @@ class Gateway:
         mark = len(self.log_text()) if os.path.exists(self.log) else 0
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
-                                      os.path.join(REPO, "lua"), "--log-level", "debug"],
+                                      os.path.join(REPO, "lua"), "--state-dir", self.state,
+                                      "--log-level", "debug"],
                                      stderr=self.logf, stdout=self.logf,
                                      preexec_fn=self._limits if self.nofile else None)
         self.wait_log("ev=gateway.ready", start=mark)

@@ -398,22 +398,32 @@ end"""
             await s.close()
 
 
-async def test_presence_subscription_answered_unsubscribed(tmp):
-    """Until presence is carried, a subscription request is answered with
-    unsubscribed (RFC 6121 3.1.3), bare JID to bare JID, instead of leaving
-    the remote roster entry pending; other presence is only logged."""
-    async with Env(tmp) as e:
+async def test_presence_refused_is_answered_as_rfc6121_says(tmp):
+    """Presence becomes events for the router; when it refuses them, a
+    subscription request is answered with unsubscribed (RFC 6121 3.1.3),
+    bare JID to bare JID, a probe with a presence error (addresses swapped),
+    and broadcast presence only logged. With presence.enabled = false the
+    router refuses all three."""
+    e = Env(tmp)
+    e.gw.write_policy(e.policy_text().replace('domains = { "sip.test" },',
+                                              'domains = { "sip.test" }, '
+                                              'presence = { enabled = false },', 1))
+    async with e:
         s = await e.peer.authenticated_stream()
         s.send("<presence from='alice@peer.test/phone' to='bob@sip.test'/>")
         s.send("<presence from='alice@peer.test' to='bob@sip.test' type='probe' id='p0'/>")
         s.send("<presence from='alice@peer.test/phone' to='bob@sip.test/x' type='subscribe' id='s1'/>")
         st = await get(e.peer.received, 20)
         assert st.name == "presence", st
+        assert st.attrs.get("type") == "error" and st.attrs.get("id") == "p0", st.attrs
+        assert st.attrs["from"] == "bob@sip.test" and st.attrs["to"] == "alice@peer.test", st.attrs
+        st = await get(e.peer.received, 20)
+        assert st.name == "presence", st
         assert st.attrs == {"from": "bob@sip.test", "to": "alice@peer.test",
                             "type": "unsubscribed", "id": "s1"}, st.attrs
         await expect_nothing(e.peer.received, 0.5)
         await expect_nothing(e.sip.requests, 0.1)
-        assert e.gw.count_log(r"ev=s2s\.in\.ignored stream=in\d+ stanza=presence") == 2
+        e.gw.wait_log(r"ev=s2s\.in\.presence .*type=available result=refused")
         e.gw.wait_log(r"ev=s2s\.in\.presence .*type=subscribe result=unsubscribed")
 
 
@@ -2208,7 +2218,7 @@ class QuietGateway(Gateway):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([binary, "--policy", self.policy, "--lua-dir",
                                       os.path.join(os.path.dirname(__file__), "..", "..", "lua"),
-                                      "--log-level", "info"],
+                                      "--state-dir", self.state, "--log-level", "info"],
                                      stderr=self.logf, stdout=self.logf)
         self.wait_log("ev=gateway.ready", start=mark)
 

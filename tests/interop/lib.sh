@@ -368,7 +368,8 @@ it_have_gateway() { [ -x "$XSGW" ]; }
 
 # it_gateway_start POLICY: start xsgw and wait for ev=gateway.ready.
 it_gateway_start() {
-    it_start xsgw "$XSGW" --policy "$1" --lua-dir "$REPO/lua" --log-level debug
+    it_start xsgw "$XSGW" --policy "$1" --lua-dir "$REPO/lua" --state-dir "$IT_TMP/state" \
+        --log-level debug
     it_wait_grep "$IT_TMP/xsgw.err" 'ev=gateway\.ready' 15
 }
 

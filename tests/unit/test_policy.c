@@ -23,7 +23,7 @@ static void test_mistakes(void)
 {
     expect_load_error("\nfunction on_mesage(m)\n  return m\nend\n",
                       "p.lua:9: on_mesage is not a hook this gateway calls (hooks: map_to_sip, "
-                      "map_to_xmpp, on_message)");
+                      "map_to_xmpp, on_message, on_presence, on_subscribe)");
     expect_load_error("function map_to_xmp(u) return u end\n", "p.lua:8: map_to_xmp is not a hook");
     expect_load_error("partner(\"x.test\", { tls = \"optional\" })\n",
                       "p.lua:8: partner(\"x.test\", ...) takes the name alone, the options come "
@@ -473,7 +473,8 @@ static void test_shipped(void)
 {
     static const char *const files[] = {
         "policies/default.lua", "policies/examples/open-federation.lua",
-        "policies/examples/content-filter.lua", "policies/examples/static-route.lua"};
+        "policies/examples/content-filter.lua", "policies/examples/static-route.lua",
+        "policies/examples/presence-lync.lua"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char err[512];
         struct xs_policy *p = NULL;

@@ -1,8 +1,10 @@
-/* <message> stanzas to events and back, stanza errors, and JIDs. */
+/* <message> and <presence> stanzas to events and back, stanza errors, and
+ * JIDs. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "core/addr.h"
 #include "core/err.h"
 #include "xmpp/translate.h"
 #include "xml_testutil.h"
@@ -338,11 +340,355 @@ static void test_jid(void)
     CHECK(xs_jid_check("a@b.test/with space") == 0);
 }
 
+/* Each presence type into its event kind and type, with what it carries. */
+static void test_presence_to_event(void)
+{
+    struct xs_event *ev = NULL;
+    enum xs_cond cond = XS_COND_UNDEFINED_CONDITION;
+    int rc = to_event("<presence from='alice@a.test/phone' to='bob@b.test' id='p1' "
+                      "xml:lang='de'><show>dnd</show><status xml:lang='en'>busy</status>"
+                      "<status>besch\xC3\xA4" "ftigt</status><priority> -5 </priority>"
+                      "<c xmlns='http://jabber.org/protocol/caps' node='n' ver='v' hash='h'/>"
+                      "</presence>",
+                      &ev, &cond);
+    CHECK(rc == 0 && cond == XS_COND_NONE && ev != NULL);
+    if (ev) {
+        CHECK(ev->kind == XS_EVENT_PRESENCE && ev->origin == XS_SIDE_XMPP);
+        CHECK_STR(ev->type, "available");
+        CHECK_STR(ev->from, "alice@a.test/phone");
+        CHECK_STR(ev->to, "bob@b.test");
+        CHECK_STR(ev->id, "p1");
+        CHECK_STR(ev->show, "dnd");
+        CHECK_STR(ev->status, "besch\xC3\xA4" "ftigt");
+        CHECK_STR(ev->lang, "de");
+        CHECK(ev->priority == -5);
+        CHECK(ev->body == NULL && ev->thread == NULL);
+    }
+    xs_event_free(ev);
+
+    /* Bare presence: available, nothing else. */
+    rc = to_event("<presence from='alice@a.test/phone' to='bob@b.test'/>", &ev, &cond);
+    CHECK(rc == 0 && ev && ev->kind == XS_EVENT_PRESENCE);
+    if (ev) {
+        CHECK_STR(ev->type, "available");
+        CHECK(ev->show == NULL && ev->status == NULL && ev->lang == NULL && ev->id == NULL);
+        CHECK(ev->priority == 0);
+    }
+    xs_event_free(ev);
+
+    /* Unavailable keeps its status (RFC 6121 §4.5.1) but no show or
+     * priority; a status in another language only is still taken. */
+    rc = to_event("<presence from='alice@a.test/phone' to='bob@b.test' type='unavailable'>"
+                  "<show>away</show><status xml:lang='fr'>parti</status>"
+                  "<priority>5</priority></presence>",
+                  &ev, &cond);
+    CHECK(rc == 0 && ev && ev->kind == XS_EVENT_PRESENCE);
+    if (ev) {
+        CHECK_STR(ev->type, "unavailable");
+        CHECK_STR(ev->status, "parti");
+        CHECK_STR(ev->lang, "fr");
+        CHECK(ev->show == NULL && ev->priority == 0);
+    }
+    xs_event_free(ev);
+
+    /* Probe: addresses only, as sent. */
+    rc = to_event("<presence from='alice@a.test' to='bob@b.test' type='probe' id='q'>"
+                  "<status>x</status></presence>",
+                  &ev, &cond);
+    CHECK(rc == 0 && ev && ev->kind == XS_EVENT_PRESENCE);
+    if (ev) {
+        CHECK_STR(ev->type, "probe");
+        CHECK_STR(ev->from, "alice@a.test");
+        CHECK_STR(ev->id, "q");
+        CHECK(ev->status == NULL);
+    }
+    xs_event_free(ev);
+
+    /* The four subscription types, bare JID to bare JID whatever was sent,
+     * the domain lower-cased. */
+    static const char *const subs[] = {"subscribe", "subscribed", "unsubscribe", "unsubscribed"};
+    for (size_t i = 0; i < 4; i++) {
+        char xml[256];
+        snprintf(xml, sizeof xml,
+                 "<presence from='alice@A.test/phone' to='bob@b.test/x' type='%s' id='s%zu'>"
+                 "<status>let me in</status></presence>",
+                 subs[i], i);
+        ev = NULL;
+        rc = to_event(xml, &ev, &cond);
+        CHECK(rc == 0 && ev && ev->kind == XS_EVENT_SUBSCRIPTION);
+        if (ev) {
+            CHECK_STR(ev->type, subs[i]);
+            CHECK_STR(ev->from, "alice@a.test");
+            CHECK_STR(ev->to, "bob@b.test");
+            CHECK(ev->id && ev->id[0] == 's' && ev->id[1] == (char)('0' + i));
+            CHECK(ev->status == NULL);
+        }
+        xs_event_free(ev);
+    }
+
+    /* Errors are never events, and are not answered. */
+    ev = NULL;
+    cond = XS_COND_NONE;
+    rc = to_event("<presence from='alice@a.test' to='bob@b.test' type='error'><error "
+                  "type='cancel'><remote-server-not-found "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>",
+                  &ev, &cond);
+    CHECK(rc == XS_EINVAL && cond == XS_COND_NONE && ev == NULL);
+}
+
+/* What a peer can get wrong in a presence stanza. */
+static void test_presence_hostile(void)
+{
+    struct xs_event *ev = NULL;
+    enum xs_cond cond;
+    static const char *const bad_request[] = {
+        "<presence from='a@a.test' to='b@b.test' type='invisible'/>",
+        "<presence from='a@a.test' to='b@b.test' type=''/>",
+        "<presence from='a@a.test' to='b@b.test' type='Subscribe'/>",
+        "<presence to='b@b.test' type='subscribe'/>",
+        "<presence from='a@a.test'/>",
+        "<presence xmlns='jabber:client' from='a@a.test' to='b@b.test'/>",
+        "<presence from='a@a.test' to='b@b.test'><priority>128</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>-129</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
+        "</presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>high</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>1.5</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority/></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>-</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>0x10</priority></presence>",
+        "<presence from='a@a.test' to='b@b.test'><priority>1 2</priority></presence>",
+    };
+    for (size_t i = 0; i < sizeof bad_request / sizeof bad_request[0]; i++) {
+        ev = NULL;
+        cond = XS_COND_NONE;
+        int rc = to_event(bad_request[i], &ev, &cond);
+        if (rc != XS_EPROTO || cond != XS_COND_BAD_REQUEST || ev != NULL) {
+            fprintf(stderr, "not refused with bad-request: %s\n", bad_request[i]);
+            CHECK(!"bad-request");
+        }
+        xs_event_free(ev);
+    }
+    /* The ends of the priority range, and a '+'. */
+    static const struct {
+        const char *text;
+        int value;
+    } prios[] = {{"127", 127}, {"-128", -128}, {"+7", 7}, {"007", 7}, {"-0", 0}};
+    for (size_t i = 0; i < sizeof prios / sizeof prios[0]; i++) {
+        char xml[128];
+        snprintf(xml, sizeof xml,
+                 "<presence from='a@a.test' to='b@b.test'><priority>%s</priority></presence>",
+                 prios[i].text);
+        ev = NULL;
+        CHECK(to_event(xml, &ev, &cond) == 0 && ev && ev->priority == prios[i].value);
+        xs_event_free(ev);
+    }
+    /* Bad JIDs on either end, for presence and subscriptions alike. */
+    static const char *const bad_jid[] = {
+        "<presence from='a@' to='b@b.test'/>",
+        "<presence from='a@a.test' to='b b@b.test' type='subscribe'/>",
+        "<presence from='@a.test' to='b@b.test' type='probe'/>",
+        "<presence from='a@a.test' to='b@b.test/' type='unavailable'/>",
+    };
+    for (size_t i = 0; i < sizeof bad_jid / sizeof bad_jid[0]; i++) {
+        ev = NULL;
+        int rc = to_event(bad_jid[i], &ev, &cond);
+        if (rc != XS_EPROTO || cond != XS_COND_JID_MALFORMED || ev != NULL) {
+            fprintf(stderr, "bad jid accepted: %s\n", bad_jid[i]);
+            CHECK(!"jid-malformed");
+        }
+    }
+    /* An unknown show is dropped, the presence kept. */
+    ev = NULL;
+    CHECK(to_event("<presence from='a@a.test' to='b@b.test'><show>sleeping</show></presence>",
+                   &ev, &cond) == 0);
+    CHECK(ev && ev->show == NULL && !strcmp(ev->type, "available"));
+    xs_event_free(ev);
+    ev = NULL;
+    CHECK(to_event("<presence from='a@a.test' to='b@b.test'><show> away</show></presence>", &ev,
+                   &cond) == 0);
+    CHECK(ev && ev->show == NULL);
+    xs_event_free(ev);
+
+    /* A huge status is cut to XS_XMPP_STATUS_MAX at a character boundary:
+     * 'x' and then two-byte characters, so byte 1024 is inside one. */
+    size_t n = 40000;
+    char *xml = malloc(n + 200);
+    size_t o = (size_t)sprintf(xml, "<presence from='a@a.test' to='b@b.test'><status>x");
+    for (size_t i = 0; i < n / 2; i++, o += 2)
+        memcpy(xml + o, "\xC3\xA9", 2);
+    o += (size_t)sprintf(xml + o, "</status></presence>");
+    ev = NULL;
+    CHECK(to_event(xml, &ev, &cond) == 0 && ev && ev->status);
+    if (ev && ev->status) {
+        CHECK(strlen(ev->status) == XS_XMPP_STATUS_MAX - 1);
+        CHECK(xs_addr_utf8_ok(ev->status, strlen(ev->status)));
+    }
+    xs_event_free(ev);
+    free(xml);
+
+    /* Many statuses: the one in the stanza's language wins, wherever it is. */
+    char many[16384];
+    o = (size_t)sprintf(many, "<presence from='a@a.test' to='b@b.test' xml:lang='de'>");
+    for (int i = 0; i < 300; i++)
+        o += (size_t)sprintf(many + o, "<status xml:lang='l%d'>s%d</status>", i, i);
+    o += (size_t)sprintf(many + o, "<status xml:lang='de'>hier</status></presence>");
+    ev = NULL;
+    CHECK(to_event(many, &ev, &cond) == 0 && ev);
+    if (ev) {
+        CHECK_STR(ev->status, "hier");
+        CHECK_STR(ev->lang, "de");
+    }
+    xs_event_free(ev);
+}
+
+static struct xs_event *presence_event(enum xs_event_kind kind, const char *type)
+{
+    struct xs_event *ev = xs_event_new(kind, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "bob@b.test/sip");
+    xs_event_set(&ev->to, "alice@a.test/phone");
+    xs_event_set(&ev->type, type);
+    xs_event_set(&ev->id, "i1");
+    xs_event_set(&ev->show, "away");
+    xs_event_set(&ev->status, "out & about");
+    xs_event_set(&ev->lang, "en");
+    xs_event_set(&ev->note, "a PIDF note the XMPP side never reads");
+    ev->priority = 3;
+    return ev;
+}
+
+/* Each event kind and type to its stanza, and back. */
+static void test_presence_to_stanza(void)
+{
+    static const struct {
+        enum xs_event_kind kind;
+        const char *type;
+        const char *xml;
+    } cases[] = {
+        {XS_EVENT_PRESENCE, "available",
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' id='i1' xml:lang='en'>"
+         "<show>away</show><status>out &amp; about</status><priority>3</priority></presence>"},
+        {XS_EVENT_PRESENCE, "unavailable",
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='unavailable' id='i1' "
+         "xml:lang='en'><status>out &amp; about</status></presence>"},
+        {XS_EVENT_PRESENCE, "probe",
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='probe' id='i1'/>"},
+        {XS_EVENT_SUBSCRIPTION, "subscribe",
+         "<presence from='bob@b.test' to='alice@a.test' type='subscribe' id='i1'/>"},
+        {XS_EVENT_SUBSCRIPTION, "subscribed",
+         "<presence from='bob@b.test' to='alice@a.test' type='subscribed' id='i1'/>"},
+        {XS_EVENT_SUBSCRIPTION, "unsubscribe",
+         "<presence from='bob@b.test' to='alice@a.test' type='unsubscribe' id='i1'/>"},
+        {XS_EVENT_SUBSCRIPTION, "unsubscribed",
+         "<presence from='bob@b.test' to='alice@a.test' type='unsubscribed' id='i1'/>"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct xs_event *ev = presence_event(cases[i].kind, cases[i].type);
+        CHECK(xs_xmpp_event_sendable(ev) == 0);
+        struct xs_xml_el *el = xs_xmpp_event_to_stanza(ev);
+        CHECK(el != NULL);
+        if (el)
+            CHECK_STR(ser(el), cases[i].xml);
+        struct xs_event *back = NULL;
+        enum xs_cond cond;
+        CHECK(el && xs_xmpp_stanza_to_event(el, &back, &cond) == 0 && back);
+        if (back) {
+            CHECK(back->kind == cases[i].kind);
+            CHECK_STR(back->type, cases[i].type);
+            CHECK_STR(back->id, "i1");
+            if (i == 0) {
+                CHECK_STR(back->show, "away");
+                CHECK_STR(back->status, "out & about");
+                CHECK_STR(back->lang, "en");
+                CHECK(back->priority == 3);
+            }
+        }
+        xs_event_free(back);
+        xs_xml_el_free(el);
+        xs_event_free(ev);
+    }
+
+    /* Available without details: nothing but addresses; an unknown show
+     * is left out, a priority out of range is clamped. */
+    struct xs_event *ev = xs_event_new(XS_EVENT_PRESENCE, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "bob@b.test");
+    xs_event_set(&ev->to, "alice@a.test");
+    xs_event_set(&ev->type, "available");
+    struct xs_xml_el *el = xs_xmpp_event_to_stanza(ev);
+    CHECK_STR(ser(el), "<presence from='bob@b.test' to='alice@a.test'/>");
+    xs_xml_el_free(el);
+    xs_event_set(&ev->show, "busy");
+    ev->priority = 1000;
+    xs_event_set(&ev->status, "");
+    el = xs_xmpp_event_to_stanza(ev);
+    CHECK_STR(ser(el), "<presence from='bob@b.test' to='alice@a.test'><status/>"
+                       "<priority>127</priority></presence>");
+    xs_xml_el_free(el);
+    ev->priority = -1000;
+    xs_event_set(&ev->status, NULL);
+    el = xs_xmpp_event_to_stanza(ev);
+    CHECK_STR(ser(el), "<presence from='bob@b.test' to='alice@a.test'>"
+                       "<priority>-128</priority></presence>");
+    xs_xml_el_free(el);
+
+    /* A status from the other side longer than the bound is cut too. */
+    ev->priority = 0;
+    char *big = malloc(5000);
+    memset(big, 'a', 4999);
+    big[4999] = '\0';
+    memcpy(big + 1023, "\xE2\x98\xBA", 3); /* bytes 1023..1025: one character */
+    xs_event_set(&ev->status, big);
+    free(big);
+    el = xs_xmpp_event_to_stanza(ev);
+    CHECK(el != NULL);
+    struct xs_event *back = NULL;
+    enum xs_cond cond;
+    CHECK(el && xs_xmpp_stanza_to_event(el, &back, &cond) == 0 && back && back->status);
+    if (back && back->status)
+        CHECK(strlen(back->status) == 1023);
+    xs_event_free(back);
+    xs_xml_el_free(el);
+
+    /* What cannot be sent: unknown types, a kind/type mismatch, missing or
+     * bad addresses. */
+    xs_event_set(&ev->type, "subscribe");
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    CHECK(xs_xmpp_event_to_stanza(ev) == NULL);
+    xs_event_set(&ev->type, NULL);
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    CHECK(xs_xmpp_event_to_stanza(ev) == NULL);
+    xs_event_set(&ev->type, "error");
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    xs_event_set(&ev->type, "available");
+    CHECK(xs_xmpp_event_sendable(ev) == 0);
+    xs_event_set(&ev->from, "bob@");
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    xs_event_set(&ev->from, NULL);
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    CHECK(xs_xmpp_event_to_stanza(ev) == NULL);
+    xs_event_free(ev);
+
+    ev = xs_event_new(XS_EVENT_SUBSCRIPTION, XS_SIDE_SIP);
+    xs_event_set(&ev->from, "bob@b.test");
+    xs_event_set(&ev->to, "alice@a.test");
+    xs_event_set(&ev->type, "available");
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    CHECK(xs_xmpp_event_to_stanza(ev) == NULL);
+    xs_event_set(&ev->type, "unsubscribed");
+    xs_event_set(&ev->to, "alice@a.test@x");
+    CHECK(xs_xmpp_event_sendable(ev) == XS_EINVAL);
+    CHECK(xs_xmpp_event_to_stanza(ev) == NULL);
+    xs_event_free(ev);
+}
+
 int main(void)
 {
     test_to_event();
     test_to_stanza();
     test_errors();
     test_jid();
+    test_presence_to_event();
+    test_presence_hostile();
+    test_presence_to_stanza();
     return check_report("test_xmpp_translate");
 }
