@@ -88,3 +88,40 @@ pr_wait_for() {
     done
     return 1
 }
+
+# pr_have_baresip: baresip and its presence and ctrl_tcp modules (deps.sh: baresip-core).
+pr_have_baresip() {
+    command -v baresip >/dev/null && [ -f /usr/lib/baresip/modules/presence.so ] &&
+        [ -f /usr/lib/baresip/modules/ctrl_tcp.so ]
+}
+
+# pr_baresip USER ADDR PORT CONTACT-URI...: baresip as USER@sip.test on ADDR:PORT,
+# registering and PUBLISHing (every 60 s) through Kamailio, SUBSCRIBEd to the presence of each
+# CONTACT-URI (presence=p2p), its control socket on ADDR:4444. Waits for its REGISTER's 200.
+pr_baresip() {
+    local user=$1 addr=$2 port=$3 d=$IT_TMP/baresip c
+    shift 3
+    mkdir -p "$d"
+    sed -e "s|@ADDR@|$addr|g" -e "s|@PORT@|$port|g" "$IT_DIR/conf/baresip.config.in" \
+        >"$d/config"
+    echo "<sip:$user@sip.test>;outbound=\"sip:127.0.0.4:5060\";regint=600;pubint=60" \
+        >"$d/accounts"
+    : >"$d/contacts"
+    for c in "$@"; do echo "<$c>;presence=p2p" >>"$d/contacts"; done
+    # -n: the namespace has no default route, from which baresip would pick its address.
+    it_start baresip baresip -4 -n "$addr" -f "$d" -v -s
+    it_wait_grep "$IT_TMP/baresip.out" 'got event [0-9]+ \(REGISTER_OK\)' 15
+}
+
+# pr_baresip_ctl COMMAND [PARAMS]: one ctrl_tcp command to the group's baresip.
+pr_baresip_ctl() { nsx "$PY" "$IT_DIR/baresip_ctl.py" 127.0.0.6:4444 "$@"; }
+
+# pr_baresip_wait URI STATUS SECONDS: until baresip's contact URI shows STATUS.
+pr_baresip_wait() {
+    local i
+    for ((i = 0; i < $3 * 2; i++)); do
+        pr_baresip_ctl contacts 2>/dev/null | grep -qxF -- "$1${tab:-	}$2" && return 0
+        sleep 0.5
+    done
+    return 1
+}

@@ -7,7 +7,9 @@
 #
 # Users: alice, alice's second resource and frank (never subscribed: he must see nothing) on
 # Prosody, ella on ejabberd; carol, dan and erin are SIP UAs on 127.0.0.6 registered at
-# Kamailio; denied@sip.test is refused by Kamailio with 403, gone@sip.test with 404.
+# Kamailio; grace@sip.test is baresip (a real UA: its presence module SUBSCRIBEs to alice and
+# PUBLISHes its own state, read and driven through ctrl_tcp with baresip_ctl.py); denied@sip.test
+# is refused by Kamailio with 403, gone@sip.test with 404.
 #
 # presence.harness_kamailio checks Kamailio's presence server without the gateway (dave
 # PUBLISHes, vera SUBSCRIBEs and gets the PIDF); it counts on run.sh's harness line. Each
@@ -23,7 +25,8 @@ it_setup presence presence.harness_kamailio presence.xmpp_subscribes_sip \
     presence.xmpp_state_to_sip presence.xmpp_denies_sip presence.probe presence.refresh \
     presence.sip_expiry presence.ejabberd_xmpp_subscribes_sip \
     presence.ejabberd_sip_subscribes_xmpp presence.gateway_restart \
-    presence.xmpp_unsubscribes_sip presence.sip_unsubscribes_xmpp presence.no_leak
+    presence.xmpp_unsubscribes_sip presence.sip_unsubscribes_xmpp presence.no_leak \
+    presence.baresip_watches_xmpp presence.xmpp_watches_baresip
 
 . "$(dirname "$0")/ejabberd.sh"
 trap ej_exit EXIT
@@ -283,6 +286,53 @@ want="$A${tab}active
 $A${tab}terminated;reason=timeout"
 expect presence.sip_expiry "erin's NOTIFYs (subscribed for 10 s)" "$(oneline "$got")" \
     "$(oneline "$want")"
+
+# ---- baresip (grace@sip.test), a real UA, watches alice and is watched by her ----------
+# baresip SUBSCRIBEs to its contact alice@xmpp.test at start and shows what it reads from
+# the PIDF: Online for open, Busy for rpid:busy, Offline for closed and for rpid:away
+# (baresip 1.0 has no Away); it PUBLISHes its own basic open/closed (presence_online,
+# presence_offline).
+G=sip:grace@sip.test
+if ! pr_have_baresip; then
+    it_fail presence.baresip_watches_xmpp "baresip or its presence/ctrl_tcp modules are missing (deps.sh)"
+    it_fail presence.xmpp_watches_baresip "baresip or its presence/ctrl_tcp modules are missing (deps.sh)"
+elif ! pr_baresip grace 127.0.0.6 5099 $A; then
+    it_fail presence.baresip_watches_xmpp "baresip did not register at Kamailio (baresip.out)"
+    it_fail presence.xmpp_watches_baresip "baresip did not register at Kamailio (baresip.out)"
+else
+    seen=
+    pr_wait_for alice subscription "grace@sip.test${tab}subscribe" 20 &&
+        pr_do alice approve grace@sip.test &&
+        pr_baresip_wait $A Online 15 && seen+="Online " &&
+        pr_do alice presence show=dnd "status=do not disturb" lang=fr &&
+        pr_baresip_wait $A Busy 10 && seen+="Busy " &&
+        pr_do alice presence show=away "status=away" lang=fr &&
+        pr_baresip_wait $A Offline 10 && seen+="Offline(away) " &&
+        pr_do alice presence "status=back" lang=fr &&
+        pr_baresip_wait $A Online 10 && seen+="Online " &&
+        pr_do alice unavailable "status=gone" lang=fr &&
+        pr_baresip_wait $A Offline 10 && seen+="Offline "
+    pr_do alice presence "status=alice after refresh" lang=fr
+    pr_baresip_wait $A Online 10 && seen+="Online"
+    expect presence.baresip_watches_xmpp "what baresip showed for alice, step by step" \
+        "$seen" "Online Busy Offline(away) Online Offline Online"
+
+    m=$(pr_mark alice)
+    pr_do alice subscribe grace@sip.test
+    pr_wait_for alice subscription "grace@sip.test${tab}subscribed" 20 &&
+        pr_wait_for alice presence "grace@sip.test${tab}available${tab}-${tab}-" 10 "$m" &&
+        m2=$(pr_mark alice) && pr_baresip_ctl presence_offline >/dev/null &&
+        pr_wait_for alice presence "grace@sip.test${tab}unavailable${tab}-${tab}-" 10 "$m2" &&
+        m3=$(pr_mark alice) && pr_baresip_ctl presence_online >/dev/null &&
+        pr_wait_for alice presence "grace@sip.test${tab}available${tab}-${tab}-" 10 "$m3"
+    got="$(subs_from alice grace@sip.test "$m")
+$(presence_from alice grace@sip.test "${m2:-$m}")"
+    want="grace@sip.test${tab}subscribed
+grace@sip.test${tab}unavailable${tab}-${tab}-
+grace@sip.test${tab}available${tab}-${tab}-"
+    expect presence.xmpp_watches_baresip "alice's stanzas from grace@sip.test (baresip)" \
+        "$(oneline "$got")" "$(oneline "$want")"
+fi
 
 # ---- ejabberd: ella adds carol; dan subscribes to ella ---------------------------------
 if [ $have_ej = 1 ] && pr_xmpp ella "$EJ_USER@$EJ_DOMAIN" --server $EJ_ADDR --no-initial \
