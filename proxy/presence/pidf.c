@@ -611,7 +611,7 @@ static struct xs_xml_el *add_text_child(struct xs_xml_el *parent, const char *na
     return el;
 }
 
-static int build_person(struct xs_xml_el *root, const char *id, const char *note, const char *lang,
+static int build_person(struct xs_xml_el *root, const char *id,
                         char names[][XS_PIDF_ACTIVITY_NAME_MAX + 1], size_t n, int availability)
 {
     struct xs_xml_el *person = xs_xml_el_add_child(root, NS_PIDF, "dm:person");
@@ -635,8 +635,6 @@ static int build_person(struct xs_xml_el *root, const char *id, const char *note
         if (!av || xs_xml_el_add_text(av, num, strlen(num)))
             return XS_ENOMEM;
     }
-    if (note && !add_text_child(person, "dm:note", note, lang))
-        return XS_ENOMEM;
     return 0;
 }
 
@@ -653,13 +651,15 @@ static int build(struct xs_xml_el *root, const char *entity, const char *tuple_i
     if (!status || xs_xml_el_set_attr(tuple, "id", tuple_id) ||
         !add_text_child(status, "basic", basic == XS_PIDF_OPEN ? "open" : "closed", NULL))
         return XS_ENOMEM;
+    /* The note goes in one place only, the tuple (RFC 3863 §4.1.6), which
+     * every PIDF reader knows; a reader that gathers every note would
+     * otherwise show it twice. */
     if (note && !add_text_child(tuple, "note", note, lang))
         return XS_ENOMEM;
-    if (!note && !n && !availability)
+    if (!n && !availability)
         return 0;
     /* The person's id must differ from the tuple's: both are xs:ID. */
-    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", note, lang, names, n,
-                        availability);
+    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", names, n, availability);
 }
 
 int xs_pidf_write(const char *entity, const char *tuple_id, enum xs_pidf_basic basic,
