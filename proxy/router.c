@@ -60,8 +60,8 @@ static void on_delivered(void *ud, enum xs_cond cond, const char *text)
 static void approve_now(struct xs_router *r, enum xs_side_id origin, const char *watcher,
                         const char *presentity)
 {
-    struct xs_event *ev = xs_event_new(XS_EVENT_SUBSCRIPTION, origin == XS_SIDE_XMPP ? XS_SIDE_SIP
-                                                                                    : XS_SIDE_XMPP);
+    struct xs_event *ev =
+        xs_event_new(XS_EVENT_SUBSCRIPTION, origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP);
     const char *slash = strchr(watcher, '/');
     if (xs_event_setn(&ev->from, presentity, strcspn(presentity, "/")) ||
         xs_event_setn(&ev->to, watcher, slash ? (size_t)(slash - watcher) : strlen(watcher)) ||
@@ -77,8 +77,9 @@ static void approve_now(struct xs_router *r, enum xs_side_id origin, const char 
     *c = (struct route_ctx){r, no_outcome, NULL, (unsigned long long)ev->serial, ev->origin};
     r->in_flight++;
     char qf[256], qt[256];
-    xs_log(XS_LOG_INFO, "router.approved", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
-           xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    xs_log(XS_LOG_INFO, "router.approved", "event=%llu from=%s to=%s",
+           (unsigned long long)ev->serial, xs_log_quote(qf, sizeof qf, ev->from),
+           xs_log_quote(qt, sizeof qt, ev->to));
     struct xs_side *s = &r->sides[origin];
     s->deliver(s->impl, ev, on_delivered, c);
 }

@@ -203,9 +203,8 @@ int xs_sip_dialog_accept(struct xs_sip_dialog *d, const osip_message_t *req)
 }
 
 int xs_sip_dialog_write(const struct xs_sip_dialog *d, const char *method,
-                        const struct xs_sip_req_params *p, const char *contact,
-                        const char *headers, const char *ctype, const char *body, size_t blen,
-                        struct xs_buf *out)
+                        const struct xs_sip_req_params *p, const char *contact, const char *headers,
+                        const char *ctype, const char *body, size_t blen, struct xs_buf *out)
 {
     if (!d->call_id || !d->local_tag || !d->local_uri || !d->remote_uri || !d->remote_target)
         return XS_EINVAL;

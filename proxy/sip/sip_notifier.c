@@ -39,9 +39,8 @@ static const char *best_doc(const struct sub *s)
         if (!r->pidf)
             continue;
         if (!best || r->open > best->open ||
-            (r->open == best->open &&
-             (r->priority > best->priority ||
-              (r->priority == best->priority && r->seq > best->seq))))
+            (r->open == best->open && (r->priority > best->priority ||
+                                       (r->priority == best->priority && r->seq > best->seq))))
             best = r;
     }
     return best ? best->pidf : NULL;
@@ -73,10 +72,14 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         left = 0;
     const char *doc = NULL;
     if (s->state == XS_SUB_STATE_TERMINATED)
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
-                 s->ending == 2 ? "timeout" : s->ending == 3 ? "noresource" : "rejected");
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
+                 s->ending == 2   ? "timeout"
+                 : s->ending == 3 ? "noresource"
+                                  : "rejected");
     else
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
                  s->state == XS_SUB_STATE_ACTIVE ? "active" : "pending", (long long)left);
     if (s->state == XS_SUB_STATE_ACTIVE) {
         doc = best_doc(s);
@@ -86,9 +89,9 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         doc = s->last_pidf;
     }
     s->d.local_cseq++;
-    int rc = xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
-                                 doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0,
-                                 out);
+    int rc =
+        xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
+                            doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0, out);
     if (!rc && doc && doc != s->last_pidf) {
         char *copy = strdup(doc);
         if (copy) {
@@ -188,8 +191,8 @@ static void on_asked(void *ud, enum xs_cond cond, const char *text)
     }
     if (s->state == XS_SUB_STATE_PENDING)
         terminate(s,
-                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND || cond == XS_COND_REMOTE_SERVER_TIMEOUT ||
-                          cond == XS_COND_ITEM_NOT_FOUND
+                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND ||
+                          cond == XS_COND_REMOTE_SERVER_TIMEOUT || cond == XS_COND_ITEM_NOT_FOUND
                       ? 3
                       : 1,
                   text ? text : xs_cond_name(cond));
@@ -513,9 +516,11 @@ void xs__notifier_event(struct xs__sip_presence *pr, struct xs_event *ev)
     if (!s || s->ending) {
         /* Directed presence, or an answer nobody asked for: presence goes
          * only where a subscription entitles it (RFC 8048 §6). */
-        XS_LOG(XS_LOG_DEBUG, "presence.in", "from=%s to=%s type=%s result=not-carried "
+        XS_LOG(XS_LOG_DEBUG, "presence.in",
+               "from=%s to=%s type=%s result=not-carried "
                "reason=\"no subscription of this SIP user\"",
-               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to), ev->type);
+               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
+               ev->type);
         xs_event_free(ev);
         return;
     }

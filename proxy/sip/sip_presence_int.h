@@ -42,21 +42,21 @@ struct sub {
     char *watcher, *presentity; /* bare SIP URIs */
     char *xmpp_domain;          /* the XMPP party's domain, for the per-domain limit */
     struct xs_sip_dialog d;
-    int64_t expires_at;         /* Unix time, seconds; 0: not granted yet */
-    unsigned asked;             /* subscriber: the Expires we ask for */
+    int64_t expires_at; /* Unix time, seconds; 0: not granted yet */
+    unsigned asked;     /* subscriber: the Expires we ask for */
     /* The timer: a slot in the layer's heap. */
     uint64_t due_at;
     size_t heap_idx; /* SIZE_MAX when not in the heap */
     enum sub_due due;
     unsigned retries;
-    int busy;      /* a request of ours is in flight for this subscription */
-    int again;     /* notifier: a newer state is waiting for the one in flight */
-    int ending;    /* a request that ends the subscription is owed or in flight */
-    int stored;    /* on the store's dirty list */
+    int busy;   /* a request of ours is in flight for this subscription */
+    int again;  /* notifier: a newer state is waiting for the one in flight */
+    int ending; /* a request that ends the subscription is owed or in flight */
+    int stored; /* on the store's dirty list */
     struct sub *dirty_next;
-    int restored;  /* came from the store: its first request re-checks the dialog */
-    int fetch;     /* a one-time fetch for a probe: in no index but the dialog's, not stored */
-    int submitting; /* its subscribe event is being submitted */
+    int restored;       /* came from the store: its first request re-checks the dialog */
+    int fetch;          /* a one-time fetch for a probe: in no index but the dialog's, not stored */
+    int submitting;     /* its subscribe event is being submitted */
     int policy_pending; /* the policy said "pending": not asked on the other side */
     char *last_pidf;    /* the last document that crossed this subscription */
     struct sub_resource res[SUB_RESOURCES];
