@@ -411,7 +411,9 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         *why = pr->sync_text;
         return xs_sip_cond_to_status(pr->sync_cond);
     }
-    xs__sub_log(s, "pending", "asked the XMPP user");
+    /* The policy may have approved it while it was submitted. */
+    if (s->state == XS_SUB_STATE_PENDING)
+        xs__sub_log(s, "pending", "asked the XMPP user");
     xs__sub_store(s);
     answer_headers(s, req, granted, extra, extra_n);
     /* The first NOTIFY goes out right after the 202 (§4.2.1.1). */
