@@ -162,8 +162,9 @@ async def test_presence_xmpp_user_watches_sip_user(tmp):
         assert p.attrs.get("type") is None, p
         assert p.attrs["from"].startswith("carol@sip.test"), p
         assert child_text(p, "status") == "In a meeting", p
-        assert p.attrs.get("{http://www.w3.org/XML/1998/namespace}lang",
-                           p.attrs.get("xml:lang")) == "en", p.attrs
+        st = p.child("status")
+        assert st.attrs.get("{http://www.w3.org/XML/1998/namespace}lang",
+                            st.attrs.get("xml:lang")) == "en", st.attrs
         assert child_text(p, "show") in ("dnd", "away", "xa"), p
         # A change of state: closed becomes unavailable.
         await notify(e, d, "active;expires=60", pidf("sip:carol@sip.test", "closed"))
