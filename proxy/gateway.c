@@ -230,6 +230,7 @@ static void on_side_closed(void *ud)
             cb(cb_ud);
         return;
     }
+    xs_router_clear(&gw->router);
     xs_tls_ctx_unref(gw->tls);
     xs_policy_free(gw->policy);
     free(gw->policy_path);

@@ -535,10 +535,20 @@ end
         req = await next_request(e.sip, "SUBSCRIBE")
         assert uri_of(req["headers"]["from"][0]) == "sip:vip@peer.test"
         answer(e.sip, req, 202, "Accepted", f"Contact: <sip:c@127.0.0.1:{e.next_hop_port}>\r\n")
-        # pending: nobody is asked.
+        # pending: nobody is asked, until a new policy generation decides.
         s.send("<presence from='held@peer.test' to='carol@sip.test' type='subscribe'/>")
-        e.gw.wait_log("ev=router.pending")
+        s.send("<presence from='held2@peer.test' to='carol@sip.test' type='subscribe'/>")
+        e.gw.wait_log("ev=router.pending .*held=2")
         await expect_nothing(e.sip.requests, 0.5)
+        e.gw.write_policy(e.policy_text(hook=hook.replace(
+            'return "pending"', 'if s.from:match("held2") then return "deny" end return "allow"')))
+        e.gw.reload()
+        req = await next_request(e.sip, "SUBSCRIBE")
+        assert uri_of(req["headers"]["from"][0]) == "sip:held@peer.test", req["headers"]
+        answer(e.sip, req, 202, "Accepted", f"Contact: <sip:c@127.0.0.1:{e.next_hop_port}>\r\n")
+        p = await next_presence(e.peer)
+        assert p.attrs.get("type") == "unsubscribed" and p.attrs["to"] == "held2@peer.test", p
+        await expect_nothing(e.sip.requests, 0.3)
         # A SIP watcher approved by the policy: NOTIFY active without
         # waiting for the XMPP user.
         send_request(e.uac, e.sip_port, "SUBSCRIBE", "sip:alice@peer.test",
