@@ -4,7 +4,8 @@ line per event of one kind, the exact form the presence scenarios compare:
 
   notify        from  state[;reason=R]  basic  notes  activities
                 notes are "[lang]text" joined by " | " ("-" when none, lang "-" when
-                absent), activities space-separated ("-" when none); basic "-" when the
+                absent; a note repeated with the same language, as in the tuple and
+                the person element, is listed once), activities space-separated ("-" when none); basic "-" when the
                 NOTIFY has no PIDF body; "pidf-error" when the body did not parse
   response      method  uri  status
   request       method  from  body
@@ -37,7 +38,12 @@ def line(kind, e):
         state = d(e["state"]) + (";reason=" + e["reason"] if e.get("reason") else "")
         if e.get("pidf_error"):
             return "\t".join([e["from"], state, "pidf-error", "-", "-"])
-        notes = " | ".join(f"[{d(lang)}]{text}" for lang, text in e["notes"]) or "-"
+        # The same note in the tuple and in the RPID person (both are allowed) is one note.
+        notes = []
+        for lang, text in e["notes"]:
+            if f"[{d(lang)}]{text}" not in notes:
+                notes.append(f"[{d(lang)}]{text}")
+        notes = " | ".join(notes) or "-"
         return "\t".join([e["from"], state, d(e["basic"]), notes,
                           " ".join(e["activities"]) or "-"])
     if kind == "response" and ev == "response":

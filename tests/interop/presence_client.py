@@ -65,10 +65,11 @@ def error_condition(stanza):
 
 
 def status_of(stanza):
-    """The <status> text and its xml:lang, read from the XML (slixmpp merges languages)."""
+    """The <status> text and its xml:lang, read from the XML (slixmpp merges languages); a
+    status without its own xml:lang has the stanza's (RFC 6120 8.1.5)."""
     for child in stanza.xml:
         if child.tag == "{jabber:client}status":
-            return child.text or "", child.get(XML_LANG)
+            return child.text or "", child.get(XML_LANG, stanza.xml.get(XML_LANG))
     return None, None
 
 

@@ -404,6 +404,10 @@ class UA:
                 d.ended = True
             if d.remote_tag is None:
                 d.ended = True
+            elif d.auto and not d.ended and not ending:
+                # A refresh that failed for a while (the notifier restarting) is tried again
+                # soon; the subscription is still valid until its expiry (RFC 6665 4.1.2.2).
+                d.refresh_at = time.monotonic() + 2.0
             return
         tag = param(resp.get("to", ""), "tag")
         if d.remote_tag is None:
