@@ -46,6 +46,22 @@ static const char *best_doc(const struct sub *s)
     return best ? best->pidf : NULL;
 }
 
+/* FNV-1a: tells documents apart for "did it change"; a collision only
+ * skips one NOTIFY of the presentity's own making. */
+static uint64_t doc_hash(const char *d)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)d; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+const char *xs__notifier_doc(const struct sub *s)
+{
+    const char *d = best_doc(s);
+    return d ? d : s->last_pidf;
+}
+
 /* Tells the XMPP user, from the SIP watcher. */
 static void tell_presentity(struct sub *s, enum xs_event_kind kind, const char *type)
 {
@@ -92,11 +108,14 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
     int rc =
         xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
                             doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0, out);
-    if (!rc && doc && doc != s->last_pidf) {
-        char *copy = strdup(doc);
-        if (copy) {
+    if (!rc && doc) {
+        /* What was sent is remembered by its hash: the text stays with the
+         * resource it came from, and only a restored subscription, which
+         * has no resource yet, keeps a copy of its own. */
+        s->sent_hash = doc_hash(doc);
+        if (doc != s->last_pidf) {
             free(s->last_pidf);
-            s->last_pidf = copy;
+            s->last_pidf = NULL;
         }
     }
     if (!rc)
@@ -349,7 +368,8 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         granted = pr->max_expires;
     struct sub *old = xs__sub_find(pr, XS_SUB_WATCH_XMPP, watcher, presentity);
     enum xs_sub_state was = old ? old->state : XS_SUB_STATE_PENDING;
-    char *last = old && old->last_pidf ? strdup(old->last_pidf) : NULL;
+    const char *prev = old ? xs__notifier_doc(old) : NULL;
+    char *last = prev ? strdup(prev) : NULL;
     if (old) {
         /* The watcher subscribes again in a new dialog (its UA restarted):
          * the new dialog replaces the old, which its UA has forgotten. */
@@ -496,7 +516,7 @@ static void on_presence(struct sub *s, const struct xs_event *ev, const char *gr
     slot->priority = ev->priority;
     slot->seq = ++s->res_seq;
     const char *best = best_doc(s);
-    if (s->state != XS_SUB_STATE_ACTIVE || (best && s->last_pidf && !strcmp(best, s->last_pidf)))
+    if (s->state != XS_SUB_STATE_ACTIVE || (best && doc_hash(best) == s->sent_hash))
         return;
     if (s->busy)
         s->again = 1;

@@ -396,7 +396,7 @@ static void record_of(const struct sub *s, struct xs_sub_record *r)
         .local_cseq = s->d.local_cseq,
         .remote_cseq = s->d.remote_cseq,
         .expires_at = s->expires_at,
-        .last_pidf = s->last_pidf,
+        .last_pidf = s->role == XS_SUB_WATCH_XMPP ? xs__notifier_doc(s) : s->last_pidf,
     };
 }
 

@@ -58,7 +58,11 @@ struct sub {
     int fetch;          /* a one-time fetch for a probe: in no index but the dialog's, not stored */
     int submitting;     /* its subscribe event is being submitted */
     int policy_pending; /* the policy said "pending": not asked on the other side */
-    char *last_pidf;    /* the last document that crossed this subscription */
+    /* The last document that crossed this subscription: the subscriber's
+     * last NOTIFY body; the notifier's only after a restore (else the
+     * document is its resource's, and sent_hash tells what was sent). */
+    char *last_pidf;
+    uint64_t sent_hash;
     struct sub_resource res[SUB_RESOURCES];
     uint64_t res_seq;
 };
@@ -174,5 +178,7 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
                            const char *to_tag, char *extra, size_t extra_n, const char **why);
 void xs__notifier_timer(struct sub *s, enum sub_due due);
 void xs__notifier_restored(struct sub *s);
+/* The document a NOTIFY would carry now (NULL: none known). */
+const char *xs__notifier_doc(const struct sub *s);
 
 #endif
