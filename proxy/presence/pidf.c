@@ -30,6 +30,9 @@
 #define NS_PIDF "urn:ietf:params:xml:ns:pidf"
 #define NS_DM "urn:ietf:params:xml:ns:pidf:data-model"
 #define NS_RPID "urn:ietf:params:xml:ns:pidf:rpid"
+/* The RPID draft's person namespace, which Asterisk and older phones still
+ * send (<ep:activities><ep:away/></ep:activities>): read like RPID's. */
+#define NS_RPID_DRAFT "urn:ietf:params:xml:ns:pidf:rpid:rpid-person"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 /* Where Lync 2010/2013 define <availability> (the state schema). It is
  * written in this one and read in any namespace under
@@ -262,7 +265,7 @@ static void add_activity(struct ctx *c, const struct qname *q)
     /* Extensions in other namespaces may sit among the activities (RFC
      * 4480 allows them); their names mean nothing in RPID's vocabulary. */
     size_t n = strlen(q->local);
-    if (!ns_is(q, NS_RPID) || !strcmp(q->local, "unknown"))
+    if ((!ns_is(q, NS_RPID) && !ns_is(q, NS_RPID_DRAFT)) || !strcmp(q->local, "unknown"))
         return;
     if (n == 0 || n > XS_PIDF_ACTIVITY_NAME_MAX || strchr(q->local, ':'))
         return;
@@ -315,7 +318,7 @@ static enum kind classify(struct ctx *c, const struct qname *q, const char **att
         add_activity(c, q);
         return K_OTHER;
     }
-    if (is(q, NS_RPID, "activities"))
+    if (is(q, NS_RPID, "activities") || is(q, NS_RPID_DRAFT, "activities"))
         return K_ACTIVITIES;
     if (is_ms_availability(q))
         return K_AVAIL;
