@@ -450,8 +450,8 @@ static void test_presence_hostile(void)
         "<presence xmlns='jabber:client' from='a@a.test' to='b@b.test'/>",
         "<presence from='a@a.test' to='b@b.test'><priority>128</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>-129</priority></presence>",
-        "<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
-        "</presence>",
+        ("<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
+         "</presence>"),
         "<presence from='a@a.test' to='b@b.test'><priority>high</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>1.5</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority/></presence>",
