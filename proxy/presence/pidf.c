@@ -626,7 +626,7 @@ static int build_person(struct xs_xml_el *root, const char *id,
             return XS_ENOMEM;
         for (size_t i = 0; i < n; i++) {
             char name[sizeof "rpid:" + XS_PIDF_ACTIVITY_NAME_MAX];
-            snprintf(name, sizeof name, "rpid:%s", names[i]);
+            snprintf(name, sizeof name, "rpid:%.*s", XS_PIDF_ACTIVITY_NAME_MAX, names[i]);
             if (!xs_xml_el_add_child(acts, NS_PIDF, name))
                 return XS_ENOMEM;
         }
