@@ -3,16 +3,14 @@ side, fake SIP endpoints (the next hop, acting as presence server and as
 the watcher's proxy) on the other, in a private network namespace. Each
 test prints PASS/FAIL; the last line is "N passed, N failed"."""
 
-import asyncio
 import os
 import re
 import sys
-import tempfile
 import time
-import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
+from gwlib import run_tests  # noqa: E402
 from test_gateway import Env, expect_nothing, get  # noqa: E402
 
 PRESENCE = ('presence = { expires = 60, min_expires = 2, max_expires = 120, '
@@ -573,29 +571,5 @@ end
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
-def main():
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        with tempfile.TemporaryDirectory(prefix="xsgw-prtest-") as tmp:
-            start = time.monotonic()
-            try:
-                asyncio.run(asyncio.wait_for(t(tmp), 90))
-                passed += 1
-                print(f"PASS {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-            except BaseException:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exc()
-                log = os.path.join(tmp, "xsgw.log")
-                if os.path.exists(log):
-                    print("--- xsgw log tail:")
-                    print(open(log, errors="replace").read()[-4000:])
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests(TESTS, "xsgw-prtest-", sys.argv))
