@@ -30,6 +30,9 @@
 #define NS_PIDF "urn:ietf:params:xml:ns:pidf"
 #define NS_DM "urn:ietf:params:xml:ns:pidf:data-model"
 #define NS_RPID "urn:ietf:params:xml:ns:pidf:rpid"
+/* The RPID draft's person namespace, which Asterisk and older phones still
+ * send (<ep:activities><ep:away/></ep:activities>): read like RPID's. */
+#define NS_RPID_DRAFT "urn:ietf:params:xml:ns:pidf:rpid:rpid-person"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 /* Where Lync 2010/2013 define <availability> (the state schema). It is
  * written in this one and read in any namespace under
@@ -262,7 +265,7 @@ static void add_activity(struct ctx *c, const struct qname *q)
     /* Extensions in other namespaces may sit among the activities (RFC
      * 4480 allows them); their names mean nothing in RPID's vocabulary. */
     size_t n = strlen(q->local);
-    if (!ns_is(q, NS_RPID) || !strcmp(q->local, "unknown"))
+    if ((!ns_is(q, NS_RPID) && !ns_is(q, NS_RPID_DRAFT)) || !strcmp(q->local, "unknown"))
         return;
     if (n == 0 || n > XS_PIDF_ACTIVITY_NAME_MAX || strchr(q->local, ':'))
         return;
@@ -315,7 +318,7 @@ static enum kind classify(struct ctx *c, const struct qname *q, const char **att
         add_activity(c, q);
         return K_OTHER;
     }
-    if (is(q, NS_RPID, "activities"))
+    if (is(q, NS_RPID, "activities") || is(q, NS_RPID_DRAFT, "activities"))
         return K_ACTIVITIES;
     if (is_ms_availability(q))
         return K_AVAIL;
@@ -611,7 +614,7 @@ static struct xs_xml_el *add_text_child(struct xs_xml_el *parent, const char *na
     return el;
 }
 
-static int build_person(struct xs_xml_el *root, const char *id, const char *note, const char *lang,
+static int build_person(struct xs_xml_el *root, const char *id,
                         char names[][XS_PIDF_ACTIVITY_NAME_MAX + 1], size_t n, int availability)
 {
     struct xs_xml_el *person = xs_xml_el_add_child(root, NS_PIDF, "dm:person");
@@ -623,7 +626,7 @@ static int build_person(struct xs_xml_el *root, const char *id, const char *note
             return XS_ENOMEM;
         for (size_t i = 0; i < n; i++) {
             char name[sizeof "rpid:" + XS_PIDF_ACTIVITY_NAME_MAX];
-            snprintf(name, sizeof name, "rpid:%s", names[i]);
+            snprintf(name, sizeof name, "rpid:%.*s", XS_PIDF_ACTIVITY_NAME_MAX, names[i]);
             if (!xs_xml_el_add_child(acts, NS_PIDF, name))
                 return XS_ENOMEM;
         }
@@ -635,8 +638,6 @@ static int build_person(struct xs_xml_el *root, const char *id, const char *note
         if (!av || xs_xml_el_add_text(av, num, strlen(num)))
             return XS_ENOMEM;
     }
-    if (note && !add_text_child(person, "dm:note", note, lang))
-        return XS_ENOMEM;
     return 0;
 }
 
@@ -653,13 +654,15 @@ static int build(struct xs_xml_el *root, const char *entity, const char *tuple_i
     if (!status || xs_xml_el_set_attr(tuple, "id", tuple_id) ||
         !add_text_child(status, "basic", basic == XS_PIDF_OPEN ? "open" : "closed", NULL))
         return XS_ENOMEM;
+    /* The note goes in one place only, the tuple (RFC 3863 §4.1.6), which
+     * every PIDF reader knows; a reader that gathers every note would
+     * otherwise show it twice. */
     if (note && !add_text_child(tuple, "note", note, lang))
         return XS_ENOMEM;
-    if (!note && !n && !availability)
+    if (!n && !availability)
         return 0;
     /* The person's id must differ from the tuple's: both are xs:ID. */
-    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", note, lang, names, n,
-                        availability);
+    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", names, n, availability);
 }
 
 int xs_pidf_write(const char *entity, const char *tuple_id, enum xs_pidf_basic basic,

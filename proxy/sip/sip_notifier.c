@@ -39,12 +39,27 @@ static const char *best_doc(const struct sub *s)
         if (!r->pidf)
             continue;
         if (!best || r->open > best->open ||
-            (r->open == best->open &&
-             (r->priority > best->priority ||
-              (r->priority == best->priority && r->seq > best->seq))))
+            (r->open == best->open && (r->priority > best->priority ||
+                                       (r->priority == best->priority && r->seq > best->seq))))
             best = r;
     }
     return best ? best->pidf : NULL;
+}
+
+/* FNV-1a: tells documents apart for "did it change"; a collision only
+ * skips one NOTIFY of the presentity's own making. */
+static uint64_t doc_hash(const char *d)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)d; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+const char *xs__notifier_doc(const struct sub *s)
+{
+    const char *d = best_doc(s);
+    return d ? d : s->last_pidf;
 }
 
 /* Tells the XMPP user, from the SIP watcher. */
@@ -73,10 +88,14 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         left = 0;
     const char *doc = NULL;
     if (s->state == XS_SUB_STATE_TERMINATED)
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
-                 s->ending == 2 ? "timeout" : s->ending == 3 ? "noresource" : "rejected");
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
+                 s->ending == 2   ? "timeout"
+                 : s->ending == 3 ? "noresource"
+                                  : "rejected");
     else
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
                  s->state == XS_SUB_STATE_ACTIVE ? "active" : "pending", (long long)left);
     if (s->state == XS_SUB_STATE_ACTIVE) {
         doc = best_doc(s);
@@ -86,14 +105,17 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         doc = s->last_pidf;
     }
     s->d.local_cseq++;
-    int rc = xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
-                                 doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0,
-                                 out);
-    if (!rc && doc && doc != s->last_pidf) {
-        char *copy = strdup(doc);
-        if (copy) {
+    int rc =
+        xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
+                            doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0, out);
+    if (!rc && doc) {
+        /* What was sent is remembered by its hash: the text stays with the
+         * resource it came from, and only a restored subscription, which
+         * has no resource yet, keeps a copy of its own. */
+        s->sent_hash = doc_hash(doc);
+        if (doc != s->last_pidf) {
             free(s->last_pidf);
-            s->last_pidf = copy;
+            s->last_pidf = NULL;
         }
     }
     if (!rc)
@@ -188,8 +210,8 @@ static void on_asked(void *ud, enum xs_cond cond, const char *text)
     }
     if (s->state == XS_SUB_STATE_PENDING)
         terminate(s,
-                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND || cond == XS_COND_REMOTE_SERVER_TIMEOUT ||
-                          cond == XS_COND_ITEM_NOT_FOUND
+                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND ||
+                          cond == XS_COND_REMOTE_SERVER_TIMEOUT || cond == XS_COND_ITEM_NOT_FOUND
                       ? 3
                       : 1,
                   text ? text : xs_cond_name(cond));
@@ -346,7 +368,8 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         granted = pr->max_expires;
     struct sub *old = xs__sub_find(pr, XS_SUB_WATCH_XMPP, watcher, presentity);
     enum xs_sub_state was = old ? old->state : XS_SUB_STATE_PENDING;
-    char *last = old && old->last_pidf ? strdup(old->last_pidf) : NULL;
+    const char *prev = old ? xs__notifier_doc(old) : NULL;
+    char *last = prev ? strdup(prev) : NULL;
     if (old) {
         /* The watcher subscribes again in a new dialog (its UA restarted):
          * the new dialog replaces the old, which its UA has forgotten. */
@@ -408,7 +431,9 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         *why = pr->sync_text;
         return xs_sip_cond_to_status(pr->sync_cond);
     }
-    xs__sub_log(s, "pending", "asked the XMPP user");
+    /* The policy may have approved it while it was submitted. */
+    if (s->state == XS_SUB_STATE_PENDING)
+        xs__sub_log(s, "pending", "asked the XMPP user");
     xs__sub_store(s);
     answer_headers(s, req, granted, extra, extra_n);
     /* The first NOTIFY goes out right after the 202 (§4.2.1.1). */
@@ -491,7 +516,7 @@ static void on_presence(struct sub *s, const struct xs_event *ev, const char *gr
     slot->priority = ev->priority;
     slot->seq = ++s->res_seq;
     const char *best = best_doc(s);
-    if (s->state != XS_SUB_STATE_ACTIVE || (best && s->last_pidf && !strcmp(best, s->last_pidf)))
+    if (s->state != XS_SUB_STATE_ACTIVE || (best && doc_hash(best) == s->sent_hash))
         return;
     if (s->busy)
         s->again = 1;
@@ -513,9 +538,11 @@ void xs__notifier_event(struct xs__sip_presence *pr, struct xs_event *ev)
     if (!s || s->ending) {
         /* Directed presence, or an answer nobody asked for: presence goes
          * only where a subscription entitles it (RFC 8048 §6). */
-        XS_LOG(XS_LOG_DEBUG, "presence.in", "from=%s to=%s type=%s result=not-carried "
+        XS_LOG(XS_LOG_DEBUG, "presence.in",
+               "from=%s to=%s type=%s result=not-carried "
                "reason=\"no subscription of this SIP user\"",
-               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to), ev->type);
+               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
+               ev->type);
         xs_event_free(ev);
         return;
     }

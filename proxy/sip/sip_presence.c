@@ -39,16 +39,18 @@ static const char *role_name(enum xs_sub_role r)
 
 static const char *state_name(enum xs_sub_state s)
 {
-    return s == XS_SUB_STATE_ACTIVE ? "active" : s == XS_SUB_STATE_PENDING ? "pending" : "terminated";
+    return s == XS_SUB_STATE_ACTIVE    ? "active"
+           : s == XS_SUB_STATE_PENDING ? "pending"
+                                       : "terminated";
 }
 
 void xs__sub_log(const struct sub *s, const char *what, const char *reason)
 {
     char qw[160], qp[160], qr[160];
-    xs_log(XS_LOG_INFO, "presence.sub", "role=%s watcher=%s presentity=%s state=%s event=%s reason=%s",
-           role_name(s->role), xs_log_quote(qw, sizeof qw, s->watcher),
-           xs_log_quote(qp, sizeof qp, s->presentity), state_name(s->state), what,
-           xs_log_quote(qr, sizeof qr, reason));
+    xs_log(XS_LOG_INFO, "presence.sub",
+           "role=%s watcher=%s presentity=%s state=%s event=%s reason=%s", role_name(s->role),
+           xs_log_quote(qw, sizeof qw, s->watcher), xs_log_quote(qp, sizeof qp, s->presentity),
+           state_name(s->state), what, xs_log_quote(qr, sizeof qr, reason));
 }
 
 /* ---- indexes and limits ---- */
@@ -189,8 +191,7 @@ struct sub *xs__sub_new(struct xs__sip_presence *pr, enum xs_sub_role role, cons
         s->xmpp_domain = domain;
         domain = NULL;
     }
-    if (!s || !s->key || !s->watcher || !s->presentity ||
-        count_add(&pr->per_user, user) != 0) {
+    if (!s || !s->key || !s->watcher || !s->presentity || count_add(&pr->per_user, user) != 0) {
         if (s) {
             free(s->key);
             free(s->watcher);
@@ -395,7 +396,7 @@ static void record_of(const struct sub *s, struct xs_sub_record *r)
         .local_cseq = s->d.local_cseq,
         .remote_cseq = s->d.remote_cseq,
         .expires_at = s->expires_at,
-        .last_pidf = s->last_pidf,
+        .last_pidf = s->role == XS_SUB_WATCH_XMPP ? xs__notifier_doc(s) : s->last_pidf,
     };
 }
 
@@ -434,8 +435,10 @@ static void flush_some(struct xs__sip_presence *pr)
         if (st->ops->put(st, &r) != 0) {
             refused++;
             char qw[160], qp[160];
-            xs_log(XS_LOG_WARN, "presence.store", "watcher=%s presentity=%s result=not-stored "
-                   "reason=\"%s\"", xs_log_quote(qw, sizeof qw, s->watcher),
+            xs_log(XS_LOG_WARN, "presence.store",
+                   "watcher=%s presentity=%s result=not-stored "
+                   "reason=\"%s\"",
+                   xs_log_quote(qw, sizeof qw, s->watcher),
                    xs_log_quote(qp, sizeof qp, s->presentity), xs_sub_store_error(st));
         }
         n++;
@@ -612,7 +615,7 @@ void xs__sub_contact(struct xs__sip_presence *pr, const struct xs_sip_req_params
 {
     if (p)
         snprintf(pr->learned_host, sizeof pr->learned_host, "%s", p->via_host);
-    const char *host = pr->contact_host[0] ? pr->contact_host
+    const char *host = pr->contact_host[0]   ? pr->contact_host
                        : pr->learned_host[0] ? pr->learned_host
                                              : pr->host;
     int v6 = strchr(host, ':') != NULL;
@@ -620,7 +623,10 @@ void xs__sub_contact(struct xs__sip_presence *pr, const struct xs_sip_req_params
                      : pr->contact_transport == XS_SIP_TLS ? ";transport=tls"
                                                            : "";
     snprintf(out, n, "sip:%s%s%s:%d%s", v6 ? "[" : "", host, v6 ? "]" : "",
-             pr->contact_port ? pr->contact_port : p ? p->via_port : 5060, tp);
+             pr->contact_port ? pr->contact_port
+             : p              ? p->via_port
+                              : 5060,
+             tp);
 }
 
 /* ---- configuration, start, restore, close ---- */
@@ -736,10 +742,12 @@ static int restore_one(void *ud, const struct xs_sub_record *r)
     rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_target, r->remote_target);
     rc = rc ? rc : xs_sip_dialog_set(&s->d.route_set, r->route_set);
     rc = rc ? rc : xs_sip_dialog_set(&s->last_pidf, r->last_pidf);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.local_uri,
-                                     r->role == XS_SUB_WATCH_SIP ? r->watcher : r->presentity);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_uri,
-                                     r->role == XS_SUB_WATCH_SIP ? r->presentity : r->watcher);
+    rc = rc ? rc
+            : xs_sip_dialog_set(&s->d.local_uri,
+                                r->role == XS_SUB_WATCH_SIP ? r->watcher : r->presentity);
+    rc = rc ? rc
+            : xs_sip_dialog_set(&s->d.remote_uri,
+                                r->role == XS_SUB_WATCH_SIP ? r->presentity : r->watcher);
     /* CSeqs written since the last store write are lost in a crash: ours
      * jumps ahead so the peer sees it grow all the same. */
     s->d.local_cseq = r->local_cseq + 1000;
@@ -814,7 +822,8 @@ void xs__sip_presence_close(struct xs__sip_presence *pr, void (*on_closed)(void 
      * the store has it for the next start. */
     for (size_t b = 0; b < pr->by_key.n_buckets; b++) {
         while (pr->by_key.buckets[b]) {
-            struct sub *s = (struct sub *)((char *)pr->by_key.buckets[b] - offsetof(struct sub, by_key));
+            struct sub *s =
+                (struct sub *)((char *)pr->by_key.buckets[b] - offsetof(struct sub, by_key));
             s->stored = 0;
             sub_release(s);
             if (s->busy)
@@ -864,9 +873,8 @@ void xs__sip_presence_deliver(struct xs__sip_presence *pr, struct xs_event *ev, 
      * XMPP user, and their unsubscribe, concern what the XMPP user watches
      * (subscriber); approvals, refusals and presence from an XMPP user
      * concern what SIP users watch of them (notifier). */
-    int subscriber =
-        ev->type && (!strcmp(ev->type, "subscribe") || !strcmp(ev->type, "unsubscribe") ||
-                     !strcmp(ev->type, "probe"));
+    int subscriber = ev->type && (!strcmp(ev->type, "subscribe") ||
+                                  !strcmp(ev->type, "unsubscribe") || !strcmp(ev->type, "probe"));
     if (pr->closing) {
         xs_event_free(ev);
         done(ud, XS_COND_SERVICE_UNAVAILABLE, "SIP side is shutting down");

@@ -42,23 +42,27 @@ struct sub {
     char *watcher, *presentity; /* bare SIP URIs */
     char *xmpp_domain;          /* the XMPP party's domain, for the per-domain limit */
     struct xs_sip_dialog d;
-    int64_t expires_at;         /* Unix time, seconds; 0: not granted yet */
-    unsigned asked;             /* subscriber: the Expires we ask for */
+    int64_t expires_at; /* Unix time, seconds; 0: not granted yet */
+    unsigned asked;     /* subscriber: the Expires we ask for */
     /* The timer: a slot in the layer's heap. */
     uint64_t due_at;
     size_t heap_idx; /* SIZE_MAX when not in the heap */
     enum sub_due due;
     unsigned retries;
-    int busy;      /* a request of ours is in flight for this subscription */
-    int again;     /* notifier: a newer state is waiting for the one in flight */
-    int ending;    /* a request that ends the subscription is owed or in flight */
-    int stored;    /* on the store's dirty list */
+    int busy;   /* a request of ours is in flight for this subscription */
+    int again;  /* notifier: a newer state is waiting for the one in flight */
+    int ending; /* a request that ends the subscription is owed or in flight */
+    int stored; /* on the store's dirty list */
     struct sub *dirty_next;
-    int restored;  /* came from the store: its first request re-checks the dialog */
-    int fetch;     /* a one-time fetch for a probe: in no index but the dialog's, not stored */
-    int submitting; /* its subscribe event is being submitted */
+    int restored;       /* came from the store: its first request re-checks the dialog */
+    int fetch;          /* a one-time fetch for a probe: in no index but the dialog's, not stored */
+    int submitting;     /* its subscribe event is being submitted */
     int policy_pending; /* the policy said "pending": not asked on the other side */
-    char *last_pidf;    /* the last document that crossed this subscription */
+    /* The last document that crossed this subscription: the subscriber's
+     * last NOTIFY body; the notifier's only after a restore (else the
+     * document is its resource's, and sent_hash tells what was sent). */
+    char *last_pidf;
+    uint64_t sent_hash;
     struct sub_resource res[SUB_RESOURCES];
     uint64_t res_seq;
 };
@@ -174,5 +178,7 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
                            const char *to_tag, char *extra, size_t extra_n, const char **why);
 void xs__notifier_timer(struct sub *s, enum sub_due due);
 void xs__notifier_restored(struct sub *s);
+/* The document a NOTIFY would carry now (NULL: none known). */
+const char *xs__notifier_doc(const struct sub *s);
 
 #endif

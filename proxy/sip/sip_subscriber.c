@@ -235,8 +235,8 @@ static void on_subscribe_event(struct xs__sip_presence *pr, struct xs_event *ev)
         xs_log(XS_LOG_WARN, "presence.sub",
                "role=xmpp-watches-sip watcher=%s presentity=%s state=refused reason=\"%s\"",
                xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to), why);
-        xs__sub_submit(pr, xs__sub_event(XS_EVENT_SUBSCRIPTION, "unsubscribed", ev->to, ev->from,
-                                         NULL),
+        xs__sub_submit(pr,
+                       xs__sub_event(XS_EVENT_SUBSCRIPTION, "unsubscribed", ev->to, ev->from, NULL),
                        NULL, NULL);
         return;
     }
@@ -357,8 +357,8 @@ int xs__subscriber_notify(struct xs__sip_presence *pr, const osip_message_t *req
         *why = "a subscription from a forked request is not accepted";
         return 481;
     }
-    int status = s->d.remote_tag ? xs_sip_dialog_accept(&s->d, req)
-                                 : xs_sip_dialog_from_request(&s->d, req);
+    int status =
+        s->d.remote_tag ? xs_sip_dialog_accept(&s->d, req) : xs_sip_dialog_from_request(&s->d, req);
     if (status == 500) {
         *why = "CSeq lower than a previous request's";
         return 500;

@@ -11,15 +11,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 from gwlib import (NS_STANZAS, NS_STREAM_ERR, Gateway, Peer, SipEndpoint,  # noqa: E402
                    SipTlsEndpoint, StreamParser, XStream, dialback_key, free_port, header,
-                   make_cert, message, policy, read_sip, stream_message)
+                   make_cert, message, policy, read_sip, run_tests, stream_message)
 
 UNICODE_BODY = "héllo ☺ <b>&amp;</b> 'x' \"y\" ]]> \u00e9\u0301 𝄞"
 
@@ -2561,29 +2559,5 @@ async def test_txn_overload_sip_to_xmpp_503_then_recovers(tmp):
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
-def main():
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        with tempfile.TemporaryDirectory(prefix="xsgw-gwtest-") as tmp:
-            start = time.monotonic()
-            try:
-                asyncio.run(asyncio.wait_for(t(tmp), 90))
-                passed += 1
-                print(f"PASS {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-            except BaseException:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exc()
-                log = os.path.join(tmp, "xsgw.log")
-                if os.path.exists(log):
-                    print("--- xsgw log tail:")
-                    print(open(log, errors="replace").read()[-4000:])
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests(TESTS, "xsgw-gwtest-", sys.argv))

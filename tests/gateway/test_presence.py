@@ -3,16 +3,14 @@ side, fake SIP endpoints (the next hop, acting as presence server and as
 the watcher's proxy) on the other, in a private network namespace. Each
 test prints PASS/FAIL; the last line is "N passed, N failed"."""
 
-import asyncio
 import os
 import re
 import sys
-import tempfile
 import time
-import traceback
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
+from gwlib import run_tests  # noqa: E402
 from test_gateway import Env, expect_nothing, get  # noqa: E402
 
 PRESENCE = ('presence = { expires = 60, min_expires = 2, max_expires = 120, '
@@ -162,6 +160,9 @@ async def test_presence_xmpp_user_watches_sip_user(tmp):
         assert p.attrs.get("type") is None, p
         assert p.attrs["from"].startswith("carol@sip.test"), p
         assert child_text(p, "status") == "In a meeting", p
+        st = p.child("status")
+        assert st.attrs.get("{http://www.w3.org/XML/1998/namespace}lang",
+                            st.attrs.get("xml:lang")) == "en", st.attrs
         assert child_text(p, "show") in ("dnd", "away", "xa"), p
         # A change of state: closed becomes unavailable.
         await notify(e, d, "active;expires=60", pidf("sip:carol@sip.test", "closed"))
@@ -432,32 +433,143 @@ async def test_presence_store_corrupt_is_refused(tmp):
     assert open(path, "rb").read() == before
 
 
+async def test_presence_forked_notify_and_reinvited_subscription(tmp):
+    async with PresenceEnv(tmp) as e:
+        watch_addr(e.sip)
+        s = await e.peer.authenticated_stream()
+        d = await xmpp_watches_sip(e, s)
+        await next_presence(e.peer)
+        await next_presence(e.peer)
+        # A second notifier answering the forked SUBSCRIBE: refused, the
+        # first dialog goes on.
+        fork = dict(d, ours="fork2", cseq=1)
+        await notify(e, fork, "active;expires=60", pidf("sip:carol@sip.test", "closed"), 481)
+        await expect_nothing(e.peer.received, 0.3)
+        # terminated;reason=deactivated invites a new subscription at once
+        # (RFC 6665 4.1.3), in a new dialog, and the watcher is not told.
+        await notify(e, d, "terminated;reason=deactivated")
+        req = await next_request(e.sip, "SUBSCRIBE")
+        h = req["headers"]
+        assert h["call-id"] != [d["call_id"]] and tag_of(h["to"][0]) is None, h
+        assert h["expires"] == ["60"], h
+        await expect_nothing(e.peer.received, 0.3)
+        await s.close()
+
+
+async def test_presence_sip_watcher_expires(tmp):
+    async with PresenceEnv(tmp) as e:
+        watch_addr(e.sip)
+        await sip_watches_xmpp(e, None, expires=2)
+        await next_presence(e.peer)
+        s = await e.peer.authenticated_stream()
+        s.send("<presence from='alice@peer.test' to='carol@sip.test' type='subscribed'/>")
+        n = await next_request(e.sip, "NOTIFY")
+        assert n["headers"]["subscription-state"][0].startswith("active"), n["headers"]
+        answer(e.sip, n, 200, "OK")
+        # Carol does not refresh: at expiry, NOTIFY terminated;reason=timeout
+        # and alice's server hears an unsubscribe.
+        t0 = time.monotonic()
+        n = await next_request(e.sip, "NOTIFY", timeout=5)
+        assert n["headers"]["subscription-state"] == ["terminated;reason=timeout"], n["headers"]
+        assert time.monotonic() - t0 < 3.5
+        answer(e.sip, n, 200, "OK")
+        p = await next_presence(e.peer)
+        assert p.attrs.get("type") == "unsubscribe" and p.attrs["from"] == "carol@sip.test", p
+        await s.close()
+
+
+async def test_presence_probes(tmp):
+    async with PresenceEnv(tmp) as e:
+        watch_addr(e.sip)
+        s = await e.peer.authenticated_stream()
+        d = await xmpp_watches_sip(e, s)
+        await next_presence(e.peer)
+        await next_presence(e.peer)
+        # A probe from the watcher is answered from the state held.
+        s.send("<presence from='alice@peer.test' to='carol@sip.test' type='probe'/>")
+        p = await next_presence(e.peer)
+        assert p.attrs.get("type") is None and child_text(p, "status") == "In a meeting", p
+        await expect_nothing(e.sip.requests, 0.3)
+        # A probe from someone without a subscription: a one-time fetch,
+        # which the presence server answers for that user.
+        s.send("<presence from='bob@peer.test/x' to='carol@sip.test' type='probe'/>")
+        req = await next_request(e.sip, "SUBSCRIBE")
+        h = req["headers"]
+        assert h["expires"] == ["0"] and uri_of(h["from"][0]) == "sip:bob@peer.test", h
+        answer(e.sip, req, 200, "OK", f"Contact: <sip:carol@127.0.0.1:{e.next_hop_port}>\r\n"
+               "Expires: 0\r\n", "f1")
+        f = {"call_id": h["call-id"][0], "ours": "f1", "theirs": tag_of(h["from"][0]),
+             "contact": uri_of(h["contact"][0]), "cseq": 1}
+        send_request(e.sip, e.sip_port, "NOTIFY", f["contact"], "<sip:carol@sip.test>;tag=f1",
+                     f"<sip:bob@peer.test>;tag={f['theirs']}", f["call_id"], 1,
+                     "Event: presence\r\nSubscription-State: terminated;reason=timeout\r\n",
+                     pidf("sip:carol@sip.test", "open", "for bob"), "application/pidf+xml")
+        assert (await get(e.sip.responses))["code"] == 200
+        p = await next_presence(e.peer)
+        assert p.attrs["to"] == "bob@peer.test/x" and child_text(p, "status") == "for bob", p
+        await s.close()
+
+
+async def test_presence_policy_hooks_approve_pending_drop(tmp):
+    hook = """
+function on_subscribe(s)
+  if s.from:match("^sip:vip") or s.from:match("^vip") then return "approve" end
+  if s.from:match("^sip:held") or s.from:match("^held") then return "pending" end
+  return "allow"
+end
+function on_presence(p)
+  if p.status == "secret" or p.note == "secret" then return drop() end
+  return p
+end
+"""
+    async with PresenceEnv(tmp, hook=hook) as e:
+        watch_addr(e.sip)
+        s = await e.peer.authenticated_stream()
+        # approve: the XMPP watcher hears subscribed at once, and the SIP
+        # side is asked all the same.
+        s.send("<presence from='vip@peer.test' to='carol@sip.test' type='subscribe'/>")
+        p = await next_presence(e.peer)
+        assert p.attrs.get("type") == "subscribed" and p.attrs["to"] == "vip@peer.test", p
+        req = await next_request(e.sip, "SUBSCRIBE")
+        assert uri_of(req["headers"]["from"][0]) == "sip:vip@peer.test"
+        answer(e.sip, req, 202, "Accepted", f"Contact: <sip:c@127.0.0.1:{e.next_hop_port}>\r\n")
+        # pending: nobody is asked, until a new policy generation decides.
+        s.send("<presence from='held@peer.test' to='carol@sip.test' type='subscribe'/>")
+        s.send("<presence from='held2@peer.test' to='carol@sip.test' type='subscribe'/>")
+        e.gw.wait_log("ev=router.pending .*held=2")
+        await expect_nothing(e.sip.requests, 0.5)
+        e.gw.write_policy(e.policy_text(hook=hook.replace(
+            'return "pending"', 'if s.from:match("held2") then return "deny" end return "allow"')))
+        e.gw.reload()
+        req = await next_request(e.sip, "SUBSCRIBE")
+        assert uri_of(req["headers"]["from"][0]) == "sip:held@peer.test", req["headers"]
+        answer(e.sip, req, 202, "Accepted", f"Contact: <sip:c@127.0.0.1:{e.next_hop_port}>\r\n")
+        p = await next_presence(e.peer)
+        assert p.attrs.get("type") == "unsubscribed" and p.attrs["to"] == "held2@peer.test", p
+        await expect_nothing(e.sip.requests, 0.3)
+        # A SIP watcher approved by the policy: NOTIFY active without
+        # waiting for the XMPP user.
+        send_request(e.uac, e.sip_port, "SUBSCRIBE", "sip:alice@peer.test",
+                     "<sip:vip@sip.test>;tag=v1", "<sip:alice@peer.test>", "vip-sub", 1,
+                     "Event: presence\r\nExpires: 60\r\n")
+        assert (await get(e.uac.responses))["code"] == 202
+        n = await next_request(e.sip, "NOTIFY")
+        assert n["headers"]["subscription-state"][0].startswith("active;"), n["headers"]
+        answer(e.sip, n, 200, "OK")
+        # on_presence drops: the SIP watcher gets nothing of it.
+        s.send("<presence from='alice@peer.test/x' to='vip@sip.test'><status>secret</status>"
+               "</presence>")
+        await expect_nothing(e.sip.requests, 0.5)
+        s.send("<presence from='alice@peer.test/x' to='vip@sip.test'><status>open</status>"
+               "</presence>")
+        n = await next_request(e.sip, "NOTIFY")
+        assert "open" in n["body"].decode() and "secret" not in n["body"].decode()
+        answer(e.sip, n, 200, "OK")
+        await s.close()
+
+
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 
 
-def main():
-    only = sys.argv[1:]
-    passed = failed = 0
-    for t in TESTS:
-        if only and t.__name__ not in only:
-            continue
-        with tempfile.TemporaryDirectory(prefix="xsgw-prtest-") as tmp:
-            start = time.monotonic()
-            try:
-                asyncio.run(asyncio.wait_for(t(tmp), 90))
-                passed += 1
-                print(f"PASS {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
-            except BaseException:
-                failed += 1
-                print(f"FAIL {t.__name__}", flush=True)
-                traceback.print_exc()
-                log = os.path.join(tmp, "xsgw.log")
-                if os.path.exists(log):
-                    print("--- xsgw log tail:")
-                    print(open(log, errors="replace").read()[-4000:])
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tests(TESTS, "xsgw-prtest-", sys.argv))

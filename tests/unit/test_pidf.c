@@ -255,6 +255,28 @@ static void test_baresip(void)
     CHECK(pidf.tuples[0].priority == -1);
 }
 
+/* The pre-RFC RPID draft's person namespaces, as Asterisk's PIDF bodies
+ * carry them: activities under pp:person/status, a presence-level note. */
+static void test_asterisk(void)
+{
+    const char *doc =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" "
+        "xmlns:pp=\"urn:ietf:params:xml:ns:pidf:person\" "
+        "xmlns:es=\"urn:ietf:params:xml:ns:pidf:rpid:status:rpid-status\" "
+        "xmlns:ep=\"urn:ietf:params:xml:ns:pidf:rpid:rpid-person\" "
+        "entity=\"sip:100@pbx.test\">\n"
+        "<pp:person><status><ep:activities><ep:on-the-phone/></ep:activities></status>"
+        "</pp:person>\n<note>On the phone</note>\n"
+        "<tuple id=\"100\"><contact priority=\"1\">sip:100@pbx.test</contact>"
+        "<status><basic>open</basic></status></tuple>\n</presence>\n";
+    CHECK(parse_ok(doc));
+    CHECK(pidf.basic == XS_PIDF_OPEN);
+    CHECK_STR(pidf.activities, "on-the-phone");
+    CHECK_STR(pidf.note, "On the phone");
+    CHECK(pidf.tuples[0].priority == 1000);
+}
+
 /* An RPID-rich document in the manner of RFC 4480's example: a tuple with
  * RPID service details and notes in two languages, a person with
  * activities (their own rpid:note among them), mood with an <other>,
@@ -801,7 +823,7 @@ static void test_write(void)
               "<tuple id='t'><status><basic>open</basic></status>"
               "<note xml:lang='en'>Gone &lt;fishing&gt; &amp; &quot;back&quot;</note></tuple>"
               "<dm:person id='p'><rpid:activities><rpid:away/></rpid:activities>"
-              "<dm:note xml:lang='en'>Gone &lt;fishing&gt; &amp; &quot;back&quot;</dm:note>"
+              ""
               "</dm:person></presence>");
 
     write_ok(&b, "sip:alice@xmpp.test", "a1", XS_PIDF_CLOSED, NULL, NULL, NULL, 0);
@@ -1028,6 +1050,7 @@ int main(void)
 {
     test_kamailio();
     test_baresip();
+    test_asterisk();
     test_rpid_rich();
     test_lync();
     test_namespaces();

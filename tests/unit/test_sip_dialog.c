@@ -106,8 +106,8 @@ static void test_from_request_and_cseq(void)
     xs_sip_dialog_set(&d.local_uri, "sip:alice@xmpp.test");
     xs_sip_dialog_set(&d.remote_uri, "sip:carol@sip.test");
     d.local_cseq = 3;
-    struct xs_sip_req_params p = {.transport = "UDP", .via_host = "127.0.0.3", .via_port = 5060,
-                                  .branch = "z9hG4bKn1"};
+    struct xs_sip_req_params p = {
+        .transport = "UDP", .via_host = "127.0.0.3", .via_port = 5060, .branch = "z9hG4bKn1"};
     struct xs_buf out;
     xs_buf_init(&out, 8192);
     const char body[] = "<presence/>";

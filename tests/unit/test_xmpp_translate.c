@@ -450,8 +450,8 @@ static void test_presence_hostile(void)
         "<presence xmlns='jabber:client' from='a@a.test' to='b@b.test'/>",
         "<presence from='a@a.test' to='b@b.test'><priority>128</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>-129</priority></presence>",
-        "<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
-        "</presence>",
+        ("<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
+         "</presence>"),
         "<presence from='a@a.test' to='b@b.test'><priority>high</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>1.5</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority/></presence>",
@@ -566,11 +566,12 @@ static void test_presence_to_stanza(void)
         const char *xml;
     } cases[] = {
         {XS_EVENT_PRESENCE, "available",
-         "<presence from='bob@b.test/sip' to='alice@a.test/phone' id='i1' xml:lang='en'>"
-         "<show>away</show><status>out &amp; about</status><priority>3</priority></presence>"},
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' id='i1'>"
+         "<show>away</show><status xml:lang='en'>out &amp; about</status><priority>3</priority>"
+         "</presence>"},
         {XS_EVENT_PRESENCE, "unavailable",
-         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='unavailable' id='i1' "
-         "xml:lang='en'><status>out &amp; about</status></presence>"},
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='unavailable' id='i1'>"
+         "<status xml:lang='en'>out &amp; about</status></presence>"},
         {XS_EVENT_PRESENCE, "probe",
          "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='probe' id='i1'/>"},
         {XS_EVENT_SUBSCRIPTION, "subscribe",
