@@ -26,7 +26,7 @@ it_setup presence presence.harness_kamailio presence.xmpp_subscribes_sip \
     presence.sip_expiry presence.ejabberd_xmpp_subscribes_sip \
     presence.ejabberd_sip_subscribes_xmpp presence.gateway_restart \
     presence.xmpp_unsubscribes_sip presence.sip_unsubscribes_xmpp presence.no_leak \
-    presence.baresip_watches_xmpp presence.xmpp_watches_baresip
+    presence.baresip_watches_xmpp presence.xmpp_watches_baresip presence.min_expires_423
 
 . "$(dirname "$0")/ejabberd.sh"
 trap ej_exit EXIT
@@ -83,6 +83,8 @@ pr_do vera subscribe sip:dave@sip.test expires=60
 pr_wait vera notify 1 10
 pr_do dave publish closed "note=gone home"
 pr_do vera subscribe sip:denied@sip.test
+pr_do vera subscribe sip:brief@sip.test expires=10
+pr_wait vera response 3 10
 pr_wait vera notify 2 10
 pr_do vera unsubscribe sip:dave@sip.test
 pr_wait vera notify 3 10
@@ -92,6 +94,7 @@ PUBLISH${tab}sip:dave@sip.test${tab}200
 PUBLISH${tab}sip:dave@sip.test${tab}200
 SUBSCRIBE${tab}sip:dave@sip.test${tab}200
 SUBSCRIBE${tab}sip:denied@sip.test${tab}403
+SUBSCRIBE${tab}sip:brief@sip.test${tab}423
 SUBSCRIBE${tab}sip:dave@sip.test${tab}200
 sip:dave@sip.test${tab}active${tab}open${tab}[fr]in the lab${tab}meeting
 sip:dave@sip.test${tab}active${tab}closed${tab}[-]gone home${tab}-
@@ -183,6 +186,21 @@ else
     expect presence.xmpp_denied_by_sip "alice's answers for denied@ and gone@sip.test" \
         "$(oneline "$got")" "$(oneline "$want")"
 fi
+
+# ---- RFC 6665 4.2.1.1: Kamailio answers 423 (Min-Expires: 30) to the policy's 20 s; the
+# gateway subscribes again with 30 and alice's subscription is approved ------------------
+m=$(pr_mark alice)
+pr_do alice subscribe brief@sip.test
+pr_wait_for alice subscription "brief@sip.test${tab}subscribed" 15 "$m"
+got=$(grep -oE "ev=kam\.subscribe(_refused code=423)? ruri=sip:brief@sip\.test from=$A( to=sip:brief@sip\.test)? expires=[0-9]+" \
+    "$IT_TMP/kamailio.err" | sed -E 's/ ruri=.* expires=/ expires=/' | head -n 2)
+got+="
+$(subs_from alice brief@sip.test "$m")"
+want="ev=kam.subscribe_refused code=423 expires=20
+ev=kam.subscribe expires=30
+brief@sip.test${tab}subscribed"
+expect presence.min_expires_423 "Kamailio's log and alice's answer for brief@sip.test" \
+    "$(oneline "$got")" "$(oneline "$want")"
 
 # ---- story 2: carol (SIP) subscribes to alice; alice approves --------------------------
 t_carol_sub=$(date +%s)
