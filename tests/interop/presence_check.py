@@ -17,6 +17,8 @@ line per event of one kind, the exact form the presence scenarios compare:
   subscription  bare-from  type                           (subscribe, subscribed,
                                                            unsubscribe, unsubscribed)
   roster        jid  subscription  ask
+  error         why                                   (sip_ua.py's refusals, e.g. a NOTIFY
+                                                       CSeq that went backwards)
 """
 import json
 import sys
@@ -60,6 +62,8 @@ def line(kind, e):
             return "\t".join([bare(e["from"]), e["type"], d(third), d(e["status"])])
         if kind == "subscription" and e["type"] in SUB_TYPES:
             return "\t".join([bare(e["from"]), e["type"]])
+    if kind == "error" and ev == "error":
+        return e["why"]
     if kind == "roster" and ev == "roster":
         return "\t".join([e["jid"], d(e["subscription"]), d(e["ask"])])
     return None

@@ -27,13 +27,14 @@ Lines printed on stdout, one JSON object each, all with "t" (epoch seconds) and 
   response   {"method", "status", "reason", "uri", "expires", "etag", "min_expires"}
              the final response to one of our requests (408 when none came); for an
              in-dialog SUBSCRIBE "uri" is the URI subscribed to, not the remote target
-  notify     {"from", "to", "call_id", "state", "reason", "expires", "event", "content_type",
-              "basic", "notes": [[lang, text]...], "activities": [...], "entity", "body",
+  notify     {"from", "to", "call_id", "cseq", "state", "reason", "expires", "event",
+              "content_type", "basic", "notes": [[lang, text]...], "activities": [...], "entity", "body",
               "pidf_error"}  basic/notes/activities are read from the PIDF body, if any
   request    {"method", "from", "to", "body"} any other request (answered 200, or 405)
   dialog     {"uri", "state"} a subscription dialog ended: "terminated" (by NOTIFY), "expired"
   refresh    {"uri", "expires"} an automatic refresh was sent
-  error      {"why"}
+  error      {"why"}      e.g. a NOTIFY refused with 500 because its CSeq was not above the
+                          dialog's last one (RFC 3261 12.2.2)
   done       {"reason"}
 Exit status 0 unless the socket could not be bound. Everything is bounded: --timeout (total
 run time), 8 s per transaction (UDP retransmissions at 0.5 s doubling), 64 KiB datagrams,
@@ -216,6 +217,7 @@ class Dialog:
         self.refresh_at = None
         self.auto = True
         self.ended = False
+        self.remote_cseq = None   # the last CSeq of a NOTIFY accepted in this dialog
 
 
 class UA:
@@ -230,7 +232,9 @@ class UA:
         self.aor = f"sip:{args.user}@{args.domain}"
         self.contact = f"sip:{args.user}@{self.host}:{self.port}"
         self.pending = {}        # branch -> transaction
-        self.answered = {}       # (call-id, cseq, method) -> response bytes, for retransmits
+        # (call-id, cseq, top Via branch) -> response bytes: only a retransmission (the same
+        # branch) is answered from here, so a new request reusing a CSeq is judged afresh.
+        self.answered = {}
         self.dialogs = {}        # call-id -> Dialog
         self.etag = None
         self.pub_expires = 3600
@@ -273,7 +277,7 @@ class UA:
         lines += list(extra)
         lines.append("Content-Length: 0")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
-        self.answered[(req.get("call-id"), req.get("cseq"))] = data
+        self.answered[self.request_key(req)] = data
         if len(self.answered) > 2000:
             self.answered.pop(next(iter(self.answered)))
         self.sock.sendto(data, self.reply_address(req, addr))
@@ -451,8 +455,14 @@ class UA:
         if txn["on_final"]:
             txn["on_final"](resp)
 
+    @staticmethod
+    def request_key(req):
+        via = req.all("via")
+        branch = param(";" + via[0].split(";", 1)[1], "branch") if via and ";" in via[0] else None
+        return (req.get("call-id"), req.get("cseq"), branch)
+
     def on_request(self, req, addr):
-        key = (req.get("call-id"), req.get("cseq"))
+        key = self.request_key(req)
         if key in self.answered:
             self.sock.sendto(self.answered[key], self.reply_address(req, addr))
             return
@@ -475,7 +485,7 @@ class UA:
         state_hdr = req.get("subscription-state", "")
         state = state_hdr.split(";")[0].strip().lower()
         info = {"from": uri_of(req.get("from", "")), "to": uri_of(req.get("to", "")),
-                "call_id": req.get("call-id"), "state": state,
+                "call_id": req.get("call-id"), "cseq": req.get("cseq"), "state": state,
                 "reason": param(";" + state_hdr.split(";", 1)[1], "reason")
                 if ";" in state_hdr else None,
                 "expires": param(";" + state_hdr.split(";", 1)[1], "expires")
@@ -489,6 +499,16 @@ class UA:
         if d is None or d.local_tag != param(req.get("to", ""), "tag"):
             self.respond(req, addr, 481, "Subscription Does Not Exist")
             return
+        # RFC 3261 12.2.2: a request whose CSeq is not above the last one in the dialog is
+        # out of order (or a notifier that reuses CSeqs, e.g. after a restart) and is refused.
+        cseq = (req.get("cseq") or "0").split()[0]
+        cseq = int(cseq) if cseq.isdigit() else 0
+        if d.remote_cseq is not None and cseq <= d.remote_cseq:
+            emit("error", why=f"NOTIFY CSeq {cseq} not above {d.remote_cseq} in the dialog "
+                              f"with {d.target}")
+            self.respond(req, addr, 500, "Bad CSeq")
+            return
+        d.remote_cseq = cseq
         self.respond(req, addr, 200, "OK")
         if d.remote_tag is None:
             d.remote_tag = param(req.get("from", ""), "tag")

@@ -26,7 +26,8 @@ it_setup presence presence.harness_kamailio presence.xmpp_subscribes_sip \
     presence.sip_expiry presence.ejabberd_xmpp_subscribes_sip \
     presence.ejabberd_sip_subscribes_xmpp presence.gateway_restart \
     presence.xmpp_unsubscribes_sip presence.sip_unsubscribes_xmpp presence.no_leak \
-    presence.baresip_watches_xmpp presence.xmpp_watches_baresip presence.min_expires_423
+    presence.baresip_watches_xmpp presence.xmpp_watches_baresip presence.min_expires_423 \
+    presence.gateway_crash
 
 . "$(dirname "$0")/ejabberd.sh"
 trap ej_exit EXIT
@@ -390,36 +391,46 @@ else
     it_fail presence.ejabberd_sip_subscribes_xmpp "$why"
 fi
 
-# ---- story 5: the gateway restarts; presence keeps flowing both ways -------------------
-it_stop xsgw TERM
-mv "$IT_TMP/xsgw.err" "$IT_TMP/xsgw-before-restart.err"
-mv "$IT_TMP/xsgw.out" "$IT_TMP/xsgw-before-restart.out" 2>/dev/null
-m=$(pr_mark alice)
-mc=$(pr_mark carol)
-if it_gateway_start "$IT_TMP/policy.lua"; then
+# ---- story 5: the gateway restarts (SIGTERM), then crashes (SIGKILL); each time presence
+# keeps flowing both ways ---------------------------------------------------------------
+# restart_check SCENARIO SIGNAL WORD: stop the gateway with SIGNAL, start it again on the
+# same policy and store, then carol's and alice's next changes (notes "... WORD") must cross.
+restart_check() {
+    local name=$1 sig=$2 word=$3 m mc got want resub
+    it_stop xsgw "$sig"
+    mv "$IT_TMP/xsgw.err" "$IT_TMP/xsgw-before-$word.err"
+    mv "$IT_TMP/xsgw.out" "$IT_TMP/xsgw-before-$word.out" 2>/dev/null
+    m=$(pr_mark alice)
+    mc=$(pr_mark carol)
+    if ! it_gateway_start "$IT_TMP/policy.lua"; then
+        it_fail "$name" "the gateway did not come back after SIG$sig (ev=gateway.ready)"
+        return
+    fi
     sleep 2
-    pr_do carol publish open "note=after restart" activities=away
-    pr_do alice presence "status=alice after restart" lang=fr
-    pr_wait_for alice presence "carol@sip.test${tab}available${tab}away${tab}after restart" 15 "$m" &&
-        pr_wait_for carol notify "$A${tab}active${tab}open${tab}[fr]alice after restart${tab}-" 10 "$mc"
+    pr_do carol publish open "note=after $word" activities=away
+    pr_do alice presence "status=alice after $word" lang=fr
+    pr_wait_for alice presence "carol@sip.test${tab}available${tab}away${tab}after $word" 15 "$m" &&
+        pr_wait_for carol notify "$A${tab}active${tab}open${tab}[fr]alice after $word${tab}-" 10 "$mc"
     got="$(presence_from alice carol@sip.test "$m" | tail -n 1)
 $(notifies carol "$mc" | grep -v "${tab}pending${tab}" | tail -n 1)"
-    want="carol@sip.test${tab}available${tab}away${tab}after restart
-$A${tab}active${tab}open${tab}[fr]alice after restart${tab}-"
-    # Nobody re-subscribes: alice is asked nothing again, carol's dialog never ends, and
-    # carol's refreshes are answered 2xx by the restarted gateway.
+    want="carol@sip.test${tab}available${tab}away${tab}after $word
+$A${tab}active${tab}open${tab}[fr]alice after $word${tab}-"
+    # Nobody re-subscribes: alice is asked nothing again, carol's dialog never ends, carol's
+    # refreshes are answered 2xx by the restarted gateway, and its NOTIFYs keep their CSeq
+    # order (carol's UA refuses one that goes backwards, as baresip does).
     resub="$(pr_summary alice subscription "$m")$(pr_summary carol dialog "$mc")"
+    resub+="$(pr_summary carol error "$mc")"
     resub+=$(pr_summary carol response "$mc" | grep -F "SUBSCRIBE${tab}$A${tab}" |
         grep -vE $'\t20[02]$')
     if [ -n "$resub" ]; then
-        it_fail presence.gateway_restart "the subscriptions did not survive the restart as they were: [$(oneline "$resub")]"
+        it_fail "$name" "the subscriptions did not survive SIG$sig as they were: [$(oneline "$resub")]"
     else
-        expect presence.gateway_restart "presence after the restart" "$(oneline "$got")" \
+        expect "$name" "presence after SIG$sig and a new start" "$(oneline "$got")" \
             "$(oneline "$want")"
     fi
-else
-    it_fail presence.gateway_restart "the gateway did not come back (ev=gateway.ready)"
-fi
+}
+restart_check presence.gateway_restart TERM restart
+restart_check presence.gateway_crash KILL crash
 
 # ---- story 1: alice removes carol: SUBSCRIBE Expires: 0, nothing after -----------------
 pr_do alice unsubscribe carol@sip.test
