@@ -125,3 +125,30 @@ pr_baresip_wait() {
     done
     return 1
 }
+
+# pr_baresip_notify_cseq_faults: from baresip's SIP trace (-s), the NOTIFYs it received whose
+# CSeq did not grow within their dialog (a retransmission, the same Via branch, is not one),
+# as "call-id cseq-after-cseq" lines. baresip itself only refuses a lower CSeq, not an equal
+# one, so the test checks the order here (RFC 3261 12.2.2).
+pr_baresip_notify_cseq_faults() {
+    "$PY" - "$IT_TMP/baresip.out" <<'PYEOF'
+import re, sys
+text = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+last, seen = {}, set()
+for block in re.split(r"\n(?=NOTIFY sip:)", text)[1:]:
+    head = block.split("\n\n", 1)[0].split("\r\n\r\n", 1)[0]
+    call = re.search(r"(?im)^(?:call-id|i):\s*(\S+)", head)
+    cseq = re.search(r"(?im)^cseq:\s*(\d+)\s+NOTIFY", head)
+    branch = re.search(r"(?im)^(?:via|v):[^\n]*branch=([^;\s]+)", head)
+    if not (call and cseq and branch):
+        continue
+    key = (call.group(1), branch.group(1))
+    if key in seen:
+        continue
+    seen.add(key)
+    n = int(cseq.group(1))
+    if call.group(1) in last and n <= last[call.group(1)]:
+        print(f"{call.group(1)} {n}-after-{last[call.group(1)]}")
+    last[call.group(1)] = max(n, last.get(call.group(1), 0))
+PYEOF
+}
