@@ -13,7 +13,6 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "core/random.h"
 
 #define FLUSH_MS 1000
 
