@@ -148,8 +148,7 @@ static uint32_t cseq_of(const osip_message_t *m)
 
 /* The peer's half of a dialog from m: its tag, its Contact as the remote
  * target, and the route set (Record-Route, reversed for a response). */
-static int peer_half(struct xs_sip_dialog *d, const osip_message_t *m, const char *tag,
-                     int reverse)
+static int peer_half(struct xs_sip_dialog *d, const osip_message_t *m, const char *tag, int reverse)
 {
     if (!tag || strlen(tag) > XS_SIP_DIALOG_TAG_MAX)
         return XS_EPROTO;

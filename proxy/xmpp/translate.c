@@ -529,7 +529,7 @@ static int add_status(struct xs_xml_el *el, const char *status, const char *lang
     if (!status)
         return 0;
     struct xs_xml_el *c = xs_xml_el_add_child(el, ns_server, "status");
-    if (!c || (lang && lang[0] && xs_xml_el_set_attr(c, "xml:lang", lang)))
+    if (!c || (lang && xs_xml_el_set_attr(c, "xml:lang", lang)))
         return XS_ENOMEM;
     size_t n = status_cut(status, strlen(status));
     return n ? xs_xml_el_add_text(c, status, n) : 0;
