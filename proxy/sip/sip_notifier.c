@@ -20,6 +20,14 @@
  * that it carries the current state rather than none. */
 #define APPROVAL_WAIT_MS 200
 
+/* Why a subscription ends (sub.ending): the reason of its last NOTIFY. */
+enum {
+    ENDING_REJECTED = 1,     /* refused or cancelled by the XMPP user: reason=rejected */
+    ENDING_TIMEOUT = 2,      /* expired, or a fetch answered: reason=timeout */
+    ENDING_NORESOURCE = 3,   /* the XMPP side could not be reached: reason=noresource */
+    ENDING_UNSUBSCRIBED = 4, /* the watcher's un-SUBSCRIBE: reason=timeout (RFC 6665 4.2.1.4) */
+};
+
 static void send_notify(struct sub *s);
 
 static uint64_t jitter(uint64_t lo, uint64_t hi)
@@ -90,9 +98,9 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
     if (s->state == XS_SUB_STATE_TERMINATED)
         snprintf(headers, sizeof headers,
                  "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
-                 s->ending == 2   ? "timeout"
-                 : s->ending == 3 ? "noresource"
-                                  : "rejected");
+                 s->ending == ENDING_TIMEOUT || s->ending == ENDING_UNSUBSCRIBED ? "timeout"
+                 : s->ending == ENDING_NORESOURCE                                ? "noresource"
+                                                                                 : "rejected");
     else
         snprintf(headers, sizeof headers,
                  "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
@@ -135,7 +143,9 @@ static void on_notify_final(void *ud, const osip_message_t *resp, enum xs_cond c
     }
     int code = resp ? resp->status_code : 0;
     if (s->ending) {
-        xs__sub_log(s, "ended", s->ending == 2 ? "expired" : "terminated");
+        /* An un-SUBSCRIBE was logged when it came. */
+        if (s->ending != ENDING_UNSUBSCRIBED)
+            xs__sub_log(s, "ended", s->ending == ENDING_TIMEOUT ? "expired" : "terminated");
         xs__sub_free(s);
         return;
     }
@@ -212,8 +222,8 @@ static void on_asked(void *ud, enum xs_cond cond, const char *text)
         terminate(s,
                   cond == XS_COND_REMOTE_SERVER_NOT_FOUND ||
                           cond == XS_COND_REMOTE_SERVER_TIMEOUT || cond == XS_COND_ITEM_NOT_FOUND
-                      ? 3
-                      : 1,
+                      ? ENDING_NORESOURCE
+                      : ENDING_REJECTED,
                   text ? text : xs_cond_name(cond));
 }
 
@@ -270,7 +280,7 @@ static int in_dialog(struct xs__sip_presence *pr, const osip_message_t *req, con
         answer_headers(s, NULL, 0, extra, extra_n);
         tell_presentity(s, XS_EVENT_SUBSCRIPTION, "unsubscribe");
         s->state = XS_SUB_STATE_TERMINATED;
-        s->ending = 2;
+        s->ending = ENDING_UNSUBSCRIBED;
         xs__sub_log(s, "unsubscribed", "Expires: 0 from the watcher");
         xs__sub_due(s, DUE_SEND, 0);
         return 200;
@@ -338,7 +348,7 @@ static int fetch(struct xs__sip_presence *pr, const osip_message_t *req, const c
         return rc == XS_ENOMEM ? 500 : 400;
     }
     f->state = XS_SUB_STATE_TERMINATED;
-    f->ending = 2;
+    f->ending = ENDING_TIMEOUT;
     answer_headers(f, req, 0, extra, extra_n);
     xs__sub_due(f, DUE_SEND, 0);
     return 200;
@@ -550,7 +560,7 @@ void xs__notifier_event(struct xs__sip_presence *pr, struct xs_event *ev)
         if (!strcmp(ev->type, "subscribed"))
             on_subscribed(s);
         else if (!strcmp(ev->type, "unsubscribed"))
-            terminate(s, 1, "refused or cancelled by the XMPP user");
+            terminate(s, ENDING_REJECTED, "refused or cancelled by the XMPP user");
     } else if (ev->kind == XS_EVENT_PRESENCE &&
                (!strcmp(ev->type, "available") || !strcmp(ev->type, "unavailable"))) {
         if (s->state == XS_SUB_STATE_ACTIVE)
@@ -567,7 +577,7 @@ void xs__notifier_timer(struct sub *s, enum sub_due due)
         /* The watcher did not refresh in time (§4.2.2): the subscription
          * ends, and the XMPP user hears it as an unsubscribe. */
         tell_presentity(s, XS_EVENT_SUBSCRIPTION, "unsubscribe");
-        terminate(s, 2, "expired");
+        terminate(s, ENDING_TIMEOUT, "expired");
         return;
     }
     if (s->restored) {

@@ -607,12 +607,7 @@ void xs__sip_presence_close(struct xs__sip_presence *pr, void (*on_closed)(void 
     pr->closed_ud = ud;
     uv_timer_stop(&pr->timer);
     uv_timer_stop(&pr->flush);
-    while (pr->dirty || pr->deletes) {
-        size_t before = pr->n_dirty + pr->n_deletes;
-        xs__sub_flush(pr);
-        if (pr->n_dirty + pr->n_deletes >= before)
-            break;
-    }
+    xs__sub_flush_all(pr);
     xs_log(XS_LOG_INFO, "presence.closed",
            "xmpp_watches_sip=%zu sip_watches_xmpp=%zu kept=store unstored=%zu",
            pr->count[XS_SUB_WATCH_SIP], pr->count[XS_SUB_WATCH_XMPP], pr->n_dirty + pr->n_deletes);

@@ -142,6 +142,8 @@ void xs__sub_due(struct sub *s, enum sub_due due, uint64_t in_ms);
 void xs__sub_store(struct sub *s);
 /* Writes at most one batch of what changed (deletes first). */
 void xs__sub_flush(struct xs__sip_presence *pr);
+/* Writes batches until everything is written (or a batch writes nothing). */
+void xs__sub_flush_all(struct xs__sip_presence *pr);
 /* The once-a-second timer's callback (data: the layer). */
 void xs__sub_on_flush(uv_timer_t *t);
 /* Queues the deletion of s's record, and takes s off the list of records

@@ -95,6 +95,16 @@ void xs__sub_flush(struct xs__sip_presence *pr)
         xs_log(XS_LOG_WARN, "presence.store", "written=%zu refused=%zu", n - refused, refused);
 }
 
+void xs__sub_flush_all(struct xs__sip_presence *pr)
+{
+    while (pr->dirty || pr->deletes) {
+        size_t before = pr->n_dirty + pr->n_deletes;
+        xs__sub_flush(pr);
+        if (pr->n_dirty + pr->n_deletes >= before)
+            break;
+    }
+}
+
 void xs__sub_on_flush(uv_timer_t *t)
 {
     xs__sub_flush(t->data);
@@ -186,6 +196,7 @@ static int restore_one(void *ud, const struct xs_sub_record *r)
         return XS_ENOMEM;
     }
     xs__sub_index_dialog(s);
+    xs__sub_store(s);
     if (s->role == XS_SUB_WATCH_SIP)
         xs__subscriber_restored(s);
     else
@@ -201,6 +212,10 @@ void xs__sip_presence_restore(struct xs__sip_presence *pr)
     if (rc)
         xs_log(XS_LOG_ERROR, "presence.restore", "result=failed reason=\"%s\"",
                xs_sub_store_error(pr->store));
+    /* The CSeqs moved ahead by the restore are written before anything is
+     * sent with them: a crash before the first batch would otherwise make
+     * the next start move ahead from the same values and send them again. */
+    xs__sub_flush_all(pr);
     xs_log(XS_LOG_INFO, "presence.restore", "xmpp_watches_sip=%zu sip_watches_xmpp=%zu",
            pr->count[XS_SUB_WATCH_SIP], pr->count[XS_SUB_WATCH_XMPP]);
 }

@@ -133,6 +133,7 @@ static void on_subscribe_final(void *ud, const osip_message_t *resp, enum xs_con
     int code = resp ? resp->status_code : 0;
     if (s->ending) {
         /* An un-SUBSCRIBE: whatever the answer, we are done with it. */
+        s->state = XS_SUB_STATE_TERMINATED;
         xs__sub_log(s, "unsubscribed", code ? "answered" : text);
         xs__sub_free(s);
         return;

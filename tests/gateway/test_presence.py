@@ -3,6 +3,7 @@ side, fake SIP endpoints (the next hop, acting as presence server and as
 the watcher's proxy) on the other, in a private network namespace. Each
 test prints PASS/FAIL; the last line is "N passed, N failed"."""
 
+import asyncio
 import os
 import re
 import sys
@@ -566,6 +567,39 @@ end
         assert "open" in n["body"].decode() and "secret" not in n["body"].decode()
         answer(e.sip, n, 200, "OK")
         await s.close()
+
+
+async def test_presence_crash_after_restore_keeps_cseq_growing(tmp):
+    """A crash right after a restart, before the first batch was written,
+    must not make the next start reuse the CSeqs the restore already used."""
+    e = PresenceEnv(tmp)
+    async with e:
+        watch_addr(e.sip)
+        s = await e.peer.authenticated_stream()
+        d = await xmpp_watches_sip(e, s)
+        await next_presence(e.peer)
+        await next_presence(e.peer)
+        await s.close()
+        seen = []
+        for how in ("stop", "kill", "kill"):
+            if how == "stop":
+                e.gw.stop()
+            else:
+                e.gw.proc.kill()
+                e.gw.proc.wait(10)
+            mark = len(e.gw.log_text())
+            e.gw.start()
+            e.gw.wait_log("ev=presence.restore ", start=mark)
+            ref = await next_request(e.sip, "SUBSCRIBE", timeout=10)
+            h = ref["headers"]
+            assert h["call-id"] == [d["call_id"]], h
+            seen.append(int(h["cseq"][0].split()[0]))
+            answer(e.sip, ref, 200, "OK", "Expires: 60\r\n")
+            if how == "stop":
+                # The first batch after the clean restart is written ...
+                await asyncio.sleep(1.5)
+            # ... and the crashes come before the next one.
+        assert seen[0] < seen[1] < seen[2], seen
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
