@@ -68,6 +68,14 @@ def proc_ticks(pid):
     return int(parts[11]) + int(parts[12])
 
 
+def udp_drops():
+    """Datagrams the kernel dropped for a full receive buffer, in this
+    network namespace (the gateway's and the tool's sockets alike)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def self_cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -163,7 +171,10 @@ class Bench:
         self.refresh_secs = {}       # second since set-up start -> refresh SUBSCRIBEs
         self.refreshes = 0
         self.answers = {}            # non-2xx answers to what we sent, by code
-        self.notify_out = {}         # our NOTIFYs awaiting an answer: call-id -> cseq
+        # Our NOTIFYs awaiting an answer, (call-id, cseq) -> [datagram, last
+        # send, interval, first send]: resent over UDP as RFC 3261 timer E does.
+        self.notify_out = {}
+        self.notify_rtx = 0
         self.other = {}              # what else arrived, by kind
         self.t0 = now()
         self.tool_errors = 0
@@ -197,8 +208,9 @@ class Bench:
                 f"CSeq: {cseq} {method}\r\nContact: <sip:ua@127.0.0.1:{port}>\r\n{extra}")
         if body:
             head += "Content-Type: application/pidf+xml\r\n"
-        sock.sendto((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body,
-                    ("127.0.0.1", self.sip_port))
+        data = (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        sock.sendto(data, ("127.0.0.1", self.sip_port))
+        return data
 
     def on_hop(self, data, addr):
         m = parse_sip(data)
@@ -264,11 +276,24 @@ class Bench:
         d["cseq"] += 1
         body = PIDF.format(entity=f"sip:sp{i}@sip.test", note=f"s{i}-{k}").encode()
         self.x2s.send(i, k, now())
-        self.notify_out[(d["call_id"], f"{d['cseq']} NOTIFY")] = True
-        self.sip_request(self.hop, "NOTIFY", d["contact"], f"<sip:sp{i}@sip.test>;tag=p{i}",
-                         f"{d['from']}", d["call_id"], d["cseq"],
-                         f"Event: presence\r\nSubscription-State: active;expires={self.o.expires}\r\n",
-                         body)
+        data = self.sip_request(self.hop, "NOTIFY", d["contact"], f"<sip:sp{i}@sip.test>;tag=p{i}",
+                                d["from"], d["call_id"], d["cseq"],
+                                "Event: presence\r\nSubscription-State: "
+                                f"active;expires={self.o.expires}\r\n", body)
+        t = now()
+        self.notify_out[(d["call_id"], f"{d['cseq']} NOTIFY")] = [data, t, 0.5, t]
+
+    async def retransmit(self):
+        """Timer E of RFC 3261: 0.5 s doubling to 4 s, for our NOTIFYs; the
+        transaction ends unanswered after 32 s (timer F)."""
+        while True:
+            t = now()
+            for key, r in list(self.notify_out.items()):
+                if t - r[1] >= r[2] and t - r[3] < 32:
+                    self.hop.sendto(r[0], ("127.0.0.1", self.sip_port))
+                    self.notify_rtx += 1
+                    r[1], r[2] = t, min(4.0, r[2] * 2)
+            await asyncio.sleep(0.1)
 
     def send_subscribe(self, i, refresh=False):
         if refresh:
@@ -395,6 +420,7 @@ class Bench:
         pid = self.gw.proc.pid
         await asyncio.sleep(1)
         rss0 = proc_kb(pid)
+        drops0 = udp_drops()
         print(f"xsprbench: gateway pid {pid}, RSS before set-up {rss0} kB", flush=True)
 
         # Set-up: both directions interleaved, each at o.setup_rate per second.
@@ -422,6 +448,7 @@ class Bench:
               f" {per_sub:.0f} bytes per subscription ((idle - before) / 2N)", flush=True)
 
         refresher = asyncio.ensure_future(self.refresher())
+        rtx = asyncio.ensure_future(self.retransmit())
         # Steady: user i changes at offset i*T/N within each period, both sides.
         x0, s0 = len(self.x2s.lat), len(self.s2x.lat)
         a = self.sample()
@@ -497,6 +524,7 @@ class Bench:
         if need > 0 and o.wait_refresh:
             await asyncio.sleep(need)
         refresher.cancel()
+        rtx.cancel()
         reader.cancel()
         hist = self.refresh_secs
         rmax = max(hist.values()) if hist else 0
@@ -529,7 +557,8 @@ class Bench:
               f" lost_x2s={lost_x} lost_s2x={lost_s} superseded_s2x={sup_s}"
               f" repeats_x2s={self.x2s.dups} repeats_s2x={self.s2x.dups}"
               f" stray={self.x2s.stray + self.s2x.stray} refused={refused}"
-              f" unanswered_notify={unanswered} refreshes={self.refreshes}"
+              f" unanswered_notify={unanswered} notify_rtx={self.notify_rtx}"
+              f" udp_rcvbuf_drops={udp_drops() - drops0} refreshes={self.refreshes}"
               f" refresh_max_per_s={rmax} gw_warn_lines={errors}"
               f" tool_errors={self.tool_errors}",
               flush=True)
