@@ -543,7 +543,10 @@ class Bench:
             print(f"answers: {self.answers}; other stanzas: {self.other};"
                   f" unanswered NOTIFYs {unanswered}", flush=True)
         gw_log = self.gw.log_text()
-        errors = len(re.findall(r"level=(error|warn)", gw_log))
+        warn = [line for line in gw_log.splitlines() if re.search(r"level=(error|warn)", line)]
+        errors = len(warn)
+        for line in warn[:5]:
+            print(f"gateway: {line[:300]}", flush=True)
         ok = (x2s_held == n and self.s2x_accepted == n and lost_x == 0 and lost_s == 0
               and all_in and done)
         print(f"xsprbench-summary n={n} period={o.period} steady={o.steady:.0f}"
