@@ -43,6 +43,10 @@ def main():
     for k in ("held_x2s", "held_s2x"):
         if int(s[k]) != n:
             fail(f"{k}={s[k]}, expected {n}")
+    periods = max(1, round(float(s["steady"]) / float(s["period"])))
+    for k in ("states_x2s", "states_s2x"):
+        if int(s[k]) != n * periods:
+            fail(f"{k}={s[k]}, expected {n} x {periods} periods")
     for k in ("lost_x2s", "lost_s2x", "refused", "unanswered_notify", "stray", "tool_errors",
               "repeats_x2s"):
         if int(s[k]) != 0:

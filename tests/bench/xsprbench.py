@@ -453,24 +453,22 @@ class Bench:
         x0, s0 = len(self.x2s.lat), len(self.s2x.lat)
         a = self.sample()
         t_st = now()
-        k = 1
-        slots = [(i * o.period / n, i) for i in range(n)]
-        while now() - t_st < o.steady:
+        # Whole periods, each user once per period: exactly N x periods states.
+        periods = max(1, round(o.steady / o.period))
+        steady = periods * o.period
+        for k in range(1, periods + 1):
             base = t_st + (k - 1) * o.period
             j = 0
-            while j < n and now() - t_st < o.steady:
+            while j < n:
                 t = now()
-                while j < n and base + slots[j][0] <= t:
+                while j < n and base + j * o.period / n <= t:
                     self.send_notify(j, k)
                     self.send_presence(j, k)
                     j += 1
                 await self.s.w.drain()
                 await asyncio.sleep(0.001)
-            k += 1
-            if j < n:
-                break
-            await asyncio.sleep(max(0.0, base + o.period - now()))
-        steady_k = k
+        await asyncio.sleep(max(0.0, t_st + periods * o.period - now()))
+        steady_k = periods
         await asyncio.sleep(o.drain)
         b = self.sample()
         gw_cpu, own_cpu = self.cpu_between(a, b)
@@ -478,16 +476,17 @@ class Bench:
         ss, sl, ssup = self.s2x.fates(1, coalescing=True)
         lat_x = sorted(self.x2s.lat[x0:])
         lat_s = sorted(self.s2x.lat[s0:])
-        t_lo, t_hi = int(t_st - self.t0), int(t_st - self.t0 + o.steady)
+        t_lo, t_hi = int(t_st - self.t0), int(t_st - self.t0 + steady)
         rate_x = max_rate_s = 0
         for sec in range(t_lo, t_hi):
             rate_x = max(rate_x, self.x2s.per_sec_out.get(sec, 0))
             max_rate_s = max(max_rate_s, self.s2x.per_sec_out.get(sec, 0))
-        in_x = sum(self.x2s.per_sec_out.get(sec, 0) for sec in range(t_lo, t_hi)) / (t_hi - t_lo)
-        in_s = sum(self.s2x.per_sec_out.get(sec, 0) for sec in range(t_lo, t_hi)) / (t_hi - t_lo)
-        print(f"steady: {o.steady:.0f} s, T={o.period} s, x2s states {xs} lost {xl};"
+        # States of the steady phase delivered, per second of it; the busiest
+        # second counts every stanza or NOTIFY that carried a state, repeats too.
+        in_x, in_s = len(lat_x) / steady, len(lat_s) / steady
+        print(f"steady: {steady:.0f} s, T={o.period} s, x2s states {xs} lost {xl};"
               f" s2x states {ss} lost {sl} superseded {ssup}", flush=True)
-        print(f"steady: offered {xs / o.steady:.0f} NOTIFY/s and {ss / o.steady:.0f} presence/s;"
+        print(f"steady: offered {xs / steady:.0f} NOTIFY/s and {ss / steady:.0f} presence/s;"
               f" gateway delivered {in_x:.0f} presence/s (max {rate_x} in a second) and"
               f" {in_s:.0f} NOTIFY/s (max {max_rate_s}); gateway CPU {gw_cpu:.1f}%, tool CPU"
               f" {own_cpu:.1f}% of a core", flush=True)
@@ -549,8 +548,8 @@ class Bench:
             print(f"gateway: {line[:300]}", flush=True)
         ok = (x2s_held == n and self.s2x_accepted == n and lost_x == 0 and lost_s == 0
               and all_in and done)
-        print(f"xsprbench-summary n={n} period={o.period} steady={o.steady:.0f}"
-              f" setup_s={t_set:.2f} held_x2s={x2s_held} held_s2x={self.s2x_accepted}"
+        print(f"xsprbench-summary n={n} period={o.period} steady={steady:.0f}"
+              f" states_x2s={xs} states_s2x={ss} setup_s={t_set:.2f} held_x2s={x2s_held} held_s2x={self.s2x_accepted}"
               f" rss0_kb={rss0} rss_setup_kb={rss1} rss_idle_kb={rss2} rss_steady_kb={rss3}"
               f" bytes_per_sub={per_sub:.0f}"
               f" steady_notify_in_s={in_s:.0f} steady_presence_in_s={in_x:.0f}"
