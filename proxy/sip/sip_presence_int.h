@@ -138,8 +138,16 @@ void xs__sub_index_dialog(struct sub *s);
 void xs__sub_free(struct sub *s);
 /* Schedules the subscription's timer (replacing any) in ms from now. */
 void xs__sub_due(struct sub *s, enum sub_due due, uint64_t in_ms);
-/* Marks it for the next store write. */
+/* sip_presence_store.c: marks it for the next store write. */
 void xs__sub_store(struct sub *s);
+/* Writes at most one batch of what changed (deletes first). */
+void xs__sub_flush(struct xs__sip_presence *pr);
+/* The once-a-second timer's callback (data: the layer). */
+void xs__sub_on_flush(uv_timer_t *t);
+/* Queues the deletion of s's record, and takes s off the list of records
+ * to write. */
+void xs__sub_queue_delete(struct sub *s);
+void xs__sub_unlink_dirty(struct sub *s);
 /* The window (ms) a restored subscription's first request is spread over:
  * a tenth of what is left of it, at most 30 s, so that a gateway holding
  * thousands does not send them in one burst, and none runs out first. */
