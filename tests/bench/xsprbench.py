@@ -237,9 +237,8 @@ class Bench:
                             f"Contact: <sip:sp{i}@127.0.0.1:{self.hop_port}>\r\n"
                             f"Expires: {self.o.expires}\r\n", f"p{i}")
             contact = re.search(r"<([^>]+)>", h["contact"][0]).group(1)
-            ftag = re.search(r";tag=([^;>\s]+)", h["from"][0]).group(1)
-            self.x2s_dlg[i] = {"call_id": h["call-id"][0], "contact": contact, "tag": ftag,
-                               "cseq": 0, "from": h["from"][0]}
+            self.x2s_dlg[i] = {"call_id": h["call-id"][0], "contact": contact, "cseq": 0,
+                               "from": h["from"][0]}
             self.send_notify(i, 0)
         elif meth == "NOTIFY":
             self.sip_answer(self.hop, m, addr, 200, "OK")
@@ -260,7 +259,7 @@ class Bench:
             self.notify_out.pop((m["headers"]["call-id"][0], m["headers"]["cseq"][0]), None)
         elif method == "SUBSCRIBE" and code < 300 and m["headers"]["cseq"][0].startswith("1 "):
             call_id = m["headers"]["call-id"][0]
-            if call_id.startswith("prw") and code < 300:
+            if call_id.startswith("prw"):
                 i = int(call_id[3:].split("-")[0])
                 if self.s2x_dlg[i] is None:
                     tag = re.search(r";tag=([^;>\s]+)", m["headers"]["to"][0]).group(1)
