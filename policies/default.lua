@@ -109,3 +109,32 @@ partner "xmpp.test" { tls = "required", dialback = true }
 -- function on_message(m)
 --   return m
 -- end
+
+-- Presence (RFC 8048) is mapped by the tables of lua/xsgw/presence.lua:
+-- <basic> open/closed <-> available/unavailable, <note> <-> <status>, the
+-- XMPP <show> values <-> RPID activities (RFC 4480), and optionally the
+-- Microsoft availability numbers. presence_map replaces entries (false
+-- removes one); --check validates them:
+-- presence_map {
+--   activity_to_show = { meeting = "xa" },   -- an RFC 4480 activity -> show
+--   show_to_activity = { chat = "working" }, -- a show -> activity names
+--   ms_availability = true,                  -- read and write the numbers
+--   priority = 0,                            -- <priority> of SIP presence
+-- }
+--
+-- on_presence(p) sees every presence update and probe after mapping, with
+-- both vocabularies filled (p.show, p.status, p.priority for XMPP; p.basic,
+-- p.note, p.activities, p.availability for SIP); return p (changed or not)
+-- or nil to pass it, drop() or false to discard it quietly, reject(...) to
+-- refuse it.
+-- function on_presence(p)
+--   return p
+-- end
+--
+-- on_subscribe(s) decides each subscription request (s.type "subscribe"):
+-- "allow" (the default: the presentity's answer decides), "approve" (tell
+-- the watcher it is approved without waiting), "pending" (ask nobody yet),
+-- "deny", or reject("condition", "text").
+-- function on_subscribe(s)
+--   return "allow"
+-- end

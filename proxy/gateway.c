@@ -64,8 +64,7 @@ static const char *secret_of(const struct xs_gateway *gw, const struct xs_config
  * store that cannot be opened, or that is not one of ours, stops the start:
  * running on without it would lose every subscription at the next restart,
  * and a refused file is never overwritten. */
-static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg,
-                          const char *state_dir)
+static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, const char *state_dir)
 {
     if (!cfg->presence_enabled) {
         xs_log(XS_LOG_INFO, "presence.start", "result=off reason=\"presence.enabled = false\"");
@@ -188,6 +187,11 @@ int xs_gateway_reload(struct xs_gateway *gw)
             return rc;
         }
     }
+    if (old->presence_enabled != cfg->presence_enabled ||
+        !same(old->presence_store, cfg->presence_store))
+        xs_log(XS_LOG_WARN, "policy.reload",
+               "reason=\"presence.enabled or presence.store changed: requests follow it at once, "
+               "the store and the subscriptions held change on restart\"");
     if (!same(secret_of(gw, old), secret_of(gw, cfg)))
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"dialback secret changed: takes effect on restart\"");
@@ -226,6 +230,7 @@ static void on_side_closed(void *ud)
             cb(cb_ud);
         return;
     }
+    xs_router_clear(&gw->router);
     xs_tls_ctx_unref(gw->tls);
     xs_policy_free(gw->policy);
     free(gw->policy_path);

@@ -27,10 +27,13 @@ void xs_router_init(struct xs_router *r, struct xs_policy *policy)
     xs_router_set_policy(r, policy);
 }
 
+static void decide_held(struct xs_router *r);
+
 void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy)
 {
     r->policy = policy;
     r->log_bodies = xs_policy_config(policy)->log_bodies;
+    decide_held(r);
 }
 
 static void no_outcome(void *ud, enum xs_cond cond, const char *text)
@@ -54,18 +57,20 @@ static void on_delivered(void *ud, enum xs_cond cond, const char *text)
     free(c);
 }
 
-/* The policy approved a subscription request itself (on_subscribe said
- * "approve"): the watcher's side hears "subscribed" from the presentity at
- * once, in its own address forms (from/to as the request arrived). */
-static void approve_now(struct xs_router *r, enum xs_side_id origin, const char *watcher,
-                        const char *presentity)
+/* The policy answered a subscription request itself: on_subscribe said
+ * "approve" (type "subscribed"), or a held request was refused by a later
+ * generation ("unsubscribed"). The watcher's side hears it from the
+ * presentity at once, in its own address forms (from/to as the request
+ * arrived). */
+static void answer_watcher(struct xs_router *r, enum xs_side_id origin, const char *watcher,
+                           const char *presentity, const char *type)
 {
-    struct xs_event *ev = xs_event_new(XS_EVENT_SUBSCRIPTION, origin == XS_SIDE_XMPP ? XS_SIDE_SIP
-                                                                                    : XS_SIDE_XMPP);
+    struct xs_event *ev =
+        xs_event_new(XS_EVENT_SUBSCRIPTION, origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP);
     const char *slash = strchr(watcher, '/');
     if (xs_event_setn(&ev->from, presentity, strcspn(presentity, "/")) ||
         xs_event_setn(&ev->to, watcher, slash ? (size_t)(slash - watcher) : strlen(watcher)) ||
-        xs_event_set(&ev->type, "subscribed")) {
+        xs_event_set(&ev->type, type)) {
         xs_event_free(ev);
         return;
     }
@@ -77,10 +82,106 @@ static void approve_now(struct xs_router *r, enum xs_side_id origin, const char 
     *c = (struct route_ctx){r, no_outcome, NULL, (unsigned long long)ev->serial, ev->origin};
     r->in_flight++;
     char qf[256], qt[256];
-    xs_log(XS_LOG_INFO, "router.approved", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
-           xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    xs_log(XS_LOG_INFO, "router.answered", "event=%llu type=%s from=%s to=%s",
+           (unsigned long long)ev->serial, type, xs_log_quote(qf, sizeof qf, ev->from),
+           xs_log_quote(qt, sizeof qt, ev->to));
     struct xs_side *s = &r->sides[origin];
     s->deliver(s->impl, ev, on_delivered, c);
+}
+
+/* The policy holds a subscription request (on_subscribe said "pending"):
+ * the presentity is not asked, the watcher's side keeps it pending, and
+ * each new policy generation decides it again (xs_router_set_policy). One
+ * held request per watcher and presentity, the newest; at most
+ * XS_ROUTER_HELD_MAX in all. Takes orig. */
+static enum xs_cond hold(struct xs_router *r, struct xs_event *orig)
+{
+    if (!orig)
+        return XS_COND_RESOURCE_CONSTRAINT;
+    for (struct xs_router_held **p = &r->held; *p; p = &(*p)->next) {
+        struct xs_event *h = (*p)->ev;
+        if (h->origin == orig->origin && !strcmp(h->from, orig->from) && !strcmp(h->to, orig->to)) {
+            xs_event_free(h);
+            (*p)->ev = orig;
+            return XS_COND_NONE;
+        }
+    }
+    struct xs_router_held *h = r->n_held < XS_ROUTER_HELD_MAX ? malloc(sizeof *h) : NULL;
+    if (!h) {
+        xs_event_free(orig);
+        return XS_COND_RESOURCE_CONSTRAINT;
+    }
+    char qf[256], qt[256];
+    xs_log(XS_LOG_INFO, "router.pending", "event=%llu origin=%s from=%s to=%s held=%zu",
+           (unsigned long long)orig->serial, side_name(orig->origin),
+           xs_log_quote(qf, sizeof qf, orig->from), xs_log_quote(qt, sizeof qt, orig->to),
+           r->n_held + 1);
+    h->ev = orig;
+    h->next = r->held;
+    r->held = h;
+    r->n_held++;
+    return XS_COND_NONE;
+}
+
+/* What a held request's new decision came to: a refusal is told to the
+ * watcher as "unsubscribed"; anything else went its way in submit. */
+struct held_ctx {
+    struct xs_router *r;
+    enum xs_side_id origin;
+    char *watcher, *presentity;
+};
+
+static void on_held_decided(void *ud, enum xs_cond cond, const char *text)
+{
+    struct held_ctx *c = ud;
+    (void)text;
+    if (cond != XS_COND_NONE)
+        answer_watcher(c->r, c->origin, c->watcher, c->presentity, "unsubscribed");
+    free(c->watcher);
+    free(c->presentity);
+    free(c);
+}
+
+/* Every held request goes through the policy again. */
+static void decide_held(struct xs_router *r)
+{
+    struct xs_router_held *list = r->held;
+    r->held = NULL;
+    r->n_held = 0;
+    while (list) {
+        struct xs_router_held *h = list;
+        list = h->next;
+        struct held_ctx *c = calloc(1, sizeof *c);
+        if (c) {
+            c->r = r;
+            c->origin = h->ev->origin;
+            c->watcher = strdup(h->ev->from);
+            c->presentity = strdup(h->ev->to);
+        }
+        if (!c || !c->watcher || !c->presentity) {
+            if (c) {
+                free(c->watcher);
+                free(c->presentity);
+            }
+            free(c);
+            xs_log(XS_LOG_ERROR, "router.pending", "result=dropped reason=\"out of memory\"");
+            xs_event_free(h->ev);
+        } else {
+            xs_router_submit(r, h->ev, on_held_decided, c);
+        }
+        free(h);
+    }
+}
+
+void xs_router_clear(struct xs_router *r)
+{
+    while (r->held) {
+        struct xs_router_held *h = r->held;
+        r->held = h->next;
+        xs_event_free(h->ev);
+        free(h);
+    }
+    r->n_held = 0;
 }
 
 void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud)
@@ -93,11 +194,10 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     enum xs_side_id origin = ev->origin;
     char *text = NULL;
     enum xs_cond cond;
-    /* A subscription request keeps its addresses as they arrived, in case
-     * the policy approves it itself (approve_now). */
+    /* A subscription request is kept as it arrived, in case the policy
+     * answers it itself (answer_watcher) or holds it (hold). */
     int request = ev->kind == XS_EVENT_SUBSCRIPTION && ev->type && !strcmp(ev->type, "subscribe");
-    char *req_from = request && ev->from ? strdup(ev->from) : NULL;
-    char *req_to = request && ev->to ? strdup(ev->to) : NULL;
+    struct xs_event *orig = request ? xs_event_dup(ev) : NULL;
     /* A body over gateway.max_body is the sender's, not the policy's: it is
      * refused here with policy-violation (RFC 7572 §6 uses that condition
      * for what the gateway will not carry), before any hook runs. */
@@ -117,28 +217,20 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
                xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
                xs_cond_name(cond), xs_log_quote(qx, sizeof qx, text));
         xs_event_free(ev);
-        free(req_from);
-        free(req_to);
+        xs_event_free(orig);
         done(done_ud, cond, text);
         free(text);
         return;
     }
     if (request && ev->action == XS_SUB_PENDING) {
-        /* The policy holds the request: the presentity is not asked, and
-         * the watcher's side keeps it pending. */
-        xs_log(XS_LOG_INFO, "router.pending", "event=%llu origin=%s from=%s to=%s",
-               (unsigned long long)ev->serial, side_name(origin),
-               xs_log_quote(qf, sizeof qf, req_from), xs_log_quote(qt, sizeof qt, req_to));
         xs_event_free(ev);
-        free(req_from);
-        free(req_to);
-        done(done_ud, XS_COND_NONE, NULL);
+        cond = hold(r, orig);
+        done(done_ud, cond, cond ? "too many subscription requests held by the policy" : NULL);
         return;
     }
-    if (request && ev->action == XS_SUB_APPROVE && req_from && req_to)
-        approve_now(r, origin, req_from, req_to);
-    free(req_from);
-    free(req_to);
+    if (request && ev->action == XS_SUB_APPROVE && orig && orig->from && orig->to)
+        answer_watcher(r, origin, orig->from, orig->to, "subscribed");
+    xs_event_free(orig);
     struct route_ctx *c = malloc(sizeof *c);
     if (!c) {
         xs_event_free(ev);

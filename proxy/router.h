@@ -8,6 +8,14 @@
 #include "event.h"
 #include "policy/policy.h"
 
+/* Subscription requests the policy holds ("pending"), at most this many. */
+#define XS_ROUTER_HELD_MAX 10000
+
+struct xs_router_held {
+    struct xs_router_held *next;
+    struct xs_event *ev; /* the request as it arrived */
+};
+
 struct xs_router {
     struct xs_policy *policy; /* borrowed: the current generation */
     struct xs_side sides[2];  /* indexed by enum xs_side_id */
@@ -21,10 +29,21 @@ struct xs_router {
     /* How to make a side stop reading its peers (hold 1) and start again
      * (0), for backpressure from the other side; NULL: it cannot. */
     void (*hold[2])(void *impl, int hold);
+    /* Subscription requests on_subscribe held ("pending"): decided again
+     * by every new policy generation (xs_router_set_policy), lost on
+     * restart (the watcher's side still has them pending and may ask
+     * again). */
+    struct xs_router_held *held;
+    size_t n_held;
 };
 
 void xs_router_init(struct xs_router *r, struct xs_policy *policy);
+/* A new policy generation; the held subscription requests go through it
+ * again: still "pending" they stay held, allowed they go on, refused the
+ * watcher hears "unsubscribed". */
 void xs_router_set_policy(struct xs_router *r, struct xs_policy *policy);
+/* Frees what the router holds (the held requests). */
+void xs_router_clear(struct xs_router *r);
 
 /* An xs_submit_fn: `router` is a struct xs_router. */
 void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud);

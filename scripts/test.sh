@@ -107,8 +107,18 @@ fuzz_all() {
         [ -x "$t" ] || continue
         echo "--- $(basename "$t") for ${fuzz_seconds}s"
         mkdir -p "$top/build-fuzz/corpus/$(basename "$t")"
-        if "$t" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
-            "$top/build-fuzz/corpus/$(basename "$t")" >"$top/build-fuzz/$(basename "$t").log" 2>&1; then
+        # fuzz_<stem>_...: tests/fuzz/<stem>_seeds (read, never written) and
+        # <stem>.dict start it off where they exist.
+        local stem dict=() seeds=()
+        stem=$(basename "$t")
+        stem=${stem#fuzz_}
+        stem=${stem%%_*}
+        [ -f "$top/tests/fuzz/$stem.dict" ] && dict=(-dict="$top/tests/fuzz/$stem.dict")
+        [ -d "$top/tests/fuzz/${stem}_seeds" ] && seeds=("$top/tests/fuzz/${stem}_seeds")
+        # The first directory is the one libFuzzer writes to: the build's.
+        if "$t" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 "${dict[@]}" \
+            "$top/build-fuzz/corpus/$(basename "$t")" "${seeds[@]}" \
+            >"$top/build-fuzz/$(basename "$t").log" 2>&1; then
             p=$((p + 1))
             grep -E '^(Done|#[0-9]+.*DONE)' "$top/build-fuzz/$(basename "$t").log" | tail -n 1
         else

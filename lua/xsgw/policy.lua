@@ -774,73 +774,14 @@ function M.finish(env, decl)
         fail(decl.presence_map_where, fmt, ...)
     end)
     decl.mapper = mapper
-    local presence_enabled = cfg.presence_enabled
-    local on_presence, on_subscribe = rawget(env, "on_presence"), rawget(env, "on_subscribe")
-    local SUB_ACTIONS = { allow = "forward", approve = "approve", pending = "pending" }
-
-    -- Presence and subscriptions: the checks and mapping of addresses, then
-    -- the state into the target side's vocabulary (presence.lua's tables or
-    -- the policy's presence_map), then on_presence or on_subscribe, then the
-    -- checks of what they left. Returns the event, with action ("forward",
-    -- "approve", "pending") on a subscription request, or nil, cond, text.
-    local function route_presence(ev, kind)
-        if not presence_enabled then
-            return nil, "service-unavailable", "presence is not carried by this gateway"
-        end
-        local origin = ev.origin
-        -- XMPP presence without a type is available (RFC 6121 §4.7.1); the
-        -- SIP side's type comes from the mapping below.
-        if kind == "presence" and ev.type == nil then
-            ev.type = origin == "xmpp" and "available" or nil
-        end
-        local bad = presence.check(ev, kind, origin == "sip")
-        if bad then return nil, "bad-request", kind .. ": " .. bad end
-        local ok, cond, text = map_addresses(ev, kind == "subscription")
-        if not ok then return nil, cond, text end
-        local hook = "the presence mapping"
-        local action
-        if kind == "presence" then
-            if origin == "xmpp" then mapper.to_sip(ev) else mapper.to_xmpp(ev) end
-            if on_presence then
-                hook = "on_presence"
-                local r = on_presence(ev)
-                if r == DROP or r == false then
-                    return nil, "policy-violation", "dropped by on_presence"
-                end
-                if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
-                if r ~= nil and r ~= true then
-                    if type(r) ~= "table" then
-                        error("on_presence must return the presence, nil, false, drop() or"
-                            .. " reject(...), not " .. type(r))
-                    end
-                    ev = r
-                end
-            end
-        elseif ev.type == "subscribe" then
-            action = "forward"
-            if on_subscribe then
-                hook = "on_subscribe"
-                local r = on_subscribe(ev)
-                if r == nil or r == true then
-                    r = "allow"
-                elseif r == false then
-                    r = "deny"
-                end
-                if rejections[r] then return nil, rawget(r, "condition"), rawget(r, "text") end
-                if r == "deny" then return nil, "forbidden", "denied by on_subscribe" end
-                action = SUB_ACTIONS[r]
-                if not action then
-                    error("on_subscribe must return \"allow\", \"approve\", \"pending\","
-                        .. " \"deny\", true, false, nil or reject(...), not " .. tostring(r))
-                end
-            end
-        end
-        bad = presence.check(ev, kind)
-        if bad then error(hook .. " left the " .. kind .. " invalid: " .. bad) end
-        recheck(ev, origin)
-        ev.action = action
-        return ev
-    end
+    local route_presence = presence.router({
+        enabled = cfg.presence_enabled, mapper = mapper,
+        on_presence = rawget(env, "on_presence"), on_subscribe = rawget(env, "on_subscribe"),
+        map_addresses = map_addresses, recheck = recheck, drop = DROP,
+        rejection = function(r)
+            if rejections[r] then return rawget(r, "condition"), rawget(r, "text") end
+        end,
+    })
 
     -- Decides for one event; returns the (possibly rewritten) event, or
     -- nil, condition, text.

@@ -346,6 +346,92 @@ function M.check(p, kind, untyped)
     return nil
 end
 
+-- The routing of presence and subscriptions, for policy.lua's route():
+-- the checks and mapping of addresses (o.map_addresses, as for messages;
+-- bare for subscriptions), the state into the target side's vocabulary
+-- (o.mapper), then on_presence or on_subscribe, then the checks of what
+-- they left (M.check and o.recheck). o.rejection(r) gives the condition
+-- and text of a reject(...) result; o.drop is what drop() returns. The
+-- route returns the event, with action ("forward", "approve", "pending")
+-- on a subscription request, or nil, condition, text.
+local SUB_ACTIONS = { allow = "forward", approve = "approve", pending = "pending" }
+
+function M.router(o)
+    local mapper, on_presence, on_subscribe = o.mapper, o.on_presence, o.on_subscribe
+    local map_addresses, recheck, rejection, DROP = o.map_addresses, o.recheck, o.rejection, o.drop
+
+    local function presence_hook(ev)
+        local r = on_presence(ev)
+        if r == DROP or r == false then
+            return nil, "policy-violation", "dropped by on_presence"
+        end
+        local cond, text = rejection(r)
+        if cond then return nil, cond, text end
+        if r == nil or r == true then return ev end
+        if type(r) ~= "table" then
+            error("on_presence must return the presence, nil, false, drop() or reject(...), not "
+                .. type(r))
+        end
+        return r
+    end
+
+    local function subscribe_hook(ev)
+        local r = on_subscribe(ev)
+        if r == nil or r == true then
+            r = "allow"
+        elseif r == false then
+            r = "deny"
+        end
+        local cond, text = rejection(r)
+        if cond then return nil, cond, text end
+        if r == "deny" then return nil, "forbidden", "denied by on_subscribe" end
+        local action = SUB_ACTIONS[r]
+        if not action then
+            error("on_subscribe must return \"allow\", \"approve\", \"pending\", \"deny\","
+                .. " true, false, nil or reject(...), not " .. tostring(r))
+        end
+        return action
+    end
+
+    return function(ev, kind)
+        if not o.enabled then
+            return nil, "service-unavailable", "presence is not carried by this gateway"
+        end
+        local origin = ev.origin
+        -- XMPP presence without a type is available (RFC 6121 §4.7.1); the
+        -- SIP side's type comes from the mapping below.
+        if kind == "presence" and ev.type == nil and origin == "xmpp" then ev.type = "available" end
+        -- What arrives is checked first, so that only what a hook did is
+        -- blamed on it below.
+        local bad = M.check(ev, kind, origin == "sip")
+        if bad then return nil, "bad-request", kind .. ": " .. bad end
+        local ok, cond, text = map_addresses(ev, kind == "subscription")
+        if not ok then return nil, cond, text end
+        local hook = "the presence mapping"
+        local action
+        if kind == "presence" then
+            if origin == "xmpp" then mapper.to_sip(ev) else mapper.to_xmpp(ev) end
+            if on_presence then
+                hook = "on_presence"
+                ev, cond, text = presence_hook(ev)
+                if not ev then return nil, cond, text end
+            end
+        elseif ev.type == "subscribe" then
+            action = "forward"
+            if on_subscribe then
+                hook = "on_subscribe"
+                action, cond, text = subscribe_hook(ev)
+                if not action then return nil, cond, text end
+            end
+        end
+        bad = M.check(ev, kind)
+        if bad then error(hook .. " left the " .. kind .. " invalid: " .. bad) end
+        recheck(ev, origin)
+        ev.action = action
+        return ev
+    end
+end
+
 -- gateway.presence: subscriptions and their bounds (README, "presence").
 -- Expiries in seconds: RFC 6665 leaves them to the notifier; an hour is
 -- what common presence servers grant, a minute the shortest worth a

@@ -134,7 +134,17 @@ int xs_policy_is_local_domain(const struct xs_policy *p, const char *domain);
  * whatever the hooks changed. Otherwise the event must not be delivered and
  * *text (owned by the caller, free() it; may be NULL) says why. A hook that
  * raises an error, or runs past its instruction or memory budget, yields
- * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line. */
+ * XS_COND_INTERNAL_SERVER_ERROR and a log line naming the file and line.
+ *
+ * Presence and subscriptions (lua/xsgw/presence.lua): refused with
+ * SERVICE_UNAVAILABLE when presence.enabled is false; subscription
+ * addresses come out bare (no resource, no ;gr=); a presence comes out
+ * with the target side's fields filled (toward SIP basic, note,
+ * activities, availability; toward XMPP type, show, status, priority); a
+ * "subscribe" comes out with ev->action set by on_subscribe (FORWARD by
+ * default), other subscription types with FORWARD. A presence that
+ * on_presence dropped gives XS_COND_POLICY_VIOLATION with the text
+ * "dropped by on_presence": log it, answer nobody. */
 enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **text);
 
 /* `xsgw --check`: loads the policy, prints "OK: <path>" and a summary or

@@ -30,15 +30,21 @@
 #define NS_PIDF "urn:ietf:params:xml:ns:pidf"
 #define NS_DM "urn:ietf:params:xml:ns:pidf:data-model"
 #define NS_RPID "urn:ietf:params:xml:ns:pidf:rpid"
+/* The RPID draft's person namespace, which Asterisk and older phones still
+ * send (<ep:activities><ep:away/></ep:activities>): read like RPID's. */
+#define NS_RPID_DRAFT "urn:ietf:params:xml:ns:pidf:rpid:rpid-person"
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
-/* Where Lync 2010/2013 define <availability> (the state schema); any
- * namespace under the two prefixes below is read, this one is written. */
+/* Where Lync 2010/2013 define <availability> (the state schema). It is
+ * written in this one and read in any namespace under
+ * http(s)://schemas.microsoft.com/, since their servers use several. */
 #define NS_MS_STATE "http://schemas.microsoft.com/2006/09/sip/state"
 #define NS_SEP '\x01' /* a control character: it can be part of no XML name or URI */
 
 #define LANG_MAX (sizeof((struct xs_pidf *)0)->note_lang - 1)
 #define ENTITY_MAX (sizeof((struct xs_pidf *)0)->entity - 1)
 #define SHORT_MAX 32 /* bytes kept of <basic> or <availability> content */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum kind {
     K_OTHER,
@@ -54,10 +60,10 @@ enum kind {
     K_AVAIL,
 };
 
-/* Which notes a note beneath an element is, in the order of preference: a
- * person's own (dm:note), one about a person's activity or mood
- * (rpid:note deeper in the person), a tuple's or device's, the document's.
- * Notes inside other extensions of the document are not read. */
+/* Where a note stands, best first: a person's own (dm:note), one about a
+ * person's activity or mood (rpid:note deeper in the person), a tuple's or
+ * device's, the document's. Notes inside other extensions of the document
+ * are not read. */
 enum tier { T_PERSON, T_PERSON_INNER, T_TUPLE, T_PRESENCE, T_NONE };
 
 struct level {
@@ -256,8 +262,10 @@ static const char *text_end(struct ctx *c)
 
 static void add_activity(struct ctx *c, const struct qname *q)
 {
+    /* Extensions in other namespaces may sit among the activities (RFC
+     * 4480 allows them); their names mean nothing in RPID's vocabulary. */
     size_t n = strlen(q->local);
-    if (ns_is(q, NS_RPID) && !strcmp(q->local, "unknown"))
+    if ((!ns_is(q, NS_RPID) && !ns_is(q, NS_RPID_DRAFT)) || !strcmp(q->local, "unknown"))
         return;
     if (n == 0 || n > XS_PIDF_ACTIVITY_NAME_MAX || strchr(q->local, ':'))
         return;
@@ -287,7 +295,7 @@ static void start_tuple(struct ctx *c, const char **atts)
 {
     struct xs_pidf *out = c->out;
     if (out->n_tuples == XS_PIDF_MAX_TUPLES) {
-        fail(c, XS_ELIMIT, "more than 32 tuples");
+        fail(c, XS_ELIMIT, "more than " STR(XS_PIDF_MAX_TUPLES) " tuples");
         return;
     }
     c->tuple = &out->tuples[out->n_tuples++];
@@ -310,7 +318,7 @@ static enum kind classify(struct ctx *c, const struct qname *q, const char **att
         add_activity(c, q);
         return K_OTHER;
     }
-    if (is(q, NS_RPID, "activities"))
+    if (is(q, NS_RPID, "activities") || is(q, NS_RPID_DRAFT, "activities"))
         return K_ACTIVITIES;
     if (is_ms_availability(q))
         return K_AVAIL;
@@ -339,7 +347,7 @@ static void XMLCALL on_start(void *ud, const char *name, const char **atts)
     if (c->err)
         return;
     if (c->depth == XS_PIDF_MAX_DEPTH) {
-        fail(c, XS_ELIMIT, "elements nested deeper than 16");
+        fail(c, XS_ELIMIT, "elements nested deeper than " STR(XS_PIDF_MAX_DEPTH));
         return;
     }
     struct qname q = split(name);
@@ -494,7 +502,7 @@ int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char *
         why = &dummy;
     memset(out, 0, sizeof *out);
     if (len > XS_PIDF_MAX_DOC) {
-        *why = "PIDF document larger than 65536 bytes";
+        *why = "PIDF document larger than " STR(XS_PIDF_MAX_DOC) " bytes";
         return XS_ELIMIT;
     }
     if (!doc && len) {
@@ -526,7 +534,7 @@ int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char *
     if (!rc && st != XML_STATUS_OK) {
         enum XML_Error e = XML_GetErrorCode(c->xp);
         rc = e == XML_ERROR_NO_MEMORY ? XS_ENOMEM : XS_EPROTO;
-        *why = XML_ErrorString(e);
+        *why = XML_ErrorString(e) ? XML_ErrorString(e) : "not well-formed XML";
     }
     XML_ParserFree(c->xp);
     if (rc) {
@@ -606,7 +614,7 @@ static struct xs_xml_el *add_text_child(struct xs_xml_el *parent, const char *na
     return el;
 }
 
-static int build_person(struct xs_xml_el *root, const char *id, const char *note, const char *lang,
+static int build_person(struct xs_xml_el *root, const char *id,
                         char names[][XS_PIDF_ACTIVITY_NAME_MAX + 1], size_t n, int availability)
 {
     struct xs_xml_el *person = xs_xml_el_add_child(root, NS_PIDF, "dm:person");
@@ -618,7 +626,7 @@ static int build_person(struct xs_xml_el *root, const char *id, const char *note
             return XS_ENOMEM;
         for (size_t i = 0; i < n; i++) {
             char name[sizeof "rpid:" + XS_PIDF_ACTIVITY_NAME_MAX];
-            snprintf(name, sizeof name, "rpid:%s", names[i]);
+            snprintf(name, sizeof name, "rpid:%.*s", XS_PIDF_ACTIVITY_NAME_MAX, names[i]);
             if (!xs_xml_el_add_child(acts, NS_PIDF, name))
                 return XS_ENOMEM;
         }
@@ -630,8 +638,6 @@ static int build_person(struct xs_xml_el *root, const char *id, const char *note
         if (!av || xs_xml_el_add_text(av, num, strlen(num)))
             return XS_ENOMEM;
     }
-    if (note && !add_text_child(person, "dm:note", note, lang))
-        return XS_ENOMEM;
     return 0;
 }
 
@@ -648,13 +654,15 @@ static int build(struct xs_xml_el *root, const char *entity, const char *tuple_i
     if (!status || xs_xml_el_set_attr(tuple, "id", tuple_id) ||
         !add_text_child(status, "basic", basic == XS_PIDF_OPEN ? "open" : "closed", NULL))
         return XS_ENOMEM;
+    /* The note goes in one place only, the tuple (RFC 3863 §4.1.6), which
+     * every PIDF reader knows; a reader that gathers every note would
+     * otherwise show it twice. */
     if (note && !add_text_child(tuple, "note", note, lang))
         return XS_ENOMEM;
-    if (!note && !n && !availability)
+    if (!n && !availability)
         return 0;
     /* The person's id must differ from the tuple's: both are xs:ID. */
-    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", note, lang, names, n,
-                        availability);
+    return build_person(root, strcmp(tuple_id, "p") ? "p" : "p1", names, n, availability);
 }
 
 int xs_pidf_write(const char *entity, const char *tuple_id, enum xs_pidf_basic basic,

@@ -43,7 +43,7 @@ struct xs_pidf {
      * whitespace-only note is none. */
     char note[XS_PIDF_TEXT_MAX + 1];
     char note_lang[36];            /* its xml:lang, inherited too; "" if none or longer */
-    /* The children of every RPID <activities>, in document order, as their
+    /* The RPID children of every RPID <activities>, in document order, as their
      * local names ("away", "on-the-phone", "meeting"; <other>text</other>
      * as "other"), space-separated, without repeats or <unknown/>; names
      * longer than XS_PIDF_ACTIVITY_NAME_MAX and those past
@@ -71,8 +71,8 @@ int xs_pidf_parse(const char *doc, size_t len, struct xs_pidf *out, const char *
 
 /* Writes a PIDF document for entity with one tuple (id "t" when tuple_id is
  * NULL) whose <basic> is basic, the note (may be NULL, empty or whitespace
- * for none) in lang (may be NULL) as a <note> of the tuple and a dm:note of
- * a dm:person, the activities (space-separated names, may be NULL; repeats
+ * for none) in lang (may be NULL) as a <note> of the tuple (one place
+ * only: readers that gather every note would show it twice), the activities (space-separated names, may be NULL; repeats
  * and "unknown" dropped) as RPID <activities> of the person, and the
  * availability number when not 0 (in the Lync state namespace). Every
  * argument is borrowed. Appends to out; on failure out is as it was.

@@ -30,7 +30,7 @@ struct xs_sip {
     size_t max_message;
     size_t max_body; /* gateway.max_body: larger bodies get 413 (0: not checked here) */
     size_t udp_recv_buffer, udp_send_buffer; /* sip.udp_*_buffer (0: the system's) */
-    char host[256];  /* our name for Warning agents and generated Call-IDs */
+    char host[256]; /* our name for Warning agents and generated Call-IDs */
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
     size_t n_listen;
@@ -523,8 +523,7 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
     sip->on_closed = on_closed;
     sip->closed_ud = ud;
     xs_log(XS_LOG_INFO, "sip.closing", "server_txns=%zu client_txns=%zu records=%zu",
-           xs__sip_txns_servers(&sip->txns), xs__sip_txns_clients(&sip->txns),
-           sip->txns.n_records);
+           xs__sip_txns_servers(&sip->txns), xs__sip_txns_clients(&sip->txns), sip->txns.n_records);
     /* Presence first: what it has not stored yet is written, and the
      * requests it has in flight then end with the transactions without
      * starting new ones. */

@@ -139,15 +139,23 @@ static int set_target(struct xs_sip_dialog *d, const osip_message_t *m)
     return rc ? rc : xs_sip_dialog_set(&d->remote_target, target);
 }
 
-int xs_sip_dialog_from_response(struct xs_sip_dialog *d, const osip_message_t *resp)
+static uint32_t cseq_of(const osip_message_t *m)
 {
-    const char *tag = xs_sip_to_tag(resp);
+    if (!m->cseq || !m->cseq->number)
+        return 0;
+    return (uint32_t)strtoul(m->cseq->number, NULL, 10);
+}
+
+/* The peer's half of a dialog from m: its tag, its Contact as the remote
+ * target, and the route set (Record-Route, reversed for a response). */
+static int peer_half(struct xs_sip_dialog *d, const osip_message_t *m, const char *tag, int reverse)
+{
     if (!tag || strlen(tag) > XS_SIP_DIALOG_TAG_MAX)
         return XS_EPROTO;
     char *routes = NULL;
-    int rc = set_target(d, resp);
+    int rc = set_target(d, m);
     if (!rc)
-        rc = route_set_of(resp, 1, &routes);
+        rc = route_set_of(m, reverse, &routes);
     if (!rc)
         rc = xs_sip_dialog_set(&d->remote_tag, tag);
     if (!rc) {
@@ -159,31 +167,16 @@ int xs_sip_dialog_from_response(struct xs_sip_dialog *d, const osip_message_t *r
     return rc;
 }
 
-static uint32_t cseq_of(const osip_message_t *m)
+int xs_sip_dialog_from_response(struct xs_sip_dialog *d, const osip_message_t *resp)
 {
-    if (!m->cseq || !m->cseq->number)
-        return 0;
-    return (uint32_t)strtoul(m->cseq->number, NULL, 10);
+    return peer_half(d, resp, xs_sip_to_tag(resp), 1);
 }
 
 int xs_sip_dialog_from_request(struct xs_sip_dialog *d, const osip_message_t *req)
 {
-    const char *tag = xs_sip_from_tag(req);
-    if (!tag || strlen(tag) > XS_SIP_DIALOG_TAG_MAX)
-        return XS_EPROTO;
-    char *routes = NULL;
-    int rc = set_target(d, req);
+    int rc = peer_half(d, req, xs_sip_from_tag(req), 0);
     if (!rc)
-        rc = route_set_of(req, 0, &routes);
-    if (!rc)
-        rc = xs_sip_dialog_set(&d->remote_tag, tag);
-    if (!rc) {
-        free(d->route_set);
-        d->route_set = routes;
-        routes = NULL;
         d->remote_cseq = cseq_of(req);
-    }
-    free(routes);
     return rc;
 }
 
@@ -203,9 +196,8 @@ int xs_sip_dialog_accept(struct xs_sip_dialog *d, const osip_message_t *req)
 }
 
 int xs_sip_dialog_write(const struct xs_sip_dialog *d, const char *method,
-                        const struct xs_sip_req_params *p, const char *contact,
-                        const char *headers, const char *ctype, const char *body, size_t blen,
-                        struct xs_buf *out)
+                        const struct xs_sip_req_params *p, const char *contact, const char *headers,
+                        const char *ctype, const char *body, size_t blen, struct xs_buf *out)
 {
     if (!d->call_id || !d->local_tag || !d->local_uri || !d->remote_uri || !d->remote_target)
         return XS_EINVAL;

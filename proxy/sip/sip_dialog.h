@@ -64,9 +64,8 @@ int xs_sip_dialog_accept(struct xs_sip_dialog *d, const osip_message_t *req);
  * NULL), and the body with its Content-Type (both NULL for none). Returns
  * 0, XS_EINVAL (the dialog lacks a field) or XS_ELIMIT / XS_ENOMEM. */
 int xs_sip_dialog_write(const struct xs_sip_dialog *d, const char *method,
-                        const struct xs_sip_req_params *p, const char *contact,
-                        const char *headers, const char *ctype, const char *body, size_t blen,
-                        struct xs_buf *out);
+                        const struct xs_sip_req_params *p, const char *contact, const char *headers,
+                        const char *ctype, const char *body, size_t blen, struct xs_buf *out);
 
 /* The Record-Route lines of req, as a 2xx that creates a dialog must copy
  * them (§12.1.1), into out (n bytes, "" when none). XS_ELIMIT when they do

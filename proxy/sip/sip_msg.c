@@ -260,9 +260,14 @@ static void parse_bad_request_uri(const char *data, size_t hl, struct xs_sip_in 
     const char *sp1 = memchr(data, ' ', n), *sp2 = data + n;
     while (sp2 > data && sp2[-1] != ' ')
         sp2--;
-    static const char version[] = "SIP/2.0";
+    static const char version[] = "SIP/2.0", stand_in[] = "sip:invalid";
     if (!sp1 || sp1 == data || sp2 - 1 <= sp1 || (size_t)(data + n - sp2) != sizeof version - 1 ||
         strncasecmp(sp2, version, sizeof version - 1) != 0)
+        return;
+    /* Already the stand-in: the URI was not what osip refused, and trying
+     * again would only recurse. */
+    if ((size_t)(sp2 - 1 - (sp1 + 1)) == sizeof stand_in - 1 &&
+        !memcmp(sp1 + 1, stand_in, sizeof stand_in - 1))
         return;
     struct xs_buf line;
     xs_buf_init(&line, XS_SIP_HEADER_MAX + 64);

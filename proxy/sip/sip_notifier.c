@@ -20,6 +20,14 @@
  * that it carries the current state rather than none. */
 #define APPROVAL_WAIT_MS 200
 
+/* Why a subscription ends (sub.ending): the reason of its last NOTIFY. */
+enum {
+    ENDING_REJECTED = 1,     /* refused or cancelled by the XMPP user: reason=rejected */
+    ENDING_TIMEOUT = 2,      /* expired, or a fetch answered: reason=timeout */
+    ENDING_NORESOURCE = 3,   /* the XMPP side could not be reached: reason=noresource */
+    ENDING_UNSUBSCRIBED = 4, /* the watcher's un-SUBSCRIBE: reason=timeout (RFC 6665 4.2.1.4) */
+};
+
 static void send_notify(struct sub *s);
 
 static uint64_t jitter(uint64_t lo, uint64_t hi)
@@ -39,12 +47,27 @@ static const char *best_doc(const struct sub *s)
         if (!r->pidf)
             continue;
         if (!best || r->open > best->open ||
-            (r->open == best->open &&
-             (r->priority > best->priority ||
-              (r->priority == best->priority && r->seq > best->seq))))
+            (r->open == best->open && (r->priority > best->priority ||
+                                       (r->priority == best->priority && r->seq > best->seq))))
             best = r;
     }
     return best ? best->pidf : NULL;
+}
+
+/* FNV-1a: tells documents apart for "did it change"; a collision only
+ * skips one NOTIFY of the presentity's own making. */
+static uint64_t doc_hash(const char *d)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)d; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+const char *xs__notifier_doc(const struct sub *s)
+{
+    const char *d = best_doc(s);
+    return d ? d : s->last_pidf;
 }
 
 /* Tells the XMPP user, from the SIP watcher. */
@@ -73,10 +96,14 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         left = 0;
     const char *doc = NULL;
     if (s->state == XS_SUB_STATE_TERMINATED)
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
-                 s->ending == 2 ? "timeout" : s->ending == 3 ? "noresource" : "rejected");
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: terminated;reason=%s\r\n",
+                 s->ending == ENDING_TIMEOUT || s->ending == ENDING_UNSUBSCRIBED ? "timeout"
+                 : s->ending == ENDING_NORESOURCE                                ? "noresource"
+                                                                                 : "rejected");
     else
-        snprintf(headers, sizeof headers, "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
+        snprintf(headers, sizeof headers,
+                 "Event: presence\r\nSubscription-State: %s;expires=%lld\r\n",
                  s->state == XS_SUB_STATE_ACTIVE ? "active" : "pending", (long long)left);
     if (s->state == XS_SUB_STATE_ACTIVE) {
         doc = best_doc(s);
@@ -86,14 +113,17 @@ static int build_notify(void *ud, const struct xs_sip_req_params *p, struct xs_b
         doc = s->last_pidf;
     }
     s->d.local_cseq++;
-    int rc = xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
-                                 doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0,
-                                 out);
-    if (!rc && doc && doc != s->last_pidf) {
-        char *copy = strdup(doc);
-        if (copy) {
+    int rc =
+        xs_sip_dialog_write(&s->d, "NOTIFY", p, contact, headers,
+                            doc ? "application/pidf+xml" : NULL, doc, doc ? strlen(doc) : 0, out);
+    if (!rc && doc) {
+        /* What was sent is remembered by its hash: the text stays with the
+         * resource it came from, and only a restored subscription, which
+         * has no resource yet, keeps a copy of its own. */
+        s->sent_hash = doc_hash(doc);
+        if (doc != s->last_pidf) {
             free(s->last_pidf);
-            s->last_pidf = copy;
+            s->last_pidf = NULL;
         }
     }
     if (!rc)
@@ -113,7 +143,9 @@ static void on_notify_final(void *ud, const osip_message_t *resp, enum xs_cond c
     }
     int code = resp ? resp->status_code : 0;
     if (s->ending) {
-        xs__sub_log(s, "ended", s->ending == 2 ? "expired" : "terminated");
+        /* An un-SUBSCRIBE was logged when it came. */
+        if (s->ending != ENDING_UNSUBSCRIBED)
+            xs__sub_log(s, "ended", s->ending == ENDING_TIMEOUT ? "expired" : "terminated");
         xs__sub_free(s);
         return;
     }
@@ -188,10 +220,10 @@ static void on_asked(void *ud, enum xs_cond cond, const char *text)
     }
     if (s->state == XS_SUB_STATE_PENDING)
         terminate(s,
-                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND || cond == XS_COND_REMOTE_SERVER_TIMEOUT ||
-                          cond == XS_COND_ITEM_NOT_FOUND
-                      ? 3
-                      : 1,
+                  cond == XS_COND_REMOTE_SERVER_NOT_FOUND ||
+                          cond == XS_COND_REMOTE_SERVER_TIMEOUT || cond == XS_COND_ITEM_NOT_FOUND
+                      ? ENDING_NORESOURCE
+                      : ENDING_REJECTED,
                   text ? text : xs_cond_name(cond));
 }
 
@@ -248,7 +280,7 @@ static int in_dialog(struct xs__sip_presence *pr, const osip_message_t *req, con
         answer_headers(s, NULL, 0, extra, extra_n);
         tell_presentity(s, XS_EVENT_SUBSCRIPTION, "unsubscribe");
         s->state = XS_SUB_STATE_TERMINATED;
-        s->ending = 2;
+        s->ending = ENDING_UNSUBSCRIBED;
         xs__sub_log(s, "unsubscribed", "Expires: 0 from the watcher");
         xs__sub_due(s, DUE_SEND, 0);
         return 200;
@@ -316,7 +348,7 @@ static int fetch(struct xs__sip_presence *pr, const osip_message_t *req, const c
         return rc == XS_ENOMEM ? 500 : 400;
     }
     f->state = XS_SUB_STATE_TERMINATED;
-    f->ending = 2;
+    f->ending = ENDING_TIMEOUT;
     answer_headers(f, req, 0, extra, extra_n);
     xs__sub_due(f, DUE_SEND, 0);
     return 200;
@@ -346,7 +378,8 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         granted = pr->max_expires;
     struct sub *old = xs__sub_find(pr, XS_SUB_WATCH_XMPP, watcher, presentity);
     enum xs_sub_state was = old ? old->state : XS_SUB_STATE_PENDING;
-    char *last = old && old->last_pidf ? strdup(old->last_pidf) : NULL;
+    const char *prev = old ? xs__notifier_doc(old) : NULL;
+    char *last = prev ? strdup(prev) : NULL;
     if (old) {
         /* The watcher subscribes again in a new dialog (its UA restarted):
          * the new dialog replaces the old, which its UA has forgotten. */
@@ -408,7 +441,9 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
         *why = pr->sync_text;
         return xs_sip_cond_to_status(pr->sync_cond);
     }
-    xs__sub_log(s, "pending", "asked the XMPP user");
+    /* The policy may have approved it while it was submitted. */
+    if (s->state == XS_SUB_STATE_PENDING)
+        xs__sub_log(s, "pending", "asked the XMPP user");
     xs__sub_store(s);
     answer_headers(s, req, granted, extra, extra_n);
     /* The first NOTIFY goes out right after the 202 (§4.2.1.1). */
@@ -491,7 +526,7 @@ static void on_presence(struct sub *s, const struct xs_event *ev, const char *gr
     slot->priority = ev->priority;
     slot->seq = ++s->res_seq;
     const char *best = best_doc(s);
-    if (s->state != XS_SUB_STATE_ACTIVE || (best && s->last_pidf && !strcmp(best, s->last_pidf)))
+    if (s->state != XS_SUB_STATE_ACTIVE || (best && doc_hash(best) == s->sent_hash))
         return;
     if (s->busy)
         s->again = 1;
@@ -513,9 +548,11 @@ void xs__notifier_event(struct xs__sip_presence *pr, struct xs_event *ev)
     if (!s || s->ending) {
         /* Directed presence, or an answer nobody asked for: presence goes
          * only where a subscription entitles it (RFC 8048 §6). */
-        XS_LOG(XS_LOG_DEBUG, "presence.in", "from=%s to=%s type=%s result=not-carried "
+        XS_LOG(XS_LOG_DEBUG, "presence.in",
+               "from=%s to=%s type=%s result=not-carried "
                "reason=\"no subscription of this SIP user\"",
-               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to), ev->type);
+               xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
+               ev->type);
         xs_event_free(ev);
         return;
     }
@@ -523,7 +560,7 @@ void xs__notifier_event(struct xs__sip_presence *pr, struct xs_event *ev)
         if (!strcmp(ev->type, "subscribed"))
             on_subscribed(s);
         else if (!strcmp(ev->type, "unsubscribed"))
-            terminate(s, 1, "refused or cancelled by the XMPP user");
+            terminate(s, ENDING_REJECTED, "refused or cancelled by the XMPP user");
     } else if (ev->kind == XS_EVENT_PRESENCE &&
                (!strcmp(ev->type, "available") || !strcmp(ev->type, "unavailable"))) {
         if (s->state == XS_SUB_STATE_ACTIVE)
@@ -540,7 +577,7 @@ void xs__notifier_timer(struct sub *s, enum sub_due due)
         /* The watcher did not refresh in time (§4.2.2): the subscription
          * ends, and the XMPP user hears it as an unsubscribe. */
         tell_presentity(s, XS_EVENT_SUBSCRIPTION, "unsubscribe");
-        terminate(s, 2, "expired");
+        terminate(s, ENDING_TIMEOUT, "expired");
         return;
     }
     if (s->restored) {
@@ -557,5 +594,5 @@ void xs__notifier_timer(struct sub *s, enum sub_due due)
 
 void xs__notifier_restored(struct sub *s)
 {
-    xs__sub_due(s, DUE_SEND, jitter(0, 30000));
+    xs__sub_due(s, DUE_SEND, jitter(0, xs__sub_restore_spread(s)));
 }

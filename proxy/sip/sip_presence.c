@@ -1,7 +1,8 @@
 /* The SIP presence layer's common part (see sip_presence.h): the table of
- * subscriptions and its indexes, the limits, the one timer, the store and
- * the restore, and the dispatch of events and requests to the subscriber
- * (sip_subscriber.c) and notifier (sip_notifier.c) halves. */
+ * subscriptions and its indexes, the limits, the one timer, start and
+ * close, and the dispatch of events and requests to the subscriber
+ * (sip_subscriber.c) and notifier (sip_notifier.c) halves; the store is
+ * sip_presence_store.c's. */
 #include "sip/sip_presence_int.h"
 
 #include <stdint.h>
@@ -12,17 +13,19 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "core/random.h"
 
 #define FLUSH_MS 1000
-/* Subscriptions written to the store in one transaction at most: a storm
- * of changes is written over several seconds rather than stalling the
- * loop for one long commit. */
-#define FLUSH_BATCH 4096
 
 int64_t xs__sub_now(void)
 {
     return (int64_t)time(NULL);
+}
+
+uint64_t xs__sub_restore_spread(const struct sub *s)
+{
+    int64_t left = s->expires_at - xs__sub_now();
+    uint64_t w = left > 0 ? (uint64_t)left * 100 : 1;
+    return w > 30000 ? 30000 : w;
 }
 
 static const char *role_name(enum xs_sub_role r)
@@ -32,16 +35,18 @@ static const char *role_name(enum xs_sub_role r)
 
 static const char *state_name(enum xs_sub_state s)
 {
-    return s == XS_SUB_STATE_ACTIVE ? "active" : s == XS_SUB_STATE_PENDING ? "pending" : "terminated";
+    return s == XS_SUB_STATE_ACTIVE    ? "active"
+           : s == XS_SUB_STATE_PENDING ? "pending"
+                                       : "terminated";
 }
 
 void xs__sub_log(const struct sub *s, const char *what, const char *reason)
 {
     char qw[160], qp[160], qr[160];
-    xs_log(XS_LOG_INFO, "presence.sub", "role=%s watcher=%s presentity=%s state=%s event=%s reason=%s",
-           role_name(s->role), xs_log_quote(qw, sizeof qw, s->watcher),
-           xs_log_quote(qp, sizeof qp, s->presentity), state_name(s->state), what,
-           xs_log_quote(qr, sizeof qr, reason));
+    xs_log(XS_LOG_INFO, "presence.sub",
+           "role=%s watcher=%s presentity=%s state=%s event=%s reason=%s", role_name(s->role),
+           xs_log_quote(qw, sizeof qw, s->watcher), xs_log_quote(qp, sizeof qp, s->presentity),
+           state_name(s->state), what, xs_log_quote(qr, sizeof qr, reason));
 }
 
 /* ---- indexes and limits ---- */
@@ -182,8 +187,7 @@ struct sub *xs__sub_new(struct xs__sip_presence *pr, enum xs_sub_role role, cons
         s->xmpp_domain = domain;
         domain = NULL;
     }
-    if (!s || !s->key || !s->watcher || !s->presentity ||
-        count_add(&pr->per_user, user) != 0) {
+    if (!s || !s->key || !s->watcher || !s->presentity || count_add(&pr->per_user, user) != 0) {
         if (s) {
             free(s->key);
             free(s->watcher);
@@ -361,134 +365,11 @@ static void on_timer(uv_timer_t *t)
     timer_arm(pr);
 }
 
-/* ---- the store ---- */
-
-void xs__sub_store(struct sub *s)
-{
-    if (s->stored || !s->pr->store)
-        return;
-    s->stored = 1;
-    s->dirty_next = s->pr->dirty;
-    s->pr->dirty = s;
-    s->pr->n_dirty++;
-}
-
-static void record_of(const struct sub *s, struct xs_sub_record *r)
-{
-    *r = (struct xs_sub_record){
-        .role = s->role,
-        .watcher = s->watcher,
-        .presentity = s->presentity,
-        .state = s->state,
-        .call_id = s->d.call_id,
-        .local_tag = s->d.local_tag,
-        .remote_tag = s->d.remote_tag,
-        .remote_target = s->d.remote_target,
-        .route_set = s->d.route_set,
-        .local_cseq = s->d.local_cseq,
-        .remote_cseq = s->d.remote_cseq,
-        .expires_at = s->expires_at,
-        .last_pidf = s->last_pidf,
-    };
-}
-
-/* Writes at most FLUSH_BATCH changes in one transaction. A record the
- * store refuses (a peer's tag or document past the store's bounds) is
- * logged and left out; the rest of the batch is written all the same. */
-static void flush_some(struct xs__sip_presence *pr)
-{
-    if (!pr->store || (!pr->dirty && !pr->deletes))
-        return;
-    struct xs_sub_store *st = pr->store;
-    if (st->ops->begin(st) != 0) {
-        xs_log(XS_LOG_ERROR, "presence.store", "result=failed reason=\"%s\"",
-               xs_sub_store_error(st));
-        return;
-    }
-    size_t n = 0, refused = 0;
-    while (pr->deletes && n < FLUSH_BATCH) {
-        struct sub_delete *d = pr->deletes;
-        if (st->ops->del(st, d->role, d->watcher, d->presentity) != 0)
-            refused++;
-        pr->deletes = d->next;
-        pr->n_deletes--;
-        free(d->watcher);
-        free(d->presentity);
-        free(d);
-        n++;
-    }
-    while (pr->dirty && n < FLUSH_BATCH) {
-        struct sub *s = pr->dirty;
-        pr->dirty = s->dirty_next;
-        pr->n_dirty--;
-        s->stored = 0;
-        struct xs_sub_record r;
-        record_of(s, &r);
-        if (st->ops->put(st, &r) != 0) {
-            refused++;
-            char qw[160], qp[160];
-            xs_log(XS_LOG_WARN, "presence.store", "watcher=%s presentity=%s result=not-stored "
-                   "reason=\"%s\"", xs_log_quote(qw, sizeof qw, s->watcher),
-                   xs_log_quote(qp, sizeof qp, s->presentity), xs_sub_store_error(st));
-        }
-        n++;
-    }
-    if (st->ops->commit(st) != 0)
-        xs_log(XS_LOG_ERROR, "presence.store", "result=failed written=%zu reason=\"%s\"", n,
-               xs_sub_store_error(st));
-    else if (refused)
-        xs_log(XS_LOG_WARN, "presence.store", "written=%zu refused=%zu", n - refused, refused);
-}
-
-static void on_flush(uv_timer_t *t)
-{
-    flush_some(t->data);
-}
-
-static void queue_delete(struct sub *s)
-{
-    struct xs__sip_presence *pr = s->pr;
-    if (!pr->store)
-        return;
-    struct sub_delete *d = calloc(1, sizeof *d);
-    if (d) {
-        d->role = s->role;
-        d->watcher = strdup(s->watcher);
-        d->presentity = strdup(s->presentity);
-    }
-    if (!d || !d->watcher || !d->presentity) {
-        if (d) {
-            free(d->watcher);
-            free(d->presentity);
-        }
-        free(d);
-        xs_log(XS_LOG_ERROR, "presence.store", "result=failed reason=\"out of memory\"");
-        return;
-    }
-    d->next = pr->deletes;
-    pr->deletes = d;
-    pr->n_deletes++;
-}
-
-static void unlink_dirty(struct sub *s)
-{
-    if (!s->stored)
-        return;
-    for (struct sub **p = &s->pr->dirty; *p; p = &(*p)->dirty_next) {
-        if (*p == s) {
-            *p = s->dirty_next;
-            s->pr->n_dirty--;
-            break;
-        }
-    }
-    s->stored = 0;
-}
-
 static void sub_release(struct sub *s)
 {
     struct xs__sip_presence *pr = s->pr;
     heap_remove(pr, s);
-    unlink_dirty(s);
+    xs__sub_unlink_dirty(s);
     if (s->dkey)
         xs__sip_table_remove(&pr->by_dialog, &s->by_dialog);
     if (s->fetch) {
@@ -515,7 +396,7 @@ static void sub_release(struct sub *s)
 void xs__sub_free(struct sub *s)
 {
     if (!s->fetch)
-        queue_delete(s);
+        xs__sub_queue_delete(s);
     sub_release(s);
     if (s->busy) {
         /* The request in flight still points here: it finds the
@@ -605,7 +486,7 @@ void xs__sub_contact(struct xs__sip_presence *pr, const struct xs_sip_req_params
 {
     if (p)
         snprintf(pr->learned_host, sizeof pr->learned_host, "%s", p->via_host);
-    const char *host = pr->contact_host[0] ? pr->contact_host
+    const char *host = pr->contact_host[0]   ? pr->contact_host
                        : pr->learned_host[0] ? pr->learned_host
                                              : pr->host;
     int v6 = strchr(host, ':') != NULL;
@@ -613,7 +494,10 @@ void xs__sub_contact(struct xs__sip_presence *pr, const struct xs_sip_req_params
                      : pr->contact_transport == XS_SIP_TLS ? ";transport=tls"
                                                            : "";
     snprintf(out, n, "sip:%s%s%s:%d%s", v6 ? "[" : "", host, v6 ? "]" : "",
-             pr->contact_port ? pr->contact_port : p ? p->via_port : 5060, tp);
+             pr->contact_port ? pr->contact_port
+             : p              ? p->via_port
+                              : 5060,
+             tp);
 }
 
 /* ---- configuration, start, restore, close ---- */
@@ -692,73 +576,9 @@ int xs__sip_presence_start(uv_loop_t *loop, struct xs__sip_txns *t, const struct
     uv_timer_init(loop, &pr->flush);
     pr->flush.data = pr;
     if (store)
-        uv_timer_start(&pr->flush, on_flush, FLUSH_MS, FLUSH_MS);
+        uv_timer_start(&pr->flush, xs__sub_on_flush, FLUSH_MS, FLUSH_MS);
     *out = pr;
     return 0;
-}
-
-static int restore_one(void *ud, const struct xs_sub_record *r)
-{
-    struct xs__sip_presence *pr = ud;
-    const char *why = NULL;
-    if (!r->watcher || !r->presentity ||
-        (r->role != XS_SUB_WATCH_SIP && r->role != XS_SUB_WATCH_XMPP))
-        return 0;
-    if (r->expires_at && r->expires_at <= xs__sub_now()) {
-        /* It ran out while the gateway was down. */
-        struct sub tmp = {.pr = pr, .role = r->role};
-        tmp.watcher = (char *)r->watcher;
-        tmp.presentity = (char *)r->presentity;
-        queue_delete(&tmp);
-        return 0;
-    }
-    struct sub *s = xs__sub_new(pr, r->role, r->watcher, r->presentity, &why);
-    if (!s) {
-        char qw[160], qp[160];
-        xs_log(XS_LOG_WARN, "presence.restore", "watcher=%s presentity=%s result=dropped reason=%s",
-               xs_log_quote(qw, sizeof qw, r->watcher), xs_log_quote(qp, sizeof qp, r->presentity),
-               why);
-        return 0;
-    }
-    s->state = r->state;
-    s->expires_at = r->expires_at;
-    s->restored = 1;
-    int rc = xs_sip_dialog_set(&s->d.call_id, r->call_id);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.local_tag, r->local_tag);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_tag, r->remote_tag);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_target, r->remote_target);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.route_set, r->route_set);
-    rc = rc ? rc : xs_sip_dialog_set(&s->last_pidf, r->last_pidf);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.local_uri,
-                                     r->role == XS_SUB_WATCH_SIP ? r->watcher : r->presentity);
-    rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_uri,
-                                     r->role == XS_SUB_WATCH_SIP ? r->presentity : r->watcher);
-    /* CSeqs written since the last store write are lost in a crash: ours
-     * jumps ahead so the peer sees it grow all the same. */
-    s->d.local_cseq = r->local_cseq + 1000;
-    s->d.remote_cseq = r->remote_cseq;
-    if (rc) {
-        xs__sub_free(s);
-        return XS_ENOMEM;
-    }
-    xs__sub_index_dialog(s);
-    if (s->role == XS_SUB_WATCH_SIP)
-        xs__subscriber_restored(s);
-    else
-        xs__notifier_restored(s);
-    return 0;
-}
-
-void xs__sip_presence_restore(struct xs__sip_presence *pr)
-{
-    if (!pr->store)
-        return;
-    int rc = pr->store->ops->load(pr->store, restore_one, pr);
-    if (rc)
-        xs_log(XS_LOG_ERROR, "presence.restore", "result=failed reason=\"%s\"",
-               xs_sub_store_error(pr->store));
-    xs_log(XS_LOG_INFO, "presence.restore", "xmpp_watches_sip=%zu sip_watches_xmpp=%zu",
-           pr->count[XS_SUB_WATCH_SIP], pr->count[XS_SUB_WATCH_XMPP]);
 }
 
 size_t xs__sip_presence_count(const struct xs__sip_presence *pr, enum xs_sub_role role)
@@ -787,12 +607,7 @@ void xs__sip_presence_close(struct xs__sip_presence *pr, void (*on_closed)(void 
     pr->closed_ud = ud;
     uv_timer_stop(&pr->timer);
     uv_timer_stop(&pr->flush);
-    while (pr->dirty || pr->deletes) {
-        size_t before = pr->n_dirty + pr->n_deletes;
-        flush_some(pr);
-        if (pr->n_dirty + pr->n_deletes >= before)
-            break;
-    }
+    xs__sub_flush_all(pr);
     xs_log(XS_LOG_INFO, "presence.closed",
            "xmpp_watches_sip=%zu sip_watches_xmpp=%zu kept=store unstored=%zu",
            pr->count[XS_SUB_WATCH_SIP], pr->count[XS_SUB_WATCH_XMPP], pr->n_dirty + pr->n_deletes);
@@ -807,7 +622,8 @@ void xs__sip_presence_close(struct xs__sip_presence *pr, void (*on_closed)(void 
      * the store has it for the next start. */
     for (size_t b = 0; b < pr->by_key.n_buckets; b++) {
         while (pr->by_key.buckets[b]) {
-            struct sub *s = (struct sub *)((char *)pr->by_key.buckets[b] - offsetof(struct sub, by_key));
+            struct sub *s =
+                (struct sub *)((char *)pr->by_key.buckets[b] - offsetof(struct sub, by_key));
             s->stored = 0;
             sub_release(s);
             if (s->busy)
@@ -857,9 +673,8 @@ void xs__sip_presence_deliver(struct xs__sip_presence *pr, struct xs_event *ev, 
      * XMPP user, and their unsubscribe, concern what the XMPP user watches
      * (subscriber); approvals, refusals and presence from an XMPP user
      * concern what SIP users watch of them (notifier). */
-    int subscriber =
-        ev->type && (!strcmp(ev->type, "subscribe") || !strcmp(ev->type, "unsubscribe") ||
-                     !strcmp(ev->type, "probe"));
+    int subscriber = ev->type && (!strcmp(ev->type, "subscribe") ||
+                                  !strcmp(ev->type, "unsubscribe") || !strcmp(ev->type, "probe"));
     if (pr->closing) {
         xs_event_free(ev);
         done(ud, XS_COND_SERVICE_UNAVAILABLE, "SIP side is shutting down");

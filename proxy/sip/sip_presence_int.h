@@ -42,23 +42,27 @@ struct sub {
     char *watcher, *presentity; /* bare SIP URIs */
     char *xmpp_domain;          /* the XMPP party's domain, for the per-domain limit */
     struct xs_sip_dialog d;
-    int64_t expires_at;         /* Unix time, seconds; 0: not granted yet */
-    unsigned asked;             /* subscriber: the Expires we ask for */
+    int64_t expires_at; /* Unix time, seconds; 0: not granted yet */
+    unsigned asked;     /* subscriber: the Expires we ask for */
     /* The timer: a slot in the layer's heap. */
     uint64_t due_at;
     size_t heap_idx; /* SIZE_MAX when not in the heap */
     enum sub_due due;
     unsigned retries;
-    int busy;      /* a request of ours is in flight for this subscription */
-    int again;     /* notifier: a newer state is waiting for the one in flight */
-    int ending;    /* a request that ends the subscription is owed or in flight */
-    int stored;    /* on the store's dirty list */
+    int busy;   /* a request of ours is in flight for this subscription */
+    int again;  /* notifier: a newer state is waiting for the one in flight */
+    int ending; /* a request that ends the subscription is owed or in flight */
+    int stored; /* on the store's dirty list */
     struct sub *dirty_next;
-    int restored;  /* came from the store: its first request re-checks the dialog */
-    int fetch;     /* a one-time fetch for a probe: in no index but the dialog's, not stored */
-    int submitting; /* its subscribe event is being submitted */
+    int restored;       /* came from the store: its first request re-checks the dialog */
+    int fetch;          /* a one-time fetch for a probe: in no index but the dialog's, not stored */
+    int submitting;     /* its subscribe event is being submitted */
     int policy_pending; /* the policy said "pending": not asked on the other side */
-    char *last_pidf;    /* the last document that crossed this subscription */
+    /* The last document that crossed this subscription: the subscriber's
+     * last NOTIFY body; the notifier's only after a restore (else the
+     * document is its resource's, and sent_hash tells what was sent). */
+    char *last_pidf;
+    uint64_t sent_hash;
     struct sub_resource res[SUB_RESOURCES];
     uint64_t res_seq;
 };
@@ -134,8 +138,22 @@ void xs__sub_index_dialog(struct sub *s);
 void xs__sub_free(struct sub *s);
 /* Schedules the subscription's timer (replacing any) in ms from now. */
 void xs__sub_due(struct sub *s, enum sub_due due, uint64_t in_ms);
-/* Marks it for the next store write. */
+/* sip_presence_store.c: marks it for the next store write. */
 void xs__sub_store(struct sub *s);
+/* Writes at most one batch of what changed (deletes first). */
+void xs__sub_flush(struct xs__sip_presence *pr);
+/* Writes batches until everything is written (or a batch writes nothing). */
+void xs__sub_flush_all(struct xs__sip_presence *pr);
+/* The once-a-second timer's callback (data: the layer). */
+void xs__sub_on_flush(uv_timer_t *t);
+/* Queues the deletion of s's record, and takes s off the list of records
+ * to write. */
+void xs__sub_queue_delete(struct sub *s);
+void xs__sub_unlink_dirty(struct sub *s);
+/* The window (ms) a restored subscription's first request is spread over:
+ * a tenth of what is left of it, at most 30 s, so that a gateway holding
+ * thousands does not send them in one burst, and none runs out first. */
+uint64_t xs__sub_restore_spread(const struct sub *s);
 /* Seconds since the epoch. */
 int64_t xs__sub_now(void);
 /* The Contact URI requests of ours (p, the Via parameters) and our answers
@@ -170,5 +188,7 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
                            const char *to_tag, char *extra, size_t extra_n, const char **why);
 void xs__notifier_timer(struct sub *s, enum sub_due due);
 void xs__notifier_restored(struct sub *s);
+/* The document a NOTIFY would carry now (NULL: none known). */
+const char *xs__notifier_doc(const struct sub *s);
 
 #endif

@@ -133,6 +133,7 @@ static void on_subscribe_final(void *ud, const osip_message_t *resp, enum xs_con
     int code = resp ? resp->status_code : 0;
     if (s->ending) {
         /* An un-SUBSCRIBE: whatever the answer, we are done with it. */
+        s->state = XS_SUB_STATE_TERMINATED;
         xs__sub_log(s, "unsubscribed", code ? "answered" : text);
         xs__sub_free(s);
         return;
@@ -235,8 +236,8 @@ static void on_subscribe_event(struct xs__sip_presence *pr, struct xs_event *ev)
         xs_log(XS_LOG_WARN, "presence.sub",
                "role=xmpp-watches-sip watcher=%s presentity=%s state=refused reason=\"%s\"",
                xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to), why);
-        xs__sub_submit(pr, xs__sub_event(XS_EVENT_SUBSCRIPTION, "unsubscribed", ev->to, ev->from,
-                                         NULL),
+        xs__sub_submit(pr,
+                       xs__sub_event(XS_EVENT_SUBSCRIPTION, "unsubscribed", ev->to, ev->from, NULL),
                        NULL, NULL);
         return;
     }
@@ -357,8 +358,8 @@ int xs__subscriber_notify(struct xs__sip_presence *pr, const osip_message_t *req
         *why = "a subscription from a forked request is not accepted";
         return 481;
     }
-    int status = s->d.remote_tag ? xs_sip_dialog_accept(&s->d, req)
-                                 : xs_sip_dialog_from_request(&s->d, req);
+    int status =
+        s->d.remote_tag ? xs_sip_dialog_accept(&s->d, req) : xs_sip_dialog_from_request(&s->d, req);
     if (status == 500) {
         *why = "CSeq lower than a previous request's";
         return 500;
@@ -458,5 +459,5 @@ void xs__subscriber_restored(struct sub *s)
     s->asked = s->pr->expires;
     /* Restored subscriptions refresh within the first 30 s, spread, so a
      * gateway holding thousands does not send them all in one burst. */
-    xs__sub_due(s, DUE_SEND, jitter(0, 30000));
+    xs__sub_due(s, DUE_SEND, jitter(0, xs__sub_restore_spread(s)));
 }

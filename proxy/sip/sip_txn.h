@@ -61,8 +61,8 @@ struct xs__sip_txns {
      * has none: the local tag of a dialog the request creates. Whatever
      * the request sets off (a NOTIFY) must go out after the answer. */
     int (*on_dialog)(void *ud, const struct xs_sip_peer *from, const osip_message_t *req,
-                     const char *body, size_t blen, const char *to_tag, char *extra,
-                     size_t extra_n, const char **why);
+                     const char *body, size_t blen, const char *to_tag, char *extra, size_t extra_n,
+                     const char **why);
     void *dialog_ud;
     size_t max_message;
     int draining; /* the gateway is stopping: see xs_sip_drain */
@@ -86,9 +86,9 @@ struct xs__sip_txns {
     /* Server transactions waiting for the router, oldest first: not timed
      * (the router always answers), listed for close. */
     struct xs__sip_tq live;
-    size_t n_records;   /* completed server transactions kept for Timer J */
+    size_t n_records;    /* completed server transactions kept for Timer J */
     size_t stored_bytes; /* what they take, against opts->max_stored_bytes */
-    int pressure;       /* on_pressure(1) was the last call */
+    int pressure;        /* on_pressure(1) was the last call */
     /* A walk over the client transactions (each_client) visits only those
      * started before it began, and survives any of them ending under it. */
     uint64_t client_seq;

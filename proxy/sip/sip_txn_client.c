@@ -34,7 +34,7 @@ struct cli {
     const struct xs__sip_req_ops *ops;
     void *ops_ud;
     uint64_t serial;
-    uint64_t seq; /* start order, for each_client */
+    uint64_t seq;      /* start order, for each_client */
     struct xs_buf out; /* the request as sent */
     enum xs_sip_transport transport;
     size_t e_idx; /* the Timer E queue e is in (or goes to next) */
@@ -45,7 +45,7 @@ struct cli {
     char key[48];
 };
 
-#define CLI_OF_E(ent) ((struct cli *)((char *)(ent) - offsetof(struct cli, e)))
+#define CLI_OF_E(ent) ((struct cli *)((char *)(ent)-offsetof(struct cli, e)))
 
 /* ---- client transactions ---- */
 

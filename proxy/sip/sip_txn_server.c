@@ -16,8 +16,8 @@
 #include "sip/sip_translate.h"
 
 #define ALLOW_ACCEPT                                                                               \
-    "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n"                                                \
-    "Accept: text/plain, text/html, application/pidf+xml\r\n"
+    "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n"                                               \
+    "Accept: text/plain, text/html\r\n"
 /* How long a peer should wait before trying again after our 503. */
 #define RETRY_AFTER_HEADER "Retry-After: 5\r\n"
 
@@ -77,8 +77,7 @@ static void rec_send(struct xs__sip_txns *t, const struct rec *r)
     const char *resp = r->data + strlen(r->data) + 1;
     int rc = xs_sip_tp_reply(t->tp, &p, resp, r->resp_len);
     if (rc != 0)
-        xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", p.desc,
-               xs_errname(rc));
+        xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", p.desc, xs_errname(rc));
 }
 
 /* Keeps the final response in t->scratch, just sent to `peer` over UDP, for
@@ -180,7 +179,8 @@ static void server_done(void *ud, enum xs_cond cond, const char *text)
     if (cond == XS_COND_SERVICE_UNAVAILABLE && x->txns->draining) {
         /* Our own unavailability: 503 + Retry-After, not the remote user's
          * 403 of RFC 7247 §7.1 note 5. */
-        xs_log(XS_LOG_INFO, "sip.bounced", "serial=%llu peer=%s status=503 reason=\"shutting down\"",
+        xs_log(XS_LOG_INFO, "sip.bounced",
+               "serial=%llu peer=%s status=503 reason=\"shutting down\"",
                (unsigned long long)x->serial, x->peer.desc);
         srv_final(x, 503, "shutting down", RETRY_AFTER_HEADER);
         srv_free(x);
@@ -330,8 +330,8 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
         /* Past a limit the refusals are counted in one line a second
          * (overload_log); the other reasons are rare and logged each. */
         if (strcmp(refuse, "too many pending requests") != 0)
-            xs_log(XS_LOG_WARN, "sip.refused", "peer=%s method=%s status=503 reason=%s",
-                   from->desc, method, xs_log_quote(q, sizeof q, refuse));
+            xs_log(XS_LOG_WARN, "sip.refused", "peer=%s method=%s status=503 reason=%s", from->desc,
+                   method, xs_log_quote(q, sizeof q, refuse));
         answer_stateless(t, from, in->msg, 503, refuse, RETRY_AFTER_HEADER);
         return;
     }

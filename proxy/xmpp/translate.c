@@ -102,7 +102,8 @@ static const char *message_type(const char *type)
     return "normal";
 }
 
-static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond);
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
+                             enum xs_cond *cond);
 
 int xs_xmpp_stanza_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
 {
@@ -354,7 +355,8 @@ static const struct presence_type *presence_type_by_wire(const char *wire)
     return NULL;
 }
 
-static const struct presence_type *presence_type_by_event(enum xs_event_kind kind, const char *type)
+static const struct presence_type *presence_type_by_event(enum xs_event_kind kind,
+                                                          const char *type)
 {
     for (size_t i = 0; type && i < N_PRESENCE_TYPES; i++)
         if (presence_types[i].kind == kind && !strcmp(presence_types[i].type, type))
@@ -467,7 +469,8 @@ static int set_bare(char **field, const char *jid)
     return xs_event_set(field, bare);
 }
 
-static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out, enum xs_cond *cond)
+static int presence_to_event(const struct xs_xml_el *st, struct xs_event **out,
+                             enum xs_cond *cond)
 {
     const char *wire = xs_xml_el_attr(st, "type");
     if (wire && !strcmp(wire, "error"))
@@ -518,12 +521,15 @@ int xs_xmpp_event_sendable(const struct xs_event *ev)
     return presence_type_by_event(ev->kind, ev->type) ? 0 : XS_EINVAL;
 }
 
-static int add_status(struct xs_xml_el *el, const char *status)
+/* The language goes on <status> itself: servers may stamp their own
+ * default xml:lang on the stanza on its way to a client (Prosody does),
+ * which would otherwise relabel the text. */
+static int add_status(struct xs_xml_el *el, const char *status, const char *lang)
 {
     if (!status)
         return 0;
     struct xs_xml_el *c = xs_xml_el_add_child(el, ns_server, "status");
-    if (!c)
+    if (!c || (lang && xs_xml_el_set_attr(c, "xml:lang", lang)))
         return XS_ENOMEM;
     size_t n = status_cut(status, strlen(status));
     return n ? xs_xml_el_add_text(c, status, n) : 0;
@@ -557,14 +563,12 @@ static struct xs_xml_el *event_to_presence(const struct xs_event *ev)
      * unavailable too (RFC 6121 §4.5.1: "gone home"); probes and
      * subscriptions carry nothing but addresses. */
     int available = pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type, "available");
-    int with_status =
-        available || (pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type, "unavailable"));
-    if (!rc && with_status && ev->status)
-        rc = xs_xml_el_set_attr(el, "xml:lang", ev->lang);
+    int with_status = available || (pt->kind == XS_EVENT_PRESENCE && !strcmp(pt->type,
+                                                                            "unavailable"));
     if (!rc && available && show_value(ev->show))
         rc = add_text_child(el, ns_server, "show", show_value(ev->show));
     if (!rc && with_status)
-        rc = add_status(el, ev->status);
+        rc = add_status(el, ev->status, ev->lang);
     if (!rc && available && ev->priority) {
         char p[16];
         int v = ev->priority < -128 ? -128 : ev->priority > 127 ? 127 : ev->priority;

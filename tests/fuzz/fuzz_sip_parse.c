@@ -3,6 +3,9 @@
  * and building that answer; the refusal of an untrusted source (header
  * section only, terse answer); and the trusted-peer list, which takes the
  * first line as an entry and matches the input's first bytes as addresses.
+ * A SUBSCRIBE or NOTIFY also goes through what the presence layer reads of
+ * it: the dialog it would make (both ways), its Subscription-State and
+ * Expires, and the Record-Route lines of an answer.
  * No sockets. Seeds: tests/fuzz/sip_seeds/ (a first line that is an
  * address or network feeds the trusted-peer list). */
 #include <netinet/in.h>
@@ -11,6 +14,7 @@
 
 #include "core/buf.h"
 #include "sip/sip_acl.h"
+#include "sip/sip_dialog.h"
 #include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
 
@@ -28,12 +32,30 @@ static void answer(const struct xs_sip_in *in)
     xs_buf_free(&out);
 }
 
+static void dialog(const osip_message_t *m)
+{
+    struct xs_sip_dialog d = {0};
+    struct xs_sip_substate st;
+    char rr[512];
+    xs_sip_dialog_from_request(&d, m);
+    xs_sip_dialog_accept(&d, m);
+    xs_sip_dialog_clear(&d);
+    xs_sip_dialog_from_response(&d, m);
+    xs_sip_dialog_clear(&d);
+    xs_sip_substate_parse(xs_sip_header(m, "subscription-state", NULL), &st);
+    xs_sip_header_seconds(m, "expires", "x");
+    xs_sip_event_is_presence(m);
+    xs_sip_record_route_lines(m, rr, sizeof rr);
+}
+
 static void one_message(const char *data, size_t len, int oversize)
 {
     struct xs_sip_in in;
     xs_sip_in_parse(data, len, oversize, &in);
     if (in.verdict == XS_SIP_ANSWER)
         answer(&in);
+    if (in.verdict == XS_SIP_DIALOG || in.verdict == XS_SIP_RESPONSE)
+        dialog(in.msg);
     xs_sip_in_clear(&in);
     /* As if it came from a source that is not trusted. */
     xs_sip_in_parse_refused(data, len, &in);

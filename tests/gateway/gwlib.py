@@ -14,7 +14,10 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
+import tempfile
 import time
+import traceback
 import uuid
 import xml.parsers.expat
 from xml.sax.saxutils import escape, quoteattr
@@ -691,3 +694,30 @@ partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{
 {extra_partners}
 {hook}
 """
+
+
+def run_tests(tests, prefix, argv):
+    """Runs each test (a coroutine taking a temp dir) that argv names, or
+    all; prints PASS/FAIL with the gateway's log tail on failure, then
+    "N passed, N failed". Returns the exit status."""
+    only = argv[1:]
+    passed = failed = 0
+    for t in tests:
+        if only and t.__name__ not in only:
+            continue
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            start = time.monotonic()
+            try:
+                asyncio.run(asyncio.wait_for(t(tmp), 90))
+                passed += 1
+                print(f"PASS {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+            except BaseException:
+                failed += 1
+                print(f"FAIL {t.__name__}", flush=True)
+                traceback.print_exc()
+                log = os.path.join(tmp, "xsgw.log")
+                if os.path.exists(log):
+                    print("--- xsgw log tail:")
+                    print(open(log, errors="replace").read()[-4000:])
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0

@@ -3,6 +3,10 @@
 set -eu
 pkgs=(prosody kamailio sip-tester dnsmasq-base python3-slixmpp iproute2 openssl lua-unbound)
 pkgs+=(ejabberd)
+# Kamailio as a presence server (t_presence.sh): presence, presence_xml, db_sqlite, sqlite3.
+pkgs+=(kamailio-presence-modules kamailio-sqlite-modules sqlite3)
+# baresip as a second, real SIP presence UA (t_presence.sh): its presence and ctrl_tcp modules.
+pkgs+=(baresip-core)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -76,6 +76,43 @@ t.test("the base policy loads with defaults", function()
     t.eq(cfg.xmpp_streams_unauth, 1000)
     t.eq(cfg.xmpp_streams_unauth_per_source, 8)
     t.eq(cfg.xmpp_streams_per_domain, 32)
+    t.eq(cfg.presence_enabled, true)
+    t.eq(cfg.presence_store, nil)
+    t.eq(cfg.presence_expires, 3600)
+    t.eq(cfg.presence_min_expires, 60)
+    t.eq(cfg.presence_max_expires, 86400)
+    t.eq(cfg.presence_max_per_user, 1000)
+    t.eq(cfg.presence_max_per_domain, 20000)
+    t.eq(cfg.presence_max_total, 100000)
+    t.eq(cfg.sip_contact, nil)
+end)
+
+t.test("gateway.presence and sip.contact: values from the policy, checked", function()
+    local function with(presence, contact)
+        local src = BASE:gsub("domains = ", "presence = " .. presence .. ",\n  domains = ")
+        if contact then
+            src = src:gsub('next_hop = "udp:127.0.0.1:5070"',
+                'next_hop = "udp:127.0.0.1:5070", contact = ' .. contact)
+        end
+        return src
+    end
+    local cfg = assert(load_policy(with("{ enabled = false, store = 'subs.db', min_expires = 1,"
+        .. " expires = 2, max_expires = 3, max_per_user = 1, max_per_domain = 1, max_total = 1 }",
+        '"[::1]:5062"')))
+    t.eq(cfg.presence_enabled, false)
+    t.eq(cfg.presence_store, "subs.db")
+    t.eq(cfg.presence_expires, 2)
+    t.eq(cfg.presence_min_expires, 1)
+    t.eq(cfg.presence_max_expires, 3)
+    t.eq(cfg.presence_max_per_user + cfg.presence_max_per_domain + cfg.presence_max_total, 3)
+    t.eq(cfg.sip_contact, "[::1]:5062")
+    -- A share larger than a default whole is refused, not the whole raised.
+    expect_error(with("{ max_per_user = 20001 }"),
+        "test.lua:1: presence.max_per_user %(20001%) is larger than presence.max_per_domain %(20000%)")
+    expect_error(with("{ expires = 10, min_expires = 11 }"),
+        "presence.expires %(10%) is smaller than presence.min_expires %(11%)")
+    expect_error(with("{ store = '' }"), "presence.store must be a file path of 1 to 4096 bytes")
+    expect_error(with("{}", '"nohost"'), "sip.contact 'nohost' is not host:port")
 end)
 
 t.test("xmpp.max_streams: limits from the policy, checked", function()

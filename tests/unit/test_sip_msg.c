@@ -412,6 +412,19 @@ static void test_hostile(void)
     xs_sip_in_parse(ack, strlen(ack), 0, &in);
     CHECK(in.verdict == XS_SIP_DROP);
     xs_sip_in_clear(&in);
+    /* A request osip refuses for something other than its Request-URI (here
+     * a header line without a colon) is tried once with the URI replaced,
+     * not again and again: the retry used to recurse until the stack ran
+     * out (found by fuzz_sip_parse). */
+    const char *badhdr = "NOTIFY sip:gw@127.0.0.3:5060 SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 127.0.0.4:5060;branch=z9hG4bKn1\r\n"
+                         "From: <sip:carol@sip.test>;tag=a1\r\nTo: <sip:alice@xmpp.test>;tag=b2\r\n"
+                         "Call-ID: c1@sip.test\r\nCSeq: 2 NOTIFY\r\n"
+                         "Event: presencip:carol@127.0.0.6:5090>\r\nContent-Type0\r\n\r\n";
+    xs_sip_in_parse(badhdr, strlen(badhdr), 0, &in);
+    CHECK(in.verdict == XS_SIP_DROP);
+    CHECK_STR(in.why, "unparsable message");
+    xs_sip_in_clear(&in);
     /* A request line that is not one (no version) is still dropped. */
     const char *noversion = "MESSAGE alice@xmpp.test\r\n"
                             "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKnv\r\n"

@@ -116,14 +116,14 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
 
     n = make_request(m, sizeof m, "INVITE", "z9hG4bKu5", port_peer, "Call-ID: c5\r\n", NULL);
     udp_send_to(fd, port, m, n);
-    expect_status(loop, fd, "SIP/2.0 405 ", "Allow: MESSAGE, OPTIONS\r\n");
+    expect_status(loop, fd, "SIP/2.0 405 ", "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n");
     n = make_request(m, sizeof m, "ACK", "z9hG4bKu5", port_peer, "Call-ID: c5\r\n", NULL);
     udp_send_to(fd, port, m, n);
     CHECK(udp_wait(loop, fd, buf, sizeof buf, 50, NULL) == 0);
 
     n = make_request(m, sizeof m, "OPTIONS", "z9hG4bKu6", port_peer, "Call-ID: c6\r\n", NULL);
     udp_send_to(fd, port, m, n);
-    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "Allow: MESSAGE, OPTIONS\r\n");
+    expect_status(loop, fd, "SIP/2.0 200 OK\r\n", "Allow: MESSAGE, SUBSCRIBE, NOTIFY, OPTIONS\r\n");
 
     /* Garbage of every kind, then a good request still works. */
     const char *junk[] = {"\r\n\r\n",

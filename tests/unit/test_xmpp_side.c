@@ -568,8 +568,8 @@ static void test_presence_out(struct fake *f)
     ev->priority = 5;
     double t0 = now_s();
     xs_xmpp_deliver(f->x, ev, on_outcome, &o);
-    expect_stanza(f, "<presence from='bob@sip.test' to='alice@peer.test/phone' id='o1' "
-                     "xml:lang='en'><show>dnd</show><status>in a meeting &lt;until 3&gt;</status>"
+    expect_stanza(f, "<presence from='bob@sip.test' to='alice@peer.test/phone' id='o1'>"
+                     "<show>dnd</show><status xml:lang='en'>in a meeting &lt;until 3&gt;</status>"
                      "<priority>5</priority></presence>");
     wait_outcome(f, &o, 2);
     CHECK(o.called == 1 && o.cond == XS_COND_NONE);

@@ -452,8 +452,8 @@ static void test_presence_hostile(void)
         "<presence xmlns='jabber:client' from='a@a.test' to='b@b.test'/>",
         "<presence from='a@a.test' to='b@b.test'><priority>128</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>-129</priority></presence>",
-        "<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
-        "</presence>",
+        ("<presence from='a@a.test' to='b@b.test'><priority>99999999999999999999</priority>"
+         "</presence>"),
         "<presence from='a@a.test' to='b@b.test'><priority>high</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority>1.5</priority></presence>",
         "<presence from='a@a.test' to='b@b.test'><priority/></presence>",
@@ -560,6 +560,26 @@ static struct xs_event *presence_event(enum xs_event_kind kind, const char *type
 }
 
 /* Each event kind and type to its stanza, and back. */
+/* A status whose xml:lang is empty (no language, XML 1.0 §2.12) keeps it on
+ * the way back out (found by fuzz_xml_parser's round trip). */
+static void test_presence_empty_lang_round_trip(void)
+{
+    struct xs_xml_el *in = parse_one("<presence xmlns='jabber:server' from='a@a.test' "
+                                     "to='b@b.test'><status xml:lang=''>hi</status></presence>");
+    struct xs_event *ev = NULL;
+    enum xs_cond cond;
+    CHECK(in && xs_xmpp_stanza_to_event(in, &ev, &cond) == 0);
+    CHECK(ev && ev->lang && !strcmp(ev->lang, ""));
+    struct xs_xml_el *out = ev ? xs_xmpp_event_to_stanza(ev) : NULL;
+    CHECK(out != NULL);
+    if (out)
+        CHECK_STR(ser(out), "<presence from='a@a.test' to='b@b.test'><status xml:lang=''>hi"
+                            "</status></presence>");
+    xs_xml_el_free(in);
+    xs_xml_el_free(out);
+    xs_event_free(ev);
+}
+
 static void test_presence_to_stanza(void)
 {
     static const struct {
@@ -568,11 +588,12 @@ static void test_presence_to_stanza(void)
         const char *xml;
     } cases[] = {
         {XS_EVENT_PRESENCE, "available",
-         "<presence from='bob@b.test/sip' to='alice@a.test/phone' id='i1' xml:lang='en'>"
-         "<show>away</show><status>out &amp; about</status><priority>3</priority></presence>"},
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' id='i1'>"
+         "<show>away</show><status xml:lang='en'>out &amp; about</status><priority>3</priority>"
+         "</presence>"},
         {XS_EVENT_PRESENCE, "unavailable",
-         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='unavailable' id='i1' "
-         "xml:lang='en'><status>out &amp; about</status></presence>"},
+         "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='unavailable' id='i1'>"
+         "<status xml:lang='en'>out &amp; about</status></presence>"},
         {XS_EVENT_PRESENCE, "probe",
          "<presence from='bob@b.test/sip' to='alice@a.test/phone' type='probe' id='i1'/>"},
         {XS_EVENT_SUBSCRIPTION, "subscribe",
@@ -692,5 +713,6 @@ int main(void)
     test_presence_to_event();
     test_presence_hostile();
     test_presence_to_stanza();
+    test_presence_empty_lang_round_trip();
     return check_report("test_xmpp_translate");
 }
