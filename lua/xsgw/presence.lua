@@ -98,22 +98,40 @@ local function copy(v)
     return c
 end
 
--- An RFC 4480 activity is an element name: an XML NCName. Non-ASCII name
--- characters are let through as UTF-8 (checked by the caller).
+-- An RFC 4480 activity is an element name: an XML NCName. Names are kept
+-- to what the PIDF writer (proxy/presence/pidf.h) puts in a document: ASCII
+-- NCNames of at most ACTIVITY_NAME_MAX bytes, at most ACTIVITIES_MAX of
+-- them, never "note" (RPID's <note> inside <activities> is no activity).
+local ACTIVITY_NAME_MAX, ACTIVITIES_MAX = 32, 8
+
 local function ncname(s)
-    return s:match("^[%a_\128-\255][%w%.%-_\128-\255]*$") ~= nil
+    return #s <= ACTIVITY_NAME_MAX and s ~= "note" and s:match("^[%a_][%w%.%-_]*$") ~= nil
 end
 
 local function valid_activities(s)
-    if type(s) ~= "string" or #s > MAX_FIELD or not utf8_len(s) then return false end
+    if type(s) ~= "string" or #s > MAX_FIELD then return false end
     local n = 0
-    for tok in s:gmatch("%S+") do
+    for tok in s:gmatch("[^ ]+") do
         if not ncname(tok) then return false end
         n = n + 1
     end
-    return n > 0 and s:find("[^%S ]") == nil
+    return n > 0 and n <= ACTIVITIES_MAX
 end
 M.valid_activities = valid_activities
+
+-- The names of an arriving activities list that a PIDF document can carry
+-- (the parser keeps some the writer refuses: non-ASCII names), at most
+-- ACTIVITIES_MAX of them; nil when none is left. One odd name from a
+-- presence server must not cost the whole update.
+local function usable_activities(s)
+    if type(s) ~= "string" then return s end
+    local keep = {}
+    for tok in s:gmatch("[^ ]+") do
+        if #keep < ACTIVITIES_MAX and ncname(tok) then keep[#keep + 1] = tok end
+    end
+    return keep[1] and concat(keep, " ") or nil
+end
+M.usable_activities = usable_activities
 
 local function sorted_keys(t)
     local names = {}
@@ -234,7 +252,8 @@ function M.new(overrides, fail)
         function(v) return v == "open" or v == "closed" end, '"open" or "closed"')
     entries("show_to_activity", SHOWS,
         function(v) return v == false or (type(v) == "string" and valid_activities(v)) end,
-        "activity names separated by spaces, or false")
+        "activity names separated by spaces (ASCII NCNames, at most " .. ACTIVITIES_MAX
+            .. "), or false")
     entries("activity_to_show", nil, show_or_false, "away, chat, dnd, xa or false")
     entries("show_to_ms", { available = true, chat = true, away = true, xa = true, dnd = true,
         unavailable = true },
@@ -336,7 +355,9 @@ function M.check(p, kind, untyped)
         return "note is not a UTF-8 string of at most " .. MAX_TEXT .. " bytes"
     end
     if p.activities ~= nil and not valid_activities(p.activities) then
-        return "activities is not a list of activity names separated by spaces"
+        return "activities is not a list of 1 to " .. ACTIVITIES_MAX .. " activity names (ASCII"
+            .. " NCNames of at most " .. ACTIVITY_NAME_MAX .. " bytes, not \"note\") separated by"
+            .. " spaces"
     end
     if p.availability ~= nil and (mtype(p.availability) ~= "integer" or p.availability < 0
         or p.availability > MS_MAX) then
@@ -403,6 +424,7 @@ function M.router(o)
         if kind == "presence" and ev.type == nil and origin == "xmpp" then ev.type = "available" end
         -- What arrives is checked first, so that only what a hook did is
         -- blamed on it below.
+        if kind == "presence" then ev.activities = usable_activities(ev.activities) end
         local bad = M.check(ev, kind, origin == "sip")
         if bad then return nil, "bad-request", kind .. ": " .. bad end
         local ok, cond, text = map_addresses(ev, kind == "subscription")

@@ -141,6 +141,32 @@ t.test("SIP -> XMPP: basic, note and every RFC 4480 activity", function()
     t.eq(n, 27, "activities tested")
 end)
 
+t.test("activities at the limits pass", function()
+    local _, route = assert(load_policy(BASE))
+    local eight = "a b c d e f g " .. string.rep("z", 32)
+    local r = assert(route(sip_presence({ basic = "open", activities = eight })))
+    same(r, { activities = eight, type = "available", show = NIL })
+    r = assert(route(sip_presence({ basic = "open", activities = "_x.y-1  busy" })))
+    same(r, { show = "dnd" }, "two spaces between names")
+end)
+
+t.test("arriving activities a document cannot carry are left out, not refused", function()
+    local _, route = assert(load_policy(BASE))
+    local cases = {
+        { "a:b busy", "busy", "dnd" },
+        { "", NIL, NIL },
+        { "a b c d e f g h i", "a b c d e f g h", NIL },
+        { string.rep("a", 33) .. " vacation", "vacation", "xa" },
+        { "note away", "away", "away" },
+        { "caf\195\169 meeting", "meeting", "dnd" },
+        { "away\tbusy", NIL, NIL },
+    }
+    for i, c in ipairs(cases) do
+        local r = assert(route(sip_presence({ basic = "open", activities = c[1] })))
+        same(r, { activities = c[2], show = c[3], type = "available" }, "case " .. i)
+    end
+end)
+
 t.test("the first mapped activity wins", function()
     same(m.to_xmpp({ basic = "open", activities = "working meeting vacation" }),
         { show = "dnd" })
@@ -233,7 +259,10 @@ t.test("presence_map errors name the line", function()
     expect_error(BASE .. "presence_map { show_to_activity = { online = 'away' } }\n",
         "presence_map.show_to_activity: 'online' is not one of away, chat, dnd, xa")
     expect_error(BASE .. "presence_map { show_to_activity = { dnd = 'busy:x' } }\n",
-        "presence_map.show_to_activity.dnd must be activity names separated by spaces, or false")
+        "presence_map.show_to_activity.dnd must be activity names separated by spaces (ASCII"
+        .. " NCNames, at most 8), or false")
+    expect_error(BASE .. "presence_map { activity_to_show = { note = 'dnd' } }\n",
+        "presence_map.activity_to_show: 'note' is not an activity name")
     expect_error(BASE .. "presence_map { basic_to_type = { open = 'online' } }\n",
         'presence_map.basic_to_type.open must be "available" or "unavailable", not online')
     expect_error(BASE .. "presence_map { type_to_basic = { probe = 'open' } }\n",
@@ -335,8 +364,8 @@ t.test("arriving presence that is not well formed is a bad request", function()
         { xmpp_presence({ priority = 200 }), "priority 200 is not a whole number" },
         { xmpp_presence({ status = "\255" }), "status is not a UTF-8 string" },
         { sip_presence({ basic = "half" }), "basic half is not open or closed" },
-        { sip_presence({ activities = "a:b" }), "activities is not a list of activity names" },
-        { sip_presence({ activities = "" }), "activities is not a list" },
+        { sip_presence({ activities = 5 }), "activities is not a list of 1 to 8 activity"
+            .. ' names (ASCII NCNames of at most 32 bytes, not "note") separated by spaces' },
         { sip_presence({ availability = -1 }), "availability -1 is not a whole number" },
         { sub("xmpp", "available"), "subscription: type available is not subscribe," },
         { sub("sip", nil), "subscription: type nil is not subscribe" },
@@ -438,7 +467,7 @@ t.test("on_presence errors name the hook", function()
     has(err_of("p.priority = 1.5 return p"), "priority 1.5 is not a whole number from -128 to 127")
     has(err_of("p.priority = -129 return p"), "priority -129 is not")
     has(err_of("p.basic = 'on' return p"), "basic on is not open or closed")
-    has(err_of("p.activities = 'x y:z' return p"), "activities is not a list of activity names")
+    has(err_of("p.activities = 'x y:z' return p"), "activities is not a list of 1 to 8 activity names")
     has(err_of("p.availability = 100000 return p"), "availability 100000 is not a whole number")
     has(err_of("p.status = string.rep('x', 20000) return p"), "status is not a UTF-8 string")
     has(err_of("p.note = '\\255' return p"), "note is not a UTF-8 string")
