@@ -403,16 +403,19 @@ static int query1(sqlite3 *db, const char *sql, char *out, size_t n)
 /* Builds a new store under a temporary name next to path and links it into
  * place, so that path never names a half-made store; the temporary file is
  * made by mkstemp, mode 0600, since the store says who watches whom. */
+/* mkstemp(3) replaces the six X of its template with a unique name. */
+#define TEMP_SUFFIX ".XXXXXX"
+
 static int create_store(const char *path, char *err, size_t errlen)
 {
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".XXXXXX");
+    char *tmp = malloc(plen + sizeof TEMP_SUFFIX);
     if (!tmp) {
         snprintf(err, errlen, "%s: out of memory", path);
         return XS_ENOMEM;
     }
     memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".XXXXXX", sizeof ".XXXXXX");
+    memcpy(tmp + plen, TEMP_SUFFIX, sizeof TEMP_SUFFIX);
     int ret = XS_EIO;
     sqlite3 *db = NULL;
     int fd = mkstemp(tmp);

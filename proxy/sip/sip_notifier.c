@@ -307,10 +307,14 @@ static int dialog_for(struct sub *s, const osip_message_t *req, const char *to_t
     rc = rc ? rc : xs_sip_dialog_set(&s->d.local_uri, s->presentity);
     rc = rc ? rc : xs_sip_dialog_set(&s->d.remote_uri, s->watcher);
     if (!rc) {
+        /* A Call-ID is kept whole or not at all: a cut one would name a
+         * dialog the watcher does not know. */
         char cid[XS_SIP_DIALOG_CALLID_MAX + 2];
-        snprintf(cid, sizeof cid, "%s%s%s", req->call_id->number, req->call_id->host ? "@" : "",
-                 req->call_id->host ? req->call_id->host : "");
-        rc = xs_sip_dialog_set(&s->d.call_id, cid);
+        int n =
+            snprintf(cid, sizeof cid, "%s%s%s", req->call_id->number, req->call_id->host ? "@" : "",
+                     req->call_id->host ? req->call_id->host : "");
+        rc = n < 0 || (size_t)n > XS_SIP_DIALOG_CALLID_MAX ? XS_ELIMIT
+                                                           : xs_sip_dialog_set(&s->d.call_id, cid);
     }
     if (!rc)
         xs__sub_index_dialog(s);
@@ -344,7 +348,9 @@ static int fetch(struct xs__sip_presence *pr, const osip_message_t *req, const c
         rc = XS_ENOMEM;
     if (rc) {
         xs__sub_free(f);
-        *why = rc == XS_ENOMEM ? "out of memory" : "SUBSCRIBE without a usable Contact or From tag";
+        *why = rc == XS_ENOMEM   ? "out of memory"
+               : rc == XS_ELIMIT ? "Call-ID or Record-Route too long for a dialog"
+                                 : "SUBSCRIBE without a usable Contact or From tag";
         return rc == XS_ENOMEM ? 500 : 400;
     }
     f->state = XS_SUB_STATE_TERMINATED;
@@ -401,7 +407,9 @@ int xs__notifier_subscribe(struct xs__sip_presence *pr, const osip_message_t *re
     int rc = dialog_for(s, req, to_tag);
     if (rc) {
         xs__sub_free(s);
-        *why = rc == XS_ENOMEM ? "out of memory" : "SUBSCRIBE without a usable Contact or From tag";
+        *why = rc == XS_ENOMEM   ? "out of memory"
+               : rc == XS_ELIMIT ? "Call-ID or Record-Route too long for a dialog"
+                                 : "SUBSCRIBE without a usable Contact or From tag";
         return rc == XS_ENOMEM ? 500 : 400;
     }
     s->expires_at = xs__sub_now() + granted;

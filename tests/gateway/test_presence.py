@@ -338,6 +338,13 @@ async def test_presence_sip_watcher_refused_and_bad_requests(tmp):
                          "<sip:alice@peer.test>", uuid.uuid4().hex, 1, extra)
             resp = await get(e.uac.responses)
             assert resp["code"] == code, resp["first"]
+        # A Call-ID longer than a dialog keeps is refused, not cut (a cut one
+        # would put every NOTIFY in a dialog the watcher does not know).
+        send_request(e.uac, e.sip_port, "SUBSCRIBE", "sip:alice@peer.test",
+                     "<sip:carol@sip.test>;tag=long1", "<sip:alice@peer.test>", "c" * 300, 1,
+                     "Event: presence\r\nExpires: 60\r\n")
+        resp = await get(e.uac.responses)
+        assert resp["code"] == 400, resp["first"]
         send_request(e.uac, e.sip_port, "SUBSCRIBE", "sip:eve@elsewhere.test",
                      "<sip:carol@sip.test>;tag=x1", "<sip:eve@elsewhere.test>", uuid.uuid4().hex,
                      1, "Event: presence\r\nExpires: 60\r\n")
