@@ -472,9 +472,15 @@ struct xs_link *xs_link_new(uv_tcp_t *tcp, const struct xs_link_cbs *cbs, void *
 int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
                       const char *server_name)
 {
+    return xs_link_start_tls_as(l, ctx, is_server, server_name, NULL);
+}
+
+int xs_link_start_tls_as(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
+                         const char *server_name, const char *local_name)
+{
     if (l->tls || l->closing)
         return XS_ESTATE;
-    int rc = xs_tls_new(ctx, is_server, server_name, &l->tls);
+    int rc = xs_tls_new_as(ctx, is_server, server_name, local_name, &l->tls);
     if (rc != 0)
         return rc;
     if (!is_server) {
@@ -487,6 +493,11 @@ int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
 int xs_link_is_tls(const struct xs_link *l)
 {
     return l->tls != NULL && l->tls_ready;
+}
+
+const struct xs_tls *xs_link_tls(const struct xs_link *l)
+{
+    return l->tls;
 }
 
 const char *xs_link_tls_describe(const struct xs_link *l)

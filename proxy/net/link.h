@@ -54,7 +54,12 @@ void xs_link_on_flushed(struct xs_link *l, void (*cb)(void *ud));
  * for clients, NULL for servers. */
 int xs_link_start_tls(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
                       const char *server_name);
+/* The same, presenting our identity for `local_name` (xs_tls_new_as). */
+int xs_link_start_tls_as(struct xs_link *l, struct xs_tls_ctx *ctx, int is_server,
+                         const char *server_name, const char *local_name);
 int xs_link_is_tls(const struct xs_link *l);
+/* The link's TLS session (borrowed, lives as long as the link), NULL before TLS. */
+const struct xs_tls *xs_link_tls(const struct xs_link *l);
 /* "TLSv1.2/..." or "plain". */
 const char *xs_link_tls_describe(const struct xs_link *l);
 

@@ -10,18 +10,37 @@
 
 #include "event.h"
 
-enum xs_tls_req { XS_TLS_REQUIRED = 0, XS_TLS_OPTIONAL = 1 };
+/* The partner vocabulary (README, "Partners"). 0 is each enum's default. */
+enum xs_tls_req { XS_TLS_REQUIRED = 0, XS_TLS_OPTIONAL = 1, XS_TLS_NONE = 2 };
+/* SASL EXTERNAL (RFC 6120 §6, XEP-0178), only ever over TLS. */
+enum xs_sasl_req { XS_SASL_OPTIONAL = 0, XS_SASL_REQUIRED = 1, XS_SASL_NONE = 2 };
+/* Whether the peer's certificate must validate against the CA bundle and
+ * name the domain being authenticated (RFC 9525), whatever authenticates it. */
+enum xs_verify_mode { XS_VERIFY_NONE = 0, XS_VERIFY_CA = 1 };
+/* unverified: dialback is enough (verify none). verified: a certificate that
+ * validates for the domain is required (verify ca, tls required). federated:
+ * verified, and its users trusted as well: their presence subscriptions are
+ * approved without asking (the default presence policy). */
+enum xs_partner_type { XS_PARTNER_UNVERIFIED = 0, XS_PARTNER_VERIFIED = 1, XS_PARTNER_FEDERATED = 2 };
 
 /* One federated XMPP domain, from `partner "domain" { ... }`. A partner whose
  * domain is "*" applies to every domain not listed by name. */
 struct xs_partner {
     char *domain;
+    enum xs_partner_type type;
     enum xs_tls_req tls;
-    int dialback;     /* 1: Server Dialback allowed/used with this partner */
-    char *route_host; /* static route, NULL to use DNS SRV/A */
+    enum xs_sasl_req sasl;
+    int dialback; /* 1: Server Dialback allowed/used with this partner */
+    enum xs_verify_mode verify;
+    char **domains; /* partner.domains: more domains the partner hosts, under
+                       the same rules (lower-case, A-labels) */
+    size_t n_domains;
+    size_t max_streams;  /* partner.max_connections: streams in + out with it; 0: no own cap */
+    double keepalive;    /* seconds of silence before a whitespace keepalive; 0: none */
+    double idle_timeout; /* seconds; 0: xmpp.idle_timeout */
+    char *route_host;    /* static route, NULL to use DNS SRV/A */
     int route_port;
 };
-
 enum xs_sip_transport { XS_SIP_UDP = 0, XS_SIP_TCP = 1, XS_SIP_TLS = 2 };
 
 struct xs_sip_endpoint {
@@ -44,8 +63,21 @@ struct xs_config {
 
     char *xmpp_listen_host; /* xmpp.listen "host:port" (IPv6 as "[::]:5269") */
     int xmpp_listen_port;
-    char *tls_cert; /* PEM paths; NULL when the policy names none */
+    /* xmpp.listen_tls: the Direct TLS listener (XEP-0368); host NULL: none. */
+    char *xmpp_listen_tls_host;
+    int xmpp_listen_tls_port;
+    /* gateway.tls (xmpp.tls is the older spelling of cert and key): the
+     * certificates both sides present and the trust they verify against. */
+    char *tls_cert; /* PEM paths of the default identity; NULL when the policy names none */
     char *tls_key;
+    struct xs_tls_identity_cfg {
+        char *cert; /* PEM: leaf first, then its chain */
+        char *key;
+    } *tls_certs; /* tls.certs: more identities, each serving the names in its
+                     certificate, chosen by SNI or by a stream's local domain */
+    size_t n_tls_certs;
+    char *tls_ca;  /* tls.ca: CA bundle, a PEM file or a directory; NULL: none */
+    char *tls_crl; /* tls.crl: PEM CRLs; NULL: none */
     char *dialback_secret;       /* XEP-0185 secret; NULL when absent (the gateway keeps its own) */
     double xmpp_connect_timeout; /* seconds, outbound stream set-up incl. dialback */
     double xmpp_idle_timeout;    /* seconds without traffic before a stream is closed */
@@ -89,6 +121,20 @@ struct xs_config {
      * edge reaches the gateway at for in-dialog requests (NOTIFY); NULL: the
      * first sip.listen of each transport. */
     char *sip_contact;
+    /* sip.tls: how TLS links to and from the SIP edge are checked.
+     * verify: XS_VERIFY_CA when the policy gives tls.ca (and does not say
+     * otherwise): the edge's certificate must validate and name sip_tls_name
+     * (outbound) or one of sip_tls_peers (inbound; the gateway asks for a
+     * client certificate). */
+    enum xs_verify_mode sip_tls_verify;
+    char *sip_tls_name;    /* sip.tls.name: the identity the next hop must present;
+                              NULL: the next hop's host */
+    char **sip_tls_peers;  /* sip.tls.peers: identities accepted on inbound TLS
+                              ("*.edge.example" allowed); NULL: sip_tls_name or
+                              the next hop's host */
+    size_t n_sip_tls_peers;
+    double sip_keepalive;  /* sip.keepalive: seconds between CRLF pings (RFC 5626)
+                              on idle TCP/TLS connections; 0: none */
 
     /* gateway.presence (RFC 8048; README, "presence"). */
     int presence_enabled;           /* presence.enabled, default 1 */
@@ -121,8 +167,9 @@ void xs_policy_free(struct xs_policy *p);
 /* Borrowed; lives as long as the policy. */
 const struct xs_config *xs_policy_config(const struct xs_policy *p);
 
-/* The partner entry that applies to `domain` (exact match first, then "*"),
- * or NULL when the domain is not federated. Borrowed from the config. */
+/* The partner entry that applies to `domain` (exact match on a partner's
+ * name or one of its domains first, then "*"), or NULL when the domain is
+ * not federated. Borrowed from the config. */
 const struct xs_partner *xs_policy_partner(const struct xs_policy *p, const char *domain);
 
 /* 1 when `domain` is one of config->domains. */

@@ -84,6 +84,13 @@ static int fail(struct xs_tls *t, const char *what, int rc)
 
 int xs_tls_new(struct xs_tls_ctx *ctx, int is_server, const char *server_name, struct xs_tls **out)
 {
+    return xs_tls_new_as(ctx, is_server, server_name, NULL, out);
+}
+
+int xs_tls_new_as(struct xs_tls_ctx *ctx, int is_server, const char *server_name,
+                  const char *local_name, struct xs_tls **out)
+{
+    (void)local_name;
     *out = NULL;
     struct xs_tls *t = calloc(1, sizeof *t);
     if (!t)

@@ -53,6 +53,34 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
  * they are read again. Peers then wait in TCP rather than being refused. */
 void xs_xmpp_hold_input(void *x, int hold);
 
+/* `xsgw validate` (proxy/validate/): a real outbound stream from `local` to
+ * `remote`, set up by the same code as every other (DNS, both SRV kinds,
+ * connect, TLS, certificate check, SASL EXTERNAL or dialback under the
+ * partner's rules) that reports each step to `cb` and closes once
+ * authenticated or failed; it carries no stanza. The last report has step
+ * XS_PROBE_DONE; nothing comes after it. */
+enum xs_probe_step {
+    XS_PROBE_SRV,      /* detail: one SRV record or "none" / the DNS failure;
+                          direct: 1 for _xmpps-server (XEP-0368) */
+    XS_PROBE_CONNECT,  /* detail: "host:port (address)", ok: connected */
+    XS_PROBE_FEATURES, /* detail: the features offered, space-separated
+                          ("starttls dialback sasl:EXTERNAL sm") */
+    XS_PROBE_TLS,      /* detail: protocol/cipher or the failure */
+    XS_PROBE_CERT,     /* peer: the verdict for `remote`; ok: chain and name pass */
+    XS_PROBE_AUTH,     /* detail: "sasl-external" or "dialback", and the outcome */
+    XS_PROBE_DONE      /* ok: authenticated; detail: the reason when not */
+};
+struct xs_probe_report {
+    enum xs_probe_step step;
+    int ok;
+    int direct;                    /* XS_PROBE_SRV, XS_PROBE_CONNECT: Direct TLS */
+    const char *detail;            /* borrowed for the call */
+    const struct xs_tls_peer *peer; /* XS_PROBE_CERT only */
+};
+typedef void (*xs_probe_cb)(void *ud, const struct xs_probe_report *r);
+int xs_xmpp_probe(struct xs_xmpp *x, const char *local, const char *remote, xs_probe_cb cb,
+                  void *ud);
+
 /* The bound address's port (for tests that listen on port 0). */
 int xs_xmpp_port(const struct xs_xmpp *x);
 
