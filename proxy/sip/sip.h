@@ -107,6 +107,18 @@ void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), voi
  * remote user's (403, RFC 7247 §7.1 note 5). */
 void xs_sip_drain(struct xs_sip *sip);
 
+/* `xsgw validate`: an OPTIONS request to the next hop over its transport,
+ * through the same transports and transactions as every other request.
+ * cb runs once with the final status (408 or 503 with `reason` when no
+ * answer came or the connection failed), the TLS verdict of the
+ * connection it went over for the next hop's expected identity (peer NULL
+ * without TLS, or when the handshake failed: `reason` says why) and its
+ * protocol/cipher ("" without TLS). Returns 0 or a negative XS_E*. */
+struct xs_tls_peer;
+typedef void (*xs_sip_ping_cb)(void *ud, int status, const char *reason,
+                               const struct xs_tls_peer *peer, const char *tls_desc);
+int xs_sip_ping(struct xs_sip *sip, xs_sip_ping_cb cb, void *ud);
+
 /* Stops listening and closes every connection; client transactions still
  * pending complete with service-unavailable, server transactions still
  * waiting for the router are answered 503 (their done() may still come and
