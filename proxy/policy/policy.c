@@ -146,13 +146,35 @@ static int l_partner(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 12);
     lua_pushstring(L, pt->domain);
     lua_setfield(L, -2, "domain");
-    lua_pushstring(L, pt->tls == XS_TLS_REQUIRED ? "required" : "optional");
+    lua_pushstring(L, xs_partner_type_name(pt->type));
+    lua_setfield(L, -2, "type");
+    lua_pushstring(L, xs_tls_req_name(pt->tls));
     lua_setfield(L, -2, "tls");
+    lua_pushstring(L, xs_sasl_req_name(pt->sasl));
+    lua_setfield(L, -2, "sasl");
     lua_pushboolean(L, pt->dialback);
     lua_setfield(L, -2, "dialback");
+    lua_pushstring(L, xs_verify_mode_name(pt->verify));
+    lua_setfield(L, -2, "verify");
+    lua_createtable(L, (int)pt->n_domains, 0);
+    for (size_t i = 0; i < pt->n_domains; i++) {
+        lua_pushstring(L, pt->domains[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "domains");
+    if (pt->max_streams) {
+        lua_pushinteger(L, (lua_Integer)pt->max_streams);
+        lua_setfield(L, -2, "max_connections");
+    }
+    lua_pushnumber(L, pt->keepalive);
+    lua_setfield(L, -2, "keepalive");
+    if (pt->idle_timeout > 0) {
+        lua_pushnumber(L, pt->idle_timeout);
+        lua_setfield(L, -2, "idle_timeout");
+    }
     if (pt->route_host) {
         lua_pushfstring(L, strchr(pt->route_host, ':') ? "[%s]:%d" : "%s:%d", pt->route_host,
                         pt->route_port);
@@ -178,6 +200,77 @@ static double num_field(lua_State *L, int t, const char *k)
     return v;
 }
 
+/* The list of strings at t[k] into *out (NULL-terminated, owned) and *n;
+ * *out stays NULL when t[k] is not a table or is empty. XS_ENOMEM on OOM,
+ * with what was copied left in *out for config_free. */
+static int strlist_field(lua_State *L, int t, const char *k, char ***out, size_t *n)
+{
+    int rc = 0;
+    size_t len;
+    if (lua_getfield(L, t, k) == LUA_TTABLE && (len = lua_rawlen(L, -1)) > 0) {
+        if (!(*out = calloc(len + 1, sizeof **out)))
+            rc = XS_ENOMEM;
+        for (size_t i = 0; !rc && i < len; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (!((*out)[i] = strdup(lua_tostring(L, -1))))
+                rc = XS_ENOMEM;
+            else
+                (*n)++;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static void strlist_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The vocabulary's names of each enum, in the enum's order (policy.h). */
+static const char *const partner_types[] = {"unverified", "verified", "federated", NULL};
+static const char *const tls_reqs[] = {"required", "optional", "none", NULL};
+static const char *const sasl_reqs[] = {"optional", "required", "none", NULL};
+static const char *const verify_modes[] = {"none", "ca", NULL};
+
+/* The index in names of the string at t[k]; 0 (each enum's default) when
+ * it is absent. Lua validated the value; nothing here allocates, so the
+ * answer cannot fall back to a default for lack of memory. */
+static int enum_field(lua_State *L, int t, const char *k, const char *const *names)
+{
+    int v = 0;
+    if (lua_getfield(L, t, k) == LUA_TSTRING)
+        for (int i = 0; names[i]; i++)
+            if (!strcmp(lua_tostring(L, -1), names[i]))
+                v = i;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The name of an enum value as the vocabulary spells it. */
+const char *xs_partner_type_name(enum xs_partner_type v)
+{
+    return (unsigned)v <= XS_PARTNER_FEDERATED ? partner_types[v] : "?";
+}
+
+const char *xs_tls_req_name(enum xs_tls_req v)
+{
+    return (unsigned)v <= XS_TLS_NONE ? tls_reqs[v] : "?";
+}
+
+const char *xs_sasl_req_name(enum xs_sasl_req v)
+{
+    return (unsigned)v <= XS_SASL_NONE ? sasl_reqs[v] : "?";
+}
+
+const char *xs_verify_mode_name(enum xs_verify_mode v)
+{
+    return (unsigned)v <= XS_VERIFY_CA ? verify_modes[v] : "?";
+}
+
 static int endpoint_from(lua_State *L, int t, struct xs_sip_endpoint *e)
 {
     char *tr = dup_field(L, t, "transport");
@@ -197,8 +290,18 @@ static void config_free(struct xs_config *c)
         free(c->domains[i]);
     free(c->domains);
     free(c->xmpp_listen_host);
+    free(c->xmpp_listen_tls_host);
     free(c->tls_cert);
     free(c->tls_key);
+    for (size_t i = 0; i < c->n_tls_certs; i++) {
+        free(c->tls_certs[i].cert);
+        free(c->tls_certs[i].key);
+    }
+    free(c->tls_certs);
+    free(c->tls_ca);
+    free(c->tls_crl);
+    free(c->sip_tls_name);
+    strlist_free(c->sip_tls_peers, c->n_sip_tls_peers);
     free(c->dialback_secret);
     for (size_t i = 0; i < c->n_sip_listen; i++)
         free(c->sip_listen[i].host);
@@ -211,6 +314,7 @@ static void config_free(struct xs_config *c)
     free(c->presence_store);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
+        strlist_free(c->partners[i].domains, c->partners[i].n_domains);
         free(c->partners[i].route_host);
     }
     free(c->partners);
@@ -238,6 +342,28 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     c->xmpp_listen_port = (int)num_field(L, t, "xmpp_listen_port");
     c->tls_cert = dup_field(L, t, "tls_cert");
     c->tls_key = dup_field(L, t, "tls_key");
+    c->tls_ca = dup_field(L, t, "tls_ca");
+    c->tls_crl = dup_field(L, t, "tls_crl");
+    if (lua_getfield(L, t, "tls_certs") == LUA_TTABLE) {
+        size_t n = lua_rawlen(L, -1);
+        c->tls_certs = calloc(n + 1, sizeof *c->tls_certs);
+        for (size_t i = 0; c->tls_certs && i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            struct xs_tls_identity_cfg *id = &c->tls_certs[c->n_tls_certs++];
+            id->cert = dup_field(L, lua_gettop(L), "cert");
+            id->key = dup_field(L, lua_gettop(L), "key");
+            lua_pop(L, 1);
+            if (!id->cert || !id->key)
+                break;
+        }
+        if (!c->tls_certs || c->n_tls_certs < n || (n && !c->tls_certs[n - 1].key)) {
+            lua_pop(L, 1);
+            return rc;
+        }
+    }
+    lua_pop(L, 1);
+    c->xmpp_listen_tls_host = dup_field(L, t, "xmpp_listen_tls_host");
+    c->xmpp_listen_tls_port = (int)num_field(L, t, "xmpp_listen_tls_port");
     c->dialback_secret = dup_field(L, t, "dialback_secret");
     c->xmpp_connect_timeout = num_field(L, t, "xmpp_connect_timeout");
     c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
@@ -323,6 +449,12 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
     }
     lua_pop(L, 1);
 
+    c->sip_tls_verify = (enum xs_verify_mode)enum_field(L, t, "sip_tls_verify", verify_modes);
+    c->sip_tls_name = dup_field(L, t, "sip_tls_name");
+    c->sip_keepalive = num_field(L, t, "sip_keepalive");
+    if (strlist_field(L, t, "sip_tls_peers", &c->sip_tls_peers, &c->n_sip_tls_peers) != 0)
+        return rc;
+
     lua_getfield(L, t, "partners");
     c->n_partners = lua_rawlen(L, -1);
     c->partners = calloc(c->n_partners + 1, sizeof *c->partners);
@@ -331,15 +463,24 @@ static int config_from(lua_State *L, int t, struct xs_config *c)
         int p = lua_gettop(L);
         struct xs_partner *pt = &c->partners[i];
         pt->domain = dup_field(L, p, "domain");
-        char *tls = dup_field(L, p, "tls");
-        pt->tls = tls && !strcmp(tls, "optional") ? XS_TLS_OPTIONAL : XS_TLS_REQUIRED;
-        free(tls);
+        pt->type = (enum xs_partner_type)enum_field(L, p, "type", partner_types);
+        pt->tls = (enum xs_tls_req)enum_field(L, p, "tls", tls_reqs);
+        pt->sasl = (enum xs_sasl_req)enum_field(L, p, "sasl", sasl_reqs);
+        pt->verify = (enum xs_verify_mode)enum_field(L, p, "verify", verify_modes);
         lua_getfield(L, p, "dialback");
         pt->dialback = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        pt->max_streams = (size_t)num_field(L, p, "max_connections");
+        pt->keepalive = num_field(L, p, "keepalive");
+        pt->idle_timeout = num_field(L, p, "idle_timeout");
+        int drc = strlist_field(L, p, "domains", &pt->domains, &pt->n_domains);
         pt->route_host = dup_field(L, p, "route_host");
         pt->route_port = (int)num_field(L, p, "route_port");
         lua_pop(L, 1);
+        if (!pt->domain || drc != 0) {
+            lua_pop(L, 1);
+            return rc;
+        }
     }
     lua_pop(L, 1);
     return c->partners ? 0 : rc;
@@ -704,8 +845,18 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
         fprintf(out, " %s", c->domains[i]);
     fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
             c->xmpp_max_stanza, c->sip_max_message);
-    fprintf(out, "\n  xmpp: listen %s:%d, tls %s", c->xmpp_listen_host, c->xmpp_listen_port,
-            c->tls_cert ? c->tls_cert : "self-signed");
+    fprintf(out, "\n  xmpp: listen %s:%d", c->xmpp_listen_host, c->xmpp_listen_port);
+    if (c->xmpp_listen_tls_host)
+        fprintf(out,
+                strchr(c->xmpp_listen_tls_host, ':') ? ", Direct TLS [%s]:%d"
+                                                     : ", Direct TLS %s:%d",
+                c->xmpp_listen_tls_host, c->xmpp_listen_tls_port);
+    fprintf(out, "\n  tls: certificate %s", c->tls_cert ? c->tls_cert : "self-signed");
+    if (c->n_tls_certs)
+        fprintf(out, " and %zu more", c->n_tls_certs);
+    fprintf(out, ", CA %s", c->tls_ca ? c->tls_ca : "none (no certificate can be verified)");
+    if (c->tls_crl)
+        fprintf(out, ", CRL %s", c->tls_crl);
     fprintf(out,
             "\n  xmpp streams: inbound %zu, outbound %zu, unauthenticated %zu (%zu per source), "
             "%zu per domain",
@@ -720,6 +871,15 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    if (c->sip_tls_verify == XS_VERIFY_CA)
+        fprintf(out, "  sip tls: verify ca, next hop must be %s, accepted from %s%s\n",
+                c->sip_tls_name        ? c->sip_tls_name
+                : c->sip_next_hop.host ? c->sip_next_hop.host
+                                       : "(none)",
+                c->n_sip_tls_peers ? c->sip_tls_peers[0] : "the same name",
+                c->n_sip_tls_peers > 1 ? " and others" : "");
+    if (c->sip_keepalive > 0)
+        fprintf(out, "  sip keepalive: every %g s on idle tcp/tls connections\n", c->sip_keepalive);
     if (c->sip_contact)
         fprintf(out, "  sip contact (in-dialog requests come back to): %s\n", c->sip_contact);
     fprintf(out, "  sip trusted:");
@@ -729,12 +889,19 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
             !c->sip_trusted    ? " the next hop's addresses (resolved at start and reload)"
             : c->n_sip_trusted ? ""
                                : " nobody: every SIP request is refused");
-    fprintf(out, "  partners:");
-    for (size_t i = 0; i < c->n_partners; i++)
-        fprintf(out, " %s(tls %s%s)", c->partners[i].domain,
-                c->partners[i].tls == XS_TLS_REQUIRED ? "required" : "optional",
-                c->partners[i].route_host ? ", static route" : "");
-    fprintf(out, "%s\n", c->n_partners ? "" : " none: nothing will federate");
+    fprintf(out, "  partners:%s\n", c->n_partners ? "" : " none: nothing will federate");
+    for (size_t i = 0; i < c->n_partners; i++) {
+        const struct xs_partner *pt = &c->partners[i];
+        fprintf(out, "    %s: %s, tls %s, sasl %s, dialback %s, verify %s", pt->domain,
+                xs_partner_type_name(pt->type), xs_tls_req_name(pt->tls),
+                xs_sasl_req_name(pt->sasl), pt->dialback ? "yes" : "no",
+                xs_verify_mode_name(pt->verify));
+        for (size_t j = 0; j < pt->n_domains; j++)
+            fprintf(out, "%s%s", j ? " " : ", also ", pt->domains[j]);
+        if (pt->route_host)
+            fprintf(out, ", static route");
+        fprintf(out, "\n");
+    }
     if (c->presence_enabled)
         fprintf(out,
                 "  presence: store %s, expires %u (%u to %u), subscriptions %zu per watcher, "
