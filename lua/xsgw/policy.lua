@@ -738,6 +738,15 @@ function M.finish(env, decl)
         return true
     end
 
+    -- The users of a federated partner are trusted (README, "Partners"):
+    -- the default presence policy approves their subscription requests.
+    local function federated_user(jid)
+        local d = jid_domain(jid)
+        if not d or local_domains[d] then return false end
+        local p = partner(d)
+        return p ~= nil and p.type == "federated"
+    end
+
     local mapper = presence.new(decl.presence_map, function(fmt, ...)
         fail(decl.presence_map_where, fmt, ...)
     end)
@@ -746,6 +755,7 @@ function M.finish(env, decl)
         enabled = cfg.presence_enabled, mapper = mapper,
         on_presence = rawget(env, "on_presence"), on_subscribe = rawget(env, "on_subscribe"),
         map_addresses = map_addresses, recheck = recheck, drop = DROP,
+        federated_user = federated_user,
         rejection = function(r)
             if rejections[r] then return rawget(r, "condition"), rawget(r, "text") end
         end,

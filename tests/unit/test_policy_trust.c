@@ -233,6 +233,44 @@ static void test_check_output(void)
     }
 }
 
+/* The default presence policy approves subscription requests from users of
+ * a federated partner (found by any of its domains, through the core's
+ * matcher), and forwards the others'. */
+static void test_federated_presence(void)
+{
+    char err[512] = "";
+    struct xs_policy *p = load_full("fed.lua", trust_policy, err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    static const struct {
+        enum xs_side_id origin;
+        const char *from, *to, *type;
+        enum xs_sub_action want;
+    } cases[] = {
+        {XS_SIDE_XMPP, "carol@friends.test/pc", "bob@sip.test", "subscribe", XS_SUB_APPROVE},
+        {XS_SIDE_XMPP, "dave@conf.big.test", "bob@sip.test", "subscribe", XS_SUB_FORWARD},
+        {XS_SIDE_XMPP, "eve@anyone.test", "bob@sip.test", "subscribe", XS_SUB_FORWARD},
+        {XS_SIDE_XMPP, "old@old.test", "bob@sip.test", "subscribe", XS_SUB_FORWARD},
+        {XS_SIDE_SIP, "sip:bob@sip.test", "sip:carol@friends.test", "subscribe", XS_SUB_FORWARD},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct xs_event *ev = xs_event_new(XS_EVENT_SUBSCRIPTION, cases[i].origin);
+        xs_event_set(&ev->from, cases[i].from);
+        xs_event_set(&ev->to, cases[i].to);
+        xs_event_set(&ev->type, cases[i].type);
+        ev->action = XS_SUB_PENDING;
+        char *text = NULL;
+        CHECK(xs_policy_route(p, ev, &text) == XS_COND_NONE);
+        if (ev->action != cases[i].want)
+            fprintf(stderr, "%s: action %d\n", cases[i].from, (int)ev->action);
+        CHECK(ev->action == cases[i].want);
+        free(text);
+        xs_event_free(ev);
+    }
+    xs_policy_free(p);
+}
+
 /* The errors reach xs_policy_load's caller with the policy's file:line
  * (their wording: tests/lua/test_trust.lua). */
 static void test_errors(void)
@@ -254,5 +292,6 @@ int main(void)
     test_partner_in_hook();
     test_check_output();
     test_errors();
+    test_federated_presence();
     return policy_tests_end("test_policy_trust");
 }
