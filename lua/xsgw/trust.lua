@@ -40,10 +40,15 @@ end
 local function list(h, where, what, v, one)
     if one and type(v) == "string" then return { v } end
     h.want(where, what, v, "table")
+    local bad
     for k in pairs(v) do
-        if mtype(k) ~= "integer" or k < 1 or k > #v then
-            h.fail(where, "%s must be a list { ... }, not a table with key %s", what, tostring(k))
+        if (mtype(k) ~= "integer" or k < 1 or k > #v)
+            and (bad == nil or tostring(k) < tostring(bad)) then
+            bad = k
         end
+    end
+    if bad ~= nil then
+        h.fail(where, "%s must be a list { ... }, not a table with key %s", what, tostring(bad))
     end
     return v
 end
