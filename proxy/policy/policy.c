@@ -830,6 +830,29 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     return rc.cond;
 }
 
+/* --check's line on sip.tls, when a tls: transport is configured. */
+static void print_sip_tls(FILE *out, const struct xs_config *c)
+{
+    int tls = c->sip_next_hop.host && c->sip_next_hop.transport == XS_SIP_TLS;
+    for (size_t i = 0; i < c->n_sip_listen; i++)
+        tls |= c->sip_listen[i].transport == XS_SIP_TLS;
+    if (!tls)
+        return;
+    if (c->sip_tls_verify != XS_VERIFY_CA) {
+        fprintf(out, "  sip tls: verify none (the SIP edge's certificates are not checked)\n");
+        return;
+    }
+    const char *name = c->sip_tls_name ? c->sip_tls_name : c->sip_next_hop.host;
+    fprintf(out, "  sip tls: verify ca; the next hop must present %s; inbound accepted from",
+            c->sip_next_hop.host ? name : "(no next hop)");
+    for (size_t i = 0; i < c->n_sip_tls_peers; i++)
+        fprintf(out, " %s", c->sip_tls_peers[i]);
+    /* Without peers, the inbound side accepts the next hop's name. */
+    if (!c->n_sip_tls_peers)
+        fprintf(out, " %s", name ? name : "nobody");
+    fprintf(out, "\n");
+}
+
 int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
 {
     struct xs_policy *p;
@@ -845,7 +868,10 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
         fprintf(out, " %s", c->domains[i]);
     fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
             c->xmpp_max_stanza, c->sip_max_message);
-    fprintf(out, "\n  xmpp: listen %s:%d", c->xmpp_listen_host, c->xmpp_listen_port);
+    fprintf(out,
+            strchr(c->xmpp_listen_host, ':') ? "\n  xmpp: listen [%s]:%d"
+                                             : "\n  xmpp: listen %s:%d",
+            c->xmpp_listen_host, c->xmpp_listen_port);
     if (c->xmpp_listen_tls_host)
         fprintf(out,
                 strchr(c->xmpp_listen_tls_host, ':') ? ", Direct TLS [%s]:%d"
@@ -871,13 +897,7 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
-    if (c->sip_tls_verify == XS_VERIFY_CA)
-        fprintf(out, "  sip tls: verify ca, next hop must be %s, accepted from %s%s\n",
-                c->sip_tls_name        ? c->sip_tls_name
-                : c->sip_next_hop.host ? c->sip_next_hop.host
-                                       : "(none)",
-                c->n_sip_tls_peers ? c->sip_tls_peers[0] : "the same name",
-                c->n_sip_tls_peers > 1 ? " and others" : "");
+    print_sip_tls(out, c);
     if (c->sip_keepalive > 0)
         fprintf(out, "  sip keepalive: every %g s on idle tcp/tls connections\n", c->sip_keepalive);
     if (c->sip_contact)

@@ -471,10 +471,12 @@ static void test_route(void)
 
 static void test_shipped(void)
 {
-    static const char *const files[] = {
-        "policies/default.lua", "policies/examples/open-federation.lua",
-        "policies/examples/content-filter.lua", "policies/examples/static-route.lua",
-        "policies/examples/presence-lync.lua"};
+    static const char *const files[] = {"policies/default.lua",
+                                        "policies/examples/open-federation.lua",
+                                        "policies/examples/content-filter.lua",
+                                        "policies/examples/static-route.lua",
+                                        "policies/examples/presence-lync.lua",
+                                        "policies/examples/trust.lua"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char err[512];
         struct xs_policy *p = NULL;

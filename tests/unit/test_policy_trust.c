@@ -215,8 +215,8 @@ static void test_check_output(void)
     static const char *const want[] = {
         "  xmpp: listen 0.0.0.0:5269, Direct TLS [::]:5270\n",
         "  tls: certificate /etc/xsgw/a.pem and 2 more, CA /etc/ssl/certs, CRL /etc/xsgw/crl.pem\n",
-        "  sip tls: verify ca, next hop must be edge1.edge.test, accepted from edge1.edge.test and "
-        "others\n",
+        "  sip tls: verify ca; the next hop must present edge1.edge.test; inbound accepted from "
+        "edge1.edge.test *.edge.test\n",
         "  sip keepalive: every 25 s on idle tcp/tls connections\n",
         "    big.test: verified, tls required, sasl required, dialback no, verify ca, also "
         "conf.big.test pubsub.big.test\n",
