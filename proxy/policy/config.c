@@ -9,13 +9,16 @@
 
 #include "core/err.h"
 
-static char *dup_field(lua_State *L, int t, const char *k)
+/* The string at t[k] into *out (owned; NULL when absent). XS_ENOMEM when
+ * it is there and cannot be copied: an absent value has a meaning (no
+ * CA, no static route, ...), so a failed copy must not pass for one. */
+static int str_field(lua_State *L, int t, const char *k, char **out)
 {
-    char *r = NULL;
-    if (lua_getfield(L, t, k) == LUA_TSTRING)
-        r = strdup(lua_tostring(L, -1));
+    int rc = 0;
+    if (lua_getfield(L, t, k) == LUA_TSTRING && !(*out = strdup(lua_tostring(L, -1))))
+        rc = XS_ENOMEM;
     lua_pop(L, 1);
-    return r;
+    return rc;
 }
 
 static double num_field(lua_State *L, int t, const char *k)
@@ -97,17 +100,13 @@ const char *xs_verify_mode_name(enum xs_verify_mode v)
     return (unsigned)v <= XS_VERIFY_CA ? verify_modes[v] : "?";
 }
 
+static const char *const transports[] = {"udp", "tcp", "tls", NULL};
+
 static int endpoint_from(lua_State *L, int t, struct xs_sip_endpoint *e)
 {
-    char *tr = dup_field(L, t, "transport");
-    e->transport = !tr                  ? XS_SIP_UDP
-                   : !strcmp(tr, "tcp") ? XS_SIP_TCP
-                   : !strcmp(tr, "tls") ? XS_SIP_TLS
-                                        : XS_SIP_UDP;
-    free(tr);
-    e->host = dup_field(L, t, "host");
+    e->transport = (enum xs_sip_transport)enum_field(L, t, "transport", transports);
     e->port = (int)num_field(L, t, "port");
-    return e->host ? 0 : XS_ENOMEM;
+    return str_field(L, t, "host", &e->host) != 0 || !e->host ? XS_ENOMEM : 0;
 }
 
 void xs_config_free(struct xs_config *c)
@@ -146,61 +145,119 @@ void xs_config_free(struct xs_config *c)
     free(c->partners);
 }
 
+/* The list of tables at t[k], each copied by one(L, index, element): an
+ * array of n + 1 zeroed elements of `size` bytes (owned; NULL when t[k] is
+ * not a table), *n counting the elements copied so far, so that
+ * xs_config_free frees exactly those. *rc: XS_ENOMEM when a copy failed. */
+static void *array_field(lua_State *L, int t, const char *k, size_t size,
+                         int (*one)(lua_State *L, int i, void *elem), size_t *n, int *rc)
+{
+    char *a = NULL;
+    if (lua_getfield(L, t, k) == LUA_TTABLE) {
+        size_t len = lua_rawlen(L, -1);
+        if (!(a = calloc(len + 1, size)))
+            *rc = XS_ENOMEM;
+        for (size_t i = 0; !*rc && i < len; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            (*n)++;
+            *rc = one(L, lua_gettop(L), a + i * size);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    return a;
+}
+
+static int identity_from(lua_State *L, int i, void *elem)
+{
+    struct xs_tls_identity_cfg *id = elem;
+    return str_field(L, i, "cert", &id->cert) || str_field(L, i, "key", &id->key) ? XS_ENOMEM : 0;
+}
+
+static int listener_from(lua_State *L, int i, void *elem)
+{
+    return endpoint_from(L, i, elem);
+}
+
+static int partner_from(lua_State *L, int p, void *elem)
+{
+    struct xs_partner *pt = elem;
+    pt->type = (enum xs_partner_type)enum_field(L, p, "type", partner_types);
+    pt->tls = (enum xs_tls_req)enum_field(L, p, "tls", tls_reqs);
+    pt->sasl = (enum xs_sasl_req)enum_field(L, p, "sasl", sasl_reqs);
+    pt->verify = (enum xs_verify_mode)enum_field(L, p, "verify", verify_modes);
+    lua_getfield(L, p, "dialback");
+    pt->dialback = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    pt->max_streams = (size_t)num_field(L, p, "max_connections");
+    pt->keepalive = num_field(L, p, "keepalive");
+    pt->idle_timeout = num_field(L, p, "idle_timeout");
+    pt->route_port = (int)num_field(L, p, "route_port");
+    if (str_field(L, p, "domain", &pt->domain) || !pt->domain ||
+        strlist_field(L, p, "domains", &pt->domains, &pt->n_domains) ||
+        str_field(L, p, "route_host", &pt->route_host))
+        return XS_ENOMEM;
+    return 0;
+}
+
+static const char *const sm_modes[] = {"always", "offered", "off", NULL};
+
 int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
 {
-    int rc = XS_ENOMEM;
-    lua_getfield(L, t, "domains");
-    c->n_domains = lua_rawlen(L, -1);
-    c->domains = calloc(c->n_domains + 1, sizeof *c->domains);
-    for (size_t i = 0; c->domains && i < c->n_domains; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        c->domains[i] = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (!c->domains[i])
-            break;
-    }
-    lua_pop(L, 1);
-    if (!c->domains)
-        return rc;
+    /* Lua validated every value (policy.lua, trust.lua, presence.lua);
+     * what can fail here is memory alone. */
+    if (strlist_field(L, t, "domains", &c->domains, &c->n_domains) || !c->domains ||
+        str_field(L, t, "xmpp_listen_host", &c->xmpp_listen_host) || !c->xmpp_listen_host ||
+        str_field(L, t, "xmpp_listen_tls_host", &c->xmpp_listen_tls_host) ||
+        str_field(L, t, "tls_cert", &c->tls_cert) || str_field(L, t, "tls_key", &c->tls_key) ||
+        str_field(L, t, "tls_ca", &c->tls_ca) || str_field(L, t, "tls_crl", &c->tls_crl) ||
+        str_field(L, t, "dialback_secret", &c->dialback_secret) ||
+        str_field(L, t, "sip_contact", &c->sip_contact) ||
+        str_field(L, t, "presence_store", &c->presence_store) ||
 
-    c->xmpp_listen_host = dup_field(L, t, "xmpp_listen_host");
-    c->xmpp_listen_port = (int)num_field(L, t, "xmpp_listen_port");
-    c->tls_cert = dup_field(L, t, "tls_cert");
-    c->tls_key = dup_field(L, t, "tls_key");
-    c->tls_ca = dup_field(L, t, "tls_ca");
-    c->tls_crl = dup_field(L, t, "tls_crl");
-    if (lua_getfield(L, t, "tls_certs") == LUA_TTABLE) {
-        size_t n = lua_rawlen(L, -1);
-        c->tls_certs = calloc(n + 1, sizeof *c->tls_certs);
-        for (size_t i = 0; c->tls_certs && i < n; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            struct xs_tls_identity_cfg *id = &c->tls_certs[c->n_tls_certs++];
-            id->cert = dup_field(L, lua_gettop(L), "cert");
-            id->key = dup_field(L, lua_gettop(L), "key");
-            lua_pop(L, 1);
-            if (!id->cert || !id->key)
-                break;
-        }
-        if (!c->tls_certs || c->n_tls_certs < n || (n && !c->tls_certs[n - 1].key)) {
-            lua_pop(L, 1);
-            return rc;
-        }
+        strlist_field(L, t, "sip_trusted", &c->sip_trusted, &c->n_sip_trusted) ||
+        str_field(L, t, "sip_tls_name", &c->sip_tls_name) ||
+        strlist_field(L, t, "sip_tls_peers", &c->sip_tls_peers, &c->n_sip_tls_peers))
+        return XS_ENOMEM;
+    int rc = 0;
+    c->tls_certs =
+        array_field(L, t, "tls_certs", sizeof *c->tls_certs, identity_from, &c->n_tls_certs, &rc);
+    if (!rc)
+        c->sip_listen = array_field(L, t, "sip_listen", sizeof *c->sip_listen, listener_from,
+                                    &c->n_sip_listen, &rc);
+    if (!rc)
+        c->partners =
+            array_field(L, t, "partners", sizeof *c->partners, partner_from, &c->n_partners, &rc);
+    if (rc)
+        return rc;
+    if (lua_getfield(L, t, "sip_next_hop") == LUA_TTABLE &&
+        endpoint_from(L, lua_gettop(L), &c->sip_next_hop) != 0) {
+        lua_pop(L, 1);
+        return XS_ENOMEM;
     }
     lua_pop(L, 1);
-    c->xmpp_listen_tls_host = dup_field(L, t, "xmpp_listen_tls_host");
+    /* sip.trusted = {} (trust nobody) differs from no sip.trusted (trust
+     * the next hop): an empty list still gets its (empty) array. */
+    if (lua_getfield(L, t, "sip_trusted") == LUA_TTABLE && !c->sip_trusted &&
+        !(c->sip_trusted = calloc(1, sizeof *c->sip_trusted))) {
+        lua_pop(L, 1);
+        return XS_ENOMEM;
+    }
+    lua_pop(L, 1);
+    /* Every partner list gets an array, as the loops over it expect. */
+    if (!c->partners && !(c->partners = calloc(1, sizeof *c->partners)))
+        return XS_ENOMEM;
+
+    c->xmpp_listen_port = (int)num_field(L, t, "xmpp_listen_port");
     c->xmpp_listen_tls_port = (int)num_field(L, t, "xmpp_listen_tls_port");
-    c->dialback_secret = dup_field(L, t, "dialback_secret");
     c->xmpp_connect_timeout = num_field(L, t, "xmpp_connect_timeout");
     c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
     c->max_body = (size_t)num_field(L, t, "max_body");
     c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
     c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
     c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
-    char *sm = dup_field(L, t, "xmpp_stream_management");
-    c->xmpp_stream_management = !sm || !strcmp(sm, "always") ? XS_SM_MODE_ALWAYS
-                                : !strcmp(sm, "offered")     ? XS_SM_MODE_OFFERED
-                                                             : XS_SM_MODE_OFF;
-    free(sm);
+    static const int sm[] = {XS_SM_MODE_ALWAYS, XS_SM_MODE_OFFERED, XS_SM_MODE_OFF};
+    c->xmpp_stream_management = sm[enum_field(L, t, "xmpp_stream_management", sm_modes)];
     c->xmpp_streams_in = (size_t)num_field(L, t, "xmpp_streams_in");
     c->xmpp_streams_out = (size_t)num_field(L, t, "xmpp_streams_out");
     c->xmpp_streams_unauth = (size_t)num_field(L, t, "xmpp_streams_unauth");
@@ -211,24 +268,12 @@ int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
     c->sip_max_stored_bytes = (size_t)num_field(L, t, "sip_max_stored_bytes");
     c->sip_udp_recv_buffer = (size_t)num_field(L, t, "sip_udp_recv_buffer");
     c->sip_udp_send_buffer = (size_t)num_field(L, t, "sip_udp_send_buffer");
+    c->sip_tls_verify = (enum xs_verify_mode)enum_field(L, t, "sip_tls_verify", verify_modes);
+    c->sip_keepalive = num_field(L, t, "sip_keepalive");
     c->log_bodies = lua_getfield(L, t, "log_bodies") == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!c->xmpp_listen_host)
-        return rc;
-    if (lua_getfield(L, t, "sip_contact") == LUA_TSTRING &&
-        !(c->sip_contact = strdup(lua_tostring(L, -1)))) {
-        lua_pop(L, 1);
-        return rc;
-    }
     lua_pop(L, 1);
     c->presence_enabled =
         lua_getfield(L, t, "presence_enabled") == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (lua_getfield(L, t, "presence_store") == LUA_TSTRING &&
-        !(c->presence_store = strdup(lua_tostring(L, -1)))) {
-        lua_pop(L, 1);
-        return rc;
-    }
     lua_pop(L, 1);
     c->presence_expires = (unsigned)num_field(L, t, "presence_expires");
     c->presence_min_expires = (unsigned)num_field(L, t, "presence_min_expires");
@@ -236,77 +281,5 @@ int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
     c->presence_max_per_user = (size_t)num_field(L, t, "presence_max_per_user");
     c->presence_max_per_domain = (size_t)num_field(L, t, "presence_max_per_domain");
     c->presence_max_total = (size_t)num_field(L, t, "presence_max_total");
-
-    lua_getfield(L, t, "sip_listen");
-    c->n_sip_listen = lua_rawlen(L, -1);
-    c->sip_listen = calloc(c->n_sip_listen + 1, sizeof *c->sip_listen);
-    for (size_t i = 0; c->sip_listen && i < c->n_sip_listen; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        int e = endpoint_from(L, lua_gettop(L), &c->sip_listen[i]);
-        lua_pop(L, 1);
-        if (e)
-            break;
-    }
-    lua_pop(L, 1);
-    if (!c->sip_listen)
-        return rc;
-    if (lua_getfield(L, t, "sip_next_hop") == LUA_TTABLE &&
-        endpoint_from(L, lua_gettop(L), &c->sip_next_hop) != 0) {
-        lua_pop(L, 1);
-        return rc;
-    }
-    lua_pop(L, 1);
-    if (lua_getfield(L, t, "sip_trusted") == LUA_TTABLE) {
-        size_t n = lua_rawlen(L, -1);
-        c->sip_trusted = calloc(n + 1, sizeof *c->sip_trusted);
-        for (size_t i = 0; c->sip_trusted && i < n; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            c->sip_trusted[i] = strdup(lua_tostring(L, -1));
-            lua_pop(L, 1);
-            if (!c->sip_trusted[i])
-                break;
-            c->n_sip_trusted++;
-        }
-        if (!c->sip_trusted || c->n_sip_trusted < n) {
-            lua_pop(L, 1);
-            return rc;
-        }
-    }
-    lua_pop(L, 1);
-
-    c->sip_tls_verify = (enum xs_verify_mode)enum_field(L, t, "sip_tls_verify", verify_modes);
-    c->sip_tls_name = dup_field(L, t, "sip_tls_name");
-    c->sip_keepalive = num_field(L, t, "sip_keepalive");
-    if (strlist_field(L, t, "sip_tls_peers", &c->sip_tls_peers, &c->n_sip_tls_peers) != 0)
-        return rc;
-
-    lua_getfield(L, t, "partners");
-    c->n_partners = lua_rawlen(L, -1);
-    c->partners = calloc(c->n_partners + 1, sizeof *c->partners);
-    for (size_t i = 0; c->partners && i < c->n_partners; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        int p = lua_gettop(L);
-        struct xs_partner *pt = &c->partners[i];
-        pt->domain = dup_field(L, p, "domain");
-        pt->type = (enum xs_partner_type)enum_field(L, p, "type", partner_types);
-        pt->tls = (enum xs_tls_req)enum_field(L, p, "tls", tls_reqs);
-        pt->sasl = (enum xs_sasl_req)enum_field(L, p, "sasl", sasl_reqs);
-        pt->verify = (enum xs_verify_mode)enum_field(L, p, "verify", verify_modes);
-        lua_getfield(L, p, "dialback");
-        pt->dialback = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        pt->max_streams = (size_t)num_field(L, p, "max_connections");
-        pt->keepalive = num_field(L, p, "keepalive");
-        pt->idle_timeout = num_field(L, p, "idle_timeout");
-        int drc = strlist_field(L, p, "domains", &pt->domains, &pt->n_domains);
-        pt->route_host = dup_field(L, p, "route_host");
-        pt->route_port = (int)num_field(L, p, "route_port");
-        lua_pop(L, 1);
-        if (!pt->domain || drc != 0) {
-            lua_pop(L, 1);
-            return rc;
-        }
-    }
-    lua_pop(L, 1);
-    return c->partners ? 0 : rc;
+    return 0;
 }
