@@ -271,6 +271,46 @@ static void test_federated_presence(void)
     xs_policy_free(p);
 }
 
+/* Without hooks, the core routes by itself (route_fast.c) through the same
+ * domain index: a partner's extra domains federate, names below them and
+ * strangers do not. */
+static void test_route_extra_domains(void)
+{
+    char err[512] = "";
+    struct xs_policy *p =
+        load_full("route.lua",
+                  "gateway { domains = { 'sip.test' }, xmpp = { listen = '127.0.0.1:5269' },\n"
+                  "  sip = { listen = 'udp:127.0.0.1:5060', next_hop = 'udp:127.0.0.1:5070' } }\n"
+                  "partner 'big.test' { domains = { 'conf.big.test' } }\n",
+                  err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    static const struct {
+        enum xs_side_id origin;
+        const char *from, *to;
+        enum xs_cond want;
+    } cases[] = {
+        {XS_SIDE_XMPP, "room@conf.big.test/nick", "bob@sip.test", XS_COND_NONE},
+        {XS_SIDE_XMPP, "room@CONF.big.test", "bob@sip.test", XS_COND_NONE},
+        {XS_SIDE_XMPP, "x@a.conf.big.test", "bob@sip.test", XS_COND_FORBIDDEN},
+        {XS_SIDE_XMPP, "x@stranger.test", "bob@sip.test", XS_COND_FORBIDDEN},
+        {XS_SIDE_SIP, "sip:bob@sip.test", "sip:room@conf.big.test", XS_COND_NONE},
+        {XS_SIDE_SIP, "sip:bob@sip.test", "sip:x@other.big.test", XS_COND_FORBIDDEN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct xs_event *ev;
+        char *text = NULL;
+        enum xs_cond c = route(p, cases[i].origin, cases[i].from, cases[i].to, "hi", &ev, &text);
+        if (c != cases[i].want)
+            fprintf(stderr, "%s -> %s: %s\n", cases[i].from, cases[i].to, xs_cond_name(c));
+        CHECK(c == cases[i].want);
+        free(text);
+        xs_event_free(ev);
+    }
+    xs_policy_free(p);
+}
+
 /* The errors reach xs_policy_load's caller with the policy's file:line
  * (their wording: tests/lua/test_trust.lua). */
 static void test_errors(void)
@@ -293,5 +333,6 @@ int main(void)
     test_check_output();
     test_errors();
     test_federated_presence();
+    test_route_extra_domains();
     return policy_tests_end("test_policy_trust");
 }
