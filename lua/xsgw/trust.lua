@@ -128,7 +128,8 @@ function M.listen_tls(h, where, v, cfg)
     if v == nil then return end
     local host, port = h.parse_hostport(where, "xmpp.listen_tls", v)
     local lh = cfg.xmpp_listen_host
-    if port == cfg.xmpp_listen_port and (host == lh or WILDCARD_HOSTS[host] or WILDCARD_HOSTS[lh]) then
+    if port == cfg.xmpp_listen_port
+        and (host == lh or WILDCARD_HOSTS[host] or WILDCARD_HOSTS[lh]) then
         h.fail(where, "xmpp.listen_tls '%s' takes the port of xmpp.listen: Direct TLS needs a"
             .. " port of its own (5270 is usual)", v)
     end

@@ -446,10 +446,9 @@ t.test("sip.tls: errors", function()
         .. ' verify = "ca" with gateway.tls.ca, or remove it')
     gerr(sip_with({ gateway = CA.gateway, sip = [[, tls = { name = "*.edge.test" }]] }),
         'sip.tls.name "*.edge.test" is not a domain name')
-    for i, bad in ipairs({ '"*.test"', '"a.*.test"', '"e dge.test"', "5", '"*"' }) do
+    for _, bad in ipairs({ '"*.test"', '"a.*.test"', '"e dge.test"', "5", '"*"' }) do
         gerr(sip_with({ gateway = CA.gateway, sip = ", tls = { peers = { " .. bad .. " } }" }),
-            "sip.tls.peers[1] " .. (bad == "5" and "5" or bad) .. ' is not a domain name or "*.domain"')
-        t.eq(i > 0, true)
+            "sip.tls.peers[1] " .. bad .. ' is not a domain name or "*.domain"')
     end
     gerr(sip_with({ gateway = CA.gateway, sip = [[, tls = { peers = {} }]] }),
         "sip.tls.peers must list 1 to 1024 names")
