@@ -259,6 +259,14 @@ async def test_external_authzid_rules(tmp):
         assert el.name == "success", el
         await restart(s)
         await delivered(e, s, "named in the authzid")
+        # A header without a from: "=" names nobody, the authzid does.
+        s = await e.open(frm=None)
+        assert offers_external(s.features), s.features
+        assert failure_of(await auth(s)) == (
+            "invalid-authzid", "no authorization identity, and the stream header has no from")
+        assert (await auth(s, b64("peer.test"))).name == "success"
+        await restart(s, None)
+        await delivered(e, s, "header without from")
 
 
 async def test_external_refused_for_bad_certificates(tmp):
