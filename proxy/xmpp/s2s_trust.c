@@ -1,6 +1,7 @@
 /* The inbound trust rules (s2s_trust.h). */
 #include "xmpp/s2s_trust.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "core/err.h"
@@ -34,11 +35,16 @@ static const char *cert_reason(int tls, const struct xs_tls_peer *cert)
     return cert->chain == XS_TLS_CHAIN_NONE ? "not presented" : "not valid for the domain";
 }
 
-static int refuse(struct xs_s2s_verdict *v, const char *cond, const char *fmt, const char *a,
-                  const char *b)
+static int refuse(struct xs_s2s_verdict *v, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(struct xs_s2s_verdict *v, const char *cond, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     v->cond = cond;
-    snprintf(v->text, sizeof v->text, fmt, a, b);
+    vsnprintf(v->text, sizeof v->text, fmt, ap);
+    va_end(ap);
     return XS_EAUTH;
 }
 
@@ -49,17 +55,17 @@ int xs_s2s_trust_dialback(const struct xs_partner *p, const char *remote, int tl
     v->text[0] = '\0';
     v->cert_ok = cert_passes(tls, cert);
     if (!p)
-        return refuse(v, "policy-violation", "%s is not federated with this gateway%s", remote, "");
+        return refuse(v, "policy-violation", "%s is not federated with this gateway", remote);
     if (p->sasl == XS_SASL_REQUIRED)
-        return refuse(v, "not-authorized", "%s must authenticate with SASL EXTERNAL%s", remote, "");
+        return refuse(v, "not-authorized", "%s must authenticate with SASL EXTERNAL", remote);
     if (p->tls == XS_TLS_REQUIRED && !tls)
-        return refuse(v, "policy-violation", "TLS is required for %s%s", remote, "");
+        return refuse(v, "policy-violation", "TLS is required for %s", remote);
     if (!p->dialback) {
         if (v->cert_ok)
             return refuse(v, "not-authorized",
                           "%s may not use dialback, and its certificate is valid: use SASL "
-                          "EXTERNAL%s",
-                          remote, "");
+                          "EXTERNAL",
+                          remote);
         return refuse(v, "not-authorized", "%s may not use dialback, and its certificate %s",
                       remote, cert_reason(tls, cert));
     }
@@ -76,11 +82,11 @@ int xs_s2s_trust_sasl(const struct xs_partner *p, const char *remote, int tls,
     v->text[0] = '\0';
     v->cert_ok = cert_passes(tls, cert);
     if (!tls)
-        return refuse(v, "encryption-required", "SASL EXTERNAL needs TLS%s%s", "", "");
+        return refuse(v, "encryption-required", "SASL EXTERNAL needs TLS");
     if (!p)
-        return refuse(v, "not-authorized", "%s is not federated with this gateway%s", remote, "");
+        return refuse(v, "not-authorized", "%s is not federated with this gateway", remote);
     if (p->sasl == XS_SASL_NONE)
-        return refuse(v, "not-authorized", "SASL EXTERNAL is not allowed for %s%s", remote, "");
+        return refuse(v, "not-authorized", "SASL EXTERNAL is not allowed for %s", remote);
     if (!v->cert_ok)
         return refuse(v, "not-authorized", "certificate for %s: %s", remote,
                       cert_reason(tls, cert));
