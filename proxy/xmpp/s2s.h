@@ -191,9 +191,11 @@ void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, cons
 /* Returns 1 when the stream's parser was trimmed (it went quiet), else 0. */
 int xs_s2s_in_sweep(struct s2s_in *in, double now);
 /* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
- * inbound stream number `serial`, encrypted when `secure`, goes where it
+ * inbound stream number `serial`, encrypted when `secure`, authenticated
+ * as `auth` says (static: "dialback", "sasl-external"), goes where it
  * belongs. */
-void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el);
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
+                     struct xs_xml_el *el);
 /* After a reload: closes the stream with a stream error when its peer is no
  * longer a partner or any of its pairs fails the new rules (partner, its tls
  * and dialback settings, the local domain). */

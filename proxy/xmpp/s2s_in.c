@@ -208,7 +208,10 @@ static void on_stanza_authenticated(struct s2s_in *in, struct xs_xml_el *el)
      * error stanzas included, is ours to produce. */
     if (!strcmp(el->name, "message") || !strcmp(el->name, "presence") || !strcmp(el->name, "iq"))
         xs_sm_in_handled(&in->sm);
-    xs_s2s_in_carry(in->x, in->serial, in->tls, el);
+    /* XEP-0344's shortcut is dialback to the policy: the key was not
+     * checked, the certificate proved more. */
+    xs_s2s_in_carry(in->x, in->serial, in->tls,
+                    pair->how == XS_S2S_AUTH_SASL ? "sasl-external" : "dialback", el);
 }
 
 /* XEP-0198 as the receiving server: enabled after dialback authenticated a

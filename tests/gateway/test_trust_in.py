@@ -44,8 +44,8 @@ class Env:
     `rules`, a Direct TLS listener, a SIP next hop, and the fake peer.test
     server (gwlib.Peer) that answers the gateway's dialback verifications."""
 
-    def __init__(self, tmp, rules='type = "unverified"', peer_offers_tls=True):
-        self.tmp, self.pki = tmp, pki()
+    def __init__(self, tmp, rules='type = "unverified"', peer_offers_tls=True, hook=""):
+        self.tmp, self.pki, self.hook = tmp, pki(), hook
         self.peer_offers_tls = peer_offers_tls
         self.gw_port, self.tls_port = free_port(), free_port()
         self.sip_port, self.next_hop_port, self.peer_port = free_port(), free_port(), free_port()
@@ -63,6 +63,7 @@ gateway {{
            next_hop = "udp:127.0.0.1:{self.next_hop_port}" }},
 }}
 partner "peer.test" {{ {rules}, route = "127.0.0.1:{self.peer_port}" }}
+{self.hook}
 """
 
     async def __aenter__(self):
@@ -300,6 +301,21 @@ async def test_external_refused_for_bad_certificates(tmp):
                           r"cond=not-authorized")
 
 
+async def test_policy_sees_how_the_peer_authenticated(tmp):
+    hook = """
+function on_message(m)
+  m.body = m.body .. " [" .. (m.secure and "secure" or "plain") .. " " .. tostring(m.auth) .. "]"
+  return m
+end"""
+    async with Env(tmp, hook=hook) as e:
+        s = await e.open()
+        assert (await auth(s)).name == "success"
+        await restart(s)
+        s.send(message("alice@peer.test", "bob@sip.test", "hi"))
+        req = await get(e.sip.requests)
+        assert req["body"] == b"hi [secure sasl-external]", req["body"]
+
+
 async def test_sasl_none_not_offered(tmp):
     async with Env(tmp, 'type = "unverified", sasl = "none"') as e:
         s = await e.open()
@@ -499,6 +515,7 @@ TESTS = [
     test_external_accepted_and_stream_restarts,
     test_external_authzid_rules,
     test_external_refused_for_bad_certificates,
+    test_policy_sees_how_the_peer_authenticated,
     test_sasl_none_not_offered,
     test_verified_partner_dialback_needs_its_certificate,
     test_sasl_required_refuses_dialback,
