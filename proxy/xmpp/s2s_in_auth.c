@@ -312,7 +312,9 @@ void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, cons
     if (!in || in->state != IN_OPEN)
         return;
     struct in_pair *pair = xs_s2s_in_find_pair(in, local, remote);
-    if (!pair)
+    /* A pair SASL EXTERNAL validated while its dialback was in flight
+     * keeps what the certificate proved, whatever the late answer says. */
+    if (!pair || pair->state != PAIR_PENDING)
         return;
     xs_log(valid > 0 ? XS_LOG_INFO : XS_LOG_WARN, "s2s.in.dialback",
            "stream=in%llu remote=%s local=%s result=%s", (unsigned long long)in->serial, remote,
