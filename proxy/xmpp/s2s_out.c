@@ -11,6 +11,7 @@
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
 #include "xmpp/sasl.h"
+#include "xmpp/xmpp_side.h"
 #include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
@@ -84,6 +85,11 @@ struct s2s_out {
     int cert_ok;    /* the peer's certificate passed for `remote` */
     int sasl_tried; /* <auth> sent on this connection */
     int sasl_done;  /* SASL EXTERNAL succeeded: the stream restarts authenticated */
+    /* xsgw validate (xs_xmpp_probe): each step is reported, and the stream
+     * closes once authenticated. */
+    xs_probe_cb probe;
+    void *probe_ud;
+    int probe_done;
     int restart;
     int dialback_sent;
     char peer_id[XS_STREAM_ID_LEN * 2 + 1];
@@ -115,6 +121,18 @@ static const char *state_name(enum out_state s)
         "resolving",     "connecting", "wait-header",   "wait-features", "wait-proceed",
         "tls-handshake", "wait-sasl",  "wait-dialback", "established",   "closed"};
     return names[s];
+}
+
+static void report(struct s2s_out *o, enum xs_probe_step step, int ok, int direct,
+                   const char *detail, const struct xs_tls_peer *peer)
+{
+    if (!o->probe || o->probe_done)
+        return;
+    struct xs_probe_report r = {
+        .step = step, .ok = ok, .direct = direct, .detail = detail ? detail : "", .peer = peer};
+    if (step == XS_PROBE_DONE)
+        o->probe_done = 1;
+    o->probe(o->probe_ud, &r);
 }
 
 static void set_state(struct s2s_out *o, enum out_state s, const char *why)
@@ -312,6 +330,7 @@ static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
         o->fail_cond = cond;
         snprintf(o->fail_text, sizeof o->fail_text, "%s", text ? text : "");
     }
+    report(o, XS_PROBE_DONE, 0, 0, o->fail_text, NULL);
     xs_log(XS_LOG_WARN, "s2s.out.failed", "stream=out%llu local=%s remote=%s cond=%s text=\"%s\"",
            (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
            o->fail_text);
@@ -555,6 +574,9 @@ static void send_verifies(struct s2s_out *o)
 
 static void auth_log(struct s2s_out *o, const char *method, const char *result, const char *reason)
 {
+    char detail[320];
+    snprintf(detail, sizeof detail, "%s %s%s%.250s", method, result, reason[0] ? ": " : "", reason);
+    report(o, XS_PROBE_AUTH, !strcmp(result, "ok"), 0, detail, NULL);
     xs_log(XS_LOG_INFO, "s2s.out.auth",
            "stream=out%llu local=%s remote=%s method=%s result=%s reason=\"%s\"",
            (unsigned long long)o->serial, o->local, o->remote, method, result, reason);
@@ -636,8 +658,29 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
 
 static void established(struct s2s_out *o);
 
+static void report_features(struct s2s_out *o, const struct xs_xml_el *el)
+{
+    if (!o->probe)
+        return;
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < el->n_children && used < sizeof list - 40; i++) {
+        if (el->children[i].is_text)
+            continue;
+        const struct xs_xml_el *c = el->children[i].u.el;
+        const char *name = !strcmp(c->name, "mechanisms")
+                               ? (xs_sasl_offers_external(el) ? "sasl:EXTERNAL" : "sasl")
+                               : c->name;
+        int n = snprintf(list + used, sizeof list - used, "%s%.30s", used ? " " : "", name);
+        if (n > 0)
+            used += (size_t)n;
+    }
+    report(o, XS_PROBE_FEATURES, 1, 0, used ? list : "(none)", NULL);
+}
+
 static void on_features(struct s2s_out *o, struct xs_xml_el *el)
 {
+    report_features(o, el);
     /* Features before TLS do not count after it (RFC 6120 §5.4.3.3). */
     o->sm_offered = xs_xml_el_child(el, XS_NS_SM, "sm") != NULL;
     if (o->sasl_done) {
@@ -696,6 +739,15 @@ static void on_sasl_outcome(struct s2s_out *o, struct xs_xml_el *el)
 static void established(struct s2s_out *o)
 {
     set_state(o, OUT_ESTABLISHED, o->sasl_done ? "sasl external" : "dialback valid");
+    if (o->probe) {
+        report(o, XS_PROBE_DONE, 1, 0,
+               o->sasl_done ? "authenticated with SASL EXTERNAL" : "authenticated with dialback",
+               NULL);
+        set_state(o, OUT_CLOSED, "validation done");
+        xs_xml_parser_stop(o->parser);
+        xs_s2s_close_stream(o->link);
+        return;
+    }
     o->last_activity = xs_xmpp_now(o->x);
     /* XEP-0198 after authentication. Stanzas follow at once rather than
      * waiting for <enabled/>: the peer counts from its receipt of <enable/>,
@@ -745,9 +797,11 @@ static void on_db_result(struct s2s_out *o, struct xs_xml_el *el)
     if (o->state != OUT_WAIT_DIALBACK)
         return;
     if (type && !strcmp(type, "valid")) {
+        auth_log(o, "dialback", "ok", "");
         established(o);
         return;
     }
+    auth_log(o, "dialback", "refused", type ? type : "no type");
     xs_log(XS_LOG_WARN, "s2s.out.dialback", "stream=out%llu local=%s remote=%s result=%s",
            (unsigned long long)o->serial, o->local, o->remote, type ? type : "-");
     out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused our dialback key",
@@ -874,6 +928,8 @@ static void on_tls_ready(void *ud)
     o->cert_ok = t && xs_tls_peer_check(t, o->remote, &v) == 0;
     if (!t)
         return;
+    report(o, XS_PROBE_TLS, 1, 0, xs_tls_describe(t), NULL);
+    report(o, XS_PROBE_CERT, o->cert_ok, 0, v.reason, &v);
     xs_log(o->cert_ok ? XS_LOG_INFO : XS_LOG_WARN, "s2s.out.tls",
            "stream=out%llu local=%s remote=%s tls=%s cert=\"%s\" verdict=%s reason=\"%s\"",
            (unsigned long long)o->serial, o->local, o->remote, xs_tls_describe(t), v.names,
@@ -931,6 +987,12 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
     struct s2s_out *o = ud;
     o->connect = NULL;
     struct xs_dns_target *t = &o->targets[o->next_target - 1];
+    if (o->probe) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "%.255s:%u%s%s", t->host, t->port, status ? ": " : "",
+                 status ? xs_strerror(status) : "");
+        report(o, XS_PROBE_CONNECT, status == 0, o->direct[o->next_target - 1], detail, NULL);
+    }
     if (status != 0) {
         xs_log(XS_LOG_INFO, "s2s.out.connect", "stream=out%llu remote=%s target=%s:%u result=%s",
                (unsigned long long)o->serial, o->remote, t->host, t->port, xs_errname(status));
@@ -984,10 +1046,37 @@ static int try_next_target(struct s2s_out *o)
     return rc;
 }
 
+/* One report per SRV record found (or one saying there were none). The
+ * resolver answers a domain without records with {domain, port}: port 0
+ * for the xmpps lookup, 5269 (the A/AAAA fallback) for the other. */
+static void report_srv(struct s2s_out *o, int direct, int status,
+                       const struct xs_dns_target *targets, size_t n)
+{
+    if (!o->probe)
+        return;
+    const char *svc = direct ? "_xmpps-server._tcp" : "_xmpp-server._tcp";
+    char detail[400];
+    int fallback = status == 0 && n == 1 && !strcmp(targets[0].host, o->remote) &&
+                   targets[0].port == (direct ? 0 : 5269) && targets[0].priority == 0 &&
+                   targets[0].weight == 0;
+    if (status != 0 || n == 0 || fallback) {
+        snprintf(detail, sizeof detail, "%s.%.200s: %s", svc, o->remote,
+                 status == 0 ? "no records" : xs_strerror(status));
+        report(o, XS_PROBE_SRV, status == 0, direct, detail, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n && i < OUT_MAX_TARGETS; i++) {
+        snprintf(detail, sizeof detail, "%s.%.200s: %u %u %u %.150s", svc, o->remote,
+                 targets[i].priority, targets[i].weight, targets[i].port, targets[i].host);
+        report(o, XS_PROBE_SRV, 1, direct, detail, NULL);
+    }
+}
+
 static void on_resolved(void *ud, int status, const struct xs_dns_target *targets, size_t n)
 {
     struct s2s_out *o = ud;
     o->dns = NULL;
+    report_srv(o, 0, status, targets, n);
     size_t have = o->n_targets; /* Direct TLS targets found first */
     if ((status != 0 || n == 0) && have > 0) {
         set_state(o, OUT_CONNECTING, "resolved (direct tls only)");
@@ -1024,6 +1113,7 @@ static void on_resolved_direct(void *ud, int status, const struct xs_dns_target 
 {
     struct s2s_out *o = ud;
     o->dns = NULL;
+    report_srv(o, 1, status, targets, n);
     for (size_t i = 0; status == 0 && i < n && o->n_targets < OUT_MAX_TARGETS / 2; i++) {
         if (targets[i].port == 0)
             continue;
@@ -1341,4 +1431,25 @@ void xs_s2s_out_shutdown(struct s2s_out *o)
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o)
 {
     return o->next;
+}
+
+int xs_xmpp_probe(struct xs_xmpp *x, const char *local, const char *remote, xs_probe_cb cb,
+                  void *ud)
+{
+    if (xs_s2s_out_find(x, local, remote))
+        return XS_ESTATE;
+    struct s2s_out *o = xs_s2s_out_new(x, local, remote);
+    if (!o)
+        return XS_EPOLICY;
+    /* The resolver and the connector never call back before they return,
+     * so no step has happened yet. */
+    o->probe = cb;
+    o->probe_ud = ud;
+    if (o->route_host[0]) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "static route %.200s:%d (no DNS)", o->route_host,
+                 o->route_port);
+        report(o, XS_PROBE_SRV, 1, 0, detail, NULL);
+    }
+    return 0;
 }
