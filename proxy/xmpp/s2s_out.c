@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/sasl.h"
 #include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
@@ -21,6 +22,7 @@ enum out_state {
     OUT_WAIT_FEATURES,
     OUT_WAIT_PROCEED,
     OUT_TLS_HANDSHAKE,
+    OUT_WAIT_SASL,
     OUT_WAIT_DIALBACK,
     OUT_ESTABLISHED,
     OUT_CLOSED,
@@ -64,6 +66,8 @@ struct s2s_out {
     char route_host[XS_DOMAIN_MAX]; /* "" when DNS finds the peer */
     int route_port;
     enum xs_tls_req tls_req;
+    enum xs_sasl_req sasl_req;
+    enum xs_verify_mode verify;
     int dialback;
     /* Open federation (the "*" entry): nobody vouched for the remote's DNS,
      * so it may not aim us at loopback, private or other special addresses
@@ -72,10 +76,14 @@ struct s2s_out {
     struct xs_dns_req *dns;
     struct xs_connect_req *connect;
     struct xs_dns_target targets[OUT_MAX_TARGETS];
+    unsigned char direct[OUT_MAX_TARGETS]; /* 1: _xmpps-server, TLS from the first byte */
     size_t n_targets, next_target;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     int tls;
+    int cert_ok;    /* the peer's certificate passed for `remote` */
+    int sasl_tried; /* <auth> sent on this connection */
+    int sasl_done;  /* SASL EXTERNAL succeeded: the stream restarts authenticated */
     int restart;
     int dialback_sent;
     char peer_id[XS_STREAM_ID_LEN * 2 + 1];
@@ -93,7 +101,7 @@ struct s2s_out {
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
-    char fail_text[160];
+    char fail_text[256];
     double deadline;
     double last_activity;
     /* Congestion refusals: logged once a second at most, with the count. */
@@ -103,9 +111,9 @@ struct s2s_out {
 
 static const char *state_name(enum out_state s)
 {
-    static const char *const names[] = {"resolving",     "connecting",   "wait-header",
-                                        "wait-features", "wait-proceed", "tls-handshake",
-                                        "wait-dialback", "established",  "closed"};
+    static const char *const names[] = {
+        "resolving",     "connecting", "wait-header",   "wait-features", "wait-proceed",
+        "tls-handshake", "wait-sasl",  "wait-dialback", "established",   "closed"};
     return names[s];
 }
 
@@ -545,18 +553,47 @@ static void send_verifies(struct s2s_out *o)
     }
 }
 
-static void start_dialback(struct s2s_out *o)
+static void auth_log(struct s2s_out *o, const char *method, const char *result, const char *reason)
 {
-    const struct xs_partner *p = xs_policy_partner(o->x->policy, o->remote);
-    if (p && p->tls == XS_TLS_REQUIRED && !o->tls) {
+    xs_log(XS_LOG_INFO, "s2s.out.auth",
+           "stream=out%llu local=%s remote=%s method=%s result=%s reason=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote, method, result, reason);
+}
+
+/* Dialback under the partner's rules (trust-rules: outbound). `why` (may be
+ * NULL) says what SASL EXTERNAL left, for the refusal's text. */
+static void start_dialback(struct s2s_out *o, const char *why)
+{
+    char text[200];
+    if (o->tls_req == XS_TLS_REQUIRED && !o->tls) {
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
                   "peer does not offer TLS, which this partner requires", "policy-violation");
         return;
     }
-    if (p && !p->dialback) {
-        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
-                  "no authentication method left: dialback is off for this partner",
-                  "policy-violation");
+    if (o->sasl_req == XS_SASL_REQUIRED) {
+        if (why)
+            snprintf(text, sizeof text, "%.150s, and this partner requires SASL EXTERNAL", why);
+        else
+            snprintf(text, sizeof text,
+                     "%.100s does not offer SASL EXTERNAL, which this partner requires", o->remote);
+        auth_log(o, "sasl-external", "refused", text);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
+    if (!o->dialback) {
+        snprintf(text, sizeof text, "%.120s and dialback is off for this partner",
+                 why ? why : "SASL EXTERNAL is not available");
+        auth_log(o, "dialback", "refused", text);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
+    if (o->verify == XS_VERIFY_CA && !o->cert_ok) {
+        /* Reached without TLS only: a certificate that failed ended the
+         * stream when TLS came up. */
+        snprintf(text, sizeof text,
+                 "%.100s offers no TLS, so its certificate cannot be verified (verify = ca)",
+                 o->remote);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
         return;
     }
     char key[65];
@@ -594,15 +631,21 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
         return;
     }
     /* A pre-1.0 peer sends no features: dialback right away, without TLS. */
-    start_dialback(o);
+    start_dialback(o, NULL);
 }
+
+static void established(struct s2s_out *o);
 
 static void on_features(struct s2s_out *o, struct xs_xml_el *el)
 {
     /* Features before TLS do not count after it (RFC 6120 §5.4.3.3). */
     o->sm_offered = xs_xml_el_child(el, XS_NS_SM, "sm") != NULL;
+    if (o->sasl_done) {
+        established(o);
+        return;
+    }
     struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
-    if (starttls && !o->tls) {
+    if (starttls && !o->tls && o->tls_req != XS_TLS_NONE) {
         static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
         int rc = xs_link_write(o->link, req, sizeof req - 1);
         if (rc != 0) {
@@ -612,12 +655,47 @@ static void on_features(struct s2s_out *o, struct xs_xml_el *el)
         set_state(o, OUT_WAIT_PROCEED, "starttls offered");
         return;
     }
-    start_dialback(o);
+    if (o->tls && o->sasl_req != XS_SASL_NONE && !o->sasl_tried && xs_sasl_offers_external(el)) {
+        struct xs_buf *b = &o->x->scratch;
+        xs_buf_reset(b);
+        int rc = xs_sasl_write_auth(b, o->local);
+        if (rc == 0)
+            rc = xs_link_write(o->link, b->data, b->len);
+        if (rc != 0) {
+            write_failed(o, rc);
+            return;
+        }
+        o->sasl_tried = 1;
+        set_state(o, OUT_WAIT_SASL, "sasl external offered");
+        return;
+    }
+    start_dialback(o, NULL);
+}
+
+static void on_sasl_outcome(struct s2s_out *o, struct xs_xml_el *el)
+{
+    if (o->state != OUT_WAIT_SASL)
+        return;
+    enum xs_sasl_cond cond;
+    char text[128];
+    int rc = xs_sasl_parse_outcome(el, &cond, text, sizeof text);
+    if (rc == 1) {
+        auth_log(o, "sasl-external", "ok", "");
+        o->sasl_done = 1;
+        o->restart = 2;
+        xs_xml_parser_stop(o->parser);
+        return;
+    }
+    char why[200];
+    snprintf(why, sizeof why, "%.100s refused our certificate (%s%s%.60s)", o->remote,
+             xs_sasl_cond_name(cond), text[0] ? ": " : "", text);
+    auth_log(o, "sasl-external", "refused", why);
+    start_dialback(o, why);
 }
 
 static void established(struct s2s_out *o)
 {
-    set_state(o, OUT_ESTABLISHED, "dialback valid");
+    set_state(o, OUT_ESTABLISHED, o->sasl_done ? "sasl external" : "dialback valid");
     o->last_activity = xs_xmpp_now(o->x);
     /* XEP-0198 after authentication. Stanzas follow at once rather than
      * waiting for <enabled/>: the peer counts from its receipt of <enable/>,
@@ -717,6 +795,8 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         }
     } else if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "failure")) {
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused STARTTLS", NULL);
+    } else if (!strcmp(el->ns, XS_NS_SASL)) {
+        on_sasl_outcome(o, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
         on_db_result(o, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
@@ -747,10 +827,23 @@ static void on_data(void *ud, const char *data, size_t len)
         return;
     int rc = xs_xml_parser_feed(o->parser, data, len);
     if (o->restart) {
+        int sasl = o->restart == 2;
         o->restart = 0;
         xs_xml_parser_free(o->parser);
         o->parser = xs_s2s_parser_new(o->x, &parser_cbs, o);
-        if (!o->parser || xs_link_start_tls(o->link, o->x->tls, 0, o->remote) != 0) {
+        if (sasl) {
+            /* RFC 6120 §6.4.6: a new stream over the same TLS after SASL. */
+            if (!o->parser) {
+                out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
+                return;
+            }
+            set_state(o, OUT_WAIT_HEADER, "sasl success");
+            int wrc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+            if (wrc != 0)
+                write_failed(o, wrc);
+            return;
+        }
+        if (!o->parser || xs_link_start_tls_as(o->link, o->x->tls, 0, o->remote, o->local) != 0) {
             out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "TLS could not start", NULL);
             return;
         }
@@ -776,6 +869,27 @@ static void on_tls_ready(void *ud)
 {
     struct s2s_out *o = ud;
     o->tls = 1;
+    struct xs_tls_peer v;
+    const struct xs_tls *t = xs_link_tls(o->link);
+    o->cert_ok = t && xs_tls_peer_check(t, o->remote, &v) == 0;
+    if (!t)
+        return;
+    xs_log(o->cert_ok ? XS_LOG_INFO : XS_LOG_WARN, "s2s.out.tls",
+           "stream=out%llu local=%s remote=%s tls=%s cert=\"%s\" verdict=%s reason=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote, xs_tls_describe(t), v.names,
+           o->cert_ok ? "ok" : "failed", v.reason);
+    if (!o->cert_ok && o->verify == XS_VERIFY_CA) {
+        char text[240];
+        snprintf(text, sizeof text, "certificate of %.60s: %.160s", o->remote, v.reason);
+        /* A stream error needs a stream: ours opens over TLS only to say why
+         * it ends. */
+        if (xs_s2s_write_header(o->link, o->local, o->remote, NULL) != 0) {
+            out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, NULL);
+            return;
+        }
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
     set_state(o, OUT_WAIT_HEADER, "tls established");
     int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
     if (rc != 0)
@@ -841,6 +955,14 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
         return;
     }
     xs_link_on_flushed(o->link, on_flushed);
+    if (o->direct[o->next_target - 1]) {
+        if (xs_link_start_tls_as(o->link, o->x->tls, 0, o->remote, o->local) != 0) {
+            out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "TLS could not start", NULL);
+            return;
+        }
+        set_state(o, OUT_TLS_HANDSHAKE, "connected (direct tls)");
+        return;
+    }
     set_state(o, OUT_WAIT_HEADER, "connected");
     int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
     if (rc != 0)
@@ -866,6 +988,12 @@ static void on_resolved(void *ud, int status, const struct xs_dns_target *target
 {
     struct s2s_out *o = ud;
     o->dns = NULL;
+    size_t have = o->n_targets; /* Direct TLS targets found first */
+    if ((status != 0 || n == 0) && have > 0) {
+        set_state(o, OUT_CONNECTING, "resolved (direct tls only)");
+        try_next_target(o);
+        return;
+    }
     if (status != 0 || n == 0) {
         xs_log(XS_LOG_WARN, "s2s.out.dns", "stream=out%llu remote=%s result=%s",
                (unsigned long long)o->serial, o->remote, xs_errname(status));
@@ -880,10 +1008,36 @@ static void on_resolved(void *ud, int status, const struct xs_dns_target *target
                       NULL);
         return;
     }
-    o->n_targets = n < OUT_MAX_TARGETS ? n : OUT_MAX_TARGETS;
-    memcpy(o->targets, targets, o->n_targets * sizeof *targets);
+    size_t room = OUT_MAX_TARGETS - have;
+    size_t take = n < room ? n : room;
+    memcpy(o->targets + have, targets, take * sizeof *targets);
+    o->n_targets = have + take;
     set_state(o, OUT_CONNECTING, "resolved");
     try_next_target(o);
+}
+
+/* XEP-0368: _xmpps-server records come first (TLS from the first byte),
+ * then _xmpp-server's with STARTTLS. A domain without xmpps records answers
+ * with the port-0 fallback, which is not a target. Whatever this lookup
+ * says, the xmpp-server lookup follows. */
+static void on_resolved_direct(void *ud, int status, const struct xs_dns_target *targets, size_t n)
+{
+    struct s2s_out *o = ud;
+    o->dns = NULL;
+    for (size_t i = 0; status == 0 && i < n && o->n_targets < OUT_MAX_TARGETS / 2; i++) {
+        if (targets[i].port == 0)
+            continue;
+        o->targets[o->n_targets] = targets[i];
+        o->direct[o->n_targets++] = 1;
+    }
+    if (o->n_targets > 0)
+        xs_log(XS_LOG_INFO, "s2s.out.dns", "stream=out%llu remote=%s direct_tls=%zu first=%s:%u",
+               (unsigned long long)o->serial, o->remote, o->n_targets, o->targets[0].host,
+               o->targets[0].port);
+    if (xs_dns_srv(o->x->loop, "xmpp-server", o->remote, 5269, on_resolved, o, &o->dns) != 0) {
+        o->dns = NULL;
+        on_resolved(o, XS_EDNS, NULL, 0);
+    }
 }
 
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote)
@@ -924,6 +1078,8 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     snprintf(o->route_host, sizeof o->route_host, "%s", p->route_host ? p->route_host : "");
     o->route_port = p->route_port;
     o->tls_req = p->tls;
+    o->sasl_req = p->sasl;
+    o->verify = p->verify;
     o->dialback = p->dialback;
     o->next = x->outs;
     x->outs = o;
@@ -941,7 +1097,9 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
         set_state(o, OUT_CONNECTING, "static route");
         return try_next_target(o) == 0 ? o : NULL;
     }
-    if (xs_dns_srv(x->loop, "xmpp-server", remote, 5269, on_resolved, o, &o->dns) != 0) {
+    int direct = o->tls_req != XS_TLS_NONE;
+    if (xs_dns_srv(x->loop, direct ? "xmpps-server" : "xmpp-server", remote, direct ? 0 : 5269,
+                   direct ? on_resolved_direct : on_resolved, o, &o->dns) != 0) {
         o->dns = NULL;
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "name resolution could not start", NULL);
         return NULL;
@@ -1162,6 +1320,8 @@ void xs_s2s_out_recheck(struct s2s_out *o)
         strcmp(o->route_host, p->route_host ? p->route_host : "") || o->route_port != p->route_port
             ? "route"
         : o->tls_req != p->tls       ? "tls"
+        : o->sasl_req != p->sasl     ? "sasl"
+        : o->verify != p->verify     ? "verify"
         : o->dialback != p->dialback ? "dialback"
                                      : NULL;
     if (changed)
