@@ -9,8 +9,10 @@ Run inside a private network namespace (run_in_netns.sh), like
 test_gateway.py; a test's name as argument runs only it."""
 
 import asyncio
+import atexit
 import base64
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -30,6 +32,7 @@ def pki():
     global PKI
     if PKI is None:
         PKI = tempfile.mkdtemp(prefix="xs-trust-in-pki-")
+        atexit.register(shutil.rmtree, PKI, True)
         subprocess.run([os.path.join(REPO, "tests", "tls", "make_test_pki.sh"), PKI, "sip.test",
                         "peer.test"], check=True, capture_output=True)
     return PKI
