@@ -372,7 +372,7 @@ static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_pee
     if (v->chain != XS_TLS_CHAIN_OK)
         return XS_ETLS;
     if (!v->name_ok) {
-        snprintf(v->reason, sizeof v->reason, "presented %s, expected %s", v->names, want);
+        snprintf(v->reason, sizeof v->reason, "presented %s; expected %s", v->names, want);
         return XS_ETLS;
     }
     v->reason[0] = '\0';
@@ -409,16 +409,22 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
         }
         if (!ok && tp->lim.n_tls_peers > 1 && c->verdict.chain == XS_TLS_CHAIN_OK)
             snprintf(c->verdict.reason, sizeof c->verdict.reason,
-                     "presented %.120s, expected one of %.180s", c->verdict.names, expected);
+                     "presented %.120s; expected one of %.180s", c->verdict.names, expected);
     }
     c->checked = 1;
     int enforce = tp->lim.verify_ca;
-    if (!ok || !quiet)
+    if (!ok || !quiet) {
+        /* The names come from the peer's certificate: quoted for the log. */
+        char exp_q[600], names_q[300], reason_q[360];
         xs_log(ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
-               "dir=%s peer=%s id=%llu result=%s expected=%s cert=\"%s\" reason=\"%s\" tls=%s",
+               "dir=%s peer=%s id=%llu result=%s expected=%s cert=%s reason=%s tls=%s",
                c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
-               ok ? "ok" : enforce ? "refused" : "unverified", expected, c->verdict.names,
-               c->verdict.reason, xs_link_tls_describe(c->link));
+               ok ? "ok" : enforce ? "refused" : "unverified",
+               xs_log_quote(exp_q, sizeof exp_q, expected),
+               xs_log_quote(names_q, sizeof names_q, c->verdict.names[0] ? c->verdict.names : "-"),
+               xs_log_quote(reason_q, sizeof reason_q, c->verdict.reason[0] ? c->verdict.reason : "-"),
+               xs_link_tls_describe(c->link));
+    }
     return ok || !enforce;
 }
 
