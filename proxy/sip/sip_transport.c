@@ -412,6 +412,11 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
                      "presented %.120s; expected one of %.180s", c->verdict.names, expected);
     }
     c->checked = 1;
+    if (c->outbound) {
+        tp->out_checked = 1;
+        tp->out_verdict = c->verdict;
+        snprintf(tp->out_desc, sizeof tp->out_desc, "%s", xs_link_tls_describe(c->link));
+    }
     int enforce = tp->lim.verify_ca;
     if (!ok || !quiet) {
         /* The names come from the peer's certificate: quoted for the log. */
@@ -497,6 +502,8 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     tp->conns = c;
     if (!outbound)
         tp->n_inbound++;
+    else
+        tp->out_checked = 0;
     if (transport == XS_SIP_TLS) {
         int rc = tp->lim.tls ? xs_link_start_tls_as(c->link, tp->lim.tls, !outbound,
                                                      outbound ? tp->hop_host : NULL,
@@ -740,11 +747,10 @@ static int take_trust(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim)
 
 int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, const char **desc)
 {
-    const struct xs__sip_conn *c = tp->out_conn;
-    if (!c || !c->checked)
+    if (!tp->out_checked)
         return XS_ENOTFOUND;
-    *peer = c->verdict;
-    *desc = xs_link_tls_describe(c->link);
+    *peer = tp->out_verdict;
+    *desc = tp->out_desc;
     return 0;
 }
 

@@ -6,6 +6,7 @@
  * dead peer and answer a live one. */
 #include "core/err.h"
 #include "core/log.h"
+#include "sip/sip.h"
 #include "sip/sip_transport.h"
 #include "sip_testutil.h"
 #include "tls/tls.h"
@@ -16,13 +17,22 @@ struct upper {
     int messages;
     int hops;
     int hop_status;
+    struct xs_sip_tp *answer_on; /* answers each request 200 on this set */
 };
 
 static void on_message(void *ud, const struct xs_sip_peer *from, const char *data, size_t len,
                        int oversize)
 {
-    (void)from, (void)data, (void)len, (void)oversize;
-    ((struct upper *)ud)->messages++;
+    (void)oversize;
+    struct upper *u = ud;
+    u->messages++;
+    if (u->answer_on && len < 4000) {
+        char req[4096], resp[4096];
+        memcpy(req, data, len);
+        req[len] = '\0';
+        size_t n = sip_test_respond(req, 200, "OK", resp, sizeof resp);
+        xs_sip_tp_reply(u->answer_on, from, resp, n);
+    }
 }
 
 static void on_next_hop(void *ud, int status)
@@ -138,7 +148,9 @@ static void outbound(uv_loop_t *loop, const char *stem, int want_ok)
         CHECK(ue.messages == 1);
     } else {
         CHECK(ug.hops == 1 && ug.hop_status == XS_ETLS);
-        CHECK(xs_sip_tp_out_tls(gw, &v, &desc) == XS_ENOTFOUND);
+        /* The verdict that closed it stays for the ping to report. */
+        CHECK(xs_sip_tp_out_tls(gw, &v, &desc) == 0);
+        CHECK(v.reason[0] != '\0' && !(v.chain == XS_TLS_CHAIN_OK && v.name_ok));
         CHECK(xs_sip_tp_send_next_hop(gw, msg, sizeof msg - 1) != 0);
         pump(loop, 100);
         /* No reconnect loop, and nothing reached the edge. */
@@ -344,6 +356,80 @@ static void answers_pings(uv_loop_t *loop)
     close_tp(loop, tp);
 }
 
+struct ping_result {
+    int calls;
+    int status;
+    char reason[128];
+    int had_peer;
+    struct xs_tls_peer peer;
+    char desc[64];
+};
+
+static void ping_cb(void *ud, int status, const char *reason, const struct xs_tls_peer *peer,
+                    const char *tls_desc)
+{
+    struct ping_result *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    r->had_peer = peer != NULL;
+    if (peer)
+        r->peer = *peer;
+    snprintf(r->desc, sizeof r->desc, "%s", tls_desc);
+}
+
+/* xs_sip_ping over TLS (xsgw validate): the whole SIP side with sip.tls
+ * verify ca and name edge.test sends OPTIONS to an edge presenting `stem`.
+ * A good certificate: the edge's 200 with the verdict; a refused one: 503,
+ * the edge saw nothing, and the verdict says why. */
+static void ping(uv_loop_t *loop, const char *stem, int want_ok)
+{
+    struct xs_sip_tp_limits le;
+    default_limits(&le);
+    le.tls = ctx_for(stem, 0);
+    struct test_cfg te;
+    test_cfg_init(&te, NULL, 0, XS_SIP_UDP);
+    te.listen[1].transport = XS_SIP_TLS;
+    struct upper ue = {0};
+    struct xs_sip_tp *edge = NULL;
+    CHECK(le.tls && xs_sip_tp_start(loop, &te.cfg, &le, &cbs, &ue, &edge) == 0);
+    if (le.tls)
+        xs_tls_ctx_unref(le.tls);
+    if (!edge)
+        return;
+    ue.answer_on = edge;
+    struct test_cfg tg;
+    test_cfg_init(&tg, "127.0.0.1", xs_sip_tp_port(edge, 1), XS_SIP_TLS);
+    tg.cfg.sip_tls_verify = XS_VERIFY_CA;
+    tg.cfg.sip_tls_name = "edge.test";
+    struct xs_tls_ctx *ctx = ctx_for("sip.test", 1);
+    struct xs_sip_opts opts;
+    xs_sip_default_opts(&opts);
+    struct xs_sip *sip = NULL;
+    CHECK(ctx && xs_sip_start_opts(loop, &tg.cfg, ctx, &opts, NULL, NULL, &sip) == 0);
+    if (ctx)
+        xs_tls_ctx_unref(ctx);
+    if (sip) {
+        struct ping_result r = {0};
+        CHECK(xs_sip_ping(sip, ping_cb, &r) == 0);
+        PUMP_UNTIL(loop, r.calls > 0, 3000);
+        CHECK(r.calls == 1 && r.had_peer);
+        if (want_ok) {
+            CHECK(r.status == 200 && strcmp(r.reason, "OK") == 0 && ue.messages == 1);
+            CHECK(r.peer.chain == XS_TLS_CHAIN_OK && r.peer.name_ok &&
+                  strncmp(r.desc, "TLS", 3) == 0);
+        } else {
+            CHECK(r.status == 503 && ue.messages == 0);
+            CHECK(r.peer.reason[0] != '\0');
+        }
+        closed = 0;
+        xs_sip_close(sip, on_closed, NULL);
+        PUMP_UNTIL(loop, closed, 3000);
+        CHECK(closed);
+    }
+    close_tp(loop, edge);
+}
+
 int main(void)
 {
     xs_log_set_level(XS_LOG_ERROR);
@@ -377,6 +463,8 @@ int main(void)
     inbound(&loop, "edge.test-wrongname", peers, 1, 0);
     inbound(&loop, "edge.test-otherca", peers, 1, 0);
     inbound(&loop, "edge.test-expired", peers, 1, 0);
+    ping(&loop, "edge.test", 1);
+    ping(&loop, "edge.test-wrongname", 0);
     keepalive(&loop);
     answers_pings(&loop);
     pump(&loop, 50);
