@@ -132,8 +132,11 @@ class Env:
         self.tmp = tmp
         self.gw_port, self.sip_port, self.tls_port = free_port(), free_port(), free_port()
         self.hop_port, self.peer_port = free_port(), free_port()
+        self.gw = Gateway(tmp, self.policy_text(sip_tls, extra))
+
+    def policy_text(self, sip_tls, extra=""):
         p = pki()
-        self.gw = Gateway(tmp, f"""
+        return f"""
 gateway {{
   domains = {{ "sip.test" }},
   tls = {{ cert = "{p}/sip.test.pem", key = "{p}/sip.test.key", ca = "{p}/ca.pem" }},
@@ -143,7 +146,7 @@ gateway {{
            next_hop = "tls:127.0.0.1:{self.hop_port}", tls = {{ {sip_tls} }}, {extra} }},
 }}
 partner "peer.test" {{ tls = "required", dialback = true, route = "127.0.0.1:{self.peer_port}" }}
-""")
+"""
 
     async def __aenter__(self):
         self.peer = None
@@ -271,6 +274,51 @@ async def test_in_not_in_peers(tmp):
                      log), log
 
 
+async def test_reload_rechecks_inbound(tmp):
+    """Two edges connected in, edge.test and int.edge.test, both accepted
+    by peers { "edge.test", "*.edge.test" }. A reload to peers { "edge.test" }
+    closes exactly the int.edge.test connection, with a log line; the other
+    keeps working."""
+    async with Env(tmp, sip_tls='peers = { "edge.test", "*.edge.test" }') as e:
+        good, other = Edge("edge.test"), Edge("int.edge.test")
+        try:
+            conns = []
+            for i, edge in enumerate((good, other)):
+                r, w = await edge.connect(e.tls_port)
+                stream_message(w, "TLS", "sip:bob@sip.test", "sip:alice@peer.test", f"m{i}",
+                               call_id=f"rl-{i}")
+                resp = await asyncio.wait_for(read_sip(r), 20)
+                assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+                conns.append((r, w))
+            for _ in range(2):
+                await get(e.peer.received, 20)
+            e.gw.write_policy(e.policy_text('peers = { "edge.test" }'))
+            out = e.gw.reload()
+            assert "result=ok" in out, out
+            e.gw.wait_log(r'ev=sip\.reconfigure state=closed dir=in .*reason="certificate no '
+                          r'longer accepted"')
+            assert e.gw.count_log(r"ev=sip\.reconfigure state=closed") == 1
+            assert re.search(r"ev=sip\.tls dir=in .*result=refused expected=edge\.test "
+                             r"cert=int\.edge\.test", e.gw.log_text())
+            try:
+                data = await asyncio.wait_for(conns[1][0].read(65536), 10)
+            except (ConnectionError, ssl.SSLError):
+                data = b""
+            assert data == b"", data
+            r, w = conns[0]
+            stream_message(w, "TLS", "sip:bob@sip.test", "sip:alice@peer.test", "after",
+                           call_id="rl-after")
+            resp = await asyncio.wait_for(read_sip(r), 20)
+            assert resp["first"] == "SIP/2.0 200 OK", resp["first"]
+            st = await get(e.peer.received, 20)
+            assert st.child("body").text == "after", st
+            for _, w in conns:
+                w.close()
+        finally:
+            await good.close()
+            await other.close()
+
+
 async def test_keepalive_ping_pong_and_dead_peer(tmp):
     """sip.keepalive = 1: the idle connection to the edge gets CRLFCRLF and
     stays while the edge answers; once it stops answering, it is closed as
@@ -295,7 +343,8 @@ async def test_keepalive_ping_pong_and_dead_peer(tmp):
 
 TESTS = [test_out_valid_certificate, test_out_wrong_name, test_out_expired, test_out_other_ca,
          test_in_valid_peer, test_in_wildcard_peer, test_in_no_client_certificate,
-         test_in_not_in_peers, test_keepalive_ping_pong_and_dead_peer]
+         test_in_not_in_peers, test_reload_rechecks_inbound,
+         test_keepalive_ping_pong_and_dead_peer]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "xs-sip-tls-", sys.argv))
