@@ -107,8 +107,8 @@ static void trust_limits(const struct xs_config *cfg, struct xs_sip_tp_limits *l
     lim->tls_name = cfg->sip_tls_name;
     lim->tls_peers = (const char *const *)cfg->sip_tls_peers;
     lim->n_tls_peers = cfg->n_sip_tls_peers;
-    lim->local_name = cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0]
-                                                                             : NULL;
+    lim->local_name =
+        cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : NULL;
     lim->keepalive_ms = cfg->sip_keepalive > 0 ? (unsigned)(cfg->sip_keepalive * 1000) : 0;
     lim->pong_ms = 10000;
 }
@@ -129,8 +129,7 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
         sip->opts.max_stored_bytes = cfg->sip_max_stored_bytes;
     sip->udp_recv_buffer = cfg->sip_udp_recv_buffer;
     sip->udp_send_buffer = cfg->sip_udp_send_buffer;
-    snprintf(sip->hop, sizeof sip->hop, "%s",
-             cfg->sip_next_hop.host ? cfg->sip_next_hop.host : "");
+    snprintf(sip->hop, sizeof sip->hop, "%s", cfg->sip_next_hop.host ? cfg->sip_next_hop.host : "");
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -576,19 +575,18 @@ static int build_ping(void *ud, const struct xs_sip_req_params *p, struct xs_buf
     const struct ping *pg = ud;
     const char *hop = pg->sip->hop;
     int v6 = strchr(p->via_host, ':') != NULL, hop6 = strchr(hop, ':') != NULL;
-    return xs_buf_printf(out,
-                         "OPTIONS sip:%s%s%s SIP/2.0\r\nVia: SIP/2.0/%s %s%s%s%d;branch=%s;rport\r\n"
-                         "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: <sip:%s%s%s>\r\n"
-                         "Call-ID: %s\r\nCSeq: %u OPTIONS\r\nAccept: application/sdp\r\n"
-                         "Content-Length: 0\r\n\r\n",
-                         hop6 ? "[" : "", hop, hop6 ? "]" : "", p->transport, v6 ? "[" : "",
-                         p->via_host, v6 ? "]:" : ":", p->via_port, p->branch, pg->sip->host,
-                         p->from_tag, hop6 ? "[" : "", hop, hop6 ? "]" : "", p->call_id,
-                         (unsigned)p->cseq);
+    return xs_buf_printf(
+        out,
+        "OPTIONS sip:%s%s%s SIP/2.0\r\nVia: SIP/2.0/%s %s%s%s%d;branch=%s;rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: <sip:%s%s%s>\r\n"
+        "Call-ID: %s\r\nCSeq: %u OPTIONS\r\nAccept: application/sdp\r\n"
+        "Content-Length: 0\r\n\r\n",
+        hop6 ? "[" : "", hop, hop6 ? "]" : "", p->transport, v6 ? "[" : "", p->via_host,
+        v6 ? "]:" : ":", p->via_port, p->branch, pg->sip->host, p->from_tag, hop6 ? "[" : "", hop,
+        hop6 ? "]" : "", p->call_id, (unsigned)p->cseq);
 }
 
-static void on_ping_final(void *ud, const osip_message_t *resp, enum xs_cond cond,
-                          const char *text)
+static void on_ping_final(void *ud, const osip_message_t *resp, enum xs_cond cond, const char *text)
 {
     struct ping *pg = ud;
     int status;
