@@ -380,9 +380,10 @@ static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_pee
 }
 
 /* Checks the certificate of c's TLS peer against sip.tls (module comment in
- * sip_transport.h), keeps the verdict on c and logs it; `quiet` leaves a
- * passing verdict unlogged (a reload's re-check). Returns 1 when the
- * connection may carry SIP. */
+ * sip_transport.h), keeps the verdict on c and logs it; `quiet` logs only
+ * a verdict that closes the connection (a reload's re-check, which would
+ * otherwise repeat every line). Returns 1 when the connection may carry
+ * SIP. */
 static int conn_tls_check(struct xs__sip_conn *c, int quiet)
 {
     struct xs_sip_tp *tp = c->tp;
@@ -418,7 +419,7 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
         snprintf(tp->out_desc, sizeof tp->out_desc, "%s", xs_link_tls_describe(c->link));
     }
     int enforce = tp->lim.verify_ca;
-    if (!ok || !quiet) {
+    if (!quiet || (!ok && enforce)) {
         /* The names come from the peer's certificate: quoted for the log. */
         char exp_q[600], names_q[300], reason_q[360];
         xs_log(ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
