@@ -109,6 +109,11 @@ struct xs_sip_tp {
     /* Sweeps the connections for CRLF keepalives (and makes close always
      * end in a close callback). */
     uv_timer_t keep;
+    /* The verdict of the last TLS handshake on the way out, kept after a
+     * refusal closed it, for xs_sip_ping. */
+    int out_checked;
+    struct xs_tls_peer out_verdict;
+    char out_desc[128];
     /* Owned copies of the sip.tls strings lim points at. */
     char tls_name[256];
     char local_name[256];

@@ -372,7 +372,7 @@ static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_pee
     if (v->chain != XS_TLS_CHAIN_OK)
         return XS_ETLS;
     if (!v->name_ok) {
-        snprintf(v->reason, sizeof v->reason, "presented %s, expected %s", v->names, want);
+        snprintf(v->reason, sizeof v->reason, "presented %s; expected %s", v->names, want);
         return XS_ETLS;
     }
     v->reason[0] = '\0';
@@ -380,9 +380,10 @@ static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_pee
 }
 
 /* Checks the certificate of c's TLS peer against sip.tls (module comment in
- * sip_transport.h), keeps the verdict on c and logs it; `quiet` leaves a
- * passing verdict unlogged (a reload's re-check). Returns 1 when the
- * connection may carry SIP. */
+ * sip_transport.h), keeps the verdict on c and logs it; `quiet` logs only
+ * a verdict that closes the connection (a reload's re-check, which would
+ * otherwise repeat every line). Returns 1 when the connection may carry
+ * SIP. */
 static int conn_tls_check(struct xs__sip_conn *c, int quiet)
 {
     struct xs_sip_tp *tp = c->tp;
@@ -409,16 +410,27 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
         }
         if (!ok && tp->lim.n_tls_peers > 1 && c->verdict.chain == XS_TLS_CHAIN_OK)
             snprintf(c->verdict.reason, sizeof c->verdict.reason,
-                     "presented %.120s, expected one of %.180s", c->verdict.names, expected);
+                     "presented %.120s; expected one of %.180s", c->verdict.names, expected);
     }
     c->checked = 1;
+    if (c->outbound) {
+        tp->out_checked = 1;
+        tp->out_verdict = c->verdict;
+        snprintf(tp->out_desc, sizeof tp->out_desc, "%s", xs_link_tls_describe(c->link));
+    }
     int enforce = tp->lim.verify_ca;
-    if (!ok || !quiet)
+    if (!quiet || (!ok && enforce)) {
+        /* The names come from the peer's certificate: quoted for the log. */
+        char exp_q[600], names_q[300], reason_q[360];
         xs_log(ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
-               "dir=%s peer=%s id=%llu result=%s expected=%s cert=\"%s\" reason=\"%s\" tls=%s",
+               "dir=%s peer=%s id=%llu result=%s expected=%s cert=%s reason=%s tls=%s",
                c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
-               ok ? "ok" : enforce ? "refused" : "unverified", expected, c->verdict.names,
-               c->verdict.reason, xs_link_tls_describe(c->link));
+               ok ? "ok" : enforce ? "refused" : "unverified",
+               xs_log_quote(exp_q, sizeof exp_q, expected),
+               xs_log_quote(names_q, sizeof names_q, c->verdict.names[0] ? c->verdict.names : "-"),
+               xs_log_quote(reason_q, sizeof reason_q, c->verdict.reason[0] ? c->verdict.reason : "-"),
+               xs_link_tls_describe(c->link));
+    }
     return ok || !enforce;
 }
 
@@ -491,6 +503,8 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     tp->conns = c;
     if (!outbound)
         tp->n_inbound++;
+    else
+        tp->out_checked = 0;
     if (transport == XS_SIP_TLS) {
         int rc = tp->lim.tls ? xs_link_start_tls_as(c->link, tp->lim.tls, !outbound,
                                                      outbound ? tp->hop_host : NULL,
@@ -734,11 +748,10 @@ static int take_trust(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim)
 
 int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, const char **desc)
 {
-    const struct xs__sip_conn *c = tp->out_conn;
-    if (!c || !c->checked)
+    if (!tp->out_checked)
         return XS_ENOTFOUND;
-    *peer = c->verdict;
-    *desc = xs_link_tls_describe(c->link);
+    *peer = tp->out_verdict;
+    *desc = tp->out_desc;
     return 0;
 }
 

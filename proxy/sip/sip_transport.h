@@ -118,10 +118,11 @@ int xs_sip_tp_send_next_hop(struct xs_sip_tp *tp, const char *data, size_t len);
 /* The port listener i is bound to (after port 0 was asked), or -1. */
 int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i);
 
-/* The verdict on the TLS connection to the next hop, taken when its
- * handshake completed: 0 with *peer and *desc (borrowed, valid until the
- * connection changes) filled, XS_ENOTFOUND when there is no TLS connection
- * to it. */
+/* The verdict on the last TLS connection made to the next hop, taken when
+ * its handshake completed (kept when the verdict closed it): 0 with *peer
+ * and *desc (borrowed, valid until the next connection out) filled,
+ * XS_ENOTFOUND when no TLS handshake to it completed since the last
+ * connection began. */
 int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, const char **desc);
 
 /* Closes everything; `done` runs from the last close callback, after which
