@@ -12,15 +12,17 @@ set -u
 
 it_setup trust trust.xmpp_to_sip_sasl_external trust.sip_to_xmpp_sasl_external \
     trust.prosody_wrong_name_refused trust.kamailio_mutual_tls trust.kamailio_to_gateway_tls \
-    trust.kamailio_internal_name_refused trust.gateway_wrong_ca
+    trust.kamailio_internal_name_refused trust.gateway_wrong_ca trust.ejabberd_sasl_external
+. "$(dirname "$0")/ejabberd.sh"
+trap ej_exit EXIT
 
 PKI=$IT_TMP/pki
 trust_runs=0
 tab=$'\t'
-"$REPO/tests/tls/make_test_pki.sh" "$PKI" sip.test xmpp.test >/dev/null 2>&1 ||
+"$REPO/tests/tls/make_test_pki.sh" "$PKI" sip.test xmpp.test ejab.test >/dev/null 2>&1 ||
     it_fail_rest "tests/tls/make_test_pki.sh failed (openssl)"
 it_have_gateway || it_fail_rest "no gateway binary at $XSGW (build it or set XSGW)"
-it_dns_start || it_fail_rest "dnsmasq did not answer on 127.0.0.53"
+ej_dns_start || it_fail_rest "dnsmasq did not answer on 127.0.0.53"
 
 # trust_prosody CERT: (re)start Prosody for xmpp.test presenting CERT from the test PKI.
 trust_prosody() {
@@ -127,7 +129,7 @@ it_xmpp alice4 --to bob@sip.test --send 1 --body "over mutual tls" --expect 0 --
     --timeout 25
 it_wait_exit alice4 30
 if it_wait_grep "$IT_TMP/kamailio.err" 'ev=kam\.message proto=tls .*verified=1 cn=sip\.test body=over mutual tls' 10 &&
-    grep -q 'ev=sip\.tls dir=out .*result=ok expected=sip\.test cert="sip\.test"' \
+    grep -q 'ev=sip\.tls dir=out .*result=ok expected=sip\.test cert="\?sip\.test"\?' \
         "$IT_TMP/xsgw.err"; then
     it_pass trust.kamailio_mutual_tls
 else
@@ -145,7 +147,7 @@ if it_alice_listen alice5 1 25; then
     codes=$(it_sip_final_codes uac5 | tr '\n' ' ')
     if [ "$got" = "bob@sip.test${tab}normal${tab}-${tab}from the tls edge" ] &&
         [ "$codes" = "200 " ] &&
-        grep -q 'ev=sip\.tls dir=in .*result=ok .*cert="sip\.test"' "$IT_TMP/xsgw.err"; then
+        grep -q 'ev=sip\.tls dir=in .*result=ok .*cert="\?sip\.test"\?' "$IT_TMP/xsgw.err"; then
         it_pass trust.kamailio_to_gateway_tls
     else
         it_fail trust.kamailio_to_gateway_tls "alice got [${got:-nothing}], codes [$codes];" \
@@ -164,7 +166,7 @@ it_xmpp alice6 --to bob@sip.test --send 1 --body "not to the internal name" --ex
 it_wait_exit alice6 30
 got=$(it_xmpp_summary alice6 | cut -f3)
 if [ -n "$got" ] && [ "$got" != "-" ] &&
-    grep -q 'ev=sip\.tls dir=out .*result=refused expected=sip\.test cert="int\.sip\.test" reason="presented int\.sip\.test; expected sip\.test"' "$IT_TMP/xsgw.err" &&
+    grep -q 'ev=sip\.tls dir=out .*result=refused expected=sip\.test cert="\?int\.sip\.test"\? reason="presented int\.sip\.test; expected sip\.test"' "$IT_TMP/xsgw.err" &&
     ! grep -q 'ev=kam\.message.*not to the internal name' "$IT_TMP/kamailio.err"; then
     it_pass trust.kamailio_internal_name_refused
 else
@@ -179,10 +181,41 @@ trust_gateway tls:sip.test:5061 other-ca || it_fail_rest "the gateway did not re
 it_sipp_uac uac7 127.0.0.4:5060 sip:bob@sip.test sip:alice@xmpp.test "wrong ca" 1 -p 5082
 codes=$(it_sip_final_codes uac7 | tr '\n' ' ')
 if [ -n "$codes" ] && [ "$codes" != "200 " ] &&
-    grep -q 'ev=sip\.tls dir=in .*result=refused .*cert="sip\.test" reason="issued by Test Root CA, not a trusted CA"' "$IT_TMP/xsgw.err" &&
+    grep -q 'ev=sip\.tls dir=in .*result=refused .*cert="\?sip\.test"\? reason="issued by Test Root CA, not a trusted CA"' "$IT_TMP/xsgw.err" &&
     ! grep -q 'ev=sip\.in .*method=MESSAGE' "$IT_TMP/xsgw.err"; then
     it_pass trust.gateway_wrong_ca
 else
     it_fail trust.gateway_wrong_ca "bob got [$codes];" \
         "$(grep 'ev=sip\.tls' "$IT_TMP/xsgw.err" | head -2)"
+fi
+
+# trust.ejabberd_sasl_external: ejabberd with a certificate from the test CA and that CA as
+# its ca_file: SASL EXTERNAL both ways with the gateway (a verified partner), chats both
+# ways. (ejabberd without certificates, on dialback, is the ejabberd group.)
+trust_gateway udp:127.0.0.4:5070 ca || it_fail_rest "the gateway did not restart"
+if ej_installed && EJ_CERT=$PKI/ejab.test-chain.pem EJ_KEY=$PKI/ejab.test.key EJ_CA=$PKI/ca.pem \
+    ej_start; then
+    it_sipp_uas uas8 127.0.0.4 5070 200 OK 1
+    ej_xmpp ella8 --to bob@sip.test --send 1 --body "ejabberd certified" --expect 1 --timeout 30
+    it_wait_exit uas8 35
+    it_sipp_uac uac8 127.0.0.3:5060 sip:bob@sip.test sip:ella@ejab.test "back to ejabberd" 1 \
+        -p 5083
+    it_wait_exit ella8 25
+    got_sip=$(it_sip_summary uas8 | cut -f5)
+    got_xmpp=$(it_xmpp_summary ella8 | cut -f4)
+    codes=$(it_sip_final_codes uac8 | tr '\n' ' ')
+    if [ "$got_sip" = "ejabberd certified" ] && [ "$got_xmpp" = "back to ejabberd" ] &&
+        [ "$codes" = "200 " ] &&
+        grep -q 'ev=s2s\.in\.auth .*remote=ejab\.test .*method=sasl-external result=ok' \
+            "$IT_TMP/xsgw.err" &&
+        grep -q 'ev=s2s\.out\.auth .*remote=ejab\.test method=sasl-external result=ok' \
+            "$IT_TMP/xsgw.err"; then
+        it_pass trust.ejabberd_sasl_external
+    else
+        it_fail trust.ejabberd_sasl_external "UAS got [${got_sip:-nothing}], ella got" \
+            "[${got_xmpp:-nothing}], bob got [$codes];" \
+            "$(grep 'ev=s2s\.\(in\|out\)\.auth.*ejab' "$IT_TMP/xsgw.err" | head -2)"
+    fi
+else
+    it_fail trust.ejabberd_sasl_external "ejabberd did not start (ejabberd.log)"
 fi
