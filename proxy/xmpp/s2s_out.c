@@ -952,9 +952,38 @@ static void on_tls_ready(void *ud)
         write_failed(o, rc);
 }
 
+static int try_next_target(struct s2s_out *o);
+
+/* XEP-0368: a Direct TLS target whose handshake failed (a port that does
+ * not speak TLS, a server without a certificate for the SNI) is not the
+ * end: the next target is tried, down to the STARTTLS ones. Nothing was
+ * written on it, so nothing is lost. Returns 1 when it moved on. */
+static int direct_tls_fallback(struct s2s_out *o, int reason)
+{
+    if (o->state != OUT_TLS_HANDSHAKE || !o->direct[o->next_target - 1] ||
+        o->next_target >= o->n_targets)
+        return 0;
+    struct xs_dns_target *t = &o->targets[o->next_target - 1];
+    xs_log(XS_LOG_WARN, "s2s.out.connect",
+           "stream=out%llu remote=%s target=%s:%u result=%s direct_tls=1 next=%s:%u",
+           (unsigned long long)o->serial, o->remote, t->host, t->port, xs_errname(reason),
+           o->targets[o->next_target].host, o->targets[o->next_target].port);
+    report(o, XS_PROBE_TLS, 0, 1, xs_strerror(reason), NULL);
+    o->link = NULL;
+    xs_xml_parser_free(o->parser);
+    o->parser = NULL;
+    o->tls = 0;
+    o->cert_ok = 0;
+    set_state(o, OUT_CONNECTING, "direct tls failed, next target");
+    try_next_target(o);
+    return 1;
+}
+
 static void on_closed(void *ud, int reason)
 {
     struct s2s_out *o = ud;
+    if (direct_tls_fallback(o, reason))
+        return;
     if (o->sm.state == XS_SM_REQUESTED && !o->sm_offered && o->peer_error)
         sm_remember_refusal(o, reason);
     out_fail(o, XS_COND_REMOTE_SERVER_TIMEOUT, xs_strerror(reason));

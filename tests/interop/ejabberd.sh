@@ -66,7 +66,7 @@ ej_dns_start() {
         --srv-host=_xmpp-server._tcp.sip.test,gw.sip.test,5269,0,5 \
         --srv-host=_xmpp-server._tcp.$EJ_DOMAIN,$EJ_DOMAIN,5269,0,5 \
         --srv-host=_sip._udp.sip.test,sip.test,5060,0,5 \
-        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5
+        --srv-host=_sip._tcp.sip.test,sip.test,5060,0,5 "$@"
     it_wait_dns $EJ_DOMAIN $EJ_ADDR 5 &&
         it_dns_query _xmpp-server._tcp.$EJ_DOMAIN SRV | grep -q "^SRV 0 5 5269 $EJ_DOMAIN "
 }

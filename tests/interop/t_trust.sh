@@ -22,7 +22,10 @@ tab=$'\t'
 "$REPO/tests/tls/make_test_pki.sh" "$PKI" sip.test xmpp.test ejab.test >/dev/null 2>&1 ||
     it_fail_rest "tests/tls/make_test_pki.sh failed (openssl)"
 it_have_gateway || it_fail_rest "no gateway binary at $XSGW (build it or set XSGW)"
-ej_dns_start || it_fail_rest "dnsmasq did not answer on 127.0.0.53"
+# Direct TLS (XEP-0368) both ways: Prosody and the gateway publish _xmpps-server records.
+ej_dns_start --srv-host=_xmpps-server._tcp.xmpp.test,xmpp.test,5270,0,5 \
+    --srv-host=_xmpps-server._tcp.sip.test,gw.sip.test,5270,0,5 ||
+    it_fail_rest "dnsmasq did not answer on 127.0.0.53"
 
 # trust_prosody CERT: (re)start Prosody for xmpp.test presenting CERT from the test PKI.
 trust_prosody() {
