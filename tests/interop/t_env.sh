@@ -5,7 +5,8 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 it_setup env env.dns env.prosody_local env.prosody_s2s_reaches_gateway env.sipp \
-    env.kamailio_register_route env.kamailio_to_gateway
+    env.kamailio_register_route env.kamailio_to_gateway env.kamailio_tls_client_cert \
+    env.kamailio_tls_no_client_cert env.kamailio_tls_other_ca
 
 # env.dns: A and SRV records, a TTL, NXDOMAIN for a name with no records.
 it_dns_start
@@ -136,3 +137,87 @@ if [ "$got" = "sip:alice@xmpp.test to xmpp" ] && [ "$codes" = "200 " ]; then
 else
     it_fail env.kamailio_to_gateway "stand-in gateway got [$got], UAC codes [$codes]"
 fi
+
+# env.kamailio_tls_*: Kamailio as the TLS edge of sip.test (conf/kamailio-tls-edge.cfg,
+# tls:127.0.0.4:5061) requiring and verifying client certificates against the test CA
+# (tests/tls/make_test_pki.sh), proven with openssl s_client: an OPTIONS with a certificate
+# from the CA gets 200; without a client certificate, or with one from another CA, the
+# handshake is refused and nothing is answered.
+pki=$IT_TMP/pki
+bash "$REPO/tests/tls/make_test_pki.sh" "$pki" sip.test xmpp.test >/dev/null ||
+    it_fail_rest "make_test_pki.sh failed"
+
+# Kamailio's tls.cfg: sip.test's certificate as server and client, peers verified against the
+# test CA both ways.
+cat >"$IT_TMP/kamailio-tls.cfg" <<TLS
+[server:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = $pki/sip.test.key
+certificate = $pki/sip.test-chain.pem
+ca_list = $pki/ca.pem
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = $pki/sip.test.key
+certificate = $pki/sip.test-chain.pem
+ca_list = $pki/ca.pem
+TLS
+
+mkdir -p "$IT_TMP/kamtls"
+it_start kamailio_tls kamailio -f "$IT_DIR/conf/kamailio-tls-edge.cfg" \
+    -A "TLSCFG=\"$IT_TMP/kamailio-tls.cfg\"" -DD -E -m 64 -M 16 -P "$IT_TMP/kamtls/kamailio.pid" -Y "$IT_TMP/kamtls"
+it_wait_listen 127.0.0.4 5061 10 ||
+    it_fail_rest "Kamailio's TLS edge did not start (kamailio_tls.err)"
+
+# tls_options NAME [s_client options...]: one OPTIONS sip:sip.test over TLS to the edge;
+# everything s_client printed goes to $IT_TMP/NAME.out.
+tls_options() {
+    local name=$1 req
+    shift
+    req=$'OPTIONS sip:sip.test SIP/2.0\r\n'
+    req+=$'Via: SIP/2.0/TLS 127.0.0.5:5071;branch=z9hG4bK-'"$name"$'\r\n'
+    req+=$'Max-Forwards: 70\r\nFrom: <sip:probe@xmpp.test>;tag=1\r\nTo: <sip:sip.test>\r\n'
+    req+=$'Call-ID: '"$name"$'@127.0.0.5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
+    (printf '%s' "$req"; sleep 2) |
+        nsx timeout 10 openssl s_client -connect 127.0.0.4:5061 -servername sip.test \
+            -CAfile "$pki/ca.pem" -verify_return_error -verify_hostname sip.test -ign_eof \
+            "$@" >"$IT_TMP/$name.out" 2>&1
+}
+
+tls_options client-cert -cert "$pki/xmpp.test-chain.pem" -key "$pki/xmpp.test.key"
+# s_client prints the session ticket without a final newline: the status line may follow it.
+status=$(grep -ao $'SIP/2.0 [0-9][0-9][0-9] [^\r]*' "$IT_TMP/client-cert.out" | head -n 1)
+if [ "$status" = "SIP/2.0 200 TLS edge OK" ] &&
+    grep -q 'ev=kam.tls method=OPTIONS ruri=sip:sip.test proto=tls peer_cn=xmpp.test peer_verified=1' \
+        "$IT_TMP/kamailio_tls.err"; then
+    it_pass env.kamailio_tls_client_cert
+else
+    it_fail env.kamailio_tls_client_cert \
+        "OPTIONS with xmpp.test's certificate got [${status:-nothing}] (client-cert.out, kamailio_tls.err)"
+fi
+
+# Without a certificate, and with one the test CA did not sign: refused, nothing answered,
+# nothing reached the routing script.
+for case in no_client_cert other_ca; do
+    if [ $case = no_client_cert ]; then
+        tls_options no-cert
+        out=$IT_TMP/no-cert.out
+        want='alert certificate required'
+    else
+        tls_options other-ca -cert "$pki/xmpp.test-otherca.pem" -key "$pki/xmpp.test-otherca.key"
+        out=$IT_TMP/other-ca.out
+        want='alert unknown ca'
+    fi
+    n=$(grep -c 'ev=kam.tls' "$IT_TMP/kamailio_tls.err")
+    if ! grep -aq 'SIP/2.0 [0-9]' "$out" && [ "$n" = 1 ] &&
+        grep -aqE "$want" "$out"; then
+        it_pass env.kamailio_tls_$case
+    else
+        it_fail env.kamailio_tls_$case \
+            "answered or not refused: $(grep -ao -m1 -E 'SIP/2.0 [0-9]+|alert [a-z ]+' "$out"), wanted [$want] ($n requests routed)"
+    fi
+done
