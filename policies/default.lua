@@ -14,14 +14,35 @@ gateway {
   --                     (SIP: the mapped error) before on_message sees it.
   --                     xmpp.max_stanza and sip.max_message follow it.
 
+  -- tls = {                 the certificates the gateway presents (XMPP and
+  --                           SIP alike) and the ones it trusts
+  --   cert = "/etc/xsgw/cert.pem", key = "/etc/xsgw/key.pem",
+  --                           the default identity: PEM, leaf first, then its
+  --                           chain. Without any, a self-signed certificate for
+  --                           the domains above is generated at start (Prosody
+  --                           accepts it for dialback with its default
+  --                           s2s_secure_auth = false; verified partners do not).
+  --   certs = { { cert = "/etc/xsgw/voice.pem", key = "/etc/xsgw/voice.key" } },
+  --                           more identities, each presented for the names in
+  --                           its certificate (SNI, or a stream's local domain);
+  --                           without cert, the first of these is the default
+  --   ca = "/etc/ssl/certs",  CA bundle (PEM file or directory) the certificates
+  --                           of partners and of the SIP edge are verified
+  --                           against; needed by every verify = "ca"
+  --   crl = "/etc/xsgw/crl.pem",  revocation lists (PEM), checked with ca
+  -- },                       The files are read at start and at every reload;
+  --                          --check does not open them.
+
   xmpp = {
     -- Server-to-server listener (RFC 6120). Use "0.0.0.0:5269" or "[::]:5269"
     -- to accept streams from the network.
     listen = "127.0.0.1:5269",
-    -- tls = { cert = "/etc/xsgw/cert.pem", key = "/etc/xsgw/key.pem" },
-    --   Certificate for STARTTLS. Without it a self-signed certificate for the
-    --   domains above is generated at start (Prosody accepts it for dialback
-    --   with its default s2s_secure_auth = false).
+    -- listen_tls = "0.0.0.0:5270",
+    --   Direct TLS listener (XEP-0368): TLS from the first byte, found by
+    --   peers through _xmpps-server._tcp.<domain>. A port of its own.
+    -- tls = { cert = ..., key = ... },
+    --   The older spelling of gateway.tls's cert and key (still read; not
+    --   together with gateway.tls).
     -- dialback_secret = "...",
     --   Secret the dialback keys are derived from (XEP-0185). Set the same
     --   value on every instance behind one SRV record; without it each start
@@ -75,6 +96,20 @@ gateway {
     --                         SUBSCRIBEs and answers); set it when the listeners
     --                         bind a wildcard or sit behind NAT. Default: the
     --                         first listener of the transport in use.
+    -- tls = {                 how tls: listeners and next hops are checked (only
+    --                         with a tls: transport)
+    --   verify = "ca",          "ca": the edge's certificate must validate against
+    --                           gateway.tls.ca and name the edge; the gateway asks
+    --                           for a client certificate on inbound TLS. Default
+    --                           "ca" when gateway.tls.ca is given, else "none".
+    --   name = "edge.sip.test", the identity the next hop must present
+    --                           (default: the next hop's host)
+    --   peers = { "edge1.sip.test", "*.edge.sip.test" },
+    --                           identities accepted on inbound TLS ("*." covers
+    --                           one label); default: name, or the next hop's host
+    -- },
+    -- keepalive = 0,          seconds between CRLF keepalives (RFC 5626) on idle
+    --                         tcp: and tls: connections, 0 to 3600; 0: off
   },
 
   -- presence = {            presence and subscriptions (RFC 8048)
@@ -98,10 +133,33 @@ gateway {
 }
 
 -- The federated XMPP domains: nothing from or to any other domain crosses
--- the gateway. tls = "required" refuses dialback on unencrypted streams;
--- route = "HOST:PORT" skips DNS for that domain. partner "*" { } would
--- federate with every domain.
-partner "xmpp.test" { tls = "required", dialback = true }
+-- the gateway. partner "*" { } sets the rules for every domain not named
+-- (and federates with all of them). The keys, with their defaults:
+--   type = "unverified"   "unverified": dialback is enough.
+--                         "verified": a certificate that validates for the
+--                           domain is required, whatever authenticates it
+--                           (defaults to verify = "ca"; needs tls = "required"
+--                           and gateway.tls.ca).
+--                         "federated": verified, and its users are trusted:
+--                           their presence subscriptions are approved without
+--                           asking (unless on_subscribe decides).
+--   tls = "required"      "optional", or "none": never STARTTLS nor Direct TLS
+--                         with it. "required" refuses dialback in the clear.
+--   sasl = "optional"     SASL EXTERNAL (the certificate authenticates the
+--                         domain): "required" (only that; dialback then
+--                         defaults to false) or "none" (the default when
+--                         tls = "none").
+--   dialback = true       Server Dialback (XEP-0220) allowed and used.
+--   verify = "none"       "ca": its certificate must validate against
+--                         gateway.tls.ca and name the domain ("ca" for the
+--                         verified and federated types).
+--   domains = { ... }     more domains it hosts ("conf.xmpp.test"), same rules.
+--   max_connections = N   streams with it, in and out (default: no own cap).
+--   keepalive = 0         seconds of silence before a whitespace keepalive.
+--   idle_timeout = N      seconds (default xmpp.idle_timeout).
+--   route = "HOST:PORT"   skips DNS for that domain.
+-- --check refuses rules that cannot work together, and says which to change.
+partner "xmpp.test" { type = "unverified", tls = "required", dialback = true }
 
 -- on_message(m) sees every message after address mapping and may return it
 -- (changed or not), or reject("condition", "text") to refuse it; the sender

@@ -42,17 +42,47 @@ static int same(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+/* The TLS context for a policy generation: every certificate, key, CA bundle
+ * and CRL file is read again, so a reload picks up renewed files under the
+ * same names. */
 static int make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out)
 {
-    char err[256];
-    int rc = xs_tls_ctx_new(cfg->tls_cert, cfg->tls_key, (const char *const *)cfg->domains,
-                            cfg->n_domains, out, err, sizeof err);
-    if (rc != 0)
+    char err[512];
+    size_t n = cfg->n_tls_certs;
+    const char **certs = n ? calloc(n, sizeof *certs) : NULL;
+    const char **keys = n ? calloc(n, sizeof *keys) : NULL;
+    if (n && (!certs || !keys)) {
+        free(certs);
+        free(keys);
+        return XS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        certs[i] = cfg->tls_certs[i].cert;
+        keys[i] = cfg->tls_certs[i].key;
+    }
+    struct xs_tls_ctx_cfg tc = {
+        .cert_path = cfg->tls_cert,
+        .key_path = cfg->tls_key,
+        .names = (const char *const *)cfg->domains,
+        .n_names = cfg->n_domains,
+        .extra_certs = certs,
+        .extra_keys = keys,
+        .n_extra = n,
+        .ca_path = cfg->tls_ca,
+        .crl_path = cfg->tls_crl,
+    };
+    int rc = xs_tls_ctx_new_cfg(&tc, out, err, sizeof err);
+    free(certs);
+    free(keys);
+    if (rc != 0) {
         xs_log(XS_LOG_ERROR, "tls.config", "result=failed reason=\"%s\"", err);
-    else if (!cfg->tls_cert)
-        xs_log(XS_LOG_INFO, "tls.config",
-               "result=self-signed reason=\"the policy names no certificate\"");
-    return rc;
+        return rc;
+    }
+    xs_log(XS_LOG_INFO, "tls.config", "result=ok certificate=%s identities=%zu ca=%s crl=%s%s",
+           cfg->tls_cert ? cfg->tls_cert : "self-signed", n + 1, cfg->tls_ca ? cfg->tls_ca : "none",
+           cfg->tls_crl ? cfg->tls_crl : "none",
+           cfg->tls_ca ? "" : " reason=\"no CA bundle: no peer certificate can be verified\"");
+    return 0;
 }
 
 static const char *secret_of(const struct xs_gateway *gw, const struct xs_config *cfg)
@@ -176,12 +206,16 @@ int xs_gateway_reload(struct xs_gateway *gw)
     const struct xs_config *old = xs_policy_config(gw->policy);
     const struct xs_config *cfg = xs_policy_config(next);
     struct xs_tls_ctx *tls = gw->tls;
-    if (!same(old->tls_cert, cfg->tls_cert) || !same(old->tls_key, cfg->tls_key)) {
+    /* Files are read again on every reload (renewed under the same names);
+     * only a generated certificate with nothing else configured is kept, so
+     * that peers which pinned it keep seeing the same one. */
+    if (cfg->tls_cert || cfg->tls_ca || cfg->n_tls_certs || old->tls_cert || old->tls_ca ||
+        old->n_tls_certs) {
         rc = make_tls(cfg, &tls);
         if (rc != 0) {
             xs_log(XS_LOG_ERROR, "policy.reload",
-                   "path=%s result=rejected generation=%d reason=\"TLS certificate or key "
-                   "unusable\" kept=previous",
+                   "path=%s result=rejected generation=%d reason=\"TLS certificate, key, CA or "
+                   "CRL unusable (see tls.config)\" kept=previous",
                    gw->policy_path, gw->generation);
             xs_policy_free(next);
             return rc;

@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
             libosip2-dev liblua5.4-dev lua5.4 libc-ares-dev libsqlite3-dev)
-test_pkgs=(clang libclang-rt-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio sip-tester
+test_pkgs=(clang libclang-rt-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio kamailio-tls-modules sip-tester
            python3 python3-slixmpp openssl procps)
 
 want=("${build_pkgs[@]}")

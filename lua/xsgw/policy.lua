@@ -8,6 +8,7 @@
 
 local address = require("xsgw.address")
 local presence = require("xsgw.presence")
+local trust = require("xsgw.trust")
 
 -- The library's own references, taken before any policy runs: nothing a
 -- policy does later can change what route() calls. The mapping route()
@@ -347,6 +348,10 @@ function M.new_env(callsite, native)
     return env, decl
 end
 
+-- What lua/xsgw/trust.lua checks with.
+local TRUST_HELPERS = { fail = fail, want = want, check_keys = check_keys,
+    valid_dns_name = valid_dns_name, parse_hostport = parse_hostport }
+
 -- xmpp.max_streams: how many s2s streams the gateway holds. The defaults
 -- are a large site's: ten thousand federated streams each way cost about
 -- 100 MiB in plain text and 400 MiB with TLS (README, "Limits"); the side
@@ -399,7 +404,7 @@ local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true, presence = true })
+        max_body = true, presence = true, tls = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
@@ -436,15 +441,10 @@ local function normalize_gateway(decl)
     want(where, "gateway.xmpp", x, "table")
     check_keys(where, "gateway.xmpp", x, { listen = true, tls = true, dialback_secret = true,
         connect_timeout = true, idle_timeout = true, max_stanza = true, queue_max = true,
-        error_grace = true, stream_management = true, max_streams = true })
+        error_grace = true, stream_management = true, max_streams = true, listen_tls = true })
     cfg.xmpp_listen_host, cfg.xmpp_listen_port = parse_hostport(where, "xmpp.listen", x.listen)
-    if x.tls ~= nil then
-        want(where, "xmpp.tls", x.tls, "table")
-        check_keys(where, "xmpp.tls", x.tls, { cert = true, key = true })
-        want(where, "xmpp.tls.cert", x.tls.cert, "string")
-        want(where, "xmpp.tls.key", x.tls.key, "string")
-        cfg.tls_cert, cfg.tls_key = x.tls.cert, x.tls.key
-    end
+    trust.listen_tls(TRUST_HELPERS, where, x.listen_tls, cfg)
+    trust.gateway_tls(TRUST_HELPERS, where, g.tls, x.tls, cfg)
     want(where, "xmpp.dialback_secret", x.dialback_secret, "string", true)
     if x.dialback_secret and #x.dialback_secret < 8 then
         fail(where, "xmpp.dialback_secret is too short (8 characters at least)")
@@ -472,7 +472,7 @@ local function normalize_gateway(decl)
     want(where, "gateway.sip", s, "table")
     check_keys(where, "gateway.sip", s, { listen = true, next_hop = true, max_message = true,
         trusted = true, max_transactions = true, max_stored_bytes = true, udp_recv_buffer = true,
-        udp_send_buffer = true, contact = true })
+        udp_send_buffer = true, contact = true, tls = true, keepalive = true })
     local listen = s.listen
     if type(listen) == "string" then listen = { listen } end
     want(where, "sip.listen", listen, "table")
@@ -532,6 +532,7 @@ local function normalize_gateway(decl)
         parse_hostport(where, "sip.contact", s.contact)
         cfg.sip_contact = s.contact
     end
+    trust.sip_tls(TRUST_HELPERS, where, s, cfg)
     presence.config(where, g.presence, cfg, { fail = fail, want = want, check_keys = check_keys })
 
     if g.log ~= nil then
@@ -541,39 +542,6 @@ local function normalize_gateway(decl)
     end
     cfg.log_bodies = g.log ~= nil and g.log.bodies == true
     return cfg
-end
-
-local function normalize_partners(decl, cfg)
-    cfg.partners = {}
-    for _, domain in ipairs(decl.partner_order) do
-        local e = decl.partners[domain]
-        local o, where = e.opts, e.where
-        check_keys(where, "partner '" .. domain .. "'", o,
-            { tls = true, dialback = true, route = true })
-        local tls = o.tls == nil and "required" or o.tls
-        if tls ~= "required" and tls ~= "optional" then
-            fail(where, "partner '%s': tls must be \"required\" or \"optional\", not %s", domain,
-                type(tls) == "string" and ('"' .. tls .. '"') or tostring(tls))
-        end
-        want(where, "partner '" .. domain .. "' dialback", o.dialback, "boolean", true)
-        if o.dialback == false then
-            fail(where, "partner '%s': dialback = false leaves no way to authenticate it (the"
-                .. " gateway has no SASL EXTERNAL yet), so every stream with it would be refused;"
-                .. " remove the partner or allow dialback", domain)
-        end
-        local p = { domain = domain, tls = tls, dialback = o.dialback ~= false }
-        if o.route ~= nil then
-            if domain == "*" then fail(where, "partner '*' cannot have a static route") end
-            p.route_host, p.route_port = parse_hostport(where, "partner '" .. domain .. "' route",
-                o.route)
-        end
-        for _, d in ipairs(cfg.domains) do
-            if d == domain then
-                fail(where, "partner '%s' is one of this gateway's own domains", domain)
-            end
-        end
-        cfg.partners[#cfg.partners + 1] = p
-    end
 end
 
 local HOOKS = { on_message = true, map_to_sip = true, map_to_xmpp = true, on_presence = true,
@@ -615,7 +583,7 @@ end
 -- when the policy maps addresses itself.
 function M.finish(env, decl)
     local cfg = normalize_gateway(decl)
-    normalize_partners(decl, cfg)
+    trust.partners(TRUST_HELPERS, decl, cfg)
     for name in pairs(HOOKS) do
         local h = rawget(env, name)
         if h ~= nil and type(h) ~= "function" then
@@ -770,6 +738,15 @@ function M.finish(env, decl)
         return true
     end
 
+    -- The users of a federated partner are trusted (README, "Partners"):
+    -- the default presence policy approves their subscription requests.
+    local function federated_user(jid)
+        local d = jid_domain(jid)
+        if not d or local_domains[d] then return false end
+        local p = partner(d)
+        return p ~= nil and p.type == "federated"
+    end
+
     local mapper = presence.new(decl.presence_map, function(fmt, ...)
         fail(decl.presence_map_where, fmt, ...)
     end)
@@ -778,6 +755,7 @@ function M.finish(env, decl)
         enabled = cfg.presence_enabled, mapper = mapper,
         on_presence = rawget(env, "on_presence"), on_subscribe = rawget(env, "on_subscribe"),
         map_addresses = map_addresses, recheck = recheck, drop = DROP,
+        federated_user = federated_user,
         rejection = function(r)
             if rejections[r] then return rawget(r, "condition"), rawget(r, "text") end
         end,

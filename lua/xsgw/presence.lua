@@ -372,7 +372,9 @@ end
 -- bare for subscriptions), the state into the target side's vocabulary
 -- (o.mapper), then on_presence or on_subscribe, then the checks of what
 -- they left (M.check and o.recheck). o.rejection(r) gives the condition
--- and text of a reject(...) result; o.drop is what drop() returns. The
+-- and text of a reject(...) result; o.drop is what drop() returns;
+-- o.federated_user(jid) tells whether a JID is a user of a federated
+-- partner, whose requests are approved when no on_subscribe decides. The
 -- route returns the event, with action ("forward", "approve", "pending")
 -- on a subscription request, or nil, condition, text.
 local SUB_ACTIONS = { allow = "forward", approve = "approve", pending = "pending" }
@@ -380,6 +382,7 @@ local SUB_ACTIONS = { allow = "forward", approve = "approve", pending = "pending
 function M.router(o)
     local mapper, on_presence, on_subscribe = o.mapper, o.on_presence, o.on_subscribe
     local map_addresses, recheck, rejection, DROP = o.map_addresses, o.recheck, o.rejection, o.drop
+    local federated_user = o.federated_user
 
     local function presence_hook(ev)
         local r = on_presence(ev)
@@ -427,6 +430,11 @@ function M.router(o)
         if kind == "presence" then ev.activities = usable_activities(ev.activities) end
         local bad = M.check(ev, kind, origin == "sip")
         if bad then return nil, "bad-request", kind .. ": " .. bad end
+        -- Asked while ev.from is still the watcher's JID. Only an XMPP
+        -- watcher: a SIP one asks a partner's user, whose own server
+        -- answers for them.
+        local trusted = kind == "subscription" and ev.type == "subscribe" and origin == "xmpp"
+            and not on_subscribe and federated_user(ev.from)
         local ok, cond, text = map_addresses(ev, kind == "subscription")
         if not ok then return nil, cond, text end
         local hook = "the presence mapping"
@@ -439,7 +447,7 @@ function M.router(o)
                 if not ev then return nil, cond, text end
             end
         elseif ev.type == "subscribe" then
-            action = "forward"
+            action = trusted and "approve" or "forward"
             if on_subscribe then
                 hook = "on_subscribe"
                 action, cond, text = subscribe_hook(ev)

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "policy/config.h"
 #include "policy/helpers.h"
 #include "policy/route_fast.h"
 #include "policy/sandbox.h"
@@ -38,7 +39,7 @@ struct xs_policy {
     struct xs_lua *lua;
     int route_ref;
     int mapped_ref; /* route_mapped, LUA_REFNIL when the policy maps itself */
-    int keep_rc;    /* config_from's result, from inside keep_trampoline */
+    int keep_rc;    /* xs_config_from_lua's result, from inside keep_trampoline */
     /* The policy defines no hook (cfg.default_route of policy.lua), so the
      * messages route() accepts are decided in C (route_fast.h). */
     int default_route;
@@ -146,203 +147,41 @@ static int l_partner(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 12);
     lua_pushstring(L, pt->domain);
     lua_setfield(L, -2, "domain");
-    lua_pushstring(L, pt->tls == XS_TLS_REQUIRED ? "required" : "optional");
+    lua_pushstring(L, xs_partner_type_name(pt->type));
+    lua_setfield(L, -2, "type");
+    lua_pushstring(L, xs_tls_req_name(pt->tls));
     lua_setfield(L, -2, "tls");
+    lua_pushstring(L, xs_sasl_req_name(pt->sasl));
+    lua_setfield(L, -2, "sasl");
     lua_pushboolean(L, pt->dialback);
     lua_setfield(L, -2, "dialback");
+    lua_pushstring(L, xs_verify_mode_name(pt->verify));
+    lua_setfield(L, -2, "verify");
+    lua_createtable(L, (int)pt->n_domains, 0);
+    for (size_t i = 0; i < pt->n_domains; i++) {
+        lua_pushstring(L, pt->domains[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "domains");
+    if (pt->max_streams) {
+        lua_pushinteger(L, (lua_Integer)pt->max_streams);
+        lua_setfield(L, -2, "max_connections");
+    }
+    lua_pushnumber(L, pt->keepalive);
+    lua_setfield(L, -2, "keepalive");
+    if (pt->idle_timeout > 0) {
+        lua_pushnumber(L, pt->idle_timeout);
+        lua_setfield(L, -2, "idle_timeout");
+    }
     if (pt->route_host) {
         lua_pushfstring(L, strchr(pt->route_host, ':') ? "[%s]:%d" : "%s:%d", pt->route_host,
                         pt->route_port);
         lua_setfield(L, -2, "route");
     }
     return 1;
-}
-
-static char *dup_field(lua_State *L, int t, const char *k)
-{
-    char *r = NULL;
-    if (lua_getfield(L, t, k) == LUA_TSTRING)
-        r = strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return r;
-}
-
-static double num_field(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    double v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static int endpoint_from(lua_State *L, int t, struct xs_sip_endpoint *e)
-{
-    char *tr = dup_field(L, t, "transport");
-    e->transport = !tr                  ? XS_SIP_UDP
-                   : !strcmp(tr, "tcp") ? XS_SIP_TCP
-                   : !strcmp(tr, "tls") ? XS_SIP_TLS
-                                        : XS_SIP_UDP;
-    free(tr);
-    e->host = dup_field(L, t, "host");
-    e->port = (int)num_field(L, t, "port");
-    return e->host ? 0 : XS_ENOMEM;
-}
-
-static void config_free(struct xs_config *c)
-{
-    for (size_t i = 0; i < c->n_domains; i++)
-        free(c->domains[i]);
-    free(c->domains);
-    free(c->xmpp_listen_host);
-    free(c->tls_cert);
-    free(c->tls_key);
-    free(c->dialback_secret);
-    for (size_t i = 0; i < c->n_sip_listen; i++)
-        free(c->sip_listen[i].host);
-    free(c->sip_listen);
-    free(c->sip_next_hop.host);
-    for (size_t i = 0; i < c->n_sip_trusted; i++)
-        free(c->sip_trusted[i]);
-    free(c->sip_trusted);
-    free(c->sip_contact);
-    free(c->presence_store);
-    for (size_t i = 0; i < c->n_partners; i++) {
-        free(c->partners[i].domain);
-        free(c->partners[i].route_host);
-    }
-    free(c->partners);
-}
-
-/* Copies the normalized configuration table (validated in Lua) at index t. */
-static int config_from(lua_State *L, int t, struct xs_config *c)
-{
-    int rc = XS_ENOMEM;
-    lua_getfield(L, t, "domains");
-    c->n_domains = lua_rawlen(L, -1);
-    c->domains = calloc(c->n_domains + 1, sizeof *c->domains);
-    for (size_t i = 0; c->domains && i < c->n_domains; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        c->domains[i] = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-        if (!c->domains[i])
-            break;
-    }
-    lua_pop(L, 1);
-    if (!c->domains)
-        return rc;
-
-    c->xmpp_listen_host = dup_field(L, t, "xmpp_listen_host");
-    c->xmpp_listen_port = (int)num_field(L, t, "xmpp_listen_port");
-    c->tls_cert = dup_field(L, t, "tls_cert");
-    c->tls_key = dup_field(L, t, "tls_key");
-    c->dialback_secret = dup_field(L, t, "dialback_secret");
-    c->xmpp_connect_timeout = num_field(L, t, "xmpp_connect_timeout");
-    c->xmpp_idle_timeout = num_field(L, t, "xmpp_idle_timeout");
-    c->max_body = (size_t)num_field(L, t, "max_body");
-    c->xmpp_max_stanza = (size_t)num_field(L, t, "xmpp_max_stanza");
-    c->xmpp_queue_max = (size_t)num_field(L, t, "xmpp_queue_max");
-    c->xmpp_error_grace = num_field(L, t, "xmpp_error_grace");
-    char *sm = dup_field(L, t, "xmpp_stream_management");
-    c->xmpp_stream_management = !sm || !strcmp(sm, "always") ? XS_SM_MODE_ALWAYS
-                                : !strcmp(sm, "offered")     ? XS_SM_MODE_OFFERED
-                                                             : XS_SM_MODE_OFF;
-    free(sm);
-    c->xmpp_streams_in = (size_t)num_field(L, t, "xmpp_streams_in");
-    c->xmpp_streams_out = (size_t)num_field(L, t, "xmpp_streams_out");
-    c->xmpp_streams_unauth = (size_t)num_field(L, t, "xmpp_streams_unauth");
-    c->xmpp_streams_unauth_per_source = (size_t)num_field(L, t, "xmpp_streams_unauth_per_source");
-    c->xmpp_streams_per_domain = (size_t)num_field(L, t, "xmpp_streams_per_domain");
-    c->sip_max_message = (size_t)num_field(L, t, "sip_max_message");
-    c->sip_max_transactions = (size_t)num_field(L, t, "sip_max_transactions");
-    c->sip_max_stored_bytes = (size_t)num_field(L, t, "sip_max_stored_bytes");
-    c->sip_udp_recv_buffer = (size_t)num_field(L, t, "sip_udp_recv_buffer");
-    c->sip_udp_send_buffer = (size_t)num_field(L, t, "sip_udp_send_buffer");
-    c->log_bodies = lua_getfield(L, t, "log_bodies") == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!c->xmpp_listen_host)
-        return rc;
-    if (lua_getfield(L, t, "sip_contact") == LUA_TSTRING &&
-        !(c->sip_contact = strdup(lua_tostring(L, -1)))) {
-        lua_pop(L, 1);
-        return rc;
-    }
-    lua_pop(L, 1);
-    c->presence_enabled =
-        lua_getfield(L, t, "presence_enabled") == LUA_TBOOLEAN && lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (lua_getfield(L, t, "presence_store") == LUA_TSTRING &&
-        !(c->presence_store = strdup(lua_tostring(L, -1)))) {
-        lua_pop(L, 1);
-        return rc;
-    }
-    lua_pop(L, 1);
-    c->presence_expires = (unsigned)num_field(L, t, "presence_expires");
-    c->presence_min_expires = (unsigned)num_field(L, t, "presence_min_expires");
-    c->presence_max_expires = (unsigned)num_field(L, t, "presence_max_expires");
-    c->presence_max_per_user = (size_t)num_field(L, t, "presence_max_per_user");
-    c->presence_max_per_domain = (size_t)num_field(L, t, "presence_max_per_domain");
-    c->presence_max_total = (size_t)num_field(L, t, "presence_max_total");
-
-    lua_getfield(L, t, "sip_listen");
-    c->n_sip_listen = lua_rawlen(L, -1);
-    c->sip_listen = calloc(c->n_sip_listen + 1, sizeof *c->sip_listen);
-    for (size_t i = 0; c->sip_listen && i < c->n_sip_listen; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        int e = endpoint_from(L, lua_gettop(L), &c->sip_listen[i]);
-        lua_pop(L, 1);
-        if (e)
-            break;
-    }
-    lua_pop(L, 1);
-    if (!c->sip_listen)
-        return rc;
-    if (lua_getfield(L, t, "sip_next_hop") == LUA_TTABLE &&
-        endpoint_from(L, lua_gettop(L), &c->sip_next_hop) != 0) {
-        lua_pop(L, 1);
-        return rc;
-    }
-    lua_pop(L, 1);
-    if (lua_getfield(L, t, "sip_trusted") == LUA_TTABLE) {
-        size_t n = lua_rawlen(L, -1);
-        c->sip_trusted = calloc(n + 1, sizeof *c->sip_trusted);
-        for (size_t i = 0; c->sip_trusted && i < n; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            c->sip_trusted[i] = strdup(lua_tostring(L, -1));
-            lua_pop(L, 1);
-            if (!c->sip_trusted[i])
-                break;
-            c->n_sip_trusted++;
-        }
-        if (!c->sip_trusted || c->n_sip_trusted < n) {
-            lua_pop(L, 1);
-            return rc;
-        }
-    }
-    lua_pop(L, 1);
-
-    lua_getfield(L, t, "partners");
-    c->n_partners = lua_rawlen(L, -1);
-    c->partners = calloc(c->n_partners + 1, sizeof *c->partners);
-    for (size_t i = 0; c->partners && i < c->n_partners; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        int p = lua_gettop(L);
-        struct xs_partner *pt = &c->partners[i];
-        pt->domain = dup_field(L, p, "domain");
-        char *tls = dup_field(L, p, "tls");
-        pt->tls = tls && !strcmp(tls, "optional") ? XS_TLS_OPTIONAL : XS_TLS_REQUIRED;
-        free(tls);
-        lua_getfield(L, p, "dialback");
-        pt->dialback = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        pt->route_host = dup_field(L, p, "route_host");
-        pt->route_port = (int)num_field(L, p, "route_port");
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return c->partners ? 0 : rc;
 }
 
 /* keep_trampoline(p, cfg, route, route_mapped): keeps the route functions
@@ -363,7 +202,7 @@ static int keep_trampoline(lua_State *L)
     lua_getfield(L, 2, "default_route");
     p->default_route = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    p->keep_rc = config_from(L, 2, &p->cfg);
+    p->keep_rc = xs_config_from_lua(L, 2, &p->cfg);
     return 0;
 }
 
@@ -463,7 +302,7 @@ void xs_policy_free(struct xs_policy *p)
         return;
     xs_lua_free(p->lua);
     xs_domain_index_free(p->ix);
-    config_free(&p->cfg);
+    xs_config_free(&p->cfg);
     free(p->path);
     free(p);
 }
@@ -689,6 +528,29 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     return rc.cond;
 }
 
+/* --check's line on sip.tls, when a tls: transport is configured. */
+static void print_sip_tls(FILE *out, const struct xs_config *c)
+{
+    int tls = c->sip_next_hop.host && c->sip_next_hop.transport == XS_SIP_TLS;
+    for (size_t i = 0; i < c->n_sip_listen; i++)
+        tls |= c->sip_listen[i].transport == XS_SIP_TLS;
+    if (!tls)
+        return;
+    if (c->sip_tls_verify != XS_VERIFY_CA) {
+        fprintf(out, "  sip tls: verify none (the SIP edge's certificates are not checked)\n");
+        return;
+    }
+    const char *name = c->sip_tls_name ? c->sip_tls_name : c->sip_next_hop.host;
+    fprintf(out, "  sip tls: verify ca; the next hop must present %s; inbound accepted from",
+            c->sip_next_hop.host ? name : "(no next hop)");
+    for (size_t i = 0; i < c->n_sip_tls_peers; i++)
+        fprintf(out, " %s", c->sip_tls_peers[i]);
+    /* Without peers, the inbound side accepts the next hop's name. */
+    if (!c->n_sip_tls_peers)
+        fprintf(out, " %s", name ? name : "nobody");
+    fprintf(out, "\n");
+}
+
 int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
 {
     struct xs_policy *p;
@@ -704,8 +566,21 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
         fprintf(out, " %s", c->domains[i]);
     fprintf(out, "\n  max_body %zu: xmpp.max_stanza %zu, sip.max_message %zu", c->max_body,
             c->xmpp_max_stanza, c->sip_max_message);
-    fprintf(out, "\n  xmpp: listen %s:%d, tls %s", c->xmpp_listen_host, c->xmpp_listen_port,
-            c->tls_cert ? c->tls_cert : "self-signed");
+    fprintf(out,
+            strchr(c->xmpp_listen_host, ':') ? "\n  xmpp: listen [%s]:%d"
+                                             : "\n  xmpp: listen %s:%d",
+            c->xmpp_listen_host, c->xmpp_listen_port);
+    if (c->xmpp_listen_tls_host)
+        fprintf(out,
+                strchr(c->xmpp_listen_tls_host, ':') ? ", Direct TLS [%s]:%d"
+                                                     : ", Direct TLS %s:%d",
+                c->xmpp_listen_tls_host, c->xmpp_listen_tls_port);
+    fprintf(out, "\n  tls: certificate %s", c->tls_cert ? c->tls_cert : "self-signed");
+    if (c->n_tls_certs)
+        fprintf(out, " and %zu more", c->n_tls_certs);
+    fprintf(out, ", CA %s", c->tls_ca ? c->tls_ca : "none (no certificate can be verified)");
+    if (c->tls_crl)
+        fprintf(out, ", CRL %s", c->tls_crl);
     fprintf(out,
             "\n  xmpp streams: inbound %zu, outbound %zu, unauthenticated %zu (%zu per source), "
             "%zu per domain",
@@ -720,6 +595,9 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->sip_next_hop.host, c->sip_next_hop.port);
     else
         fprintf(out, ", no next hop: messages toward SIP will be refused\n");
+    print_sip_tls(out, c);
+    if (c->sip_keepalive > 0)
+        fprintf(out, "  sip keepalive: every %g s on idle tcp/tls connections\n", c->sip_keepalive);
     if (c->sip_contact)
         fprintf(out, "  sip contact (in-dialog requests come back to): %s\n", c->sip_contact);
     fprintf(out, "  sip trusted:");
@@ -729,12 +607,19 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
             !c->sip_trusted    ? " the next hop's addresses (resolved at start and reload)"
             : c->n_sip_trusted ? ""
                                : " nobody: every SIP request is refused");
-    fprintf(out, "  partners:");
-    for (size_t i = 0; i < c->n_partners; i++)
-        fprintf(out, " %s(tls %s%s)", c->partners[i].domain,
-                c->partners[i].tls == XS_TLS_REQUIRED ? "required" : "optional",
-                c->partners[i].route_host ? ", static route" : "");
-    fprintf(out, "%s\n", c->n_partners ? "" : " none: nothing will federate");
+    fprintf(out, "  partners:%s\n", c->n_partners ? "" : " none: nothing will federate");
+    for (size_t i = 0; i < c->n_partners; i++) {
+        const struct xs_partner *pt = &c->partners[i];
+        fprintf(out, "    %s: %s, tls %s, sasl %s, dialback %s, verify %s", pt->domain,
+                xs_partner_type_name(pt->type), xs_tls_req_name(pt->tls),
+                xs_sasl_req_name(pt->sasl), pt->dialback ? "yes" : "no",
+                xs_verify_mode_name(pt->verify));
+        for (size_t j = 0; j < pt->n_domains; j++)
+            fprintf(out, "%s%s", j ? " " : ", also ", pt->domains[j]);
+        if (pt->route_host)
+            fprintf(out, ", static route");
+        fprintf(out, "\n");
+    }
     if (c->presence_enabled)
         fprintf(out,
                 "  presence: store %s, expires %u (%u to %u), subscriptions %zu per watcher, "

@@ -22,6 +22,12 @@ enum xs_verify_mode { XS_VERIFY_NONE = 0, XS_VERIFY_CA = 1 };
  * verified, and its users trusted as well: their presence subscriptions are
  * approved without asking (the default presence policy). */
 enum xs_partner_type { XS_PARTNER_UNVERIFIED = 0, XS_PARTNER_VERIFIED = 1, XS_PARTNER_FEDERATED = 2 };
+/* Each value's name as the policy spells it ("required", "ca", ...), for
+ * logs and --check; static strings, "?" for a value out of range. */
+const char *xs_partner_type_name(enum xs_partner_type v);
+const char *xs_tls_req_name(enum xs_tls_req v);
+const char *xs_sasl_req_name(enum xs_sasl_req v);
+const char *xs_verify_mode_name(enum xs_verify_mode v);
 
 /* One federated XMPP domain, from `partner "domain" { ... }`. A partner whose
  * domain is "*" applies to every domain not listed by name. */

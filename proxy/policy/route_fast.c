@@ -69,8 +69,11 @@ struct xs_domain_index *xs_domain_index_new(const struct xs_config *cfg)
     struct xs_domain_index *ix = calloc(1, sizeof *ix);
     if (!ix)
         return NULL;
+    size_t names = cfg->n_domains;
+    for (size_t i = 0; i < cfg->n_partners; i++)
+        names += 1 + cfg->partners[i].n_domains;
     size_t cap = 8;
-    while (cap < 2 * (cfg->n_domains + cfg->n_partners))
+    while (cap < 2 * names)
         cap *= 2;
     ix->slots = calloc(cap, sizeof *ix->slots);
     if (!ix->slots) {
@@ -84,20 +87,25 @@ struct xs_domain_index *xs_domain_index_new(const struct xs_config *cfg)
         e->len = strlen(e->name);
         e->flags |= IX_LOCAL;
     }
-    /* xs_policy_partner's order: the first entry of a name, and the last "*". */
+    /* xs_policy_partner's order: the first entry of a name (a partner's own
+     * or one of its domains; the policy lets no name be declared twice),
+     * and the last "*". */
     for (size_t i = 0; i < cfg->n_partners; i++) {
         const struct xs_partner *pt = &cfg->partners[i];
         if (!strcmp(pt->domain, "*")) {
             ix->wild = pt;
             continue;
         }
-        struct ix_entry *e = slot_for(ix, pt->domain, strlen(pt->domain));
-        if (!e->name) {
-            e->name = pt->domain;
-            e->len = strlen(e->name);
+        for (size_t j = 0; j <= pt->n_domains; j++) {
+            const char *name = j ? pt->domains[j - 1] : pt->domain;
+            struct ix_entry *e = slot_for(ix, name, strlen(name));
+            if (!e->name) {
+                e->name = name;
+                e->len = strlen(e->name);
+            }
+            if (!e->partner)
+                e->partner = pt;
         }
-        if (!e->partner)
-            e->partner = pt;
     }
     return ix;
 }

@@ -31,6 +31,7 @@ struct xs_sip {
     size_t max_body; /* gateway.max_body: larger bodies get 413 (0: not checked here) */
     size_t udp_recv_buffer, udp_send_buffer; /* sip.udp_*_buffer (0: the system's) */
     char host[256]; /* our name for Warning agents and generated Call-IDs */
+    char hop[256];  /* the next hop's host, for the OPTIONS ping's Request-URI */
     /* The listeners as started, to tell a reload that changes them. */
     struct xs_sip_endpoint *listen;
     size_t n_listen;
@@ -98,6 +99,20 @@ static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
     lim->udp_send_buffer = sip->udp_send_buffer;
 }
 
+/* sip.tls and sip.keepalive for the transports (strings borrowed: the
+ * transport copies them). We present the identity of our first domain. */
+static void trust_limits(const struct xs_config *cfg, struct xs_sip_tp_limits *lim)
+{
+    lim->verify_ca = cfg->sip_tls_verify == XS_VERIFY_CA;
+    lim->tls_name = cfg->sip_tls_name;
+    lim->tls_peers = (const char *const *)cfg->sip_tls_peers;
+    lim->n_tls_peers = cfg->n_sip_tls_peers;
+    lim->local_name =
+        cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : NULL;
+    lim->keepalive_ms = cfg->sip_keepalive > 0 ? (unsigned)(cfg->sip_keepalive * 1000) : 0;
+    lim->pong_ms = 10000;
+}
+
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
 {
     /* 64 KiB is what one UDP datagram can carry; a policy that asks for
@@ -114,6 +129,7 @@ static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
         sip->opts.max_stored_bytes = cfg->sip_max_stored_bytes;
     sip->udp_recv_buffer = cfg->sip_udp_recv_buffer;
     sip->udp_send_buffer = cfg->sip_udp_send_buffer;
+    snprintf(sip->hop, sizeof sip->hop, "%s", cfg->sip_next_hop.host ? cfg->sip_next_hop.host : "");
     snprintf(sip->host, sizeof sip->host, "%s",
              cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0] : "xsgw");
 }
@@ -385,6 +401,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tl
     }
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    trust_limits(cfg, &lim);
     lim.tls = tls;
     const struct xs_sip_tp_cbs cbs = {.message = on_message, .next_hop = on_next_hop};
     rc = xs_sip_tp_start(loop, cfg, &lim, &cbs, sip, &sip->tp);
@@ -436,6 +453,7 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct x
     take_config(sip, cfg);
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    trust_limits(cfg, &lim);
     lim.tls = tls;
     xs_sip_tp_reconfigure(sip->tp, &lim, &cfg->sip_next_hop);
     if (sip->presence)
@@ -542,4 +560,67 @@ void xs_sip_close(struct xs_sip *sip, void (*on_closed)(void *ud), void *ud)
 int xs_sip_port(const struct xs_sip *sip, size_t i)
 {
     return xs_sip_tp_port(sip->tp, i);
+}
+
+/* ---- OPTIONS ping (xsgw validate) ---- */
+
+struct ping {
+    struct xs_sip *sip;
+    xs_sip_ping_cb cb;
+    void *ud;
+};
+
+static int build_ping(void *ud, const struct xs_sip_req_params *p, struct xs_buf *out)
+{
+    const struct ping *pg = ud;
+    const char *hop = pg->sip->hop;
+    int v6 = strchr(p->via_host, ':') != NULL, hop6 = strchr(hop, ':') != NULL;
+    return xs_buf_printf(
+        out,
+        "OPTIONS sip:%s%s%s SIP/2.0\r\nVia: SIP/2.0/%s %s%s%s%d;branch=%s;rport\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: <sip:%s%s%s>\r\n"
+        "Call-ID: %s\r\nCSeq: %u OPTIONS\r\nAccept: application/sdp\r\n"
+        "Content-Length: 0\r\n\r\n",
+        hop6 ? "[" : "", hop, hop6 ? "]" : "", p->transport, v6 ? "[" : "", p->via_host,
+        v6 ? "]:" : ":", p->via_port, p->branch, pg->sip->host, p->from_tag, hop6 ? "[" : "", hop,
+        hop6 ? "]" : "", p->call_id, (unsigned)p->cseq);
+}
+
+static void on_ping_final(void *ud, const osip_message_t *resp, enum xs_cond cond, const char *text)
+{
+    struct ping *pg = ud;
+    int status;
+    const char *reason;
+    if (resp) {
+        status = resp->status_code;
+        reason = resp->reason_phrase ? resp->reason_phrase : "";
+    } else {
+        status = cond == XS_COND_REMOTE_SERVER_TIMEOUT ? 408 : 503;
+        reason = text ? text : "";
+    }
+    struct xs_tls_peer peer;
+    const char *desc = "";
+    int tls = pg->sip->tp && xs_sip_tp_out_tls(pg->sip->tp, &peer, &desc) == 0;
+    xs_log(status >= 200 && status < 300 ? XS_LOG_INFO : XS_LOG_WARN, "sip.ping",
+           "status=%d tls=%s", status, tls ? desc : "none");
+    pg->cb(pg->ud, status, reason, tls ? &peer : NULL, tls ? desc : "");
+    free(pg);
+}
+
+static const struct xs__sip_req_ops ping_ops = {build_ping, on_ping_final};
+
+int xs_sip_ping(struct xs_sip *sip, xs_sip_ping_cb cb, void *ud)
+{
+    if (sip->closing)
+        return XS_ESTATE;
+    if (!sip->hop[0])
+        return XS_ENOTFOUND;
+    struct ping *pg = malloc(sizeof *pg);
+    if (!pg)
+        return XS_ENOMEM;
+    pg->sip = sip;
+    pg->cb = cb;
+    pg->ud = ud;
+    xs__sip_client_request(&sip->txns, "OPTIONS", &ping_ops, pg);
+    return 0;
 }

@@ -116,10 +116,10 @@ enum xs_tls_chain {
 /* The verdict on a peer's certificate for one reference identity. */
 struct xs_tls_peer {
     enum xs_tls_chain chain;
-    int name_ok; /* the leaf names the reference identity (RFC 9525 DNS-ID, no CN fallback) */
+    int name_ok;      /* the leaf names the reference identity (RFC 9525 DNS-ID, no CN fallback) */
     char names[256];  /* the identities the leaf presents, comma-separated, for logs
                          ("sip.int.example.test, *.example.test"; "no subjectAltName (CN=x)") */
-    char reason[320]; /* "" when both pass; else one line, naming both names
+    char reason[420]; /* "" when both pass; else one line, naming both names
                          ("presented sip.int.example.test, expected sip.example.test")
                          or the chain's fault ("expired on 2021-01-01 00:00:00 UTC") */
 };

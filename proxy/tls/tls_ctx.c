@@ -5,6 +5,7 @@
 #include "tls/tls_int.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "core/err.h"
+#include "tls/tls_name.h"
 
 /* Enough for any domain list a gateway serves; it bounds the SAN buffer. */
 #define TLS_MAX_NAMES 64
@@ -236,11 +238,12 @@ fail:
     return rc;
 }
 
-static int load_files(struct xs_tls_ctx *c, const char *cert_path, const char *key_path, char *err,
-                      size_t errlen)
+static int load_files(mbedtls_x509_crt *chain, mbedtls_pk_context *key,
+                      mbedtls_ctr_drbg_context *drbg, const char *cert_path, const char *key_path,
+                      char *err, size_t errlen)
 {
     char what[300];
-    int rc = mbedtls_x509_crt_parse_file(&c->chain, cert_path);
+    int rc = mbedtls_x509_crt_parse_file(chain, cert_path);
     if (rc != 0) {
         snprintf(what, sizeof what, "certificate %s", cert_path);
         if (rc > 0) {
@@ -251,13 +254,13 @@ static int load_files(struct xs_tls_ctx *c, const char *cert_path, const char *k
         mbed_err(err, errlen, what, rc);
         return rc;
     }
-    rc = xs_tls_compat_parse_keyfile(&c->key, key_path, &c->drbg);
+    rc = xs_tls_compat_parse_keyfile(key, key_path, drbg);
     if (rc != 0) {
         snprintf(what, sizeof what, "private key %s", key_path);
         mbed_err(err, errlen, what, rc);
         return rc;
     }
-    rc = xs_tls_compat_check_pair(&c->chain.pk, &c->key, &c->drbg);
+    rc = xs_tls_compat_check_pair(&chain->pk, key, drbg);
     if (rc != 0) {
         snprintf(what, sizeof what, "key %s does not match certificate %s", key_path, cert_path);
         mbed_err(err, errlen, what, rc);
@@ -300,7 +303,8 @@ static int *suite_preference(void)
 #endif
 }
 
-static int setup_conf(struct xs_tls_ctx *c, mbedtls_ssl_config *conf, int endpoint)
+static int setup_conf(struct xs_tls_ctx *c, mbedtls_ssl_config *conf, int endpoint,
+                      mbedtls_x509_crt *chain, mbedtls_pk_context *key)
 {
     int rc = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
                                          MBEDTLS_SSL_PRESET_DEFAULT);
@@ -309,22 +313,43 @@ static int setup_conf(struct xs_tls_ctx *c, mbedtls_ssl_config *conf, int endpoi
     /* TLS 1.2 only: the newest 2.28 speaks, and what Prosody/OpenSSL accept. */
     xs_tls_compat_tls12_only(conf);
     mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &c->drbg);
-    /* Dialback authenticates the domain for now: the server asks for no
-     * client certificate and the client records, but does not enforce, the
-     * verification of the server's. */
-    mbedtls_ssl_conf_authmode(conf, endpoint == MBEDTLS_SSL_IS_SERVER
+    /* The handshake never fails on the peer's certificate: whether it is good
+     * enough depends on the partner's rules, which the caller applies with
+     * xs_tls_peer_check (a peer without one may still use dialback). A
+     * server asks for a client certificate only when it could verify one. */
+    mbedtls_ssl_conf_authmode(conf, endpoint == MBEDTLS_SSL_IS_SERVER && !c->has_ca
                                         ? MBEDTLS_SSL_VERIFY_NONE
                                         : MBEDTLS_SSL_VERIFY_OPTIONAL);
-    mbedtls_ssl_conf_ca_chain(conf, &c->cas, NULL);
+    mbedtls_ssl_conf_ca_chain(conf, &c->cas, c->has_crl ? &c->crl : NULL);
     if (c->suites)
         mbedtls_ssl_conf_ciphersuites(conf, c->suites);
-    return mbedtls_ssl_conf_own_cert(conf, &c->chain, &c->key);
+    if (endpoint == MBEDTLS_SSL_IS_SERVER && c->n_ids > 0)
+        mbedtls_ssl_conf_sni(conf, xs__tls_sni, c);
+    return mbedtls_ssl_conf_own_cert(conf, chain, key);
+}
+
+int xs__tls_cert_names(const mbedtls_x509_crt *crt, const char *name)
+{
+    const mbedtls_x509_sequence *san = &crt->subject_alt_names;
+    for (int i = 0; san && i < 64; san = san->next, i++) {
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && san->buf.p &&
+            xs_tls_name_match((const char *)san->buf.p, san->buf.len, name))
+            return 1;
+    }
+    return 0;
 }
 
 static void ctx_free(struct xs_tls_ctx *c)
 {
+    for (size_t i = 0; i < c->n_ids; i++) {
+        mbedtls_ssl_config_free(&c->ids[i].client);
+        mbedtls_pk_free(&c->ids[i].key);
+        mbedtls_x509_crt_free(&c->ids[i].chain);
+    }
+    free(c->ids);
     mbedtls_ssl_config_free(&c->client);
     mbedtls_ssl_config_free(&c->server);
+    mbedtls_x509_crl_free(&c->crl);
     mbedtls_x509_crt_free(&c->cas);
     mbedtls_pk_free(&c->key);
     mbedtls_x509_crt_free(&c->chain);
@@ -334,29 +359,71 @@ static void ctx_free(struct xs_tls_ctx *c)
     free(c);
 }
 
-int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *const *names,
-                   size_t n_names, struct xs_tls_ctx **out, char *err, size_t errlen)
+/* The CA bundle: a PEM file, or a directory of them (every file that parses
+ * counts; one that does not is skipped, as with OpenSSL's CApath). */
+static int load_cas(struct xs_tls_ctx *c, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        set_err(err, errlen, "tls.ca %s: cannot be read", path);
+        return MBEDTLS_ERR_X509_FILE_IO_ERROR;
+    }
+    int rc = S_ISDIR(st.st_mode) ? mbedtls_x509_crt_parse_path(&c->cas, path)
+                                 : mbedtls_x509_crt_parse_file(&c->cas, path);
+    if (rc < 0 || (rc > 0 && !S_ISDIR(st.st_mode)) || c->cas.raw.len == 0) {
+        char what[300];
+        snprintf(what, sizeof what, "tls.ca %s", path);
+        if (rc >= 0)
+            set_err(err, errlen, "tls.ca %s: holds no certificate that parses", path);
+        else
+            mbed_err(err, errlen, what, rc);
+        return rc < 0 ? rc : MBEDTLS_ERR_X509_INVALID_FORMAT;
+    }
+    c->has_ca = 1;
+    return 0;
+}
+
+static int load_identity(struct xs_tls_ctx *c, struct xs_tls_identity *id, const char *cert,
+                         const char *key, char *err, size_t errlen)
+{
+    mbedtls_x509_crt_init(&id->chain);
+    mbedtls_pk_init(&id->key);
+    mbedtls_ssl_config_init(&id->client);
+    int rc = load_files(&id->chain, &id->key, &c->drbg, cert, key, err, errlen);
+    if (rc == 0 &&
+        (rc = setup_conf(c, &id->client, MBEDTLS_SSL_IS_CLIENT, &id->chain, &id->key)) != 0)
+        mbed_err(err, errlen, "configuring TLS", rc);
+    return rc;
+}
+
+int xs_tls_ctx_new_cfg(const struct xs_tls_ctx_cfg *cfg, struct xs_tls_ctx **out, char *err,
+                       size_t errlen)
 {
     *out = NULL;
     if (err && errlen)
         err[0] = '\0';
+    const char *cert_path = cfg->cert_path, *key_path = cfg->key_path;
     if (!cert_path != !key_path) {
         set_err(err, errlen, "%s", "tls: give both a certificate and a key file, or neither");
         return XS_EINVAL;
     }
     if (!cert_path) {
-        if (!names || n_names == 0 || n_names > TLS_MAX_NAMES) {
+        if (!cfg->names || cfg->n_names == 0 || cfg->n_names > TLS_MAX_NAMES) {
             set_err(err, errlen, "%s",
                     "tls: a generated certificate needs between 1 and 64 domain names");
             return XS_EINVAL;
         }
-        for (size_t i = 0; i < n_names; i++) {
-            if (!valid_name(names[i])) {
+        for (size_t i = 0; i < cfg->n_names; i++) {
+            if (!valid_name(cfg->names[i])) {
                 set_err(err, errlen, "tls: '%.253s' is not a host name usable in a certificate",
-                        names[i] ? names[i] : "(null)");
+                        cfg->names[i] ? cfg->names[i] : "(null)");
                 return XS_EINVAL;
             }
         }
+    }
+    if (cfg->crl_path && !cfg->ca_path) {
+        set_err(err, errlen, "%s", "tls: a CRL needs a CA bundle");
+        return XS_EINVAL;
     }
 
     struct xs_tls_ctx *c = calloc(1, sizeof *c);
@@ -370,6 +437,7 @@ int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *cons
     mbedtls_x509_crt_init(&c->chain);
     mbedtls_pk_init(&c->key);
     mbedtls_x509_crt_init(&c->cas);
+    mbedtls_x509_crl_init(&c->crl);
     mbedtls_ssl_config_init(&c->server);
     mbedtls_ssl_config_init(&c->client);
     c->suites = suite_preference();
@@ -382,13 +450,39 @@ int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *cons
         goto fail;
     }
     if (cert_path)
-        rc = load_files(c, cert_path, key_path, err, errlen);
+        rc = load_files(&c->chain, &c->key, &c->drbg, cert_path, key_path, err, errlen);
     else
-        rc = generate_self_signed(c, names, n_names, err, errlen);
+        rc = generate_self_signed(c, cfg->names, cfg->n_names, err, errlen);
     if (rc != 0)
         goto fail;
-    if ((rc = setup_conf(c, &c->server, MBEDTLS_SSL_IS_SERVER)) != 0 ||
-        (rc = setup_conf(c, &c->client, MBEDTLS_SSL_IS_CLIENT)) != 0) {
+    if (cfg->ca_path && (rc = load_cas(c, cfg->ca_path, err, errlen)) != 0)
+        goto fail;
+    if (cfg->crl_path) {
+        rc = mbedtls_x509_crl_parse_file(&c->crl, cfg->crl_path);
+        if (rc != 0) {
+            char what[300];
+            snprintf(what, sizeof what, "tls.crl %s", cfg->crl_path);
+            mbed_err(err, errlen, what, rc);
+            goto fail;
+        }
+        c->has_crl = 1;
+    }
+    if (cfg->n_extra > 0) {
+        c->ids = calloc(cfg->n_extra, sizeof *c->ids);
+        if (!c->ids) {
+            rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
+            set_err(err, errlen, "%s", "tls: out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < cfg->n_extra; i++) {
+            c->n_ids = i + 1;
+            rc = load_identity(c, &c->ids[i], cfg->extra_certs[i], cfg->extra_keys[i], err, errlen);
+            if (rc != 0)
+                goto fail;
+        }
+    }
+    if ((rc = setup_conf(c, &c->server, MBEDTLS_SSL_IS_SERVER, &c->chain, &c->key)) != 0 ||
+        (rc = setup_conf(c, &c->client, MBEDTLS_SSL_IS_CLIENT, &c->chain, &c->key)) != 0) {
         mbed_err(err, errlen, "configuring TLS", rc);
         goto fail;
     }
@@ -397,7 +491,20 @@ int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *cons
 
 fail:
     ctx_free(c);
-    return map_mbed(rc);
+    return rc == XS_EINVAL ? rc : map_mbed(rc);
+}
+
+int xs_tls_ctx_has_ca(const struct xs_tls_ctx *ctx)
+{
+    return ctx->has_ca;
+}
+
+int xs_tls_ctx_new(const char *cert_path, const char *key_path, const char *const *names,
+                   size_t n_names, struct xs_tls_ctx **out, char *err, size_t errlen)
+{
+    struct xs_tls_ctx_cfg cfg = {
+        .cert_path = cert_path, .key_path = key_path, .names = names, .n_names = n_names};
+    return xs_tls_ctx_new_cfg(&cfg, out, err, errlen);
 }
 
 void xs_tls_ctx_ref(struct xs_tls_ctx *ctx)

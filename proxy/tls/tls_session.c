@@ -7,16 +7,19 @@
 #include "tls/tls_compat.h"
 #include "tls/tls_int.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/error.h>
+#include <mbedtls/oid.h>
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "tls/tls_name.h"
 
 #define TLS_IN_MAX (64 * 1024)
 /* Plaintext one write may hand over: a whole stanza of the largest allowed
@@ -40,6 +43,7 @@ struct xs_tls {
     size_t lent_len, lent_pos;
     struct xs_buf out;
     enum tls_state state;
+    char sni[XS_TLS_NAME_MAX + 1]; /* server side: the name the client asked for */
     char err[192];
     char desc[96];
 };
@@ -90,7 +94,6 @@ int xs_tls_new(struct xs_tls_ctx *ctx, int is_server, const char *server_name, s
 int xs_tls_new_as(struct xs_tls_ctx *ctx, int is_server, const char *server_name,
                   const char *local_name, struct xs_tls **out)
 {
-    (void)local_name;
     *out = NULL;
     struct xs_tls *t = calloc(1, sizeof *t);
     if (!t)
@@ -98,7 +101,16 @@ int xs_tls_new_as(struct xs_tls_ctx *ctx, int is_server, const char *server_name
     mbedtls_ssl_init(&t->ssl);
     xs_buf_init(&t->in, TLS_IN_MAX);
     xs_buf_init(&t->out, TLS_OUT_MAX + TLS_OUT_SLACK);
-    int rc = mbedtls_ssl_setup(&t->ssl, is_server ? &ctx->server : &ctx->client);
+    const mbedtls_ssl_config *conf = is_server ? &ctx->server : &ctx->client;
+    if (!is_server && local_name) {
+        for (size_t i = 0; i < ctx->n_ids; i++) {
+            if (xs__tls_cert_names(&ctx->ids[i].chain, local_name)) {
+                conf = &ctx->ids[i].client;
+                break;
+            }
+        }
+    }
+    int rc = mbedtls_ssl_setup(&t->ssl, conf);
     if (rc == 0 && !is_server && server_name)
         rc = mbedtls_ssl_set_hostname(&t->ssl, server_name);
     if (rc != 0) {
@@ -293,4 +305,165 @@ int xs_tls_peer_verified(const struct xs_tls *t)
 const char *xs_tls_describe(const struct xs_tls *t)
 {
     return t->desc;
+}
+
+int xs__tls_sni(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
+{
+    struct xs_tls_ctx *ctx = p;
+    /* Every session's mbedtls context lives inside its struct xs_tls. */
+    struct xs_tls *t = (struct xs_tls *)(void *)((char *)ssl - offsetof(struct xs_tls, ssl));
+    if (len == 0 || len > XS_TLS_NAME_MAX || memchr(name, '\0', len))
+        return 0;
+    memcpy(t->sni, name, len);
+    t->sni[len] = '\0';
+    for (size_t i = 0; i < ctx->n_ids; i++) {
+        if (xs__tls_cert_names(&ctx->ids[i].chain, t->sni))
+            return mbedtls_ssl_set_hs_own_cert(ssl, &ctx->ids[i].chain, &ctx->ids[i].key);
+    }
+    return 0;
+}
+
+const char *xs_tls_sni(const struct xs_tls *t)
+{
+    return t->sni;
+}
+
+/* Appends ", name" (or the first name) to buf, truncating with "...". */
+static void add_name(char *buf, size_t cap, const unsigned char *name, size_t len)
+{
+    size_t used = strlen(buf);
+    if (used + 8 >= cap)
+        return;
+    if (used > 0) {
+        memcpy(buf + used, ", ", 2);
+        used += 2;
+    }
+    for (size_t i = 0; i < len && used + 4 < cap; i++) {
+        unsigned char c = name[i];
+        buf[used++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
+    }
+    if (used + 4 >= cap)
+        memcpy(buf + cap - 4, "...", 4);
+    else
+        buf[used] = '\0';
+}
+
+static void leaf_names(const mbedtls_x509_crt *crt, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    const mbedtls_x509_sequence *san = &crt->subject_alt_names;
+    for (int i = 0; san && i < 64; san = san->next, i++) {
+        if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && san->buf.p)
+            add_name(buf, cap, san->buf.p, san->buf.len);
+    }
+    if (buf[0])
+        return;
+    const mbedtls_x509_name *n = &crt->subject;
+    for (; n; n = n->next) {
+        if (n->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
+            char cn[128] = "";
+            add_name(cn, sizeof cn, n->val.p, n->val.len);
+            snprintf(buf, cap, "no subjectAltName (CN=%s)", cn);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", "no subjectAltName");
+}
+
+static void issuer_cn(const mbedtls_x509_crt *crt, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (const mbedtls_x509_name *n = &crt->issuer; n; n = n->next) {
+        if (n->oid.p && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) {
+            add_name(buf, cap, n->val.p, n->val.len);
+            return;
+        }
+    }
+    snprintf(buf, cap, "%s", "an unnamed issuer");
+}
+
+static void chain_reason(const mbedtls_x509_crt *crt, enum xs_tls_chain chain, char *buf,
+                         size_t cap)
+{
+    char who[128];
+    const mbedtls_x509_time *when =
+        chain == XS_TLS_CHAIN_EXPIRED ? &crt->valid_to : &crt->valid_from;
+    switch (chain) {
+    case XS_TLS_CHAIN_UNTRUSTED:
+        if (crt->issuer_raw.len == crt->subject_raw.len &&
+            memcmp(crt->issuer_raw.p, crt->subject_raw.p, crt->issuer_raw.len) == 0) {
+            snprintf(buf, cap, "%s", "self-signed, not issued by a trusted CA");
+        } else {
+            issuer_cn(crt, who, sizeof who);
+            snprintf(buf, cap, "issued by %s, not a trusted CA", who);
+        }
+        break;
+    case XS_TLS_CHAIN_EXPIRED:
+    case XS_TLS_CHAIN_FUTURE:
+        snprintf(buf, cap, "%s %04d-%02d-%02d %02d:%02d:%02d UTC",
+                 chain == XS_TLS_CHAIN_EXPIRED ? "expired on" : "not valid before", when->year,
+                 when->mon, when->day, when->hour, when->min, when->sec);
+        break;
+    case XS_TLS_CHAIN_REVOKED:
+        snprintf(buf, cap, "%s", "revoked by its CA (CRL)");
+        break;
+    case XS_TLS_CHAIN_USAGE:
+        snprintf(buf, cap, "%s", "its key usage does not allow this use (serverAuth/clientAuth)");
+        break;
+    default:
+        snprintf(buf, cap, "%s", "the certificate chain does not verify");
+        break;
+    }
+}
+
+int xs_tls_peer_check(const struct xs_tls *t, const char *reference, struct xs_tls_peer *out)
+{
+    memset(out, 0, sizeof *out);
+    out->chain = XS_TLS_CHAIN_NONE;
+    const mbedtls_x509_crt *crt = NULL;
+    if (t->state == TLS_OPEN || t->state == TLS_CLOSED)
+        crt = mbedtls_ssl_get_peer_cert(&t->ssl);
+    if (!crt) {
+        snprintf(out->names, sizeof out->names, "%s", "none");
+        snprintf(out->reason, sizeof out->reason, "%s", "no certificate presented");
+        return XS_ETLS;
+    }
+    leaf_names(crt, out->names, sizeof out->names);
+    char ref[XS_TLS_NAME_MAX + 1];
+    int ref_ok = reference && xs_tls_name_to_alabel(reference, ref, sizeof ref) == 0;
+    out->name_ok = ref_ok && xs__tls_cert_names(crt, ref);
+
+    /* mbedtls's own name check (with its common-name fallback) is not ours:
+     * names are checked above, per RFC 9525. */
+    uint32_t flags =
+        mbedtls_ssl_get_verify_result(&t->ssl) & ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    if (!t->ctx->has_ca)
+        out->chain = XS_TLS_CHAIN_NO_CA;
+    else if (flags == 0)
+        out->chain = XS_TLS_CHAIN_OK;
+    else if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+        out->chain = XS_TLS_CHAIN_REVOKED;
+    else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+        out->chain = XS_TLS_CHAIN_UNTRUSTED;
+    else if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+        out->chain = XS_TLS_CHAIN_EXPIRED;
+    else if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+        out->chain = XS_TLS_CHAIN_FUTURE;
+    else if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+                      MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+        out->chain = XS_TLS_CHAIN_USAGE;
+    else
+        out->chain = XS_TLS_CHAIN_BAD;
+
+    char why[160] = "";
+    if (out->chain == XS_TLS_CHAIN_NO_CA)
+        snprintf(why, sizeof why, "%s", "no CA bundle is configured to verify it against");
+    else if (out->chain != XS_TLS_CHAIN_OK)
+        chain_reason(crt, out->chain, why, sizeof why);
+    if (!out->name_ok)
+        snprintf(out->reason, sizeof out->reason, "presented %.150s; expected %.80s%s%.140s",
+                 out->names, reference ? reference : "(none)", why[0] ? "; " : "", why);
+    else
+        snprintf(out->reason, sizeof out->reason, "%s", why);
+    return out->chain == XS_TLS_CHAIN_OK && out->name_ok ? 0 : XS_ETLS;
 }

@@ -114,6 +114,8 @@ struct s2s_out;
 struct xs_xmpp {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_tcp_t listener_tls; /* Direct TLS (XEP-0368), when xmpp.listen_tls is set */
+    int has_listener_tls;
     uv_timer_t sweep; /* one timer checks every stream's deadlines */
     /* Fires when the earliest written stanza's grace (or settle) ends, so its
      * sender is answered then and not at the sweep's next tick. */
@@ -181,14 +183,19 @@ void xs_xmpp_outcome_done(struct xs_xmpp *x);
 
 /* s2s_in.c */
 void xs_s2s_in_accept(struct xs_xmpp *x, uv_tcp_t *tcp);
+/* The same for a connection to the Direct TLS listener (XEP-0368): TLS
+ * starts at once, server side. */
+void xs_s2s_in_accept_tls(struct xs_xmpp *x, uv_tcp_t *tcp);
 void xs_s2s_in_verified(struct xs_xmpp *x, uint64_t tag, const char *local, const char *remote,
                         int valid);
 /* Returns 1 when the stream's parser was trimmed (it went quiet), else 0. */
 int xs_s2s_in_sweep(struct s2s_in *in, double now);
 /* s2s_in_carry.c: a stanza `el` (borrowed) from an authenticated pair on
- * inbound stream number `serial`, encrypted when `secure`, goes where it
+ * inbound stream number `serial`, encrypted when `secure`, authenticated
+ * as `auth` says (static: "dialback", "sasl-external"), goes where it
  * belongs. */
-void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el);
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
+                     struct xs_xml_el *el);
 /* After a reload: closes the stream with a stream error when its peer is no
  * longer a partner or any of its pairs fails the new rules (partner, its tls
  * and dialback settings, the local domain). */

@@ -57,12 +57,12 @@ static void send_error(struct xs_xmpp *x, const char *orig_from, const char *ori
     xs_xmpp_send(x, local, remote, err, NULL, NULL);
 }
 
-/* The stream's facts, for the policy: the pair passed dialback (the only
- * way a pair becomes valid here), over TLS or not. */
-static void stream_facts(struct xs_event *ev, int secure)
+/* The stream's facts, for the policy: encrypted or not, and how the pair
+ * authenticated ("dialback" or "sasl-external", a static string). */
+static void stream_facts(struct xs_event *ev, int secure, const char *auth)
 {
     ev->secure = secure;
-    ev->auth = "dialback";
+    ev->auth = auth;
 }
 
 /* The router's answer for a message that came in on an inbound stream. The
@@ -78,7 +78,8 @@ static void on_message_done(void *ud, enum xs_cond cond, const char *text)
     xs_xmpp_outcome_done(x);
 }
 
-static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
+                       struct xs_xml_el *el)
 {
     const char *type = xs_xml_el_attr(el, "type");
     const char *from = xs_xml_el_attr(el, "from");
@@ -139,7 +140,7 @@ static void on_message(struct xs_xmpp *x, uint64_t serial, int secure, struct xs
         send_error(x, from, to, id, "message", XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    stream_facts(ev, secure);
+    stream_facts(ev, secure, auth);
     xs_log(XS_LOG_DEBUG, "s2s.in.message", "stream=in%llu event=%llu secure=%d auth=%s",
            (unsigned long long)serial, (unsigned long long)ev->serial, ev->secure, ev->auth);
     x->pending_outcomes++;
@@ -293,7 +294,7 @@ static void on_sub_error_done(void *ud, enum xs_cond cond, const char *text)
  * a SIP watcher's subscription ends instead of waiting for an answer that
  * will not come. An error from the domain itself (its server) about
  * presence is recorded. Never answered (RFC 6120 §8.3.1). */
-static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure,
+static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
                               const struct xs_xml_el *el)
 {
     const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
@@ -335,7 +336,7 @@ static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure,
                (unsigned long long)serial, qf, qt, xs_cond_name(c));
         return;
     }
-    stream_facts(ev, secure);
+    stream_facts(ev, secure, auth);
     xs_log(XS_LOG_INFO, "xmpp.error.in",
            "stream=in%llu stanza=presence from=%s to=%s cond=%s text=%s event=%llu "
            "result=unsubscribed",
@@ -346,11 +347,12 @@ static void on_presence_error(struct xs_xmpp *x, uint64_t serial, int secure,
 
 /* Presence and subscriptions (RFC 6121, RFC 8048) become events for the
  * router; what it refuses is answered as presence_refused says. */
-static void on_presence(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+static void on_presence(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
+                        struct xs_xml_el *el)
 {
     const char *type = xs_xml_el_attr(el, "type");
     if (type && !strcmp(type, "error")) {
-        on_presence_error(x, serial, secure, el);
+        on_presence_error(x, serial, secure, auth, el);
         return;
     }
     const char *from = xs_xml_el_attr(el, "from"), *to = xs_xml_el_attr(el, "to");
@@ -370,7 +372,7 @@ static void on_presence(struct xs_xmpp *x, uint64_t serial, int secure, struct x
         presence_refused(x, serial, type, from, to, id, XS_COND_RESOURCE_CONSTRAINT, NULL);
         return;
     }
-    stream_facts(ev, secure);
+    stream_facts(ev, secure, auth);
     xs_log(XS_LOG_DEBUG, "s2s.in.presence", "stream=in%llu event=%llu type=%s secure=%d auth=%s",
            (unsigned long long)serial, (unsigned long long)ev->serial, ev->type, ev->secure,
            ev->auth);
@@ -390,12 +392,13 @@ static void on_other_stanza(struct xs_xmpp *x, uint64_t serial, struct xs_xml_el
            (unsigned long long)serial, el->name, type ? type : "-");
 }
 
-void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, struct xs_xml_el *el)
+void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, const char *auth,
+                     struct xs_xml_el *el)
 {
     if (!strcmp(el->name, "message"))
-        on_message(x, serial, secure, el);
+        on_message(x, serial, secure, auth, el);
     else if (!strcmp(el->name, "presence"))
-        on_presence(x, serial, secure, el);
+        on_presence(x, serial, secure, auth, el);
     else
         on_other_stanza(x, serial, el);
 }

@@ -1,4 +1,4 @@
-/* The XMPP side object: the 5269 listener, the registry of inbound and
+/* The XMPP side object: the 5269 listener (and the Direct TLS one), the registry of inbound and
  * outbound streams, the once-a-second sweep of their timers, and the two
  * faces toward the middle. */
 #include <stdlib.h>
@@ -347,8 +347,43 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     /* The inbound budget and the eviction of unauthenticated streams are
-     * decided there, where the streams' states are known. */
-    xs_s2s_in_accept(x, tcp);
+     * decided there, where the streams' states are known. Both listeners
+     * share them: a stream is a stream, however it starts. */
+    if (server == (uv_stream_t *)&x->listener_tls)
+        xs_s2s_in_accept_tls(x, tcp);
+    else
+        xs_s2s_in_accept(x, tcp);
+}
+
+static int parse_listen(const char *host, int port, struct sockaddr_storage *addr)
+{
+    return strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr)
+                             : uv_ip4_addr(host, port, (struct sockaddr_in *)addr);
+}
+
+/* xmpp.listen_tls (XEP-0368): a second listener whose connections start
+ * TLS at once. Returns 0 or a libuv error. */
+static int listen_tls(struct xs_xmpp *x)
+{
+    struct sockaddr_storage addr;
+    const char *host = x->cfg->xmpp_listen_tls_host;
+    int rc = parse_listen(host, x->cfg->xmpp_listen_tls_port, &addr);
+    uv_tcp_init(x->loop, &x->listener_tls);
+    x->listener_tls.data = x;
+    x->has_listener_tls = 1;
+    x->handles_open++;
+    if (rc == 0)
+        rc = uv_tcp_bind(&x->listener_tls, (struct sockaddr *)&addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&x->listener_tls, 128, on_connection);
+    if (rc != 0)
+        xs_log(XS_LOG_ERROR, "xmpp.listen",
+               "addr=%s port=%d tls=direct result=failed reason=\"%s\"", host,
+               x->cfg->xmpp_listen_tls_port, uv_strerror(rc));
+    else
+        xs_log(XS_LOG_INFO, "xmpp.listen", "addr=%s port=%d tls=direct result=listening", host,
+               x->cfg->xmpp_listen_tls_port);
+    return rc;
 }
 
 int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *tls,
@@ -371,9 +406,7 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
 
     struct sockaddr_storage addr;
     const char *host = x->cfg->xmpp_listen_host;
-    int rc = strchr(host, ':')
-                 ? uv_ip6_addr(host, x->cfg->xmpp_listen_port, (struct sockaddr_in6 *)&addr)
-                 : uv_ip4_addr(host, x->cfg->xmpp_listen_port, (struct sockaddr_in *)&addr);
+    int rc = parse_listen(host, x->cfg->xmpp_listen_port, &addr);
     uv_tcp_init(loop, &x->listener);
     x->listener.data = x;
     uv_timer_init(loop, &x->sweep);
@@ -390,6 +423,10 @@ int xs_xmpp_start(uv_loop_t *loop, struct xs_policy *policy, struct xs_tls_ctx *
     if (rc != 0) {
         xs_log(XS_LOG_ERROR, "xmpp.listen", "addr=%s port=%d result=failed reason=\"%s\"", host,
                x->cfg->xmpp_listen_port, uv_strerror(rc));
+        xs_xmpp_close(x, NULL, NULL);
+        return XS_EIO;
+    }
+    if (x->cfg->xmpp_listen_tls_host && listen_tls(x) != 0) {
         xs_xmpp_close(x, NULL, NULL);
         return XS_EIO;
     }
@@ -419,6 +456,12 @@ void xs_xmpp_set_policy(struct xs_xmpp *x, struct xs_policy *policy, struct xs_t
         old->xmpp_listen_port != x->cfg->xmpp_listen_port)
         xs_log(XS_LOG_WARN, "xmpp.listen",
                "result=unchanged reason=\"a new listen address "
+               "takes effect on restart\"");
+    const char *old_tls = old->xmpp_listen_tls_host, *new_tls = x->cfg->xmpp_listen_tls_host;
+    if ((!old_tls != !new_tls) || (old_tls && strcmp(old_tls, new_tls)) ||
+        old->xmpp_listen_tls_port != x->cfg->xmpp_listen_tls_port)
+        xs_log(XS_LOG_WARN, "xmpp.listen",
+               "tls=direct result=unchanged reason=\"a new listen_tls address "
                "takes effect on restart\"");
     /* New limits apply to new streams: streams already over them stay. */
     size_budget(x);
@@ -458,6 +501,8 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
         xs_s2s_out_shutdown(o);
     }
     uv_close((uv_handle_t *)&x->listener, on_handle_closed);
+    if (x->has_listener_tls)
+        uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
     uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&x->expire, on_handle_closed);
     uv_close((uv_handle_t *)&x->hold, on_handle_closed);

@@ -218,10 +218,15 @@ async def test_tls_required_before_dialback(tmp):
         s = await e.peer.open_stream("sip.test", tls=False)
         assert s.features.child("starttls") is not None
         assert s.features.child("starttls").child("required") is not None
+        # Dialback is not offered in the clear, and trying it anyway ends
+        # the stream with the reason (trust rules: tls required).
+        assert s.features.child("dialback") is None, s.features
         k = dialback_key(e.peer.secret, "sip.test", "peer.test", s.sid)
         s.send(f"<db:result from='peer.test' to='sip.test'>{k}</db:result>")
-        el = await s.expect_el("result")
-        assert el.attrs.get("type") == "error", el
+        el = await s.expect_el("error")
+        assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
+        assert el.child("text", NS_STREAM_ERR).text == "TLS is required for peer.test", el
+        await expect_nothing(e.sip.requests, 0.3)
 
 
 async def test_non_partner_refused(tmp):
@@ -1644,7 +1649,7 @@ async def test_reload_to_tls_required_closes_plaintext_stream(tmp):
         el = await s.expect_el("error")
         assert el.child("policy-violation", NS_STREAM_ERR) is not None, el
         e.gw.wait_log(r'ev=s2s\.in\.refused .*remote=peer\.test local=sip\.test reason=reload '
-                      r'detail="partner now requires TLS"')
+                      r'detail="TLS is required for peer\.test" method=dialback')
         try:
             s.send(message("alice@peer.test", "bob@sip.test", "plaintext, after"))
             await s.w.drain()

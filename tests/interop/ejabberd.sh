@@ -88,11 +88,17 @@ ej_ctl() {
 # `ejabberdctl status` to answer, then registers the test user.
 ej_start() {
     mkdir -p "$EJ_DIR/spool"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$EJ_DOMAIN" \
-        -addext "subjectAltName=DNS:$EJ_DOMAIN" \
-        -keyout "$EJ_DIR/key.pem" -out "$EJ_DIR/crt.pem" 2>/dev/null || return 1
-    cat "$EJ_DIR/crt.pem" "$EJ_DIR/key.pem" >"$EJ_DIR/$EJ_DOMAIN.pem"
+    if [ -n "${EJ_CERT:-}" ]; then
+        # A certificate from the test CA (t_trust.sh): EJ_CERT (chain) and EJ_KEY.
+        cat "$EJ_CERT" "$EJ_KEY" >"$EJ_DIR/$EJ_DOMAIN.pem"
+    else
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$EJ_DOMAIN" \
+            -addext "subjectAltName=DNS:$EJ_DOMAIN" \
+            -keyout "$EJ_DIR/key.pem" -out "$EJ_DIR/crt.pem" 2>/dev/null || return 1
+        cat "$EJ_DIR/crt.pem" "$EJ_DIR/key.pem" >"$EJ_DIR/$EJ_DOMAIN.pem"
+    fi
     sed -e "s|@DIR@|$EJ_DIR|g" -e "s|@ADDR@|$EJ_ADDR|g" \
+        -e "s|@CA@|${EJ_CA:-/etc/ssl/certs/ca-certificates.crt}|g" \
         -e "s|@LOGLEVEL@|${XS_IT_EJABBERD_LOGLEVEL:-debug}|" \
         "$IT_DIR/conf/ejabberd.yml.in" >"$EJ_DIR/ejabberd.yml"
     # Erlang's resolver: /etc/hosts for the node names, the namespace's dnsmasq for s2s.

@@ -359,7 +359,8 @@ end)
 t.test("mistakes that used to be ignored are refused", function()
     expect_error(BASE .. "\nfunction on_mesage(m) return m end\n", "^test.lua:8: on_mesage is not a hook")
     expect_error(BASE .. 'partner("x.test", { tls = "optional" })\n', 'write partner "x.test" { ... }')
-    expect_error(BASE .. 'partner "x.test" { dialback = false }\n', "no SASL EXTERNAL yet")
+    expect_error(BASE .. 'partner "x.test" { dialback = false, sasl = "none" }\n',
+        "leave nothing that could authenticate it")
     expect_error(BASE .. 'function on_message(m) return m end\nsetmetatable({}, { __gc = function() end })\n',
         "^test.lua:8: setmetatable%(%): finalizers")
     local _, route = assert(load_policy(BASE .. "function on_message(m) m.bdy = 1 return m end\n"))

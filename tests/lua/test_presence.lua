@@ -19,10 +19,16 @@ local function load_policy(src, name)
     local cfg_seen
     local native = setmetatable({
         partner = function(domain)
+            local wild
+            domain = domain:lower()
             for _, p in ipairs(cfg_seen.partners) do
-                if p.domain == domain:lower() then return p end
+                if p.domain == domain then return p end
+                for _, d in ipairs(p.domains) do
+                    if d == domain then return p end
+                end
+                if p.domain == "*" then wild = p end
             end
-            return nil
+            return wild
         end,
     }, { __index = t.native })
     local env, decl = policy.new_env(callsite, native)
@@ -523,6 +529,51 @@ end
     t.eq(ok, false, "hook changed the type")
     assert(tostring(e):find("on_subscribe left the subscription invalid: type available is not"
         .. " subscribe", 1, true), e)
+end)
+
+t.test("federated partners: their users' subscriptions are approved by default", function()
+    local TRUST = BASE:gsub('domains = ', 'tls = { ca = "/etc/ssl/certs" },\n  domains = ')
+        .. 'partner "fed.test" { type = "federated", domains = { "conf.fed.test" } }\n'
+        .. 'partner "ver.test" { type = "verified" }\n'
+    local function from(route, jid, typ)
+        local s = sub("xmpp", typ or "subscribe")
+        s.from = jid
+        return assert(route(s))
+    end
+    local _, route = assert(load_policy(TRUST))
+    same(from(route, "carol@fed.test/laptop"), { action = "approve", from = "sip:carol@fed.test",
+        to = "sip:bob@sip.test" }, "federated")
+    same(from(route, "dave@Conf.Fed.test"), { action = "approve" }, "federated, extra domain")
+    same(from(route, "alice@xmpp.test"), { action = "forward" }, "unverified")
+    same(from(route, "vic@ver.test"), { action = "forward" }, "verified")
+    for _, typ in ipairs({ "subscribed", "unsubscribe", "unsubscribed" }) do
+        same(from(route, "carol@fed.test", typ), { action = NIL }, typ)
+    end
+    -- A SIP watcher's request goes to the partner's user, who answers it.
+    local s = sub("sip", "subscribe")
+    s.to = "sip:carol@fed.test"
+    same(assert(route(s)), { action = "forward", to = "carol@fed.test" }, "SIP watcher")
+    -- Not a partner at all: refused as before.
+    local r, cond = route((function() local e = sub("xmpp", "subscribe")
+        e.from = "eve@stranger.test" return e end)())
+    t.eq(r, nil, "stranger")
+    t.eq(cond, "forbidden", "stranger cond")
+
+    -- partner "*" federated trusts everyone not named; named ones keep theirs.
+    _, route = assert(load_policy(TRUST .. 'partner "*" { type = "federated" }\n'))
+    same(from(route, "eve@anywhere.test"), { action = "approve" }, "federated *")
+    same(from(route, "alice@xmpp.test"), { action = "forward" }, "named unverified")
+
+    -- A policy with on_subscribe decides itself, and can ask the type.
+    _, route = assert(load_policy(TRUST .. [[
+function on_subscribe(s)
+  local d = s.from:match("@([^;>]+)")
+  if xsgw.partner(d).type == "federated" then return "pending" end
+  return "allow"
+end
+]]))
+    same(from(route, "carol@fed.test"), { action = "pending" }, "hook on federated")
+    same(from(route, "alice@xmpp.test"), { action = "forward" }, "hook on unverified")
 end)
 
 t.test("on_subscribe runs for subscribe only; on_presence for presence only", function()

@@ -30,9 +30,9 @@ static void test_mistakes(void)
                       "after it: write partner \"x.test\" { ... }");
     expect_load_error("partner \"x.test\" ({ }, { tls = \"optional\" })\n",
                       "p.lua:8: partner \"x.test\" takes one table of options");
-    expect_load_error("partner \"x.test\" { dialback = false }\n",
-                      "p.lua:8: partner 'x.test': dialback = false leaves no way to authenticate "
-                      "it (the gateway has no SASL EXTERNAL yet)");
+    expect_load_error("partner \"x.test\" { dialback = false, sasl = \"none\" }\n",
+                      "p.lua:8: partner 'x.test': dialback = false and sasl = \"none\" leave "
+                      "nothing that could authenticate it");
     FILE *out = tmpfile();
     CHECK(xs_policy_check(write_policy("typo.lua", "function on_mesage(m) return m end\n"), lua_dir,
                           out) != 0);
@@ -471,10 +471,12 @@ static void test_route(void)
 
 static void test_shipped(void)
 {
-    static const char *const files[] = {
-        "policies/default.lua", "policies/examples/open-federation.lua",
-        "policies/examples/content-filter.lua", "policies/examples/static-route.lua",
-        "policies/examples/presence-lync.lua"};
+    static const char *const files[] = {"policies/default.lua",
+                                        "policies/examples/open-federation.lua",
+                                        "policies/examples/content-filter.lua",
+                                        "policies/examples/static-route.lua",
+                                        "policies/examples/presence-lync.lua",
+                                        "policies/examples/trust.lua"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char err[512];
         struct xs_policy *p = NULL;

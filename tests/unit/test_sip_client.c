@@ -53,6 +53,52 @@ static void wait_done(uv_loop_t *loop, struct outcome *o, int ms)
         pump(loop, 1);
 }
 
+struct ping_result {
+    int calls;
+    int status;
+    char reason[128];
+    int had_peer;
+    char desc[64];
+};
+
+static void ping_cb(void *ud, int status, const char *reason, const struct xs_tls_peer *peer,
+                    const char *tls_desc)
+{
+    struct ping_result *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    r->had_peer = peer != NULL;
+    snprintf(r->desc, sizeof r->desc, "%s", tls_desc);
+}
+
+/* xs_sip_ping (xsgw validate): an OPTIONS to the next hop in a client
+ * transaction; the final status and reason come back, and no TLS verdict
+ * over UDP. */
+static void test_ping(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
+{
+    const int codes[] = {200, 486};
+    const char *phrases[] = {"OK", "Busy Here"};
+    for (int i = 0; i < 2; i++) {
+        struct ping_result r = {0};
+        CHECK(xs_sip_ping(sip, ping_cb, &r) == 0);
+        int from_port = 0;
+        size_t n = udp_wait(loop, hop_fd, buf, sizeof buf, 500, &from_port);
+        CHECK(n > 0);
+        const char *start = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:";
+        CHECK(strncmp(buf, start, strlen(start)) == 0);
+        CHECK(strstr(buf, "\r\nFrom: <sip:sip.test>;tag=") != NULL);
+        CHECK(strstr(buf, "\r\nTo: <sip:127.0.0.1>\r\n") != NULL);
+        CHECK(strstr(buf, " OPTIONS\r\n") != NULL && strstr(buf, "\r\nContent-Length: 0\r\n\r\n"));
+        CHECK(r.calls == 0);
+        n = sip_test_respond(buf, codes[i], phrases[i], resp, sizeof resp);
+        udp_send_to(hop_fd, from_port, resp, n);
+        PUMP_UNTIL(loop, r.calls > 0, 500);
+        CHECK(r.calls == 1 && r.status == codes[i] && strcmp(r.reason, phrases[i]) == 0);
+        CHECK(!r.had_peer && r.desc[0] == '\0');
+    }
+}
+
 static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
 {
     struct outcome o = {0};
@@ -239,6 +285,7 @@ int main(void)
     if (!sip)
         return check_report("test_sip_client");
     test_udp(&loop, sip, hop_fd);
+    test_ping(&loop, sip, hop_fd);
     test_tcp(&loop, sip, &tc);
 
     /* Bad events are refused before anything is sent. */
