@@ -5,7 +5,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 it_setup env env.dns env.prosody_local env.prosody_s2s_reaches_gateway env.sipp \
-    env.kamailio_register_route env.kamailio_to_gateway
+    env.kamailio_register_route env.kamailio_to_gateway env.kamailio_tls_client_cert \
+    env.kamailio_tls_no_client_cert env.kamailio_tls_other_ca env.prosody_secure_direct_tls \
+    env.prosody_secure_no_client_cert
 
 # env.dns: A and SRV records, a TTL, NXDOMAIN for a name with no records.
 it_dns_start
@@ -135,4 +137,135 @@ if [ "$got" = "sip:alice@xmpp.test to xmpp" ] && [ "$codes" = "200 " ]; then
     it_pass env.kamailio_to_gateway
 else
     it_fail env.kamailio_to_gateway "stand-in gateway got [$got], UAC codes [$codes]"
+fi
+
+# env.kamailio_tls_*: Kamailio as the TLS edge of sip.test (conf/kamailio-tls-edge.cfg,
+# tls:127.0.0.4:5061) requiring and verifying client certificates against the test CA
+# (tests/tls/make_test_pki.sh), proven with openssl s_client: an OPTIONS with a certificate
+# from the CA gets 200; without a client certificate, or with one from another CA, the
+# handshake is refused and nothing is answered.
+pki=$IT_TMP/pki
+bash "$REPO/tests/tls/make_test_pki.sh" "$pki" sip.test xmpp.test secure.test >/dev/null ||
+    it_fail_rest "make_test_pki.sh failed"
+
+# Kamailio's tls.cfg: sip.test's certificate as server and client, peers verified against the
+# test CA both ways.
+cat >"$IT_TMP/kamailio-tls.cfg" <<TLS
+[server:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = $pki/sip.test.key
+certificate = $pki/sip.test-chain.pem
+ca_list = $pki/ca.pem
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = yes
+require_certificate = yes
+private_key = $pki/sip.test.key
+certificate = $pki/sip.test-chain.pem
+ca_list = $pki/ca.pem
+TLS
+
+mkdir -p "$IT_TMP/kamtls"
+it_start kamailio_tls kamailio -f "$IT_DIR/conf/kamailio-tls-edge.cfg" \
+    -A "TLSCFG=\"$IT_TMP/kamailio-tls.cfg\"" -DD -E -m 64 -M 16 -P "$IT_TMP/kamtls/kamailio.pid" -Y "$IT_TMP/kamtls"
+it_wait_listen 127.0.0.4 5061 10 ||
+    it_fail_rest "Kamailio's TLS edge did not start (kamailio_tls.err)"
+
+# tls_options NAME [s_client options...]: one OPTIONS sip:sip.test over TLS to the edge;
+# everything s_client printed goes to $IT_TMP/NAME.out.
+tls_options() {
+    local name=$1 req
+    shift
+    req=$'OPTIONS sip:sip.test SIP/2.0\r\n'
+    req+=$'Via: SIP/2.0/TLS 127.0.0.5:5071;branch=z9hG4bK-'"$name"$'\r\n'
+    req+=$'Max-Forwards: 70\r\nFrom: <sip:probe@xmpp.test>;tag=1\r\nTo: <sip:sip.test>\r\n'
+    req+=$'Call-ID: '"$name"$'@127.0.0.5\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n'
+    (printf '%s' "$req"; sleep 2) |
+        nsx timeout 10 openssl s_client -connect 127.0.0.4:5061 -servername sip.test \
+            -CAfile "$pki/ca.pem" -verify_return_error -verify_hostname sip.test -ign_eof \
+            "$@" >"$IT_TMP/$name.out" 2>&1
+}
+
+tls_options client-cert -cert "$pki/xmpp.test-chain.pem" -key "$pki/xmpp.test.key"
+# s_client prints the session ticket without a final newline: the status line may follow it.
+status=$(grep -ao $'SIP/2.0 [0-9][0-9][0-9] [^\r]*' "$IT_TMP/client-cert.out" | head -n 1)
+if [ "$status" = "SIP/2.0 200 TLS edge OK" ] &&
+    grep -q 'ev=kam.tls method=OPTIONS ruri=sip:sip.test proto=tls peer_cn=xmpp.test peer_verified=1' \
+        "$IT_TMP/kamailio_tls.err"; then
+    it_pass env.kamailio_tls_client_cert
+else
+    it_fail env.kamailio_tls_client_cert \
+        "OPTIONS with xmpp.test's certificate got [${status:-nothing}] (client-cert.out, kamailio_tls.err)"
+fi
+
+# Without a certificate, and with one the test CA did not sign: refused, nothing answered,
+# nothing reached the routing script.
+for case in no_client_cert other_ca; do
+    if [ $case = no_client_cert ]; then
+        tls_options no-cert
+        out=$IT_TMP/no-cert.out
+        want='alert certificate required'
+    else
+        tls_options other-ca -cert "$pki/xmpp.test-otherca.pem" -key "$pki/xmpp.test-otherca.key"
+        out=$IT_TMP/other-ca.out
+        want='alert unknown ca'
+    fi
+    n=$(grep -c 'ev=kam.tls' "$IT_TMP/kamailio_tls.err")
+    if ! grep -aq 'SIP/2.0 [0-9]' "$out" && [ "$n" = 1 ] &&
+        grep -aqE "$want" "$out"; then
+        it_pass env.kamailio_tls_$case
+    else
+        it_fail env.kamailio_tls_$case \
+            "answered or not refused: $(grep -ao -m1 -E 'SIP/2.0 [0-9]+|alert [a-z ]+' "$out"), wanted [$want] ($n requests routed)"
+    fi
+done
+
+# env.prosody_secure_*: Prosody 0.12.3 for secure.test (conf/prosody-secure.cfg.lua.in:
+# s2s_secure_auth = true, the test CA, s2s_direct_tls_ports = 5270). A server stream opened
+# over Direct TLS (no STARTTLS) by a peer presenting xmpp.test's certificate from the CA is
+# offered SASL EXTERNAL; without a client certificate the stream is refused at once
+# (s2s_secure_auth: not-authorized, "could not be validated"), before any dialback.
+sd=$IT_TMP/prosody-secure
+mkdir -p "$sd/data" "$sd/certs"
+cp "$pki/secure.test-chain.pem" "$sd/certs/secure.test.crt"
+cp "$pki/secure.test.key" "$sd/certs/secure.test.key"
+sed -e "s|@DIR@|$sd|g" -e "s|@PKI@|$pki|g" "$IT_DIR/conf/prosody-secure.cfg.lua.in" \
+    >"$sd/prosody.cfg.lua"
+it_start prosody_secure prosody --config "$sd/prosody.cfg.lua" -F
+if ! it_wait_listen 127.0.0.8 5270 15; then
+    it_fail env.prosody_secure_direct_tls "no Direct TLS listener on 127.0.0.8:5270 ($sd/prosody.log)"
+    it_fail env.prosody_secure_no_client_cert "secure.test's Prosody did not start"
+else
+    # s2s_stream NAME [s_client options...]: open a jabber:server stream from xmpp.test to
+    # secure.test over Direct TLS; what came back goes to $IT_TMP/NAME.out.
+    s2s_stream() {
+        local name=$1
+        shift
+        (printf "%s" "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+from='xmpp.test' to='secure.test' version='1.0'>"; sleep 2) |
+            nsx timeout 10 openssl s_client -connect 127.0.0.8:5270 -servername secure.test \
+                -CAfile "$pki/ca.pem" -verify_return_error -verify_hostname secure.test \
+                -ign_eof -quiet "$@" >"$IT_TMP/$name.out" 2>&1
+    }
+    ext="<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism>"
+    s2s_stream secure-cert -cert "$pki/xmpp.test-chain.pem" -key "$pki/xmpp.test.key"
+    if grep -aq '<stream:features' "$IT_TMP/secure-cert.out" &&
+        grep -aqF "$ext" "$IT_TMP/secure-cert.out"; then
+        it_pass env.prosody_secure_direct_tls
+    else
+        it_fail env.prosody_secure_direct_tls \
+            "no EXTERNAL offered over Direct TLS: $(head -c 400 "$IT_TMP/secure-cert.out")"
+    fi
+    s2s_stream secure-nocert
+    if grep -aqF "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Your server&apos;s certificate could not be validated</text>" \
+        "$IT_TMP/secure-nocert.out" && ! grep -aq 'stream:features' "$IT_TMP/secure-nocert.out"; then
+        it_pass env.prosody_secure_no_client_cert
+    else
+        it_fail env.prosody_secure_no_client_cert \
+            "not refused without a client certificate: $(head -c 400 "$IT_TMP/secure-nocert.out")"
+    fi
 fi
