@@ -31,7 +31,9 @@ ej_dns_start --srv-host=_xmpps-server._tcp.xmpp.test,xmpp.test,5270,0,5 \
 trust_prosody() {
     it_stop prosody
     local d=$IT_TMP/prosody
-    mkdir -p "$d/data"
+    mkdir -p "$d/data" "$d/certs"
+    cp "$PKI/$1.pem" "$d/certs/xmpp.test.crt"
+    cp "$PKI/${1%-chain}.key" "$d/certs/xmpp.test.key"
     sed -e "s|@DIR@|$d|g" -e "s|@PKI@|$PKI|g" -e "s|@CERT@|$1|g" -e "s|@KEY@|${1%-chain}|g" \
         "$IT_DIR/conf/prosody-trust.cfg.lua.in" >"$d/prosody.cfg.lua"
     nsx prosodyctl --config "$d/prosody.cfg.lua" register alice xmpp.test "$IT_PASSWORD" \
@@ -67,8 +69,9 @@ trust_kamailio() {
 trust_prosody xmpp.test-chain || it_fail_rest "Prosody did not start (prosody.log)"
 trust_gateway udp:127.0.0.4:5070 ca || it_fail_rest "the gateway did not start"
 
-# trust.xmpp_to_sip_sasl_external: Prosody authenticates its stream to the gateway with its
-# certificate (SASL EXTERNAL) and alice's chat reaches the SIP UAS.
+# trust.xmpp_to_sip_sasl_external: Prosody reaches the gateway over Direct TLS (its
+# _xmpps-server record), authenticates with its certificate (SASL EXTERNAL) and alice's chat
+# reaches the SIP UAS.
 it_sipp_uas uas1 127.0.0.4 5070 200 OK 1
 it_xmpp alice1 --to bob@sip.test --send 1 --body "certified hello" --expect 0 --linger 1 \
     --timeout 25
@@ -76,6 +79,7 @@ it_wait_exit uas1 30
 it_stop alice1
 got=$(it_sip_summary uas1 | cut -f5)
 if [ "$got" = "certified hello" ] &&
+    grep -q 'ev=s2s\.in\.state .*reason=accepted listener=direct-tls' "$IT_TMP/xsgw.err" &&
     grep -q 'ev=s2s\.in\.auth .*remote=xmpp\.test .*method=sasl-external result=ok' \
         "$IT_TMP/xsgw.err"; then
     it_pass trust.xmpp_to_sip_sasl_external
@@ -84,8 +88,9 @@ else
         "$(grep 'ev=s2s\.in\.auth' "$IT_TMP/xsgw.err" | head -3)"
 fi
 
-# trust.sip_to_xmpp_sasl_external: the gateway's own stream to Prosody: Prosody's
-# certificate verified for xmpp.test, SASL EXTERNAL with ours, bob's MESSAGE delivered.
+# trust.sip_to_xmpp_sasl_external: the gateway's own stream to Prosody, over Direct TLS
+# (xmpps first, XEP-0368): Prosody's certificate verified for xmpp.test, SASL EXTERNAL with
+# ours, bob's MESSAGE delivered.
 if it_alice_listen alice2 1 25; then
     it_sipp_uac uac2 127.0.0.3:5060 sip:bob@sip.test sip:alice@xmpp.test "certified reply" 1 \
         -p 5080
@@ -94,6 +99,8 @@ if it_alice_listen alice2 1 25; then
     codes=$(it_sip_final_codes uac2 | tr '\n' ' ')
     if [ "$got" = "bob@sip.test${tab}normal${tab}-${tab}certified reply" ] &&
         [ "$codes" = "200 " ] &&
+        grep -q 'ev=s2s\.out\.state .*remote=xmpp\.test peer=127\.0\.0\.2:5270 .*reason="connected (direct tls)"' \
+            "$IT_TMP/xsgw.err" &&
         grep -q 'ev=s2s\.out\.tls .*remote=xmpp\.test .*cert="xmpp.test" verdict=ok' \
             "$IT_TMP/xsgw.err" &&
         grep -q 'ev=s2s\.out\.auth .*remote=xmpp\.test method=sasl-external result=ok' \
