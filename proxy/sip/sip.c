@@ -98,6 +98,20 @@ static void limits_of(const struct xs_sip *sip, struct xs_sip_tp_limits *lim)
     lim->udp_send_buffer = sip->udp_send_buffer;
 }
 
+/* sip.tls and sip.keepalive for the transports (strings borrowed: the
+ * transport copies them). We present the identity of our first domain. */
+static void trust_limits(const struct xs_config *cfg, struct xs_sip_tp_limits *lim)
+{
+    lim->verify_ca = cfg->sip_tls_verify == XS_VERIFY_CA;
+    lim->tls_name = cfg->sip_tls_name;
+    lim->tls_peers = (const char *const *)cfg->sip_tls_peers;
+    lim->n_tls_peers = cfg->n_sip_tls_peers;
+    lim->local_name = cfg->n_domains && cfg->domains[0] && cfg->domains[0][0] ? cfg->domains[0]
+                                                                             : NULL;
+    lim->keepalive_ms = cfg->sip_keepalive > 0 ? (unsigned)(cfg->sip_keepalive * 1000) : 0;
+    lim->pong_ms = 10000;
+}
+
 static void take_config(struct xs_sip *sip, const struct xs_config *cfg)
 {
     /* 64 KiB is what one UDP datagram can carry; a policy that asks for
@@ -385,6 +399,7 @@ int xs_sip_start_opts(uv_loop_t *loop, const struct xs_config *cfg, struct xs_tl
     }
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    trust_limits(cfg, &lim);
     lim.tls = tls;
     const struct xs_sip_tp_cbs cbs = {.message = on_message, .next_hop = on_next_hop};
     rc = xs_sip_tp_start(loop, cfg, &lim, &cbs, sip, &sip->tp);
@@ -436,6 +451,7 @@ int xs_sip_reconfigure(struct xs_sip *sip, const struct xs_config *cfg, struct x
     take_config(sip, cfg);
     struct xs_sip_tp_limits lim;
     limits_of(sip, &lim);
+    trust_limits(cfg, &lim);
     lim.tls = tls;
     xs_sip_tp_reconfigure(sip->tp, &lim, &cfg->sip_next_hop);
     if (sip->presence)

@@ -74,6 +74,11 @@ struct xs__sip_conn {
     int paused;   /* not read nor framed while too much of our output waits for the peer */
     int framing;  /* inside conn_frame: a resume must not frame again */
     uint64_t opened; /* loop ms at accept */
+    uint64_t heard;  /* loop ms when the peer last sent anything */
+    uint64_t pinged; /* loop ms when our unanswered CRLFCRLF went out, 0: none */
+    unsigned crlf;   /* CR and LF bytes seen in a row between messages */
+    int checked;     /* TLS: `verdict` holds the check made at the handshake */
+    struct xs_tls_peer verdict;
     struct xs_buf in;
     size_t scanned; /* bytes of `in` searched for the header end in vain */
     size_t need;    /* length of the message at the head of `in` once known, else 0 */
@@ -101,7 +106,14 @@ struct xs_sip_tp {
     uint64_t refuse_window; /* loop ms when the current second of refusal logging began */
     unsigned refuse_lines;
     unsigned long long refuse_unlogged;
-    uv_timer_t keep; /* so close always ends in a close callback */
+    /* Sweeps the connections for CRLF keepalives (and makes close always
+     * end in a close callback). */
+    uv_timer_t keep;
+    /* Owned copies of the sip.tls strings lim points at. */
+    char tls_name[256];
+    char local_name[256];
+    char **tls_peers;
+    size_t n_tls_peers;
 
     char hop_host[256];
     int hop_port;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -55,6 +56,9 @@ void xs__sip_maybe_finish(struct xs_sip_tp *tp)
     void *ud = tp->done_ud;
     if (tp->lim.tls)
         xs_tls_ctx_unref(tp->lim.tls);
+    for (size_t i = 0; i < tp->n_tls_peers; i++)
+        free(tp->tls_peers[i]);
+    free(tp->tls_peers);
     free(tp->listeners);
     free(tp->rbuf);
     free(tp);
@@ -256,12 +260,21 @@ static void conn_frame(struct xs__sip_conn *c)
     c->framing = 1;
     while (!c->closing && !tp->closing && !c->paused) {
         if (c->need == 0) {
-            /* CRLF keepalives between messages (RFC 5626 §3.5.1). */
+            /* CRLF keepalives between messages (RFC 5626 §3.5.1): each
+             * CRLFCRLF ping is answered with a CRLF pong; a run may be cut
+             * between two reads, so it is counted across them. */
             size_t skip = 0;
             while (c->scanned == 0 && skip < c->in.len &&
                    (c->in.data[skip] == '\r' || c->in.data[skip] == '\n'))
                 skip++;
             xs_buf_consume(&c->in, skip);
+            c->crlf += (unsigned)skip;
+            if (c->in.len > 0)
+                c->crlf = 0;
+            for (; c->crlf >= 4 && !c->closing; c->crlf -= 4)
+                xs__sip_conn_write(c, "\r\n", 2);
+            if (c->closing)
+                break;
         }
         const char *d = c->in.data;
         size_t len = c->in.len;
@@ -310,7 +323,14 @@ static void conn_on_data(void *ud, const char *data, size_t len)
         xs__sip_conn_close(c, XS_ELIMIT);
         return;
     }
+    /* Anything from the peer shows it alive; the CRLF that answered our
+     * ping is not the start of a ping of its own. */
+    int pong = c->pinged != 0;
+    c->heard = uv_now(c->tp->loop);
+    c->pinged = 0;
     conn_frame(c);
+    if (pong && c->crlf == 2)
+        c->crlf = 0;
     /* The idle timer catches silence; this catches a trickle, a byte now
      * and then, that would hold the slot without ever making a request. */
     const struct xs_sip_tp_limits *lim = &c->tp->lim;
@@ -322,7 +342,89 @@ static void conn_on_data(void *ud, const char *data, size_t len)
     }
 }
 
-/* Only the way out waits for this: it is ready once its handshake is. */
+/* 1 when a name the leaf presents (`names`, comma-separated, as
+ * xs_tls_peer fills it) is one label followed by the suffix of `pattern`
+ * ("*.edge.example": "a.edge.example", not "edge.example" nor
+ * "a.b.edge.example"). */
+static int wildcard_matches(const char *pattern, const char *names)
+{
+    const char *suffix = pattern + 1;
+    size_t sl = strlen(suffix);
+    for (const char *p = names; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        if (n > sl && strncasecmp(p + n - sl, suffix, sl) == 0 && !memchr(p, '.', n - sl) &&
+            !memchr(p, '*', n - sl))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
+/* The verdict on the peer's certificate for one accepted identity. */
+static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_peer *v)
+{
+    if (want[0] != '*' || want[1] != '.')
+        return xs_tls_peer_check(t, want, v);
+    xs_tls_peer_check(t, want + 2, v);
+    v->name_ok = wildcard_matches(want, v->names);
+    if (v->chain != XS_TLS_CHAIN_OK)
+        return XS_ETLS;
+    if (!v->name_ok) {
+        snprintf(v->reason, sizeof v->reason, "presented %s, expected %s", v->names, want);
+        return XS_ETLS;
+    }
+    v->reason[0] = '\0';
+    return 0;
+}
+
+/* Checks the certificate of c's TLS peer against sip.tls (module comment in
+ * sip_transport.h), keeps the verdict on c and logs it; `quiet` leaves a
+ * passing verdict unlogged (a reload's re-check). Returns 1 when the
+ * connection may carry SIP. */
+static int conn_tls_check(struct xs__sip_conn *c, int quiet)
+{
+    struct xs_sip_tp *tp = c->tp;
+    const struct xs_tls *t = xs_link_tls(c->link);
+    const char *name = tp->lim.tls_name ? tp->lim.tls_name : tp->hop_host;
+    char expected[512];
+    int ok;
+    if (c->outbound || tp->lim.n_tls_peers == 0) {
+        snprintf(expected, sizeof expected, "%s", name[0] ? name : "-");
+        ok = check_one(t, name, &c->verdict) == 0;
+    } else {
+        size_t used = 0;
+        ok = 0;
+        expected[0] = '\0';
+        for (size_t i = 0; i < tp->lim.n_tls_peers && !ok; i++) {
+            struct xs_tls_peer v;
+            const char *want = tp->lim.tls_peers[i];
+            ok = check_one(t, want, &v) == 0;
+            if (used < sizeof expected)
+                used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s",
+                                         i ? "," : "", want);
+            if (i == 0 || ok)
+                c->verdict = v;
+        }
+        if (!ok && tp->lim.n_tls_peers > 1 && c->verdict.chain == XS_TLS_CHAIN_OK)
+            snprintf(c->verdict.reason, sizeof c->verdict.reason,
+                     "presented %.120s, expected one of %.180s", c->verdict.names, expected);
+    }
+    c->checked = 1;
+    int enforce = tp->lim.verify_ca;
+    if (!ok || !quiet)
+        xs_log(ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
+               "dir=%s peer=%s id=%llu result=%s expected=%s cert=\"%s\" reason=\"%s\" tls=%s",
+               c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+               ok ? "ok" : enforce ? "refused" : "unverified", expected, c->verdict.names,
+               c->verdict.reason, xs_link_tls_describe(c->link));
+    return ok || !enforce;
+}
+
+/* The certificate is judged before anything the peer sent is framed (the
+ * link hands over no plaintext before this returns, nor after a close).
+ * The way out is ready once its handshake is and the certificate passes. */
 static void conn_on_tls_ready(void *ud)
 {
     struct xs__sip_conn *c = ud;
@@ -330,6 +432,20 @@ static void conn_on_tls_ready(void *ud)
     xs_log(XS_LOG_INFO, "sip.conn", "state=tls dir=%s peer=%s id=%llu tls=%s",
            c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
            xs_link_tls_describe(c->link));
+    if (!conn_tls_check(c, 0)) {
+        if (c == tp->out_conn) {
+            /* Nothing went out on it yet: whoever waits fails now, with
+             * the TLS status, instead of reconnecting to the same peer. */
+            tp->out_conn = NULL;
+            tp->out = XS__SIP_OUT_IDLE;
+            c->closing = 1;
+            xs_link_close(c->link, XS_ETLS);
+            xs__sip_notify(tp, XS_ETLS);
+        } else {
+            xs__sip_conn_close(c, XS_ETLS);
+        }
+        return;
+    }
     if (c == tp->out_conn && tp->out == XS__SIP_OUT_CONNECTING) {
         tp->out = XS__SIP_OUT_READY;
         xs__sip_notify(tp, 0);
@@ -365,6 +481,7 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     c->outbound = outbound;
     c->transport = transport;
     c->id = ++tp->next_conn_id;
+    c->heard = uv_now(tp->loop);
     /* A whole message, plus what one read can bring beyond it. */
     xs_buf_init(&c->in, tp->lim.max_message + XS__SIP_DGRAM_MAX);
     tp->open++;
@@ -375,8 +492,9 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     if (!outbound)
         tp->n_inbound++;
     if (transport == XS_SIP_TLS) {
-        int rc = tp->lim.tls ? xs_link_start_tls(c->link, tp->lim.tls, !outbound,
-                                                  outbound ? tp->hop_host : NULL)
+        int rc = tp->lim.tls ? xs_link_start_tls_as(c->link, tp->lim.tls, !outbound,
+                                                     outbound ? tp->hop_host : NULL,
+                                                     tp->lim.local_name)
                              : XS_EINVAL;
         if (rc != 0) {
             xs__sip_conn_close(c, XS_ETLS);
@@ -539,6 +657,91 @@ static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
     return 0;
 }
 
+/* ---- keepalives and trust ---- */
+
+/* Pings every TCP/TLS connection silent for keepalive_ms and closes those
+ * whose ping went unanswered for pong_ms. One sweep for all connections
+ * instead of a timer each: pings are seconds apart, precision is not
+ * needed. */
+static void on_keep_tick(uv_timer_t *h)
+{
+    struct xs_sip_tp *tp = h->data;
+    uint64_t now = uv_now(tp->loop);
+    struct xs__sip_conn *next;
+    for (struct xs__sip_conn *c = tp->conns; c; c = next) {
+        next = c->next;
+        if (c->closing || (c->transport == XS_SIP_TLS && !xs_link_is_tls(c->link)))
+            continue;
+        if (c->pinged) {
+            if (now - c->pinged >= tp->lim.pong_ms) {
+                xs_log(XS_LOG_WARN, "sip.keepalive",
+                       "state=dead dir=%s peer=%s id=%llu reason=\"no pong within %u ms\"",
+                       c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+                       tp->lim.pong_ms);
+                xs__sip_conn_close(c, XS_ETIMEOUT);
+            }
+        } else if (now - c->heard >= tp->lim.keepalive_ms &&
+                   xs__sip_conn_write(c, "\r\n\r\n", 4) == 0) {
+            c->pinged = now ? now : 1;
+        }
+    }
+}
+
+static void keep_arm(struct xs_sip_tp *tp)
+{
+    if (!tp->lim.keepalive_ms) {
+        uv_timer_stop(&tp->keep);
+        return;
+    }
+    if (!tp->lim.pong_ms)
+        tp->lim.pong_ms = 10000;
+    unsigned least = tp->lim.keepalive_ms < tp->lim.pong_ms ? tp->lim.keepalive_ms
+                                                             : tp->lim.pong_ms;
+    unsigned tick = least / 4 ? least / 4 : 1;
+    uv_timer_start(&tp->keep, on_keep_tick, tick, tick);
+}
+
+/* lim's sip.tls strings become tp's own copies (they were borrowed). */
+static int take_trust(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *lim)
+{
+    char **peers = NULL;
+    if (lim->n_tls_peers) {
+        peers = calloc(lim->n_tls_peers, sizeof *peers);
+        if (!peers)
+            return XS_ENOMEM;
+        for (size_t i = 0; i < lim->n_tls_peers; i++) {
+            peers[i] = strdup(lim->tls_peers[i]);
+            if (!peers[i]) {
+                while (i > 0)
+                    free(peers[--i]);
+                free(peers);
+                return XS_ENOMEM;
+            }
+        }
+    }
+    for (size_t i = 0; i < tp->n_tls_peers; i++)
+        free(tp->tls_peers[i]);
+    free(tp->tls_peers);
+    tp->tls_peers = peers;
+    tp->n_tls_peers = lim->n_tls_peers;
+    snprintf(tp->tls_name, sizeof tp->tls_name, "%s", lim->tls_name ? lim->tls_name : "");
+    snprintf(tp->local_name, sizeof tp->local_name, "%s", lim->local_name ? lim->local_name : "");
+    tp->lim.tls_name = lim->tls_name ? tp->tls_name : NULL;
+    tp->lim.local_name = lim->local_name ? tp->local_name : NULL;
+    tp->lim.tls_peers = (const char *const *)tp->tls_peers;
+    return 0;
+}
+
+int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, const char **desc)
+{
+    const struct xs__sip_conn *c = tp->out_conn;
+    if (!c || !c->checked)
+        return XS_ENOTFOUND;
+    *peer = c->verdict;
+    *desc = xs_link_tls_describe(c->link);
+    return 0;
+}
+
 static void set_hop(struct xs_sip_tp *tp, const struct xs_sip_endpoint *ep)
 {
     tp->hop_host[0] = '\0';
@@ -559,6 +762,10 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
         return XS_ENOMEM;
     tp->loop = loop;
     tp->lim = *lim;
+    if (take_trust(tp, lim) != 0) {
+        free(tp);
+        return XS_ENOMEM;
+    }
     if (tp->lim.tls)
         xs_tls_ctx_ref(tp->lim.tls);
     tp->cbs = *cbs;
@@ -566,6 +773,7 @@ int xs_sip_tp_start(uv_loop_t *loop, const struct xs_config *cfg,
     set_hop(tp, &cfg->sip_next_hop);
     uv_timer_init(loop, &tp->keep);
     tp->keep.data = tp;
+    keep_arm(tp);
     tp->open = 1;
     tp->listeners = calloc(cfg->n_sip_listen ? cfg->n_sip_listen : 1, sizeof *tp->listeners);
     tp->rbuf = malloc((size_t)XS__SIP_RECV_SLOTS * XS__SIP_DGRAM_MAX);
@@ -603,7 +811,16 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
     if (tp->lim.tls)
         xs_tls_ctx_unref(tp->lim.tls);
     size_t rbuf = tp->lim.udp_recv_buffer, sbuf = tp->lim.udp_send_buffer;
+    struct xs_sip_tp_limits keep = tp->lim;
     tp->lim = *lim;
+    if (take_trust(tp, lim) != 0) {
+        /* Out of memory: the old sip.tls strings stay, with the rest new. */
+        tp->lim.tls_name = keep.tls_name;
+        tp->lim.local_name = keep.local_name;
+        tp->lim.tls_peers = keep.tls_peers;
+        tp->lim.n_tls_peers = keep.n_tls_peers;
+    }
+    keep_arm(tp);
     if (rbuf != lim->udp_recv_buffer || sbuf != lim->udp_send_buffer) {
         for (size_t i = 0; i < tp->n_listeners; i++)
             if (tp->listeners[i].transport == XS_SIP_UDP)
@@ -621,6 +838,19 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
                tp->hop_host[0] ? tp->hop_host : "-", xs_sip_tp_name(tp->hop_transport),
                tp->hop_port);
         xs__sip_out_drop(tp);
+    }
+    /* Connections up since before the reload are held to the new sip.tls;
+     * those that fail it go, the rest stay. Their certificates were
+     * verified against the trust anchors of their own context. */
+    struct xs__sip_conn *next;
+    for (struct xs__sip_conn *c = tp->conns; c; c = next) {
+        next = c->next;
+        if (!c->closing && c->checked && !conn_tls_check(c, 1)) {
+            xs_log(XS_LOG_WARN, "sip.reconfigure", "state=closed dir=%s peer=%s id=%llu "
+                   "reason=\"certificate no longer accepted\"", c->outbound ? "out" : "in",
+                   c->desc, (unsigned long long)c->id);
+            xs__sip_conn_close(c, XS_ETLS);
+        }
     }
 }
 

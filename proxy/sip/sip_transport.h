@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "policy/policy.h"
+#include "tls/tls.h"
 
 /* Where a message came from: enough to send the answer back. */
 struct xs_sip_peer {
@@ -61,8 +62,25 @@ struct xs_sip_tp_limits {
     size_t udp_send_buffer;
     /* Certificate for tls: listeners and context for a tls: next hop (the
      * transport holds its own reference); NULL when there is none, and then
-     * tls: endpoints fail. Peer certificates are not verified yet. */
+     * tls: endpoints fail. */
     struct xs_tls_ctx *tls;
+    /* sip.tls (strings borrowed for the call: the transport copies them).
+     * With verify_ca a TLS peer's certificate must chain to the context's
+     * CAs and name, outbound, tls_name (NULL: the next hop's host) and,
+     * inbound, one of tls_peers ("*.example.org" allowed; none: the
+     * outbound name). It is checked when the handshake completes, before
+     * anything the peer sent is framed; a peer that fails is closed. Without
+     * verify_ca the verdict is only logged. */
+    int verify_ca;
+    const char *tls_name;
+    const char *const *tls_peers;
+    size_t n_tls_peers;
+    const char *local_name; /* the identity we present (NULL: the default one) */
+    /* RFC 5626 §4.4.1: an idle TCP/TLS connection is pinged with CRLFCRLF
+     * after this many ms of silence and closed when no CRLF answers within
+     * pong_ms (0: no pings; a ping received is always answered). */
+    unsigned keepalive_ms;
+    unsigned pong_ms;
     /* Peers exempt from max_per_source and first_idle_ms (the partner ACL);
      * NULL: nobody is. Called at accept with the peer's address (borrowed). */
     int (*is_trusted)(void *ud, const struct sockaddr *sa);
@@ -99,6 +117,12 @@ int xs_sip_tp_send_next_hop(struct xs_sip_tp *tp, const char *data, size_t len);
 
 /* The port listener i is bound to (after port 0 was asked), or -1. */
 int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i);
+
+/* The verdict on the TLS connection to the next hop, taken when its
+ * handshake completed: 0 with *peer and *desc (borrowed, valid until the
+ * connection changes) filled, XS_ENOTFOUND when there is no TLS connection
+ * to it. */
+int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, const char **desc);
 
 /* Closes everything; `done` runs from the last close callback, after which
  * tp is freed. No callback of cbs runs once this is called. */

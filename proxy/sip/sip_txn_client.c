@@ -335,6 +335,9 @@ static void on_hop_change(struct cli *x, int status)
         else if (status == XS_ETIMEOUT)
             client_finish(x, XS_COND_REMOTE_SERVER_TIMEOUT,
                           "SIP next hop did not answer the connection");
+        else if (status == XS_ETLS)
+            client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
+                          "TLS with the SIP next hop failed (handshake or certificate refused)");
         else
             client_finish(x, XS_COND_REMOTE_SERVER_NOT_FOUND,
                           status == XS_EDNS ? "SIP next hop does not resolve"

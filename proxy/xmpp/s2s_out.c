@@ -10,6 +10,8 @@
 #include "core/log.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/sasl.h"
+#include "xmpp/xmpp_side.h"
 #include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
@@ -21,6 +23,7 @@ enum out_state {
     OUT_WAIT_FEATURES,
     OUT_WAIT_PROCEED,
     OUT_TLS_HANDSHAKE,
+    OUT_WAIT_SASL,
     OUT_WAIT_DIALBACK,
     OUT_ESTABLISHED,
     OUT_CLOSED,
@@ -64,6 +67,8 @@ struct s2s_out {
     char route_host[XS_DOMAIN_MAX]; /* "" when DNS finds the peer */
     int route_port;
     enum xs_tls_req tls_req;
+    enum xs_sasl_req sasl_req;
+    enum xs_verify_mode verify;
     int dialback;
     /* Open federation (the "*" entry): nobody vouched for the remote's DNS,
      * so it may not aim us at loopback, private or other special addresses
@@ -72,10 +77,19 @@ struct s2s_out {
     struct xs_dns_req *dns;
     struct xs_connect_req *connect;
     struct xs_dns_target targets[OUT_MAX_TARGETS];
+    unsigned char direct[OUT_MAX_TARGETS]; /* 1: _xmpps-server, TLS from the first byte */
     size_t n_targets, next_target;
     struct xs_link *link;
     struct xs_xml_parser *parser;
     int tls;
+    int cert_ok;    /* the peer's certificate passed for `remote` */
+    int sasl_tried; /* <auth> sent on this connection */
+    int sasl_done;  /* SASL EXTERNAL succeeded: the stream restarts authenticated */
+    /* xsgw validate (xs_xmpp_probe): each step is reported, and the stream
+     * closes once authenticated. */
+    xs_probe_cb probe;
+    void *probe_ud;
+    int probe_done;
     int restart;
     int dialback_sent;
     char peer_id[XS_STREAM_ID_LEN * 2 + 1];
@@ -93,7 +107,7 @@ struct s2s_out {
     struct out_verify verifies[XS_S2S_VERIFY_MAX];
     size_t n_verifies;
     enum xs_cond fail_cond; /* why queued stanzas bounce if the stream dies */
-    char fail_text[160];
+    char fail_text[256];
     double deadline;
     double last_activity;
     /* Congestion refusals: logged once a second at most, with the count. */
@@ -103,10 +117,22 @@ struct s2s_out {
 
 static const char *state_name(enum out_state s)
 {
-    static const char *const names[] = {"resolving",     "connecting",   "wait-header",
-                                        "wait-features", "wait-proceed", "tls-handshake",
-                                        "wait-dialback", "established",  "closed"};
+    static const char *const names[] = {
+        "resolving",     "connecting", "wait-header",   "wait-features", "wait-proceed",
+        "tls-handshake", "wait-sasl",  "wait-dialback", "established",   "closed"};
     return names[s];
+}
+
+static void report(struct s2s_out *o, enum xs_probe_step step, int ok, int direct,
+                   const char *detail, const struct xs_tls_peer *peer)
+{
+    if (!o->probe || o->probe_done)
+        return;
+    struct xs_probe_report r = {
+        .step = step, .ok = ok, .direct = direct, .detail = detail ? detail : "", .peer = peer};
+    if (step == XS_PROBE_DONE)
+        o->probe_done = 1;
+    o->probe(o->probe_ud, &r);
 }
 
 static void set_state(struct s2s_out *o, enum out_state s, const char *why)
@@ -304,6 +330,7 @@ static void out_fail(struct s2s_out *o, enum xs_cond cond, const char *text)
         o->fail_cond = cond;
         snprintf(o->fail_text, sizeof o->fail_text, "%s", text ? text : "");
     }
+    report(o, XS_PROBE_DONE, 0, 0, o->fail_text, NULL);
     xs_log(XS_LOG_WARN, "s2s.out.failed", "stream=out%llu local=%s remote=%s cond=%s text=\"%s\"",
            (unsigned long long)o->serial, o->local, o->remote, xs_cond_name(o->fail_cond),
            o->fail_text);
@@ -545,18 +572,50 @@ static void send_verifies(struct s2s_out *o)
     }
 }
 
-static void start_dialback(struct s2s_out *o)
+static void auth_log(struct s2s_out *o, const char *method, const char *result, const char *reason)
 {
-    const struct xs_partner *p = xs_policy_partner(o->x->policy, o->remote);
-    if (p && p->tls == XS_TLS_REQUIRED && !o->tls) {
+    char detail[320];
+    snprintf(detail, sizeof detail, "%s %s%s%.250s", method, result, reason[0] ? ": " : "", reason);
+    report(o, XS_PROBE_AUTH, !strcmp(result, "ok"), 0, detail, NULL);
+    xs_log(XS_LOG_INFO, "s2s.out.auth",
+           "stream=out%llu local=%s remote=%s method=%s result=%s reason=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote, method, result, reason);
+}
+
+/* Dialback under the partner's rules (trust-rules: outbound). `why` (may be
+ * NULL) says what SASL EXTERNAL left, for the refusal's text. */
+static void start_dialback(struct s2s_out *o, const char *why)
+{
+    char text[200];
+    if (o->tls_req == XS_TLS_REQUIRED && !o->tls) {
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
                   "peer does not offer TLS, which this partner requires", "policy-violation");
         return;
     }
-    if (p && !p->dialback) {
-        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND,
-                  "no authentication method left: dialback is off for this partner",
-                  "policy-violation");
+    if (o->sasl_req == XS_SASL_REQUIRED) {
+        if (why)
+            snprintf(text, sizeof text, "%.150s, and this partner requires SASL EXTERNAL", why);
+        else
+            snprintf(text, sizeof text,
+                     "%.100s does not offer SASL EXTERNAL, which this partner requires", o->remote);
+        auth_log(o, "sasl-external", "refused", text);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
+    if (!o->dialback) {
+        snprintf(text, sizeof text, "%.120s and dialback is off for this partner",
+                 why ? why : "SASL EXTERNAL is not available");
+        auth_log(o, "dialback", "refused", text);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
+    if (o->verify == XS_VERIFY_CA && !o->cert_ok) {
+        /* Reached without TLS only: a certificate that failed ended the
+         * stream when TLS came up. */
+        snprintf(text, sizeof text,
+                 "%.100s offers no TLS, so its certificate cannot be verified (verify = ca)",
+                 o->remote);
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
         return;
     }
     char key[65];
@@ -594,15 +653,42 @@ static void on_stream_open(void *ud, const struct xs_xml_el *h)
         return;
     }
     /* A pre-1.0 peer sends no features: dialback right away, without TLS. */
-    start_dialback(o);
+    start_dialback(o, NULL);
+}
+
+static void established(struct s2s_out *o);
+
+static void report_features(struct s2s_out *o, const struct xs_xml_el *el)
+{
+    if (!o->probe)
+        return;
+    char list[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < el->n_children && used < sizeof list - 40; i++) {
+        if (el->children[i].is_text)
+            continue;
+        const struct xs_xml_el *c = el->children[i].u.el;
+        const char *name = !strcmp(c->name, "mechanisms")
+                               ? (xs_sasl_offers_external(el) ? "sasl:EXTERNAL" : "sasl")
+                               : c->name;
+        int n = snprintf(list + used, sizeof list - used, "%s%.30s", used ? " " : "", name);
+        if (n > 0)
+            used += (size_t)n;
+    }
+    report(o, XS_PROBE_FEATURES, 1, 0, used ? list : "(none)", NULL);
 }
 
 static void on_features(struct s2s_out *o, struct xs_xml_el *el)
 {
+    report_features(o, el);
     /* Features before TLS do not count after it (RFC 6120 §5.4.3.3). */
     o->sm_offered = xs_xml_el_child(el, XS_NS_SM, "sm") != NULL;
+    if (o->sasl_done) {
+        established(o);
+        return;
+    }
     struct xs_xml_el *starttls = xs_xml_el_child(el, XS_NS_TLS, "starttls");
-    if (starttls && !o->tls) {
+    if (starttls && !o->tls && o->tls_req != XS_TLS_NONE) {
         static const char req[] = "<starttls xmlns='" XS_NS_TLS "'/>";
         int rc = xs_link_write(o->link, req, sizeof req - 1);
         if (rc != 0) {
@@ -612,12 +698,56 @@ static void on_features(struct s2s_out *o, struct xs_xml_el *el)
         set_state(o, OUT_WAIT_PROCEED, "starttls offered");
         return;
     }
-    start_dialback(o);
+    if (o->tls && o->sasl_req != XS_SASL_NONE && !o->sasl_tried && xs_sasl_offers_external(el)) {
+        struct xs_buf *b = &o->x->scratch;
+        xs_buf_reset(b);
+        int rc = xs_sasl_write_auth(b, o->local);
+        if (rc == 0)
+            rc = xs_link_write(o->link, b->data, b->len);
+        if (rc != 0) {
+            write_failed(o, rc);
+            return;
+        }
+        o->sasl_tried = 1;
+        set_state(o, OUT_WAIT_SASL, "sasl external offered");
+        return;
+    }
+    start_dialback(o, NULL);
+}
+
+static void on_sasl_outcome(struct s2s_out *o, struct xs_xml_el *el)
+{
+    if (o->state != OUT_WAIT_SASL)
+        return;
+    enum xs_sasl_cond cond;
+    char text[128];
+    int rc = xs_sasl_parse_outcome(el, &cond, text, sizeof text);
+    if (rc == 1) {
+        auth_log(o, "sasl-external", "ok", "");
+        o->sasl_done = 1;
+        o->restart = 2;
+        xs_xml_parser_stop(o->parser);
+        return;
+    }
+    char why[200];
+    snprintf(why, sizeof why, "%.100s refused our certificate (%s%s%.60s)", o->remote,
+             xs_sasl_cond_name(cond), text[0] ? ": " : "", text);
+    auth_log(o, "sasl-external", "refused", why);
+    start_dialback(o, why);
 }
 
 static void established(struct s2s_out *o)
 {
-    set_state(o, OUT_ESTABLISHED, "dialback valid");
+    set_state(o, OUT_ESTABLISHED, o->sasl_done ? "sasl external" : "dialback valid");
+    if (o->probe) {
+        report(o, XS_PROBE_DONE, 1, 0,
+               o->sasl_done ? "authenticated with SASL EXTERNAL" : "authenticated with dialback",
+               NULL);
+        set_state(o, OUT_CLOSED, "validation done");
+        xs_xml_parser_stop(o->parser);
+        xs_s2s_close_stream(o->link);
+        return;
+    }
     o->last_activity = xs_xmpp_now(o->x);
     /* XEP-0198 after authentication. Stanzas follow at once rather than
      * waiting for <enabled/>: the peer counts from its receipt of <enable/>,
@@ -667,9 +797,11 @@ static void on_db_result(struct s2s_out *o, struct xs_xml_el *el)
     if (o->state != OUT_WAIT_DIALBACK)
         return;
     if (type && !strcmp(type, "valid")) {
+        auth_log(o, "dialback", "ok", "");
         established(o);
         return;
     }
+    auth_log(o, "dialback", "refused", type ? type : "no type");
     xs_log(XS_LOG_WARN, "s2s.out.dialback", "stream=out%llu local=%s remote=%s result=%s",
            (unsigned long long)o->serial, o->local, o->remote, type ? type : "-");
     out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused our dialback key",
@@ -717,6 +849,8 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         }
     } else if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "failure")) {
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "the remote server refused STARTTLS", NULL);
+    } else if (!strcmp(el->ns, XS_NS_SASL)) {
+        on_sasl_outcome(o, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "result")) {
         on_db_result(o, el);
     } else if (!strcmp(el->ns, XS_NS_DIALBACK) && !strcmp(el->name, "verify")) {
@@ -747,10 +881,23 @@ static void on_data(void *ud, const char *data, size_t len)
         return;
     int rc = xs_xml_parser_feed(o->parser, data, len);
     if (o->restart) {
+        int sasl = o->restart == 2;
         o->restart = 0;
         xs_xml_parser_free(o->parser);
         o->parser = xs_s2s_parser_new(o->x, &parser_cbs, o);
-        if (!o->parser || xs_link_start_tls(o->link, o->x->tls, 0, o->remote) != 0) {
+        if (sasl) {
+            /* RFC 6120 §6.4.6: a new stream over the same TLS after SASL. */
+            if (!o->parser) {
+                out_abort(o, XS_COND_RESOURCE_CONSTRAINT, "out of memory", NULL);
+                return;
+            }
+            set_state(o, OUT_WAIT_HEADER, "sasl success");
+            int wrc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
+            if (wrc != 0)
+                write_failed(o, wrc);
+            return;
+        }
+        if (!o->parser || xs_link_start_tls_as(o->link, o->x->tls, 0, o->remote, o->local) != 0) {
             out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "TLS could not start", NULL);
             return;
         }
@@ -776,6 +923,29 @@ static void on_tls_ready(void *ud)
 {
     struct s2s_out *o = ud;
     o->tls = 1;
+    struct xs_tls_peer v;
+    const struct xs_tls *t = xs_link_tls(o->link);
+    o->cert_ok = t && xs_tls_peer_check(t, o->remote, &v) == 0;
+    if (!t)
+        return;
+    report(o, XS_PROBE_TLS, 1, 0, xs_tls_describe(t), NULL);
+    report(o, XS_PROBE_CERT, o->cert_ok, 0, v.reason, &v);
+    xs_log(o->cert_ok ? XS_LOG_INFO : XS_LOG_WARN, "s2s.out.tls",
+           "stream=out%llu local=%s remote=%s tls=%s cert=\"%s\" verdict=%s reason=\"%s\"",
+           (unsigned long long)o->serial, o->local, o->remote, xs_tls_describe(t), v.names,
+           o->cert_ok ? "ok" : "failed", v.reason);
+    if (!o->cert_ok && o->verify == XS_VERIFY_CA) {
+        char text[240];
+        snprintf(text, sizeof text, "certificate of %.60s: %.160s", o->remote, v.reason);
+        /* A stream error needs a stream: ours opens over TLS only to say why
+         * it ends. */
+        if (xs_s2s_write_header(o->link, o->local, o->remote, NULL) != 0) {
+            out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, NULL);
+            return;
+        }
+        out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, text, "policy-violation");
+        return;
+    }
     set_state(o, OUT_WAIT_HEADER, "tls established");
     int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
     if (rc != 0)
@@ -817,6 +987,12 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
     struct s2s_out *o = ud;
     o->connect = NULL;
     struct xs_dns_target *t = &o->targets[o->next_target - 1];
+    if (o->probe) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "%.255s:%u%s%s", t->host, t->port, status ? ": " : "",
+                 status ? xs_strerror(status) : "");
+        report(o, XS_PROBE_CONNECT, status == 0, o->direct[o->next_target - 1], detail, NULL);
+    }
     if (status != 0) {
         xs_log(XS_LOG_INFO, "s2s.out.connect", "stream=out%llu remote=%s target=%s:%u result=%s",
                (unsigned long long)o->serial, o->remote, t->host, t->port, xs_errname(status));
@@ -841,6 +1017,14 @@ static void on_connected(void *ud, int status, uv_tcp_t *tcp)
         return;
     }
     xs_link_on_flushed(o->link, on_flushed);
+    if (o->direct[o->next_target - 1]) {
+        if (xs_link_start_tls_as(o->link, o->x->tls, 0, o->remote, o->local) != 0) {
+            out_abort(o, XS_COND_INTERNAL_SERVER_ERROR, "TLS could not start", NULL);
+            return;
+        }
+        set_state(o, OUT_TLS_HANDSHAKE, "connected (direct tls)");
+        return;
+    }
     set_state(o, OUT_WAIT_HEADER, "connected");
     int rc = xs_s2s_write_header(o->link, o->local, o->remote, NULL);
     if (rc != 0)
@@ -862,10 +1046,43 @@ static int try_next_target(struct s2s_out *o)
     return rc;
 }
 
+/* One report per SRV record found (or one saying there were none). The
+ * resolver answers a domain without records with {domain, port}: port 0
+ * for the xmpps lookup, 5269 (the A/AAAA fallback) for the other. */
+static void report_srv(struct s2s_out *o, int direct, int status,
+                       const struct xs_dns_target *targets, size_t n)
+{
+    if (!o->probe)
+        return;
+    const char *svc = direct ? "_xmpps-server._tcp" : "_xmpp-server._tcp";
+    char detail[400];
+    int fallback = status == 0 && n == 1 && !strcmp(targets[0].host, o->remote) &&
+                   targets[0].port == (direct ? 0 : 5269) && targets[0].priority == 0 &&
+                   targets[0].weight == 0;
+    if (status != 0 || n == 0 || fallback) {
+        snprintf(detail, sizeof detail, "%s.%.200s: %s", svc, o->remote,
+                 status == 0 ? "no records" : xs_strerror(status));
+        report(o, XS_PROBE_SRV, status == 0, direct, detail, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n && i < OUT_MAX_TARGETS; i++) {
+        snprintf(detail, sizeof detail, "%s.%.200s: %u %u %u %.150s", svc, o->remote,
+                 targets[i].priority, targets[i].weight, targets[i].port, targets[i].host);
+        report(o, XS_PROBE_SRV, 1, direct, detail, NULL);
+    }
+}
+
 static void on_resolved(void *ud, int status, const struct xs_dns_target *targets, size_t n)
 {
     struct s2s_out *o = ud;
     o->dns = NULL;
+    report_srv(o, 0, status, targets, n);
+    size_t have = o->n_targets; /* Direct TLS targets found first */
+    if ((status != 0 || n == 0) && have > 0) {
+        set_state(o, OUT_CONNECTING, "resolved (direct tls only)");
+        try_next_target(o);
+        return;
+    }
     if (status != 0 || n == 0) {
         xs_log(XS_LOG_WARN, "s2s.out.dns", "stream=out%llu remote=%s result=%s",
                (unsigned long long)o->serial, o->remote, xs_errname(status));
@@ -880,10 +1097,37 @@ static void on_resolved(void *ud, int status, const struct xs_dns_target *target
                       NULL);
         return;
     }
-    o->n_targets = n < OUT_MAX_TARGETS ? n : OUT_MAX_TARGETS;
-    memcpy(o->targets, targets, o->n_targets * sizeof *targets);
+    size_t room = OUT_MAX_TARGETS - have;
+    size_t take = n < room ? n : room;
+    memcpy(o->targets + have, targets, take * sizeof *targets);
+    o->n_targets = have + take;
     set_state(o, OUT_CONNECTING, "resolved");
     try_next_target(o);
+}
+
+/* XEP-0368: _xmpps-server records come first (TLS from the first byte),
+ * then _xmpp-server's with STARTTLS. A domain without xmpps records answers
+ * with the port-0 fallback, which is not a target. Whatever this lookup
+ * says, the xmpp-server lookup follows. */
+static void on_resolved_direct(void *ud, int status, const struct xs_dns_target *targets, size_t n)
+{
+    struct s2s_out *o = ud;
+    o->dns = NULL;
+    report_srv(o, 1, status, targets, n);
+    for (size_t i = 0; status == 0 && i < n && o->n_targets < OUT_MAX_TARGETS / 2; i++) {
+        if (targets[i].port == 0)
+            continue;
+        o->targets[o->n_targets] = targets[i];
+        o->direct[o->n_targets++] = 1;
+    }
+    if (o->n_targets > 0)
+        xs_log(XS_LOG_INFO, "s2s.out.dns", "stream=out%llu remote=%s direct_tls=%zu first=%s:%u",
+               (unsigned long long)o->serial, o->remote, o->n_targets, o->targets[0].host,
+               o->targets[0].port);
+    if (xs_dns_srv(o->x->loop, "xmpp-server", o->remote, 5269, on_resolved, o, &o->dns) != 0) {
+        o->dns = NULL;
+        on_resolved(o, XS_EDNS, NULL, 0);
+    }
 }
 
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote)
@@ -924,6 +1168,8 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     snprintf(o->route_host, sizeof o->route_host, "%s", p->route_host ? p->route_host : "");
     o->route_port = p->route_port;
     o->tls_req = p->tls;
+    o->sasl_req = p->sasl;
+    o->verify = p->verify;
     o->dialback = p->dialback;
     o->next = x->outs;
     x->outs = o;
@@ -941,7 +1187,9 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
         set_state(o, OUT_CONNECTING, "static route");
         return try_next_target(o) == 0 ? o : NULL;
     }
-    if (xs_dns_srv(x->loop, "xmpp-server", remote, 5269, on_resolved, o, &o->dns) != 0) {
+    int direct = o->tls_req != XS_TLS_NONE;
+    if (xs_dns_srv(x->loop, direct ? "xmpps-server" : "xmpp-server", remote, direct ? 0 : 5269,
+                   direct ? on_resolved_direct : on_resolved, o, &o->dns) != 0) {
         o->dns = NULL;
         out_abort(o, XS_COND_REMOTE_SERVER_NOT_FOUND, "name resolution could not start", NULL);
         return NULL;
@@ -1162,6 +1410,8 @@ void xs_s2s_out_recheck(struct s2s_out *o)
         strcmp(o->route_host, p->route_host ? p->route_host : "") || o->route_port != p->route_port
             ? "route"
         : o->tls_req != p->tls       ? "tls"
+        : o->sasl_req != p->sasl     ? "sasl"
+        : o->verify != p->verify     ? "verify"
         : o->dialback != p->dialback ? "dialback"
                                      : NULL;
     if (changed)
@@ -1181,4 +1431,25 @@ void xs_s2s_out_shutdown(struct s2s_out *o)
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o)
 {
     return o->next;
+}
+
+int xs_xmpp_probe(struct xs_xmpp *x, const char *local, const char *remote, xs_probe_cb cb,
+                  void *ud)
+{
+    if (xs_s2s_out_find(x, local, remote))
+        return XS_ESTATE;
+    struct s2s_out *o = xs_s2s_out_new(x, local, remote);
+    if (!o)
+        return XS_EPOLICY;
+    /* The resolver and the connector never call back before they return,
+     * so no step has happened yet. */
+    o->probe = cb;
+    o->probe_ud = ud;
+    if (o->route_host[0]) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "static route %.200s:%d (no DNS)", o->route_host,
+                 o->route_port);
+        report(o, XS_PROBE_SRV, 1, 0, detail, NULL);
+    }
+    return 0;
 }

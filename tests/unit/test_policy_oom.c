@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "policy/policy.h"
 
+#if XS_TEST_OWN_MALLOC
 /* Everything config.c copies: strings, lists, identities, partner domains. */
 static const char oom_policy[] =
     "gateway {\n"
@@ -33,6 +34,7 @@ static const char oom_policy[] =
     "  route = \"127.0.0.9:5269\" }\n"
     "partner \"old.test\" { tls = \"none\" }\n"
     "partner \"*\" { type = \"federated\" }\n";
+#endif
 
 int main(void)
 {
