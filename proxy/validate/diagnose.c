@@ -24,7 +24,7 @@ struct step {
 
 struct xs_diag {
     char subject[256];
-    char ours[256];
+    char ours_note[300];            /* " (ours names X)", or "" when they are unknown */
     char targets[MAX_TARGETS][256]; /* SRV targets seen, without the final dot */
     size_t ntargets;
     int tls_seen; /* a TLS step came (whatever its outcome) */
@@ -52,7 +52,8 @@ int xs_diag_new(const char *subject, const char *ours, struct xs_diag **out)
     if (!d)
         return XS_ENOMEM;
     copy(d->subject, sizeof(d->subject), subject ? subject : "");
-    copy(d->ours, sizeof(d->ours), ours ? ours : "");
+    if (ours && *ours)
+        snprintf(d->ours_note, sizeof(d->ours_note), " (ours names %.255s)", ours);
     *out = d;
     return 0;
 }
@@ -194,8 +195,8 @@ static void tls_report(struct xs_diag *d, const struct xs_probe_report *r, int d
     if (has(detail, "alert") && has(detail, "certificate"))
         snprintf(s->hint, sizeof(s->hint),
                  "the peer refused our certificate during the handshake: it does not trust "
-                 "ours (%s); give it our CA",
-                 d->ours[0] ? d->ours : "names unknown");
+                 "ours%s; give it our CA",
+                 d->ours_note);
     else if (direct)
         snprintf(s->hint, sizeof(s->hint),
                  "Direct TLS to a port that does not speak TLS from the first byte: "
@@ -291,9 +292,9 @@ static void auth_report(struct xs_diag *d, const struct xs_probe_report *r)
         return;
     if (has(detail, "sasl"))
         snprintf(s->hint, sizeof(s->hint),
-                 "SASL EXTERNAL refused by the peer: it does not trust our certificate (ours "
-                 "names %s); it needs our CA, and a name in ours that is our domain",
-                 d->ours[0] ? d->ours : "unknown names");
+                 "SASL EXTERNAL refused by the peer: it does not trust our certificate%s; it "
+                 "needs our CA, and a name in ours that is our domain",
+                 d->ours_note);
     else if (has(detail, "dialback"))
         snprintf(s->hint, sizeof(s->hint),
                  "dialback failed: %s connects back to our domain (its _xmpp-server SRV or "
@@ -319,9 +320,9 @@ static void done_report(struct xs_diag *d, const struct xs_probe_report *r)
     if (has(detail, "SASL EXTERNAL"))
         snprintf(s->hint, sizeof(s->hint),
                  "this partner has sasl = \"required\", and %s offers no SASL EXTERNAL to "
-                 "us: it does not trust our certificate (ours names %s), or does not do "
-                 "SASL EXTERNAL for servers",
-                 d->subject, d->ours[0] ? d->ours : "unknown names");
+                 "us: it does not trust our certificate%s, or does not do SASL EXTERNAL for "
+                 "servers",
+                 d->subject, d->ours_note);
     else if (!d->tls_seen && has(detail, "starttls"))
         snprintf(s->hint, sizeof(s->hint),
                  "TLS required by one side only: we require TLS with %s and it offers no "
@@ -388,10 +389,10 @@ void xs_diag_sip(struct xs_diag *d, int tls, int status, const char *reason,
             struct step *s = add(d, "TLS", STEP_FAIL, why[0] ? why : "handshake failed");
             if (s && (has(why, "alert") || has(why, "certificate")))
                 snprintf(s->hint, sizeof(s->hint),
-                         "the edge refused our certificate (ours names %s): it sent an alert "
+                         "the edge refused our certificate%s: it sent an alert "
                          "after our Certificate message; add our CA to the edge's trusted CAs "
                          "and check that it accepts the name",
-                         d->ours[0] ? d->ours : "unknown names");
+                         d->ours_note);
         }
     }
     char detail[384];

@@ -281,6 +281,17 @@ static void test_sasl_refused(void)
     xs_diag_free(d);
 }
 
+static void test_ours_unknown(void)
+{
+    struct xs_diag *d = NULL;
+    CHECK(xs_diag_new("x.example", NULL, &d) == 0);
+    rep(d, XS_PROBE_AUTH, 0, "sasl-external: not-authorized");
+    CHECK_STR(xs_diag_step_hint(d, 0),
+              "SASL EXTERNAL refused by the peer: it does not trust our certificate; it needs "
+              "our CA, and a name in ours that is our domain");
+    xs_diag_free(d);
+}
+
 static void test_dialback_failed(void)
 {
     struct xs_diag *d = diag("x.example");
@@ -418,6 +429,7 @@ int main(void)
     test_direct_tls_to_plain_port();
     test_sasl_refused();
     test_dialback_failed();
+    test_ours_unknown();
     test_abort_and_steps();
     test_bounded();
     test_json();
