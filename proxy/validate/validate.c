@@ -15,14 +15,17 @@ int xs_validate_parse(int argc, char **argv, struct xs_validate_args *out, FILE 
             out->json = 1;
         } else if (!strcmp(a, "--sip")) {
             out->sip = 1;
-        } else if (!strcmp(a, "--policy")) {
-            if (i + 1 >= argc) {
-                fprintf(err, "xsgw validate: --policy needs a file\n");
+        } else if (!strcmp(a, "--policy") || !strcmp(a, "--lua-dir")) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fprintf(err, "xsgw validate: %s needs a %s\n", a,
+                        a[2] == 'p' ? "file" : "directory");
                 return XS_EINVAL;
             }
-            out->policy = argv[++i];
+            *(a[2] == 'p' ? &out->policy : &out->lua_dir) = argv[++i];
         } else if (!strncmp(a, "--policy=", 9)) {
             out->policy = a + 9;
+        } else if (!strncmp(a, "--lua-dir=", 10)) {
+            out->lua_dir = a + 10;
         } else if (a[0] == '-') {
             fprintf(err, "xsgw validate: unknown option '%s'\n", a);
             return XS_EINVAL;
@@ -37,8 +40,10 @@ int xs_validate_parse(int argc, char **argv, struct xs_validate_args *out, FILE 
         fprintf(err, "xsgw validate: a DOMAIN or --sip, not both\n");
         return XS_EINVAL;
     }
-    if (out->policy && !*out->policy) {
-        fprintf(err, "xsgw validate: --policy needs a file\n");
+    if ((out->policy && !*out->policy) || (out->lua_dir && !*out->lua_dir)) {
+        fprintf(err, "xsgw validate: %s\n",
+                out->policy && !*out->policy ? "--policy needs a file"
+                                             : "--lua-dir needs a directory");
         return XS_EINVAL;
     }
     return 0;

@@ -16,7 +16,8 @@
 #define XS_VALIDATE_USAGE 2
 
 struct xs_validate_args {
-    const char *policy; /* borrowed from argv; NULL: the caller's default */
+    const char *policy;  /* borrowed from argv; NULL: the caller's default */
+    const char *lua_dir; /* --lua-dir, the same way */
     int json;
     int sip;            /* --sip */
     const char *domain; /* borrowed from argv; NULL with --sip or no argument */

@@ -67,6 +67,10 @@ static int parse(const char *line, struct xs_validate_args *a, char **err_text)
         snprintf(keep[1], sizeof keep[1], "%s", a->policy);
         a->policy = keep[1];
     }
+    if (a->lua_dir) {
+        snprintf(keep[2], sizeof keep[2], "%s", a->lua_dir);
+        a->lua_dir = keep[2];
+    }
     free(copy);
     return rc;
 }
@@ -76,7 +80,7 @@ static void test_parse(void)
     struct xs_validate_args a;
     char *e;
     CHECK(parse("validate", &a, &e) == 0);
-    CHECK(!a.domain && !a.sip && !a.json && !a.policy);
+    CHECK(!a.domain && !a.sip && !a.json && !a.policy && !a.lua_dir);
     free(e);
     CHECK(parse("validate --json x.example --policy p.lua", &a, &e) == 0);
     CHECK_STR(a.domain, "x.example");
@@ -102,6 +106,17 @@ static void test_parse(void)
     CHECK_STR(e, "xsgw validate: --policy needs a file\n");
     free(e);
     CHECK(parse("validate --policy=", &a, &e) == XS_EINVAL);
+    CHECK_STR(e, "xsgw validate: --policy needs a file\n");
+    free(e);
+    CHECK(parse("validate --lua-dir", &a, &e) == XS_EINVAL);
+    CHECK_STR(e, "xsgw validate: --lua-dir needs a directory\n");
+    free(e);
+    CHECK(parse("validate --lua-dir=", &a, &e) == XS_EINVAL);
+    CHECK_STR(e, "xsgw validate: --lua-dir needs a directory\n");
+    free(e);
+    CHECK(parse("validate --lua-dir /usr/share/xsgw/lua --sip", &a, &e) == 0);
+    CHECK_STR(a.lua_dir, "/usr/share/xsgw/lua");
+    CHECK(a.sip);
     free(e);
 }
 
