@@ -12,7 +12,9 @@
 
 #define MAX_TARGETS 8
 
-enum kind { STEP_OK, STEP_FAIL, STEP_INFO };
+/* STEP_WARN: a failure the partner's rules did not need (a certificate that
+ * fails for a partner authenticated by dialback under verify = "none"). */
+enum kind { STEP_OK, STEP_FAIL, STEP_INFO, STEP_WARN };
 
 struct step {
     char name[96];
@@ -309,6 +311,14 @@ static void done_report(struct xs_diag *d, const struct xs_probe_report *r)
     int earlier = d->failed;
     d->done = 1;
     d->done_ok = r->ok;
+    if (r->ok) {
+        for (size_t i = 0; i < d->nsteps; i++) {
+            if (d->steps[i].kind == STEP_FAIL && !strcmp(d->steps[i].name, "certificate")) {
+                d->steps[i].kind = STEP_WARN;
+                d->steps[i].counts = 0;
+            }
+        }
+    }
     struct step *s = add(d, "authenticated", r->ok ? STEP_OK : STEP_FAIL, detail);
     if (!s || r->ok)
         return;
@@ -471,7 +481,7 @@ const char *xs_diag_step_name(const struct xs_diag *d, size_t i)
 
 int xs_diag_step_ok(const struct xs_diag *d, size_t i)
 {
-    return at(d, i)->kind != STEP_FAIL;
+    return at(d, i)->kind == STEP_OK || at(d, i)->kind == STEP_INFO;
 }
 
 const char *xs_diag_step_detail(const struct xs_diag *d, size_t i)
@@ -486,14 +496,19 @@ const char *xs_diag_step_hint(const struct xs_diag *d, size_t i)
 
 static void verdict_line(const struct xs_diag *d, FILE *out)
 {
-    int n = xs_diag_problems(d);
-    fprintf(out, "verdict: %s (%d problem%s)\n", xs_diag_passed(d) ? "PASS" : "FAIL", n,
+    int n = xs_diag_problems(d), w = 0;
+    for (size_t i = 0; i < d->nsteps; i++)
+        w += d->steps[i].kind == STEP_WARN;
+    fprintf(out, "verdict: %s (%d problem%s", xs_diag_passed(d) ? "PASS" : "FAIL", n,
             n == 1 ? "" : "s");
+    if (w)
+        fprintf(out, ", %d warning%s", w, w == 1 ? "" : "s");
+    fputs(")\n", out);
 }
 
 void xs_diag_print(const struct xs_diag *d, FILE *out)
 {
-    static const char *const marks[] = {"ok  ", "FAIL", "--  "};
+    static const char *const marks[] = {"ok  ", "FAIL", "--  ", "warn"};
     for (size_t i = 0; i < xs_diag_count(d); i++) {
         const struct step *s = at(d, i);
         fprintf(out, "  %s %s: %s\n", marks[s->kind], s->name, s->detail);
@@ -528,7 +543,8 @@ void xs_diag_json(const struct xs_diag *d, FILE *out)
         const struct step *s = at(d, i);
         fputs(i ? ",{\"step\":" : "{\"step\":", out);
         json_str(out, s->name);
-        fprintf(out, ",\"ok\":%s,\"detail\":", s->kind == STEP_FAIL ? "false" : "true");
+        fprintf(out, ",\"ok\":%s,\"detail\":",
+                s->kind == STEP_FAIL || s->kind == STEP_WARN ? "false" : "true");
         json_str(out, s->detail);
         fputs(",\"hint\":", out);
         if (s->hint[0])

@@ -40,7 +40,7 @@ void xs_diag_step(struct xs_diag *d, const char *step, int ok, const char *detai
  * step "verdict" with `detail` when nothing failed before. */
 void xs_diag_abort(struct xs_diag *d, const char *detail);
 
-/* Problems found so far (failed steps that count), and the verdict:
+/* Problems found so far (failed steps that count; warnings do not), and the verdict:
  * 1 pass (the run ended authenticated, or the SIP edge answered 2xx, and
  * no step failed), 0 fail. */
 int xs_diag_problems(const struct xs_diag *d);
@@ -54,13 +54,16 @@ int xs_diag_step_ok(const struct xs_diag *d, size_t i);
 const char *xs_diag_step_detail(const struct xs_diag *d, size_t i);
 const char *xs_diag_step_hint(const struct xs_diag *d, size_t i);
 
-/* The report: lines "  ok   STEP: DETAIL" / "  FAIL STEP: DETAIL", a
+/* The report: lines "  ok   STEP: DETAIL" / "  FAIL STEP: DETAIL" (and
+ * "  warn" for a certificate failure the partner's rules did not need, the
+ * stream having authenticated otherwise; "  --  " for no SRV record), a
  * "         hint: ..." under each failure that has one, then
  * "verdict: PASS|FAIL (N problems)". */
 void xs_diag_print(const struct xs_diag *d, FILE *out);
 /* The same as one JSON object on one line:
  * {"domain":..., "steps":[{"step","ok","detail","hint"}], "verdict":...}
- * (hint null when none; verdict "PASS" or "FAIL"). */
+ * (hint null when none; ok false for a warning too; verdict "PASS" or
+ * "FAIL"). */
 void xs_diag_json(const struct xs_diag *d, FILE *out);
 
 #endif

@@ -281,6 +281,25 @@ static void test_sasl_refused(void)
     xs_diag_free(d);
 }
 
+/* Under verify = "none" dialback authenticates whatever the certificate:
+ * its failure is a warning, with its hint, and the run passes. */
+static void test_certificate_not_required(void)
+{
+    struct xs_diag *d = diag("x.example");
+    up_to_tls(d);
+    cert(d, XS_TLS_CHAIN_EXPIRED, 1, "x.example", "expired on 2021-01-01 00:00:00 UTC");
+    rep(d, XS_PROBE_AUTH, 1, "dialback: valid");
+    rep(d, XS_PROBE_DONE, 1, "authenticated");
+    CHECK(xs_diag_passed(d));
+    CHECK(xs_diag_problems(d) == 0);
+    char *out = printed(d, 0);
+    CHECK(strstr(out, "  warn certificate: expired on 2021-01-01 00:00:00 UTC\n"
+                      "       hint: expired certificate:") != NULL);
+    CHECK(strstr(out, "verdict: PASS (0 problems, 1 warning)\n") != NULL);
+    free(out);
+    xs_diag_free(d);
+}
+
 static void test_ours_unknown(void)
 {
     struct xs_diag *d = NULL;
@@ -430,6 +449,7 @@ int main(void)
     test_sasl_refused();
     test_dialback_failed();
     test_ours_unknown();
+    test_certificate_not_required();
     test_abort_and_steps();
     test_bounded();
     test_json();
