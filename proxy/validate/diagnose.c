@@ -118,31 +118,34 @@ static int lists(const char *list, const char *name)
     return 0;
 }
 
+/* xs_xmpp_probe says "_xmpp-server._tcp.D: 0 5 5269 target" (or ": no
+ * records", or the DNS failure), or "static route host:port (no DNS)". */
 static void srv_report(struct xs_diag *d, const struct xs_probe_report *r)
 {
+    const char *detail = r->detail && *r->detail ? r->detail : "none";
+    const char *sep = strstr(detail, ": ");
     char name[320];
-    snprintf(name, sizeof(name), "SRV %s._tcp.%s", r->direct ? "_xmpps-server" : "_xmpp-server",
-             d->subject);
-    /* No SRV record is allowed (A/AAAA on 5269 follows), so it is no failure. */
-    add(d, name, r->ok ? STEP_OK : STEP_INFO, r->detail ? r->detail : "none");
-    if (!r->ok || !r->detail || d->ntargets == MAX_TARGETS)
-        return;
-    /* "priority weight port target." */
-    const char *p = r->detail;
-    for (int field = 0; field < 3 && p; field++) {
-        p = strchr(p, ' ');
-        if (p)
-            p += strspn(p, " ");
+    if (!strncmp(detail, "_xmpp", 5) && sep) {
+        snprintf(name, sizeof(name), "SRV %.*s", (int)(sep - detail), detail);
+        detail = sep + 2;
+    } else if (!strncmp(detail, "static route", 12)) {
+        snprintf(name, sizeof(name), "route");
+    } else {
+        snprintf(name, sizeof(name), "SRV %s._tcp.%s", r->direct ? "_xmpps-server" : "_xmpp-server",
+                 d->subject);
     }
-    if (!p || !*p)
+    /* No SRV record is allowed (A/AAAA on 5269 follows), and a DNS failure
+     * shows again where it matters, in the connection: neither counts. */
+    add(d, name, r->ok ? STEP_OK : STEP_INFO, detail);
+    unsigned prio, weight, port;
+    char target[256];
+    if (!r->ok || d->ntargets == MAX_TARGETS ||
+        sscanf(detail, "%u %u %u %255s", &prio, &weight, &port, target) != 4)
         return;
-    size_t len = strcspn(p, " ");
-    if (len && p[len - 1] == '.')
-        len--;
-    if (len >= sizeof(d->targets[0]))
-        return;
-    memcpy(d->targets[d->ntargets], p, len);
-    d->targets[d->ntargets++][len] = '\0';
+    size_t len = strlen(target);
+    if (len && target[len - 1] == '.')
+        target[len - 1] = '\0';
+    snprintf(d->targets[d->ntargets++], sizeof(d->targets[0]), "%s", target);
 }
 
 static void connect_report(struct xs_diag *d, const struct xs_probe_report *r)
@@ -152,11 +155,13 @@ static void connect_report(struct xs_diag *d, const struct xs_probe_report *r)
         add(d, r->direct ? "connect (Direct TLS)" : "connect", r->ok ? STEP_OK : STEP_FAIL, detail);
     if (!s || r->ok)
         return;
-    /* The address is what comes before the error: "host:port (address): why". */
+    /* The address is what comes before the error: "host:port: why". */
     char addr[256];
-    const char *end = strstr(detail, "): ");
-    size_t len = end ? (size_t)(end - detail) + 1 : strcspn(detail, ":");
-    snprintf(addr, sizeof(addr), "%.*s", (int)len, detail);
+    const char *end = NULL;
+    for (const char *p = strstr(detail, ": "); p; p = strstr(p + 1, ": "))
+        end = p;
+    size_t len = end ? (size_t)(end - detail) : strlen(detail);
+    snprintf(addr, sizeof(addr), "%.*s", (int)(len < 255 ? len : 255), detail);
     if (has(detail, "refused"))
         snprintf(s->hint, sizeof(s->hint),
                  "wrong port or interface: nothing accepts connections at %s (connection "
@@ -168,9 +173,6 @@ static void connect_report(struct xs_diag *d, const struct xs_probe_report *r)
                  "wrong port or interface: %s did not answer before the timeout; a firewall "
                  "drops the connection, or the server listens on another address",
                  addr);
-    else if (has(detail, "unreachable"))
-        snprintf(s->hint, sizeof(s->hint),
-                 "no route to %s: the address published in DNS is not reachable from here", addr);
 }
 
 static void features_report(struct xs_diag *d, const struct xs_probe_report *r)
@@ -286,18 +288,35 @@ static void cert_report(struct xs_diag *d, const struct xs_probe_report *r)
         cert_hint(d, p, s->hint, sizeof(s->hint));
 }
 
+static void sasl_required_hint(const struct xs_diag *d, struct step *s)
+{
+    snprintf(s->hint, sizeof(s->hint),
+             "this partner has sasl = \"required\", and %s offers no SASL EXTERNAL to us: it "
+             "does not trust our certificate%s, or does not do SASL EXTERNAL for servers",
+             d->subject, d->ours_note);
+}
+
 static void auth_report(struct xs_diag *d, const struct xs_probe_report *r)
 {
     const char *detail = r->detail ? r->detail : "";
     struct step *s = add(d, "authentication", r->ok ? STEP_OK : STEP_FAIL, detail);
     if (!s || r->ok)
         return;
-    if (has(detail, "sasl"))
+    /* "METHOD RESULT: why", as xs_xmpp_probe says it. */
+    if (has(detail, "does not offer SASL EXTERNAL"))
+        sasl_required_hint(d, s);
+    else if (!strncmp(detail, "dialback", 8) && has(detail, "dialback is off"))
+        snprintf(s->hint, sizeof(s->hint),
+                 "dialback = false for this partner, and SASL EXTERNAL did not authenticate "
+                 "us: %s must accept our certificate%s (our CA among its trust anchors), or "
+                 "allow dialback = true here",
+                 d->subject, d->ours_note);
+    else if (!strncmp(detail, "sasl", 4))
         snprintf(s->hint, sizeof(s->hint),
                  "SASL EXTERNAL refused by the peer: it does not trust our certificate%s; it "
                  "needs our CA, and a name in ours that is our domain",
                  d->ours_note);
-    else if (has(detail, "dialback"))
+    else if (!strncmp(detail, "dialback", 8))
         snprintf(s->hint, sizeof(s->hint),
                  "dialback failed: %s connects back to our domain (its _xmpp-server SRV or "
                  "address) to verify the key; that must reach this gateway, or one with the "
@@ -327,13 +346,16 @@ static void done_report(struct xs_diag *d, const struct xs_probe_report *r)
         s->counts = 0;
         return;
     }
-    if (has(detail, "SASL EXTERNAL"))
+    int direct = d->nsteps >= 2 && !strcmp(d->steps[d->nsteps - 2].name, "connect (Direct TLS)");
+    if (has(detail, "does not offer SASL EXTERNAL"))
+        sasl_required_hint(d, s);
+    else if (direct && !d->tls_seen)
         snprintf(s->hint, sizeof(s->hint),
-                 "this partner has sasl = \"required\", and %s offers no SASL EXTERNAL to "
-                 "us: it does not trust our certificate%s, or does not do SASL EXTERNAL for "
-                 "servers",
-                 d->subject, d->ours_note);
-    else if (!d->tls_seen && has(detail, "starttls"))
+                 "Direct TLS to a port that does not speak TLS from the first byte: "
+                 "_xmpps-server._tcp.%s must point to a Direct TLS port (XEP-0368), not to "
+                 "the STARTTLS port",
+                 d->subject);
+    else if (!d->tls_seen && (has(detail, "starttls") || has(detail, "does not offer TLS")))
         snprintf(s->hint, sizeof(s->hint),
                  "TLS required by one side only: we require TLS with %s and it offers no "
                  "STARTTLS; enable TLS there, or set tls = \"optional\" for this partner",

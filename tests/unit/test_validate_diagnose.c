@@ -43,8 +43,8 @@ static void cert(struct xs_diag *d, enum xs_tls_chain chain, int name_ok, const 
 /* Reached x.example over STARTTLS; what the certificate step says is up to the caller. */
 static void up_to_tls(struct xs_diag *d)
 {
-    srv(d, "0 5 5269 xmpp.x.example.");
-    rep(d, XS_PROBE_CONNECT, 1, "xmpp.x.example:5269 (192.0.2.7)");
+    srv(d, "_xmpp-server._tcp.x.example: 0 5 5269 xmpp.x.example");
+    rep(d, XS_PROBE_CONNECT, 1, "xmpp.x.example:5269");
     rep(d, XS_PROBE_FEATURES, 1, "starttls dialback");
     rep(d, XS_PROBE_TLS, 1, "TLSv1.3/TLS1-3-AES-256-GCM-SHA384");
 }
@@ -87,22 +87,22 @@ static void test_pass(void)
     struct xs_diag *d = diag("x.example");
     up_to_tls(d);
     cert(d, XS_TLS_CHAIN_OK, 1, "x.example", "");
-    rep(d, XS_PROBE_AUTH, 1, "sasl-external: success");
+    rep(d, XS_PROBE_AUTH, 1, "sasl-external ok");
     rep(d, XS_PROBE_DONE, 1, "gw.example -> x.example authenticated");
     CHECK(xs_diag_passed(d));
     CHECK(xs_diag_problems(d) == 0);
     char *out = printed(d, 0);
-    CHECK_STR(out, "  ok   SRV _xmpp-server._tcp.x.example: 0 5 5269 xmpp.x.example.\n"
-                   "  ok   connect: xmpp.x.example:5269 (192.0.2.7)\n"
+    CHECK_STR(out, "  ok   SRV _xmpp-server._tcp.x.example: 0 5 5269 xmpp.x.example\n"
+                   "  ok   connect: xmpp.x.example:5269\n"
                    "  ok   features: starttls dialback\n"
                    "  ok   TLS: TLSv1.3/TLS1-3-AES-256-GCM-SHA384\n"
                    "  ok   certificate: x.example\n"
-                   "  ok   authentication: sasl-external: success\n"
+                   "  ok   authentication: sasl-external ok\n"
                    "  ok   authenticated: gw.example -> x.example authenticated\n"
                    "verdict: PASS (0 problems)\n");
     free(out);
     /* Nothing after DONE is believed. */
-    rep(d, XS_PROBE_AUTH, 0, "sasl-external: not-authorized");
+    rep(d, XS_PROBE_AUTH, 0, "sasl-external refused: not-authorized");
     CHECK(xs_diag_count(d) == 7);
     CHECK(xs_diag_passed(d));
     xs_diag_free(d);
@@ -169,10 +169,10 @@ static void test_chain_faults(void)
 static void test_no_tls_offered(void)
 {
     struct xs_diag *d = diag("x.example");
-    srv(d, "0 5 5269 xmpp.x.example.");
-    rep(d, XS_PROBE_CONNECT, 1, "xmpp.x.example:5269 (192.0.2.7)");
+    srv(d, "_xmpp-server._tcp.x.example: 0 5 5269 xmpp.x.example");
+    rep(d, XS_PROBE_CONNECT, 1, "xmpp.x.example:5269");
     rep(d, XS_PROBE_FEATURES, 0, "dialback");
-    rep(d, XS_PROBE_DONE, 0, "x.example offers no starttls and TLS is required");
+    rep(d, XS_PROBE_DONE, 0, "peer does not offer TLS, which this partner requires");
     one_problem(d, "features",
                 "TLS required by one side only: we require TLS with x.example and it offers no "
                 "STARTTLS");
@@ -180,8 +180,8 @@ static void test_no_tls_offered(void)
 
     /* The same seen only in the end. */
     d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269 (192.0.2.7)");
-    rep(d, XS_PROBE_DONE, 0, "x.example offers no starttls and TLS is required");
+    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269");
+    rep(d, XS_PROBE_DONE, 0, "peer does not offer TLS, which this partner requires");
     one_problem(d, "authenticated", "TLS required by one side only: we require TLS");
     xs_diag_free(d);
 }
@@ -189,18 +189,18 @@ static void test_no_tls_offered(void)
 static void test_peer_requires_tls(void)
 {
     struct xs_diag *d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269 (192.0.2.7)");
+    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269");
     rep(d, XS_PROBE_FEATURES, 1, "starttls dialback");
-    rep(d, XS_PROBE_AUTH, 0, "dialback: stream error policy-violation");
-    rep(d, XS_PROBE_DONE, 0, "stream error policy-violation: TLS is required for gw.example");
+    rep(d, XS_PROBE_AUTH, 0, "dialback refused: stream error policy-violation");
+    rep(d, XS_PROBE_DONE, 0, "stream error from the remote server: policy-violation");
     /* The authentication step counts; the end is its consequence. */
     CHECK(xs_diag_problems(d) == 1);
     xs_diag_free(d);
 
     d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269 (192.0.2.7)");
+    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269");
     rep(d, XS_PROBE_FEATURES, 1, "starttls dialback");
-    rep(d, XS_PROBE_DONE, 0, "stream error policy-violation: TLS is required for gw.example");
+    rep(d, XS_PROBE_DONE, 0, "stream error from the remote server: policy-violation");
     one_problem(d, "authenticated",
                 "TLS required by one side only: x.example closed the stream because we did not "
                 "start TLS");
@@ -210,30 +210,30 @@ static void test_peer_requires_tls(void)
 static void test_connect_failures(void)
 {
     struct xs_diag *d = diag("x.example");
-    srv(d, "0 5 5269 xmpp.x.example.");
-    rep(d, XS_PROBE_CONNECT, 0, "xmpp.x.example:5269 (192.0.2.7): connection refused");
+    srv(d, "_xmpp-server._tcp.x.example: 0 5 5269 xmpp.x.example");
+    rep(d, XS_PROBE_CONNECT, 0, "xmpp.x.example:5269: refused");
     rep(d, XS_PROBE_DONE, 0, "remote-server-not-found");
     one_problem(d, "connect",
                 "wrong port or interface: nothing accepts connections at xmpp.x.example:5269 "
-                "(192.0.2.7) (connection refused)");
+                "(connection refused)");
     xs_diag_free(d);
 
     d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 0, "x.example:5269 (192.0.2.7): connection timed out");
+    rep(d, XS_PROBE_CONNECT, 0, "x.example:5269: timed out");
     rep(d, XS_PROBE_DONE, 0, "remote-server-timeout");
     one_problem(d, "connect",
-                "wrong port or interface: x.example:5269 (192.0.2.7) did not answer before the "
-                "timeout");
+                "wrong port or interface: x.example:5269 did not answer before the timeout");
     xs_diag_free(d);
 
     /* Direct TLS first, its port refusing, then STARTTLS working: a problem, still. */
     d = diag("x.example");
-    struct xs_probe_report r = {
-        .step = XS_PROBE_SRV, .ok = 1, .direct = 1, .detail = "0 5 5270 xmpp.x.example."};
+    struct xs_probe_report r = {.step = XS_PROBE_SRV,
+                                .ok = 1,
+                                .direct = 1,
+                                .detail = "_xmpps-server._tcp.x.example: 0 5 5270 xmpp.x.example"};
     xs_diag_probe(d, &r);
-    r = (struct xs_probe_report){.step = XS_PROBE_CONNECT,
-                                 .direct = 1,
-                                 .detail = "xmpp.x.example:5270 (192.0.2.7): connection refused"};
+    r = (struct xs_probe_report){
+        .step = XS_PROBE_CONNECT, .direct = 1, .detail = "xmpp.x.example:5270: refused"};
     xs_diag_probe(d, &r);
     up_to_tls(d);
     cert(d, XS_TLS_CHAIN_OK, 1, "x.example", "");
@@ -248,14 +248,72 @@ static void test_connect_failures(void)
 static void test_direct_tls_to_plain_port(void)
 {
     struct xs_diag *d = diag("x.example");
-    struct xs_probe_report r = {.step = XS_PROBE_CONNECT,
-                                .ok = 1,
-                                .direct = 1,
-                                .detail = "xmpp.x.example:5269 (192.0.2.7)"};
+    struct xs_probe_report r = {
+        .step = XS_PROBE_CONNECT, .ok = 1, .direct = 1, .detail = "xmpp.x.example:5269"};
     xs_diag_probe(d, &r);
     rep(d, XS_PROBE_TLS, 0, "handshake failed: the peer sent no TLS record");
     rep(d, XS_PROBE_DONE, 0, "TLS failed");
     one_problem(d, "TLS", "Direct TLS to a port that does not speak TLS from the first byte");
+    xs_diag_free(d);
+}
+
+/* As xs_xmpp_probe reports it: no TLS step, the stream just ends. */
+static void test_direct_tls_handshake_never_done(void)
+{
+    struct xs_diag *d = diag("x.example");
+    struct xs_probe_report r = {
+        .step = XS_PROBE_CONNECT, .ok = 1, .direct = 1, .detail = "xmpp.x.example:5269"};
+    xs_diag_probe(d, &r);
+    rep(d, XS_PROBE_DONE, 0, "connection closed");
+    one_problem(d, "authenticated",
+                "Direct TLS to a port that does not speak TLS from the first byte: "
+                "_xmpps-server._tcp.x.example must point");
+    xs_diag_free(d);
+}
+
+static void test_srv_forms(void)
+{
+    struct xs_diag *d = diag("x.example");
+    srv(d, "_xmpp-server._tcp.x.example: no records");
+    rep(d, XS_PROBE_SRV, 0, "_xmpps-server._tcp.x.example: name resolution failed");
+    srv(d, "static route 192.0.2.9:5269 (no DNS)");
+    CHECK_STR(xs_diag_step_name(d, 0), "SRV _xmpp-server._tcp.x.example");
+    CHECK_STR(xs_diag_step_detail(d, 0), "no records");
+    CHECK(xs_diag_step_ok(d, 1));
+    CHECK_STR(xs_diag_step_name(d, 2), "route");
+    CHECK_STR(xs_diag_step_detail(d, 2), "static route 192.0.2.9:5269 (no DNS)");
+    CHECK(xs_diag_problems(d) == 0);
+    char *out = printed(d, 0);
+    CHECK(strstr(out, "  --   SRV _xmpps-server._tcp.x.example: name resolution failed\n") != NULL);
+    free(out);
+    /* No target learnt from them: a wrong name is the internal-name case. */
+    cert(d, XS_TLS_CHAIN_OK, 0, "no", "presented no, expected x.example");
+    CHECK(!strncmp(xs_diag_step_hint(d, 3), "certificate for the internal name", 33));
+    xs_diag_free(d);
+}
+
+static void test_dialback_off(void)
+{
+    struct xs_diag *d = diag("x.example");
+    up_to_tls(d);
+    cert(d, XS_TLS_CHAIN_OK, 1, "x.example", "");
+    rep(d, XS_PROBE_AUTH, 0, "sasl-external refused: not-authorized");
+    rep(d, XS_PROBE_AUTH, 0,
+        "dialback refused: x.example refused our certificate (not-authorized) and dialback is "
+        "off for this partner");
+    rep(d, XS_PROBE_DONE, 0, "x.example refused our certificate");
+    CHECK(xs_diag_problems(d) == 2);
+    CHECK(!strncmp(xs_diag_step_hint(d, 6), "dialback = false for this partner", 33));
+    xs_diag_free(d);
+
+    d = diag("x.example");
+    up_to_tls(d);
+    rep(d, XS_PROBE_AUTH, 0,
+        "sasl-external refused: x.example does not offer SASL EXTERNAL, which this partner "
+        "requires");
+    rep(d, XS_PROBE_DONE, 0, "x.example does not offer SASL EXTERNAL, which this partner requires");
+    one_problem(d, "authentication",
+                "this partner has sasl = \"required\", and x.example offers no");
     xs_diag_free(d);
 }
 
@@ -264,7 +322,7 @@ static void test_sasl_refused(void)
     struct xs_diag *d = diag("x.example");
     up_to_tls(d);
     cert(d, XS_TLS_CHAIN_OK, 1, "x.example", "");
-    rep(d, XS_PROBE_AUTH, 0, "sasl-external: not-authorized");
+    rep(d, XS_PROBE_AUTH, 0, "sasl-external refused: not-authorized");
     rep(d, XS_PROBE_DONE, 0,
         "x.example refused our certificate (not-authorized) and dialback is off");
     one_problem(d, "authentication",
@@ -288,7 +346,7 @@ static void test_certificate_not_required(void)
     struct xs_diag *d = diag("x.example");
     up_to_tls(d);
     cert(d, XS_TLS_CHAIN_EXPIRED, 1, "x.example", "expired on 2021-01-01 00:00:00 UTC");
-    rep(d, XS_PROBE_AUTH, 1, "dialback: valid");
+    rep(d, XS_PROBE_AUTH, 1, "dialback ok");
     rep(d, XS_PROBE_DONE, 1, "authenticated");
     CHECK(xs_diag_passed(d));
     CHECK(xs_diag_problems(d) == 0);
@@ -304,7 +362,7 @@ static void test_ours_unknown(void)
 {
     struct xs_diag *d = NULL;
     CHECK(xs_diag_new("x.example", NULL, &d) == 0);
-    rep(d, XS_PROBE_AUTH, 0, "sasl-external: not-authorized");
+    rep(d, XS_PROBE_AUTH, 0, "sasl-external refused: not-authorized");
     CHECK_STR(xs_diag_step_hint(d, 0),
               "SASL EXTERNAL refused by the peer: it does not trust our certificate; it needs "
               "our CA, and a name in ours that is our domain");
@@ -316,7 +374,7 @@ static void test_dialback_failed(void)
     struct xs_diag *d = diag("x.example");
     up_to_tls(d);
     cert(d, XS_TLS_CHAIN_UNTRUSTED, 1, "x.example", "not issued by a trusted CA");
-    rep(d, XS_PROBE_AUTH, 0, "dialback: invalid");
+    rep(d, XS_PROBE_AUTH, 0, "dialback refused: invalid");
     rep(d, XS_PROBE_DONE, 0, "dialback refused");
     /* Two problems: the certificate (not needed under verify none, still
      * worth fixing) and dialback. */
@@ -329,7 +387,7 @@ static void test_abort_and_steps(void)
 {
     struct xs_diag *d = diag("x.example");
     xs_diag_step(d, "listener", 1, "none: 0.0.0.0:5269 is taken (the gateway runs there)", NULL);
-    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269 (192.0.2.7)");
+    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269");
     xs_diag_abort(d, "no answer within 15 s");
     CHECK(xs_diag_problems(d) == 1);
     CHECK(!xs_diag_passed(d));
@@ -338,7 +396,7 @@ static void test_abort_and_steps(void)
 
     /* A run that never said DONE did not pass, even with no failure. */
     d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269 (192.0.2.7)");
+    rep(d, XS_PROBE_CONNECT, 1, "x.example:5269");
     CHECK(!xs_diag_passed(d));
     xs_diag_free(d);
 }
@@ -347,7 +405,7 @@ static void test_bounded(void)
 {
     struct xs_diag *d = diag("x.example");
     for (int i = 0; i < 40; i++)
-        rep(d, XS_PROBE_CONNECT, 0, "x.example:5269 (192.0.2.7): connection refused");
+        rep(d, XS_PROBE_CONNECT, 0, "x.example:5269: refused");
     CHECK(xs_diag_count(d) == XS_DIAG_MAX_STEPS + 1);
     CHECK_STR(xs_diag_step_name(d, XS_DIAG_MAX_STEPS), "report");
     CHECK(xs_diag_problems(d) == XS_DIAG_MAX_STEPS);
@@ -367,13 +425,13 @@ static void test_bounded(void)
 static void test_json(void)
 {
     struct xs_diag *d = diag("x.example");
-    rep(d, XS_PROBE_CONNECT, 0, "x.example:5269 (192.0.2.7): connection refused");
+    rep(d, XS_PROBE_CONNECT, 0, "x.example:5269: refused");
     rep(d, XS_PROBE_DONE, 0, "said \"no\"\\\n");
     char *out = printed(d, 1);
     CHECK_STR(out, "{\"domain\":\"x.example\",\"steps\":[{\"step\":\"connect\",\"ok\":false,"
-                   "\"detail\":\"x.example:5269 (192.0.2.7): connection refused\",\"hint\":"
+                   "\"detail\":\"x.example:5269: refused\",\"hint\":"
                    "\"wrong port or interface: nothing accepts connections at x.example:5269 "
-                   "(192.0.2.7) (connection refused); check the port in the SRV record and the "
+                   "(connection refused); check the port in the SRV record and the "
                    "interface the server listens on\"},{\"step\":\"authenticated\",\"ok\":false,"
                    "\"detail\":\"said \\\"no\\\"\\\\\\u000a\",\"hint\":null}],\"problems\":1,"
                    "\"verdict\":\"FAIL\"}\n");
@@ -447,6 +505,9 @@ int main(void)
     test_connect_failures();
     test_direct_tls_to_plain_port();
     test_sasl_refused();
+    test_direct_tls_handshake_never_done();
+    test_srv_forms();
+    test_dialback_off();
     test_dialback_failed();
     test_ours_unknown();
     test_certificate_not_required();
