@@ -404,6 +404,9 @@ void xs_diag_sip(struct xs_diag *d, int tls, int status, const char *reason,
                  const struct xs_tls_peer *peer, const char *tls_desc)
 {
     const char *why = reason ? reason : "";
+    /* xs_sip_ping's texts for a connection that never came up. */
+    int unreachable = status == 503 && (has(why, "refused the connection") ||
+                                        has(why, "connection refused") || has(why, "unreachable"));
     d->done = 1;
     if (tls) {
         d->tls_seen = 1;
@@ -414,16 +417,18 @@ void xs_diag_sip(struct xs_diag *d, int tls, int status, const char *reason,
                 add(d, "certificate", ok ? STEP_OK : STEP_FAIL, ok ? peer->names : peer->reason);
             if (s && !ok)
                 cert_hint(d, peer, s->hint, sizeof(s->hint));
-        } else if (status == 503 && (has(why, "refused") || has(why, "timed out") ||
-                                     has(why, "timeout") || has(why, "unreachable"))) {
-            /* No handshake to judge: the connection itself failed. */
-        } else {
+        } else if (!unreachable && status >= 300 &&
+                   (has(why, "TLS") || has(why, "certificate") || has(why, "handshake") ||
+                    has(why, "alert"))) {
+            /* No verdict: the handshake itself failed. With a certificate
+             * of ours to present, the classic cause is the edge refusing it. */
             struct step *s = add(d, "TLS", STEP_FAIL, why[0] ? why : "handshake failed");
-            if (s && (has(why, "alert") || has(why, "certificate")))
+            if (s)
                 snprintf(s->hint, sizeof(s->hint),
-                         "the edge refused our certificate%s: it sent an alert "
-                         "after our Certificate message; add our CA to the edge's trusted CAs "
-                         "and check that it accepts the name",
+                         "the edge refused our certificate%s, or the handshake failed before "
+                         "it: when the edge asks for a client certificate, add our CA to its "
+                         "trusted CAs; else check that both sides share a TLS version and "
+                         "cipher suite",
                          d->ours_note);
         }
     }
@@ -439,14 +444,14 @@ void xs_diag_sip(struct xs_diag *d, int tls, int status, const char *reason,
         s->counts = 0;
         return;
     }
-    if (status == 503 && has(why, "refused"))
+    if (unreachable)
         snprintf(s->hint, sizeof(s->hint),
-                 "wrong port or interface: nothing accepts connections at the next hop %s "
+                 "wrong port or interface: nothing accepts connections at the next hop for %s "
                  "(connection refused); check sip.next_hop and where the edge listens",
                  d->subject);
     else if (status == 408 || has(why, "timed out") || has(why, "timeout"))
         snprintf(s->hint, sizeof(s->hint),
-                 "no answer from the next hop %s before the timeout: a firewall drops the "
+                 "no answer from the next hop for %s before the timeout: a firewall drops the "
                  "traffic, or the edge listens on another address or transport",
                  d->subject);
     else if (status == 403 || status == 401 || status == 407)

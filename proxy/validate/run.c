@@ -126,7 +126,9 @@ int xs_validate_run_start(uv_loop_t *loop, const struct xs_validate_target *t,
         goto fail;
     for (size_t i = 0; i < n; i++) {
         const struct xs_config *cfg = t->cfg;
-        const char *subject = strcmp(subjects[i], "--sip") ? subjects[i] : cfg->sip_next_hop.host;
+        /* The edge is named by the identity it must present. */
+        const char *edge = cfg->sip_tls_name ? cfg->sip_tls_name : cfg->sip_next_hop.host;
+        const char *subject = strcmp(subjects[i], "--sip") ? subjects[i] : edge;
         r->slots[i].run = r;
         if (xs_diag_new(subject, t->ours, &r->slots[i].diag) != 0)
             goto fail;

@@ -469,7 +469,7 @@ static void test_sip(void)
     xs_diag_free(d);
 
     d = diag("sip.example.test");
-    sip(d, 503, "TLS handshake failed: alert bad certificate after our Certificate",
+    sip(d, 503, "TLS with the SIP next hop failed (handshake or certificate refused)",
         XS_TLS_CHAIN_OK, 0, "", "", 0);
     one_problem(d, "TLS", "the edge refused our certificate (ours names gw.example, *.gw.example)");
     CHECK(!xs_diag_step_ok(d, 1));
@@ -477,15 +477,16 @@ static void test_sip(void)
     xs_diag_free(d);
 
     d = diag("sip.example.test");
-    sip(d, 503, "connection refused", XS_TLS_CHAIN_OK, 0, "", "", 0);
+    sip(d, 503, "SIP next hop refused the connection", XS_TLS_CHAIN_OK, 0, "", "", 0);
     one_problem(d, "OPTIONS",
-                "wrong port or interface: nothing accepts connections at the next hop");
+                "wrong port or interface: nothing accepts connections at the next hop for "
+                "sip.example.test (connection refused)");
     CHECK(xs_diag_count(d) == 1);
     xs_diag_free(d);
 
     d = diag("sip.example.test");
     sip(d, 408, "Request Timeout", XS_TLS_CHAIN_OK, 1, "sip.example.test", "", 1);
-    one_problem(d, "OPTIONS", "no answer from the next hop sip.example.test");
+    one_problem(d, "OPTIONS", "no answer from the next hop for sip.example.test");
     xs_diag_free(d);
 
     d = diag("sip.example.test");
