@@ -45,7 +45,7 @@ static int same(const char *a, const char *b)
 /* The TLS context for a policy generation: every certificate, key, CA bundle
  * and CRL file is read again, so a reload picks up renewed files under the
  * same names. */
-static int make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out)
+int xs_gateway_make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out)
 {
     char err[512];
     size_t n = cfg->n_tls_certs;
@@ -149,7 +149,7 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         goto fail;
     }
     const struct xs_config *cfg = xs_policy_config(gw->policy);
-    rc = make_tls(cfg, &gw->tls);
+    rc = xs_gateway_make_tls(cfg, &gw->tls);
     if (rc != 0)
         goto fail;
     xs_router_init(&gw->router, gw->policy);
@@ -211,7 +211,7 @@ int xs_gateway_reload(struct xs_gateway *gw)
      * that peers which pinned it keep seeing the same one. */
     if (cfg->tls_cert || cfg->tls_ca || cfg->n_tls_certs || old->tls_cert || old->tls_ca ||
         old->n_tls_certs) {
-        rc = make_tls(cfg, &tls);
+        rc = xs_gateway_make_tls(cfg, &tls);
         if (rc != 0) {
             xs_log(XS_LOG_ERROR, "policy.reload",
                    "path=%s result=rejected generation=%d reason=\"TLS certificate, key, CA or "

@@ -8,6 +8,13 @@
 #include <uv.h>
 
 struct xs_gateway;
+struct xs_config;
+struct xs_tls_ctx;
+
+/* The TLS context the gateway builds from a policy's gateway.tls (every
+ * file read and checked, ev=tls.config logged): shared with `xsgw validate`
+ * so that it presents and trusts exactly what the gateway would. */
+int xs_gateway_make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out);
 
 /* The state directory when none is given: Debian's place for it. */
 #define XS_DEFAULT_STATE_DIR "/var/lib/xsgw"

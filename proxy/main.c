@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "gateway.h"
 #include "policy/policy.h"
+#include "validate/command.h"
 
 #ifndef XS_DEFAULT_POLICY
 #define XS_DEFAULT_POLICY "policies/default.lua"
@@ -24,17 +25,23 @@ struct runtime {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: xsgw [--policy FILE] [--lua-dir DIR] [--state-dir DIR] [--log-level LEVEL]\n"
-                 "       xsgw --check FILE [--lua-dir DIR]\n"
-                 "\n"
-                 "  --policy FILE     policy to run (default " XS_DEFAULT_POLICY ")\n"
-                 "  --lua-dir DIR     the gateway's Lua library (default " XS_LUA_DIR ")\n"
-                 "  --state-dir DIR   where the gateway keeps what survives a restart (the\n"
-                 "                    presence subscriptions; default " XS_DEFAULT_STATE_DIR ")\n"
-                 "  --log-level LEVEL debug, info, warn or error (default info)\n"
-                 "  --check FILE      load and validate FILE, report, and exit\n"
-                 "\n"
-                 "SIGHUP reloads the policy; SIGTERM or SIGINT stops the gateway.\n");
+    fprintf(out,
+            "usage: xsgw [--policy FILE] [--lua-dir DIR] [--state-dir DIR] [--log-level LEVEL]\n"
+            "       xsgw --check FILE [--lua-dir DIR]\n"
+            "       xsgw validate [--policy FILE] [--lua-dir DIR] [--json] [DOMAIN | --sip]\n"
+            "\n"
+            "  --policy FILE     policy to run (default " XS_DEFAULT_POLICY ")\n"
+            "  --lua-dir DIR     the gateway's Lua library (default " XS_LUA_DIR ")\n"
+            "  --state-dir DIR   where the gateway keeps what survives a restart (the\n"
+            "                    presence subscriptions; default " XS_DEFAULT_STATE_DIR ")\n"
+            "  --log-level LEVEL debug, info, warn or error (default info)\n"
+            "  --check FILE      load and validate FILE, report, and exit\n"
+            "  validate          check a federation link end to end: a partner DOMAIN\n"
+            "                    (DNS, connection, TLS, certificate, authentication), the\n"
+            "                    SIP edge (--sip: TLS both ways, OPTIONS), or all of them;\n"
+            "                    exit 0 when everything passes, 1 when not\n"
+            "\n"
+            "SIGHUP reloads the policy; SIGTERM or SIGINT stops the gateway.\n");
 }
 
 static void on_gateway_stopped(void *ud)
@@ -79,10 +86,15 @@ int main(int argc, char **argv)
     const char *state_dir = XS_DEFAULT_STATE_DIR;
     static const struct option opts[] = {
         {"state-dir", required_argument, NULL, 's'},
-        {"policy", required_argument, NULL, 'p'}, {"lua-dir", required_argument, NULL, 'l'},
-        {"check", required_argument, NULL, 'c'},  {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"policy", required_argument, NULL, 'p'},
+        {"lua-dir", required_argument, NULL, 'l'},
+        {"check", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
+    if (argc > 1 && !strcmp(argv[1], "validate"))
+        return xs_validate_command(argc - 1, argv + 1, policy, lua_dir);
     int c;
     while ((c = getopt_long(argc, argv, "p:l:c:v:s:h", opts, NULL)) != -1) {
         enum xs_log_level level;

@@ -468,6 +468,13 @@ void xs_diag_step(struct xs_diag *d, const char *step, int ok, const char *detai
         copy(s->hint, sizeof(s->hint), hint);
 }
 
+void xs_diag_warn(struct xs_diag *d, const char *step, const char *detail, const char *hint)
+{
+    struct step *s = add(d, step, STEP_WARN, detail);
+    if (s && hint)
+        copy(s->hint, sizeof(s->hint), hint);
+}
+
 void xs_diag_abort(struct xs_diag *d, const char *detail)
 {
     int earlier = d->failed;

@@ -36,6 +36,10 @@ void xs_diag_sip(struct xs_diag *d, int tls, int status, const char *reason,
 void xs_diag_step(struct xs_diag *d, const char *step, int ok, const char *detail,
                   const char *hint);
 
+/* A step that may matter, printed "warn" with its hint, not counted as a
+ * problem: what depends on it fails on its own if it does. */
+void xs_diag_warn(struct xs_diag *d, const char *step, const char *detail, const char *hint);
+
 /* The run failed as a whole (no XS_PROBE_DONE in time, say): a failed
  * step "verdict" with `detail` when nothing failed before. */
 void xs_diag_abort(struct xs_diag *d, const char *detail);

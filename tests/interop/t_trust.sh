@@ -12,11 +12,21 @@ set -u
 
 it_setup trust trust.xmpp_to_sip_sasl_external trust.sip_to_xmpp_sasl_external \
     trust.prosody_wrong_name_refused trust.kamailio_mutual_tls trust.kamailio_to_gateway_tls \
-    trust.kamailio_internal_name_refused trust.gateway_wrong_ca trust.ejabberd_sasl_external
+    trust.kamailio_internal_name_refused trust.gateway_wrong_ca trust.ejabberd_sasl_external \
+    trust.validate_pass trust.validate_wrong_name trust.validate_sip_internal_name
 . "$(dirname "$0")/ejabberd.sh"
 trap ej_exit EXIT
 
 PKI=$IT_TMP/pki
+
+# trust_validate NAME ARGS...: `xsgw validate ARGS` against the running policy (the gateway
+# runs, so its listener is taken), output in NAME.out; returns its exit status.
+trust_validate() {
+    local name=$1
+    shift
+    nsx timeout 60 "$XSGW" validate --policy "$IT_TMP/policy.lua" --lua-dir "$REPO/lua" "$@" \
+        >"$IT_TMP/$name.out" 2>"$IT_TMP/$name.err"
+}
 trust_runs=0
 tab=$'\t'
 "$REPO/tests/tls/make_test_pki.sh" "$PKI" sip.test xmpp.test ejab.test >/dev/null 2>&1 ||
@@ -114,6 +124,18 @@ else
     it_fail trust.sip_to_xmpp_sasl_external "alice could not log in"
 fi
 
+# trust.validate_pass: xsgw validate xmpp.test against the working set-up: the SRV records
+# of both kinds, Direct TLS, the certificate, SASL EXTERNAL, verdict PASS, exit 0.
+trust_validate validate1 xmpp.test
+rc=$?
+if [ $rc = 0 ] && grep -q 'verdict: PASS' "$IT_TMP/validate1.out" &&
+    grep -q '_xmpps-server._tcp.xmpp.test' "$IT_TMP/validate1.out" &&
+    grep -qi 'sasl.external' "$IT_TMP/validate1.out"; then
+    it_pass trust.validate_pass
+else
+    it_fail trust.validate_pass "exit $rc: $(tr '\n' '|' <"$IT_TMP/validate1.out" | head -c 1500)"
+fi
+
 # trust.prosody_wrong_name_refused: Prosody presents a certificate the CA issued for
 # wrong.xmpp.test; the verified partner is refused before anything is sent, the log names
 # both names, and bob gets 404.
@@ -126,6 +148,23 @@ if [ "$codes" = "404 " ] && grep -q 'ev=s2s\.out\.failed .*text="certificate of 
 else
     it_fail trust.prosody_wrong_name_refused "bob got [$codes];" \
         "$(grep 'ev=s2s\.out\.\(tls\|failed\)' "$IT_TMP/xsgw.err" | head -3)"
+fi
+
+# trust.validate_wrong_name: the same mistake, diagnosed: FAIL, both names, a hint.
+trust_validate validate2 --json xmpp.test
+rc=$?
+if [ $rc = 1 ] && "$PY" -c '
+import json, sys
+r = json.loads(open(sys.argv[1]).readline())
+assert r["verdict"].startswith("FAIL"), r["verdict"]
+text = json.dumps(r)
+assert "presented wrong.xmpp.test; expected xmpp.test" in text, text
+assert any(s.get("hint") for s in r["steps"] if not s["ok"]), r["steps"]
+' "$IT_TMP/validate2.out" 2>"$IT_TMP/validate2.check"; then
+    it_pass trust.validate_wrong_name
+else
+    it_fail trust.validate_wrong_name "exit $rc: $(head -c 1500 "$IT_TMP/validate2.out")" \
+        "$(tail -2 "$IT_TMP/validate2.check")"
 fi
 
 # The SIP edge: Kamailio over mutual TLS, with Prosody back on its valid certificate.
@@ -182,6 +221,16 @@ if [ -n "$got" ] && [ "$got" != "-" ] &&
 else
     it_fail trust.kamailio_internal_name_refused "alice's error [${got:-none}];" \
         "$(grep 'ev=sip\.tls' "$IT_TMP/xsgw.err" | head -2)"
+fi
+
+# trust.validate_sip_internal_name: xsgw validate --sip names the edge's mistake.
+trust_validate validate3 --sip
+rc=$?
+if [ $rc = 1 ] && grep -q 'presented int.sip.test; expected sip.test' "$IT_TMP/validate3.out" &&
+    grep -q 'verdict: FAIL' "$IT_TMP/validate3.out" && grep -qi 'hint' "$IT_TMP/validate3.out"; then
+    it_pass trust.validate_sip_internal_name
+else
+    it_fail trust.validate_sip_internal_name "exit $rc: $(tr '\n' '|' <"$IT_TMP/validate3.out" | head -c 1500)"
 fi
 
 # trust.gateway_wrong_ca: the gateway trusts another CA; Kamailio's valid client certificate
