@@ -372,7 +372,7 @@ static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_pee
     if (v->chain != XS_TLS_CHAIN_OK)
         return XS_ETLS;
     if (!v->name_ok) {
-        snprintf(v->reason, sizeof v->reason, "presented %s; expected %s", v->names, want);
+        snprintf(v->reason, sizeof v->reason, "presented %.150s; expected %.200s", v->names, want);
         return XS_ETLS;
     }
     v->reason[0] = '\0';
