@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -342,43 +341,6 @@ static void conn_on_data(void *ud, const char *data, size_t len)
     }
 }
 
-/* 1 when a name the leaf presents (`names`, comma-separated, as
- * xs_tls_peer fills it) is one label followed by the suffix of `pattern`
- * ("*.edge.example": "a.edge.example", not "edge.example" nor
- * "a.b.edge.example"). */
-static int wildcard_matches(const char *pattern, const char *names)
-{
-    const char *suffix = pattern + 1;
-    size_t sl = strlen(suffix);
-    for (const char *p = names; *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        size_t n = strcspn(p, ",");
-        if (n > sl && strncasecmp(p + n - sl, suffix, sl) == 0 && !memchr(p, '.', n - sl) &&
-            !memchr(p, '*', n - sl))
-            return 1;
-        p += n;
-    }
-    return 0;
-}
-
-/* The verdict on the peer's certificate for one accepted identity. */
-static int check_one(const struct xs_tls *t, const char *want, struct xs_tls_peer *v)
-{
-    if (want[0] != '*' || want[1] != '.')
-        return xs_tls_peer_check(t, want, v);
-    xs_tls_peer_check(t, want + 2, v);
-    v->name_ok = wildcard_matches(want, v->names);
-    if (v->chain != XS_TLS_CHAIN_OK)
-        return XS_ETLS;
-    if (!v->name_ok) {
-        snprintf(v->reason, sizeof v->reason, "presented %.150s; expected %.200s", v->names, want);
-        return XS_ETLS;
-    }
-    v->reason[0] = '\0';
-    return 0;
-}
-
 /* Checks the certificate of c's TLS peer against sip.tls (module comment in
  * sip_transport.h), keeps the verdict on c and logs it; `quiet` logs only
  * a verdict that closes the connection (a reload's re-check, which would
@@ -393,7 +355,7 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
     int ok;
     if (c->outbound || tp->lim.n_tls_peers == 0) {
         snprintf(expected, sizeof expected, "%s", name[0] ? name : "-");
-        ok = check_one(t, name, &c->verdict) == 0;
+        ok = xs_tls_peer_check(t, name, &c->verdict) == 0;
     } else {
         size_t used = 0;
         ok = 0;
@@ -401,7 +363,7 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
         for (size_t i = 0; i < tp->lim.n_tls_peers && !ok; i++) {
             struct xs_tls_peer v;
             const char *want = tp->lim.tls_peers[i];
-            ok = check_one(t, want, &v) == 0;
+            ok = xs_tls_peer_check(t, want, &v) == 0;
             if (used < sizeof expected)
                 used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s",
                                          i ? "," : "", want);
@@ -422,14 +384,17 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
     if (!quiet || (!ok && enforce)) {
         /* The names come from the peer's certificate: quoted for the log. */
         char exp_q[600], names_q[300], reason_q[360];
-        xs_log(ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
-               "dir=%s peer=%s id=%llu result=%s expected=%s cert=%s reason=%s tls=%s",
-               c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
-               ok ? "ok" : enforce ? "refused" : "unverified",
-               xs_log_quote(exp_q, sizeof exp_q, expected),
-               xs_log_quote(names_q, sizeof names_q, c->verdict.names[0] ? c->verdict.names : "-"),
-               xs_log_quote(reason_q, sizeof reason_q, c->verdict.reason[0] ? c->verdict.reason : "-"),
-               xs_link_tls_describe(c->link));
+        xs_log(
+            ok || !enforce ? XS_LOG_INFO : XS_LOG_WARN, "sip.tls",
+            "dir=%s peer=%s id=%llu result=%s expected=%s cert=%s reason=%s tls=%s",
+            c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id,
+            ok        ? "ok"
+            : enforce ? "refused"
+                      : "unverified",
+            xs_log_quote(exp_q, sizeof exp_q, expected),
+            xs_log_quote(names_q, sizeof names_q, c->verdict.names[0] ? c->verdict.names : "-"),
+            xs_log_quote(reason_q, sizeof reason_q, c->verdict.reason[0] ? c->verdict.reason : "-"),
+            xs_link_tls_describe(c->link));
     }
     return ok || !enforce;
 }
@@ -506,10 +471,10 @@ struct xs__sip_conn *xs__sip_conn_new(struct xs_sip_tp *tp, uv_tcp_t *tcp, int o
     else
         tp->out_checked = 0;
     if (transport == XS_SIP_TLS) {
-        int rc = tp->lim.tls ? xs_link_start_tls_as(c->link, tp->lim.tls, !outbound,
-                                                     outbound ? tp->hop_host : NULL,
-                                                     tp->lim.local_name)
-                             : XS_EINVAL;
+        int rc = tp->lim.tls
+                     ? xs_link_start_tls_as(c->link, tp->lim.tls, !outbound,
+                                            outbound ? tp->hop_host : NULL, tp->lim.local_name)
+                     : XS_EINVAL;
         if (rc != 0) {
             xs__sip_conn_close(c, XS_ETLS);
             return NULL;
@@ -532,8 +497,7 @@ static size_t from_same_source(const struct xs_sip_tp *tp, const struct sockaddr
 /* Refuses a connection before any link is built for it, logging at most
  * XS__SIP_REFUSALS_LOGGED_PER_S lines a second (with how many went
  * unlogged since the last line). */
-static void refuse(struct xs_sip_tp *tp, uv_tcp_t *tcp, const struct sockaddr *sa,
-                   const char *why)
+static void refuse(struct xs_sip_tp *tp, uv_tcp_t *tcp, const struct sockaddr *sa, const char *why)
 {
     uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
     uint64_t now = uv_now(tp->loop);
@@ -583,8 +547,7 @@ static void on_accept(uv_stream_t *server, int status)
         refuse(tp, tcp, sa, "too many connections");
         return;
     }
-    if (!trusted && tp->lim.max_per_source &&
-        from_same_source(tp, sa) >= tp->lim.max_per_source) {
+    if (!trusted && tp->lim.max_per_source && from_same_source(tp, sa) >= tp->lim.max_per_source) {
         refuse(tp, tcp, sa, "too many connections from this address");
         return;
     }
@@ -617,8 +580,8 @@ int xs_sip_tp_reply(struct xs_sip_tp *tp, const struct xs_sip_peer *to, const ch
                            : XS_ECLOSED;
     if ((size_t)to->sock >= tp->n_listeners || tp->listeners[to->sock].transport != XS_SIP_UDP)
         return XS_EINVAL;
-    return xs__sip_udp_send(tp, &tp->listeners[to->sock].h.udp,
-                            (const struct sockaddr *)&to->addr, data, len);
+    return xs__sip_udp_send(tp, &tp->listeners[to->sock].h.udp, (const struct sockaddr *)&to->addr,
+                            data, len);
 }
 
 int xs_sip_tp_port(const struct xs_sip_tp *tp, size_t i)
@@ -660,13 +623,15 @@ static int listen_one(struct xs_sip_tp *tp, struct xs__sip_listener *l,
         char desc[XS_NET_ADDR_STRLEN];
         xs_log(XS_LOG_ERROR, "sip.listen",
                "transport=%s addr=%s result=failed reason=%s detail=\"%s\"",
-               xs_sip_tp_name(ep->transport), xs_net_addr_format((struct sockaddr *)&ss, desc, sizeof desc),
+               xs_sip_tp_name(ep->transport),
+               xs_net_addr_format((struct sockaddr *)&ss, desc, sizeof desc),
                xs_errname(xs__sip_from_uv(rc)), uv_strerror(rc));
         return XS_EIO;
     }
     char desc[XS_NET_ADDR_STRLEN];
     l->port = xs_net_addr_ip((struct sockaddr *)&bound, desc, sizeof desc);
-    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok", xs_sip_tp_name(ep->transport),
+    xs_log(XS_LOG_INFO, "sip.listen", "transport=%s addr=%s result=ok",
+           xs_sip_tp_name(ep->transport),
            xs_net_addr_format((struct sockaddr *)&bound, desc, sizeof desc));
     return 0;
 }
@@ -709,8 +674,8 @@ static void keep_arm(struct xs_sip_tp *tp)
     }
     if (!tp->lim.pong_ms)
         tp->lim.pong_ms = 10000;
-    unsigned least = tp->lim.keepalive_ms < tp->lim.pong_ms ? tp->lim.keepalive_ms
-                                                             : tp->lim.pong_ms;
+    unsigned least =
+        tp->lim.keepalive_ms < tp->lim.pong_ms ? tp->lim.keepalive_ms : tp->lim.pong_ms;
     unsigned tick = least / 4 ? least / 4 : 1;
     uv_timer_start(&tp->keep, on_keep_tick, tick, tick);
 }
@@ -859,9 +824,10 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
     for (struct xs__sip_conn *c = tp->conns; c; c = next) {
         next = c->next;
         if (!c->closing && c->checked && !conn_tls_check(c, 1)) {
-            xs_log(XS_LOG_WARN, "sip.reconfigure", "state=closed dir=%s peer=%s id=%llu "
-                   "reason=\"certificate no longer accepted\"", c->outbound ? "out" : "in",
-                   c->desc, (unsigned long long)c->id);
+            xs_log(XS_LOG_WARN, "sip.reconfigure",
+                   "state=closed dir=%s peer=%s id=%llu "
+                   "reason=\"certificate no longer accepted\"",
+                   c->outbound ? "out" : "in", c->desc, (unsigned long long)c->id);
             xs__sip_conn_close(c, XS_ETLS);
         }
     }

@@ -124,7 +124,8 @@ struct xs_tls_peer {
                          or the chain's fault ("expired on 2021-01-01 00:00:00 UTC") */
 };
 /* Checks the peer's certificate of an open session against `reference` (a
- * domain; U-labels are compared as A-labels) and fills *out. Returns 0 when
+ * domain; U-labels are compared as A-labels; "*.domain" for an accept list
+ * means any one label under domain, xs_tls_name_under) and fills *out. Returns 0 when
  * the chain is trusted and the name matches, else XS_ETLS. */
 int xs_tls_peer_check(const struct xs_tls *t, const char *reference, struct xs_tls_peer *out);
 /* The server name the client asked for (SNI) on a server session, "" if none. */

@@ -328,12 +328,13 @@ static int setup_conf(struct xs_tls_ctx *c, mbedtls_ssl_config *conf, int endpoi
     return mbedtls_ssl_conf_own_cert(conf, chain, key);
 }
 
-int xs__tls_cert_names(const mbedtls_x509_crt *crt, const char *name)
+int xs__tls_cert_names(const mbedtls_x509_crt *crt, const char *name, int under)
 {
     const mbedtls_x509_sequence *san = &crt->subject_alt_names;
     for (int i = 0; san && i < 64; san = san->next, i++) {
         if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 2) && san->buf.p &&
-            xs_tls_name_match((const char *)san->buf.p, san->buf.len, name))
+            (under ? xs_tls_name_under((const char *)san->buf.p, san->buf.len, name)
+                   : xs_tls_name_match((const char *)san->buf.p, san->buf.len, name)))
             return 1;
     }
     return 0;

@@ -39,8 +39,9 @@ struct xs_tls_ctx {
     int *suites; /* our cipher suite preference, 0-terminated; NULL: mbedtls's */
 };
 
-/* 1 when one of the dNSNames of crt's leaf (borrowed) names `name` (A-label). */
-int xs__tls_cert_names(const mbedtls_x509_crt *crt, const char *name);
+/* 1 when one of the dNSNames of crt's leaf (borrowed) names `name` (A-label),
+ * or with `under`, is one label under it (xs_tls_name_under). */
+int xs__tls_cert_names(const mbedtls_x509_crt *crt, const char *name, int under);
 /* The server's SNI callback (tls_session.c): records the name in the session
  * and presents the identity that serves it. p is the context. */
 int xs__tls_sni(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len);

@@ -188,22 +188,43 @@ static int same_ci(const char *a, const char *b, size_t n)
     return 1;
 }
 
+/* Strips a trailing dot from the presented name; 0 when it is empty, too
+ * long, or holds a NUL or a non-ASCII byte, which never match. */
+static int presented_ok(const char *presented, size_t *len)
+{
+    if (*len > 0 && presented[*len - 1] == '.')
+        (*len)--;
+    if (*len == 0 || *len > XS_TLS_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < *len; i++) {
+        unsigned char c = (unsigned char)presented[i];
+        if (c == 0 || c >= 0x80)
+            return 0;
+    }
+    return 1;
+}
+
+int xs_tls_name_under(const char *presented, size_t len, const char *parent)
+{
+    size_t plen = strlen(parent);
+    if (plen > 0 && parent[plen - 1] == '.')
+        plen--;
+    if (!presented_ok(presented, &len) || plen == 0 || memchr(presented, '*', len))
+        return 0;
+    const char *dot = memchr(presented, '.', len);
+    if (!dot || dot == presented)
+        return 0;
+    size_t rest = len - (size_t)(dot - presented) - 1;
+    return rest == plen && same_ci(dot + 1, parent, plen);
+}
+
 int xs_tls_name_match(const char *presented, size_t len, const char *reference)
 {
     size_t rlen = strlen(reference);
     if (rlen > 0 && reference[rlen - 1] == '.')
         rlen--;
-    if (len > 0 && presented[len - 1] == '.')
-        len--;
-    if (len == 0 || len > XS_TLS_NAME_MAX || rlen == 0)
+    if (!presented_ok(presented, &len) || rlen == 0 || memchr(presented + 1, '*', len - 1))
         return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)presented[i];
-        if (c == 0 || c >= 0x80)
-            return 0;
-        if (c == '*' && i != 0)
-            return 0;
-    }
     if (presented[0] != '*')
         return len == rlen && same_ci(presented, reference, len);
     /* "*." then at least two labels: "*.test" would cover a whole TLD. */

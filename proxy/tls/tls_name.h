@@ -23,4 +23,11 @@ int xs_tls_name_to_alabel(const char *reference, char *out, size_t cap);
  * a label, non-ASCII bytes or a NUL in the presented name never match. */
 int xs_tls_name_match(const char *presented, size_t len, const char *reference);
 
+/* 1 when the presented dNSName (as for xs_tls_name_match) is exactly one
+ * label under `parent` (A-label form): "a.edge.example" under
+ * "edge.example", never "edge.example" itself, "a.b.edge.example" or a
+ * presented wildcard. For accept lists ("*.edge.example"), which name a
+ * set of peers rather than one reference identity. */
+int xs_tls_name_under(const char *presented, size_t len, const char *parent);
+
 #endif

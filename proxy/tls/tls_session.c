@@ -104,7 +104,7 @@ int xs_tls_new_as(struct xs_tls_ctx *ctx, int is_server, const char *server_name
     const mbedtls_ssl_config *conf = is_server ? &ctx->server : &ctx->client;
     if (!is_server && local_name) {
         for (size_t i = 0; i < ctx->n_ids; i++) {
-            if (xs__tls_cert_names(&ctx->ids[i].chain, local_name)) {
+            if (xs__tls_cert_names(&ctx->ids[i].chain, local_name, 0)) {
                 conf = &ctx->ids[i].client;
                 break;
             }
@@ -317,7 +317,7 @@ int xs__tls_sni(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, si
     memcpy(t->sni, name, len);
     t->sni[len] = '\0';
     for (size_t i = 0; i < ctx->n_ids; i++) {
-        if (xs__tls_cert_names(&ctx->ids[i].chain, t->sni))
+        if (xs__tls_cert_names(&ctx->ids[i].chain, t->sni, 0))
             return mbedtls_ssl_set_hs_own_cert(ssl, &ctx->ids[i].chain, &ctx->ids[i].key);
     }
     return 0;
@@ -430,8 +430,10 @@ int xs_tls_peer_check(const struct xs_tls *t, const char *reference, struct xs_t
     }
     leaf_names(crt, out->names, sizeof out->names);
     char ref[XS_TLS_NAME_MAX + 1];
-    int ref_ok = reference && xs_tls_name_to_alabel(reference, ref, sizeof ref) == 0;
-    out->name_ok = ref_ok && xs__tls_cert_names(crt, ref);
+    int under = reference && reference[0] == '*' && reference[1] == '.';
+    int ref_ok =
+        reference && xs_tls_name_to_alabel(reference + (under ? 2 : 0), ref, sizeof ref) == 0;
+    out->name_ok = ref_ok && xs__tls_cert_names(crt, ref, under);
 
     /* mbedtls's own name check (with its common-name fallback) is not ours:
      * names are checked above, per RFC 9525. */

@@ -29,7 +29,7 @@ static const char base[] =
     "partner \"xmpp.test\" { tls = \"required\", dialback = true }\n"
     "partner \"legacy.test\" { tls = \"optional\", route = \"127.0.0.5:5269\" }\n";
 
-static const char *write_policy(const char *name, const char *extra)
+static inline const char *write_policy(const char *name, const char *extra)
 {
     static char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -40,13 +40,13 @@ static const char *write_policy(const char *name, const char *extra)
     return path;
 }
 
-static int policy_tests_begin(void)
+static inline int policy_tests_begin(void)
 {
     xs_log_set_level(XS_LOG_ERROR + 1);
     return mkdtemp(dir) ? 0 : -1;
 }
 
-static int policy_tests_end(const char *name)
+static inline int policy_tests_end(const char *name)
 {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -55,7 +55,7 @@ static int policy_tests_end(const char *name)
     return check_report(name);
 }
 
-static struct xs_policy *load(const char *extra, char *err, size_t n)
+static inline struct xs_policy *load(const char *extra, char *err, size_t n)
 {
     struct xs_policy *p = NULL;
     if (xs_policy_load(write_policy("p.lua", extra), lua_dir, &p, err, n) != 0)
@@ -63,7 +63,7 @@ static struct xs_policy *load(const char *extra, char *err, size_t n)
     return p;
 }
 
-static void expect_load_error(const char *extra, const char *needle)
+static inline void expect_load_error(const char *extra, const char *needle)
 {
     char err[512] = "";
     struct xs_policy *p = load(extra, err, sizeof err);
@@ -75,7 +75,7 @@ static void expect_load_error(const char *extra, const char *needle)
     xs_policy_free(p);
 }
 
-static enum xs_cond route(struct xs_policy *p, enum xs_side_id origin, const char *from,
+static inline enum xs_cond route(struct xs_policy *p, enum xs_side_id origin, const char *from,
                           const char *to, const char *body, struct xs_event **out, char **text)
 {
     struct xs_event *ev = xs_event_new(XS_EVENT_MESSAGE, origin);

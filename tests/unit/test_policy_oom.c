@@ -41,7 +41,7 @@ int main(void)
     xs_log_set_level(XS_LOG_ERROR + 1);
 #if XS_TEST_OWN_MALLOC
     static const char *const lua_dir = "lua";
-    char path[] = "/tmp/xsgw-policy-oom-XXXXXX", err[512];
+    char path[] = "/tmp/xsgw-policy-oom-XXXXXX", err[512]; /* mkstemp(3) template */
     int fd = mkstemp(path);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f)

@@ -154,6 +154,12 @@ static void test_server_certificates(void)
     client_sees("wild-sip.test", "a.sip.test", 1, 0, XS_TLS_CHAIN_OK, 1, "*.sip.test", "");
     client_sees("wild-sip.test", "sip.test", 1, XS_ETLS, XS_TLS_CHAIN_OK, 0, "*.sip.test",
                 "presented *.sip.test; expected sip.test");
+    /* An accept-list pattern: any one label under sip.test. */
+    client_sees("int.sip.test", "*.sip.test", 1, 0, XS_TLS_CHAIN_OK, 1, "int.sip.test", "");
+    client_sees("sip.test", "*.sip.test", 1, XS_ETLS, XS_TLS_CHAIN_OK, 0, "sip.test",
+                "presented sip.test; expected *.sip.test");
+    client_sees("wild-sip.test", "*.sip.test", 1, XS_ETLS, XS_TLS_CHAIN_OK, 0, "*.sip.test",
+                "presented *.sip.test; expected *.sip.test");
     client_sees("wild-sip.test", "a.b.sip.test", 1, XS_ETLS, XS_TLS_CHAIN_OK, 0, "*.sip.test",
                 "presented *.sip.test; expected a.b.sip.test");
 }
@@ -285,6 +291,14 @@ static void test_names(void)
     CHECK(matches("bücher.example", "bücher.example") == 0);
     CHECK(xs_tls_name_match("example.org\0.evil", 17, "example.org") == 0);
     CHECK(xs_tls_name_match("", 0, "example.org") == 0);
+    /* Accept lists: one label under the parent, nothing else. */
+    CHECK(xs_tls_name_under("a.edge.example", 14, "edge.example") == 1);
+    CHECK(xs_tls_name_under("A.Edge.Example.", 15, "edge.example") == 1);
+    CHECK(xs_tls_name_under("edge.example", 12, "edge.example") == 0);
+    CHECK(xs_tls_name_under("a.b.edge.example", 16, "edge.example") == 0);
+    CHECK(xs_tls_name_under("*.edge.example", 14, "edge.example") == 0);
+    CHECK(xs_tls_name_under(".edge.example", 13, "edge.example") == 0);
+    CHECK(xs_tls_name_under("a.edge.example\0", 15, "edge.example") == 0);
 
     char out[XS_TLS_NAME_MAX + 1];
     CHECK(xs_tls_name_to_alabel("münchen.de", out, sizeof out) == 0);

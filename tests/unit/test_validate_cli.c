@@ -9,42 +9,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "policy_testutil.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "validate/validate.h"
-
-static char dir[] = "/tmp/xsgw-validate-XXXXXX";
-static const char *lua_dir = "lua";
-
-static const char base[] =
-    "gateway {\n"
-    "  domains = { \"sip.test\" },\n"
-    "  xmpp = { listen = \"127.0.0.1:5269\" },\n"
-    "  sip = { listen = { \"udp:127.0.0.1:5060\" }, next_hop = \"tcp:127.0.0.1:5070\" },\n"
-    "}\n"
-    "partner \"xmpp.test\" { tls = \"required\", dialback = true }\n"
-    "partner \"legacy.test\" { tls = \"optional\", route = \"127.0.0.5:5269\" }\n";
-
-static const char *write_policy(const char *name, const char *extra)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(base, f);
-    fputs(extra, f);
-    fclose(f);
-    return path;
-}
-
-static struct xs_policy *load(const char *extra, char *err, size_t n)
-{
-    struct xs_policy *p = NULL;
-    if (xs_policy_load(write_policy("p.lua", extra), lua_dir, &p, err, n) != 0) {
-        fprintf(stderr, "policy: %s\n", err);
-        return NULL;
-    }
-    return p;
-}
 
 static int parse(const char *line, struct xs_validate_args *a, char **err_text)
 {
@@ -278,15 +246,11 @@ static void test_report(void)
 
 int main(void)
 {
-    xs_log_set_level(XS_LOG_ERROR + 1);
-    if (!mkdtemp(dir))
+    if (policy_tests_begin() != 0)
         return 1;
     test_parse();
     test_subjects();
     test_timeout_and_listener();
     test_report();
-    unlink(write_policy("p.lua", ""));
-    unlink(write_policy("secret.lua", ""));
-    rmdir(dir);
-    return check_report("test_validate_cli");
+    return policy_tests_end("test_validate_cli");
 }

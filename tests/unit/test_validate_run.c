@@ -13,7 +13,7 @@
 #include "core/log.h"
 #include "validate/run.h"
 
-static char dir[] = "/tmp/xsgw-vrun-XXXXXX";
+static char dir[] = "/tmp/xsgw-vrun-XXXXXX"; /* mkdtemp(3) template, made in main */
 
 static const char policy_src[] =
     "gateway {\n"
