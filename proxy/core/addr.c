@@ -1,42 +1,20 @@
 #include "core/addr.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "core/utf8.h"
 
 int xs_addr_utf8_ok(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
+    uint32_t cp;
+    for (size_t i = 0, k; i < n; i += k) {
+        /* Addresses are mostly ASCII: checked here, per message. */
+        if (p[i] < 0x80)
             k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
+        else if ((k = xs_utf8_decode(p + i, n - i, &cp)) == 0)
             return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
     }
     return 1;
 }

@@ -6,45 +6,13 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/utf8.h"
 
 #define LABEL_MAX 63
 
 static char lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Decodes one UTF-8 sequence at s (n bytes left) into *cp; returns its
- * length, 0 on malformed input (overlong forms and surrogates included). */
-static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if ((c & 0xe0) == 0xc0) {
-        len = 2, v = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, v = c & 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return len;
 }
 
 static uint32_t adapt(uint32_t delta, uint32_t numpoints, int first)
@@ -142,7 +110,7 @@ int xs_tls_name_to_alabel(const char *reference, char *out, size_t cap)
         for (size_t j = i; j < end;) {
             if (n == sizeof cps / sizeof cps[0])
                 return XS_EINVAL;
-            size_t step = utf8_next(s + j, end - j, &cps[n]);
+            size_t step = xs_utf8_decode(s + j, end - j, &cps[n]);
             if (step == 0)
                 return XS_EINVAL;
             if (cps[n] >= 0x80)

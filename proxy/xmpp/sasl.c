@@ -1,10 +1,13 @@
 /* SASL EXTERNAL elements for s2s streams (sasl.h). */
 #include "xmpp/sasl.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/addr.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 static const char *const cond_names[] = {
     [XS_SASL_OK] = "?",
@@ -84,41 +87,6 @@ static long b64_decode(const char *in, size_t len, unsigned char *out, size_t ca
     return (long)n;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (at most len bytes), 0 when
- * it is not one (overlong forms, surrogates and code points past U+10FFFF
- * included). */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
 /* The character data of el without any child element in between; NULL
  * when it has child elements or on OOM (*has_children tells which). */
 static char *plain_text(const struct xs_xml_el *el, int *has_children)
@@ -174,12 +142,11 @@ enum xs_sasl_cond xs_sasl_parse_auth(const struct xs_xml_el *el, char authzid[XS
         *why = "initial response is not valid base64";
         return XS_SASL_INCORRECT_ENCODING;
     }
-    for (size_t i = 0; i < (size_t)n && cond == XS_SASL_OK;) {
-        size_t k = raw[i] <= 0x20 || raw[i] == 0x7F ? 0 : utf8_seq(raw + i, (size_t)n - i);
-        if (!k)
+    for (size_t i = 0; i < (size_t)n; i++)
+        if (raw[i] <= 0x20 || raw[i] == 0x7F)
             cond = XS_SASL_INVALID_AUTHZID;
-        i += k;
-    }
+    if (!xs_addr_utf8_ok((const char *)raw, (size_t)n))
+        cond = XS_SASL_INVALID_AUTHZID;
     if (cond != XS_SASL_OK || n == 0) {
         *why = "authorization identity is not a domain";
         return XS_SASL_INVALID_AUTHZID;
@@ -269,7 +236,8 @@ static size_t cut_utf8(const char *s, size_t max)
     size_t i = 0, len = strlen(s);
     const unsigned char *u = (const unsigned char *)s;
     while (i < len) {
-        size_t k = utf8_seq(u + i, len - i);
+        uint32_t cp;
+        size_t k = xs_utf8_decode(u + i, len - i, &cp);
         if (!k)
             k = 1;
         if (i + k > max)
