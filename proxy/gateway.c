@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <mbedtls/md.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -31,7 +34,7 @@ struct xs_gateway {
     struct xs_xmpp *xmpp;
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
-    int generation;
+    struct xs_gateway_info info;
     int sides_open;
     void (*stopped)(void *ud);
     void *stopped_ud;
@@ -83,6 +86,54 @@ int xs_gateway_make_tls(const struct xs_config *cfg, struct xs_tls_ctx **out)
            cfg->tls_crl ? cfg->tls_crl : "none",
            cfg->tls_ca ? "" : " reason=\"no CA bundle: no peer certificate can be verified\"");
     return 0;
+}
+
+static double now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The hex SHA-256 of the file at path, so an operator can tell which
+ * version of a policy runs; "" when it cannot be read (the load that follows
+ * reports why). */
+static void file_sha256(const char *path, char out[65])
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    mbedtls_md_context_t c;
+    mbedtls_md_init(&c);
+    unsigned char buf[8192], digest[32];
+    size_t n;
+    int ok = mbedtls_md_setup(&c, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 0) == 0 &&
+             mbedtls_md_starts(&c) == 0;
+    while (ok && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        ok = mbedtls_md_update(&c, buf, n) == 0;
+    ok = ok && !ferror(f) && mbedtls_md_finish(&c, digest) == 0;
+    mbedtls_md_free(&c);
+    fclose(f);
+    if (!ok)
+        return;
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
+const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw)
+{
+    return &gw->info;
+}
+
+struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw)
+{
+    return gw->xmpp;
+}
+
+struct xs_sip *xs_gateway_sip(const struct xs_gateway *gw)
+{
+    return gw->sip;
 }
 
 static const char *secret_of(const struct xs_gateway *gw, const struct xs_config *cfg)
@@ -141,6 +192,11 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         goto fail;
     }
 
+    gw->info.policy_path = gw->policy_path;
+    gw->info.last_reload_ok = -1;
+    gw->info.started_at = now_unix();
+    char sha[65];
+    file_sha256(policy_path, sha);
     char err[512];
     rc = xs_policy_load(policy_path, lua_dir, &gw->policy, err, sizeof err);
     if (rc != 0) {
@@ -171,7 +227,9 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         xs_sip_close(gw->sip, NULL, NULL);
         goto fail_xmpp;
     }
-    gw->generation = 1;
+    gw->info.generation = 1;
+    gw->info.last_good_at = gw->info.started_at;
+    memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);
     *out = gw;
@@ -192,16 +250,28 @@ fail:
     return rc;
 }
 
+/* Counts a refused reload and keeps its reason for the status page. */
+static int reload_refused(struct xs_gateway *gw, int rc, const char *reason)
+{
+    gw->info.last_reload_ok = 0;
+    gw->info.reloads_failed++;
+    snprintf(gw->info.last_reload_error, sizeof gw->info.last_reload_error, "%s", reason);
+    return rc;
+}
+
 int xs_gateway_reload(struct xs_gateway *gw)
 {
     char err[512];
+    char sha[65];
     struct xs_policy *next = NULL;
+    gw->info.last_reload_at = now_unix();
+    file_sha256(gw->policy_path, sha);
     int rc = xs_policy_load(gw->policy_path, gw->lua_dir, &next, err, sizeof err);
     if (rc != 0) {
         xs_log(XS_LOG_ERROR, "policy.reload",
                "path=%s result=rejected generation=%d reason=\"%s\" kept=previous", gw->policy_path,
-               gw->generation, err);
-        return rc;
+               gw->info.generation, err);
+        return reload_refused(gw, rc, err);
     }
     const struct xs_config *old = xs_policy_config(gw->policy);
     const struct xs_config *cfg = xs_policy_config(next);
@@ -216,9 +286,10 @@ int xs_gateway_reload(struct xs_gateway *gw)
             xs_log(XS_LOG_ERROR, "policy.reload",
                    "path=%s result=rejected generation=%d reason=\"TLS certificate, key, CA or "
                    "CRL unusable (see tls.config)\" kept=previous",
-                   gw->policy_path, gw->generation);
+                   gw->policy_path, gw->info.generation);
             xs_policy_free(next);
-            return rc;
+            return reload_refused(gw, rc,
+                                  "TLS certificate, key, CA or CRL unusable (see tls.config)");
         }
     }
     if (old->presence_enabled != cfg->presence_enabled ||
@@ -231,7 +302,7 @@ int xs_gateway_reload(struct xs_gateway *gw)
                "reason=\"dialback secret changed: takes effect on restart\"");
     struct xs_policy *prev = gw->policy;
     gw->policy = next;
-    gw->generation++;
+    gw->info.generation++;
     xs_router_set_policy(&gw->router, next);
     xs_sip_reconfigure(gw->sip, cfg, tls);
     xs_xmpp_set_policy(gw->xmpp, next, tls);
@@ -240,8 +311,13 @@ int xs_gateway_reload(struct xs_gateway *gw)
         gw->tls = tls;
     }
     xs_policy_free(prev);
+    gw->info.last_reload_ok = 1;
+    gw->info.last_reload_error[0] = '\0';
+    gw->info.reloads_ok++;
+    gw->info.last_good_at = gw->info.last_reload_at;
+    memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "policy.reload", "path=%s result=ok generation=%d domains=%zu partners=%zu",
-           gw->policy_path, gw->generation, cfg->n_domains, cfg->n_partners);
+           gw->policy_path, gw->info.generation, cfg->n_domains, cfg->n_partners);
     return 0;
 }
 
@@ -281,7 +357,8 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
 {
     gw->stopped = done;
     gw->stopped_ud = ud;
-    xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->generation);
+    gw->info.draining = 1;
+    xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
     /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
      * still answer them. The XMPP side then waits for the outcomes SIP owes
      * it, which SIP's close delivers. */

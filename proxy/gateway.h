@@ -32,6 +32,27 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
  * load error. */
 int xs_gateway_reload(struct xs_gateway *gw);
 
+/* What an operator asks of a running gateway (the admin listener's status
+ * and metrics, the watcher's reloads): which policy runs, since when, and
+ * how the last reload went. Lent; valid until the gateway changes it. */
+struct xs_gateway_info {
+    const char *policy_path;
+    char policy_sha256[65]; /* hex, of the file the running generation came from */
+    int generation;
+    double started_at;        /* Unix time, seconds */
+    double last_reload_at;    /* the last reload attempt, good or not; 0: none yet */
+    double last_good_at;      /* the running generation's load (start or reload) */
+    int last_reload_ok;       /* 1, 0, or -1 before any reload */
+    char last_reload_error[512];
+    unsigned long long reloads_ok, reloads_failed;
+    int draining; /* 1 once a stop began: not ready for new work */
+};
+const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw);
+
+/* The sides, for the admin listener's status (borrowed). */
+struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw);
+struct xs_sip *xs_gateway_sip(const struct xs_gateway *gw);
+
 /* Closes both sides (pending work is answered, not dropped) and frees the
  * gateway; `done` runs once everything is released. */
 void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud);

@@ -7,9 +7,11 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libmbedtls-dev libexpat1-dev
-            libosip2-dev liblua5.4-dev lua5.4 libc-ares-dev libsqlite3-dev)
+            libosip2-dev liblua5.4-dev lua5.4 libc-ares-dev libsqlite3-dev
+            libhiredis-dev libhttp-parser-dev)
 test_pkgs=(clang libclang-rt-dev iproute2 dnsmasq-base prosody lua-unbound ejabberd kamailio kamailio-tls-modules sip-tester
-           python3 python3-slixmpp openssl procps)
+           python3 python3-slixmpp openssl procps redis-server redis-tools
+           python3-prometheus-client chromium yamllint)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
@@ -49,7 +51,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 [ -n "$own_policy_rc" ] && rm -f "$policy_rc" && trap - EXIT
 # Where systemd runs, a daemon started before (an earlier install) is stopped too.
-for svc in prosody ejabberd kamailio; do
+for svc in prosody ejabberd kamailio redis-server; do
     if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
         systemctl disable -q "$svc" 2>/dev/null || true

@@ -8,6 +8,7 @@
 
 local address = require("xsgw.address")
 local presence = require("xsgw.presence")
+local operations = require("xsgw.operations")
 local trust = require("xsgw.trust")
 
 -- The library's own references, taken before any policy runs: nothing a
@@ -404,7 +405,7 @@ local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true, presence = true, tls = true })
+        max_body = true, presence = true, tls = true, admin = true, reload = true, drain = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
@@ -535,12 +536,7 @@ local function normalize_gateway(decl)
     trust.sip_tls(TRUST_HELPERS, where, s, cfg)
     presence.config(where, g.presence, cfg, { fail = fail, want = want, check_keys = check_keys })
 
-    if g.log ~= nil then
-        want(where, "gateway.log", g.log, "table")
-        check_keys(where, "gateway.log", g.log, { bodies = true })
-        want(where, "log.bodies", g.log.bodies, "boolean", true)
-    end
-    cfg.log_bodies = g.log ~= nil and g.log.bodies == true
+    operations.config(where, g, cfg, TRUST_HELPERS)
     return cfg
 end
 

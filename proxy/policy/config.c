@@ -137,6 +137,7 @@ void xs_config_free(struct xs_config *c)
     free(c->sip_trusted);
     free(c->sip_contact);
     free(c->presence_store);
+    free(c->admin_listen_host);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         strlist_free(c->partners[i].domains, c->partners[i].n_domains);
@@ -214,6 +215,7 @@ int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
         str_field(L, t, "dialback_secret", &c->dialback_secret) ||
         str_field(L, t, "sip_contact", &c->sip_contact) ||
         str_field(L, t, "presence_store", &c->presence_store) ||
+        str_field(L, t, "admin_listen_host", &c->admin_listen_host) ||
 
         strlist_field(L, t, "sip_trusted", &c->sip_trusted, &c->n_sip_trusted) ||
         str_field(L, t, "sip_tls_name", &c->sip_tls_name) ||
@@ -275,6 +277,13 @@ int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
     c->presence_enabled =
         lua_getfield(L, t, "presence_enabled") == LUA_TBOOLEAN && lua_toboolean(L, -1);
     lua_pop(L, 1);
+    c->log_json = lua_getfield(L, t, "log_json") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    c->admin_listen_port = (int)num_field(L, t, "admin_listen_port");
+    c->reload_watch = lua_getfield(L, t, "reload_watch") == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    c->reload_debounce = num_field(L, t, "reload_debounce");
+    c->drain_deadline = num_field(L, t, "drain_deadline");
     c->presence_expires = (unsigned)num_field(L, t, "presence_expires");
     c->presence_min_expires = (unsigned)num_field(L, t, "presence_min_expires");
     c->presence_max_expires = (unsigned)num_field(L, t, "presence_max_expires");

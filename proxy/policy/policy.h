@@ -158,6 +158,14 @@ struct xs_config {
     size_t n_partners;
 
     int log_bodies; /* 1 only when the policy asks for message bodies in logs */
+    int log_json;   /* log.format = "json": one JSON object per line */
+
+    /* Operations (lua/xsgw/operations.lua). */
+    char *admin_listen_host; /* admin.listen; NULL when admin = false */
+    int admin_listen_port;
+    int reload_watch;        /* reload.watch: reload when the policy or its files change */
+    double reload_debounce;  /* reload.debounce: seconds of quiet before that reload */
+    double drain_deadline;   /* drain.deadline: seconds a SIGTERM stop may take */
 };
 
 struct xs_policy;

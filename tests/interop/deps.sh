@@ -7,6 +7,10 @@ pkgs+=(ejabberd)
 pkgs+=(kamailio-presence-modules kamailio-sqlite-modules sqlite3)
 # baresip as a second, real SIP presence UA (t_presence.sh): its presence and ctrl_tcp modules.
 pkgs+=(baresip-core)
+# Two gateway instances sharing their subscriptions (t_instances.sh): Redis;
+# the admin listener's scrape and status page (t_admin.sh): the Prometheus
+# text parser and a headless browser.
+pkgs+=(redis-server redis-tools python3-prometheus-client chromium)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -44,6 +44,55 @@ M.native = {
     end,
 }
 
+-- Loads policy source the way the core does (policy.new_env, the chunk,
+-- policy.finish); returns cfg, route or nil, err. The partner matcher stands
+-- in for xs_policy_partner: by name or extra domain, then "*".
+function M.load_policy(src, name)
+    local policy = require("xsgw.policy")
+    name = name or "test.lua"
+    local callsite = function()
+        for level = 2, 50 do
+            local info = debug.getinfo(level, "Sl")
+            if not info then break end
+            if info.source == "@" .. name then return name .. ":" .. info.currentline end
+        end
+        return name
+    end
+    local cfg_seen
+    local native = setmetatable({
+        partner = function(domain)
+            local wild
+            domain = domain:lower()
+            for _, p in ipairs(cfg_seen.partners) do
+                if p.domain == domain then return p end
+                for _, d in ipairs(p.domains) do
+                    if d == domain then return p end
+                end
+                if p.domain == "*" then wild = p end
+            end
+            return wild
+        end,
+    }, { __index = M.native })
+    local env, decl = policy.new_env(callsite, native)
+    local chunk, err = load(src, "@" .. name, "t", env)
+    if not chunk then return nil, err end
+    local ok, e = pcall(chunk)
+    if not ok then return nil, e end
+    local ok2, cfg, route = pcall(policy.finish, env, decl)
+    if not ok2 then return nil, cfg end
+    cfg_seen = cfg
+    return cfg, route
+end
+
+-- Asserts that src is refused with an error matching pattern.
+function M.load_error(src, pattern)
+    local cfg, err = M.load_policy(src)
+    if cfg then error("policy loaded but should not have: " .. src, 2) end
+    if not tostring(err):find(pattern) then
+        error(string.format("error %q does not match %q", tostring(err), pattern), 2)
+    end
+end
+
 function M.finish()
     print(string.format("%d passed, %d failed", M.passed, M.failed))
     os.exit(M.failed == 0 and 0 or 1)
