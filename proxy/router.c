@@ -280,8 +280,8 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     struct route_ctx *c = malloc(sizeof *c);
     if (!c) {
         xs_event_free(ev);
-        xs_metrics_outcome(kind, origin, partner, XS_METRICS_REFUSED,
-                           XS_COND_RESOURCE_CONSTRAINT, arrived);
+        xs_metrics_outcome(kind, origin, partner, XS_METRICS_REFUSED, XS_COND_RESOURCE_CONSTRAINT,
+                           arrived);
         done(done_ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
         return;
     }

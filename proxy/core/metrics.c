@@ -18,7 +18,7 @@
 /* Latency buckets (seconds): from a loopback hand-off to a peer that takes
  * its time, up to the 30 s after which every timer of both sides has fired. */
 static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                  0.25,  0.5,    1,     2.5,  5,    10,   30};
+                                  0.25,  0.5,    1,     2.5,  5,     10,   30};
 #define N_BUCKETS (sizeof bucket_s / sizeof bucket_s[0])
 
 struct histogram {
@@ -33,8 +33,7 @@ static const char *const inout_name[2] = {"in", "out"};
 static const char *const method_name[XS_MSIP_METHODS_] = {
     "MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "OPTIONS",
     "INVITE",  "ACK",       "BYE",    "CANCEL",  "other"};
-static const char *const status_class_name[7] = {"1xx", "2xx", "3xx", "4xx",
-                                                 "5xx", "6xx", "other"};
+static const char *const status_class_name[7] = {"1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"};
 static const char *const tls_fail_name[XS_MTLS_FAILS_] = {"protocol", "alert",   "certificate",
                                                           "closed",   "timeout", "other"};
 /* enum xs_tls_chain in order, then a good chain with the wrong name. */
@@ -53,7 +52,7 @@ static const char *const sub_role_name[2] = {"watch_sip", "watch_xmpp"};
 /* What is kept between renders. */
 static struct {
     char partner[N_PARTNERS][NAME_MAX_LEN + 1];
-    unsigned n_partners; /* slots taken, "other" included */
+    unsigned n_partners;       /* slots taken, "other" included */
     uint8_t index[INDEX_SIZE]; /* open addressing by name hash; 0: empty */
 
     /* [presence?][origin][partner][outcome][cond] */
@@ -204,9 +203,10 @@ void xs_metrics_tls_handshake_failure(enum xs_metrics_tls_fail why)
 
 void xs_metrics_tls_cert_failure(int chain, int name_ok)
 {
-    size_t v = chain == 0 ? (name_ok ? 0 : N_CERT_VERDICTS - 1)
-                          : (chain > 0 && (size_t)chain < N_CERT_VERDICTS - 1 ? (size_t)chain
-                                                                              : N_CERT_VERDICTS - 2);
+    size_t v = chain == 0
+                   ? (name_ok ? 0 : N_CERT_VERDICTS - 1)
+                   : (chain > 0 && (size_t)chain < N_CERT_VERDICTS - 1 ? (size_t)chain
+                                                                       : N_CERT_VERDICTS - 2);
     if (v)
         m.cert_fail[v]++;
 }
@@ -417,8 +417,7 @@ static void render_sip(struct out *o)
     for (int r = 0; r < 2; r++)
         for (int i = 0; i < XS_METRICS_TXN_STATES && c.txn_state[r][i]; i++)
             put(o, "xsgw_sip_transactions{role=\"%s\",state=\"%s\"} %zu\n", role[r],
-                strlen(c.txn_state[r][i]) < sizeof sl / 2 ? escape(sl, c.txn_state[r][i])
-                                                          : "other",
+                strlen(c.txn_state[r][i]) < sizeof sl / 2 ? escape(sl, c.txn_state[r][i]) : "other",
                 c.txns[r][i]);
     family(o, "xsgw_sip_transactions_limit", "gauge",
            "The most SIP transactions of a role held at once (sip.max_transactions).");
@@ -448,7 +447,8 @@ static void render_sip(struct out *o)
 
 static void render_tls(struct out *o)
 {
-    family(o, "xsgw_tls_handshake_failures_total", "counter", "TLS handshakes that failed, by reason.");
+    family(o, "xsgw_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed, by reason.");
     for (int i = 0; i < XS_MTLS_FAILS_; i++)
         put(o, "xsgw_tls_handshake_failures_total{reason=\"%s\"} %llu\n", tls_fail_name[i],
             (unsigned long long)m.tls_fail[i]);

@@ -62,8 +62,8 @@ unsigned xs_metrics_partner(const char *name);
  * XS_SIDE_XMPP is "xmpp_to_sip", XS_SIDE_SIP is "sip_to_xmpp". */
 enum xs_metrics_outcome {
     XS_METRICS_DELIVERED = 0,
-    XS_METRICS_REFUSED,  /* the gateway (size limit, policy) would not carry it */
-    XS_METRICS_BOUNCED,  /* the other side could not deliver it */
+    XS_METRICS_REFUSED, /* the gateway (size limit, policy) would not carry it */
+    XS_METRICS_BOUNCED, /* the other side could not deliver it */
     XS_METRICS_OUTCOMES_
 };
 /* Monotonic nanoseconds, the clock of xs_event.arrived. */
@@ -147,7 +147,12 @@ enum xs_metrics_stream_state {
     XS_MSTREAM_ESTABLISHED,    /* carries stanzas */
     XS_MSTREAM_STATES_
 };
-enum xs_metrics_stream_tls { XS_MSTREAM_TLS_NONE = 0, XS_MSTREAM_TLS12, XS_MSTREAM_TLS13, XS_MSTREAM_TLSES_ };
+enum xs_metrics_stream_tls {
+    XS_MSTREAM_TLS_NONE = 0,
+    XS_MSTREAM_TLS12,
+    XS_MSTREAM_TLS13,
+    XS_MSTREAM_TLSES_
+};
 enum xs_metrics_stream_auth {
     XS_MSTREAM_AUTH_NONE = 0,
     XS_MSTREAM_AUTH_DIALBACK,

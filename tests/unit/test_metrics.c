@@ -121,7 +121,8 @@ static void test_lines(void)
         "xsgw_handoff_seconds_bucket{direction=\"xmpp_to_sip\",le=\"0.001\"} 1",
         "xsgw_handoff_seconds_bucket{direction=\"xmpp_to_sip\",le=\"+Inf\"} 2",
         "xsgw_handoff_seconds_count{direction=\"sip_to_xmpp\"} 0",
-        "xsgw_streams{partner=\"a.example\",direction=\"out\",state=\"established\",tls=\"TLSv1.3\","
+        "xsgw_streams{partner=\"a.example\",direction=\"out\",state=\"established\",tls=\"TLSv1."
+        "3\","
         "auth=\"dialback\"} 2",
         "xsgw_streams{partner=\"other\",direction=\"in\",state=\"connecting\",tls=\"none\","
         "auth=\"none\"} 1",
@@ -259,8 +260,7 @@ static void test_partner_bound(void)
     CHECK(xs_metrics_partner(longname) == XS_METRICS_OTHER);
     xs_metrics_outcome(XS_EVENT_MESSAGE, XS_SIDE_XMPP, slots[XS_METRICS_PARTNERS],
                        XS_METRICS_DELIVERED, XS_COND_NONE, 0);
-    xs_metrics_outcome(XS_EVENT_MESSAGE, XS_SIDE_XMPP, 5000, XS_METRICS_DELIVERED, XS_COND_NONE,
-                       0);
+    xs_metrics_outcome(XS_EVENT_MESSAGE, XS_SIDE_XMPP, 5000, XS_METRICS_DELIVERED, XS_COND_NONE, 0);
     const char *t = render();
     CHECK(has_line(t, "xsgw_messages_total{partner=\"other\",direction=\"xmpp_to_sip\","
                       "outcome=\"delivered\",condition=\"none\"} 2"));
@@ -330,8 +330,9 @@ int main(int argc, char **argv)
         populate();
         int calls = 0;
         xs_metrics_set_collector(collect, &calls);
-        xs_metrics_outcome(XS_EVENT_PRESENCE, XS_SIDE_XMPP, xs_metrics_partner("q\"uote\\d\nnewline"),
-                           XS_METRICS_REFUSED, XS_COND_POLICY_VIOLATION, 0);
+        xs_metrics_outcome(XS_EVENT_PRESENCE, XS_SIDE_XMPP,
+                           xs_metrics_partner("q\"uote\\d\nnewline"), XS_METRICS_REFUSED,
+                           XS_COND_POLICY_VIOLATION, 0);
         fputs(render(), stdout);
         return check_failures ? 1 : 0;
     }
