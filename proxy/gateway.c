@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/dns.h"
 #include "policy/policy.h"
 #include "presence/sub_store.h"
@@ -173,6 +174,18 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
     return xs_sip_presence_start(gw->sip, cfg, store);
 }
 
+/* The gauges /metrics shows, read from the gateway's tables when it is
+ * rendered (core/metrics.h): nothing is kept up to date for them between
+ * scrapes. */
+static void collect_metrics(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    const struct xs_gateway_info *i = &gw->info;
+    xs_metrics_collect_policy(i->generation, i->reloads_ok, i->reloads_failed, i->last_good_at);
+    xs_xmpp_metrics(gw->xmpp);
+    xs_sip_metrics(gw->sip);
+}
+
 int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
                      const char *state_dir, struct xs_gateway **out)
 {
@@ -232,6 +245,8 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
     memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);
+    xs_metrics_set_start_time(gw->info.started_at);
+    xs_metrics_set_collector(collect_metrics, gw);
     *out = gw;
     return 0;
 
@@ -358,6 +373,9 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
     gw->stopped = done;
     gw->stopped_ud = ud;
     gw->info.draining = 1;
+    /* The sides are freed as they close; a scrape from now on shows the
+     * counters without the gauges read from them. */
+    xs_metrics_set_collector(NULL, NULL);
     xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
     /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
      * still answer them. The XMPP side then waits for the outcomes SIP owes

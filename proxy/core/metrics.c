@@ -34,8 +34,8 @@ static const char *const method_name[XS_MSIP_METHODS_] = {
     "MESSAGE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "OPTIONS",
     "INVITE",  "ACK",       "BYE",    "CANCEL",  "other"};
 static const char *const status_class_name[7] = {"1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"};
-static const char *const tls_fail_name[XS_MTLS_FAILS_] = {"protocol", "alert",   "certificate",
-                                                          "closed",   "timeout", "other"};
+static const char *const tls_fail_name[XS_MTLS_FAILS_] = {"protocol", "alert", "certificate",
+                                                          "closed", "other"};
 /* enum xs_tls_chain in order, then a good chain with the wrong name. */
 static const char *const cert_verdict_name[] = {"ok",      "none",          "no_ca",   "untrusted",
                                                 "expired", "not_yet_valid", "revoked", "usage",
@@ -211,12 +211,17 @@ void xs_metrics_tls_cert_failure(int chain, int name_ok)
         m.cert_fail[v]++;
 }
 
-void xs_metrics_hook_call(enum xs_metrics_hook h, int err, int budget)
+void xs_metrics_hook_call(enum xs_metrics_hook h)
+{
+    if ((unsigned)h < XS_MHOOK_HOOKS_)
+        m.hook_calls[h]++;
+}
+
+void xs_metrics_hook_error(enum xs_metrics_hook h, int budget)
 {
     if ((unsigned)h >= XS_MHOOK_HOOKS_)
         return;
-    m.hook_calls[h]++;
-    m.hook_errors[h] += err != 0;
+    m.hook_errors[h]++;
     m.hook_overruns[h] += budget != 0;
 }
 

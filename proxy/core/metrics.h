@@ -107,9 +107,9 @@ void xs_metrics_sip_response(int status, enum xs_metrics_dir dir);
 enum xs_metrics_tls_fail {
     XS_MTLS_PROTOCOL = 0, /* the peer spoke no TLS, or a version or cipher we refuse */
     XS_MTLS_ALERT,        /* the peer sent a fatal alert */
-    XS_MTLS_CERTIFICATE,  /* certificate verification failed in the handshake */
-    XS_MTLS_CLOSED,       /* the connection closed mid-handshake */
-    XS_MTLS_TIMEOUT,      /* the peer took too long */
+    XS_MTLS_CERTIFICATE,  /* a certificate was missing or refused in the handshake */
+    XS_MTLS_CLOSED,       /* the session was dropped mid-handshake: the peer closed,
+                             a set-up deadline ran out, or the gateway stopped */
     XS_MTLS_OTHER,
     XS_MTLS_FAILS_
 };
@@ -129,9 +129,11 @@ enum xs_metrics_hook {
     XS_MHOOK_MAP_TO_XMPP,
     XS_MHOOK_HOOKS_
 };
-/* One call into the policy's Lua for a hook: err 1 when it failed, budget 1
- * when it failed by running out of its instruction, time or memory budget. */
-void xs_metrics_hook_call(enum xs_metrics_hook h, int err, int budget);
+/* A hook the policy defines was called. */
+void xs_metrics_hook_call(enum xs_metrics_hook h);
+/* A call into the policy failed in (or after) hook h; budget 1 when it ran
+ * out of its instruction, time or memory budget. */
+void xs_metrics_hook_error(enum xs_metrics_hook h, int budget);
 
 /* ---- Render-time gauges (collector) ---- */
 

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_presence.h"
@@ -482,6 +483,16 @@ int xs_sip_presence_start(struct xs_sip *sip, const struct xs_config *cfg,
 size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role)
 {
     return sip->presence ? xs__sip_presence_count(sip->presence, role) : 0;
+}
+
+void xs_sip_metrics(const struct xs_sip *sip)
+{
+    xs__sip_servers_metrics(&sip->txns);
+    xs__sip_clients_metrics(&sip->txns);
+    xs_metrics_collect_sip_txn_limit(0, sip->txns.opts->max_server_txns);
+    xs_metrics_collect_sip_txn_limit(1, sip->txns.opts->max_client_txns);
+    xs_metrics_collect_subscriptions(0, xs_sip_subscriptions(sip, XS_SUB_WATCH_SIP));
+    xs_metrics_collect_subscriptions(1, xs_sip_subscriptions(sip, XS_SUB_WATCH_XMPP));
 }
 
 void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)

@@ -178,6 +178,11 @@ struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag);
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud);
 void xs_xmpp_stream_gone(struct xs_xmpp *x);
+/* For the metrics collector: the partner slot of a remote domain (""
+ * counts as "other"), and the TLS version a link negotiated (core/metrics.h
+ * enums, as int to keep that header out of here). */
+unsigned xs_xmpp_metrics_partner(const struct xs_xmpp *x, const char *remote);
+int xs_xmpp_metrics_tls(const struct xs_link *l);
 /* An outcome that was pending has come back. */
 void xs_xmpp_outcome_done(struct xs_xmpp *x);
 
@@ -203,6 +208,8 @@ void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
+/* Reports the stream to the metrics collector (xs_metrics_collect_stream). */
+void xs_s2s_in_metrics(const struct s2s_in *in);
 
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
@@ -267,6 +274,7 @@ int xs_s2s_out_sweep(struct s2s_out *o, double now);
 void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
+void xs_s2s_out_metrics(const struct s2s_out *o);
 
 /* s2s_wire.c: what both kinds of stream write. The write functions return
  * xs_link_write's result; a failure means the stream can no longer be

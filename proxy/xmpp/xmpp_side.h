@@ -81,6 +81,9 @@ typedef void (*xs_probe_cb)(void *ud, const struct xs_probe_report *r);
 int xs_xmpp_probe(struct xs_xmpp *x, const char *local, const char *remote, xs_probe_cb cb,
                   void *ud);
 
+/* Reports every stream to the metrics collector (core/metrics.h). */
+void xs_xmpp_metrics(struct xs_xmpp *x);
+
 /* The bound address's port (for tests that listen on port 0). */
 int xs_xmpp_port(const struct xs_xmpp *x);
 

@@ -68,8 +68,9 @@ static void populate(void)
     xs_metrics_tls_cert_failure(3, 1); /* untrusted */
     xs_metrics_tls_cert_failure(0, 0); /* name mismatch */
     xs_metrics_tls_cert_failure(0, 1); /* passed: not a failure */
-    xs_metrics_hook_call(XS_MHOOK_ON_MESSAGE, 0, 0);
-    xs_metrics_hook_call(XS_MHOOK_ON_MESSAGE, 1, 1);
+    xs_metrics_hook_call(XS_MHOOK_ON_MESSAGE);
+    xs_metrics_hook_call(XS_MHOOK_ON_MESSAGE);
+    xs_metrics_hook_error(XS_MHOOK_ON_MESSAGE, 1);
     xs_metrics_stream_opened(XS_METRICS_IN);
     xs_metrics_set_start_time(1700000000.5);
 }
