@@ -10,6 +10,7 @@
 
 #include <mbedtls/md.h>
 
+#include "admin/admin.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -35,6 +36,7 @@ struct xs_gateway {
     struct xs_xmpp *xmpp;
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
+    struct xs_admin *admin; /* NULL when admin = false; closed last */
     struct xs_gateway_info info;
     int sides_open;
     void (*stopped)(void *ud);
@@ -125,6 +127,11 @@ static void file_sha256(const char *path, char out[65])
 const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw)
 {
     return &gw->info;
+}
+
+const struct xs_policy *xs_gateway_policy(const struct xs_gateway *gw)
+{
+    return gw->policy;
 }
 
 struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw)
@@ -240,6 +247,13 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         xs_sip_close(gw->sip, NULL, NULL);
         goto fail_xmpp;
     }
+    if (cfg->admin_listen_host) {
+        rc = xs_admin_start(loop, gw, cfg->admin_listen_host, cfg->admin_listen_port, &gw->admin);
+        if (rc != 0) {
+            xs_sip_close(gw->sip, NULL, NULL);
+            goto fail_xmpp;
+        }
+    }
     gw->info.generation = 1;
     gw->info.last_good_at = gw->info.started_at;
     memcpy(gw->info.policy_sha256, sha, sizeof sha);
@@ -312,6 +326,10 @@ int xs_gateway_reload(struct xs_gateway *gw)
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"presence.enabled or presence.store changed: requests follow it at once, "
                "the store and the subscriptions held change on restart\"");
+    if (!same(old->admin_listen_host, cfg->admin_listen_host) ||
+        old->admin_listen_port != cfg->admin_listen_port)
+        xs_log(XS_LOG_WARN, "policy.reload",
+               "reason=\"admin.listen changed: takes effect on restart\"");
     if (!same(secret_of(gw, old), secret_of(gw, cfg)))
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"dialback secret changed: takes effect on restart\"");
@@ -336,12 +354,9 @@ int xs_gateway_reload(struct xs_gateway *gw)
     return 0;
 }
 
-static void on_side_closed(void *ud)
+static void finish_stop(void *ud)
 {
     struct xs_gateway *gw = ud;
-    if (--gw->sides_open > 0)
-        return;
-    xs_dns_close(gw->dns, NULL, NULL);
     void (*cb)(void *) = gw->stopped;
     void *cb_ud = gw->stopped_ud;
     if (gw->router.in_flight > 0) {
@@ -366,6 +381,20 @@ static void on_side_closed(void *ud)
     free(gw);
     if (cb)
         cb(cb_ud);
+}
+
+/* The admin listener goes last, so that /readyz says "draining" for as
+ * long as the sides take to close. */
+static void on_side_closed(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    if (--gw->sides_open > 0)
+        return;
+    xs_dns_close(gw->dns, NULL, NULL);
+    if (gw->admin)
+        xs_admin_close(gw->admin, finish_stop, gw);
+    else
+        finish_stop(gw);
 }
 
 void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)

@@ -181,6 +181,11 @@ void xs_xmpp_stream_gone(struct xs_xmpp *x);
 /* For the metrics collector: the partner slot of a remote domain (""
  * counts as "other"), and the TLS version a link negotiated (core/metrics.h
  * enums, as int to keep that header out of here). */
+struct xs_stream_info;
+/* Unix time now, for when a stream began (status page). */
+double xs_xmpp_wall_now(void);
+/* The TLS version a link negotiated ("TLSv1.3"), or "none". */
+void xs_xmpp_tls_version(const struct xs_link *l, char out[16]);
 unsigned xs_xmpp_metrics_partner(const struct xs_xmpp *x, const char *remote);
 int xs_xmpp_metrics_tls(const struct xs_link *l);
 /* An outcome that was pending has come back. */
@@ -210,6 +215,8 @@ struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
 /* Reports the stream to the metrics collector (xs_metrics_collect_stream). */
 void xs_s2s_in_metrics(const struct s2s_in *in);
+/* Describes the stream for the status page; 0, or -1 for a closed one. */
+int xs_s2s_in_info(const struct s2s_in *in, struct xs_stream_info *out);
 
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
@@ -275,6 +282,7 @@ void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
 void xs_s2s_out_metrics(const struct s2s_out *o);
+int xs_s2s_out_info(const struct s2s_out *o, struct xs_stream_info *out);
 
 /* s2s_wire.c: what both kinds of stream write. The write functions return
  * xs_link_write's result; a failure means the stream can no longer be
