@@ -47,6 +47,14 @@ static const char *not_ready(struct xs_admin *a, char *buf, size_t n)
     if (xs_gateway_info(a->gw)->draining)
         return "draining";
     const char *hs = xs_status_hop_state(a->gw, &a->hop);
+    /* An answer is only as good as it is recent: a question out for longer
+     * than a ready check waits means the next hop stopped answering. */
+    double silent = now_unix() - a->hop.checked_at;
+    if (a->hop.in_flight && a->hop.status &&
+        silent > XS_ADMIN_HOP_FRESH_S + XS_ADMIN_READY_WAIT_MS / 1000.0) {
+        snprintf(buf, n, "the SIP next hop has not answered for %.0f s", silent);
+        return buf;
+    }
     if (!strcmp(hs, "unchecked"))
         return "the SIP next hop has not answered yet";
     if (!strcmp(hs, "unreachable")) {
