@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "net/dns.h"
+#include "ops/watch.h"
 #include "policy/policy.h"
 #include "presence/sub_store.h"
 #include "router.h"
@@ -35,6 +36,7 @@ struct xs_gateway {
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
     struct xs_gateway_info info;
+    struct xs_watch *watch; /* NULL when reload.watch = false */
     int sides_open;
     void (*stopped)(void *ud);
     void *stopped_ud;
@@ -173,6 +175,8 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
     return xs_sip_presence_start(gw->sip, cfg, store);
 }
 
+static void watch_arm(struct xs_gateway *gw);
+
 int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
                      const char *state_dir, struct xs_gateway **out)
 {
@@ -232,6 +236,7 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
     memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);
+    watch_arm(gw);
     *out = gw;
     return 0;
 
@@ -250,6 +255,46 @@ fail:
     return rc;
 }
 
+static int on_watched_change(void *ud, const char *changed)
+{
+    (void)changed;
+    return xs_gateway_reload(ud);
+}
+
+/* Watches the running policy's file and the files it names (reload.watch),
+ * or stops watching when it says not to. Called at start and after every
+ * reload attempt: a new generation may name other files, and a refused one
+ * leaves the running generation's set, so the next change retries. */
+static void watch_arm(struct xs_gateway *gw)
+{
+    const struct xs_config *cfg = xs_policy_config(gw->policy);
+    if (!cfg->reload_watch || gw->info.draining) {
+        if (gw->watch) {
+            xs_watch_close(gw->watch);
+            gw->watch = NULL;
+            xs_log(XS_LOG_INFO, "policy.watch", "result=off");
+        }
+        return;
+    }
+    if (!gw->watch && xs_watch_new(gw->loop, on_watched_change, gw, &gw->watch) != 0)
+        return;
+    const char **paths = calloc(6 + 2 * cfg->n_tls_certs, sizeof *paths);
+    if (!paths)
+        return;
+    size_t n = 0;
+    paths[n++] = gw->policy_path;
+    paths[n++] = cfg->tls_cert;
+    paths[n++] = cfg->tls_key;
+    paths[n++] = cfg->tls_ca;
+    paths[n++] = cfg->tls_crl;
+    for (size_t i = 0; i < cfg->n_tls_certs; i++) {
+        paths[n++] = cfg->tls_certs[i].cert;
+        paths[n++] = cfg->tls_certs[i].key;
+    }
+    xs_watch_set(gw->watch, paths, n, cfg->reload_debounce);
+    free(paths);
+}
+
 /* Counts a refused reload and keeps its reason for the status page. */
 static int reload_refused(struct xs_gateway *gw, int rc, const char *reason)
 {
@@ -259,7 +304,7 @@ static int reload_refused(struct xs_gateway *gw, int rc, const char *reason)
     return rc;
 }
 
-int xs_gateway_reload(struct xs_gateway *gw)
+static int reload(struct xs_gateway *gw)
 {
     char err[512];
     char sha[65];
@@ -321,6 +366,13 @@ int xs_gateway_reload(struct xs_gateway *gw)
     return 0;
 }
 
+int xs_gateway_reload(struct xs_gateway *gw)
+{
+    int rc = reload(gw);
+    watch_arm(gw);
+    return rc;
+}
+
 static void on_side_closed(void *ud)
 {
     struct xs_gateway *gw = ud;
@@ -359,6 +411,7 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
     gw->stopped_ud = ud;
     gw->info.draining = 1;
     xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
+    watch_arm(gw);
     /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
      * still answer them. The XMPP side then waits for the outcomes SIP owes
      * it, which SIP's close delivers. */
