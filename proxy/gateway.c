@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -37,6 +38,11 @@ struct xs_gateway {
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
     struct xs_gateway_info info;
     struct xs_watch *watch; /* NULL when reload.watch = false */
+    /* The drain (xs_gateway_stop): polled until nothing is in flight or
+     * drain.deadline passes; the counters as they were when it began. */
+    uv_timer_t drain;
+    uint64_t drain_began, drain_deadline_ms;
+    unsigned long long drain_delivered, drain_bounced, drain_refused;
     int sides_open;
     void (*stopped)(void *ud);
     void *stopped_ud;
@@ -405,6 +411,52 @@ static void on_side_closed(void *ud)
         cb(cb_ud);
 }
 
+static void on_drain_closed(uv_handle_t *h)
+{
+    on_side_closed(h->data);
+}
+
+/* The end of the drain, on time or at the deadline: the sides close, which
+ * answers whatever is left (queued stanzas bounce with service-unavailable,
+ * SIP senders get 503) and ends every stream with system-shutdown. */
+static void drain_end(struct xs_gateway *gw, int late)
+{
+    unsigned long long left = gw->router.in_flight;
+    size_t queued = xs_xmpp_pending(gw->xmpp);
+    double took = (double)(uv_now(gw->loop) - gw->drain_began) / 1000.0;
+    /* SIP first: the requests it still waits on fail, and their XMPP
+     * senders' errors go out on streams that are still open; the SIP
+     * requests still waiting on XMPP are answered 503 by the same close
+     * (their late outcomes from XMPP's close are then ignored). The timer
+     * counts as a third part, so the gateway outlives its close callback. */
+    gw->sides_open = 3;
+    uv_close((uv_handle_t *)&gw->drain, on_drain_closed);
+    xs_sip_close(gw->sip, on_side_closed, gw);
+    xs_xmpp_close(gw->xmpp, on_side_closed, gw);
+    /* Both closes have answered everything they held by now (their
+     * lifetime rule), so the counts are final. */
+    xs_log(late ? XS_LOG_WARN : XS_LOG_INFO, "gateway.drain",
+           "result=%s delivered=%llu bounced=%llu answered=%llu left_at_end=%llu queued_at_end=%zu "
+           "seconds=%.3f",
+           late ? "deadline" : "done", gw->router.delivered - gw->drain_delivered,
+           gw->router.bounced - gw->drain_bounced, gw->router.refused - gw->drain_refused, left,
+           queued, took);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct xs_gateway *gw = t->data;
+    int idle = gw->router.in_flight == 0 && xs_xmpp_pending(gw->xmpp) == 0;
+    int late = uv_now(gw->loop) - gw->drain_began >= gw->drain_deadline_ms;
+    if (idle || late) {
+        uv_timer_stop(t);
+        drain_end(gw, late && !idle);
+    }
+}
+
+/* How often the drain looks whether anything is still in flight. */
+#define XS_DRAIN_POLL_MS 20
+
 void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
 {
     gw->stopped = done;
@@ -412,11 +464,28 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
     gw->info.draining = 1;
     xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
     watch_arm(gw);
-    /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
-     * still answer them. The XMPP side then waits for the outcomes SIP owes
-     * it, which SIP's close delivers. */
-    gw->sides_open = 2;
+    /* New work first: no new stream or connection is accepted, and every
+     * new message or request on the ones there are is answered at once
+     * (service-unavailable; SIP 503 with Retry-After, so the edge retries
+     * elsewhere or later). What is in flight meanwhile finishes. */
+    gw->router.draining = 1;
     xs_sip_drain(gw->sip);
-    xs_xmpp_close(gw->xmpp, on_side_closed, gw);
-    xs_sip_close(gw->sip, on_side_closed, gw);
+    xs_xmpp_drain(gw->xmpp);
+    const struct xs_config *cfg = xs_policy_config(gw->policy);
+    gw->drain_began = uv_now(gw->loop);
+    gw->drain_deadline_ms = cfg->drain_deadline > 0 ? (uint64_t)(cfg->drain_deadline * 1000.0) : 0;
+    gw->drain_delivered = gw->router.delivered;
+    gw->drain_bounced = gw->router.bounced;
+    gw->drain_refused = gw->router.refused;
+    /* Subscriptions are not ended: ending them would make every watcher
+     * subscribe again through the edge at once; kept in the store, the
+     * restarted instance (or another sharing the store) refreshes them. */
+    xs_log(XS_LOG_INFO, "gateway.drain",
+           "result=started deadline=%.3f in_flight=%llu queued=%zu subscriptions=kept "
+           "reason=\"subscriptions stay in the store for the next start to restore and "
+           "refresh\"",
+           cfg->drain_deadline, gw->router.in_flight, xs_xmpp_pending(gw->xmpp));
+    uv_timer_init(gw->loop, &gw->drain);
+    gw->drain.data = gw;
+    uv_timer_start(&gw->drain, on_drain_tick, 0, XS_DRAIN_POLL_MS);
 }

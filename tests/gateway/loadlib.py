@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwlib import NS_STANZAS, message  # noqa: E402
+from gwlib import NS_STANZAS, NS_STREAM_ERR, NS_STREAMS, message  # noqa: E402
 
 KEY = re.compile(r"\b(l[xs]\d*-\d+|p[a-z]+-\d+)\b")
 
@@ -26,6 +26,8 @@ class Load:
         self.outcome = {}       # key -> (kind, detail)
         self.at_peer = {}       # key -> body as the XMPP peer got it
         self.at_sip = {}        # key -> body as the SIP next hop got it
+        self.stream_errors = []  # conditions of stream errors on the gateway's streams to the peer
+        self.responses = {}     # key -> the SIP sender's final response
         self.n = 0
         self.tasks = []
         self.stopped = asyncio.Event()
@@ -49,6 +51,8 @@ class Load:
     async def _peer_stanzas(self):
         while True:
             el = await self.e.peer.received.get()
+            if el.name == "error" and el.ns == NS_STREAMS:
+                self.stream_errors.append([c.name for c in el.children if c.ns == NS_STREAM_ERR and c.name != "text"])
             if el.name != "message":
                 continue
             if el.attrs.get("type") == "error":
@@ -59,7 +63,9 @@ class Load:
                     for c in err.children:
                         if c.ns == NS_STANZAS and c.name != "text":
                             cond = c.name
-                self.outcome.setdefault(key, ("error", cond))
+                # An error after a MESSAGE reached the next hop still
+                # counts: the next hop never answered it 2xx.
+                self.outcome[key] = ("error", cond)
                 continue
             b = el.child("body")
             m = KEY.match(b.text if b is not None else "")
@@ -74,6 +80,7 @@ class Load:
             key = resp["headers"].get("call-id", [""])[0]
             if key in self.sent:
                 self.outcome.setdefault(key, ("sip", resp["code"]))
+                self.responses.setdefault(key, resp)
 
     def send_xmpp(self, key, body=None):
         self.sent[key] = "xmpp"

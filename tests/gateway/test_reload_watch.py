@@ -49,6 +49,7 @@ class Env:
         self.gw_port, self.sip_port = free_port(), free_port()
         self.next_hop_port, self.peer_port = free_port(), free_port()
         self.tls_files = tls_files
+        self.peer_opts = {}  # Peer attributes set before any stream exists
         self.gw = Gateway(tmp, self.text("v1", "alpha"))
 
     def text(self, tag, refuse):
@@ -70,6 +71,8 @@ class Env:
         self.uac = SipEndpoint()
         await loop.create_datagram_endpoint(lambda: self.uac, local_addr=("127.0.0.1", 0))
         self.peer = Peer(self.tmp, self.gw_port)
+        for k, v in self.peer_opts.items():
+            setattr(self.peer, k, v)
         await self.peer.start(self.peer_port)
         self.s = await self.peer.authenticated_stream()
         self.load = Load(self, self.s)
