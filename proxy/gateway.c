@@ -215,6 +215,7 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         goto fail;
     }
     const struct xs_config *cfg = xs_policy_config(gw->policy);
+    xs_log_set_json(cfg->log_json);
     rc = xs_gateway_make_tls(cfg, &gw->tls);
     if (rc != 0)
         goto fail;
@@ -353,6 +354,7 @@ static int reload(struct xs_gateway *gw)
                "reason=\"dialback secret changed: takes effect on restart\"");
     struct xs_policy *prev = gw->policy;
     gw->policy = next;
+    xs_log_set_json(cfg->log_json);
     gw->info.generation++;
     xs_router_set_policy(&gw->router, next);
     xs_sip_reconfigure(gw->sip, cfg, tls);
