@@ -4,6 +4,7 @@ the debounce; all while messages flow both ways, with every message sent
 accounted for (delivered, or answered with an error)."""
 
 import asyncio
+import json
 import os
 import shutil
 import ssl
@@ -290,8 +291,43 @@ async def test_watch_off_and_sighup(tmp):
         assert k == "delivered" and d == "pa-2 alpha [v2]", (k, d)
 
 
+async def test_json_log_follows_reload(tmp):
+    """log.format = "json" taken from the policy on a watched reload: every
+    line after it is one JSON object with the text line's fields (quoted
+    values unescaped); back to "text" on the next reload."""
+    e = Env(tmp)
+    js = lambda t: t.replace('domains = { "sip.test" },',  # noqa: E731
+                             'domains = { "sip.test" }, log = { format = "json" },')
+    async with e:
+        mark = e.mark()
+        e.gw.write_policy(js(e.text("v2", "alpha")))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: e.gw.wait_log(r'"ev":"policy\.reload"', 10, mark))
+        k, d = await e.probe("pb-1", 'pb-1 say "hi" = \\ ok')
+        assert k == "delivered", (k, d)
+        k, d = await e.probe("pa-1", "pa-1 alpha")
+        assert k == "error", (k, d)
+        mark2 = e.mark()
+        e.gw.write_policy(e.text("v3", "alpha"))
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: e.gw.wait_log(r"ev=policy\.reload .*result=ok", 10, mark2))
+        text = e.gw.log_text()
+        json_part = text[text.index('{"ts"', mark):mark2]
+        lines = [json.loads(x) for x in json_part.splitlines() if x]
+        assert all(set(("ts", "level", "ev")) <= set(o) for o in lines), lines[:3]
+        reload = [o for o in lines if o["ev"] == "policy.reload"]
+        assert reload and reload[0]["result"] == "ok" and reload[0]["generation"] == "2", reload
+        refused = [o for o in lines if o["ev"] == "router.refused"]
+        assert refused and refused[0]["cond"] == "policy-violation", refused
+        assert refused[0]["text"] == "refused by v2", refused
+        # Back to text after the next reload.
+        after = text[mark2:].splitlines()
+        assert any(x.startswith("ts=") and "ev=policy.reload" in x for x in after), after[:5]
+
+
 TESTS = [test_configmap_symlink_swap, test_editor_rename_write, test_broken_file_keeps_policy,
-         test_certificate_rotation, test_debounce_one_reload, test_watch_off_and_sighup]
+         test_certificate_rotation, test_debounce_one_reload, test_watch_off_and_sighup,
+         test_json_log_follows_reload]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "xs-watch-", sys.argv))
