@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,15 +99,14 @@ static const char adopt_lua[] =
 /* Drops this instance's records before they are written again; returns
  * the name of an instance that adopted them meanwhile, or nil. KEYS[1]:
  * this instance's index; ARGV: prefix, this instance. */
-static const char resync_lua[] =
-    "local p, me = ARGV[1], ARGV[2] "
-    "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
-    "  redis.call('DEL', p .. ':sub:' .. me .. ':' .. id) "
-    "end "
-    "redis.call('DEL', KEYS[1]) "
-    "local by = redis.call('GET', p .. ':adopted:' .. me) "
-    "if by then redis.call('DEL', p .. ':adopted:' .. me) end "
-    "return by";
+static const char resync_lua[] = "local p, me = ARGV[1], ARGV[2] "
+                                 "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+                                 "  redis.call('DEL', p .. ':sub:' .. me .. ':' .. id) "
+                                 "end "
+                                 "redis.call('DEL', KEYS[1]) "
+                                 "local by = redis.call('GET', p .. ':adopted:' .. me) "
+                                 "if by then redis.call('DEL', p .. ':adopted:' .. me) end "
+                                 "return by";
 
 enum conn_state { C_DOWN, C_RESOLVING, C_CONNECTING, C_UP };
 
@@ -141,6 +141,9 @@ struct redis_store {
     unsigned backoff_ms, period_ms, ttl_ms;
     int in_batch, walking, closing, finishing, need_resync, ever_up;
     size_t pending;
+    uint64_t waiting_since; /* loop time the oldest unanswered command was sent */
+    uint64_t connect_at;    /* loop time the connection attempt began */
+    uint64_t refused_logged_at;
     struct adoption *adopting;
     unsigned long long failed, lost, reconnects, adopted, resyncs;
 };
@@ -261,8 +264,7 @@ static int parse_url(const char *url, struct url_parts *u, char *err, size_t err
     }
     if (*p == '?') {
         static const char key[] = "prefix=";
-        if (strncmp(p + 1, key, sizeof key - 1) != 0 ||
-            !name_ok(p + sizeof key, PREFIX_MAX_LEN)) {
+        if (strncmp(p + 1, key, sizeof key - 1) != 0 || !name_ok(p + sizeof key, PREFIX_MAX_LEN)) {
             snprintf(err, errlen,
                      "presence.store %s: the only option is prefix=name, 1 to %d of "
                      "[A-Za-z0-9_.-]",
@@ -472,9 +474,8 @@ static struct owned *owned_copy(const struct xs_sub_record *r)
         return NULL;
     }
     o->r = *r;
-    const char **t[8] = {&o->r.watcher,    &o->r.presentity,    &o->r.call_id,
-                         &o->r.local_tag,  &o->r.remote_tag,    &o->r.remote_target,
-                         &o->r.route_set,  &o->r.last_pidf};
+    const char **t[8] = {&o->r.watcher,    &o->r.presentity,    &o->r.call_id,   &o->r.local_tag,
+                         &o->r.remote_tag, &o->r.remote_target, &o->r.route_set, &o->r.last_pidf};
     char *p = o->mem;
     for (int i = 0; i < 8; i++) {
         if (!*f[i])
@@ -499,6 +500,7 @@ static int owned_cmp(const void *a, const void *b)
 /* ---- the asynchronous connection ---- */
 
 static void start_connect(struct redis_store *st);
+static void connect_ip(struct redis_store *st, const char *ip);
 static void finish_close(struct redis_store *st);
 
 static void on_retry(uv_timer_t *t)
@@ -513,6 +515,34 @@ static void schedule_retry(struct redis_store *st)
         return;
     uv_timer_start(&st->retry, on_retry, st->backoff_ms, 0);
     st->backoff_ms = st->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : st->backoff_ms * 2;
+}
+
+/* hiredis's libuv adapter drops the poll errors libuv reports (a refused
+ * or reset connection), so a connection can wait for ever: the heartbeat
+ * gives up on one that has not connected, or not answered, in this long. */
+#define STALL_MS 3000
+
+static void answered(struct redis_store *st)
+{
+    st->pending--;
+    st->waiting_since = uv_now(st->loop);
+}
+
+/* Drops the connection (its unanswered commands count as lost) and tries
+ * again later. */
+static void drop_connection(struct redis_store *st, const char *why)
+{
+    redisAsyncContext *ac = st->ac;
+    st->ac = NULL;
+    st->state = C_DOWN;
+    xs_log(XS_LOG_ERROR, "presence.store",
+           "backend=redis url=%s result=%s retry_ms=%u reason=\"%s\"", st->url,
+           st->ever_up ? "disconnected" : "unreachable", st->backoff_ms, why);
+    /* Its callbacks run now with no answer; on_disconnect sees it is not
+     * the store's connection any more. */
+    redisAsyncFree(ac);
+    st->need_resync = 1;
+    schedule_retry(st);
 }
 
 /* Sends one command; force passes the bound (the closing words of a batch,
@@ -533,7 +563,8 @@ static int issue(struct redis_store *st, redisCallbackFn *fn, void *priv, int fo
         set_error(st, "%s: the connection is closing", st->url);
         return XS_EIO;
     }
-    st->pending++;
+    if (st->pending++ == 0)
+        st->waiting_since = uv_now(st->loop);
     return 0;
 }
 
@@ -553,7 +584,7 @@ static void on_cmd(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_store *st = ac->data;
     redisReply *r = reply;
     (void)priv;
-    st->pending--;
+    answered(st);
     if (!r) {
         st->lost++;
         if (!st->closing)
@@ -561,8 +592,15 @@ static void on_cmd(redisAsyncContext *ac, void *reply, void *priv)
     } else if (r->type == REDIS_REPLY_ERROR) {
         st->failed++;
         st->need_resync = 1;
-        xs_log(XS_LOG_ERROR, "presence.store", "backend=redis result=refused reason=\"%.200s\"",
-               r->str);
+        /* One line a second: a server out of memory refuses every command
+         * of every batch, and EXEC's line says the batch was lost. */
+        uint64_t now = uv_now(st->loop);
+        if (now - st->refused_logged_at >= 1000 || !st->refused_logged_at) {
+            st->refused_logged_at = now;
+            xs_log(XS_LOG_ERROR, "presence.store",
+                   "backend=redis result=refused failed_total=%llu reason=\"%.200s\"", st->failed,
+                   r->str);
+        }
     }
 }
 
@@ -573,7 +611,7 @@ static void on_exec(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_store *st = ac->data;
     redisReply *r = reply;
     (void)priv;
-    st->pending--;
+    answered(st);
     if (!r) {
         st->lost++;
         if (!st->closing) {
@@ -609,7 +647,7 @@ static void on_resync(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_store *st = ac->data;
     redisReply *r = reply;
     (void)priv;
-    st->pending--;
+    answered(st);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         st->need_resync = 1;
         if (r)
@@ -686,11 +724,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
         xs_log(XS_LOG_INFO, "presence.store", "backend=redis url=%s result=reconnected", st->url);
     }
     st->ever_up = 1;
+    if (st->need_resync)
+        resync(st);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct redis_store *st = ac->data;
+    if (st->ac != ac)
+        return;
     st->ac = NULL;
     st->state = C_DOWN;
     if (st->closing) {
@@ -728,6 +770,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         schedule_retry(st);
         return;
     }
+    connect_ip(st, ip);
+}
+
+/* Starts the asynchronous connection to the address ip (a literal), and
+ * queues what every connection begins with. */
+static void connect_ip(struct redis_store *st, const char *ip)
+{
     redisAsyncContext *ac = redisAsyncConnect(ip, st->port);
     if (!ac || ac->err || redisLibuvAttach(ac, st->loop) != REDIS_OK) {
         xs_log(XS_LOG_ERROR, "presence.store",
@@ -741,6 +790,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     ac->data = st;
     st->ac = ac;
     st->state = C_CONNECTING;
+    st->connect_at = uv_now(st->loop);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued now, sent once connected, before anything else. */
@@ -751,8 +801,6 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         issue_v(st, on_cmd, NULL, 1, 2, argv);
     }
     heartbeat(st);
-    if (st->need_resync)
-        resync(st);
 }
 
 static void start_connect(struct redis_store *st)
@@ -806,7 +854,7 @@ static void on_adopt_fetch(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_store *st = ac->data;
     struct adoption *a = st->adopting;
     size_t i = (size_t)(uintptr_t)priv;
-    st->pending--;
+    answered(st);
     if (!a)
         return;
     a->done++;
@@ -872,7 +920,7 @@ static void on_adopt(redisAsyncContext *ac, void *reply, void *priv)
     struct redis_store *st = ac->data;
     redisReply *r = reply;
     (void)priv;
-    st->pending--;
+    answered(st);
     if (!r || r->type == REDIS_REPLY_NIL || st->closing || st->adopting)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -908,6 +956,15 @@ static void on_adopt(redisAsyncContext *ac, void *reply, void *priv)
 static void on_heartbeat(uv_timer_t *t)
 {
     struct redis_store *st = t->data;
+    uint64_t now = uv_now(st->loop);
+    if (st->state == C_CONNECTING && now - st->connect_at > STALL_MS) {
+        drop_connection(st, "no connection after 3 s");
+        return;
+    }
+    if (st->state == C_UP && st->pending && now - st->waiting_since > STALL_MS) {
+        drop_connection(st, "no answer for 3 s");
+        return;
+    }
     if (st->state != C_UP)
         return;
     heartbeat(st);
@@ -933,6 +990,13 @@ static int store_begin(struct xs_sub_store *s)
     if (st->in_batch || st->walking) {
         set_error(st, "%s: begin inside a batch or a load", st->url);
         return XS_ESTATE;
+    }
+    /* After a loss nothing is written until the resync that follows the
+     * reconnection has dropped this instance's records: it would drop
+     * those writes too. */
+    if (st->need_resync && st->state != C_UP) {
+        set_error(st, "%s: not connected, reconnecting", st->url);
+        return XS_EIO;
     }
     const char *argv[] = {"MULTI"};
     int rc = issue_v(st, on_cmd, NULL, 1, 1, argv);
@@ -1185,8 +1249,8 @@ static int store_load(struct xs_sub_store *s, int (*fn)(void *ud, const struct x
         size_t end = base + LOAD_CHUNK < ids->elements ? base + LOAD_CHUNK : ids->elements;
         for (size_t i = base; i < end; i++) {
             const redisReply *id = ids->element[i];
-            char *k = id->type == REDIS_REPLY_STRING ? key_of(st, "sub", st->instance, id->str)
-                                                     : NULL;
+            char *k =
+                id->type == REDIS_REPLY_STRING ? key_of(st, "sub", st->instance, id->str) : NULL;
             const char *argv[] = {"HGETALL", k ? k : ""};
             redisAppendCommandArgv(c, 2, argv, NULL);
             free(k);
@@ -1275,8 +1339,8 @@ static void on_close_wait(uv_timer_t *t)
                "confirm the last writes in time\"",
                st->url, st->pending);
         redisAsyncContext *ac = st->ac;
-        redisAsyncFree(ac);
         st->ac = NULL;
+        redisAsyncFree(ac);
     }
     finish_close(st);
 }
@@ -1293,7 +1357,7 @@ static void store_close(struct xs_sub_store *s)
     }
     /* Ending the heartbeat lets another instance adopt at its next period
      * rather than when the heartbeat would have run out. */
-    if (st->state == C_UP) {
+    if (st->ac) {
         char *hb = key_of(st, "hb", st->instance, NULL);
         if (hb) {
             const char *argv[] = {"DEL", hb};
@@ -1306,16 +1370,13 @@ static void store_close(struct xs_sub_store *s)
     uv_timer_stop(&st->retry);
     if (st->resolving)
         uv_cancel((uv_req_t *)&st->gai);
-    if (st->ac && st->state == C_UP) {
-        /* Sends what is queued and waits for the answers, within a bound. */
-        redisAsyncDisconnect(st->ac);
-        uv_timer_start(&st->close_wait, on_close_wait, CLOSE_WAIT_MS, 0);
-        return;
-    }
     if (st->ac) {
-        redisAsyncContext *ac = st->ac;
-        st->ac = NULL;
-        redisAsyncFree(ac);
+        /* Sends what is queued and waits for the answers, within a bound;
+         * on_disconnect then finishes. */
+        redisAsyncDisconnect(st->ac);
+        if (st->ac)
+            uv_timer_start(&st->close_wait, on_close_wait, CLOSE_WAIT_MS, 0);
+        return;
     }
     finish_close(st);
 }
@@ -1335,7 +1396,7 @@ void xs_sub_store_redis_timing(struct xs_sub_store *s, unsigned period_ms, unsig
     st->period_ms = period_ms;
     st->ttl_ms = ttl_ms;
     uv_timer_start(&st->hb, on_heartbeat, period_ms, period_ms);
-    if (st->state == C_UP)
+    if (st->ac)
         heartbeat(st);
 }
 
@@ -1416,8 +1477,9 @@ int xs_sub_store_open_redis(uv_loop_t *loop, const char *url, const char *instan
     rc = XS_EIO;
     r = redisCommand(c, "EVAL %s 0", "return 1");
     if (!r || r->type != REDIS_REPLY_INTEGER) {
-        snprintf(err, errlen, "%s: the server does not run scripts (Redis 2.6 or later is needed): %.160s",
-                 url, r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        snprintf(err, errlen,
+                 "%s: the server does not run scripts (Redis 2.6 or later is needed): %.160s", url,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
         goto fail;
     }
     freeReplyObject(r);
@@ -1442,6 +1504,17 @@ int xs_sub_store_open_redis(uv_loop_t *loop, const char *url, const char *instan
         goto fail;
     }
     freeReplyObject(r);
+    /* The address the check reached, so the first connection needs no
+     * second resolution and writes can be queued from now on. */
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    char ip[64] = "";
+    if (getpeername(c->fd, (struct sockaddr *)&peer, &plen) == 0) {
+        if (peer.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&peer, ip, sizeof ip);
+        else if (peer.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&peer, ip, sizeof ip);
+    }
     redisFree(c);
     free(hb);
     free(set);
@@ -1452,7 +1525,10 @@ int xs_sub_store_open_redis(uv_loop_t *loop, const char *url, const char *instan
     st->hb.data = st->retry.data = st->close_wait.data = st;
     st->handles_open = 3;
     uv_timer_start(&st->hb, on_heartbeat, st->period_ms, st->period_ms);
-    start_connect(st);
+    if (ip[0])
+        connect_ip(st, ip);
+    else
+        start_connect(st);
     *out = &st->base;
     return 0;
 fail:
