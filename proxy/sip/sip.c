@@ -535,6 +535,7 @@ void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), voi
 void xs_sip_drain(struct xs_sip *sip)
 {
     sip->txns.draining = 1;
+    xs_sip_tp_stop_accepting(sip->tp);
 }
 
 static void on_presence_closed(void *ud)
@@ -612,7 +613,9 @@ static void on_ping_final(void *ud, const osip_message_t *resp, enum xs_cond con
     struct xs_tls_peer peer;
     const char *desc = "";
     int tls = pg->sip->tp && xs_sip_tp_out_tls(pg->sip->tp, &peer, &desc) == 0;
-    xs_log(status >= 200 && status < 300 ? XS_LOG_INFO : XS_LOG_WARN, "sip.ping",
+    /* The admin listener's readiness checks ping every few seconds: a good
+     * answer is routine, a bad one is news. */
+    XS_LOG(status >= 200 && status < 300 ? XS_LOG_DEBUG : XS_LOG_WARN, "sip.ping",
            "status=%d tls=%s", status, tls ? desc : "none");
     pg->cb(pg->ud, status, reason, tls ? &peer : NULL, tls ? desc : "");
     free(pg);

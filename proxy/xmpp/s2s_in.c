@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "xmpp/s2s_in_int.h"
+#include "xmpp/xmpp_side.h"
 
 int xs_s2s_in_authenticated(const struct s2s_in *in)
 {
@@ -573,6 +574,7 @@ static void accept_stream(struct xs_xmpp *x, uv_tcp_t *tcp, int direct_tls)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->since = xs_xmpp_wall_now();
     in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
@@ -709,6 +711,34 @@ void xs_s2s_in_metrics(const struct s2s_in *in)
                                            : XS_MSTREAM_AUTH_DIALBACK;
     xs_metrics_collect_stream(xs_xmpp_metrics_partner(in->x, valid ? valid->remote : in->remote),
                               XS_METRICS_IN, st, xs_xmpp_metrics_tls(in->link), auth);
+}
+
+int xs_s2s_in_info(const struct s2s_in *in, struct xs_stream_info *out)
+{
+    if (in->state == IN_CLOSED)
+        return -1;
+    const struct in_pair *valid = NULL;
+    for (size_t i = 0; i < in->n_pairs && !valid; i++)
+        if (in->pairs[i].state == PAIR_VALID)
+            valid = &in->pairs[i];
+    *out = (struct xs_stream_info){
+        .outbound = 0,
+        .local = valid ? valid->local : in->local,
+        .remote = valid ? valid->remote : in->remote,
+        .peer = in->link ? xs_link_peer(in->link) : "",
+        .state = in->state == IN_WAIT_HEADER     ? "connecting"
+                 : in->state == IN_TLS_HANDSHAKE ? "tls-handshake"
+                 : valid                         ? "established"
+                                                 : "authenticating",
+        .auth = !valid                            ? "none"
+                : valid->how == XS_S2S_AUTH_SASL ? "sasl_external"
+                                                  : "dialback",
+        .since = in->since,
+        .queued = 0,
+        .last_error = "",
+    };
+    xs_xmpp_tls_version(in->link, out->tls);
+    return 0;
 }
 
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)

@@ -11,9 +11,9 @@
 #include "core/metrics.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/s2s_sm.h"
 #include "xmpp/sasl.h"
 #include "xmpp/xmpp_side.h"
-#include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
 
@@ -111,6 +111,7 @@ struct s2s_out {
     char fail_text[256];
     double deadline;
     double last_activity;
+    double since; /* Unix time it was created (status page) */
     /* Congestion refusals: logged once a second at most, with the count. */
     double congested_logged_at;
     unsigned long congested_unlogged;
@@ -1194,6 +1195,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
         return NULL;
     o->x = x;
     o->serial = ++x->next_serial;
+    o->since = xs_xmpp_wall_now();
     xs_sm_out_init(&o->sm);
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
@@ -1363,6 +1365,32 @@ void xs_s2s_out_metrics(const struct s2s_out *o)
                               xs_xmpp_metrics_tls(o->link), auth);
 }
 
+int xs_s2s_out_info(const struct s2s_out *o, struct xs_stream_info *out)
+{
+    if (o->state == OUT_CLOSED)
+        return -1;
+    const char *state = o->state == OUT_ESTABLISHED ? "established"
+                        : o->state == OUT_RESOLVING || o->state == OUT_CONNECTING ||
+                                o->state == OUT_TLS_HANDSHAKE
+                            ? "connecting"
+                            : "authenticating";
+    *out = (struct xs_stream_info){
+        .outbound = 1,
+        .local = o->local,
+        .remote = o->remote,
+        .peer = o->link ? xs_link_peer(o->link) : "",
+        .state = state,
+        .auth = o->state != OUT_ESTABLISHED ? "none"
+                : o->sasl_done              ? "sasl_external"
+                                            : "dialback",
+        .since = o->since,
+        .queued = o->queue.n + o->unflushed.n + o->written.n + o->unacked.n,
+        .last_error = o->fail_text,
+    };
+    xs_xmpp_tls_version(o->link, out->tls);
+    return 0;
+}
+
 double xs_s2s_out_next_expiry(const struct s2s_out *o)
 {
     double next = o->written.head ? o->written.head->deadline : 0;
@@ -1484,6 +1512,11 @@ void xs_s2s_out_shutdown(struct s2s_out *o)
     if (o->state != OUT_CLOSED)
         out_abort(o, XS_COND_SERVICE_UNAVAILABLE, "the gateway is shutting down",
                   "system-shutdown");
+}
+
+size_t xs_s2s_out_pending(const struct s2s_out *o)
+{
+    return o->queue.n + o->unflushed.n + o->unacked.n;
 }
 
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -169,6 +170,32 @@ void xs_xmpp_metrics(struct xs_xmpp *x)
         xs_s2s_in_metrics(in);
     for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
         xs_s2s_out_metrics(o);
+}
+
+void xs_xmpp_foreach_stream(struct xs_xmpp *x, void (*fn)(void *ud, const struct xs_stream_info *),
+                            void *ud)
+{
+    struct xs_stream_info si;
+    for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
+        if (xs_s2s_in_info(in, &si) == 0)
+            fn(ud, &si);
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        if (xs_s2s_out_info(o, &si) == 0)
+            fn(ud, &si);
+}
+
+void xs_xmpp_tls_version(const struct xs_link *l, char out[16])
+{
+    const char *d = l && xs_link_is_tls(l) ? xs_link_tls_describe(l) : "none";
+    size_t n = strcspn(d, "/");
+    snprintf(out, 16, "%.*s", (int)(n < 15 ? n : 15), d);
+}
+
+double xs_xmpp_wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void xs_xmpp_stream_gone(struct xs_xmpp *x)
@@ -512,6 +539,24 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_closed(x);
 }
 
+void xs_xmpp_drain(struct xs_xmpp *x)
+{
+    if (x->listeners_closed)
+        return;
+    x->listeners_closed = 1;
+    uv_close((uv_handle_t *)&x->listener, on_handle_closed);
+    if (x->has_listener_tls)
+        uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
+}
+
+size_t xs_xmpp_pending(const struct xs_xmpp *x)
+{
+    size_t n = 0;
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        n += xs_s2s_out_pending(o);
+    return n;
+}
+
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
 {
     x->closing = 1;
@@ -525,9 +570,7 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
         next = xs_s2s_out_next(o);
         xs_s2s_out_shutdown(o);
     }
-    uv_close((uv_handle_t *)&x->listener, on_handle_closed);
-    if (x->has_listener_tls)
-        uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
+    xs_xmpp_drain(x);
     uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&x->expire, on_handle_closed);
     uv_close((uv_handle_t *)&x->hold, on_handle_closed);
