@@ -629,6 +629,19 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->presence_max_per_user, c->presence_max_per_domain, c->presence_max_total);
     else
         fprintf(out, "  presence: off (presence and subscriptions are refused)\n");
+    if (c->admin_listen_host)
+        fprintf(out, "  admin: %s%s%s:%d (/metrics, /status, /healthz, /readyz)\n",
+                strchr(c->admin_listen_host, ':') ? "[" : "", c->admin_listen_host,
+                strchr(c->admin_listen_host, ':') ? "]" : "", c->admin_listen_port);
+    else
+        fprintf(out, "  admin: off\n");
+    fprintf(out, "  log: %s%s; reload: %s", c->log_json ? "json" : "text",
+            c->log_bodies ? " with message bodies" : "",
+            c->reload_watch ? "on change of the policy or its files, and on SIGHUP"
+                            : "on SIGHUP only");
+    if (c->reload_watch)
+        fprintf(out, " (debounce %g s)", c->reload_debounce);
+    fprintf(out, "; drain on SIGTERM: at most %g s\n", c->drain_deadline);
     xs_policy_free(p);
     return 0;
 }
