@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/md.h>
 
@@ -141,6 +142,33 @@ static const char *secret_of(const struct xs_gateway *gw, const struct xs_config
     return cfg->dialback_secret && *cfg->dialback_secret ? cfg->dialback_secret : gw->secret;
 }
 
+/* A store shared with the other instances of the domain, in Redis; this
+ * gateway's records there carry its name (gateway.instance, else the host
+ * name). A server out of reach at start stops the start, as a refused file
+ * does: the subscriptions of the last run are there. */
+static int start_presence_redis(struct xs_gateway *gw, const struct xs_config *cfg)
+{
+    char host[256] = "";
+    const char *instance = cfg->instance;
+    if (!instance) {
+        if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            snprintf(host, sizeof host, "xsgw");
+        instance = host;
+    }
+    struct xs_sub_store *store = NULL;
+    char err[512];
+    int rc = xs_sub_store_open_redis(gw->loop, cfg->presence_store, instance, &store, err,
+                                     sizeof err);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "presence.store", "url=%s instance=%s result=refused reason=\"%s\"",
+               cfg->presence_store, instance, err);
+        return rc;
+    }
+    xs_log(XS_LOG_INFO, "presence.store", "url=%s instance=%s result=open", cfg->presence_store,
+           instance);
+    return xs_sip_presence_start(gw->sip, cfg, store);
+}
+
 /* Opens the subscription store and starts presence on the SIP side. A
  * store that cannot be opened, or that is not one of ours, stops the start:
  * running on without it would lose every subscription at the next restart,
@@ -152,6 +180,8 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
         return 0;
     }
     char path[4096];
+    if (cfg->presence_store && !strncmp(cfg->presence_store, "redis://", 8))
+        return start_presence_redis(gw, cfg);
     if (cfg->presence_store) {
         snprintf(path, sizeof path, "%s", cfg->presence_store);
     } else {
@@ -293,9 +323,9 @@ int xs_gateway_reload(struct xs_gateway *gw)
         }
     }
     if (old->presence_enabled != cfg->presence_enabled ||
-        !same(old->presence_store, cfg->presence_store))
+        !same(old->presence_store, cfg->presence_store) || !same(old->instance, cfg->instance))
         xs_log(XS_LOG_WARN, "policy.reload",
-               "reason=\"presence.enabled or presence.store changed: requests follow it at once, "
+               "reason=\"presence.enabled, presence.store or gateway.instance changed: requests follow it at once, "
                "the store and the subscriptions held change on restart\"");
     if (!same(secret_of(gw, old), secret_of(gw, cfg)))
         xs_log(XS_LOG_WARN, "policy.reload",

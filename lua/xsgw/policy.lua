@@ -405,7 +405,8 @@ local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true, presence = true, tls = true, admin = true, reload = true, drain = true })
+        max_body = true, presence = true, tls = true, admin = true, reload = true, drain = true,
+        instance = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
