@@ -46,6 +46,8 @@ static void no_outcome(void *ud, enum xs_cond cond, const char *text)
 static void on_delivered(void *ud, enum xs_cond cond, const char *text)
 {
     struct route_ctx *c = ud;
+    if (cond == XS_COND_NONE)
+        c->r->delivered++;
     if (cond != XS_COND_NONE) {
         c->r->bounced++;
         char q[256];
@@ -202,7 +204,10 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
      * refused here with policy-violation (RFC 7572 §6 uses that condition
      * for what the gateway will not carry), before any hook runs. */
     size_t max_body = xs_policy_config(r->policy)->max_body;
-    if (ev->body && strlen(ev->body) > max_body) {
+    if (r->draining) {
+        text = strdup("the gateway is shutting down");
+        cond = XS_COND_SERVICE_UNAVAILABLE;
+    } else if (ev->body && strlen(ev->body) > max_body) {
         char why[64];
         snprintf(why, sizeof why, "message body exceeds %zu bytes", max_body);
         text = strdup(why);

@@ -524,6 +524,7 @@ void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), voi
 void xs_sip_drain(struct xs_sip *sip)
 {
     sip->txns.draining = 1;
+    xs_sip_tp_stop_accepting(sip->tp);
 }
 
 static void on_presence_closed(void *ud)

@@ -104,7 +104,8 @@ void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), voi
 /* Says the gateway is stopping, before the other side fails what it holds:
  * from then on service-unavailable answers to SIP senders are the gateway's
  * own (503 with Retry-After, so the edge retries elsewhere or later), not a
- * remote user's (403, RFC 7247 §7.1 note 5). */
+ * remote user's (403, RFC 7247 §7.1 note 5). The TCP and TLS listeners
+ * close: no new connection, while the ones there are carry the answers. */
 void xs_sip_drain(struct xs_sip *sip);
 
 /* `xsgw validate`: an OPTIONS request to the next hop over its transport,

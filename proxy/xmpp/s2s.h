@@ -116,6 +116,7 @@ struct xs_xmpp {
     uv_tcp_t listener;
     uv_tcp_t listener_tls; /* Direct TLS (XEP-0368), when xmpp.listen_tls is set */
     int has_listener_tls;
+    int listeners_closed; /* xs_xmpp_drain: no new streams */
     uv_timer_t sweep; /* one timer checks every stream's deadlines */
     /* Fires when the earliest written stanza's grace (or settle) ends, so its
      * sender is answered then and not at the sweep's next tick. */
@@ -267,6 +268,9 @@ int xs_s2s_out_sweep(struct s2s_out *o, double now);
 void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
+/* Stanzas this stream still owes an outcome for: queued, unconfirmed by
+ * the kernel, or unacknowledged by the peer (not those in their grace). */
+size_t xs_s2s_out_pending(const struct s2s_out *o);
 
 /* s2s_wire.c: what both kinds of stream write. The write functions return
  * xs_link_write's result; a failure means the stream can no longer be

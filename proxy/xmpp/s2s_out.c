@@ -1457,6 +1457,11 @@ void xs_s2s_out_shutdown(struct s2s_out *o)
                   "system-shutdown");
 }
 
+size_t xs_s2s_out_pending(const struct s2s_out *o)
+{
+    return o->queue.n + o->unflushed.n + o->unacked.n;
+}
+
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o)
 {
     return o->next;

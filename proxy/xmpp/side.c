@@ -487,6 +487,24 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_closed(x);
 }
 
+void xs_xmpp_drain(struct xs_xmpp *x)
+{
+    if (x->listeners_closed)
+        return;
+    x->listeners_closed = 1;
+    uv_close((uv_handle_t *)&x->listener, on_handle_closed);
+    if (x->has_listener_tls)
+        uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
+}
+
+size_t xs_xmpp_pending(const struct xs_xmpp *x)
+{
+    size_t n = 0;
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        n += xs_s2s_out_pending(o);
+    return n;
+}
+
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
 {
     x->closing = 1;
@@ -500,9 +518,7 @@ void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud)
         next = xs_s2s_out_next(o);
         xs_s2s_out_shutdown(o);
     }
-    uv_close((uv_handle_t *)&x->listener, on_handle_closed);
-    if (x->has_listener_tls)
-        uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
+    xs_xmpp_drain(x);
     uv_close((uv_handle_t *)&x->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&x->expire, on_handle_closed);
     uv_close((uv_handle_t *)&x->hold, on_handle_closed);

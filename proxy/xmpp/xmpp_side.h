@@ -48,6 +48,14 @@ void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
  * relies on this to be freed right after the sides close. */
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
 
+/* The first step of a graceful stop: the listeners close (no new inbound
+ * stream), the streams there are keep running, so what is in flight can
+ * finish. Idempotent; xs_xmpp_close does it too. */
+void xs_xmpp_drain(struct xs_xmpp *x);
+/* Stanzas the outbound streams still owe an outcome for (queued, not yet
+ * confirmed, or not yet acknowledged by the peer): the drain waits for 0. */
+size_t xs_xmpp_pending(const struct xs_xmpp *x);
+
 /* Backpressure from the other side (through the router): with hold 1 no
  * inbound stream is read (streams accepted meanwhile start held), with 0
  * they are read again. Peers then wait in TCP rather than being refused. */
