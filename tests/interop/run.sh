@@ -4,7 +4,7 @@
 #   run.sh basic reload         the named groups (t_basic.sh, t_reload.sh)
 #   run.sh basic.xmpp_to_sip    one scenario: its group runs, only that verdict counts
 # Environment: XSGW (gateway binary, default build/xsgw), XS_IT_KEEP=1 keeps temp files,
-# XS_IT_GROUP_TIMEOUT (seconds per group: 300, the load group 540, presence 420; it overrides
+# XS_IT_GROUP_TIMEOUT (seconds per group: 300, the load group 540, presence and instances 420; it overrides
 # them all),
 # XS_IT_REQUIRE (see below).
 # Scenarios that check only the harness and the peers, not the gateway (harness_checks below),
