@@ -71,8 +71,8 @@ inst_dns_start() {
         --pid-file="$IT_TMP/dnsmasq.pid" --user=root --group=root \
         --local=/test/ --local-ttl=60 \
         --host-record=xmpp.test,127.0.0.2 \
-        --host-record=gwa.sip.test,${GW_ADDR[a]} \
-        --host-record=gwb.sip.test,${GW_ADDR[b]} \
+        --host-record=gwa.sip.test,"${GW_ADDR[a]}" \
+        --host-record=gwb.sip.test,"${GW_ADDR[b]}" \
         --host-record=sip.test,127.0.0.4 \
         --host-record=$EJ_DOMAIN,$EJ_ADDR \
         --srv-host=_xmpp-server._tcp.sip.test,gwa.sip.test,5269,0,5 \
@@ -267,9 +267,9 @@ inst_figures() {
 # jget JSON KEY: one value of a JSON object.
 jget() { "$PY" -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]).get(sys.argv[2])))' "$1" "$2"; }
 
-# inst_common_checks SCENARIO: what holds for either signal. Prints the violations.
+# inst_common_checks: what holds for either signal. Prints the violations.
 inst_common_checks() {
-    local why= id sf k=$KILLED s=$SURVIVOR
+    local why="" id sf s=$SURVIVOR
     [ "$(jget "$XF" duplicates)" = 0 ] || why+=" xmpp->sip duplicates $(jget "$XF" duplicates);"
     [ "$(jget "$XF" via_survivor)" != 0 ] || why+=" nothing reached the UAS through $s after the kill;"
     for id in a b; do
