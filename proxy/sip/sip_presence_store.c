@@ -215,7 +215,8 @@ static int adopt_one(void *ud, const struct xs_sub_record *r)
         return 0;
     if (xs__sub_find(pr, r->role, r->watcher, r->presentity)) {
         char qw[160], qp[160];
-        xs_log(XS_LOG_INFO, "presence.adopt", "watcher=%s presentity=%s result=dropped "
+        xs_log(XS_LOG_INFO, "presence.adopt",
+               "watcher=%s presentity=%s result=dropped "
                "reason=\"held here already\"",
                xs_log_quote(qw, sizeof qw, r->watcher), xs_log_quote(qp, sizeof qp, r->presentity));
         return 0;
