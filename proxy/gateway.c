@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -11,9 +12,12 @@
 
 #include <mbedtls/md.h>
 
+#include "admin/admin.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/dns.h"
+#include "ops/watch.h"
 #include "policy/policy.h"
 #include "presence/sub_store.h"
 #include "router.h"
@@ -35,7 +39,14 @@ struct xs_gateway {
     struct xs_xmpp *xmpp;
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
+    struct xs_admin *admin; /* NULL when admin = false; closed last */
     struct xs_gateway_info info;
+    struct xs_watch *watch; /* NULL when reload.watch = false */
+    /* The drain (xs_gateway_stop): polled until nothing is in flight or
+     * drain.deadline passes; the counters as they were when it began. */
+    uv_timer_t drain;
+    uint64_t drain_began, drain_deadline_ms;
+    unsigned long long drain_delivered, drain_bounced, drain_refused;
     int sides_open;
     void (*stopped)(void *ud);
     void *stopped_ud;
@@ -127,6 +138,11 @@ const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw)
     return &gw->info;
 }
 
+const struct xs_policy *xs_gateway_policy(const struct xs_gateway *gw)
+{
+    return gw->policy;
+}
+
 struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw)
 {
     return gw->xmpp;
@@ -203,6 +219,20 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
     return xs_sip_presence_start(gw->sip, cfg, store);
 }
 
+/* The gauges /metrics shows, read from the gateway's tables when it is
+ * rendered (core/metrics.h): nothing is kept up to date for them between
+ * scrapes. */
+static void collect_metrics(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    const struct xs_gateway_info *i = &gw->info;
+    xs_metrics_collect_policy(i->generation, i->reloads_ok, i->reloads_failed, i->last_good_at);
+    xs_xmpp_metrics(gw->xmpp);
+    xs_sip_metrics(gw->sip);
+}
+
+static void watch_arm(struct xs_gateway *gw);
+
 int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_dir,
                      const char *state_dir, struct xs_gateway **out)
 {
@@ -235,6 +265,7 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         goto fail;
     }
     const struct xs_config *cfg = xs_policy_config(gw->policy);
+    xs_log_set_json(cfg->log_json);
     rc = xs_gateway_make_tls(cfg, &gw->tls);
     if (rc != 0)
         goto fail;
@@ -257,11 +288,21 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         xs_sip_close(gw->sip, NULL, NULL);
         goto fail_xmpp;
     }
+    if (cfg->admin_listen_host) {
+        rc = xs_admin_start(loop, gw, cfg->admin_listen_host, cfg->admin_listen_port, &gw->admin);
+        if (rc != 0) {
+            xs_sip_close(gw->sip, NULL, NULL);
+            goto fail_xmpp;
+        }
+    }
     gw->info.generation = 1;
     gw->info.last_good_at = gw->info.started_at;
     memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);
+    xs_metrics_set_start_time(gw->info.started_at);
+    xs_metrics_set_collector(collect_metrics, gw);
+    watch_arm(gw);
     *out = gw;
     return 0;
 
@@ -280,6 +321,46 @@ fail:
     return rc;
 }
 
+static int on_watched_change(void *ud, const char *changed)
+{
+    (void)changed;
+    return xs_gateway_reload(ud);
+}
+
+/* Watches the running policy's file and the files it names (reload.watch),
+ * or stops watching when it says not to. Called at start and after every
+ * reload attempt: a new generation may name other files, and a refused one
+ * leaves the running generation's set, so the next change retries. */
+static void watch_arm(struct xs_gateway *gw)
+{
+    const struct xs_config *cfg = xs_policy_config(gw->policy);
+    if (!cfg->reload_watch || gw->info.draining) {
+        if (gw->watch) {
+            xs_watch_close(gw->watch);
+            gw->watch = NULL;
+            xs_log(XS_LOG_INFO, "policy.watch", "result=off");
+        }
+        return;
+    }
+    if (!gw->watch && xs_watch_new(gw->loop, on_watched_change, gw, &gw->watch) != 0)
+        return;
+    const char **paths = calloc(6 + 2 * cfg->n_tls_certs, sizeof *paths);
+    if (!paths)
+        return;
+    size_t n = 0;
+    paths[n++] = gw->policy_path;
+    paths[n++] = cfg->tls_cert;
+    paths[n++] = cfg->tls_key;
+    paths[n++] = cfg->tls_ca;
+    paths[n++] = cfg->tls_crl;
+    for (size_t i = 0; i < cfg->n_tls_certs; i++) {
+        paths[n++] = cfg->tls_certs[i].cert;
+        paths[n++] = cfg->tls_certs[i].key;
+    }
+    xs_watch_set(gw->watch, paths, n, cfg->reload_debounce);
+    free(paths);
+}
+
 /* Counts a refused reload and keeps its reason for the status page. */
 static int reload_refused(struct xs_gateway *gw, int rc, const char *reason)
 {
@@ -289,7 +370,7 @@ static int reload_refused(struct xs_gateway *gw, int rc, const char *reason)
     return rc;
 }
 
-int xs_gateway_reload(struct xs_gateway *gw)
+static int reload(struct xs_gateway *gw)
 {
     char err[512];
     char sha[65];
@@ -327,11 +408,16 @@ int xs_gateway_reload(struct xs_gateway *gw)
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"presence.enabled, presence.store or gateway.instance changed: requests follow it at once, "
                "the store and the subscriptions held change on restart\"");
+    if (!same(old->admin_listen_host, cfg->admin_listen_host) ||
+        old->admin_listen_port != cfg->admin_listen_port)
+        xs_log(XS_LOG_WARN, "policy.reload",
+               "reason=\"admin.listen changed: takes effect on restart\"");
     if (!same(secret_of(gw, old), secret_of(gw, cfg)))
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"dialback secret changed: takes effect on restart\"");
     struct xs_policy *prev = gw->policy;
     gw->policy = next;
+    xs_log_set_json(cfg->log_json);
     gw->info.generation++;
     xs_router_set_policy(&gw->router, next);
     xs_sip_reconfigure(gw->sip, cfg, tls);
@@ -351,12 +437,16 @@ int xs_gateway_reload(struct xs_gateway *gw)
     return 0;
 }
 
-static void on_side_closed(void *ud)
+int xs_gateway_reload(struct xs_gateway *gw)
+{
+    int rc = reload(gw);
+    watch_arm(gw);
+    return rc;
+}
+
+static void finish_stop(void *ud)
 {
     struct xs_gateway *gw = ud;
-    if (--gw->sides_open > 0)
-        return;
-    xs_dns_close(gw->dns, NULL, NULL);
     void (*cb)(void *) = gw->stopped;
     void *cb_ud = gw->stopped_ud;
     if (gw->router.in_flight > 0) {
@@ -383,17 +473,98 @@ static void on_side_closed(void *ud)
         cb(cb_ud);
 }
 
+/* The admin listener goes last, so that /readyz says "draining" for as
+ * long as the sides take to close. */
+static void on_side_closed(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    if (--gw->sides_open > 0)
+        return;
+    xs_dns_close(gw->dns, NULL, NULL);
+    if (gw->admin)
+        xs_admin_close(gw->admin, finish_stop, gw);
+    else
+        finish_stop(gw);
+}
+
+static void on_drain_closed(uv_handle_t *h)
+{
+    on_side_closed(h->data);
+}
+
+/* The end of the drain, on time or at the deadline: the sides close, which
+ * answers whatever is left (queued stanzas bounce with service-unavailable,
+ * SIP senders get 503) and ends every stream with system-shutdown. */
+static void drain_end(struct xs_gateway *gw, int late)
+{
+    unsigned long long left = gw->router.in_flight;
+    size_t queued = xs_xmpp_pending(gw->xmpp);
+    double took = (double)(uv_now(gw->loop) - gw->drain_began) / 1000.0;
+    /* SIP first: the requests it still waits on fail, and their XMPP
+     * senders' errors go out on streams that are still open; the SIP
+     * requests still waiting on XMPP are answered 503 by the same close
+     * (their late outcomes from XMPP's close are then ignored). The timer
+     * counts as a third part, so the gateway outlives its close callback. */
+    gw->sides_open = 3;
+    uv_close((uv_handle_t *)&gw->drain, on_drain_closed);
+    xs_sip_close(gw->sip, on_side_closed, gw);
+    xs_xmpp_close(gw->xmpp, on_side_closed, gw);
+    /* Both closes have answered everything they held by now (their
+     * lifetime rule), so the counts are final. */
+    xs_log(late ? XS_LOG_WARN : XS_LOG_INFO, "gateway.drain",
+           "result=%s delivered=%llu bounced=%llu answered=%llu left_at_end=%llu queued_at_end=%zu "
+           "seconds=%.3f",
+           late ? "deadline" : "done", gw->router.delivered - gw->drain_delivered,
+           gw->router.bounced - gw->drain_bounced, gw->router.refused - gw->drain_refused, left,
+           queued, took);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct xs_gateway *gw = t->data;
+    int idle = gw->router.in_flight == 0 && xs_xmpp_pending(gw->xmpp) == 0;
+    int late = uv_now(gw->loop) - gw->drain_began >= gw->drain_deadline_ms;
+    if (idle || late) {
+        uv_timer_stop(t);
+        drain_end(gw, late && !idle);
+    }
+}
+
+/* How often the drain looks whether anything is still in flight. */
+#define XS_DRAIN_POLL_MS 20
+
 void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
 {
     gw->stopped = done;
     gw->stopped_ud = ud;
     gw->info.draining = 1;
+    /* The sides are freed as they close; a scrape from now on shows the
+     * counters without the gauges read from them. */
+    xs_metrics_set_collector(NULL, NULL);
     xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
-    /* XMPP first: its queued stanzas bounce to SIP senders while SIP can
-     * still answer them. The XMPP side then waits for the outcomes SIP owes
-     * it, which SIP's close delivers. */
-    gw->sides_open = 2;
+    watch_arm(gw);
+    /* New work first: no new stream or connection is accepted, and every
+     * new message or request on the ones there are is answered at once
+     * (service-unavailable; SIP 503 with Retry-After, so the edge retries
+     * elsewhere or later). What is in flight meanwhile finishes. */
+    gw->router.draining = 1;
     xs_sip_drain(gw->sip);
-    xs_xmpp_close(gw->xmpp, on_side_closed, gw);
-    xs_sip_close(gw->sip, on_side_closed, gw);
+    xs_xmpp_drain(gw->xmpp);
+    const struct xs_config *cfg = xs_policy_config(gw->policy);
+    gw->drain_began = uv_now(gw->loop);
+    gw->drain_deadline_ms = cfg->drain_deadline > 0 ? (uint64_t)(cfg->drain_deadline * 1000.0) : 0;
+    gw->drain_delivered = gw->router.delivered;
+    gw->drain_bounced = gw->router.bounced;
+    gw->drain_refused = gw->router.refused;
+    /* Subscriptions are not ended: ending them would make every watcher
+     * subscribe again through the edge at once; kept in the store, the
+     * restarted instance (or another sharing the store) refreshes them. */
+    xs_log(XS_LOG_INFO, "gateway.drain",
+           "result=started deadline=%.3f in_flight=%llu queued=%zu subscriptions=kept "
+           "reason=\"subscriptions stay in the store for the next start to restore and "
+           "refresh\"",
+           cfg->drain_deadline, gw->router.in_flight, xs_xmpp_pending(gw->xmpp));
+    uv_timer_init(gw->loop, &gw->drain);
+    gw->drain.data = gw;
+    uv_timer_start(&gw->drain, on_drain_tick, 0, XS_DRAIN_POLL_MS);
 }

@@ -41,7 +41,9 @@ static void usage(FILE *out)
             "                    SIP edge (--sip: TLS both ways, OPTIONS), or all of them;\n"
             "                    exit 0 when everything passes, 1 when not\n"
             "\n"
-            "SIGHUP reloads the policy; SIGTERM or SIGINT stops the gateway.\n");
+            "SIGHUP reloads the policy (so does a change of the policy file or the files\n"
+            "it names, unless reload.watch = false); SIGTERM or SIGINT drains and stops\n"
+            "the gateway within drain.deadline seconds (default 25).\n");
 }
 
 static void on_gateway_stopped(void *ud)

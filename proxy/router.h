@@ -20,7 +20,10 @@ struct xs_router {
     struct xs_policy *policy; /* borrowed: the current generation */
     struct xs_side sides[2];  /* indexed by enum xs_side_id */
     int log_bodies;
-    unsigned long long routed, refused, bounced;
+    unsigned long long routed, refused, bounced, delivered;
+    /* The gateway is stopping: every new event is answered
+     * service-unavailable (SIP: 503 with Retry-After). */
+    int draining;
     /* Events handed to a side whose done() has not come back. Each holds a
      * pointer to this router, so the router (embedded in the gateway) must
      * not be freed while any remains: the sides promise that none remains

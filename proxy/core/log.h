@@ -14,6 +14,22 @@ enum xs_log_level { XS_LOG_DEBUG = 0, XS_LOG_INFO, XS_LOG_WARN, XS_LOG_ERROR };
 void xs_log_set_level(enum xs_log_level level);
 int xs_log_enabled(enum xs_log_level level);
 
+/* The line format, the other switch (log.format in the policy, set at start
+ * and on each reload): 0 text "ts=... level=... ev=... k=v", 1 one JSON
+ * object per line. */
+void xs_log_set_json(int on);
+
+/* The JSON form of one line, for xs_log and its tests: {"ts":ts,
+ * "level":level,"ev":ev, then each key=value of `rest` (the formatted
+ * key=value text, values bare or quoted as xs_log_quote writes them) as a
+ * string field}. Quoted values are unescaped first; every value is then
+ * JSON-escaped (control characters and bytes that are not UTF-8 as
+ * \u00XX), and a word without '=' is kept under "msg". When out (size n,
+ * at least 64) is too small the line ends early, still valid JSON, with
+ * "truncated":true. Writes no newline; returns the length written. */
+size_t xs_log_json_line(char *out, size_t n, const char *ts, const char *level, const char *ev,
+                        const char *rest);
+
 /* ev: short dotted event name ("s2s.in.state"); fmt: the key=value rest.
  * Control characters in the formatted line (newlines among them) are
  * written as \xNN, so one call is one line whatever its values hold. */

@@ -94,6 +94,9 @@ int xs_sip_presence_start(struct xs_sip *sip, const struct xs_config *cfg,
                           struct xs_sub_store *store);
 /* Subscriptions held in a role, for logs and tests. */
 size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role);
+/* Reports the transactions and subscriptions held to the metrics collector
+ * (core/metrics.h). */
+void xs_sip_metrics(const struct xs_sip *sip);
 /* Backpressure: fn(ud, 1) once the client transactions in flight reach
  * three quarters of max_client_txns or pressure_high, whichever is lower,
  * fn(ud, 0) once they are back under two thirds of that, so whoever feeds
@@ -104,7 +107,8 @@ void xs_sip_set_pressure(struct xs_sip *sip, void (*fn)(void *ud, int high), voi
 /* Says the gateway is stopping, before the other side fails what it holds:
  * from then on service-unavailable answers to SIP senders are the gateway's
  * own (503 with Retry-After, so the edge retries elsewhere or later), not a
- * remote user's (403, RFC 7247 §7.1 note 5). */
+ * remote user's (403, RFC 7247 §7.1 note 5). The TCP and TLS listeners
+ * close: no new connection, while the ones there are carry the answers. */
 void xs_sip_drain(struct xs_sip *sip);
 
 /* `xsgw validate`: an OPTIONS request to the next hop over its transport,

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
@@ -375,6 +376,8 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
                      "presented %.120s; expected one of %.180s", c->verdict.names, expected);
     }
     c->checked = 1;
+    if (!ok && !quiet)
+        xs_metrics_tls_cert_failure(c->verdict.chain, c->verdict.name_ok);
     if (c->outbound) {
         tp->out_checked = 1;
         tp->out_verdict = c->verdict;
@@ -833,6 +836,16 @@ void xs_sip_tp_reconfigure(struct xs_sip_tp *tp, const struct xs_sip_tp_limits *
     }
 }
 
+void xs_sip_tp_stop_accepting(struct xs_sip_tp *tp)
+{
+    /* UDP stays: it is also the socket the answers of the drain go out on. */
+    for (size_t i = 0; i < tp->n_listeners; i++) {
+        uv_handle_t *h = (uv_handle_t *)&tp->listeners[i].h.udp;
+        if (tp->listeners[i].transport != XS_SIP_UDP && !uv_is_closing(h))
+            uv_close(h, xs__sip_on_counted_close);
+    }
+}
+
 void xs_sip_tp_close(struct xs_sip_tp *tp, void (*done)(void *ud), void *ud)
 {
     if (tp->closing)
@@ -842,7 +855,8 @@ void xs_sip_tp_close(struct xs_sip_tp *tp, void (*done)(void *ud), void *ud)
     tp->done = done;
     tp->done_ud = ud;
     for (size_t i = 0; i < tp->n_listeners; i++)
-        uv_close((uv_handle_t *)&tp->listeners[i].h.udp, xs__sip_on_counted_close);
+        if (!uv_is_closing((uv_handle_t *)&tp->listeners[i].h.udp))
+            uv_close((uv_handle_t *)&tp->listeners[i].h.udp, xs__sip_on_counted_close);
     for (struct xs__sip_conn *c = tp->conns; c; c = c->next)
         xs__sip_conn_close(c, XS_ECLOSED);
     uv_close((uv_handle_t *)&tp->keep, on_keep_close);

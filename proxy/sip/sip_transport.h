@@ -128,5 +128,8 @@ int xs_sip_tp_out_tls(const struct xs_sip_tp *tp, struct xs_tls_peer *peer, cons
 /* Closes everything; `done` runs from the last close callback, after which
  * tp is freed. No callback of cbs runs once this is called. */
 void xs_sip_tp_close(struct xs_sip_tp *tp, void (*done)(void *ud), void *ud);
+/* Closes the TCP and TLS listeners (no new connection); the connections
+ * there are, and UDP, keep working until xs_sip_tp_close. */
+void xs_sip_tp_stop_accepting(struct xs_sip_tp *tp);
 
 #endif

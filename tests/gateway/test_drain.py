@@ -1,0 +1,132 @@
+"""Stop without losing anything (issue 9, story 5): SIGTERM under two-way
+load, and a drain that runs into drain.deadline because the peer never
+acknowledges. Every message sent before the signal is counted: delivered,
+or answered with an error."""
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from gwlib import NS_STREAM_ERR, run_tests  # noqa: E402
+from test_reload_watch import Env  # noqa: E402
+
+
+def with_deadline(e, seconds):
+    e.gw.write_policy(e.text("v1", "never-refused").replace(
+        'domains = { "sip.test" },', f'domains = {{ "sip.test" }}, drain = {{ deadline = {seconds} }},'))
+
+
+async def wait_exit(proc, timeout):
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: proc.wait(timeout))
+
+
+def drain_line(e):
+    m = re.search(r"ev=gateway\.drain result=(\w+) delivered=(\d+) bounced=(\d+) answered=(\d+)"
+                  r".* seconds=([\d.]+)", e.gw.log_text())
+    assert m, e.gw.log_text()[-3000:]
+    return m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)), float(m.group(5))
+
+
+async def stream_error(s, timeout=15):
+    """The condition of the stream error that ends stream s."""
+    el = await s.expect_el("error", timeout=timeout)
+    conds = [c.name for c in el.children if c.ns == NS_STREAM_ERR and c.name != "text"]
+    return conds
+
+
+async def test_drain_under_load(tmp):
+    """SIGTERM while 40 messages a second flow both ways, with the SIP next
+    hop holding its answers at that moment so the drain has work in
+    flight: messages that arrive during the drain are answered at once
+    (service-unavailable; SIP 503 with Retry-After), what was in flight
+    finishes, the streams end with system-shutdown, the process exits 0
+    before the deadline, and every message is delivered or answered."""
+    e = Env(tmp)
+    with_deadline(e, 10)
+    async with e:
+        e.load.go(rate=40, seconds=20)
+        await asyncio.sleep(2.0)
+        e.sip.hold = True
+        e.load.send_xmpp("pheld-1")
+        for _ in range(100):
+            if "pheld-1" in e.load.at_sip:
+                break
+            await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        e.gw.proc.send_signal(signal.SIGTERM)
+        e.load.stop()
+        sent = len(e.load.sent)
+        await asyncio.sleep(0.2)
+        e.load.send_xmpp("plate-1")
+        e.load.send_sip("plate-2")
+        assert await e.load.outcome_of("plate-1", 5) == ("error", "service-unavailable")
+        assert await e.load.outcome_of("plate-2", 5) == ("sip", 503)
+        assert "retry-after" in e.load.responses["plate-2"]["headers"], e.load.responses["plate-2"]
+        assert e.gw.proc.poll() is None
+        e.sip.release()
+        assert await stream_error(e.s) == ["system-shutdown"]
+        rc = await wait_exit(e.gw.proc, 15)
+        took = time.monotonic() - t0
+        assert rc == 0, rc
+        assert took < 10, took
+        counts = await e.load.settle(timeout=10)
+        assert len(e.load.sent) == sent + 2
+        assert counts == {"delivered": sent, "error": 2}, (counts, sent)
+        result, delivered, bounced, answered, seconds = drain_line(e)
+        assert result == "done" and bounced == 0 and answered == 2, e.gw.log_text()[-3000:]
+        assert delivered >= 1, delivered  # pheld-1 at least finished during the drain
+        assert "subscriptions=kept" in e.gw.log_text()
+        # The gateway's own stream to the peer ended the same way.
+        assert e.load.stream_errors == [["system-shutdown"]], e.load.stream_errors
+        print(f"drain under load: sent={sent}+2 late {counts} gateway: delivered={delivered} "
+              f"bounced={bounced} answered={answered} drain={seconds:.3f}s exit={took:.3f}s",
+              flush=True)
+
+
+async def test_drain_deadline_unacknowledging_peer(tmp):
+    """A peer that never acknowledges (stream management on, no <a/>) and a
+    SIP next hop that holds its answers, with drain.deadline = 2: the
+    process exits within 3 s and every held message is answered with an
+    error, on both sides."""
+    e = Env(tmp)
+    with_deadline(e, 2)
+    e.peer_opts = dict(sm_offer=True, sm_mode="ack", sm_ack_delay=None)
+    async with e:
+        e.sip.hold = True
+        for i in range(10):
+            e.load.send_sip(f"ls-{i}")
+        for i in range(3):
+            e.load.send_xmpp(f"lx-{i}")
+        for _ in range(200):
+            if len(e.load.at_peer) == 10 and len(e.load.at_sip) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(e.load.at_peer) == 10 and len(e.load.at_sip) == 3, (e.load.at_peer, e.load.at_sip)
+        await asyncio.sleep(0.5)
+        assert all(k == "delivered" and key.startswith("lx") for key, (k, _) in
+                   e.load.outcome.items()), e.load.outcome  # all held
+        t0 = time.monotonic()
+        e.gw.proc.send_signal(signal.SIGTERM)
+        rc = await wait_exit(e.gw.proc, 10)
+        took = time.monotonic() - t0
+        assert rc == 0, rc
+        assert 2.0 <= took < 3.0, took
+        counts = await e.load.settle(timeout=5)
+        assert counts == {"delivered": 0, "error": 13}, (counts, e.load.outcome)
+        for i in range(10):
+            kind, code = e.load.outcome[f"ls-{i}"]
+            assert kind == "sip" and code >= 400, (i, kind, code)
+        result, delivered, bounced, answered, seconds = drain_line(e)
+        assert result == "deadline" and bounced == 13, (result, bounced)
+        print(f"drain at deadline: exit after {took:.3f}s, outcomes "
+              f"{sorted(set(e.load.outcome.values()))}", flush=True)
+
+
+TESTS = [test_drain_under_load, test_drain_deadline_unacknowledging_peer]
+
+if __name__ == "__main__":
+    sys.exit(run_tests(TESTS, "xs-drain-", sys.argv))
