@@ -444,6 +444,26 @@ async def test_presence_store_corrupt_is_refused(tmp):
     assert open(path, "rb").read() == before
 
 
+async def test_presence_redis_unreachable_at_start_is_refused(tmp):
+    """A Redis store nobody listens on stops the start with the reason, as a
+    refused file does: running on would lose the last run's subscriptions."""
+    port = free_port()
+    e = PresenceEnv(tmp, presence=f'presence = {{ store = "redis://127.0.0.1:{port}" }}, '
+                    'instance = "gw-x",')
+    try:
+        e.gw.start()
+        raise AssertionError("the gateway started without its Redis store")
+    except (AssertionError, TimeoutError, Exception) as ex:
+        if "started without" in str(ex):
+            raise
+    rc = e.gw.proc.wait(10)
+    assert rc != 0, rc
+    log = e.gw.log_text()
+    assert re.search(rf"ev=presence.store url=redis://127.0.0.1:{port} instance=gw-x "
+                     rf'result=refused reason="redis://127.0.0.1:{port}: cannot connect: '
+                     "Connection refused", log), log[-2000:]
+
+
 async def test_presence_forked_notify_and_reinvited_subscription(tmp):
     async with PresenceEnv(tmp) as e:
         watch_addr(e.sip)
