@@ -52,7 +52,9 @@ static const char *const sub_role_name[2] = {"watch_sip", "watch_xmpp"};
 /* What is kept between renders. */
 static struct {
     char partner[N_PARTNERS][NAME_MAX_LEN + 1];
-    unsigned n_partners;       /* slots taken, "other" included */
+    /* Named slots taken (1..n_named; slot 0 is "other"). The registry is
+     * all zero at start so that it lives in .bss, not in the binary. */
+    unsigned n_named;
     uint8_t index[INDEX_SIZE]; /* open addressing by name hash; 0: empty */
 
     /* [presence?][origin][partner][outcome][cond] */
@@ -70,7 +72,7 @@ static struct {
 
     xs_metrics_collector collector;
     void *collector_ud;
-} m = {.n_partners = 1};
+} m;
 
 /* What the collector reports, rebuilt at every render. */
 static struct {
@@ -90,7 +92,6 @@ static struct {
 void xs_metrics_reset(void)
 {
     memset(&m, 0, sizeof m);
-    m.n_partners = 1;
     memset(&c, 0, sizeof c);
 }
 
@@ -129,9 +130,9 @@ unsigned xs_metrics_partner(const char *name)
     for (uint32_t i = name_hash(name, n) % INDEX_SIZE;; i = (i + 1) % INDEX_SIZE) {
         unsigned slot = m.index[i];
         if (slot == 0) {
-            if (m.n_partners >= N_PARTNERS)
+            if (m.n_named >= XS_METRICS_PARTNERS)
                 return XS_METRICS_OTHER;
-            slot = m.n_partners++;
+            slot = ++m.n_named;
             memcpy(m.partner[slot], name, n + 1);
             m.index[i] = (uint8_t)slot;
             return slot;
@@ -348,7 +349,7 @@ static void render_events(struct out *o, int presence)
            presence ? "Presence updates by partner, direction, final outcome and XMPP condition."
                     : "Messages by partner, direction, final outcome and XMPP condition.");
     char pl[2 * NAME_MAX_LEN + 1];
-    for (unsigned p = 0; p < m.n_partners; p++)
+    for (unsigned p = 0; p <= m.n_named; p++)
         for (int d = 0; d < 2; d++)
             for (int oc = 0; oc < XS_METRICS_OUTCOMES_; oc++)
                 for (int cd = 0; cd < XS_COND_COUNT_; cd++) {
@@ -391,7 +392,7 @@ static void render_streams(struct out *o)
            "XMPP server-to-server streams by partner, direction, state, TLS version and "
            "authentication.");
     char pl[2 * NAME_MAX_LEN + 1];
-    for (unsigned p = 0; p < m.n_partners; p++)
+    for (unsigned p = 0; p <= m.n_named; p++)
         for (int d = 0; d < 2; d++)
             for (int s = 0; s < XS_MSTREAM_STATES_; s++)
                 for (int t = 0; t < XS_MSTREAM_TLSES_; t++)

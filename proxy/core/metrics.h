@@ -31,6 +31,12 @@
 
 /* ---- Exposition ---- */
 
+/* No exposition is longer than this: every partner slot taken with a
+ * 255-byte name that needs escaping throughout, and every series of every
+ * family counted, come to about 28 MiB. A real one is a few KiB to some
+ * hundreds of KiB; an xs_buf with this maximum grows only as far as needed. */
+#define XS_METRICS_RENDER_MAX ((size_t)32 << 20)
+
 /* Appends the whole exposition to out (borrowed). Returns 0, or XS_ELIMIT
  * when out's maximum is too small for it (or XS_ENOMEM): then out is left
  * as it was before the call, with nothing of the exposition in it. */

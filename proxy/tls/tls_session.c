@@ -79,52 +79,63 @@ static int bio_recv(void *p, unsigned char *data, size_t len)
     return (int)len;
 }
 
-/* The closed set of reasons xsgw_tls_handshake_failures_total counts. */
-static enum xs_metrics_tls_fail handshake_failure(int rc)
-{
-    switch (rc) {
-    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
-        return XS_MTLS_ALERT;
-    case MBEDTLS_ERR_SSL_CONN_EOF:
-    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
-        return XS_MTLS_CLOSED;
-    case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+/* The closed set of reasons xsgw_tls_handshake_failures_total counts, from
+ * mbedtls's error codes. The names differ between 2.28 and 3.6, and some
+ * share a value in one of them: a table of what each release defines, not
+ * a switch. */
+static const struct {
+    int rc;
+    enum xs_metrics_tls_fail why;
+} handshake_reasons[] = {
+    {MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE, XS_MTLS_ALERT},
+    {MBEDTLS_ERR_SSL_CONN_EOF, XS_MTLS_CLOSED},
+    {MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY, XS_MTLS_CLOSED},
+    {MBEDTLS_ERR_X509_CERT_VERIFY_FAILED, XS_MTLS_CERTIFICATE},
 #ifdef MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE
-    case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+    {MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE, XS_MTLS_CERTIFICATE},
 #endif
 #ifdef MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE
-    case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
+    {MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE, XS_MTLS_CERTIFICATE},
 #endif
 #ifdef MBEDTLS_ERR_SSL_BAD_CERTIFICATE
-    case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
+    {MBEDTLS_ERR_SSL_BAD_CERTIFICATE, XS_MTLS_CERTIFICATE},
 #endif
-        return XS_MTLS_CERTIFICATE;
-    case MBEDTLS_ERR_SSL_INVALID_RECORD:
-    case MBEDTLS_ERR_SSL_INVALID_MAC:
-    case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
-    case MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE:
+    {MBEDTLS_ERR_SSL_INVALID_RECORD, XS_MTLS_PROTOCOL},
+#ifdef MBEDTLS_ERR_SSL_INVALID_MAC
+    {MBEDTLS_ERR_SSL_INVALID_MAC, XS_MTLS_PROTOCOL},
+#endif
+#ifdef MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE
+    {MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE, XS_MTLS_PROTOCOL},
+#endif
+#ifdef MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE
+    {MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE, XS_MTLS_PROTOCOL},
+#endif
 #ifdef MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION
-    case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+    {MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION, XS_MTLS_PROTOCOL},
 #endif
 #ifdef MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION
-    case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+    {MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION, XS_MTLS_PROTOCOL},
 #endif
 #ifdef MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN
-    case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+    {MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN, XS_MTLS_PROTOCOL},
 #endif
 #ifdef MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO
-    case MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO:
+    {MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO, XS_MTLS_PROTOCOL},
 #endif
 #ifdef MBEDTLS_ERR_SSL_BAD_HS_SERVER_HELLO
-    case MBEDTLS_ERR_SSL_BAD_HS_SERVER_HELLO:
+    {MBEDTLS_ERR_SSL_BAD_HS_SERVER_HELLO, XS_MTLS_PROTOCOL},
 #endif
 #ifdef MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE
-    case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+    {MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE, XS_MTLS_PROTOCOL},
 #endif
-        return XS_MTLS_PROTOCOL;
-    default:
-        return XS_MTLS_OTHER;
-    }
+};
+
+static enum xs_metrics_tls_fail handshake_failure(int rc)
+{
+    for (size_t i = 0; i < sizeof handshake_reasons / sizeof handshake_reasons[0]; i++)
+        if (handshake_reasons[i].rc == rc)
+            return handshake_reasons[i].why;
+    return XS_MTLS_OTHER;
 }
 
 static int fail(struct xs_tls *t, const char *what, int rc)

@@ -212,6 +212,10 @@ void xs_s2s_in_carry(struct xs_xmpp *x, uint64_t serial, int secure, const char 
  * and dialback settings, the local domain). */
 void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
+/* The drain: </stream:stream> on an open stream, so the peer sends what
+ * follows on a new stream, to another instance (the listener is closed);
+ * what it sent before it saw the close is still read and answered. */
+void xs_s2s_in_drain(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
 /* Reports the stream to the metrics collector (xs_metrics_collect_stream). */

@@ -76,6 +76,11 @@ void xs_s2s_in_error(struct s2s_in *in, const char *cond, const char *text)
     xs_s2s_in_set_state(in, IN_CLOSED, cond);
     if (in->parser)
         xs_xml_parser_stop(in->parser);
+    if (in->close_sent) {
+        /* Our closing tag is out: no stream error may follow it. */
+        xs_link_close(in->link, XS_EPROTO);
+        return;
+    }
     /* RFC 6120 §4.9.1.1: a stream error needs a stream to live in. */
     if (!in->header_sent) {
         xs_xmpp_random_id(in->id);
@@ -102,6 +107,16 @@ void xs_s2s_in_write_failed(struct s2s_in *in, int rc)
     if (in->parser)
         xs_xml_parser_stop(in->parser);
     xs_link_close(in->link, rc);
+}
+
+/* Our side of the stream ends: with </stream:stream>, unless the drain
+ * sent it already. */
+static void end_link(struct s2s_in *in)
+{
+    if (in->close_sent)
+        xs_link_close(in->link, XS_OK);
+    else
+        xs_s2s_close_stream(in->link);
 }
 
 struct in_pair *xs_s2s_in_find_pair(struct s2s_in *in, const char *local, const char *remote)
@@ -311,7 +326,7 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
                (unsigned long long)in->serial, in->remote[0] ? in->remote : "-", cond);
         xs_s2s_in_set_state(in, IN_CLOSED, "stream error from the peer");
         xs_xml_parser_stop(in->parser);
-        xs_s2s_close_stream(in->link);
+        end_link(in);
     } else if (!strcmp(el->ns, XS_NS_SM)) {
         on_sm(in, el);
     } else if (!strcmp(el->ns, XS_NS_SERVER)) {
@@ -329,7 +344,7 @@ static void on_stream_close(void *ud)
         return;
     xs_s2s_in_set_state(in, IN_CLOSED, "peer closed the stream");
     xs_xml_parser_stop(in->parser);
-    xs_s2s_close_stream(in->link);
+    end_link(in);
 }
 
 static const struct xs_xml_cbs parser_cbs = {on_stream_open, on_stanza, on_stream_close};
@@ -382,7 +397,7 @@ static void on_data(void *ud, const char *data, size_t len)
         xs_s2s_in_error(in, cond ? cond : "not-well-formed", xs_xml_parser_detail(in->parser));
         return;
     }
-    if (in->sm.owed && in->state == IN_OPEN) {
+    if (in->sm.owed && in->state == IN_OPEN && !in->close_sent) {
         char a[64];
         int n = snprintf(a, sizeof a, "<a xmlns='" XS_NS_SM "' h='%lu'/>",
                          (unsigned long)in->sm.handled);
@@ -662,7 +677,8 @@ int xs_s2s_in_sweep(struct s2s_in *in, double now)
      * failed write instead of lingering until the idle timeout. */
     double quiet_since =
         in->last_keepalive > in->last_activity ? in->last_keepalive : in->last_activity;
-    if (p && p->keepalive > 0 && in->state == IN_OPEN && xs_s2s_in_authenticated(in) &&
+    if (p && p->keepalive > 0 && in->state == IN_OPEN && !in->close_sent &&
+        xs_s2s_in_authenticated(in) &&
         now - quiet_since >= p->keepalive) {
         in->last_keepalive = now;
         int rc = xs_link_write(in->link, " ", 1);
@@ -684,7 +700,25 @@ void xs_s2s_in_shutdown(struct s2s_in *in)
     if (in->state == IN_CLOSED)
         return;
     xs_s2s_in_set_state(in, IN_CLOSED, "shutdown");
-    xs_s2s_stream_error(in->link, "system-shutdown", NULL);
+    if (in->close_sent)
+        xs_link_close(in->link, XS_OK);
+    else
+        xs_s2s_stream_error(in->link, "system-shutdown", NULL);
+}
+
+void xs_s2s_in_drain(struct s2s_in *in)
+{
+    static const char end[] = "</stream:stream>";
+    if (in->state != IN_OPEN || !in->header_sent || in->close_sent)
+        return;
+    int rc = xs_link_write(in->link, end, sizeof end - 1);
+    if (rc != 0) {
+        xs_s2s_in_write_failed(in, rc);
+        return;
+    }
+    in->close_sent = 1;
+    xs_log(XS_LOG_INFO, "s2s.in.drain", "stream=in%llu remote=%s result=closing",
+           (unsigned long long)in->serial, in->remote[0] ? in->remote : "-");
 }
 
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in)

@@ -52,6 +52,10 @@ struct s2s_in {
     unsigned sasl_attempts;
     enum in_restart restart;
     int header_sent; /* on this (possibly restarted) stream */
+    /* xs_s2s_in_drain wrote </stream:stream>: nothing more is written, and
+     * what the peer sent before it saw the close is still handled until its
+     * own close (RFC 6120 §4.4). */
+    int close_sent;
     char id[XS_STREAM_ID_LEN + 1];
     char source[INET6_ADDRSTRLEN]; /* the peer's address (IPv6: its /64), for per-source caps */
     char local[XS_DOMAIN_MAX];     /* the header's to */

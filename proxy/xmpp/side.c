@@ -547,6 +547,12 @@ void xs_xmpp_drain(struct xs_xmpp *x)
     uv_close((uv_handle_t *)&x->listener, on_handle_closed);
     if (x->has_listener_tls)
         uv_close((uv_handle_t *)&x->listener_tls, on_handle_closed);
+    /* Peers are told at once to go elsewhere rather than held on a stream
+     * that would refuse them until the drain ends. */
+    for (struct s2s_in *in = x->ins, *next; in; in = next) {
+        next = xs_s2s_in_next(in);
+        xs_s2s_in_drain(in);
+    }
 }
 
 size_t xs_xmpp_pending(const struct xs_xmpp *x)

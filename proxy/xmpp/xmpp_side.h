@@ -49,8 +49,10 @@ void xs_xmpp_deliver(void *x, struct xs_event *ev, xs_done_cb done, void *ud);
 void xs_xmpp_close(struct xs_xmpp *x, void (*on_closed)(void *ud), void *ud);
 
 /* The first step of a graceful stop: the listeners close (no new inbound
- * stream), the streams there are keep running, so what is in flight can
- * finish. Idempotent; xs_xmpp_close does it too. */
+ * stream) and every open inbound stream gets </stream:stream>, so peers
+ * reconnect (to another instance) at once; what they sent before the close
+ * is still read and answered, and the outbound streams keep running, so
+ * what is in flight can finish. Idempotent; xs_xmpp_close does it too. */
 void xs_xmpp_drain(struct xs_xmpp *x);
 /* Stanzas the outbound streams still owe an outcome for (queued, not yet
  * confirmed, or not yet acknowledged by the peer): the drain waits for 0. */

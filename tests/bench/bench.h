@@ -40,6 +40,7 @@
  * A gateway the tool starts gets free ports chosen at run time. */
 #define BENCH_GW_XMPP_PORT 25269
 #define BENCH_GW_SIP_PORT 25060
+#define BENCH_GW_ADMIN_PORT 25280
 #define BENCH_PEER_PORT 25369
 #define BENCH_HOP_PORT 25070
 
@@ -147,6 +148,11 @@ struct bench {
     uv_loop_t *loop;
     struct bench_opts o;
     int gw_xmpp_port, gw_sip_port, peer_port, hop_tcp_port, hop_udp_port;
+    /* The gateway's admin listener, on a port of its own so that gateways
+     * of parallel runs never compete for the default; no_admin: the gateway
+     * predates the admin listener (its --check refuses the key), as the old
+     * one of a comparison may. */
+    int gw_admin_port, gw_no_admin;
     uint64_t run_id; /* makes Call-IDs and branches unique across runs */
     struct bench_phase ph[2];
     int cur; /* phase in progress, -1 before the first */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -69,7 +70,10 @@ static int pick_gateway_ports(struct bench *b)
 {
     b->gw_xmpp_port = pick_port(-1);
     b->gw_sip_port = b->gw_xmpp_port > 0 ? pick_port(b->gw_xmpp_port) : -1;
-    if (b->gw_sip_port < 0) {
+    do
+        b->gw_admin_port = b->gw_sip_port > 0 ? pick_port(b->gw_sip_port) : -1;
+    while (b->gw_admin_port == b->gw_xmpp_port);
+    if (b->gw_sip_port < 0 || b->gw_admin_port < 0) {
         fprintf(stderr, "xsbench: no free port found for the gateway\n");
         return XS_EIO;
     }
@@ -82,10 +86,14 @@ int bench_gw_format_policy(const struct bench *b, char *out, size_t cap)
     char grace[48] = "";
     if (b->o.error_grace_set)
         snprintf(grace, sizeof grace, ",\n           error_grace = %g", b->o.error_grace);
+    char admin[64] = "";
+    if (!b->gw_no_admin)
+        snprintf(admin, sizeof admin, "  admin = { listen = \"127.0.0.1:%d\" },\n",
+                 b->gw_admin_port);
     int n = snprintf(out, cap,
                      "-- Written by xsbench: the gateway between the bench's XMPP server\n"
                      "-- \"" BENCH_DOMAIN "\" and its SIP next hop, all on loopback.\n"
-                     "gateway {\n"
+                     "gateway {\n%s"
                      "  domains = { \"" BENCH_GW_DOMAIN "\" },\n"
                      "  xmpp = { listen = \"127.0.0.1:%d\", dialback_secret = \"" BENCH_SECRET
                      "\"%s },\n"
@@ -94,13 +102,50 @@ int bench_gw_format_policy(const struct bench *b, char *out, size_t cap)
                      "}\n"
                      "partner \"" BENCH_DOMAIN "\" { tls = \"%s\", dialback = true, "
                      "route = \"127.0.0.1:%d\" }\n",
-                     b->gw_xmpp_port, grace, b->gw_sip_port, b->gw_sip_port, hop,
+                     admin, b->gw_xmpp_port, grace, b->gw_sip_port, b->gw_sip_port, hop,
                      b->o.sip_udp ? b->hop_udp_port : b->hop_tcp_port,
                      b->o.tls ? "required" : "optional", b->peer_port);
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
+/* Whether the gateway to start accepts the policy at path (xsgw --check). */
+static int gateway_accepts(const struct bench *b, const char *path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execl(b->o.gateway, b->o.gateway, "--check", path, "--lua-dir", b->o.lua_dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static int write_policy_once(struct bench *b);
+
+/* A gateway from before the admin listener refuses the key: the policy is
+ * written again without it. */
 static int write_policy(struct bench *b)
+{
+    int rc = write_policy_once(b);
+    if (rc == 0 && !b->gw_no_admin && b->o.gateway && b->o.lua_dir &&
+        !gateway_accepts(b, b->policy_path)) {
+        b->gw_no_admin = 1;
+        rc = write_policy_once(b);
+    }
+    return rc;
+}
+
+static int write_policy_once(struct bench *b)
 {
     char text[2048];
     int n = bench_gw_format_policy(b, text, sizeof text);
@@ -261,6 +306,7 @@ int bench_gw_start(struct bench *b)
     if (b->o.fixed_ports) {
         b->gw_xmpp_port = BENCH_GW_XMPP_PORT + b->o.port_offset;
         b->gw_sip_port = BENCH_GW_SIP_PORT + b->o.port_offset;
+        b->gw_admin_port = BENCH_GW_ADMIN_PORT + b->o.port_offset;
     } else {
         srandom((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
         if (pick_gateway_ports(b) != 0)

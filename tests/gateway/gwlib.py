@@ -686,12 +686,12 @@ def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook=
     # compete for the default.
     return f"""
 gateway {{
-  admin = {{ listen = "127.0.0.1:{admin_port or free_port()}" }},
   domains = {{ "sip.test" }},
   xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
            {xmpp_extra} }},
   sip  = {{ listen = {{ "udp:127.0.0.1:{sip_port}", "tcp:127.0.0.1:{sip_port}" {sip_listen_extra} }},
            next_hop = "{next_hop_transport}:127.0.0.1:{next_hop_port}", {sip_extra} }},
+  admin = {{ listen = "127.0.0.1:{admin_port or free_port()}" }},
 }}
 partner "peer.test" {{ tls = "{peer_tls}", dialback = true, route = "127.0.0.1:{peer_port}" }}
 {extra_partners}

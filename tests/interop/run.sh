@@ -4,7 +4,7 @@
 #   run.sh basic reload         the named groups (t_basic.sh, t_reload.sh)
 #   run.sh basic.xmpp_to_sip    one scenario: its group runs, only that verdict counts
 # Environment: XSGW (gateway binary, default build/xsgw), XS_IT_KEEP=1 keeps temp files,
-# XS_IT_GROUP_TIMEOUT (seconds per group: 300, the load group 540, presence 420; it overrides
+# XS_IT_GROUP_TIMEOUT (seconds per group: 300, the load group 540, presence and instances 420; it overrides
 # them all),
 # XS_IT_REQUIRE (see below).
 # Scenarios that check only the harness and the peers, not the gateway (harness_checks below),
@@ -15,10 +15,10 @@
 # failure: a green run must mean the scenarios ran. XS_IT_REQUIRE=1 or 0 overrides.
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
-all=(env basic errors retrans reload burst kamailio ejabberd sustained sustained_tcp load presence trust)
+all=(env basic errors retrans reload burst kamailio ejabberd sustained sustained_tcp load presence trust instances)
 # Groups that need more than 300 s: load runs six minutes of sustained traffic; presence waits
 # out subscription expiries and starts ejabberd and Kamailio besides Prosody.
-declare -A group_timeout=([load]=540 [presence]=420)
+declare -A group_timeout=([load]=540 [presence]=420 [instances]=420)
 harness_checks=" env.* ejabberd.prosody_control ejabberd.clean_stop presence.harness_kamailio "
 
 is_harness_check() {

@@ -9,6 +9,9 @@
 #                                  gateway's stream
 #   sustained.sip_to_xmpp_udp      every message delivered once, every MESSAGE 200, no
 #                                  retransmission by sipp; latency p50/p99 in the log
+#   sustained.metrics_$T           the gateway's /metrics (parsed by prometheus_client)
+#                                  counts exactly the messages sent, all delivered to
+#                                  the partner xmpp.test, each with an outcome latency
 # Bounded: about 80 s in all. XS_IT_SUS_TRANSPORT=tcp runs the same over TCP (scenario
 # sustained.sip_to_xmpp_tcp).
 set -u
@@ -16,7 +19,8 @@ set -u
 . "$(dirname "$0")/sustained.sh"
 
 SUS_T=${XS_IT_SUS_TRANSPORT:-udp}
-it_setup sustained sustained.prosody_sm_enabled "sustained.sip_to_xmpp_$SUS_T"
+it_setup sustained sustained.prosody_sm_enabled "sustained.sip_to_xmpp_$SUS_T" \
+    "sustained.metrics_$SUS_T"
 
 RATE=${XS_IT_SUS_RATE:-200}
 SECS=${XS_IT_SUS_SECONDS:-60}
@@ -45,3 +49,15 @@ sus_uac sus sip:alice@xmpp.test "$RATE" "$SECS" "$SUS_T"
 it_wait_exit alice-rx 30
 it_log "sustained run took $(($(date +%s) - start)) s; gateway: $(grep -c 'ev=s2s\.out\.sm' "$IT_TMP/xsgw.err") sm lines, $(grep -c 'ev=s2s\.out\.unconfirmed' "$IT_TMP/xsgw.err") unconfirmed"
 sus_verdict "sustained.sip_to_xmpp_$SUS_T" sus alice-rx "$N"
+# What the operator's scrape says about the same run: N + 1 (the warm-up) delivered to the
+# partner, nothing else counted, every outcome timed; SIP requests in as many.
+mc=$(nsx "$PY" "$IT_DIR/metrics_check.py" http://127.0.0.1:9269/metrics \
+    "xsgw_messages_total{partner=\"xmpp.test\",direction=\"sip_to_xmpp\",outcome=\"delivered\",condition=\"none\"}=$((N + 1))" \
+    "xsgw_outcome_seconds_count{direction=\"sip_to_xmpp\"}=$((N + 1))" \
+    "xsgw_sip_requests_total{method=\"MESSAGE\",direction=\"in\"}=$((N + 1))" \
+    --total xsgw_messages_total=$((N + 1)) 2>&1)
+if [ "$mc" = ok ]; then
+    it_pass "sustained.metrics_$SUS_T"
+else
+    it_fail "sustained.metrics_$SUS_T" "$mc"
+fi

@@ -93,7 +93,10 @@ class Client(slixmpp.ClientXMPP):
         body = self.args.body.replace("{n}", str(n))
         if "{t}" in body:
             body = body.replace("{t}", "%.6f" % time.time())
-        self.send_message(mto=self.args.to, mbody=body, mtype="chat")
+        msg = self.make_message(mto=self.args.to, mbody=body, mtype="chat")
+        if self.args.id_prefix:
+            msg["id"] = "%s%d" % (self.args.id_prefix, n)
+        msg.send()
 
     async def send_all(self):
         for n in range(1, self.args.send + 1):
@@ -132,7 +135,8 @@ class Client(slixmpp.ClientXMPP):
         self.received += 1
         err = msg["error"]
         emit({"ev": "message", "from": str(msg["from"]), "type": "error", "body": msg["body"],
-              "error": condition_of(err), "error_type": err["type"], "text": err["text"]})
+              "error": condition_of(err), "error_type": err["type"], "text": err["text"],
+              "id": msg["id"]})
         self.check_done()
 
 
@@ -147,6 +151,7 @@ def main():
     ap.add_argument("--send", type=int, default=0, help="messages to send (bounded)")
     ap.add_argument("--body", default="hello {n}",
                     help="body; {n} is the 1-based index, {t} the send time (epoch seconds)")
+    ap.add_argument("--id-prefix", help="sent message n gets the id PREFIX<n> (errors echo it)")
     ap.add_argument("--pace", type=float, default=0.0, help="seconds between sent messages")
     ap.add_argument("--rate", type=float, default=0.0,
                     help="messages a second, paced by the clock (instead of --pace)")

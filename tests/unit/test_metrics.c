@@ -9,6 +9,7 @@
 
 #include "alloc_testutil.h"
 #include "check.h"
+#include "metrics_testutil.h"
 #include "core/err.h"
 #include "core/metrics.h"
 
@@ -20,16 +21,6 @@ static char *render(void)
     int rc = xs_metrics_render(&b);
     CHECK(rc == 0);
     return rc == 0 && b.data ? b.data : "";
-}
-
-/* 1 when `line` (without its newline) is a whole line of text. */
-static int has_line(const char *text, const char *line)
-{
-    size_t n = strlen(line);
-    for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
-        if ((p == text || p[-1] == '\n') && p[n] == '\n')
-            return 1;
-    return 0;
 }
 
 static int count_of(const char *text, const char *needle)
@@ -156,9 +147,9 @@ static void test_lines(void)
         "# TYPE xsgw_streams gauge",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (!has_line(t, want[i]))
+        if (!metrics_has_line(t, want[i]))
             fprintf(stderr, "missing line: %s\n", want[i]);
-        CHECK(has_line(t, want[i]));
+        CHECK(metrics_has_line(t, want[i]));
     }
     /* Nothing for what never happened: no series of a count of zero in
      * the labelled event families, no "ok" certificate failure, no
@@ -170,9 +161,10 @@ static void test_lines(void)
     /* The collector's gauges are rebuilt, not added up, at each render. */
     t = render();
     CHECK(calls == 2);
-    CHECK(has_line(t, "xsgw_sip_transactions{role=\"server\",state=\"trying\"} 3"));
-    CHECK(has_line(t, "xsgw_streams{partner=\"a.example\",direction=\"out\",state=\"established\","
-                      "tls=\"TLSv1.3\",auth=\"dialback\"} 2"));
+    CHECK(metrics_has_line(t, "xsgw_sip_transactions{role=\"server\",state=\"trying\"} 3"));
+    CHECK(metrics_has_line(
+        t, "xsgw_streams{partner=\"a.example\",direction=\"out\",state=\"established\","
+           "tls=\"TLSv1.3\",auth=\"dialback\"} 2"));
     xs_metrics_set_collector(NULL, NULL);
 }
 
@@ -225,8 +217,9 @@ static void test_escaping(void)
     CHECK(p != XS_METRICS_OTHER);
     xs_metrics_outcome(XS_EVENT_MESSAGE, XS_SIDE_XMPP, p, XS_METRICS_DELIVERED, XS_COND_NONE, 0);
     const char *t = render();
-    CHECK(has_line(t, "xsgw_messages_total{partner=\"a\\\\b\\\"c\\nd\",direction=\"xmpp_to_sip\","
-                      "outcome=\"delivered\",condition=\"none\"} 1"));
+    CHECK(metrics_has_line(
+        t, "xsgw_messages_total{partner=\"a\\\\b\\\"c\\nd\",direction=\"xmpp_to_sip\","
+           "outcome=\"delivered\",condition=\"none\"} 1"));
 }
 
 static void test_partner_bound(void)
@@ -263,8 +256,8 @@ static void test_partner_bound(void)
                        XS_METRICS_DELIVERED, XS_COND_NONE, 0);
     xs_metrics_outcome(XS_EVENT_MESSAGE, XS_SIDE_XMPP, 5000, XS_METRICS_DELIVERED, XS_COND_NONE, 0);
     const char *t = render();
-    CHECK(has_line(t, "xsgw_messages_total{partner=\"other\",direction=\"xmpp_to_sip\","
-                      "outcome=\"delivered\",condition=\"none\"} 2"));
+    CHECK(metrics_has_line(t, "xsgw_messages_total{partner=\"other\",direction=\"xmpp_to_sip\","
+                              "outcome=\"delivered\",condition=\"none\"} 2"));
     CHECK(!strstr(t, "p128.example"));
 }
 
@@ -294,8 +287,10 @@ static void test_histogram(void)
     const char *cl = strstr(t, "xsgw_handoff_seconds_count{direction=\"sip_to_xmpp\"} ");
     CHECK(cl && sscanf(strchr(cl, '}') + 1, " %llu", &count) == 1);
     CHECK(count == 9 && inf == count);
-    CHECK(has_line(t, "xsgw_handoff_seconds_bucket{direction=\"sip_to_xmpp\",le=\"0.05\"} 5"));
-    CHECK(has_line(t, "xsgw_handoff_seconds_bucket{direction=\"sip_to_xmpp\",le=\"30\"} 7"));
+    CHECK(metrics_has_line(t,
+                           "xsgw_handoff_seconds_bucket{direction=\"sip_to_xmpp\",le=\"0.05\"} 5"));
+    CHECK(
+        metrics_has_line(t, "xsgw_handoff_seconds_bucket{direction=\"sip_to_xmpp\",le=\"30\"} 7"));
 }
 
 static void test_too_small(void)
@@ -325,6 +320,50 @@ static void test_too_small(void)
     xs_buf_free(&b);
 }
 
+static void collect_everything(void *ud)
+{
+    (void)ud;
+    for (unsigned p = 0; p <= XS_METRICS_PARTNERS; p++)
+        for (int d = 0; d < 2; d++)
+            for (int st = 0; st < XS_MSTREAM_STATES_; st++)
+                for (int t = 0; t < XS_MSTREAM_TLSES_; t++)
+                    for (int a = 0; a < XS_MSTREAM_AUTHS_; a++)
+                        xs_metrics_collect_stream(
+                            p, (enum xs_metrics_dir)d, (enum xs_metrics_stream_state)st,
+                            (enum xs_metrics_stream_tls)t, (enum xs_metrics_stream_auth)a);
+}
+
+/* Every partner slot with a longest name that needs escaping throughout,
+ * every series counted: the exposition still fits XS_METRICS_RENDER_MAX. */
+static void test_worst_case(void)
+{
+    xs_metrics_reset();
+    char name[256];
+    memset(name, '"', 255);
+    name[255] = '\0';
+    for (int i = 0; i < XS_METRICS_PARTNERS; i++) {
+        snprintf(name, 4, "%03d", i);
+        name[3] = '"';
+        CHECK(xs_metrics_partner(name) == (unsigned)i + 1);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int o = 0; o < 2; o++)
+            for (unsigned p = 0; p <= XS_METRICS_PARTNERS; p++)
+                for (int oc = 0; oc < XS_METRICS_OUTCOMES_; oc++)
+                    for (int cd = 0; cd < XS_COND_COUNT_; cd++)
+                        xs_metrics_outcome(k ? XS_EVENT_PRESENCE : XS_EVENT_MESSAGE,
+                                           (enum xs_side_id)o, p, (enum xs_metrics_outcome)oc,
+                                           (enum xs_cond)cd, 0);
+    xs_metrics_set_collector(collect_everything, NULL);
+    struct xs_buf b;
+    xs_buf_init(&b, XS_METRICS_RENDER_MAX);
+    CHECK(xs_metrics_render(&b) == 0);
+    CHECK(b.len > XS_METRICS_RENDER_MAX / 2);
+    printf("worst case exposition: %zu bytes\n", b.len);
+    xs_buf_free(&b);
+    xs_metrics_set_collector(NULL, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "--print")) {
@@ -343,5 +382,6 @@ int main(int argc, char **argv)
     test_partner_bound();
     test_histogram();
     test_too_small();
+    test_worst_case();
     return check_report("test_metrics");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "metrics_testutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "policy_testutil.h"
@@ -48,15 +49,6 @@ static void submit(struct xs_router *r, enum xs_event_kind kind, enum xs_side_id
     }
     heard = XS_COND_COUNT_;
     xs_router_submit(r, ev, on_done, NULL);
-}
-
-static int has_line(const char *text, const char *line)
-{
-    size_t n = strlen(line);
-    for (const char *p = text; (p = strstr(p, line)) != NULL; p++)
-        if ((p == text || p[-1] == '\n') && p[n] == '\n')
-            return 1;
-    return 0;
 }
 
 static int count_of(const char *text, const char *needle)
@@ -124,9 +116,9 @@ static void test_router(void)
         "xsgw_outcome_seconds_count{direction=\"sip_to_xmpp\"} 3",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (!has_line(t, want[i]))
+        if (!metrics_has_line(t, want[i]))
             fprintf(stderr, "missing line: %s\n", want[i]);
-        CHECK(has_line(t, want[i]));
+        CHECK(metrics_has_line(t, want[i]));
     }
     CHECK(count_of(t, "xsgw_messages_total{") == 4);
     CHECK(count_of(t, "xsgw_presence_total{") == 1);

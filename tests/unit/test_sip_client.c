@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "net/dns.h"
 #include "sip/sip.h"
+#include "metrics_testutil.h"
 #include "sip_testutil.h"
 
 struct outcome {
@@ -101,6 +102,7 @@ static void test_ping(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
 
 static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
 {
+    xs_metrics_reset();
     struct outcome o = {0};
     xs_sip_deliver(sip, message("caf\xc3\xa9 <&>"), done_cb, &o);
     int from_port = 0;
@@ -173,6 +175,12 @@ static void test_udp(uv_loop_t *loop, struct xs_sip *sip, int hop_fd)
     }
     CHECK(copies >= 5 && copies <= 14);
     CHECK(o4.calls == 1 && o4.cond == XS_COND_REMOTE_SERVER_TIMEOUT);
+    /* Four MESSAGEs, each counted once however often Timer E resent it;
+     * the responses that matched a transaction, the stray 200 not. */
+    CHECK(metrics_line("xsgw_sip_requests_total{method=\"MESSAGE\",direction=\"out\"} 4"));
+    CHECK(metrics_line("xsgw_sip_responses_total{class=\"1xx\",direction=\"in\"} 1"));
+    CHECK(metrics_line("xsgw_sip_responses_total{class=\"2xx\",direction=\"in\"} 1"));
+    CHECK(metrics_line("xsgw_sip_responses_total{class=\"4xx\",direction=\"in\"} 2"));
     pump(loop, 100);
     CHECK(o4.calls == 1);
 }

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/metrics.h"
 #include "tls/tls.h"
 
 #define CHUNK 16384
@@ -218,8 +219,24 @@ static void test_session(struct xs_tls_ctx *ctx)
     pair_free(&p);
 }
 
+/* The rendered value of one TLS handshake failure reason. */
+static unsigned long long handshake_failures(const char *reason)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 1 << 20);
+    unsigned long long v = ~0ull;
+    char key[128];
+    snprintf(key, sizeof key, "\nxsgw_tls_handshake_failures_total{reason=\"%s\"} ", reason);
+    const char *p = xs_metrics_render(&b) == 0 && b.data ? strstr(b.data, key) : NULL;
+    if (p)
+        v = strtoull(p + strlen(key), NULL, 10);
+    xs_buf_free(&b);
+    return v;
+}
+
 static void test_garbage(struct xs_tls_ctx *ctx)
 {
+    xs_metrics_reset();
     struct xs_tls *s;
     CHECK(xs_tls_new(ctx, 1, NULL, &s) == 0);
     CHECK(xs_tls_handshake(s) == XS_EAGAIN);
@@ -248,6 +265,16 @@ static void test_garbage(struct xs_tls_ctx *ctx)
     CHECK(xs_tls_handshake(c) == XS_ETLS);
     CHECK(xs_tls_error(c)[0] != '\0');
     xs_tls_free(c);
+    /* Both counted once as a protocol failure, however often they were
+     * asked to go on; and a session dropped mid-handshake as closed. */
+    CHECK(handshake_failures("protocol") == 2);
+    CHECK(handshake_failures("closed") == 0);
+    CHECK(xs_tls_new(ctx, 1, NULL, &s) == 0);
+    CHECK(xs_tls_handshake(s) == XS_EAGAIN);
+    xs_tls_free(s);
+    CHECK(handshake_failures("closed") == 1);
+    CHECK(handshake_failures("protocol") == 2);
+    CHECK(handshake_failures("other") == 0);
 }
 
 static void test_feed_bound(struct xs_tls_ctx *ctx)
