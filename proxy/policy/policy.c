@@ -651,9 +651,14 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
     }
     if (c->presence_enabled)
         fprintf(out,
-                "  presence: store %s, expires %u (%u to %u), subscriptions %zu per watcher, "
+                "  presence: store %s%s%s, expires %u (%u to %u), subscriptions %zu per watcher, "
                 "%zu per domain, %zu in all\n",
                 c->presence_store ? c->presence_store : "in the state directory",
+                c->presence_store && !strncmp(c->presence_store, "redis://", 8) ? " as instance "
+                                                                                 : "",
+                c->presence_store && !strncmp(c->presence_store, "redis://", 8)
+                    ? (c->instance ? c->instance : "<host name>")
+                    : "",
                 c->presence_expires, c->presence_min_expires, c->presence_max_expires,
                 c->presence_max_per_user, c->presence_max_per_domain, c->presence_max_total);
     else

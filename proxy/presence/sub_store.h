@@ -98,7 +98,8 @@ struct xs_sub_store_ops {
  *   the store's other ops may be called from it);
  * - resync: the store lost writes (its server restarted or was
  *   unreachable) and has dropped this instance's records; the user writes
- *   every subscription it holds again. */
+ *   every subscription it holds again.
+ * Neither is called once ops->close has been called. */
 struct xs_sub_store {
     const struct xs_sub_store_ops *ops;
     char error[256];

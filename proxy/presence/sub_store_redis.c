@@ -649,6 +649,10 @@ static void store_close(struct xs_sub_store *s)
     struct redis_store *st = (struct redis_store *)s;
     if (!st)
         return;
+    /* Its user is gone once it closes the store: answers still on the way
+     * (an adoption being read back) must not reach it. */
+    st->base.adopt = NULL;
+    st->base.resync = NULL;
     if (st->in_batch) {
         const char *argv[] = {"DISCARD"};
         xs__redis_issue_v(st, xs__redis_on_cmd, NULL, 1, 1, argv);

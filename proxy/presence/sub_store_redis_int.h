@@ -26,7 +26,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 /* How long close waits for the queued writes before it drops them. */
-#define CLOSE_WAIT_MS 2000
+#define CLOSE_WAIT_MS 5000
 /* Records one instance may own: more is not a store this gateway wrote. */
 #define LOAD_MAX 1000000
 /* Records read per round trip at load, and in flight during an adoption. */

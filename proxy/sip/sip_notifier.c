@@ -594,6 +594,14 @@ void xs__notifier_timer(struct sub *s, enum sub_due due)
         s->restored = 0;
         if (s->state == XS_SUB_STATE_ACTIVE)
             tell_presentity(s, XS_EVENT_PRESENCE, "probe");
+        /* Presence that came before this timer found it due already and
+         * waited for it (on_presence): it goes out now, not with the next. */
+        const char *best = best_doc(s);
+        if (s->state == XS_SUB_STATE_ACTIVE && s->res_seq && best &&
+            doc_hash(best) != s->sent_hash) {
+            send_notify(s);
+            return;
+        }
         expire_later(s);
         return;
     }
