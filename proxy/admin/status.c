@@ -373,10 +373,15 @@ int xs_status_html(struct xs_gateway *gw, const struct xs_next_hop_check *hop, d
     if (!rc && c->sip_next_hop.host) {
         char hop_s[300];
         iso_time(hop->checked_at, t1);
-        snprintf(hop_s, sizeof hop_s, "%s:%s:%d: %s (last answer %d at %s%s%s)",
-                 transport_name(c->sip_next_hop.transport), c->sip_next_hop.host,
-                 c->sip_next_hop.port, hs, hop->status, t1, *hop->reason ? ", " : "",
-                 hop->reason);
+        if (hop->status)
+            snprintf(hop_s, sizeof hop_s, "%s:%s:%d: %s (last answer %d at %s%s%s)",
+                     transport_name(c->sip_next_hop.transport), c->sip_next_hop.host,
+                     c->sip_next_hop.port, hs, hop->status, t1, *hop->reason ? ", " : "",
+                     hop->reason);
+        else
+            snprintf(hop_s, sizeof hop_s, "%s:%s:%d: %s (no OPTIONS answered yet; /readyz asks)",
+                     transport_name(c->sip_next_hop.transport), c->sip_next_hop.host,
+                     c->sip_next_hop.port, hs);
         rc = html_dd(o, "SIP next hop", hop_s, !strcmp(hs, "reachable") ? "ok" : "bad");
     } else if (!rc) {
         rc = html_dd(o, "SIP next hop", "none configured", NULL);

@@ -12,6 +12,9 @@
 #   sustained.metrics_$T           the gateway's /metrics (parsed by prometheus_client)
 #                                  counts exactly the messages sent, all delivered to
 #                                  the partner xmpp.test, each with an outcome latency
+#   sustained.status_page_$T       /status rendered by headless Chromium lists the
+#                                  gateway's established stream with Prosody under the
+#                                  partner xmpp.test (screenshot kept in the build dir)
 # Bounded: about 80 s in all. XS_IT_SUS_TRANSPORT=tcp runs the same over TCP (scenario
 # sustained.sip_to_xmpp_tcp).
 set -u
@@ -20,7 +23,7 @@ set -u
 
 SUS_T=${XS_IT_SUS_TRANSPORT:-udp}
 it_setup sustained sustained.prosody_sm_enabled "sustained.sip_to_xmpp_$SUS_T" \
-    "sustained.metrics_$SUS_T"
+    "sustained.metrics_$SUS_T" "sustained.status_page_$SUS_T"
 
 RATE=${XS_IT_SUS_RATE:-200}
 SECS=${XS_IT_SUS_SECONDS:-60}
@@ -60,4 +63,12 @@ if [ "$mc" = ok ]; then
     it_pass "sustained.metrics_$SUS_T"
 else
     it_fail "sustained.metrics_$SUS_T" "$mc"
+fi
+shot="${XS_ARTIFACTS:-$REPO/build}/interop-status-$SUS_T.png"
+sc=$(nsx "$PY" "$IT_DIR/status_check.py" http://127.0.0.1:9269/status xmpp.test 1 "$shot" 2>&1)
+if [ "$sc" = ok ]; then
+    it_log "status page screenshot: $shot"
+    it_pass "sustained.status_page_$SUS_T"
+else
+    it_fail "sustained.status_page_$SUS_T" "$sc"
 fi
