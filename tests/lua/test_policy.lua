@@ -1,43 +1,8 @@
 -- The policy vocabulary, its validation and the routing decision, run in
 -- plain Lua the way the gateway runs them.
 local t = require("testlib")
-local policy = require("xsgw.policy")
 
--- Loads policy source the way the core does; returns cfg, route or nil, err.
-local function load_policy(src, name)
-    name = name or "test.lua"
-    local callsite = function()
-        for level = 2, 50 do
-            local info = debug.getinfo(level, "Sl")
-            if not info then break end
-            if info.source == "@" .. name then return name .. ":" .. info.currentline end
-        end
-        return name
-    end
-    -- The core's partner matcher (xs_policy_partner) is C; this stand-in
-    -- answers from the configuration finish() returns.
-    local cfg_seen
-    local native = setmetatable({
-        partner = function(domain)
-            if not cfg_seen then error("xsgw.partner() can only be called from a hook") end
-            local wild
-            for _, p in ipairs(cfg_seen.partners) do
-                if p.domain == domain:lower() then return p end
-                if p.domain == "*" then wild = p end
-            end
-            return wild
-        end,
-    }, { __index = t.native })
-    local env, decl = policy.new_env(callsite, native)
-    local chunk, err = load(src, "@" .. name, "t", env)
-    if not chunk then return nil, err end
-    local ok, e = pcall(chunk)
-    if not ok then return nil, e end
-    local ok2, cfg, route = pcall(policy.finish, env, decl)
-    if not ok2 then return nil, cfg end
-    cfg_seen = cfg
-    return cfg, route
-end
+local load_policy = t.load_policy
 
 local BASE = [[
 gateway {

@@ -3,43 +3,10 @@
 -- overrides and their errors, and the routing of presence and subscription
 -- events through on_presence and on_subscribe.
 local t = require("testlib")
-local policy = require("xsgw.policy")
 local presence = require("xsgw.presence")
 
 local function load_policy(src, name)
-    name = name or "pres.lua"
-    local callsite = function()
-        for level = 2, 50 do
-            local info = debug.getinfo(level, "Sl")
-            if not info then break end
-            if info.source == "@" .. name then return name .. ":" .. info.currentline end
-        end
-        return name
-    end
-    local cfg_seen
-    local native = setmetatable({
-        partner = function(domain)
-            local wild
-            domain = domain:lower()
-            for _, p in ipairs(cfg_seen.partners) do
-                if p.domain == domain then return p end
-                for _, d in ipairs(p.domains) do
-                    if d == domain then return p end
-                end
-                if p.domain == "*" then wild = p end
-            end
-            return wild
-        end,
-    }, { __index = t.native })
-    local env, decl = policy.new_env(callsite, native)
-    local chunk, err = load(src, "@" .. name, "t", env)
-    if not chunk then return nil, err end
-    local ok, e = pcall(chunk)
-    if not ok then return nil, e end
-    local ok2, cfg, route = pcall(policy.finish, env, decl)
-    if not ok2 then return nil, cfg end
-    cfg_seen = cfg
-    return cfg, route, env
+    return t.load_policy(src, name or "pres.lua")
 end
 
 local BASE = [[

@@ -2,45 +2,8 @@
 -- default by type, every --check error with its exact message, the extra
 -- domains, gateway.tls, xmpp.listen_tls, sip.tls and sip.keepalive.
 local t = require("testlib")
-local policy = require("xsgw.policy")
 
--- Loads policy source the way the core does; returns cfg, route or nil, err.
-local function load_policy(src, name)
-    name = name or "test.lua"
-    local callsite = function()
-        for level = 2, 50 do
-            local info = debug.getinfo(level, "Sl")
-            if not info then break end
-            if info.source == "@" .. name then return name .. ":" .. info.currentline end
-        end
-        return name
-    end
-    -- The core's matcher (xs_policy_partner), by name or extra domain, then "*".
-    local cfg_seen
-    local native = setmetatable({
-        partner = function(domain)
-            local wild
-            domain = domain:lower()
-            for _, p in ipairs(cfg_seen.partners) do
-                if p.domain == domain then return p end
-                for _, d in ipairs(p.domains) do
-                    if d == domain then return p end
-                end
-                if p.domain == "*" then wild = p end
-            end
-            return wild
-        end,
-    }, { __index = t.native })
-    local env, decl = policy.new_env(callsite, native)
-    local chunk, err = load(src, "@" .. name, "t", env)
-    if not chunk then return nil, err end
-    local ok, e = pcall(chunk)
-    if not ok then return nil, e end
-    local ok2, cfg, route = pcall(policy.finish, env, decl)
-    if not ok2 then return nil, cfg end
-    cfg_seen = cfg
-    return cfg, route
-end
+local load_policy = t.load_policy
 
 -- A gateway{} on line 1 (all its errors are "test.lua:1: ..."), with
 -- o.gateway, o.xmpp and o.sip added to its tables, then the partner

@@ -46,7 +46,8 @@ M.native = {
 
 -- Loads policy source the way the core does (policy.new_env, the chunk,
 -- policy.finish); returns cfg, route or nil, err. The partner matcher stands
--- in for xs_policy_partner: by name or extra domain, then "*".
+-- in for xs_policy_partner: by name or extra domain, then "*". Also returns
+-- the environment the policy ran in.
 function M.load_policy(src, name)
     local policy = require("xsgw.policy")
     name = name or "test.lua"
@@ -61,6 +62,7 @@ function M.load_policy(src, name)
     local cfg_seen
     local native = setmetatable({
         partner = function(domain)
+            if not cfg_seen then error("xsgw.partner() can only be called from a hook") end
             local wild
             domain = domain:lower()
             for _, p in ipairs(cfg_seen.partners) do
@@ -81,7 +83,7 @@ function M.load_policy(src, name)
     local ok2, cfg, route = pcall(policy.finish, env, decl)
     if not ok2 then return nil, cfg end
     cfg_seen = cfg
-    return cfg, route
+    return cfg, route, env
 end
 
 -- Asserts that src is refused with an error matching pattern.
