@@ -109,6 +109,36 @@ static void iso_time(double t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A stream's values as both renderings show them: the JSON key, the
+ * page's column label, and the value as text. */
+#define ROW_FIELDS 10
+struct field {
+    const char *key, *label, *value;
+    int number; /* JSON: a number, not a string */
+};
+struct row_text {
+    char since[32], queued[24];
+};
+
+static void row_fields(const struct row *r, struct row_text *t, struct field f[ROW_FIELDS])
+{
+    iso_time(r->si.since, t->since);
+    snprintf(t->queued, sizeof t->queued, "%zu", r->si.queued);
+    const struct field all[ROW_FIELDS] = {
+        {"direction", "direction", r->si.outbound ? "out" : "in", 0},
+        {"local", "local", r->local, 0},
+        {"remote", "remote", r->remote, 0},
+        {"peer", "peer", r->peer, 0},
+        {"state", "state", r->state, 0},
+        {"tls", "TLS", r->si.tls, 0},
+        {"auth", "auth", r->auth, 0},
+        {"since", "since", t->since, 0},
+        {"queued", "queued", t->queued, 1},
+        {"last_error", "last error", r->error, 0},
+    };
+    memcpy(f, all, sizeof all);
+}
+
 /* ---- JSON ---- */
 
 static int json_str(struct xs_buf *o, const char *s)
@@ -129,25 +159,15 @@ static int json_str(struct xs_buf *o, const char *s)
 
 static int json_stream(struct xs_buf *o, const struct row *r, int first)
 {
-    char since[32];
-    iso_time(r->si.since, since);
-    int rc = xs_buf_printf(o, "%s{\"direction\":\"%s\",\"local\":", first ? "" : ",",
-                           r->si.outbound ? "out" : "in");
-    rc = rc ? rc : json_str(o, r->local);
-    rc = rc ? rc : xs_buf_append_str(o, ",\"remote\":");
-    rc = rc ? rc : json_str(o, r->remote);
-    rc = rc ? rc : xs_buf_append_str(o, ",\"peer\":");
-    rc = rc ? rc : json_str(o, r->peer);
-    rc = rc ? rc : xs_buf_append_str(o, ",\"state\":");
-    rc = rc ? rc : json_str(o, r->state);
-    rc = rc ? rc : xs_buf_append_str(o, ",\"tls\":");
-    rc = rc ? rc : json_str(o, r->si.tls);
-    rc = rc ? rc : xs_buf_append_str(o, ",\"auth\":");
-    rc = rc ? rc : json_str(o, r->auth);
-    rc = rc ? rc
-            : xs_buf_printf(o, ",\"since\":\"%s\",\"queued\":%zu,\"last_error\":", since,
-                            r->si.queued);
-    rc = rc ? rc : json_str(o, r->error);
+    struct field f[ROW_FIELDS];
+    struct row_text t;
+    row_fields(r, &t, f);
+    int rc = xs_buf_append_str(o, first ? "{" : ",{");
+    for (size_t i = 0; i < ROW_FIELDS && !rc; i++) {
+        rc = xs_buf_printf(o, "%s\"%s\":", i ? "," : "", f[i].key);
+        if (!rc)
+            rc = f[i].number ? xs_buf_append_str(o, f[i].value) : json_str(o, f[i].value);
+    }
     return rc ? rc : xs_buf_append_str(o, "}");
 }
 
@@ -307,22 +327,15 @@ static int html_streams(struct xs_buf *o, const struct snapshot *sn, int partner
         const struct row *r = &sn->rows[i];
         if (r->partner != partner)
             continue;
-        char since[32], queued[24];
-        iso_time(r->si.since, since);
-        snprintf(queued, sizeof queued, "%zu", r->si.queued);
+        struct field f[ROW_FIELDS];
+        struct row_text t;
+        row_fields(r, &t, f);
         rc = xs_buf_printf(o, "<tr class=\"stream\" data-remote=\"");
         rc = rc ? rc : html_str(o, r->remote);
         rc = rc ? rc : xs_buf_append_str(o, "\">");
-        rc = rc ? rc : html_cell(o, "direction", r->si.outbound ? "out" : "in");
-        rc = rc ? rc : html_cell(o, "local", r->local);
-        rc = rc ? rc : html_cell(o, "remote", r->remote);
-        rc = rc ? rc : html_cell(o, "peer", r->peer);
-        rc = rc ? rc : html_cell(o, "state", r->state);
-        rc = rc ? rc : html_cell(o, "TLS", r->si.tls);
-        rc = rc ? rc : html_cell(o, "auth", r->auth);
-        rc = rc ? rc : html_cell(o, "since", since);
-        rc = rc ? rc : html_cell(o, "queued", r->si.outbound ? queued : "");
-        rc = rc ? rc : html_cell(o, "last error", r->error);
+        /* Inbound streams queue nothing of ours: no count is shown. */
+        for (size_t j = 0; j < ROW_FIELDS && !rc; j++)
+            rc = html_cell(o, f[j].label, f[j].number && !r->si.outbound ? "" : f[j].value);
         rc = rc ? rc : xs_buf_append_str(o, "</tr>\n");
     }
     return rc ? rc : xs_buf_append_str(o, "</tbody></table>\n");
