@@ -40,6 +40,9 @@ struct xs_gateway {
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
     struct xs_admin *admin; /* NULL when admin = false; closed last */
+    /* The Redis store when presence uses one (owned by the SIP side, which
+     * closes it), for its metrics; NULL otherwise. */
+    const struct xs_sub_store *redis;
     struct xs_gateway_info info;
     struct xs_watch *watch; /* NULL when reload.watch = false */
     /* The drain (xs_gateway_stop): polled until nothing is in flight or
@@ -182,7 +185,10 @@ static int start_presence_redis(struct xs_gateway *gw, const struct xs_config *c
     }
     xs_log(XS_LOG_INFO, "presence.store", "url=%s instance=%s result=open", cfg->presence_store,
            instance);
-    return xs_sip_presence_start(gw->sip, cfg, store);
+    rc = xs_sip_presence_start(gw->sip, cfg, store);
+    if (rc == 0)
+        gw->redis = store;
+    return rc;
 }
 
 /* Opens the subscription store and starts presence on the SIP side. A
@@ -229,6 +235,20 @@ static void collect_metrics(void *ud)
     xs_metrics_collect_policy(i->generation, i->reloads_ok, i->reloads_failed, i->last_good_at);
     xs_xmpp_metrics(gw->xmpp);
     xs_sip_metrics(gw->sip);
+    if (gw->redis) {
+        struct xs_sub_store_redis_stats rs;
+        xs_sub_store_redis_stats(gw->redis, &rs);
+        struct xs_metrics_store ms = {
+            .connected = rs.connected,
+            .pending = rs.pending,
+            .failed = rs.failed,
+            .lost = rs.lost,
+            .reconnects = rs.reconnects,
+            .resyncs = rs.resyncs,
+            .adopted = rs.adopted,
+        };
+        xs_metrics_collect_store(&ms);
+    }
 }
 
 static void watch_arm(struct xs_gateway *gw);

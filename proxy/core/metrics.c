@@ -87,6 +87,8 @@ static struct {
     int generation;
     unsigned long long reloads_ok, reloads_failed;
     double last_good_at;
+    int have_store;
+    struct xs_metrics_store store;
 } c;
 
 void xs_metrics_reset(void)
@@ -289,6 +291,12 @@ void xs_metrics_collect_policy(int generation, unsigned long long reloads_ok,
     c.last_good_at = last_good_at;
 }
 
+void xs_metrics_collect_store(const struct xs_metrics_store *st)
+{
+    c.have_store = 1;
+    c.store = *st;
+}
+
 /* ---- Rendering ---- */
 
 /* The first failed append sticks; later ones are skipped. */
@@ -465,6 +473,43 @@ static void render_tls(struct out *o)
             (unsigned long long)m.cert_fail[i]);
 }
 
+static void render_store(struct out *o)
+{
+    if (!c.have_store)
+        return;
+    const struct xs_metrics_store *st = &c.store;
+    family(o, "xsgw_store_redis_connected", "gauge",
+           "1 while the shared subscription store (Redis) is connected.");
+    put(o, "xsgw_store_redis_connected %d\n", st->connected ? 1 : 0);
+    family(o, "xsgw_store_redis_pending_commands", "gauge",
+           "Commands sent to the Redis store and not answered yet.");
+    put(o, "xsgw_store_redis_pending_commands %zu\n", st->pending);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fam[] = {
+        {"xsgw_store_redis_failed_batches_total",
+         "Batches of subscription changes the Redis store refused or could not send.",
+         offsetof(struct xs_metrics_store, failed)},
+        {"xsgw_store_redis_lost_batches_total",
+         "Batches whose connection closed before Redis confirmed them.",
+         offsetof(struct xs_metrics_store, lost)},
+        {"xsgw_store_redis_reconnects_total", "Connections to Redis set up again after a loss.",
+         offsetof(struct xs_metrics_store, reconnects)},
+        {"xsgw_store_redis_resyncs_total",
+         "Times this instance wrote all its subscriptions again (after a loss).",
+         offsetof(struct xs_metrics_store, resyncs)},
+        {"xsgw_store_redis_adopted_total",
+         "Subscriptions adopted from instances whose heartbeat ran out.",
+         offsetof(struct xs_metrics_store, adopted)},
+    };
+    for (size_t i = 0; i < sizeof fam / sizeof *fam; i++) {
+        family(o, fam[i].name, "counter", fam[i].help);
+        put(o, "%s %llu\n", fam[i].name,
+            *(const unsigned long long *)((const char *)st + fam[i].off));
+    }
+}
+
 static void render_policy(struct out *o)
 {
     if (c.have_policy) {
@@ -517,6 +562,7 @@ int xs_metrics_render(struct xs_buf *out)
     render_sip(&o);
     render_tls(&o);
     render_policy(&o);
+    render_store(&o);
     if (o.rc) {
         out->len = start;
         if (out->data)

@@ -185,6 +185,15 @@ void xs_metrics_collect_subscriptions(int watch_xmpp, size_t n);
 void xs_metrics_collect_policy(int generation, unsigned long long reloads_ok,
                                unsigned long long reloads_failed, double last_good_at);
 
+/* The shared subscription store (Redis), when one is used: its state and
+ * its running totals. */
+struct xs_metrics_store {
+    int connected;
+    size_t pending;
+    unsigned long long failed, lost, reconnects, resyncs, adopted;
+};
+void xs_metrics_collect_store(const struct xs_metrics_store *st);
+
 /* ---- Streams opened and closed ---- */
 
 void xs_metrics_stream_opened(enum xs_metrics_dir dir);

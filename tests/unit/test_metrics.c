@@ -85,6 +85,9 @@ static void collect(void *ud)
     xs_metrics_collect_subscriptions(0, 5);
     xs_metrics_collect_subscriptions(1, 7);
     xs_metrics_collect_policy(3, 2, 1, 1700000100.25);
+    struct xs_metrics_store st = {.connected = 1, .pending = 12, .failed = 2, .lost = 5,
+                                  .reconnects = 1, .resyncs = 3, .adopted = 40};
+    xs_metrics_collect_store(&st);
 }
 
 static void test_lines(void)
@@ -162,6 +165,10 @@ static void test_lines(void)
     t = render();
     CHECK(calls == 2);
     CHECK(metrics_has_line(t, "xsgw_sip_transactions{role=\"server\",state=\"trying\"} 3"));
+    CHECK(metrics_has_line(t, "xsgw_store_redis_connected 1"));
+    CHECK(metrics_has_line(t, "xsgw_store_redis_pending_commands 12"));
+    CHECK(metrics_has_line(t, "xsgw_store_redis_lost_batches_total 5"));
+    CHECK(metrics_has_line(t, "xsgw_store_redis_adopted_total 40"));
     CHECK(metrics_has_line(
         t, "xsgw_streams{partner=\"a.example\",direction=\"out\",state=\"established\","
            "tls=\"TLSv1.3\",auth=\"dialback\"} 2"));
@@ -205,7 +212,7 @@ static void test_families(void)
               (name[cl] == '\0' || !strcmp(name + cl, "_bucket") || !strcmp(name + cl, "_sum") ||
                !strcmp(name + cl, "_count")));
     }
-    CHECK(n_seen == 22);
+    CHECK(n_seen == 29);
     free(t);
     xs_metrics_set_collector(NULL, NULL);
 }
