@@ -129,7 +129,29 @@ gateway {
   -- A default gives way to the values set (expires = 20 alone brings
   -- min_expires down to 20); values set that contradict each other are refused.
 
-  -- log = { bodies = true },  -- message bodies in the logs (off: privacy by default)
+  -- log = {
+  --   bodies = true,          message bodies in the logs (off: privacy by default)
+  --   format = "json",        one JSON object per line, for log shippers
+  -- },                        (default "text": ts=... level=... ev=... key=value)
+
+  -- admin = { listen = "127.0.0.1:9269" },
+  --                           the admin listener: /metrics (Prometheus),
+  --                           /status and /status.json, /healthz, /readyz.
+  --                           No authentication: keep it on loopback or a
+  --                           private network. admin = false: none.
+  -- reload = { watch = true, debounce = 0.5 },
+  --                           reload when this file, or a certificate, key, CA
+  --                           or CRL file it names, changes (editors' renames
+  --                           and Kubernetes ConfigMap updates included), once
+  --                           the changes have been quiet for `debounce`
+  --                           seconds. SIGHUP reloads as well. A policy that
+  --                           fails its checks is not loaded; the running one
+  --                           stays.
+  -- drain = { deadline = 25 },
+  --                           on SIGTERM: stop taking new streams and requests,
+  --                           deliver or answer what is held, and exit within
+  --                           this many seconds (keep it below your
+  --                           orchestrator's grace period).
 }
 
 -- The federated XMPP domains: nothing from or to any other domain crosses

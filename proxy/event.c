@@ -1,5 +1,6 @@
 #include "event.h"
 #include "core/err.h"
+#include "core/metrics.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct xs_event *xs_event_new(enum xs_event_kind kind, enum xs_side_id origin)
     ev->kind = kind;
     ev->origin = origin;
     ev->serial = ++next_serial;
+    ev->arrived = xs_metrics_now();
     return ev;
 }
 
@@ -95,6 +97,7 @@ struct xs_event *xs_event_dup(const struct xs_event *ev)
     d->kind = ev->kind;
     d->origin = ev->origin;
     d->serial = ev->serial;
+    d->arrived = ev->arrived;
     d->secure = ev->secure;
     d->auth = ev->auth;
     d->priority = ev->priority;

@@ -116,6 +116,9 @@ struct xs_event {
     const char *auth;
     /* A per-process serial number for correlating log lines; never reused. */
     uint64_t serial;
+    /* When the event was made (xs_metrics_now(): monotonic ns), for the
+     * latency histograms; a copy keeps its original's. */
+    uint64_t arrived;
 };
 
 /* Returns a zeroed event of `kind` with a fresh serial; aborts on OOM (small

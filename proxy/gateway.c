@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/md.h>
 
+#include "admin/admin.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "net/dns.h"
 #include "ops/watch.h"
 #include "policy/policy.h"
@@ -36,6 +39,7 @@ struct xs_gateway {
     struct xs_xmpp *xmpp;
     struct xs_sip *sip;
     struct xs_dns *dns; /* the loop's resolver, closed after both sides */
+    struct xs_admin *admin; /* NULL when admin = false; closed last */
     struct xs_gateway_info info;
     struct xs_watch *watch; /* NULL when reload.watch = false */
     /* The drain (xs_gateway_stop): polled until nothing is in flight or
@@ -135,6 +139,11 @@ const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw)
     return &gw->info;
 }
 
+const struct xs_policy *xs_gateway_policy(const struct xs_gateway *gw)
+{
+    return gw->policy;
+}
+
 struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw)
 {
     return gw->xmpp;
@@ -150,6 +159,33 @@ static const char *secret_of(const struct xs_gateway *gw, const struct xs_config
     return cfg->dialback_secret && *cfg->dialback_secret ? cfg->dialback_secret : gw->secret;
 }
 
+/* A store shared with the other instances of the domain, in Redis; this
+ * gateway's records there carry its name (gateway.instance, else the host
+ * name). A server out of reach at start stops the start, as a refused file
+ * does: the subscriptions of the last run are there. */
+static int start_presence_redis(struct xs_gateway *gw, const struct xs_config *cfg)
+{
+    char host[256] = "";
+    const char *instance = cfg->instance;
+    if (!instance) {
+        if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            snprintf(host, sizeof host, "xsgw");
+        instance = host;
+    }
+    struct xs_sub_store *store = NULL;
+    char err[512];
+    int rc = xs_sub_store_open_redis(gw->loop, cfg->presence_store, instance, &store, err,
+                                     sizeof err);
+    if (rc != 0) {
+        xs_log(XS_LOG_ERROR, "presence.store", "url=%s instance=%s result=refused reason=\"%s\"",
+               cfg->presence_store, instance, err);
+        return rc;
+    }
+    xs_log(XS_LOG_INFO, "presence.store", "url=%s instance=%s result=open", cfg->presence_store,
+           instance);
+    return xs_sip_presence_start(gw->sip, cfg, store);
+}
+
 /* Opens the subscription store and starts presence on the SIP side. A
  * store that cannot be opened, or that is not one of ours, stops the start:
  * running on without it would lose every subscription at the next restart,
@@ -161,6 +197,8 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
         return 0;
     }
     char path[4096];
+    if (cfg->presence_store && !strncmp(cfg->presence_store, "redis://", 8))
+        return start_presence_redis(gw, cfg);
     if (cfg->presence_store) {
         snprintf(path, sizeof path, "%s", cfg->presence_store);
     } else {
@@ -180,6 +218,18 @@ static int start_presence(struct xs_gateway *gw, const struct xs_config *cfg, co
     }
     xs_log(XS_LOG_INFO, "presence.store", "path=%s result=open", path);
     return xs_sip_presence_start(gw->sip, cfg, store);
+}
+
+/* The gauges /metrics shows, read from the gateway's tables when it is
+ * rendered (core/metrics.h): nothing is kept up to date for them between
+ * scrapes. */
+static void collect_metrics(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    const struct xs_gateway_info *i = &gw->info;
+    xs_metrics_collect_policy(i->generation, i->reloads_ok, i->reloads_failed, i->last_good_at);
+    xs_xmpp_metrics(gw->xmpp);
+    xs_sip_metrics(gw->sip);
 }
 
 static void watch_arm(struct xs_gateway *gw);
@@ -239,11 +289,20 @@ int xs_gateway_start(uv_loop_t *loop, const char *policy_path, const char *lua_d
         xs_sip_close(gw->sip, NULL, NULL);
         goto fail_xmpp;
     }
+    if (cfg->admin_listen_host) {
+        rc = xs_admin_start(loop, gw, cfg->admin_listen_host, cfg->admin_listen_port, &gw->admin);
+        if (rc != 0) {
+            xs_sip_close(gw->sip, NULL, NULL);
+            goto fail_xmpp;
+        }
+    }
     gw->info.generation = 1;
     gw->info.last_good_at = gw->info.started_at;
     memcpy(gw->info.policy_sha256, sha, sizeof sha);
     xs_log(XS_LOG_INFO, "gateway.ready", "policy=%s generation=1 domains=%zu partners=%zu",
            policy_path, cfg->n_domains, cfg->n_partners);
+    xs_metrics_set_start_time(gw->info.started_at);
+    xs_metrics_set_collector(collect_metrics, gw);
     watch_arm(gw);
     *out = gw;
     return 0;
@@ -346,10 +405,14 @@ static int reload(struct xs_gateway *gw)
         }
     }
     if (old->presence_enabled != cfg->presence_enabled ||
-        !same(old->presence_store, cfg->presence_store))
+        !same(old->presence_store, cfg->presence_store) || !same(old->instance, cfg->instance))
         xs_log(XS_LOG_WARN, "policy.reload",
-               "reason=\"presence.enabled or presence.store changed: requests follow it at once, "
+               "reason=\"presence.enabled, presence.store or gateway.instance changed: requests follow it at once, "
                "the store and the subscriptions held change on restart\"");
+    if (!same(old->admin_listen_host, cfg->admin_listen_host) ||
+        old->admin_listen_port != cfg->admin_listen_port)
+        xs_log(XS_LOG_WARN, "policy.reload",
+               "reason=\"admin.listen changed: takes effect on restart\"");
     if (!same(secret_of(gw, old), secret_of(gw, cfg)))
         xs_log(XS_LOG_WARN, "policy.reload",
                "reason=\"dialback secret changed: takes effect on restart\"");
@@ -382,12 +445,9 @@ int xs_gateway_reload(struct xs_gateway *gw)
     return rc;
 }
 
-static void on_side_closed(void *ud)
+static void finish_stop(void *ud)
 {
     struct xs_gateway *gw = ud;
-    if (--gw->sides_open > 0)
-        return;
-    xs_dns_close(gw->dns, NULL, NULL);
     void (*cb)(void *) = gw->stopped;
     void *cb_ud = gw->stopped_ud;
     if (gw->router.in_flight > 0) {
@@ -412,6 +472,20 @@ static void on_side_closed(void *ud)
     free(gw);
     if (cb)
         cb(cb_ud);
+}
+
+/* The admin listener goes last, so that /readyz says "draining" for as
+ * long as the sides take to close. */
+static void on_side_closed(void *ud)
+{
+    struct xs_gateway *gw = ud;
+    if (--gw->sides_open > 0)
+        return;
+    xs_dns_close(gw->dns, NULL, NULL);
+    if (gw->admin)
+        xs_admin_close(gw->admin, finish_stop, gw);
+    else
+        finish_stop(gw);
 }
 
 static void on_drain_closed(uv_handle_t *h)
@@ -474,6 +548,9 @@ void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud)
     gw->stopped = done;
     gw->stopped_ud = ud;
     gw->info.draining = 1;
+    /* The sides are freed as they close; a scrape from now on shows the
+     * counters without the gauges read from them. */
+    xs_metrics_set_collector(NULL, NULL);
     xs_log(XS_LOG_INFO, "gateway.stopping", "generation=%d", gw->info.generation);
     watch_arm(gw);
     /* New work first: no new stream or connection is accepted, and every

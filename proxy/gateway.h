@@ -49,6 +49,10 @@ struct xs_gateway_info {
 };
 const struct xs_gateway_info *xs_gateway_info(const struct xs_gateway *gw);
 
+/* The running policy generation, for the admin listener's status (lent
+ * until the next reload). */
+const struct xs_policy *xs_gateway_policy(const struct xs_gateway *gw);
+
 /* The sides, for the admin listener's status (borrowed). */
 struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw);
 struct xs_sip *xs_gateway_sip(const struct xs_gateway *gw);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 
 /* Wraps the sender's done callback so that every failed delivery is logged
  * once, here, with the event it belonged to. */
@@ -14,6 +15,9 @@ struct route_ctx {
     void *ud;
     unsigned long long serial;
     enum xs_side_id origin;
+    enum xs_event_kind kind;
+    unsigned partner; /* metrics slot */
+    uint64_t arrived;
 };
 
 static const char *side_name(enum xs_side_id s)
@@ -46,6 +50,9 @@ static void no_outcome(void *ud, enum xs_cond cond, const char *text)
 static void on_delivered(void *ud, enum xs_cond cond, const char *text)
 {
     struct route_ctx *c = ud;
+    xs_metrics_outcome(c->kind, c->origin, c->partner,
+                       cond == XS_COND_NONE ? XS_METRICS_DELIVERED : XS_METRICS_BOUNCED, cond,
+                       c->arrived);
     if (cond == XS_COND_NONE)
         c->r->delivered++;
     if (cond != XS_COND_NONE) {
@@ -81,7 +88,10 @@ static void answer_watcher(struct xs_router *r, enum xs_side_id origin, const ch
         xs_event_free(ev);
         return;
     }
-    *c = (struct route_ctx){r, no_outcome, NULL, (unsigned long long)ev->serial, ev->origin};
+    /* The policy's own answer is no event of the watcher's: it is not
+     * counted (the kind is SUBSCRIPTION, which metrics ignore). */
+    *c = (struct route_ctx){r,          no_outcome, NULL, (unsigned long long)ev->serial,
+                            ev->origin, ev->kind,   0,    0};
     r->in_flight++;
     char qf[256], qt[256];
     xs_log(XS_LOG_INFO, "router.answered", "event=%llu type=%s from=%s to=%s",
@@ -186,6 +196,38 @@ void xs_router_clear(struct xs_router *r)
     r->n_held = 0;
 }
 
+/* The metrics slot of the partner an event is exchanged with: the domain
+ * of its XMPP end as it arrived (the sender's JID from XMPP, the host of
+ * the recipient's URI from SIP), through the policy's partner matcher, so
+ * a domain that is no partner counts as "other". */
+static unsigned partner_slot(const struct xs_router *r, const struct xs_event *ev)
+{
+    const char *a = ev->origin == XS_SIDE_XMPP ? ev->from : ev->to;
+    if (!a)
+        return XS_METRICS_OTHER;
+    char d[256];
+    size_t n;
+    if (ev->origin == XS_SIDE_XMPP) {
+        const char *at = strchr(a, '@');
+        const char *slash = strchr(a, '/');
+        if (at && (!slash || at < slash))
+            a = at + 1;
+        n = strcspn(a, "/");
+    } else {
+        const char *colon = strchr(a, ':');
+        a = colon ? colon + 1 : a;
+        const char *at = strchr(a, '@');
+        a = at ? at + 1 : a;
+        n = strcspn(a, ":;>?");
+    }
+    if (n == 0 || n >= sizeof d)
+        return XS_METRICS_OTHER;
+    memcpy(d, a, n);
+    d[n] = '\0';
+    const struct xs_partner *p = xs_policy_partner(r->policy, d);
+    return xs_metrics_partner(p ? p->domain : NULL);
+}
+
 void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *done_ud)
 {
     struct xs_router *r = router;
@@ -194,6 +236,9 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
            (unsigned long long)ev->serial, side_name(ev->origin),
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
     enum xs_side_id origin = ev->origin;
+    enum xs_event_kind kind = ev->kind;
+    uint64_t arrived = ev->arrived;
+    unsigned partner = partner_slot(r, ev);
     char *text = NULL;
     enum xs_cond cond;
     /* A subscription request is kept as it arrived, in case the policy
@@ -217,6 +262,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     }
     if (cond != XS_COND_NONE) {
         r->refused++;
+        xs_metrics_outcome(kind, origin, partner, XS_METRICS_REFUSED, cond, arrived);
         xs_log(XS_LOG_WARN, "router.refused", "event=%llu origin=%s from=%s to=%s cond=%s text=%s",
                (unsigned long long)ev->serial, side_name(origin),
                xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to),
@@ -239,10 +285,13 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
     struct route_ctx *c = malloc(sizeof *c);
     if (!c) {
         xs_event_free(ev);
+        xs_metrics_outcome(kind, origin, partner, XS_METRICS_REFUSED, XS_COND_RESOURCE_CONSTRAINT,
+                           arrived);
         done(done_ud, XS_COND_RESOURCE_CONSTRAINT, "out of memory");
         return;
     }
-    *c = (struct route_ctx){r, done, done_ud, (unsigned long long)ev->serial, origin};
+    *c = (struct route_ctx){r,      done, done_ud, (unsigned long long)ev->serial,
+                            origin, kind, partner, arrived};
     r->routed++;
     r->in_flight++;
     struct xs_side *target = &r->sides[origin == XS_SIDE_XMPP ? XS_SIDE_SIP : XS_SIDE_XMPP];
@@ -251,6 +300,7 @@ void xs_router_submit(void *router, struct xs_event *ev, xs_done_cb done, void *
                xs_log_quote(qx, sizeof qx, ev->body));
     XS_LOG(XS_LOG_DEBUG, "router.out", "event=%llu from=%s to=%s", (unsigned long long)ev->serial,
            xs_log_quote(qf, sizeof qf, ev->from), xs_log_quote(qt, sizeof qt, ev->to));
+    xs_metrics_handoff(origin, arrived);
     target->deliver(target->impl, ev, on_delivered, c);
 }
 

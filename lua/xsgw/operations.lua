@@ -62,6 +62,18 @@ function M.config(where, g, cfg, h)
         fail(where, "drain.deadline must be a number of seconds from 0 to 3600")
     end
     cfg.drain_deadline = d.deadline or 25
+
+    -- instance = "name": this gateway among several sharing one presence
+    -- store (presence.store = "redis://..."): its subscriptions are kept
+    -- under this name, and another instance adopts them when its heartbeat
+    -- stops. Unset: the host name (in Kubernetes, the pod's name).
+    if g.instance ~= nil then
+        if type(g.instance) ~= "string" or #g.instance < 1 or #g.instance > 128
+            or g.instance:find("[^%w_.-]") then
+            fail(where, "gateway.instance must be 1 to 128 of the characters A-Z a-z 0-9 _ . -")
+        end
+        cfg.instance = g.instance
+    end
 end
 
 return M

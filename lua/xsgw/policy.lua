@@ -405,7 +405,8 @@ local function normalize_gateway(decl)
     local g, where = decl.gateway, decl.gateway_where
     if not g then fail(nil, "the policy declares no gateway{}") end
     check_keys(where, "gateway{}", g, { domains = true, xmpp = true, sip = true, log = true,
-        max_body = true, presence = true, tls = true, admin = true, reload = true, drain = true })
+        max_body = true, presence = true, tls = true, admin = true, reload = true, drain = true,
+        instance = true })
     local cfg = {}
     if g.max_body ~= nil and (type(g.max_body) ~= "number" or g.max_body ~= g.max_body
         or g.max_body < MAX_BODY_MIN or g.max_body > MAX_BODY_MAX) then
@@ -574,6 +575,28 @@ local function check_hook_names(env, defined_at)
         sorted_keys(HOOKS))
 end
 
+-- The hooks in the order of the core's metrics (enum xs_metrics_hook).
+local HOOK_INDEX = { on_message = 0, on_presence = 1, on_subscribe = 2, map_to_sip = 3,
+    map_to_xmpp = 4 }
+
+-- A hook the policy defines, as the library calls it: native.hook(i) tells
+-- the core that hook i runs (it counts the call, and blames a failure that
+-- ends the call on it) and native.hook(-1) that it returned. Without the
+-- native (plain Lua tests) the hook is used as it is.
+local function counted(native, name, h)
+    local mark = native.hook
+    if h == nil or mark == nil then return h end
+    local i = HOOK_INDEX[name]
+    local function leave(...)
+        mark(-1)
+        return ...
+    end
+    return function(...)
+        mark(i)
+        return leave(h(...))
+    end
+end
+
 -- Validates what a policy chunk declared. Returns the configuration table,
 -- a route function bound to it, and route_mapped (see after_mapping) or nil
 -- when the policy maps addresses itself.
@@ -591,9 +614,10 @@ function M.finish(env, decl)
     for _, d in ipairs(cfg.domains) do local_domains[d] = true end
     local partner = decl.native.partner
 
-    local to_sip = rawget(env, "map_to_sip") or default_to_sip
-    local to_xmpp = rawget(env, "map_to_xmpp") or default_to_xmpp
-    local on_message = rawget(env, "on_message")
+    local to_sip = counted(decl.native, "map_to_sip", rawget(env, "map_to_sip")) or default_to_sip
+    local to_xmpp = counted(decl.native, "map_to_xmpp", rawget(env, "map_to_xmpp"))
+        or default_to_xmpp
+    local on_message = counted(decl.native, "on_message", rawget(env, "on_message"))
     local max_body = cfg.max_body
     -- Without hooks, route() below is a function of the configuration and
     -- the message alone, which the core may compute itself
@@ -749,7 +773,8 @@ function M.finish(env, decl)
     decl.mapper = mapper
     local route_presence = presence.router({
         enabled = cfg.presence_enabled, mapper = mapper,
-        on_presence = rawget(env, "on_presence"), on_subscribe = rawget(env, "on_subscribe"),
+        on_presence = counted(decl.native, "on_presence", rawget(env, "on_presence")),
+        on_subscribe = counted(decl.native, "on_subscribe", rawget(env, "on_subscribe")),
         map_addresses = map_addresses, recheck = recheck, drop = DROP,
         federated_user = federated_user,
         rejection = function(r)

@@ -473,6 +473,51 @@ local PRESENCE_COUNT_TOP = 100000000
 local EXPIRES_TOP = 365 * 86400
 local MAX_PATH = 4096
 
+-- A shared store (several instances, one domain): "redis://host:port[/db]
+-- [?prefix=name]", parsed as strictly as sub_store_redis.c does. Returns
+-- nil when the URL is good, else why not.
+local REDIS_GRAMMAR = "redis://host:port[/db][?prefix=name]"
+function M.redis_url_error(url)
+    local rest = url:sub(#"redis://" + 1)
+    if rest:find("^[^/?]*@") then
+        return ("%q: no user or password in the URL: %s"):format(url, REDIS_GRAMMAR)
+    end
+    local host, after
+    if rest:sub(1, 1) == "[" then
+        host, after = rest:match("^%[([%x:.]+)%](.*)$")
+        if not host then return ("%q: a bracketed host must be an IPv6 address"):format(url) end
+    else
+        host, after = rest:match("^([%w.-]*)(.*)$")
+        if host == "" or #host > 253 then
+            return ("%q: the host must be a name or address (no user or password): %s")
+                :format(url, REDIS_GRAMMAR)
+        end
+    end
+    local port, tail = after:match("^:(%d+)(.*)$")
+    if not port then return ("%q: the port is missing: %s"):format(url, REDIS_GRAMMAR) end
+    if #port > 5 or port:find("^0") or tonumber(port) > 65535 then
+        return ("%q: the port must be a number from 1 to 65535"):format(url)
+    end
+    if tail:sub(1, 1) == "/" then
+        local db, t2 = tail:match("^/(%d+)(.*)$")
+        if not db or #db > 2 or (#db > 1 and db:find("^0")) or tonumber(db) > 15 then
+            return ("%q: the database must be a number from 0 to 15"):format(url)
+        end
+        tail = t2
+    end
+    if tail:sub(1, 1) == "?" then
+        local prefix = tail:match("^%?prefix=([%w_.-]+)$")
+        if not prefix or #prefix > 64 then
+            return ("%q: the only option is prefix=name, 1 to 64 of [A-Za-z0-9_.-]"):format(url)
+        end
+        tail = ""
+    end
+    if tail ~= "" then
+        return ("%q: unexpected text after the address: %s"):format(url, REDIS_GRAMMAR)
+    end
+    return nil
+end
+
 function M.config(where, p, cfg, h)
     local fail, want = h.fail, h.want
     p = p or {}
@@ -484,7 +529,13 @@ function M.config(where, p, cfg, h)
     cfg.presence_enabled = p.enabled ~= false
     if p.store ~= nil then
         want(where, "presence.store", p.store, "string")
-        if p.store == "" or #p.store > MAX_PATH or p.store:find("%z") then
+        if p.store:find("^redis://") then
+            local why = M.redis_url_error(p.store)
+            if why then fail(where, "presence.store %s", why) end
+        elseif p.store:find("^%a[%w+.-]*://") then
+            fail(where, "presence.store: the only store URL is redis://host:port[/db][?prefix=name]"
+                .. "; anything else is a file path")
+        elseif p.store == "" or #p.store > MAX_PATH or p.store:find("%z") then
             fail(where, "presence.store must be a file path of 1 to %d bytes", MAX_PATH)
         end
         cfg.presence_store = p.store

@@ -138,6 +138,7 @@ void xs_config_free(struct xs_config *c)
     free(c->sip_contact);
     free(c->presence_store);
     free(c->admin_listen_host);
+    free(c->instance);
     for (size_t i = 0; i < c->n_partners; i++) {
         free(c->partners[i].domain);
         strlist_free(c->partners[i].domains, c->partners[i].n_domains);
@@ -216,6 +217,7 @@ int xs_config_from_lua(lua_State *L, int t, struct xs_config *c)
         str_field(L, t, "sip_contact", &c->sip_contact) ||
         str_field(L, t, "presence_store", &c->presence_store) ||
         str_field(L, t, "admin_listen_host", &c->admin_listen_host) ||
+        str_field(L, t, "instance", &c->instance) ||
 
         strlist_field(L, t, "sip_trusted", &c->sip_trusted, &c->n_sip_trusted) ||
         str_field(L, t, "sip_tls_name", &c->sip_tls_name) ||

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "policy/config.h"
 #include "policy/helpers.h"
 #include "policy/route_fast.h"
@@ -44,6 +45,10 @@ struct xs_policy {
      * messages route() accepts are decided in C (route_fast.h). */
     int default_route;
     struct xs_domain_index *ix; /* this generation's domains, for every lookup */
+    /* The hook running (enum xs_metrics_hook), -1 when none: set by the
+     * library around each hook (native hook()), so a failed call is
+     * counted against the hook it failed in. */
+    int hook;
     char *path;
     struct xs_config cfg;
 };
@@ -206,6 +211,18 @@ static int keep_trampoline(lua_State *L)
     return 0;
 }
 
+/* hook(i): hook i (enum xs_metrics_hook) starts, counted; hook(-1): it
+ * returned. Upvalue 1: the struct xs_policy. */
+static int l_hook(lua_State *L)
+{
+    struct xs_policy *p = lua_touserdata(L, lua_upvalueindex(1));
+    lua_Integer i = luaL_checkinteger(L, 1);
+    p->hook = i >= 0 && i < XS_MHOOK_HOOKS_ ? (int)i : -1;
+    if (p->hook >= 0)
+        xs_metrics_hook_call((enum xs_metrics_hook)p->hook);
+    return 0;
+}
+
 static int load_into(struct xs_policy *p, const char *path, char *err, size_t errlen)
 {
     lua_State *L = xs_lua_state(p->lua);
@@ -229,6 +246,9 @@ static int load_into(struct xs_policy *p, const char *path, char *err, size_t er
     lua_pushlightuserdata(L, p);
     lua_pushcclosure(L, l_partner, 1);
     lua_setfield(L, -2, "partner");
+    lua_pushlightuserdata(L, p);
+    lua_pushcclosure(L, l_hook, 1);
+    lua_setfield(L, -2, "hook");
     if ((rc = xs_lua_call(p->lua, 2, 2, err, errlen)) != 0)
         return rc;
     int env = lua_gettop(L) - 1, decl = lua_gettop(L);
@@ -277,6 +297,7 @@ int xs_policy_load(const char *policy_path, const char *lua_dir, struct xs_polic
     }
     p->route_ref = LUA_NOREF;
     p->mapped_ref = LUA_NOREF;
+    p->hook = -1;
     p->path = strdup(policy_path);
     p->lua = xs_lua_new(lua_dir, &policy_limits, policy_path);
     int rc = XS_ENOMEM;
@@ -509,9 +530,17 @@ enum xs_cond xs_policy_route(struct xs_policy *p, struct xs_event *ev, char **te
     lua_pushcfunction(L, route_trampoline);
     lua_pushlightuserdata(L, &rc);
     char err[512];
+    p->hook = -1;
     int st = xs_lua_call(p->lua, 1, 0, err, sizeof err);
     lua_settop(L, 0);
     if (st != 0) {
+        /* Outside any hook (the library's checks of what a hook left) the
+         * failure is blamed where the log line below blames it. */
+        enum xs_metrics_hook h = p->hook >= 0                        ? (enum xs_metrics_hook)p->hook
+                                 : ev->kind == XS_EVENT_PRESENCE     ? XS_MHOOK_ON_PRESENCE
+                                 : ev->kind == XS_EVENT_SUBSCRIPTION ? XS_MHOOK_ON_SUBSCRIBE
+                                                                     : XS_MHOOK_ON_MESSAGE;
+        xs_metrics_hook_error(h, st == XS_ENOMEM || xs_lua_spent(p->lua));
         free(rc.text);
         /* Memory is the one failure that is not the policy's bug alone: the
          * sender may try again later, so it gets resource-constraint. */
@@ -629,6 +658,19 @@ int xs_policy_check(const char *path, const char *lua_dir, FILE *out)
                 c->presence_max_per_user, c->presence_max_per_domain, c->presence_max_total);
     else
         fprintf(out, "  presence: off (presence and subscriptions are refused)\n");
+    if (c->admin_listen_host)
+        fprintf(out, "  admin: %s%s%s:%d (/metrics, /status, /healthz, /readyz)\n",
+                strchr(c->admin_listen_host, ':') ? "[" : "", c->admin_listen_host,
+                strchr(c->admin_listen_host, ':') ? "]" : "", c->admin_listen_port);
+    else
+        fprintf(out, "  admin: off\n");
+    fprintf(out, "  log: %s%s; reload: %s", c->log_json ? "json" : "text",
+            c->log_bodies ? " with message bodies" : "",
+            c->reload_watch ? "on change of the policy or its files, and on SIGHUP"
+                            : "on SIGHUP only");
+    if (c->reload_watch)
+        fprintf(out, " (debounce %g s)", c->reload_debounce);
+    fprintf(out, "; drain on SIGTERM: at most %g s\n", c->drain_deadline);
     xs_policy_free(p);
     return 0;
 }

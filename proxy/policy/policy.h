@@ -166,6 +166,8 @@ struct xs_config {
     int reload_watch;        /* reload.watch: reload when the policy or its files change */
     double reload_debounce;  /* reload.debounce: seconds of quiet before that reload */
     double drain_deadline;   /* drain.deadline: seconds a SIGTERM stop may take */
+    char *instance;          /* gateway.instance: this gateway's name in a shared presence
+                                store; NULL: the host name */
 };
 
 struct xs_policy;

@@ -418,6 +418,11 @@ int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t err
     return st == LUA_ERRMEM ? XS_ENOMEM : XS_EPOLICY;
 }
 
+int xs_lua_spent(const struct xs_lua *s)
+{
+    return s->spent != NULL;
+}
+
 /* Every call into Lua is protected, so this should never run; if it does,
  * the log says why before Lua aborts the process. */
 static int on_panic(lua_State *L)

@@ -43,6 +43,9 @@ lua_State *xs_lua_state(struct xs_lua *s);
  * (error, budget exceeded) or XS_ENOMEM (memory cap reached). On failure
  * nothing is left on the stack by the call. */
 int xs_lua_call(struct xs_lua *s, int nargs, int nresults, char *err, size_t errlen);
+/* 1 when the last xs_lua_call ran out of its instruction or time budget
+ * (until the next call begins). */
+int xs_lua_spent(const struct xs_lua *s);
 
 /* Loads a whole file as a text chunk named "@<path>" and leaves the function
  * on the stack. Reading happens on the calling thread: the core only loads

@@ -116,55 +116,6 @@ static int step_done(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The checks every record passes on the way in (put) and on the way out
- * (load), so the SIP side never sees a record that put would refuse. Says
- * why in why (n bytes). */
-static int check_record(const struct xs_sub_record *r, char *why, size_t n)
-{
-    if (r->role != XS_SUB_WATCH_SIP && r->role != XS_SUB_WATCH_XMPP) {
-        snprintf(why, n, "unknown role %d", (int)r->role);
-        return XS_EINVAL;
-    }
-    if (r->state < XS_SUB_STATE_PENDING || r->state > XS_SUB_STATE_TERMINATED) {
-        snprintf(why, n, "unknown state %d", (int)r->state);
-        return XS_EINVAL;
-    }
-    const struct {
-        const char *what;
-        const char *v;
-        size_t max;
-        int required;
-    } f[] = {
-        {"watcher", r->watcher, XS_SUB_URI_MAX, 1},
-        {"presentity", r->presentity, XS_SUB_URI_MAX, 1},
-        {"Call-ID", r->call_id, XS_SUB_URI_MAX, 0},
-        {"local tag", r->local_tag, XS_SUB_URI_MAX, 0},
-        {"remote tag", r->remote_tag, XS_SUB_URI_MAX, 0},
-        {"remote target", r->remote_target, XS_SUB_URI_MAX, 0},
-        {"route set", r->route_set, XS_SUB_ROUTE_MAX, 0},
-        {"last PIDF document", r->last_pidf, XS_SUB_PIDF_MAX, 0},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        if (!f[i].v) {
-            if (!f[i].required)
-                continue;
-            snprintf(why, n, "the %s is missing", f[i].what);
-            return XS_EINVAL;
-        }
-        /* strnlen: a string over the bound is not read to its end. */
-        size_t len = strnlen(f[i].v, f[i].max + 1);
-        if (f[i].required && len == 0) {
-            snprintf(why, n, "the %s is empty", f[i].what);
-            return XS_EINVAL;
-        }
-        if (len > f[i].max) {
-            snprintf(why, n, "the %s is longer than %zu bytes", f[i].what, f[i].max);
-            return XS_EINVAL;
-        }
-    }
-    return 0;
-}
-
 static int store_begin(struct xs_sub_store *s)
 {
     struct sqlite_store *st = (struct sqlite_store *)s;
@@ -214,7 +165,7 @@ static int store_put(struct xs_sub_store *s, const struct xs_sub_record *r)
         return XS_ESTATE;
     }
     char why[128];
-    int rc = check_record(r, why, sizeof why);
+    int rc = xs_sub_record_check(r, why, sizeof why);
     if (rc) {
         set_error(st, "%s: refused to store a subscription: %s", st->path, why);
         return rc;
@@ -333,7 +284,7 @@ static int store_load(struct xs_sub_store *s, int (*fn)(void *ud, const struct x
             .last_pidf = column_text(q, 12, &bad),
         };
         char why[128] = "it holds a value of the wrong type or range";
-        if (bad || check_record(&r, why, sizeof why) != 0) {
+        if (bad || xs_sub_record_check(&r, why, sizeof why) != 0) {
             set_error(st, "%s: refused: subscription %ld (in key order): %s", st->path, n, why);
             ret = XS_EPROTO;
             break;

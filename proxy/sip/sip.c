@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sip/sip_acl.h"
 #include "sip/sip_presence.h"
@@ -484,6 +485,16 @@ size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role)
     return sip->presence ? xs__sip_presence_count(sip->presence, role) : 0;
 }
 
+void xs_sip_metrics(const struct xs_sip *sip)
+{
+    xs__sip_servers_metrics(&sip->txns);
+    xs__sip_clients_metrics(&sip->txns);
+    xs_metrics_collect_sip_txn_limit(0, sip->txns.opts->max_server_txns);
+    xs_metrics_collect_sip_txn_limit(1, sip->txns.opts->max_client_txns);
+    xs_metrics_collect_subscriptions(0, xs_sip_subscriptions(sip, XS_SUB_WATCH_SIP));
+    xs_metrics_collect_subscriptions(1, xs_sip_subscriptions(sip, XS_SUB_WATCH_XMPP));
+}
+
 void xs_sip_deliver(void *impl, struct xs_event *ev, xs_done_cb done, void *ud)
 {
     struct xs_sip *sip = impl;
@@ -602,7 +613,9 @@ static void on_ping_final(void *ud, const osip_message_t *resp, enum xs_cond con
     struct xs_tls_peer peer;
     const char *desc = "";
     int tls = pg->sip->tp && xs_sip_tp_out_tls(pg->sip->tp, &peer, &desc) == 0;
-    xs_log(status >= 200 && status < 300 ? XS_LOG_INFO : XS_LOG_WARN, "sip.ping",
+    /* The admin listener's readiness checks ping every few seconds: a good
+     * answer is routine, a bad one is news. */
+    XS_LOG(status >= 200 && status < 300 ? XS_LOG_DEBUG : XS_LOG_WARN, "sip.ping",
            "status=%d tls=%s", status, tls ? desc : "none");
     pg->cb(pg->ud, status, reason, tls ? &peer : NULL, tls ? desc : "");
     free(pg);

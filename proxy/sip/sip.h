@@ -94,6 +94,9 @@ int xs_sip_presence_start(struct xs_sip *sip, const struct xs_config *cfg,
                           struct xs_sub_store *store);
 /* Subscriptions held in a role, for logs and tests. */
 size_t xs_sip_subscriptions(const struct xs_sip *sip, enum xs_sub_role role);
+/* Reports the transactions and subscriptions held to the metrics collector
+ * (core/metrics.h). */
+void xs_sip_metrics(const struct xs_sip *sip);
 /* Backpressure: fn(ud, 1) once the client transactions in flight reach
  * three quarters of max_client_txns or pressure_high, whichever is lower,
  * fn(ud, 0) once they are back under two thirds of that, so whoever feeds

@@ -3,6 +3,7 @@
  * the store holds is restored at start. */
 #include "sip/sip_presence_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,10 +205,42 @@ static int restore_one(void *ud, const struct xs_sub_record *r)
     return 0;
 }
 
+/* A record a shared store took over from a dead instance: restored as a
+ * start restores, unless this gateway holds the same subscription already
+ * (then the peer has two dialogs for it, and the adopted one runs out). */
+static int adopt_one(void *ud, const struct xs_sub_record *r)
+{
+    struct xs__sip_presence *pr = ud;
+    if (pr->closing)
+        return 0;
+    if (xs__sub_find(pr, r->role, r->watcher, r->presentity)) {
+        char qw[160], qp[160];
+        xs_log(XS_LOG_INFO, "presence.adopt",
+               "watcher=%s presentity=%s result=dropped "
+               "reason=\"held here already\"",
+               xs_log_quote(qw, sizeof qw, r->watcher), xs_log_quote(qp, sizeof qp, r->presentity));
+        return 0;
+    }
+    return restore_one(pr, r);
+}
+
+/* The shared store lost writes and dropped this instance's records: every
+ * subscription held is written again by the next flushes. */
+static void resync_all(void *ud)
+{
+    struct xs__sip_presence *pr = ud;
+    for (size_t b = 0; b < pr->by_key.n_buckets; b++)
+        for (struct xs__sip_tnode *n = pr->by_key.buckets[b]; n; n = n->hnext)
+            xs__sub_store((struct sub *)((char *)n - offsetof(struct sub, by_key)));
+}
+
 void xs__sip_presence_restore(struct xs__sip_presence *pr)
 {
     if (!pr->store)
         return;
+    pr->store->adopt = adopt_one;
+    pr->store->resync = resync_all;
+    pr->store->user_ud = pr;
     int rc = pr->store->ops->load(pr->store, restore_one, pr);
     if (rc)
         xs_log(XS_LOG_ERROR, "presence.restore", "result=failed reason=\"%s\"",

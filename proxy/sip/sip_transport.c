@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sip/sip_frame.h"
 #include "sip/sip_msg.h"
@@ -375,6 +376,8 @@ static int conn_tls_check(struct xs__sip_conn *c, int quiet)
                      "presented %.120s; expected one of %.180s", c->verdict.names, expected);
     }
     c->checked = 1;
+    if (!ok && !quiet)
+        xs_metrics_tls_cert_failure(c->verdict.chain, c->verdict.name_ok);
     if (c->outbound) {
         tp->out_checked = 1;
         tp->out_verdict = c->verdict;

@@ -155,5 +155,9 @@ int xs__sip_log_ok(struct xs__sip_txns *t);
 /* In-flight counts, for logs and tests. */
 size_t xs__sip_txns_servers(const struct xs__sip_txns *t);
 size_t xs__sip_txns_clients(const struct xs__sip_txns *t);
+/* Report the transactions held, by role and state, to the metrics
+ * collector (xs_metrics_collect_sip_txns). */
+void xs__sip_servers_metrics(const struct xs__sip_txns *t);
+void xs__sip_clients_metrics(const struct xs__sip_txns *t);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "sip/sip_translate.h"
 
@@ -158,6 +159,7 @@ static void client_send(struct cli *x, const struct xs_sip_local *local)
         client_finish(x, XS_COND_SERVICE_UNAVAILABLE, "could not send to the SIP next hop");
         return;
     }
+    xs_metrics_sip_request(xs_metrics_sip_method(strchr(x->key, '|') + 1), XS_METRICS_OUT);
     x->state = C_TRYING;
     if (x->transport == XS_SIP_UDP) {
         x->e_idx = 0;
@@ -288,6 +290,7 @@ void xs__sip_client_response(struct xs__sip_txns *t, const struct xs_sip_in *in)
     struct cli *x = (struct cli *)n;
     if (x->state == C_WAITING)
         return;
+    xs_metrics_sip_response(code, XS_METRICS_IN);
     if (code < 200) {
         if (x->state == C_TRYING) {
             x->state = C_PROCEEDING;
@@ -325,6 +328,18 @@ static void each_client(struct xs__sip_txns *t, void (*fn)(struct cli *x, int ar
         e = t->walk_next;
     }
     t->walk_next = NULL;
+}
+
+void xs__sip_clients_metrics(const struct xs__sip_txns *t)
+{
+    size_t n[3] = {0, 0, 0};
+    for (const struct xs__sip_tent *e = t->q_f->head; e; e = e->next) {
+        const struct cli *x = (const struct cli *)HEAD_OF(e);
+        n[x->state == C_WAITING ? 0 : x->state == C_TRYING ? 1 : 2]++;
+    }
+    xs_metrics_collect_sip_txns(1, "waiting", n[0]);
+    xs_metrics_collect_sip_txns(1, "trying", n[1]);
+    xs_metrics_collect_sip_txns(1, "proceeding", n[2]);
 }
 
 static void on_hop_change(struct cli *x, int status)

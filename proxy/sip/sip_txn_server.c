@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "net/addr.h"
 #include "sip/sip_translate.h"
@@ -129,6 +130,7 @@ static void answer(struct xs__sip_txns *t, const struct xs_sip_peer *peer, const
                status, xs_errname(rc));
         return;
     }
+    xs_metrics_sip_response(status, XS_METRICS_OUT);
     rc = xs_sip_tp_reply(t->tp, peer, t->scratch.data, t->scratch.len);
     if (rc != 0)
         xs_log(XS_LOG_WARN, "sip.send", "peer=%s result=failed reason=%s", peer->desc,
@@ -205,8 +207,10 @@ static void answer_stateless(struct xs__sip_txns *t, const struct xs_sip_peer *f
     char tag[17];
     xs_random_hex(tag, 8);
     xs_buf_reset(&t->scratch);
-    if (xs_sip_build_response(req, status, tag, t->host, why, extra, &t->scratch) == 0)
+    if (xs_sip_build_response(req, status, tag, t->host, why, extra, &t->scratch) == 0) {
+        xs_metrics_sip_response(status, XS_METRICS_OUT);
         xs_sip_tp_reply(t->tp, from, t->scratch.data, t->scratch.len);
+    }
 }
 
 /* 1 when the addresses name the same source: a retransmission is answered
@@ -255,8 +259,10 @@ static void answer_absurd(struct xs__sip_txns *t, const struct xs_sip_peer *from
     char tag[17];
     xs_random_hex(tag, 8);
     xs_buf_reset(&t->scratch);
-    if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &t->scratch) == 0)
+    if (xs_sip_build_terse_response(in->msg, in->status, tag, 0, &t->scratch) == 0) {
+        xs_metrics_sip_response(in->status, XS_METRICS_OUT);
         xs_sip_tp_reply(t->tp, from, t->scratch.data, t->scratch.len);
+    }
 }
 
 /* A request that matches a transaction: a retransmission. Nothing was sent
@@ -313,9 +319,13 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
     char q[256];
     /* An ACK only confirms a final response we sent to an INVITE (a 405);
      * it is never answered. */
-    if (in->verdict == XS_SIP_ACK)
+    if (in->verdict == XS_SIP_ACK) {
+        xs_metrics_sip_request(XS_MSIP_ACK, XS_METRICS_IN);
         return;
+    }
     if (in->verdict == XS_SIP_ANSWER && in->absurd) {
+        xs_metrics_sip_request(xs_metrics_sip_method(in->msg ? in->msg->sip_method : NULL),
+                               XS_METRICS_IN);
         answer_absurd(t, from, in);
         return;
     }
@@ -324,6 +334,7 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
         absorb(t, (struct txn_head *)n, from);
         return;
     }
+    xs_metrics_sip_request(xs_metrics_sip_method(in->msg->sip_method), XS_METRICS_IN);
     const char *method = in->msg->sip_method;
     const char *refuse = admit_server(t, from, in);
     if (refuse) {
@@ -398,6 +409,12 @@ void xs__sip_server_request(struct xs__sip_txns *t, const struct xs_sip_peer *fr
 void xs__sip_rec_expire(struct xs__sip_txns *t, struct xs__sip_tent *e)
 {
     rec_free(t, (struct rec *)HEAD_OF(e));
+}
+
+void xs__sip_servers_metrics(const struct xs__sip_txns *t)
+{
+    xs_metrics_collect_sip_txns(0, "proceeding", t->live.count);
+    xs_metrics_collect_sip_txns(0, "completed", t->n_records);
 }
 
 void xs__sip_servers_close(struct xs__sip_txns *t)

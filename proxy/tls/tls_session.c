@@ -19,6 +19,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/metrics.h"
 #include "tls/tls_name.h"
 
 #define TLS_IN_MAX (64 * 1024)
@@ -78,8 +79,60 @@ static int bio_recv(void *p, unsigned char *data, size_t len)
     return (int)len;
 }
 
+/* The closed set of reasons xsgw_tls_handshake_failures_total counts. */
+static enum xs_metrics_tls_fail handshake_failure(int rc)
+{
+    switch (rc) {
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+        return XS_MTLS_ALERT;
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+        return XS_MTLS_CLOSED;
+    case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+#ifdef MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE
+    case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+#endif
+#ifdef MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE
+    case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE:
+#endif
+#ifdef MBEDTLS_ERR_SSL_BAD_CERTIFICATE
+    case MBEDTLS_ERR_SSL_BAD_CERTIFICATE:
+#endif
+        return XS_MTLS_CERTIFICATE;
+    case MBEDTLS_ERR_SSL_INVALID_RECORD:
+    case MBEDTLS_ERR_SSL_INVALID_MAC:
+    case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
+    case MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE:
+#ifdef MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION
+    case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
+#endif
+#ifdef MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION
+    case MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION:
+#endif
+#ifdef MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN
+    case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
+#endif
+#ifdef MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO
+    case MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO:
+#endif
+#ifdef MBEDTLS_ERR_SSL_BAD_HS_SERVER_HELLO
+    case MBEDTLS_ERR_SSL_BAD_HS_SERVER_HELLO:
+#endif
+#ifdef MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE
+    case MBEDTLS_ERR_SSL_HANDSHAKE_FAILURE:
+#endif
+        return XS_MTLS_PROTOCOL;
+    default:
+        return XS_MTLS_OTHER;
+    }
+}
+
 static int fail(struct xs_tls *t, const char *what, int rc)
 {
+    /* mbedtls_ssl_read drives an unfinished handshake too, so a read can
+     * fail the handshake. */
+    if (t->state == TLS_HANDSHAKE)
+        xs_metrics_tls_handshake_failure(handshake_failure(rc));
     if (t->state != TLS_FAILED)
         xs_tls_format_error(t->err, sizeof t->err, what, rc);
     t->state = TLS_FAILED;
@@ -131,6 +184,8 @@ void xs_tls_free(struct xs_tls *t)
 {
     if (!t)
         return;
+    if (t->state == TLS_HANDSHAKE)
+        xs_metrics_tls_handshake_failure(XS_MTLS_CLOSED);
     mbedtls_ssl_free(&t->ssl);
     xs_buf_free(&t->in);
     xs_buf_free(&t->out);

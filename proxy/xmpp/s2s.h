@@ -179,6 +179,16 @@ struct s2s_in *xs_xmpp_find_in(struct xs_xmpp *x, uint64_t tag);
 void xs_xmpp_send(struct xs_xmpp *x, const char *local, const char *remote, struct xs_xml_el *el,
                   xs_done_cb done, void *ud);
 void xs_xmpp_stream_gone(struct xs_xmpp *x);
+/* For the metrics collector: the partner slot of a remote domain (""
+ * counts as "other"), and the TLS version a link negotiated (core/metrics.h
+ * enums, as int to keep that header out of here). */
+struct xs_stream_info;
+/* Unix time now, for when a stream began (status page). */
+double xs_xmpp_wall_now(void);
+/* The TLS version a link negotiated ("TLSv1.3"), or "none". */
+void xs_xmpp_tls_version(const struct xs_link *l, char out[16]);
+unsigned xs_xmpp_metrics_partner(const struct xs_xmpp *x, const char *remote);
+int xs_xmpp_metrics_tls(const struct xs_link *l);
 /* An outcome that was pending has come back. */
 void xs_xmpp_outcome_done(struct xs_xmpp *x);
 
@@ -204,6 +214,10 @@ void xs_s2s_in_recheck(struct s2s_in *in);
 void xs_s2s_in_shutdown(struct s2s_in *in);
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in);
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in);
+/* Reports the stream to the metrics collector (xs_metrics_collect_stream). */
+void xs_s2s_in_metrics(const struct s2s_in *in);
+/* Describes the stream for the status page; 0, or -1 for a closed one. */
+int xs_s2s_in_info(const struct s2s_in *in, struct xs_stream_info *out);
 
 /* s2s_out.c */
 struct s2s_out *xs_s2s_out_find(struct xs_xmpp *x, const char *local, const char *remote);
@@ -268,6 +282,8 @@ int xs_s2s_out_sweep(struct s2s_out *o, double now);
 void xs_s2s_out_recheck(struct s2s_out *o);
 void xs_s2s_out_shutdown(struct s2s_out *o);
 struct s2s_out *xs_s2s_out_next(struct s2s_out *o);
+void xs_s2s_out_metrics(const struct s2s_out *o);
+int xs_s2s_out_info(const struct s2s_out *o, struct xs_stream_info *out);
 /* Stanzas this stream still owes an outcome for: queued, unconfirmed by
  * the kernel, or unacknowledged by the peer (not those in their grace). */
 size_t xs_s2s_out_pending(const struct s2s_out *o);

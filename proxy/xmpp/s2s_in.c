@@ -13,7 +13,9 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "xmpp/s2s_in_int.h"
+#include "xmpp/xmpp_side.h"
 
 int xs_s2s_in_authenticated(const struct s2s_in *in)
 {
@@ -126,6 +128,10 @@ static void write_features(struct s2s_in *in)
         struct xs_tls_peer cert;
         const struct xs_tls_peer *c =
             xs_s2s_in_peer_cert(in, in->remote[0] ? in->remote : in->local, &cert);
+        /* Counted once a stream, on the chain alone: the name is judged
+         * later, for each domain the peer claims. */
+        if (c && c->chain != XS_TLS_CHAIN_OK)
+            xs_metrics_tls_cert_failure(c->chain, 1);
         if (xs_s2s_trust_offer_sasl(p, in->tls, c && c->chain == XS_TLS_CHAIN_OK))
             rc = xs_sasl_write_mechanisms(&b);
     }
@@ -401,6 +407,7 @@ static void on_closed(void *ud, int reason)
     if (in->state != IN_CLOSED)
         xs_s2s_in_set_state(in, IN_CLOSED, xs_strerror(reason));
     x->n_ins--;
+    xs_metrics_stream_closed(XS_METRICS_IN);
     for (struct s2s_in **pp = &x->ins; *pp; pp = &(*pp)->next) {
         if (*pp == in) {
             *pp = in->next;
@@ -567,6 +574,7 @@ static void accept_stream(struct xs_xmpp *x, uv_tcp_t *tcp, int direct_tls)
     }
     in->x = x;
     in->serial = ++x->next_serial;
+    in->since = xs_xmpp_wall_now();
     in->verify_tag = 2 * in->serial;
     snprintf(in->source, sizeof in->source, "%s", source);
     in->parser = xs_s2s_parser_new(x, &parser_cbs, in);
@@ -581,6 +589,7 @@ static void accept_stream(struct xs_xmpp *x, uv_tcp_t *tcp, int direct_tls)
             x->ins = in;
             x->n_streams++;
             x->n_ins++;
+            xs_metrics_stream_opened(XS_METRICS_IN);
             return;
         }
         if (in->parser)
@@ -592,6 +601,7 @@ static void accept_stream(struct xs_xmpp *x, uv_tcp_t *tcp, int direct_tls)
     x->ins = in;
     x->n_streams++;
     x->n_ins++;
+    xs_metrics_stream_opened(XS_METRICS_IN);
     in->state = IN_WAIT_HEADER;
     if (x->input_held)
         xs_link_pause(in->link);
@@ -680,6 +690,55 @@ void xs_s2s_in_shutdown(struct s2s_in *in)
 struct s2s_in *xs_s2s_in_next(struct s2s_in *in)
 {
     return in->next;
+}
+
+/* Established once a pair is valid, under the first valid pair's partner
+ * and method; before that, under the partner the header names. */
+void xs_s2s_in_metrics(const struct s2s_in *in)
+{
+    if (in->state == IN_CLOSED)
+        return;
+    const struct in_pair *valid = NULL;
+    for (size_t i = 0; i < in->n_pairs && !valid; i++)
+        if (in->pairs[i].state == PAIR_VALID)
+            valid = &in->pairs[i];
+    enum xs_metrics_stream_state st = in->state != IN_OPEN ? XS_MSTREAM_CONNECTING
+                                      : valid              ? XS_MSTREAM_ESTABLISHED
+                                                           : XS_MSTREAM_AUTHENTICATING;
+    enum xs_metrics_stream_auth auth = !valid ? XS_MSTREAM_AUTH_NONE
+                                       : valid->how == XS_S2S_AUTH_SASL
+                                           ? XS_MSTREAM_AUTH_SASL_EXTERNAL
+                                           : XS_MSTREAM_AUTH_DIALBACK;
+    xs_metrics_collect_stream(xs_xmpp_metrics_partner(in->x, valid ? valid->remote : in->remote),
+                              XS_METRICS_IN, st, xs_xmpp_metrics_tls(in->link), auth);
+}
+
+int xs_s2s_in_info(const struct s2s_in *in, struct xs_stream_info *out)
+{
+    if (in->state == IN_CLOSED)
+        return -1;
+    const struct in_pair *valid = NULL;
+    for (size_t i = 0; i < in->n_pairs && !valid; i++)
+        if (in->pairs[i].state == PAIR_VALID)
+            valid = &in->pairs[i];
+    *out = (struct xs_stream_info){
+        .outbound = 0,
+        .local = valid ? valid->local : in->local,
+        .remote = valid ? valid->remote : in->remote,
+        .peer = in->link ? xs_link_peer(in->link) : "",
+        .state = in->state == IN_WAIT_HEADER     ? "connecting"
+                 : in->state == IN_TLS_HANDSHAKE ? "tls-handshake"
+                 : valid                         ? "established"
+                                                 : "authenticating",
+        .auth = !valid                            ? "none"
+                : valid->how == XS_S2S_AUTH_SASL ? "sasl_external"
+                                                  : "dialback",
+        .since = in->since,
+        .queued = 0,
+        .last_error = "",
+    };
+    xs_xmpp_tls_version(in->link, out->tls);
+    return 0;
 }
 
 uint64_t xs_s2s_in_verify_tag(const struct s2s_in *in)

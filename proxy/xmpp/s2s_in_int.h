@@ -65,6 +65,7 @@ struct s2s_in {
     double header_deadline; /* 0 once a header came in */
     double auth_deadline;   /* set by the first header; ends an unauthenticated life */
     double last_activity;
+    double since; /* Unix time it was accepted (status page) */
     double last_keepalive; /* the last whitespace keepalive we sent */
     struct xs_sm_in sm;    /* XEP-0198, when the peer enabled it */
     unsigned sm_refusals;

@@ -8,11 +8,12 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "xmpp/dialback_key.h"
 #include "xmpp/s2s.h"
+#include "xmpp/s2s_sm.h"
 #include "xmpp/sasl.h"
 #include "xmpp/xmpp_side.h"
-#include "xmpp/s2s_sm.h"
 
 #define OUT_MAX_TARGETS 8
 
@@ -110,6 +111,7 @@ struct s2s_out {
     char fail_text[256];
     double deadline;
     double last_activity;
+    double since; /* Unix time it was created (status page) */
     /* Congestion refusals: logged once a second at most, with the count. */
     double congested_logged_at;
     unsigned long congested_unlogged;
@@ -351,6 +353,7 @@ static void out_free(struct s2s_out *o)
     if (o->parser)
         xs_xml_parser_free(o->parser);
     free(o);
+    xs_metrics_stream_closed(XS_METRICS_OUT);
     xs_xmpp_stream_gone(x);
 }
 
@@ -928,6 +931,8 @@ static void on_tls_ready(void *ud)
     o->cert_ok = t && xs_tls_peer_check(t, o->remote, &v) == 0;
     if (!t)
         return;
+    if (!o->cert_ok)
+        xs_metrics_tls_cert_failure(v.chain, v.name_ok);
     report(o, XS_PROBE_TLS, 1, 0, xs_tls_describe(t), NULL);
     report(o, XS_PROBE_CERT, o->cert_ok, 0, v.reason, &v);
     xs_log(o->cert_ok ? XS_LOG_INFO : XS_LOG_WARN, "s2s.out.tls",
@@ -1190,6 +1195,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
         return NULL;
     o->x = x;
     o->serial = ++x->next_serial;
+    o->since = xs_xmpp_wall_now();
     xs_sm_out_init(&o->sm);
     snprintf(o->local, sizeof o->local, "%s", local);
     snprintf(o->remote, sizeof o->remote, "%s", remote);
@@ -1203,6 +1209,7 @@ struct s2s_out *xs_s2s_out_new(struct xs_xmpp *x, const char *local, const char 
     o->next = x->outs;
     x->outs = o;
     x->n_streams++;
+    xs_metrics_stream_opened(XS_METRICS_OUT);
     o->last_activity = xs_xmpp_now(x);
     o->deadline = o->last_activity + x->cfg->xmpp_connect_timeout;
     o->state = OUT_RESOLVING;
@@ -1332,6 +1339,56 @@ void xs_s2s_out_expire(struct s2s_out *o, double now)
         it->done(it->ud, XS_COND_NONE, NULL);
         free(it);
     }
+}
+
+void xs_s2s_out_metrics(const struct s2s_out *o)
+{
+    enum xs_metrics_stream_state st;
+    switch (o->state) {
+    case OUT_RESOLVING:
+    case OUT_CONNECTING:
+    case OUT_TLS_HANDSHAKE:
+        st = XS_MSTREAM_CONNECTING;
+        break;
+    case OUT_ESTABLISHED:
+        st = XS_MSTREAM_ESTABLISHED;
+        break;
+    case OUT_CLOSED:
+        return;
+    default:
+        st = XS_MSTREAM_AUTHENTICATING;
+    }
+    enum xs_metrics_stream_auth auth = st != XS_MSTREAM_ESTABLISHED ? XS_MSTREAM_AUTH_NONE
+                                       : o->sasl_done               ? XS_MSTREAM_AUTH_SASL_EXTERNAL
+                                                                    : XS_MSTREAM_AUTH_DIALBACK;
+    xs_metrics_collect_stream(xs_xmpp_metrics_partner(o->x, o->remote), XS_METRICS_OUT, st,
+                              xs_xmpp_metrics_tls(o->link), auth);
+}
+
+int xs_s2s_out_info(const struct s2s_out *o, struct xs_stream_info *out)
+{
+    if (o->state == OUT_CLOSED)
+        return -1;
+    const char *state = o->state == OUT_ESTABLISHED ? "established"
+                        : o->state == OUT_RESOLVING || o->state == OUT_CONNECTING ||
+                                o->state == OUT_TLS_HANDSHAKE
+                            ? "connecting"
+                            : "authenticating";
+    *out = (struct xs_stream_info){
+        .outbound = 1,
+        .local = o->local,
+        .remote = o->remote,
+        .peer = o->link ? xs_link_peer(o->link) : "",
+        .state = state,
+        .auth = o->state != OUT_ESTABLISHED ? "none"
+                : o->sasl_done              ? "sasl_external"
+                                            : "dialback",
+        .since = o->since,
+        .queued = o->queue.n + o->unflushed.n + o->written.n + o->unacked.n,
+        .last_error = o->fail_text,
+    };
+    xs_xmpp_tls_version(o->link, out->tls);
+    return 0;
 }
 
 double xs_s2s_out_next_expiry(const struct s2s_out *o)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -11,6 +12,7 @@
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/random.h"
 #include "xmpp/s2s.h"
 #include "xmpp/translate.h"
@@ -144,6 +146,56 @@ static void maybe_closed(struct xs_xmpp *x)
     free(x);
     if (cb)
         cb(ud);
+}
+
+unsigned xs_xmpp_metrics_partner(const struct xs_xmpp *x, const char *remote)
+{
+    const struct xs_partner *p = remote && *remote ? xs_policy_partner(x->policy, remote) : NULL;
+    return xs_metrics_partner(p ? p->domain : NULL);
+}
+
+int xs_xmpp_metrics_tls(const struct xs_link *l)
+{
+    if (!l || !xs_link_is_tls(l))
+        return XS_MSTREAM_TLS_NONE;
+    const char *d = xs_link_tls_describe(l);
+    return !strncmp(d, "TLSv1.3", 7)   ? XS_MSTREAM_TLS13
+           : !strncmp(d, "TLSv1.2", 7) ? XS_MSTREAM_TLS12
+                                       : XS_MSTREAM_TLS_NONE;
+}
+
+void xs_xmpp_metrics(struct xs_xmpp *x)
+{
+    for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
+        xs_s2s_in_metrics(in);
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        xs_s2s_out_metrics(o);
+}
+
+void xs_xmpp_foreach_stream(struct xs_xmpp *x, void (*fn)(void *ud, const struct xs_stream_info *),
+                            void *ud)
+{
+    struct xs_stream_info si;
+    for (struct s2s_in *in = x->ins; in; in = xs_s2s_in_next(in))
+        if (xs_s2s_in_info(in, &si) == 0)
+            fn(ud, &si);
+    for (struct s2s_out *o = x->outs; o; o = xs_s2s_out_next(o))
+        if (xs_s2s_out_info(o, &si) == 0)
+            fn(ud, &si);
+}
+
+void xs_xmpp_tls_version(const struct xs_link *l, char out[16])
+{
+    const char *d = l && xs_link_is_tls(l) ? xs_link_tls_describe(l) : "none";
+    size_t n = strcspn(d, "/");
+    snprintf(out, 16, "%.*s", (int)(n < 15 ? n : 15), d);
+}
+
+double xs_xmpp_wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void xs_xmpp_stream_gone(struct xs_xmpp *x)

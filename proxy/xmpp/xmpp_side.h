@@ -89,6 +89,28 @@ typedef void (*xs_probe_cb)(void *ud, const struct xs_probe_report *r);
 int xs_xmpp_probe(struct xs_xmpp *x, const char *local, const char *remote, xs_probe_cb cb,
                   void *ud);
 
+/* Reports every stream to the metrics collector (core/metrics.h). */
+void xs_xmpp_metrics(struct xs_xmpp *x);
+
+/* One stream as the admin listener's status page shows it; strings lent
+ * for the callback only. */
+struct xs_stream_info {
+    int outbound;
+    const char *local;  /* our domain ("" before the peer's header named it) */
+    const char *remote; /* the peer's domain ("" when not known yet) */
+    const char *peer;   /* its address "ip:port" ("" before a connection) */
+    const char *state;  /* "connecting", "authenticating", "established", ... */
+    char tls[16];       /* "TLSv1.3", "TLSv1.2" or "none" */
+    const char *auth;   /* "dialback", "sasl_external" or "none" */
+    double since;       /* Unix time the stream began */
+    size_t queued;      /* outbound: stanzas waiting to go out or for their outcome */
+    const char *last_error; /* outbound: why queued stanzas would bounce now; "" */
+};
+/* Calls fn for every open stream, inbound first. fn must not change the
+ * side. */
+void xs_xmpp_foreach_stream(struct xs_xmpp *x, void (*fn)(void *ud, const struct xs_stream_info *),
+                            void *ud);
+
 /* The bound address's port (for tests that listen on port 0). */
 int xs_xmpp_port(const struct xs_xmpp *x);
 

@@ -679,11 +679,14 @@ class Gateway:
 
 def policy(gw_port, sip_port, next_hop_port, peer_port, extra_partners="", hook="",
            peer_tls="required", sip_extra="", xmpp_extra="", sip_listen_extra="",
-           next_hop_transport="udp"):
+           next_hop_transport="udp", admin_port=None):
     # Without sip_extra the gateway trusts SIP requests from the next hop's
-    # address, 127.0.0.1, which is where every test sender lives.
+    # address, 127.0.0.1, which is where every test sender lives. The admin
+    # listener gets a port of its own, so that gateways of one test never
+    # compete for the default.
     return f"""
 gateway {{
+  admin = {{ listen = "127.0.0.1:{admin_port or free_port()}" }},
   domains = {{ "sip.test" }},
   xmpp = {{ listen = "127.0.0.1:{gw_port}", connect_timeout = 5, dialback_secret = "gw-secret",
            {xmpp_extra} }},

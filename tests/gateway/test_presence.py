@@ -6,12 +6,15 @@ test prints PASS/FAIL; the last line is "N passed, N failed"."""
 import asyncio
 import os
 import re
+import shutil
+import socket
+import subprocess
 import sys
 import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from gwlib import run_tests  # noqa: E402
+from gwlib import free_port, run_tests  # noqa: E402
 from test_gateway import Env, expect_nothing, get  # noqa: E402
 
 PRESENCE = ('presence = { expires = 60, min_expires = 2, max_expires = 120, '
@@ -607,6 +610,97 @@ async def test_presence_crash_after_restore_keeps_cseq_growing(tmp):
                 await asyncio.sleep(1.5)
             # ... and the crashes come before the next one.
         assert seen[0] < seen[1] < seen[2], seen
+
+
+async def test_presence_redis_restart_and_adoption(tmp):
+    """presence.store = "redis://...": a restart under the same gateway.instance
+    restores from Redis as from the embedded store; an instance under another
+    name adopts the subscriptions of one that was killed once its heartbeat runs
+    out, refreshes the SIP dialog and probes the XMPP user."""
+    server = shutil.which("redis-server")
+    if not server:
+        print("SKIP: no redis-server (Debian package redis-server)")
+        return
+    port = free_port()
+    redis = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--logfile", ""],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or redis.poll() is not None:
+                    raise AssertionError("redis-server did not start")
+                time.sleep(0.05)
+        store = (f'presence = {{ store = "redis://127.0.0.1:{port}/3?prefix=t", expires = 60, '
+                 'min_expires = 2, max_expires = 120, max_per_user = 3 },')
+        e = PresenceEnv(tmp, presence=store + ' instance = "gw-one",')
+        async with e:
+            watch_addr(e.sip)
+            s = await e.peer.authenticated_stream()
+            d = await xmpp_watches_sip(e, s)
+            await next_presence(e.peer)
+            await next_presence(e.peer)
+            sd = await sip_watches_xmpp(e, None)
+            await next_presence(e.peer)
+            s.send("<presence from='alice@peer.test' to='carol@sip.test' type='subscribed'/>")
+            n = await next_request(e.sip, "NOTIFY")
+            answer(e.sip, n, 200, "OK")
+            await s.close()
+            e.gw.wait_log(f"ev=presence.store url=redis://127.0.0.1:{port}/3\\?prefix=t "
+                          "instance=gw-one result=open")
+            # A clean restart under the same name restores from Redis.
+            await asyncio.sleep(1.5)
+            e.gw.stop()
+            mark = len(e.gw.log_text())
+            e.gw.start()
+            e.gw.wait_log("xmpp_watches_sip=1 sip_watches_xmpp=1", start=mark)
+            ref = await next_request(e.sip, "SUBSCRIBE", timeout=10)
+            assert ref["headers"]["call-id"] == [d["call_id"]], ref["headers"]
+            first_cseq = int(ref["headers"]["cseq"][0].split()[0])
+            answer(e.sip, ref, 200, "OK", "Expires: 60\r\n")
+            await asyncio.sleep(1.5)
+            # Killed; another instance starts with nothing of its own and
+            # adopts gw-one's subscriptions once its heartbeat runs out.
+            e.gw.proc.kill()
+            e.gw.proc.wait(10)
+            e.presence = store + ' instance = "gw-two",'
+            e.gw.write_policy(e.policy_text())
+            mark = len(e.gw.log_text())
+            e.gw.start()
+            e.gw.wait_log("xmpp_watches_sip=0 sip_watches_xmpp=0", start=mark)
+            e.gw.wait_log("ev=presence.adopt from=gw-one records=2 refused=0 instance=gw-two",
+                          timeout=20, start=mark)
+            ref = await next_request(e.sip, "SUBSCRIBE", timeout=10)
+            h = ref["headers"]
+            assert h["call-id"] == [d["call_id"]] and tag_of(h["to"][0]) == "pres1", h
+            assert int(h["cseq"][0].split()[0]) > first_cseq, (h, first_cseq)
+            answer(e.sip, ref, 200, "OK", "Expires: 60\r\n")
+            probe = None
+            deadline = time.monotonic() + 10
+            while probe is None:
+                el = await get(e.peer.received, max(0.1, deadline - time.monotonic()))
+                if el.name == "presence" and el.attrs.get("type") == "probe":
+                    probe = el
+            assert probe.attrs["from"] == "carol@sip.test", probe
+            # Presence keeps flowing both ways through the adopter.
+            await notify(e, d, "active;expires=60", pidf("sip:carol@sip.test", "open", "adopted"))
+            p = await next_presence(e.peer)
+            assert child_text(p, "status") == "adopted", p
+            s = await e.peer.authenticated_stream()
+            s.send("<presence from='alice@peer.test/x' to='carol@sip.test'><status>there"
+                   "</status></presence>")
+            n = await next_request(e.sip, "NOTIFY")
+            assert n["headers"]["call-id"] == [sd["call_id"]], n["headers"]
+            assert "there" in n["body"].decode(), n["body"]
+            answer(e.sip, n, 200, "OK")
+            await s.close()
+    finally:
+        redis.kill()
+        redis.wait(10)
 
 
 TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]

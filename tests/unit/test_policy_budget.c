@@ -14,6 +14,7 @@
 #include "check.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "policy/policy.h"
 #include "policy/sandbox.h"
 #include "policy_testutil.h"
@@ -80,6 +81,53 @@ static void test_budget_pcall(void)
     expect_load_error("setmetatable({}, { __gc = function() while true do end end })\n",
                       "p.lua:8: setmetatable(): finalizers (__gc) are not allowed");
     BOUNDED(0);
+}
+
+/* Each hook the policy defines is counted when called, and a failed call
+ * is counted against the hook it failed in: an error, and a budget overrun
+ * as both (xsgw_lua_hook_*_total). */
+static void test_hook_metrics(void)
+{
+    char err[512];
+    struct xs_policy *p = load("function map_to_xmpp(uri) return (uri:gsub('^sip:', '')) end\n"
+                               "function on_message(m)\n"
+                               "  if m.body == 'loop' then while true do end end\n"
+                               "  if m.body == 'boom' then error('boom') end\n"
+                               "  return m\n"
+                               "end\n",
+                               err, sizeof err);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    xs_metrics_reset();
+    static const char *const bodies[] = {"hi", "boom", "loop"};
+    for (int i = 0; i < 3; i++) {
+        struct xs_event *ev;
+        char *text = NULL;
+        enum xs_cond c = route(p, XS_SIDE_SIP, "sip:bob@sip.test", "sip:alice@xmpp.test",
+                               bodies[i], &ev, &text);
+        CHECK(c == (i ? XS_COND_INTERNAL_SERVER_ERROR : XS_COND_NONE));
+        free(text);
+        xs_event_free(ev);
+    }
+    struct xs_buf b;
+    xs_buf_init(&b, 1 << 20);
+    CHECK(xs_metrics_render(&b) == 0);
+    static const char *const want[] = {
+        "\nxsgw_lua_hook_calls_total{hook=\"on_message\"} 3\n",
+        "\nxsgw_lua_hook_calls_total{hook=\"map_to_xmpp\"} 6\n",
+        "\nxsgw_lua_hook_calls_total{hook=\"map_to_sip\"} 0\n",
+        "\nxsgw_lua_hook_errors_total{hook=\"on_message\"} 2\n",
+        "\nxsgw_lua_hook_errors_total{hook=\"map_to_xmpp\"} 0\n",
+        "\nxsgw_lua_budget_overruns_total{hook=\"on_message\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        CHECK(b.data && strstr(b.data, want[i]));
+        if (!b.data || !strstr(b.data, want[i]))
+            fprintf(stderr, "missing: %s", want[i] + 1);
+    }
+    xs_buf_free(&b);
+    xs_policy_free(p);
 }
 
 /* Time in C library functions is bounded too: the trim idiom on a 32 KB
@@ -427,6 +475,7 @@ int main(void)
         return 1;
     test_budgets();
     test_budget_pcall();
+    test_hook_metrics();
     test_deadline();
     test_watchdog();
     test_watchdog_abort();

@@ -2,6 +2,7 @@
  * when the answer goes out, retransmissions, local answers, bad input, TCP
  * framing, and close with a request still pending. */
 #include "core/log.h"
+#include "core/metrics.h"
 #include "sip/sip.h"
 #include "sip/sip_txn.h"
 #include "sip_testutil.h"
@@ -59,8 +60,25 @@ static void expect_status(uv_loop_t *loop, int fd, const char *status_line, cons
     }
 }
 
+/* 1 when the rendered metrics hold `line` as a whole line. */
+static int metric_line(const char *line)
+{
+    struct xs_buf b;
+    xs_buf_init(&b, 1 << 20);
+    int ok = xs_metrics_render(&b) == 0 && b.data;
+    size_t n = strlen(line);
+    const char *p = ok ? b.data : NULL;
+    while (p && (p = strstr(p, line)) != NULL && !((p == b.data || p[-1] == '\n') && p[n] == '\n'))
+        p++;
+    xs_buf_free(&b);
+    if (!p)
+        fprintf(stderr, "no metric line: %s\n", line);
+    return p != NULL;
+}
+
 static void test_udp(uv_loop_t *loop, struct router *r, int port)
 {
+    xs_metrics_reset();
     int port_peer;
     int fd = udp_peer(&port_peer);
     char m[8192];
@@ -94,6 +112,10 @@ static void test_udp(uv_loop_t *loop, struct router *r, int port)
     udp_send_to(fd, port, m, n);
     expect_status(loop, fd, "SIP/2.0 200 OK\r\n", first);
     CHECK(r->n == 1);
+    /* One request, one response: the retransmissions and the answer sent
+     * again are not counted. */
+    CHECK(metric_line("xsgw_sip_requests_total{method=\"MESSAGE\",direction=\"in\"} 1"));
+    CHECK(metric_line("xsgw_sip_responses_total{class=\"2xx\",direction=\"out\"} 1"));
 
     n = make_request(m, sizeof m, "MESSAGE", "z9hG4bKu2", port_peer, PLAIN, "x");
     udp_send_to(fd, port, m, n);

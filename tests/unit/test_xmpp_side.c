@@ -20,6 +20,7 @@
 
 #include "check.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "policy/policy.h"
 #include "tls/tls.h"
 #include "xmpp/s2s.h"
@@ -667,6 +668,38 @@ static void test_presence_out_sm(struct fake *f)
     CHECK(lost.called == 1 && lost.cond == XS_COND_REMOTE_SERVER_TIMEOUT);
 }
 
+static void collect_streams(void *ud)
+{
+    xs_xmpp_metrics(ud);
+}
+
+/* The streams gauge, read from the side when the metrics are rendered:
+ * the peer's stream in and the gateway's stream out, both authenticated by
+ * dialback without TLS, under the partner's name. */
+static void test_stream_metrics(struct fake *f)
+{
+    xs_metrics_set_collector(collect_streams, f->x);
+    struct xs_buf b;
+    xs_buf_init(&b, 1 << 20);
+    CHECK(xs_metrics_render(&b) == 0);
+    const char *t = b.data ? b.data : "";
+    CHECK(strstr(t, "\nxsgw_streams{partner=\"peer.test\",direction=\"in\",state=\"established\","
+                    "tls=\"none\",auth=\"dialback\"} 1\n"));
+    CHECK(strstr(t, "\nxsgw_streams{partner=\"peer.test\",direction=\"out\",state=\"established\","
+                    "tls=\"none\",auth=\"dialback\"} 1\n"));
+    int n = 0;
+    for (const char *p = t; (p = strstr(p, "\nxsgw_streams{")) != NULL; p++)
+        n++;
+    CHECK(n == 2);
+    /* The stream to gone.test was opened and failed to connect. */
+    CHECK(strstr(t, "\nxsgw_streams_opened_total{direction=\"in\"} 1\n"));
+    CHECK(strstr(t, "\nxsgw_streams_opened_total{direction=\"out\"} 2\n"));
+    CHECK(strstr(t, "\nxsgw_streams_closed_total{direction=\"in\"} 0\n"));
+    CHECK(strstr(t, "\nxsgw_streams_closed_total{direction=\"out\"} 1\n"));
+    xs_buf_free(&b);
+    xs_metrics_set_collector(NULL, NULL);
+}
+
 static void test_presence(void)
 {
     char dir[] = "/tmp/xsgw-side-XXXXXX";
@@ -682,6 +715,7 @@ static void test_presence(void)
     if (rc == 0) {
         test_presence_in(f);
         test_presence_out(f);
+        test_stream_metrics(f);
     }
     fake_stop(f);
     rc = fake_start(f, dir, 1);
