@@ -49,6 +49,7 @@ struct xs_gateway {
      * drain.deadline passes; the counters as they were when it began. */
     uv_timer_t drain;
     uint64_t drain_began, drain_deadline_ms;
+    int drain_ended;
     unsigned long long drain_delivered, drain_bounced, drain_refused;
     int sides_open;
     void (*stopped)(void *ud);
@@ -515,8 +516,12 @@ static void on_drain_closed(uv_handle_t *h)
 /* The end of the drain, on time or at the deadline: the sides close, which
  * answers whatever is left (queued stanzas bounce with service-unavailable,
  * SIP senders get 503) and ends every stream with system-shutdown. */
-static void drain_end(struct xs_gateway *gw, int late)
+static void drain_end(struct xs_gateway *gw, const char *result)
 {
+    if (gw->drain_ended)
+        return;
+    gw->drain_ended = 1;
+    uv_timer_stop(&gw->drain);
     unsigned long long left = gw->router.in_flight;
     size_t queued = xs_xmpp_pending(gw->xmpp);
     double took = (double)(uv_now(gw->loop) - gw->drain_began) / 1000.0;
@@ -531,10 +536,10 @@ static void drain_end(struct xs_gateway *gw, int late)
     xs_xmpp_close(gw->xmpp, on_side_closed, gw);
     /* Both closes have answered everything they held by now (their
      * lifetime rule), so the counts are final. */
-    xs_log(late ? XS_LOG_WARN : XS_LOG_INFO, "gateway.drain",
+    xs_log(strcmp(result, "done") ? XS_LOG_WARN : XS_LOG_INFO, "gateway.drain",
            "result=%s delivered=%llu bounced=%llu answered=%llu left_at_end=%llu queued_at_end=%zu "
            "seconds=%.3f",
-           late ? "deadline" : "done", gw->router.delivered - gw->drain_delivered,
+           result, gw->router.delivered - gw->drain_delivered,
            gw->router.bounced - gw->drain_bounced, gw->router.refused - gw->drain_refused, left,
            queued, took);
 }
@@ -544,10 +549,15 @@ static void on_drain_tick(uv_timer_t *t)
     struct xs_gateway *gw = t->data;
     int idle = gw->router.in_flight == 0 && xs_xmpp_pending(gw->xmpp) == 0;
     int late = uv_now(gw->loop) - gw->drain_began >= gw->drain_deadline_ms;
-    if (idle || late) {
-        uv_timer_stop(t);
-        drain_end(gw, late && !idle);
-    }
+    if (idle || late)
+        drain_end(gw, idle ? "done" : "deadline");
+}
+
+void xs_gateway_stop_now(struct xs_gateway *gw)
+{
+    if (!gw->info.draining || gw->drain_ended)
+        return;
+    drain_end(gw, "cut");
 }
 
 /* How often the drain looks whether anything is still in flight. */

@@ -57,8 +57,19 @@ const struct xs_policy *xs_gateway_policy(const struct xs_gateway *gw);
 struct xs_xmpp *xs_gateway_xmpp(const struct xs_gateway *gw);
 struct xs_sip *xs_gateway_sip(const struct xs_gateway *gw);
 
-/* Closes both sides (pending work is answered, not dropped) and frees the
- * gateway; `done` runs once everything is released. */
+/* Drains, then closes both sides and frees the gateway; `done` runs once
+ * everything is released. The drain: the listeners close, new messages and
+ * requests are answered at once (service-unavailable, SIP 503 with
+ * Retry-After), and what is in flight may finish until drain.deadline;
+ * then every stream ends with system-shutdown and whatever is left is
+ * answered with an error, never dropped. Subscriptions stay in the store. */
 void xs_gateway_stop(struct xs_gateway *gw, void (*done)(void *ud), void *ud);
+
+/* A second stop signal during the drain: ends it now, as its deadline would
+ * (whatever is still in flight is answered with an error). Does nothing
+ * before xs_gateway_stop or once the drain has ended; the gateway may be
+ * freed once the loop runs again, so call it at most once, and never after
+ * `done` ran. */
+void xs_gateway_stop_now(struct xs_gateway *gw);
 
 #endif

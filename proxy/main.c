@@ -21,6 +21,7 @@ struct runtime {
     struct xs_gateway *gw;
     uv_signal_t hup, term, intr;
     int stopping;
+    int hurried; /* a second stop signal ended the drain */
 };
 
 static void usage(FILE *out)
@@ -62,8 +63,14 @@ static void on_signal(uv_signal_t *h, int signum)
             xs_gateway_reload(rt->gw);
         return;
     }
-    if (rt->stopping)
+    if (rt->stopping) {
+        /* Ctrl-C twice: no more waiting for the drain. */
+        if (!rt->hurried) {
+            rt->hurried = 1;
+            xs_gateway_stop_now(rt->gw);
+        }
         return;
+    }
     rt->stopping = 1;
     xs_gateway_stop(rt->gw, on_gateway_stopped, rt);
 }

@@ -85,13 +85,13 @@ async def test_drain_under_load(tmp):
               flush=True)
 
 
-async def test_drain_deadline_unacknowledging_peer(tmp):
+async def held_messages_answered(tmp, deadline, second_signal_after=None, result="deadline"):
     """A peer that never acknowledges (stream management on, no <a/>) and a
-    SIP next hop that holds its answers, with drain.deadline = 2: the
-    process exits within 3 s and every held message is answered with an
-    error, on both sides."""
+    SIP next hop that holds its answers: every held message is answered
+    with an error, on both sides, when the drain ends (at `deadline`, or at
+    a second SIGTERM). Returns the seconds from the first signal to exit."""
     e = Env(tmp)
-    with_deadline(e, 2)
+    with_deadline(e, deadline)
     e.peer_opts = dict(sm_offer=True, sm_mode="ack", sm_ack_delay=None)
     async with e:
         e.sip.hold = True
@@ -109,22 +109,43 @@ async def test_drain_deadline_unacknowledging_peer(tmp):
                    e.load.outcome.items()), e.load.outcome  # all held
         t0 = time.monotonic()
         e.gw.proc.send_signal(signal.SIGTERM)
-        rc = await wait_exit(e.gw.proc, 10)
+        if second_signal_after is not None:
+            await asyncio.sleep(second_signal_after)
+            e.gw.proc.send_signal(signal.SIGTERM)
+        rc = await wait_exit(e.gw.proc, deadline + 10)
         took = time.monotonic() - t0
         assert rc == 0, rc
-        assert 2.0 <= took < 3.0, took
         counts = await e.load.settle(timeout=5)
         assert counts == {"delivered": 0, "error": 13}, (counts, e.load.outcome)
         for i in range(10):
             kind, code = e.load.outcome[f"ls-{i}"]
-            assert kind == "sip" and code >= 400, (i, kind, code)
-        result, delivered, bounced, answered, seconds = drain_line(e)
-        assert result == "deadline" and bounced == 13, (result, bounced)
-        print(f"drain at deadline: exit after {took:.3f}s, outcomes "
-              f"{sorted(set(e.load.outcome.values()))}", flush=True)
+            assert kind == "sip" and code == 503, (i, kind, code)
+            assert "retry-after" in e.load.responses[f"ls-{i}"]["headers"]
+        for i in range(3):
+            assert e.load.outcome[f"lx-{i}"] == ("error", "service-unavailable"), e.load.outcome
+        got, delivered, bounced, answered, seconds = drain_line(e)
+        assert got == result and bounced == 13, (got, bounced)
+        assert e.load.stream_errors == [["system-shutdown"]], e.load.stream_errors
+        return took
 
 
-TESTS = [test_drain_under_load, test_drain_deadline_unacknowledging_peer]
+async def test_drain_deadline_unacknowledging_peer(tmp):
+    """drain.deadline = 2: the process exits within 3 s of SIGTERM."""
+    took = await held_messages_answered(tmp, 2)
+    assert 2.0 <= took < 3.0, took
+    print(f"drain at deadline 2 s: exit after {took:.3f}s", flush=True)
+
+
+async def test_second_sigterm_ends_drain(tmp):
+    """A second SIGTERM during a long drain (deadline 30 s) ends it at once,
+    with the same answers as the deadline would give."""
+    took = await held_messages_answered(tmp, 30, second_signal_after=0.5, result="cut")
+    assert 0.5 <= took < 1.5, took
+    print(f"second SIGTERM: exit after {took:.3f}s", flush=True)
+
+
+TESTS = [test_drain_under_load, test_drain_deadline_unacknowledging_peer,
+         test_second_sigterm_ends_drain]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "xs-drain-", sys.argv))
