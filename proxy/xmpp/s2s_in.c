@@ -295,6 +295,14 @@ static void on_stanza(void *ud, struct xs_xml_el *el)
         return;
     }
     in->last_activity = xs_xmpp_now(in->x);
+    /* After our closing tag nothing may be written here: stanzas are still
+     * handled (their answers take our own stream), negotiation is not. */
+    if (in->close_sent && strcmp(el->ns, XS_NS_SERVER) && strcmp(el->ns, XS_NS_STREAMS)) {
+        xs_log(XS_LOG_DEBUG, "s2s.in.ignored", "stream=in%llu element=%s reason=closing",
+               (unsigned long long)in->serial, el->name);
+        xs_xml_el_free(el);
+        return;
+    }
     if (!strcmp(el->ns, XS_NS_TLS) && !strcmp(el->name, "starttls")) {
         if (in->tls) {
             xs_s2s_in_error(in, "policy-violation", "TLS is already on");

@@ -50,11 +50,15 @@ async def test_drain_hands_peers_over(tmp):
         took = time.monotonic() - t0
         assert end == "close" and took < 1.0, (end, took, e.gw.log_text()[-2000:])
         assert e.gw.proc.poll() is None
-        # A stanza that crossed the close is answered, then the peer closes.
+        # A stanza that crossed the close is answered (over the gateway's own
+        # stream), a dialback request is not (nothing may follow the closing
+        # tag), then the peer closes and the connection ends.
+        e.s.send("<db:result from='peer.test' to='sip.test'>0123456789abcdef</db:result>")
         e.load.send_xmpp("pcrossed-1")
         e.s.send("</stream:stream>")
         assert await e.load.outcome_of("pcrossed-1", 5) == ("error", "service-unavailable")
-        assert await stream_end(e.s, 3) == "eof"
+        kind, el = await e.s.next(3)
+        assert kind == "eof", (kind, el and el.name)
         log = e.gw.log_text()
         assert "ev=s2s.in.drain " in log and 'reason="peer closed the stream"' in log, log[-2000:]
         assert e.gw.proc.poll() is None  # phold-1 still holds the drain

@@ -15,7 +15,9 @@
 #                                A and through B), then SIGTERM to the instance holding
 #                                Prosody's stream (A): a rolling update. Every message A
 #                                accepted is delivered or answered with an error (exact
-#                                counts), A exits, Prosody reconnects to B and traffic goes on.
+#                                counts), A closes Prosody's stream as the drain begins
+#                                (ev=s2s.in.drain), A exits, Prosody reconnects to B and
+#                                traffic goes on.
 #   instances.kill_kill          A started again; the same load, then SIGKILL to the instance
 #                                holding Prosody's stream (now B): nothing is answered for
 #                                what it held. Asserted: no 200 without delivery, no duplicate,
@@ -295,6 +297,9 @@ if inst_kill_run instances.kill_term term TERM; then
     [ "$(jget "$XF" neither)" = 0 ] ||
         why+=" $(jget "$XF" neither) of alice's messages neither delivered nor bounced (first $(jget "$XF" neither_first));"
     grep -q 'ev=gateway\.stopped' "${GW_LOG[$KILLED]}" || why+=" $KILLED did not log ev=gateway.stopped;"
+    # The hand-over: Prosody's stream was closed at once, not held through the drain.
+    grep -qE 'ev=s2s\.in\.drain .*remote=xmpp\.test result=closing' "${GW_LOG[$KILLED]}" ||
+        why+=" $KILLED did not close Prosody's stream when the drain began (ev=s2s.in.drain);"
     if [ -z "$why" ]; then it_pass instances.kill_term; else it_fail instances.kill_term "$why"; fi
 else
     [ -n "${IT_REPORTED[instances.kill_term]:-}" ] || it_fail instances.kill_term "the run did not start"
