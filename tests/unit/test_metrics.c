@@ -282,7 +282,7 @@ static void test_histogram(void)
     int buckets = 0;
     for (const char *p = t; (p = strstr(p, prefix)) != NULL; p++) {
         const char *q = strchr(p, '}');
-        unsigned long long v;
+        unsigned long long v = 0;
         CHECK(q && sscanf(q + 1, " %llu", &v) == 1);
         CHECK(v >= last);
         last = v;
