@@ -15,6 +15,9 @@
 #include "policy/policy.h"
 #include "sip/sip.h"
 
+_Static_assert(XS_HTTP_BODY_MAX >= XS_METRICS_RENDER_MAX,
+               "the largest metrics exposition must fit in a response");
+
 struct xs_admin {
     struct xs_gateway *gw;
     struct xs_http_server *http;

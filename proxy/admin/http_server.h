@@ -14,7 +14,9 @@
 
 #define XS_HTTP_CONNS_MAX 32    /* a newer connection over it is closed at once */
 #define XS_HTTP_CONN_TIMEOUT_MS 10000 /* from accept to the response written */
-#define XS_HTTP_BODY_MAX (16u << 20)  /* the largest response body */
+/* The largest response body: room for the largest metrics exposition
+ * (XS_METRICS_RENDER_MAX). */
+#define XS_HTTP_BODY_MAX (32u << 20)
 
 struct xs_http_server;
 struct xs_http_conn;
