@@ -253,6 +253,13 @@ static void on_listener_closed(uv_handle_t *h)
     server_release(h->data);
 }
 
+/* The listener is not the start of the server struct, so the struct is
+ * freed through the handle's data, not by passing free as the callback. */
+static void on_failed_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 int xs_http_server_start(uv_loop_t *loop, const char *host, int port,
                          const struct xs_http_cbs *cbs, void *ud, struct xs_http_server **out,
                          char *err, size_t errlen)
@@ -278,7 +285,7 @@ int xs_http_server_start(uv_loop_t *loop, const char *host, int port,
         rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
     if (rc != 0) {
         snprintf(err, errlen, "%s", uv_strerror(rc));
-        uv_close((uv_handle_t *)&s->listener, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&s->listener, on_failed_listener_closed);
         return XS_EIO;
     }
     *out = s;
