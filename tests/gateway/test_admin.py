@@ -19,7 +19,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gwlib import free_port, message, run_tests  # noqa: E402
+from gwlib import Gateway, free_port, message, policy, run_tests  # noqa: E402
 from test_gateway import Env, expect_nothing, get  # noqa: E402
 
 ARTIFACTS = os.environ.get("XS_ARTIFACTS", os.getcwd())
@@ -297,8 +297,34 @@ async def test_hostile_http_leaves_it_serving(tmp):
         await s.close()
 
 
+async def test_admin_port_in_use_fails_the_start(tmp):
+    """A bind that fails stops the start with a clear line and an exit
+    status, not a crash, and nothing else is left serving."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        gw = Gateway(tmp, policy(free_port(), free_port(socket.SOCK_DGRAM),
+                                 free_port(socket.SOCK_DGRAM), free_port(), admin_port=port))
+        try:
+            gw.start()
+            raise AssertionError("the gateway started with its admin port in use")
+        except AssertionError as ex:
+            if "started with" in str(ex):
+                raise
+        rc = await asyncio.to_thread(gw.proc.wait, 10)
+        assert rc > 0, rc  # an exit status; a signal would be negative
+        log = gw.log_text()
+        assert f"ev=admin.listen addr=127.0.0.1 port={port} result=failed" in log, log[-2000:]
+        assert "ev=gateway.ready" not in log, log[-2000:]
+    finally:
+        busy.close()
+
+
 TESTS = [test_metrics_count_what_was_sent, test_status_shows_partner_streams,
-         test_health_and_readiness, test_hostile_http_leaves_it_serving]
+         test_health_and_readiness, test_hostile_http_leaves_it_serving,
+         test_admin_port_in_use_fails_the_start]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "xsgw-admin-", sys.argv))
