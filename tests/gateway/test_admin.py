@@ -150,11 +150,15 @@ async def test_status_shows_partner_streams(tmp):
         assert doc["sip"]["state"] == "reachable", doc["sip"]
 
         # A reload that fails shows on the page and in the metrics.
-        e.gw.write_policy("gateway { this is not lua")
+        # Its error text quotes the file, markup and quotes included: the
+        # page and the JSON carry it escaped.
+        hostile = "<script>alert('x')</script>&\"<b>"
+        e.gw.write_policy('gateway { x = 1 "' + hostile.replace('"', '\\"') + '" }')
         out = e.gw.reload()
         assert "result=rejected" in out, out
         doc = json.loads((await e.ahttp("/status.json"))[2])
         assert doc["policy"]["last_reload"]["result"] == "rejected", doc["policy"]
+        assert hostile in doc["policy"]["last_reload"]["error"], doc["policy"]
         assert doc["policy"]["reloads_failed"] == 1 and doc["policy"]["generation"] == 1, doc
         m = await e.metrics()
         assert sample(m, "xsgw_policy_reloads_total", result="rejected") == 1, m
@@ -162,7 +166,8 @@ async def test_status_shows_partner_streams(tmp):
         # The HTML page in a real browser, without JavaScript.
         status, headers, html = await e.ahttp("/status")
         assert status == 200 and headers["Content-Type"].startswith("text/html"), headers
-        assert "<script" not in html.lower(), html[:200]
+        assert "<script" not in html.lower() and "<b>" not in html, html
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;" in html, html
         chromium = shutil.which("chromium")
         if not chromium:
             if os.environ.get("XS_IT_REQUIRE") == "1":
@@ -179,6 +184,7 @@ async def test_status_shows_partner_streams(tmp):
         rows = dom.count('class="stream" data-remote="peer.test"')
         assert rows == 2, dom[-3000:]
         assert "reload error" in dom and "rejected" in dom, dom[-3000:]
+        assert "<script" not in dom.lower() and "&lt;script&gt;" in dom, dom[-3000:]
         await run_bounded(base + ["--window-size=420,1200", f"--screenshot={shot}", url], 60)
         assert os.path.getsize(shot) > 1000, shot
         print(f"status page screenshot (narrow screen): {shot}")
