@@ -303,6 +303,27 @@ async def test_hostile_http_leaves_it_serving(tmp):
         await s.close()
 
 
+async def test_readyz_draining(tmp):
+    """Once SIGTERM starts a drain, /readyz answers 503 draining while the
+    loop (and /healthz) still answers: here a message waits on a next hop
+    that no longer answers, so the drain lasts."""
+    async with AdminEnv(tmp) as e:
+        assert (await e.ahttp("/readyz"))[0] == 200
+        e.sip.transport.close()
+        s = await e.peer.authenticated_stream()
+        s.send(message("alice@peer.test/phone", "bob@sip.test", "held", mid="held"))
+        e.gw.wait_log(r"ev=router\.in .*origin=xmpp")
+        mark = len(e.gw.log_text())
+        e.gw.proc.send_signal(signal.SIGTERM)
+        e.gw.wait_log(r"ev=gateway\.drain result=started .*in_flight=1 ", start=mark)
+        assert e.gw.count_log(r"ev=gateway\.drain result=done", start=mark) == 0
+        status, _, body = await e.ahttp("/readyz")
+        assert (status, body) == (503, "not ready: draining\n"), (status, body)
+        assert (await e.ahttp("/healthz"))[:1] == (200,)
+        doc = __import__("json").loads((await e.ahttp("/status.json"))[2])
+        assert doc["policy"]["generation"] == 1, doc
+
+
 async def test_admin_port_in_use_fails_the_start(tmp):
     """A bind that fails stops the start with a clear line and an exit
     status, not a crash, and nothing else is left serving."""
@@ -330,7 +351,7 @@ async def test_admin_port_in_use_fails_the_start(tmp):
 
 TESTS = [test_metrics_count_what_was_sent, test_status_shows_partner_streams,
          test_health_and_readiness, test_hostile_http_leaves_it_serving,
-         test_admin_port_in_use_fails_the_start]
+         test_readyz_draining, test_admin_port_in_use_fails_the_start]
 
 if __name__ == "__main__":
     sys.exit(run_tests(TESTS, "xsgw-admin-", sys.argv))
