@@ -50,8 +50,18 @@ static void dir_list(char *out, size_t n)
         closedir(d);
     qsort(names, (size_t)count, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     out[0] = '\0';
-    for (int i = 0; i < count; i++)
-        snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? " " : "", names[i]);
+    /* Names that would not fit are left out: the checks compare short
+     * lists, and a cut name would only make a comparison fail. */
+    size_t used = 0;
+    for (int i = 0; i < count; i++) {
+        size_t len = strlen(names[i]);
+        if (used + len + 2 > n)
+            break;
+        if (i)
+            out[used++] = ' ';
+        memcpy(out + used, names[i], len + 1);
+        used += len;
+    }
 }
 
 static void dir_remove(void)
